@@ -1,0 +1,143 @@
+"""Frozen values that travel along the data path.
+
+scan → decode → locate → match → detect → alert. Each step takes values and
+returns new ones; nothing here is edited in place. Times are timezone-aware
+UTC datetimes (`chumphae.timeutil.utcnow()`); they are shown in Asia/Bangkok.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+@dataclass(frozen=True, slots=True)
+class Advert:
+    """One BLE advertisement as a receiver heard it (the scan step's output)."""
+
+    address: str  # upper-case "AA:BB:CC:DD:EE:FF"
+    rssi: int  # dBm
+    receiver: str  # id of the receiver that heard it
+    t: datetime  # wall time, UTC
+    monotonic: float  # receiver's monotonic clock, seconds
+    manufacturer_data: dict[int, bytes] = field(default_factory=dict)
+    service_data: dict[str, bytes] = field(default_factory=dict)  # full 128-bit uuid string → bytes
+    local_name: str | None = None
+    tx_power: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Motion:
+    """A per-second summary of wrist acceleration, in g."""
+
+    max_g: float
+    min_g: float
+    mean_g: float
+    pitch_deg: float | None = None  # orientation of the band at the end of the second
+    roll_deg: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """What one advert said, decoded (the decode step's output)."""
+
+    address: str
+    kind: str  # decoder name: "chumphae", "ibeacon", "eddystone_tlm", "moko", "kkm", "bthome"
+    rssi: int
+    receiver: str
+    t: datetime
+    seq: int | None = None
+    battery_pct: float | None = None
+    battery_mv: int | None = None
+    sos: bool = False
+    fall_flag: bool = False
+    worn: bool | None = None
+    charging: bool | None = None
+    motion: Motion | None = None
+    accel_g: tuple[float, float, float] | None = None
+    steps: int | None = None
+    tx_power: int | None = None
+    authenticated: bool = False
+
+
+class PositionSource(StrEnum):
+    BLE = "ble"
+    GPS = "gps"
+    SEARCH = "search"  # a volunteer's phone in search mode
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where a band is believed to be (the locate step's output). WGS 84."""
+
+    address: str
+    t: datetime
+    lat: float
+    lon: float
+    uncertainty_m: float
+    source: PositionSource = PositionSource.BLE
+    receivers: int = 0
+    in_coverage: bool = True
+
+
+class ZoneStatus(StrEnum):
+    INSIDE = "inside"
+    OUTSIDE = "outside"
+    UNCERTAIN = "uncertain"
+    NO_ZONE = "no_zone"
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where a point lies on the tax map, in words."""
+
+    parcel_code: str | None
+    building_code: str | None
+    landmark: str | None  # landmark id / code
+    description_th: str
+    description_en: str
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A position judged against a patient's safe zone (the match step's output)."""
+
+    position: Position
+    status: ZoneStatus
+    zone_version: int | None
+    distance_to_boundary_m: float | None  # positive outside, negative inside
+    distance_to_route_m: float | None
+    place: Place
+
+
+class AlertType(StrEnum):
+    WANDER = "wander"
+    LEFT_COVERAGE = "left_coverage"
+    FALL = "fall"
+    SOS = "sos"
+    BAND_REMOVED = "band_removed"
+    BATTERY_LOW = "battery_low"
+    GATEWAY_OFFLINE = "gateway_offline"
+    BAND_SILENT = "band_silent"
+
+
+class Severity(StrEnum):
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+    INFO = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """A detector's finding about one patient (the detect step's output)."""
+
+    type: AlertType
+    t: datetime  # when the thing happened (not when it was decided)
+    address: str | None  # band
+    patient_id: int | None
+    confidence: float = 1.0
+    match: Match | None = None
+    details: dict[str, object] = field(default_factory=dict)

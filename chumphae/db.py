@@ -1,0 +1,127 @@
+"""The database at the edge: engine, sessions, and schema upgrades (Alembic).
+
+The same code runs on SQLite (embedded default) and PostgreSQL (production).
+Bad configuration fails here, at start, as a `ConfigError` with one clear line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlmodel import Session, create_engine
+
+import chumphae.models  # noqa: F401  (registers every table)
+from chumphae.errors import ConfigError
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+_engine: Engine | None = None
+
+
+def safe_url(url: str) -> str:
+    """The URL with any password hidden, fit for a log line or an error."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable URL>"
+
+
+def make_engine(url: str, *, check: bool = True) -> Engine:
+    """An engine for `url`; with `check`, connect once so a bad URL fails now."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigError(f"CHUMPHAE_DATABASE_URL is not a valid database URL: {exc}") from None
+    kwargs: dict[str, Any] = {}
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+    elif parsed.get_backend_name() == "postgresql":
+        if parsed.get_driver_name() in ("", "psycopg2"):
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        kwargs["pool_pre_ping"] = True
+        kwargs["connect_args"] = {"connect_timeout": 5}
+    else:
+        raise ConfigError(
+            f"unsupported database {parsed.get_backend_name()!r} in {safe_url(url)}: "
+            "use sqlite:///PATH or postgresql://USER@HOST:PORT/DB"
+        )
+    try:
+        engine = create_engine(parsed, **kwargs)
+    except (ArgumentError, ImportError) as exc:
+        raise ConfigError(f"cannot use database {safe_url(url)}: {exc}") from None
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    if check:
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except OperationalError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raise ConfigError(f"cannot reach database {safe_url(url)}: {reason}") from None
+    return engine
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def alembic_config(engine: Engine) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to `revision` (an empty database is created from nothing)."""
+    command.upgrade(alembic_config(engine), revision)
+
+
+def init_engine(url: str, *, migrate: bool = True) -> Engine:
+    """Create the process-wide engine (the backend's start-up path)."""
+    global _engine
+    engine = make_engine(url)
+    if migrate:
+        upgrade(engine)
+    _engine = engine
+    return engine
+
+
+def get_engine() -> Engine:
+    if _engine is None:
+        from chumphae.config import get_settings
+
+        return init_engine(get_settings().effective_database_url)
+    return _engine
+
+
+def set_engine(engine: Engine | None) -> None:
+    global _engine
+    _engine = engine
+
+
+@contextmanager
+def session_scope(engine: Engine | None = None) -> Iterator[Session]:
+    """A session that commits on success and rolls back on error."""
+    with Session(engine or get_engine(), expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise

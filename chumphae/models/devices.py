@@ -1,0 +1,47 @@
+"""Wristbands and the gateways that hear them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON
+from sqlmodel import Field, SQLModel
+
+from chumphae.models.types import UTCDateTime
+from chumphae.timeutil import utcnow
+
+
+class Wristband(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    address: str = Field(max_length=17, unique=True)  # "AA:BB:CC:DD:EE:FF"
+    model: str = Field(default="chumphae-v1", max_length=32)  # decoder / frame format
+    key_hex: str | None = Field(default=None, max_length=64, repr=False)  # per-band secret
+    patient_id: int | None = Field(default=None, foreign_key="patient.id", index=True)
+    site: str = Field(default="chumphae", max_length=64, index=True)
+    active: bool = True
+    battery_pct: float | None = None
+    battery_mv: int | None = None
+    worn: bool | None = None
+    charging: bool | None = None
+    last_seq: int | None = None
+    last_seen_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_rssi: int | None = None
+    last_gateway_id: int | None = Field(default=None, foreign_key="gateway.id")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Gateway(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(max_length=64, unique=True)  # e.g. "gw-nongkhai-rpst"
+    name: str = Field(max_length=200)
+    site: str = Field(default="chumphae", max_length=64, index=True)
+    lat: float | None = None
+    lon: float | None = None
+    token_hash: str = Field(max_length=64, unique=True, repr=False)
+    token_prefix: str = Field(max_length=12)
+    receivers: list[dict[str, object]] = Field(default_factory=list, sa_type=JSON)
+    last_heartbeat_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    health: dict[str, object] = Field(default_factory=dict, sa_type=JSON)
+    config_version: int = 1
+    active: bool = True
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -1,0 +1,1 @@
+"""The caregiver backend's HTTP and WebSocket interfaces (FastAPI)."""

@@ -1,0 +1,49 @@
+"""The FastAPI application: routes, problem details, and start-up (migrate, then serve)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from chumphae import __version__
+from chumphae.api import problems
+from chumphae.api.routes import patients, system, users
+from chumphae.config import Settings, get_settings
+from chumphae.db import init_engine, set_engine
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """Smart Chumphae caregiver backend.
+
+Authenticate with `Authorization: Bearer <token>` (tokens come from
+`chumphae users create`). Errors are RFC 9457 problem details; send
+`Accept-Language: en` for English, Thai is the default. Times are UTC in
+ISO 8601 unless a field says otherwise; the page shows them in Asia/Bangkok.
+"""
+
+
+def create_app(settings: Settings | None = None, *, manage_engine: bool = True) -> FastAPI:
+    """The app. With `manage_engine`, start-up connects to and migrates the configured database."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if manage_engine:
+            init_engine(settings.effective_database_url)
+        log.info("backend ready (version %s)", __version__)
+        try:
+            yield
+        finally:
+            if manage_engine:
+                set_engine(None)
+
+    app = FastAPI(title="Smart Chumphae", version=__version__, description=DESCRIPTION,
+                  lifespan=lifespan)
+    app.state.settings = settings
+    problems.install(app)
+    for module in (system, patients, users):
+        app.include_router(module.router)
+    return app

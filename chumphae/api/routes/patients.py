@@ -1,0 +1,138 @@
+"""Patients: list mine, read one (CID only for roles that need it), create, update."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
+from sqlmodel import col, select
+
+from chumphae import audit
+from chumphae.api.deps import CurrentUser, SessionDep, patient_for, require_roles
+from chumphae.auth.access import visible_patients_clause
+from chumphae.models import CID_ROLES, Patient, Role, User, adl_group
+from chumphae.timeutil import utcnow
+
+router = APIRouter(prefix="/api/v1/patients", tags=["patients"])
+
+Manager = Annotated[User, Depends(require_roles(Role.CARE_MANAGER, Role.ADMIN))]
+
+
+class PatientIn(BaseModel):
+    prename: str | None = None
+    name_th: str = Field(min_length=1, max_length=200)
+    name_en: str | None = None
+    cid: str | None = Field(default=None, pattern=r"^\d{13}$")
+    sex: str | None = Field(default=None, pattern=r"^[12]$")
+    birth_date: date | None = None
+    adl_score: int | None = Field(default=None, ge=0, le=20)
+    nhso_group: int | None = Field(default=None, ge=0, le=4)
+    hospcode: str | None = None
+    pid: str | None = None
+    hn: str | None = None
+    village: str | None = None
+    home_parcel_code: str | None = None
+    home_building_code: str | None = None
+    home_lat: float | None = Field(default=None, ge=-90, le=90)
+    home_lon: float | None = Field(default=None, ge=-180, le=180)
+    notes: str | None = None
+
+
+class PatientPatch(BaseModel):
+    name_th: str | None = Field(default=None, min_length=1, max_length=200)
+    name_en: str | None = None
+    adl_score: int | None = Field(default=None, ge=0, le=20)
+    nhso_group: int | None = Field(default=None, ge=0, le=4)
+    home_parcel_code: str | None = None
+    home_building_code: str | None = None
+    home_lat: float | None = Field(default=None, ge=-90, le=90)
+    home_lon: float | None = Field(default=None, ge=-180, le=180)
+    notes: str | None = None
+    active: bool | None = None
+
+
+class PatientOut(BaseModel):
+    id: int
+    prename: str | None
+    name_th: str
+    name_en: str | None
+    sex: str | None
+    birth_date: date | None
+    adl_score: int | None
+    adl_group: str | None
+    nhso_group: int | None
+    village: str | None
+    home_parcel_code: str | None
+    home_building_code: str | None
+    home_lat: float | None
+    home_lon: float | None
+    notes: str | None
+    active: bool
+    updated_at: datetime
+    cid: str | None = Field(default=None, description="Only for the hospital and admin roles.")
+    hospcode: str | None = None
+    pid: str | None = None
+    hn: str | None = None
+
+
+def to_out(p: Patient, user: User) -> PatientOut:
+    assert p.id is not None
+    out = PatientOut(
+        id=p.id, prename=p.prename, name_th=p.name_th, name_en=p.name_en, sex=p.sex,
+        birth_date=p.birth_date, adl_score=p.adl_score, adl_group=adl_group(p.adl_score),
+        nhso_group=p.nhso_group, village=p.village, home_parcel_code=p.home_parcel_code,
+        home_building_code=p.home_building_code, home_lat=p.home_lat, home_lon=p.home_lon,
+        notes=p.notes, active=p.active, updated_at=p.updated_at,
+    )
+    if Role(user.role) in CID_ROLES:
+        out.cid, out.hospcode, out.pid, out.hn = p.cid, p.hospcode, p.pid, p.hn
+    return out
+
+
+@router.get("", response_model=list[PatientOut])
+def list_patients(
+    request: Request, session: SessionDep, user: CurrentUser,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[PatientOut]:
+    """The patients the caller cares for (district roles: all)."""
+    rows = session.exec(
+        select(Patient).where(visible_patients_clause(user)).order_by(col(Patient.id))
+        .offset(offset).limit(limit)
+    ).all()
+    audit.record(session, user=user, action="read", entity="patient_list",
+                 route=f"{request.method} {request.url.path}", detail={"count": len(rows)})
+    return [to_out(p, user) for p in rows]
+
+
+@router.get("/{patient_id}", response_model=PatientOut)
+def get_patient(patient_id: int, request: Request, session: SessionDep, user: CurrentUser) -> PatientOut:
+    return to_out(patient_for(session, user, request, patient_id), user)
+
+
+@router.post("", response_model=PatientOut, status_code=201)
+def create_patient(body: PatientIn, request: Request, session: SessionDep, user: Manager) -> PatientOut:
+    patient = Patient(**body.model_dump())
+    session.add(patient)
+    session.flush()
+    audit.record(session, user=user, action="create", entity="patient", entity_id=patient.id,
+                 patient_id=patient.id, route=f"{request.method} {request.url.path}")
+    return to_out(patient, user)
+
+
+@router.patch("/{patient_id}", response_model=PatientOut)
+def update_patient(patient_id: int, body: PatientPatch, request: Request, session: SessionDep,
+                   user: CurrentUser) -> PatientOut:
+    """Volunteers may update their own patients' ADL score, notes and home; managers anything."""
+    patient = patient_for(session, user, request, patient_id, action="update")
+    changes = body.model_dump(exclude_unset=True)
+    for key, value in changes.items():
+        setattr(patient, key, value)
+    patient.updated_at = utcnow()
+    session.add(patient)
+    audit.record(session, user=user, action="update", entity="patient", entity_id=patient_id,
+                 patient_id=patient_id, route=f"{request.method} {request.url.path}",
+                 detail={"fields": sorted(changes)})
+    return to_out(patient, user)

@@ -1,0 +1,74 @@
+"""Users and their patients: admins create users (token shown once) and assign patients."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
+from sqlmodel import col, select
+
+from chumphae import audit
+from chumphae.api.deps import SessionDep, require_roles
+from chumphae.api.problems import Problem
+from chumphae.auth.service import assign, create_user
+from chumphae.models import Patient, Role, User
+
+router = APIRouter(prefix="/api/v1/users", tags=["users"])
+
+Admin = Annotated[User, Depends(require_roles(Role.ADMIN))]
+Manager = Annotated[User, Depends(require_roles(Role.CARE_MANAGER, Role.ADMIN))]
+
+
+class UserIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    role: Role
+    lang: str = Field(default="th", pattern="^(th|en)$")
+
+
+class UserOut(BaseModel):
+    id: int
+    name: str
+    role: str
+    lang: str
+    token_prefix: str
+    active: bool
+
+
+class UserCreated(UserOut):
+    token: str = Field(description="Shown once; only its hash is kept.")
+
+
+class AssignmentIn(BaseModel):
+    patient_id: int
+    relation: str = Field(default="caregiver", pattern="^(caregiver|volunteer)$")
+
+
+def _out(u: User) -> UserOut:
+    assert u.id is not None
+    return UserOut(id=u.id, name=u.name, role=u.role, lang=u.lang, token_prefix=u.token_prefix,
+                   active=u.active)
+
+
+@router.get("", response_model=list[UserOut])
+def list_users(session: SessionDep, user: Manager) -> list[UserOut]:
+    return [_out(u) for u in session.exec(select(User).order_by(col(User.id))).all()]
+
+
+@router.post("", response_model=UserCreated, status_code=201)
+def add_user(body: UserIn, request: Request, session: SessionDep, user: Admin) -> UserCreated:
+    created, token = create_user(session, name=body.name, role=body.role, lang=body.lang)
+    audit.record(session, user=user, action="create", entity="user", entity_id=created.id,
+                 route=f"{request.method} {request.url.path}")
+    return UserCreated(**_out(created).model_dump(), token=token)
+
+
+@router.post("/{user_id}/patients", status_code=204)
+def assign_patient(user_id: int, body: AssignmentIn, request: Request, session: SessionDep,
+                   user: Manager) -> None:
+    if session.get(User, user_id) is None or session.get(Patient, body.patient_id) is None:
+        raise Problem(404, "not_found")
+    assign(session, user_id=user_id, patient_id=body.patient_id, relation=body.relation)
+    audit.record(session, user=user, action="create", entity="care_assignment",
+                 entity_id=f"{user_id}:{body.patient_id}", patient_id=body.patient_id,
+                 route=f"{request.method} {request.url.path}")

@@ -1,0 +1,1 @@
+"""Who is asking: API tokens, users, gateways, and what each may see."""

@@ -1,0 +1,67 @@
+"""Creating users and gateways with tokens, and finding them again by token."""
+
+from __future__ import annotations
+
+from sqlmodel import Session, select
+
+from chumphae.auth.tokens import hash_token, new_token, token_prefix
+from chumphae.models import CareAssignment, Gateway, Role, User
+from chumphae.timeutil import utcnow
+
+
+def create_user(session: Session, *, name: str, role: Role | str, lang: str = "th") -> tuple[User, str]:
+    """A new user and their token; the token is returned once and never stored."""
+    role = Role(role)
+    token = new_token("user")
+    user = User(name=name, role=role, token_hash=hash_token(token), token_prefix=token_prefix(token), lang=lang)
+    session.add(user)
+    session.flush()
+    return user, token
+
+
+def rotate_user_token(session: Session, *, user: User) -> str:
+    token = new_token("user")
+    user.token_hash, user.token_prefix = hash_token(token), token_prefix(token)
+    session.add(user)
+    session.flush()
+    return token
+
+
+def user_by_token(session: Session, token: str) -> User | None:
+    user = session.exec(select(User).where(User.token_hash == hash_token(token))).first()
+    if user is None or not user.active:
+        return None
+    return user
+
+
+def touch_user(session: Session, *, user: User) -> None:
+    user.last_seen_at = utcnow()
+    session.add(user)
+
+
+def create_gateway(
+    session: Session, *, slug: str, name: str, site: str = "chumphae",
+    lat: float | None = None, lon: float | None = None,
+    receivers: list[dict[str, object]] | None = None,
+) -> tuple[Gateway, str]:
+    token = new_token("gateway")
+    gateway = Gateway(
+        slug=slug, name=name, site=site, lat=lat, lon=lon, receivers=receivers or [],
+        token_hash=hash_token(token), token_prefix=token_prefix(token),
+    )
+    session.add(gateway)
+    session.flush()
+    return gateway, token
+
+
+def gateway_by_token(session: Session, token: str) -> Gateway | None:
+    gateway = session.exec(select(Gateway).where(Gateway.token_hash == hash_token(token))).first()
+    if gateway is None or not gateway.active:
+        return None
+    return gateway
+
+
+def assign(session: Session, *, user_id: int, patient_id: int, relation: str = "caregiver") -> None:
+    if session.get(CareAssignment, (user_id, patient_id)) is None:
+        session.add(CareAssignment(user_id=user_id, patient_id=patient_id, relation=relation))
+        session.flush()

@@ -34,8 +34,12 @@ def safe_url(url: str) -> str:
         return "<unparseable URL>"
 
 
-def make_engine(url: str, *, check: bool = True) -> Engine:
-    """An engine for `url`; with `check`, connect once so a bad URL fails now."""
+def make_engine(url: str, *, check: bool = True, schema: str | None = None) -> Engine:
+    """An engine for `url`; with `check`, connect once so a bad URL fails now.
+
+    `schema` (PostgreSQL only) puts every table in that schema via search_path,
+    so several installations or test runs can share one database.
+    """
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
@@ -51,6 +55,8 @@ def make_engine(url: str, *, check: bool = True) -> Engine:
             parsed = parsed.set(drivername="postgresql+psycopg")
         kwargs["pool_pre_ping"] = True
         kwargs["connect_args"] = {"connect_timeout": 5}
+        if schema:
+            kwargs["connect_args"]["options"] = f"-csearch_path={schema}"
     else:
         raise ConfigError(
             f"unsupported database {parsed.get_backend_name()!r} in {safe_url(url)}: "

@@ -1,0 +1,210 @@
+"""The Smart Chumphae band frame: authenticated, replay-protected (docs/band-frame.md).
+
+Manufacturer-specific data, company id 0xFFFF, 22 bytes:
+
+    0      version/magic 0xC1
+    1..4   sequence counter, u32 little-endian (clear: part of the nonce)
+    5..13  AES-CCM encrypted body (9 bytes):
+             flags, battery %, max |a|, min |a|, mean |a| (u8, 1/16 g),
+             pitch (int8 °), roll (int8, 2° units), steps (u16 LE)
+    14..21 AES-CCM tag (8 bytes)
+
+Nonce = band address (6) + company id LE (2) + version (1) + counter LE (4).
+A phone that does not hold the band's key cannot produce a frame that
+verifies, and since the address is in the nonce a frame copied from one band
+does not verify as another. Replays are caught by `ReplayGuard`.
+
+This module both builds frames (the simulator; band firmware should follow
+the same bytes) and reads them (the gateway).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESCCM
+
+from chumphae.values import Advert, Motion, Reading
+from gateway.decode import AuthError, DecodeError, Key, ReplayError
+
+COMPANY_ID = 0xFFFF  # Bluetooth SIG "reserved for internal use / testing"
+VERSION = 0xC1
+TAG_LEN = 8
+BODY_LEN = 9
+FRAME_LEN = 1 + 4 + BODY_LEN + TAG_LEN  # 22
+G_UNIT = 16.0  # |a| bytes count 1/16 g
+UNKNOWN_ANGLE = -128
+
+FLAG_SOS = 0x01
+FLAG_FALL = 0x02
+FLAG_WORN = 0x04
+FLAG_CHARGING = 0x08
+FLAG_LOW_BATTERY = 0x10
+
+KEYS = (Key("m", COMPANY_ID, VERSION),)
+
+
+@dataclass(frozen=True, slots=True)
+class BandState:
+    """What a band reports in one frame, before encryption."""
+
+    seq: int
+    sos: bool = False
+    fall: bool = False
+    worn: bool = True
+    charging: bool = False
+    low_battery: bool = False
+    battery_pct: int = 100
+    motion: Motion | None = None
+    steps: int = 0
+
+
+def _address_bytes(address: str) -> bytes:
+    raw = bytes.fromhex(address.replace(":", "").replace("-", ""))
+    if len(raw) != 6:
+        raise DecodeError(f"bad address {address!r}")
+    return raw
+
+
+def _nonce(address: str, seq: int) -> bytes:
+    return _address_bytes(address) + struct.pack("<HBI", COMPANY_ID, VERSION, seq)
+
+
+def _g(v: float) -> int:
+    return max(0, min(255, round(v * G_UNIT)))
+
+
+def _angle(v: float | None, unit: float, lo: int, hi: int) -> int:
+    if v is None:
+        return UNKNOWN_ANGLE
+    return max(lo, min(hi, round(v / unit)))
+
+
+def encode(address: str, key: bytes, s: BandState) -> bytes:
+    """The manufacturer-data payload (after the company id) a band sends for `s`."""
+    flags = (
+        (FLAG_SOS if s.sos else 0)
+        | (FLAG_FALL if s.fall else 0)
+        | (FLAG_WORN if s.worn else 0)
+        | (FLAG_CHARGING if s.charging else 0)
+        | (FLAG_LOW_BATTERY if s.low_battery else 0)
+    )
+    m = s.motion
+    body = struct.pack(
+        "<BBBBBbbH",
+        flags,
+        max(0, min(100, s.battery_pct)),
+        _g(m.max_g) if m else 0,
+        _g(m.min_g) if m else 0,
+        _g(m.mean_g) if m else 0,
+        _angle(m.pitch_deg if m else None, 1.0, -90, 90),
+        _angle(m.roll_deg if m else None, 2.0, -90, 90),
+        s.steps & 0xFFFF,
+    )
+    sealed = AESCCM(key, tag_length=TAG_LEN).encrypt(_nonce(address, s.seq), body, None)
+    return struct.pack("<BI", VERSION, s.seq & 0xFFFFFFFF) + sealed
+
+
+def decode_frame(address: str, key: bytes, payload: bytes) -> BandState:
+    """Verify and decrypt one frame. Raises DecodeError / AuthError."""
+    if len(payload) != FRAME_LEN:
+        raise DecodeError(f"band frame length {len(payload)} != {FRAME_LEN}")
+    if payload[0] != VERSION:
+        raise DecodeError(f"band frame version 0x{payload[0]:02x} unsupported")
+    (seq,) = struct.unpack_from("<I", payload, 1)
+    try:
+        body = AESCCM(key, tag_length=TAG_LEN).decrypt(_nonce(address, seq), payload[5:], None)
+    except InvalidTag as e:
+        raise AuthError(f"band frame from {address} failed authentication") from e
+    flags, batt, mx, mn, mean, pitch, roll, steps = struct.unpack("<BBBBBbbH", body)
+    motion = None
+    if mx or mn or mean:
+        motion = Motion(
+            max_g=mx / G_UNIT,
+            min_g=mn / G_UNIT,
+            mean_g=mean / G_UNIT,
+            pitch_deg=None if pitch == UNKNOWN_ANGLE else float(pitch),
+            roll_deg=None if roll == UNKNOWN_ANGLE else float(roll) * 2.0,
+        )
+    return BandState(
+        seq=seq,
+        sos=bool(flags & FLAG_SOS),
+        fall=bool(flags & FLAG_FALL),
+        worn=bool(flags & FLAG_WORN),
+        charging=bool(flags & FLAG_CHARGING),
+        low_battery=bool(flags & FLAG_LOW_BATTERY),
+        battery_pct=min(batt, 100),
+        motion=motion,
+        steps=steps,
+    )
+
+
+class ReplayGuard:
+    """Rejects frames whose counter is older than the newest one seen per band.
+
+    The same frame is legitimately heard several times: by every receiver of
+    the site (that is how we locate) and repeatedly while the band re-sends
+    one payload within its one-second update. So the newest counter may be
+    accepted again for `window_s` seconds after it was first seen; anything
+    older than the newest is a replay. State can be seeded from storage so a
+    gateway restart does not reopen old frames (`snapshot` / `restore`).
+    """
+
+    def __init__(self, window_s: float = 5.0) -> None:
+        self.window_s = window_s
+        self._last: dict[str, tuple[int, float]] = {}
+
+    def check(self, address: str, seq: int, now: float) -> bool:
+        """True if fresh (new counter); False if a repeat sighting. Raises ReplayError."""
+        last = self._last.get(address)
+        if last is None or seq > last[0]:
+            self._last[address] = (seq, now)
+            return True
+        if seq == last[0] and now - last[1] <= self.window_s:
+            return False
+        raise ReplayError(f"band {address} counter {seq} is not newer than {last[0]}")
+
+    def snapshot(self) -> dict[str, int]:
+        return {a: s for a, (s, _t) in self._last.items()}
+
+    def restore(self, seqs: dict[str, int], now: float) -> None:
+        for a, s in seqs.items():
+            # restored counters get no repeat window: only newer frames pass
+            self._last[a] = (s, now - self.window_s - 1.0)
+
+
+class BandDecoder:
+    """Decoder for the registry: looks the key up by address, checks replay."""
+
+    name = "chumphae"
+
+    def __init__(self, keys: Callable[[str], bytes | None], guard: ReplayGuard | None = None) -> None:
+        self.keys = keys
+        self.guard = guard or ReplayGuard()
+
+    def decode(self, advert: Advert, payload: bytes) -> Reading | None:
+        key = self.keys(advert.address)
+        if key is None:
+            return None  # a band of another site, or not yet in our config: not ours
+        s = decode_frame(advert.address, key, payload)
+        self.guard.check(advert.address, s.seq, advert.monotonic)
+        return Reading(
+            address=advert.address,
+            kind=self.name,
+            rssi=advert.rssi,
+            receiver=advert.receiver,
+            t=advert.t,
+            seq=s.seq,
+            battery_pct=float(s.battery_pct),
+            sos=s.sos,
+            fall_flag=s.fall,
+            worn=s.worn,
+            charging=s.charging,
+            motion=s.motion,
+            steps=s.steps,
+            tx_power=advert.tx_power,
+            authenticated=True,
+        )

@@ -1,0 +1,49 @@
+"""Gateway settings from the environment or `.env`, prefix GATEWAY_ (pydantic-settings)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class GatewaySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", env_file=".env", extra="ignore")
+
+    backend_url: str = Field(
+        default="http://127.0.0.1:8080", description="Backend base URL; ws(s) is derived from it."
+    )
+    token: str = Field(default="", description="This gateway's bearer token (never logged).")
+    site_id: str = Field(default="", description="Informative; the backend knows the site by token.")
+    receiver_id: str = Field(default="local", description="Receiver id of this machine's adapter.")
+    adapter: str | None = Field(default=None, description='BlueZ adapter name, e.g. "hci0"; None = default.')
+    scan_mode: Literal["active", "passive"] = "active"
+    watchdog_s: float = Field(default=90.0, description="Restart a scanner silent for this long.")
+    scan_queue_size: int = Field(default=4096, description="Adverts buffered between radio and pipeline.")
+    queue_path: Path = Field(default=Path("data/gateway-outbox.sqlite3"), description="Durable outbox.")
+    config_cache: Path = Field(default=Path("data/gateway-config.json"), description="Last site config.")
+    heartbeat_s: float = 15.0
+    ack_timeout_s: float = 30.0
+    max_in_flight: int = 256
+    backoff_min_s: float = 0.5
+    backoff_max_s: float = 30.0
+    config_poll_s: float = 600.0
+    position_every_s: float = Field(default=60.0, description="Send a position at least this often per band.")
+    locate_window_s: float = Field(default=15.0, description="RSSI history per receiver, seconds.")
+    coverage_timeout_s: float = Field(default=60.0, description="Unheard this long = out of coverage.")
+    log_level: str = "INFO"
+
+    @property
+    def ws_url(self) -> str:
+        base = self.backend_url.rstrip("/")
+        if base.startswith("https://"):
+            base = "wss://" + base[len("https://") :]
+        elif base.startswith("http://"):
+            base = "ws://" + base[len("http://") :]
+        return base + "/api/v1/gateway/ws"
+
+    @property
+    def config_url(self) -> str:
+        return self.backend_url.rstrip("/") + "/api/v1/gateway/config"

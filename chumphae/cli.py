@@ -9,6 +9,7 @@ import typer
 
 from chumphae.config import get_settings
 from chumphae.errors import ConfigError
+from chumphae.map import cli as map_cli
 
 app = typer.Typer(help="Smart Chumphae: BLE wristbands, tax-map matching, alerts people can trust.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -18,6 +19,7 @@ gateways_app = typer.Typer(help="Gateways and their tokens.", no_args_is_help=Tr
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(gateways_app, name="gateways")
+app.add_typer(map_cli.app, name="map")
 
 
 def _engine():  # type: ignore[no-untyped-def]

@@ -17,9 +17,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-import geopandas as gpd
 import numpy as np
-import pyogrio
 import shapely
 from shapely.geometry.base import BaseGeometry
 
@@ -139,6 +137,8 @@ def parse_field_map(items: list[str] | None) -> dict[str, str]:
 
 
 def _pick_source_layer(path: Path, layer: str, source_layer: str | None) -> str | None:
+    import pyogrio
+
     try:
         names = [str(n) for n in pyogrio.list_layers(path)[:, 0]]
     except Exception as exc:  # pyogrio raises DataSourceError and friends
@@ -232,6 +232,8 @@ def read_layer(path: str | Path, layer: str, *, epsg: int | None = None,
                fields: Mapping[str, str] | None = None, encoding: str | None = None,
                source_layer: str | None = None, dataset: str | None = None) -> ImportResult:
     """Read one layer of a municipality's file into WGS 84 feature records plus a summary."""
+    import geopandas as gpd  # here, not at import time: `chumphae --help` stays fast
+
     path = Path(path)
     if layer not in LAYERS:
         raise MapImportError(f"unknown layer {layer!r}: use one of {', '.join(LAYERS)}")
@@ -287,7 +289,7 @@ def read_layer(path: str | Path, layer: str, *, epsg: int | None = None,
     return ImportResult(records, summary)
 
 
-def _resolve_columns(gdf: gpd.GeoDataFrame, layer: str, fields: Mapping[str, str],
+def _resolve_columns(gdf: Any, layer: str, fields: Mapping[str, str],
                      path: Path) -> dict[str, str | None]:
     """Which file column feeds code / name_th / name_en / kind (after --field renames)."""
     lower = {str(c).lower(): str(c) for c in gdf.columns if c != gdf.geometry.name}

@@ -1,0 +1,114 @@
+"""`chumphae map ...`: load a municipality's tax map, see what is loaded, ask where a point is."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from chumphae.config import get_settings
+from chumphae.map.importer import LAYERS, MapImportError, parse_field_map, read_layer
+
+app = typer.Typer(help="The tax-map layer (parcels, buildings, walking routes, landmarks).",
+                  no_args_is_help=True)
+
+
+def _engine():  # type: ignore[no-untyped-def]
+    from chumphae.db import init_engine
+
+    return init_engine(get_settings().effective_database_url)
+
+
+@app.command("import")
+def import_cmd(
+    path: Annotated[Path, typer.Argument(help="GeoJSON, GeoPackage or Shapefile exported from LTAX / QGIS.")],
+    layer: Annotated[str, typer.Option(help="parcels | buildings | routes | landmarks")],
+    epsg: Annotated[int | None, typer.Option(help="CRS of a file that states none (e.g. 32648, 24048).")] = None,
+    field: Annotated[list[str] | None, typer.Option(help="OURS=THEIRS column mapping, e.g. parcel_code=PCODE (repeat).")] = None,
+    encoding: Annotated[str | None, typer.Option(help="Text encoding of an old Shapefile, e.g. cp874 (TIS-620).")] = None,
+    source_layer: Annotated[str | None, typer.Option(help="Layer inside a multi-layer file.")] = None,
+    dataset: Annotated[str | None, typer.Option(help="Name of this import (default: the file name).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check and summarise only; store nothing.")] = False,
+) -> None:
+    """Load one layer of a municipality's own map file (re-importing a data set replaces it)."""
+    if layer not in LAYERS:
+        raise MapImportError(f"unknown layer {layer!r}: use one of {', '.join(LAYERS)}")
+    result = read_layer(path, layer, epsg=epsg, fields=parse_field_map(field), encoding=encoding,
+                        source_layer=source_layer, dataset=dataset)
+    for line in result.summary.lines():
+        typer.echo(line)
+    if dry_run:
+        typer.echo("dry run: nothing stored")
+        return
+    from chumphae.db import session_scope
+    from chumphae.map.store import save_records
+
+    with session_scope(_engine()) as session:
+        n = save_records(session, result.records, result.summary.dataset)
+    typer.echo(f"stored {n} features in layer {layer} of data set {result.summary.dataset}")
+
+
+@app.command("load-default")
+def load_default_cmd(
+    path: Annotated[Path | None, typer.Option(help="GeoPackage (default: mapdata/chumphae.gpkg).")] = None,
+) -> None:
+    """Load the Chumphae demo map once (the backend also does this on an empty map table)."""
+    from chumphae.db import session_scope
+    from chumphae.map.store import load_default_map
+
+    with session_scope(_engine()) as session:
+        summary = load_default_map(session, path)
+    for line in summary.lines():
+        typer.echo(line)
+
+
+@app.command("info")
+def info_cmd() -> None:
+    """What is loaded: data sets, layers, feature counts, bounding boxes, import times (Bangkok)."""
+    from chumphae.db import session_scope
+    from chumphae.map.store import map_info
+    from chumphae.timeutil import iso_bangkok
+
+    with session_scope(_engine()) as session:
+        rows = map_info(session)
+    if not rows:
+        typer.echo("no map loaded: run `chumphae map load-default` or `chumphae map import`")
+        return
+    for r in rows:
+        x0, y0, x1, y1 = r["bbox"]
+        typer.echo(f"{r['dataset']:<20} {r['layer']:<10} {r['count']:>7}  "
+                   f"bbox {x0:.5f} {y0:.5f} {x1:.5f} {y1:.5f}  imported {iso_bangkok(r['imported_at'])}")
+
+
+@app.command("remove")
+def remove_cmd(
+    dataset: Annotated[str, typer.Option(help="Data set to delete.")],
+    layer: Annotated[str | None, typer.Option(help="Only this layer.")] = None,
+) -> None:
+    """Delete an imported data set (or one layer of it)."""
+    from chumphae.db import session_scope
+    from chumphae.map.store import remove_dataset
+
+    with session_scope(_engine()) as session:
+        n = remove_dataset(session, dataset, layer)
+    typer.echo(f"removed {n} features")
+
+
+@app.command("where")
+def where_cmd(
+    lat: Annotated[float, typer.Argument(help="Latitude, WGS 84.")],
+    lon: Annotated[float, typer.Argument(help="Longitude, WGS 84.")],
+) -> None:
+    """Name a point the way a caregiver would: parcel, building, nearest landmark (Thai and English)."""
+    from chumphae.db import session_scope
+    from chumphae.map.match import Matcher
+    from chumphae.map.store import load_layers
+
+    with session_scope(_engine()) as session:
+        layers = load_layers(session)
+    place = Matcher(layers).place(lon, lat)
+    typer.echo(f"parcel {place.parcel_code or '-'}  building {place.building_code or '-'}  "
+               f"landmark {place.landmark or '-'}")
+    typer.echo(place.description_th)
+    typer.echo(place.description_en)

@@ -13,6 +13,7 @@ from chumphae.api import problems
 from chumphae.api.routes import patients, system, users
 from chumphae.config import Settings, get_settings
 from chumphae.db import init_engine, set_engine
+from chumphae.web import serve as web_page
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,6 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
                   lifespan=lifespan)
     app.state.settings = settings
     problems.install(app)
-    for module in (system, patients, users):
+    for module in (system, patients, users, web_page):
         app.include_router(module.router)
     return app

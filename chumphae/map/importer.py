@@ -255,7 +255,7 @@ def read_layer(path: str | Path, layer: str, *, epsg: int | None = None,
         gdf = gdf.set_crs(epsg, allow_override=True)
     src_crs = gdf.crs
     src_name = f"EPSG:{src_crs.to_epsg()}" if src_crs.to_epsg() else src_crs.to_string()
-    columns = _resolve_columns(gdf, layer, fields or {}, path)
+    gdf, columns = _resolve_columns(gdf, layer, fields or {}, path)
 
     geoms, counts = _fix_geometries(gdf.geometry.values, layer)
     keep = np.array([g is not None for g in geoms], dtype=bool)
@@ -290,7 +290,7 @@ def read_layer(path: str | Path, layer: str, *, epsg: int | None = None,
 
 
 def _resolve_columns(gdf: Any, layer: str, fields: Mapping[str, str],
-                     path: Path) -> dict[str, str | None]:
+                     path: Path) -> tuple[Any, dict[str, str | None]]:
     """Which file column feeds code / name_th / name_en / kind (after --field renames)."""
     lower = {str(c).lower(): str(c) for c in gdf.columns if c != gdf.geometry.name}
     renames: dict[str, str] = {}
@@ -301,12 +301,12 @@ def _resolve_columns(gdf: Any, layer: str, fields: Mapping[str, str],
                                  f"it has: {', '.join(lower.values())}")
         renames[col] = ours
     if renames:
-        gdf.rename(columns=renames, inplace=True)
+        gdf = gdf.rename(columns=renames)
         lower = {str(c).lower(): str(c) for c in gdf.columns if c != gdf.geometry.name}
     out: dict[str, str | None] = {}
     for target, names in ALIASES[layer].items():
         out[target] = next((lower[n] for n in names if n in lower), None)
-    return out
+    return gdf, out
 
 
 def _record(layer: str, row: dict[str, Any], columns: dict[str, str | None], geom: BaseGeometry) -> FeatureRecord:

@@ -1,0 +1,127 @@
+"""The match step against hand-computed cases on a tiny map, and batch = scalar on the Chumphae map."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+
+from chumphae.map.layers import MapLayers
+from chumphae.map.match import Matcher, classify
+from chumphae.map.zones import NightRule, ZoneSpec, build_zone
+from chumphae.values import Position, ZoneStatus
+from tests.map.conftest import lonlat
+
+NOON_BKK = datetime(2026, 3, 1, 5, 0, tzinfo=UTC)  # 12:00 in Bangkok
+NIGHT_BKK = datetime(2026, 3, 1, 16, 0, tzinfo=UTC)  # 23:00 in Bangkok
+
+
+def pos(x: float, y: float, r: float, t: datetime = NOON_BKK) -> Position:
+    lon, lat = lonlat(x, y)
+    return Position(address="C0:CA:FE:00:00:01", t=t, lat=lat, lon=lon, uncertainty_m=r)
+
+
+@pytest.fixture
+def home_zone(tiny_layers: MapLayers):  # type: ignore[no-untyped-def]
+    """Exactly the 40 × 40 m home parcel: no margin, no routes, no night rule."""
+    return build_zone(tiny_layers, ZoneSpec(home_parcel_code="01A001", margin_m=0, night=None), version=3)
+
+
+@pytest.mark.parametrize(("x", "y", "r", "status", "signed"), [
+    (20, 20, 5, ZoneStatus.INSIDE, -20.0),       # centre of the parcel
+    (20, 37, 5, ZoneStatus.UNCERTAIN, -3.0),     # inside, but the disc crosses the north edge
+    (20, 43, 5, ZoneStatus.UNCERTAIN, 3.0),      # outside, disc reaches back in
+    (20, 50, 5, ZoneStatus.OUTSIDE, 10.0),       # disc clear of the edge
+    (43, 44, 4.9, ZoneStatus.OUTSIDE, 5.0),      # off the NE corner: √(3² + 4²) = 5 m
+    (43, 44, 5.1, ZoneStatus.UNCERTAIN, 5.0),    # same point, a disc just big enough to touch
+    (35, 35, 5, ZoneStatus.INSIDE, -5.0),        # near the corner inside: nearest edge 5 m away
+    (35, 35, 6, ZoneStatus.UNCERTAIN, -5.0),
+    (20, 40, 0, ZoneStatus.INSIDE, 0.0),         # exactly on the fence with no uncertainty counts as home
+    (-10, 20, 0, ZoneStatus.OUTSIDE, 10.0),
+])
+def test_disc_against_home_parcel(tiny_layers: MapLayers, home_zone, x, y, r, status, signed) -> None:  # type: ignore[no-untyped-def]
+    m = Matcher(tiny_layers).match(pos(x, y, r), home_zone)
+    assert m.status is status
+    assert m.distance_to_boundary_m == pytest.approx(signed, abs=1e-3)
+    assert m.zone_version == 3
+
+
+def test_route_corridor_and_its_round_end(tiny_layers: MapLayers) -> None:
+    zone = build_zone(tiny_layers, ZoneSpec(home_parcel_code="01A001", margin_m=0, route_codes=("R1",),
+                                            tolerance_m=10, night=None))
+    matcher = Matcher(tiny_layers)
+    on_path = matcher.match(pos(140, 20, 5), zone)
+    assert on_path.status is ZoneStatus.INSIDE and on_path.distance_to_boundary_m == pytest.approx(-10, abs=1e-3)
+    assert on_path.distance_to_route_m == pytest.approx(0, abs=1e-3)
+    beside = matcher.match(pos(140, 36, 5), zone)  # 16 m from the path, corridor is ±10 m
+    assert beside.status is ZoneStatus.OUTSIDE
+    assert beside.distance_to_boundary_m == pytest.approx(6, abs=1e-3)
+    assert beside.distance_to_route_m == pytest.approx(16, abs=1e-3)
+    # Past the end of the path: the buffer's round cap (radius 10 around (240, 20)).
+    beyond = matcher.match(pos(240 + 6, 20 + 8, 1), zone)  # 10 m from the end: on the cap
+    assert beyond.status is ZoneStatus.UNCERTAIN
+    assert abs(beyond.distance_to_boundary_m) < 0.05  # type: ignore[arg-type]
+    far = matcher.match(pos(240 + 12, 20 + 16, 2), zone)  # 20 m from the end
+    assert far.status is ZoneStatus.OUTSIDE and far.distance_to_boundary_m == pytest.approx(10, abs=0.05)
+
+
+def test_night_only_the_home_counts(tiny_layers: MapLayers) -> None:
+    zone = build_zone(tiny_layers, ZoneSpec(home_parcel_code="01A001", margin_m=0, route_codes=("R1",),
+                                            tolerance_m=10, night=NightRule()))
+    matcher = Matcher(tiny_layers)
+    assert matcher.match(pos(140, 20, 5, NOON_BKK), zone).status is ZoneStatus.INSIDE
+    at_night = matcher.match(pos(140, 20, 5, NIGHT_BKK), zone)
+    assert at_night.status is ZoneStatus.OUTSIDE
+    assert at_night.distance_to_boundary_m == pytest.approx(100, abs=1e-3)  # to the parcel's east edge x = 40
+    assert matcher.match(pos(20, 20, 5, NIGHT_BKK), zone).status is ZoneStatus.INSIDE
+
+
+def test_place_under_the_point_and_description(tiny_layers: MapLayers, home_zone) -> None:  # type: ignore[no-untyped-def]
+    m = Matcher(tiny_layers).match(pos(15, 15, 3), home_zone)
+    assert m.place.parcel_code == "01A001" and m.place.building_code == "01A001-B001"
+    away = Matcher(tiny_layers).match(pos(0, 80, 3), home_zone)
+    assert away.place.parcel_code is None and away.place.building_code is None
+    assert away.place.landmark == "LM1"
+    assert away.place.description_th == "ห่างจากวัดทดสอบ 120 ม. ทางทิศใต้"
+    assert away.place.description_en == "120 m south of Wat Thotsop"
+    north = Matcher(tiny_layers).place(*lonlat(0, 320))
+    assert north.description_en == "120 m north of Wat Thotsop"
+
+
+def test_no_zone_still_names_the_place(tiny_layers: MapLayers) -> None:
+    m = Matcher(tiny_layers).match(pos(15, 15, 3), None)
+    assert m.status is ZoneStatus.NO_ZONE and m.distance_to_boundary_m is None and m.zone_version is None
+    assert m.place.building_code == "01A001-B001"
+
+
+def test_classify_edges() -> None:
+    assert classify(-5, 5) is ZoneStatus.INSIDE
+    assert classify(5, 5) is ZoneStatus.OUTSIDE
+    assert classify(4.99, 5) is ZoneStatus.UNCERTAIN
+    assert classify(3, -1) is ZoneStatus.OUTSIDE  # a negative radius is treated as none
+
+
+def test_batch_equals_scalar_on_the_chumphae_map(chumphae_layers: MapLayers) -> None:
+    from chumphae.map.zones import demo_homes
+
+    homes = demo_homes(chumphae_layers, 12, seed=7)
+    zones = [build_zone(chumphae_layers, h.zone_spec(), patient_id=i, version=1) for i, h in enumerate(homes)]
+    rng = np.random.default_rng(1)
+    positions, zone_of = [], []
+    for k in range(300):
+        h = homes[k % len(homes)]
+        d, a = rng.uniform(0, 400), rng.uniform(0, 2 * math.pi)
+        lat = h.lat + d * math.cos(a) / 111_000
+        lon = h.lon + d * math.sin(a) / (111_000 * math.cos(math.radians(h.lat)))
+        t = NOON_BKK if k % 3 else NIGHT_BKK
+        positions.append(Position("AA", t, lat, lon, float(rng.uniform(0, 60))))
+        zone_of.append(zones[k % len(zones)] if k % 10 else None)
+    matcher = Matcher(chumphae_layers)
+    batch = matcher.match_many(positions, zone_of)
+    scalar = [matcher.match(p, z) for p, z in zip(positions, zone_of, strict=True)]
+    assert batch == scalar
+    statuses = {m.status for m in batch}
+    assert statuses == {ZoneStatus.INSIDE, ZoneStatus.OUTSIDE, ZoneStatus.UNCERTAIN, ZoneStatus.NO_ZONE}
+    assert sum(m.place.parcel_code is not None for m in batch) > 100  # most points fall on a parcel

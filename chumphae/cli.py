@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from chumphae.config import get_settings
+from chumphae.detect import cli as falls_cli
 from chumphae.errors import ConfigError
 from chumphae.map import cli as map_cli
 
@@ -19,6 +20,7 @@ gateways_app = typer.Typer(help="Gateways and their tokens.", no_args_is_help=Tr
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(gateways_app, name="gateways")
+app.add_typer(falls_cli.app, name="falls")
 app.add_typer(map_cli.app, name="map")
 
 

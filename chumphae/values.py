@@ -109,6 +109,7 @@ class Match:
     distance_to_boundary_m: float | None  # positive outside, negative inside
     distance_to_route_m: float | None
     place: Place
+    schedule: str | None = None  # "day" | "night": which zone applied, when the matcher knows
 
 
 class AlertType(StrEnum):

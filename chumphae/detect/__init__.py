@@ -1,0 +1,1 @@
+"""The detect step: pure detectors over a patient's recent state (filled in below)."""

@@ -1,0 +1,90 @@
+"""The per-patient recent state the detectors take and return.
+
+Detectors are pure steps: `step(state, event, thresholds, now)` returns a new
+`PatientState` (built with `dataclasses.replace`) and the detections it made.
+Nothing is edited in place, so the gateway and the backend can keep the state
+wherever they like (memory, a row, a cache), replay a day of events through
+the same steps in a test, and compare states with `==`.
+
+Each detector owns one field (its sub-state); `PatientState` holds the facts
+they share (who, when last heard, where last matched).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from chumphae.values import Match, Motion, Reading
+
+Event = Reading | Match  # what the pipeline feeds the detectors
+
+
+@dataclass(frozen=True, slots=True)
+class WanderState:
+    outside_since: datetime | None = None  # first confirmed-outside fix of this excursion
+    alerted: bool = False  # wander raised for this excursion
+    left_alerted: bool = False  # left-coverage raised for this silence
+
+
+@dataclass(frozen=True, slots=True)
+class FallCandidate:
+    """An impact seen in the per-second summaries, waiting for what follows it."""
+
+    t: datetime
+    peak_g: float
+    free_fall: bool
+    flag: bool  # the band's own fall flag was set around it
+    pitch_before: float | None
+    roll_before: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class FallState:
+    window: tuple[tuple[datetime, Motion], ...] = ()  # recent per-second summaries, oldest first
+    pending: FallCandidate | None = None
+    last_fall: datetime | None = None
+    flag_since: datetime | None = None  # the band's fall flag first seen set (until it clears)
+
+
+@dataclass(frozen=True, slots=True)
+class SosState:
+    last_press: datetime | None = None
+    flag_on: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class WearState:
+    worn_off_since: datetime | None = None
+    still_since: datetime | None = None  # "lying on a table" signature began
+    removed_alerted: bool = False
+    silent_alerted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BatteryState:
+    samples: tuple[tuple[datetime, float], ...] = ()  # (t, percent), oldest first, thinned
+    alerted_level: float | None = None  # the percent at which we last alerted
+
+
+@dataclass(frozen=True, slots=True)
+class PatientState:
+    patient_id: int | None = None
+    address: str | None = None
+    last_heard: datetime | None = None
+    last_match: Match | None = None
+    wander: WanderState = field(default_factory=WanderState)
+    fall: FallState = field(default_factory=FallState)
+    sos: SosState = field(default_factory=SosState)
+    wear: WearState = field(default_factory=WearState)
+    battery: BatteryState = field(default_factory=BatteryState)
+
+
+def heard(state: PatientState, event: Event) -> PatientState:
+    """The shared facts after an event: last heard, last match (never moving time backwards)."""
+    t = event.t if isinstance(event, Reading) else event.position.t
+    new_heard = t if state.last_heard is None else max(state.last_heard, t)
+    if isinstance(event, Match):
+        newer = state.last_match is None or event.position.t >= state.last_match.position.t
+        return replace(state, last_heard=new_heard, last_match=event if newer else state.last_match)
+    return replace(state, last_heard=new_heard, address=state.address or event.address)

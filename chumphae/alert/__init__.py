@@ -1,0 +1,1 @@
+"""Alerts as state: open → acknowledged → resolved, one per patient and type, escalated on a timer."""

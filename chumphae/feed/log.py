@@ -1,0 +1,95 @@
+"""The feed log: every change a caregiver should see, as a `feed_event` row whose id is the cursor.
+
+Rows are written in the same transaction as the change they describe, so a
+frame exists exactly when its change was committed. Cursors must never be
+skipped by a reader: on PostgreSQL an id is taken from a sequence before its
+transaction commits, so two writers could commit ids 11 then 10, and a
+reader that already moved past 11 would never see 10. Writers therefore take
+one transaction-scoped advisory lock before appending; commit order is then
+id order. (SQLite has a single writer, which gives the same guarantee.)
+
+On PostgreSQL the append also issues `pg_notify`, delivered only if and when
+the transaction commits: that is how other backend processes wake up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import event, func, or_, text
+from sqlalchemy.orm import Session as OrmSession
+from sqlmodel import Session, col, select
+
+from chumphae.models import FeedEvent
+
+PG_CHANNEL = "chumphae_feed"
+PG_LOCK_KEY = 4005_0001  # advisory lock that orders feed writers (4005 = Chumphae's geocode)
+DIRTY = "chumphae_feed_dirty"
+
+
+def append(session: Session, *, kind: str, patient_id: int | None,
+           payload: dict[str, object]) -> FeedEvent:
+    """Add one feed row to the session's transaction; its id (the cursor) is known after flush."""
+    if session.get_bind().dialect.name == "postgresql":
+        # Taken on every append (re-taking a held lock is cheap): a savepoint rolled
+        # back may have released an earlier one.
+        session.exec(text("SELECT pg_advisory_xact_lock(:k), pg_notify(:c, '')")  # type: ignore[call-overload]
+                     .bindparams(k=PG_LOCK_KEY, c=PG_CHANNEL))
+    row = FeedEvent(kind=kind, patient_id=patient_id, payload=payload)
+    session.add(row)
+    session.flush()
+    session.info[DIRTY] = True
+    return row
+
+
+def latest_cursor(session: Session) -> int:
+    return int(session.exec(select(func.coalesce(func.max(FeedEvent.id), 0))).one())
+
+
+def oldest_cursor(session: Session) -> int:
+    return int(session.exec(select(func.coalesce(func.min(FeedEvent.id), 0))).one())
+
+
+def read_since(session: Session, *, cursor: int, patient_ids: Sequence[int] | None,
+               unassigned: bool, limit: int = 200) -> list[FeedEvent]:
+    """Rows after `cursor`, in cursor order, for these patients (None: all).
+
+    `unassigned` adds rows with no patient (gateway alerts), which only
+    district roles see.
+    """
+    query = select(FeedEvent).where(col(FeedEvent.id) > cursor)
+    if patient_ids is not None:
+        wanted = col(FeedEvent.patient_id).in_(list(patient_ids))
+        query = query.where(or_(wanted, col(FeedEvent.patient_id).is_(None)) if unassigned else wanted)
+    elif not unassigned:
+        query = query.where(col(FeedEvent.patient_id).is_not(None))
+    return list(session.exec(query.order_by(col(FeedEvent.id)).limit(limit)).all())
+
+
+# After a commit that wrote feed rows, wake the sockets of this process (and,
+# through fanout, of the others). Registered once on every ORM session.
+_after_commit_hooks: list[object] = []
+
+
+def on_commit(hook: object) -> None:
+    """Call `hook()` after every commit that appended feed rows (fanout registers here)."""
+    if hook not in _after_commit_hooks:
+        _after_commit_hooks.append(hook)
+
+
+def off_commit(hook: object) -> None:
+    if hook in _after_commit_hooks:
+        _after_commit_hooks.remove(hook)
+
+
+@event.listens_for(OrmSession, "after_commit")
+def _after_commit(session: OrmSession) -> None:
+    if session.info.pop(DIRTY, False):
+        for hook in list(_after_commit_hooks):
+            hook()  # type: ignore[operator]
+
+
+@event.listens_for(OrmSession, "after_rollback")
+def _after_rollback(session: OrmSession) -> None:
+    if not session.in_transaction():
+        session.info.pop(DIRTY, None)

@@ -1,0 +1,198 @@
+"""The demo district: patients, bands, gateways and users placed on the Chumphae map.
+
+Deterministic (a fixed random seed), so every demo and every test sees the
+same district. Names are invented; CIDs are valid-looking but fictitious
+(they start with 0, which no real Thai national ID does).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import date
+from typing import TYPE_CHECKING
+
+import typer
+from sqlmodel import Session, select
+
+from chumphae.auth.service import assign, create_gateway, create_user, rotate_user_token
+from chumphae.models import Gateway, Patient, Role, User, Wristband
+
+if TYPE_CHECKING:
+    from chumphae.map.demo import DemoHome
+
+DEMO_TAG = "[demo]"
+RNG_SEED = 4005  # Chumphae's district geocode
+
+GIVEN_F = [("บุญมี", "Boonmee"), ("สมศรี", "Somsri"), ("คำปุ่น", "Kampun"), ("ทองใบ", "Thongbai"),
+           ("หนูเพียร", "Nuphian"), ("บัวผัน", "Buaphan"), ("จันทร์เพ็ญ", "Chanphen"), ("สายทอง", "Saithong"),
+           ("ประนอม", "Pranom"), ("คำพอง", "Kamphong")]
+GIVEN_M = [("สมบัติ", "Sombat"), ("ทองดี", "Thongdee"), ("บุญเลิศ", "Boonlert"), ("คำมี", "Kammee"),
+           ("สุพรรณ", "Suphan"), ("ประสิทธิ์", "Prasit"), ("หนูแดง", "Nudaeng"), ("เสาร์", "Sao"),
+           ("บุญช่วย", "Boonchuay"), ("จำปา", "Champa")]
+FAMILY = [("ศรีชมภู", "Srichomphu"), ("แก้วมณี", "Kaewmanee"), ("พลภักดี", "Phonphakdee"),
+          ("บุญมา", "Boonma"), ("ใจดี", "Jaidee"), ("สุขสวัสดิ์", "Suksawat"), ("ชุมแพ", "Chumphae"),
+          ("ทองคำ", "Thongkham"), ("นามวงศ์", "Namwong"), ("ภูเขียว", "Phukhiao")]
+
+
+@dataclass
+class SeedResult:
+    created: bool
+    patients: int
+    tokens: dict[str, str] = field(default_factory=dict)  # demo login name → token
+    gateway_tokens: dict[str, str] = field(default_factory=dict)  # gateway slug → token
+
+
+def fake_cid(rng: random.Random) -> str:
+    """A 13-digit id with a valid mod-11 check digit, starting with 0 so it is never a real one."""
+    digits = [0] + [rng.randrange(10) for _ in range(11)]
+    check = (11 - sum(d * (13 - i) for i, d in enumerate(digits)) % 11) % 10
+    return "".join(map(str, digits)) + str(check)
+
+
+def demo_people(n: int, rng: random.Random) -> list[Patient]:
+    """Elderly patients with a realistic spread of dependency (most homebound, some wanderers)."""
+    patients = []
+    for i in range(n):
+        female = rng.random() < 0.62
+        given = rng.choice(GIVEN_F if female else GIVEN_M)
+        family = rng.choice(FAMILY)
+        adl = rng.choice([2, 3, 4, 6, 7, 8, 9, 10, 11, 11, 12, 13])
+        nhso = 2 if adl >= 5 and rng.random() < 0.55 else (3 if adl < 5 else 1)
+        patients.append(Patient(
+            prename="นาง" if female else "นาย",
+            name_th=f"{given[0]} {family[0]}",
+            name_en=f"{given[1]} {family[1]}",
+            cid=fake_cid(rng),
+            sex="2" if female else "1",
+            birth_date=date(rng.randint(1930, 1956), rng.randint(1, 12), rng.randint(1, 28)),
+            adl_score=adl,
+            nhso_group=nhso,
+            hospcode="10707",
+            pid=f"{100000 + i}",
+            hn=f"HN{660000 + i * 7}",
+            notes=f"{DEMO_TAG} ผู้ป่วยสาธิต / demo patient",
+        ))
+    return patients
+
+
+def demo_users() -> list[tuple[str, Role, str]]:
+    """(login, role, display name) of the demo accounts."""
+    return [
+        ("admin", Role.ADMIN, "ผู้ดูแลระบบ (demo admin)"),
+        ("care_manager", Role.CARE_MANAGER, "ผู้จัดการการดูแล (demo CM)"),
+        ("hospital", Role.HOSPITAL, "โรงพยาบาลชุมแพ (demo hospital)"),
+        ("volunteer1", Role.VOLUNTEER, "อสม. มาลี (demo volunteer 1)"),
+        ("volunteer2", Role.VOLUNTEER, "อสม. สมชาย (demo volunteer 2)"),
+        ("caregiver1", Role.CAREGIVER, "ผู้ดูแล ลูกสาว (demo caregiver 1)"),
+        ("caregiver2", Role.CAREGIVER, "ผู้ดูแล หลานชาย (demo caregiver 2)"),
+    ]
+
+
+def band_key(rng: random.Random) -> str:
+    return "".join(f"{rng.randrange(256):02x}" for _ in range(16))
+
+
+def print_tokens(result: SeedResult) -> None:
+    verb = "seeded" if result.created else "already seeded"
+    typer.echo(f"demo district {verb}: {result.patients} patients")
+    for login, token in result.tokens.items():
+        typer.echo(f"  {login:<13} {token}")
+    for slug, token in result.gateway_tokens.items():
+        typer.echo(f"  gateway {slug:<20} {token}")
+
+
+def rotate_demo_tokens(session: Session) -> dict[str, str]:
+    """New tokens for the demo accounts (tokens are stored hashed, so a re-run must issue new ones)."""
+    tokens = {}
+    for login, _role, name in demo_users():
+        user = session.exec(select(User).where(User.name == name)).first()
+        if user is not None:
+            tokens[login] = rotate_user_token(session, user=user)
+    return tokens
+
+
+def _slug(area: str) -> str:
+    return "gw-" + "".join(c if c.isalnum() else "-" for c in area.lower()).strip("-")
+
+
+def _receivers(homes: list[DemoHome], rng: random.Random) -> list[dict[str, object]]:
+    """A receiver in each patient's house and one at the village centre, each with its own calibration."""
+    rx: list[dict[str, object]] = []
+    lat_c = sum(h.lat for h in homes) / len(homes)
+    lon_c = sum(h.lon for h in homes) / len(homes)
+    rx.append({"id": "rx-centre", "lat": round(lat_c, 6), "lon": round(lon_c, 6),
+               "p1m_dbm": -59, "path_loss_n": 2.7})
+    for k, h in enumerate(homes):
+        rx.append({"id": f"rx-home-{k + 1}", "lat": round(h.lat, 6), "lon": round(h.lon, 6),
+                   "p1m_dbm": -59 + rng.choice([-2, -1, 0, 1, 2]), "path_loss_n": 2.7})
+    return rx
+
+
+def seed_demo(session: Session, *, n_patients: int = 30) -> SeedResult:
+    """Create the demo district once; a second call only issues fresh demo tokens."""
+    from chumphae.map.zones import demo_homes
+    from chumphae.map.store import load_default_map, load_layers
+    from chumphae.map.zonestore import save_zone
+
+    load_default_map(session)
+    if session.exec(select(Patient).where(Patient.notes.startswith(DEMO_TAG))).first():  # type: ignore[union-attr]
+        count = len(session.exec(select(Patient.id).where(Patient.notes.startswith(DEMO_TAG))).all())  # type: ignore[union-attr]
+        return SeedResult(created=False, patients=count, tokens=rotate_demo_tokens(session))
+
+    rng = random.Random(RNG_SEED)
+    layers = load_layers(session)
+    homes = demo_homes(layers, n_patients, seed=RNG_SEED)
+    patients = demo_people(len(homes), rng)
+    users: dict[str, User] = {}
+    tokens: dict[str, str] = {}
+    for login, role, name in demo_users():
+        users[login], tokens[login] = create_user(session, name=name, role=role)
+
+    by_area: dict[str, list[tuple[Patient, DemoHome]]] = {}
+    for patient, home in zip(patients, homes, strict=True):
+        patient.home_parcel_code, patient.home_building_code = home.parcel_code, home.building_code
+        patient.home_lat, patient.home_lon = home.lat, home.lon
+        patient.village = home.area
+        session.add(patient)
+        by_area.setdefault(home.area, []).append((patient, home))
+    session.flush()
+
+    gateway_tokens: dict[str, str] = {}
+    band_no = 0
+    for area, members in sorted(by_area.items()):
+        slug = _slug(area)
+        site_homes = [h for _, h in members]
+        gw, gw_token = create_gateway(session, slug=slug, name=f"{area} gateway", site=slug,
+                                      lat=site_homes[0].lat, lon=site_homes[0].lon,
+                                      receivers=_receivers(site_homes, rng))
+        gateway_tokens[slug] = gw_token
+        for patient, home in members:
+            band_no += 1
+            session.add(Wristband(address=f"C0:CA:FE:00:{band_no // 256:02X}:{band_no % 256:02X}",
+                                  model="chumphae-v1", key_hex=band_key(rng), patient_id=patient.id,
+                                  site=gw.site))
+            save_zone(session, patient_id=patient.id, spec=home.zone_spec(), layers=layers)  # type: ignore[arg-type]
+            town = home.area == "Chumphae town"
+            assign(session, user_id=users["volunteer1" if town else "volunteer2"].id,  # type: ignore[arg-type]
+                   patient_id=patient.id, relation="volunteer")  # type: ignore[arg-type]
+    for login, area_is_town in (("caregiver1", True), ("caregiver2", False)):
+        mine = [p for p, h in zip(patients, homes, strict=True) if (h.area == "Chumphae town") == area_is_town][:3]
+        for p in mine:
+            assign(session, user_id=users[login].id, patient_id=p.id)  # type: ignore[arg-type]
+    session.flush()
+    return SeedResult(created=True, patients=len(patients), tokens=tokens, gateway_tokens=gateway_tokens)
+
+
+def rotate_gateway_tokens(session: Session) -> dict[str, str]:
+    """Fresh tokens for every gateway (the demo runs their simulated twins in-process)."""
+    from chumphae.auth.tokens import hash_token, new_token, token_prefix
+
+    tokens = {}
+    for gw in session.exec(select(Gateway)).all():
+        token = new_token("gateway")
+        gw.token_hash, gw.token_prefix = hash_token(token), token_prefix(token)
+        session.add(gw)
+        tokens[gw.slug] = token
+    session.flush()
+    return tokens

@@ -8,12 +8,15 @@ descriptions that name real (synthetic-map) landmarks.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import shapely
 
 from chumphae.map.layers import MapLayers
-from chumphae.map.zones import ZoneSpec
+
+if TYPE_CHECKING:  # zones re-exports this module; import it lazily to avoid a cycle
+    from chumphae.map.zones import ZoneSpec
 
 RESIDENTIAL = "บ้านพักอาศัย"
 SAFE_PLACE_KINDS = ("temple", "health_station", "market", "village_hall", "park", "shop")
@@ -31,6 +34,8 @@ class DemoHome:
 
     def zone_spec(self, routes: int = 2, places: int = 1) -> ZoneSpec:
         """A plausible starting zone: home, the nearest routes, the nearest safe place."""
+        from chumphae.map.zones import ZoneSpec
+
         return ZoneSpec(home_parcel_code=self.parcel_code, home_building_code=self.building_code,
                         route_codes=self.route_codes[:routes], place_codes=self.place_codes[:places])
 

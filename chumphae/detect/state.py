@@ -57,6 +57,8 @@ class SosState:
 class WearState:
     worn_off_since: datetime | None = None
     still_since: datetime | None = None  # "lying on a table" signature began
+    still_ref: Motion | None = None  # the summary it began with (orientation must not drift from it)
+    last_steps: int | None = None
     removed_alerted: bool = False
     silent_alerted: bool = False
 

@@ -1,0 +1,116 @@
+"""Wander and left coverage, from Matches (the match step's output) and the clock.
+
+Why this shape (DOMAIN.md, Wandering; Traccar fires on the first outside fix):
+  - a wander needs the patient *confirmed* outside: the whole uncertainty disc
+    clear of the zone (status OUTSIDE, and `distance_to_boundary_m −
+    uncertainty_m ≥ wander_margin_m`). While the disc still touches the zone
+    (UNCERTAIN) no alert is raised; such fixes neither start nor stop the
+    dwell clock;
+  - it needs a dwell: confirmed outside for `wander_dwell_s` by day, or the
+    stricter `wander_dwell_night_s` at night (the Match's `schedule` when the
+    matcher says, else the patient's night hours in Asia/Bangkok). `tick`
+    fires the dwell even when no new fix arrives;
+  - one detection per excursion; a fix inside (centre inside) ends it;
+  - left coverage is its own alert: the band stops being heard (for
+    `left_coverage_s`, or the locate step marks the position out of
+    coverage) while the last fix was outside or within `edge_m` of the edge.
+    A band falling silent deep inside the home is `band_silent` instead
+    (band.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from chumphae.detect._common import detection, seconds
+from chumphae.detect.state import Event, PatientState, WanderState
+from chumphae.detect.thresholds import Thresholds, is_night
+from chumphae.values import AlertType, Detection, Match, Reading, ZoneStatus
+
+
+def confirmed_outside(m: Match, th: Thresholds) -> bool:
+    d = m.distance_to_boundary_m
+    return (m.status == ZoneStatus.OUTSIDE and d is not None
+            and d - m.position.uncertainty_m >= th.wander_margin_m)
+
+
+def near_edge_or_outside(m: Match, th: Thresholds) -> bool:
+    if m.status in (ZoneStatus.OUTSIDE, ZoneStatus.UNCERTAIN):
+        return True
+    d = m.distance_to_boundary_m
+    return d is not None and d + m.position.uncertainty_m >= -th.edge_m
+
+
+def dwell_s(m: Match, th: Thresholds, t: datetime) -> float:
+    night = m.schedule == "night" if m.schedule else is_night(t, th)
+    return th.wander_dwell_night_s if night else th.wander_dwell_s
+
+
+def _wander(state: PatientState, m: Match, since: datetime, at: datetime, th: Thresholds) -> Detection:
+    out_for = seconds(since, at)
+    night = dwell_s(m, th, at) == th.wander_dwell_night_s and th.wander_dwell_night_s != th.wander_dwell_s
+    p = m.place
+    return detection(state, AlertType.WANDER, at, match=m,
+                     confidence=1.0 if m.position.uncertainty_m <= 50 else 0.8,
+                     th=f"ผู้ป่วยออกนอกเขตปลอดภัย {int(out_for // 60)} นาที: {p.description_th}",
+                     en=f"Patient outside the safe zone for {int(out_for // 60)} min: {p.description_en}",
+                     outside_for_s=round(out_for), outside_since=since.isoformat(), night=night,
+                     distance_m=round(m.distance_to_boundary_m or 0.0, 1),
+                     uncertainty_m=round(m.position.uncertainty_m, 1))
+
+
+def _left(state: PatientState, m: Match, at: datetime, silent_s: float) -> Detection:
+    p = m.place
+    return detection(state, AlertType.LEFT_COVERAGE, at, match=m,
+                     confidence=0.9 if m.status != ZoneStatus.INSIDE else 0.7,
+                     th=f"ไม่ได้รับสัญญาณสายรัดข้อมือ {int(silent_s // 60)} นาที ตำแหน่งสุดท้าย: {p.description_th}",
+                     en=f"Band not heard for {int(silent_s // 60)} min; last seen: {p.description_en}",
+                     silent_for_s=round(silent_s), last_status=m.status.value,
+                     distance_m=None if m.distance_to_boundary_m is None else round(m.distance_to_boundary_m, 1))
+
+
+def step(state: PatientState, event: Event, th: Thresholds, now: datetime) -> tuple[PatientState, list[Detection]]:
+    w = state.wander
+    if isinstance(event, Reading):  # heard again: a silence is over
+        return (replace(state, wander=replace(w, left_alerted=False)) if w.left_alerted else state), []
+    m = event
+    t = m.position.t
+    if not m.position.in_coverage:  # the locate step says the band is gone: the last fix is stale
+        if not w.left_alerted and near_edge_or_outside(m, th):
+            silent = seconds(t, now)
+            return replace(state, wander=replace(w, left_alerted=True)), [_left(state, m, t, silent)]
+        return state, []
+    w = replace(w, left_alerted=False)
+    if m.status == ZoneStatus.NO_ZONE:
+        return replace(state, wander=w), []
+    if m.status == ZoneStatus.INSIDE:
+        return replace(state, wander=WanderState()), []
+    out: list[Detection] = []
+    if confirmed_outside(m, th):
+        since = w.outside_since or t
+        w = replace(w, outside_since=since)
+        if not w.alerted and seconds(since, t) >= dwell_s(m, th, t):
+            out.append(_wander(state, m, since, t, th))
+            w = replace(w, alerted=True)
+    return replace(state, wander=w), out
+
+
+def tick(state: PatientState, th: Thresholds, now: datetime) -> tuple[PatientState, list[Detection]]:
+    """Fire what is due with no new data: the dwell running out, the band falling silent."""
+    w, m = state.wander, state.last_match
+    if m is None or state.last_heard is None:
+        return state, []
+    out: list[Detection] = []
+    silent = seconds(state.last_heard, now)
+    if (not w.left_alerted and silent >= th.left_coverage_s and m.status != ZoneStatus.NO_ZONE
+            and near_edge_or_outside(m, th)):
+        out.append(_left(state, m, state.last_heard, silent))
+        w = replace(w, left_alerted=True)
+    elif (w.outside_since is not None and not w.alerted and silent < th.left_coverage_s
+          and confirmed_outside(m, th)):
+        due = w.outside_since + timedelta(seconds=dwell_s(m, th, now))
+        if now >= due:
+            out.append(_wander(state, m, w.outside_since, due, th))
+            w = replace(w, alerted=True)
+    return (replace(state, wander=w) if w != state.wander else state), out

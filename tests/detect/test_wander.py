@@ -1,0 +1,93 @@
+"""Wander: dwell, the uncertainty disc, the night schedule, left coverage; and band silent at home."""
+
+from __future__ import annotations
+
+from chumphae.detect import PatientState, detect, severity, thresholds_for, tick
+from chumphae.values import AlertType, Severity, ZoneStatus
+from tests.detect.builders import NIGHT, at, match, reading
+
+TH = thresholds_for(adl_score=8)  # homebound: 300 s by day, 120 s at night
+S0 = PatientState(patient_id=7)
+
+
+def run(events, th=TH, state=S0, tick_at=()):  # type: ignore[no-untyped-def]
+    found = []
+    for e in events:
+        state, d = detect(state, e, th, e.position.t if hasattr(e, "position") else e.t)
+        found += d
+    for now in tick_at:
+        state, d = tick(state, th, now)
+        found += d
+    return state, found
+
+
+def test_outside_for_the_dwell_raises_one_wander_with_its_duration() -> None:
+    fixes = [match(at(s), ZoneStatus.OUTSIDE, 60.0) for s in range(0, 400, 30)]
+    _, found = run(fixes)
+    assert [d.type for d in found] == [AlertType.WANDER]
+    assert found[0].details["outside_for_s"] == 300
+    assert found[0].t == at(300) and found[0].match is fixes[10]
+    assert found[0].patient_id == 7 and "นาที" in str(found[0].details["summary_th"])
+
+
+def test_no_wander_while_the_disc_still_touches_the_zone() -> None:
+    fixes = [match(at(s), ZoneStatus.UNCERTAIN, 20.0, unc=40.0) for s in range(0, 900, 30)]
+    _, found = run(fixes)
+    assert found == []
+
+
+def test_back_inside_ends_the_excursion_and_restarts_the_dwell() -> None:
+    fixes = ([match(at(s), ZoneStatus.OUTSIDE, 60.0) for s in range(0, 250, 30)]
+             + [match(at(260), ZoneStatus.INSIDE, -30.0)]
+             + [match(at(s), ZoneStatus.OUTSIDE, 60.0) for s in range(270, 500, 30)])
+    _, found = run(fixes)
+    assert found == []
+
+
+def test_night_is_stricter() -> None:
+    fixes = [match(at(s, NIGHT), ZoneStatus.OUTSIDE, 60.0) for s in range(0, 150, 30)]
+    _, found = run(fixes)
+    assert [d.type for d in found] == [AlertType.WANDER]
+    assert found[0].details["night"] is True and severity(found[0]) == Severity.CRITICAL
+
+
+def test_the_matchers_schedule_wins_over_the_clock() -> None:
+    fixes = [match(at(s), ZoneStatus.OUTSIDE, 60.0, schedule="night") for s in range(0, 150, 30)]
+    _, found = run(fixes)
+    assert [d.type for d in found] == [AlertType.WANDER]
+
+
+def test_tick_fires_the_dwell_without_a_new_fix() -> None:
+    # one outside fix, then the band keeps being heard (readings) but the position does not change
+    events = [match(at(0), ZoneStatus.OUTSIDE, 80.0)] + [reading(at(s)) for s in range(10, 320, 10)]
+    state, found = run(events[:30])  # up to 290 s
+    assert found == []
+    state, found = run([], state=state, tick_at=[at(299)])
+    assert found == []
+    state, found = run(events[30:], state=state, tick_at=[at(301), at(400)])
+    assert [d.type for d in found] == [AlertType.WANDER]
+    assert found[0].t == at(300)
+
+
+def test_left_coverage_near_the_edge_is_its_own_alert_and_comes_once() -> None:
+    state, _ = run([match(at(0), ZoneStatus.INSIDE, -12.0)])
+    state, found = run([], state=state, tick_at=[at(60), at(130), at(400)])
+    assert [d.type for d in found] == [AlertType.LEFT_COVERAGE]
+    assert found[0].t == at(0) and found[0].details["silent_for_s"] == 130
+
+
+def test_silence_deep_inside_the_home_is_band_silent_not_left_coverage() -> None:
+    state, _ = run([match(at(0), ZoneStatus.INSIDE, -80.0)])
+    _, found = run([], state=state, tick_at=[at(600), at(TH.silent_s + 1), at(TH.silent_s + 600)])
+    assert [d.type for d in found] == [AlertType.BAND_SILENT]
+
+
+def test_out_of_coverage_fix_near_the_edge_raises_left_coverage_at_once() -> None:
+    _, found = run([match(at(0), ZoneStatus.OUTSIDE, 5.0, unc=30.0, in_coverage=False)])
+    assert [d.type for d in found] == [AlertType.LEFT_COVERAGE]
+
+
+def test_wanderers_get_shorter_dwell_than_independent_elders() -> None:
+    fixes = [match(at(s), ZoneStatus.OUTSIDE, 60.0) for s in range(0, 200, 30)]
+    assert [d.type for d in run(fixes, th=thresholds_for(adl_score=15, nhso_group=2))[1]] == [AlertType.WANDER]
+    assert run(fixes, th=thresholds_for(adl_score=15))[1] == []

@@ -1,0 +1,191 @@
+// The live alert feed: one WebSocket, resumed from the last cursor after any drop.
+// Protocol: docs/feed-protocol.md (backend). Browsers cannot set headers on a WebSocket
+// upgrade, so the token goes in the first message.
+import type { Alert } from "./model";
+import { PATHS } from "./api";
+
+export type FeedState = "connecting" | "live" | "lost";
+
+export interface FeedHandlers {
+  /** Full state: every open alert the user may see (replaces what the page had). */
+  snapshot(alerts: Alert[]): void;
+  /** One alert changed (new, re-triggered, acknowledged, escalated, resolved). */
+  alert(alert: Alert): void;
+  /** Anything else about a patient (position, band status): the map refreshes from it. */
+  patient?(patientId: number, kind: string, payload: Record<string, unknown>): void;
+  state(state: FeedState): void;
+  /** The token was refused: go back to the login screen. */
+  unauthorized(): void;
+}
+
+type Msg = Record<string, unknown> & { type?: string };
+
+const SILENCE_MS = 45_000; // no frame (not even a ping) for this long: the connection is dead
+
+export class Feed {
+  private ws: WebSocket | null = null;
+  private cursor: number | null = null;
+  private retry = 0;
+  private timer: number | undefined;
+  private watchdog: number | undefined;
+  private stopped = false;
+  private state: FeedState = "connecting";
+
+  constructor(
+    private token: string,
+    private on: FeedHandlers,
+  ) {
+    window.addEventListener("offline", this.onOffline);
+    window.addEventListener("online", this.onOnline);
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.connect();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    window.removeEventListener("offline", this.onOffline);
+    window.removeEventListener("online", this.onOnline);
+    window.clearTimeout(this.timer);
+    window.clearTimeout(this.watchdog);
+    this.ws?.close(1000);
+    this.ws = null;
+  }
+
+  /** Close the socket as if the network had dropped (used by the offline event). */
+  drop(): void {
+    if (this.ws) {
+      const ws = this.ws;
+      this.ws = null;
+      ws.onclose = null;
+      ws.close();
+    }
+    this.lost();
+  }
+
+  private onOffline = () => this.drop();
+  private onOnline = () => {
+    if (this.state !== "live" && !this.stopped) {
+      window.clearTimeout(this.timer);
+      this.retry = 0;
+      this.connect();
+    }
+  };
+
+  private setState(s: FeedState): void {
+    if (this.state !== s) {
+      this.state = s;
+      this.on.state(s);
+    }
+  }
+
+  private url(): string {
+    const proto = location.protocol === "https:" ? "wss:" : "ws:";
+    return `${proto}//${location.host}${PATHS.feed}`;
+  }
+
+  private connect(): void {
+    if (this.stopped) return;
+    window.clearTimeout(this.timer);
+    let ws: WebSocket;
+    try {
+      ws = new WebSocket(this.url());
+    } catch {
+      this.lost();
+      return;
+    }
+    this.ws = ws;
+    ws.onopen = () => {
+      const hello: Record<string, unknown> = { type: "auth", token: this.token };
+      if (this.cursor !== null) hello.cursor = this.cursor;
+      ws.send(JSON.stringify(hello));
+      this.kick();
+    };
+    ws.onmessage = (ev) => {
+      this.kick();
+      let msg: Msg;
+      try {
+        msg = JSON.parse(String(ev.data));
+      } catch {
+        return;
+      }
+      this.handle(msg, ws);
+    };
+    ws.onclose = (ev) => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      if (ev.code === 4401 || ev.code === 4403 || ev.code === 1008) {
+        this.stopped = true;
+        this.on.unauthorized();
+        return;
+      }
+      this.lost();
+    };
+  }
+
+  /** Reset the silence watchdog. */
+  private kick(): void {
+    window.clearTimeout(this.watchdog);
+    this.watchdog = window.setTimeout(() => this.drop(), SILENCE_MS);
+  }
+
+  private lost(): void {
+    window.clearTimeout(this.watchdog);
+    if (this.stopped) return;
+    if (this.state === "live") this.setState("lost");
+    else if (this.state === "connecting" && this.retry > 0) this.setState("lost");
+    const delay = Math.min(8000, 1000 * 2 ** this.retry);
+    this.retry += 1;
+    window.clearTimeout(this.timer);
+    this.timer = window.setTimeout(() => this.connect(), delay);
+  }
+
+  private takeCursor(msg: Msg): void {
+    const c = msg.cursor ?? msg.id;
+    if (typeof c === "number" && (this.cursor === null || c > this.cursor)) this.cursor = c;
+  }
+
+  private handle(msg: Msg, ws: WebSocket): void {
+    const type = String(msg.type ?? "");
+    if (type === "ping") {
+      ws.send(JSON.stringify({ type: "pong" }));
+      return;
+    }
+    if (type === "error" && (msg.code === "unauthorized" || msg.status === 401)) {
+      this.stopped = true;
+      ws.close();
+      this.on.unauthorized();
+      return;
+    }
+    if (type === "snapshot") {
+      const alerts = (msg.alerts as Alert[] | undefined) ?? [];
+      this.on.snapshot(alerts);
+      this.takeCursor(msg);
+      this.markLive();
+      return;
+    }
+    if (type === "ready" || type === "live" || type === "caught_up" || type === "hello") {
+      this.takeCursor(msg);
+      this.markLive();
+      return;
+    }
+    // A delta: {type: "event", cursor, kind, patient_id, payload} or {type: "alert", alert}.
+    const payload = (msg.payload as Record<string, unknown> | undefined) ?? msg;
+    const alert = (payload.alert as Alert | undefined) ?? (type === "alert" ? (payload as unknown as Alert) : undefined);
+    if (alert && typeof alert.id === "number") {
+      this.on.alert(alert);
+    } else if (this.on.patient) {
+      const pid = (msg.patient_id ?? payload.patient_id) as number | undefined;
+      if (typeof pid === "number") this.on.patient(pid, String(msg.kind ?? type), payload);
+    }
+    this.takeCursor(msg);
+    this.markLive();
+  }
+
+  private markLive(): void {
+    this.retry = 0;
+    this.setState("live");
+  }
+}

@@ -1,0 +1,237 @@
+// The map: our own tax-map layers drawn as vectors (no tiles), patients, zones, positions, alerts.
+import L from "leaflet";
+import type { Feature } from "geojson";
+import "leaflet/dist/leaflet.css";
+import type { Api } from "./api";
+import type { Alert, GeoFeature, GeoJSON, PatientStatus, TrackPoint } from "./model";
+import type { Store } from "./store";
+import { alertIcon, lang, t } from "./i18n";
+
+const CHUMPHAE: L.LatLngExpression = [16.5442, 102.0997];
+const LAYERS = ["parcels", "buildings", "routes", "landmarks"] as const;
+const MIN_LAYER_ZOOM = 15; // below this the tax map would be thousands of parcels: not loaded
+
+const STYLE: Record<string, L.PathOptions> = {
+  parcels: { color: "#8a7f6a", weight: 1, fillColor: "#f3efe2", fillOpacity: 0.9 },
+  buildings: { color: "#6b5b45", weight: 1, fillColor: "#cdb79a", fillOpacity: 1 },
+  routes: { color: "#b5651d", weight: 3, dashArray: "6 5", opacity: 0.9 },
+  zone: { color: "#137a3b", weight: 3, fillColor: "#2ea45d", fillOpacity: 0.12 },
+  zoneRoute: { color: "#1f5fbf", weight: 5, opacity: 0.6 },
+  track: { color: "#6a1b9a", weight: 4, opacity: 0.8 },
+};
+
+function geomToLayer(f: GeoFeature, style: L.PathOptions, renderer: L.Renderer): L.Layer {
+  return L.geoJSON(f as unknown as Feature, {
+    style: () => ({ ...style, renderer }),
+    pointToLayer: (_p, latlng) => L.circleMarker(latlng, { radius: 6, renderer, color: "#444", fillColor: "#fff", fillOpacity: 1, weight: 2 }),
+  } as L.GeoJSONOptions);
+}
+
+function name(props: Record<string, unknown>): string {
+  const th = props.name_th as string | undefined;
+  const en = props.name_en as string | undefined;
+  return (lang() === "en" ? en || th : th || en) || String(props.code ?? "");
+}
+
+export class MapView {
+  readonly map: L.Map;
+  private canvas = L.canvas({ padding: 0.3 });
+  private base: Record<string, L.LayerGroup> = {};
+  private zones = L.layerGroup();
+  private positions = L.layerGroup();
+  private alertPins = L.layerGroup();
+  private track = L.layerGroup();
+  private loaded: L.LatLngBounds | null = null;
+  private zonesLoaded = new Set<number>();
+  statuses = new Map<number, PatientStatus>();
+  private moveTimer: number | undefined;
+  private fitted = false;
+  private notice: HTMLElement;
+
+  constructor(el: HTMLElement, private store: Store, private api: Api) {
+    this.map = L.map(el, { preferCanvas: true, attributionControl: false, minZoom: 12, maxZoom: 20, zoomSnap: 0.5 })
+      .setView(CHUMPHAE, 17);
+    for (const name of LAYERS) this.base[name] = L.layerGroup().addTo(this.map);
+    this.zones.addTo(this.map);
+    this.track.addTo(this.map);
+    this.positions.addTo(this.map);
+    this.alertPins.addTo(this.map);
+    this.addLegend();
+    this.notice = L.DomUtil.create("div", "map-notice", el);
+    this.notice.hidden = true;
+    this.map.on("moveend", () => {
+      window.clearTimeout(this.moveTimer);
+      this.moveTimer = window.setTimeout(() => void this.loadLayers(), 250);
+    });
+    store.subscribe(() => this.render());
+  }
+
+  private addLegend(): void {
+    const legend = new L.Control({ position: "bottomleft" });
+    legend.onAdd = () => {
+      const div = L.DomUtil.create("div", "legend");
+      div.setAttribute("data-testid", "map-legend");
+      this.legendEl = div;
+      this.fillLegend();
+      return div;
+    };
+    legend.addTo(this.map);
+  }
+
+  private legendEl: HTMLElement | null = null;
+
+  private fillLegend(): void {
+    if (!this.legendEl) return;
+    const row = (cls: string, label: string) => `<div><span class="sw ${cls}"></span>${label}</div>`;
+    this.legendEl.innerHTML =
+      row("sw-parcel", t("legendParcel")) + row("sw-building", t("legendBuilding")) +
+      row("sw-route", t("legendRoute")) + row("sw-zone", t("legendZone")) + row("sw-landmark", t("legendLandmark"));
+  }
+
+  /** Re-read the size after the map's container became visible (phone tab switch). */
+  resize(): void {
+    this.map.invalidateSize();
+  }
+
+  async loadLayers(force = false): Promise<void> {
+    if (this.map.getZoom() < MIN_LAYER_ZOOM) {
+      this.showNotice(t("zoomIn"));
+      return;
+    }
+    const view = this.map.getBounds();
+    if (!force && this.loaded && this.loaded.contains(view)) return;
+    const want = view.pad(0.4);
+    const bbox: [number, number, number, number] = [want.getWest(), want.getSouth(), want.getEast(), want.getNorth()];
+    let truncated = false;
+    await Promise.all(
+      LAYERS.map(async (layer) => {
+        let fc: GeoJSON | null;
+        try {
+          fc = await this.api.mapLayer(layer, bbox);
+        } catch {
+          return;
+        }
+        if (!fc) return;
+        truncated = truncated || Boolean(fc.truncated);
+        this.drawLayer(layer, fc);
+      }),
+    );
+    this.loaded = truncated ? null : want;
+    if (truncated) this.showNotice(t("zoomIn"));
+    else this.showNotice(null);
+  }
+
+  private showNotice(text: string | null): void {
+    this.notice.hidden = !text;
+    this.notice.textContent = text ?? "";
+  }
+
+  private drawLayer(layer: string, fc: GeoJSON): void {
+    const group = this.base[layer];
+    group.clearLayers();
+    for (const f of fc.features ?? []) {
+      if (!f.geometry) continue;
+      if (layer === "landmarks") {
+        const [lon, lat] = (f.geometry.type === "Point" ? f.geometry.coordinates : null) as [number, number] ?? [NaN, NaN];
+        if (Number.isNaN(lat)) continue;
+        L.circleMarker([lat, lon], { radius: 7, color: "#5b2c83", weight: 2, fillColor: "#fff", fillOpacity: 1, renderer: this.canvas })
+          .bindTooltip(name(f.properties), { permanent: true, direction: "right", className: "landmark-label", offset: [8, 0] })
+          .addTo(group);
+      } else {
+        const lyr = geomToLayer(f, STYLE[layer], this.canvas);
+        if (layer !== "routes") (lyr as L.GeoJSON).eachLayer((l) => (l as L.Path).options && ((l as L.Path).options.interactive = false));
+        lyr.addTo(group);
+      }
+    }
+  }
+
+  async loadPatient(id: number): Promise<void> {
+    const [status, zone] = await Promise.all([
+      this.api.patientStatus(id).catch(() => null),
+      this.zonesLoaded.has(id) ? Promise.resolve(null) : this.api.patientZone(id).catch(() => null),
+    ]);
+    if (status) this.statuses.set(id, status);
+    if (zone) {
+      this.zonesLoaded.add(id);
+      this.drawZone(id, zone);
+    }
+    this.render();
+  }
+
+  private drawZone(id: number, zone: GeoJSON): void {
+    const features: GeoFeature[] = zone.type === "FeatureCollection" ? zone.features ?? [] : [zone as unknown as GeoFeature];
+    for (const f of features) {
+      if (!f.geometry) continue;
+      const isLine = f.geometry.type.includes("LineString");
+      const style = isLine ? STYLE.zoneRoute : STYLE.zone;
+      const lyr = L.geoJSON(f as unknown as Feature, { style: () => style, interactive: false } as L.GeoJSONOptions);
+      lyr.addTo(this.zones);
+    }
+    void id;
+  }
+
+  showTrack(points: TrackPoint[]): void {
+    this.track.clearLayers();
+    if (points.length < 2) return;
+    L.polyline(points.map((p) => [p.lat, p.lon] as L.LatLngTuple), { ...STYLE.track, interactive: false }).addTo(this.track);
+  }
+
+  /** Where a patient was last seen: the status if we have it, else their newest alert. */
+  lastPosition(id: number): { lat: number; lon: number; r: number } | null {
+    const s = this.statuses.get(id);
+    if (s?.position) return { lat: s.position.lat, lon: s.position.lon, r: s.position.uncertainty_m };
+    let best: Alert | null = null;
+    for (const a of this.store.alerts.values()) {
+      if (a.patient_id === id && a.last_seen?.lat != null && (!best || (a.last_triggered_at ?? a.opened_at) > (best.last_triggered_at ?? best.opened_at))) best = a;
+    }
+    if (best?.last_seen?.lat != null && best.last_seen.lon != null) {
+      return { lat: best.last_seen.lat, lon: best.last_seen.lon, r: best.last_seen.uncertainty_m ?? 30 };
+    }
+    return null;
+  }
+
+  render(): void {
+    this.fillLegend();
+    this.positions.clearLayers();
+    this.alertPins.clearLayers();
+    const pts: L.LatLngTuple[] = [];
+    for (const p of this.store.patients.values()) {
+      const pos = this.lastPosition(p.id);
+      const hasAlert = [...this.store.alerts.values()].some((a) => a.patient_id === p.id && a.status === "open");
+      if (pos) {
+        pts.push([pos.lat, pos.lon]);
+        L.circle([pos.lat, pos.lon], { radius: Math.max(pos.r, 3), color: "#1f5fbf", weight: 1, fillColor: "#1f5fbf", fillOpacity: 0.12, interactive: false })
+          .addTo(this.positions);
+        const marker = L.circleMarker([pos.lat, pos.lon], {
+          radius: 11, color: "#fff", weight: 3, fillColor: hasAlert ? "#c62828" : "#1f5fbf", fillOpacity: 1,
+        })
+          .bindTooltip(this.store.patientName(p.id), { permanent: true, direction: "top", offset: [0, -12], className: "patient-label" })
+          .on("click", () => this.select(p.id));
+        marker.addTo(this.positions);
+      } else if (p.home_lat != null && p.home_lon != null) {
+        pts.push([p.home_lat, p.home_lon]);
+      }
+    }
+    for (const a of this.store.alerts.values()) {
+      if (a.status === "resolved" || a.last_seen?.lat == null || a.last_seen.lon == null) continue;
+      const m = L.marker([a.last_seen.lat, a.last_seen.lon], {
+        icon: L.divIcon({ className: `alert-pin sev-${a.severity}`, html: `<span>${alertIcon(a.type)}</span>`, iconSize: [34, 34], iconAnchor: [17, 34] }),
+        title: `${this.store.patientName(a.patient_id)}: ${lang() === "en" ? a.type_en ?? a.type : a.type_th ?? a.type}`,
+        keyboard: true,
+      }).on("click", () => a.patient_id != null && this.select(a.patient_id));
+      m.addTo(this.alertPins);
+      pts.push([a.last_seen.lat, a.last_seen.lon]);
+    }
+    if (!this.fitted && pts.length) {
+      this.fitted = true;
+      this.map.fitBounds(L.latLngBounds(pts).pad(0.5), { maxZoom: 18 });
+    }
+    const f = this.store.focus;
+    if (f && Date.now() - f.at < 1000) this.map.setView([f.lat, f.lon], Math.max(this.map.getZoom(), 18));
+  }
+
+  private select(id: number): void {
+    this.store.selected = id;
+    this.store.emit();
+  }
+}

@@ -1,0 +1,86 @@
+// The shapes the page reads from the backend (see chumphae/alert/render.py for an alert).
+
+export interface LastSeen {
+  lat: number | null;
+  lon: number | null;
+  uncertainty_m: number | null;
+  parcel_code?: string | null;
+  building_code?: string | null;
+  description_th?: string | null;
+  description_en?: string | null;
+}
+
+export interface Alert {
+  id: number;
+  patient_id: number | null;
+  type: string;
+  type_th?: string;
+  type_en?: string;
+  severity: string;
+  severity_th?: string;
+  severity_en?: string;
+  status: "open" | "acknowledged" | "resolved" | string;
+  opened_at: string;
+  last_triggered_at?: string | null;
+  received_at?: string | null;
+  count?: number;
+  late?: boolean;
+  acknowledged_by?: number | null;
+  acknowledged_by_name?: string | null;
+  acknowledged_at?: string | null;
+  resolved_by?: number | null;
+  resolved_by_name?: string | null;
+  resolved_at?: string | null;
+  outcome?: string | null;
+  last_seen?: LastSeen | null;
+}
+
+export interface Me {
+  id: number;
+  name: string;
+  role: string;
+  lang: string;
+}
+
+export interface Patient {
+  id: number;
+  prename?: string | null;
+  name_th: string;
+  name_en?: string | null;
+  home_lat?: number | null;
+  home_lon?: number | null;
+  adl_group?: string | null;
+}
+
+/** A patient's live status as the mobile API gives it (fields may be missing). */
+export interface PatientStatus {
+  patient_id: number;
+  battery_pct?: number | null;
+  worn?: boolean | null;
+  last_seen_at?: string | null;
+  zone_status?: string | null;
+  in_coverage?: boolean | null;
+  position?: TrackPoint | null;
+}
+
+export interface TrackPoint {
+  t: string;
+  lat: number;
+  lon: number;
+  uncertainty_m: number;
+  zone_status?: string | null;
+  description_th?: string | null;
+  description_en?: string | null;
+}
+
+export type GeoJSON = { type: string; features?: GeoFeature[]; [k: string]: unknown };
+export type GeoFeature = {
+  type: "Feature";
+  id?: string | number | null;
+  properties: Record<string, unknown>;
+  geometry: { type: string; coordinates: unknown } | null;
+};
+
+export function isOpen(a: Alert): boolean {
+  return a.status !== "resolved";
+}

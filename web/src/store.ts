@@ -1,0 +1,95 @@
+// What the page knows, in one place; views subscribe and re-render on change.
+import type { Alert, Me, Patient } from "./model";
+import type { FeedState } from "./feed";
+import { shouldRing } from "./alerts";
+import { lang } from "./i18n";
+
+export type Banner = { kind: "lost"; since: number } | { kind: "back"; missed: number; at: number } | null;
+
+const RECOVER_MS = 15_000; // after a reconnect, alert changes in this window count as "missed"
+
+export class Store {
+  me: Me | null = null;
+  patients = new Map<number, Patient>();
+  alerts = new Map<number, Alert>();
+  feed: FeedState = "connecting";
+  banner: Banner = null;
+  tab: "alerts" | "map" = "alerts";
+  selected: number | null = null;
+  focus: { lat: number; lon: number; at: number } | null = null;
+  private recoveringUntil = 0;
+  private listeners = new Set<() => void>();
+  /** Called for each alert that should ring (sound + notification). */
+  onRing: (a: Alert) => void = () => {};
+
+  subscribe(fn: () => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  emit(): void {
+    for (const fn of this.listeners) fn();
+  }
+
+  patientName(id: number | null | undefined): string {
+    if (id == null) return lang() === "th" ? "เกตเวย์" : "Gateway";
+    const p = this.patients.get(id);
+    if (!p) return lang() === "th" ? `ผู้ป่วย #${id}` : `Patient #${id}`;
+    if (lang() === "en" && p.name_en) return p.name_en;
+    return `${p.prename ?? ""}${p.name_th}`;
+  }
+
+  private recovering(): boolean {
+    return Date.now() < this.recoveringUntil;
+  }
+
+  private countMissed(before: Alert | undefined, after: Alert): void {
+    if (!this.recovering() || this.banner?.kind !== "back") return;
+    if (!before || before.status !== after.status || (after.count ?? 1) !== (before.count ?? 1)) {
+      this.banner = { ...this.banner, missed: this.banner.missed + 1 };
+    }
+  }
+
+  /** The feed's full state. The first one never rings; later ones ring for what is new. */
+  snapshot(alerts: Alert[], first: boolean): void {
+    const next = new Map<number, Alert>();
+    for (const a of alerts) {
+      const before = this.alerts.get(a.id);
+      next.set(a.id, a);
+      if (!first) {
+        this.countMissed(before, a);
+        if (shouldRing(before, a)) this.onRing(a);
+      }
+    }
+    // Alerts resolved while we were away are not in a snapshot: drop them.
+    this.alerts = next;
+    this.emit();
+  }
+
+  upsert(a: Alert): void {
+    const before = this.alerts.get(a.id);
+    this.countMissed(before, a);
+    this.alerts.set(a.id, a);
+    if (shouldRing(before, a)) this.onRing(a);
+    this.emit();
+  }
+
+  setFeed(state: FeedState): void {
+    const was = this.feed;
+    this.feed = state;
+    if (state === "lost" && this.banner?.kind !== "lost") {
+      this.banner = { kind: "lost", since: Date.now() };
+    } else if (state === "live" && was === "lost") {
+      this.banner = { kind: "back", missed: 0, at: Date.now() };
+      this.recoveringUntil = Date.now() + RECOVER_MS;
+      const at = this.banner.at;
+      window.setTimeout(() => {
+        if (this.banner?.kind === "back" && this.banner.at === at) {
+          this.banner = null;
+          this.emit();
+        }
+      }, 20_000);
+    }
+    this.emit();
+  }
+}

@@ -7,6 +7,7 @@ be explained with the zone that was in force then, not the one in force now.
 from __future__ import annotations
 
 import shapely
+from shapely.geometry.base import BaseGeometry
 from sqlalchemy import func, update
 from sqlmodel import Session, select
 
@@ -44,13 +45,21 @@ def save_zone(session: Session, *, patient_id: int, spec: ZoneSpec, layers: MapL
                      version=version, warnings=zone.warnings)
 
 
+def zone_from_wgs84(day: BaseGeometry, night: BaseGeometry | None, spec: ZoneSpec, *,
+                    patient_id: int | None = None, version: int | None = None,
+                    metric: Metric | None = None) -> Zone:
+    """A matchable zone from WGS 84 geometry (a stored row, or a zone shipped to a gateway as GeoJSON)."""
+    metric = metric or Metric.for_bounds(*day.bounds)
+    return Zone(spec=spec, metric=metric, day=metric.to_metric(day),
+                night=metric.to_metric(night) if night is not None else None,
+                patient_id=patient_id, version=version)
+
+
 def zone_from_row(row: SafeZone, metric: Metric | None = None) -> Zone:
     """The stored geometry as it was built (not rebuilt from today's map)."""
-    day_wgs = shapely.from_wkb(row.day_wkb)
-    metric = metric or Metric.for_bounds(*day_wgs.bounds)
-    night = metric.to_metric(shapely.from_wkb(row.night_wkb)) if row.night_wkb else None
-    return Zone(spec=ZoneSpec.from_json(dict(row.spec)), metric=metric, day=metric.to_metric(day_wgs),
-                night=night, patient_id=row.patient_id, version=row.version)
+    night = shapely.from_wkb(row.night_wkb) if row.night_wkb else None
+    return zone_from_wgs84(shapely.from_wkb(row.day_wkb), night, ZoneSpec.from_json(dict(row.spec)),
+                           patient_id=row.patient_id, version=row.version, metric=metric)
 
 
 def active_zone(session: Session, patient_id: int, metric: Metric | None = None) -> Zone | None:

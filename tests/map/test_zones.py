@@ -80,3 +80,20 @@ def test_versions_are_stored_and_the_latest_is_active(session: Session, tiny_lay
     lon, lat = lonlat(140, 20)
     m = Matcher(tiny_layers).match(Position("AA", datetime(2026, 3, 1, 5, tzinfo=UTC), lat, lon, 3), zone)
     assert m.status is ZoneStatus.INSIDE and m.zone_version == 2
+
+
+def test_a_zone_shipped_as_wgs84_matches_like_the_original(tiny_layers: MapLayers) -> None:
+    from chumphae.map.zonestore import zone_from_wgs84
+
+    spec = ZoneSpec(home_parcel_code="01A001", margin_m=0, route_codes=("R1",), tolerance_m=10)
+    built = build_zone(tiny_layers, spec, version=4)
+    m = tiny_layers.metric
+    shipped = zone_from_wgs84(m.to_wgs84(built.day), m.to_wgs84(built.night), spec, version=4)  # type: ignore[arg-type]
+    matcher = Matcher(tiny_layers)
+    for x, y, r in [(140, 20, 5), (140, 36, 5), (20, 43, 5), (250, 20, 1)]:
+        lon, lat = lonlat(x, y)
+        for t in (datetime(2026, 3, 1, 5, tzinfo=UTC), datetime(2026, 3, 1, 16, tzinfo=UTC)):
+            a = matcher.match(Position("AA", t, lat, lon, r), built)
+            b = matcher.match(Position("AA", t, lat, lon, r), shipped)
+            assert a.status is b.status and a.zone_version == b.zone_version == 4
+            assert abs(a.distance_to_boundary_m - b.distance_to_boundary_m) < 0.01  # type: ignore[operator]

@@ -50,3 +50,25 @@ ensure_debs() {
         echo "    install with: sudo apt-get install ${missing[*]}" >&2
     fi
 }
+
+# ensure_web: the caregiver page (web/ → chumphae/web/dist): npm ci when package-lock.json
+# changed, npm run build when a source is newer than the built page. Needs Node.js 20+ and npm.
+ensure_web() {
+    local web="$REPO/web" dist="$REPO/chumphae/web/dist" stamp want
+    if ! command -v npm >/dev/null 2>&1; then
+        echo "==> npm not found: the caregiver page cannot be built (install Node.js 20+ with npm)" >&2
+        return 0
+    fi
+    stamp="$web/node_modules/.package-lock.sha256"
+    want="$(sha256sum "$web/package-lock.json" | cut -d' ' -f1)"
+    if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+        echo "==> installing the caregiver page's front-end libraries (npm ci)" >&2
+        (cd "$web" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+        echo "$want" >"$stamp"
+    fi
+    if [ ! -f "$dist/index.html" ] || [ -n "$(find "$web/src" "$web/index.html" "$web/package-lock.json" \
+        "$web/vite.config.ts" "$web/tsconfig.json" -newer "$dist/index.html" 2>/dev/null | head -n 1)" ]; then
+        echo "==> building the caregiver page into chumphae/web/dist (npm run build)" >&2
+        (cd "$web" && npm run --silent build >/dev/null)
+    fi
+}

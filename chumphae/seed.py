@@ -131,7 +131,7 @@ def _receivers(homes: list[DemoHome], rng: random.Random) -> list[dict[str, obje
 
 def seed_demo(session: Session, *, n_patients: int = 30) -> SeedResult:
     """Create the demo district once; a second call only issues fresh demo tokens."""
-    from chumphae.map.zones import demo_homes
+    from chumphae.map.demo import demo_homes
     from chumphae.map.store import load_default_map, load_layers
     from chumphae.map.zonestore import save_zone
 

@@ -27,7 +27,8 @@ from chumphae.map.describe import describe
 from chumphae.map.layers import MapLayers
 from chumphae.map.match import Matcher, classify
 from chumphae.map.store import DEFAULT_MAP
-from chumphae.map.zones import Zone, build_zone, demo_homes
+from chumphae.map.demo import demo_homes
+from chumphae.map.zones import Zone, build_zone
 from chumphae.values import Position, ZoneStatus
 
 NOON_BKK = datetime(2026, 3, 1, 5, 0, tzinfo=UTC)

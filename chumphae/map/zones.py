@@ -181,8 +181,4 @@ def build_zone(layers: MapLayers, spec: ZoneSpec, *, patient_id: int | None = No
                 patient_id=patient_id, version=version, warnings=tuple(warnings))
 
 
-# Demo homes live in their own module; exported here too for `chumphae seed-demo`.
-from chumphae.map.demo import DemoHome, demo_homes  # noqa: E402
-
-__all__ = ["DemoHome", "NightRule", "Zone", "ZoneBuildError", "ZoneSpec", "build_zone", "demo_homes",
-           "home_geometry", "place_geometry"]
+__all__ = ["NightRule", "Zone", "ZoneBuildError", "ZoneSpec", "build_zone", "home_geometry", "place_geometry"]

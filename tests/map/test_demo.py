@@ -8,7 +8,8 @@ import shapely
 
 from chumphae.map.layers import MapLayers
 from chumphae.map.demo import RESIDENTIAL
-from chumphae.map.zones import build_zone, demo_homes
+from chumphae.map.demo import demo_homes
+from chumphae.map.zones import build_zone
 
 
 def test_thirty_homes_in_town_and_villages(chumphae_layers: MapLayers) -> None:

@@ -104,7 +104,7 @@ def test_classify_edges() -> None:
 
 
 def test_batch_equals_scalar_on_the_chumphae_map(chumphae_layers: MapLayers) -> None:
-    from chumphae.map.zones import demo_homes
+    from chumphae.map.demo import demo_homes
 
     homes = demo_homes(chumphae_layers, 12, seed=7)
     zones = [build_zone(chumphae_layers, h.zone_spec(), patient_id=i, version=1) for i, h in enumerate(homes)]

@@ -1,0 +1,71 @@
+"""`chumphae-gateway`: run the village gateway (radio) or a simulated one (`--simulate SCENARIO`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from gateway.config import GatewaySettings
+from gateway.simulate import scenario as scenarios
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="chumphae-gateway",
+        description="Smart Chumphae village gateway / เกตเวย์ประจำหมู่บ้าน. Settings: GATEWAY_* environment.",
+    )
+    p.add_argument("--simulate", metavar="SCENARIO", help=f"scenario file or shipped name ({', '.join(scenarios.shipped())})")
+    p.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second (0 = flat out)")
+    p.add_argument("--backend", help="backend URL (overrides GATEWAY_BACKEND_URL)")
+    p.add_argument("--queue", type=Path, help="outbox SQLite path (overrides GATEWAY_QUEUE_PATH)")
+    p.add_argument("--exit-when-done", action="store_true", help="simulation: stop once the scenario ran and the outbox is empty")
+    p.add_argument("--list-scenarios", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.list_scenarios:
+        print("\n".join(scenarios.shipped()))
+        return 0
+    overrides = {}
+    if args.backend:
+        overrides["backend_url"] = args.backend
+    if args.queue:
+        overrides["queue_path"] = args.queue
+    settings = GatewaySettings(**overrides)  # type: ignore[arg-type]
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        scen = scenarios.load(args.simulate) if args.simulate else None
+    except (OSError, ValueError) as e:
+        print(f"chumphae-gateway: {e}", file=sys.stderr)
+        return 2
+    return asyncio.run(_run(settings, scen, args.speed, args.exit_when_done))
+
+
+async def _run(settings: GatewaySettings, scen: scenarios.Scenario | None, speed: float, exit_when_done: bool) -> int:
+    from gateway.service import run_gateway
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        gw = await run_gateway(settings, scenario=scen, speed=speed, stop=stop, exit_when_done=exit_when_done)
+    except RuntimeError as e:
+        print(f"chumphae-gateway: {e}", file=sys.stderr)
+        return 1
+    st = gw.pipeline.stats
+    print(f"adverts {st.adverts} readings {st.readings} positions {st.positions} alerts {st.by_alert} "
+          f"queued {st.queued}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

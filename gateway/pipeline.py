@@ -1,0 +1,236 @@
+"""The gateway pipeline, as one ordered list of steps: decode → locate → match → detect → outbox.
+
+`handle(advert)` runs per advert (decode, feed the locator, feed readings to
+the detector); `tick(now, wall)` runs once a second (estimate positions,
+match, detect, sweep coverage, queue what the backend must hear). Match and
+detect are injected (`Matcher`, `Detector`) so the map and detection code
+can evolve without this file; `gateway.basic` holds the fallback ones.
+
+Nothing here does network I/O: it writes to the durable outbox and wakes the
+uplink through `on_queued`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from chumphae.values import Advert, AlertType, Detection, Match, Position, Reading, Severity
+from gateway.decode import Decoders, default_decoders
+from gateway.locate import Fix, Locator
+from gateway.queue import Outbox
+from gateway.siteconfig import SiteConfig
+
+log = logging.getLogger(__name__)
+
+SEVERITY = {
+    AlertType.SOS: Severity.CRITICAL,
+    AlertType.FALL: Severity.CRITICAL,
+    AlertType.WANDER: Severity.HIGH,
+    AlertType.LEFT_COVERAGE: Severity.HIGH,
+    AlertType.BAND_REMOVED: Severity.MEDIUM,
+    AlertType.BAND_SILENT: Severity.MEDIUM,
+    AlertType.BATTERY_LOW: Severity.LOW,
+    AlertType.GATEWAY_OFFLINE: Severity.HIGH,
+}
+READING_EVERY_S = 300.0
+
+
+class Matcher(Protocol):
+    def __call__(self, position: Position, patient_id: int | None) -> Match | None: ...
+
+
+class Detector(Protocol):
+    def on_reading(self, reading: Reading, patient_id: int | None) -> list[Detection]: ...
+
+    def on_position(self, position: Position, match: Match | None, patient_id: int | None) -> list[Detection]: ...
+
+    def tick(self, wall: datetime) -> list[Detection]: ...
+
+
+def _json(v: Any) -> Any:
+    if isinstance(v, datetime):
+        return v.isoformat()
+    if isinstance(v, dict):
+        return {str(k): _json(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_json(x) for x in v]
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def match_body(m: Match | None) -> dict[str, Any] | None:
+    if m is None:
+        return None
+    d = asdict(m)
+    d.pop("position", None)
+    return _json(d)  # type: ignore[no-any-return]
+
+
+def position_body(p: Position, patient_id: int | None, m: Match | None) -> dict[str, Any]:
+    body = _json(asdict(p))
+    body["patient_id"] = patient_id
+    body["match"] = match_body(m)
+    return body  # type: ignore[no-any-return]
+
+
+def alert_body(d: Detection, last: Position | None) -> dict[str, Any]:
+    pos = d.match.position if d.match is not None else last
+    return {
+        "type": str(d.type),
+        "severity": str(SEVERITY.get(d.type, Severity.HIGH)),
+        "address": d.address,
+        "patient_id": d.patient_id,
+        "t": d.t.isoformat(),
+        "confidence": d.confidence,
+        "lat": pos.lat if pos else None,
+        "lon": pos.lon if pos else None,
+        "uncertainty_m": pos.uncertainty_m if pos else None,
+        "in_coverage": pos.in_coverage if pos else None,
+        "match": match_body(d.match),
+        "details": _json(d.details),
+    }
+
+
+def reading_body(r: Reading, patient_id: int | None) -> dict[str, Any]:
+    body = _json(asdict(r))
+    body["patient_id"] = patient_id
+    return body  # type: ignore[no-any-return]
+
+
+@dataclass(slots=True)
+class _Sent:
+    position: Position | None = None
+    position_mono: float = -math.inf
+    status: str | None = None
+    reading: Reading | None = None
+    reading_mono: float = -math.inf
+
+
+@dataclass(slots=True)
+class PipelineStats:
+    adverts: int = 0
+    readings: int = 0
+    positions: int = 0
+    alerts: int = 0
+    queued: int = 0
+    by_alert: dict[str, int] = field(default_factory=dict)
+
+
+class Pipeline:
+    def __init__(
+        self,
+        config: SiteConfig,
+        outbox: Outbox | None,
+        matcher: Matcher,
+        detector: Detector,
+        *,
+        window_s: float = 15.0,
+        coverage_timeout_s: float = 60.0,
+        position_every_s: float = 60.0,
+        on_queued: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.config = config
+        self.outbox = outbox
+        self.matcher = matcher
+        self.detector = detector
+        self.position_every_s = position_every_s
+        self.on_queued = on_queued
+        self.decoders: Decoders = default_decoders(config.key_for)
+        self.locator = Locator(config.receivers, window_s=window_s, coverage_timeout_s=coverage_timeout_s)
+        self.stats = PipelineStats()
+        self._heard: set[str] = set()  # bands with sightings since the last tick
+        self._last_seq: dict[str, int] = {}
+        self._sent: dict[str, _Sent] = {}
+        self._last_pos: dict[str, Position] = {}
+        self._pending: list[tuple[str, dict[str, Any], datetime | None]] = []
+
+    # -- per advert ---------------------------------------------------------
+    def handle(self, advert: Advert) -> Reading | None:
+        """Decode one advert; feed the locator; feed fresh readings to the detector."""
+        self.stats.adverts += 1
+        reading = self.decoders.decode(advert)
+        if reading is None or reading.address not in self.config.by_address:
+            return reading
+        self.stats.readings += 1
+        if self.locator.observe(reading.address, reading.receiver, reading.rssi, reading.t, advert.monotonic):
+            self._heard.add(reading.address)
+        if reading.seq is not None and self._last_seq.get(reading.address) == reading.seq:
+            return reading  # the same frame through another receiver: located, not re-detected
+        if reading.seq is not None:
+            self._last_seq[reading.address] = reading.seq
+        pid = self.config.patient_for(reading.address)
+        self._alerts(self.detector.on_reading(reading, pid))
+        self._maybe_reading(reading, pid, advert.monotonic)
+        return reading
+
+    def handle_fix(self, fix: Fix, now: float) -> None:
+        """A GPS fix: same path as BLE positions from match on."""
+        self._position(self.locator.locate_fix(fix, now), now)
+
+    # -- per second ---------------------------------------------------------
+    def tick(self, now: float, wall: datetime) -> None:
+        heard, self._heard = self._heard, set()
+        for address in sorted(heard):
+            pos = self.locator.estimate(address, now)
+            if pos is not None:
+                self._position(pos, now)
+        for pos in self.locator.sweep(now):
+            self._position(pos, now)
+        self._alerts(self.detector.tick(wall))
+        self.flush()
+
+    def flush(self) -> None:
+        if self._pending and self.outbox is not None:
+            self.outbox.put_many(self._pending)
+            self.stats.queued += len(self._pending)
+            self._pending = []
+            self.on_queued()
+        self._pending.clear()
+
+    # -- steps ---------------------------------------------------------------
+    def _position(self, pos: Position, now: float) -> None:
+        pid = self.config.patient_for(pos.address)
+        match = self.matcher(pos, pid)
+        self._last_pos[pos.address] = pos
+        self._alerts(self.detector.on_position(pos, match, pid))
+        sent = self._sent.setdefault(pos.address, _Sent())
+        status = match.status.value if match is not None else None
+        if sent.position is None or self._moved(sent.position, pos) or status != sent.status or (
+            pos.in_coverage != sent.position.in_coverage
+        ) or now - sent.position_mono >= self.position_every_s:
+            sent.position, sent.position_mono, sent.status = pos, now, status
+            self.stats.positions += 1
+            self._pending.append(("position", position_body(pos, pid, match), None))
+
+    @staticmethod
+    def _moved(a: Position, b: Position) -> bool:
+        dy = (a.lat - b.lat) * 110_574.0
+        dx = (a.lon - b.lon) * 110_574.0 * math.cos(math.radians(a.lat))
+        return math.hypot(dx, dy) > max(10.0, 0.5 * max(a.uncertainty_m, b.uncertainty_m))
+
+    def _maybe_reading(self, r: Reading, pid: int | None, now: float) -> None:
+        sent = self._sent.setdefault(r.address, _Sent())
+        last = sent.reading
+        changed = last is None or (
+            (r.worn, r.charging, r.sos, r.fall_flag) != (last.worn, last.charging, last.sos, last.fall_flag)
+            or abs((r.battery_pct or 0.0) - (last.battery_pct or 0.0)) >= 5.0
+        )
+        if changed or now - sent.reading_mono >= READING_EVERY_S:
+            sent.reading, sent.reading_mono = r, now
+            self._pending.append(("reading", reading_body(r, pid), None))
+
+    def _alerts(self, detections: list[Detection]) -> None:
+        for d in detections:
+            self.stats.alerts += 1
+            self.stats.by_alert[str(d.type)] = self.stats.by_alert.get(str(d.type), 0) + 1
+            last = self._last_pos.get(d.address) if d.address else None
+            log.warning("alert %s (patient %s)", d.type, d.patient_id)
+            self._pending.append(("alert", alert_body(d, last), None))
+        if detections:
+            self.flush()  # alerts are durable at once, not at the next tick

@@ -1,0 +1,252 @@
+"""The gateway as an asyncio task: `await run_gateway(settings, ...)`.
+
+Used by `chumphae-gateway` and by anything that wants a gateway inside its
+own process (the integrated demo runs the backend and a simulated gateway in
+one event loop). Wires: site config (backend → disk cache → scenario) →
+source (radio or simulator) → pipeline → outbox → uplink.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import datetime
+from typing import Any, Protocol
+
+import httpx
+
+from chumphae.values import Advert
+from gateway import __version__, siteconfig
+from gateway.basic import BasicDetector, ZoneMatcher
+from gateway.config import GatewaySettings
+from gateway.pipeline import Detector, Matcher, Pipeline
+from gateway.queue import Outbox
+from gateway.siteconfig import SiteConfig
+from gateway.simulate.scenario import Scenario
+from gateway.simulate.source import SimSource
+from gateway.uplink import Uplink
+
+log = logging.getLogger(__name__)
+
+
+class Source(Protocol):
+    """Adverts in time order; None whenever time passed without one. Has its own clock."""
+
+    def clock(self) -> float: ...
+
+    def wall(self) -> datetime: ...
+
+    def __aiter__(self) -> AsyncIterator[Advert | None]: ...
+
+
+class Steps(Protocol):
+    def __call__(self, config: SiteConfig) -> tuple[Matcher, Detector]: ...
+
+
+def default_steps(config: SiteConfig) -> tuple[Matcher, Detector]:
+    """The match and detect steps: the fallback ones in `gateway.basic` (see module doc)."""
+    matcher = ZoneMatcher(config)
+    return matcher, BasicDetector(matcher)
+
+
+def simulated_site(scenario: Scenario, backend: SiteConfig | None) -> SiteConfig:
+    """Which site a simulation runs on (see `prefer_backend_site` in gateway.simulate.scenario)."""
+    if backend is None or (scenario.site is not None and not scenario.prefer_backend_site):
+        if scenario.site is None:
+            raise RuntimeError("scenario has no site and no site config could be fetched or loaded")
+        return scenario.site
+    if not backend.receivers and scenario.site is not None:
+        return replace(backend, receivers=scenario.site.receivers, by_address={})
+    return backend
+
+
+async def load_config(settings: GatewaySettings) -> SiteConfig | None:
+    """The backend's config if reachable (and cache it), else the last cached copy."""
+    cached = siteconfig.load_cache(settings.config_cache)
+    if not settings.token:
+        return cached
+    async with httpx.AsyncClient() as client:
+        fresh = await siteconfig.fetch(client, settings.config_url, settings.token, cached)
+    if fresh is not None and fresh is not cached:
+        siteconfig.save_cache(settings.config_cache, fresh)
+    return fresh or cached
+
+
+class Gateway:
+    """One running gateway: holds the pipeline, outbox and uplink; `run` until stopped."""
+
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        config: SiteConfig,
+        source: Source,
+        *,
+        steps: Steps = default_steps,
+        uplink: bool = True,
+        simulated: bool = False,
+        scanner_health: Any = None,
+    ) -> None:
+        self.settings = settings
+        self.config = config
+        self.source = source
+        self.steps = steps
+        self.simulated = simulated
+        self.scanner_health = scanner_health
+        self.outbox = Outbox(settings.queue_path)
+        matcher, detector = steps(config)
+        self.pipeline = self._pipeline(config, matcher, detector)
+        self.uplink = (
+            Uplink(
+                settings.ws_url,
+                settings.token,
+                self.outbox,
+                hello=self.hello,
+                health=self.health,
+                on_config_changed=self.refresh_config,
+                heartbeat_s=settings.heartbeat_s,
+                ack_timeout_s=settings.ack_timeout_s,
+                max_in_flight=settings.max_in_flight,
+                backoff_min_s=settings.backoff_min_s,
+                backoff_max_s=settings.backoff_max_s,
+            )
+            if uplink
+            else None
+        )
+        self.started = time.monotonic()
+        self._rate: tuple[float, int] = (self.started, 0)
+        self.source_done = asyncio.Event()
+
+    def _pipeline(self, config: SiteConfig, matcher: Matcher, detector: Detector) -> Pipeline:
+        s = self.settings
+        return Pipeline(
+            config, self.outbox, matcher, detector,
+            window_s=s.locate_window_s, coverage_timeout_s=s.coverage_timeout_s,
+            position_every_s=s.position_every_s,
+            on_queued=lambda: self.uplink.notify() if self.uplink else None,
+        )
+
+    def hello(self) -> dict[str, Any]:
+        return {
+            "gateway_version": __version__,
+            "site_id": self.config.site_id,
+            "config_etag": self.config.etag,
+            "queue_depth": self.outbox.depth()[0],
+            "simulated": self.simulated,
+        }
+
+    def health(self) -> dict[str, Any]:
+        now = time.monotonic()
+        ds = self.pipeline.decoders.stats
+        t0, n0 = self._rate
+        n = self.pipeline.stats.adverts
+        self._rate = (now, n)
+        depth, alerts = self.outbox.depth()
+        scan = self.scanner_health() if self.scanner_health else {}
+        return {
+            "uptime_s": round(now - self.started, 1),
+            "adverts_total": n,
+            "adverts_per_s": round((n - n0) / max(1e-6, now - t0), 1),
+            "drops": scan.get("drops", 0) + self.outbox.dropped,
+            "decode_failures": ds.malformed,
+            "auth_failures": ds.auth_failures,
+            "replays": ds.replays,
+            "queue_depth": depth,
+            "queue_alerts": alerts,
+            "rejected": self.uplink.stats.rejected if self.uplink else 0,
+            "scanner_restarts": scan.get("restarts", 0),
+            "scanner_state": scan.get("state", "simulated" if self.simulated else "unknown"),
+            "bands_heard": len(self.pipeline._last_seq),
+            "config_etag": self.config.etag,
+            "simulated": self.simulated,
+        }
+
+    async def refresh_config(self) -> None:
+        """On `config_changed`: fetch, and rebuild the steps that depend on the config."""
+        new = await load_config(self.settings)
+        if new is None or new is self.config or new.etag == self.config.etag:
+            return
+        if self.simulated:
+            return  # a simulation keeps the site it started with (its bands' keys)
+        log.info("site config changed: version %s", new.version)
+        self.config = new
+        matcher, detector = self.steps(new)
+        old = self.pipeline
+        self.pipeline = self._pipeline(new, matcher, detector)
+        self.pipeline.decoders.stats = old.decoders.stats
+
+    async def run(self, stop: asyncio.Event) -> None:
+        tasks: list[asyncio.Task[Any]] = [asyncio.create_task(self._consume(stop), name="gateway-consume")]
+        if self.uplink is not None:
+            tasks.append(asyncio.create_task(self.uplink.run(stop), name="gateway-uplink"))
+        try:
+            await stop.wait()
+        finally:
+            stop.set()
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                self.pipeline.flush()
+            self.outbox.close()
+
+    async def _consume(self, stop: asyncio.Event) -> None:
+        next_tick = self.source.clock() + 1.0
+        async for advert in self.source:
+            if advert is not None:
+                self.pipeline.handle(advert)
+            now = self.source.clock()
+            if now >= next_tick:
+                self.pipeline.tick(now, self.source.wall())
+                next_tick = now + 1.0
+            if stop.is_set():
+                return
+        self.pipeline.flush()
+        self.source_done.set()
+
+
+async def run_gateway(
+    settings: GatewaySettings,
+    *,
+    source: Source | None = None,
+    scenario: Scenario | None = None,
+    speed: float = 1.0,
+    config: SiteConfig | None = None,
+    steps: Steps = default_steps,
+    stop: asyncio.Event | None = None,
+    exit_when_done: bool = False,
+) -> Gateway:
+    """Run a gateway until `stop` is set (or, with `exit_when_done`, the scenario ends and the
+    outbox is empty). Give a `scenario` to simulate, a `source` for anything else; with neither,
+    the real radio is used."""
+    stop = stop or asyncio.Event()
+    if config is None:
+        config = await load_config(settings)
+    scanner_health = None
+    if scenario is not None:
+        config = simulated_site(scenario, config)
+        source = SimSource(scenario, config, speed=speed)
+    if config is None:
+        raise RuntimeError("no site config: backend unreachable and no cached copy")
+    if source is None:
+        from gateway.scan import RadioSource, Scanner
+
+        scanner = Scanner(settings.adapter, settings.receiver_id, scan_mode=settings.scan_mode,
+                          watchdog_s=settings.watchdog_s, queue_size=settings.scan_queue_size)
+        source = RadioSource(scanner)
+        scanner_health = scanner.health
+    gw = Gateway(settings, config, source, steps=steps, simulated=scenario is not None,
+                 uplink=bool(settings.token), scanner_health=scanner_health)
+    runner = asyncio.create_task(gw.run(stop))
+    if exit_when_done:
+        done = asyncio.create_task(gw.source_done.wait())
+        await asyncio.wait([runner, done], return_when=asyncio.FIRST_COMPLETED)
+        done.cancel()
+        while not runner.done() and gw.outbox.depth()[0] and gw.uplink is not None and not stop.is_set():
+            await asyncio.sleep(0.2)
+        stop.set()
+    await runner
+    return gw

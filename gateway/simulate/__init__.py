@@ -1,0 +1,1 @@
+"""The simulated source: scenario files → the advert bytes real bands would send, as receivers would hear them."""

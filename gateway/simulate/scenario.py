@@ -1,0 +1,152 @@
+"""Scenario files (YAML or JSON): a site, its patients, their routes and what happens to them.
+
+    name: night-wander
+    seed: 7                      # same seed, same adverts
+    duration_s: 300
+    start: "2025-06-01T22:00:00+07:00"   # optional; default: now
+    prefer_backend_site: false   # true: use the backend's site config when there is one and keep
+                                 # `site` only as the fallback (receivers too, if the backend has none)
+    site: {...}                  # a site config (docs/gateway-protocol.md §2); optional when the
+                                 # backend's config is used instead
+    radio: {path_loss_n: 2.9, noise_db: 4, shadowing_db: 3, drop_rate: 0.15, sensitivity_dbm: -100,
+            p1m_dbm: -59, repeats: 1}
+    patients:
+      - band: "C0:FF:EE:00:00:01"   # or an index into the site's bands
+        at: home | [lat, lon]        # start (default: home, else the first route point)
+        route: [[lat, lon], ...]     # walked back and forth; default: the site's route for the patient
+        speed_mps: 0.8
+        battery_pct: 80
+        drain_pct_per_h: 1.5
+        events:
+          - {at: 20, type: walk_to, to: [lat, lon], speed_mps: 1.2}   # wander
+          - {at: 20, type: walk_to, distance_m: 400, bearing_deg: 90}  # relative: works on any site
+          - {at: 30, type: fall}
+          - {at: 40, type: sos, duration_s: 30}
+          - {at: 50, type: remove_band}   /  {at: 90, type: put_on}
+          - {at: 60, type: stop}          /  {at: 70, type: resume}
+          - {at: 80, type: battery, pct: 9}
+          - {at: 90, type: charge}        /  {at: 99, type: uncharge}
+
+Leaving coverage is walking (`walk_to`) further than the receivers hear.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gateway import siteconfig
+from gateway.siteconfig import SiteConfig
+
+EVENT_TYPES = {"walk_to", "fall", "sos", "remove_band", "put_on", "stop", "resume", "battery", "charge", "uncharge"}
+SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    at: float
+    type: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PatientPlan:
+    band: str | int
+    at: str | tuple[float, float] = "home"
+    route: tuple[tuple[float, float], ...] = ()
+    speed_mps: float = 0.8
+    battery_pct: float = 90.0
+    drain_pct_per_h: float = 1.0
+    events: tuple[Event, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Radio:
+    p1m_dbm: float = -59.0
+    path_loss_n: float = 2.7
+    noise_db: float = 3.0
+    shadowing_db: float = 2.0
+    drop_rate: float = 0.1
+    sensitivity_dbm: float = -100.0
+    repeats: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    name: str
+    seed: int
+    duration_s: float
+    patients: tuple[PatientPlan, ...]
+    radio: Radio = Radio()
+    site: SiteConfig | None = None
+    start: datetime | None = None
+    prefer_backend_site: bool = False
+
+
+def _pt(v: Any) -> tuple[float, float]:
+    lat, lon = v
+    return float(lat), float(lon)
+
+
+def parse(doc: dict[str, Any]) -> Scenario:
+    patients = []
+    for p in doc.get("patients") or []:
+        events = []
+        for e in p.get("events") or []:
+            e = dict(e)
+            at, kind = float(e.pop("at")), str(e.pop("type"))
+            if kind not in EVENT_TYPES:
+                raise ValueError(f"unknown event type {kind!r} (know: {sorted(EVENT_TYPES)})")
+            if "to" in e:
+                e["to"] = _pt(e["to"])
+            events.append(Event(at, kind, e))
+        at = p.get("at", "home")
+        patients.append(
+            PatientPlan(
+                band=p["band"],
+                at=at if isinstance(at, str) else _pt(at),
+                route=tuple(_pt(x) for x in p.get("route") or ()),
+                speed_mps=float(p.get("speed_mps", 0.8)),
+                battery_pct=float(p.get("battery_pct", 90.0)),
+                drain_pct_per_h=float(p.get("drain_pct_per_h", 1.0)),
+                events=tuple(sorted(events, key=lambda e: e.at)),
+            )
+        )
+    start = doc.get("start")
+    return Scenario(
+        name=str(doc.get("name", "scenario")),
+        seed=int(doc.get("seed", 1)),
+        duration_s=float(doc.get("duration_s", 120)),
+        patients=tuple(patients),
+        radio=Radio(**(doc.get("radio") or {})),
+        site=siteconfig.parse(doc["site"]) if doc.get("site") else None,
+        start=datetime.fromisoformat(start) if isinstance(start, str) else start,
+        prefer_backend_site=bool(doc.get("prefer_backend_site", False)),
+    )
+
+
+def load(path_or_name: str | Path) -> Scenario:
+    """A scenario file, or the name of one shipped in gateway/scenarios ("demo")."""
+    p = Path(path_or_name)
+    if not p.exists():
+        for ext in (".yaml", ".yml", ".json"):
+            cand = SCENARIO_DIR / f"{path_or_name}{ext}"
+            if cand.exists():
+                p = cand
+                break
+        else:
+            raise FileNotFoundError(f"no scenario {path_or_name!r} (shipped: {shipped()})")
+    text = p.read_text(encoding="utf-8")
+    doc = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
+    if not isinstance(doc, dict):
+        raise ValueError(f"{p}: a scenario is a mapping")
+    return parse(doc)
+
+
+def shipped() -> list[str]:
+    return sorted(p.stem for p in SCENARIO_DIR.glob("*.y*ml"))

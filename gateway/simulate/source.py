@@ -1,0 +1,241 @@
+"""The simulated source: runs a scenario second by second and yields the Adverts receivers would hear.
+
+Each simulated band builds its real frame (`gateway.decode.chumphae_band.encode`
+with its key from the site config), so the pipeline decodes, authenticates
+and replay-checks simulated bytes exactly as it would real ones. Yields
+`None` at every simulated second so the pipeline ticks even when nothing is
+heard (everyone out of coverage).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from chumphae.timeutil import utcnow
+from chumphae.values import Advert, Motion
+from gateway.decode import chumphae_band as band
+from gateway.siteconfig import Band, SiteConfig
+from gateway.simulate import motion
+from gateway.simulate.radio import RadioModel, distance_m
+from gateway.simulate.scenario import PatientPlan, Scenario
+
+Point = tuple[float, float]  # lat, lon
+
+
+@dataclass
+class _Sim:
+    plan: PatientPlan
+    band: Band
+    pos: Point
+    path: list[Point]
+    route: list[Point]
+    speed: float
+    battery: float
+    seq: int
+    walking: bool = True
+    worn: bool = True
+    band_pos: Point | None = None  # where a removed band lies
+    charging: bool = False
+    sos_until: float = -1.0
+    fall_flag_until: float = -1.0
+    trace: list[motion.Sample] = field(default_factory=list)
+    trace_all: list[motion.Sample] = field(default_factory=list)
+    lying: bool = False
+    steps: int = 0
+    next_event: int = 0
+
+
+def _step_towards(a: Point, b: Point, metres: float) -> tuple[Point, bool]:
+    d = distance_m(a, b)
+    if d <= metres or d == 0:
+        return b, True
+    f = metres / d
+    return (a[0] + (b[0] - a[0]) * f, a[1] + (b[1] - a[1]) * f), False
+
+
+def _offset(p: Point, metres: float, bearing_deg: float) -> Point:
+    b = math.radians(bearing_deg)
+    dlat = metres * math.cos(b) / 110_574.0
+    dlon = metres * math.sin(b) / (110_574.0 * math.cos(math.radians(p[0])))
+    return (p[0] + dlat, p[1] + dlon)
+
+
+class SimSource:
+    def __init__(self, scenario: Scenario, site: SiteConfig, speed: float = 1.0, start: datetime | None = None) -> None:
+        self.scenario = scenario
+        self.site = site
+        self.speed = speed
+        self.start = start or scenario.start or utcnow()
+        self.rng = random.Random(scenario.seed)
+        self.radio = RadioModel(scenario.radio, self.rng)
+        self._now = 0.0
+        self.done = False
+        self.sims = [self._make(p) for p in scenario.patients]
+
+    def clock(self) -> float:
+        return self._now
+
+    def wall(self) -> datetime:
+        return self.start + timedelta(seconds=self._now)
+
+    def _make(self, p: PatientPlan) -> _Sim:
+        if isinstance(p.band, int):
+            b = self.site.bands[p.band]
+        else:
+            found = self.site.by_address.get(str(p.band).upper())
+            if found is None:
+                raise ValueError(f"scenario band {p.band} is not in the site config")
+            b = found
+        route = list(p.route)
+        if not route:
+            for r in self.site.routes:
+                if r.get("patient_id") == b.patient_id and r.get("geometry", {}).get("type") == "LineString":
+                    route = [(lat, lon) for lon, lat in r["geometry"]["coordinates"]]
+        home = next((q.get("home") for q in self.site.patients if q.get("id") == b.patient_id and q.get("home")), None)
+        if isinstance(p.at, tuple):
+            start = p.at
+        elif home:
+            start = (float(home["lat"]), float(home["lon"]))
+        elif route:
+            start = route[0]
+        else:
+            raise ValueError(f"scenario patient on band {b.address}: no start (at / home / route)")
+        seq0 = int(self.start.timestamp()) & 0x7FFFFFFF  # bands keep counting across runs
+        return _Sim(p, b, start, list(route), route, p.speed_mps, p.battery_pct, seq0)
+
+    # -- one simulated second ---------------------------------------------------
+    def _events(self, s: _Sim) -> None:
+        evs = s.plan.events
+        while s.next_event < len(evs) and evs[s.next_event].at <= self._now:
+            e = evs[s.next_event]
+            s.next_event += 1
+            a = e.args
+            if e.type == "walk_to":
+                to = a.get("to") or _offset(s.pos, float(a["distance_m"]), float(a.get("bearing_deg", 0.0)))
+                s.path, s.walking, s.lying = [to], True, False
+                s.speed = float(a.get("speed_mps", s.speed))
+                s.route = []  # no more back and forth: this is a wander
+            elif e.type == "fall":
+                s.trace = motion.fall(self.rng)
+                s.trace_all = list(s.trace)
+                s.walking = False
+            elif e.type == "sos":
+                s.sos_until = self._now + float(a.get("duration_s", 30))
+            elif e.type == "remove_band":
+                s.worn, s.band_pos = False, s.pos
+            elif e.type == "put_on":
+                s.worn, s.band_pos = True, None
+            elif e.type == "stop":
+                s.walking = False
+            elif e.type == "resume":
+                s.walking, s.lying = True, False
+            elif e.type == "battery":
+                s.battery = float(a["pct"])
+            elif e.type == "charge":
+                s.charging = True
+            elif e.type == "uncharge":
+                s.charging = False
+
+    def _move(self, s: _Sim) -> None:
+        if not s.walking or s.lying:
+            return
+        if not s.path and len(s.route) > 1:
+            s.route.reverse()  # walk the route back and forth
+            s.path = list(s.route[1:])
+        if not s.path:
+            return
+        metres = s.speed
+        while metres > 0 and s.path:
+            nxt = s.path[0]
+            d = distance_m(s.pos, nxt)
+            s.pos, arrived = _step_towards(s.pos, nxt, metres)
+            metres -= d
+            if arrived:
+                s.path.pop(0)
+        s.steps += int(s.speed / 0.6)
+
+    def _motion(self, s: _Sim) -> Motion:
+        if s.trace:
+            chunk, s.trace = s.trace[: motion.HZ], s.trace[motion.HZ :]
+            if not s.trace:
+                s.lying = True
+                if motion.band_flags_fall(s.trace_all):
+                    s.fall_flag_until = self._now + 60.0
+            return motion.summarise(chunk)
+        if not s.worn:
+            return motion.summarise(motion.still(self.rng, 1.0, (0.0, 0.0, 1.0), 0.002))
+        if s.lying:
+            return motion.summarise(motion.still(self.rng, 1.0, (-0.97, 0.1, 0.2)))
+        if s.walking and (s.path or len(s.route) > 1):
+            return motion.summarise(motion.walking(self.rng, 1.0))
+        return motion.summarise(motion.still(self.rng, 1.0))
+
+    def second(self) -> list[Advert]:
+        """Advance one simulated second; the adverts heard during it, in time order."""
+        out: list[tuple[float, Advert]] = []
+        for s in self.sims:
+            self._events(s)
+            self._move(s)
+            mot = self._motion(s)
+            hours = 1.0 / 3600.0
+            s.battery = min(100.0, s.battery + 20.0 * hours) if s.charging else max(0.0, s.battery - s.plan.drain_pct_per_h * hours)
+            if s.battery <= 0.0:
+                continue  # a dead band says nothing
+            s.seq += 1
+            state = band.BandState(
+                seq=s.seq,
+                sos=self._now < s.sos_until,
+                fall=self._now < s.fall_flag_until,
+                worn=s.worn,
+                charging=s.charging,
+                low_battery=s.battery < 15.0,
+                battery_pct=math.floor(s.battery),
+                motion=mot,
+                steps=s.steps,
+            )
+            frame = band.encode(s.band.address, s.band.key, state)
+            where = s.band_pos or s.pos
+            for rep in range(self.scenario.radio.repeats):
+                offset = self.rng.uniform(0.0, 1.0 / self.scenario.radio.repeats) + rep / self.scenario.radio.repeats
+                for rx in self.site.receivers:
+                    rssi = self.radio.rssi(s.band.address, rx.id, distance_m(where, (rx.lat, rx.lon)), 1.0 / self.scenario.radio.repeats)
+                    if rssi is None:
+                        continue
+                    t = self._now + offset
+                    out.append((t, Advert(s.band.address, rssi, rx.id, self.start + timedelta(seconds=t), t,
+                                          {band.COMPANY_ID: frame}, {}, None, None)))
+        out.sort(key=lambda x: x[0])
+        return [a for _t, a in out]
+
+    def frames(self) -> Iterator[Advert | None]:
+        """The whole scenario without waiting (benchmarks, fast tests). None marks each second."""
+        while self._now < self.scenario.duration_s:
+            adverts = self.second()
+            for a in adverts:
+                yield a
+            self._now += 1.0
+            yield None
+        self.done = True
+
+    async def __aiter__(self) -> AsyncIterator[Advert | None]:
+        """Paced by `speed` (simulated seconds per real second; 0 = as fast as possible)."""
+        t0 = time.monotonic()
+        while self._now < self.scenario.duration_s:
+            adverts = self.second()
+            if self.speed > 0:
+                delay = t0 + (self._now + 1.0) / self.speed - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            else:
+                await asyncio.sleep(0)
+            for a in adverts:
+                yield a
+            self._now += 1.0
+            yield None
+        self.done = True

@@ -1,0 +1,177 @@
+"""The uplink: one WebSocket to the backend, fed from the durable outbox (docs/gateway-protocol.md).
+
+Connect with the bearer token → send `hello` → send the outbox (alerts
+first, ≤ `max_in_flight` unacked) → mark acked rows done as acks arrive.
+Anything that goes wrong (refused, closed, no ack for `ack_timeout_s`)
+ends the session; we reconnect with exponential backoff and jitter and
+re-send everything still unacked. The outbox, not this object, is the
+memory: killing the process loses nothing that was `put`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from gateway.queue import Outbox, envelope
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class UplinkStats:
+    connected: bool = False
+    connects: int = 0
+    sent: int = 0
+    acked: int = 0
+    rejected: int = 0
+    last_error: str | None = None
+
+
+class Uplink:
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        outbox: Outbox,
+        *,
+        hello: Callable[[], dict[str, Any]] = dict,
+        health: Callable[[], dict[str, Any]] = dict,
+        on_config_changed: Callable[[], Awaitable[None]] | None = None,
+        heartbeat_s: float = 15.0,
+        ack_timeout_s: float = 30.0,
+        max_in_flight: int = 256,
+        backoff_min_s: float = 0.5,
+        backoff_max_s: float = 30.0,
+    ) -> None:
+        self.url = url
+        self._token = token
+        self.outbox = outbox
+        self.hello = hello
+        self.health = health
+        self.on_config_changed = on_config_changed
+        self.heartbeat_s = heartbeat_s
+        self.ack_timeout_s = ack_timeout_s
+        self.max_in_flight = max_in_flight
+        self.backoff_min_s = backoff_min_s
+        self.backoff_max_s = backoff_max_s
+        self.stats = UplinkStats()
+        self._wake = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def notify(self) -> None:
+        """New messages are in the outbox: send them now rather than at the next poll."""
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        backoff = self.backoff_min_s
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                async with connect(
+                    self.url,
+                    additional_headers={"Authorization": f"Bearer {self._token}"},
+                    open_timeout=10,
+                    ping_interval=20,
+                    ping_timeout=20,
+                    close_timeout=2,
+                ) as ws:
+                    self.stats.connected = True
+                    self.stats.connects += 1
+                    log.info("uplink connected to %s", self.url)
+                    await self._session(ws, stop)
+            except InvalidStatus as e:
+                self.stats.last_error = f"refused: HTTP {e.response.status_code}"
+            except (OSError, InvalidHandshake, ConnectionClosed, TimeoutError) as e:
+                self.stats.last_error = f"{type(e).__name__}: {e}"
+            finally:
+                self.stats.connected = False
+            if stop.is_set():
+                break
+            if time.monotonic() - started > 10.0:
+                backoff = self.backoff_min_s  # the session lived: start small again
+            delay = backoff * random.uniform(0.8, 1.2)
+            log.warning("uplink down (%s); retrying in %.1f s", self.stats.last_error, delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            backoff = min(self.backoff_max_s, backoff * 2.0)
+
+    async def _session(self, ws: ClientConnection, stop: asyncio.Event) -> None:
+        in_flight: dict[str, float] = {}  # id → when sent (monotonic)
+        await ws.send(envelope(_uuid(), "hello", self.outbox.next_seq(), self.hello()))
+        tasks = [
+            asyncio.create_task(self._reader(ws, in_flight)),
+            asyncio.create_task(self._sender(ws, in_flight)),
+            asyncio.create_task(self._heartbeat(ws)),
+            asyncio.create_task(stop.wait()),
+        ]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for t in done:
+                if not t.cancelled() and t.exception() is not None:
+                    raise t.exception()  # type: ignore[misc]
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _sender(self, ws: ClientConnection, in_flight: dict[str, float]) -> None:
+        while True:
+            room = self.max_in_flight - len(in_flight)
+            batch = self.outbox.pending(room, skip=in_flight.keys()) if room > 0 else []
+            for q in batch:
+                await ws.send(q.text)
+                in_flight[q.id] = time.monotonic()
+                self.stats.sent += 1
+            if in_flight and time.monotonic() - min(in_flight.values()) > self.ack_timeout_s:
+                raise TimeoutError(f"no ack for {self.ack_timeout_s:.0f} s")
+            if not batch or room <= 0:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), 0.5)
+
+    async def _reader(self, ws: ClientConnection, in_flight: dict[str, float]) -> None:
+        async for raw in ws:
+            try:
+                frame = json.loads(raw)
+                kind = frame.get("type")
+            except (ValueError, AttributeError):
+                log.warning("uplink: unreadable frame from backend ignored")
+                continue
+            if kind == "ack":
+                ids = [i for i in frame.get("ids") or [] if isinstance(i, str)]
+                self.stats.acked += self.outbox.ack(ids)
+                for i in ids:
+                    in_flight.pop(i, None)
+                self._wake.set()
+            elif kind == "error":
+                mid = frame.get("id")
+                log.error("backend rejected message %s: %s %s", mid, frame.get("code"), frame.get("message"))
+                if isinstance(mid, str) and mid in in_flight:
+                    self.stats.rejected += self.outbox.reject([mid])
+                    in_flight.pop(mid, None)
+            elif kind == "config_changed" and self.on_config_changed is not None:
+                task = asyncio.create_task(self.on_config_changed())
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _heartbeat(self, ws: ClientConnection) -> None:
+        while True:
+            await ws.send(envelope(_uuid(), "heartbeat", self.outbox.next_seq(), self.health()))
+            await asyncio.sleep(self.heartbeat_s)
+
+
+def _uuid() -> str:
+    import uuid
+
+    return str(uuid.uuid4())

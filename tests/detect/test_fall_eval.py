@@ -1,0 +1,37 @@
+"""The whole evaluation path on a small synthetic set: synthesize → CSV → read → detect → score.
+
+A regression guard on the figures, not a claim about real people (see
+scripts/synth_falls.py for what the synthetic set can and cannot show).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from chumphae.detect.fall_stream import detect_falls
+from chumphae.detect.recordings import read_recording
+from tests.detect import wrist
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_small_synthetic_set_keeps_its_figures(tmp_path: Path) -> None:
+    synth = wrist.synth()
+    manifest = synth.generate(tmp_path, per_kind=5, daily_hours=0.5, seed=23)
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import eval_falls
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    found = {}
+    for m in manifest:
+        rec = read_recording(tmp_path / m["file"], m["units"])
+        found[m["file"]] = [f.t for f in detect_falls(rec.t, rec.xyz, m["hz"])]
+    ours = eval_falls.score(manifest, found)
+    assert ours["sensitivity"] >= 0.7
+    assert ours["specificity"] >= 0.85
+    assert ours["false_alarms_per_hour"] <= 4.0

@@ -24,10 +24,21 @@ export function sortAlerts(alerts: Iterable<Alert>): Alert[] {
     });
 }
 
-/** Ring (sound + notification) for a new high or critical alert that is still open and not late. */
-export function shouldRing(before: Alert | undefined, after: Alert): boolean {
-  if (after.status !== "open" || after.late) return false;
+export interface RingInfo {
+  ring: boolean;
+  attention: boolean;
+  event: string;
+}
+
+/**
+ * Ring (sound + notification) for a high or critical alert that this user must act on now
+ * (the server's `ring` and `attention`), when it is new to the page, reached this user by
+ * escalation, or changed state. A re-trigger of an alert already on screen stays quiet, and
+ * late news never rings (the server sends ring=false for it).
+ */
+export function shouldRing(before: Alert | undefined, after: Alert, info: RingInfo): boolean {
+  if (!info.ring || !info.attention || after.status !== "open" || after.late) return false;
   if (severityRank(after.severity) < severityRank("high")) return false;
-  // New to this page, or re-opened after it was resolved; a re-trigger of an open alert stays quiet.
-  return !before || before.status === "resolved";
+  if (info.event === "retriggered") return !before || before.status !== after.status;
+  return true;
 }

@@ -1,18 +1,27 @@
 // The live alert feed: one WebSocket, resumed from the last cursor after any drop.
 // Protocol: docs/feed-protocol.md (backend). Browsers cannot set headers on a WebSocket
 // upgrade, so the token goes in the first message.
-import type { Alert } from "./model";
+import type { Alert, FeedPatient, Position } from "./model";
 import { PATHS } from "./api";
 
 export type FeedState = "connecting" | "live" | "lost";
 
+export interface AlertMeta {
+  /** The server says phones should ring for this change (false for late news and quiet updates). */
+  ring: boolean;
+  /** This user should act now (the alert has reached their rung of the escalation ladder). */
+  attention: boolean;
+  /** opened | retriggered | acknowledged | escalated | resolved | late_history */
+  event: string;
+}
+
 export interface FeedHandlers {
-  /** Full state: every open alert the user may see (replaces what the page had). */
-  snapshot(alerts: Alert[]): void;
+  /** Full state: every unresolved alert the user may see, each patient's newest position. */
+  snapshot(alerts: Alert[], positions: Position[], patients: FeedPatient[]): void;
   /** One alert changed (new, re-triggered, acknowledged, escalated, resolved). */
-  alert(alert: Alert): void;
-  /** Anything else about a patient (position, band status): the map refreshes from it. */
-  patient?(patientId: number, kind: string, payload: Record<string, unknown>): void;
+  alert(alert: Alert, meta: AlertMeta): void;
+  /** A patient's newest position. */
+  position?(position: Position): void;
   state(state: FeedState): void;
   /** The token was refused: go back to the login screen. */
   unauthorized(): void;
@@ -143,7 +152,7 @@ export class Feed {
   }
 
   private takeCursor(msg: Msg): void {
-    const c = msg.cursor ?? msg.id;
+    const c = msg.cursor;
     if (typeof c === "number" && (this.cursor === null || c > this.cursor)) this.cursor = c;
   }
 
@@ -153,32 +162,29 @@ export class Feed {
       ws.send(JSON.stringify({ type: "pong" }));
       return;
     }
-    if (type === "error" && (msg.code === "unauthorized" || msg.status === 401)) {
-      this.stopped = true;
-      ws.close();
-      this.on.unauthorized();
+    if (type === "welcome" || type === "pong") return;
+    if (type === "error") {
+      if (msg.code === "unauthorized" || msg.status === 401) {
+        this.stopped = true;
+        ws.close();
+        this.on.unauthorized();
+      }
       return;
     }
     if (type === "snapshot") {
-      const alerts = (msg.alerts as Alert[] | undefined) ?? [];
-      this.on.snapshot(alerts);
-      this.takeCursor(msg);
-      this.markLive();
-      return;
-    }
-    if (type === "ready" || type === "live" || type === "caught_up" || type === "hello") {
-      this.takeCursor(msg);
-      this.markLive();
-      return;
-    }
-    // A delta: {type: "event", cursor, kind, patient_id, payload} or {type: "alert", alert}.
-    const payload = (msg.payload as Record<string, unknown> | undefined) ?? msg;
-    const alert = (payload.alert as Alert | undefined) ?? (type === "alert" ? (payload as unknown as Alert) : undefined);
-    if (alert && typeof alert.id === "number") {
-      this.on.alert(alert);
-    } else if (this.on.patient) {
-      const pid = (msg.patient_id ?? payload.patient_id) as number | undefined;
-      if (typeof pid === "number") this.on.patient(pid, String(msg.kind ?? type), payload);
+      this.on.snapshot(
+        (msg.alerts as Alert[] | undefined) ?? [],
+        (msg.positions as Position[] | undefined) ?? [],
+        (msg.patients as FeedPatient[] | undefined) ?? [],
+      );
+    } else if (type === "alert" && msg.alert && typeof (msg.alert as Alert).id === "number") {
+      this.on.alert(msg.alert as Alert, {
+        ring: Boolean(msg.ring),
+        attention: Boolean(msg.attention),
+        event: String(msg.event ?? ""),
+      });
+    } else if (type === "position" && msg.position) {
+      this.on.position?.(msg.position as Position);
     }
     this.takeCursor(msg);
     this.markLive();

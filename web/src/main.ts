@@ -61,13 +61,7 @@ async function start(token: string): Promise<void> {
   } catch {
     /* names fall back to "patient #id" */
   }
-  let first = true;
-  try {
-    store.snapshot(await api.openAlerts(), true);
-    first = false;
-  } catch {
-    /* the feed's snapshot fills the list */
-  }
+  let first = true; // the first snapshot fills the list quietly; later ones ring for what is new
 
   const ctx: Ctx = {
     store,
@@ -92,22 +86,15 @@ async function start(token: string): Promise<void> {
   };
 
   feed = new Feed(token, {
-    snapshot: (alerts) => {
-      store.snapshot(alerts, first);
+    snapshot: (alerts, positions, patients) => {
+      store.notePatients(patients);
+      store.snapshot(alerts, positions, first);
       first = false;
     },
-    alert: (a) => {
-      if (a.patient_id != null && !store.patients.has(a.patient_id)) {
-        void api.patients().then((ps) => {
-          for (const p of ps) store.patients.set(p.id, p);
-          store.emit();
-        }).catch(() => {});
-      }
-      store.upsert(a);
+    alert: (a, meta) => {
+      store.upsert(a, meta);
     },
-    patient: (pid) => {
-      void mapView?.loadPatient(pid);
-    },
+    position: (p) => store.setPosition(p),
     state: (s) => store.setFeed(s),
     unauthorized: () => {
       localStorage.removeItem(TOKEN_KEY);

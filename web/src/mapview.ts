@@ -178,6 +178,8 @@ export class MapView {
 
   /** Where a patient was last seen: the status if we have it, else their newest alert. */
   lastPosition(id: number): { lat: number; lon: number; r: number } | null {
+    const live = this.store.positions.get(id);
+    if (live) return { lat: live.lat, lon: live.lon, r: live.uncertainty_m };
     const s = this.statuses.get(id);
     if (s?.position) return { lat: s.position.lat, lon: s.position.lon, r: s.position.uncertainty_m };
     let best: Alert | null = null;

@@ -32,7 +32,31 @@ export interface Alert {
   resolved_by_name?: string | null;
   resolved_at?: string | null;
   outcome?: string | null;
+  attention?: boolean;
+  patient?: FeedPatient | null;
   last_seen?: LastSeen | null;
+}
+
+/** A patient as the feed names them (only the user's own patients reach them). */
+export interface FeedPatient {
+  id: number;
+  name_th: string | null;
+  name_en: string | null;
+}
+
+/** A position as the feed shows it (chumphae/ingest/service.py position_dict). */
+export interface Position {
+  patient_id: number;
+  t: string;
+  lat: number;
+  lon: number;
+  uncertainty_m: number;
+  in_coverage?: boolean | null;
+  zone_status?: string | null;
+  parcel_code?: string | null;
+  building_code?: string | null;
+  description_th?: string | null;
+  description_en?: string | null;
 }
 
 export interface Me {

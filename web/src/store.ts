@@ -1,7 +1,7 @@
 // What the page knows, in one place; views subscribe and re-render on change.
-import type { Alert, Me, Patient } from "./model";
+import type { Alert, FeedPatient, Me, Patient, Position } from "./model";
 import type { FeedState } from "./feed";
-import { shouldRing } from "./alerts";
+import { shouldRing, type RingInfo } from "./alerts";
 import { lang } from "./i18n";
 
 export type Banner = { kind: "lost"; since: number } | { kind: "back"; missed: number; at: number } | null;
@@ -12,6 +12,8 @@ export class Store {
   me: Me | null = null;
   patients = new Map<number, Patient>();
   alerts = new Map<number, Alert>();
+  positions = new Map<number, Position>();
+  private rang = new Map<number, number>(); // alert id → when it last rang (ms)
   feed: FeedState = "connecting";
   banner: Banner = null;
   tab: "alerts" | "map" = "alerts";
@@ -50,28 +52,52 @@ export class Store {
     }
   }
 
-  /** The feed's full state. The first one never rings; later ones ring for what is new. */
-  snapshot(alerts: Alert[], first: boolean): void {
+  /** Names from the feed for patients the REST list did not have (yet). */
+  notePatients(ps: FeedPatient[]): void {
+    for (const p of ps) {
+      if (!this.patients.has(p.id) && p.name_th) this.patients.set(p.id, { id: p.id, name_th: p.name_th, name_en: p.name_en });
+    }
+  }
+
+  private ring(a: Alert): void {
+    const last = this.rang.get(a.id) ?? 0;
+    if (Date.now() - last < 60_000) return; // at most once a minute per alert
+    this.rang.set(a.id, Date.now());
+    this.onRing(a);
+  }
+
+  /** The feed's full state. The first one never rings; a later one (after a drop) rings for what is new. */
+  snapshot(alerts: Alert[], positions: Position[], first: boolean): void {
     const next = new Map<number, Alert>();
     for (const a of alerts) {
       const before = this.alerts.get(a.id);
       next.set(a.id, a);
+      if (a.patient) this.notePatients([a.patient]);
       if (!first) {
         this.countMissed(before, a);
-        if (shouldRing(before, a)) this.onRing(a);
+        if (!before && shouldRing(before, a, { ring: true, attention: a.attention ?? true, event: "opened" })) this.ring(a);
       }
     }
     // Alerts resolved while we were away are not in a snapshot: drop them.
     this.alerts = next;
+    for (const p of positions) this.setPosition(p, false);
     this.emit();
   }
 
-  upsert(a: Alert): void {
+  upsert(a: Alert, info: RingInfo | null = null): void {
     const before = this.alerts.get(a.id);
+    if (a.patient) this.notePatients([a.patient]);
     this.countMissed(before, a);
-    this.alerts.set(a.id, a);
-    if (shouldRing(before, a)) this.onRing(a);
+    this.alerts.set(a.id, { ...before, ...a });
+    if (info && shouldRing(before, a, info)) this.ring(a);
     this.emit();
+  }
+
+  setPosition(p: Position, emit = true): void {
+    const before = this.positions.get(p.patient_id);
+    if (before && before.t > p.t) return;
+    this.positions.set(p.patient_id, p);
+    if (emit) this.emit();
   }
 
   setFeed(state: FeedState): void {

@@ -236,10 +236,12 @@ function PatientPanel({ ctx, id }: { ctx: Ctx; id: number }) {
   const fromFeed = [...store.alerts.values()].filter((a) => a.patient_id === id);
   const alerts = [...new Map([...recent, ...fromFeed].map((a) => [a.id, a])).values()]
     .sort((a, b) => (b.opened_at > a.opened_at ? 1 : -1)).slice(0, 5);
-  const pos = status?.position;
-  const zone = status?.zone_status ?? pos?.zone_status;
-  const zoneText = status?.in_coverage === false ? t("noCoverage") : zone === "outside" ? t("outZone") : zone === "inside" ? t("inZone") : t("unknown");
-  const lastSeen = status?.last_seen_at ?? pos?.t ?? null;
+  const live = store.positions.get(id);
+  const pos = live && (!status?.position || live.t >= status.position.t) ? live : status?.position;
+  const zone = pos?.zone_status ?? status?.zone_status;
+  const coverage = live?.in_coverage ?? status?.in_coverage;
+  const zoneText = coverage === false ? t("noCoverage") : zone === "outside" ? t("outZone") : zone === "inside" ? t("inZone") : t("unknown");
+  const lastSeen = pos?.t ?? status?.last_seen_at ?? null;
   const where = pos ? (lang() === "en" ? pos.description_en || pos.description_th : pos.description_th || pos.description_en) : null;
   return html`
     <aside class="patient-panel" data-testid="patient-panel" aria-label=${store.patientName(id)}>

@@ -115,6 +115,18 @@ def seed_demo_cmd() -> None:
     print_tokens(result)
 
 
+@app.command("demo")
+def demo_cmd(
+    scenario: Annotated[str, typer.Option(help="Simulated gateway scenario (file or shipped name).")] = "demo",
+    speed: Annotated[float, typer.Option(help="Simulation speed (1 = real time).")] = 1.0,
+    open_browser: Annotated[bool, typer.Option("--open/--no-open", help="Open the page in a browser.")] = True,
+) -> None:
+    """Run everything on the embedded default: backend, demo district, simulated gateway, page."""
+    from chumphae.demo import demo
+
+    demo(get_settings(), scenario=scenario, speed=speed, open_browser=open_browser)
+
+
 def main() -> None:
     """Entry point: configuration problems end with one line, not a traceback."""
     from pydantic import ValidationError

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from datetime import datetime
 
@@ -14,9 +15,23 @@ class BangkokFormatter(logging.Formatter):
         return datetime.fromtimestamp(record.created, BANGKOK).isoformat(timespec="seconds")
 
 
+SECRET = re.compile(r"((?:token|access_token)=)[^&\s\"']+", re.IGNORECASE)
+
+
+class RedactSecrets(logging.Filter):
+    """Access logs carry query strings; a page opened with ?token=... must not put it in the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if SECRET.search(message):
+            record.msg, record.args = SECRET.sub(r"\1<redacted>", message), None
+        return True
+
+
 def setup(level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(BangkokFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactSecrets())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -14,6 +14,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     "conflict": {"th": "ข้อมูลขัดแย้งกับที่มีอยู่", "en": "This conflicts with what exists."},
     "server_error": {"th": "เกิดข้อผิดพลาดในระบบ", "en": "Something went wrong on the server."},
     "bad_request": {"th": "คำขอไม่ถูกต้อง", "en": "Bad request."},
+    "alert_conflict": {"th": "การแจ้งเตือนนี้ปิดไปแล้ว", "en": "This alert is already resolved."},
+    "feed_bad_message": {"th": "ข้อความไม่ถูกต้องตามรูปแบบฟีด", "en": "The message does not follow the feed protocol."},
 }
 
 LANGS = ("th", "en")

@@ -10,9 +10,11 @@ from fastapi import FastAPI
 
 from chumphae import __version__
 from chumphae.api import problems
-from chumphae.api.routes import patients, system, users
+from chumphae.api.routes import alerts, gateway, patients, system, users
 from chumphae.config import Settings, get_settings
 from chumphae.db import init_engine, set_engine
+from chumphae.feed import views as feed_views
+from chumphae.feed.background import background
 from chumphae.web import serve as web_page
 
 log = logging.getLogger(__name__)
@@ -36,7 +38,8 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
             init_engine(settings.effective_database_url)
         log.info("backend ready (version %s)", __version__)
         try:
-            yield
+            async with background(app, settings):  # feed fan-out, alert clock
+                yield
         finally:
             if manage_engine:
                 set_engine(None)
@@ -45,6 +48,6 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
                   lifespan=lifespan)
     app.state.settings = settings
     problems.install(app)
-    for module in (system, patients, users, web_page):
+    for module in (system, patients, users, web_page, alerts, gateway, feed_views):
         app.include_router(module.router)
     return app

@@ -59,6 +59,15 @@ CASES = [
          body={"name": "อสม. ใหม่", "role": "volunteer"}),
     Case("POST", "/api/v1/users/{user_id}/patients", "/api/v1/users/{user}/patients",
          expect(403, care_manager=204, admin=204), body={"patient_id": "{other}"}),
+    # Alerts: the per-patient role checks on real alerts are in tests/alert/test_routes.py.
+    Case("GET", "/api/v1/alerts", "/api/v1/alerts", expect(200)),
+    Case("GET", "/api/v1/alerts/{alert_id}", "/api/v1/alerts/987654", expect(404), note="no such alert"),
+    Case("POST", "/api/v1/alerts/{alert_id}/acknowledge", "/api/v1/alerts/987654/acknowledge", expect(404),
+         body={}, note="no such alert"),
+    Case("POST", "/api/v1/alerts/{alert_id}/resolve", "/api/v1/alerts/987654/resolve", expect(404),
+         body={"outcome": "false_alarm"}, note="no such alert"),
+    Case("GET", "/api/v1/gateway/config", "/api/v1/gateway/config", expect(401),
+         note="gateway tokens only (tests/ingest/test_siteconfig.py)"),
 ]
 
 def fill(value: Any, world: World) -> Any:

@@ -1,0 +1,82 @@
+"""The server-side clock: escalates unacknowledged alerts and notices silent gateways.
+
+It runs in every backend process, but on PostgreSQL each tick first takes a
+transaction advisory lock with `pg_try_advisory_xact_lock`: one process does
+the tick, the others skip it, so two processes never raise the same
+`gateway_offline` twice. Rows to escalate are also locked with
+`FOR UPDATE SKIP LOCKED`. Nothing here waits for new data to arrive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from chumphae.alert.service import AlertChange, AlertInput, escalate_due, raise_alert
+from chumphae.deliver.notify import dispatch
+from chumphae.models import Alert, AlertStatus, Gateway
+from chumphae.timeutil import utcnow
+from chumphae.values import AlertType
+
+log = logging.getLogger(__name__)
+
+TICK_LOCK_KEY = 4005_0002
+
+
+@dataclass(frozen=True, slots=True)
+class ClockOptions:
+    tick_s: float = 5.0
+    offline_after_s: float = 90.0  # the protocol's suggestion: six missed heartbeats
+
+
+def raise_offline(session: Session, *, now: datetime, after_s: float) -> list[AlertChange]:
+    """A `gateway_offline` alert for each gateway heard before but silent for `after_s`."""
+    cutoff = now - timedelta(seconds=after_s)
+    silent = session.exec(select(Gateway).where(Gateway.active, col(Gateway.last_heartbeat_at).is_not(None),
+                                                col(Gateway.last_heartbeat_at) < cutoff)).all()
+    changes = []
+    for g in silent:
+        already = session.exec(select(Alert.id).where(col(Alert.patient_id).is_(None), Alert.gateway_id == g.id,
+                                                      Alert.type == AlertType.GATEWAY_OFFLINE.value,
+                                                      Alert.status != AlertStatus.RESOLVED)).first()
+        if already is not None:
+            continue
+        assert g.last_heartbeat_at is not None
+        changes.append(raise_alert(session, now=now, alert=AlertInput(
+            type=AlertType.GATEWAY_OFFLINE.value, t=g.last_heartbeat_at + timedelta(seconds=after_s),
+            patient_id=None, gateway_id=g.id, lat=g.lat, lon=g.lon,
+            details={"gateway": g.slug, "site": g.site, "last_heard_at": g.last_heartbeat_at.isoformat()})))
+    return changes
+
+
+def tick(engine: Engine, *, now: datetime | None = None, options: ClockOptions = ClockOptions()) -> list[AlertChange]:
+    """One turn of the clock, in its own transaction; notices go out after commit."""
+    now = now or utcnow()
+    with Session(engine, expire_on_commit=False) as session:
+        if engine.dialect.name == "postgresql":
+            got = session.exec(text("SELECT pg_try_advisory_xact_lock(:k)").bindparams(k=TICK_LOCK_KEY)).one()  # type: ignore[call-overload]
+            if not got[0]:
+                return []  # another process has this tick
+        changes = escalate_due(session, now=now)
+        changes += raise_offline(session, now=now, after_s=options.offline_after_s)
+        session.commit()
+    dispatch(engine, changes)
+    return changes
+
+
+async def run(engine: Engine, options: ClockOptions) -> None:
+    """Tick forever (cancelled at shutdown); a failed tick is logged and retried next time."""
+    while True:
+        try:
+            changes = await asyncio.to_thread(tick, engine, options=options)
+            for c in changes:
+                log.info("alert %d %s to level %d", c.alert_id, c.event, c.level)
+        except Exception:
+            log.exception("alert clock tick failed")
+        await asyncio.sleep(options.tick_s)

@@ -1,0 +1,37 @@
+"""The backend's background work, started and stopped by the app's lifespan.
+
+The feed hub (with its PostgreSQL LISTEN or Redis subscription) and the alert
+clock (escalation, silent gateways). Options can be set on `app.state`
+before start (`feed_options`, `clock_options`); tests use short times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from chumphae.alert import escalate
+from chumphae.config import Settings
+from chumphae.db import get_engine
+from chumphae.feed.fanout import running_hub
+
+
+@asynccontextmanager
+async def background(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
+    engine = get_engine()
+    async with running_hub(engine, settings.redis_url) as hub:
+        app.state.feed_hub = hub
+        options = getattr(app.state, "clock_options", escalate.ClockOptions())
+        clock = asyncio.create_task(escalate.run(engine, options)) if options.tick_s > 0 else None
+        try:
+            yield
+        finally:
+            app.state.feed_hub = None
+            if clock is not None:
+                clock.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await clock

@@ -1,0 +1,172 @@
+"""Waking feed sockets when new feed rows are committed, in this process and in the others.
+
+The message carries nothing: the database is the truth, and a woken socket
+reads `feed_event` after its own cursor. So a lost wake-up delays a frame by
+at most the poll interval, and never loses or reorders one.
+
+- `LocalHub` (always): wakes this process's sockets after a local commit.
+- PostgreSQL: `LISTEN chumphae_feed`; the writers' `pg_notify` (in
+  `feed.log.append`) is delivered on commit to every backend process.
+- Redis (`CHUMPHAE_REDIS_URL`): writers publish to `chumphae:feed` after
+  commit; every process subscribes. Works with either database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Protocol
+
+from sqlalchemy.engine import Engine
+
+from chumphae.feed import log as feed_log
+
+log = logging.getLogger(__name__)
+
+REDIS_CHANNEL = "chumphae:feed"
+
+
+class Hub:
+    """This process's sockets, each with a wake-up event. Thread-safe `wake()`."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._events: set[asyncio.Event] = set()
+        self.wakes = 0
+
+    def subscribe(self) -> asyncio.Event:
+        ev = asyncio.Event()
+        self._events.add(ev)
+        return ev
+
+    def unsubscribe(self, ev: asyncio.Event) -> None:
+        self._events.discard(ev)
+
+    def _wake_here(self) -> None:
+        self.wakes += 1
+        for ev in self._events:
+            ev.set()
+
+    def wake(self) -> None:
+        """Callable from any thread (the DB work runs in worker threads)."""
+        if self.loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self.loop:
+            self._wake_here()
+        else:
+            self.loop.call_soon_threadsafe(self._wake_here)
+
+
+class Source(Protocol):
+    """Something that wakes the hub when another process committed feed rows."""
+
+    name: str
+
+    async def run(self, hub: Hub) -> None: ...
+
+
+class PostgresSource:
+    name = "postgresql"
+
+    def __init__(self, engine: Engine, *, retry_s: float = 2.0) -> None:
+        self.conninfo = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self.retry_s = retry_s
+
+    async def run(self, hub: Hub) -> None:
+        import psycopg
+
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True) as conn:
+                    await conn.execute(f"LISTEN {feed_log.PG_CHANNEL}")
+                    hub.wake()  # anything committed while we were not listening
+                    async for _ in conn.notifies():
+                        hub.wake()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database restarts: listen again, sockets poll meanwhile
+                log.warning("feed LISTEN lost (%s); retrying in %.0f s", type(exc).__name__, self.retry_s)
+                await asyncio.sleep(self.retry_s)
+
+
+class RedisSource:
+    name = "redis"
+
+    def __init__(self, url: str, *, retry_s: float = 2.0) -> None:
+        self.url = url
+        self.retry_s = retry_s
+
+    async def run(self, hub: Hub) -> None:
+        import redis.asyncio as aioredis
+
+        while True:
+            client = aioredis.from_url(self.url)
+            try:
+                async with client.pubsub() as pubsub:
+                    await pubsub.subscribe(REDIS_CHANNEL)
+                    hub.wake()
+                    async for message in pubsub.listen():
+                        if message.get("type") == "message":
+                            hub.wake()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("feed Redis subscription lost (%s); retrying in %.0f s",
+                            type(exc).__name__, self.retry_s)
+                await asyncio.sleep(self.retry_s)
+            finally:
+                with contextlib.suppress(Exception):
+                    await client.aclose()
+
+
+def redis_publisher(url: str) -> Callable[[], None]:
+    """After-commit hook: tell the other processes (sync client: commits happen in threads)."""
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+
+    def publish() -> None:
+        try:
+            client.publish(REDIS_CHANNEL, b"")
+        except redis.RedisError as exc:  # the others will see the rows at their next poll
+            log.warning("feed Redis publish failed: %s", type(exc).__name__)
+
+    return publish
+
+
+def source_for(engine: Engine, redis_url: str | None) -> Source | None:
+    if redis_url:
+        return RedisSource(redis_url)
+    if engine.dialect.name == "postgresql":
+        return PostgresSource(engine)
+    return None  # embedded SQLite: one process, the local hub is enough
+
+
+@asynccontextmanager
+async def running_hub(engine: Engine, redis_url: str | None) -> AsyncIterator[Hub]:
+    """A hub for this process, woken by local commits and by the configured source."""
+    hub = Hub(asyncio.get_running_loop())
+    hooks: list[Callable[[], None]] = [hub.wake]
+    if redis_url:
+        hooks.append(redis_publisher(redis_url))
+    for hook in hooks:
+        feed_log.on_commit(hook)
+    source = source_for(engine, redis_url)
+    task = asyncio.create_task(source.run(hub)) if source else None
+    log.info("feed fan-out: %s", source.name if source else "in-process")
+    try:
+        yield hub
+    finally:
+        for hook in hooks:
+            feed_log.off_commit(hook)
+        if task:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

@@ -1,0 +1,268 @@
+"""One caregiver's feed socket: snapshot or replay, then deltas, pings, and ack/resolve messages.
+
+Four tasks share one bounded queue of outgoing frames:
+- producer: reads `feed_event` after the socket's cursor whenever the hub
+  wakes it (and every `poll_s` regardless), renders, enqueues;
+- sender: writes queued frames to the socket, in order;
+- receiver: acknowledge / resolve / ping from the client;
+- pinger: an application `ping` frame every `ping_s` (browsers cannot see
+  protocol pings), carrying the last cursor.
+The database is the buffer: the producer reads only as much as the queue has
+room for. A client that leaves the queue full for `stall_s` while frames
+wait is told to `resync`, and is sent a fresh snapshot in place of the
+backlog, so one slow phone never holds back the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from chumphae import audit
+from chumphae.alert import service as alerts
+from chumphae.alert.render import alert_dict
+from chumphae.auth.service import user_by_token
+from chumphae.deliver.notify import dispatch
+from chumphae.errors import Forbidden, NotFound
+from chumphae.feed import frames
+from chumphae.feed import log as feed_log
+from chumphae.feed.fanout import Hub
+from chumphae.i18n import t as translate
+from chumphae.models import Outcome, User
+from chumphae.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+ROUTE = "WS /ws/alerts"
+
+
+@dataclass(frozen=True, slots=True)
+class FeedOptions:
+    buffer: int = 256  # frames queued per client
+    batch: int = 100  # rows read per query
+    poll_s: float = 2.0  # read even without a wake-up (a lost NOTIFY costs at most this)
+    ping_s: float = 20.0
+    stall_s: float = 10.0  # queue full this long while frames wait: resync
+    auth_timeout_s: float = 10.0
+    max_replay: int = 20_000  # a cursor further behind than this gets a snapshot instead
+    refresh_s: float = 60.0  # re-read who the user cares for
+
+
+class FeedSocket:
+    def __init__(self, ws: WebSocket, *, engine: Engine, hub: Hub, options: FeedOptions, user_id: int) -> None:
+        self.ws, self.engine, self.hub, self.options = ws, engine, hub, options
+        self.user_id = user_id
+        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(options.buffer)
+        self.cursor = 0
+        self.viewer: frames.Viewer | None = None
+        self.resyncs = 0
+
+    # -- database work (worker threads) -------------------------------------------------
+    def _user(self, session: Session) -> User | None:
+        user = session.get(User, self.user_id)
+        return user if user is not None and user.active else None
+
+    def _load_viewer(self) -> frames.Viewer | None:
+        with Session(self.engine) as session:
+            user = self._user(session)
+            return frames.load_viewer(session, user) if user else None
+
+    def _snapshot(self, viewer: frames.Viewer, reason: str) -> dict[str, Any]:
+        with Session(self.engine) as session:
+            snap = frames.snapshot(session, viewer)
+            user = session.get(User, self.user_id)
+            audit.record(session, user=user, action="read", entity="alert_feed", route=ROUTE,
+                         detail={"snapshot": reason, "patients": len(viewer.patients)})
+            session.commit()
+        return snap
+
+    def _replay_ok(self, cursor: int) -> bool:
+        with Session(self.engine) as session:
+            oldest, latest = feed_log.oldest_cursor(session), feed_log.latest_cursor(session)
+            ok = cursor <= latest and latest - cursor <= self.options.max_replay and (oldest == 0 or cursor >= oldest - 1)
+            if ok:
+                user = session.get(User, self.user_id)
+                audit.record(session, user=user, action="read", entity="alert_feed", route=ROUTE,
+                             detail={"resumed_from": cursor})
+                session.commit()
+            return ok
+
+    def _read(self, viewer: frames.Viewer, cursor: int, limit: int) -> list[dict[str, Any]]:
+        with Session(self.engine) as session:
+            rows = feed_log.read_since(session, cursor=cursor, patient_ids=viewer.patient_ids,
+                                       unassigned=viewer.unassigned, limit=limit)
+            return [frames.render(viewer, r) for r in rows]
+
+    def _act(self, msg: dict[str, Any]) -> dict[str, Any]:
+        """Acknowledge or resolve, exactly as the REST routes do."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            user = self._user(session)
+            if user is None:
+                raise Forbidden("user inactive")
+            alert_id = int(msg["alert_id"])
+            if msg["type"] == "ack":
+                row, change = alerts.acknowledge(session, user=user, alert_id=alert_id,
+                                                 note=msg.get("note"), route=ROUTE)
+                changes = [change] if change else []
+            else:
+                row, resolved = alerts.resolve(session, user=user, alert_id=alert_id,
+                                               outcome=Outcome(msg.get("outcome", "other")),
+                                               note=msg.get("note"), route=ROUTE)
+                changes = [resolved]
+            out = alert_dict(row, names={user.id: user.name})  # type: ignore[dict-item]
+            session.commit()
+        dispatch(self.engine, changes)
+        return out
+
+    # -- the socket -----------------------------------------------------------------
+    async def run(self, cursor: int | None) -> None:
+        self.viewer = await asyncio.to_thread(self._load_viewer)
+        if self.viewer is None:
+            await self.ws.close(code=4001, reason="token revoked")
+            return
+        resumed = cursor is not None and await asyncio.to_thread(self._replay_ok, cursor)
+        await self._send(frames.welcome(self.viewer, resumed_from=cursor if resumed else None))
+        if resumed:
+            assert cursor is not None
+            self.cursor = cursor
+        else:
+            if cursor is not None:
+                await self._send({"type": "resync", "reason": "cursor_unknown", "cursor": cursor})
+            await self._snapshot_now("connect")
+        wake = self.hub.subscribe()
+        tasks = [asyncio.create_task(c) for c in (self._produce(wake), self._deliver(), self._receive(),
+                                                   self._ping())]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                exc = task.exception()
+                if exc is not None and not isinstance(exc, WebSocketDisconnect):
+                    log.error("feed socket of user %d failed: %r", self.user_id, exc)
+        finally:
+            self.hub.unsubscribe(wake)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _send(self, frame: dict[str, Any]) -> None:
+        await self.ws.send_text(json.dumps(frame, ensure_ascii=False))
+
+    async def _snapshot_now(self, reason: str) -> None:
+        assert self.viewer is not None
+        snap = await asyncio.to_thread(self._snapshot, self.viewer, reason)
+        self.cursor = snap["cursor"]
+        await self.queue.put(snap)
+
+    async def _produce(self, wake: asyncio.Event) -> None:
+        o = self.options
+        stalled_since: float | None = None
+        refreshed = time.monotonic()
+        while True:
+            if time.monotonic() - refreshed > o.refresh_s:
+                refreshed = time.monotonic()
+                self.viewer = await asyncio.to_thread(self._load_viewer)
+                if self.viewer is None:
+                    await self.ws.close(code=4001, reason="token revoked")
+                    return
+            assert self.viewer is not None
+            room = o.buffer - self.queue.qsize()
+            if room <= 0:
+                more = await asyncio.to_thread(self._read, self.viewer, self.cursor, 1)
+                if not more:
+                    stalled_since = None
+                elif stalled_since is None:
+                    stalled_since = time.monotonic()
+                elif time.monotonic() - stalled_since > o.stall_s:
+                    await self._resync()
+                    stalled_since = None
+                    continue
+                wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), min(o.poll_s, 0.2))
+                continue
+            stalled_since = None
+            wake.clear()  # cleared before reading: a commit after the read wakes us again
+            limit = min(room, o.batch)
+            batch = await asyncio.to_thread(self._read, self.viewer, self.cursor, limit)
+            for frame in batch:
+                self.queue.put_nowait(frame)
+                self.cursor = frame["cursor"]
+            if len(batch) == limit:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), o.poll_s)
+
+    async def _resync(self) -> None:
+        """The client is too far behind: drop its backlog, send a snapshot instead."""
+        self.resyncs += 1
+        dropped = self.queue.qsize()
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        log.info("feed of user %d fell behind (%d frames dropped): resync", self.user_id, dropped)
+        self.queue.put_nowait({"type": "resync", "reason": "behind", "cursor": self.cursor})
+        await self._snapshot_now("behind")
+
+    async def _deliver(self) -> None:
+        while True:
+            await self._send(await self.queue.get())
+
+    def _offer(self, frame: dict[str, Any]) -> None:
+        with contextlib.suppress(asyncio.QueueFull):  # a full queue is about to resync anyway
+            self.queue.put_nowait(frame)
+
+    async def _ping(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.ping_s)
+            self._offer({"type": "ping", "cursor": self.cursor, "server_time": utcnow().isoformat()})
+
+    async def _receive(self) -> None:
+        while True:
+            text = await self.ws.receive_text()
+            try:
+                msg = json.loads(text)
+                kind = msg.get("type") if isinstance(msg, dict) else None
+            except ValueError:
+                msg, kind = {}, None
+            req = msg.get("req") if isinstance(msg, dict) else None
+            if kind == "ping":
+                self._offer({"type": "pong", "req": req, "cursor": self.cursor})
+            elif kind in ("ack", "resolve"):
+                self._offer(await self._handle_action(msg, req))
+            else:
+                self._offer(error_frame("feed_bad_message", req))
+
+    async def _handle_action(self, msg: dict[str, Any], req: Any) -> dict[str, Any]:
+        try:
+            if not isinstance(msg.get("alert_id"), int):
+                return error_frame("feed_bad_message", req)
+            alert = await asyncio.to_thread(self._act, msg)
+        except NotFound:
+            return error_frame("not_found", req)
+        except Forbidden:
+            return error_frame("forbidden", req)
+        except alerts.AlertConflict:
+            return error_frame("alert_conflict", req)
+        except ValueError:  # an unknown outcome
+            return error_frame("feed_bad_message", req)
+        return {"type": "result", "req": req, "ok": True, "alert": alert}
+
+
+def error_frame(code: str, req: Any = None) -> dict[str, Any]:
+    return {"type": "error", "req": req, "code": code, "title_th": translate(code, "th"),
+            "title_en": translate(code, "en")}
+
+
+def authenticate(engine: Engine, token: str | None) -> int | None:
+    if not token:
+        return None
+    with Session(engine) as session:
+        user = user_by_token(session, token)
+        return user.id if user else None

@@ -1,0 +1,1 @@
+"""Data in: gateway messages parsed, checked, stored once, acknowledged after commit."""

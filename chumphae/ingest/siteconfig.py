@@ -1,0 +1,87 @@
+"""The site configuration a gateway fetches (protocol §2): bands and keys, receivers, zones.
+
+Built from the database for the gateway's own site only; it holds band keys,
+so it is served only to that site's gateways. No names, no national ID. The
+ETag is a hash of the document, so any change of a band, patient home, zone
+or receiver changes it; the gateway socket compares it to send
+`config_changed`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import shapely
+from shapely.geometry import mapping
+from sqlmodel import Session, col, select
+
+from chumphae.models import Gateway, MapFeature, Patient, SafeZone, Wristband
+
+DEFAULT_DWELL_S = 60
+EXTENT_PAD_DEG = 0.005  # about 500 m around what the site knows
+
+
+def _geojson(wkb: bytes | None) -> dict[str, Any] | None:
+    return None if wkb is None else dict(mapping(shapely.from_wkb(wkb)))
+
+
+def build(session: Session, gateway: Gateway) -> dict[str, Any]:
+    """The JSON document for `gateway` (deterministic order, so the ETag is stable)."""
+    site = gateway.site
+    bands = session.exec(select(Wristband).where(Wristband.site == site, Wristband.active)
+                         .order_by(col(Wristband.address))).all()
+    patient_ids = sorted({b.patient_id for b in bands if b.patient_id is not None})
+    patients = session.exec(select(Patient).where(col(Patient.id).in_(patient_ids), Patient.active)
+                            .order_by(col(Patient.id))).all() if patient_ids else []
+    zones = session.exec(select(SafeZone).where(col(SafeZone.patient_id).in_(patient_ids), SafeZone.active)
+                         .order_by(col(SafeZone.patient_id))).all() if patient_ids else []
+    gateways = session.exec(select(Gateway).where(Gateway.site == site, Gateway.active)
+                            .order_by(col(Gateway.id))).all()
+    receivers = [dict(r) for g in gateways for r in (g.receivers or [])]
+    route_codes = {code: z.patient_id for z in zones for code in (z.spec or {}).get("route_codes") or []}
+    routes = []
+    if route_codes:
+        features = session.exec(select(MapFeature).where(MapFeature.layer == "routes",
+                                                         col(MapFeature.code).in_(sorted(route_codes)))
+                                .order_by(col(MapFeature.code))).all()
+        routes = [{"patient_id": route_codes[f.code], "code": f.code, "geometry": _geojson(f.geom_wkb)}
+                  for f in features if f.code]
+    points = [(float(r["lat"]), float(r["lon"])) for r in receivers if "lat" in r and "lon" in r]  # type: ignore[arg-type]
+    points += [(p.home_lat, p.home_lon) for p in patients if p.home_lat is not None and p.home_lon is not None]
+    if gateway.lat is not None and gateway.lon is not None:
+        points.append((gateway.lat, gateway.lon))
+    extent = None
+    if points:
+        lats, lons = [p[0] for p in points], [p[1] for p in points]
+        extent = {"min_lat": min(lats) - EXTENT_PAD_DEG, "min_lon": min(lons) - EXTENT_PAD_DEG,
+                  "max_lat": max(lats) + EXTENT_PAD_DEG, "max_lon": max(lons) + EXTENT_PAD_DEG}
+    return {
+        "site_id": site,
+        "gateway_id": gateway.slug,
+        "version": gateway.config_version,
+        "extent": extent,
+        "receivers": receivers,
+        "bands": [{"address": b.address, "key_hex": b.key_hex, "patient_id": b.patient_id, "model": b.model}
+                  for b in bands if b.key_hex],
+        "patients": [{"id": p.id, "code": f"P-{p.id:03d}", "ltc_group": p.nhso_group,
+                      "home": {"lat": p.home_lat, "lon": p.home_lon} if p.home_lat is not None else None}
+                     for p in patients],
+        "zones": [{"patient_id": z.patient_id, "version": z.version,
+                   "dwell_s": int((z.spec or {}).get("dwell_s", DEFAULT_DWELL_S)),  # type: ignore[call-overload]
+                   "geometry": _geojson(z.day_wkb), "night_geometry": _geojson(z.night_wkb)} for z in zones],
+        "routes": routes,
+    }
+
+
+def etag(doc: dict[str, Any]) -> str:
+    digest = hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return f'"{digest[:20]}"'
+
+
+def config_and_etag(session: Session, gateway_id: int) -> tuple[dict[str, Any], str]:
+    gateway = session.get(Gateway, gateway_id)
+    assert gateway is not None
+    doc = build(session, gateway)
+    return doc, etag(doc)

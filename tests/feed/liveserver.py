@@ -1,0 +1,76 @@
+"""A real uvicorn server on 127.0.0.1 (a free port) in a thread, for WebSocket tests through real clients."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+
+
+class LiveServer:
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
+                                                    ws="websockets-sansio", lifespan="on"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.port = 0
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + 15
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        self.port = self.server.servers[0].sockets[0].getsockname()[1]
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@contextmanager
+def live_server(**state: Any) -> Iterator[LiveServer]:
+    """The backend app on the engine already set (`set_engine`), with `app.state` overrides."""
+    from chumphae.api.app import create_app
+
+    app = create_app(manage_engine=False)
+    for key, value in state.items():
+        setattr(app.state, key, value)
+    server = LiveServer(app)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def recv_json(ws: Any, timeout: float = 5.0) -> dict[str, Any]:
+    import json
+
+    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
+
+
+async def recv_until(ws: Any, pred: Any, timeout: float = 5.0) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Frames until one matches `pred`; returns it and those skipped before it."""
+    skipped: list[dict[str, Any]] = []
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        frame = await recv_json(ws, max(0.01, deadline - asyncio.get_running_loop().time()))
+        if pred(frame):
+            return frame, skipped
+        skipped.append(frame)

@@ -195,15 +195,16 @@ class Gateway:
 
     async def _consume(self, stop: asyncio.Event) -> None:
         next_tick = self.source.clock() + 1.0
-        async for advert in self.source:
-            if advert is not None:
-                self.pipeline.handle(advert)
-            now = self.source.clock()
-            if now >= next_tick:
-                self.pipeline.tick(now, self.source.wall())
-                next_tick = now + 1.0
-            if stop.is_set():
-                return
+        async with contextlib.aclosing(aiter(self.source)) as adverts:  # type: ignore[type-var]
+            async for advert in adverts:
+                if advert is not None:
+                    self.pipeline.handle(advert)
+                now = self.source.clock()
+                if now >= next_tick:
+                    self.pipeline.tick(now, self.source.wall())
+                    next_tick = now + 1.0
+                if stop.is_set():
+                    return
         self.pipeline.flush()
         self.source_done.set()
 

@@ -1,0 +1,189 @@
+"""The bleak path end to end against BlueZ as python-dbusmock plays it, on a private system bus.
+
+No radio: a private dbus-daemon (never the machine's system bus) runs the
+`bluez5` template; bleak's real BlueZ backend talks to it over D-Bus. We add
+Device1 objects ourselves with correctly typed ManufacturerData (a{qv}) and
+ServiceData (a{sv}) — the template's AddDevice types them wrongly — and
+emit InterfacesAdded / PropertiesChanged, as bluetoothd does when it hears
+an advert.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from chumphae.values import Motion
+from gateway.decode import chumphae_band as band
+from gateway.pipeline import Pipeline
+from gateway.scan import RadioSource, Scanner
+from gateway.service import default_steps
+from gateway.siteconfig import parse
+
+dbusmock = pytest.importorskip("dbusmock", reason="python-dbusmock not installed (pip install -e '.[test]')")
+dbus = pytest.importorskip("dbus", reason="dbus-python not installed (needs Debian libdbus-1-dev libglib2.0-dev)")
+
+pytestmark = [
+    pytest.mark.dbus,
+    pytest.mark.skipif(shutil.which("dbus-daemon") is None, reason="dbus-daemon missing (Debian package dbus)"),
+]
+
+ADAPTER = "/org/bluez/hci0"
+ADDR = "C0:FF:EE:00:00:01"
+KEY = bytes.fromhex("00112233445566778899aabbccddeeff")
+DEV_IFACE = "org.bluez.Device1"
+FAIL_TWICE_THEN_START = (
+    "n = getattr(self, '_fails', 0)\n"
+    "if n < 2:\n"
+    "    self._fails = n + 1\n"
+    "    raise dbus.exceptions.DBusException('Operation already in progress', name='org.bluez.Error.InProgress')\n"
+    "self.props['org.bluez.Adapter1']['Discovering'] = True\n"
+)
+
+
+class BlueZ:
+    """A private system bus with the bluez5 template and adapter hci0."""
+
+    def __init__(self) -> None:
+        dbusmock.DBusTestCase.start_system_bus()  # a private dbus-daemon; sets DBUS_SYSTEM_BUS_ADDRESS
+        self.proc, self.obj = dbusmock.DBusTestCase.spawn_server_template("bluez5", {}, subprocess.DEVNULL)
+        self.mock = dbus.Interface(self.obj, "org.bluez.Mock")
+        self.mock.AddAdapter("hci0", "rph-gateway")
+        self.bus = dbusmock.DBusTestCase.get_dbus(system_bus=True)
+        self.known: set[str] = set()
+
+    def adapter_mock(self) -> Any:
+        return dbus.Interface(self.bus.get_object("org.bluez", ADAPTER), dbusmock.MOCK_IFACE)
+
+    def advertise(self, address: str, rssi: int, mfr: dict[int, bytes] | None = None, svc: dict[str, bytes] | None = None) -> None:
+        path = f"{ADAPTER}/dev_{address.replace(':', '_')}"
+        mfr_v = dbus.Dictionary({dbus.UInt16(k): dbus.Array([dbus.Byte(b) for b in v], signature="y") for k, v in (mfr or {}).items()}, signature="qv")
+        svc_v = dbus.Dictionary({k: dbus.Array([dbus.Byte(b) for b in v], signature="y") for k, v in (svc or {}).items()}, signature="sv")
+        props = {"RSSI": dbus.Int16(rssi), "ManufacturerData": mfr_v, "ServiceData": svc_v}
+        if path not in self.known:
+            self.known.add(path)
+            base = {
+                "Address": dbus.String(address), "AddressType": dbus.String("random"), "Alias": dbus.String("band"),
+                "Adapter": dbus.ObjectPath(ADAPTER), "Paired": False, "Bonded": False, "Connected": False,
+                "Trusted": False, "Blocked": False, "LegacyPairing": False, "ServicesResolved": False,
+                "UUIDs": dbus.Array([], signature="s"),
+            }
+            all_props = dbus.Dictionary({**base, **props}, signature="sv")
+            self.mock_root().AddObject(path, DEV_IFACE, all_props, [])
+            self.mock_root().EmitSignal(
+                "org.freedesktop.DBus.ObjectManager", "InterfacesAdded", "oa{sa{sv}}",
+                [dbus.ObjectPath(path), dbus.Dictionary({DEV_IFACE: all_props}, signature="sa{sv}")],
+            )
+            return
+        dev = dbus.Interface(self.bus.get_object("org.bluez", path), dbusmock.MOCK_IFACE)
+        dev.UpdateProperties(DEV_IFACE, props)  # emits PropertiesChanged, as a repeated advert does
+
+    def mock_root(self) -> Any:
+        return dbus.Interface(self.bus.get_object("org.bluez", "/"), dbusmock.MOCK_IFACE)
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait()
+        dbusmock.DBusTestCase.tearDownClass()  # stops the private bus
+
+
+@pytest.fixture
+def bluez() -> Iterator[BlueZ]:
+    old = os.environ.get("DBUS_SYSTEM_BUS_ADDRESS")
+    b = BlueZ()
+    try:
+        yield b
+    finally:
+        b.close()
+        if old is None:
+            os.environ.pop("DBUS_SYSTEM_BUS_ADDRESS", None)
+        else:
+            os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = old
+
+
+def site() -> Any:
+    return parse({"site_id": "t", "receivers": [{"id": "local", "lat": 16.5442, "lon": 102.0997}],
+                  "bands": [{"address": ADDR, "key_hex": KEY.hex(), "patient_id": 1}]})
+
+
+async def test_adverts_on_dbus_come_out_as_decoded_readings(bluez: BlueZ) -> None:
+    cfg = site()
+    matcher, detector = default_steps(cfg)
+    pipe = Pipeline(cfg, None, matcher, detector)
+    scanner = Scanner("hci0", "local", watchdog_s=60, retry_delay_s=0.05)
+    source = RadioSource(scanner, idle_s=0.2)
+    frames = [band.encode(ADDR, KEY, band.BandState(seq=500 + i, sos=(i == 2), motion=Motion(1.2, 0.8, 1.0, 10, 0))) for i in range(3)]
+    readings = []
+
+    async def inject() -> None:
+        await asyncio.sleep(0.3)
+        for i, f in enumerate(frames):
+            await asyncio.to_thread(bluez.advertise, ADDR, -60 - i, {0xFFFF: f})
+            await asyncio.sleep(0.1)
+        # a stranger's Eddystone-TLM through ServiceData, and a forged band frame
+        await asyncio.to_thread(bluez.advertise, "11:22:33:44:55:66", -80, None,
+                                {"0000feaa-0000-1000-8000-00805f9b34fb": bytes.fromhex("20000bb817800000002a0000012c")})
+        forged = band.encode(ADDR, bytes(16), band.BandState(seq=999, sos=True))
+        await asyncio.sleep(0.1)
+        await asyncio.to_thread(bluez.advertise, ADDR, -61, {0xFFFF: forged})
+
+    injector = asyncio.create_task(inject())
+    seen_tlm = False
+    async with asyncio.timeout(15), contextlib.aclosing(aiter(source)) as adverts:
+        async for adv in adverts:
+            if adv is None:
+                if len(readings) >= 3 and seen_tlm and pipe.decoders.stats.auth_failures:
+                    break
+                continue
+            r = pipe.handle(adv)
+            if r is not None and r.kind == "chumphae":
+                readings.append(r)
+            seen_tlm = seen_tlm or (r is not None and r.kind == "eddystone_tlm")
+    await injector
+    assert [r.seq for r in readings] == [500, 501, 502]
+    assert [r.sos for r in readings] == [False, False, True]
+    assert all(r.authenticated and r.receiver == "local" for r in readings)
+    assert [r.rssi for r in readings] == [-60, -61, -62]
+    assert pipe.decoders.stats.auth_failures == 1
+    assert scanner.state == "stopped" and scanner.drops == 0
+
+
+async def test_inprogress_at_start_is_retried(bluez: BlueZ) -> None:
+    bluez.adapter_mock().AddMethod("org.bluez.Adapter1", "StartDiscovery", "", "", FAIL_TWICE_THEN_START)
+    scanner = Scanner("hci0", "local", retry_delay_s=0.05, start_retries=5)
+    await scanner.start()
+    try:
+        assert scanner.start_failures == 2 and scanner.state == "scanning"
+        await asyncio.to_thread(bluez.advertise, ADDR, -70, {0xFFFF: bytes(22)})
+        adv = await asyncio.wait_for(scanner.queue.get(), 5)
+        assert adv.address == ADDR and adv.manufacturer_data == {0xFFFF: bytes(22)}
+    finally:
+        await scanner.stop()
+
+
+async def test_silent_adapter_trips_the_watchdog_and_scanning_resumes(bluez: BlueZ, caplog: pytest.LogCaptureFixture) -> None:
+    scanner = Scanner("hci0", "local", watchdog_s=0.5, retry_delay_s=0.05)
+    stop = asyncio.Event()
+    task = asyncio.create_task(scanner.run(stop, check_every_s=0.1))
+    try:
+        async with asyncio.timeout(10):
+            while scanner.restarts == 0:
+                await asyncio.sleep(0.05)
+        assert "no advert for" in scanner.restart_reasons[0]
+        assert any("restarting scanner: no advert" in m for m in caplog.messages)
+        async with asyncio.timeout(5):
+            while scanner.state != "scanning":
+                await asyncio.sleep(0.05)
+        await asyncio.to_thread(bluez.advertise, ADDR, -65, {0xFFFF: bytes(22)})
+        adv = await asyncio.wait_for(scanner.queue.get(), 5)
+        assert adv.rssi == -65
+    finally:
+        stop.set()
+        await task

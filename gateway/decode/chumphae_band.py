@@ -108,15 +108,15 @@ def encode(address: str, key: bytes, s: BandState) -> bytes:
     return struct.pack("<BI", VERSION, s.seq & 0xFFFFFFFF) + sealed
 
 
-def decode_frame(address: str, key: bytes, payload: bytes) -> BandState:
-    """Verify and decrypt one frame. Raises DecodeError / AuthError."""
+def decode_frame(address: str, key: bytes, payload: bytes, cipher: AESCCM | None = None) -> BandState:
+    """Verify and decrypt one frame (`cipher`: a cached AESCCM for `key`). Raises DecodeError / AuthError."""
     if len(payload) != FRAME_LEN:
         raise DecodeError(f"band frame length {len(payload)} != {FRAME_LEN}")
     if payload[0] != VERSION:
         raise DecodeError(f"band frame version 0x{payload[0]:02x} unsupported")
     (seq,) = struct.unpack_from("<I", payload, 1)
     try:
-        body = AESCCM(key, tag_length=TAG_LEN).decrypt(_nonce(address, seq), payload[5:], None)
+        body = (cipher or AESCCM(key, tag_length=TAG_LEN)).decrypt(_nonce(address, seq), payload[5:], None)
     except InvalidTag as e:
         raise AuthError(f"band frame from {address} failed authentication") from e
     flags, batt, mx, mn, mean, pitch, roll, steps = struct.unpack("<BBBBBbbH", body)
@@ -184,12 +184,18 @@ class BandDecoder:
     def __init__(self, keys: Callable[[str], bytes | None], guard: ReplayGuard | None = None) -> None:
         self.keys = keys
         self.guard = guard or ReplayGuard()
+        self._ciphers: dict[bytes, AESCCM] = {}  # key schedule once per band, not per frame
 
     def decode(self, advert: Advert, payload: bytes) -> Reading | None:
         key = self.keys(advert.address)
         if key is None:
             return None  # a band of another site, or not yet in our config: not ours
-        s = decode_frame(advert.address, key, payload)
+        cipher = self._ciphers.get(key)
+        if cipher is None:
+            if len(self._ciphers) > 10_000:
+                self._ciphers.clear()
+            cipher = self._ciphers[key] = AESCCM(key, tag_length=TAG_LEN)
+        s = decode_frame(advert.address, key, payload, cipher)
         self.guard.check(advert.address, s.seq, advert.monotonic)
         return Reading(
             address=advert.address,

@@ -19,9 +19,10 @@ export const PATHS = {
   resolve: (id: number) => `/api/v1/alerts/${id}/resolve`,
   patientStatus: (id: number) => `/api/v1/patients/${id}/status`,
   patientTrack: (id: number) => `/api/v1/patients/${id}/track`,
-  patientZone: (id: number) => `/api/v1/patients/${id}/zone`,
-  mapLayer: (layer: string) => `/api/v1/map/${layer}`,
-  feed: "/api/v1/feed",
+  // The map's data, served for this page by chumphae/web/mapdata.py.
+  patientZone: (id: number) => `/web/api/patients/${id}/zone`,
+  mapLayer: (layer: string) => `/web/api/map/${layer}`,
+  feed: "/ws/alerts",
 };
 
 export class Api {
@@ -74,14 +75,9 @@ export class Api {
     return this.call("GET", `${PATHS.patients}?limit=500`);
   }
 
-  async openAlerts(): Promise<Alert[]> {
-    const body = await this.call<Alert[] | { items?: Alert[]; alerts?: Alert[] }>("GET", `${PATHS.alerts}?status=open,acknowledged`);
-    return Array.isArray(body) ? body : body.items ?? body.alerts ?? [];
-  }
-
   async patientAlerts(patientId: number): Promise<Alert[]> {
     const body = await this.optional<Alert[] | { items?: Alert[]; alerts?: Alert[] }>(
-      `${PATHS.alerts}?patient_id=${patientId}&status=open,acknowledged,resolved&limit=10`,
+      `${PATHS.alerts}?patient_id=${patientId}&limit=10`,
     );
     if (!body) return [];
     return Array.isArray(body) ? body : body.items ?? body.alerts ?? [];

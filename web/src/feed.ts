@@ -1,6 +1,7 @@
 // The live alert feed: one WebSocket, resumed from the last cursor after any drop.
-// Protocol: docs/feed-protocol.md (backend). Browsers cannot set headers on a WebSocket
-// upgrade, so the token goes in the first message.
+// Protocol: docs/feed-protocol.md, server chumphae/feed/views.py + socket.py. Browsers cannot set
+// headers on a WebSocket upgrade, so the token (and the cursor to resume from) go in the first
+// message; a resumed socket gets the missed frames, a new one a snapshot.
 import type { Alert, FeedPatient, Position } from "./model";
 import { PATHS } from "./api";
 
@@ -125,7 +126,7 @@ export class Feed {
     ws.onclose = (ev) => {
       if (this.ws !== ws) return;
       this.ws = null;
-      if (ev.code === 4401 || ev.code === 4403 || ev.code === 1008) {
+      if (ev.code === 4001) {
         this.stopped = true;
         this.on.unauthorized();
         return;
@@ -158,13 +159,14 @@ export class Feed {
 
   private handle(msg: Msg, ws: WebSocket): void {
     const type = String(msg.type ?? "");
-    if (type === "ping") {
-      ws.send(JSON.stringify({ type: "pong" }));
+    if (type === "welcome") {
+      // Resumed from our cursor, the missed frames follow; otherwise a snapshot does.
+      this.markLive();
       return;
     }
-    if (type === "welcome" || type === "pong") return;
+    if (type === "resync" || type === "pong" || type === "result") return; // a snapshot follows a resync
     if (type === "error") {
-      if (msg.code === "unauthorized" || msg.status === 401) {
+      if (msg.code === "unauthorized") {
         this.stopped = true;
         ws.close();
         this.on.unauthorized();
@@ -172,6 +174,7 @@ export class Feed {
       return;
     }
     if (type === "snapshot") {
+      if (typeof msg.cursor === "number") this.cursor = msg.cursor; // a new start: follow the server's cursor
       this.on.snapshot(
         (msg.alerts as Alert[] | undefined) ?? [],
         (msg.positions as Position[] | undefined) ?? [],
@@ -186,8 +189,8 @@ export class Feed {
     } else if (type === "position" && msg.position) {
       this.on.position?.(msg.position as Position);
     }
+    // "ping" (every 20 s) only keeps the watchdog quiet and carries the cursor.
     this.takeCursor(msg);
-    this.markLive();
   }
 
   private markLive(): void {

@@ -18,11 +18,13 @@ const root = document.getElementById("app")!;
 let feed: Feed | null = null;
 let mapView: MapView | null = null;
 
-function tokenFromHash(): string | null {
-  const m = /(?:^#|&)token=([^&]+)/.exec(location.hash);
-  if (!m) return null;
-  history.replaceState(null, "", location.pathname + location.search); // never leave it in the address bar
-  return decodeURIComponent(m[1]);
+/** A token handed over in the link (`#token=` preferred: a fragment never reaches a server log). */
+function tokenFromUrl(): string | null {
+  const hash = /(?:^#|&)token=([^&]+)/.exec(location.hash);
+  const query = new URLSearchParams(location.search).get("token");
+  if (!hash && !query) return null;
+  history.replaceState(null, "", location.pathname); // never leave it in the address bar or history
+  return hash ? decodeURIComponent(hash[1]) : query;
 }
 
 function showLogin(error: string | null = null): void {
@@ -113,6 +115,6 @@ async function start(token: string): Promise<void> {
 }
 
 setLang(initialLang());
-const token = tokenFromHash() ?? localStorage.getItem(TOKEN_KEY);
+const token = tokenFromUrl() ?? localStorage.getItem(TOKEN_KEY);
 if (token) void start(token);
 else showLogin();

@@ -9,13 +9,14 @@ import { alertIcon, lang, t } from "./i18n";
 
 const CHUMPHAE: L.LatLngExpression = [16.5442, 102.0997];
 const LAYERS = ["parcels", "buildings", "routes", "landmarks"] as const;
-const MIN_LAYER_ZOOM = 15; // below this the tax map would be thousands of parcels: not loaded
+const MIN_LAYER_ZOOM = 14; // below this the tax map would be thousands of parcels: not loaded
 
 const STYLE: Record<string, L.PathOptions> = {
   parcels: { color: "#8a7f6a", weight: 1, fillColor: "#f3efe2", fillOpacity: 0.9 },
   buildings: { color: "#6b5b45", weight: 1, fillColor: "#cdb79a", fillOpacity: 1 },
   routes: { color: "#b5651d", weight: 3, dashArray: "6 5", opacity: 0.9 },
   zone: { color: "#137a3b", weight: 3, fillColor: "#2ea45d", fillOpacity: 0.12 },
+  zoneNight: { color: "#0d4f27", weight: 2, dashArray: "4 4", fill: false },
   zoneRoute: { color: "#1f5fbf", weight: 5, opacity: 0.6 },
   track: { color: "#6a1b9a", weight: 4, opacity: 0.8 },
 };
@@ -162,8 +163,9 @@ export class MapView {
     const features: GeoFeature[] = zone.type === "FeatureCollection" ? zone.features ?? [] : [zone as unknown as GeoFeature];
     for (const f of features) {
       if (!f.geometry) continue;
+      const kind = String(f.properties?.kind ?? "");
       const isLine = f.geometry.type.includes("LineString");
-      const style = isLine ? STYLE.zoneRoute : STYLE.zone;
+      const style = isLine ? STYLE.zoneRoute : kind === "zone_night" ? STYLE.zoneNight : STYLE.zone;
       const lyr = L.geoJSON(f as unknown as Feature, { style: () => style, interactive: false } as L.GeoJSONOptions);
       lyr.addTo(this.zones);
     }
@@ -226,7 +228,7 @@ export class MapView {
     }
     if (!this.fitted && pts.length) {
       this.fitted = true;
-      this.map.fitBounds(L.latLngBounds(pts).pad(0.5), { maxZoom: 18 });
+      this.map.fitBounds(L.latLngBounds(pts).pad(0.15), { maxZoom: 18 });
     }
     const f = this.store.focus;
     if (f && Date.now() - f.at < 1000) this.map.setView([f.lat, f.lon], Math.max(this.map.getZoom(), 18));

@@ -66,6 +66,13 @@ def open_page(browser: Any, stack: Stack, who: str, viewport: dict[str, int]) ->
     return page
 
 
+def settle_map(page: Any) -> None:
+    """Wait until the map has fetched and drawn the tax-map layers for where it now looks."""
+    page.wait_for_timeout(400)  # the map asks for layers 250 ms after it stops moving
+    page.wait_for_selector("[data-testid=map][data-layers=ready]", timeout=15_000)
+    page.wait_for_timeout(300)  # one more frame for the canvas
+
+
 def cards(page: Any, **attrs: Any) -> Any:
     sel = CARD + "".join(f"[data-{k.replace('_', '-')}='{v}']" for k, v in attrs.items())
     return page.locator(sel)
@@ -163,11 +170,11 @@ def test_live_feed_ack_isolation_reconnect(browser: Any, stack: Stack) -> None:
         "ขอความช่วยเหลือ" in panel.locator("[data-testid=panel-alerts]").inner_text()
     cg1b.wait_for_selector(".alert-pin", timeout=10_000)
     assert cg1b.locator(".leaflet-tile").count() == 0, "no base-map tiles"
-    cg1b.wait_for_timeout(800)
+    settle_map(cg1b)
     shot(cg1b, "08-map-tax-layers-patient-panel-desktop")
     cg1.locator("[data-testid=tab-map]").click()
     cg1.wait_for_selector(".alert-pin", timeout=10_000)
-    cg1.wait_for_timeout(800)
+    settle_map(cg1)
     shot(cg1, "09-map-phone")
 
     # English on request; Thai stays the default.

@@ -17,10 +17,10 @@ export const PATHS = {
   alerts: "/api/v1/alerts",
   acknowledge: (id: number) => `/api/v1/alerts/${id}/acknowledge`,
   resolve: (id: number) => `/api/v1/alerts/${id}/resolve`,
-  patientStatus: (id: number) => `/api/v1/patients/${id}/status`,
-  patientTrack: (id: number) => `/api/v1/patients/${id}/track`,
   // The map's data, served for this page by chumphae/web/mapdata.py.
   patientZone: (id: number) => `/web/api/patients/${id}/zone`,
+  patientStatus: (id: number) => `/web/api/patients/${id}/status`,
+  patientTrack: (id: number) => `/web/api/patients/${id}/track`,
   mapLayer: (layer: string) => `/web/api/map/${layer}`,
   feed: "/ws/alerts",
 };
@@ -97,7 +97,7 @@ export class Api {
 
   async patientTrack(id: number): Promise<TrackPoint[]> {
     const body = await this.optional<TrackPoint[] | { items?: TrackPoint[]; points?: TrackPoint[] }>(
-      `${PATHS.patientTrack(id)}?limit=200`,
+      `${PATHS.patientTrack(id)}?hours=2`,
     );
     if (!body) return [];
     return Array.isArray(body) ? body : body.items ?? body.points ?? [];

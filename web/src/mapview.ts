@@ -36,7 +36,8 @@ function name(props: Record<string, unknown>): string {
 
 export class MapView {
   readonly map: L.Map;
-  private canvas = L.canvas({ padding: 0.3 });
+  private canvas = L.canvas({ padding: 0.3 }); // the tax map (overlay pane)
+  private care!: L.Canvas; // zones, tracks, positions: drawn above the tax map
   private base: Record<string, L.LayerGroup> = {};
   private zones = L.layerGroup();
   private positions = L.layerGroup();
@@ -52,6 +53,8 @@ export class MapView {
   constructor(el: HTMLElement, private store: Store, private api: Api) {
     this.map = L.map(el, { preferCanvas: true, attributionControl: false, minZoom: 12, maxZoom: 20, zoomSnap: 0.5 })
       .setView(CHUMPHAE, 17);
+    this.map.createPane("care").style.zIndex = "450";
+    this.care = L.canvas({ padding: 0.3, pane: "care" });
     for (const name of LAYERS) this.base[name] = L.layerGroup().addTo(this.map);
     this.zones.addTo(this.map);
     this.track.addTo(this.map);
@@ -92,32 +95,33 @@ export class MapView {
   /** Re-read the size after the map's container became visible (phone tab switch). */
   resize(): void {
     this.map.invalidateSize();
+    this.render();
+    void this.loadLayers();
   }
 
   async loadLayers(force = false): Promise<void> {
     if (this.map.getZoom() < MIN_LAYER_ZOOM) {
       this.showNotice(t("zoomIn"));
+      this.map.getContainer().dataset.layers = "ready";
       return;
     }
     const view = this.map.getBounds();
     if (!force && this.loaded && this.loaded.contains(view)) return;
     const want = view.pad(0.4);
+    const el = this.map.getContainer();
+    el.dataset.layers = "loading";
     const bbox: [number, number, number, number] = [want.getWest(), want.getSouth(), want.getEast(), want.getNorth()];
     let truncated = false;
-    await Promise.all(
-      LAYERS.map(async (layer) => {
-        let fc: GeoJSON | null;
-        try {
-          fc = await this.api.mapLayer(layer, bbox);
-        } catch {
-          return;
-        }
-        if (!fc) return;
-        truncated = truncated || Boolean(fc.truncated);
-        this.drawLayer(layer, fc);
-      }),
-    );
+    const got = await Promise.all(LAYERS.map((layer) => this.api.mapLayer(layer, bbox).catch(() => null)));
+    // Drawn in a fixed order (parcels under buildings under routes), whatever order they arrived in.
+    LAYERS.forEach((layer, i) => {
+      const fc = got[i];
+      if (!fc) return;
+      truncated = truncated || Boolean(fc.truncated);
+      this.drawLayer(layer, fc);
+    });
     this.loaded = truncated ? null : want;
+    el.dataset.layers = "ready";
     if (truncated) this.showNotice(t("zoomIn"));
     else this.showNotice(null);
   }
@@ -166,7 +170,7 @@ export class MapView {
       const kind = String(f.properties?.kind ?? "");
       const isLine = f.geometry.type.includes("LineString");
       const style = isLine ? STYLE.zoneRoute : kind === "zone_night" ? STYLE.zoneNight : STYLE.zone;
-      const lyr = L.geoJSON(f as unknown as Feature, { style: () => style, interactive: false } as L.GeoJSONOptions);
+      const lyr = L.geoJSON(f as unknown as Feature, { style: () => ({ ...style, renderer: this.care }), interactive: false } as L.GeoJSONOptions);
       lyr.addTo(this.zones);
     }
     void id;
@@ -175,7 +179,7 @@ export class MapView {
   showTrack(points: TrackPoint[]): void {
     this.track.clearLayers();
     if (points.length < 2) return;
-    L.polyline(points.map((p) => [p.lat, p.lon] as L.LatLngTuple), { ...STYLE.track, interactive: false }).addTo(this.track);
+    L.polyline(points.map((p) => [p.lat, p.lon] as L.LatLngTuple), { ...STYLE.track, interactive: false, renderer: this.care }).addTo(this.track);
   }
 
   /** Where a patient was last seen: the status if we have it, else their newest alert. */
@@ -204,10 +208,10 @@ export class MapView {
       const hasAlert = [...this.store.alerts.values()].some((a) => a.patient_id === p.id && a.status === "open");
       if (pos) {
         pts.push([pos.lat, pos.lon]);
-        L.circle([pos.lat, pos.lon], { radius: Math.max(pos.r, 3), color: "#1f5fbf", weight: 1, fillColor: "#1f5fbf", fillOpacity: 0.12, interactive: false })
+        L.circle([pos.lat, pos.lon], { radius: Math.max(pos.r, 3), color: "#1f5fbf", weight: 1, fillColor: "#1f5fbf", fillOpacity: 0.12, interactive: false, renderer: this.care })
           .addTo(this.positions);
         const marker = L.circleMarker([pos.lat, pos.lon], {
-          radius: 11, color: "#fff", weight: 3, fillColor: hasAlert ? "#c62828" : "#1f5fbf", fillOpacity: 1,
+          radius: 11, color: "#fff", weight: 3, fillColor: hasAlert ? "#c62828" : "#1f5fbf", fillOpacity: 1, renderer: this.care,
         })
           .bindTooltip(this.store.patientName(p.id), { permanent: true, direction: "top", offset: [0, -12], className: "patient-label" })
           .on("click", () => this.select(p.id));
@@ -226,12 +230,19 @@ export class MapView {
       m.addTo(this.alertPins);
       pts.push([a.last_seen.lat, a.last_seen.lon]);
     }
-    if (!this.fitted && pts.length) {
-      this.fitted = true;
-      this.map.fitBounds(L.latLngBounds(pts).pad(0.15), { maxZoom: 18 });
-    }
+    const visible = this.map.getContainer().clientWidth > 0; // a hidden map (phone, alerts tab) cannot fit
+    if (!visible) return;
     const f = this.store.focus;
-    if (f && Date.now() - f.at < 1000) this.map.setView([f.lat, f.lon], Math.max(this.map.getZoom(), 18));
+    if (f) {
+      this.store.focus = null; // once: a later render must not pull the map back
+      this.fitted = true;
+      this.map.setView([f.lat, f.lon], Math.max(this.map.getZoom(), 18), { animate: false });
+      // On a wide screen the patient panel covers the map's right side: keep the spot in view.
+      if (window.innerWidth >= 900) this.map.panBy([190, 0], { animate: false });
+    } else if (!this.fitted && pts.length) {
+      this.fitted = true;
+      this.map.fitBounds(L.latLngBounds(pts).pad(0.15), { maxZoom: 18, animate: false });
+    }
   }
 
   private select(id: number): void {

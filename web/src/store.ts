@@ -4,6 +4,7 @@ import type { FeedState } from "./feed";
 import { shouldRing, type RingInfo } from "./alerts";
 import { lang } from "./i18n";
 
+/** `missed`: how many alerts changed while the page was away (new, acknowledged, resolved...). */
 export type Banner = { kind: "lost"; since: number } | { kind: "back"; missed: number; at: number } | null;
 
 const RECOVER_MS = 15_000; // after a reconnect, alert changes in this window count as "missed"
@@ -20,6 +21,7 @@ export class Store {
   selected: number | null = null;
   focus: { lat: number; lon: number; at: number } | null = null;
   private recoveringUntil = 0;
+  private missed = new Set<number>();
   private listeners = new Set<() => void>();
   /** Called for each alert that should ring (sound + notification). */
   onRing: (a: Alert) => void = () => {};
@@ -48,7 +50,8 @@ export class Store {
   private countMissed(before: Alert | undefined, after: Alert): void {
     if (!this.recovering() || this.banner?.kind !== "back") return;
     if (!before || before.status !== after.status || (after.count ?? 1) !== (before.count ?? 1)) {
-      this.banner = { ...this.banner, missed: this.banner.missed + 1 };
+      this.missed.add(after.id);
+      this.banner = { ...this.banner, missed: this.missed.size };
     }
   }
 
@@ -107,6 +110,7 @@ export class Store {
       this.banner = { kind: "lost", since: Date.now() };
     } else if (state === "live" && was === "lost") {
       this.banner = { kind: "back", missed: 0, at: Date.now() };
+      this.missed.clear();
       this.recoveringUntil = Date.now() + RECOVER_MS;
       const at = this.banner.at;
       window.setTimeout(() => {

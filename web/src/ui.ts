@@ -241,8 +241,12 @@ function PatientPanel({ ctx, id }: { ctx: Ctx; id: number }) {
   const zone = pos?.zone_status ?? status?.zone_status;
   const coverage = live?.in_coverage ?? status?.in_coverage;
   const zoneText = coverage === false ? t("noCoverage") : zone === "outside" ? t("outZone") : zone === "inside" ? t("inZone") : t("unknown");
-  const lastSeen = pos?.t ?? status?.last_seen_at ?? null;
-  const where = pos ? (lang() === "en" ? pos.description_en || pos.description_th : pos.description_th || pos.description_en) : null;
+  // With no position yet, the newest alert tells where the patient was last seen.
+  const newest = alerts.find((a) => a.last_seen?.lat != null);
+  const lastSeen = pos?.t ?? status?.last_seen_at ?? (newest ? newest.last_triggered_at || newest.opened_at : null);
+  const where = pos
+    ? (lang() === "en" ? pos.description_en || pos.description_th : pos.description_th || pos.description_en)
+    : newest ? whereText(newest) : null;
   return html`
     <aside class="patient-panel" data-testid="patient-panel" aria-label=${store.patientName(id)}>
       <header>

@@ -17,7 +17,7 @@ from chumphae.web import mapdata
 
 DIST = Path(__file__).resolve().parent / "dist"
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter()
 router.include_router(mapdata.router)  # the map's data routes under /web/api/
 
 # What the page's own files may do: only this origin (the feed's WebSocket included), no CDN, no tiles.
@@ -49,7 +49,7 @@ def dist_dir() -> Path:
     return DIST
 
 
-@router.get("/", response_class=HTMLResponse)
+@router.get("/", response_class=HTMLResponse, include_in_schema=False)
 def index() -> Response:
     """The page itself (never cached, so a new build is picked up at the next load)."""
     page = dist_dir() / "index.html"
@@ -59,7 +59,7 @@ def index() -> Response:
                         headers={"Cache-Control": "no-cache", "Content-Security-Policy": CSP})
 
 
-@router.get("/assets/{name:path}")
+@router.get("/assets/{name:path}", include_in_schema=False)
 def asset(name: str) -> Response:
     """A file of the bundle. Names carry a content hash, so they may be cached for good."""
     root = (dist_dir() / "assets").resolve()

@@ -58,8 +58,8 @@ def load_viewer(session: Session, user: User) -> Viewer:
 
 
 def _level(viewer: Viewer, patient_id: int | None) -> int:
-    if patient_id is None:
-        return viewer.default_level
+    if patient_id is None:  # a gateway's alert: care managers are its first rung
+        return 0 if viewer.role == Role.CARE_MANAGER else viewer.default_level
     return viewer.levels.get(patient_id, viewer.default_level)
 
 

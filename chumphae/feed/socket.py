@@ -8,8 +8,8 @@ Four tasks share one bounded queue of outgoing frames:
 - pinger: an application `ping` frame every `ping_s` (browsers cannot see
   protocol pings), carrying the last cursor.
 The database is the buffer: the producer reads only as much as the queue has
-room for. A client that leaves the queue full for `stall_s` while frames
-wait is told to `resync`, and is sent a fresh snapshot in place of the
+room for. A client whose queue is full while frames wait, and whose frames
+have waited (or whose socket has not taken one) for `stall_s`, is told to `resync`, and is sent a fresh snapshot in place of the
 backlog, so one slow phone never holds back the others.
 """
 
@@ -60,7 +60,10 @@ class FeedSocket:
     def __init__(self, ws: WebSocket, *, engine: Engine, hub: Hub, options: FeedOptions, user_id: int) -> None:
         self.ws, self.engine, self.hub, self.options = ws, engine, hub, options
         self.user_id = user_id
-        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(options.buffer)
+        self.queue: asyncio.Queue[tuple[float, dict[str, Any]]] = asyncio.Queue(options.buffer)
+        self.lag = 0.0  # how long the last frame sent had waited in the queue
+        self.progress = time.monotonic()  # when a frame last left the queue
+        self.freed = asyncio.Event()  # set by the sender whenever it takes a frame
         self.cursor = 0
         self.viewer: frames.Viewer | None = None
         self.resyncs = 0
@@ -153,17 +156,19 @@ class FeedSocket:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _send(self, frame: dict[str, Any]) -> None:
-        await self.ws.send_text(json.dumps(frame, ensure_ascii=False))
+        try:
+            await self.ws.send_text(json.dumps(frame, ensure_ascii=False))
+        except RuntimeError as exc:  # the server already closed it (e.g. no answer to protocol pings)
+            raise WebSocketDisconnect(1006) from exc
 
     async def _snapshot_now(self, reason: str) -> None:
         assert self.viewer is not None
         snap = await asyncio.to_thread(self._snapshot, self.viewer, reason)
         self.cursor = snap["cursor"]
-        await self.queue.put(snap)
+        await self.queue.put((time.monotonic(), snap))
 
     async def _produce(self, wake: asyncio.Event) -> None:
         o = self.options
-        stalled_since: float | None = None
         refreshed = time.monotonic()
         while True:
             if time.monotonic() - refreshed > o.refresh_s:
@@ -175,25 +180,19 @@ class FeedSocket:
             assert self.viewer is not None
             room = o.buffer - self.queue.qsize()
             if room <= 0:
-                more = await asyncio.to_thread(self._read, self.viewer, self.cursor, 1)
-                if not more:
-                    stalled_since = None
-                elif stalled_since is None:
-                    stalled_since = time.monotonic()
-                elif time.monotonic() - stalled_since > o.stall_s:
+                stuck = time.monotonic() - self.progress > o.stall_s or self.lag > o.stall_s
+                if stuck and await asyncio.to_thread(self._read, self.viewer, self.cursor, 1):
                     await self._resync()
-                    stalled_since = None
                     continue
-                wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), min(o.poll_s, 0.2))
+                self.freed.clear()
+                with contextlib.suppress(TimeoutError):  # until the sender frees a place
+                    await asyncio.wait_for(self.freed.wait(), min(o.stall_s, 0.2))
                 continue
-            stalled_since = None
             wake.clear()  # cleared before reading: a commit after the read wakes us again
             limit = min(room, o.batch)
             batch = await asyncio.to_thread(self._read, self.viewer, self.cursor, limit)
             for frame in batch:
-                self.queue.put_nowait(frame)
+                self.queue.put_nowait((time.monotonic(), frame))
                 self.cursor = frame["cursor"]
             if len(batch) == limit:
                 continue
@@ -207,16 +206,20 @@ class FeedSocket:
         while not self.queue.empty():
             self.queue.get_nowait()
         log.info("feed of user %d fell behind (%d frames dropped): resync", self.user_id, dropped)
-        self.queue.put_nowait({"type": "resync", "reason": "behind", "cursor": self.cursor})
+        self.queue.put_nowait((time.monotonic(), {"type": "resync", "reason": "behind", "cursor": self.cursor}))
         await self._snapshot_now("behind")
 
     async def _deliver(self) -> None:
         while True:
-            await self._send(await self.queue.get())
+            queued_at, frame = await self.queue.get()
+            self.freed.set()
+            self.lag = time.monotonic() - queued_at
+            await self._send(frame)
+            self.progress = time.monotonic()
 
     def _offer(self, frame: dict[str, Any]) -> None:
         with contextlib.suppress(asyncio.QueueFull):  # a full queue is about to resync anyway
-            self.queue.put_nowait(frame)
+            self.queue.put_nowait((time.monotonic(), frame))
 
     async def _ping(self) -> None:
         while True:

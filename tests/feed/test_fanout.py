@@ -1,0 +1,117 @@
+"""Scale-out: two backend processes on one PostgreSQL database; a change made through one reaches
+a feed client of the other through LISTEN/NOTIFY or Redis, not through process memory or polling."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy.engine import Engine
+from websockets.asyncio.client import connect
+
+from chumphae.alert.escalate import ClockOptions
+from chumphae.config import reset_settings
+from chumphae.db import set_engine, upgrade
+from chumphae.feed.socket import FeedOptions
+from tests.conftest import PG_URL, World, build_world
+from tests.feed.conftest import raise_alert
+from tests.feed.liveserver import live_server, recv_json, recv_until
+
+REDIS_URL = os.environ.get("CHUMPHAE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def pg_world(pg_schema_engine: Engine) -> World:
+    upgrade(pg_schema_engine)
+    set_engine(pg_schema_engine)
+    return build_world(pg_schema_engine)
+
+
+def schema_url(engine: Engine) -> str:
+    with engine.connect() as conn:
+        schema = conn.exec_driver_sql("SELECT current_schema()").scalar()
+    return f"{PG_URL}?options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture
+def other_process(pg_world: World, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """Backend process A: `chumphae serve` on the same database (and Redis, when the test asks)."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHUMPHAE_")}
+    env.update(CHUMPHAE_DATABASE_URL=schema_url(pg_world.engine), CHUMPHAE_DATA_DIR=str(tmp_path / "a"),
+               CHUMPHAE_LOG_LEVEL="WARNING")
+    if getattr(request, "param", None) == "redis":
+        env["CHUMPHAE_REDIS_URL"] = REDIS_URL
+    exe = Path(sys.executable).parent / "chumphae"
+    proc = subprocess.Popen([str(exe), "serve", "--host", "127.0.0.1", "--port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"backend A did not start: {proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+            time.sleep(0.1)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+async def _change_in_a_reaches_client_of_b(world: World, base_a: str) -> None:
+    sos = raise_alert(world.engine, world.own_patient, "sos")
+    # B never polls during the test: only a cross-process wake-up can deliver the frame in time
+    with live_server(feed_options=FeedOptions(poll_s=60, ping_s=60), clock_options=ClockOptions(tick_s=0)) as b:
+        async with connect(f"{b.ws}/ws/alerts", additional_headers=world.auth("caregiver")) as ws:
+            await recv_json(ws)
+            snap = await recv_json(ws)
+            assert [a["id"] for a in snap["alerts"]] == [sos.alert_id]
+            async with httpx.AsyncClient(base_url=base_a) as http:
+                r = await http.post(f"/api/v1/alerts/{sos.alert_id}/acknowledge", headers=world.auth("volunteer"))
+                assert r.status_code == 200, r.text
+            frame, skipped = await recv_until(ws, lambda f: f["type"] == "alert", timeout=5)
+            assert skipped == []
+            assert frame["event"] == "acknowledged" and frame["alert"]["acknowledged_by_name"] == "volunteer"
+            assert frame["cursor"] > snap["cursor"]
+            await ws.send(json.dumps({"type": "ping", "req": "p"}))
+            assert (await recv_json(ws))["type"] == "pong"  # exactly one frame, nothing twice
+
+
+@pytest.mark.postgres
+async def test_postgres_notify_fans_out_between_processes(pg_world: World, other_process: str) -> None:
+    await _change_in_a_reaches_client_of_b(pg_world, other_process)
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.parametrize("other_process", ["redis"], indirect=True)
+async def test_redis_fans_out_between_processes(pg_world: World, other_process: str,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
+    except redis.RedisError as exc:
+        pytest.skip(f"Redis not reachable at CHUMPHAE_TEST_REDIS_URL ({exc})")
+    monkeypatch.setenv("CHUMPHAE_REDIS_URL", REDIS_URL)
+    reset_settings()
+    await _change_in_a_reaches_client_of_b(pg_world, other_process)

@@ -48,9 +48,32 @@ class Steps(Protocol):
 
 
 def default_steps(config: SiteConfig) -> tuple[Matcher, Detector]:
-    """The match and detect steps: the fallback ones in `gateway.basic` (see module doc)."""
+    """The match and detect steps: `chumphae.detect` detectors with per-patient thresholds (the
+    zone's `dwell_s` as the wander dwell) when installed, else the fallback in `gateway.basic`.
+    Matching is `gateway.basic.ZoneMatcher` (safe-zone polygons from the site config)."""
     matcher = ZoneMatcher(config)
-    return matcher, BasicDetector(matcher)
+    try:
+        from chumphae.detect.runner import Detectors
+        from chumphae.detect.thresholds import thresholds_for
+    except ImportError:  # a gateway built without the detection package
+        return matcher, BasicDetector(matcher)
+    detectors = Detectors()
+    dwell = {int(z["patient_id"]): float(z["dwell_s"]) for z in config.zones if z.get("dwell_s") is not None}
+    for p in config.patients:
+        if p.get("id") is None:
+            continue
+        pid = int(p["id"])
+        overrides: dict[str, object] = dict(p.get("thresholds") or {})
+        if pid in dwell:
+            overrides.setdefault("wander_dwell_s", dwell[pid])
+            overrides.setdefault("wander_dwell_night_s", dwell[pid])
+        try:
+            th = thresholds_for(p.get("adl_score"), p.get("ltc_group"), overrides)
+        except ValueError as e:
+            log.error("patient %s: bad thresholds (%s); group defaults used", pid, e)
+            th = thresholds_for(p.get("adl_score"), p.get("ltc_group"))
+        detectors.set_thresholds(pid, th)
+    return matcher, detectors
 
 
 def simulated_site(scenario: Scenario, backend: SiteConfig | None) -> SiteConfig:

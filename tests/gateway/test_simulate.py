@@ -1,0 +1,81 @@
+"""The simulator through the real pipeline: its bytes decode, its scenarios raise the right alerts."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from gateway.decode import default_decoders
+from gateway.pipeline import Pipeline
+from gateway.queue import Outbox
+from gateway.service import default_steps
+from gateway.simulate import motion
+from gateway.simulate import scenario as scenarios
+from gateway.simulate.source import SimSource
+
+
+def run(name: str, tmp_path: Path) -> tuple[SimSource, list[dict[str, object]]]:
+    scen = scenarios.load(name)
+    assert scen.site is not None
+    src = SimSource(scen, scen.site, speed=0)
+    matcher, detector = default_steps(scen.site)
+    ob = Outbox(tmp_path / f"{name}.db")
+    pipe = Pipeline(scen.site, ob, matcher, detector)
+    for a in src.frames():
+        if a is None:
+            pipe.tick(src.clock(), src.wall())
+        else:
+            pipe.handle(a)
+    pipe.flush()
+    alerts = [json.loads(q.text)["body"] for q in ob.pending(10_000) if q.type == "alert"]
+    ob.close()
+    return src, alerts
+
+
+def test_every_simulated_advert_is_a_real_authenticated_frame() -> None:
+    scen = scenarios.load("everything")
+    assert scen.site is not None
+    src = SimSource(scen, scen.site, speed=0)
+    reg = default_decoders(scen.site.key_for)
+    n = 0
+    for a in src.frames():
+        if a is None:
+            continue
+        r = reg.decode(a)
+        assert r is not None and r.kind == "chumphae" and r.authenticated
+        n += 1
+    assert n > 500 and reg.stats.failures == 0
+
+
+def test_demo_wanders_within_the_first_minute(tmp_path: Path) -> None:
+    src, alerts = run("demo", tmp_path)
+    wanders = [a for a in alerts if a["type"] == "wander"]
+    assert wanders and wanders[0]["patient_id"] == 1
+    assert (datetime.fromisoformat(str(wanders[0]["t"])) - src.start).total_seconds() < 60
+    assert all(a["patient_id"] == 1 for a in alerts)  # patient 2 walks their route: no alert
+
+
+def test_fall_scenario_raises_one_fall_for_the_patient_who_fell(tmp_path: Path) -> None:
+    _src, alerts = run("fall", tmp_path)
+    assert [(a["type"], a["patient_id"]) for a in alerts] == [("fall", 2)]
+    assert alerts[0]["lat"] is not None  # where the patient lies
+
+
+def test_fall_trace_has_free_fall_impact_and_stillness_and_slap_does_not_flag() -> None:
+    rng = random.Random(2)
+    tr = motion.fall(rng)
+    per_s = [motion.summarise(tr[i * motion.HZ : (i + 1) * motion.HZ]) for i in range(3)]
+    assert per_s[1].min_g < 0.5 and per_s[1].max_g > 2.5  # free fall and impact in the same second
+    assert per_s[2].max_g - per_s[2].min_g < 0.2  # stillness afterwards
+    assert per_s[2].pitch_deg is not None and abs(per_s[2].pitch_deg) > 60  # lying: new orientation
+    assert motion.band_flags_fall(tr)
+    assert not motion.band_flags_fall(motion.table_slap(rng))
+
+
+def test_scenario_with_unknown_event_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown event type"):
+        scenarios.parse({"patients": [{"band": 0, "events": [{"at": 1, "type": "teleport"}]}]})

@@ -167,7 +167,12 @@ def seed_demo(session: Session, *, n_patients: int = 30) -> SeedResult:
                                       lat=site_homes[0].lat, lon=site_homes[0].lon,
                                       receivers=_receivers(site_homes, rng))
         gateway_tokens[slug] = gw_token
-        for patient, home in members:
+        for k, (patient, home) in enumerate(members):
+            if k == 0:
+                # The first band of each site belongs to a known wanderer whose care manager asked
+                # for a short dwell, so `chumphae demo` shows a wander alert within its first minute.
+                patient.nhso_group, patient.thresholds = 2, {"wander_dwell_s": 30}
+                session.add(patient)
             band_no += 1
             session.add(Wristband(address=f"C0:CA:FE:00:{band_no // 256:02X}:{band_no % 256:02X}",
                                   model="chumphae-v1", key_hex=band_key(rng), patient_id=patient.id,

@@ -19,7 +19,6 @@ from sqlmodel import Session, col, select
 
 from chumphae.models import Gateway, MapFeature, Patient, SafeZone, Wristband
 
-DEFAULT_DWELL_S = 60
 EXTENT_PAD_DEG = 0.005  # about 500 m around what the site knows
 
 
@@ -65,11 +64,12 @@ def build(session: Session, gateway: Gateway) -> dict[str, Any]:
         "receivers": receivers,
         "bands": [{"address": b.address, "key_hex": b.key_hex, "patient_id": b.patient_id, "model": b.model}
                   for b in bands if b.key_hex],
-        "patients": [{"id": p.id, "code": f"P-{p.id:03d}", "ltc_group": p.nhso_group,
+        # Detection thresholds: group defaults from ADL / NHSO group, then the patient's own overrides.
+        "patients": [{"id": p.id, "code": f"P-{p.id:03d}", "ltc_group": p.nhso_group, "adl_score": p.adl_score,
+                      "thresholds": dict(p.thresholds or {}),
                       "home": {"lat": p.home_lat, "lon": p.home_lon} if p.home_lat is not None else None}
                      for p in patients],
         "zones": [{"patient_id": z.patient_id, "version": z.version,
-                   "dwell_s": int((z.spec or {}).get("dwell_s", DEFAULT_DWELL_S)),  # type: ignore[call-overload]
                    "geometry": _geojson(z.day_wkb), "night_geometry": _geojson(z.night_wkb)} for z in zones],
         "routes": routes,
     }

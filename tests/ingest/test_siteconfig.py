@@ -17,7 +17,8 @@ def test_site_config_with_etag(client: TestClient, site: Site) -> None:
     assert [b["address"] for b in doc["bands"]] == [BAND]  # not the other site's band
     assert doc["bands"][0]["key_hex"] and doc["bands"][0]["patient_id"] == site.world.own_patient
     assert doc["patients"] == [{"id": site.world.own_patient, "code": f"P-{site.world.own_patient:03d}",
-                                "ltc_group": 2, "home": {"lat": 16.5442, "lon": 102.0997}}]
+                                "ltc_group": 2, "adl_score": 9, "thresholds": {},
+                                    "home": {"lat": 16.5442, "lon": 102.0997}}]
     assert "ผู้ป่วยหนึ่ง" not in r.text and "1409900000011" not in r.text  # no names, no CID
     assert doc["receivers"][0]["id"] == "rx-rph" and doc["extent"]["min_lat"] < 16.5442
     assert client.get("/api/v1/gateway/config", headers={**site.auth(), "If-None-Match": tag}).status_code == 304

@@ -12,7 +12,8 @@ from chumphae import __version__
 from chumphae.api import problems
 from chumphae.api.routes import alerts, gateway, patients, system, users
 from chumphae.config import Settings, get_settings
-from chumphae.db import init_engine, set_engine
+from chumphae.db import init_engine, session_scope, set_engine
+from chumphae.map.store import load_default_map, map_info
 from chumphae.feed import views as feed_views
 from chumphae.feed.background import background
 from chumphae.web import serve as web_page
@@ -35,7 +36,11 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if manage_engine:
-            init_engine(settings.effective_database_url)
+            engine = init_engine(settings.effective_database_url)
+            with session_scope(engine) as session:
+                if not map_info(session):  # an empty map: start with the shipped Chumphae layer set
+                    summary = load_default_map(session)
+                    log.info("loaded the default map: %s features", summary.kept)
         log.info("backend ready (version %s)", __version__)
         try:
             async with background(app, settings):  # feed fan-out, alert clock

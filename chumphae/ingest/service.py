@@ -24,6 +24,7 @@ from sqlmodel import Session, col, select
 from chumphae.alert import service as alerts
 from chumphae.alert.service import AlertChange, AlertInput
 from chumphae.feed import log as feed_log
+from chumphae.map.shared import place_at
 from chumphae.ingest.envelope import AlertBody, HeartbeatBody, HelloBody, Message, PositionBody, ReadingBody, Rejection
 from chumphae.models import Alert, AlertStatus, Gateway, IngestedMessage, Outcome, PositionRecord, Wristband
 from chumphae.timeutil import as_utc, utcnow
@@ -129,8 +130,18 @@ def _moves_forward(band: Wristband, t: datetime) -> bool:
     return band.last_seen_at is None or t >= as_utc(band.last_seen_at)
 
 
+def _place(session: Session, given: Any, lat: float | None, lon: float | None) -> Any:
+    """The gateway's place if it gave one in words, else ours from the tax map."""
+    if given is not None and given.description_th:
+        return given
+    if lat is None or lon is None:
+        return given
+    return place_at(session, lon, lat) or given
+
+
 def _position(session: Session, gateway: Gateway, band: Wristband, b: PositionBody, now: datetime) -> None:
-    m, place = b.match, b.match.place if b.match and b.match.place else None
+    m = b.match
+    place = _place(session, m.place if m else None, b.lat, b.lon)
     newest = None
     if band.patient_id is not None:
         newest = session.exec(select(func.max(PositionRecord.t))
@@ -198,7 +209,7 @@ def _alert_input(session: Session, gateway: Gateway, b: AlertBody, bands: dict[s
         raise Refused("alert names neither a band nor a patient")
     if patient_id is None:
         raise Refused("band is not given to a patient")
-    place = b.match.place if b.match and b.match.place else None
+    place = _place(session, b.match.place if b.match else None, b.lat, b.lon)
     details = dict(b.details)
     if b.severity:
         details["gateway_severity"] = b.severity

@@ -150,3 +150,33 @@ async def test_a_second_connection_closes_the_first_and_config_changes_are_annou
                 s.commit()
             changed, _ = await recv_until(second, lambda f: f["type"] == "config_changed")
             assert changed["etag"] != welcome["config_etag"]
+
+
+async def test_backend_names_the_place_when_the_gateway_could_not(server: LiveServer, site: Site) -> None:
+    """A gateway matching on bare zone polygons sends no place; the alert still says where, from the tax map."""
+    from chumphae.map.shared import forget
+    from chumphae.map.store import load_default_map
+
+    with Session(site.world.engine) as s:
+        load_default_map(s)
+        s.commit()
+    forget()
+    body = {"type": "sos", "severity": "critical", "address": BAND, "t": datetime.now(UTC).isoformat(),
+            "lat": 16.5442, "lon": 102.0997, "uncertainty_m": 15.0,
+            "match": {"status": "outside", "zone_version": 1}, "details": {}}
+    async with connect(url(server), additional_headers=site.auth()) as ws:
+        await recv_json(ws)
+        mid, text = frame("alert", body)
+        await ws.send(text)
+        assert mid in (await recv_json(ws))["ids"]
+    forget()
+    with Session(site.world.engine) as s:
+        a = s.exec(select(Alert)).one()
+    from chumphae.map.layers import MapLayers
+    from chumphae.map.match import Matcher
+    from chumphae.map.store import DEFAULT_MAP
+
+    expected = Matcher(MapLayers.from_file(DEFAULT_MAP)).place(102.0997, 16.5442)
+    assert expected.description_th.startswith("ห่างจาก")
+    assert (a.description_th, a.description_en, a.parcel_code) == (
+        expected.description_th, expected.description_en, expected.parcel_code)

@@ -63,6 +63,7 @@ The last line is a one-line summary with the headline figures.
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import random
 import statistics
@@ -101,6 +102,7 @@ DAY = 86_400
 GRACE_S = 120.0
 WALK_OFFSET_M = 12.0  # lateral offset of a walk from the route centreline (tolerance is 20 m)
 WINDOW_S = 300  # one sampled quiet window
+WALK_REACH_M = 300.0  # a walk turns back at most this far along a route
 RADIO = Radio(p1m_dbm=-59.0, path_loss_n=2.2, noise_db=4.0, shadowing_db=3.0, drop_rate=0.15,
               sensitivity_dbm=-100.0, repeats=1)
 
@@ -188,10 +190,16 @@ def outbound(site: Site, rng: random.Random, offset: float) -> list[tuple[float,
         s_j = l1.project(j1)
         path += _along(l1, s_entry, s_j, 0.0)
         s2 = l2.project(j1)
-        path += _along(l2, s2, rng.uniform(0, l2.length), rng.uniform(-offset, offset))
+        path += _along(l2, s2, _reach(l2, s2, rng), rng.uniform(-offset, offset))
     else:
-        path += _along(l1, s_entry, rng.uniform(0, l1.length), rng.uniform(-offset, offset))
+        path += _along(l1, s_entry, _reach(l1, s_entry, rng), rng.uniform(-offset, offset))
     return path if _length(path) > 40 else None
+
+
+def _reach(line: LineString, s0: float, rng: random.Random) -> float:
+    """Where along `line` a walk from arc length s0 turns back: 60–WALK_REACH_M metres either way."""
+    d = rng.uniform(60.0, WALK_REACH_M) * rng.choice((-1, 1))
+    return min(line.length, max(0.0, s0 + d))
 
 
 def normal_walk(site: Site, rng: random.Random) -> list[tuple[float, float]]:
@@ -225,6 +233,20 @@ def wander_path(site: Site, rng: random.Random, night: bool) -> list[tuple[float
             if far and not any(zone.intersects(Point(p)) for p in far[::2]):
                 return base + off
     raise RuntimeError(f"patient {site.pid}: no way out of the zone found")
+
+
+def local_xy(site: Site) -> Any:
+    """lat/lon → metric x/y, linearised at the home (exact to millimetres over a village)."""
+    lat0, lon0 = site.home.lat, site.home.lon
+    x0, y0 = site.layers.metric.xy(lon0, lat0)
+    x1, y1 = site.layers.metric.xy(lon0 + 1e-3, lat0)
+    x2, y2 = site.layers.metric.xy(lon0, lat0 + 1e-3)
+    a, b, c, d = (x1 - x0) / 1e-3, (x2 - x0) / 1e-3, (y1 - y0) / 1e-3, (y2 - y0) / 1e-3
+    x0, y0 = float(x0), float(y0)
+
+    def to_xy(lat: float, lon: float) -> tuple[float, float]:
+        return x0 + a * (lon - lon0) + b * (lat - lat0), y0 + c * (lon - lon0) + d * (lat - lat0)
+    return to_xy
 
 
 # -- the source ------------------------------------------------------------------------------
@@ -376,13 +398,13 @@ def plan_days(site: Site, rng: random.Random, days: int, p_wander: float, p_fall
             path = wander_path(site, rng, night)
             speed = rng.uniform(0.6, 1.0)
             out_s = math.ceil(_length(path) / speed)
-            linger = rng.uniform(300, 900) if night else rng.uniform(360, 1200)
+            linger = rng.uniform(300, 600) if night else rng.uniform(360, 720)
             dur = out_s * 2 + linger
             t = slot(base + 21.5 * 3600, base + 28 * 3600, dur) if night else slot(base + 8 * 3600, base + 17 * 3600, dur)
             if t is not None and t + dur < days * DAY - 600:
                 ll = site.to_latlon(path)
                 acts += [Action(t, "wander", ll, speed), Action(t + out_s + linger, "return", ll[::-1], speed)]
-                busy.append((t - 120, t + dur + 600))
+                busy.append((t - 120, t + dur + 300))
                 episodes += 1
         for _ in range(rng.choice((2, 3))):  # normal walks along the assigned routes
             path = normal_walk(site, rng)
@@ -391,11 +413,11 @@ def plan_days(site: Site, rng: random.Random, days: int, p_wander: float, p_fall
             t = slot(base + 7 * 3600, base + 19 * 3600, dur)
             if t is not None:
                 acts.append(Action(t, "walk", site.to_latlon(path), speed))
-                busy.append((t - 60, t + dur + 180))
+                busy.append((t - 60, t + dur + 120))
         if rng.random() < p_fall:
             t = slot(base + 7 * 3600, base + 19.5 * 3600, 700)
             if t is not None:
-                lie = rng.uniform(240, 600)
+                lie = rng.uniform(180, 360)
                 acts += [Action(t, "fall"), Action(t + lie, "get_up")]
                 busy.append((t - 60, t + lie + 120))
         for _ in range(slaps):
@@ -403,22 +425,20 @@ def plan_days(site: Site, rng: random.Random, days: int, p_wander: float, p_fall
             if t is not None:
                 acts.append(Action(t, "slap"))
                 busy.append((t - 30, t + 60))
+        for h in (6, 20):  # the zone switches (day ↔ night zone): simulated every day
+            busy.append((base + h * 3600 - 120, base + h * 3600 + 180))
     acts.sort(key=lambda a: a.at)
     return acts, sorted(busy), episodes
 
 
 def _windows(busy: list[tuple[float, float]], days: int, rng: random.Random, share: float) -> list[tuple[float, float]]:
-    """What is simulated second by second: activity, the zone switches, sampled quiet windows."""
+    """What is simulated second by second: activity (with the zone switches), sampled quiet windows."""
     w = list(busy)
-    for d in range(days):
-        for h in (6, 20):
-            t = d * DAY + h * 3600
-            w.append((t - 180, t + 300))
     n = int(share * days * DAY / WINDOW_S)
     for _ in range(n):
         t = rng.uniform(0, days * DAY - WINDOW_S)
         w.append((t, t + WINDOW_S))
-    w.append((0, 600))  # warm-up: the first fixes
+    w.append((0, 300))  # warm-up: the first fixes
     w.sort()
     merged: list[list[float]] = []
     for a, b in w:
@@ -430,7 +450,7 @@ def _windows(busy: list[tuple[float, float]], days: int, rng: random.Random, sha
 
 
 def run_patient(site: Site, days: int, seed: int, start: datetime, *, p_wander: float = 0.6,
-                p_fall: float = 0.5, slaps: int = 4, quiet_share: float = 0.02) -> PatientRun:
+                p_fall: float = 0.4, slaps: int = 3, quiet_share: float = 0.01) -> PatientRun:
     rng = random.Random(seed)
     acts, active, episodes = plan_days(site, rng, days, p_wander, p_fall, slaps)
     windows = _windows(active, days, rng, quiet_share)
@@ -440,7 +460,8 @@ def run_patient(site: Site, days: int, seed: int, start: datetime, *, p_wander: 
     detectors.set_thresholds(site.pid, site.th)
     cap = Capture(MapMatcher(site.layers, {site.pid: site.zone}), detectors, start)
     pipe = Pipeline(site.config, None, cap, cap)
-    metric, zone = site.layers.metric, site.zone
+    zone = site.zone
+    to_xy = local_xy(site)
     night_rule = zone.spec.night
     assert night_rule is not None
     excursions: list[tuple[float, float, bool]] = []
@@ -453,6 +474,10 @@ def run_patient(site: Site, days: int, seed: int, start: datetime, *, p_wander: 
     simulated = 0.0
     quiet_sim = 0.0
 
+    def pending() -> bool:  # a detector waiting on time: no jump now (it would fire at once)
+        st = detectors.states.get(site.pid)
+        return st is not None and (st.wander.outside_since is not None or st.fall.pending is not None)
+
     def wall_s() -> float:
         return (src.wall() - start).total_seconds()
 
@@ -463,7 +488,7 @@ def run_patient(site: Site, days: int, seed: int, start: datetime, *, p_wander: 
         t = wall_s()
         if t < wa:  # jump the wall clock (patient at home, inside, nothing pending)
             src.start += timedelta(seconds=wa - t)
-        while wall_s() < wb or out_since is not None or src.sim.walking and src.sim.path:
+        while wall_s() < wb or out_since is not None or src.sim.walking and src.sim.path or pending():
             t = wall_s()
             if t >= days * DAY:
                 break
@@ -486,7 +511,7 @@ def run_patient(site: Site, days: int, seed: int, start: datetime, *, p_wander: 
                 pipe.handle(advert)
             # ground truth: the true position in this second against the zone in force
             lat, lon = src.sim.pos
-            x, y = metric.xy(lon, lat)
+            x, y = to_xy(lat, lon)
             geom = zone.at(src.wall())
             src._now += 1.0
             cap.now = wall_s()
@@ -685,9 +710,10 @@ def lines(rep: Report) -> list[str]:
     return out
 
 
-def run(days: int, patients: int, seed: int, *, quiet_share: float = 0.02, spacing_m: float = 100.0,
-        p_wander: float = 0.6, p_fall: float = 0.5, slaps: int = 4, progress: bool = False) -> Report:
+def run(days: int, patients: int, seed: int, *, quiet_share: float = 0.01, spacing_m: float = 100.0,
+        p_wander: float = 0.6, p_fall: float = 0.4, slaps: int = 3, progress: bool = False) -> Report:
     t0 = time.process_time()
+    logging.getLogger("gateway.pipeline").setLevel(logging.ERROR)  # alerts are counted, not logged
     layers = MapLayers.from_file(MAP)
     homes = demo_homes(layers, patients, seed=seed)
     rng = random.Random(seed)
@@ -708,7 +734,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--days", type=int, default=5)
     ap.add_argument("--patients", type=int, default=20)
     ap.add_argument("--seed", type=int, default=5)
-    ap.add_argument("--quiet-share", type=float, default=0.02, help="share of the day sampled as quiet windows")
+    ap.add_argument("--quiet-share", type=float, default=0.01, help="share of the day sampled as quiet windows")
     ap.add_argument("--rx-spacing", type=float, default=100.0, help="metres between receivers along routes")
     ap.add_argument("--quiet", action="store_true", help="no progress on stderr")
     a = ap.parse_args(argv)

@@ -1,0 +1,77 @@
+"""scripts/bench_detect.py on a tiny setting: structural facts of the benchmark, not its figures.
+
+Runs the real pipeline (simulated band bytes → decode → locate → tax-map match → detect) for a
+couple of patient-days; takes seconds. Not timed.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import shapely
+
+from chumphae.map.demo import demo_homes
+from chumphae.map.layers import MapLayers
+from chumphae.timeutil import BANGKOK
+from chumphae.values import AlertType
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+try:
+    import bench_detect as bench
+finally:
+    sys.path.remove(str(ROOT / "scripts"))
+
+START = datetime(2025, 6, 2, tzinfo=BANGKOK).astimezone(UTC)
+
+
+@pytest.fixture(scope="module")
+def layers() -> MapLayers:
+    return MapLayers.from_file(bench.MAP)
+
+
+def _site(layers: MapLayers, k: int = 0, spacing: float = 100.0) -> bench.Site:
+    home = demo_homes(layers, 4, seed=5)[k]
+    return bench.build_site(layers, home, 1, random.Random(1), spacing)
+
+
+def test_walks_stay_inside_and_wander_paths_leave(layers: MapLayers) -> None:
+    site = _site(layers)
+    rng = random.Random(3)
+    for _ in range(20):
+        walk = bench.normal_walk(site, rng)
+        assert site.zone.day.covers(shapely.segmentize(shapely.LineString(walk), 2.0))
+    out = bench.wander_path(site, rng, night=False)
+    assert not site.zone.day.intersects(shapely.Point(out[-1]))
+    assert shapely.Point(out[-1]).distance(site.zone.day) > 80
+
+
+def test_route_walks_alone_raise_no_wander(layers: MapLayers) -> None:
+    """A day of walks along the assigned routes (no episodes), dense receivers: no wander alert."""
+    site = _site(layers, spacing=60.0)
+    run = bench.run_patient(site, 1, 11, START, p_wander=0.0, p_fall=0.0, slaps=0, quiet_share=0.0)
+    assert run.walks >= 2 and run.excursions == []
+    day = [x for x in run.raised if x.type == AlertType.WANDER and not x.night]
+    assert day == []
+
+
+def test_injected_episodes_are_caught_and_scored(layers: MapLayers) -> None:
+    """Two days, an episode each: every true episode is caught (wander or left coverage) after the
+    true exit; the falls are found; the summary line parses."""
+    site = _site(layers)
+    runs = [bench.run_patient(site, 2, 7, START, p_wander=1.0, p_fall=1.0, slaps=2, quiet_share=0.0)]
+    rep = bench.score(runs, 0.0)
+    assert rep.wander.episodes == runs[0].planned_episodes == 2
+    assert rep.caught.detected == rep.caught.episodes
+    assert all(d > 0 for d in rep.caught.delays)  # never before the true exit
+    assert rep.falls == 2 and rep.falls_found == 2
+    assert rep.base.detected == 2 and rep.base.false_active + rep.base.false_quiet > 0
+    last = bench.lines(rep)[-1]
+    fields = dict(kv.split("=") for kv in re.findall(r"\w+=\S+", last))
+    assert last.startswith("SUMMARY") and int(fields["patient_days"]) == 2 and int(fields["episodes"]) == 2
+    assert float(fields["fall_sensitivity"]) == 1.0

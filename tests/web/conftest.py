@@ -28,6 +28,7 @@ CHROMIUM = Path(os.environ.get("CHUMPHAE_TEST_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 DIST_INDEX = REPO / "chumphae" / "web" / "dist" / "index.html"
+CARD = "[data-testid=alert-card]"
 PHONE = {"width": 360, "height": 760}
 DESKTOP = {"width": 1280, "height": 800}
 
@@ -122,3 +123,32 @@ def shot(page: Any, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path))
     return path
+
+
+def open_page(browser: Any, stack: Stack, who: str, viewport: dict[str, int]) -> Any:
+    ctx = browser.new_context(viewport=viewport, locale="th-TH", timezone_id="Asia/Bangkok")
+    ctx.grant_permissions(["notifications"], origin=stack.url)
+    page = ctx.new_page()
+    errors: list[str] = []
+    layers: dict[str, int] = {}  # tax-map layer → features drawn, from the page's own requests
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("response", lambda r: "/web/api/map/" in r.url and r.ok and layers.__setitem__(
+        r.url.split("/web/api/map/")[1].split("?")[0], len(r.json()["features"])))
+    page.errors, page.layers = errors, layers  # type: ignore[attr-defined]
+    page.goto(f"{stack.url}/#token={stack.tokens[who]}")
+    page.wait_for_selector("[data-testid=feed-status][data-state=live]", timeout=15_000)
+    assert "token=" not in page.url, "the token must not stay in the address bar"
+    page.evaluate("window.__sameDocument = true")  # gone if the page reloads
+    return page
+
+
+def settle_map(page: Any) -> None:
+    """Wait until the map has fetched and drawn the tax-map layers for where it now looks."""
+    page.wait_for_timeout(400)  # the map asks for layers 250 ms after it stops moving
+    page.wait_for_selector("[data-testid=map][data-layers=ready]", timeout=15_000)
+    page.wait_for_timeout(300)  # one more frame for the canvas
+
+
+def cards(page: Any, **attrs: Any) -> Any:
+    sel = CARD + "".join(f"[data-{k.replace('_', '-')}='{v}']" for k, v in attrs.items())
+    return page.locator(sel)

@@ -13,24 +13,27 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import sys
 from pathlib import Path
 
+import shapely
 import yaml
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from chumphae.auth.service import assign, create_user
 from chumphae.config import Settings
 from chumphae.db import init_engine, session_scope
 from chumphae.demo import DEMO_SITE, run_demo
-from chumphae.models import CareAssignment, Role, User, Wristband
+from chumphae.map.zonestore import active_zone
+from chumphae.models import CareAssignment, Gateway, Patient, Role, SafeZone, User, Wristband
 from chumphae.seed import SeedResult, print_tokens, rotate_demo_tokens, seed_demo
 
 SECOND_CAREGIVER = "ผู้ดูแล คนที่สอง (e2e caregiver 1b)"
 
 
-def scenario(band: str, *, wander_at: float, sos_at: float) -> dict[str, object]:
-    """The wanderer walks off early; much later (while one page is offline) they press SOS."""
+def scenario(band: str, *, to: tuple[float, float], wander_at: float, sos_at: float) -> dict[str, object]:
+    """The wanderer walks off early (to `to`, outside the zone, still heard); later they press SOS."""
     return {
         "name": "e2e-wander-then-sos",
         "seed": 11,
@@ -41,11 +44,60 @@ def scenario(band: str, *, wander_at: float, sos_at: float) -> dict[str, object]
         "patients": [{
             "band": band, "at": "home", "speed_mps": 0.5,
             "events": [
-                {"at": wander_at, "type": "walk_to", "distance_m": 250, "bearing_deg": 80, "speed_mps": 1.6},
+                {"at": wander_at, "type": "walk_to", "to": [to[0], to[1]], "speed_mps": 2.0},
                 {"at": sos_at, "type": "sos", "duration_s": 20},
             ],
         }],
     }
+
+
+def wander_target(session: Session, patient_id: int) -> tuple[float, float]:
+    """(lat, lon) 120–300 m from the wanderer's home, 100 m or more outside their safe zone.
+
+    Receivers are added along the way and around that spot: the demo seed has one receiver
+    per house, which hears a band but cannot place it outside a zone with confidence (the
+    position stays 'uncertain', so no wander alert would ever be raised)."""
+    me = session.get(Patient, patient_id)
+    zone = active_zone(session, patient_id)
+    assert me is not None and me.home_lat is not None and me.home_lon is not None and zone is not None
+    m = zone.metric
+    home = m.to_metric(shapely.Point(me.home_lon, me.home_lat))
+    keep_out = zone.day.buffer(100)  # clearly outside, even with a position's uncertainty disc
+    target = None
+    for dist in range(120, 300, 10):
+        for bearing in range(0, 360, 15):
+            a = math.radians(bearing)
+            p = shapely.Point(home.x + dist * math.sin(a), home.y + dist * math.cos(a))
+            if not keep_out.contains(p):
+                target = p
+                break
+        if target is not None:
+            break
+    if target is None:
+        raise SystemExit("no point 70-110 m from the wanderer's home outside their zone: the seed changed")
+    gw = session.exec(select(Gateway).where(Gateway.site == DEMO_SITE)).one()
+    # Receivers along the way (every 40 m) and around the destination, so the walker stays
+    # heard and is placed by several receivers at once.
+    n = max(2, int(home.distance(target) // 40))
+    ring = [(home.x + (target.x - home.x) * k / n, home.y + (target.y - home.y) * k / n) for k in range(1, n + 1)]
+    ring += [(target.x + 35 * math.sin(math.radians(b)), target.y + 35 * math.cos(math.radians(b)))
+             for b in range(0, 360, 60)]
+    added = []
+    for i, (x, y) in enumerate(ring):
+        pt = m.to_wgs84(shapely.Point(x, y))
+        added.append({"id": f"rx-e2e-{i}", "lat": round(pt.y, 7), "lon": round(pt.x, 7),
+                      "p1m_dbm": -59, "path_loss_n": 2.0})
+    gw.receivers = [*gw.receivers, *added]
+    # This patient's care plan: 20 s outside before a wander alert (the default is longer).
+    row = session.exec(select(SafeZone).where(SafeZone.patient_id == patient_id, col(SafeZone.active))
+                       .order_by(col(SafeZone.version).desc())).first()
+    assert row is not None
+    row.spec = {**row.spec, "dwell_s": 20}
+    session.add(row)
+    gw.config_version += 1
+    session.add(gw)
+    t = m.to_wgs84(target)
+    return float(t.y), float(t.x)
 
 
 def prepare(settings: Settings, *, wander_at: float, sos_at: float) -> dict[str, object]:
@@ -61,11 +113,12 @@ def prepare(settings: Settings, *, wander_at: float, sos_at: float) -> dict[str,
         ).first()
         if band is None or band.patient_id is None:
             raise SystemExit(f"no band of caregiver 1 on site {DEMO_SITE}: the demo seed changed")
+        to = wander_target(session, band.patient_id)
         user, token = create_user(session, name=SECOND_CAREGIVER, role=Role.CAREGIVER)
         assign(session, user_id=user.id, patient_id=band.patient_id)  # type: ignore[arg-type]
         info = {"patient_id": band.patient_id, "band": band.address, "caregiver1b": token}
     path = Path(settings.data_dir) / "e2e-scenario.yaml"
-    path.write_text(yaml.safe_dump(scenario(band.address, wander_at=wander_at, sos_at=sos_at)),
+    path.write_text(yaml.safe_dump(scenario(band.address, to=to, wander_at=wander_at, sos_at=sos_at)),
                     encoding="utf-8")
     info["scenario"] = str(path)
     return info

@@ -14,17 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 from sqlmodel import Session
 
 from chumphae.alert.service import AlertInput, raise_alert
 from chumphae.db import make_engine
 from chumphae.timeutil import utcnow
-from tests.web.conftest import DESKTOP, PHONE, Stack, shot, start_stack
+from tests.web.conftest import CARD, DESKTOP, PHONE, Stack, cards, open_page, settle_map, shot, start_stack
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-CARD = "[data-testid=alert-card]"
-
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
@@ -47,35 +45,6 @@ def raise_in_backend(stack: Stack, *, patient_id: int, type: str, lat: float, lo
             return change.alert_id
     finally:
         engine.dispose()
-
-
-def open_page(browser: Any, stack: Stack, who: str, viewport: dict[str, int]) -> Any:
-    ctx = browser.new_context(viewport=viewport, locale="th-TH", timezone_id="Asia/Bangkok")
-    ctx.grant_permissions(["notifications"], origin=stack.url)
-    page = ctx.new_page()
-    errors: list[str] = []
-    layers: dict[str, int] = {}  # tax-map layer → features drawn, from the page's own requests
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("response", lambda r: "/web/api/map/" in r.url and r.ok and layers.__setitem__(
-        r.url.split("/web/api/map/")[1].split("?")[0], len(r.json()["features"])))
-    page.errors, page.layers = errors, layers  # type: ignore[attr-defined]
-    page.goto(f"{stack.url}/#token={stack.tokens[who]}")
-    page.wait_for_selector("[data-testid=feed-status][data-state=live]", timeout=15_000)
-    assert "token=" not in page.url, "the token must not stay in the address bar"
-    page.evaluate("window.__sameDocument = true")  # gone if the page reloads
-    return page
-
-
-def settle_map(page: Any) -> None:
-    """Wait until the map has fetched and drawn the tax-map layers for where it now looks."""
-    page.wait_for_timeout(400)  # the map asks for layers 250 ms after it stops moving
-    page.wait_for_selector("[data-testid=map][data-layers=ready]", timeout=15_000)
-    page.wait_for_timeout(300)  # one more frame for the canvas
-
-
-def cards(page: Any, **attrs: Any) -> Any:
-    sel = CARD + "".join(f"[data-{k.replace('_', '-')}='{v}']" for k, v in attrs.items())
-    return page.locator(sel)
 
 
 def test_live_feed_ack_isolation_reconnect(browser: Any, stack: Stack) -> None:
@@ -134,8 +103,7 @@ def test_live_feed_ack_isolation_reconnect(browser: Any, stack: Stack) -> None:
     cg1.wait_for_selector("[data-testid=feed-banner][data-kind=back]", timeout=20_000)
     cards(cg1, alert_id=sos_id).wait_for(timeout=15_000)
     banner = cg1.locator("[data-testid=feed-banner]")
-    cg1.wait_for_function("Number(document.querySelector('[data-testid=feed-banner]').dataset.missed) >= 1",
-                          timeout=10_000)
+    expect(banner).to_have_attribute("data-missed", "1", timeout=10_000)  # the SOS, nothing else
     assert "ได้รับการแจ้งเตือนที่พลาดไป" in banner.inner_text()
     assert cg1.evaluate("window.__sameDocument") is True
     assert cg1.evaluate("window.__chumphae.beeps()") > beeps_before
@@ -159,7 +127,6 @@ def test_live_feed_ack_isolation_reconnect(browser: Any, stack: Stack) -> None:
     assert resolved["status"] == "resolved" and resolved["outcome"] == "patient_safe"
 
     # The map: our own tax-map layers (no tiles), the alert pinned, the patient's panel.
-    cg1b.wait_for_function("true")
     assert set(cg1b.layers) == {"parcels", "buildings", "routes", "landmarks"}  # type: ignore[attr-defined]
     assert cg1b.layers["parcels"] > 50 and cg1b.layers["buildings"] > 20  # type: ignore[attr-defined]
     cards(cg1b, alert_id=sos_id).locator("[data-testid=show-on-map]").click()

@@ -15,6 +15,11 @@ MESSAGES: dict[str, dict[str, str]] = {
     "server_error": {"th": "เกิดข้อผิดพลาดในระบบ", "en": "Something went wrong on the server."},
     "bad_request": {"th": "คำขอไม่ถูกต้อง", "en": "Bad request."},
     "alert_conflict": {"th": "การแจ้งเตือนนี้ปิดไปแล้ว", "en": "This alert is already resolved."},
+    "visit_in_future": {"th": "เวลาเยี่ยมบ้านอยู่ในอนาคต", "en": "The visit time is in the future."},
+    "band_in_use": {"th": "สายรัดข้อมือนี้ผู้ป่วยรายอื่นใช้อยู่", "en": "This wristband is in use by another patient."},
+    "zone_build": {"th": "สร้างเขตปลอดภัยจากแผนที่ไม่ได้", "en": "The safe zone cannot be built from the map."},
+    "no_band": {"th": "ผู้ป่วยรายนี้ยังไม่มีสายรัดข้อมือ", "en": "This patient has no wristband."},
+    "band_mismatch": {"th": "สายรัดที่ได้ยินไม่ใช่ของผู้ป่วยรายนี้", "en": "The band heard is not this patient's band."},
     "feed_bad_message": {"th": "ข้อความไม่ถูกต้องตามรูปแบบฟีด", "en": "The message does not follow the feed protocol."},
 }
 

@@ -39,6 +39,8 @@ class Case:
 
 NEW_PATIENT = {"name_th": "ผู้ป่วยใหม่", "adl_score": 10}
 PATCH = {"notes": "เยี่ยมบ้านแล้ว"}
+SIGHTINGS = {"sightings": [{"t": "2025-01-15T21:40:05+07:00", "lat": 16.5451, "lon": 102.1023, "accuracy_m": 6,
+                             "rssi": -78}]}
 
 CASES = [
     Case("GET", "/healthz", "/healthz", {r: 200 for r in ROLES}),
@@ -76,6 +78,45 @@ CASES = [
          expect(200, caregiver=403, volunteer=403)),
     Case("GET", "/web/api/patients/{patient_id}/track", "/web/api/patients/{other}/track",
          expect(200, caregiver=403, volunteer=403)),
+    # The volunteers' app (chumphae/api/routes/{mobile,visits,bands,zones,maplayers,search}.py); tests/mobile/.
+    Case("GET", "/api/v1/mobile/patients", "/api/v1/mobile/patients", expect(200)),
+    Case("GET", "/api/v1/patients/{patient_id}/status", "/api/v1/patients/{own}/status", expect(200, volunteer2=403)),
+    Case("GET", "/api/v1/patients/{patient_id}/status", "/api/v1/patients/{other}/status",
+         expect(200, caregiver=403, volunteer=403)),
+    Case("GET", "/api/v1/patients/{patient_id}/positions", "/api/v1/patients/{own}/positions",
+         expect(200, volunteer2=403)),
+    Case("GET", "/api/v1/patients/{patient_id}/positions", "/api/v1/patients/{other}/positions",
+         expect(200, caregiver=403, volunteer=403)),
+    Case("GET", "/api/v1/patients/{patient_id}/visits", "/api/v1/patients/{own}/visits", expect(200, volunteer2=403)),
+    Case("GET", "/api/v1/patients/{patient_id}/visits", "/api/v1/patients/{other}/visits",
+         expect(200, caregiver=403, volunteer=403)),
+    Case("POST", "/api/v1/patients/{patient_id}/visits", "/api/v1/patients/{own}/visits",
+         expect(403, volunteer=201, care_manager=201, admin=201), body={"adl_score": 8, "notes": "เยี่ยมบ้าน"}),
+    Case("POST", "/api/v1/patients/{patient_id}/visits", "/api/v1/patients/{other}/visits",
+         expect(403, volunteer2=201, care_manager=201, admin=201), body={"notes": "เยี่ยมบ้าน"}),
+    Case("GET", "/api/v1/patients/{patient_id}/bands", "/api/v1/patients/{own}/bands", expect(200, volunteer2=403)),
+    Case("GET", "/api/v1/patients/{patient_id}/bands", "/api/v1/patients/{other}/bands",
+         expect(200, caregiver=403, volunteer=403)),
+    Case("PUT", "/api/v1/patients/{patient_id}/bands", "/api/v1/patients/{own}/bands",
+         expect(403, volunteer=200, care_manager=200, admin=200), body={"address": "C0:CA:FE:00:AA:01"}),
+    Case("PUT", "/api/v1/patients/{patient_id}/bands", "/api/v1/patients/{other}/bands",
+         expect(403, volunteer2=200, care_manager=200, admin=200), body={"address": "C0:CA:FE:00:AA:02"}),
+    Case("GET", "/api/v1/patients/{patient_id}/zone", "/api/v1/patients/{own}/zone", expect(200, volunteer2=403)),
+    Case("GET", "/api/v1/patients/{patient_id}/zone", "/api/v1/patients/{other}/zone",
+         expect(200, caregiver=403, volunteer=403)),
+    Case("PUT", "/api/v1/patients/{patient_id}/zone", "/api/v1/patients/{own}/zone",
+         expect(403, volunteer=422, care_manager=422, admin=422), body={"route_codes": []},
+         note="no map in this world: 422 after the checks"),
+    Case("PUT", "/api/v1/patients/{patient_id}/zone", "/api/v1/patients/{other}/zone",
+         expect(403, volunteer2=422, care_manager=422, admin=422), body={"route_codes": []},
+         note="no map in this world: 422 after the checks"),
+    Case("GET", "/api/v1/map/{layer}", "/api/v1/map/parcels?lat=16.5442&lon=102.0997&radius_m=200", expect(200)),
+    Case("POST", "/api/v1/patients/{patient_id}/search/sightings", "/api/v1/patients/{own}/search/sightings",
+         expect(403, caregiver=409, volunteer=409, care_manager=409, admin=409), body=SIGHTINGS,
+         note="no band in this world: 409 after the checks"),
+    Case("POST", "/api/v1/patients/{patient_id}/search/sightings", "/api/v1/patients/{other}/search/sightings",
+         expect(403, volunteer2=409, care_manager=409, admin=409), body=SIGHTINGS,
+         note="no band in this world: 409 after the checks"),
 ]
 
 def fill(value: Any, world: World) -> Any:

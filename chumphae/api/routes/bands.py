@@ -1,0 +1,56 @@
+"""A patient's wristbands: which they have had, and registering or replacing the one they wear."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
+
+from chumphae.api.deps import CurrentUser, SessionDep, patient_for, require_roles
+from chumphae.api.problems import Problem
+from chumphae.api.routes.mobile import BandOut, band_out
+from chumphae.models import Role, User
+from chumphae.patients.bands import BandConflict, bands_of, register_band
+
+router = APIRouter(prefix="/api/v1/patients/{patient_id}/bands", tags=["mobile app"])
+
+Fitter = Annotated[User, Depends(require_roles(Role.VOLUNTEER, Role.CARE_MANAGER, Role.ADMIN))]
+
+
+class BandIn(BaseModel):
+    address: str = Field(description="The band's BLE address; separators and case do not matter.")
+    model: str = Field(default="chumphae-v1", max_length=32, description="Decoder / frame format.")
+    key_hex: str | None = Field(default=None, description="The band's 16-byte key (32 hex digits), from its label.")
+    site: str | None = Field(default=None, max_length=64, description="Site whose gateways hear it (default: "
+                                                                       "the replaced band's site).")
+
+    model_config = {"json_schema_extra": {"examples": [
+        {"address": "c0:ca:fe:00:00:2a", "model": "chumphae-v1", "key_hex": "00112233445566778899aabbccddeeff"}]}}
+
+
+class BandRegistered(BaseModel):
+    band: BandOut
+    replaced: list[BandOut]
+
+
+@router.get("", response_model=list[BandOut])
+def get_bands(patient_id: int, request: Request, session: SessionDep, user: CurrentUser) -> list[dict[str, Any]]:
+    """Every band the patient has had, the active one first (keys are never shown)."""
+    patient_for(session, user, request, patient_id)
+    return [band_out(b) for b in bands_of(session, patient_id=patient_id)]
+
+
+@router.put("", response_model=BandRegistered)
+def put_band(patient_id: int, body: BandIn, request: Request, session: SessionDep, user: Fitter) -> dict[str, Any]:
+    """Register a band to the patient, retiring the one they wore; 409 if another patient wears it."""
+    patient = patient_for(session, user, request, patient_id, action="update")
+    try:
+        band, replaced = register_band(session, user=user, patient=patient, address=body.address, model=body.model,
+                                       key_hex=body.key_hex, site=body.site,
+                                       route=f"{request.method} {request.url.path}")
+    except BandConflict:
+        raise Problem(409, "band_in_use") from None
+    except ValueError as exc:
+        raise Problem(422, "validation", str(exc)) from None
+    return {"band": band_out(band), "replaced": [band_out(b) for b in replaced]}

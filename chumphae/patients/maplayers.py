@@ -1,0 +1,50 @@
+"""The tax map in memory for request handlers, rebuilt only when the stored map changes.
+
+Building the indexed layer set from `map_feature` takes a moment (thousands of
+parcels); a route that needs it (safe-zone assignment, search positions,
+landmark descriptions) must not pay that on every request. The cache key is a
+cheap fingerprint of the table (row count, highest id, newest import time), so
+an import or a removal is seen on the next request, in any process.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from chumphae.map.layers import MapLayers
+from chumphae.map.match import Matcher
+from chumphae.map.store import load_layers
+from chumphae.models import MapFeature
+
+_lock = threading.Lock()
+_cache: dict[str, tuple[tuple[Any, ...], MapLayers | None, Matcher | None]] = {}
+
+
+def fingerprint(session: Session) -> tuple[Any, ...]:
+    t = MapFeature.__table__  # type: ignore[attr-defined]
+    row = session.connection().execute(select(func.count(), func.max(t.c.id), func.max(t.c.imported_at))).one()
+    return (f"{session.get_bind().url}#{id(session.get_bind())}", int(row[0]), row[1], row[2])
+
+
+def current_matcher(session: Session) -> Matcher | None:
+    """A Matcher over the stored map, or None when no map is loaded."""
+    key = fingerprint(session)
+    slot = key[0]
+    with _lock:
+        hit = _cache.get(slot)
+        if hit is not None and hit[0] == key:
+            return hit[2]
+    layers = load_layers(session) if key[1] else None
+    matcher = Matcher(layers) if layers is not None else None
+    with _lock:
+        _cache[slot] = (key, layers, matcher)
+    return matcher
+
+
+def current_layers(session: Session) -> MapLayers | None:
+    matcher = current_matcher(session)
+    return matcher.layers if matcher is not None else None

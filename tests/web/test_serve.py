@@ -1,0 +1,45 @@
+"""Serving the caregiver page: the built bundle, its assets, and a clear page when it was not built."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from chumphae.web import serve
+
+
+@pytest.fixture
+def dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = tmp_path / "dist"
+    monkeypatch.setattr(serve, "DIST", root)
+    return root
+
+
+def test_not_built_says_so_in_thai_and_english(client: TestClient, dist: Path) -> None:
+    r = client.get("/")
+    assert r.status_code == 503
+    assert "ยังไม่ได้สร้าง" in r.text and "has not been built" in r.text and "npm run build" in r.text
+
+
+def test_index_and_hashed_assets(client: TestClient, dist: Path) -> None:
+    (dist / "assets").mkdir(parents=True)
+    (dist / "index.html").write_text("<!doctype html><title>page</title>", encoding="utf-8")
+    (dist / "assets" / "index-abc123.js").write_text("console.log(1)", encoding="utf-8")
+    r = client.get("/")
+    assert r.status_code == 200 and "<title>page</title>" in r.text
+    assert "no-cache" in r.headers["cache-control"]
+    assert "default-src 'self'" in r.headers["content-security-policy"]  # no CDN, no tiles
+    a = client.get("/assets/index-abc123.js")
+    assert a.status_code == 200 and a.headers["content-type"].startswith("text/javascript")
+    assert "immutable" in a.headers["cache-control"]
+    assert client.get("/assets/missing.js").status_code == 404
+
+
+def test_assets_never_leave_the_bundle(client: TestClient, dist: Path) -> None:
+    (dist / "assets").mkdir(parents=True)
+    (dist / "secret.txt").write_text("not an asset", encoding="utf-8")
+    for path in ("/assets/../secret.txt", "/assets/%2e%2e/secret.txt", "/assets/..%2fsecret.txt"):
+        r = client.get(path)
+        assert r.status_code == 404 or "not an asset" not in r.text, path

@@ -42,14 +42,20 @@ def near_edge_or_outside(m: Match, th: Thresholds) -> bool:
     return d is not None and d + m.position.uncertainty_m >= -th.edge_m
 
 
+def night_for(m: Match, th: Thresholds, t: datetime) -> bool:
+    """Night: the Match's schedule when the matcher set one, else the patient's night hours."""
+    return m.schedule == "night" if m.schedule else is_night(t, th)
+
+
 def dwell_s(m: Match, th: Thresholds, t: datetime) -> float:
-    night = m.schedule == "night" if m.schedule else is_night(t, th)
-    return th.wander_dwell_night_s if night else th.wander_dwell_s
+    return th.wander_dwell_night_s if night_for(m, th, t) else th.wander_dwell_s
 
 
 def _wander(state: PatientState, m: Match, since: datetime, at: datetime, th: Thresholds) -> Detection:
     out_for = seconds(since, at)
-    night = dwell_s(m, th, at) == th.wander_dwell_night_s and th.wander_dwell_night_s != th.wander_dwell_s
+    # asked directly, not inferred from which dwell applied: equal day/night dwells (a zone's
+    # own dwell_s sets both) would otherwise make every night wander read as a day one
+    night = night_for(m, th, at)
     p = m.place
     return detection(state, AlertType.WANDER, at, match=m,
                      confidence=1.0 if m.position.uncertainty_m <= 50 else 0.8,

@@ -57,6 +57,22 @@ def test_the_matchers_schedule_wins_over_the_clock() -> None:
     assert [d.type for d in found] == [AlertType.WANDER]
 
 
+def test_night_is_reported_even_when_day_and_night_dwell_are_equal() -> None:
+    # a zone's own dwell_s sets both dwells (gateway.service.default_steps): night must not be
+    # inferred from which dwell applied
+    th = thresholds_for(adl_score=8, overrides={"wander_dwell_s": 60.0, "wander_dwell_night_s": 60.0})
+    night = [match(at(s, NIGHT), ZoneStatus.OUTSIDE, 60.0) for s in range(0, 90, 30)]
+    _, found = run(night, th=th)
+    assert [d.type for d in found] == [AlertType.WANDER] and found[0].details["night"] is True
+    assert severity(found[0]) == Severity.CRITICAL
+    day = [match(at(s), ZoneStatus.OUTSIDE, 60.0) for s in range(0, 90, 30)]
+    _, found = run(day, th=th)
+    assert found[0].details["night"] is False
+    by_matcher = [match(at(s), ZoneStatus.OUTSIDE, 60.0, schedule="night") for s in range(0, 90, 30)]
+    _, found = run(by_matcher, th=th)
+    assert found[0].details["night"] is True
+
+
 def test_tick_fires_the_dwell_without_a_new_fix() -> None:
     # one outside fix, then the band keeps being heard (readings) but the position does not change
     events = [match(at(0), ZoneStatus.OUTSIDE, 80.0)] + [reading(at(s)) for s in range(10, 320, 10)]

@@ -79,3 +79,12 @@ def test_fall_trace_has_free_fall_impact_and_stillness_and_slap_does_not_flag() 
 def test_scenario_with_unknown_event_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown event type"):
         scenarios.parse({"patients": [{"band": 0, "events": [{"at": 1, "type": "teleport"}]}]})
+
+
+def test_night_wander_scenario_reports_night(tmp_path: Path) -> None:
+    # 22:00 Bangkok; the zone's dwell_s is both the day and the night dwell
+    src, alerts = run("night-wander", tmp_path)
+    wanders = [a for a in alerts if a["type"] == "wander"]
+    assert wanders and wanders[0]["patient_id"] == 1
+    assert src.wall().utcoffset() is not None  # an aware wall clock, judged in Asia/Bangkok
+    assert wanders[0]["details"]["night"] is True  # type: ignore[index]

@@ -33,7 +33,7 @@ def banner(url: str, tokens: dict[str, str]) -> str:
         "",
         "=" * 72,
         "  Smart Chumphae demo is running / ระบบสาธิตกำลังทำงาน",
-        f"  Caregiver page / หน้าผู้ดูแล:  {url}/?token={caregiver}",
+        f"  Caregiver page / หน้าผู้ดูแล:  {url}/#token={caregiver}",
         f"  API docs:                     {url}/docs",
         "  A simulated patient will wander off within a minute; watch the alert arrive.",
         "  Press Ctrl+C to stop.",
@@ -65,7 +65,7 @@ async def run_demo(settings: Settings, *, scenario: str, speed: float, open_brow
     typer.echo(banner(url, result.tokens))
     if open_browser:
         with contextlib.suppress(Exception):
-            webbrowser.open(f"{url}/?token={result.tokens.get('caregiver1', '')}")
+            webbrowser.open(f"{url}/#token={result.tokens.get('caregiver1', '')}")
 
     gw_dir = Path(settings.data_dir) / "demo-gateway"
     gw_settings = GatewaySettings(backend_url=url, token=gateway_tokens[DEMO_SITE], site_id=DEMO_SITE,

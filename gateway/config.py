@@ -30,6 +30,9 @@ class GatewaySettings(BaseSettings):
     backoff_min_s: float = 0.5
     backoff_max_s: float = 30.0
     config_poll_s: float = 600.0
+    replay_margin: int = Field(
+        default=5, description="After a restart, band counters up to this far above the stored one are refused too."
+    )
     position_every_s: float = Field(default=60.0, description="Send a position at least this often per band.")
     locate_window_s: float = Field(default=15.0, description="RSSI history per receiver, seconds.")
     coverage_timeout_s: float = Field(default=60.0, description="Unheard this long = out of coverage.")

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from chumphae.values import Advert, AlertType, Detection, Match, Position, Reading, Severity
 from gateway.decode import Decoders, default_decoders
+from gateway.decode.chumphae_band import ReplayGuard
 from gateway.locate import Fix, Locator
 from gateway.queue import Outbox
 from gateway.siteconfig import SiteConfig
@@ -134,6 +135,7 @@ class Pipeline:
         coverage_timeout_s: float = 60.0,
         position_every_s: float = 60.0,
         on_queued: Callable[[], None] = lambda: None,
+        replay_guard: ReplayGuard | None = None,
     ) -> None:
         self.config = config
         self.outbox = outbox
@@ -141,7 +143,7 @@ class Pipeline:
         self.detector = detector
         self.position_every_s = position_every_s
         self.on_queued = on_queued
-        self.decoders: Decoders = default_decoders(config.key_for)
+        self.decoders: Decoders = default_decoders(config.key_for, replay_guard)
         self.locator = Locator(config.receivers, window_s=window_s, coverage_timeout_s=coverage_timeout_s)
         self.stats = PipelineStats()
         self._heard: set[str] = set()  # bands with sightings since the last tick

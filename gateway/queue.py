@@ -8,6 +8,9 @@ it. Order of sending: alerts first, then by `seq` (creation order).
 A gateway offline for days must not fill its SD card: above `max_pending`
 the oldest *non-alert* messages are dropped (counted); alerts are never
 dropped. Acked rows are kept for `keep_acked_s` for audit, then pruned.
+
+The same database keeps the band replay guard's newest counters
+(`band_counter`), so a restart does not reopen recorded frames.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import json
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -41,6 +44,7 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(state, priority, seq);
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS band_counter (address TEXT PRIMARY KEY, seq INTEGER NOT NULL, saved TEXT NOT NULL);
 """
 
 
@@ -154,6 +158,28 @@ class Outbox:
     def reject(self, ids: Iterable[str]) -> int:
         """The backend called these malformed: re-sending would fail forever."""
         return self._finish(ids, REJECTED)
+
+    def save_counters(self, seqs: Mapping[str, int]) -> None:
+        """Store the replay guard's newest band counters (one transaction; never lowers one)."""
+        if not seqs:
+            return
+        now = utcnow().isoformat()
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(
+                    "INSERT INTO band_counter(address, seq, saved) VALUES (?,?,?) ON CONFLICT(address) "
+                    "DO UPDATE SET seq=MAX(seq, excluded.seq), saved=excluded.saved",
+                    [(a, int(q), now) for a, q in seqs.items()],
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def load_counters(self) -> dict[str, int]:
+        with self._lock:
+            return {a: int(q) for a, q in self._db.execute("SELECT address, seq FROM band_counter")}
 
     def depth(self) -> tuple[int, int]:
         """(pending messages, of which alerts)."""

@@ -23,6 +23,7 @@ from chumphae.values import Advert
 from gateway import __version__, siteconfig
 from gateway.basic import BasicDetector, ZoneMatcher
 from gateway.config import GatewaySettings
+from gateway.decode.chumphae_band import ReplayGuard
 from gateway.pipeline import Detector, Matcher, Pipeline
 from gateway.queue import Outbox
 from gateway.siteconfig import SiteConfig
@@ -120,6 +121,13 @@ class Gateway:
         self.simulated = simulated
         self.scanner_health = scanner_health
         self.outbox = Outbox(settings.queue_path)
+        # One replay guard for the life of the gateway (kept across config changes), seeded from the
+        # outbox database so a restart does not reopen old frames. A simulation does not persist:
+        # its bands' counters start over with every run of the scenario.
+        self.replay_guard = ReplayGuard()
+        self.persist_counters = not simulated
+        if self.persist_counters:
+            self.replay_guard.restore(self.outbox.load_counters(), now=source.clock(), margin=settings.replay_margin)
         matcher, detector = steps(config)
         self.pipeline = self._pipeline(config, matcher, detector)
         self.uplink = (
@@ -150,6 +158,7 @@ class Gateway:
             window_s=s.locate_window_s, coverage_timeout_s=s.coverage_timeout_s,
             position_every_s=s.position_every_s,
             on_queued=lambda: self.uplink.notify() if self.uplink else None,
+            replay_guard=self.replay_guard,
         )
 
     def hello(self) -> dict[str, Any]:
@@ -187,6 +196,13 @@ class Gateway:
             "simulated": self.simulated,
         }
 
+    def save_counters(self, *, everything: bool = False) -> None:
+        """Store the band counters accepted since the last save (each tick; all of them at shutdown).
+        A crash loses at most one tick of them: `settings.replay_margin` covers that on restore."""
+        if self.persist_counters:
+            g = self.replay_guard
+            self.outbox.save_counters(g.snapshot() if everything else g.dirty())
+
     async def refresh_config(self) -> None:
         """On `config_changed`: fetch, and rebuild the steps that depend on the config."""
         new = await load_config(self.settings)
@@ -214,6 +230,8 @@ class Gateway:
             await asyncio.gather(*tasks, return_exceptions=True)
             with contextlib.suppress(Exception):
                 self.pipeline.flush()
+            with contextlib.suppress(Exception):
+                self.save_counters(everything=True)
             self.outbox.close()
 
     async def _consume(self, stop: asyncio.Event) -> None:
@@ -225,6 +243,7 @@ class Gateway:
                 now = self.source.clock()
                 if now >= next_tick:
                     self.pipeline.tick(now, self.source.wall())
+                    self.save_counters()
                     next_tick = now + 1.0
                 if stop.is_set():
                     return

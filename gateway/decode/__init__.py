@@ -16,9 +16,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from chumphae.values import Advert, Reading
+
+if TYPE_CHECKING:
+    from gateway.decode.chumphae_band import ReplayGuard
 
 log = logging.getLogger(__name__)
 
@@ -127,12 +130,13 @@ class Decoders:
             self.on_failure(advert, err)
 
 
-def default_decoders(keys: Callable[[str], bytes | None] | None = None) -> Decoders:
-    """All formats the gateway understands. `keys(address)` gives a band's AES key."""
+def default_decoders(keys: Callable[[str], bytes | None] | None = None, guard: ReplayGuard | None = None) -> Decoders:
+    """All formats the gateway understands. `keys(address)` gives a band's AES key; `guard` is the
+    band frames' replay guard (give one to keep it across registries, e.g. on a config change)."""
     from gateway.decode import bthome, chumphae_band, eddystone, ibeacon, kkm, moko
 
     reg = Decoders()
-    reg.register(chumphae_band.BandDecoder(keys or (lambda _a: None)), chumphae_band.KEYS)
+    reg.register(chumphae_band.BandDecoder(keys or (lambda _a: None), guard), chumphae_band.KEYS)
     reg.register(ibeacon.IBeaconDecoder(), ibeacon.KEYS)
     reg.register(eddystone.TlmDecoder(), eddystone.KEYS)
     reg.register(kkm.KkmDecoder(), kkm.KEYS)

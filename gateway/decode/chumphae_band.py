@@ -149,31 +149,57 @@ class ReplayGuard:
     the site (that is how we locate) and repeatedly while the band re-sends
     one payload within its one-second update. So the newest counter may be
     accepted again for `window_s` seconds after it was first seen; anything
-    older than the newest is a replay. State can be seeded from storage so a
-    gateway restart does not reopen old frames (`snapshot` / `restore`).
+    older than the newest is a replay.
+
+    Across restarts: `snapshot` / `dirty` give the counters to store, `restore`
+    seeds them back. What was accepted after the last save is lost by a crash,
+    so `restore` takes a `margin`: counters up to `stored + margin` are refused
+    too (bands count about once a second, so a margin of a few counters covers
+    a save every second; a band that was counting on meanwhile passes it as soon
+    as the gateway is back). The margin is a floor, not a stored counter: it
+    does not ratchet up over repeated restarts.
     """
 
     def __init__(self, window_s: float = 5.0) -> None:
         self.window_s = window_s
         self._last: dict[str, tuple[int, float]] = {}
+        self._floor: dict[str, int] = {}  # restored: counters ≤ this are refused
+        self._dirty: set[str] = set()
 
     def check(self, address: str, seq: int, now: float) -> bool:
         """True if fresh (new counter); False if a repeat sighting. Raises ReplayError."""
+        floor = self._floor.get(address)
+        if floor is not None:
+            if seq <= floor:
+                raise ReplayError(f"band {address} counter {seq} is not above the restored {floor}")
+            del self._floor[address]
         last = self._last.get(address)
         if last is None or seq > last[0]:
             self._last[address] = (seq, now)
+            self._dirty.add(address)
             return True
         if seq == last[0] and now - last[1] <= self.window_s:
             return False
         raise ReplayError(f"band {address} counter {seq} is not newer than {last[0]}")
 
     def snapshot(self) -> dict[str, int]:
+        """The newest accepted counter per band (restored ones included)."""
         return {a: s for a, (s, _t) in self._last.items()}
 
-    def restore(self, seqs: dict[str, int], now: float) -> None:
+    def dirty(self) -> dict[str, int]:
+        """Counters accepted since the last call (what a periodic save must write)."""
+        out = {a: self._last[a][0] for a in self._dirty}
+        self._dirty.clear()
+        return out
+
+    def restore(self, seqs: dict[str, int], now: float, margin: int = 0) -> None:
         for a, s in seqs.items():
+            if a in self._last and self._last[a][0] >= s:
+                continue
             # restored counters get no repeat window: only newer frames pass
             self._last[a] = (s, now - self.window_s - 1.0)
+            if margin > 0:
+                self._floor[a] = s + margin
 
 
 class BandDecoder:

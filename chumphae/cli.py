@@ -11,6 +11,8 @@ from chumphae.config import get_settings
 from chumphae.detect import cli as falls_cli
 from chumphae.errors import ConfigError
 from chumphae.map import cli as map_cli
+from chumphae.patients import cli as patients_cli
+from chumphae.report import cli as report_cli
 
 app = typer.Typer(help="Smart Chumphae: BLE wristbands, tax-map matching, alerts people can trust.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -22,6 +24,8 @@ app.add_typer(users_app, name="users")
 app.add_typer(gateways_app, name="gateways")
 app.add_typer(falls_cli.app, name="falls")
 app.add_typer(map_cli.app, name="map")
+app.add_typer(report_cli.app, name="export")
+app.add_typer(patients_cli.app, name="patients")
 
 
 def _engine():  # type: ignore[no-untyped-def]

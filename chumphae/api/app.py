@@ -11,12 +11,13 @@ from fastapi import FastAPI
 from chumphae import __version__
 from chumphae.api import problems
 from chumphae.api.routes import alerts, gateway, patients, system, users
-from chumphae.api.routes import bands, maplayers, mobile, search, visits, zones
+from chumphae.api.routes import bands, maplayers, mobile, reports, search, visits, zones
 from chumphae.config import Settings, get_settings
 from chumphae.db import init_engine, session_scope, set_engine
 from chumphae.map.store import load_default_map, map_info
 from chumphae.feed import views as feed_views
 from chumphae.feed.background import background
+from chumphae.report.nightly import for_app as nightly
 from chumphae.web import serve as web_page
 
 log = logging.getLogger(__name__)
@@ -44,8 +45,8 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
                     log.info("loaded the default map: %s features", summary.kept)
         log.info("backend ready (version %s)", __version__)
         try:
-            async with background(app, settings):  # feed fan-out, alert clock
-                yield
+            async with background(app, settings), nightly(settings, enabled=manage_engine):  # feed, alert clock,
+                yield  # and the daily summary file at 00:15 (chumphae/report/nightly.py)
         finally:
             if manage_engine:
                 set_engine(None)
@@ -55,6 +56,6 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
     app.state.settings = settings
     problems.install(app)
     for module in (system, patients, users, web_page, alerts, gateway, feed_views,
-                   mobile, visits, bands, zones, maplayers, search):
+                   mobile, visits, bands, zones, maplayers, search, reports):
         app.include_router(module.router)
     return app

@@ -117,6 +117,8 @@ CASES = [
     Case("POST", "/api/v1/patients/{patient_id}/search/sightings", "/api/v1/patients/{other}/search/sightings",
          expect(403, volunteer2=409, care_manager=409, admin=409), body=SIGHTINGS,
          note="no band in this world: 409 after the checks"),
+    Case("GET", "/api/v1/reports/daily", "/api/v1/reports/daily?date=2025-01-15",
+         expect(403, hospital=200, care_manager=200, admin=200), note="CID only for hospital (tests/report/)"),
 ]
 
 def fill(value: Any, world: World) -> Any:

@@ -1,0 +1,1 @@
+"""Reports: the district hospital's daily summary (SQL aggregation, file writers, nightly job)."""

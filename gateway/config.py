@@ -29,7 +29,7 @@ class GatewaySettings(BaseSettings):
     max_in_flight: int = 256
     backoff_min_s: float = 0.5
     backoff_max_s: float = 30.0
-    config_poll_s: float = 600.0
+    config_poll_s: float = Field(default=600.0, description="Refetch the site config (If-None-Match) this often; 0 = never.")
     replay_margin: int = Field(
         default=5, description="After a restart, band counters up to this far above the stored one are refused too."
     )

@@ -88,9 +88,10 @@ def simulated_site(scenario: Scenario, backend: SiteConfig | None) -> SiteConfig
     return backend
 
 
-async def load_config(settings: GatewaySettings) -> SiteConfig | None:
-    """The backend's config if reachable (and cache it), else the last cached copy."""
-    cached = siteconfig.load_cache(settings.config_cache)
+async def load_config(settings: GatewaySettings, current: SiteConfig | None = None) -> SiteConfig | None:
+    """The backend's config if reachable (and cache it), else the last good copy: `current` (the
+    one in use, whose ETag is sent as If-None-Match) or, without one, the disk cache."""
+    cached = current or siteconfig.load_cache(settings.config_cache)
     if not settings.token:
         return cached
     async with httpx.AsyncClient() as client:
@@ -150,6 +151,7 @@ class Gateway:
         self.started = time.monotonic()
         self._rate: tuple[float, int] = (self.started, 0)
         self.source_done = asyncio.Event()
+        self._refreshing = asyncio.Lock()
 
     def _pipeline(self, config: SiteConfig, matcher: Matcher, detector: Detector) -> Pipeline:
         s = self.settings
@@ -204,10 +206,15 @@ class Gateway:
             self.outbox.save_counters(g.snapshot() if everything else g.dirty())
 
     async def refresh_config(self) -> None:
-        """On `config_changed`: fetch, and rebuild the steps that depend on the config."""
-        new = await load_config(self.settings)
-        if new is None or new is self.config or new.etag == self.config.etag:
-            return
+        """On `config_changed` and every `config_poll_s`: fetch (If-None-Match: the ETag in use),
+        and rebuild the steps that depend on the config. Backend away: the config in use stays."""
+        async with self._refreshing:  # a poll and a config_changed at once: one fetch at a time
+            new = await load_config(self.settings, self.config)
+            if new is None or new is self.config or new.etag == self.config.etag:
+                return
+            self._apply(new)
+
+    def _apply(self, new: SiteConfig) -> None:
         if self.simulated:
             return  # a simulation keeps the site it started with (its bands' keys)
         log.info("site config changed: version %s", new.version)
@@ -221,6 +228,8 @@ class Gateway:
         tasks: list[asyncio.Task[Any]] = [asyncio.create_task(self._consume(stop), name="gateway-consume")]
         if self.uplink is not None:
             tasks.append(asyncio.create_task(self.uplink.run(stop), name="gateway-uplink"))
+        if self.settings.token and self.settings.config_poll_s > 0:
+            tasks.append(asyncio.create_task(self._poll_config(stop), name="gateway-config-poll"))
         try:
             await stop.wait()
         finally:
@@ -233,6 +242,19 @@ class Gateway:
             with contextlib.suppress(Exception):
                 self.save_counters(everything=True)
             self.outbox.close()
+
+    async def _poll_config(self, stop: asyncio.Event) -> None:
+        """The safety net under `config_changed` (a push lost while the socket was down)."""
+        while True:
+            try:
+                await asyncio.wait_for(stop.wait(), self.settings.config_poll_s)
+                return
+            except TimeoutError:
+                pass
+            try:
+                await self.refresh_config()
+            except Exception:  # noqa: BLE001 - a bad poll must not end the gateway; the next one retries
+                log.exception("site config poll failed; keeping the config in use")
 
     async def _consume(self, stop: asyncio.Event) -> None:
         next_tick = self.source.clock() + 1.0

@@ -1,7 +1,8 @@
 """The site configuration (bands, keys, receivers, patients, zones) and how it is fetched.
 
-Fetched from the backend (`GET /api/v1/gateway/config`, ETag) at start and on
-`config_changed`; the last good copy is kept on disk so a gateway that boots
+Fetched from the backend (`GET /api/v1/gateway/config`, ETag) at start, on
+`config_changed` and every `config_poll_s` (a safety net for a lost push;
+`Gateway.refresh_config`); the last good copy is kept on disk so a gateway that boots
 while the backend is away still knows its bands and their keys.
 The format is in docs/gateway-protocol.md §2.
 """

@@ -30,6 +30,7 @@ class FakeBackend:
         self.deliveries: Counter[str] = Counter()  # id → times received
         self.errors: list[dict[str, Any]] = []
         self.refused = 0
+        self.config_requests: list[tuple[str | None, int]] = []  # (If-None-Match sent, status answered)
         self.connections: set[ServerConnection] = set()
         self._server: Server | None = None
 
@@ -69,6 +70,7 @@ class FakeBackend:
                 resp = conn.respond(HTTPStatus.OK, json.dumps(self.config))
                 resp.headers["Content-Type"] = "application/json"
             resp.headers["ETag"] = self.etag
+            self.config_requests.append((request.headers.get("If-None-Match"), resp.status_code))
             return resp
         if request.path != "/api/v1/gateway/ws":
             return conn.respond(HTTPStatus.NOT_FOUND, "not found\n")

@@ -116,7 +116,7 @@ async def test_the_guard_survives_a_config_change(tmp_path: Path, monkeypatch: p
     assert gw.pipeline.handle(frame(50, 1.0)) is not None
     assert gw.pipeline.handle(frame(51, 2.0)) is not None
 
-    async def changed(_s: GatewaySettings) -> SiteConfig:
+    async def changed(_s: GatewaySettings, _current: SiteConfig | None = None) -> SiteConfig:
         return siteconfig.parse({**SITE, "version": 2}, '"v2"')
 
     monkeypatch.setattr("gateway.service.load_config", changed)

@@ -52,13 +52,12 @@ def summary_sql(dialect: str) -> str:
 WITH pos AS (
   SELECT id, patient_id, t, lat, lon, uncertainty_m, zone_status, worn, battery_pct,
          LAG(t) OVER {w} AS pt, LAG(lat) OVER {w} AS plat, LAG(lon) OVER {w} AS plon,
-         LAG(uncertainty_m) OVER {w} AS punc, LAG(zone_status) OVER {w} AS pzone, LAG(worn) OVER {w} AS pworn,
-         ROW_NUMBER() OVER (PARTITION BY patient_id ORDER BY t DESC, id DESC) AS rn_desc
+         LAG(uncertainty_m) OVER {w} AS punc, LAG(zone_status) OVER {w} AS pzone, LAG(worn) OVER {w} AS pworn
   FROM position
   WHERE patient_id IS NOT NULL AND t >= :start AND t < :end
 ),
 steps AS (
-  SELECT patient_id, t, zone_status, pzone, pworn, battery_pct, rn_desc,
+  SELECT patient_id, t, zone_status, pzone, pworn, battery_pct,
          {secs('t', 'pt')} AS dt,
          sqrt(((lon - plon) * {M_PER_DEG_LON}) * ((lon - plon) * {M_PER_DEG_LON})
               + ((lat - plat) * {M_PER_DEG_LAT}) * ((lat - plat) * {M_PER_DEG_LAT})) AS dm,
@@ -75,8 +74,7 @@ pagg AS (
          SUM(CASE WHEN dt > :gap THEN 1 ELSE 0 END) AS inner_gaps,
          {secs('MIN(t)', ':start')} AS lead_s,
          {secs(':stop', 'MAX(t)')} AS tail_s,
-         MIN(battery_pct) AS battery_min,
-         MAX(CASE WHEN rn_desc = 1 THEN battery_pct END) AS battery_last
+         MIN(battery_pct) AS battery_min
   FROM steps GROUP BY patient_id
 ),
 acked AS (
@@ -110,7 +108,9 @@ vagg AS (
 )
 SELECT p.id AS patient_id, p.hospcode, p.pid, p.cid, p.hn, p.adl_score, p.nhso_group,
        pagg.positions, pagg.heard_s, pagg.worn_s, pagg.worn_unknown_s, pagg.outside_s, pagg.distance_m,
-       pagg.inner_gaps, pagg.lead_s, pagg.tail_s, pagg.battery_min, pagg.battery_last,
+       pagg.inner_gaps, pagg.lead_s, pagg.tail_s, pagg.battery_min,
+       (SELECT q.battery_pct FROM position q WHERE q.patient_id = p.id AND q.t >= :start AND q.t < :end
+        ORDER BY q.t DESC, q.id DESC LIMIT 1) AS battery_last,
        {", ".join(f"aagg.alerts_{t}" for t in ALERT_TYPES)}, aagg.alerts_total, aagg.ack_median_s, aagg.ack_max_s,
        aagg.unacknowledged, aagg.falls, vagg.visits, vagg.visit_adl_score
 FROM patient p

@@ -10,6 +10,7 @@ fall flag / band removed / battery low / left coverage. The real detectors
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,6 +25,7 @@ from gateway.siteconfig import SiteConfig
 M_PER_DEG = 110_574.0
 NIGHT_HOURS = set(range(20, 24)) | set(range(0, 6))  # Bangkok time
 REMOVED_AFTER_S = 60.0
+NightRule = Callable[[int, datetime], bool]  # (patient id, time) → night?
 BATTERY_LOW_PCT = 15.0
 
 
@@ -35,10 +37,19 @@ class _Zone:
     dwell_s: float
 
 
-class ZoneMatcher:
-    """Position × the patient's safe zone → Match, with the position's uncertainty respected."""
+def default_night(_patient_id: int, t: datetime) -> bool:
+    return to_bangkok(t).hour in NIGHT_HOURS
 
-    def __init__(self, config: SiteConfig) -> None:
+
+class ZoneMatcher:
+    """Position × the patient's safe zone → Match, with the position's uncertainty respected.
+
+    `night(patient_id, t)` decides night (default: `NIGHT_HOURS` in Bangkok); at night the zone's
+    night geometry applies when it has one, and the Match's `schedule` says "night" either way, so
+    the detectors use the night rule exactly when the matcher does."""
+
+    def __init__(self, config: SiteConfig, night: NightRule | None = None) -> None:
+        self._night = night or default_night
         self._zones: dict[int, _Zone] = {}
         for z in config.zones:
             pid = z.get("patient_id")
@@ -53,9 +64,9 @@ class ZoneMatcher:
 
     def __call__(self, position: Position, patient_id: int | None) -> Match | None:
         z = self._zones.get(patient_id) if patient_id is not None else None
-        if z is None:
+        if z is None or patient_id is None:
             return Match(position, ZoneStatus.NO_ZONE, None, None, None, _place(ZoneStatus.NO_ZONE))
-        night = to_bangkok(position.t).hour in NIGHT_HOURS
+        night = self._night(patient_id, position.t)
         geom = z.night if (night and z.night is not None) else z.day
         p = Point(position.lon, position.lat)
         m_per_deg_lon = M_PER_DEG * math.cos(math.radians(position.lat))
@@ -68,7 +79,8 @@ class ZoneMatcher:
             status = ZoneStatus.UNCERTAIN
         else:
             status = ZoneStatus.INSIDE if inside else ZoneStatus.OUTSIDE
-        return Match(position, status, z.version, round(signed, 1), None, _place(status))
+        return Match(position, status, z.version, round(signed, 1), None, _place(status),
+                     schedule="night" if night else "day")
 
 
 def _place(status: ZoneStatus) -> Place:

@@ -51,12 +51,14 @@ class Steps(Protocol):
 def default_steps(config: SiteConfig) -> tuple[Matcher, Detector]:
     """The match and detect steps: `chumphae.detect` detectors with per-patient thresholds (the
     zone's `dwell_s` as the wander dwell) when installed, else the fallback in `gateway.basic`.
-    Matching is `gateway.basic.ZoneMatcher` (safe-zone polygons from the site config)."""
-    matcher = ZoneMatcher(config)
+    Matching is `gateway.basic.ZoneMatcher` (safe-zone polygons from the site config); it judges
+    night by each patient's own night hours, the same rule the detectors use, and says so in
+    `Match.schedule`, so matcher (night geometry) and detectors (night dwell) agree."""
     try:
         from chumphae.detect.runner import Detectors
-        from chumphae.detect.thresholds import thresholds_for
+        from chumphae.detect.thresholds import is_night, thresholds_for
     except ImportError:  # a gateway built without the detection package
+        matcher = ZoneMatcher(config)
         return matcher, BasicDetector(matcher)
     detectors = Detectors()
     dwell = {int(z["patient_id"]): float(z["dwell_s"]) for z in config.zones if z.get("dwell_s") is not None}
@@ -74,7 +76,11 @@ def default_steps(config: SiteConfig) -> tuple[Matcher, Detector]:
             log.error("patient %s: bad thresholds (%s); group defaults used", pid, e)
             th = thresholds_for(p.get("adl_score"), p.get("ltc_group"))
         detectors.set_thresholds(pid, th)
-    return matcher, detectors
+
+    def night(pid: int, t: datetime) -> bool:
+        return is_night(t, detectors.thresholds.get(pid, detectors.default))  # the detectors' own rule
+
+    return ZoneMatcher(config, night=night), detectors
 
 
 def simulated_site(scenario: Scenario, backend: SiteConfig | None) -> SiteConfig:

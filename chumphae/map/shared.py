@@ -1,55 +1,56 @@
-"""One Matcher per backend process, built from the map in the database and rebuilt when it changes.
+"""The tax map in memory for the backend, rebuilt only when the stored map changes.
 
-The backend matches positions itself whenever a gateway did not (a gateway
-running on bare zone polygons has no parcels or landmarks), so every alert
-says where the patient was last seen in words.
+Building the indexed layer set from `map_feature` takes a moment (thousands of
+parcels); request handlers and the gateway ingest (which names places a
+gateway could not) must not pay that per call. The cache key is a cheap
+fingerprint of the table (row count, highest id, newest import time), so an
+import or a removal is seen on the next call, in any process.
 """
 
 from __future__ import annotations
 
 import threading
-import time
+from typing import Any
 
-from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlalchemy import func, select
+from sqlmodel import Session
 
+from chumphae.map.layers import MapLayers
 from chumphae.map.match import Matcher
 from chumphae.map.store import load_layers
 from chumphae.models import MapFeature
 from chumphae.values import Place
 
-RECHECK_S = 60.0  # how often the map's version is compared (a map import is rare)
-
 _lock = threading.Lock()
-_state: dict[str, object] = {"key": None, "matcher": None, "checked": 0.0}
+_cache: dict[str, tuple[tuple[Any, ...], Matcher | None]] = {}
 
 
-def map_key(session: Session) -> tuple[int, object]:
-    """Changes whenever features are imported or removed."""
-    count, newest = session.exec(select(func.count(MapFeature.id), func.max(MapFeature.imported_at))).one()  # type: ignore[call-overload, arg-type]
-    return int(count), newest
+def fingerprint(session: Session) -> tuple[Any, ...]:
+    t = MapFeature.__table__  # type: ignore[attr-defined]
+    row = session.connection().execute(select(func.count(), func.max(t.c.id), func.max(t.c.imported_at))).one()
+    return (f"{session.get_bind().url}#{id(session.get_bind())}", int(row[0]), row[1], row[2])
 
 
-def matcher_for(session: Session) -> Matcher | None:
-    """The process's matcher for the current map (None when no map is loaded)."""
-    now = time.monotonic()
+def current_matcher(session: Session) -> Matcher | None:
+    """A Matcher over the stored map, or None when no map is loaded."""
+    key = fingerprint(session)
+    slot = key[0]
     with _lock:
-        if _state["matcher"] is not None and now - float(_state["checked"]) < RECHECK_S:  # type: ignore[arg-type]
-            return _state["matcher"]  # type: ignore[return-value]
-        key = map_key(session)
-        if key != _state["key"]:
-            _state["matcher"] = Matcher(load_layers(session)) if key[0] else None
-            _state["key"] = key
-        _state["checked"] = now
-        return _state["matcher"]  # type: ignore[return-value]
+        hit = _cache.get(slot)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+    matcher = Matcher(load_layers(session)) if key[1] else None
+    with _lock:
+        _cache[slot] = (key, matcher)
+    return matcher
+
+
+def current_layers(session: Session) -> MapLayers | None:
+    matcher = current_matcher(session)
+    return matcher.layers if matcher is not None else None
 
 
 def place_at(session: Session, lon: float, lat: float) -> Place | None:
-    matcher = matcher_for(session)
+    """Where a point is on the stored map, in Thai and English (None without a map)."""
+    matcher = current_matcher(session)
     return matcher.place(lon, lat) if matcher is not None else None
-
-
-def forget() -> None:
-    """Drop the cached matcher (tests, and after an import in this process)."""
-    with _lock:
-        _state.update(key=None, matcher=None, checked=0.0)

@@ -26,7 +26,7 @@ from chumphae.map.geojson import PRECISION_DEG
 from chumphae.map.zones import Zone, ZoneBuildError, ZoneSpec
 from chumphae.map.zonestore import save_zone, spec_for_patient
 from chumphae.models import MapFeature, Patient, SafeZone, User
-from chumphae.patients.maplayers import current_layers
+from chumphae.map.shared import current_layers
 
 __all__ = ["ZoneBuildError", "active_row", "assign_zone", "zone_geojson"]
 

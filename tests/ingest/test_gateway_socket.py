@@ -154,13 +154,11 @@ async def test_a_second_connection_closes_the_first_and_config_changes_are_annou
 
 async def test_backend_names_the_place_when_the_gateway_could_not(server: LiveServer, site: Site) -> None:
     """A gateway matching on bare zone polygons sends no place; the alert still says where, from the tax map."""
-    from chumphae.map.shared import forget
     from chumphae.map.store import load_default_map
 
     with Session(site.world.engine) as s:
         load_default_map(s)
         s.commit()
-    forget()
     body = {"type": "sos", "severity": "critical", "address": BAND, "t": datetime.now(UTC).isoformat(),
             "lat": 16.5442, "lon": 102.0997, "uncertainty_m": 15.0,
             "match": {"status": "outside", "zone_version": 1}, "details": {}}
@@ -169,7 +167,6 @@ async def test_backend_names_the_place_when_the_gateway_could_not(server: LiveSe
         mid, text = frame("alert", body)
         await ws.send(text)
         assert mid in (await recv_json(ws))["ids"]
-    forget()
     with Session(site.world.engine) as s:
         a = s.exec(select(Alert)).one()
     from chumphae.map.layers import MapLayers

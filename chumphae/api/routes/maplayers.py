@@ -21,7 +21,7 @@ from chumphae.api.deps import CurrentUser, SessionDep
 from chumphae.api.problems import Problem
 from chumphae.map.geojson import BBoxError, features_geojson, parse_bbox
 from chumphae.map.importer import LAYERS
-from chumphae.patients.maplayers import fingerprint
+from chumphae.map.shared import fingerprint
 from chumphae.timeutil import as_utc
 
 router = APIRouter(prefix="/api/v1/map", tags=["mobile app"])

@@ -16,7 +16,7 @@ from chumphae.api.routes.mobile import PositionOut
 from chumphae.ingest.service import position_dict
 from chumphae.models import Role, User, Wristband
 from chumphae.patients.bands import normalise_address
-from chumphae.patients.maplayers import current_matcher
+from chumphae.map.shared import current_matcher
 from chumphae.patients.search import Sighting, record_sightings
 from chumphae.timeutil import utcnow
 

@@ -14,7 +14,7 @@ from chumphae.map import cli as map_cli
 from chumphae.patients import cli as patients_cli
 from chumphae.report import cli as report_cli
 
-app = typer.Typer(help="Smart Chumphae: BLE wristbands, tax-map matching, alerts people can trust.",
+app = typer.Typer(help="Smart Chumphae: BLE wristbands, tax-map matching, alerts people can trust.", add_completion=False,
                   no_args_is_help=True, pretty_exceptions_enable=False)
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 users_app = typer.Typer(help="Users and their API tokens.", no_args_is_help=True)

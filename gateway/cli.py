@@ -10,6 +10,8 @@ import signal
 import sys
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from gateway.config import GatewaySettings
 from gateway.simulate import scenario as scenarios
 
@@ -38,7 +40,17 @@ def main(argv: list[str] | None = None) -> int:
         overrides["backend_url"] = args.backend
     if args.queue:
         overrides["queue_path"] = args.queue
-    settings = GatewaySettings(**overrides)  # type: ignore[arg-type]
+    try:
+        settings = GatewaySettings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as e:
+        first = e.errors()[0]
+        name = "GATEWAY_" + ".".join(str(x) for x in first.get("loc", ())).upper()
+        print(f"chumphae-gateway: error: bad setting {name}: {first.get('msg')}", file=sys.stderr)
+        return 2
+    if not args.simulate and not settings.token:
+        print("chumphae-gateway: error: GATEWAY_TOKEN is not set (issue one with `chumphae gateways create`), "
+              "or run a local simulation with --simulate demo", file=sys.stderr)
+        return 2
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         scen = scenarios.load(args.simulate) if args.simulate else None

@@ -19,7 +19,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from chumphae.values import Advert, AlertType, Detection, Match, Position, Reading, Severity
+from chumphae.detect import severity
+from chumphae.values import Advert, Detection, Match, Position, Reading
 from gateway.decode import Decoders, default_decoders
 from gateway.decode.chumphae_band import ReplayGuard
 from gateway.locate import Fix, Locator
@@ -28,16 +29,6 @@ from gateway.siteconfig import SiteConfig
 
 log = logging.getLogger(__name__)
 
-SEVERITY = {
-    AlertType.SOS: Severity.CRITICAL,
-    AlertType.FALL: Severity.CRITICAL,
-    AlertType.WANDER: Severity.HIGH,
-    AlertType.LEFT_COVERAGE: Severity.HIGH,
-    AlertType.BAND_REMOVED: Severity.MEDIUM,
-    AlertType.BAND_SILENT: Severity.MEDIUM,
-    AlertType.BATTERY_LOW: Severity.LOW,
-    AlertType.GATEWAY_OFFLINE: Severity.HIGH,
-}
 READING_EVERY_S = 300.0
 
 
@@ -84,7 +75,7 @@ def alert_body(d: Detection, last: Position | None) -> dict[str, Any]:
     pos = d.match.position if d.match is not None else last
     return {
         "type": str(d.type),
-        "severity": str(SEVERITY.get(d.type, Severity.HIGH)),
+        "severity": str(severity(d)),
         "address": d.address,
         "patient_id": d.patient_id,
         "t": d.t.isoformat(),

@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+from chumphae.alert.severity import SEVERITY_BY_TYPE
 from chumphae.detect import band, battery, fall_summary, sos, wander
 from chumphae.detect.state import Event, PatientState, heard
 from chumphae.detect.thresholds import Thresholds, is_night, thresholds_for
@@ -55,16 +56,6 @@ def tick(state: PatientState, th: Thresholds, now: datetime) -> tuple[PatientSta
     return state, found
 
 
-_BASE = {
-    AlertType.SOS: Severity.CRITICAL,
-    AlertType.FALL: Severity.CRITICAL,
-    AlertType.WANDER: Severity.HIGH,
-    AlertType.LEFT_COVERAGE: Severity.HIGH,
-    AlertType.BAND_REMOVED: Severity.MEDIUM,
-    AlertType.BAND_SILENT: Severity.MEDIUM,
-    AlertType.GATEWAY_OFFLINE: Severity.MEDIUM,
-    AlertType.BATTERY_LOW: Severity.LOW,
-}
 
 
 def severity(d: Detection, th: Thresholds | None = None) -> Severity:
@@ -76,7 +67,7 @@ def severity(d: Detection, th: Thresholds | None = None) -> Severity:
         return Severity.CRITICAL
     if d.type == AlertType.BATTERY_LOW and d.details.get("critical"):
         return Severity.MEDIUM
-    return _BASE.get(d.type, Severity.MEDIUM)
+    return SEVERITY_BY_TYPE.get(d.type, Severity.MEDIUM)
 
 
 __all__ = ["PatientState", "Thresholds", "detect", "severity", "thresholds_for", "tick"]

@@ -12,18 +12,13 @@ from chumphae import audit
 from chumphae.api.problems import Problem
 from chumphae.auth.access import can_see_patient
 from chumphae.auth.service import user_by_token
-from chumphae.db import get_engine
+from chumphae.db import session_scope
 from chumphae.models import Patient, Role, User
 
 
 def get_session() -> Iterator[Session]:
-    with Session(get_engine(), expire_on_commit=False) as session:
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+    with session_scope() as session:
+        yield session
 
 
 SessionDep = Annotated[Session, Depends(get_session)]

@@ -13,12 +13,9 @@ from pathlib import Path
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
-from chumphae.web import mapdata
-
 DIST = Path(__file__).resolve().parent / "dist"
 
 router = APIRouter()
-router.include_router(mapdata.router)  # the map's data routes under /web/api/
 
 # What the page's own files may do: only this origin (the feed's WebSocket included), no CDN, no tiles.
 CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "

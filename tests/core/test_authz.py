@@ -70,15 +70,8 @@ CASES = [
          body={"outcome": "false_alarm"}, note="no such alert"),
     Case("GET", "/api/v1/gateway/config", "/api/v1/gateway/config", expect(401),
          note="gateway tokens only (tests/ingest/test_siteconfig.py)"),
-    # The caregiver page's data (chumphae/web/mapdata.py); the page itself is tested in tests/web/.
-    Case("GET", "/web/api/map/{layer}", "/web/api/map/parcels?bbox=102.09,16.54,102.10,16.55", expect(200)),
-    Case("GET", "/web/api/patients/{patient_id}/zone", "/web/api/patients/{own}/zone",
-         expect(200, volunteer2=403)),
-    Case("GET", "/web/api/patients/{patient_id}/status", "/web/api/patients/{other}/status",
-         expect(200, caregiver=403, volunteer=403)),
-    Case("GET", "/web/api/patients/{patient_id}/track", "/web/api/patients/{other}/track",
-         expect(200, caregiver=403, volunteer=403)),
     # The volunteers' app (chumphae/api/routes/{mobile,visits,bands,zones,maplayers,search}.py); tests/mobile/.
+    # The caregiver page reads its map and patients from these too; the page itself is tested in tests/web/.
     Case("GET", "/api/v1/mobile/patients", "/api/v1/mobile/patients", expect(200)),
     Case("GET", "/api/v1/patients/{patient_id}/status", "/api/v1/patients/{own}/status", expect(200, volunteer2=403)),
     Case("GET", "/api/v1/patients/{patient_id}/status", "/api/v1/patients/{other}/status",

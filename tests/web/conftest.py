@@ -132,8 +132,8 @@ def open_page(browser: Any, stack: Stack, who: str, viewport: dict[str, int]) ->
     errors: list[str] = []
     layers: dict[str, int] = {}  # tax-map layer → features drawn, from the page's own requests
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("response", lambda r: "/web/api/map/" in r.url and r.ok and layers.__setitem__(
-        r.url.split("/web/api/map/")[1].split("?")[0], len(r.json()["features"])))
+    page.on("response", lambda r: "/api/v1/map/" in r.url and r.status == 200 and layers.__setitem__(
+        r.url.split("/api/v1/map/")[1].split("?")[0], len(r.json()["features"])))
     page.errors, page.layers = errors, layers  # type: ignore[attr-defined]
     page.goto(f"{stack.url}/#token={stack.tokens[who]}")
     page.wait_for_selector("[data-testid=feed-status][data-state=live]", timeout=15_000)

@@ -135,6 +135,8 @@ def test_live_feed_ack_isolation_reconnect(browser: Any, stack: Stack) -> None:
     assert patient["name_th"] in panel.inner_text()
     assert "SOS" in panel.locator("[data-testid=panel-alerts]").inner_text() or \
         "ขอความช่วยเหลือ" in panel.locator("[data-testid=panel-alerts]").inner_text()
+    # The panel reads the mobile API's status: the open SOS makes it "alert", with every reason.
+    expect(panel.locator("[data-testid=panel-condition]")).to_have_attribute("data-status", "alert", timeout=10_000)
     cg1b.wait_for_selector(".alert-pin", timeout=10_000)
     assert cg1b.locator(".leaflet-tile").count() == 0, "no base-map tiles"
     settle_map(cg1b)
@@ -144,9 +146,14 @@ def test_live_feed_ack_isolation_reconnect(browser: Any, stack: Stack) -> None:
     settle_map(cg1)
     shot(cg1, "09-map-phone")
 
-    # English on request; Thai stays the default.
+    # English on request; Thai stays the default. Landmark labels follow without a reload.
+    labels_th = cg1b.locator(".landmark-label").all_inner_texts()
+    assert labels_th and any("\u0e00" <= ch <= "\u0e7f" for ch in "".join(labels_th)), labels_th
     cg1b.locator("[data-testid=lang]").click()
     cg1b.get_by_text("Acknowledge").first.wait_for()
+    labels_en = cg1b.locator(".landmark-label").all_inner_texts()
+    assert labels_en != labels_th and not any("\u0e00" <= ch <= "\u0e7f" for ch in "".join(labels_en)), labels_en
+    assert cg1b.evaluate("window.__sameDocument") is True, "switching language must not reload the page"
     shot(cg1b, "10-english-desktop")
 
     for page in (cg1, cg1b, cg2):

@@ -43,3 +43,17 @@ def test_assets_never_leave_the_bundle(client: TestClient, dist: Path) -> None:
     for path in ("/assets/../secret.txt", "/assets/%2e%2e/secret.txt", "/assets/..%2fsecret.txt"):
         r = client.get(path)
         assert r.status_code == 404 or "not an asset" not in r.text, path
+
+
+def test_every_path_the_page_calls_is_served(client: TestClient) -> None:
+    """web/src/api.ts PATHS name only routes the app has (the page reads the mobile API, no routes of its own)."""
+    import re
+
+    src = (Path(__file__).resolve().parents[2] / "web" / "src" / "api.ts").read_text(encoding="utf-8")
+    block = src[src.index("export const PATHS"):src.index("};", src.index("export const PATHS"))]
+    paths = {re.sub(r"\$\{\w+\}", "{}", p) for p in re.findall(r'["`](/[^"`]*)["`]', block)}
+    assert paths, "no paths found in PATHS"
+    served = {re.sub(r"\{[^}]+\}", "{}", p) for p in client.app.openapi()["paths"]}  # type: ignore[attr-defined]
+    http = {p for p in paths if not p.startswith("/ws/")}  # the feed socket: tests/feed/
+    assert http <= served, sorted(http - served)
+    assert not any(p.startswith("/web/api/") for p in served), "the page's old data routes are gone"

@@ -1,5 +1,5 @@
 // The backend's REST API, called with the caregiver's token. Every path the page uses is here.
-import type { Alert, GeoJSON, Me, Patient, PatientStatus, TrackPoint } from "./model";
+import type { Alert, GeoJSON, Me, Page, Patient, PatientStatus, TrackPoint } from "./model";
 import { lang } from "./i18n";
 
 export class ApiError extends Error {
@@ -17,11 +17,11 @@ export const PATHS = {
   alerts: "/api/v1/alerts",
   acknowledge: (id: number) => `/api/v1/alerts/${id}/acknowledge`,
   resolve: (id: number) => `/api/v1/alerts/${id}/resolve`,
-  // The map's data, served for this page by chumphae/web/mapdata.py.
-  patientZone: (id: number) => `/web/api/patients/${id}/zone`,
-  patientStatus: (id: number) => `/web/api/patients/${id}/status`,
-  patientTrack: (id: number) => `/web/api/patients/${id}/track`,
-  mapLayer: (layer: string) => `/web/api/map/${layer}`,
+  // The map's data: the volunteers' app API (docs/mobile-api.md), shared with the page.
+  patientZone: (id: number) => `/api/v1/patients/${id}/zone`,
+  patientStatus: (id: number) => `/api/v1/patients/${id}/status`,
+  patientPositions: (id: number) => `/api/v1/patients/${id}/positions`,
+  mapLayer: (layer: string) => `/api/v1/map/${layer}`,
   feed: "/ws/alerts",
 };
 
@@ -95,12 +95,13 @@ export class Api {
     return this.optional(PATHS.patientStatus(id));
   }
 
-  async patientTrack(id: number): Promise<TrackPoint[]> {
-    const body = await this.optional<TrackPoint[] | { items?: TrackPoint[]; points?: TrackPoint[] }>(
-      `${PATHS.patientTrack(id)}?hours=2`,
+  /** Positions of the last `hours`, oldest first (the newest `limit` of them). */
+  async patientTrack(id: number, hours = 2, limit = 300): Promise<TrackPoint[]> {
+    const since = new Date(Date.now() - hours * 3600_000).toISOString();
+    const body = await this.optional<Page<TrackPoint>>(
+      `${PATHS.patientPositions(id)}?since=${encodeURIComponent(since)}&limit=${limit}`,
     );
-    if (!body) return [];
-    return Array.isArray(body) ? body : body.items ?? body.points ?? [];
+    return body ? [...body.items].reverse() : []; // the API answers newest first
   }
 
   patientZone(id: number): Promise<GeoJSON | null> {

@@ -46,6 +46,7 @@ const TEXT = {
   enableAlerts: { th: "เปิดเสียงและการแจ้งเตือน", en: "Turn on sound and notifications" },
   patients: { th: "ผู้ป่วย", en: "Patients" },
   status: { th: "สถานะ", en: "Status" },
+  condition: { th: "ภาพรวม", en: "Overall" },
   battery: { th: "แบตเตอรี่", en: "Battery" },
   worn: { th: "สายรัดข้อมือ", en: "Band" },
   wornYes: { th: "สวมอยู่", en: "Worn" },

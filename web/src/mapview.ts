@@ -139,8 +139,10 @@ export class MapView {
       if (layer === "landmarks") {
         const [lon, lat] = (f.geometry.type === "Point" ? f.geometry.coordinates : null) as [number, number] ?? [NaN, NaN];
         if (Number.isNaN(lat)) continue;
+        const props = f.properties;
         L.circleMarker([lat, lon], { radius: 7, color: "#5b2c83", weight: 2, fillColor: "#fff", fillOpacity: 1, renderer: this.canvas })
-          .bindTooltip(name(f.properties), { permanent: true, direction: "right", className: "landmark-label", offset: [8, 0] })
+          .bindTooltip(name(props), { permanent: true, direction: "right", className: "landmark-label", offset: [8, 0] })
+          .on("relabel", (e) => (e.target as L.CircleMarker).setTooltipContent(name(props)))
           .addTo(group);
       } else {
         const lyr = geomToLayer(f, STYLE[layer], this.canvas);
@@ -187,7 +189,8 @@ export class MapView {
     const live = this.store.positions.get(id);
     if (live) return { lat: live.lat, lon: live.lon, r: live.uncertainty_m };
     const s = this.statuses.get(id);
-    if (s?.position) return { lat: s.position.lat, lon: s.position.lon, r: s.position.uncertainty_m };
+    const p = s?.last_position;
+    if (p) return { lat: p.lat, lon: p.lon, r: p.uncertainty_m };
     let best: Alert | null = null;
     for (const a of this.store.alerts.values()) {
       if (a.patient_id === id && a.last_seen?.lat != null && (!best || (a.last_triggered_at ?? a.opened_at) > (best.last_triggered_at ?? best.opened_at))) best = a;
@@ -198,8 +201,18 @@ export class MapView {
     return null;
   }
 
+  /** Landmark labels in the page's language (switching Thai/English needs no reload). */
+  private relabel(): void {
+    if (this.labelLang === lang()) return;
+    this.labelLang = lang();
+    this.base.landmarks.eachLayer((l) => void l.fire("relabel"));
+  }
+
+  private labelLang = lang();
+
   render(): void {
     this.fillLegend();
+    this.relabel();
     this.positions.clearLayers();
     this.alertPins.clearLayers();
     const pts: L.LatLngTuple[] = [];

@@ -76,25 +76,55 @@ export interface Patient {
   adl_group?: string | null;
 }
 
-/** A patient's live status as the mobile API gives it (fields may be missing). */
-export interface PatientStatus {
-  patient_id: number;
-  battery_pct?: number | null;
-  worn?: boolean | null;
-  last_seen_at?: string | null;
-  zone_status?: string | null;
-  in_coverage?: boolean | null;
-  position?: TrackPoint | null;
+/** A patient's band as the mobile API gives it (chumphae/api/routes/mobile.py BandOut). */
+export interface Band {
+  id: number;
+  address: string;
+  active: boolean;
+  battery_pct: number | null;
+  worn: boolean | null;
+  charging: boolean | null;
+  last_seen_at: string | null;
 }
 
+export interface StatusReason {
+  code: string;
+  th: string;
+  en: string;
+}
+
+/** A patient's status: `GET /api/v1/patients/{id}/status` (chumphae/api/routes/mobile.py StatusOut). */
+export interface PatientStatus {
+  patient_id: number;
+  status: "alert" | "out_of_coverage" | "band_off" | "battery_low" | "ok" | string;
+  status_th: string;
+  status_en: string;
+  reasons: StatusReason[];
+  open_alerts: string[];
+  band: Band | null;
+  last_position: TrackPoint | null;
+}
+
+/** One position: `GET /api/v1/patients/{id}/positions` items (chumphae/ingest/service.py position_dict). */
 export interface TrackPoint {
   t: string;
   lat: number;
   lon: number;
   uncertainty_m: number;
+  source?: string;
+  in_coverage?: boolean | null;
   zone_status?: string | null;
   description_th?: string | null;
   description_en?: string | null;
+}
+
+/** A list page of the mobile API. */
+export interface Page<T> {
+  items: T[];
+  total: number;
+  limit: number;
+  offset: number;
+  next_offset: number | null;
 }
 
 export type GeoJSON = { type: string; features?: GeoFeature[]; [k: string]: unknown };

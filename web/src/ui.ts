@@ -237,13 +237,15 @@ function PatientPanel({ ctx, id }: { ctx: Ctx; id: number }) {
   const alerts = [...new Map([...recent, ...fromFeed].map((a) => [a.id, a])).values()]
     .sort((a, b) => (b.opened_at > a.opened_at ? 1 : -1)).slice(0, 5);
   const live = store.positions.get(id);
-  const pos = live && (!status?.position || live.t >= status.position.t) ? live : status?.position;
-  const zone = pos?.zone_status ?? status?.zone_status;
-  const coverage = live?.in_coverage ?? status?.in_coverage;
+  const stored = status?.last_position ?? null;
+  const pos = live && (!stored || live.t >= stored.t) ? live : stored;
+  const zone = pos?.zone_status;
+  const coverage = pos?.in_coverage;
+  const band = status?.band ?? null;
   const zoneText = coverage === false ? t("noCoverage") : zone === "outside" ? t("outZone") : zone === "inside" ? t("inZone") : t("unknown");
   // With no position yet, the newest alert tells where the patient was last seen.
   const newest = alerts.find((a) => a.last_seen?.lat != null);
-  const lastSeen = pos?.t ?? status?.last_seen_at ?? (newest ? newest.last_triggered_at || newest.opened_at : null);
+  const lastSeen = pos?.t ?? band?.last_seen_at ?? (newest ? newest.last_triggered_at || newest.opened_at : null);
   const where = pos
     ? (lang() === "en" ? pos.description_en || pos.description_th : pos.description_th || pos.description_en)
     : newest ? whereText(newest) : null;
@@ -255,8 +257,10 @@ function PatientPanel({ ctx, id }: { ctx: Ctx; id: number }) {
       </header>
       <dl class="facts">
         <dt>${t("status")}</dt><dd data-testid="panel-status">${zoneText}</dd>
-        <dt>${t("battery")}</dt><dd data-testid="panel-battery">${status?.battery_pct != null ? `${Math.round(status.battery_pct)} %` : t("unknown")}</dd>
-        <dt>${t("worn")}</dt><dd data-testid="panel-worn">${status?.worn == null ? t("unknown") : status.worn ? t("wornYes") : t("wornNo")}</dd>
+        ${status && html`<dt>${t("condition")}</dt><dd data-testid="panel-condition" data-status=${status.status}>${lang() === "en" ? status.status_en : status.status_th}${
+          status.reasons.length > 1 ? html`<br /><small>${status.reasons.map((r) => (lang() === "en" ? r.en : r.th)).join(" · ")}</small>` : ""}</dd>`}
+        <dt>${t("battery")}</dt><dd data-testid="panel-battery">${band?.battery_pct != null ? `${Math.round(band.battery_pct)} %` : t("unknown")}</dd>
+        <dt>${t("worn")}</dt><dd data-testid="panel-worn">${band?.worn == null ? t("unknown") : band.worn ? t("wornYes") : t("wornNo")}</dd>
         <dt>${t("lastSeen")}</dt><dd data-testid="panel-last-seen">${lastSeen ? `${formatTime(lastSeen)} · ${formatAgo(lastSeen)}` : t("unknown")}${where ? html`<br />📍 ${where}` : ""}${pos ? html`<br /><small>${t("accuracy")} ${Math.round(pos.uncertainty_m)} m</small>` : ""}</dd>
       </dl>
       <h3>${t("recentAlerts")}</h3>

@@ -79,6 +79,11 @@ class Position:
     source: PositionSource = PositionSource.BLE
     receivers: int = 0
     in_coverage: bool = True
+    # Where the band may be, as the locate step's likelihood says (optional, BLE): grid cells
+    # (lat, lon centres, `region_cell_m` wide) holding ~95 % of the probability. Tighter than the
+    # disc (a ring around one receiver, a band heard only far from the zone); the disc covers it.
+    region: tuple[tuple[float, float], ...] = ()
+    region_cell_m: float = 0.0
 
 
 class ZoneStatus(StrEnum):
@@ -110,6 +115,7 @@ class Match:
     distance_to_route_m: float | None
     place: Place
     schedule: str | None = None  # "day" | "night": which zone applied, when the matcher knows
+    clearance_m: float | None = None  # OUTSIDE only: how far the whole region / disc clears the zone
 
 
 class AlertType(StrEnum):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import shapely
 from shapely.geometry import Point, shape
 from shapely.geometry.base import BaseGeometry
 
@@ -75,12 +76,31 @@ class ZoneMatcher:
         d_m = d_deg * min(M_PER_DEG, m_per_deg_lon)
         inside = geom.contains(p)
         signed = -d_m if inside else d_m
+        clearance: float | None = None
         if d_m <= position.uncertainty_m and position.in_coverage:
             status = ZoneStatus.UNCERTAIN
+            if position.region:  # the locate step's likelihood cells decide where the disc cannot
+                status, clearance = _region_status(position, geom, min(M_PER_DEG, m_per_deg_lon))
         else:
             status = ZoneStatus.INSIDE if inside else ZoneStatus.OUTSIDE
+            if status == ZoneStatus.OUTSIDE:
+                clearance = d_m - position.uncertainty_m
         return Match(position, status, z.version, round(signed, 1), None, _place(status),
-                     schedule="night" if night else "day")
+                     schedule="night" if night else "day", clearance_m=clearance)
+
+
+def _region_status(position: Position, geom: BaseGeometry, m_per_deg: float) -> tuple[ZoneStatus, float | None]:
+    """As `chumphae.map.match`: every cell clear of the zone → outside, every cell inside → inside."""
+    lats = [q[0] for q in position.region]
+    lons = [q[1] for q in position.region]
+    covered = shapely.intersects_xy(geom, lons, lats)
+    if covered.any() and not covered.all():
+        return ZoneStatus.UNCERTAIN, None
+    d = float(shapely.distance(geom.boundary, shapely.points(lons, lats)).min()) * m_per_deg
+    half = position.region_cell_m * 0.7072
+    if d < half:
+        return ZoneStatus.UNCERTAIN, None
+    return (ZoneStatus.INSIDE, None) if covered.all() else (ZoneStatus.OUTSIDE, round(d - half, 1))
 
 
 def _place(status: ZoneStatus) -> Place:

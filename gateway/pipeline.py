@@ -66,6 +66,7 @@ def match_body(m: Match | None) -> dict[str, Any] | None:
 
 def position_body(p: Position, patient_id: int | None, m: Match | None) -> dict[str, Any]:
     body = _json(asdict(p))
+    body.pop("region", None)  # the locate step's grid cells: used here by the matcher, too bulky to send
     body["patient_id"] = patient_id
     body["match"] = match_body(m)
     return body  # type: ignore[no-any-return]

@@ -554,6 +554,14 @@ class WanderScore:
     false_quiet: int = 0  # during sampled quiet time
     repeats: int = 0
     missed: list[tuple[int, float]] = field(default_factory=list)
+    false_active_night: int = 0  # of false_active, raised 20:00–06:00 local
+    false_quiet_night: int = 0  # of false_quiet, raised 20:00–06:00 local
+
+
+def _night_s(at: float) -> bool:
+    """A wall time (seconds since the first local midnight) in 20:00–06:00."""
+    h = (at % DAY) / 3600.0
+    return h >= 20.0 or h < 6.0
 
 
 def score_alerts(run: PatientRun, times: list[float], score: WanderScore) -> None:
@@ -564,10 +572,13 @@ def score_alerts(run: PatientRun, times: list[float], score: WanderScore) -> Non
     for at in sorted(times):
         k = next((i for i, (a, b, _n) in enumerate(eps) if a <= at <= b + GRACE_S), None)
         if k is None:
+            night = _night_s(at)
             if any(a <= at < b for a, b in run.active):
                 score.false_active += 1
+                score.false_active_night += night
             else:
                 score.false_quiet += 1
+                score.false_quiet_night += night
         elif k in first:
             score.repeats += 1
         else:
@@ -653,6 +664,11 @@ def per100(s: WanderScore, rep: Report) -> float:
     return 100.0 * (s.false_active + s.false_quiet * rep.quiet_scale) / rep.patient_days
 
 
+def per100_night(s: WanderScore, rep: Report) -> float:
+    """The part of `per100` raised at night (20:00–06:00 local)."""
+    return 100.0 * (s.false_active_night + s.false_quiet_night * rep.quiet_scale) / rep.patient_days
+
+
 def _q(xs: list[float], p: float) -> float:
     if not xs:
         return float("nan")
@@ -692,6 +708,10 @@ def lines(rep: Report) -> list[str]:
         out.append(f"  missed by wander alert: {len(w.missed)} (caught by left coverage: "
                    f"{len(w.missed) - len(c.missed)})")
     ratio = per100(b, rep) / per100(w, rep) if per100(w, rep) > 0 else float("inf")
+    out.append(f"false wander alerts by time of day: day {per100(w, rep) - per100_night(w, rep):.1f} + night "
+               f"{per100_night(w, rep):.1f} per 100 patient-days (raw: day {w.false_active - w.false_active_night} "
+               f"active + {w.false_quiet - w.false_quiet_night} quiet, night {w.false_active_night} active + "
+               f"{w.false_quiet_night} quiet)")
     out += [
         f"false wander alerts: detector {per100(w, rep):.1f} vs baseline {per100(b, rep):.1f} per 100 patient-days "
         f"(baseline/detector ×{ratio:.1f})",
@@ -703,7 +723,8 @@ def lines(rep: Report) -> list[str]:
         (f"SUMMARY patient_days={rep.patient_days} episodes={w.episodes} wander_detected={w.detected} "
          f"caught_with_left_coverage={c.detected} delay_median_s={_med(w.delays):.0f} "
          f"delay_p95_s={_q(w.delays, 0.95):.0f} beyond_dwell_median_s={_med(w.beyond):.0f} "
-         f"false_wander_per100d={per100(w, rep):.1f} baseline_detected={b.detected} "
+         f"false_wander_per100d={per100(w, rep):.1f} false_day_per100d={per100(w, rep) - per100_night(w, rep):.1f} "
+         f"false_night_per100d={per100_night(w, rep):.1f} baseline_detected={b.detected} "
          f"baseline_false_per100d={per100(b, rep):.1f} fall_sensitivity={rep.falls_found / max(1, rep.falls):.2f} "
          f"fall_false_per_day={rep.fall_false / rep.patient_days:.2f}"),
     ]

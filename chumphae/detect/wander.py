@@ -30,9 +30,14 @@ from chumphae.values import AlertType, Detection, Match, Reading, ZoneStatus
 
 
 def confirmed_outside(m: Match, th: Thresholds) -> bool:
+    # the matcher's clearance when it gave one (the locate step's region may clear the zone
+    # while the disc covering it still touches it), else the disc's own
+    if m.status != ZoneStatus.OUTSIDE:
+        return False
+    if m.clearance_m is not None:
+        return m.clearance_m >= th.wander_margin_m
     d = m.distance_to_boundary_m
-    return (m.status == ZoneStatus.OUTSIDE and d is not None
-            and d - m.position.uncertainty_m >= th.wander_margin_m)
+    return d is not None and d - m.position.uncertainty_m >= th.wander_margin_m
 
 
 def near_edge_or_outside(m: Match, th: Thresholds) -> bool:

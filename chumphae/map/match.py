@@ -3,7 +3,10 @@
 Status follows the disc, not the centre: inside when the whole disc lies in
 the zone, outside when the whole disc lies outside, uncertain otherwise. So a
 BLE fix ±40 m near the garden fence is not called a wander, and the detector
-downstream can wait for a better fix. Distances are metres in the map's UTM
+downstream can wait for a better fix. When the locate step sends a region
+(the grid cells holding ~95 % of its likelihood: a ring around one receiver,
+say) the region decides in the same way, cell by cell: wholly outside →
+outside, even though the covering disc still touches the zone. Distances are metres in the map's UTM
 zone. Two paths give the same answers: `match` for one position (gateway,
 live feed) and `match_many` for a batch (vectorised: one CRS transform, one
 STRtree query per layer, one distance call per zone).
@@ -78,16 +81,37 @@ class Matcher:
         places = self._places(x, y)
         out: list[Match] = []
         for i, (p, z) in enumerate(zip(positions, zones, strict=True)):
+            clearance: float | None = None
             if z is None:
                 status, dist = ZoneStatus.NO_ZONE, None
             else:
                 dist = float(signed[i])
                 status = classify(dist, p.uncertainty_m)
+                if status == ZoneStatus.OUTSIDE:
+                    clearance = dist - p.uncertainty_m
+                elif status == ZoneStatus.UNCERTAIN and p.region:
+                    status, clearance = self._region_status(p, z)
             out.append(Match(position=p, status=status, zone_version=z.version if z else None,
                              distance_to_boundary_m=dist,
                              distance_to_route_m=float(route_d[i]) if route_i[i] >= 0 else None,
-                             place=places[i]))
+                             place=places[i], clearance_m=clearance))
         return out
+
+    def _region_status(self, p: Position, z: Zone) -> tuple[ZoneStatus, float | None]:
+        """The locate step's region, cell by cell: every cell clear of the zone → outside (and by how
+        much), every cell inside → inside, else uncertain. A cell is a square `region_cell_m` wide:
+        its centre must clear the edge by half its diagonal."""
+        g = z.at(p.t)
+        x, y = self.layers.metric.xy([q[1] for q in p.region], [q[0] for q in p.region])
+        x, y = np.atleast_1d(x), np.atleast_1d(y)
+        covered = shapely.intersects_xy(g, x, y)
+        half = p.region_cell_m * 0.7072
+        if covered.any() and not covered.all():
+            return ZoneStatus.UNCERTAIN, None
+        d = float(shapely.distance(z.edge_of(g), shapely.points(x, y)).min())
+        if not covered.any():
+            return (ZoneStatus.OUTSIDE, d - half) if d >= half else (ZoneStatus.UNCERTAIN, None)
+        return (ZoneStatus.INSIDE, None) if d >= half else (ZoneStatus.UNCERTAIN, None)
 
     def _places(self, x: NDArray[np.float64], y: NDArray[np.float64]) -> list[Place]:
         L = self.layers

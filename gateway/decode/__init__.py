@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from chumphae.values import Advert, Reading
 
@@ -31,6 +31,13 @@ BASE_UUID = "-0000-1000-8000-00805f9b34fb"
 def uuid16(short: int) -> str:
     """The full 128-bit UUID string bleak uses for a 16-bit SIG UUID."""
     return f"0000{short:04x}{BASE_UUID}"
+
+
+def reading(advert: Advert, kind: str, **fields: Any) -> Reading:
+    """A Reading stamped with what every advert carries: address, RSSI, receiver, time, tx power."""
+    fields.setdefault("tx_power", advert.tx_power)
+    return Reading(address=advert.address, kind=kind, rssi=advert.rssi, receiver=advert.receiver, t=advert.t,
+                   **fields)
 
 
 class DecodeError(ValueError):

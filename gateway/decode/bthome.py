@@ -13,7 +13,7 @@ from bthome_ble import BTHomeBluetoothDeviceData
 from habluetooth.models import BluetoothServiceInfoBleak
 
 from chumphae.values import Advert, Reading
-from gateway.decode import DecodeError, Key, uuid16
+from gateway.decode import DecodeError, Key, reading, uuid16
 
 BTHOME = uuid16(0xFCD2)
 KEYS = (Key("s", BTHOME),)
@@ -60,14 +60,10 @@ class BTHomeDecoder:
         events = {e.event_type for e in update.events.values()}
         battery = values.get("battery")
         mv = values.get("voltage")
-        return Reading(
-            address=advert.address,
-            kind=self.name,
-            rssi=advert.rssi,
-            receiver=advert.receiver,
-            t=advert.t,
+        return reading(
+            advert,
+            self.name,
             battery_pct=float(battery) if isinstance(battery, (int, float)) else None,
             battery_mv=round(float(mv) * 1000) if isinstance(mv, (int, float)) else None,
             sos=bool(events & SOS_EVENTS),
-            tx_power=advert.tx_power,
         )

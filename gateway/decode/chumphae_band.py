@@ -28,7 +28,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESCCM
 
 from chumphae.values import Advert, Motion, Reading
-from gateway.decode import AuthError, DecodeError, Key, ReplayError
+from gateway.decode import AuthError, DecodeError, Key, ReplayError, reading
 
 COMPANY_ID = 0xFFFF  # Bluetooth SIG "reserved for internal use / testing"
 VERSION = 0xC1
@@ -223,12 +223,9 @@ class BandDecoder:
             cipher = self._ciphers[key] = AESCCM(key, tag_length=TAG_LEN)
         s = decode_frame(advert.address, key, payload, cipher)
         self.guard.check(advert.address, s.seq, advert.monotonic)
-        return Reading(
-            address=advert.address,
-            kind=self.name,
-            rssi=advert.rssi,
-            receiver=advert.receiver,
-            t=advert.t,
+        return reading(
+            advert,
+            self.name,
             seq=s.seq,
             battery_pct=float(s.battery_pct),
             sos=s.sos,
@@ -237,6 +234,5 @@ class BandDecoder:
             charging=s.charging,
             motion=s.motion,
             steps=s.steps,
-            tx_power=advert.tx_power,
             authenticated=True,
         )

@@ -11,7 +11,7 @@ import struct
 from dataclasses import dataclass
 
 from chumphae.values import Advert, Reading
-from gateway.decode import DecodeError, Key, uuid16
+from gateway.decode import DecodeError, Key, reading, uuid16
 
 EDDYSTONE = uuid16(0xFEAA)
 KEYS = (Key("s", EDDYSTONE, 0x20),)
@@ -40,12 +40,8 @@ class TlmDecoder:
 
     def decode(self, advert: Advert, payload: bytes) -> Reading | None:
         tlm = parse(payload)
-        return Reading(
-            address=advert.address,
-            kind=self.name,
-            rssi=advert.rssi,
-            receiver=advert.receiver,
-            t=advert.t,
+        return reading(
+            advert,
+            self.name,
             battery_mv=tlm.battery_mv,
-            tx_power=advert.tx_power,
         )

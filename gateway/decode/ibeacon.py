@@ -10,7 +10,7 @@ import struct
 import uuid
 
 from chumphae.values import Advert, Reading
-from gateway.decode import DecodeError, Key
+from gateway.decode import DecodeError, Key, reading
 
 APPLE = 0x004C
 KEYS = (Key("m", APPLE, 0x02),)
@@ -29,11 +29,8 @@ class IBeaconDecoder:
 
     def decode(self, advert: Advert, payload: bytes) -> Reading | None:
         _uuid, _major, _minor, tx = parse(payload)
-        return Reading(
-            address=advert.address,
-            kind=self.name,
-            rssi=advert.rssi,
-            receiver=advert.receiver,
-            t=advert.t,
+        return reading(
+            advert,
+            self.name,
             tx_power=tx,
         )

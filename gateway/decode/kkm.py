@@ -14,7 +14,7 @@ from __future__ import annotations
 import struct
 
 from chumphae.values import Advert, Reading
-from gateway.decode import DecodeError, Key, uuid16
+from gateway.decode import DecodeError, Key, reading, uuid16
 
 KEYS = (Key("s", uuid16(0xFEAA), 0x21),)
 
@@ -37,13 +37,9 @@ class KkmDecoder:
 
     def decode(self, advert: Advert, payload: bytes) -> Reading | None:
         mv, _temp, accel = parse(payload)
-        return Reading(
-            address=advert.address,
-            kind=self.name,
-            rssi=advert.rssi,
-            receiver=advert.receiver,
-            t=advert.t,
+        return reading(
+            advert,
+            self.name,
             battery_mv=mv,
             accel_g=accel,
-            tx_power=advert.tx_power,
         )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import struct
 
 from chumphae.values import Advert, Reading
-from gateway.decode import DecodeError, Key, uuid16
+from gateway.decode import DecodeError, Key, reading, uuid16
 
 KEYS = (Key("s", uuid16(0xFEAB), 0x60),)
 
@@ -32,13 +32,9 @@ class MokoDecoder:
 
     def decode(self, advert: Advert, payload: bytes) -> Reading | None:
         accel, mv, _ranging = parse(payload)
-        return Reading(
-            address=advert.address,
-            kind=self.name,
-            rssi=advert.rssi,
-            receiver=advert.receiver,
-            t=advert.t,
+        return reading(
+            advert,
+            self.name,
             battery_mv=mv,
             accel_g=accel,
-            tx_power=advert.tx_power,
         )

@@ -25,15 +25,30 @@ _lock = threading.Lock()
 _cache: dict[str, tuple[tuple[Any, ...], Matcher | None]] = {}
 
 
+def _slot(session: Session) -> str:
+    return f"{session.get_bind().url}#{id(session.get_bind())}"
+
+
 def fingerprint(session: Session) -> tuple[Any, ...]:
+    """(slot, count, highest id, newest import time): for ETags and Last-Modified of the map routes."""
     t = MapFeature.__table__  # type: ignore[attr-defined]
     row = session.connection().execute(select(func.count(), func.max(t.c.id), func.max(t.c.imported_at))).one()
-    return (f"{session.get_bind().url}#{id(session.get_bind())}", int(row[0]), row[1], row[2])
+    return (_slot(session), int(row[0]), row[1], row[2])
+
+
+def cache_key(session: Session) -> tuple[Any, ...]:
+    """(slot, count, highest id): changes whenever features are imported or removed (rows are never
+    edited in place). Both answered from indexes, unlike `max(imported_at)`, which reads every
+    geometry row: about 1 ms instead of 4 ms on the Chumphae map, paid on the ingest path of every
+    position a gateway sent without a place."""
+    t = MapFeature.__table__  # type: ignore[attr-defined]
+    row = session.connection().execute(select(func.count(), func.max(t.c.id))).one()
+    return (_slot(session), int(row[0]), row[1])
 
 
 def current_matcher(session: Session) -> Matcher | None:
     """A Matcher over the stored map, or None when no map is loaded."""
-    key = fingerprint(session)
+    key = cache_key(session)
     slot = key[0]
     with _lock:
         hit = _cache.get(slot)

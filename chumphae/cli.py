@@ -6,6 +6,7 @@ import sys
 from typing import Annotated
 
 import typer
+from sqlalchemy.engine import Engine
 
 from chumphae.config import get_settings
 from chumphae.detect import cli as falls_cli
@@ -28,7 +29,7 @@ app.add_typer(report_cli.app, name="export")
 app.add_typer(patients_cli.app, name="patients")
 
 
-def _engine():  # type: ignore[no-untyped-def]
+def _engine() -> Engine:
     from chumphae.db import init_engine
 
     return init_engine(get_settings().effective_database_url)
@@ -38,18 +39,28 @@ def _engine():  # type: ignore[no-untyped-def]
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default from CHUMPHAE_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default from CHUMPHAE_PORT).")] = None,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Backend processes sharing the port "
+                                         "(PostgreSQL only when > 1; see docs/postgresql.md).")] = 1,
 ) -> None:
     """Run the caregiver backend (migrates the database first)."""
     import uvicorn
 
     from chumphae import logs
-    from chumphae.api.app import create_app
+    from chumphae.api.app import create_app, prepare_database
 
     settings = get_settings()
     logs.setup(settings.log_level)
-    _engine()  # fail now, with one line, if the database is wrong
-    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port,
-                log_config=None)
+    engine = _engine()  # fail now, with one line, if the database is wrong
+    if workers > 1 and engine.dialect.name != "postgresql":
+        raise ConfigError("--workers > 1 needs PostgreSQL (CHUMPHAE_DATABASE_URL=postgresql://...): "
+                          "SQLite is one process's database")
+    prepare_database(engine)  # migrate and load the map once, before any worker starts
+    if workers == 1:
+        uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port,
+                    log_config=None)
+    else:  # each worker imports the app factory; they share the database (and Redis) only
+        uvicorn.run("chumphae.api.app:worker_app", factory=True, workers=workers,
+                    host=host or settings.host, port=port or settings.port, log_config=None)
 
 
 @db_app.command("upgrade")

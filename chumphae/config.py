@@ -24,6 +24,10 @@ class Settings(BaseSettings):
     export_dir: Path | None = Field(default=None, description="Nightly daily-summary files.")
     hospcode: str = Field(default="10707", description="HOSPCODE of the district hospital.")
     map_path: Path | None = Field(default=None, description="GeoPackage loaded when the map is empty.")
+    retention_positions_days: int = Field(default=400, ge=0, description="Positions kept (0: for ever).")
+    retention_messages_days: int = Field(default=14, ge=0, description="Gateway message ids kept for dedupe.")
+    retention_feed_days: int = Field(default=30, ge=0, description="Feed rows kept (older cursors: snapshot).")
+    retention_audit_days: int = Field(default=0, ge=0, description="Audit rows kept (0: for ever).")
 
     @property
     def effective_database_url(self) -> str:

@@ -131,3 +131,22 @@ def session_scope(engine: Engine | None = None) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+@contextmanager
+def one_process(engine: Engine, key: int) -> Iterator[bool]:
+    """Whether this process holds the job named by `key` now: on PostgreSQL a session advisory lock
+    (`pg_try_advisory_lock`), so of several backend processes one runs the job and the others skip it;
+    SQLite is one process's database, so there it is always this one."""
+    if engine.dialect.name != "postgresql":
+        yield True
+        return
+    with engine.connect() as conn:
+        got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
+        conn.commit()
+        try:
+            yield got
+        finally:
+            if got:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                conn.commit()

@@ -7,17 +7,19 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from sqlalchemy.engine import Engine
 
 from chumphae import __version__
 from chumphae.api import problems
 from chumphae.api.routes import alerts, gateway, patients, system, users
 from chumphae.api.routes import bands, maplayers, mobile, reports, search, visits, zones
 from chumphae.config import Settings, get_settings
-from chumphae.db import init_engine, session_scope, set_engine
+from chumphae.db import get_engine, init_engine, session_scope, set_engine
 from chumphae.map.store import load_default_map, map_info
 from chumphae.feed import views as feed_views
 from chumphae.feed.background import background
 from chumphae.report.nightly import for_app as nightly
+from chumphae.retention import retention_job
 from chumphae.web import serve as web_page
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,23 @@ ISO 8601 unless a field says otherwise; the page shows them in Asia/Bangkok.
 """
 
 
+def prepare_database(engine: Engine) -> None:
+    """An empty map gets the shipped Chumphae layer set (the engine is already migrated)."""
+    with session_scope(engine) as session:
+        if not map_info(session):
+            summary = load_default_map(session)
+            log.info("loaded the default map: %s features", summary.kept)
+
+
+def worker_app() -> FastAPI:
+    """The app factory for `chumphae serve --workers N`: each worker process sets up its own logging."""
+    from chumphae import logs
+
+    settings = get_settings()
+    logs.setup(settings.log_level)
+    return create_app(settings)
+
+
 def create_app(settings: Settings | None = None, *, manage_engine: bool = True) -> FastAPI:
     """The app. With `manage_engine`, start-up connects to and migrates the configured database."""
     settings = settings or get_settings()
@@ -38,15 +57,12 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if manage_engine:
-            engine = init_engine(settings.effective_database_url)
-            with session_scope(engine) as session:
-                if not map_info(session):  # an empty map: start with the shipped Chumphae layer set
-                    summary = load_default_map(session)
-                    log.info("loaded the default map: %s features", summary.kept)
+            prepare_database(init_engine(settings.effective_database_url))
         log.info("backend ready (version %s)", __version__)
         try:
-            async with background(app, settings), nightly(settings, enabled=manage_engine):  # feed, alert clock,
-                yield  # and the daily summary file at 00:15 (chumphae/report/nightly.py)
+            async with (background(app, settings), nightly(settings, enabled=manage_engine),
+                        retention_job(get_engine, settings, enabled=manage_engine)):
+                yield  # feed, alert clock, the daily summary file at 00:15, hourly retention
         finally:
             if manage_engine:
                 set_engine(None)

@@ -5,8 +5,8 @@ a short outage have mostly arrived). Files are `daily-YYYY-MM-DD.csv` and
 `.xlsx` in `Settings.effective_export_dir`. On start, days after the newest
 file up to yesterday that have no file are written (at most `MAX_CATCH_UP`
 days; an empty folder gets yesterday only, not the whole history). Writing is
-atomic and idempotent, so two backend processes on one database at worst
-write the same file twice. Nightly files carry HOSPCODE, PID and HN, never
+atomic and idempotent, and of several backend processes on one PostgreSQL
+database only the one holding an advisory lock writes. Nightly files carry HOSPCODE, PID and HN, never
 CID: a file at rest is copied around; `chumphae export daily --with-cid` is
 the deliberate way to include it.
 """
@@ -25,6 +25,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from chumphae.config import Settings
+from chumphae.db import one_process
 from chumphae.report.daily import daily_summary
 from chumphae.report.writers import render, write_atomically
 from chumphae.timeutil import BANGKOK, utcnow
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 RUN_AT = time(0, 15)  # Asia/Bangkok
 MAX_CATCH_UP = 14
 NIGHTLY_FORMATS = ("csv", "xlsx")
+NIGHTLY_LOCK_KEY = 4005_0003  # advisory lock: one process writes the nightly files
 NAME = re.compile(r"^daily-(\d{4}-\d{2}-\d{2})\.(csv|xlsx|json)$")
 
 
@@ -86,12 +88,19 @@ def write_day(engine: Engine, *, day: date, folder: Path, hospcode: str,
 
 
 def catch_up(engine: Engine, *, folder: Path, hospcode: str, now: datetime | None = None) -> list[Path]:
-    """Write every due day (the start-up catch-up and the nightly run are this same call)."""
+    """Write every due day (the start-up catch-up and the nightly run are this same call).
+
+    Of several backend processes on one PostgreSQL database, one writes (an advisory lock); the
+    others skip, and find the files written when they look next."""
     now = now or utcnow()
     out: list[Path] = []
-    for day in due_days(folder, now):
-        out += write_day(engine, day=day, folder=folder, hospcode=hospcode, now=now)
-        log.info("daily summary for %s written to %s", day, folder)
+    with one_process(engine, NIGHTLY_LOCK_KEY) as mine:
+        if not mine:
+            log.info("daily summary: another backend process is writing it")
+            return out
+        for day in due_days(folder, now):
+            out += write_day(engine, day=day, folder=folder, hospcode=hospcode, now=now)
+            log.info("daily summary for %s written to %s", day, folder)
     return out
 
 

@@ -127,7 +127,8 @@ def main() -> None:
     print(f"batch match_many(): {n} positions, median {batch_s * 1000:.0f} ms → {batch_rate:,.0f} positions/s")
     print(f"SUMMARY {n} patients on the Chumphae layer: scalar {scalar_rate:,.0f}/s "
           f"({scalar_rate / base_rate:,.0f}× naive), batch {batch_rate:,.0f}/s ({batch_rate / base_rate:,.0f}× naive), "
-          f"naive {base_rate:,.1f}/s; {disagree} disagreements")
+          f"naive {base_rate:,.1f}/s; {disagree} disagreements; patients={n} scalar_per_s={scalar_rate:.0f} "
+          f"batch_per_s={batch_rate:.0f} naive_per_s={base_rate:.1f} disagreements={disagree}")
 
 
 if __name__ == "__main__":

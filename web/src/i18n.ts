@@ -13,6 +13,7 @@ const TEXT = {
   token: { th: "โทเคน", en: "Token" },
   signIn: { th: "เข้าสู่ระบบ", en: "Sign in" },
   signOut: { th: "ออกจากระบบ", en: "Sign out" },
+  signOutShort: { th: "ออก", en: "Sign out" },
   badToken: { th: "โทเคนไม่ถูกต้อง ลองอีกครั้ง", en: "That token was not accepted. Try again." },
   serverDown: { th: "ติดต่อเซิร์ฟเวอร์ไม่ได้", en: "Cannot reach the server." },
   langSwitch: { th: "English", en: "ภาษาไทย" },
@@ -204,7 +205,8 @@ export function aboutMetres(m: number): string {
 
 /** "12 นาที" / "12 min", "1 ชม. 5 นาที" / "1 h 5 min". */
 export function formatDuration(ms: number): string {
-  const min = Math.max(0, Math.round(ms / 60_000));
+  if (ms < 60_000) return current === "th" ? "ไม่ถึง 1 นาที" : "under a minute";
+  const min = Math.round(ms / 60_000);
   const h = Math.floor(min / 60), m = min % 60;
   if (current === "th") return h ? `${h} ชม. ${m} นาที` : `${m} นาที`;
   return h ? `${h} h ${m} min` : `${m} min`;

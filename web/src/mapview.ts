@@ -5,7 +5,7 @@ import "leaflet/dist/leaflet.css";
 import type { Api } from "./api";
 import type { Alert, GeoFeature, GeoJSON, PatientStatus, TrackPoint, Village } from "./model";
 import type { Store } from "./store";
-import { aboutMetres, alertIcon, lang, t } from "./i18n";
+import { alertIcon, lang, t } from "./i18n";
 
 const CHUMPHAE: L.LatLngExpression = [16.5442, 102.0997];
 const LAYERS = ["parcels", "buildings", "routes", "landmarks"] as const;
@@ -106,7 +106,7 @@ export class MapView {
     if (!this.legendEl || this.legendLang === lang()) return;
     this.legendLang = lang();
     const row = (cls: string, label: string) => `<li><span class="sw ${cls}" aria-hidden="true"></span>${esc(label)}</li>`;
-    this.legendEl.innerHTML = `<summary>ⓘ ${esc(t("legendTitle"))}</summary><ul>` +
+    this.legendEl.innerHTML = `<summary>ℹ️ ${esc(t("legendTitle"))}</summary><ul>` +
       (this.district ? row("sw-village", t("legendVillage")) : "") +
       row("sw-patient", t("legendPatient")) + row("sw-circle", t("legendCircle")) + row("sw-pin", t("legendPin")) +
       row("sw-zone", t("legendZone")) + row("sw-track", t("legendTrack")) +
@@ -275,7 +275,7 @@ export class MapView {
           radius: 11, color: "#fff", weight: 3, fillColor: hasAlert ? "#c62828" : "#1f5fbf", fillOpacity: 1, renderer: this.care,
         })
           // To the right: the alert pin stands above the spot, the name must not cover it.
-          .bindTooltip(`${esc(this.store.patientName(p.id))}<small> · ${esc(aboutMetres(pos.r))}</small>`,
+          .bindTooltip(esc(this.store.patientName(p.id)),
             { permanent: true, direction: "right", offset: [12, 0], className: "patient-label" })
           .on("click", () => this.select(p.id));
         marker.addTo(this.positions);

@@ -142,7 +142,7 @@ function FeedPill({ store }: { store: Store }) {
 function BannerView({ store }: { store: Store }) {
   const b = store.banner;
   const stale = store.cachedAt != null && store.feed !== "live";
-  if (stale && b?.kind !== "lost") {
+  if (stale) {
     return html`<div class="banner lost" role="alert" data-testid="feed-banner" data-kind="stale">
       ⚠ ${t("notLive")} ${formatTime(new Date(store.cachedAt!).toISOString())}</div>`;
   }
@@ -435,8 +435,8 @@ function DistrictView({ ctx }: { ctx: Ctx }) {
         ${chip(d.totals.band_off, t("cntBandOff"), "warn")} ${chip(d.totals.battery_low, t("cntBattery"), "warn")}</p>
       <ul class="villages" data-testid="villages">
         ${d.villages.map((v) => html`<li class="village" data-testid="village" data-village=${v.village}>
-          <button class="village-btn" onClick=${() => openVillage(v)} aria-label=${`${vname(v.village)}: ${t("showVillage")}`}>
-            <strong>🏘 ${vname(v.village)}</strong> <span class="muted">${v.patients} ${t("cntPatients")}</span>
+          <button class="village-btn" onClick=${() => openVillage(v)}>
+            <strong>🏘 ${vname(v.village)}</strong><span class="sr-only"> (${t("showVillage")})</span> <span class="muted">${v.patients} ${t("cntPatients")}</span>
             <span class="chips">${chip(v.open_alerts, t("cntAlerts"), "bad")} ${chip(v.out_of_coverage, t("cntCoverage"), "warn")}
               ${chip(v.band_off, t("cntBandOff"), "warn")} ${chip(v.battery_low, t("cntBattery"), "warn")}</span>
           </button></li>`)}
@@ -518,10 +518,10 @@ export function Main({ ctx }: { ctx: Ctx }) {
     <div class="shell tab-${store.tab} side-${side}">
       <header class="top">
         <h1><span class="brand">${t("title")}</span></h1>
-        <span class="who" data-testid="who">👤 <span class="who-name">${store.me?.name ?? ""}</span> · <span data-testid="role">${roleLabel(store.me?.role ?? "")}</span></span>
+        <span class="who" data-testid="who"><span class="who-name">👤 ${store.me?.name ?? ""} · </span><span data-testid="role">${roleLabel(store.me?.role ?? "")}</span></span>
         <${FeedPill} store=${store} />
         <button class="btn small" data-testid="lang" lang=${lang() === "th" ? "en" : "th"} onClick=${ctx.switchLang}>${lang() === "th" ? "EN" : "ไทย"}</button>
-        <button class="btn small icon" data-testid="sign-out" onClick=${ctx.signOut} aria-label=${t("signOut")} title=${t("signOut")}>⎋</button>
+        <button class="btn small" data-testid="sign-out" onClick=${ctx.signOut} title=${t("signOut")}>${t("signOutShort")}</button>
       </header>
       <${BannerView} store=${store} />
       ${notificationsUndecided() && html`<div class="hint-bar"><button class="btn small" data-testid="enable-alerts"

@@ -42,7 +42,7 @@ new MutationObserver(() => {
   const safe = document.querySelector('[data-testid=no-alerts][data-safe=yes]');
   const feed = document.querySelector('[data-testid=feed-status]');
   if (safe && (!feed || feed.dataset.state !== 'live')) window.__safeTooEarly.push(feed ? feed.dataset.state : 'none');
-  if (/ทุกคนปลอดภัย|Everyone is safe/.test(document.body ? document.body.innerText : '') && !safe)
+  if (/ค้างอยู่ ทุกคนปลอดภัย|Everyone is safe/.test(document.body ? document.body.innerText : '') && !safe)
     window.__safeTooEarly.push('text-without-marker');
 }).observe(document, {subtree: true, childList: true, attributes: true, characterData: true});
 """

@@ -60,7 +60,7 @@ export class MapView {
 
   constructor(el: HTMLElement, private store: Store, private api: Api, private district = false) {
     this.map = L.map(el, { preferCanvas: true, attributionControl: false, minZoom: 11, maxZoom: 20, zoomSnap: 0.5 })
-      .setView(CHUMPHAE, district ? 14 : 17);
+      .setView(CHUMPHAE, district ? 13 : 17);
     // Landmark names sit under everything about patients: they never hide a name or an alert pin.
     this.map.createPane("landmarkLabels").style.zIndex = "420";
     this.map.createPane("care").style.zIndex = "450";
@@ -79,7 +79,10 @@ export class MapView {
       window.clearTimeout(this.moveTimer);
       this.moveTimer = window.setTimeout(() => void this.loadLayers(), 250);
     });
-    this.map.on("zoomend", () => this.zoomClasses());
+    this.map.on("zoomend", () => {
+      this.zoomClasses();
+      this.spreadVillages();
+    });
     this.zoomClasses();
     store.subscribe(() => this.render());
   }
@@ -139,6 +142,7 @@ export class MapView {
   /** Re-read the size after the map's container became visible (phone tab switch). */
   resize(): void {
     this.map.invalidateSize();
+    window.setTimeout(() => this.spreadVillages(), 0);
     this.render();
     void this.loadLayers();
   }
@@ -317,7 +321,7 @@ export class MapView {
       const vs = (this.store.district?.villages ?? []).filter((x) => x.lat != null && x.lon != null);
       if (!vs.length) return;
       this.fitted = true;
-      this.map.fitBounds(L.latLngBounds(vs.map((x) => [x.lat!, x.lon!] as L.LatLngTuple)).pad(0.25), { maxZoom: 15, animate: false });
+      this.map.fitBounds(L.latLngBounds(vs.map((x) => [x.lat!, x.lon!] as L.LatLngTuple)).pad(0.25), { maxZoom: MIN_LAYER_ZOOM - 0.5, animate: false });
     } else if (!this.fitted && pts.length) {
       this.fitted = true;
       this.map.fitBounds(L.latLngBounds(pts).pad(0.15), { maxZoom: 18, animate: false });
@@ -341,6 +345,28 @@ export class MapView {
         pane: "villages", keyboard: true, title: name,
         icon: L.divIcon({ className: "village-label", html: `<span>🏘 ${esc(name)}${bad}${warn}</span>`, iconSize: undefined as unknown as L.PointExpression }),
       }).on("click", () => this.openVillage(v)).addTo(this.villages);
+    }
+    this.spreadVillages();
+  }
+
+  /** Village names must not lie on one another: nudge a label down until it is clear of those placed. */
+  private spreadVillages(): void {
+    const spans: HTMLElement[] = [];
+    this.villages.eachLayer((l) => {
+      const span = (l as L.Marker).getElement()?.firstElementChild as HTMLElement | null;
+      if (span) spans.push(span);
+    });
+    for (const s of spans) s.style.marginTop = "0px";
+    const placed: DOMRect[] = [];
+    const hits = (r: DOMRect, dy: number) => placed.some((p) =>
+      r.left < p.right + 2 && r.right > p.left - 2 && r.top + dy < p.bottom + 2 && r.bottom + dy > p.top - 2);
+    for (const s of spans.sort((a, b) => a.getBoundingClientRect().top - b.getBoundingClientRect().top)) {
+      const r = s.getBoundingClientRect();
+      if (!r.width) continue; // not laid out (hidden map)
+      let dy = 0;
+      while (hits(r, dy) && dy < 400) dy += r.height / 2;
+      s.style.marginTop = `${dy}px`;
+      placed.push(new DOMRect(r.left, r.top + dy, r.width, r.height));
     }
   }
 

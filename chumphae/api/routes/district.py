@@ -88,11 +88,11 @@ def count(into: dict[str, int], s: PatientStatus) -> None:
     """Add one patient's status to a village's (or the district's) counts. Pure."""
     into["patients"] += 1
     into["open_alerts"] += len(s.open_alert_types)
-    into["alert_patients"] += bool(s.open_alert_types)
+    into["alert_patients"] += int(bool(s.open_alert_types))
     reasons = set(s.judgement.reasons)
-    into["out_of_coverage"] += "out_of_coverage" in reasons
-    into["band_off"] += bool({"no_band", "not_worn", "silent"} & reasons)
-    into["battery_low"] += "battery_low" in reasons
+    into["out_of_coverage"] += int("out_of_coverage" in reasons)
+    into["band_off"] += int(bool({"no_band", "not_worn", "silent"} & reasons))
+    into["battery_low"] += int("battery_low" in reasons)
 
 
 def _empty() -> dict[str, int]:
@@ -111,15 +111,16 @@ def overview(
     patients = list(session.exec(select(Patient).where(col(Patient.active)).order_by(col(Patient.id))).all())
     every = statuses(session, patients=patients, now=utcnow())
     vols = _volunteers(session, [p.id for p in patients if p.id is not None])
-    totals, by_village = _empty(), defaultdict(_empty)
-    homes: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    totals = _empty()
+    by_village: defaultdict[str, dict[str, int]] = defaultdict(_empty)
+    homes: defaultdict[str, list[tuple[float, float]]] = defaultdict(list)
     for s in every:
         v = s.patient.village or NO_VILLAGE
         count(totals, s)
         count(by_village[v], s)
         if s.patient.home_lat is not None and s.patient.home_lon is not None:
             homes[v].append((s.patient.home_lon, s.patient.home_lat))
-    villages = []
+    villages: list[dict[str, Any]] = []
     for v in sorted(by_village, key=lambda k: (k == NO_VILLAGE, k)):
         pts = homes.get(v, [])
         box = [min(x for x, _ in pts), min(y for _, y in pts), max(x for x, _ in pts), max(y for _, y in pts)] \

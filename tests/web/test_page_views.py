@@ -285,6 +285,8 @@ def test_every_view_phone_and_desktop(browser: Any, stack: Stack) -> None:
     phone.wait_for_selector("[data-testid=feed-banner][data-kind=stale]", timeout=15_000)
     assert cards(phone, alert_id=wander_id).count() == 1 and cards(phone, alert_id=sos_id).count() == 1
     assert "ไม่ใช่ข้อมูลสด" in phone.locator("[data-testid=feed-banner]").inner_text()
+    assert "ทางทิศ" in cards(phone, alert_id=wander_id).locator("[data-testid=alert-seen]").inner_text()  # words kept too
+    assert "รอส่ง" in cards(phone, alert_id=wander_id).inner_text()  # the queue survived the reopening
     assert phone.locator("[data-testid=no-alerts][data-safe=yes]").count() == 0
     shot(phone, "v-10-reopened-offline-last-known-phone")
     axe(phone, "reopened offline (phone)")

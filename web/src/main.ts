@@ -105,6 +105,7 @@ async function start(token: string): Promise<void> {
       const all = await api.myStatuses();
       store.statuses = new Map(all.map((s) => [s.patient_id, s]));
       mapView?.takeStatuses(all);
+      store.save();
       store.emit();
     } catch {
       /* offline: keep what we had */

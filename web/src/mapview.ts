@@ -10,7 +10,7 @@ import { alertIcon, lang, t } from "./i18n";
 const CHUMPHAE: L.LatLngExpression = [16.5442, 102.0997];
 const LAYERS = ["parcels", "buildings", "routes", "landmarks"] as const;
 const MIN_LAYER_ZOOM = 14; // below this the tax map would be thousands of parcels: not loaded
-const LANDMARK_LABEL_ZOOM = 16; // landmark names only when there is room for them
+const LANDMARK_LABEL_ZOOM = 17; // landmark names only when there is room for them
 const VILLAGE_ZOOM = 17; // opening a village shows its parcels at this zoom (or closer)
 
 function esc(s: string): string {
@@ -321,7 +321,11 @@ export class MapView {
       const vs = (this.store.district?.villages ?? []).filter((x) => x.lat != null && x.lon != null);
       if (!vs.length) return;
       this.fitted = true;
-      this.map.fitBounds(L.latLngBounds(vs.map((x) => [x.lat!, x.lon!] as L.LatLngTuple)).pad(0.25), { maxZoom: MIN_LAYER_ZOOM - 0.5, animate: false });
+      // Names are centred on their village and about 240 px wide: leave that room at the edges.
+      const size = this.map.getSize();
+      const side = Math.min(130, size.x * 0.3), top = Math.min(60, size.y * 0.1);
+      this.map.fitBounds(L.latLngBounds(vs.map((x) => [x.lat!, x.lon!] as L.LatLngTuple)),
+        { maxZoom: MIN_LAYER_ZOOM - 0.5, animate: false, paddingTopLeft: [side, top + 40], paddingBottomRight: [side, top + 40] });
     } else if (!this.fitted && pts.length) {
       this.fitted = true;
       this.map.fitBounds(L.latLngBounds(pts).pad(0.15), { maxZoom: 18, animate: false });

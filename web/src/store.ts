@@ -16,6 +16,7 @@ export interface Cached {
   patients: Patient[];
   alerts: Alert[];
   positions: Position[];
+  statuses?: PatientStatus[];
   savedAt: number;
 }
 
@@ -100,7 +101,8 @@ export class Store {
   save(): void {
     if (!this.me) return;
     const c: Cached = { me: this.me, patients: [...this.patients.values()], alerts: [...this.alerts.values()],
-      positions: [...this.positions.values()], savedAt: Date.now() };
+      positions: [...this.positions.values()], statuses: this.statuses ? [...this.statuses.values()] : undefined,
+      savedAt: Date.now() };
     try {
       localStorage.setItem(CACHE_KEY, JSON.stringify(c));
     } catch {
@@ -113,6 +115,7 @@ export class Store {
     for (const p of c.patients) this.patients.set(p.id, p);
     for (const a of c.alerts) this.alerts.set(a.id, a);
     for (const p of c.positions) this.positions.set(p.patient_id, p);
+    if (c.statuses && !this.statuses) this.statuses = new Map(c.statuses.map((s) => [s.patient_id, s]));
     this.cachedAt = c.savedAt;
   }
 

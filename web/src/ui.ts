@@ -135,8 +135,9 @@ export function Login({ onToken, onLang, error }: { onToken: (tok: string) => vo
 }
 
 function FeedPill({ store }: { store: Store }) {
-  const label = store.feed === "live" ? t("live") : store.feed === "lost" ? t("offline") : t("connecting");
-  return html`<span class="pill feed-${store.feed}" data-testid="feed-status" data-state=${store.feed}>● ${label}</span>`;
+  const offline = store.feed === "lost" || (store.feed === "connecting" && !navigator.onLine);
+  const label = store.feed === "live" ? t("live") : offline ? t("offline") : t("connecting");
+  return html`<span class="pill feed-${offline ? "lost" : store.feed}" data-testid="feed-status" data-state=${store.feed}>● ${label}</span>`;
 }
 
 function BannerView({ store }: { store: Store }) {
@@ -165,9 +166,9 @@ function Outbox({ store }: { store: Store }) {
   const label = (p: PendingAction) => `${p.kind === "ack" ? t("acknowledge") : t("resolve")} · ${store.patientName(store.alerts.get(p.alertId)?.patient_id)}`;
   return html`<section class="outbox" data-testid="outbox" aria-label=${t("outbox")} role="status">
     <strong>${t("outbox")}</strong>
-    <ul>${shown.map((p) => html`<li data-testid="outbox-item" data-state=${p.state} data-alert-id=${p.alertId}>
-      ${p.state === "sent" ? "✓" : p.state === "failed" ? "✗" : "⏳"} ${label(p)}:
-      ${p.state === "sent" ? t("sentOk") : p.state === "failed" ? `${t("sentFailed")} (${p.message ?? ""})` : t("queued")}</li>`)}</ul>
+    <ul>${shown.map((p) => html`<li data-testid="outbox-item" data-state=${p.state} data-alert-id=${p.alertId}>${
+      `${p.state === "sent" ? "✓" : p.state === "failed" ? "✗" : "⏳"} ${label(p)}: ${
+        p.state === "sent" ? t("sentOk") : p.state === "failed" ? `${t("sentFailed")} (${p.message ?? ""})` : t("queued")}`}</li>`)}</ul>
     ${shown.every((p) => p.state === "sent" || p.state === "failed") && html`<button class="btn small" onClick=${() => {
       store.pending = store.pending.filter((p) => p.state === "queued" || p.state === "sending");
       store.emit();

@@ -328,7 +328,7 @@ def test_every_view_phone_and_desktop(browser: Any, stack: Stack) -> None:
         assert "parcels" not in page.layers, "the district's first view must not ask for every parcel"  # type: ignore[attr-defined]
     both(cm, "14-care-manager-map-villages")
     for page in cm.values():
-        page.locator(".village-label", has_text="Chumphae town").click()
+        page.locator(".village-label span", has_text="Chumphae town").click()
         settle_map(page)
         assert page.layers.get("parcels", 0) > 20  # type: ignore[attr-defined]
     both(cm, "15-care-manager-village-opened")

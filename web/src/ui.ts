@@ -316,6 +316,14 @@ function EmptyList({ store }: { store: Store }) {
   if (store.feed !== "live" || store.cachedAt != null) {
     return html`<p class="empty waiting" data-testid="no-alerts" data-safe="unknown">⏳ ${t("waitingLive")}</p>`;
   }
+  const d = store.district?.totals;
+  if (!store.statuses && d) {
+    // A care manager: the district's counts say whether every band is heard.
+    const off = d.band_off + d.out_of_coverage;
+    if (off === 0) return html`<p class="empty" data-testid="no-alerts" data-safe="yes">✅ ${t("noAlerts")}</p>`;
+    return html`<div class="empty" data-testid="no-alerts" data-safe="no"><p>${t("noOpenAlerts")}</p>
+      <p class="check">⚠ ${t("butCheck")} ${d.band_off} ${t("cntBandOff")} · ${d.out_of_coverage} ${t("cntCoverage")}</p></div>`;
+  }
   const worries = store.worries();
   if (!store.statuses || worries.length) {
     return html`<div class="empty" data-testid="no-alerts" data-safe=${store.statuses ? "no" : "unknown"}>

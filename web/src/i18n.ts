@@ -18,6 +18,7 @@ const TEXT = {
   serverDown: { th: "ติดต่อเซิร์ฟเวอร์ไม่ได้", en: "Cannot reach the server." },
   langSwitch: { th: "English", en: "ภาษาไทย" },
   alerts: { th: "การแจ้งเตือน", en: "Alerts" },
+  alertsShort: { th: "แจ้งเตือน", en: "Alerts" },
   map: { th: "แผนที่", en: "Map" },
   noAlerts: { th: "ไม่มีการแจ้งเตือนที่ค้างอยู่ ทุกคนปลอดภัย", en: "No open alerts. Everyone is safe." },
   noOpenAlerts: { th: "ไม่มีการแจ้งเตือนที่ค้างอยู่", en: "No open alerts." },

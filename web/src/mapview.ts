@@ -323,7 +323,7 @@ export class MapView {
       this.fitted = true;
       // Names are centred on their village and about 240 px wide: leave that room at the edges.
       const size = this.map.getSize();
-      const side = Math.min(130, size.x * 0.3), top = Math.min(60, size.y * 0.1);
+      const side = Math.min(130, size.x * 0.38), top = Math.min(60, size.y * 0.1);
       this.map.fitBounds(L.latLngBounds(vs.map((x) => [x.lat!, x.lon!] as L.LatLngTuple)),
         { maxZoom: MIN_LAYER_ZOOM - 0.5, animate: false, paddingTopLeft: [side, top + 40], paddingBottomRight: [side, top + 40] });
     } else if (!this.fitted && pts.length) {

@@ -536,7 +536,7 @@ export function Main({ ctx }: { ctx: Ctx }) {
       ${notificationsUndecided() && html`<div class="hint-bar"><button class="btn small" data-testid="enable-alerts"
           onClick=${async () => { await askNotifications(); force((x) => x + 1); }}>🔔 ${t("enableAlerts")}</button></div>`}
       <nav class="tabs ${manager ? "three" : ""}" role="tablist" aria-label=${t("menu")}>
-        ${tab("alerts", html`🔔 ${t("alerts")} ${openCount > 0 && html`<span class="count" data-testid="open-count">${openCount}</span>`}`)}
+        ${tab("alerts", html`🔔 ${manager ? t("alertsShort") : t("alerts")} ${openCount > 0 && html`<span class="count" data-testid="open-count">${openCount}</span>`}`)}
         ${manager && tab("district", html`🏘 ${t("district")}`)}
         ${tab("map", html`🗺 ${t("map")}`)}
       </nav>

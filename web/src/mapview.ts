@@ -59,12 +59,12 @@ export class MapView {
   private notice: HTMLElement;
 
   constructor(el: HTMLElement, private store: Store, private api: Api, private district = false) {
-    this.map = L.map(el, { preferCanvas: true, attributionControl: false, minZoom: 11, maxZoom: 20, zoomSnap: 0.5 })
+    this.map = L.map(el, { preferCanvas: true, attributionControl: false, minZoom: district ? 9 : 11, maxZoom: 20, zoomSnap: 0.5 })
       .setView(CHUMPHAE, district ? 13 : 17);
     // Landmark names sit under everything about patients: they never hide a name or an alert pin.
     this.map.createPane("landmarkLabels").style.zIndex = "420";
     this.map.createPane("care").style.zIndex = "450";
-    this.map.createPane("villages").style.zIndex = "640";
+    this.map.createPane("villages").style.zIndex = "590"; // under alert pins (600): a name never hides an alert
     this.care = L.canvas({ padding: 0.3, pane: "care" });
     for (const name of LAYERS) this.base[name] = L.layerGroup().addTo(this.map);
     this.zones.addTo(this.map);
@@ -325,7 +325,7 @@ export class MapView {
       const size = this.map.getSize();
       const side = Math.min(130, size.x * 0.38), top = Math.min(60, size.y * 0.1);
       this.map.fitBounds(L.latLngBounds(vs.map((x) => [x.lat!, x.lon!] as L.LatLngTuple)),
-        { maxZoom: MIN_LAYER_ZOOM - 0.5, animate: false, paddingTopLeft: [side, top + 40], paddingBottomRight: [side, top + 40] });
+        { maxZoom: MIN_LAYER_ZOOM - 0.5, animate: false, paddingTopLeft: [side, top + 40], paddingBottomRight: [side, top + 120] });
     } else if (!this.fitted && pts.length) {
       this.fitted = true;
       this.map.fitBounds(L.latLngBounds(pts).pad(0.15), { maxZoom: 18, animate: false });

@@ -1,5 +1,9 @@
 """Serve the caregiver page: `/` is the page, `/assets/...` its bundle; a clear page if it was not built.
 
+Also the files that make it installable and resilient: `/manifest.webmanifest`, the icons, and
+`/sw.js`, the service worker that keeps the page's shell for a flaky village connection (it
+never caches the API or the feed).
+
 The bundle is built from `web/` by `scripts/demo` / `scripts/test` (`ensure_web` in
 `scripts/_env.sh`) into `chumphae/web/dist/`. Nothing here reaches the internet:
 the page carries its own libraries and draws the tax map itself.
@@ -19,7 +23,8 @@ router = APIRouter()
 
 # What the page's own files may do: only this origin (the feed's WebSocket included), no CDN, no tiles.
 CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
-       "connect-src 'self' ws: wss:; script-src 'self'; media-src 'self' data: blob:; "
+       "connect-src 'self' ws: wss:; script-src 'self'; worker-src 'self'; manifest-src 'self'; "
+       "media-src 'self' data: blob:; "
        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
 
 NOT_BUILT = """<!doctype html>
@@ -54,6 +59,55 @@ def index() -> Response:
         return HTMLResponse(NOT_BUILT, status_code=503, headers={"Cache-Control": "no-store"})
     return FileResponse(page, media_type="text/html; charset=utf-8",
                         headers={"Cache-Control": "no-cache", "Content-Security-Policy": CSP})
+
+
+# Files at the page's root (from web/public): name → (media type, Cache-Control).
+ROOT_FILES: dict[str, tuple[str, str]] = {
+    # The service worker must be re-checked on every load (so a new build replaces it) and may
+    # control the whole origin (it sits at the root).
+    "sw.js": ("text/javascript; charset=utf-8", "no-cache"),
+    "manifest.webmanifest": ("application/manifest+json; charset=utf-8", "no-cache"),
+    "icon.svg": ("image/svg+xml", "public, max-age=86400"),
+    "icon-192.png": ("image/png", "public, max-age=86400"),
+    "icon-512.png": ("image/png", "public, max-age=86400"),
+}
+
+
+def _root_file(name: str) -> Response:
+    path = dist_dir() / name
+    if not path.is_file():
+        return Response(status_code=404)
+    media_type, cache = ROOT_FILES[name]
+    headers = {"Cache-Control": cache}
+    if name == "sw.js":
+        headers["Service-Worker-Allowed"] = "/"
+        headers["Content-Security-Policy"] = CSP
+    return FileResponse(path, media_type=media_type, headers=headers)
+
+
+@router.get("/sw.js", include_in_schema=False)
+def service_worker() -> Response:
+    return _root_file("sw.js")
+
+
+@router.get("/manifest.webmanifest", include_in_schema=False)
+def manifest() -> Response:
+    return _root_file("manifest.webmanifest")
+
+
+@router.get("/icon.svg", include_in_schema=False)
+def icon_svg() -> Response:
+    return _root_file("icon.svg")
+
+
+@router.get("/icon-192.png", include_in_schema=False)
+def icon_192() -> Response:
+    return _root_file("icon-192.png")
+
+
+@router.get("/icon-512.png", include_in_schema=False)
+def icon_512() -> Response:
+    return _root_file("icon-512.png")
 
 
 @router.get("/assets/{name:path}", include_in_schema=False)

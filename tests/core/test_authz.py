@@ -112,6 +112,8 @@ CASES = [
          note="no band in this world: 409 after the checks"),
     Case("GET", "/api/v1/reports/daily", "/api/v1/reports/daily?date=2025-01-15",
          expect(403, hospital=200, care_manager=200, admin=200), note="CID only for hospital (tests/report/)"),
+    # The care manager's district overview (chumphae/api/routes/district.py); tests/web/test_district.py.
+    Case("GET", "/api/v1/district/overview", "/api/v1/district/overview", expect(403, care_manager=200, admin=200)),
 ]
 
 def fill(value: Any, world: World) -> Any:

@@ -57,3 +57,33 @@ def test_every_path_the_page_calls_is_served(client: TestClient) -> None:
     http = {p for p in paths if not p.startswith("/ws/")}  # the feed socket: tests/feed/
     assert http <= served, sorted(http - served)
     assert not any(p.startswith("/web/api/") for p in served), "the page's old data routes are gone"
+
+
+def test_installable_files(client: TestClient, dist: Path) -> None:
+    """The manifest, icons and the service worker are served from the root with headers that keep them fresh."""
+    dist.mkdir(parents=True)
+    (dist / "sw.js").write_text("self.addEventListener('fetch', () => {})", encoding="utf-8")
+    (dist / "manifest.webmanifest").write_text('{"name": "Smart Chumphae"}', encoding="utf-8")
+    (dist / "icon-192.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    sw = client.get("/sw.js")
+    assert sw.status_code == 200 and sw.headers["content-type"].startswith("text/javascript")
+    assert sw.headers["cache-control"] == "no-cache"  # a new build's worker replaces the old one
+    assert sw.headers["service-worker-allowed"] == "/"
+    m = client.get("/manifest.webmanifest")
+    assert m.status_code == 200 and m.headers["content-type"].startswith("application/manifest+json")
+    assert client.get("/icon-192.png").headers["content-type"] == "image/png"
+    assert client.get("/icon-512.png").status_code == 404  # not in this bundle
+
+
+def test_built_bundle_is_installable() -> None:
+    """The real build (web/public → dist) carries a manifest naming icons that exist, and the worker."""
+    import json
+
+    public = Path(__file__).resolve().parents[2] / "web" / "public"
+    manifest = json.loads((public / "manifest.webmanifest").read_text(encoding="utf-8"))
+    assert manifest["start_url"] == "/" and manifest["display"] == "standalone"
+    for icon in manifest["icons"]:
+        assert (public / icon["src"].lstrip("/")).is_file(), icon
+        assert icon["src"].lstrip("/") in serve.ROOT_FILES
+    sw = (public / "sw.js").read_text(encoding="utf-8")
+    assert '"/api/"' in sw and '"/ws/"' in sw, "the worker must leave the API and the feed alone"

@@ -1,5 +1,5 @@
 // The backend's REST API, called with the caregiver's token. Every path the page uses is here.
-import type { Alert, GeoJSON, Me, Page, Patient, PatientStatus, TrackPoint } from "./model";
+import type { Alert, Delivery, GeoJSON, Me, Overview, Page, Patient, PatientStatus, TrackPoint } from "./model";
 import { lang } from "./i18n";
 
 export class ApiError extends Error {
@@ -22,7 +22,14 @@ export const PATHS = {
   patientStatus: (id: number) => `/api/v1/patients/${id}/status`,
   patientPositions: (id: number) => `/api/v1/patients/${id}/positions`,
   mapLayer: (layer: string) => `/api/v1/map/${layer}`,
+  myPatients: "/api/v1/mobile/patients",
+  district: "/api/v1/district/overview",
   feed: "/ws/alerts",
+};
+
+/** Routes another branch adds (delivery channels): asked once; a 404 means "not here", and nothing is shown. */
+export const OPTIONAL_PATHS = {
+  deliveries: (id: number) => `/api/v1/alerts/${id}/deliveries`,
 };
 
 export class Api {
@@ -89,6 +96,34 @@ export class Api {
 
   resolve(id: number, outcome: string, note: string): Promise<Alert> {
     return this.call("POST", PATHS.resolve(id), { outcome, note: note || null });
+  }
+
+  /** Every patient of mine with status and last position (the volunteers' home screen), all pages. */
+  async myStatuses(): Promise<PatientStatus[]> {
+    const out: PatientStatus[] = [];
+    for (let offset = 0; offset < 5000; ) {
+      const page = await this.call<Page<PatientStatus>>("GET", `${PATHS.myPatients}?limit=200&offset=${offset}`);
+      out.push(...page.items);
+      if (page.next_offset == null) break;
+      offset = page.next_offset;
+    }
+    return out;
+  }
+
+  /** Who was told of an alert; null when the backend has no such route (then nothing is shown). */
+  async deliveries(id: number): Promise<Delivery[] | null> {
+    const body = await this.optional<Delivery[] | { items?: Delivery[]; deliveries?: Delivery[] }>(OPTIONAL_PATHS.deliveries(id));
+    if (!body) return null;
+    return Array.isArray(body) ? body : body.items ?? body.deliveries ?? [];
+  }
+
+  district(filters: { village?: string | null; status?: string | null; volunteer?: number | null }): Promise<Overview> {
+    const q = new URLSearchParams();
+    if (filters.village != null) q.set("village", filters.village);
+    if (filters.status) q.set("status", filters.status);
+    if (filters.volunteer != null) q.set("volunteer", String(filters.volunteer));
+    const qs = q.toString();
+    return this.call("GET", `${PATHS.district}${qs ? `?${qs}` : ""}`);
   }
 
   patientStatus(id: number): Promise<PatientStatus | null> {

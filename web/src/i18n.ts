@@ -3,21 +3,69 @@
 export type Lang = "th" | "en";
 
 const TEXT = {
-  title: { th: "Smart Chumphae ผู้ดูแล", en: "Smart Chumphae caregivers" },
+  title: { th: "Smart Chumphae", en: "Smart Chumphae" },
   loginTitle: { th: "เข้าสู่ระบบ", en: "Sign in" },
   loginHelp: {
-    th: "ใส่โทเคนที่ได้รับจากเจ้าหน้าที่ (เช่น จากคำสั่ง chumphae seed-demo)",
-    en: "Enter the token you were given (for example by chumphae seed-demo).",
+    th: "ใส่รหัสเข้าใช้ (โทเคน) ที่ได้รับจากเจ้าหน้าที่โรงพยาบาลหรือ อสม. ของท่าน หากไม่มีหรือหาไม่พบ ให้โทรถามเจ้าหน้าที่ผู้ดูแลระบบ",
+    en: "Enter the sign-in code (token) the hospital staff or your village health volunteer gave you. If you do not have it, ask them for a new one.",
   },
+  loading: { th: "กำลังเปิด…", en: "Opening…" },
   token: { th: "โทเคน", en: "Token" },
   signIn: { th: "เข้าสู่ระบบ", en: "Sign in" },
   signOut: { th: "ออกจากระบบ", en: "Sign out" },
+  signOutShort: { th: "ออก", en: "Sign out" },
   badToken: { th: "โทเคนไม่ถูกต้อง ลองอีกครั้ง", en: "That token was not accepted. Try again." },
   serverDown: { th: "ติดต่อเซิร์ฟเวอร์ไม่ได้", en: "Cannot reach the server." },
   langSwitch: { th: "English", en: "ภาษาไทย" },
   alerts: { th: "การแจ้งเตือน", en: "Alerts" },
+  alertsShort: { th: "แจ้งเตือน", en: "Alerts" },
   map: { th: "แผนที่", en: "Map" },
   noAlerts: { th: "ไม่มีการแจ้งเตือนที่ค้างอยู่ ทุกคนปลอดภัย", en: "No open alerts. Everyone is safe." },
+  noOpenAlerts: { th: "ไม่มีการแจ้งเตือนที่ค้างอยู่", en: "No open alerts." },
+  waitingLive: { th: "กำลังรับข้อมูลสด… ยังบอกไม่ได้ว่าทุกคนปลอดภัย", en: "Waiting for live data… cannot say yet whether everyone is safe." },
+  butCheck: { th: "แต่ควรตรวจสอบ:", en: "But check:" },
+  neverHeard: { th: "ยังไม่เคยได้รับสัญญาณสายรัดข้อมือ", en: "band has never been heard" },
+  noBand: { th: "ยังไม่มีสายรัดข้อมือ", en: "no band registered" },
+  notLive: { th: "ไม่ใช่ข้อมูลสด: แสดงการแจ้งเตือนล่าสุดที่ทราบเมื่อ", en: "Not live: showing the last known alerts from" },
+  queued: { th: "ยังไม่ได้ส่ง (ออฟไลน์) จะส่งเมื่อกลับมาออนไลน์", en: "Not sent yet (offline): will be sent when back online" },
+  queuedAck: { th: "รับทราบ (รอส่ง)", en: "Acknowledge (waiting to send)" },
+  queuedResolve: { th: "ปิดเรื่อง (รอส่ง)", en: "Resolve (waiting to send)" },
+  sentOk: { th: "ส่งแล้ว", en: "Sent" },
+  sentFailed: { th: "ส่งไม่สำเร็จ", en: "Could not send" },
+  outbox: { th: "รายการที่ทำตอนออฟไลน์", en: "Done while offline" },
+  youAcked: { th: "คุณรับทราบแล้ว ผู้ดูแลคนอื่นจะเห็นว่าคุณรับเรื่องนี้", en: "You acknowledged it. Other caregivers now see you took it." },
+  outsideFor: { th: "ออกนอกเขตมาแล้ว", en: "Outside for" },
+  since: { th: "ตั้งแต่", en: "since" },
+  backInside: { th: "ล่าสุดกลับเข้าเขตปลอดภัยแล้ว", en: "Latest position is back inside the safe zone" },
+  withinAbout: { th: "อยู่ภายในรัศมีประมาณ", en: "within about" },
+  circleHint: { th: "(วงกลมสีฟ้าบนแผนที่)", en: "(the blue circle on the map)" },
+  told: { th: "แจ้งไปยัง", en: "Told" },
+  seen: { th: "เห็นแล้ว", en: "seen" },
+  notSeen: { th: "ยังไม่เห็น", en: "not seen yet" },
+  legendTitle: { th: "สัญลักษณ์บนแผนที่", en: "Map key" },
+  legendPatient: { th: "ผู้ป่วย (สีแดง: มีการแจ้งเตือน)", en: "Patient (red: has an alert)" },
+  legendCircle: { th: "วงกลมสีฟ้า: ผู้ป่วยอยู่ที่ไหนสักแห่งในวงนี้", en: "Blue circle: the patient is somewhere inside it" },
+  legendPin: { th: "หมุดแจ้งเตือน: ตำแหน่งที่เกิดเหตุ", en: "Alert pin: where the alert happened" },
+  legendVillage: { th: "หมู่บ้าน (แตะเพื่อซูม)", en: "Village (tap to zoom in)" },
+  legendTrack: { th: "เส้นทางล่าสุด", en: "Recent track" },
+  tapVillage: { th: "แตะชื่อหมู่บ้านเพื่อดูแปลงที่ดิน", en: "Tap a village name to see its parcels" },
+  district: { th: "หมู่บ้าน", en: "Villages" },
+  districtTitle: { th: "ภาพรวมอำเภอ", en: "District at a glance" },
+  allVillages: { th: "ทุกหมู่บ้าน", en: "All villages" },
+  noVillage: { th: "ไม่ระบุหมู่บ้าน", en: "No village given" },
+  allStatuses: { th: "ทุกสถานะ", en: "All statuses" },
+  allVolunteers: { th: "อสม. ทุกคน", en: "All volunteers" },
+  village: { th: "หมู่บ้าน", en: "Village" },
+  volunteer: { th: "อสม.", en: "Volunteer" },
+  cntAlerts: { th: "แจ้งเตือนค้าง", en: "open alerts" },
+  cntCoverage: { th: "นอกพื้นที่สัญญาณ", en: "out of coverage" },
+  cntBandOff: { th: "สายรัดไม่ทำงาน", en: "bands off" },
+  cntBattery: { th: "แบตใกล้หมด", en: "low batteries" },
+  cntPatients: { th: "ผู้ป่วย", en: "patients" },
+  showVillage: { th: "ดูหมู่บ้านบนแผนที่", en: "Show village on map" },
+  patientsListed: { th: "รายชื่อผู้ป่วย", en: "Patients" },
+  installApp: { th: "ติดตั้งบนหน้าจอ", en: "Install" },
+  menu: { th: "เมนู", en: "Menu" },
   acknowledge: { th: "รับทราบ", en: "Acknowledge" },
   resolve: { th: "ปิดเรื่อง", en: "Resolve" },
   acknowledgedBy: { th: "รับทราบแล้วโดย", en: "Acknowledged by" },
@@ -61,6 +109,11 @@ const TEXT = {
   outZone: { th: "อยู่นอกพื้นที่ปลอดภัย", en: "Outside the safe zone" },
   noCoverage: { th: "อยู่นอกพื้นที่รับสัญญาณ", en: "Out of coverage" },
   accuracy: { th: "คลาดเคลื่อนประมาณ", en: "within about" },
+  role_caregiver: { th: "ผู้ดูแล", en: "Caregiver" },
+  role_volunteer: { th: "อสม.", en: "Village health volunteer" },
+  role_care_manager: { th: "ผู้จัดการการดูแล", en: "Care manager" },
+  role_hospital: { th: "โรงพยาบาล", en: "Hospital" },
+  role_admin: { th: "ผู้ดูแลระบบ", en: "Administrator" },
   zoomIn: { th: "ซูมเข้าเพื่อดูแปลงที่ดินทั้งหมด", en: "Zoom in to see every parcel" },
   legendParcel: { th: "แปลงที่ดิน", en: "Parcels" },
   legendBuilding: { th: "อาคาร", en: "Buildings" },
@@ -125,6 +178,39 @@ export function lang(): Lang {
 
 export function t(key: Key): string {
   return TEXT[key][current];
+}
+
+const STATUS: Record<string, { th: string; en: string }> = {
+  alert: { th: "มีการแจ้งเตือน", en: "Alert" },
+  out_of_coverage: { th: "อยู่นอกพื้นที่สัญญาณ", en: "Out of coverage" },
+  band_off: { th: "สายรัดข้อมือไม่ทำงาน/ถูกถอด", en: "Band off" },
+  battery_low: { th: "แบตเตอรี่ใกล้หมด", en: "Battery low" },
+  ok: { th: "ปกติ", en: "OK" },
+};
+export const STATUS_CODES = Object.keys(STATUS);
+
+export function statusLabel(code: string): string {
+  return STATUS[code]?.[current] ?? code;
+}
+
+export function roleLabel(role: string): string {
+  const key = `role_${role}` as Key;
+  return key in TEXT ? t(key) : role;
+}
+
+/** "within about 100 m": rounded so it does not pretend to be precise. */
+export function aboutMetres(m: number): string {
+  const r = m < 20 ? 10 * Math.max(1, Math.round(m / 10)) : m < 100 ? 10 * Math.round(m / 10) : 50 * Math.round(m / 50);
+  return `${t("withinAbout")} ${r} ${current === "th" ? "ม." : "m"}`;
+}
+
+/** "12 นาที" / "12 min", "1 ชม. 5 นาที" / "1 h 5 min". */
+export function formatDuration(ms: number): string {
+  if (ms < 60_000) return current === "th" ? "ไม่ถึง 1 นาที" : "under a minute";
+  const min = Math.round(ms / 60_000);
+  const h = Math.floor(min / 60), m = min % 60;
+  if (current === "th") return h ? `${h} ชม. ${m} นาที` : `${m} นาที`;
+  return h ? `${h} h ${m} min` : `${m} min`;
 }
 
 export function alertTypeLabel(type: string): string {

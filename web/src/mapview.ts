@@ -3,13 +3,19 @@ import L from "leaflet";
 import type { Feature } from "geojson";
 import "leaflet/dist/leaflet.css";
 import type { Api } from "./api";
-import type { Alert, GeoFeature, GeoJSON, PatientStatus, TrackPoint } from "./model";
+import type { Alert, GeoFeature, GeoJSON, PatientStatus, TrackPoint, Village } from "./model";
 import type { Store } from "./store";
 import { alertIcon, lang, t } from "./i18n";
 
 const CHUMPHAE: L.LatLngExpression = [16.5442, 102.0997];
 const LAYERS = ["parcels", "buildings", "routes", "landmarks"] as const;
 const MIN_LAYER_ZOOM = 14; // below this the tax map would be thousands of parcels: not loaded
+const LANDMARK_LABEL_ZOOM = 17; // landmark names only when there is room for them
+const VILLAGE_ZOOM = 17; // opening a village shows its parcels at this zoom (or closer)
+
+function esc(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
 
 const STYLE: Record<string, L.PathOptions> = {
   parcels: { color: "#8a7f6a", weight: 1, fillColor: "#f3efe2", fillOpacity: 0.9 },
@@ -42,6 +48,8 @@ export class MapView {
   private zones = L.layerGroup();
   private positions = L.layerGroup();
   private alertPins = L.layerGroup();
+  private villages = L.layerGroup();
+  private villagesDrawn = "";
   private track = L.layerGroup();
   private loaded: L.LatLngBounds | null = null;
   private zonesLoaded = new Set<number>();
@@ -50,16 +58,20 @@ export class MapView {
   private fitted = false;
   private notice: HTMLElement;
 
-  constructor(el: HTMLElement, private store: Store, private api: Api) {
-    this.map = L.map(el, { preferCanvas: true, attributionControl: false, minZoom: 12, maxZoom: 20, zoomSnap: 0.5 })
-      .setView(CHUMPHAE, 17);
+  constructor(el: HTMLElement, private store: Store, private api: Api, private district = false) {
+    this.map = L.map(el, { preferCanvas: true, attributionControl: false, minZoom: district ? 9 : 11, maxZoom: 20, zoomSnap: 0.5 })
+      .setView(CHUMPHAE, district ? 13 : 17);
+    // Landmark names sit under everything about patients: they never hide a name or an alert pin.
+    this.map.createPane("landmarkLabels").style.zIndex = "420";
     this.map.createPane("care").style.zIndex = "450";
+    this.map.createPane("villages").style.zIndex = "590"; // under alert pins (600): a name never hides an alert
     this.care = L.canvas({ padding: 0.3, pane: "care" });
     for (const name of LAYERS) this.base[name] = L.layerGroup().addTo(this.map);
     this.zones.addTo(this.map);
     this.track.addTo(this.map);
     this.positions.addTo(this.map);
     this.alertPins.addTo(this.map);
+    this.villages.addTo(this.map);
     this.addLegend();
     this.notice = L.DomUtil.create("div", "map-notice", el);
     this.notice.hidden = true;
@@ -67,14 +79,22 @@ export class MapView {
       window.clearTimeout(this.moveTimer);
       this.moveTimer = window.setTimeout(() => void this.loadLayers(), 250);
     });
+    this.map.on("zoomend", () => {
+      this.zoomClasses();
+      this.spreadVillages();
+    });
+    this.zoomClasses();
     store.subscribe(() => this.render());
   }
 
   private addLegend(): void {
-    const legend = new L.Control({ position: "bottomleft" });
+    const legend = new L.Control({ position: "topright" });
     legend.onAdd = () => {
-      const div = L.DomUtil.create("div", "legend");
+      // A folded key: one small button on a phone, never over the patient's details.
+      const div = L.DomUtil.create("details", "legend") as HTMLDetailsElement;
       div.setAttribute("data-testid", "map-legend");
+      div.open = window.innerWidth >= 900;
+      L.DomEvent.disableClickPropagation(div);
       this.legendEl = div;
       this.fillLegend();
       return div;
@@ -82,26 +102,56 @@ export class MapView {
     legend.addTo(this.map);
   }
 
-  private legendEl: HTMLElement | null = null;
+  private legendEl: HTMLDetailsElement | null = null;
+  private legendLang = "";
 
   private fillLegend(): void {
-    if (!this.legendEl) return;
-    const row = (cls: string, label: string) => `<div><span class="sw ${cls}"></span>${label}</div>`;
-    this.legendEl.innerHTML =
+    if (!this.legendEl || this.legendLang === lang()) return;
+    this.legendLang = lang();
+    const row = (cls: string, label: string) => `<li><span class="sw ${cls}" aria-hidden="true"></span>${esc(label)}</li>`;
+    this.legendEl.innerHTML = `<summary>ℹ️ ${esc(t("legendTitle"))}</summary><ul>` +
+      (this.district ? row("sw-village", t("legendVillage")) : "") +
+      row("sw-patient", t("legendPatient")) + row("sw-circle", t("legendCircle")) + row("sw-pin", t("legendPin")) +
+      row("sw-zone", t("legendZone")) + row("sw-track", t("legendTrack")) +
       row("sw-parcel", t("legendParcel")) + row("sw-building", t("legendBuilding")) +
-      row("sw-route", t("legendRoute")) + row("sw-zone", t("legendZone")) + row("sw-landmark", t("legendLandmark"));
+      row("sw-route", t("legendRoute")) + row("sw-landmark", t("legendLandmark")) + "</ul>";
+  }
+
+  private zoomClasses(): void {
+    const el = this.map.getContainer();
+    el.classList.toggle("show-landmark-labels", this.map.getZoom() >= LANDMARK_LABEL_ZOOM);
+    el.classList.toggle("far", this.map.getZoom() < 15);
+  }
+
+  /** Statuses from the page's periodic read of my patients (no request per patient). */
+  takeStatuses(list: PatientStatus[]): void {
+    for (const s of list) this.statuses.set(s.patient_id, s);
+    this.render();
+  }
+
+  /** Keep a patient in the middle of the visible map (after the bottom sheet took its space). */
+  centreOn(id: number): void {
+    this.map.invalidateSize({ animate: false });
+    const pos = this.lastPosition(id);
+    const p = this.store.patients.get(id);
+    const at = pos ? [pos.lat, pos.lon] : p?.home_lat != null && p.home_lon != null ? [p.home_lat, p.home_lon] : null;
+    if (at) this.map.setView(at as L.LatLngTuple, Math.max(this.map.getZoom(), 17), { animate: false });
+    void this.loadLayers();
   }
 
   /** Re-read the size after the map's container became visible (phone tab switch). */
   resize(): void {
     this.map.invalidateSize();
+    window.setTimeout(() => this.spreadVillages(), 0);
     this.render();
     void this.loadLayers();
   }
 
   async loadLayers(force = false): Promise<void> {
+    const box = this.map.getContainer();
+    if (box.clientWidth === 0 || box.clientHeight === 0) return; // hidden (phone, other tab): nothing to ask for
     if (this.map.getZoom() < MIN_LAYER_ZOOM) {
-      this.showNotice(t("zoomIn"));
+      this.showNotice(this.district ? t("tapVillage") : t("zoomIn"));
       this.map.getContainer().dataset.layers = "ready";
       return;
     }
@@ -141,7 +191,7 @@ export class MapView {
         if (Number.isNaN(lat)) continue;
         const props = f.properties;
         L.circleMarker([lat, lon], { radius: 7, color: "#5b2c83", weight: 2, fillColor: "#fff", fillOpacity: 1, renderer: this.canvas })
-          .bindTooltip(name(props), { permanent: true, direction: "right", className: "landmark-label", offset: [8, 0] })
+          .bindTooltip(name(props), { permanent: true, direction: "right", className: "landmark-label", offset: [8, 0], pane: "landmarkLabels" })
           .on("relabel", (e) => (e.target as L.CircleMarker).setTooltipContent(name(props)))
           .addTo(group);
       } else {
@@ -221,12 +271,16 @@ export class MapView {
       const hasAlert = [...this.store.alerts.values()].some((a) => a.patient_id === p.id && a.status === "open");
       if (pos) {
         pts.push([pos.lat, pos.lon]);
-        L.circle([pos.lat, pos.lon], { radius: Math.max(pos.r, 3), color: "#1f5fbf", weight: 1, fillColor: "#1f5fbf", fillOpacity: 0.12, interactive: false, renderer: this.care })
+        const wide = pos.r > 150; // a wide guess: an outline, not a blue sheet over half the map
+        L.circle([pos.lat, pos.lon], { radius: Math.max(pos.r, 3), color: "#1f5fbf", weight: wide ? 2 : 1, dashArray: wide ? "6 6" : undefined,
+          fillColor: "#1f5fbf", fillOpacity: wide ? 0.04 : 0.12, interactive: false, renderer: this.care })
           .addTo(this.positions);
         const marker = L.circleMarker([pos.lat, pos.lon], {
           radius: 11, color: "#fff", weight: 3, fillColor: hasAlert ? "#c62828" : "#1f5fbf", fillOpacity: 1, renderer: this.care,
         })
-          .bindTooltip(this.store.patientName(p.id), { permanent: true, direction: "top", offset: [0, -12], className: "patient-label" })
+          // To the right: the alert pin stands above the spot, the name must not cover it.
+          .bindTooltip(esc(this.store.patientName(p.id)),
+            { permanent: true, direction: "right", offset: [12, 0], className: "patient-label" })
           .on("click", () => this.select(p.id));
         marker.addTo(this.positions);
       } else if (p.home_lat != null && p.home_lon != null) {
@@ -243,19 +297,86 @@ export class MapView {
       m.addTo(this.alertPins);
       pts.push([a.last_seen.lat, a.last_seen.lon]);
     }
+    this.drawVillages();
     const visible = this.map.getContainer().clientWidth > 0; // a hidden map (phone, alerts tab) cannot fit
     if (!visible) return;
     const f = this.store.focus;
-    if (f) {
+    const v = this.store.villageFocus;
+    if (v) {
+      this.store.villageFocus = null;
+      this.fitted = true;
+      this.map.invalidateSize({ animate: false });
+      if (v.bbox) {
+        const b = L.latLngBounds([v.bbox[1], v.bbox[0]], [v.bbox[3], v.bbox[2]]).pad(0.2);
+        this.map.fitBounds(b, { maxZoom: 18, animate: false });
+        if (this.map.getZoom() < VILLAGE_ZOOM - 1) this.map.setZoom(VILLAGE_ZOOM - 1, { animate: false });
+      } else if (v.lat != null && v.lon != null) this.map.setView([v.lat, v.lon], VILLAGE_ZOOM, { animate: false });
+    } else if (f) {
       this.store.focus = null; // once: a later render must not pull the map back
       this.fitted = true;
+      this.map.invalidateSize({ animate: false });
       this.map.setView([f.lat, f.lon], Math.max(this.map.getZoom(), 18), { animate: false });
-      // On a wide screen the patient panel covers the map's right side: keep the spot in view.
-      if (window.innerWidth >= 900) this.map.panBy([190, 0], { animate: false });
+    } else if (!this.fitted && this.district) {
+      // The district's first view: every village by name (parcels come when one is opened).
+      const vs = (this.store.district?.villages ?? []).filter((x) => x.lat != null && x.lon != null);
+      if (!vs.length) return;
+      this.fitted = true;
+      // Names are centred on their village and about 240 px wide: leave that room at the edges.
+      const size = this.map.getSize();
+      const side = Math.min(130, size.x * 0.38), top = Math.min(60, size.y * 0.1);
+      this.map.fitBounds(L.latLngBounds(vs.map((x) => [x.lat!, x.lon!] as L.LatLngTuple)),
+        { maxZoom: MIN_LAYER_ZOOM - 0.5, animate: false, paddingTopLeft: [side, top + 40], paddingBottomRight: [side, top + 120] });
     } else if (!this.fitted && pts.length) {
       this.fitted = true;
       this.map.fitBounds(L.latLngBounds(pts).pad(0.15), { maxZoom: 18, animate: false });
     }
+  }
+
+  /** The care manager's villages: a name with its counts at the mean of its homes; a tap zooms to its parcels. */
+  private drawVillages(): void {
+    const d = this.store.district;
+    const key = d ? `${lang()}|${JSON.stringify(d.villages)}` : "";
+    if (key === this.villagesDrawn) return;
+    this.villagesDrawn = key;
+    this.villages.clearLayers();
+    for (const v of d?.villages ?? []) {
+      if (v.lat == null || v.lon == null) continue;
+      const name = v.village || t("noVillage");
+      const bad = v.open_alerts > 0 ? ` <b class="vc bad">🔔${v.open_alerts}</b>` : "";
+      const warn = v.out_of_coverage + v.band_off + v.battery_low > 0
+        ? ` <b class="vc warn">⚠${v.out_of_coverage + v.band_off + v.battery_low}</b>` : "";
+      L.marker([v.lat, v.lon], {
+        pane: "villages", keyboard: true, title: name,
+        icon: L.divIcon({ className: "village-label", html: `<span>🏘 ${esc(name)}${bad}${warn}</span>`, iconSize: undefined as unknown as L.PointExpression }),
+      }).on("click", () => this.openVillage(v)).addTo(this.villages);
+    }
+    this.spreadVillages();
+  }
+
+  /** Village names must not lie on one another: nudge a label down until it is clear of those placed. */
+  private spreadVillages(): void {
+    const spans: HTMLElement[] = [];
+    this.villages.eachLayer((l) => {
+      const span = (l as L.Marker).getElement()?.firstElementChild as HTMLElement | null;
+      if (span) spans.push(span);
+    });
+    for (const s of spans) s.style.marginTop = "0px";
+    const placed: DOMRect[] = [];
+    const hits = (r: DOMRect, dy: number) => placed.some((p) =>
+      r.left < p.right + 2 && r.right > p.left - 2 && r.top + dy < p.bottom + 2 && r.bottom + dy > p.top - 2);
+    for (const s of spans.sort((a, b) => a.getBoundingClientRect().top - b.getBoundingClientRect().top)) {
+      const r = s.getBoundingClientRect();
+      if (!r.width) continue; // not laid out (hidden map)
+      let dy = 0;
+      while (hits(r, dy) && dy < 400) dy += r.height / 2;
+      s.style.marginTop = `${dy}px`;
+      placed.push(new DOMRect(r.left, r.top + dy, r.width, r.height));
+    }
+  }
+
+  openVillage(v: Village): void {
+    this.store.villageFocus = { bbox: v.bbox, lat: v.lat, lon: v.lon, at: Date.now() };
+    this.render();
   }
 
   private select(id: number): void {

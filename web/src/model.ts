@@ -33,6 +33,7 @@ export interface Alert {
   resolved_at?: string | null;
   outcome?: string | null;
   attention?: boolean;
+  escalation_level?: number;
   patient?: FeedPatient | null;
   last_seen?: LastSeen | null;
 }
@@ -138,3 +139,71 @@ export type GeoFeature = {
 export function isOpen(a: Alert): boolean {
   return a.status !== "resolved";
 }
+
+/** The care manager's district overview: `GET /api/v1/district/overview` (chumphae/api/routes/district.py). */
+export interface Counts {
+  patients: number;
+  open_alerts: number;
+  alert_patients: number;
+  out_of_coverage: number;
+  band_off: number;
+  battery_low: number;
+}
+
+export interface Village extends Counts {
+  village: string;
+  lat: number | null;
+  lon: number | null;
+  bbox: [number, number, number, number] | null;
+}
+
+export interface DistrictPatient {
+  id: number;
+  name_th: string;
+  name_en: string | null;
+  village: string;
+  status: string;
+  status_th: string;
+  status_en: string;
+  reasons: StatusReason[];
+  open_alerts: string[];
+  volunteers: { id: number; name: string }[];
+  battery_pct: number | null;
+  home_lat: number | null;
+  home_lon: number | null;
+}
+
+export interface Overview {
+  totals: Counts;
+  villages: Village[];
+  volunteers: { id: number; name: string }[];
+  patients: DistrictPatient[];
+  total: number;
+}
+
+/** Who was told of an alert (another branch's `GET /api/v1/alerts/{id}/deliveries`; read defensively). */
+export interface Delivery {
+  channel?: string;
+  user_name?: string | null;
+  recipient?: string | null;
+  name?: string | null;
+  status?: string;
+  seen_at?: string | null;
+  read_at?: string | null;
+  delivered_at?: string | null;
+}
+
+/** An acknowledge or resolve made while offline, sent once the page is back. */
+export interface PendingAction {
+  key: string;
+  kind: "ack" | "resolve";
+  alertId: number;
+  outcome?: string;
+  note?: string;
+  at: number;
+  state: "queued" | "sending" | "sent" | "failed";
+  message?: string;
+}
+
+export const DISTRICT_ROLES = ["care_manager", "hospital", "admin"];
+export const OVERVIEW_ROLES = ["care_manager", "admin"];

@@ -50,6 +50,7 @@ class Supervisor:
     last_error: str | None = None
     last_error_task: str | None = None
     tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    delays: dict[str, list[float]] = field(default_factory=dict)  # the last waits before a restart
 
     def spawn(
         self,
@@ -87,6 +88,7 @@ class Supervisor:
                 delay = backoff * random.uniform(0.8, 1.2)
                 self.restarts[name] = self.restarts.get(name, 0) + 1
                 self.last_error, self.last_error_task = short_error(exc), name
+                self.delays[name] = [*self.delays.get(name, [])[-9:], delay]
                 log.error("task %s failed (restart %d in %.1f s)", name, self.restarts[name], delay, exc_info=exc)
                 backoff = min(self.backoff_max_s, backoff * 2.0)
             if stop is None:

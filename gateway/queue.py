@@ -280,7 +280,7 @@ class Outbox:
             self.dropped += cur.rowcount
 
     # -- sending -------------------------------------------------------------
-    def pending(self, limit: int, skip: Sequence[str] | set[str] = ()) -> list[Queued]:
+    def pending(self, limit: int, skip: Iterable[str] = ()) -> list[Queued]:
         """Unacked messages in sending order (not deferred first, alerts first, then seq), not in
         `skip`; those held in memory during a disk-full episode included."""
         if limit <= 0:
@@ -413,4 +413,4 @@ class Outbox:
     def all_ids(self) -> list[tuple[str, str, int]]:
         """(id, type, state) of every row on disk, in seq order (audit and tests)."""
         with self._lock:
-            return [tuple(r) for r in self._db.execute("SELECT id, type, state FROM outbox ORDER BY seq")]  # type: ignore[misc]
+            return [(str(r[0]), str(r[1]), int(r[2])) for r in self._db.execute("SELECT id, type, state FROM outbox ORDER BY seq")]

@@ -89,7 +89,7 @@ class Uplink:
         self._progress = False  # an outbox message was acked in this session
         self._strikes: tuple[str | None, int] = (None, 0)
         self._wake = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Future[None]] = set()
 
     def notify(self) -> None:
         """New messages are in the outbox: send them now rather than at the next poll."""
@@ -211,9 +211,15 @@ class Uplink:
                         self._progress, self._strikes = True, (None, 0)
                     in_flight.pop(mid, None)
             elif kind == "config_changed" and self.on_config_changed is not None:
-                task = asyncio.create_task(self.on_config_changed())
+                task = asyncio.ensure_future(self.on_config_changed())
                 self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                task.add_done_callback(self._config_done)
+
+    def _config_done(self, task: asyncio.Future[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("site config refresh after config_changed failed; the periodic poll retries",
+                      exc_info=task.exception())
 
     async def _heartbeat(self, ws: ClientConnection) -> None:
         while True:

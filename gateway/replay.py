@@ -61,8 +61,9 @@ class ReplaySource:
             self._file.close()
             raise BadRecording(f"--replay {path}: line 1: {e}") from None
         self._started = started
-        self._shift = timedelta(0)
         self._shift_to_now = shift_to_now
+        self._shift = utcnow() - started if shift_to_now and started is not None else timedelta(0)
+        self._shifted = shift_to_now and started is not None
         self._end: datetime | None = None
         self._now = 0.0
 
@@ -135,8 +136,8 @@ class ReplaySource:
     def _anchor(self, t: datetime) -> None:
         if self._started is None:
             self._started = t
-        if self._shift_to_now and self._shift == timedelta(0):
-            self._shift = utcnow() - self._started
+        if self._shift_to_now and not self._shifted:
+            self._shift, self._shifted = utcnow() - self._started, True
 
     def _rel(self, t: datetime) -> float:
         assert self._started is not None

@@ -205,7 +205,7 @@ class Gateway:
         scan = self.scanner_health() if self.scanner_health else {}
         tasks = self.supervisor.health()
         if tasks["last_error"] is None and self.outbox.disk_full:
-            tasks["last_error"] = f"outbox: {self.outbox.last_disk_error}"
+            tasks["last_error"] = f"outbox: {self.outbox.last_disk_error}"[:130]
         return {
             "uptime_s": round(now - self.started, 1),
             "adverts_total": n,
@@ -258,7 +258,8 @@ class Gateway:
     async def run(self, stop: asyncio.Event) -> None:
         sup = self.supervisor
         tasks: list[asyncio.Task[Any]] = [
-            sup.spawn("pipeline", lambda: self._consume(stop), stop),
+            # the radio never ends: its pipeline returning is a fault; a simulation or a recording ends
+            sup.spawn("pipeline", lambda: self._consume(stop), stop, restart_on_return=self.scanner_health is not None),
             sup.spawn("outbox", lambda: self._housekeeping(stop), stop, restart_on_return=True),
         ]
         if self.uplink is not None:

@@ -177,6 +177,18 @@ async def test_bad_lines_are_reported_with_their_number_skipped_and_counted(
     assert all("skipped" in e for e in errors)
 
 
+async def test_now_shifts_every_time_by_the_same_amount(tmp_path: Path) -> None:
+    from gateway.replay import ReplaySource
+
+    path = tmp_path / "old.jsonl"
+    hand_written(path)  # recorded on 2026-11-30 22:00 UTC
+    before = datetime.now(UTC)
+    src = ReplaySource(path, speed=0, shift_to_now=True)
+    times = [a.t async for a in src if a is not None]
+    assert len(times) == 40 and before <= times[0] <= datetime.now(UTC)
+    assert [round((t - times[0]).total_seconds(), 3) for t in times] == [i * 0.5 for i in range(40)]
+
+
 async def test_a_recording_round_trips_through_the_format(tmp_path: Path) -> None:
     """What `--record` writes, `--replay` reads back identically (times, bytes, service data)."""
     from chumphae.values import Advert

@@ -99,6 +99,7 @@ class Queued:
     seq: int
     type: str
     text: str  # the JSON frame as sent
+    deferred: bool = False  # moved behind the others as a suspected poison message
 
 
 def envelope(msg_id: str, type_: str, seq: int, body: dict[str, Any], t: datetime | None = None) -> str:
@@ -294,7 +295,7 @@ class Outbox:
             ).fetchall()
             held = [(h.rank, h.priority, h.seq, h.id, h.type, h.text) for h in self._held.values()]
         both = sorted([r for r in rows if r[3] not in skip_set] + [h for h in held if h[3] not in skip_set])
-        return [Queued(r[3], r[2], r[4], r[5]) for r in both[:limit]]
+        return [Queued(r[3], r[2], r[4], r[5], r[0] > 0) for r in both[:limit]]
 
     def defer(self, msg_id: str) -> bool:
         """Move one pending message behind all others (it is not dropped). False if unknown."""

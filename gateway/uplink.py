@@ -13,7 +13,9 @@ Poison messages: an `error` frame naming a message id drops that message
 would head the send order forever; so when the same message headed the
 send order in `poison_after` sessions in a row that closed with one of
 `POISON_CLOSE_CODES` and no ack in between, it is moved behind all other
-messages (`deferred`; never dropped, alerts included). A close 1013 (the
+messages (`deferred`; never dropped, alerts included), and from then on it
+is sent alone, only when nothing else is in flight (a backend that stores
+frames in batches fails the whole batch with it). A close 1013 (the
 backend's storage is unavailable) is not the message's fault: back off
 (the delay keeps growing) and re-send.
 """
@@ -172,15 +174,21 @@ class Uplink:
         while True:
             room = self.max_in_flight - len(in_flight)
             batch = self.outbox.pending(room, skip=in_flight.keys()) if room > 0 else []
+            sent = 0
             for q in batch:
+                if q.deferred and in_flight:
+                    break  # a suspected poison message goes alone: nothing else shares its fate (a batch)
                 if self._head is None:
                     self._head = q.id
                 await ws.send(q.text)
                 in_flight[q.id] = time.monotonic()
                 self.stats.sent += 1
+                sent += 1
+                if q.deferred:
+                    break
             if in_flight and time.monotonic() - min(in_flight.values()) > self.ack_timeout_s:
                 raise TimeoutError(f"no ack for {self.ack_timeout_s:.0f} s")
-            if not batch or room <= 0:
+            if not sent or room <= 0:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), 0.5)

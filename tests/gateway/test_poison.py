@@ -10,11 +10,20 @@ the named message and counts it.
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import pytest
+from sqlmodel import Session, select
+
+from chumphae.db import set_engine
+from chumphae.models import Alert
 from gateway.queue import ACKED, PENDING, REJECTED, Outbox
 from gateway.uplink import Uplink
+from tests.feed.liveserver import live_server
 from tests.gateway.fake_backend import FakeBackend, wait_for
+from tests.gateway.realbackend import BAND, district
 
 TOKEN = "gw-test-token-0123456789"
 
@@ -102,3 +111,49 @@ async def test_error_frame_drops_the_message_and_counts_it(tmp_path: Path) -> No
         await task
         await backend.stop()
         ob.close()
+
+
+@pytest.mark.parametrize("poison", [
+    pytest.param({"type": "reading", "body": {"address": BAND, "kind": "chumphae", "rssi": 2**70, "receiver": "rx-rph"}},
+                 id="rssi-2**70"),
+    pytest.param({"type": "position", "body": {"address": BAND, "patient_id": 2**70, "lat": 16.5443, "lon": 102.0998,
+                                               "uncertainty_m": 10.0}}, id="patient_id-2**70"),
+    pytest.param({"type": "alert", "body": {"type": "sos", "address": BAND, "t": "9999-12-31T23:59:59-01:00"}},
+                 id="alert-year-9999"),
+])
+async def test_real_backend_poison_never_blocks_the_alert_after_it(tmp_path: Path, poison: dict[str, Any]) -> None:
+    """Against the real backend: whatever it does with a message it can never store (answer
+    `error`: the gateway drops it; close the socket: the gateway moves it behind), the wander
+    alert queued after it is stored, once."""
+    engine, patient, token = district(tmp_path / "backend.db")
+    set_engine(engine)
+    ob = Outbox(tmp_path / "o.db")
+    now = datetime.now(UTC)
+    body = dict(poison["body"])
+    body.setdefault("t", (now - timedelta(seconds=30)).isoformat())
+    bad = ob.put(poison["type"], body)
+    wander = ob.put("alert", {"type": "wander", "severity": "high", "address": BAND, "patient_id": patient,
+                              "t": (now - timedelta(seconds=20)).isoformat(), "lat": 16.5461, "lon": 102.1030,
+                              "uncertainty_m": 25.0, "details": {"outside_for_s": 75}})
+    try:
+        with live_server() as server:
+            up = Uplink(f"{server.ws}/api/v1/gateway/ws", token, ob, heartbeat_s=60, backoff_min_s=0.05,
+                        backoff_max_s=0.2, poison_after=2)
+            stop = asyncio.Event()
+            task = asyncio.create_task(up.run(stop))
+            try:
+                await wait_for(lambda: states(ob)[wander.id] == ACKED, timeout=60)
+            finally:
+                stop.set()
+                await task
+        with Session(engine) as s:
+            alerts = s.exec(select(Alert)).all()
+        assert [(a.type, a.patient_id) for a in alerts if a.type == "wander"] == [("wander", patient)]
+        st = states(ob)[bad.id]
+        # rejected by an `error` frame (dropped and counted), or kept and moved behind (deferred) —
+        # or, if the backend found a way to store it, acked; never blocking, never lost silently
+        assert (st == REJECTED and up.stats.rejected == 1) or (st == PENDING and up.stats.deferred >= 1) or st == ACKED
+    finally:
+        ob.close()
+        set_engine(None)
+        engine.dispose()

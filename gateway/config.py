@@ -29,6 +29,10 @@ class GatewaySettings(BaseSettings):
     max_in_flight: int = 256
     backoff_min_s: float = 0.5
     backoff_max_s: float = Field(default=30.0, description="Reconnect / task-restart backoff cap, seconds.")
+    memory_queue_max: int = Field(
+        default=10_000, ge=100,
+        description="While the outbox disk is full: positions/readings held in memory at most (alerts always kept).",
+    )
     poison_after: int = Field(
         default=3, ge=1,
         description="Sessions closed abnormally (1011 …) with the same message at the head and no ack "

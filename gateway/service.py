@@ -141,7 +141,7 @@ class Gateway:
         self.steps = steps
         self.simulated = simulated
         self.scanner_health = scanner_health
-        self.outbox = Outbox(settings.queue_path)
+        self.outbox = Outbox(settings.queue_path, memory_max=settings.memory_queue_max)
         # One replay guard for the life of the gateway (kept across config changes), seeded from the
         # outbox database so a restart does not reopen old frames. A simulation does not persist:
         # its bands' counters start over with every run of the scenario.

@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.queue:
         overrides["queue_path"] = args.queue
     try:
-        settings = GatewaySettings(**overrides)  # type: ignore[arg-type]
+        settings = GatewaySettings(**overrides)
     except ValidationError as e:
         first = e.errors()[0]
         name = "GATEWAY_" + ".".join(str(x) for x in first.get("loc", ())).upper()

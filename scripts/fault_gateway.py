@@ -128,7 +128,7 @@ class Disk:
 
     def close(self) -> None:
         if self.tmpfs:
-            subprocess.run(["umount", str(self.where)], check=False, capture_output=True)
+            subprocess.run(["umount", "-l", str(self.where)], check=False, capture_output=True)
 
 
 def free_port() -> int:

@@ -77,7 +77,7 @@ class Tmpfs:
         self.filler.unlink()
 
     def unmount(self) -> None:
-        subprocess.run(["umount", str(self.where)], check=False, capture_output=True)
+        subprocess.run(["umount", "-l", str(self.where)], check=False, capture_output=True)
 
 
 class PageLimit:

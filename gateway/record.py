@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -148,7 +149,7 @@ class RecordingSource:
     """Any gateway source, with every advert it yields written to `path` first (JSON lines).
 
     The file is created at construction (an existing file is refused: field recordings are not
-    overwritten by accident), flushed every second of the source's time, and closed by `close()`
+    overwritten by accident), flushed at least once a second, and closed by `close()`
     with the end line. Iterating again (the pipeline task restarted) appends to the same file."""
 
     def __init__(self, inner: Source, path: Path, *, kind: str) -> None:
@@ -161,6 +162,7 @@ class RecordingSource:
             raise ValueError(f"--record {path}: the file exists; choose a new name") from None
         self._write(header(inner.wall(), kind))
         self._file.flush()
+        self._flushed = time.monotonic()
 
     def clock(self) -> float:
         return self.inner.clock()
@@ -178,8 +180,9 @@ class RecordingSource:
                 if a is not None:
                     self._write(advert_line(a))
                     self.adverts += 1
-                elif self._file is not None:
+                if self._file is not None and time.monotonic() - self._flushed >= 1.0:
                     self._file.flush()
+                    self._flushed = time.monotonic()
                 yield a
 
     def close(self) -> None:

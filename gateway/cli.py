@@ -1,4 +1,5 @@
-"""`chumphae-gateway`: run the village gateway (radio) or a simulated one (`--simulate SCENARIO`)."""
+"""`chumphae-gateway`: run the village gateway (radio), a simulated one (`--simulate SCENARIO`) or a
+recording (`--replay FILE`); `--record FILE` writes what the radio or simulator hands over."""
 
 from __future__ import annotations
 
@@ -21,8 +22,15 @@ def build_parser() -> argparse.ArgumentParser:
         prog="chumphae-gateway",
         description="Smart Chumphae village gateway / เกตเวย์ประจำหมู่บ้าน. Settings: GATEWAY_* environment.",
     )
-    p.add_argument("--simulate", metavar="SCENARIO", help=f"scenario file or shipped name ({', '.join(scenarios.shipped())})")
-    p.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second (0 = flat out)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--simulate", metavar="SCENARIO", help=f"scenario file or shipped name ({', '.join(scenarios.shipped())})")
+    src.add_argument("--replay", metavar="FILE", type=Path,
+                     help="feed a recording (JSON lines, docs/gateway-protocol.md §6) through the pipeline; ends with the file")
+    p.add_argument("--record", metavar="FILE", type=Path,
+                   help="write every advert the radio or simulator hands over to FILE (JSON lines; a new file)")
+    p.add_argument("--now", action="store_true", help="replay: shift the recording's times so that it starts now")
+    p.add_argument("--speed", type=float, default=1.0,
+                   help="simulated / recorded seconds per real second (0 = flat out)")
     p.add_argument("--backend", help="backend URL (overrides GATEWAY_BACKEND_URL)")
     p.add_argument("--queue", type=Path, help="outbox SQLite path (overrides GATEWAY_QUEUE_PATH)")
     p.add_argument("--exit-when-done", action="store_true", help="simulation: stop once the scenario ran and the outbox is empty")
@@ -41,15 +49,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.queue:
         overrides["queue_path"] = args.queue
     try:
-        settings = GatewaySettings(**overrides)  # type: ignore[arg-type]
+        settings = GatewaySettings(**overrides)
     except ValidationError as e:
         first = e.errors()[0]
         name = "GATEWAY_" + ".".join(str(x) for x in first.get("loc", ())).upper()
         print(f"chumphae-gateway: error: bad setting {name}: {first.get('msg')}", file=sys.stderr)
         return 2
-    if not args.simulate and not settings.token:
+    if not args.simulate and not args.replay and not settings.token:
         print("chumphae-gateway: error: GATEWAY_TOKEN is not set (issue one with `chumphae gateways create`), "
               "or run a local simulation with --simulate demo", file=sys.stderr)
+        return 2
+    if args.speed < 0:
+        print("chumphae-gateway: error: --speed must be 0 or more", file=sys.stderr)
+        return 2
+    if args.now and not args.replay:
+        print("chumphae-gateway: error: --now only applies to --replay", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -57,10 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as e:
         print(f"chumphae-gateway: {e}", file=sys.stderr)
         return 2
-    return asyncio.run(_run(settings, scen, args.speed, args.exit_when_done))
+    return asyncio.run(_run(settings, scen, args))
 
 
-async def _run(settings: GatewaySettings, scen: scenarios.Scenario | None, speed: float, exit_when_done: bool) -> int:
+async def _run(settings: GatewaySettings, scen: scenarios.Scenario | None, args: argparse.Namespace) -> int:
     from gateway.service import run_gateway
 
     stop = asyncio.Event()
@@ -69,13 +83,22 @@ async def _run(settings: GatewaySettings, scen: scenarios.Scenario | None, speed
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     try:
-        gw = await run_gateway(settings, scenario=scen, speed=speed, stop=stop, exit_when_done=exit_when_done)
+        gw = await run_gateway(settings, scenario=scen, speed=args.speed, stop=stop, exit_when_done=args.exit_when_done,
+                               record=args.record, replay=args.replay, shift_to_now=args.now)
+    except ValueError as e:  # a recording that cannot be read or written
+        print(f"chumphae-gateway: error: {e}", file=sys.stderr)
+        return 2
     except RuntimeError as e:
         print(f"chumphae-gateway: {e}", file=sys.stderr)
         return 1
     st = gw.pipeline.stats
     print(f"adverts {st.adverts} readings {st.readings} positions {st.positions} alerts {st.by_alert} "
           f"queued {st.queued}")
+    if gw.recorder is not None:
+        print(f"recorded {gw.recorder.adverts} adverts to {gw.recorder.path}")
+    if gw.replaying is not None:
+        print(f"replayed {gw.replaying.adverts} adverts from {gw.replaying.path}; "
+              f"bad lines skipped {gw.replaying.bad_lines}")
     return 0
 
 

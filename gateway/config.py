@@ -28,7 +28,16 @@ class GatewaySettings(BaseSettings):
     ack_timeout_s: float = 30.0
     max_in_flight: int = 256
     backoff_min_s: float = 0.5
-    backoff_max_s: float = 30.0
+    backoff_max_s: float = Field(default=30.0, description="Reconnect / task-restart backoff cap, seconds.")
+    memory_queue_max: int = Field(
+        default=10_000, ge=100,
+        description="While the outbox disk is full: positions/readings held in memory at most (alerts always kept).",
+    )
+    poison_after: int = Field(
+        default=3, ge=1,
+        description="Sessions closed abnormally (1011 …) with the same message at the head and no ack "
+        "before that message is moved behind the others.",
+    )
     config_poll_s: float = Field(default=600.0, description="Refetch the site config (If-None-Match) this often; 0 = never.")
     replay_margin: int = Field(
         default=5, description="After a restart, band counters up to this far above the stored one are refused too."

@@ -3,11 +3,24 @@
 SQLite (WAL, synchronous=FULL: an alert written here survives a power cut
 of the Pi). Messages are kept as the exact JSON text first built, so a
 re-send is byte-identical and carries the same id — the backend dedupes on
-it. Order of sending: alerts first, then by `seq` (creation order).
+it. Order of sending: messages not deferred first, then alerts before the
+rest, then by `seq` (creation order). `defer(id)` moves one message behind
+all others (a suspected poison message: see gateway/uplink.py).
 
 A gateway offline for days must not fill its SD card: above `max_pending`
 the oldest *non-alert* messages are dropped (counted); alerts are never
 dropped. Acked rows are kept for `keep_acked_s` for audit, then pruned.
+
+When the disk refuses writes (SQLITE_FULL, SQLITE_IOERR: the SD card is
+full or failing) the outbox says so once at ERROR (`disk_full` turns true),
+keeps new messages in a bounded memory queue (alerts always kept; the
+oldest positions/readings beyond `memory_max` dropped and counted in
+`memory_dropped`), keeps serving them to the uplink with the rest, and
+remembers acks it could not write. It tries the disk again at most every
+`retry_s`; when a write succeeds it moves the memory queue to disk in one
+transaction (same ids and seqs: nothing lost, nothing duplicated) and says
+so. What is only in memory does not survive a power cut — nothing else
+could hold it.
 
 The same database keeps the band replay guard's newest counters
 (`band_counter`), so a restart does not reopen recorded frames.
@@ -16,8 +29,10 @@ The same database keeps the band replay guard's newest counters
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,6 +41,8 @@ from pathlib import Path
 from typing import Any
 
 from chumphae.timeutil import utcnow
+
+log = logging.getLogger(__name__)
 
 PRIORITY = {"alert": 0}
 DEFAULT_PRIORITY = 5
@@ -40,12 +57,40 @@ CREATE TABLE IF NOT EXISTS outbox (
     created TEXT NOT NULL,
     msg TEXT NOT NULL,
     state INTEGER NOT NULL DEFAULT 0,
-    done_at TEXT
+    done_at TEXT,
+    rank INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(state, priority, seq);
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS band_counter (address TEXT PRIMARY KEY, seq INTEGER NOT NULL, saved TEXT NOT NULL);
 """
+INDEX = "CREATE INDEX IF NOT EXISTS outbox_send ON outbox(state, rank, priority, seq)"
+
+# SQLite result codes meaning "the disk refuses writes" (primary codes; extended ones are & 0xff).
+SQLITE_IOERR, SQLITE_FULL = 10, 13
+
+
+def disk_refused(exc: BaseException) -> bool:
+    """True for SQLITE_FULL / SQLITE_IOERR (disk full or failing), not for a bug in our SQL."""
+    if not isinstance(exc, sqlite3.OperationalError):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return (code & 0xFF) in (SQLITE_FULL, SQLITE_IOERR)
+    text = str(exc).lower()
+    return "disk is full" in text or "disk i/o error" in text
+
+
+@dataclass(slots=True)
+class _Held:
+    """A message held in memory while the disk refuses writes."""
+
+    id: str
+    seq: int
+    priority: int
+    type: str
+    created: str
+    text: str
+    rank: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +99,7 @@ class Queued:
     seq: int
     type: str
     text: str  # the JSON frame as sent
+    deferred: bool = False  # moved behind the others as a suspected poison message
 
 
 def envelope(msg_id: str, type_: str, seq: int, body: dict[str, Any], t: datetime | None = None) -> str:
@@ -67,58 +113,161 @@ def envelope(msg_id: str, type_: str, seq: int, body: dict[str, Any], t: datetim
 class Outbox:
     """Thread-safe (one lock); all calls are short, so the asyncio loop may call them directly."""
 
-    def __init__(self, path: Path, max_pending: int = 200_000, keep_acked_s: float = 86_400.0) -> None:
+    def __init__(
+        self,
+        path: Path,
+        max_pending: int = 200_000,
+        keep_acked_s: float = 86_400.0,
+        *,
+        memory_max: int = 10_000,
+        retry_s: float = 1.0,
+    ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.max_pending = max_pending
         self.keep_acked_s = keep_acked_s
+        self.memory_max = memory_max
+        self.retry_s = retry_s
         self.dropped = 0
+        self.memory_dropped = 0
+        self.disk_full = False
+        self.disk_full_episodes = 0
+        self.last_disk_error: str | None = None
+        self._held: dict[str, _Held] = {}  # in memory while the disk refuses writes, in arrival order
+        self._done_later: dict[str, int] = {}  # id → ACKED/REJECTED not yet written
+        self._counters_later: dict[str, int] = {}
+        self._retry_at = 0.0
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
+        cols = {r[1] for r in self._db.execute("PRAGMA table_info(outbox)")}
+        if "rank" not in cols:  # an outbox written by an older gateway
+            self._db.execute("ALTER TABLE outbox ADD COLUMN rank INTEGER NOT NULL DEFAULT 0")
+        self._db.execute(INDEX)
         row = self._db.execute("SELECT v FROM meta WHERE k='seq'").fetchone()
         top = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM outbox").fetchone()[0]
         self._seq = max(int(row[0]) if row else 0, int(top))
 
     def close(self) -> None:
         with self._lock:
+            if self._held or self._done_later or self._counters_later:
+                self._try_disk()  # a last chance for what only memory holds
+            if self._held:
+                log.error("outbox closed with %d messages only in memory (disk full): they are lost",
+                          len(self._held))
             self._db.close()
 
+    # -- disk refusals -------------------------------------------------------
+    def _rollback(self) -> None:
+        if self._db.in_transaction:
+            try:
+                self._db.execute("ROLLBACK")
+            except sqlite3.Error:  # SQLite may have rolled back by itself
+                pass
+
+    def _refused(self, exc: sqlite3.Error) -> None:
+        """The disk refused a write: start (or continue) a disk-full episode."""
+        self._retry_at = time.monotonic() + self.retry_s
+        self.last_disk_error = f"{type(exc).__name__}: {exc}"
+        if not self.disk_full:
+            self.disk_full = True
+            self.disk_full_episodes += 1
+            log.error("outbox disk refuses writes (%s) at %s: holding messages in memory, alerts first, "
+                      "until it has room", exc, self.path)
+
+    def _recovered(self) -> None:
+        if self.disk_full:
+            self.disk_full = False
+            log.warning("outbox disk has room again: memory queue written to disk (%d positions/readings "
+                        "dropped while it was full so far)", self.memory_dropped)
+
+    def _try_disk(self) -> bool:
+        """Write what memory holds (messages, acks, counters) in one transaction. Lock held."""
+        held = sorted(self._held.values(), key=lambda h: h.seq)
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._insert(held)
+            self._write_done_later()
+            self._write_counters(self._counters_later)
+            self._db.execute("INSERT OR REPLACE INTO meta(k, v) VALUES ('seq', ?)", (str(self._seq),))
+            self._enforce_cap()
+            self._db.execute("COMMIT")
+        except sqlite3.OperationalError as e:
+            self._rollback()
+            if not disk_refused(e):
+                raise
+            self._refused(e)
+            return False
+        self._held.clear()
+        self._done_later.clear()
+        self._counters_later.clear()
+        self._recovered()
+        return True
+
+    def recover(self) -> bool:
+        """During a disk-full episode, try the disk again (at most every `retry_s`). True = on disk."""
+        with self._lock:
+            if not (self.disk_full or self._held) or time.monotonic() < self._retry_at:
+                return not self.disk_full
+            return self._try_disk()
+
+    def _hold(self, items: list[_Held]) -> None:
+        for h in items:
+            self._held[h.id] = h
+        extra = sum(1 for h in self._held.values() if h.priority != PRIORITY["alert"]) - self.memory_max
+        if extra > 0:  # thin: the oldest positions/readings go, alerts never
+            for h in [h for h in self._held.values() if h.priority != PRIORITY["alert"]][:extra]:
+                del self._held[h.id]
+            self.memory_dropped += extra
+
+    # -- writing -------------------------------------------------------------
     def next_seq(self) -> int:
-        """A fresh sequence number (persisted: it never goes back across restarts)."""
+        """A fresh sequence number (persisted: it never goes back across restarts; while the disk
+        refuses writes it is kept in memory and written with the next successful write)."""
         with self._lock:
             self._seq += 1
-            self._db.execute("INSERT OR REPLACE INTO meta(k, v) VALUES ('seq', ?)", (str(self._seq),))
+            try:
+                self._db.execute("INSERT OR REPLACE INTO meta(k, v) VALUES ('seq', ?)", (str(self._seq),))
+            except sqlite3.OperationalError as e:
+                self._rollback()
+                if not disk_refused(e):
+                    raise
+                self._refused(e)
             return self._seq
 
     def put(self, type_: str, body: dict[str, Any], t: datetime | None = None) -> Queued:
         return self.put_many([(type_, body, t)])[0]
 
     def put_many(self, items: Iterable[tuple[str, dict[str, Any], datetime | None]]) -> list[Queued]:
-        """Store messages in one transaction; they are durable when this returns."""
-        out: list[Queued] = []
+        """Store messages in one transaction; they are durable when this returns, unless the disk
+        refuses writes: then they are held in memory (see the module doc) and written later."""
         now = utcnow().isoformat()
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                for type_, body, t in items:
-                    self._seq += 1
-                    q = Queued(str(uuid.uuid4()), self._seq, type_, "")
-                    text = envelope(q.id, type_, q.seq, body, t)
-                    self._db.execute(
-                        "INSERT INTO outbox(id, seq, priority, type, created, msg) VALUES (?,?,?,?,?,?)",
-                        (q.id, q.seq, PRIORITY.get(type_, DEFAULT_PRIORITY), type_, now, text),
-                    )
-                    out.append(Queued(q.id, q.seq, type_, text))
-                self._db.execute("INSERT OR REPLACE INTO meta(k, v) VALUES ('seq', ?)", (str(self._seq),))
-                self._enforce_cap()
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-        return out
+            new: list[_Held] = []
+            for type_, body, t in items:
+                self._seq += 1
+                mid = str(uuid.uuid4())
+                new.append(_Held(mid, self._seq, PRIORITY.get(type_, DEFAULT_PRIORITY), type_, now,
+                                 envelope(mid, type_, self._seq, body, t)))
+            if self.disk_full and time.monotonic() < self._retry_at:
+                self._hold(new)
+            else:
+                self._hold(new)  # written from memory together with anything held before
+                try:
+                    self._try_disk()
+                except BaseException:  # not a disk refusal: nothing of this call stays anywhere
+                    for h in new:
+                        self._held.pop(h.id, None)
+                    raise
+        return [Queued(h.id, h.seq, h.type, h.text) for h in new]
+
+    def _insert(self, rows: Sequence[_Held]) -> None:
+        self._db.executemany(
+            "INSERT INTO outbox(id, seq, priority, type, created, msg, rank) VALUES (?,?,?,?,?,?,?)",
+            [(h.id, h.seq, h.priority, h.type, h.created, h.text, h.rank) for h in rows],
+        )
 
     def _enforce_cap(self) -> None:
         (n,) = self._db.execute("SELECT COUNT(*) FROM outbox WHERE state=0").fetchone()
@@ -131,26 +280,74 @@ class Outbox:
             )
             self.dropped += cur.rowcount
 
-    def pending(self, limit: int, skip: Sequence[str] | set[str] = ()) -> list[Queued]:
-        """Unacked messages in sending order (alerts first, then seq), not in `skip`."""
-        skip_set = set(skip)
+    # -- sending -------------------------------------------------------------
+    def pending(self, limit: int, skip: Iterable[str] = ()) -> list[Queued]:
+        """Unacked messages in sending order (not deferred first, alerts first, then seq), not in
+        `skip`; those held in memory during a disk-full episode included."""
+        if limit <= 0:
+            return []
         with self._lock:
+            skip_set = set(skip) | self._done_later.keys()
             rows = self._db.execute(
-                "SELECT id, seq, type, msg FROM outbox WHERE state=0 ORDER BY priority, seq LIMIT ?",
+                "SELECT rank, priority, seq, id, type, msg FROM outbox WHERE state=0 "
+                "ORDER BY rank, priority, seq LIMIT ?",
                 (limit + len(skip_set),),
             ).fetchall()
-        return [Queued(*r) for r in rows if r[0] not in skip_set][:limit]
+            held = [(h.rank, h.priority, h.seq, h.id, h.type, h.text) for h in self._held.values()]
+        both = sorted([r for r in rows if r[3] not in skip_set] + [h for h in held if h[3] not in skip_set])
+        return [Queued(r[3], r[2], r[4], r[5], r[0] > 0) for r in both[:limit]]
+
+    def defer(self, msg_id: str) -> bool:
+        """Move one pending message behind all others (it is not dropped). False if unknown."""
+        with self._lock:
+            (top_db,) = self._db.execute("SELECT COALESCE(MAX(rank), 0) FROM outbox WHERE state=0").fetchone()
+            top = max([int(top_db)] + [h.rank for h in self._held.values()]) + 1
+            if msg_id in self._held:
+                self._held[msg_id].rank = top
+                return True
+            try:
+                return self._db.execute("UPDATE outbox SET rank=? WHERE id=? AND state=0", (top, msg_id)).rowcount > 0
+            except sqlite3.OperationalError as e:
+                self._rollback()
+                if not disk_refused(e):
+                    raise
+                self._refused(e)
+                return False
 
     def _finish(self, ids: Iterable[str], state: int) -> int:
-        ids = list(ids)
-        if not ids:
-            return 0
         now = utcnow().isoformat()
         with self._lock:
-            cur = self._db.executemany(
-                "UPDATE outbox SET state=?, done_at=? WHERE id=? AND state=0", [(state, now, i) for i in ids]
+            ids = [i for i in dict.fromkeys(ids) if i not in self._done_later]
+            in_memory = [i for i in ids if i in self._held]
+            for i in in_memory:  # done before it ever reached the disk
+                del self._held[i]
+            n = len(in_memory)
+            rest = [i for i in ids if i not in in_memory]
+            if not rest:
+                return n
+            try:
+                cur = self._db.executemany(
+                    "UPDATE outbox SET state=?, done_at=? WHERE id=? AND state=0", [(state, now, i) for i in rest]
+                )
+                return n + cur.rowcount
+            except sqlite3.OperationalError as e:
+                self._rollback()
+                if not disk_refused(e):
+                    raise
+                self._refused(e)
+                marks = ",".join("?" * len(rest))
+                known = [r[0] for r in self._db.execute(f"SELECT id FROM outbox WHERE state=0 AND id IN ({marks})", rest)]
+                for i in known:
+                    self._done_later[i] = state
+                return n + len(known)
+
+    def _write_done_later(self) -> None:
+        if self._done_later:
+            now = utcnow().isoformat()
+            self._db.executemany(
+                "UPDATE outbox SET state=?, done_at=? WHERE id=? AND state=0",
+                [(st, now, i) for i, st in self._done_later.items()],
             )
-            return cur.rowcount
 
     def ack(self, ids: Iterable[str]) -> int:
         return self._finish(ids, ACKED)
@@ -159,42 +356,62 @@ class Outbox:
         """The backend called these malformed: re-sending would fail forever."""
         return self._finish(ids, REJECTED)
 
+    # -- the band replay guard's counters ------------------------------------
+    def _write_counters(self, seqs: Mapping[str, int]) -> None:
+        if seqs:
+            now = utcnow().isoformat()
+            self._db.executemany(
+                "INSERT INTO band_counter(address, seq, saved) VALUES (?,?,?) ON CONFLICT(address) "
+                "DO UPDATE SET seq=MAX(seq, excluded.seq), saved=excluded.saved",
+                [(a, int(q), now) for a, q in seqs.items()],
+            )
+
     def save_counters(self, seqs: Mapping[str, int]) -> None:
-        """Store the replay guard's newest band counters (one transaction; never lowers one)."""
+        """Store the replay guard's newest band counters (one transaction; never lowers one). While
+        the disk refuses writes they wait in memory and go with the next successful write."""
         if not seqs:
             return
-        now = utcnow().isoformat()
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.executemany(
-                    "INSERT INTO band_counter(address, seq, saved) VALUES (?,?,?) ON CONFLICT(address) "
-                    "DO UPDATE SET seq=MAX(seq, excluded.seq), saved=excluded.saved",
-                    [(a, int(q), now) for a, q in seqs.items()],
-                )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+            for a, q in seqs.items():
+                self._counters_later[a] = max(int(q), self._counters_later.get(a, int(q)))
+            if self.disk_full and time.monotonic() < self._retry_at:
+                return
+            self._try_disk()
 
     def load_counters(self) -> dict[str, int]:
         with self._lock:
             return {a: int(q) for a, q in self._db.execute("SELECT address, seq FROM band_counter")}
 
+    # -- state -----------------------------------------------------------------
     def depth(self) -> tuple[int, int]:
-        """(pending messages, of which alerts)."""
+        """(pending messages, of which alerts), memory included."""
         with self._lock:
             n, a = self._db.execute(
                 "SELECT COUNT(*), COALESCE(SUM(type='alert'), 0) FROM outbox WHERE state=0"
             ).fetchone()
+            n -= len(self._done_later)
+            a -= sum(1 for i in self._done_later if self._db.execute(
+                "SELECT 1 FROM outbox WHERE id=? AND type='alert'", (i,)).fetchone()) if self._done_later else 0
+            n += len(self._held)
+            a += sum(1 for h in self._held.values() if h.type == "alert")
         return int(n), int(a)
+
+    def memory_queue(self) -> int:
+        """Messages held only in memory (disk full)."""
+        return len(self._held)
 
     def prune(self) -> int:
         cutoff = (utcnow() - timedelta(seconds=self.keep_acked_s)).isoformat()
         with self._lock:
-            return self._db.execute("DELETE FROM outbox WHERE state!=0 AND done_at < ?", (cutoff,)).rowcount
+            try:
+                return self._db.execute("DELETE FROM outbox WHERE state!=0 AND done_at < ?", (cutoff,)).rowcount
+            except sqlite3.OperationalError as e:
+                self._rollback()
+                if not disk_refused(e):
+                    raise
+                return 0
 
     def all_ids(self) -> list[tuple[str, str, int]]:
-        """(id, type, state) of every row, in seq order (audit and tests)."""
+        """(id, type, state) of every row on disk, in seq order (audit and tests)."""
         with self._lock:
-            return [tuple(r) for r in self._db.execute("SELECT id, type, state FROM outbox ORDER BY seq")]  # type: ignore[misc]
+            return [(str(r[0]), str(r[1]), int(r[2])) for r in self._db.execute("SELECT id, type, state FROM outbox ORDER BY seq")]

@@ -28,6 +28,7 @@ from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
 from bleak.exc import BleakError
 
+from chumphae.supervise import Supervisor
 from chumphae.timeutil import utcnow
 from chumphae.values import Advert
 
@@ -185,11 +186,13 @@ def _reason(e: BaseException) -> str:
 
 
 class RadioSource:
-    """A `gateway.service.Source` over a Scanner: runs it, yields its adverts, None each idle second."""
+    """A `gateway.service.Source` over a Scanner: runs it (its watchdog loop supervised when a
+    `Supervisor` is given), yields its adverts, None each idle second."""
 
-    def __init__(self, scanner: Scanner, idle_s: float = 1.0) -> None:
+    def __init__(self, scanner: Scanner, idle_s: float = 1.0, supervisor: Supervisor | None = None) -> None:
         self.scanner = scanner
         self.idle_s = idle_s
+        self.supervisor = supervisor
         self._stop = asyncio.Event()
 
     def clock(self) -> float:
@@ -199,7 +202,12 @@ class RadioSource:
         return self.scanner.wall()
 
     async def __aiter__(self) -> AsyncIterator[Advert | None]:
-        task = asyncio.create_task(self.scanner.run(self._stop), name="scanner")
+        self._stop.clear()
+        if self.supervisor is not None:
+            task = self.supervisor.spawn("scanner", lambda: self.scanner.run(self._stop), self._stop,
+                                         restart_on_return=True)
+        else:
+            task = asyncio.create_task(self.scanner.run(self._stop), name="scanner")
         try:
             while True:
                 try:

@@ -3,7 +3,13 @@
 Used by `chumphae-gateway` and by anything that wants a gateway inside its
 own process (the integrated demo runs the backend and a simulated gateway in
 one event loop). Wires: site config (backend → disk cache → scenario) →
-source (radio or simulator) → pipeline → outbox → uplink.
+source (radio, simulator or a recording) → pipeline → outbox → uplink.
+
+Every background task (pipeline, uplink, config poll, outbox housekeeping:
+disk-full recovery and the replay guard's counters; the scanner watchdog in
+`gateway.scan`) runs under one `chumphae.supervise.Supervisor`: a failure is
+logged with its traceback, the task restarts with capped, jittered backoff,
+and the heartbeat carries `task_restarts` and `last_error`.
 """
 
 from __future__ import annotations
@@ -15,10 +21,12 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
 
+from chumphae.supervise import Supervisor
 from chumphae.values import Advert
 from gateway import __version__, siteconfig
 from gateway.basic import BasicDetector, ZoneMatcher
@@ -26,6 +34,8 @@ from gateway.config import GatewaySettings
 from gateway.decode.chumphae_band import ReplayGuard
 from gateway.pipeline import Detector, Matcher, Pipeline
 from gateway.queue import Outbox
+from gateway.record import RecordingSource
+from gateway.replay import ReplaySource
 from gateway.siteconfig import SiteConfig
 from gateway.simulate.scenario import Scenario
 from gateway.simulate.source import SimSource
@@ -120,19 +130,23 @@ class Gateway:
         uplink: bool = True,
         simulated: bool = False,
         scanner_health: Any = None,
+        supervisor: Supervisor | None = None,
+        persist_counters: bool | None = None,
     ) -> None:
         self.settings = settings
+        self.supervisor = supervisor or Supervisor(backoff_min_s=settings.backoff_min_s,
+                                                   backoff_max_s=settings.backoff_max_s)
         self.config = config
         self.source = source
         self.steps = steps
         self.simulated = simulated
         self.scanner_health = scanner_health
-        self.outbox = Outbox(settings.queue_path)
+        self.outbox = Outbox(settings.queue_path, memory_max=settings.memory_queue_max)
         # One replay guard for the life of the gateway (kept across config changes), seeded from the
         # outbox database so a restart does not reopen old frames. A simulation does not persist:
         # its bands' counters start over with every run of the scenario.
         self.replay_guard = ReplayGuard()
-        self.persist_counters = not simulated
+        self.persist_counters = not simulated if persist_counters is None else persist_counters
         if self.persist_counters:
             self.replay_guard.restore(self.outbox.load_counters(), now=source.clock(), margin=settings.replay_margin)
         matcher, detector = steps(config)
@@ -150,6 +164,7 @@ class Gateway:
                 max_in_flight=settings.max_in_flight,
                 backoff_min_s=settings.backoff_min_s,
                 backoff_max_s=settings.backoff_max_s,
+                poison_after=settings.poison_after,
             )
             if uplink
             else None
@@ -158,6 +173,8 @@ class Gateway:
         self._rate: tuple[float, int] = (self.started, 0)
         self.source_done = asyncio.Event()
         self._refreshing = asyncio.Lock()
+        self.replaying: ReplaySource | None = None
+        self.recorder: RecordingSource | None = None
 
     def _pipeline(self, config: SiteConfig, matcher: Matcher, detector: Detector) -> Pipeline:
         s = self.settings
@@ -186,17 +203,25 @@ class Gateway:
         self._rate = (now, n)
         depth, alerts = self.outbox.depth()
         scan = self.scanner_health() if self.scanner_health else {}
+        tasks = self.supervisor.health()
+        if tasks["last_error"] is None and self.outbox.disk_full:
+            tasks["last_error"] = f"outbox: {self.outbox.last_disk_error}"[:130]
         return {
             "uptime_s": round(now - self.started, 1),
             "adverts_total": n,
             "adverts_per_s": round((n - n0) / max(1e-6, now - t0), 1),
-            "drops": scan.get("drops", 0) + self.outbox.dropped,
+            "drops": scan.get("drops", 0) + self.outbox.dropped + self.outbox.memory_dropped,
             "decode_failures": ds.malformed,
             "auth_failures": ds.auth_failures,
             "replays": ds.replays,
             "queue_depth": depth,
             "queue_alerts": alerts,
             "rejected": self.uplink.stats.rejected if self.uplink else 0,
+            "deferred": self.uplink.stats.deferred if self.uplink else 0,
+            "disk_full": self.outbox.disk_full,
+            "memory_queue": self.outbox.memory_queue(),
+            "memory_dropped": self.outbox.memory_dropped,
+            **tasks,
             "scanner_restarts": scan.get("restarts", 0),
             "scanner_state": scan.get("state", "simulated" if self.simulated else "unknown"),
             "bands_heard": len(self.pipeline._last_seq),
@@ -231,11 +256,17 @@ class Gateway:
         self.pipeline.decoders.stats = old.decoders.stats
 
     async def run(self, stop: asyncio.Event) -> None:
-        tasks: list[asyncio.Task[Any]] = [asyncio.create_task(self._consume(stop), name="gateway-consume")]
+        sup = self.supervisor
+        tasks: list[asyncio.Task[Any]] = [
+            # the radio never ends: its pipeline returning is a fault; a simulation or a recording ends
+            sup.spawn("pipeline", lambda: self._consume(stop), stop, restart_on_return=self.scanner_health is not None),
+            sup.spawn("outbox", lambda: self._housekeeping(stop), stop, restart_on_return=True),
+        ]
         if self.uplink is not None:
-            tasks.append(asyncio.create_task(self.uplink.run(stop), name="gateway-uplink"))
+            uplink = self.uplink
+            tasks.append(sup.spawn("uplink", lambda: uplink.run(stop), stop, restart_on_return=True))
         if self.settings.token and self.settings.config_poll_s > 0:
-            tasks.append(asyncio.create_task(self._poll_config(stop), name="gateway-config-poll"))
+            tasks.append(sup.spawn("config-poll", lambda: self._poll_config(stop), stop, restart_on_return=True))
         try:
             await stop.wait()
         finally:
@@ -248,6 +279,19 @@ class Gateway:
             with contextlib.suppress(Exception):
                 self.save_counters(everything=True)
             self.outbox.close()
+
+    async def _housekeeping(self, stop: asyncio.Event, every_s: float = 1.0) -> None:
+        """Each second: try the disk again during a disk-full episode (then wake the uplink: what was
+        held in memory is on disk now) and store the band counters accepted since the last time."""
+        while True:
+            try:
+                await asyncio.wait_for(stop.wait(), every_s)
+                return
+            except TimeoutError:
+                pass
+            if self.outbox.disk_full and self.outbox.recover() and self.uplink is not None:
+                self.uplink.notify()
+            self.save_counters()
 
     async def _poll_config(self, stop: asyncio.Event) -> None:
         """The safety net under `config_changed` (a push lost while the socket was down)."""
@@ -271,7 +315,7 @@ class Gateway:
                 now = self.source.clock()
                 if now >= next_tick:
                     self.pipeline.tick(now, self.source.wall())
-                    self.save_counters()
+                    self.save_counters()  # each tick of the source's clock (also each second in `_housekeeping`)
                     next_tick = now + 1.0
                 if stop.is_set():
                     return
@@ -289,11 +333,21 @@ async def run_gateway(
     steps: Steps = default_steps,
     stop: asyncio.Event | None = None,
     exit_when_done: bool = False,
+    record: Path | None = None,
+    replay: Path | None = None,
+    shift_to_now: bool = False,
 ) -> Gateway:
-    """Run a gateway until `stop` is set (or, with `exit_when_done`, the scenario ends and the
-    outbox is empty). Give a `scenario` to simulate, a `source` for anything else; with neither,
-    the real radio is used."""
+    """Run a gateway until `stop` is set (or, with `exit_when_done`, the source ends and the outbox
+    is empty). Give a `scenario` to simulate, a `replay` recording to play back (ends when the file
+    does), a `source` for anything else; with none of them, the real radio is used. `record` writes
+    every advert the source hands over to that file (gateway/record.py). A recording that cannot be
+    read or written raises ValueError before anything starts."""
     stop = stop or asyncio.Event()
+    supervisor = Supervisor(backoff_min_s=settings.backoff_min_s, backoff_max_s=settings.backoff_max_s)
+    replaying: ReplaySource | None = None
+    if replay is not None:
+        replaying = ReplaySource(replay, speed=speed, shift_to_now=shift_to_now)
+        source, exit_when_done = replaying, True
     if config is None:
         config = await load_config(settings)
     scanner_health = None
@@ -302,22 +356,32 @@ async def run_gateway(
         source = SimSource(scenario, config, speed=speed)
     if config is None:
         raise RuntimeError("no site config: backend unreachable and no cached copy")
+    kind = "simulated" if scenario is not None else "replay" if replaying is not None else "source"
     if source is None:
         from gateway.scan import RadioSource, Scanner
 
         scanner = Scanner(settings.adapter, settings.receiver_id, scan_mode=settings.scan_mode,
                           watchdog_s=settings.watchdog_s, queue_size=settings.scan_queue_size)
-        source = RadioSource(scanner)
+        source = RadioSource(scanner, supervisor=supervisor)
         scanner_health = scanner.health
-    gw = Gateway(settings, config, source, steps=steps, simulated=scenario is not None,
-                 uplink=bool(settings.token), scanner_health=scanner_health)
+        kind = "radio"
+    recorder = RecordingSource(source, record, kind=kind) if record is not None else None
+    gw = Gateway(settings, config, recorder or source, steps=steps, simulated=scenario is not None,
+                 uplink=bool(settings.token), scanner_health=scanner_health, supervisor=supervisor,
+                 persist_counters=False if replaying is not None else None)
+    gw.replaying = replaying
+    gw.recorder = recorder
     runner = asyncio.create_task(gw.run(stop))
-    if exit_when_done:
-        done = asyncio.create_task(gw.source_done.wait())
-        await asyncio.wait([runner, done], return_when=asyncio.FIRST_COMPLETED)
-        done.cancel()
-        while not runner.done() and gw.outbox.depth()[0] and gw.uplink is not None and not stop.is_set():
-            await asyncio.sleep(0.2)
-        stop.set()
-    await runner
+    try:
+        if exit_when_done:
+            done = asyncio.create_task(gw.source_done.wait())
+            await asyncio.wait([runner, done], return_when=asyncio.FIRST_COMPLETED)
+            done.cancel()
+            while not runner.done() and gw.outbox.depth()[0] and gw.uplink is not None and not stop.is_set():
+                await asyncio.sleep(0.2)
+            stop.set()
+        await runner
+    finally:
+        if recorder is not None:
+            recorder.close()
     return gw

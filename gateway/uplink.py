@@ -6,6 +6,18 @@ Anything that goes wrong (refused, closed, no ack for `ack_timeout_s`)
 ends the session; we reconnect with exponential backoff and jitter and
 re-send everything still unacked. The outbox, not this object, is the
 memory: killing the process loses nothing that was `put`.
+
+Poison messages: an `error` frame naming a message id drops that message
+(counted as `rejected`). A message the backend chokes on without saying so
+(it closes the socket abnormally, e.g. 1011, before acknowledging anything)
+would head the send order forever; so when the same message headed the
+send order in `poison_after` sessions in a row that closed with one of
+`POISON_CLOSE_CODES` and no ack in between, it is moved behind all other
+messages (`deferred`; never dropped, alerts included), and from then on it
+is sent alone, only when nothing else is in flight (a backend that stores
+frames in batches fails the whole batch with it). A close 1013 (the
+backend's storage is unavailable) is not the message's fault: back off
+(the delay keeps growing) and re-send.
 """
 
 from __future__ import annotations
@@ -23,9 +35,14 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
+from chumphae.supervise import short_error
 from gateway.queue import Outbox, envelope
 
 log = logging.getLogger(__name__)
+
+# Abnormal closes that may be caused by the message at the head of the send order.
+POISON_CLOSE_CODES = frozenset({1002, 1003, 1007, 1008, 1009, 1011})
+TRY_AGAIN_LATER = 1013  # the backend cannot store right now: back off, re-send, blame no message
 
 
 @dataclass(slots=True)
@@ -35,6 +52,8 @@ class UplinkStats:
     sent: int = 0
     acked: int = 0
     rejected: int = 0
+    deferred: int = 0
+    last_close: int | None = None
     last_error: str | None = None
 
 
@@ -53,6 +72,7 @@ class Uplink:
         max_in_flight: int = 256,
         backoff_min_s: float = 0.5,
         backoff_max_s: float = 30.0,
+        poison_after: int = 3,
     ) -> None:
         self.url = url
         self._token = token
@@ -65,9 +85,13 @@ class Uplink:
         self.max_in_flight = max_in_flight
         self.backoff_min_s = backoff_min_s
         self.backoff_max_s = backoff_max_s
+        self.poison_after = poison_after
         self.stats = UplinkStats()
+        self._head: str | None = None  # first outbox message sent in this session
+        self._progress = False  # an outbox message was acked in this session
+        self._strikes: tuple[str | None, int] = (None, 0)
         self._wake = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Future[None]] = set()
 
     def notify(self) -> None:
         """New messages are in the outbox: send them now rather than at the next poll."""
@@ -77,6 +101,7 @@ class Uplink:
         backoff = self.backoff_min_s
         while not stop.is_set():
             started = time.monotonic()
+            self._head, self._progress, self.stats.last_close = None, False, None
             try:
                 async with connect(
                     self.url,
@@ -98,13 +123,32 @@ class Uplink:
                 self.stats.connected = False
             if stop.is_set():
                 break
-            if time.monotonic() - started > 10.0:
+            code = self.stats.last_close
+            if code == TRY_AGAIN_LATER:
+                self.stats.last_error = "backend storage unavailable (1013)"
+            elif time.monotonic() - started > 10.0:
                 backoff = self.backoff_min_s  # the session lived: start small again
+            self._judge_head(code)
             delay = backoff * random.uniform(0.8, 1.2)
             log.warning("uplink down (%s); retrying in %.1f s", self.stats.last_error, delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
             backoff = min(self.backoff_max_s, backoff * 2.0)
+
+    def _judge_head(self, code: int | None) -> None:
+        """Count sessions closed abnormally, without an ack, with the same message at the head."""
+        if self._progress or code not in POISON_CLOSE_CODES or self._head is None:
+            if self._progress:
+                self._strikes = (None, 0)
+            return
+        last, n = self._strikes
+        n = n + 1 if last == self._head else 1
+        self._strikes = (self._head, n)
+        if n >= self.poison_after and self.outbox.defer(self._head):
+            self.stats.deferred += 1
+            self._strikes = (None, 0)
+            log.error("message %s headed %d sessions in a row that the backend closed with %s and no ack: "
+                      "moved behind the others (kept, re-sent later)", self._head, n, code)
 
     async def _session(self, ws: ClientConnection, stop: asyncio.Event) -> None:
         in_flight: dict[str, float] = {}  # id → when sent (monotonic)
@@ -124,18 +168,27 @@ class Uplink:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            self.stats.last_close = ws.close_code
 
     async def _sender(self, ws: ClientConnection, in_flight: dict[str, float]) -> None:
         while True:
             room = self.max_in_flight - len(in_flight)
             batch = self.outbox.pending(room, skip=in_flight.keys()) if room > 0 else []
+            sent = 0
             for q in batch:
+                if q.deferred and in_flight:
+                    break  # a suspected poison message goes alone: nothing else shares its fate (a batch)
+                if self._head is None:
+                    self._head = q.id
                 await ws.send(q.text)
                 in_flight[q.id] = time.monotonic()
                 self.stats.sent += 1
+                sent += 1
+                if q.deferred:
+                    break
             if in_flight and time.monotonic() - min(in_flight.values()) > self.ack_timeout_s:
                 raise TimeoutError(f"no ack for {self.ack_timeout_s:.0f} s")
-            if not batch or room <= 0:
+            if not sent or room <= 0:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), 0.5)
@@ -150,7 +203,10 @@ class Uplink:
                 continue
             if kind == "ack":
                 ids = [i for i in frame.get("ids") or [] if isinstance(i, str)]
-                self.stats.acked += self.outbox.ack(ids)
+                n = self.outbox.ack(ids)
+                self.stats.acked += n
+                if n:
+                    self._progress, self._strikes = True, (None, 0)
                 for i in ids:
                     in_flight.pop(i, None)
                 self._wake.set()
@@ -158,16 +214,29 @@ class Uplink:
                 mid = frame.get("id")
                 log.error("backend rejected message %s: %s %s", mid, frame.get("code"), frame.get("message"))
                 if isinstance(mid, str) and mid in in_flight:
-                    self.stats.rejected += self.outbox.reject([mid])
+                    if self.outbox.reject([mid]):
+                        self.stats.rejected += 1
+                        self._progress, self._strikes = True, (None, 0)
                     in_flight.pop(mid, None)
             elif kind == "config_changed" and self.on_config_changed is not None:
-                task = asyncio.create_task(self.on_config_changed())
+                task = asyncio.ensure_future(self.on_config_changed())
                 self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                task.add_done_callback(self._config_done)
+
+    def _config_done(self, task: asyncio.Future[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("site config refresh after config_changed failed; the periodic poll retries",
+                      exc_info=task.exception())
 
     async def _heartbeat(self, ws: ClientConnection) -> None:
         while True:
-            await ws.send(envelope(_uuid(), "heartbeat", self.outbox.next_seq(), self.health()))
+            try:
+                body = self.health()
+            except Exception as e:  # noqa: BLE001 - a heartbeat saying why beats no heartbeat
+                log.exception("gateway health failed; sending a heartbeat without it")
+                body = {"health_error": short_error(e)}
+            await ws.send(envelope(_uuid(), "heartbeat", self.outbox.next_seq(), body))
             await asyncio.sleep(self.heartbeat_s)
 
 

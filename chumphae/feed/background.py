@@ -1,15 +1,18 @@
-"""The backend's background work, started and stopped by the app's lifespan.
+"""The backend's background work, started and stopped by the app's lifespan, supervised.
 
 The feed hub (with its PostgreSQL LISTEN or Redis subscription) and the alert
-clock (escalation, silent gateways). Options can be set on `app.state`
-before start (`feed_options`, `clock_options`); tests use short times.
+clock (escalation, silent gateways) run under one `chumphae.supervise.Supervisor`
+(`app.state.supervisor`): a task that raises is logged with its traceback and
+restarted with backoff; one that returns while the app runs is a fault too.
+Other backend tasks use the same helper: `supervised(app, name, factory)`.
+Options can be set on `app.state` before start (`feed_options`,
+`clock_options`, `supervisor_options`); tests use short times.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -18,20 +21,35 @@ from chumphae.alert import escalate
 from chumphae.config import Settings
 from chumphae.db import get_engine
 from chumphae.feed.fanout import running_hub
+from chumphae.supervise import Supervisor
+
+
+def supervisor_of(app: FastAPI) -> Supervisor:
+    """The app's supervisor (made on first use; `app.state.supervisor_options` = Supervisor kwargs)."""
+    sup: Supervisor | None = getattr(app.state, "supervisor", None)
+    if sup is None:
+        sup = Supervisor(**getattr(app.state, "supervisor_options", {}))
+        app.state.supervisor = sup
+    return sup
+
+
+def supervised(app: FastAPI, name: str, factory: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
+    """Start a background loop that must run as long as the app: restarted if it raises or returns."""
+    return supervisor_of(app).spawn(name, factory, restart_on_return=True)
 
 
 @asynccontextmanager
 async def background(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
     engine = get_engine()
-    async with running_hub(engine, settings.redis_url) as hub:
+    sup = supervisor_of(app)
+    async with running_hub(engine, settings.redis_url, sup) as hub:
         app.state.feed_hub = hub
         options = getattr(app.state, "clock_options", escalate.ClockOptions())
-        clock = asyncio.create_task(escalate.run(engine, options)) if options.tick_s > 0 else None
+        clock = supervised(app, "alert-clock", lambda: escalate.run(engine, options)) if options.tick_s > 0 else None
         try:
             yield
         finally:
             app.state.feed_hub = None
             if clock is not None:
                 clock.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await clock
+                await asyncio.gather(clock, return_exceptions=True)

@@ -23,6 +23,7 @@ from typing import Protocol
 from sqlalchemy.engine import Engine
 
 from chumphae.feed import log as feed_log
+from chumphae.supervise import Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -150,8 +151,9 @@ def source_for(engine: Engine, redis_url: str | None) -> Source | None:
 
 
 @asynccontextmanager
-async def running_hub(engine: Engine, redis_url: str | None) -> AsyncIterator[Hub]:
-    """A hub for this process, woken by local commits and by the configured source."""
+async def running_hub(engine: Engine, redis_url: str | None, supervisor: Supervisor | None = None) -> AsyncIterator[Hub]:
+    """A hub for this process, woken by local commits and by the configured source (its listener runs
+    supervised: a failure is logged with its traceback and the listener restarts with backoff)."""
     hub = Hub(asyncio.get_running_loop())
     hooks: list[Callable[[], None]] = [hub.wake]
     if redis_url:
@@ -159,7 +161,8 @@ async def running_hub(engine: Engine, redis_url: str | None) -> AsyncIterator[Hu
     for hook in hooks:
         feed_log.on_commit(hook)
     source = source_for(engine, redis_url)
-    task = asyncio.create_task(source.run(hub)) if source else None
+    sup = supervisor or Supervisor(backoff_min_s=1.0)
+    task = sup.spawn("feed-listen", lambda: source.run(hub), restart_on_return=True) if source else None
     log.info("feed fan-out: %s", source.name if source else "in-process")
     try:
         yield hub

@@ -32,6 +32,10 @@ class FakeBackend:
         self.refused = 0
         self.config_requests: list[tuple[str | None, int]] = []  # (If-None-Match sent, status answered)
         self.connections: set[ServerConnection] = set()
+        self.poison: set[str] = set()  # message ids that make this backend close 1011 (as a crashing one would)
+        self.storage_down = False  # close 1013 at the first message (storage unavailable)
+        self.closes: list[int] = []  # close codes this backend sent
+        self.heartbeats: list[dict[str, Any]] = []  # heartbeat bodies, in arrival order
         self._server: Server | None = None
 
     @property
@@ -96,6 +100,16 @@ class FakeBackend:
                 if msg.get("type") not in TYPES:
                     await self._error(ws, msg["id"], "unknown_type", str(msg.get("type")))
                     continue
+                if self.storage_down:
+                    self.closes.append(1013)
+                    await ws.close(1013, "storage unavailable")
+                    return
+                if msg["id"] in self.poison:
+                    self.closes.append(1011)
+                    await ws.close(1011, "internal error")
+                    return
+                if msg.get("type") == "heartbeat":
+                    self.heartbeats.append(msg["body"])
                 self.deliveries[msg["id"]] += 1
                 self.stored.setdefault(msg["id"], msg)  # unique by id: stored at most once
                 await ws.send(json.dumps({"type": "ack", "ids": [msg["id"]]}))

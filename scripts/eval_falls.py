@@ -14,8 +14,9 @@ alarms, false alarms per hour with the set's daily-activity trials played
 back to back (per subject, joined by a 1 s blend), and the decision delay.
 
 Never on data a model was fitted to:
-  - cross-set: a model trained (scripts/train_falls.py's procedure) on each
-    set is scored on each other set;
+  - cross-set: a model trained (scripts/train_falls.py's procedure, with
+    the ±2 g clipped copies) on each set is scored on each other set, as
+    recorded and clipped at ±2 g;
   - leave-subjects-out: within a set, each subject is scored by a model
     fitted on the other subjects only (threshold chosen inside the fold);
   - the shipped model is scored only on sets it was not trained on (its
@@ -53,7 +54,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from chumphae.detect import fall_features as ff  # noqa: E402
 from chumphae.detect import fall_train  # noqa: E402
-from chumphae.detect.fall_data import SetFeatures, Trial, find_sets, pad_still, set_features, trial_seed  # noqa: E402
+from chumphae.detect.fall_data import (  # noqa: E402
+    SetFeatures, Trial, find_sets, pad_still, set_features, training_set, trial_seed)
 from chumphae.detect.fall_detector import LiveFallDetector, detect_falls  # noqa: E402
 from chumphae.detect.fall_model import FallModel, load, shipped  # noqa: E402
 from chumphae.detect.fall_stream import detect_falls_rules, prepare  # noqa: E402
@@ -203,28 +205,18 @@ def fit(S: SetFeatures, keep: NDArray[np.bool_], meta: dict[str, object], folds:
     return model
 
 
-def combine(parts: list[SetFeatures]) -> SetFeatures:
-    trials: list[Trial] = []
-    Xs, ofs, ts, ds = [], [], [], []
-    for S in parts:
-        Xs.append(S.X)
-        ofs.append(S.trial_of + len(trials))
-        ts.append(S.t)
-        ds.append(S.decided_at)
-        trials += S.trials
-    return SetFeatures(trials, np.vstack(Xs), np.concatenate(ofs), np.concatenate(ts), np.concatenate(ds))
-
-
-def loso(S: SetFeatures, b: B2B) -> tuple[Figures, list[float]]:
+def loso(S: SetFeatures, T: SetFeatures, b: B2B) -> tuple[Figures, list[float]]:
+    """S: the set as recorded (scored); T: the same set as trained on (with its clipped copies)."""
     subjects = sorted({t.subject for t in S.trials})
     subj_of = np.array([t.subject for t in S.trials])
+    subj_T = np.array([t.subject for t in T.trials])
     det = np.zeros(len(S.trials), dtype=bool)
     delay: list[float] = []
     thresholds: list[float] = []
     fa, hours = 0, 0.0
     for i, s in enumerate(subjects):
         held = subj_of == s
-        model = fit(S, ~held, {}, folds=3)
+        model = fit(T, subj_T != s, {}, folds=3)
         thresholds.append(model.threshold)
         d, dl = model_on_set(model, S, held)
         det[held] = d[held]
@@ -330,10 +322,14 @@ def real(a: argparse.Namespace) -> None:
     t_start = time.perf_counter()
     sets = find_sets(a.data)
     feats: dict[str, SetFeatures] = {}
+    train: dict[str, SetFeatures] = {}
+    clipped: dict[str, SetFeatures] = {}
     b2b: dict[str, B2B] = {}
     for name, folder in sets.items():
         say(f"{name}: candidates and features (cached in {a.cache}) …" if a.cache else f"{name}: features …")
         feats[name] = set_features(name, folder, a.cache)
+        train[name] = training_set(name, folder, a.cache)
+        clipped[name] = set_features(name, folder, a.cache, clip_g=2.0)
         say(f"{name}: daily activities back to back …")
         b2b[name] = back_to_back(feats[name].trials)
     model = load(a.model) if a.model else shipped()
@@ -357,18 +353,21 @@ def real(a: argparse.Namespace) -> None:
                 if a_name == b_name:
                     continue
                 say(f"  training on {a_name} …")
-                m = fit(A, np.ones(len(A.trials), dtype=bool), {})
+                m = fit(train[a_name], np.ones(len(train[a_name].trials), dtype=bool), {})
                 det, delay = model_on_set(m, B)
                 fa, h = b2b_alarms(m, b2b[b_name])
                 fg = figures(B.trials, det, delay, fa, h)
                 print(f"  {a_name:>9} → {b_name:<9} threshold {m.threshold:.2f}  {fg.line()}")
                 print(f"  {'':21} worst ADL kinds: {worst(fg)}")
+                det, delay = model_on_set(m, clipped[b_name])
+                fg = figures(B.trials, det, delay, 0, 0.0)
+                print(f"  {'':21} {b_name} clipped at ±2 g: sens {fg.sens:.3f}  spec {fg.spec:.3f}")
 
     if not a.no_loso:
         print("\n== leave-subjects-out within each set (each subject scored by a model fitted without them) ==")
         for name, S in feats.items():
             say(f"  {name}: leave-subjects-out, {len({t.subject for t in S.trials})} subjects …")
-            fg, ths = loso(S, b2b[name])
+            fg, ths = loso(S, train[name], b2b[name])
             print(f"  {name:10} {fg.line()}  thresholds {min(ths):.2f}–{max(ths):.2f}")
             print(f"  {'':10} worst ADL kinds: {worst(fg)}")
 

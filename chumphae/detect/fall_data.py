@@ -7,7 +7,9 @@ A set is a folder of CSV recordings (`t,ax,ay,az`, g) with a `labels.csv`
 Each trial is followed by `PAD_S` = 15 s of stillness at its last
 orientation (a band keeps streaming after a fall; the trials stop), with a
 little sensor noise seeded from the trial's name, so every run sees the same
-bytes. Features of every candidate are cached per set in a `.npz` keyed by
+bytes. For training, each trial is also seen clipped at ±2 g (consumer
+watches often clip there; neither set does), as another trial of the same
+subject, so grouped folds keep it with its original. Features of every candidate are cached per set in a `.npz` keyed by
 the feature code's version and the files' sizes and times.
 """
 
@@ -27,6 +29,7 @@ from chumphae.detect import fall_features as ff
 from chumphae.detect.recordings import read_recording
 
 PAD_S = 15.0
+CLIP_AUGMENT_G = (2.0,)  # training also sees each trial as a ±2 g watch would have recorded it
 FEATURE_VERSION = "1"
 
 
@@ -87,9 +90,12 @@ def trial_seed(name: str) -> int:
     return zlib.crc32(name.encode())
 
 
-def trial_candidates(tr: Trial, pad: bool = True) -> list[ff.Candidate]:
+def trial_candidates(tr: Trial, pad: bool = True, clip_g: float | None = None) -> list[ff.Candidate]:
+    """Candidates of one trial (padded); `clip_g` first clips every axis at ±clip_g (a smaller watch)."""
     rec = read_recording(tr.path, "g")
     t, xyz = rec.t, rec.xyz
+    if clip_g is not None:
+        xyz = np.clip(xyz, -clip_g, clip_g)
     if pad:
         t, xyz = pad_still(t, xyz, tr.hz, seed=trial_seed(tr.name))
     _, ss = ff.streams(t, xyz, tr.hz)
@@ -105,13 +111,16 @@ def _cache_key(trials: list[Trial]) -> str:
 
 
 def set_features(name: str, folder: Path, cache_dir: Path | None = None, limit: list[str] | None = None,
-                 progress: bool = True) -> SetFeatures:
-    """Features of every candidate in a set (cached in `cache_dir` when given)."""
+                 progress: bool = True, clip_g: float | None = None) -> SetFeatures:
+    """Features of every candidate in a set (cached in `cache_dir` when given).
+
+    `clip_g`: as if recorded by a watch whose axes clip at ±clip_g (training augmentation).
+    """
     trials = read_labels(name, folder)
     if limit is not None:
         keep = set(limit)
         trials = [t for t in trials if t.name in keep]
-    key = _cache_key(trials)
+    key = _cache_key(trials) + (f"-clip{clip_g:g}" if clip_g is not None else "")
     cache = cache_dir / f"falls-{name}-{key}.npz" if cache_dir else None
     if cache is not None and cache.is_file():
         z = np.load(cache)
@@ -121,7 +130,7 @@ def set_features(name: str, folder: Path, cache_dir: Path | None = None, limit: 
     tt: list[float] = []
     dec: list[float] = []
     for k, tr in enumerate(trials):
-        for c in trial_candidates(tr):
+        for c in trial_candidates(tr, clip_g=clip_g):
             rows.append(c.features)
             of.append(k)
             tt.append(c.t)
@@ -134,3 +143,25 @@ def set_features(name: str, folder: Path, cache_dir: Path | None = None, limit: 
         cache.parent.mkdir(parents=True, exist_ok=True)
         np.savez(cache, X=out.X, trial_of=out.trial_of, t=out.t, decided_at=out.decided_at)
     return out
+
+
+def combine(parts: list[SetFeatures]) -> SetFeatures:
+    """Several sets' candidates as one (trial indices shifted)."""
+    trials: list[Trial] = []
+    Xs, ofs, ts, ds = [], [], [], []
+    for S in parts:
+        Xs.append(S.X)
+        ofs.append(S.trial_of + len(trials))
+        ts.append(S.t)
+        ds.append(S.decided_at)
+        trials += S.trials
+    return SetFeatures(trials, np.vstack(Xs), np.concatenate(ofs), np.concatenate(ts), np.concatenate(ds))
+
+
+def training_set(name: str, folder: Path, cache_dir: Path | None = None, limit: list[str] | None = None,
+                 progress: bool = True) -> SetFeatures:
+    """A set as the model is trained on it: the trials as recorded, plus a copy clipped at ±CLIP_AUGMENT_G."""
+    parts = [set_features(name, folder, cache_dir, limit, progress)]
+    for g in CLIP_AUGMENT_G:
+        parts.append(set_features(name, folder, cache_dir, limit, progress, clip_g=g))
+    return combine(parts)

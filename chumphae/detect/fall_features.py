@@ -9,7 +9,8 @@ impact) and interpolation onto a 20 Hz grid. The highest raw |a| in each
 
 Candidates are cheap physics: a local maximum of the smoothed |a| of at
 least 1.4 g, or a raw peak of at least 1.6 g, or a sample on a clipped axis;
-candidates closer than 1 s are one (the highest stays). Each candidate gets
+candidates closer than 1 s are one (the highest stays, a clipped bin
+ranking above unclipped ones: its reading is only a lower bound). Each candidate gets
 `FEATURES`, all orientation-free (magnitudes, spreads, jerk, angles between
 gravity directions): impact height and width, free fall before it, motion
 before it, motion and level after it, how far the wrist turned and how much

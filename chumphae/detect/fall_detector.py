@@ -26,7 +26,7 @@ class ModelFall:
     t: float  # impact time, s (the recording's clock)
     decided_at: float
     confidence: float  # the model's probability
-    features: dict[str, float]
+    features: dict[str, float | None]  # None: the window fell outside the data
 
 
 def _decide(cands: list[ff.Candidate], model: FallModel, last: float | None) -> list[ModelFall]:
@@ -39,8 +39,9 @@ def _decide(cands: list[ff.Candidate], model: FallModel, last: float | None) -> 
             continue
         if last is not None and c.t < last + REFRACTORY_S:
             continue
-        feats = {k: (round(float(v), 4) if np.isfinite(v) else None) for k, v in zip(ff.FEATURES, c.features, strict=True)}
-        out.append(ModelFall(c.t, c.decided_at, round(float(pi), 3), feats))  # type: ignore[arg-type]
+        feats: dict[str, float | None] = {k: (round(float(v), 4) if np.isfinite(v) else None)
+                                          for k, v in zip(ff.FEATURES, c.features, strict=True)}
+        out.append(ModelFall(c.t, c.decided_at, round(float(pi), 3), feats))
         last = c.t
     return out
 

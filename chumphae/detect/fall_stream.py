@@ -1,4 +1,8 @@
-"""Falls from a raw wrist accelerometer stream (a band over GATT, or a recording).
+"""Timeline repair for raw wrist streams, and the rule-only fall detector kept as a baseline.
+
+The shipped detector (fall_detector.py) uses `prepare` below and a learned
+model; the rules below were the detector until the model replaced them and
+are measured beside it by scripts/eval_falls.py.
 
 A peak alone does not make a fall: clapping, hitting a table and sitting down
 hard all peak at the wrist (DOMAIN.md, Falls). A fall is judged from four
@@ -315,6 +319,10 @@ def detect_in_timeline(tl: Timeline, p: FallParams = FallParams()) -> list[Strea
     return falls
 
 
-def detect_falls(t: Array, xyz_g: Array, hz: float, p: FallParams = FallParams()) -> list[StreamFall]:
-    """Falls in a stream of (t seconds, x/y/z in g) samples, resampled at `hz`."""
+def detect_falls_rules(t: Array, xyz_g: Array, hz: float, p: FallParams = FallParams()) -> list[StreamFall]:
+    """The previous, rule-only detector (kept as a baseline for `scripts/eval_falls.py`).
+
+    Falls in a stream of (t seconds, x/y/z in g) samples, resampled at `hz`.
+    The shipped detector is `fall_detector.detect_falls` (candidates + model).
+    """
     return detect_in_timeline(prepare(t, xyz_g, hz, p.gap_s), p)

@@ -1,11 +1,12 @@
-"""The raw-stream fall detector: timeline repair, clipping, and the physics of falls vs look-alikes."""
+"""Timeline repair, clipping, and the rule-only detector (kept as the baseline eval_falls.py measures)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from chumphae.detect.fall_stream import FallParams, detect_falls, detect_rails, prepare
+from chumphae.detect.fall_stream import FallParams, detect_rails, prepare
+from chumphae.detect.fall_stream import detect_falls_rules as detect_falls
 from tests.detect import wrist
 
 

@@ -65,3 +65,12 @@ def test_cli_keeps_going_past_a_bad_file_and_fails_at_the_end(tmp_path: Path) ->
 def test_cli_refuses_unknown_units(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["falls", "detect", "x.csv", "--units", "mg"])
     assert res.exit_code != 0
+
+
+def test_cli_refuses_a_model_file_it_cannot_use(tmp_path: Path) -> None:
+    bad = tmp_path / "model.json"
+    bad.write_text('{"features": ["peak"], "trees": []}')
+    good = wrist.write_csv(tmp_path / "g.csv", np.arange(0, 3, 0.02), np.tile([0, 0, 1.0], (150, 1)))
+    res = CliRunner().invoke(app, ["falls", "detect", str(good), "--model", str(bad)])
+    assert res.exit_code != 0
+    assert "features" in res.output

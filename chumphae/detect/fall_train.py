@@ -1,0 +1,122 @@
+"""Fitting the fall model (needs scikit-learn: `pip install .[train]`; not used at run time).
+
+Labels are per trial, not per moment: neither public set marks when in the
+trial the fall happens. So in a fall trial the candidate with the highest
+impact (smoothed |a| + raw peak) is the positive and its other candidates
+are left out of training; every candidate of a daily-activity trial is a
+negative. At run time a trial (or a stream) raises a fall when any
+candidate's probability reaches the threshold.
+
+The threshold is chosen on the training data only, from out-of-fold
+probabilities (folds grouped by subject), as the one that maximises
+sensitivity + specificity at the trial level with sensitivity counted
+`SENS_WEIGHT` times (a missed fall costs more than a false alarm).
+Everything is seeded and single-threaded: same data → same file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from chumphae.detect.fall_features import FEATURES
+from chumphae.detect.fall_model import FallModel, from_dict
+
+SENS_WEIGHT = 1.5
+PARAMS: dict[str, Any] = dict(max_iter=150, learning_rate=0.06, max_leaf_nodes=12, min_samples_leaf=20,
+                              l2_regularization=1.0, early_stopping=False, random_state=0)
+
+
+def training_rows(fall: NDArray[np.bool_], X: NDArray[np.float64], trial_of: NDArray[np.int64]
+                  ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """(row indices, labels): the top candidate of each fall trial, every candidate of the others."""
+    score = np.nan_to_num(X[:, FEATURES.index("peak_s")]) + np.nan_to_num(X[:, FEATURES.index("peak_raw")])
+    best: dict[int, int] = {}
+    for r, k in enumerate(trial_of.tolist()):
+        if fall[k] and (k not in best or score[r] > score[best[k]]):
+            best[k] = r
+    rows = [r for r, k in enumerate(trial_of.tolist()) if not fall[k] or best.get(k) == r]
+    idx = np.asarray(rows, dtype=np.int64)
+    return idx, fall[trial_of[idx]].astype(np.int64)
+
+
+def _fit(X: NDArray[np.float64], y: NDArray[np.int64]) -> Any:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        clf = HistGradientBoostingClassifier(**PARAMS)
+        w = np.where(y == 1, 0.5 / max(1, int(y.sum())), 0.5 / max(1, int((1 - y).sum()))) * len(y)
+        clf.fit(X, y, sample_weight=w)
+    return clf
+
+
+def export(clf: Any, threshold: float, meta: dict[str, Any]) -> dict[str, Any]:
+    trees = []
+    for (pred,) in clf._predictors:
+        nd = pred.nodes
+        trees.append({
+            "feature": nd["feature_idx"].astype(int).tolist(),
+            "threshold": [float(v) for v in nd["num_threshold"]],
+            "left": nd["left"].astype(int).tolist(),
+            "right": nd["right"].astype(int).tolist(),
+            "missing_left": [int(v) for v in nd["missing_go_to_left"]],
+            "leaf": [int(v) for v in nd["is_leaf"]],
+            "value": [float(v) for v in nd["value"]],
+            "depth": int(nd["depth"].max()),
+        })
+    return {"format": "chumphae-fall-trees/1", "features": list(FEATURES),
+            "baseline": round(float(np.ravel(clf._baseline_prediction)[0]), 9),
+            "threshold": round(float(threshold), 6), "meta": meta, "trees": trees}
+
+
+def dumps(model: dict[str, Any]) -> str:
+    return json.dumps(model, separators=(",", ":"), sort_keys=True) + "\n"
+
+
+def trial_scores(p: NDArray[np.float64], trial_of: NDArray[np.int64], n_trials: int) -> NDArray[np.float64]:
+    """Highest candidate probability per trial (0 for a trial without candidates)."""
+    out = np.zeros(n_trials)
+    np.maximum.at(out, trial_of, p)
+    return out
+
+
+def pick_threshold(scores: NDArray[np.float64], fall: NDArray[np.bool_]) -> float:
+    best, best_t = -1.0, 0.5
+    for th in np.round(np.arange(0.05, 0.96, 0.01), 2):
+        sens = float(np.mean(scores[fall] >= th)) if fall.any() else 0.0
+        spec = float(np.mean(scores[~fall] < th)) if (~fall).any() else 0.0
+        v = SENS_WEIGHT * sens + spec
+        if v > best + 1e-12:
+            best, best_t = v, float(th)
+    return best_t
+
+
+def fit_model(X: NDArray[np.float64], trial_of: NDArray[np.int64], fall: NDArray[np.bool_],
+              groups: Sequence[str], meta: dict[str, Any], folds: int = 4) -> tuple[FallModel, dict[str, Any]]:
+    """Fit on all rows; the threshold from grouped out-of-fold trial scores. Returns (model, json dict)."""
+    rows, y = training_rows(fall, X, trial_of)
+    g = np.asarray(groups)
+    subjects = sorted(set(g.tolist()))
+    k = min(folds, len(subjects))
+    oof = np.zeros(len(X))
+    if k >= 2:
+        # subjects to folds in sorted order, round robin: deterministic, no shuffling
+        fold_of = {s: i % k for i, s in enumerate(subjects)}
+        cand_fold = np.array([fold_of[s] for s in g[trial_of]])
+        for f in range(k):
+            tr_rows = rows[cand_fold[rows] != f]
+            clf = _fit(X[tr_rows], fall[trial_of[tr_rows]].astype(np.int64))
+            te = np.flatnonzero(cand_fold == f)
+            if len(te):
+                oof[te] = clf.predict_proba(X[te])[:, 1]
+        threshold = pick_threshold(trial_scores(oof, trial_of, len(fall)), fall)
+    else:
+        threshold = 0.5
+    clf = _fit(X[rows], y)
+    d = export(clf, threshold, meta)
+    return from_dict(json.loads(dumps(d))), d

@@ -1,0 +1,84 @@
+"""Train the shipped wrist fall model on labelled sets of real recordings.
+
+    .venv/bin/python scripts/train_falls.py --data ../shared/data/falls [--out PATH] [--cache DIR]
+        [--subset N]
+
+--data is one set (a folder with labels.csv) or a folder of sets; the model
+is fitted on every trial of every set found, each also as a ±2 g watch
+would have recorded it (the reported generalisation
+figures come from scripts/eval_falls.py's cross-set and leave-subjects-out
+runs, never from data a model was fitted to). Writes
+chumphae/detect/fall_model.json by default. Deterministic: fixed seeds, one
+thread, trials in label order, so the same data gives the same bytes.
+--subset N keeps the first N fall and N daily-activity trials of each set
+(the tests use it). Needs scikit-learn (`pip install -e .[train]`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from chumphae.detect import fall_train
+from chumphae.detect.fall_data import CLIP_AUGMENT_G, find_sets, read_labels, training_set
+from chumphae.detect.fall_model import MODEL_FILE
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = ROOT / "chumphae" / "detect" / MODEL_FILE
+
+
+def subset_names(name: str, folder: Path, n: int) -> list[str]:
+    trials = read_labels(name, folder)
+    falls = [t.name for t in trials if t.fall][:n]
+    adls = [t.name for t in trials if not t.fall][:n]
+    return falls + adls
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    ap.add_argument("--cache", type=Path, default=None, help="folder for cached features (optional)")
+    ap.add_argument("--subset", type=int, default=None)
+    a = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    try:
+        sets = find_sets(a.data)
+    except FileNotFoundError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    Xs, ofs, falls, groups, names = [], [], [], [], []
+    offset = 0
+    for name, folder in sets.items():
+        limit = subset_names(name, folder, a.subset) if a.subset else None
+        print(f"{name}: extracting features …", file=sys.stderr, flush=True)
+        S = training_set(name, folder, a.cache, limit=limit)
+        Xs.append(S.X)
+        ofs.append(S.trial_of + offset)
+        falls += [t.fall for t in S.trials]
+        groups += [t.subject for t in S.trials]
+        offset += len(S.trials)
+        copies = 1 + len(CLIP_AUGMENT_G)
+        names.append(f"{name} ({sum(t.fall for t in S.trials) // copies} falls, "
+                     f"{sum(not t.fall for t in S.trials) // copies} daily activities)")
+    X, of, fall = np.vstack(Xs), np.concatenate(ofs), np.asarray(falls)
+    print(f"fitting on {len(fall)} trials, {len(X)} candidates …", file=sys.stderr, flush=True)
+    meta = {"trained_on": names, "params": fall_train.PARAMS, "sens_weight": fall_train.SENS_WEIGHT,
+            "clip_augment_g": list(CLIP_AUGMENT_G)}
+    model, d = fall_train.fit_model(X, of, fall, groups, meta)
+    text = fall_train.dumps(d)
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(text, encoding="utf-8")
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    print(f"wrote {a.out}: {len(text.encode()) / 1024:.0f} KiB, {len(model.trees)} trees, "
+          f"threshold {model.threshold:.2f}, sha256 {digest}, {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,106 @@
+"""The training script: runs end to end, same data → same bytes, and the shipped format predicts as scikit-learn does."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import os
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+from chumphae.detect import fall_train
+from chumphae.detect.fall_data import read_labels, set_features
+from chumphae.detect.fall_detector import detect_falls
+from chumphae.detect.fall_model import ModelError, from_dict, load, shipped
+from tests.detect import wrist
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = Path(os.environ.get("CHUMPHAE_FALLS_DATA", ROOT.parent / "shared" / "data" / "falls"))
+
+
+def script(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def labelled_synthetic_set(folder: Path) -> Path:
+    """A tiny set in the real sets' shape (labels.csv + one CSV per trial), three subjects."""
+    folder.mkdir()
+    rows = []
+    for subj in range(3):
+        for k in range(3):
+            seed = 10 * subj + k
+            t, xyz, _ = wrist.clean_fall(seed=seed, peak_g=3.0 + k, after=("still", "fidget", "still")[k])
+            rows.append((f"S{subj}_fall_{k}", "fall", "fall", t, xyz))
+            t, xyz = (wrist.claps(seed=seed) if k != 1 else wrist.table_knock(seed=seed))
+            rows.append((f"S{subj}_adl_{k}", "adl", "claps" if k != 1 else "knock", t, xyz))
+            t, xyz, _ = wrist.clean_fall(seed=seed + 100, after="walk")
+            rows.append((f"S{subj}_stumble_{k}", "adl", "stumble", t, xyz))
+    with (folder / "labels.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["name", "kind", "activity", "subject", "age", "hz"])
+        for name, kind, act, t, xyz in rows:
+            wrist.write_csv(folder / f"{name}.csv", t, xyz, extra=False)
+            w.writerow([name, kind, act, name.split("_")[0], "", 50])
+    return folder
+
+
+def test_training_is_deterministic_and_the_model_works(tmp_path: Path) -> None:
+    data = labelled_synthetic_set(tmp_path / "synthset")
+    train = script("train_falls")
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    assert train.main(["--data", str(data), "--out", str(a)]) == 0
+    assert train.main(["--data", str(data), "--out", str(b), "--cache", str(tmp_path / "cache")]) == 0
+    assert a.read_bytes() == b.read_bytes()
+    model = load(a)
+    assert model.meta["trained_on"] and 0 < model.threshold < 1 and model.trees
+    t, xyz, impact = wrist.clean_fall(seed=77)
+    falls = detect_falls(t, xyz, 50.0, model)
+    assert [round(f.t) for f in falls] == [round(impact)]
+
+
+def test_the_exported_trees_predict_what_scikit_learn_predicts(tmp_path: Path) -> None:
+    data = labelled_synthetic_set(tmp_path / "synthset")
+    S = set_features("synthset", data, progress=False)
+    fall = np.array([t.fall for t in S.trials])
+    rows, y = fall_train.training_rows(fall, S.X, S.trial_of)
+    clf = fall_train._fit(S.X[rows], y)
+    model = from_dict(json.loads(fall_train.dumps(fall_train.export(clf, 0.5, {}))))
+    X = np.vstack([S.X, np.where(np.random.default_rng(0).random(S.X.shape) < 0.2, np.nan, S.X)])
+    assert model.proba(X) == pytest.approx(clf.predict_proba(X)[:, 1], abs=1e-9)
+
+
+def test_a_model_for_other_features_is_refused(tmp_path: Path) -> None:
+    d = json.loads((ROOT / "chumphae" / "detect" / "fall_model.json").read_text())
+    d["features"] = d["features"][:-1]
+    p = tmp_path / "m.json"
+    p.write_text(json.dumps(d))
+    with pytest.raises(ModelError, match="features"):
+        load(p)
+
+
+def test_the_shipped_model_is_small_and_names_its_training_data() -> None:
+    size = (ROOT / "chumphae" / "detect" / "fall_model.json").stat().st_size
+    assert size <= 1_000_000
+    names = " ".join(shipped().meta["trained_on"])
+    assert "fallalld" in names and "umafall" in names
+
+
+@pytest.mark.skipif(not (DATA / "umafall" / "labels.csv").is_file(),
+                    reason=f"real fall recordings not found at {DATA} (set CHUMPHAE_FALLS_DATA)")
+def test_training_on_a_small_subset_of_the_real_sets(tmp_path: Path) -> None:
+    train = script("train_falls")
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    assert train.main(["--data", str(DATA), "--out", str(a), "--subset", "6"]) == 0
+    assert train.main(["--data", str(DATA), "--out", str(b), "--subset", "6"]) == 0
+    assert a.read_bytes() == b.read_bytes()
+    meta = load(a).meta
+    assert meta["trained_on"] == ["fallalld (6 falls, 6 daily activities)", "umafall (6 falls, 6 daily activities)"]
+    assert len(read_labels("umafall", DATA / "umafall")) > 12

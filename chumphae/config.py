@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     export_dir: Path | None = Field(default=None, description="Nightly daily-summary files.")
     hospcode: str = Field(default="10707", description="HOSPCODE of the district hospital.")
     map_path: Path | None = Field(default=None, description="GeoPackage loaded when the map is empty.")
+    auth_max_failures: int = Field(default=30, ge=0, description="Failed authentications per client address "
+                                   "within auth_window_s before 429 (0: no limit).")
+    auth_window_s: float = Field(default=60.0, gt=0, description="The window of the failed-authentication limit.")
 
     @property
     def effective_database_url(self) -> str:

@@ -10,6 +10,8 @@ from fastapi import FastAPI
 
 from chumphae import __version__
 from chumphae.api import problems
+from chumphae.api.http import FiniteJSONResponse, SecurityHeaders, install_openapi
+from chumphae.auth.limits import FailedAuthLimiter
 from chumphae.api.routes import alerts, gateway, patients, system, users
 from chumphae.api.routes import bands, maplayers, mobile, reports, search, visits, zones
 from chumphae.config import Settings, get_settings
@@ -25,7 +27,9 @@ log = logging.getLogger(__name__)
 DESCRIPTION = """Smart Chumphae caregiver backend.
 
 Authenticate with `Authorization: Bearer <token>` (tokens come from
-`chumphae users create`). Errors are RFC 9457 problem details; send
+`chumphae users create`; too many failed attempts from one address: 429 with
+`Retry-After`). Errors are RFC 9457 problem details
+(`application/problem+json`); send
 `Accept-Language: en` for English, Thai is the default. Times are UTC in
 ISO 8601 unless a field says otherwise; the page shows them in Asia/Bangkok.
 """
@@ -52,9 +56,13 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
                 set_engine(None)
 
     app = FastAPI(title="Smart Chumphae", version=__version__, description=DESCRIPTION,
-                  lifespan=lifespan)
+                  lifespan=lifespan, default_response_class=FiniteJSONResponse)
     app.state.settings = settings
+    app.state.auth_limiter = FailedAuthLimiter(max_failures=settings.auth_max_failures,
+                                               window_s=settings.auth_window_s)
     problems.install(app)
+    install_openapi(app)
+    app.add_middleware(SecurityHeaders)
     for module in (system, patients, users, web_page, alerts, gateway, feed_views,
                    mobile, visits, bands, zones, maplayers, search, reports):
         app.include_router(module.router)

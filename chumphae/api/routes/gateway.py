@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Request, Response, WebSocket
 from fastapi.responses import JSONResponse
 from sqlmodel import Session
 
-from chumphae.api.deps import SessionDep, bearer_token
+from chumphae.api.deps import SessionDep, authentication_failed, bearer_token, check_not_locked_out
 from chumphae.api.problems import Problem
 from chumphae.auth.service import gateway_by_token
 from chumphae.db import get_engine
@@ -23,10 +23,11 @@ router = APIRouter(prefix="/api/v1/gateway", tags=["gateway"])
 
 
 def current_gateway(request: Request, session: SessionDep) -> Gateway:
+    check_not_locked_out(request)
     token = bearer_token(request)
     gateway = gateway_by_token(session, token) if token else None
     if gateway is None:
-        raise Problem(401, "unauthorized")
+        raise authentication_failed(request)
     return gateway
 
 

@@ -11,6 +11,7 @@ from sqlmodel import col, select
 from chumphae import audit
 from chumphae.api.deps import SessionDep, require_roles
 from chumphae.api.problems import Problem
+from chumphae.api.schemas import Id, Name, UserId
 from chumphae.auth.service import assign, create_user
 from chumphae.models import Patient, Role, User
 
@@ -21,7 +22,7 @@ Manager = Annotated[User, Depends(require_roles(Role.CARE_MANAGER, Role.ADMIN))]
 
 
 class UserIn(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     role: Role
     lang: str = Field(default="th", pattern="^(th|en)$")
 
@@ -40,7 +41,7 @@ class UserCreated(UserOut):
 
 
 class AssignmentIn(BaseModel):
-    patient_id: int
+    patient_id: Id
     relation: str = Field(default="caregiver", pattern="^(caregiver|volunteer)$")
 
 
@@ -64,7 +65,7 @@ def add_user(body: UserIn, request: Request, session: SessionDep, user: Admin) -
 
 
 @router.post("/{user_id}/patients", status_code=204)
-def assign_patient(user_id: int, body: AssignmentIn, request: Request, session: SessionDep,
+def assign_patient(user_id: UserId, body: AssignmentIn, request: Request, session: SessionDep,
                    user: Manager) -> None:
     if session.get(User, user_id) is None or session.get(Patient, body.patient_id) is None:
         raise Problem(404, "not_found")

@@ -13,7 +13,7 @@ from chumphae.api import problems
 from chumphae.api.http import FiniteJSONResponse, SecurityHeaders, install_openapi
 from chumphae.auth.limits import FailedAuthLimiter
 from chumphae.api.routes import alerts, gateway, patients, system, users
-from chumphae.api.routes import bands, maplayers, mobile, reports, search, visits, zones
+from chumphae.api.routes import bands, gateways, maplayers, mobile, reports, search, visits, zones
 from chumphae.config import Settings, get_settings
 from chumphae.db import init_engine, session_scope, set_engine
 from chumphae.map.store import load_default_map, map_info
@@ -64,6 +64,6 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
     install_openapi(app)
     app.add_middleware(SecurityHeaders)
     for module in (system, patients, users, web_page, alerts, gateway, feed_views,
-                   mobile, visits, bands, zones, maplayers, search, reports):
+                   mobile, visits, bands, zones, maplayers, search, reports, gateways):
         app.include_router(module.router)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import date, datetime
 from typing import Annotated
 
@@ -16,11 +17,13 @@ from chumphae.api.schemas import (Line32, Line40, Line64, Line200, Name, Offset,
                                   omittable)
 from chumphae.auth.access import visible_patients_clause
 from chumphae.models import CID_ROLES, Patient, Role, User, adl_group
+from chumphae.patients.erase import erase_patient
 from chumphae.timeutil import utcnow
 
 router = APIRouter(prefix="/api/v1/patients", tags=["patients"])
 
 Manager = Annotated[User, Depends(require_roles(Role.CARE_MANAGER, Role.ADMIN))]
+Admin = Annotated[User, Depends(require_roles(Role.ADMIN))]
 
 
 class PatientIn(BaseModel):
@@ -141,6 +144,25 @@ def create_patient(body: PatientIn, request: Request, session: SessionDep, user:
     audit.record(session, user=user, action="create", entity="patient", entity_id=patient.id,
                  patient_id=patient.id, route=f"{request.method} {request.url.path}")
     return to_out(patient, user)
+
+
+class ErasedOut(BaseModel):
+    patient_id: int
+    positions: int = Field(description="Positions deleted.")
+    alerts: int = Field(description="Alerts kept (type, severity, times, outcome) without where or notes.")
+    feed_frames: int = Field(description="Feed frames deleted.")
+    visits: int = Field(description="Visits kept (time, ADL score) without notes.")
+    zones: int = Field(description="Safe-zone versions deleted.")
+    bands: int = Field(description="Bands unlinked and retired.")
+    assignments: int = Field(description="Care assignments removed.")
+
+
+@router.post("/{patient_id}/erase", response_model=ErasedOut)
+def erase_patient_data(patient_id: PatientId, request: Request, session: SessionDep, user: Admin) -> ErasedOut:
+    """PDPA erasure: the patient's personal data and positions go; anonymous counts stay (docs: README)."""
+    patient = patient_for(session, user, request, patient_id, action="erase")
+    done = erase_patient(session, patient=patient, user=user, route=f"{request.method} {request.url.path}")
+    return ErasedOut(**asdict(done))
 
 
 @router.patch("/{patient_id}", response_model=PatientOut)

@@ -12,7 +12,7 @@ from chumphae import audit
 from chumphae.api.deps import SessionDep, require_roles
 from chumphae.api.problems import Problem
 from chumphae.api.schemas import Id, Name, UserId
-from chumphae.auth.service import assign, create_user
+from chumphae.auth.service import assign, create_user, restore_user, revoke_user
 from chumphae.models import Patient, Role, User
 
 router = APIRouter(prefix="/api/v1/users", tags=["users"])
@@ -62,6 +62,33 @@ def add_user(body: UserIn, request: Request, session: SessionDep, user: Admin) -
     audit.record(session, user=user, action="create", entity="user", entity_id=created.id,
                  route=f"{request.method} {request.url.path}")
     return UserCreated(**_out(created).model_dump(), token=token)
+
+
+def _target(session: SessionDep, user_id: int) -> User:
+    target = session.get(User, user_id)
+    if target is None:
+        raise Problem(404, "not_found")
+    return target
+
+
+@router.post("/{user_id}/revoke", response_model=UserOut)
+def revoke(user_id: UserId, request: Request, session: SessionDep, user: Admin) -> UserOut:
+    """The user's token stops working now; their open feed sockets close with 4001 within seconds."""
+    target = _target(session, user_id)
+    revoke_user(session, user=target)
+    audit.record(session, user=user, action="revoke", entity="user", entity_id=user_id,
+                 route=f"{request.method} {request.url.path}")
+    return _out(target)
+
+
+@router.post("/{user_id}/rotate", response_model=UserCreated)
+def rotate(user_id: UserId, request: Request, session: SessionDep, user: Admin) -> UserCreated:
+    """A new token (shown once); the old one stops working now. A revoked user is restored by this."""
+    target = _target(session, user_id)
+    token = restore_user(session, user=target)
+    audit.record(session, user=user, action="rotate", entity="user", entity_id=user_id,
+                 route=f"{request.method} {request.url.path}")
+    return UserCreated(**_out(target).model_dump(), token=token)
 
 
 @router.post("/{user_id}/patients", status_code=204)

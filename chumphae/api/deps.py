@@ -8,10 +8,12 @@ becomes the error response instead of a success the database never saw.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 from starlette.requests import HTTPConnection
 
@@ -20,14 +22,30 @@ from chumphae.api.problems import Problem
 from chumphae.auth.access import can_see_patient
 from chumphae.auth.limits import FailedAuthLimiter
 from chumphae.auth.service import user_by_token
-from chumphae.db import session_scope
+from chumphae.db import get_engine
 from chumphae.models import Patient, Role, User
 
 
 def get_session() -> Iterator[Session]:
-    with session_scope() as session:
-        yield session  # commits when the route has returned, before the response goes out
+    """The request's session; committed when the route has returned, before the response goes out."""
+    with Session(get_engine(), expire_on_commit=False) as session:
+        try:
+            yield session
+        except BaseException:
+            session.rollback()
+            raise
+        try:
+            session.commit()
+        except IntegrityError:
+            session.rollback()
+            raise Problem(409, "conflict") from None
+        except Exception as exc:  # noqa: BLE001  (the answer must not claim what was not stored)
+            session.rollback()
+            log.error("commit failed (%s): answering 503", type(exc).__name__)
+            raise Problem(503, "unavailable", headers={"Retry-After": "5"}) from None
 
+
+log = logging.getLogger(__name__)
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 

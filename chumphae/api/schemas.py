@@ -30,6 +30,7 @@ TOKEN_MAX = 200  # our tokens are 47 characters
 EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # keeps \t \n \r (notes have lines)
 _CONTROL_LINE = re.compile(r"[\x00-\x1f\x7f]")  # one-line fields: no tab or newline either
 
@@ -50,7 +51,7 @@ def _iso_text(value: Any) -> Any:
     """Times are ISO 8601 text; a bare number (`until=0.5`) is not read as seconds since 1970."""
     if isinstance(value, datetime):
         return value
-    if not isinstance(value, str):
+    if not isinstance(value, str) or not _ISO_DATE.match(value):
         raise ValueError("a time must be ISO 8601 text, e.g. 2025-01-15T10:30:00+07:00")
     return value
 

@@ -33,7 +33,8 @@ TOKEN = re.compile(r"\bch[ug]_[A-Za-z0-9_\-]{6,}")
 BEARER = re.compile(r"((?:authorization|bearer)[\"']?\s*[:=]?\s*[\"']?(?:bearer\s+)?)[^\s\"',;]+", re.IGNORECASE)
 
 # Loggers through which the WebSocket libraries dump frames and headers.
-WIRE_LOGGERS = ("uvicorn.error", "websockets", "websockets.server", "websockets.client", "websockets.protocol")
+WIRE_LOGGERS = ("uvicorn.error", "websockets", "websockets.server", "websockets.client", "websockets.protocol",
+                "sqlalchemy.engine.Engine")
 WIRE_PREFIXES = ("< ", "> ")  # websockets: "> TEXT '…' [n bytes]", "< Authorization: Bearer …", "< GET /?token=…"
 
 
@@ -59,11 +60,14 @@ class RedactSecrets(logging.Filter):
 
 
 class DropWireDetail(logging.Filter):
-    """Drop frame, request-line and header dumps (below INFO) and uvicorn's TRACE ASGI messages."""
+    """Drop frame, request-line and header dumps (below INFO), uvicorn's TRACE ASGI messages and the
+    database rows SQLAlchemy logs at DEBUG (its parameters are hidden by the engine: `hide_parameters`)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.DEBUG:  # uvicorn's TRACE: whole ASGI messages, bodies included
             return False
+        if record.levelno <= logging.DEBUG and record.name.startswith("sqlalchemy.engine"):
+            return False  # "Row (1, 'นาง', 'สมศรี', …)"
         if record.levelno <= logging.DEBUG and record.name.startswith(("websockets", "uvicorn")):
             return not (isinstance(record.msg, str) and record.msg.startswith(WIRE_PREFIXES))
         return True

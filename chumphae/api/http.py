@@ -75,6 +75,7 @@ class SecurityHeaders:
 
 
 PROBLEMS = {
+    400: "The body could not be read at all (`bad_request`), e.g. not JSON.",
     401: "No valid token (`unauthorized`).",
     403: "The role may not do this, or the patient is not the caller's (`forbidden`, `patient_forbidden`, "
          "`field_forbidden`).",

@@ -90,3 +90,12 @@ def setup(level: str = "INFO", stream: TextIO | None = None) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     guard_library_loggers()
+
+
+def protect_logs() -> None:
+    """For a process that configured logging its own way (the gateway): the same two filters."""
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, DropWireDetail) for f in handler.filters):
+            handler.addFilter(DropWireDetail())
+            handler.addFilter(RedactSecrets())
+    guard_library_loggers()

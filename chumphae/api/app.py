@@ -11,14 +11,27 @@ from fastapi import FastAPI
 from chumphae import __version__
 from chumphae.api import problems
 from chumphae.api.http import FiniteJSONResponse, SecurityHeaders, install_openapi
+from chumphae.api.routes import (
+    alerts,
+    bands,
+    gateway,
+    gateways,
+    maplayers,
+    mobile,
+    patients,
+    reports,
+    search,
+    system,
+    users,
+    visits,
+    zones,
+)
 from chumphae.auth.limits import FailedAuthLimiter
-from chumphae.api.routes import alerts, gateway, patients, system, users
-from chumphae.api.routes import bands, gateways, maplayers, mobile, reports, search, visits, zones
 from chumphae.config import Settings, get_settings
 from chumphae.db import init_engine, session_scope, set_engine
-from chumphae.map.store import load_default_map, map_info
 from chumphae.feed import views as feed_views
 from chumphae.feed.background import background
+from chumphae.map.store import load_default_map, map_info
 from chumphae.report.nightly import for_app as nightly
 from chumphae.web import serve as web_page
 

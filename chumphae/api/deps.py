@@ -66,7 +66,7 @@ def limiter(conn: HTTPConnection) -> FailedAuthLimiter:
     found = getattr(conn.app.state, "auth_limiter", None)
     if found is None:  # an app built without create_app (tests of single routers)
         found = conn.app.state.auth_limiter = FailedAuthLimiter()
-    return found  # type: ignore[no-any-return]
+    return found
 
 
 def check_not_locked_out(conn: HTTPConnection) -> None:

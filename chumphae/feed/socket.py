@@ -37,7 +37,14 @@ from chumphae import audit
 from chumphae.alert import service as alerts
 from chumphae.alert.render import alert_dict
 from chumphae.api.http import dumps
-from chumphae.api.schemas import FEED_MESSAGE_MAX, FeedAck, FeedMessage, FeedPing, FeedResolve, Req
+from chumphae.api.schemas import (
+    FEED_MESSAGE_MAX,
+    FeedAck,
+    FeedMessage,
+    FeedPing,
+    FeedResolve,
+    Req,
+)
 from chumphae.auth.service import user_by_token
 from chumphae.deliver.notify import dispatch
 from chumphae.errors import Forbidden, NotFound

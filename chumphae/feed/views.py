@@ -24,7 +24,13 @@ from chumphae.api.http import dumps
 from chumphae.api.schemas import FEED_MESSAGE_MAX, MAX_ID, TOKEN_MAX, FeedAuth
 from chumphae.auth.tokens import hash_token
 from chumphae.db import get_engine
-from chumphae.feed.socket import FeedOptions, FeedSocket, authenticate, error_frame, receive_text_frame
+from chumphae.feed.socket import (
+    FeedOptions,
+    FeedSocket,
+    authenticate,
+    error_frame,
+    receive_text_frame,
+)
 
 router = APIRouter(tags=["feed"])
 

@@ -19,8 +19,19 @@ from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
 
 from chumphae import audit
-from chumphae.models import (Alert, AlertEvent, AlertStatus, CareAssignment, FeedEvent, Patient,
-                             PositionRecord, SafeZone, User, Visit, Wristband)
+from chumphae.models import (
+    Alert,
+    AlertEvent,
+    AlertStatus,
+    CareAssignment,
+    FeedEvent,
+    Patient,
+    PositionRecord,
+    SafeZone,
+    User,
+    Visit,
+    Wristband,
+)
 from chumphae.timeutil import utcnow
 
 ERASED_NAME = "-"  # name_th is NOT NULL; the row stays for the counts

@@ -10,8 +10,16 @@ from sqlmodel import Session, col, func, select
 from typer.testing import CliRunner
 
 from chumphae.cli import app as cli
-from chumphae.models import (Alert, AlertEvent, CareAssignment, FeedEvent, Patient, PositionRecord, Visit,
-                             Wristband)
+from chumphae.models import (
+    Alert,
+    AlertEvent,
+    CareAssignment,
+    FeedEvent,
+    Patient,
+    PositionRecord,
+    Visit,
+    Wristband,
+)
 from chumphae.report.daily import daily_summary
 from tests.conftest import World
 from tests.factories import make_band

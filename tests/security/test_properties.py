@@ -21,8 +21,18 @@ from chumphae.api.schemas import MAX_ID, NOTE_MAX, FeedAck, FeedPing, FeedResolv
 from chumphae.feed.socket import ClientError, parse_client_message
 from chumphae.ingest.envelope import Message, Rejection, parse
 from chumphae.models import Outcome
-from gateway.decode import Decoders, DecodeError, default_decoders, uuid16
-from gateway.decode import bthome, chumphae_band, eddystone, ibeacon, kkm, moko
+from gateway.decode import (
+    DecodeError,
+    Decoders,
+    bthome,
+    chumphae_band,
+    default_decoders,
+    eddystone,
+    ibeacon,
+    kkm,
+    moko,
+    uuid16,
+)
 from gateway.decode.chumphae_band import BandState, ReplayGuard, decode_frame, encode
 from tests.gateway.builders import advert
 

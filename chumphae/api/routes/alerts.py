@@ -19,7 +19,15 @@ from chumphae.alert import service
 from chumphae.alert.render import alert_dict
 from chumphae.api.deps import CurrentUser, SessionDep, deny, patient_for
 from chumphae.api.problems import Problem
-from chumphae.api.schemas import AckIn, AlertId, Offset, OptionalPatientQuery, ResolveIn, Since, Until
+from chumphae.api.schemas import (
+    AckIn,
+    AlertId,
+    Offset,
+    OptionalPatientQuery,
+    ResolveIn,
+    Since,
+    Until,
+)
 from chumphae.auth.access import sees_all, visible_patient_ids
 from chumphae.db import get_engine
 from chumphae.deliver.notify import dispatch

@@ -9,8 +9,8 @@ from pydantic import BaseModel, Field
 
 from chumphae.api.deps import CurrentUser, SessionDep, patient_for, require_roles
 from chumphae.api.problems import Problem
-from chumphae.api.schemas import PatientId
 from chumphae.api.routes.mobile import BandOut, band_out
+from chumphae.api.schemas import PatientId
 from chumphae.models import Role, User
 from chumphae.patients.bands import BandConflict, bands_of, register_band
 

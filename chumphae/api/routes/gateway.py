@@ -16,10 +16,15 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from chumphae.api.deps import (SessionDep, authentication_failed, bearer_token, check_not_locked_out,
-                               client_address, limiter)
+from chumphae.api.deps import (
+    SessionDep,
+    authentication_failed,
+    bearer_token,
+    check_not_locked_out,
+    client_address,
+    limiter,
+)
 from chumphae.api.schemas import TOKEN_MAX
-from chumphae.api.problems import Problem
 from chumphae.auth.service import gateway_by_token
 from chumphae.auth.tokens import hash_token
 from chumphae.db import get_engine

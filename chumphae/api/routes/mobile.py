@@ -20,9 +20,17 @@ from chumphae.api.deps import CurrentUser, SessionDep, patient_for
 from chumphae.api.schemas import Offset, PatientId, Since, Until
 from chumphae.auth.access import visible_patients_clause
 from chumphae.ingest.service import position_dict
-from chumphae.models import Patient, PositionRecord, Wristband, adl_group
 from chumphae.map.shared import current_matcher
-from chumphae.patients.status import LABELS, REASON_LABELS, ORDER, PatientStatus, Status, describe_positions, statuses
+from chumphae.models import Patient, PositionRecord, Wristband, adl_group
+from chumphae.patients.status import (
+    LABELS,
+    ORDER,
+    REASON_LABELS,
+    PatientStatus,
+    Status,
+    describe_positions,
+    statuses,
+)
 from chumphae.timeutil import iso_bangkok, utcnow
 
 router = APIRouter(prefix="/api/v1", tags=["mobile app"])

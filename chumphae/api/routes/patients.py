@@ -13,8 +13,17 @@ from sqlmodel import col, select
 from chumphae import audit
 from chumphae.api.deps import CurrentUser, SessionDep, deny, patient_for, require_roles
 from chumphae.api.problems import Problem
-from chumphae.api.schemas import (Line32, Line40, Line64, Line200, Name, Offset, PatientId, PatientNotes,
-                                  omittable)
+from chumphae.api.schemas import (
+    Line32,
+    Line40,
+    Line64,
+    Line200,
+    Name,
+    Offset,
+    PatientId,
+    PatientNotes,
+    omittable,
+)
 from chumphae.auth.access import visible_patients_clause
 from chumphae.models import CID_ROLES, Patient, Role, User, adl_group
 from chumphae.patients.erase import erase_patient

@@ -11,12 +11,12 @@ from sqlmodel import col, select
 from chumphae import audit
 from chumphae.api.deps import SessionDep, patient_for, require_roles
 from chumphae.api.problems import Problem
-from chumphae.api.schemas import PatientId, When
 from chumphae.api.routes.mobile import PositionOut
+from chumphae.api.schemas import PatientId, When
 from chumphae.ingest.service import position_dict
+from chumphae.map.shared import current_matcher
 from chumphae.models import Role, User, Wristband
 from chumphae.patients.bands import normalise_address
-from chumphae.map.shared import current_matcher
 from chumphae.patients.search import Sighting, record_sightings
 from chumphae.timeutil import utcnow
 

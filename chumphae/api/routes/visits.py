@@ -8,11 +8,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from chumphae.alert.render import iso
-from chumphae.api.deps import SessionDep, patient_for, require_roles
-from chumphae.api.deps import CurrentUser
+from chumphae.api.deps import CurrentUser, SessionDep, patient_for, require_roles
 from chumphae.api.problems import Problem
-from chumphae.api.schemas import Offset, PatientId, Since, Until, VisitNotes, When
 from chumphae.api.routes.mobile import page
+from chumphae.api.schemas import Offset, PatientId, Since, Until, VisitNotes, When
 from chumphae.models import Role, User, Visit, adl_group
 from chumphae.patients.visits import list_visits, log_visit
 from chumphae.timeutil import iso_bangkok, utcnow

@@ -10,8 +10,8 @@ from pydantic import BaseModel, Field
 
 from chumphae.api.deps import CurrentUser, SessionDep, patient_for, require_roles
 from chumphae.api.problems import Problem
-from chumphae.api.schemas import Line32, PatientId
 from chumphae.api.routes.maplayers import NOT_MODIFIED, cached_json
+from chumphae.api.schemas import Line32, PatientId
 from chumphae.models import Role, User
 from chumphae.patients.safezones import ZoneBuildError, assign_zone, zone_geojson
 

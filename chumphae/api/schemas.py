@@ -3,7 +3,7 @@
 A route or a feed message that takes an id, a time, a note or a name takes it
 through one of these types, so the same limits hold everywhere (the socket
 cannot do what REST refuses) and nothing the database cannot hold reaches it:
-ids fit a signed 64-bit column, times sit in a window every database and
+ids fit their columns (32-bit row ids, 64-bit cursors), times sit in a window every database and
 `datetime` can convert, text has no control characters and a length cap.
 """
 
@@ -25,7 +25,8 @@ from pydantic import (
 
 from chumphae.models import Outcome
 
-MAX_ID = 2**63 - 1  # BIGINT / SQLite INTEGER
+MAX_ID = 2**31 - 1  # row ids: INTEGER primary keys (PostgreSQL int4)
+MAX_CURSOR = 2**63 - 1  # feed cursors: the feed log's BIGINT id
 MAX_OFFSET = 1_000_000  # far beyond any real page; keeps OFFSET inside every database's integer
 NOTE_MAX = 1000  # acknowledgement and resolution notes (REST and feed alike)
 PATIENT_NOTES_MAX = 2000
@@ -100,7 +101,7 @@ Name = Annotated[str, StringConstraints(min_length=1, max_length=200), OneLine]
 Note = Annotated[str, StringConstraints(max_length=NOTE_MAX), NoControl]
 PatientNotes = Annotated[str, StringConstraints(max_length=PATIENT_NOTES_MAX), NoControl]
 VisitNotes = Annotated[str, StringConstraints(max_length=4000), NoControl]
-Cursor = Annotated[int, Field(ge=0, le=MAX_ID)]
+Cursor = Annotated[int, Field(ge=0, le=MAX_CURSOR)]
 
 # -- path and query parameters --------------------------------------------------------------
 PatientId = Annotated[int, Path(ge=1, le=MAX_ID, description="A patient's id.")]
@@ -128,7 +129,7 @@ class ResolveIn(BaseModel):
     note: Note | None = None
 
 
-Req = Annotated[str, StringConstraints(max_length=64)] | Annotated[int, Field(ge=-MAX_ID, le=MAX_ID)] | None
+Req = Annotated[str, StringConstraints(max_length=64)] | Annotated[int, Field(ge=-MAX_CURSOR, le=MAX_CURSOR)] | None
 
 
 class FeedAuth(BaseModel):

@@ -21,7 +21,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from chumphae.api.deps import bearer_token, client_address, limiter
 from chumphae.api.http import dumps
-from chumphae.api.schemas import FEED_MESSAGE_MAX, MAX_ID, TOKEN_MAX, FeedAuth
+from chumphae.api.schemas import FEED_MESSAGE_MAX, MAX_CURSOR, TOKEN_MAX, FeedAuth
 from chumphae.auth.tokens import hash_token
 from chumphae.db import get_engine
 from chumphae.feed.socket import (
@@ -40,7 +40,7 @@ def _cursor(value: Any) -> int | None:
     if not isinstance(value, str) or not value.isdigit() or len(value) > 19:
         return None
     cursor = int(value)
-    return cursor if cursor <= MAX_ID else None
+    return cursor if cursor <= MAX_CURSOR else None
 
 
 async def _close(ws: WebSocket, code: int, reason: str, frame: dict[str, Any] | None = None) -> None:

@@ -52,7 +52,8 @@ def test_patch_null_zone_field_is_refused_not_500(client: TestClient, world: Wor
 
 
 @pytest.mark.parametrize("path", [
-    f"/api/v1/patients/{BIG}", f"/api/v1/patients/{2**70}/status", f"/api/v1/alerts/{BIG}",
+    f"/api/v1/patients/{BIG}", f"/api/v1/patients/{2**31}", f"/api/v1/alerts/{2**31}",
+    f"/api/v1/patients/{2**70}/status", f"/api/v1/alerts/{BIG}",
     f"/api/v1/patients?offset={BIG}", f"/api/v1/alerts?offset={2**70}", f"/api/v1/alerts?patient_id={BIG}",
     f"/api/v1/mobile/patients?offset={BIG}", "/api/v1/patients/0", "/api/v1/patients/-1"])
 def test_ids_and_offsets_that_do_not_fit_are_refused(client: TestClient, world: World, path: str) -> None:
@@ -182,5 +183,7 @@ def test_postgresql_refusals_are_4xx(pg_client: tuple[TestClient, World]) -> Non
     refused(client.post("/api/v1/patients", json={"name_th": "ผู้\x00ป่วย"}, headers=admin))
     refused(client.patch(f"/api/v1/patients/{world.own_patient}", json={"notes": "a\x00"}, headers=admin))
     refused(client.get(f"/api/v1/patients/{BIG}", headers=admin))
+    refused(client.get(f"/api/v1/patients/{2**31}/bands", headers=admin))  # INTEGER keys are 32-bit here
+    refused(client.post(f"/api/v1/alerts/{2**31}/acknowledge", headers=admin))
     refused(client.get("/api/v1/alerts?since=0001-01-01T00:00:00%2B01:00", headers=admin))
     assert client.get("/api/v1/map/landmarks?lat=-90&lon=-180", headers=admin).status_code == 200

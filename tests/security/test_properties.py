@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chumphae.api.schemas import MAX_ID, NOTE_MAX, FeedAck, FeedPing, FeedResolve
+from chumphae.api.schemas import MAX_CURSOR, MAX_ID, NOTE_MAX, FeedAck, FeedPing, FeedResolve
 from chumphae.feed.socket import ClientError, parse_client_message
 from chumphae.ingest.envelope import Message, Rejection, parse
 from chumphae.models import Outcome
@@ -178,7 +178,7 @@ def test_envelope_parse_answers_extreme_numbers(value: str, field: str, kind: st
 
 
 # -- the feed's client messages ---------------------------------------------------------------------
-REQ = st.none() | st.text(max_size=64) | st.integers(-MAX_ID, MAX_ID)
+REQ = st.none() | st.text(max_size=64) | st.integers(-MAX_CURSOR, MAX_CURSOR)
 
 
 @PROPERTY

@@ -3,8 +3,8 @@
 A token may come as `Authorization: Bearer`, as `?token=`, or (browsers)
 in a first message `{"type": "auth", "token": ..., "cursor": ...}`. A bad
 token in the header or query refuses the upgrade with HTTP 401; a bad first
-message closes the socket with 4001 (1008 if it is not an `auth` message at
-all). An address that failed to authenticate too often is refused with HTTP
+message (a wrong token, one that is not a string, a cursor that is not one)
+closes the socket with 4001; 1008 if it is not an `auth` message at all. An address that failed to authenticate too often is refused with HTTP
 429 and Retry-After before anything else.
 """
 
@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, WebSocket
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.websockets import WebSocketDisconnect
 
 from chumphae.api.deps import bearer_token, client_address, limiter
@@ -61,7 +61,16 @@ async def _first_message(ws: WebSocket, timeout_s: float) -> FeedAuth | None | s
     try:
         return FeedAuth.model_validate_json(text)
     except ValidationError:
+        pass
+    try:  # an auth message with a token or cursor we cannot take: authentication failed (4001), not a retry
+        _AuthShaped.model_validate_json(text)
+        return None
+    except ValidationError:
         return "bad"
+
+
+class _AuthShaped(BaseModel):
+    type: Literal["auth"]
 
 
 @router.websocket("/ws/alerts")

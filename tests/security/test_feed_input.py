@@ -94,13 +94,15 @@ async def test_bad_frames_get_error_frames_and_the_socket_goes_on(server: LiveSe
     assert [r.getMessage() for r in errors.records if r.levelno >= logging.ERROR] == []
 
 
-@pytest.mark.parametrize("first", [
-    json.dumps({"type": "auth", "token": 12345}), json.dumps({"type": "auth", "token": None}),
-    json.dumps({"type": "auth", "token": ["chu_x"]}), '{"type": "auth", "token": "chu_x", "cursor": 1e999}',
-    json.dumps({"type": "auth", "token": "chu_x", "cursor": BIG}), json.dumps({"type": "auth", "cursor": -1}),
-    "[" * 50_000, "x" * 100_000,
+@pytest.mark.parametrize(("first", "code"), [
+    (json.dumps({"type": "auth", "token": 12345}), 4001), (json.dumps({"type": "auth", "token": None}), 4001),
+    (json.dumps({"type": "auth", "token": ["chu_x"]}), 4001),
+    ('{"type": "auth", "token": "chu_x", "cursor": 1e999}', 4001),
+    (json.dumps({"type": "auth", "token": "chu_x", "cursor": BIG}), 4001),
+    (json.dumps({"type": "auth", "cursor": -1}), 4001), (json.dumps({"type": "auth", "token": "x" * 500}), 4001),
+    ("[" * 50_000, 1008), ("x" * 100_000, 1008), (json.dumps({"type": "ping"}), 1008),
 ])
-async def test_bad_first_messages_close_with_a_code(server: LiveServer, world: World, first: str,
+async def test_bad_first_messages_close_with_a_code(server: LiveServer, world: World, first: str, code: int,
                                                      errors: Collect) -> None:
     async with connect(f"{server.ws}/ws/alerts", max_size=None) as ws:
         await ws.send(first)
@@ -108,7 +110,7 @@ async def test_bad_first_messages_close_with_a_code(server: LiveServer, world: W
             while True:
                 frame = await recv_json(ws)
                 assert frame["type"] == "error"
-        assert closed.value.rcvd is not None and closed.value.rcvd.code in (1008, 4001)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == code
     assert [r.getMessage() for r in errors.records if r.levelno >= logging.ERROR] == []
 
 

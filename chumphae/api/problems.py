@@ -65,7 +65,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         # Never echo the input back (it may be a name or a CID): where and what is wrong is enough.
-        errors = [{"loc": [str(part) for part in e.get("loc", ())], "msg": str(e.get("msg", ""))}
+        errors = [{"loc": [part if isinstance(part, int | str) else str(part) for part in e.get("loc", ())],
+                   "msg": str(e.get("msg", ""))}
                   for e in exc.errors()]
         return problem_response(request, 422, "validation", errors=errors)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from sqlalchemy.engine import Engine
@@ -99,6 +99,85 @@ def users_create(
         typer.echo(f"user {user.id} ({role_value.value}) created")
     typer.echo(f"token: {token}")
     typer.echo("Keep it now: only its hash is stored.", err=True)
+
+
+def _user_or_fail(session: Any, ref: str) -> Any:
+    from chumphae.auth.service import find_user
+
+    user = find_user(session, ref)
+    if user is None:
+        raise ConfigError(f"no user with id {ref}")
+    return user
+
+
+def _gateway_or_fail(session: Any, ref: str) -> Any:
+    from chumphae.auth.service import find_gateway
+
+    gateway = find_gateway(session, ref)
+    if gateway is None:
+        raise ConfigError(f"no gateway with id or slug {ref}")
+    return gateway
+
+
+def _audit_cli(session: Any, *, action: str, entity: str, entity_id: object) -> None:
+    from chumphae import audit
+
+    audit.record(session, user=None, action=action, entity=entity, entity_id=entity_id, route=f"CLI {entity}s")
+
+
+@users_app.command("revoke")
+def users_revoke(user_id: Annotated[str, typer.Argument(help="The user's id.")]) -> None:
+    """Revoke a user's token now: REST answers 401, their feed sockets close (4001) within seconds."""
+    from chumphae.auth.service import revoke_user
+    from chumphae.db import session_scope
+
+    with session_scope(_engine()) as session:
+        user = _user_or_fail(session, user_id)
+        revoke_user(session, user=user)
+        _audit_cli(session, action="revoke", entity="user", entity_id=user.id)
+        typer.echo(f"user {user.id} revoked (token {user.token_prefix}… no longer works)")
+
+
+@users_app.command("rotate")
+def users_rotate(user_id: Annotated[str, typer.Argument(help="The user's id.")]) -> None:
+    """Give a user a new token (printed once); the old one stops working. A revoked user is restored."""
+    from chumphae.auth.service import restore_user
+    from chumphae.db import session_scope
+
+    with session_scope(_engine()) as session:
+        user = _user_or_fail(session, user_id)
+        token = restore_user(session, user=user)
+        _audit_cli(session, action="rotate", entity="user", entity_id=user.id)
+        typer.echo(f"user {user.id}: new token issued, the old one no longer works")
+    typer.echo(f"token: {token}")
+    typer.echo("Keep it now: only its hash is stored.", err=True)
+
+
+@gateways_app.command("revoke")
+def gateways_revoke(gateway: Annotated[str, typer.Argument(help="The gateway's id or slug.")]) -> None:
+    """Revoke a gateway's token now: its socket is closed with 4001 within seconds."""
+    from chumphae.auth.service import revoke_gateway
+    from chumphae.db import session_scope
+
+    with session_scope(_engine()) as session:
+        gw = _gateway_or_fail(session, gateway)
+        revoke_gateway(session, gateway=gw)
+        _audit_cli(session, action="revoke", entity="gateway", entity_id=gw.id)
+        typer.echo(f"gateway {gw.id} ({gw.slug}) revoked")
+
+
+@gateways_app.command("rotate")
+def gateways_rotate(gateway: Annotated[str, typer.Argument(help="The gateway's id or slug.")]) -> None:
+    """Give a gateway a new token (printed once); the old one stops working and its socket closes (4001)."""
+    from chumphae.auth.service import rotate_gateway_token
+    from chumphae.db import session_scope
+
+    with session_scope(_engine()) as session:
+        gw = _gateway_or_fail(session, gateway)
+        token = rotate_gateway_token(session, gateway=gw)
+        _audit_cli(session, action="rotate", entity="gateway", entity_id=gw.id)
+        typer.echo(f"gateway {gw.id} ({gw.slug}): new token issued, the old one no longer works")
+    typer.echo(f"token: {token}")
 
 
 @gateways_app.command("create")

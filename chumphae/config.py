@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     retention_messages_days: int = Field(default=14, ge=0, description="Gateway message ids kept for dedupe.")
     retention_feed_days: int = Field(default=30, ge=0, description="Feed rows kept (older cursors: snapshot).")
     retention_audit_days: int = Field(default=0, ge=0, description="Audit rows kept (0: for ever).")
+    auth_max_failures: int = Field(default=30, ge=0, description="Failed authentications per client address "
+                                   "within auth_window_s before 429 (0: no limit).")
+    auth_window_s: float = Field(default=60.0, gt=0, description="The window of the failed-authentication limit.")
 
     @property
     def effective_database_url(self) -> str:

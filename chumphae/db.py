@@ -44,7 +44,8 @@ def make_engine(url: str, *, check: bool = True, schema: str | None = None) -> E
         parsed = make_url(url)
     except ArgumentError as exc:
         raise ConfigError(f"CHUMPHAE_DATABASE_URL is not a valid database URL: {exc}") from None
-    kwargs: dict[str, Any] = {}
+    # PDPA: SQL parameters are names, CIDs, positions: never in a log line or an exception's text.
+    kwargs: dict[str, Any] = {"hide_parameters": True}
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:":

@@ -21,6 +21,12 @@ MESSAGES: dict[str, dict[str, str]] = {
     "no_band": {"th": "ผู้ป่วยรายนี้ยังไม่มีสายรัดข้อมือ", "en": "This patient has no wristband."},
     "band_mismatch": {"th": "สายรัดที่ได้ยินไม่ใช่ของผู้ป่วยรายนี้", "en": "The band heard is not this patient's band."},
     "feed_bad_message": {"th": "ข้อความไม่ถูกต้องตามรูปแบบฟีด", "en": "The message does not follow the feed protocol."},
+    "too_many_attempts": {"th": "ยืนยันตัวตนผิดหลายครั้งเกินไป โปรดลองใหม่ภายหลัง",
+                          "en": "Too many failed sign-ins from here; try again later."},
+    "field_forbidden": {"th": "บทบาทของคุณแก้ไขข้อมูลช่องนี้ไม่ได้", "en": "Your role may not change these fields."},
+    "feed_too_large": {"th": "ข้อความยาวเกินไป", "en": "The message is too large."},
+    "unavailable": {"th": "ระบบไม่พร้อมชั่วคราว โปรดลองใหม่", "en": "Temporarily unavailable; try again."},
+    "token_revoked": {"th": "โทเคนนี้ถูกยกเลิกแล้ว", "en": "This token has been revoked."},
 }
 
 LANGS = ("th", "en")

@@ -1,4 +1,16 @@
-"""Logging set-up: one line per event, times in Asia/Bangkok."""
+"""Logging set-up: one line per event, times in Asia/Bangkok, and nothing personal or secret at any level.
+
+PDPA: no CID, name, home position or token may reach a log. Our own code
+never logs them; two filters guard what libraries log:
+- `DropWireDetail` drops the WebSocket libraries' wire dumps (websockets
+  and uvicorn log every frame, request line and header at DEBUG: feed
+  frames carry patients' names, headers carry `Authorization: Bearer …`);
+- `RedactSecrets` blanks tokens wherever they still appear (`?token=` in an
+  access-log line, a `chu_…`/`chg_…` token or a bearer credential in text).
+`setup()` puts both on the handler (every record that propagates) and the
+wire filter on the libraries' own loggers too, so a handler added later
+(a test's, a log shipper's) gets the same protection.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +18,7 @@ import logging
 import re
 import sys
 from datetime import datetime
+from typing import TextIO
 
 from chumphae.timeutil import BANGKOK
 
@@ -16,22 +29,73 @@ class BangkokFormatter(logging.Formatter):
 
 
 SECRET = re.compile(r"((?:token|access_token)=)[^&\s\"']+", re.IGNORECASE)
+TOKEN = re.compile(r"\bch[ug]_[A-Za-z0-9_\-]{6,}")
+BEARER = re.compile(r"((?:authorization|bearer)[\"']?\s*[:=]?\s*[\"']?(?:bearer\s+)?)[^\s\"',;]+", re.IGNORECASE)
+
+# Loggers through which the WebSocket libraries dump frames and headers.
+WIRE_LOGGERS = ("uvicorn.error", "websockets", "websockets.server", "websockets.client", "websockets.protocol",
+                "sqlalchemy.engine.Engine")
+WIRE_PREFIXES = ("< ", "> ")  # websockets: "> TEXT '…' [n bytes]", "< Authorization: Bearer …", "< GET /?token=…"
+
+
+def redact(text: str) -> str:
+    text = SECRET.sub(r"\1<redacted>", text)
+    text = BEARER.sub(r"\1<redacted>", text)
+    return TOKEN.sub("<redacted>", text)
 
 
 class RedactSecrets(logging.Filter):
     """Access logs carry query strings; a page opened with ?token=... must not put it in the log."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if SECRET.search(message):
-            record.msg, record.args = SECRET.sub(r"\1<redacted>", message), None
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # a library's broken format string: keep the record, not its args
+            record.msg, record.args = str(record.msg), None
+            message = record.msg
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
         return True
 
 
-def setup(level: str = "INFO") -> None:
-    handler = logging.StreamHandler(sys.stderr)
+class DropWireDetail(logging.Filter):
+    """Drop frame, request-line and header dumps (below INFO), uvicorn's TRACE ASGI messages and the
+    database rows SQLAlchemy logs at DEBUG (its parameters are hidden by the engine: `hide_parameters`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.DEBUG:  # uvicorn's TRACE: whole ASGI messages, bodies included
+            return False
+        if record.levelno <= logging.DEBUG and record.name.startswith("sqlalchemy.engine"):
+            return False  # "Row (1, 'นาง', 'สมศรี', …)"
+        if record.levelno <= logging.DEBUG and record.name.startswith(("websockets", "uvicorn")):
+            return not (isinstance(record.msg, str) and record.msg.startswith(WIRE_PREFIXES))
+        return True
+
+
+def guard_library_loggers() -> None:
+    """Put the wire filter on the libraries' loggers themselves (idempotent)."""
+    for name in WIRE_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, DropWireDetail) for f in logger.filters):
+            logger.addFilter(DropWireDetail())
+
+
+def setup(level: str = "INFO", stream: TextIO | None = None) -> None:
+    handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(BangkokFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(DropWireDetail())
     handler.addFilter(RedactSecrets())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    guard_library_loggers()
+
+
+def protect_logs() -> None:
+    """For a process that configured logging its own way (the gateway): the same two filters."""
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, DropWireDetail) for f in handler.filters):
+            handler.addFilter(DropWireDetail())
+            handler.addFilter(RedactSecrets())
+    guard_library_loggers()

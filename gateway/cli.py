@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from chumphae.logs import protect_logs
 from gateway.config import GatewaySettings
 from gateway.simulate import scenario as scenarios
 
@@ -66,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         print("chumphae-gateway: error: --now only applies to --replay", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    protect_logs()  # PDPA: no frame/header dumps (`Authorization: Bearer chg_…`) or tokens, even at DEBUG
     try:
         scen = scenarios.load(args.simulate) if args.simulate else None
     except (OSError, ValueError) as e:

@@ -11,13 +11,29 @@ from sqlalchemy.engine import Engine
 
 from chumphae import __version__
 from chumphae.api import problems
-from chumphae.api.routes import alerts, gateway, patients, system, users
-from chumphae.api.routes import bands, district, maplayers, mobile, reports, search, visits, zones
+from chumphae.api.http import FiniteJSONResponse, SecurityHeaders, install_openapi
+from chumphae.api.routes import (
+    alerts,
+    bands,
+    district,
+    gateway,
+    gateways,
+    maplayers,
+    mobile,
+    patients,
+    reports,
+    search,
+    system,
+    users,
+    visits,
+    zones,
+)
+from chumphae.auth.limits import FailedAuthLimiter
 from chumphae.config import Settings, get_settings
 from chumphae.db import get_engine, init_engine, session_scope, set_engine
-from chumphae.map.store import load_default_map, map_info
 from chumphae.feed import views as feed_views
 from chumphae.feed.background import background
+from chumphae.map.store import load_default_map, map_info
 from chumphae.report.nightly import for_app as nightly
 from chumphae.retention import retention_job
 from chumphae.web import serve as web_page
@@ -27,7 +43,9 @@ log = logging.getLogger(__name__)
 DESCRIPTION = """Smart Chumphae caregiver backend.
 
 Authenticate with `Authorization: Bearer <token>` (tokens come from
-`chumphae users create`). Errors are RFC 9457 problem details; send
+`chumphae users create`; too many failed attempts from one address: 429 with
+`Retry-After`). Errors are RFC 9457 problem details
+(`application/problem+json`); send
 `Accept-Language: en` for English, Thai is the default. Times are UTC in
 ISO 8601 unless a field says otherwise; the page shows them in Asia/Bangkok.
 """
@@ -68,10 +86,14 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
                 set_engine(None)
 
     app = FastAPI(title="Smart Chumphae", version=__version__, description=DESCRIPTION,
-                  lifespan=lifespan)
+                  lifespan=lifespan, default_response_class=FiniteJSONResponse)
     app.state.settings = settings
+    app.state.auth_limiter = FailedAuthLimiter(max_failures=settings.auth_max_failures,
+                                               window_s=settings.auth_window_s)
     problems.install(app)
+    install_openapi(app)
+    app.add_middleware(SecurityHeaders)
     for module in (system, patients, users, web_page, alerts, gateway, feed_views,
-                   mobile, visits, bands, zones, maplayers, search, reports, district):
+                   mobile, visits, bands, zones, maplayers, search, reports, district, gateways):
         app.include_router(module.router)
     return app

@@ -1,42 +1,92 @@
-"""FastAPI dependencies: the session, the calling user, role and patient checks."""
+"""FastAPI dependencies: the session, the calling user, role and patient checks.
+
+The request's session commits (or fails) before the response is sent: its
+dependency has `scope="function"`, so FastAPI closes it as soon as the route
+function has returned and its result is serialised, and a commit that fails
+becomes the error response instead of a success the database never saw.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
+from starlette.requests import HTTPConnection
 
 from chumphae import audit
 from chumphae.api.problems import Problem
 from chumphae.auth.access import can_see_patient
+from chumphae.auth.limits import FailedAuthLimiter
 from chumphae.auth.service import user_by_token
-from chumphae.db import session_scope
+from chumphae.db import get_engine
 from chumphae.models import Patient, Role, User
 
 
 def get_session() -> Iterator[Session]:
-    with session_scope() as session:
-        yield session
+    """The request's session; committed when the route has returned, before the response goes out."""
+    with Session(get_engine(), expire_on_commit=False) as session:
+        try:
+            yield session
+        except BaseException:
+            session.rollback()
+            raise
+        try:
+            session.commit()
+        except IntegrityError:
+            session.rollback()
+            raise Problem(409, "conflict") from None
+        except Exception as exc:  # noqa: BLE001  (the answer must not claim what was not stored)
+            session.rollback()
+            log.error("commit failed (%s): answering 503", type(exc).__name__)
+            raise Problem(503, "unavailable", headers={"Retry-After": "5"}) from None
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+log = logging.getLogger(__name__)
+
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
-def bearer_token(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
+def bearer_token(conn: HTTPConnection) -> str | None:
+    header = conn.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
     return None
 
 
+def client_address(conn: HTTPConnection) -> str:
+    return conn.client.host if conn.client else "unknown"
+
+
+def limiter(conn: HTTPConnection) -> FailedAuthLimiter:
+    found = getattr(conn.app.state, "auth_limiter", None)
+    if found is None:  # an app built without create_app (tests of single routers)
+        found = conn.app.state.auth_limiter = FailedAuthLimiter()
+    return found
+
+
+def check_not_locked_out(conn: HTTPConnection) -> None:
+    """429 with Retry-After when this address has failed to authenticate too often."""
+    wait = limiter(conn).retry_after(client_address(conn))
+    if wait is not None:
+        raise Problem(429, "too_many_attempts", headers={"Retry-After": str(wait)})
+
+
+def authentication_failed(conn: HTTPConnection) -> Problem:
+    limiter(conn).failed(client_address(conn))
+    return Problem(401, "unauthorized")
+
+
 def current_user(request: Request, session: SessionDep) -> User:
+    check_not_locked_out(request)
     token = bearer_token(request)
     user = user_by_token(session, token) if token else None
     if user is None:
-        raise Problem(401, "unauthorized")
+        raise authentication_failed(request)
     request.state.user = user
     return user
 

@@ -20,11 +20,56 @@ def create_user(session: Session, *, name: str, role: Role | str, lang: str = "t
 
 
 def rotate_user_token(session: Session, *, user: User) -> str:
+    """A new token for the user; the old one stops working at once (open feed sockets close with 4001)."""
     token = new_token("user")
     user.token_hash, user.token_prefix = hash_token(token), token_prefix(token)
     session.add(user)
     session.flush()
     return token
+
+
+def revoke_user(session: Session, *, user: User) -> None:
+    """The user's token stops working at once; their open feed sockets close within seconds (4001)."""
+    user.active = False
+    session.add(user)
+    session.flush()
+
+
+def restore_user(session: Session, *, user: User) -> str:
+    """A revoked user back, with a new token (the old one stays dead)."""
+    user.active = True
+    return rotate_user_token(session, user=user)
+
+
+def find_user(session: Session, ref: str) -> User | None:
+    """A user by id."""
+    return session.get(User, int(ref)) if ref.isdigit() and len(ref) < 19 else None
+
+
+def revoke_gateway(session: Session, *, gateway: Gateway) -> None:
+    """The gateway's token stops working; its open socket is closed with 4001 within seconds."""
+    gateway.active = False
+    session.add(gateway)
+    session.flush()
+
+
+def rotate_gateway_token(session: Session, *, gateway: Gateway) -> str:
+    """A new token for the gateway (the old one stops working; its socket closes with 4001)."""
+    token = new_token("gateway")
+    gateway.token_hash, gateway.token_prefix = hash_token(token), token_prefix(token)
+    gateway.active = True
+    session.add(gateway)
+    session.flush()
+    return token
+
+
+def find_gateway(session: Session, ref: str) -> Gateway | None:
+    """A gateway by id or slug."""
+    if ref.isdigit() and len(ref) < 19:
+        found = session.get(Gateway, int(ref))
+        if found is not None:
+            return found
+    return session.exec(select(Gateway).where(Gateway.slug == ref)).first()
 
 
 def user_by_token(session: Session, token: str) -> User | None:

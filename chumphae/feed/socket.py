@@ -4,9 +4,15 @@ Four tasks share one bounded queue of outgoing frames:
 - producer: reads `feed_event` after the socket's cursor whenever the hub
   wakes it (and every `poll_s` regardless), renders, enqueues;
 - sender: writes queued frames to the socket, in order;
-- receiver: acknowledge / resolve / ping from the client;
+- receiver: acknowledge / resolve / ping from the client, each checked
+  against the same request models as REST (`chumphae.api.schemas`): a
+  binary frame, an oversized or malformed message gets an `error` frame and
+  the socket goes on;
 - pinger: an application `ping` frame every `ping_s` (browsers cannot see
-  protocol pings), carrying the last cursor.
+  protocol pings), carrying the last cursor;
+- guard: every `access_check_s` checks that the user is still active and the
+  token the socket authenticated with is still theirs; if not (revoked or
+  rotated), closes with 4001.
 The database is the buffer: the producer reads only as much as the queue has
 room for. A client whose queue is full while frames wait, and whose frames
 have waited (or whose socket has not taken one) for `stall_s`, is told to `resync`, and is sent a fresh snapshot in place of the
@@ -17,12 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -30,6 +36,15 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from chumphae import audit
 from chumphae.alert import service as alerts
 from chumphae.alert.render import alert_dict
+from chumphae.api.http import dumps
+from chumphae.api.schemas import (
+    FEED_MESSAGE_MAX,
+    FeedAck,
+    FeedMessage,
+    FeedPing,
+    FeedResolve,
+    Req,
+)
 from chumphae.auth.service import user_by_token
 from chumphae.deliver.notify import dispatch
 from chumphae.errors import Forbidden, NotFound
@@ -37,7 +52,7 @@ from chumphae.feed import frames
 from chumphae.feed import log as feed_log
 from chumphae.feed.fanout import Hub
 from chumphae.i18n import t as translate
-from chumphae.models import Outcome, User
+from chumphae.models import User
 from chumphae.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -54,12 +69,14 @@ class FeedOptions:
     auth_timeout_s: float = 10.0
     max_replay: int = 20_000  # a cursor further behind than this gets a snapshot instead
     refresh_s: float = 60.0  # re-read who the user cares for
+    access_check_s: float = 2.0  # a revoked or rotated token's sockets close within this
 
 
 class FeedSocket:
-    def __init__(self, ws: WebSocket, *, engine: Engine, hub: Hub, options: FeedOptions, user_id: int) -> None:
+    def __init__(self, ws: WebSocket, *, engine: Engine, hub: Hub, options: FeedOptions, user_id: int,
+                 token_hash: str | None = None) -> None:
         self.ws, self.engine, self.hub, self.options = ws, engine, hub, options
-        self.user_id = user_id
+        self.user_id, self.token_hash = user_id, token_hash
         self.queue: asyncio.Queue[tuple[float, dict[str, Any]]] = asyncio.Queue(options.buffer)
         self.lag = 0.0  # how long the last frame sent had waited in the queue
         self.progress = time.monotonic()  # when a frame last left the queue
@@ -71,7 +88,15 @@ class FeedSocket:
     # -- database work (worker threads) -------------------------------------------------
     def _user(self, session: Session) -> User | None:
         user = session.get(User, self.user_id)
-        return user if user is not None and user.active else None
+        if user is None or not user.active:
+            return None
+        if self.token_hash is not None and user.token_hash != self.token_hash:
+            return None  # the token this socket signed in with was rotated
+        return user
+
+    def _still_allowed(self) -> bool:
+        with Session(self.engine) as session:
+            return self._user(session) is not None
 
     def _load_viewer(self) -> frames.Viewer | None:
         with Session(self.engine) as session:
@@ -104,21 +129,19 @@ class FeedSocket:
                                        unassigned=viewer.unassigned, limit=limit)
             return [frames.render(viewer, r) for r in rows]
 
-    def _act(self, msg: dict[str, Any]) -> dict[str, Any]:
-        """Acknowledge or resolve, exactly as the REST routes do."""
+    def _act(self, msg: FeedAck | FeedResolve) -> dict[str, Any]:
+        """Acknowledge or resolve, exactly as the REST routes do (the message was checked like their bodies)."""
         with Session(self.engine, expire_on_commit=False) as session:
             user = self._user(session)
             if user is None:
                 raise Forbidden("user inactive")
-            alert_id = int(msg["alert_id"])
-            if msg["type"] == "ack":
-                row, change = alerts.acknowledge(session, user=user, alert_id=alert_id,
-                                                 note=msg.get("note"), route=ROUTE)
+            if isinstance(msg, FeedAck):
+                row, change = alerts.acknowledge(session, user=user, alert_id=msg.alert_id,
+                                                 note=msg.note, route=ROUTE)
                 changes = [change] if change else []
             else:
-                row, resolved = alerts.resolve(session, user=user, alert_id=alert_id,
-                                               outcome=Outcome(msg.get("outcome", "other")),
-                                               note=msg.get("note"), route=ROUTE)
+                row, resolved = alerts.resolve(session, user=user, alert_id=msg.alert_id,
+                                               outcome=msg.outcome, note=msg.note, route=ROUTE)
                 changes = [resolved]
             out = alert_dict(row, names={user.id: user.name})  # type: ignore[dict-item]
             session.commit()
@@ -142,13 +165,13 @@ class FeedSocket:
             await self._snapshot_now("connect")
         wake = self.hub.subscribe()
         tasks = [asyncio.create_task(c) for c in (self._produce(wake), self._deliver(), self._receive(),
-                                                   self._ping())]
+                                                   self._ping(), self._guard())]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 exc = task.exception()
-                if exc is not None and not isinstance(exc, WebSocketDisconnect):
-                    log.error("feed socket of user %d failed: %r", self.user_id, exc)
+                if exc is not None and not isinstance(exc, WebSocketDisconnect | OSError):
+                    log.error("feed socket of user %d failed: %s", self.user_id, type(exc).__name__)
         finally:
             self.hub.unsubscribe(wake)
             for task in tasks:
@@ -157,8 +180,8 @@ class FeedSocket:
 
     async def _send(self, frame: dict[str, Any]) -> None:
         try:
-            await self.ws.send_text(json.dumps(frame, ensure_ascii=False))
-        except RuntimeError as exc:  # the server already closed it (e.g. no answer to protocol pings)
+            await self.ws.send_text(dumps(frame))  # finite-only: the frame is always valid JSON
+        except (RuntimeError, OSError) as exc:  # the client or the server already closed it
             raise WebSocketDisconnect(1006) from exc
 
     async def _snapshot_now(self, reason: str) -> None:
@@ -226,36 +249,76 @@ class FeedSocket:
             await asyncio.sleep(self.options.ping_s)
             self._offer({"type": "ping", "cursor": self.cursor, "server_time": utcnow().isoformat()})
 
+    async def _guard(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.access_check_s)
+            if not await asyncio.to_thread(self._still_allowed):
+                log.info("feed of user %d closed: token revoked or rotated", self.user_id)
+                with contextlib.suppress(RuntimeError, OSError):
+                    await self.ws.close(code=4001, reason="token revoked")
+                return
+
     async def _receive(self) -> None:
         while True:
-            text = await self.ws.receive_text()
-            try:
-                msg = json.loads(text)
-                kind = msg.get("type") if isinstance(msg, dict) else None
-            except ValueError:
-                msg, kind = {}, None
-            req = msg.get("req") if isinstance(msg, dict) else None
-            if kind == "ping":
-                self._offer({"type": "pong", "req": req, "cursor": self.cursor})
-            elif kind in ("ack", "resolve"):
-                self._offer(await self._handle_action(msg, req))
+            text = await receive_text_frame(self.ws)
+            if text is None:  # a binary frame
+                self._offer(error_frame("feed_bad_message"))
+                continue
+            parsed = parse_client_message(text)
+            if isinstance(parsed, ClientError):
+                self._offer(error_frame(parsed.code, parsed.req))
+            elif isinstance(parsed, FeedPing):
+                self._offer({"type": "pong", "req": parsed.req, "cursor": self.cursor})
             else:
-                self._offer(error_frame("feed_bad_message", req))
+                self._offer(await self._handle_action(parsed))
 
-    async def _handle_action(self, msg: dict[str, Any], req: Any) -> dict[str, Any]:
+    async def _handle_action(self, msg: FeedAck | FeedResolve) -> dict[str, Any]:
         try:
-            if not isinstance(msg.get("alert_id"), int):
-                return error_frame("feed_bad_message", req)
             alert = await asyncio.to_thread(self._act, msg)
         except NotFound:
-            return error_frame("not_found", req)
+            return error_frame("not_found", msg.req)
         except Forbidden:
-            return error_frame("forbidden", req)
+            return error_frame("forbidden", msg.req)
         except alerts.AlertConflict:
-            return error_frame("alert_conflict", req)
-        except ValueError:  # an unknown outcome
-            return error_frame("feed_bad_message", req)
-        return {"type": "result", "req": req, "ok": True, "alert": alert}
+            return error_frame("alert_conflict", msg.req)
+        return {"type": "result", "req": msg.req, "ok": True, "alert": alert}
+
+
+@dataclass(frozen=True, slots=True)
+class ClientError:
+    code: str
+    req: Any = None
+
+
+class _ReqOnly(BaseModel):
+    req: Req = None
+
+
+_MESSAGE: TypeAdapter[FeedPing | FeedAck | FeedResolve] = TypeAdapter(FeedMessage)
+
+
+def parse_client_message(text: str) -> FeedPing | FeedAck | FeedResolve | ClientError:
+    """A client's text frame → the checked message, or the error to answer. Never raises."""
+    if len(text) > FEED_MESSAGE_MAX:
+        return ClientError("feed_too_large")
+    try:
+        return _MESSAGE.validate_json(text)
+    except ValidationError:
+        pass
+    try:  # echo the client's `req` if it is one we would have accepted
+        req = _ReqOnly.model_validate_json(text).req
+    except ValidationError:
+        req = None
+    return ClientError("feed_bad_message", req)
+
+
+async def receive_text_frame(ws: WebSocket) -> str | None:
+    """The next text frame; None for a binary one; WebSocketDisconnect when the client has gone."""
+    message = await ws.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
+    text = message.get("text")
+    return text if isinstance(text, str) else None
 
 
 def error_frame(code: str, req: Any = None) -> dict[str, Any]:

@@ -3,31 +3,74 @@
 A token may come as `Authorization: Bearer`, as `?token=`, or (browsers)
 in a first message `{"type": "auth", "token": ..., "cursor": ...}`. A bad
 token in the header or query refuses the upgrade with HTTP 401; a bad first
-message closes the socket with 4001.
+message (a wrong token, one that is not a string, a cursor that is not one)
+closes the socket with 4001; 1008 if it is not an `auth` message at all. An address that failed to authenticate too often is refused with HTTP
+429 and Retry-After before anything else.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-from typing import Any
+import contextlib
+from typing import Any, Literal
 
 from fastapi import APIRouter, WebSocket
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ValidationError
 from starlette.websockets import WebSocketDisconnect
 
-from chumphae.api.deps import bearer_token
+from chumphae.api.deps import bearer_token, client_address, limiter
+from chumphae.api.http import dumps
+from chumphae.api.schemas import FEED_MESSAGE_MAX, MAX_CURSOR, TOKEN_MAX, FeedAuth
+from chumphae.auth.tokens import hash_token
 from chumphae.db import get_engine
-from chumphae.feed.socket import FeedOptions, FeedSocket, authenticate, error_frame
+from chumphae.feed.socket import (
+    FeedOptions,
+    FeedSocket,
+    authenticate,
+    error_frame,
+    receive_text_frame,
+)
 
 router = APIRouter(tags=["feed"])
 
 
 def _cursor(value: Any) -> int | None:
-    try:
-        return None if value is None or value == "" else max(0, int(value))
-    except (TypeError, ValueError):
+    """A cursor from the query string; anything that is not one we could have issued counts as none."""
+    if not isinstance(value, str) or not value.isdigit() or len(value) > 19:
         return None
+    cursor = int(value)
+    return cursor if cursor <= MAX_CURSOR else None
+
+
+async def _close(ws: WebSocket, code: int, reason: str, frame: dict[str, Any] | None = None) -> None:
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+        if frame is not None:
+            await ws.send_text(dumps(frame))
+        await ws.close(code=code, reason=reason)
+
+
+async def _first_message(ws: WebSocket, timeout_s: float) -> FeedAuth | None | str:
+    """The `auth` message; None if absent or not one; 'bad' if it is not even an auth-shaped message."""
+    try:
+        text = await asyncio.wait_for(receive_text_frame(ws), timeout_s)
+    except (TimeoutError, WebSocketDisconnect):
+        return None
+    if text is None or len(text) > FEED_MESSAGE_MAX:
+        return "bad"
+    try:
+        return FeedAuth.model_validate_json(text)
+    except ValidationError:
+        pass
+    try:  # an auth message with a token or cursor we cannot take: authentication failed (4001), not a retry
+        _AuthShaped.model_validate_json(text)
+        return None
+    except ValidationError:
+        return "bad"
+
+
+class _AuthShaped(BaseModel):
+    type: Literal["auth"]
 
 
 @router.websocket("/ws/alerts")
@@ -35,36 +78,45 @@ async def alert_feed(ws: WebSocket) -> None:
     engine = get_engine()
     hub = getattr(ws.app.state, "feed_hub", None)
     options = getattr(ws.app.state, "feed_options", FeedOptions())
-    token = bearer_token(ws) or ws.query_params.get("token")  # type: ignore[arg-type]
+    token = bearer_token(ws) or ws.query_params.get("token")
     cursor = _cursor(ws.query_params.get("cursor"))
     if hub is None:  # the app started without its background tasks
-        await ws.send_denial_response(JSONResponse({"code": "server_error", "status": 503}, status_code=503))
+        await ws.send_denial_response(JSONResponse({"code": "unavailable", "status": 503}, status_code=503))
+        return
+    address, limits = client_address(ws), limiter(ws)
+    wait = limits.retry_after(address)
+    if wait is not None:
+        await ws.send_denial_response(JSONResponse({"code": "too_many_attempts", "status": 429}, status_code=429,
+                                                   headers={"Retry-After": str(wait)}))
         return
     if token:
-        user_id = await asyncio.to_thread(authenticate, engine, token)
+        user_id = await asyncio.to_thread(authenticate, engine, token) if len(token) <= TOKEN_MAX else None
         if user_id is None:
+            limits.failed(address)
             await ws.send_denial_response(JSONResponse({"code": "unauthorized", "status": 401}, status_code=401,
                                                        headers={"WWW-Authenticate": "Bearer"}))
             return
         await ws.accept()
     else:
         await ws.accept()
-        try:
-            first = json.loads(await asyncio.wait_for(ws.receive_text(), options.auth_timeout_s))
-        except (TimeoutError, ValueError, WebSocketDisconnect):
-            first = None
-        user_id = None
-        if isinstance(first, dict) and first.get("type") == "auth":
-            user_id = await asyncio.to_thread(authenticate, engine, first.get("token"))
-            cursor = _cursor(first.get("cursor")) if first.get("cursor") is not None else cursor
-        if user_id is None:
-            try:
-                await ws.send_text(json.dumps(error_frame("unauthorized"), ensure_ascii=False))
-                await ws.close(code=4001, reason="authentication required")
-            except (WebSocketDisconnect, RuntimeError):
-                pass
+        first = await _first_message(ws, options.auth_timeout_s)
+        if first == "bad":
+            limits.failed(address)
+            await _close(ws, 1008, "expected an auth message", error_frame("feed_bad_message"))
             return
+        user_id = None
+        if isinstance(first, FeedAuth):
+            token = first.token
+            user_id = await asyncio.to_thread(authenticate, engine, token)
+            if first.cursor is not None:
+                cursor = first.cursor
+        if user_id is None:
+            limits.failed(address)
+            await _close(ws, 4001, "authentication required", error_frame("unauthorized"))
+            return
+    assert token is not None
     try:
-        await FeedSocket(ws, engine=engine, hub=hub, options=options, user_id=user_id).run(cursor)
-    except WebSocketDisconnect:
-        pass
+        await FeedSocket(ws, engine=engine, hub=hub, options=options, user_id=user_id,
+                         token_hash=hash_token(token)).run(cursor)
+    except (WebSocketDisconnect, OSError):
+        pass  # the client went away: an ordinary end, nothing to log

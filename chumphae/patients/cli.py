@@ -1,4 +1,4 @@
-"""`chumphae patients import-43 FOLDER`: patients from the hospital's 43-file export."""
+"""`chumphae patients import-43 FOLDER` (the hospital's 43-file export) and `chumphae patients erase ID` (PDPA)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,23 @@ from chumphae.config import get_settings
 from chumphae.errors import ConfigError
 
 app = typer.Typer(help="Patients.", no_args_is_help=True)
+
+
+@app.command("erase")
+def erase(patient_id: Annotated[int, typer.Argument(help="The patient's id.", min=1, max=2**63 - 1)]) -> None:
+    """Erase a patient's personal data and positions (PDPA); anonymous counts for the reports stay."""
+    from chumphae.db import init_engine, session_scope
+    from chumphae.models import Patient
+    from chumphae.patients.erase import erase_patient
+
+    with session_scope(init_engine(get_settings().effective_database_url)) as session:
+        patient = session.get(Patient, patient_id)
+        if patient is None:
+            raise ConfigError(f"no patient with id {patient_id}")
+        done = erase_patient(session, patient=patient, user=None, route="CLI patients erase")
+    typer.echo(f"patient {done.patient_id} erased: {done.positions} positions, {done.feed_frames} feed frames, "
+               f"{done.zones} safe zones deleted; {done.alerts} alerts and {done.visits} visits kept without "
+               f"personal data; {done.bands} bands retired; {done.assignments} care assignments removed")
 
 
 @app.command("import-43")

@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 from openpyxl import Workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font
 
 from chumphae.report.daily import ALERT_TYPES, DailySummary
@@ -64,6 +65,13 @@ def to_csv(summary: DailySummary) -> bytes:
     return buf.getvalue().encode("utf-8-sig")
 
 
+def cell_value(value: Any) -> Any:
+    """A value XLSX can hold: control characters (which openpyxl refuses, failing the whole file) removed."""
+    if isinstance(value, str):
+        return ILLEGAL_CHARACTERS_RE.sub("", value)
+    return value
+
+
 def to_xlsx(summary: DailySummary) -> bytes:
     wb = Workbook()
     sheet = wb.active
@@ -87,7 +95,7 @@ def to_xlsx(summary: DailySummary) -> bytes:
     for cell in data[1]:
         cell.font = Font(bold=True)
     for row in summary.rows:
-        data.append([row[c] for c in cols])
+        data.append([cell_value(row[c]) for c in cols])
     data.freeze_panes = "A2"
     buf = io.BytesIO()
     wb.save(buf)

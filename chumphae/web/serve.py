@@ -114,8 +114,12 @@ def icon_512() -> Response:
 def asset(name: str) -> Response:
     """A file of the bundle. Names carry a content hash, so they may be cached for good."""
     root = (dist_dir() / "assets").resolve()
-    path = (root / name).resolve()
-    if not path.is_relative_to(root) or not path.is_file():
+    try:
+        path = (root / name).resolve()
+        found = path.is_relative_to(root) and path.is_file()
+    except (ValueError, OSError):  # a NUL byte, a name too long for the file system
+        found = False
+    if not found:
         return Response(status_code=404)
     media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     if media_type.startswith("text/") or media_type == "application/javascript":

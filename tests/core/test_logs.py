@@ -14,3 +14,25 @@ def test_query_token_is_redacted() -> None:
     assert RedactSecrets().filter(record)
     assert "chu_secret" not in record.getMessage()
     assert "token=<redacted>&lang=en" in record.getMessage()
+
+
+def test_wire_dumps_and_bearer_tokens_never_reach_a_handler() -> None:
+    import io
+
+    from chumphae import logs
+
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    out = io.StringIO()
+    try:
+        logs.setup("DEBUG", stream=out)
+        logging.getLogger("websockets.client").debug("> Authorization: Bearer %s", "chg_secretsecret")
+        logging.getLogger("uvicorn.error").debug("> TEXT %s [%d bytes]", '{"name_th": "สมศรี"}', 20)
+        logging.getLogger("sqlalchemy.engine.Engine").debug("Row %r", (1, "สมศรี", "1409900000011"))
+        logging.getLogger("chumphae.x").info("sent to %s", "Bearer chu_abcdefghijklmnop")
+        logging.getLogger("chumphae.x").info("kept")
+    finally:
+        text = out.getvalue()
+        root.handlers[:], root.level = saved
+    assert "chg_secret" not in text and "สมศรี" not in text and "1409900000011" not in text
+    assert "chu_abcdefghijklmnop" not in text and "<redacted>" in text and "kept" in text

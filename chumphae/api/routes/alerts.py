@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 from sqlmodel import col, select
 
 from chumphae import audit
@@ -19,11 +19,20 @@ from chumphae.alert import service
 from chumphae.alert.render import alert_dict
 from chumphae.api.deps import CurrentUser, SessionDep, deny, patient_for
 from chumphae.api.problems import Problem
+from chumphae.api.schemas import (
+    AckIn,
+    AlertId,
+    Offset,
+    OptionalPatientQuery,
+    ResolveIn,
+    Since,
+    Until,
+)
 from chumphae.auth.access import sees_all, visible_patient_ids
 from chumphae.db import get_engine
 from chumphae.deliver.notify import dispatch
 from chumphae.errors import Forbidden, NotFound
-from chumphae.models import Alert, AlertEvent, AlertStatus, Outcome, Patient, User
+from chumphae.models import Alert, AlertEvent, AlertStatus, Patient, User
 from chumphae.values import AlertType, Severity
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
@@ -94,15 +103,6 @@ class AlertDetail(AlertOut):
     events: list[EventOut]
 
 
-class AckIn(BaseModel):
-    note: str | None = Field(default=None, max_length=1000)
-
-
-class ResolveIn(BaseModel):
-    outcome: Outcome
-    note: str | None = Field(default=None, max_length=1000)
-
-
 def _out(session: SessionDep, rows: list[Alert]) -> list[dict[str, Any]]:
     user_ids = {i for a in rows for i in (a.acknowledged_by, a.resolved_by) if i}
     names = {u.id: u.name for u in session.exec(select(User).where(col(User.id).in_(user_ids))).all()} \
@@ -127,13 +127,13 @@ def _alert(session: SessionDep, user: User, request: Request, alert_id: int) -> 
 def list_alerts(
     request: Request, session: SessionDep, user: CurrentUser,
     status: Annotated[list[AlertStatus] | None, Query(description="Repeat for several.")] = None,
-    patient_id: int | None = None,
+    patient_id: OptionalPatientQuery = None,
     type: Annotated[list[AlertType] | None, Query()] = None,
     severity: Annotated[list[Severity] | None, Query()] = None,
-    since: Annotated[datetime | None, Query(description="opened at or after (ISO 8601)")] = None,
-    until: Annotated[datetime | None, Query(description="opened before (ISO 8601)")] = None,
+    since: Since = None,
+    until: Until = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[dict[str, Any]]:
     """Alerts of the caller's patients (district roles: all, and the gateways' own), newest first."""
     query = select(Alert)
@@ -160,7 +160,7 @@ def list_alerts(
 
 
 @router.get("/{alert_id}", response_model=AlertDetail)
-def get_alert(alert_id: int, request: Request, session: SessionDep, user: CurrentUser) -> dict[str, Any]:
+def get_alert(alert_id: AlertId, request: Request, session: SessionDep, user: CurrentUser) -> dict[str, Any]:
     """One alert with its history (opened, re-triggered, acknowledged, escalated, resolved)."""
     row = _alert(session, user, request, alert_id)
     audit.record(session, user=user, action="read", entity="alert", entity_id=alert_id,
@@ -172,7 +172,7 @@ def get_alert(alert_id: int, request: Request, session: SessionDep, user: Curren
 
 
 @router.post("/{alert_id}/acknowledge", response_model=AlertOut)
-def acknowledge_alert(alert_id: int, request: Request, session: SessionDep, user: CurrentUser,
+def acknowledge_alert(alert_id: AlertId, request: Request, session: SessionDep, user: CurrentUser,
                       body: AckIn | None = None) -> dict[str, Any]:
     """I am on it: stops escalation. Acknowledging again changes nothing."""
     _alert(session, user, request, alert_id)
@@ -188,7 +188,7 @@ def acknowledge_alert(alert_id: int, request: Request, session: SessionDep, user
 
 
 @router.post("/{alert_id}/resolve", response_model=AlertOut)
-def resolve_alert(alert_id: int, body: ResolveIn, request: Request, session: SessionDep,
+def resolve_alert(alert_id: AlertId, body: ResolveIn, request: Request, session: SessionDep,
                   user: CurrentUser) -> dict[str, Any]:
     """Close the alert with what happened (false alarm, patient safe, found, taken to hospital, ...)."""
     _alert(session, user, request, alert_id)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from chumphae.api.deps import CurrentUser, SessionDep, patient_for, require_roles
 from chumphae.api.problems import Problem
 from chumphae.api.routes.mobile import BandOut, band_out
+from chumphae.api.schemas import PatientId
 from chumphae.models import Role, User
 from chumphae.patients.bands import BandConflict, bands_of, register_band
 
@@ -19,9 +20,9 @@ Fitter = Annotated[User, Depends(require_roles(Role.VOLUNTEER, Role.CARE_MANAGER
 
 
 class BandIn(BaseModel):
-    address: str = Field(description="The band's BLE address; separators and case do not matter.")
+    address: str = Field(max_length=32, description="The band's BLE address; separators and case do not matter.")
     model: str = Field(default="chumphae-v1", max_length=32, description="Decoder / frame format.")
-    key_hex: str | None = Field(default=None, description="The band's 16-byte key (32 hex digits), from its label.")
+    key_hex: str | None = Field(default=None, max_length=64, description="The band's 16-byte key (32 hex digits), from its label.")
     site: str | None = Field(default=None, max_length=64, description="Site whose gateways hear it (default: "
                                                                        "the replaced band's site).")
 
@@ -35,14 +36,14 @@ class BandRegistered(BaseModel):
 
 
 @router.get("", response_model=list[BandOut])
-def get_bands(patient_id: int, request: Request, session: SessionDep, user: CurrentUser) -> list[dict[str, Any]]:
+def get_bands(patient_id: PatientId, request: Request, session: SessionDep, user: CurrentUser) -> list[dict[str, Any]]:
     """Every band the patient has had, the active one first (keys are never shown)."""
     patient_for(session, user, request, patient_id)
     return [band_out(b) for b in bands_of(session, patient_id=patient_id)]
 
 
 @router.put("", response_model=BandRegistered)
-def put_band(patient_id: int, body: BandIn, request: Request, session: SessionDep, user: Fitter) -> dict[str, Any]:
+def put_band(patient_id: PatientId, body: BandIn, request: Request, session: SessionDep, user: Fitter) -> dict[str, Any]:
     """Register a band to the patient, retiring the one they wore; 409 if another patient wears it."""
     patient = patient_for(session, user, request, patient_id, action="update")
     try:

@@ -67,7 +67,8 @@ def cached_json(request: Request, doc_or_none: Any, etag: str, last_modified: da
 def bbox_around(lat: float, lon: float, radius_m: float) -> tuple[float, float, float, float]:
     dlat = radius_m / M_PER_DEG_LAT
     dlon = radius_m / (M_PER_DEG_LAT * max(0.01, math.cos(math.radians(lat))))
-    return lon - dlon, lat - dlat, lon + dlon, lat + dlat
+    return (max(-180.0, lon - dlon), max(-90.0, lat - dlat),  # a box that stays on the globe at the poles and
+            min(180.0, lon + dlon), min(90.0, lat + dlat))     # the antimeridian
 
 
 @router.get("/{layer}", responses={**NOT_MODIFIED, 200: {"content": {"application/geo+json": {"example": {

@@ -8,7 +8,6 @@ docs/mobile-api.md); here they only colour the status.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -18,11 +17,20 @@ from sqlmodel import col, func, select
 from chumphae import audit
 from chumphae.alert.render import iso
 from chumphae.api.deps import CurrentUser, SessionDep, patient_for
+from chumphae.api.schemas import Offset, PatientId, Since, Until
 from chumphae.auth.access import visible_patients_clause
 from chumphae.ingest.service import position_dict
-from chumphae.models import Patient, PositionRecord, Wristband, adl_group
 from chumphae.map.shared import current_matcher
-from chumphae.patients.status import LABELS, REASON_LABELS, ORDER, PatientStatus, Status, describe_positions, statuses
+from chumphae.models import Patient, PositionRecord, Wristband, adl_group
+from chumphae.patients.status import (
+    LABELS,
+    ORDER,
+    REASON_LABELS,
+    PatientStatus,
+    Status,
+    describe_positions,
+    statuses,
+)
 from chumphae.timeutil import iso_bangkok, utcnow
 
 router = APIRouter(prefix="/api/v1", tags=["mobile app"])
@@ -149,7 +157,7 @@ def my_patients(
     request: Request, session: SessionDep, user: CurrentUser,
     status: Annotated[list[Status] | None, Query(description="Only these statuses (repeat for several).")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     """The caller's patients (district roles: all), most urgent first, each with status and last position."""
     patients = list(session.exec(select(Patient).where(visible_patients_clause(user), col(Patient.active))
@@ -169,7 +177,7 @@ def my_patients(
 
 @router.get("/patients/{patient_id}/status", response_model=StatusOut,
             responses={200: {"content": {"application/json": {"example": STATUS_EXAMPLE}}}})
-def patient_status(patient_id: int, request: Request, session: SessionDep, user: CurrentUser) -> dict[str, Any]:
+def patient_status(patient_id: PatientId, request: Request, session: SessionDep, user: CurrentUser) -> dict[str, Any]:
     """One patient's status, band and last known position with its uncertainty and landmark description."""
     patient = patient_for(session, user, request, patient_id)
     [s] = statuses(session, patients=[patient], now=utcnow())
@@ -179,12 +187,12 @@ def patient_status(patient_id: int, request: Request, session: SessionDep, user:
 
 @router.get("/patients/{patient_id}/positions", response_model=PositionPage)
 def patient_positions(
-    patient_id: int, request: Request, session: SessionDep, user: CurrentUser,
-    since: Annotated[datetime | None, Query(description="At or after (ISO 8601 with offset).")] = None,
-    until: Annotated[datetime | None, Query(description="Before (ISO 8601 with offset).")] = None,
+    patient_id: PatientId, request: Request, session: SessionDep, user: CurrentUser,
+    since: Since = None,
+    until: Until = None,
     source: Annotated[str | None, Query(pattern="^(ble|gps|search)$")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     """Where the patient was, newest first, filtered by time (and source); landmark words on this page."""
     patient_for(session, user, request, patient_id)

@@ -2,55 +2,88 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import col, select
 
 from chumphae import audit
-from chumphae.api.deps import CurrentUser, SessionDep, patient_for, require_roles
+from chumphae.api.deps import CurrentUser, SessionDep, deny, patient_for, require_roles
+from chumphae.api.problems import Problem
+from chumphae.api.schemas import (
+    Line32,
+    Line40,
+    Line64,
+    Line200,
+    Name,
+    Offset,
+    PatientId,
+    PatientNotes,
+    omittable,
+)
 from chumphae.auth.access import visible_patients_clause
 from chumphae.models import CID_ROLES, Patient, Role, User, adl_group
+from chumphae.patients.erase import erase_patient
 from chumphae.timeutil import utcnow
 
 router = APIRouter(prefix="/api/v1/patients", tags=["patients"])
 
 Manager = Annotated[User, Depends(require_roles(Role.CARE_MANAGER, Role.ADMIN))]
+Admin = Annotated[User, Depends(require_roles(Role.ADMIN))]
 
 
 class PatientIn(BaseModel):
-    prename: str | None = None
-    name_th: str = Field(min_length=1, max_length=200)
-    name_en: str | None = None
+    model_config = ConfigDict(extra="forbid")
+
+    prename: Line32 | None = None
+    name_th: Name
+    name_en: Line200 | None = None
     cid: str | None = Field(default=None, pattern=r"^\d{13}$")
     sex: str | None = Field(default=None, pattern=r"^[12]$")
-    birth_date: date | None = None
+    birth_date: date | None = Field(default=None, ge=date(1880, 1, 1), le=date(2200, 1, 1))
     adl_score: int | None = Field(default=None, ge=0, le=20)
     nhso_group: int | None = Field(default=None, ge=0, le=4)
-    hospcode: str | None = None
-    pid: str | None = None
-    hn: str | None = None
-    village: str | None = None
-    home_parcel_code: str | None = None
-    home_building_code: str | None = None
+    hospcode: str | None = Field(default=None, pattern=r"^\d{5}$")
+    pid: str | None = Field(default=None, pattern=r"^[0-9A-Za-z]{1,15}$")
+    hn: str | None = Field(default=None, pattern=r"^[0-9A-Za-z/\-]{1,15}$",
+                           description="Hospital number: letters, digits, / and -; at most 15.")
+    village: Line64 | None = None
+    home_parcel_code: Line32 | None = None
+    home_building_code: Line40 | None = None
     home_lat: float | None = Field(default=None, ge=-90, le=90)
     home_lon: float | None = Field(default=None, ge=-180, le=180)
-    notes: str | None = None
+    notes: PatientNotes | None = None
 
 
 class PatientPatch(BaseModel):
-    name_th: str | None = Field(default=None, min_length=1, max_length=200)
-    name_en: str | None = None
+    """Only what is sent changes. `name_th` and `active` may be left out but not set to null."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name_th: Name = omittable()
+    name_en: Line200 | None = None
     adl_score: int | None = Field(default=None, ge=0, le=20)
     nhso_group: int | None = Field(default=None, ge=0, le=4)
-    home_parcel_code: str | None = None
-    home_building_code: str | None = None
+    home_parcel_code: Line32 | None = None
+    home_building_code: Line40 | None = None
     home_lat: float | None = Field(default=None, ge=-90, le=90)
     home_lon: float | None = Field(default=None, ge=-180, le=180)
-    notes: str | None = None
-    active: bool | None = None
+    notes: PatientNotes | None = None
+    active: bool = omittable(description="Only care managers and admins (a patient who left the programme).")
+
+
+# Who may change which field of a patient they can see (PATCH); the route × role table tests it.
+_HOME = frozenset({"home_parcel_code", "home_building_code", "home_lat", "home_lon"})
+EDITABLE: dict[Role, frozenset[str]] = {
+    Role.CAREGIVER: frozenset({"notes"}),
+    Role.VOLUNTEER: frozenset({"notes", "adl_score"}) | _HOME,
+    Role.HOSPITAL: frozenset({"notes", "adl_score", "nhso_group"}),
+    Role.CARE_MANAGER: frozenset(PatientPatch.model_fields),
+    Role.ADMIN: frozenset(PatientPatch.model_fields),
+}
 
 
 class PatientOut(BaseModel):
@@ -95,7 +128,7 @@ def to_out(p: Patient, user: User) -> PatientOut:
 def list_patients(
     request: Request, session: SessionDep, user: CurrentUser,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[PatientOut]:
     """The patients the caller cares for (district roles: all)."""
     rows = session.exec(
@@ -108,7 +141,7 @@ def list_patients(
 
 
 @router.get("/{patient_id}", response_model=PatientOut)
-def get_patient(patient_id: int, request: Request, session: SessionDep, user: CurrentUser) -> PatientOut:
+def get_patient(patient_id: PatientId, request: Request, session: SessionDep, user: CurrentUser) -> PatientOut:
     return to_out(patient_for(session, user, request, patient_id), user)
 
 
@@ -122,12 +155,36 @@ def create_patient(body: PatientIn, request: Request, session: SessionDep, user:
     return to_out(patient, user)
 
 
+class ErasedOut(BaseModel):
+    patient_id: int
+    positions: int = Field(description="Positions deleted.")
+    alerts: int = Field(description="Alerts kept (type, severity, times, outcome) without where or notes.")
+    feed_frames: int = Field(description="Feed frames deleted.")
+    visits: int = Field(description="Visits kept (time, ADL score) without notes.")
+    zones: int = Field(description="Safe-zone versions deleted.")
+    bands: int = Field(description="Bands unlinked and retired.")
+    assignments: int = Field(description="Care assignments removed.")
+
+
+@router.post("/{patient_id}/erase", response_model=ErasedOut)
+def erase_patient_data(patient_id: PatientId, request: Request, session: SessionDep, user: Admin) -> ErasedOut:
+    """PDPA erasure: the patient's personal data and positions go; anonymous counts stay (docs: README)."""
+    patient = patient_for(session, user, request, patient_id, action="erase")
+    done = erase_patient(session, patient=patient, user=user, route=f"{request.method} {request.url.path}")
+    return ErasedOut(**asdict(done))
+
+
 @router.patch("/{patient_id}", response_model=PatientOut)
-def update_patient(patient_id: int, body: PatientPatch, request: Request, session: SessionDep,
+def update_patient(patient_id: PatientId, body: PatientPatch, request: Request, session: SessionDep,
                    user: CurrentUser) -> PatientOut:
-    """Volunteers may update their own patients' ADL score, notes and home; managers anything."""
+    """Caregivers may change notes; volunteers also the ADL score and home; the hospital notes, ADL and
+    NHSO group; care managers and admins anything (`active` only they). Other fields: 403 `field_forbidden`."""
     patient = patient_for(session, user, request, patient_id, action="update")
     changes = body.model_dump(exclude_unset=True)
+    refused = sorted(set(changes) - EDITABLE[Role(user.role)])
+    if refused:
+        deny(session, user, request, entity="patient", entity_id=patient_id, patient_id=patient_id)
+        raise Problem(403, "field_forbidden", fields=refused)
     for key, value in changes.items():
         setattr(patient, key, value)
     patient.updated_at = utcnow()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from chumphae import audit
 from chumphae.api.deps import SessionDep, require_roles
+from chumphae.api.schemas import Day
 from chumphae.models import Role, User
 from chumphae.report.daily import daily_summary
 from chumphae.report.nightly import file_name
@@ -24,7 +24,7 @@ Reader = Annotated[User, Depends(require_roles(Role.HOSPITAL, Role.CARE_MANAGER,
     MEDIA_TYPES["xlsx"]: {}, "application/json": {}}}})
 def daily(
     request: Request, session: SessionDep, user: Reader,
-    day: Annotated[date, Query(alias="date", description="Asia/Bangkok calendar day, YYYY-MM-DD.")],
+    day: Annotated[Day, Query(alias="date", description="Asia/Bangkok calendar day, YYYY-MM-DD.")],
     format: Annotated[Literal["csv", "xlsx", "json"], Query(description="csv (UTF-8 with BOM), xlsx or json")] = "csv",
 ) -> Response:
     """One row per patient for the day (docs/daily-summary.md); CID only for the hospital role."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -13,10 +12,11 @@ from chumphae import audit
 from chumphae.api.deps import SessionDep, patient_for, require_roles
 from chumphae.api.problems import Problem
 from chumphae.api.routes.mobile import PositionOut
+from chumphae.api.schemas import PatientId, When
 from chumphae.ingest.service import position_dict
+from chumphae.map.shared import current_matcher
 from chumphae.models import Role, User, Wristband
 from chumphae.patients.bands import normalise_address
-from chumphae.map.shared import current_matcher
 from chumphae.patients.search import Sighting, record_sightings
 from chumphae.timeutil import utcnow
 
@@ -26,7 +26,7 @@ Searcher = Annotated[User, Depends(require_roles(Role.CAREGIVER, Role.VOLUNTEER,
 
 
 class SightingIn(BaseModel):
-    t: datetime = Field(description="When the phone heard the band (ISO 8601 with offset).")
+    t: When = Field(description="When the phone heard the band (ISO 8601 with offset).")
     lat: float = Field(ge=-90, le=90, description="The phone's own GPS fix.")
     lon: float = Field(ge=-180, le=180)
     accuracy_m: float = Field(gt=0, le=500, description="The phone's GPS accuracy (68 %), metres.")
@@ -35,7 +35,7 @@ class SightingIn(BaseModel):
 
 
 class SightingsIn(BaseModel):
-    address: str | None = Field(default=None, description="The band heard; default: the patient's active band.")
+    address: str | None = Field(default=None, max_length=32, description="The band heard; default: the patient's active band.")
     sightings: list[SightingIn] = Field(min_length=1, max_length=500)
 
     model_config = {"json_schema_extra": {"examples": [{"address": "C0:CA:FE:00:00:07", "sightings": [
@@ -50,7 +50,7 @@ class SearchOut(BaseModel):
 
 
 @router.post("/sightings", response_model=SearchOut, status_code=201)
-def post_sightings(patient_id: int, body: SightingsIn, request: Request, session: SessionDep,
+def post_sightings(patient_id: PatientId, body: SightingsIn, request: Request, session: SessionDep,
                    user: Searcher) -> dict[str, Any]:
     """Turn the phone's sightings into positions through locate → match; they join the live feed."""
     patient_for(session, user, request, patient_id)

@@ -11,7 +11,8 @@ from sqlmodel import col, select
 from chumphae import audit
 from chumphae.api.deps import SessionDep, require_roles
 from chumphae.api.problems import Problem
-from chumphae.auth.service import assign, create_user
+from chumphae.api.schemas import Id, Name, UserId
+from chumphae.auth.service import assign, create_user, restore_user, revoke_user
 from chumphae.models import Patient, Role, User
 
 router = APIRouter(prefix="/api/v1/users", tags=["users"])
@@ -21,7 +22,7 @@ Manager = Annotated[User, Depends(require_roles(Role.CARE_MANAGER, Role.ADMIN))]
 
 
 class UserIn(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     role: Role
     lang: str = Field(default="th", pattern="^(th|en)$")
 
@@ -40,7 +41,7 @@ class UserCreated(UserOut):
 
 
 class AssignmentIn(BaseModel):
-    patient_id: int
+    patient_id: Id
     relation: str = Field(default="caregiver", pattern="^(caregiver|volunteer)$")
 
 
@@ -63,8 +64,35 @@ def add_user(body: UserIn, request: Request, session: SessionDep, user: Admin) -
     return UserCreated(**_out(created).model_dump(), token=token)
 
 
+def _target(session: SessionDep, user_id: int) -> User:
+    target = session.get(User, user_id)
+    if target is None:
+        raise Problem(404, "not_found")
+    return target
+
+
+@router.post("/{user_id}/revoke", response_model=UserOut)
+def revoke(user_id: UserId, request: Request, session: SessionDep, user: Admin) -> UserOut:
+    """The user's token stops working now; their open feed sockets close with 4001 within seconds."""
+    target = _target(session, user_id)
+    revoke_user(session, user=target)
+    audit.record(session, user=user, action="revoke", entity="user", entity_id=user_id,
+                 route=f"{request.method} {request.url.path}")
+    return _out(target)
+
+
+@router.post("/{user_id}/rotate", response_model=UserCreated)
+def rotate(user_id: UserId, request: Request, session: SessionDep, user: Admin) -> UserCreated:
+    """A new token (shown once); the old one stops working now. A revoked user is restored by this."""
+    target = _target(session, user_id)
+    token = restore_user(session, user=target)
+    audit.record(session, user=user, action="rotate", entity="user", entity_id=user_id,
+                 route=f"{request.method} {request.url.path}")
+    return UserCreated(**_out(target).model_dump(), token=token)
+
+
 @router.post("/{user_id}/patients", status_code=204)
-def assign_patient(user_id: int, body: AssignmentIn, request: Request, session: SessionDep,
+def assign_patient(user_id: UserId, body: AssignmentIn, request: Request, session: SessionDep,
                    user: Manager) -> None:
     if session.get(User, user_id) is None or session.get(Patient, body.patient_id) is None:
         raise Problem(404, "not_found")

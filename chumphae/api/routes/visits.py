@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from chumphae.alert.render import iso
-from chumphae.api.deps import SessionDep, patient_for, require_roles
-from chumphae.api.deps import CurrentUser
+from chumphae.api.deps import CurrentUser, SessionDep, patient_for, require_roles
 from chumphae.api.problems import Problem
 from chumphae.api.routes.mobile import page
+from chumphae.api.schemas import Offset, PatientId, Since, Until, VisitNotes, When
 from chumphae.models import Role, User, Visit, adl_group
 from chumphae.patients.visits import list_visits, log_visit
 from chumphae.timeutil import iso_bangkok, utcnow
@@ -23,10 +22,10 @@ Visitor = Annotated[User, Depends(require_roles(Role.VOLUNTEER, Role.CARE_MANAGE
 
 
 class VisitIn(BaseModel):
-    t: datetime | None = Field(default=None, description="When the visit took place (default: now). ISO 8601 "
+    t: When | None = Field(default=None, description="When the visit took place (default: now). ISO 8601 "
                                                          "with offset; an app that was offline sends the real time.")
     adl_score: int | None = Field(default=None, ge=0, le=20, description="Barthel ADL re-assessed, 0–20.")
-    notes: str | None = Field(default=None, max_length=4000)
+    notes: VisitNotes | None = None
 
     model_config = {"json_schema_extra": {"examples": [
         {"t": "2025-01-15T10:30:00+07:00", "adl_score": 8, "notes": "เดินได้เองในบ้าน ญาติดูแลดี"}]}}
@@ -58,11 +57,11 @@ def visit_out(v: Visit) -> dict[str, Any]:
 
 @router.get("", response_model=VisitPage)
 def get_visits(
-    patient_id: int, request: Request, session: SessionDep, user: CurrentUser,
-    since: Annotated[datetime | None, Query(description="At or after (ISO 8601).")] = None,
-    until: Annotated[datetime | None, Query(description="Before (ISO 8601).")] = None,
+    patient_id: PatientId, request: Request, session: SessionDep, user: CurrentUser,
+    since: Since = None,
+    until: Until = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     """The patient's home visits, newest first."""
     patient_for(session, user, request, patient_id)
@@ -71,7 +70,7 @@ def get_visits(
 
 
 @router.post("", response_model=VisitOut, status_code=201)
-def post_visit(patient_id: int, body: VisitIn, request: Request, session: SessionDep, user: Visitor) -> dict[str, Any]:
+def post_visit(patient_id: PatientId, body: VisitIn, request: Request, session: SessionDep, user: Visitor) -> dict[str, Any]:
     """Log a home visit; a score updates the patient's ADL unless a later visit already scored them."""
     patient = patient_for(session, user, request, patient_id, action="update")
     if body.t is not None and body.t.tzinfo is None:

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from chumphae.api.deps import CurrentUser, SessionDep, patient_for, require_roles
 from chumphae.api.problems import Problem
 from chumphae.api.routes.maplayers import NOT_MODIFIED, cached_json
+from chumphae.api.schemas import Line32, PatientId
 from chumphae.models import Role, User
 from chumphae.patients.safezones import ZoneBuildError, assign_zone, zone_geojson
 
@@ -27,8 +28,8 @@ class NightIn(BaseModel):
 class ZoneIn(BaseModel):
     """Only what is sent changes; the rest is kept from the zone in force."""
 
-    route_codes: list[str] | None = Field(default=None, description="Walking routes (tax-map `routes` codes).")
-    place_codes: list[str] | None = Field(default=None, description="Safe places: landmark or parcel codes.")
+    route_codes: list[Line32] | None = Field(default=None, max_length=200, description="Walking routes (tax-map `routes` codes).")
+    place_codes: list[Line32] | None = Field(default=None, max_length=200, description="Safe places: landmark or parcel codes.")
     margin_m: float | None = Field(default=None, ge=0, le=200, description="Around the home parcel.")
     tolerance_m: float | None = Field(default=None, gt=0, le=200, description="Either side of a route.")
     place_radius_m: float | None = Field(default=None, gt=0, le=500)
@@ -50,7 +51,7 @@ class ZoneSaved(BaseModel):
     "features": [{"type": "Feature", "properties": {"kind": "zone_day", "version": 3},
                   "geometry": {"type": "Polygon", "coordinates": [[[102.1, 16.54], [102.101, 16.54],
                                                                    [102.101, 16.541], [102.1, 16.54]]]}}]}}}}})
-def get_zone(patient_id: int, request: Request, session: SessionDep, user: CurrentUser) -> Response:
+def get_zone(patient_id: PatientId, request: Request, session: SessionDep, user: CurrentUser) -> Response:
     """The active zone (day, night) and the walking routes it was built from; 304 when unchanged."""
     patient_for(session, user, request, patient_id)
     doc, etag, made = zone_geojson(session, patient_id=patient_id)
@@ -58,7 +59,7 @@ def get_zone(patient_id: int, request: Request, session: SessionDep, user: Curre
 
 
 @router.put("", response_model=ZoneSaved)
-def put_zone(patient_id: int, body: ZoneIn, request: Request, session: SessionDep, user: Planner) -> dict[str, Any]:
+def put_zone(patient_id: PatientId, body: ZoneIn, request: Request, session: SessionDep, user: Planner) -> dict[str, Any]:
     """Assign routes and safe places: the zone is rebuilt from the tax map and stored as a new version."""
     patient = patient_for(session, user, request, patient_id, action="update")
     changes = body.model_dump(exclude_unset=True)

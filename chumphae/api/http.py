@@ -1,0 +1,116 @@
+"""What every HTTP answer of the API carries: security headers, finite JSON, documented problem responses."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from chumphae.api.problems import MEDIA_TYPE, problem_schema
+
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+]
+# The public tax map (no personal data) keeps its own ETag caching; every other API answer is never stored.
+OWN_CACHING = ("/api/v1/map/",)
+
+
+def finite(value: Any) -> Any:
+    """`value` with every NaN or infinity replaced by null (JSON has no such numbers)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value
+
+
+def dumps(value: Any) -> str:
+    """JSON text that is always valid JSON: non-finite numbers become null."""
+    try:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except ValueError:
+        return json.dumps(finite(value), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+class FiniteJSONResponse(JSONResponse):
+    def render(self, content: Any) -> bytes:
+        return dumps(content).encode("utf-8")
+
+
+class SecurityHeaders:
+    """Pure ASGI middleware (works for streaming and leaves WebSockets alone)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope.get("path", "")
+        api = path.startswith("/api/") or path == "/healthz" or path.startswith("/docs") \
+            or path == "/openapi.json"
+        no_store = api and not path.startswith(OWN_CACHING)
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", [])
+                           if k.lower() not in {name for name, _ in SECURITY_HEADERS}]
+                headers += SECURITY_HEADERS
+                if no_store:
+                    headers = [(k, v) for k, v in headers if k.lower() != b"cache-control"]
+                    headers.append((b"cache-control", b"no-store"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+PROBLEMS = {
+    400: "The body could not be read at all (`bad_request`), e.g. not JSON.",
+    401: "No valid token (`unauthorized`).",
+    403: "The role may not do this, or the patient is not the caller's (`forbidden`, `patient_forbidden`, "
+         "`field_forbidden`).",
+    404: "No such thing (`not_found`).",
+    409: "It conflicts with what exists (e.g. `alert_conflict`, `band_in_use`).",
+    422: "The request is not valid (`validation`): `errors` says where.",
+    429: "Too many failed authentications from this address (`too_many_attempts`); see Retry-After.",
+    500: "A bug (`server_error`); never expected.",
+    503: "The database is unavailable (`unavailable`); see Retry-After.",
+}
+
+
+def install_openapi(app: FastAPI) -> None:
+    """Every operation documents every problem status it can answer, as application/problem+json."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                             routes=app.routes)
+        components = schema.setdefault("components", {})
+        components.setdefault("schemas", {})["Problem"] = problem_schema()
+        components.setdefault("securitySchemes", {})["bearer"] = {"type": "http", "scheme": "bearer"}
+        ref = {"$ref": "#/components/schemas/Problem"}
+        for path, operations in schema.get("paths", {}).items():
+            for op in operations.values():
+                responses = op.setdefault("responses", {})
+                for status, description in PROBLEMS.items():
+                    if status in (401, 429) and path == "/healthz":
+                        continue
+                    responses[str(status)] = {"description": description,
+                                              "content": {MEDIA_TYPE: {"schema": ref}}}
+                if path != "/healthz":
+                    op["security"] = [{"bearer": []}]
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

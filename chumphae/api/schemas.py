@@ -1,0 +1,162 @@
+"""Every input validated once, here: the types REST bodies, query strings and the feed socket share.
+
+A route or a feed message that takes an id, a time, a note or a name takes it
+through one of these types, so the same limits hold everywhere (the socket
+cannot do what REST refuses) and nothing the database cannot hold reaches it:
+ids fit their columns (32-bit row ids, 64-bit cursors), times sit in a window every database and
+`datetime` can convert, text has no control characters and a length cap.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import Path, Query
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    StringConstraints,
+)
+
+from chumphae.models import Outcome
+
+MAX_ID = 2**31 - 1  # row ids: INTEGER primary keys (PostgreSQL int4)
+MAX_CURSOR = 2**63 - 1  # feed cursors: the feed log's BIGINT id
+MAX_OFFSET = 1_000_000  # far beyond any real page; keeps OFFSET inside every database's integer
+NOTE_MAX = 1000  # acknowledgement and resolution notes (REST and feed alike)
+PATIENT_NOTES_MAX = 2000
+TOKEN_MAX = 200  # our tokens are 47 characters
+
+# The window any time a client sends must fall in (UTC): wide enough for history and plans,
+# narrow enough that converting it to UTC or to Asia/Bangkok can never overflow.
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # keeps \t \n \r (notes have lines)
+_CONTROL_LINE = re.compile(r"[\x00-\x1f\x7f]")  # one-line fields: no tab or newline either
+
+
+def _no_control(text: str) -> str:
+    if _CONTROL.search(text):
+        raise ValueError("control characters are not allowed")
+    return text
+
+
+def _no_control_line(text: str) -> str:
+    if _CONTROL_LINE.search(text):
+        raise ValueError("control characters (tab, newline, NUL …) are not allowed in this field")
+    return text
+
+
+def _iso_text(value: Any) -> Any:
+    """Times are ISO 8601 text; a bare number (`until=0.5`) is not read as seconds since 1970."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _ISO_DATE.match(value):
+        raise ValueError("a time must be ISO 8601 text, e.g. 2025-01-15T10:30:00+07:00")
+    return value
+
+
+def _in_window(value: datetime) -> datetime:
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    try:
+        utc = aware.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("time out of range") from None
+    if not EARLIEST <= utc < LATEST:
+        raise ValueError(f"time must be between {EARLIEST.year} and {LATEST.year} (UTC)")
+    return value
+
+
+def _day_in_window(value: date) -> date:
+    if not EARLIEST.date() <= value < LATEST.date():
+        raise ValueError(f"date must be between {EARLIEST.year} and {LATEST.year}")
+    return value
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+# -- reusable field types -------------------------------------------------------------------
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+When = Annotated[datetime, BeforeValidator(_iso_text), AfterValidator(_in_window)]
+Day = Annotated[date, AfterValidator(_day_in_window)]
+Finite = Annotated[float, AfterValidator(_finite)]
+NoControl = AfterValidator(_no_control)
+OneLine = AfterValidator(_no_control_line)
+Line32 = Annotated[str, StringConstraints(max_length=32), OneLine]
+Line40 = Annotated[str, StringConstraints(max_length=40), OneLine]
+Line64 = Annotated[str, StringConstraints(max_length=64), OneLine]
+Line200 = Annotated[str, StringConstraints(max_length=200), OneLine]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200), OneLine]
+Note = Annotated[str, StringConstraints(max_length=NOTE_MAX), NoControl]
+PatientNotes = Annotated[str, StringConstraints(max_length=PATIENT_NOTES_MAX), NoControl]
+VisitNotes = Annotated[str, StringConstraints(max_length=4000), NoControl]
+Cursor = Annotated[int, Field(ge=0, le=MAX_CURSOR)]
+
+# -- path and query parameters --------------------------------------------------------------
+PatientId = Annotated[int, Path(ge=1, le=MAX_ID, description="A patient's id.")]
+AlertId = Annotated[int, Path(ge=1, le=MAX_ID, description="An alert's id.")]
+UserId = Annotated[int, Path(ge=1, le=MAX_ID, description="A user's id.")]
+GatewayId = Annotated[int, Path(ge=1, le=MAX_ID, description="A gateway's id.")]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip.")]
+OptionalPatientQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
+Since = Annotated[When | None, Query(description="At or after (ISO 8601 with offset; naive = UTC).")]
+Until = Annotated[When | None, Query(description="Before (ISO 8601 with offset; naive = UTC).")]
+
+
+def omittable(**constraints: Any) -> Any:
+    """A PATCH field that may be left out but not set to null (its column is NOT NULL)."""
+    return Field(default=None, **constraints)
+
+
+# -- alert actions: REST bodies and feed messages --------------------------------------------
+class AckIn(BaseModel):
+    note: Note | None = None
+
+
+class ResolveIn(BaseModel):
+    outcome: Outcome
+    note: Note | None = None
+
+
+Req = Annotated[str, StringConstraints(max_length=64)] | Annotated[int, Field(ge=-MAX_CURSOR, le=MAX_CURSOR)] | None
+
+
+class FeedAuth(BaseModel):
+    """The first message of a browser's feed socket."""
+
+    type: Literal["auth"]
+    token: Annotated[str, StringConstraints(min_length=1, max_length=TOKEN_MAX)]
+    cursor: Cursor | None = None
+
+
+class FeedPing(BaseModel):
+    type: Literal["ping"]
+    req: Req = None
+
+
+class FeedAck(AckIn):
+    type: Literal["ack"]
+    req: Req = None
+    alert_id: Id
+
+
+class FeedResolve(ResolveIn):
+    type: Literal["resolve"]
+    req: Req = None
+    alert_id: Id
+    outcome: Outcome = Outcome.OTHER
+
+
+FeedMessage = Annotated[FeedPing | FeedAck | FeedResolve, Field(discriminator="type")]
+FEED_MESSAGE_MAX = 16_384  # characters in one client frame (a note of 1,000 Thai characters fits easily)

@@ -19,8 +19,9 @@ from sqlmodel import Session, col, select
 from chumphae import audit
 from chumphae.alert import late
 from chumphae.alert.render import alert_dict
-from chumphae.alert.severity import next_escalation_at, severity_for
+from chumphae.alert.severity import MAX_LEVEL, next_escalation_at, severity_for
 from chumphae.auth.access import can_see_patient, sees_all
+from chumphae.deliver import outbox
 from chumphae.errors import Forbidden, NotFound
 from chumphae.feed import log as feed_log
 from chumphae.models import Alert, AlertEvent, AlertStatus, Outcome, User
@@ -107,9 +108,12 @@ def _record(session: Session, alert: Alert, *, event: str, ring: bool, user_id: 
     session.add(AlertEvent(alert_id=alert.id, kind=event, user_id=user_id, details=details or {}))
     payload = {"event": event, "ring": ring, "alert": alert_dict(alert, names=_names(session, alert))}
     row = feed_log.append(session, kind="alert", patient_id=alert.patient_id, payload=payload)
-    return AlertChange(alert_id=alert.id, patient_id=alert.patient_id, type=alert.type,
-                       severity=alert.severity, event=event, ring=ring, level=alert.escalation_level,
-                       cursor=row.id)
+    change = AlertChange(alert_id=alert.id, patient_id=alert.patient_id, type=alert.type,
+                         severity=alert.severity, event=event, ring=ring, level=alert.escalation_level,
+                         cursor=row.id)
+    if ring:  # durable notices in this same transaction (chumphae/deliver/outbox.py)
+        outbox.enqueue(session, change)
+    return change
 
 
 def raise_alert(session: Session, *, alert: AlertInput, now: datetime | None = None) -> AlertChange:
@@ -268,3 +272,23 @@ def escalate_due(session: Session, *, now: datetime | None = None, limit: int = 
         changes.append(_record(session, row, event="escalated", ring=True,
                                details={"from": before, "to": row.escalation_level}))
     return changes
+
+
+def escalate_undelivered(session: Session, *, alert_id: int, level: int, now: datetime | None = None,
+                         ) -> AlertChange | None:
+    """A notice at `level` gave up (or was refused): tell the next rung now, if nobody has acted yet.
+
+    Only an open (unacknowledged) alert still at that level climbs; one already
+    higher, acknowledged or resolved is left alone. The climb is recorded and
+    delivered like a timed escalation, and the next deadline restarts from now.
+    """
+    now = now or utcnow()
+    row = session.exec(select(Alert).where(Alert.id == alert_id).with_for_update()).first()
+    if row is None or row.status != AlertStatus.OPEN or row.escalation_level != level or level >= MAX_LEVEL:
+        return None
+    row.escalation_level = level + 1
+    row.next_escalation_at = next_escalation_at(row.severity, row.escalation_level, now)
+    session.add(row)
+    session.flush()
+    return _record(session, row, event="escalated", ring=True,
+                   details={"from": level, "to": row.escalation_level, "reason": "undelivered"})

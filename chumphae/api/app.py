@@ -12,6 +12,7 @@ from chumphae import __version__
 from chumphae.api import problems
 from chumphae.api.routes import alerts, gateway, patients, system, users
 from chumphae.api.routes import bands, maplayers, mobile, reports, search, visits, zones
+from chumphae.api.routes import deliveries, line_webhook
 from chumphae.config import Settings, get_settings
 from chumphae.db import init_engine, session_scope, set_engine
 from chumphae.map.store import load_default_map, map_info
@@ -56,6 +57,6 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
     app.state.settings = settings
     problems.install(app)
     for module in (system, patients, users, web_page, alerts, gateway, feed_views,
-                   mobile, visits, bands, zones, maplayers, search, reports):
+                   mobile, visits, bands, zones, maplayers, search, reports, deliveries, line_webhook):
         app.include_router(module.router)
     return app

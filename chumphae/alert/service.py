@@ -102,7 +102,7 @@ def _names(session: Session, alert: Alert) -> dict[int, str]:
 
 
 def _record(session: Session, alert: Alert, *, event: str, ring: bool, user_id: int | None = None,
-            details: dict[str, object] | None = None) -> AlertChange:
+            details: dict[str, object] | None = None, now: datetime | None = None) -> AlertChange:
     """History row + feed row for one change, in the caller's transaction."""
     assert alert.id is not None
     session.add(AlertEvent(alert_id=alert.id, kind=event, user_id=user_id, details=details or {}))
@@ -112,7 +112,7 @@ def _record(session: Session, alert: Alert, *, event: str, ring: bool, user_id: 
                          severity=alert.severity, event=event, ring=ring, level=alert.escalation_level,
                          cursor=row.id)
     if ring:  # durable notices in this same transaction (chumphae/deliver/outbox.py)
-        outbox.enqueue(session, change)
+        outbox.enqueue(session, change, now=now)
     return change
 
 
@@ -141,8 +141,8 @@ def raise_alert(session: Session, *, alert: AlertInput, now: datetime | None = N
                 raise
         else:
             return _record(session, row, event="opened", ring=verdict.ring,
-                           details={"late": verdict.late, "confidence": alert.confidence})
-    return _retrigger(session, existing, alert, ring=verdict.ring, late_=verdict.late)
+                           details={"late": verdict.late, "confidence": alert.confidence}, now=now)
+    return _retrigger(session, existing, alert, ring=verdict.ring, late_=verdict.late, now=now)
 
 
 def _new(a: AlertInput, *, severity: str, late_: bool, now: datetime) -> Alert:
@@ -157,7 +157,8 @@ def _new(a: AlertInput, *, severity: str, late_: bool, now: datetime) -> Alert:
     )
 
 
-def _retrigger(session: Session, row: Alert, a: AlertInput, *, ring: bool, late_: bool) -> AlertChange:
+def _retrigger(session: Session, row: Alert, a: AlertInput, *, ring: bool, late_: bool,
+               now: datetime | None = None) -> AlertChange:
     row.count += 1
     if a.t < row.opened_at:
         row.opened_at = a.t  # a late message shows it began earlier than we knew
@@ -172,7 +173,7 @@ def _retrigger(session: Session, row: Alert, a: AlertInput, *, ring: bool, late_
     session.add(row)
     session.flush()
     return _record(session, row, event="retriggered", ring=ring,
-                   details={"late": late_, "t": a.t.isoformat(), "count": row.count})
+                   details={"late": late_, "t": a.t.isoformat(), "count": row.count}, now=now)
 
 
 def _late_history(session: Session, a: AlertInput) -> AlertChange:
@@ -270,7 +271,7 @@ def escalate_due(session: Session, *, now: datetime | None = None, limit: int = 
         session.add(row)
         session.flush()
         changes.append(_record(session, row, event="escalated", ring=True,
-                               details={"from": before, "to": row.escalation_level}))
+                               details={"from": before, "to": row.escalation_level}, now=now))
     return changes
 
 
@@ -291,4 +292,4 @@ def escalate_undelivered(session: Session, *, alert_id: int, level: int, now: da
     session.add(row)
     session.flush()
     return _record(session, row, event="escalated", ring=True,
-                   details={"from": level, "to": row.escalation_level, "reason": "undelivered"})
+                   details={"from": level, "to": row.escalation_level, "reason": "undelivered"}, now=now)

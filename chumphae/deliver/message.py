@@ -71,6 +71,11 @@ def render_test(*, name: str, lang: str, channel: str, notice_key: str) -> Rende
     return Rendered(text, None, {"notice": notice_key, "event": "test", "channel": channel})
 
 
-def patient_label(name_th: str | None, name_en: str | None, lang: str) -> str | None:
-    """The patient as their caregiver knows them (never the CID)."""
-    return (name_en or name_th) if lang == "en" else (name_th or name_en)
+def patient_label(prename: str | None, name_th: str | None, name_en: str | None, lang: str) -> str | None:
+    """The patient as their caregiver knows them: 'นางสมศรี ใจดี' / 'Somsri Jaidee' (never the CID)."""
+    if lang == "en" and name_en:
+        return name_en
+    if not name_th:
+        return name_en
+    title = prename if prename and not prename.isdigit() else ""  # a 43-file code is no title to read
+    return f"{title}{name_th}"

@@ -116,7 +116,7 @@ def _render(session: Session, row: OutboxNotice, public_url: str) -> Claimed:
             return Claimed(row.id, row.attempts, None, "alert gone")
         if alert.patient_id is not None:
             p = session.get(Patient, alert.patient_id)
-            who = message.patient_label(p.name_th, p.name_en, lang) if p else None
+            who = message.patient_label(p.prename, p.name_th, p.name_en, lang) if p else None
         else:
             who = str((alert.details or {}).get("gateway") or f"gateway {alert.gateway_id}")
         r = message.render_alert(alert, who=who, lang=lang, event=row.event, level=row.level,

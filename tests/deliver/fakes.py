@@ -192,11 +192,15 @@ class _WebhookHandler(_Handler):
         self._reply(200 if first else 409, {"received": pid}, {"X-Request-Id": pid})
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 256  # many workers' connections at once, as a provider takes them
+    daemon_threads = True
+
+
 @contextmanager
 def serving(fake: Fake, handler: type[_Handler]) -> Iterator[Fake]:
     cls = type(f"{handler.__name__}Bound", (handler,), {"fake": fake})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), cls)
-    server.daemon_threads = True
+    server = _Server(("127.0.0.1", 0), cls)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     fake.url = f"http://127.0.0.1:{server.server_address[1]}"

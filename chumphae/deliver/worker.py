@@ -25,7 +25,8 @@ import logging
 import random
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from typing import Any
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, func, or_, update
@@ -220,21 +221,47 @@ class Worker:
         return len(claimed)
 
     async def run(self) -> None:
-        """Forever (cancelled at shutdown); a failed round is logged and retried after a poll."""
+        """Forever (cancelled at shutdown): keeps up to `concurrency` sends in flight, claiming more as each
+        finishes or a dispatch wakes it, so one slow provider never holds back the next SOS."""
         self._loop, self._event = asyncio.get_running_loop(), asyncio.Event()
         notify.on_dispatch(self.wake)
         feed_log.on_commit(self.wake)
+        sem = asyncio.Semaphore(self.options.concurrency)
+        inflight: set[asyncio.Task[None]] = set()
         try:
             while True:
                 self._event.clear()
-                try:
-                    n = await self.run_once()
-                except Exception:
-                    log.exception("delivery round failed")
-                    n = 0
-                if n == 0:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._event.wait(), self.options.poll_s)
+                room = self.options.concurrency - len(inflight)
+                claimed: list[Claimed] = []
+                if room > 0:
+                    try:
+                        claimed = await asyncio.to_thread(
+                            claim, self.engine, now=self.clock(), options=replace(self.options, batch=min(
+                                room, self.options.batch)), public_url=self.public_url)
+                    except Exception:
+                        log.exception("delivery claim failed")
+                    self.counts["claimed"] += len(claimed)
+                    for c in claimed:
+                        task = asyncio.create_task(self._guarded(c, sem))
+                        inflight.add(task)
+                        task.add_done_callback(inflight.discard)
+                if claimed and len(claimed) == room:
+                    continue  # more may be due: claim again once there is room
+                waits: set[asyncio.Future[Any]] = {asyncio.ensure_future(self._event.wait()), *inflight}
+                done, _ = await asyncio.wait(waits, timeout=self.options.poll_s, return_when=asyncio.FIRST_COMPLETED)
+                for w in waits - set(inflight):
+                    w.cancel()
         finally:
             notify.off_dispatch(self.wake)
             feed_log.off_commit(self.wake)
+            for task in inflight:
+                task.cancel()
+            await asyncio.gather(*inflight, return_exceptions=True)
+
+    async def _guarded(self, c: Claimed, sem: asyncio.Semaphore) -> None:
+        try:
+            await self._one(c, sem)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the row stays 'sending' and is claimed again after its lease
+            log.exception("delivery of notice %d failed", c.notice_id)

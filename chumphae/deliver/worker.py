@@ -25,7 +25,9 @@ import logging
 import random
 from collections import Counter
 from collections.abc import Callable, Mapping
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any, TypeVar
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -42,6 +44,7 @@ from chumphae.models import Alert, ChannelName, ContactPoint, NoticeStatus, Outb
 from chumphae.timeutil import utcnow
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +179,11 @@ class Worker:
         self.counts: Counter[str] = Counter()  # claimed, sent, retry, failed, gave_up, lost_lease, escalated
         self._loop: asyncio.AbstractEventLoop | None = None
         self._event: asyncio.Event | None = None
+        # Its own threads for database work: delivery never takes the threads ingest stores with.
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="deliver")
+
+    async def _db(self, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, partial(fn, *args, **kw))
 
     def wake(self) -> None:
         loop, event = self._loop, self._event
@@ -198,8 +206,8 @@ class Worker:
                     except Exception as exc:  # a bug in an adapter: retried, never lost
                         log.exception("channel %s raised for notice %d", c.out.channel, c.notice_id)
                         result = Result("retry", detail=type(exc).__name__)
-        status, change = await asyncio.to_thread(record, self.engine, c, result, now=self.clock(),
-                                                 options=self.options, rnd=self.rnd)
+        status, change = await self._db(record, self.engine, c, result, now=self.clock(),
+                                        options=self.options, rnd=self.rnd)
         self.counts[status or "lost_lease"] += 1
         if result.outcome == "retry" and status == NoticeStatus.QUEUED:
             self.counts["retry"] += 1
@@ -208,12 +216,12 @@ class Worker:
                         result.detail)
         if change is not None:
             self.counts["escalated"] += 1
-            await asyncio.to_thread(notify.dispatch, self.engine, [change])
+            await self._db(notify.dispatch, self.engine, [change])
 
     async def run_once(self) -> int:
         """Claim one batch and see every notice in it to a recorded outcome; returns how many were claimed."""
-        claimed = await asyncio.to_thread(claim, self.engine, now=self.clock(), options=self.options,
-                                          public_url=self.public_url)
+        claimed = await self._db(claim, self.engine, now=self.clock(), options=self.options,
+                                 public_url=self.public_url)
         self.counts["claimed"] += len(claimed)
         if claimed:
             sem = asyncio.Semaphore(self.options.concurrency)
@@ -235,7 +243,7 @@ class Worker:
                 claimed: list[Claimed] = []
                 if room > 0:
                     try:
-                        claimed = await asyncio.to_thread(
+                        claimed = await self._db(
                             claim, self.engine, now=self.clock(), options=replace(self.options, batch=min(
                                 room, self.options.batch)), public_url=self.public_url)
                     except Exception:
@@ -257,6 +265,7 @@ class Worker:
             for task in inflight:
                 task.cancel()
             await asyncio.gather(*inflight, return_exceptions=True)
+            self._pool.shutdown(wait=False)
 
     async def _guarded(self, c: Claimed, sem: asyncio.Semaphore) -> None:
         try:

@@ -167,6 +167,7 @@ async def one_run(*, patients: int, fail: float, rate: float, workers: int, seed
             "lost": sum(1 for r in rows if r.status != "sent" or r.key not in accepted),
             "phantom": sum(1 for r in sent if r.key not in accepted),  # recorded sent, never accepted
             "requests": len(line.hits) + len(sms.hits),
+            "failed_requests": sum(1 for h in line.hits + sms.hits if h.answer != "ok"),
             "alerts_reached": len(first_hit),
             "p50_ms": pct(latencies, 0.5),
             "p99_ms": pct(latencies, 0.99),
@@ -193,7 +194,8 @@ class _workers:
 
 def line_of(name: str, r: dict[str, Any]) -> str:
     return (f"{name}: queued={r['queued']} sent={r['sent']} retried={r['retried']} duplicated={r['duplicated']} "
-            f"lost={r['lost']} phantom={r['phantom']} requests={r['requests']} alerts_reached={r['alerts_reached']} "
+            f"lost={r['lost']} phantom={r['phantom']} requests={r['requests']} "
+            f"(failed by the fake: {r['failed_requests']}) alerts_reached={r['alerts_reached']} "
             f"sos_to_first_request p50={r['p50_ms']:.0f}ms p99={r['p99_ms']:.0f}ms "
             f"(sos_to_ack p50={r['ack_p50_ms']:.0f}ms; ack_to_first_request p50={r['after_ack_p50_ms']:.0f}ms "
             f"p99={r['after_ack_p99_ms']:.0f}ms)")

@@ -10,7 +10,7 @@ delivery); the others wait for the worker (`chumphae.deliver.worker`).
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session, col, select
@@ -23,6 +23,18 @@ from chumphae.timeutil import iso_bangkok, utcnow
 
 if TYPE_CHECKING:
     from chumphae.alert.service import AlertChange
+
+# A re-trigger of an alert still open rings the feed each time, but pushes (LINE, SMS, webhook) to a person
+# at most once per window per channel: a wander re-confirmed every minute must not become a flood.
+RETRIGGER_PUSH_WINDOW = {"critical": timedelta(seconds=60)}
+RETRIGGER_PUSH_DEFAULT = timedelta(minutes=15)
+
+
+def _recent_pushes(session: Session, alert_id: int, since: datetime) -> set[tuple[int, str]]:
+    rows = session.exec(select(OutboxNotice.user_id, OutboxNotice.channel).where(
+        OutboxNotice.alert_id == alert_id, OutboxNotice.channel != ChannelName.FEED,
+        col(OutboxNotice.created_at) > since)).all()
+    return {(uid, ch) for uid, ch in rows}
 
 
 def enqueue(session: Session, change: AlertChange, *, now: datetime | None = None) -> list[OutboxNotice]:
@@ -39,6 +51,10 @@ def enqueue(session: Session, change: AlertChange, *, now: datetime | None = Non
         contacts.setdefault(cp.user_id, []).append(cp.channel)
     prefs = {p.user_id: p for p in session.exec(select(DeliveryPreference)
                                                 .where(col(DeliveryPreference.user_id).in_(ids)))}
+    recent: set[tuple[int, str]] = set()
+    if change.event == "retriggered":
+        recent = _recent_pushes(session, change.alert_id,
+                                now - RETRIGGER_PUSH_WINDOW.get(change.severity, RETRIGGER_PUSH_DEFAULT))
     rows = []
     for uid, level in told:
         pref = prefs.get(uid)
@@ -46,6 +62,8 @@ def enqueue(session: Session, change: AlertChange, *, now: datetime | None = Non
                                      contacts=contacts.get(uid, []), quiet_start=pref.quiet_start if pref else None,
                                      quiet_end=pref.quiet_end if pref else None, now=now)
         for channel in channels:
+            if (uid, channel) in recent:
+                continue
             row = OutboxNotice(key=str(uuid.uuid4()), alert_id=change.alert_id, event=change.event, level=level,
                                user_id=uid, channel=channel, created_at=now, next_try_at=now)
             if channel == ChannelName.FEED:

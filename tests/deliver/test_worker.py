@@ -198,3 +198,16 @@ async def test_two_processes_claim_each_notice_once(pg_schema_engine: Engine, fa
         assert len(hits) == len(set(hits)) == 40  # no notice was sent by both
     finally:
         second.dispose()
+
+
+def test_retriggers_push_once_per_window_the_feed_every_time(engine: Engine, district: World) -> None:
+    raise_sos(engine, district.own_patient, type_="wander")
+    for minutes in (1, 2, 14):  # a wander re-confirmed: pushed once per 15 minutes
+        raise_sos(engine, district.own_patient, type_="wander", now=T0 + timedelta(minutes=minutes))
+    raise_sos(engine, district.own_patient, type_="wander", now=T0 + timedelta(minutes=16))
+    rows = notices(engine)
+    assert [(r.event, r.channel) for r in rows if r.channel != "feed"] == [("opened", "line"),
+                                                                         ("retriggered", "line")]
+    assert sum(r.channel == "feed" for r in rows) == 5
+    assert max(r.created_at for r in rows if r.event == "retriggered" and r.channel == "line") == \
+        T0 + timedelta(minutes=16)

@@ -7,6 +7,7 @@ import re
 from typing import Annotated
 
 import typer
+from sqlalchemy.engine import Engine
 
 from chumphae.config import get_settings
 from chumphae.errors import ConfigError
@@ -18,7 +19,7 @@ LINE_ID = re.compile(r"^U[0-9a-f]{32}$")
 USER_HELP = "User id, or their exact name."
 
 
-def _engine():  # type: ignore[no-untyped-def]
+def _engine() -> Engine:
     from chumphae.db import init_engine
 
     return init_engine(get_settings().effective_database_url)

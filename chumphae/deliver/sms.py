@@ -49,13 +49,11 @@ class SmsChannel:
             return Result("refused", detail="CHUMPHAE_SMS_URL not set")
         fields = {s.sms_field_to: out.address, s.sms_field_message: out.text, s.sms_field_sender: s.sms_sender}
         headers = {s.sms_idempotency_header: out.key} if s.sms_idempotency_header else {}
-        auth = (s.sms_username or "", s.sms_password.get_secret_value() if s.sms_password else "") \
-            if s.sms_username else None
+        extra: dict[str, Any] = {"json": fields} if s.sms_format == "json" else {"data": fields}
+        if s.sms_username:
+            extra["auth"] = httpx.BasicAuth(s.sms_username, s.sms_password.get_secret_value() if s.sms_password else "")
         try:
-            if s.sms_format == "json":
-                r = await self.client.post(s.sms_url, json=fields, headers=headers, auth=auth)
-            else:
-                r = await self.client.post(s.sms_url, data=fields, headers=headers, auth=auth)
+            r = await self.client.post(s.sms_url, headers=headers, **extra)
         except httpx.HTTPError as exc:
             return transport_failure(exc)
         provider_id = None

@@ -65,8 +65,8 @@ class WorkerOptions:
 
 def backoff_s(attempts: int, *, base: float, cap: float, rnd: Callable[[], float] = random.random) -> float:
     """Exponential backoff with 'equal jitter': half fixed, half random, capped."""
-    d = min(cap, base * 2 ** max(0, attempts - 1))
-    return d / 2 + rnd() * d / 2
+    d = min(cap, base * 2.0 ** max(0, attempts - 1))
+    return float(d / 2 + rnd() * d / 2)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,7 @@
 """Delivery under failing providers: SOS over the gateway WebSocket → notices → fake LINE and SMS servers.
 
 A real backend (uvicorn, `create_app`, its own delivery worker) on a fresh
-SQLite file, plus `--workers - 1` more workers on their own engines (several
+SQLite file (or a private PostgreSQL schema with `--url`), plus `--workers - 1` more workers on their own engines (several
 workers claiming the same table, as several backend processes would). The
 fake LINE server and SMS gateway (tests/deliver/fakes.py: real HTTP servers
 on 127.0.0.1) fail `--fail` of requests: 429 with Retry-After 1, 500, a
@@ -17,7 +17,8 @@ provider request latency p50 / p99 (send on the gateway socket → the first
 request for that alert at a fake provider). Baseline: the same run with
 providers that never fail; ratios against it. Last line: SUMMARY.
 
-Usage: .venv/bin/python scripts/bench_delivery.py [--patients 60] [--fail 0.3] [--runs 3] [--workers 2]
+Usage: .venv/bin/python scripts/bench_delivery.py [--patients 60] [--fail 0.3] [--runs 3] [--workers 2] [--rate 5]
+       [--url postgresql://postgres@127.0.0.1:5432/test]
 """
 
 from __future__ import annotations
@@ -70,21 +71,42 @@ def seed(engine: Any, patients: int) -> tuple[str, list[str]]:
     return token, bands
 
 
-async def one_run(*, patients: int, fail: float, rate: float, workers: int, seed_: int) -> dict[str, Any]:
+def database(pg_url: str | None) -> tuple[Any, Any, Any]:
+    """(engine, make another engine on the same data, clean up): a fresh SQLite file or a private PostgreSQL schema."""
+    from sqlalchemy import text
+
+    from chumphae.db import make_engine
+
+    if not pg_url:
+        url = f"sqlite:///{Path(tempfile.mkdtemp(prefix='bench-delivery-')) / 'bench.db'}"
+        return make_engine(url), lambda: make_engine(url), lambda: None
+    schema = f"bench_delivery_{uuid.uuid4().hex[:8]}"
+    admin = make_engine(pg_url)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+
+    def drop() -> None:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+    return make_engine(pg_url, schema=schema), lambda: make_engine(pg_url, schema=schema), drop
+
+
+async def one_run(*, patients: int, fail: float, rate: float, workers: int, seed_: int,
+                  pg_url: str | None = None) -> dict[str, Any]:
     from sqlmodel import Session, select
     from websockets.asyncio.client import connect
 
     from chumphae.alert.escalate import ClockOptions
-    from chumphae.db import make_engine, set_engine, upgrade
+    from chumphae.db import set_engine, upgrade
     from chumphae.deliver.run import running_worker
     from chumphae.deliver.worker import WorkerOptions
     from chumphae.models import OutboxNotice
     from tests.deliver.fakes import LINE_TOKEN, SMS_PASSWORD, SMS_USER, Fake, line_server, sms_server
     from tests.feed.liveserver import live_server
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench-delivery-"))
-    url = f"sqlite:///{tmp / 'bench.db'}"
-    engine = make_engine(url)
+    engine, another, cleanup = database(pg_url)
     upgrade(engine)
     set_engine(engine)
     token, bands = seed(engine, patients)
@@ -97,7 +119,7 @@ async def one_run(*, patients: int, fail: float, rate: float, workers: int, seed
         settings = Settings(line_api_url=line.url, line_channel_access_token=LINE_TOKEN,  # type: ignore[arg-type]
                             sms_url=sms.url + "/send", sms_username=SMS_USER, sms_password=SMS_PASSWORD,  # type: ignore[arg-type]
                             delivery_timeout_s=0.3, delivery_poll_s=0.2, public_url="https://chumphae.example")
-        extra = [make_engine(url) for _ in range(workers - 1)]
+        extra = [another() for _ in range(workers - 1)]
         with live_server(clock_options=ClockOptions(tick_s=0), delivery_settings=settings,
                          delivery_options=opts) as srv:
             async with _workers(extra, settings, opts, running_worker):
@@ -142,6 +164,9 @@ async def one_run(*, patients: int, fail: float, rate: float, workers: int, seed
 
             band_of_alert = {a.id: a.band_id for a in s.exec(select(Alert)).all()}
             address_of_band = {b.id: b.address for b in s.exec(select(Wristband)).all()}
+        set_engine(None)
+        engine.dispose()
+        cleanup()
         index_of_address = {b: i for i, b in enumerate(bands)}
         alert_of_key = {r.key: r.alert_id for r in rows}
         first_hit: dict[int, float] = {}
@@ -208,6 +233,7 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=5.0, help="SOS per second from the gateway")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--workers", type=int, default=2, help="delivery workers on the same database")
+    ap.add_argument("--url", default=None, help="PostgreSQL URL (a private schema, dropped after); default SQLite")
     args = ap.parse_args()
     import logging
 
@@ -215,9 +241,9 @@ def main() -> None:
     failing, base = [], []
     for run in range(args.runs):
         b = asyncio.run(one_run(patients=args.patients, fail=0.0, rate=args.rate, workers=args.workers,
-                                seed_=run + 1))
+                                seed_=run + 1, pg_url=args.url))
         f = asyncio.run(one_run(patients=args.patients, fail=args.fail, rate=args.rate, workers=args.workers,
-                                seed_=run + 1))
+                                seed_=run + 1, pg_url=args.url))
         print(line_of(f"run {run + 1} baseline (0% failing)", b))
         print(line_of(f"run {run + 1} {args.fail:.0%} failing", f))
         base.append(b)
@@ -228,7 +254,7 @@ def main() -> None:
     print(f"medians over {args.runs} runs: failing p50={med['p50_ms']:.0f}ms p99={med['p99_ms']:.0f}ms; "
           f"baseline p50={bmed['p50_ms']:.0f}ms p99={bmed['p99_ms']:.0f}ms; ratio p50 {med['p50_ms'] / bmed['p50_ms']:.2f} "
           f"p99 {med['p99_ms'] / bmed['p99_ms']:.2f}")
-    print(f"SUMMARY fail={args.fail:.0%} workers={args.workers} patients={args.patients} runs={args.runs} "
+    print(f"SUMMARY db={'postgresql' if args.url else 'sqlite'} fail={args.fail:.0%} workers={args.workers} patients={args.patients} runs={args.runs} "
           f"queued={total['queued']} sent={total['sent']} retried={total['retried']} "
           f"duplicated={total['duplicated']} lost={total['lost']} "
           f"sos_to_first_request_p50={med['p50_ms']:.0f}ms p99={med['p99_ms']:.0f}ms "

@@ -53,7 +53,7 @@ class Outbound:
 
 @dataclass(frozen=True, slots=True)
 class Result:
-    outcome: Literal["accepted", "retry", "refused"]
+    outcome: Literal["accepted", "retry", "refused", "cancelled"]
     provider_id: str | None = None
     retry_after_s: float | None = None  # the provider's Retry-After, when it gave one
     detail: str = ""  # status code and a short reason; never a secret or a message text

@@ -19,6 +19,7 @@ from chumphae.alert.render import iso
 from chumphae.deliver import plan
 from chumphae.deliver.notify import users_told
 from chumphae.models import ChannelName, ContactPoint, DeliveryPreference, NoticeStatus, OutboxNotice, User
+from chumphae.models.delivery import DONE
 from chumphae.timeutil import iso_bangkok, utcnow
 
 if TYPE_CHECKING:
@@ -104,8 +105,7 @@ def delivery_dict(row: OutboxNotice, user_name: str | None) -> dict[str, Any]:
         "created_at_local": iso_bangkok(row.created_at),
         "done_at": iso(row.done_at),
         "done_at_local": iso_bangkok(row.done_at),
-        "next_try_at": None if row.status in (NoticeStatus.SENT, NoticeStatus.FAILED, NoticeStatus.GAVE_UP)
-        else iso(row.next_try_at),
+        "next_try_at": None if row.status in DONE else iso(row.next_try_at),
     }
 
 

@@ -40,7 +40,7 @@ from chumphae.config import Settings
 from chumphae.deliver import message, notify
 from chumphae.deliver.notify import Channel, Outbound, Result
 from chumphae.feed import log as feed_log
-from chumphae.models import Alert, ChannelName, ContactPoint, NoticeStatus, OutboxNotice, Patient, User
+from chumphae.models import Alert, AlertStatus, ChannelName, ContactPoint, NoticeStatus, OutboxNotice, Patient, User
 from chumphae.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,7 @@ class Claimed:
     attempts: int  # fencing token: a record is applied only if the row still has this attempt number
     out: Outbound | None  # None: nothing can be sent (no contact point, alert gone): refused
     why_not: str = ""
+    cancel: bool = False  # the alert was resolved before this went out
 
 
 def _due(now: datetime):  # type: ignore[no-untyped-def]
@@ -118,6 +119,8 @@ def _render(session: Session, row: OutboxNotice, public_url: str) -> Claimed:
         alert = session.get(Alert, row.alert_id)
         if alert is None:
             return Claimed(row.id, row.attempts, None, "alert gone")
+        if alert.status == AlertStatus.RESOLVED:
+            return Claimed(row.id, row.attempts, None, "alert resolved before delivery", cancel=True)
         if alert.patient_id is not None:
             p = session.get(Patient, alert.patient_id)
             who = message.patient_label(p.prename, p.name_th, p.name_en, lang) if p else None
@@ -149,6 +152,8 @@ def record(engine: Engine, c: Claimed, result: Result, *, now: datetime, options
             row.provider_message_id = (result.provider_id or "")[:128] or None
         elif result.outcome == "refused":
             row.status, row.done_at = NoticeStatus.FAILED, now
+        elif result.outcome == "cancelled":
+            row.status, row.done_at = NoticeStatus.CANCELLED, now
         else:
             deadline = row.created_at + timedelta(seconds=options.give_up_s)
             delay = backoff_s(row.attempts, base=options.backoff_s, cap=options.backoff_max_s, rnd=rnd)
@@ -194,7 +199,7 @@ class Worker:
 
     async def _one(self, c: Claimed, sem: asyncio.Semaphore) -> None:
         if c.out is None:
-            result = Result("refused", detail=c.why_not)
+            result = Result("cancelled" if c.cancel else "refused", detail=c.why_not)
         else:
             channel = self.channels.get(c.out.channel)
             if channel is None or not channel.ready():

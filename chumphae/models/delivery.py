@@ -23,9 +23,10 @@ class NoticeStatus(StrEnum):
     SENT = "sent"  # the provider accepted it (provider_message_id)
     FAILED = "failed"  # the provider refused it for good (bad address, bad credentials): not retried
     GAVE_UP = "gave_up"  # retried until the give-up time passed
+    CANCELLED = "cancelled"  # its alert was resolved before it went out: nobody needs it any more
 
 
-DONE = frozenset({NoticeStatus.SENT, NoticeStatus.FAILED, NoticeStatus.GAVE_UP})
+DONE = frozenset({NoticeStatus.SENT, NoticeStatus.FAILED, NoticeStatus.GAVE_UP, NoticeStatus.CANCELLED})
 
 
 class ChannelName(StrEnum):

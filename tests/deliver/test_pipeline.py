@@ -115,7 +115,8 @@ async def test_line_link_sos_once_then_ack_from_line(backend: LiveServer, site: 
         got = (await http.get(receipts, headers=world.auth("volunteer"))).json()
         assert [(d["user_name"], d["channel"], d["status"]) for d in got["deliveries"]] == [
             ("caregiver", "line", "sent"), ("caregiver", "feed", "sent")]
-        assert got["summary"]["by_channel"]["line"] == {"total": 1, "delivered": 1, "pending": 0, "failed": 0}
+        assert got["summary"]["by_channel"]["line"] == {"total": 1, "delivered": 1, "pending": 0, "failed": 0,
+                                                          "cancelled": 0}
         assert (await http.get(receipts, headers=world.auth("volunteer2"))).status_code == 403
         assert "U" + "a" * 32 not in json.dumps(got)  # no LINE ids, phone numbers or URLs
 

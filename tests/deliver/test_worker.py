@@ -177,13 +177,13 @@ async def test_two_processes_claim_each_notice_once(pg_schema_engine: Engine, fa
     second = make_engine(PG_URL, schema=schema)  # another process's connections, same database
     try:
         with Session(pg_schema_engine) as s:
-            for i in range(20):
-                service.raise_alert(s, alert=AlertInput(type="sos", t=T0 + timedelta(seconds=i),
-                                                        patient_id=world.own_patient), now=T0)
-                alert = s.exec(select(Alert).where(Alert.status == "open")).one()
-                alert.status = "resolved"  # a fresh SOS each time
-                s.add(alert)
-                s.flush()
+            from chumphae.auth.service import assign
+            from tests.factories import make_patient
+
+            for i in range(20):  # twenty patients of one caregiver, an SOS each
+                p = make_patient(s, name_th=f"ผู้ป่วย {i}")
+                assign(s, user_id=world.users["caregiver"], patient_id=p.id)  # type: ignore[arg-type]
+                service.raise_alert(s, alert=AlertInput(type="sos", t=T0, patient_id=p.id), now=T0)
             s.commit()
         assert len(notices(pg_schema_engine, status="queued")) == 40
         fakes.line.hang_s = fakes.sms.hang_s = 0.05
@@ -211,3 +211,18 @@ def test_retriggers_push_once_per_window_the_feed_every_time(engine: Engine, dis
     assert sum(r.channel == "feed" for r in rows) == 5
     assert max(r.created_at for r in rows if r.event == "retriggered" and r.channel == "line") == \
         T0 + timedelta(minutes=16)
+
+
+async def test_a_notice_whose_alert_was_resolved_is_cancelled_not_sent(engine: Engine, district: World,
+                                                                       fakes: Fakes) -> None:
+    change = raise_sos(engine, district.own_patient)
+    with Session(engine) as s:
+        user = s.get(service.User, district.users["caregiver"])  # type: ignore[attr-defined]
+        service.resolve(s, user=user, alert_id=change.alert_id, outcome="false_alarm")
+        s.commit()
+    async with worker(engine, fakes, Clock(T0)) as w:
+        assert await w.run_once() == 2
+    assert {r.channel: r.status for r in notices(engine)} == {"line": "cancelled", "sms": "cancelled", "feed": "sent"}
+    assert fakes.line.hits == [] and fakes.sms.hits == []
+    with Session(engine) as s:
+        assert s.get(Alert, change.alert_id).escalation_level == 0  # type: ignore[union-attr]

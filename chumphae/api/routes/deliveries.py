@@ -45,6 +45,7 @@ class DeliverySummary(BaseModel):
     delivered: int
     pending: int
     failed: int
+    cancelled: int
     by_channel: dict[str, dict[str, int]]
 
 

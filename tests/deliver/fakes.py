@@ -63,14 +63,20 @@ class Fake:
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
+        self.block: list[bool] = []
 
     def decide(self) -> str:
+        """Scripted answers first; then, of every 10 requests, exactly round(10 × fail_rate) fail, at random places."""
         with self.lock:
             if self.script:
                 return self.script.pop(0)
-            if self.fail_rate and self.rng.random() < self.fail_rate:
-                return self.rng.choice(FAILURES)
-            return "ok"
+            if not self.fail_rate:
+                return "ok"
+            if not self.block:
+                failing = round(10 * self.fail_rate)
+                self.block = [True] * failing + [False] * (10 - failing)
+                self.rng.shuffle(self.block)
+            return self.rng.choice(FAILURES) if self.block.pop() else "ok"
 
     def accept(self, key: str) -> tuple[bool, str]:
         """(first time, provider id) for a key."""

@@ -35,14 +35,24 @@ def http_client(settings: Settings) -> httpx.AsyncClient:
 @asynccontextmanager
 async def running_worker(engine: Engine, settings: Settings,
                          options: WorkerOptions | None = None) -> AsyncIterator[Worker]:
-    """A worker running in this event loop until the block ends."""
-    async with http_client(settings) as client:
-        worker = Worker(engine, channels(client, settings), options or WorkerOptions.from_settings(settings),
-                        public_url=settings.public_url)
-        task = asyncio.create_task(worker.run())
-        try:
-            yield worker
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    """A worker running in this event loop until the block ends.
+
+    The HTTP client (its TLS context takes a moment to build) is made in a
+    thread from the worker's task, so starting the worker never delays the
+    app's start-up or holds up the event loop.
+    """
+    worker = Worker(engine, {}, options or WorkerOptions.from_settings(settings), public_url=settings.public_url)
+
+    async def serve() -> None:
+        client = await asyncio.to_thread(http_client, settings)  # building the TLS context blocks: not on the loop
+        async with client:
+            worker.channels = channels(client, settings)
+            await worker.run()
+
+    task = asyncio.create_task(serve())
+    try:
+        yield worker
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

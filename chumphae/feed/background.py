@@ -19,7 +19,6 @@ from fastapi import FastAPI
 from chumphae.alert import escalate
 from chumphae.config import Settings
 from chumphae.db import get_engine
-from chumphae.deliver.run import running_worker
 from chumphae.feed.fanout import running_hub
 
 
@@ -34,6 +33,8 @@ async def background(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
         try:
             async with contextlib.AsyncExitStack() as stack:
                 if delivery_settings.delivery_poll_s > 0:
+                    from chumphae.deliver.run import running_worker  # HTTP clients: loaded only when used
+
                     app.state.delivery_worker = await stack.enter_async_context(running_worker(
                         engine, delivery_settings, getattr(app.state, "delivery_options", None)))
                 yield

@@ -9,6 +9,7 @@ import typer
 from sqlalchemy.engine import Engine
 
 from chumphae.config import get_settings
+from chumphae.deliver import cli as channels_cli
 from chumphae.detect import cli as falls_cli
 from chumphae.errors import ConfigError
 from chumphae.map import cli as map_cli
@@ -27,6 +28,7 @@ app.add_typer(falls_cli.app, name="falls")
 app.add_typer(map_cli.app, name="map")
 app.add_typer(report_cli.app, name="export")
 app.add_typer(patients_cli.app, name="patients")
+app.add_typer(channels_cli.app, name="channels")
 
 
 def _engine() -> Engine:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -31,6 +32,28 @@ class Settings(BaseSettings):
     auth_max_failures: int = Field(default=30, ge=0, description="Failed authentications per client address "
                                    "within auth_window_s before 429 (0: no limit).")
     auth_window_s: float = Field(default=60.0, gt=0, description="The window of the failed-authentication limit.")
+    public_url: str = Field(default="http://127.0.0.1:8080", description="Base of the page link in messages.")
+
+    # Delivery (chumphae/deliver, docs/delivery.md). Secrets are never logged.
+    line_channel_access_token: SecretStr | None = Field(default=None, description="LINE Messaging API token.")
+    line_channel_secret: SecretStr | None = Field(default=None, description="Verifies X-Line-Signature.")
+    line_api_url: str = Field(default="https://api.line.me", description="LINE Messaging API base URL.")
+    sms_url: str | None = Field(default=None, description="The SMS gateway's send URL (unset: no SMS).")
+    sms_username: str | None = None
+    sms_password: SecretStr | None = None
+    sms_sender: str = "Chumphae"
+    sms_format: Literal["form", "json"] = "form"
+    sms_field_to: str = "msisdn"
+    sms_field_message: str = "message"
+    sms_field_sender: str = "sender"
+    sms_id_field: str = Field(default="message_id", description="Key of the message id in the JSON answer.")
+    sms_idempotency_header: str = Field(default="Idempotency-Key", description="Empty: send none.")
+    webhook_secret: SecretStr | None = Field(default=None, description="Signs X-Chumphae-Signature.")
+    delivery_timeout_s: float = Field(default=10.0, gt=0, description="One provider request.")
+    delivery_give_up_s: float = Field(default=600.0, gt=0, description="Retry a notice this long, then give up.")
+    delivery_backoff_s: float = Field(default=2.0, gt=0, description="First retry delay; doubles, with jitter.")
+    delivery_backoff_max_s: float = Field(default=120.0, gt=0)
+    delivery_poll_s: float = Field(default=1.0, ge=0, description="Worker poll; 0: no worker in this process.")
 
     @property
     def effective_database_url(self) -> str:

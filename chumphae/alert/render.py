@@ -84,3 +84,21 @@ def alert_dict(alert: Alert, *, names: dict[int, str] | None = None) -> dict[str
         },
         "details": dict(alert.details or {}),
     }
+
+
+def deliveries_summary(deliveries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per alert: how many notices, delivered, still trying, failed or given up, cancelled; the same per channel."""
+    def bucket(status: str) -> str:
+        return {"sent": "delivered", "queued": "pending", "sending": "pending",
+                "cancelled": "cancelled"}.get(status, "failed")
+
+    out: dict[str, Any] = {"total": 0, "delivered": 0, "pending": 0, "failed": 0, "cancelled": 0, "by_channel": {}}
+    for d in deliveries:
+        b = bucket(str(d["status"]))
+        out["total"] += 1
+        out[b] += 1
+        ch = out["by_channel"].setdefault(str(d["channel"]),
+                                          {"total": 0, "delivered": 0, "pending": 0, "failed": 0, "cancelled": 0})
+        ch["total"] += 1
+        ch[b] += 1
+    return out

@@ -19,8 +19,9 @@ from sqlmodel import Session, col, select
 from chumphae import audit
 from chumphae.alert import late
 from chumphae.alert.render import alert_dict
-from chumphae.alert.severity import next_escalation_at, severity_for
+from chumphae.alert.severity import MAX_LEVEL, next_escalation_at, severity_for
 from chumphae.auth.access import can_see_patient, sees_all
+from chumphae.deliver import outbox
 from chumphae.errors import Forbidden, NotFound
 from chumphae.feed import log as feed_log
 from chumphae.models import Alert, AlertEvent, AlertStatus, Outcome, User
@@ -101,15 +102,18 @@ def _names(session: Session, alert: Alert) -> dict[int, str]:
 
 
 def _record(session: Session, alert: Alert, *, event: str, ring: bool, user_id: int | None = None,
-            details: dict[str, object] | None = None) -> AlertChange:
+            details: dict[str, object] | None = None, now: datetime | None = None) -> AlertChange:
     """History row + feed row for one change, in the caller's transaction."""
     assert alert.id is not None
     session.add(AlertEvent(alert_id=alert.id, kind=event, user_id=user_id, details=details or {}))
     payload = {"event": event, "ring": ring, "alert": alert_dict(alert, names=_names(session, alert))}
     row = feed_log.append(session, kind="alert", patient_id=alert.patient_id, payload=payload)
-    return AlertChange(alert_id=alert.id, patient_id=alert.patient_id, type=alert.type,
-                       severity=alert.severity, event=event, ring=ring, level=alert.escalation_level,
-                       cursor=row.id)
+    change = AlertChange(alert_id=alert.id, patient_id=alert.patient_id, type=alert.type,
+                         severity=alert.severity, event=event, ring=ring, level=alert.escalation_level,
+                         cursor=row.id)
+    if ring:  # durable notices in this same transaction (chumphae/deliver/outbox.py)
+        outbox.enqueue(session, change, now=now)
+    return change
 
 
 def raise_alert(session: Session, *, alert: AlertInput, now: datetime | None = None) -> AlertChange:
@@ -137,8 +141,8 @@ def raise_alert(session: Session, *, alert: AlertInput, now: datetime | None = N
                 raise
         else:
             return _record(session, row, event="opened", ring=verdict.ring,
-                           details={"late": verdict.late, "confidence": alert.confidence})
-    return _retrigger(session, existing, alert, ring=verdict.ring, late_=verdict.late)
+                           details={"late": verdict.late, "confidence": alert.confidence}, now=now)
+    return _retrigger(session, existing, alert, ring=verdict.ring, late_=verdict.late, now=now)
 
 
 def _new(a: AlertInput, *, severity: str, late_: bool, now: datetime) -> Alert:
@@ -153,7 +157,8 @@ def _new(a: AlertInput, *, severity: str, late_: bool, now: datetime) -> Alert:
     )
 
 
-def _retrigger(session: Session, row: Alert, a: AlertInput, *, ring: bool, late_: bool) -> AlertChange:
+def _retrigger(session: Session, row: Alert, a: AlertInput, *, ring: bool, late_: bool,
+               now: datetime | None = None) -> AlertChange:
     row.count += 1
     if a.t < row.opened_at:
         row.opened_at = a.t  # a late message shows it began earlier than we knew
@@ -168,7 +173,7 @@ def _retrigger(session: Session, row: Alert, a: AlertInput, *, ring: bool, late_
     session.add(row)
     session.flush()
     return _record(session, row, event="retriggered", ring=ring,
-                   details={"late": late_, "t": a.t.isoformat(), "count": row.count})
+                   details={"late": late_, "t": a.t.isoformat(), "count": row.count}, now=now)
 
 
 def _late_history(session: Session, a: AlertInput) -> AlertChange:
@@ -266,5 +271,25 @@ def escalate_due(session: Session, *, now: datetime | None = None, limit: int = 
         session.add(row)
         session.flush()
         changes.append(_record(session, row, event="escalated", ring=True,
-                               details={"from": before, "to": row.escalation_level}))
+                               details={"from": before, "to": row.escalation_level}, now=now))
     return changes
+
+
+def escalate_undelivered(session: Session, *, alert_id: int, level: int, now: datetime | None = None,
+                         ) -> AlertChange | None:
+    """A notice at `level` gave up (or was refused): tell the next rung now, if nobody has acted yet.
+
+    Only an open (unacknowledged) alert still at that level climbs; one already
+    higher, acknowledged or resolved is left alone. The climb is recorded and
+    delivered like a timed escalation, and the next deadline restarts from now.
+    """
+    now = now or utcnow()
+    row = session.exec(select(Alert).where(Alert.id == alert_id).with_for_update()).first()
+    if row is None or row.status != AlertStatus.OPEN or row.escalation_level != level or level >= MAX_LEVEL:
+        return None
+    row.escalation_level = level + 1
+    row.next_escalation_at = next_escalation_at(row.severity, row.escalation_level, now)
+    session.add(row)
+    session.flush()
+    return _record(session, row, event="escalated", ring=True,
+                   details={"from": level, "to": row.escalation_level, "reason": "undelivered"}, now=now)

@@ -15,9 +15,11 @@ from chumphae.api.http import FiniteJSONResponse, SecurityHeaders, install_opena
 from chumphae.api.routes import (
     alerts,
     bands,
+    deliveries,
     district,
     gateway,
     gateways,
+    line_webhook,
     maplayers,
     mobile,
     patients,
@@ -94,6 +96,7 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
     install_openapi(app)
     app.add_middleware(SecurityHeaders)
     for module in (system, patients, users, web_page, alerts, gateway, feed_views,
-                   mobile, visits, bands, zones, maplayers, search, reports, district, gateways):
+                   mobile, visits, bands, zones, maplayers, search, reports, district, gateways, deliveries,
+                   line_webhook):
         app.include_router(module.router)
     return app

@@ -1,7 +1,7 @@
-"""Delivery channels: who is told about an alert change, and through what.
+"""Delivery: who is told about an alert change, on which channel, and the worker that makes sure they are.
 
-The live feed is one channel and needs no call here: its `feed_event` row is
-written in the alert's own transaction (see `chumphae.feed`). Other channels
-(SMS, LINE, a phone push) implement `Channel` and are registered at start;
-the log channel below is the outbox until then.
+Notices are rows written with the alert change (`outbox`); the worker sends
+them through the channels (`line`, `sms`, `webhook`; the live feed's row is
+its own delivery) with retries, and escalates when a notice cannot get
+through. docs/delivery.md has the whole story.
 """

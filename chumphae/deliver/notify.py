@@ -1,28 +1,92 @@
-"""Turning committed alert changes into notices for people, and handing them to channels.
+"""Who is told at each rung, and the one interface every delivery channel implements.
 
 Who is told follows the escalation ladder: level 0 the patient's caregivers,
 1 their volunteer (อสม.), 2 every care manager, 3 the hospital. A new or
 re-triggered alert that rings tells everyone up to its current level; an
-escalation tells the level just reached. Notices carry ids and labels only:
-no names, no national ID, no position (PDPA: channels may log them).
+escalation tells the level just reached.
+
+Two kinds of receivers:
+- `Channel` (LINE push, SMS, webhook, live feed): sends one rendered
+  `Outbound` message for one durable notice row and answers with a `Result`
+  (accepted / retry / refused). The worker (`chumphae.deliver.worker`) owns
+  retries; a channel makes exactly one provider request per call.
+- `Listener` (the log channel, tests): told after commit about each ringing
+  change, with ids and labels only: no names, no national ID, no position
+  (PDPA: listeners may log them).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from chumphae.alert.render import TYPE_LABELS
-from chumphae.alert.service import AlertChange
 from chumphae.models import CareAssignment, Role, User
+
+if TYPE_CHECKING:
+    from chumphae.alert.service import AlertChange
 
 log = logging.getLogger(__name__)
 
+
+# ---- the channel interface -------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    """One message for one person on one channel, rendered when it is sent."""
+
+    key: str  # the notice's idempotency key: the same on every try
+    channel: str
+    address: str  # LINE user id, phone number or webhook URL (never logged)
+    lang: str
+    text: str
+    alert_id: int | None
+    link: str | None
+    ack: bool = False  # offer an "acknowledge" button (LINE postback)
+    payload: dict[str, Any] = field(default_factory=dict)  # the webhook's JSON body
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    outcome: Literal["accepted", "retry", "refused", "cancelled"]
+    provider_id: str | None = None
+    retry_after_s: float | None = None  # the provider's Retry-After, when it gave one
+    detail: str = ""  # status code and a short reason; never a secret or a message text
+
+
+class Channel(Protocol):
+    name: str
+
+    def ready(self) -> bool:
+        """Configured well enough to send (a channel without credentials is skipped)."""
+        ...
+
+    async def send(self, out: Outbound) -> Result: ...
+
+
+class FeedChannel:
+    """The live feed: the feed row written with the alert change *is* the delivery.
+
+    Feed notices are stored already sent (provider id `feed:<cursor>`) in the
+    transaction that wrote the feed row, so the worker never sees them; this
+    adapter answers for `chumphae channels test`.
+    """
+
+    name = "feed"
+
+    def ready(self) -> bool:
+        return True
+
+    async def send(self, out: Outbound) -> Result:
+        return Result("accepted", provider_id="feed", detail="live feed")
+
+
+# ---- after-commit listeners (the log channel) ---------------------------------------------
 
 @dataclass(frozen=True, slots=True)
 class Notice:
@@ -37,14 +101,14 @@ class Notice:
     title_en: str
 
 
-class Channel(Protocol):
+class Listener(Protocol):
     name: str
 
     def send(self, notice: Notice) -> None: ...
 
 
 class LogChannel:
-    """Writes one line per notice: the outbox an SMS or LINE sender can follow later."""
+    """Writes one line per notice (ids only)."""
 
     name = "log"
 
@@ -53,16 +117,28 @@ class LogChannel:
                  notice.type, notice.severity, notice.event, notice.level, list(notice.user_ids))
 
 
-_channels: list[Channel] = [LogChannel()]
+_listeners: list[Listener] = [LogChannel()]
+_wakers: list[Callable[[], None]] = []
 
 
-def register(channel: Channel) -> None:
-    _channels.append(channel)
+def register(listener: Listener) -> None:
+    _listeners.append(listener)
 
 
-def unregister(channel: Channel) -> None:
-    if channel in _channels:
-        _channels.remove(channel)
+def unregister(listener: Listener) -> None:
+    if listener in _listeners:
+        _listeners.remove(listener)
+
+
+def on_dispatch(wake: Callable[[], None]) -> None:
+    """Call `wake()` after every dispatch (the delivery worker of this process listens)."""
+    if wake not in _wakers:
+        _wakers.append(wake)
+
+
+def off_dispatch(wake: Callable[[], None]) -> None:
+    if wake in _wakers:
+        _wakers.remove(wake)
 
 
 def users_at_level(session: Session, patient_id: int | None, level: int) -> list[int]:
@@ -79,15 +155,28 @@ def users_at_level(session: Session, patient_id: int | None, level: int) -> list
     return sorted(session.exec(select(User.id).where(User.role == role, User.active)).all())  # type: ignore[arg-type]
 
 
+def levels_told(change: AlertChange) -> list[int]:
+    """The rungs a ringing change tells: the one reached (escalation) or all up to it."""
+    if change.patient_id is None:  # a gateway's alert: the care managers look after the hardware
+        return [2]
+    return [change.level] if change.event == "escalated" else list(range(change.level + 1))
+
+
+def users_told(session: Session, change: AlertChange) -> list[tuple[int, int]]:
+    """(user id, level) pairs a ringing change tells, each user once at their lowest rung."""
+    seen: dict[int, int] = {}
+    for level in levels_told(change):
+        for uid in users_at_level(session, change.patient_id, level):
+            seen.setdefault(uid, level)
+    return sorted(seen.items())
+
+
 def notices(session: Session, changes: Iterable[AlertChange]) -> list[Notice]:
     out = []
     for c in changes:
         if not c.ring:
             continue
-        levels = [c.level] if c.event == "escalated" else list(range(c.level + 1))
-        if c.patient_id is None:  # a gateway's alert: the care managers look after the hardware
-            levels = [2]
-        users = tuple(u for lv in levels for u in users_at_level(session, c.patient_id, lv))
+        users = tuple(u for lv in levels_told(c) for u in users_at_level(session, c.patient_id, lv))
         th, en = TYPE_LABELS.get(c.type, (c.type, c.type))
         out.append(Notice(alert_id=c.alert_id, patient_id=c.patient_id, type=c.type, severity=c.severity,
                           event=c.event, level=c.level, user_ids=users, title_th=th, title_en=en))
@@ -95,16 +184,21 @@ def notices(session: Session, changes: Iterable[AlertChange]) -> list[Notice]:
 
 
 def dispatch(engine: Engine, changes: Iterable[AlertChange]) -> list[Notice]:
-    """After commit: work out who to tell and hand the notices to every channel."""
+    """After commit: tell the listeners and wake this process's delivery worker.
+
+    The durable notices were already written with the change (`chumphae.deliver.outbox`).
+    """
     changes = [c for c in changes if c.ring]
     if not changes:
         return []
+    for wake in list(_wakers):
+        wake()
     with Session(engine) as session:
         out = notices(session, changes)
     for notice in out:
-        for channel in list(_channels):
+        for listener in list(_listeners):
             try:
-                channel.send(notice)
-            except Exception:  # one broken channel must not silence the others
-                log.exception("channel %s failed for alert %d", channel.name, notice.alert_id)
+                listener.send(notice)
+            except Exception:  # one broken listener must not silence the others
+                log.exception("listener %s failed for alert %d", listener.name, notice.alert_id)
     return out

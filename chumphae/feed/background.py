@@ -1,12 +1,14 @@
 """The backend's background work, started and stopped by the app's lifespan, supervised.
 
-The feed hub (with its PostgreSQL LISTEN or Redis subscription) and the alert
-clock (escalation, silent gateways) run under one `chumphae.supervise.Supervisor`
-(`app.state.supervisor`): a task that raises is logged with its traceback and
-restarted with backoff; one that returns while the app runs is a fault too.
-Other backend tasks use the same helper: `supervised(app, name, factory)`.
-Options can be set on `app.state` before start (`feed_options`,
-`clock_options`, `supervisor_options`); tests use short times.
+The feed hub (with its PostgreSQL LISTEN or Redis subscription), the alert
+clock (escalation, silent gateways) and the delivery worker (LINE, SMS,
+webhooks; off when `CHUMPHAE_DELIVERY_POLL_S=0`). The hub and the clock run
+under one `chumphae.supervise.Supervisor` (`app.state.supervisor`): a task
+that raises is logged with its traceback and restarted with backoff; one that
+returns while the app runs is a fault too. Other backend tasks use the same
+helper: `supervised(app, name, factory)`. Options can be set on `app.state`
+before start (`feed_options`, `clock_options`, `supervisor_options`,
+`delivery_options`, `delivery_settings`); tests use short times.
 """
 
 from __future__ import annotations
@@ -46,8 +48,15 @@ async def background(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
         app.state.feed_hub = hub
         options = getattr(app.state, "clock_options", escalate.ClockOptions())
         clock = supervised(app, "alert-clock", lambda: escalate.run(engine, options)) if options.tick_s > 0 else None
+        delivery_settings = getattr(app.state, "delivery_settings", settings)
         try:
-            yield
+            async with contextlib.AsyncExitStack() as stack:
+                if delivery_settings.delivery_poll_s > 0:
+                    from chumphae.deliver.run import running_worker  # HTTP clients: loaded only when used
+
+                    app.state.delivery_worker = await stack.enter_async_context(running_worker(
+                        engine, delivery_settings, getattr(app.state, "delivery_options", None)))
+                yield
         finally:
             app.state.feed_hub = None
             if clock is not None:

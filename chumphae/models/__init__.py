@@ -1,6 +1,14 @@
 """All tables, imported in one place so that SQLModel.metadata knows them."""
 
 from chumphae.models.alerts import Alert, AlertEvent, AlertStatus, FeedEvent, Outcome
+from chumphae.models.delivery import (
+    ChannelName,
+    ContactPoint,
+    DeliveryPreference,
+    LineLinkCode,
+    NoticeStatus,
+    OutboxNotice,
+)
 from chumphae.models.devices import Gateway, Wristband
 from chumphae.models.geo import MapFeature, SafeZone
 from chumphae.models.people import (
@@ -23,11 +31,17 @@ __all__ = [
     "AlertStatus",
     "AuditLog",
     "CareAssignment",
+    "ChannelName",
+    "ContactPoint",
+    "DeliveryPreference",
     "FeedEvent",
     "Gateway",
     "IngestedMessage",
+    "LineLinkCode",
     "MapFeature",
+    "NoticeStatus",
     "Outcome",
+    "OutboxNotice",
     "Patient",
     "PositionRecord",
     "Role",

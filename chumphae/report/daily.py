@@ -34,7 +34,7 @@ COLUMNS = (
     "date", "hospcode", "pid", "cid", "hn", "patient_id", "adl_score", "adl_group", "nhso_group",
     "positions", "heard_h", "worn_h", "worn_unknown_h", "outside_zone_min", "distance_m",
     *(f"alerts_{t}" for t in ALERT_TYPES), "alerts_total", "ack_median_s", "ack_max_s", "unacknowledged",
-    "falls", "battery_min_pct", "battery_last_pct", "visits", "visit_adl_score", "data_gaps", "gap_h",
+    "falls", "notices", "notices_delivered", "notices_failed", "battery_min_pct", "battery_last_pct", "visits", "visit_adl_score", "data_gaps", "gap_h",
 )
 
 
@@ -96,6 +96,14 @@ aagg AS (
          SUM(CASE WHEN type = 'fall' AND (outcome IS NULL OR outcome <> 'false_alarm') THEN 1 ELSE 0 END) AS falls
   FROM acked GROUP BY patient_id
 ),
+nagg AS (
+  SELECT a.patient_id, COUNT(*) AS notices,
+         SUM(CASE WHEN n.status = 'sent' THEN 1 ELSE 0 END) AS notices_delivered,
+         SUM(CASE WHEN n.status IN ('failed', 'gave_up') THEN 1 ELSE 0 END) AS notices_failed
+  FROM notice n JOIN alert a ON a.id = n.alert_id
+  WHERE a.patient_id IS NOT NULL AND n.channel <> 'feed' AND n.created_at >= :start AND n.created_at < :end
+  GROUP BY a.patient_id
+),
 vranked AS (
   SELECT patient_id, adl_score,
          ROW_NUMBER() OVER (PARTITION BY patient_id
@@ -112,12 +120,15 @@ SELECT p.id AS patient_id, p.hospcode, p.pid, p.cid, p.hn, p.adl_score, p.nhso_g
        (SELECT q.battery_pct FROM position q WHERE q.patient_id = p.id AND q.t >= :start AND q.t < :end
         ORDER BY q.t DESC, q.id DESC LIMIT 1) AS battery_last,
        {", ".join(f"aagg.alerts_{t}" for t in ALERT_TYPES)}, aagg.alerts_total, aagg.ack_median_s, aagg.ack_max_s,
-       aagg.unacknowledged, aagg.falls, vagg.visits, vagg.visit_adl_score
+       aagg.unacknowledged, aagg.falls, nagg.notices, nagg.notices_delivered, nagg.notices_failed,
+       vagg.visits, vagg.visit_adl_score
 FROM patient p
 LEFT JOIN pagg ON pagg.patient_id = p.id
 LEFT JOIN aagg ON aagg.patient_id = p.id
 LEFT JOIN vagg ON vagg.patient_id = p.id
+LEFT JOIN nagg ON nagg.patient_id = p.id
 WHERE p.active OR pagg.patient_id IS NOT NULL OR aagg.patient_id IS NOT NULL OR vagg.patient_id IS NOT NULL
+   OR nagg.patient_id IS NOT NULL
 ORDER BY p.id
 """
 
@@ -182,6 +193,8 @@ def daily_summary(session: Session, *, day: date, hospcode: str, with_cid: bool 
             "ack_median_s": None if r["ack_median_s"] is None else int(round(float(r["ack_median_s"]))),
             "ack_max_s": None if r["ack_max_s"] is None else int(round(float(r["ack_max_s"]))),
             "unacknowledged": int(r["unacknowledged"] or 0), "falls": int(r["falls"] or 0),
+            "notices": int(r["notices"] or 0), "notices_delivered": int(r["notices_delivered"] or 0),
+            "notices_failed": int(r["notices_failed"] or 0),
             "battery_min_pct": r["battery_min"], "battery_last_pct": r["battery_last"],
             "visits": int(r["visits"] or 0), "visit_adl_score": r["visit_adl_score"],
             "data_gaps": gaps, "gap_h": _h(max(0.0, span_s - heard)),

@@ -132,6 +132,11 @@ CASES = [
          expect(403, hospital=200, care_manager=200, admin=200), note="CID only for hospital (tests/report/)"),
     # The care manager's district overview (chumphae/api/routes/district.py); tests/web/test_district.py.
     Case("GET", "/api/v1/district/overview", "/api/v1/district/overview", expect(403, care_manager=200, admin=200)),
+    # Delivery (chumphae/deliver, tests/deliver/): per-alert receipts; LINE's signed webhook (no bearer token).
+    Case("GET", "/api/v1/alerts/{alert_id}/deliveries", "/api/v1/alerts/987654/deliveries", expect(404),
+         note="no such alert (visibility on real alerts: tests/deliver/test_api.py)"),
+    Case("POST", "/api/v1/line/webhook", "/api/v1/line/webhook", {r: 401 for r in ROLES}, body={"events": []},
+         note="LINE signature only: a bearer token is no substitute"),
 ]
 
 def fill(value: Any, world: World) -> Any:

@@ -75,6 +75,7 @@ def expected(a: int, b: int) -> list[dict[str, object]]:
          "distance_m": 400,
          **zero_alerts, "alerts_wander": 1, "alerts_fall": 2, "alerts_sos": 1, "alerts_total": 4,
          "ack_median_s": 120, "ack_max_s": 600, "unacknowledged": 1, "falls": 1,
+         "notices": 0, "notices_delivered": 0, "notices_failed": 0,  # tests/deliver/test_report.py counts them
          "battery_min_pct": 74.0, "battery_last_pct": 76.0,
          "visits": 2, "visit_adl_score": 8,
          "data_gaps": 3,  # midnight → 08:00, 08:05 → 08:20, 08:21 → midnight
@@ -83,7 +84,8 @@ def expected(a: int, b: int) -> list[dict[str, object]]:
          "patient_id": b, "adl_score": 3, "adl_group": "bedbound", "nhso_group": None,
          "positions": 0, "heard_h": 0.0, "worn_h": 0.0, "worn_unknown_h": 0.0, "outside_zone_min": 0.0,
          "distance_m": 0, **zero_alerts, "alerts_total": 0, "ack_median_s": None, "ack_max_s": None,
-         "unacknowledged": 0, "falls": 0, "battery_min_pct": None, "battery_last_pct": None,
+         "unacknowledged": 0, "falls": 0, "notices": 0, "notices_delivered": 0, "notices_failed": 0,
+         "battery_min_pct": None, "battery_last_pct": None,
          "visits": 0, "visit_adl_score": None, "data_gaps": 1, "gap_h": 24.0},
     ]
 

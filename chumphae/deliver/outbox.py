@@ -1,0 +1,116 @@
+"""The durable outbox: notice rows written in the transaction that raised or escalated an alert.
+
+`enqueue` runs inside `chumphae.alert.service` for every ringing change, so a
+notice exists exactly when its alert change was committed: a backend killed
+after commit loses nothing, one killed before commit never rang. Feed notices
+are stored already sent (the feed row of the same transaction is their
+delivery); the others wait for the worker (`chumphae.deliver.worker`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlmodel import Session, col, select
+
+from chumphae.alert.render import iso
+from chumphae.deliver import plan
+from chumphae.deliver.notify import users_told
+from chumphae.models import ChannelName, ContactPoint, DeliveryPreference, NoticeStatus, OutboxNotice, User
+from chumphae.models.delivery import DONE
+from chumphae.timeutil import iso_bangkok, utcnow
+
+if TYPE_CHECKING:
+    from chumphae.alert.service import AlertChange
+
+# A re-trigger of an alert still open rings the feed each time, but pushes (LINE, SMS, webhook) to a person
+# at most once per window per channel: a wander re-confirmed every minute must not become a flood.
+RETRIGGER_PUSH_WINDOW = {"critical": timedelta(seconds=60)}
+RETRIGGER_PUSH_DEFAULT = timedelta(minutes=15)
+
+
+def _recent_pushes(session: Session, alert_id: int, since: datetime) -> set[tuple[int, str]]:
+    rows = session.exec(select(OutboxNotice.user_id, OutboxNotice.channel).where(
+        OutboxNotice.alert_id == alert_id, OutboxNotice.channel != ChannelName.FEED,
+        col(OutboxNotice.created_at) > since)).all()
+    return {(uid, ch) for uid, ch in rows}
+
+
+def enqueue(session: Session, change: AlertChange, *, now: datetime | None = None) -> list[OutboxNotice]:
+    """One notice per (user told, channel they are reached on) for a ringing change; nothing otherwise."""
+    if not change.ring or change.event not in ("opened", "retriggered", "escalated"):
+        return []
+    now = now or utcnow()
+    told = users_told(session, change)
+    if not told:
+        return []
+    ids = [uid for uid, _ in told]
+    contacts: dict[int, list[str]] = {}
+    for cp in session.exec(select(ContactPoint).where(col(ContactPoint.user_id).in_(ids), ContactPoint.active)):
+        contacts.setdefault(cp.user_id, []).append(cp.channel)
+    prefs = {p.user_id: p for p in session.exec(select(DeliveryPreference)
+                                                .where(col(DeliveryPreference.user_id).in_(ids)))}
+    recent: set[tuple[int, str]] = set()
+    if change.event == "retriggered":
+        recent = _recent_pushes(session, change.alert_id,
+                                now - RETRIGGER_PUSH_WINDOW.get(change.severity, RETRIGGER_PUSH_DEFAULT))
+    rows = []
+    for uid, level in told:
+        pref = prefs.get(uid)
+        channels = plan.channels_for(severity=change.severity, prefs=pref.channels if pref else None,
+                                     contacts=contacts.get(uid, []), quiet_start=pref.quiet_start if pref else None,
+                                     quiet_end=pref.quiet_end if pref else None, now=now)
+        for channel in channels:
+            if (uid, channel) in recent:
+                continue
+            row = OutboxNotice(key=str(uuid.uuid4()), alert_id=change.alert_id, event=change.event, level=level,
+                               user_id=uid, channel=channel, created_at=now, next_try_at=now)
+            if channel == ChannelName.FEED:
+                row.status, row.done_at = NoticeStatus.SENT, now
+                row.provider_message_id = f"feed:{change.cursor}" if change.cursor is not None else "feed"
+            rows.append(row)
+    session.add_all(rows)
+    session.flush()
+    return rows
+
+
+def queue_test_messages(session: Session, *, user_id: int, now: datetime | None = None) -> list[OutboxNotice]:
+    """A test notice on each channel the user can be reached on (and the feed), queued for the worker."""
+    now = now or utcnow()
+    channels = [cp.channel for cp in session.exec(select(ContactPoint).where(ContactPoint.user_id == user_id,
+                                                                             ContactPoint.active))]
+    rows = [OutboxNotice(key=str(uuid.uuid4()), alert_id=None, event="test", level=0, user_id=user_id,
+                         channel=c, created_at=now, next_try_at=now) for c in sorted(channels)]
+    session.add_all(rows)
+    session.flush()
+    return rows
+
+
+def delivery_dict(row: OutboxNotice, user_name: str | None) -> dict[str, Any]:
+    """One notice as the API shows it: who, which channel, delivered or not (no address)."""
+    return {
+        "id": row.id,
+        "user_id": row.user_id,
+        "user_name": user_name,
+        "level": row.level,
+        "event": row.event,
+        "channel": row.channel,
+        "status": row.status,
+        "delivered": row.status == NoticeStatus.SENT,
+        "attempts": row.attempts,
+        "last_error": row.last_error,
+        "created_at": iso(row.created_at),
+        "created_at_local": iso_bangkok(row.created_at),
+        "done_at": iso(row.done_at),
+        "done_at_local": iso_bangkok(row.done_at),
+        "next_try_at": None if row.status in DONE else iso(row.next_try_at),
+    }
+
+
+def deliveries(session: Session, alert_id: int) -> list[dict[str, Any]]:
+    """Every notice of one alert, oldest first."""
+    rows = session.exec(select(OutboxNotice, User.name).join(User, col(User.id) == OutboxNotice.user_id)
+                        .where(OutboxNotice.alert_id == alert_id).order_by(col(OutboxNotice.id))).all()
+    return [delivery_dict(row, name) for row, name in rows]

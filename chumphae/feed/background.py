@@ -14,6 +14,7 @@ before start (`feed_options`, `clock_options`, `supervisor_options`,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import event, func, or_, text
+from sqlalchemy import event, func, insert, or_, text
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col, select
 
 from chumphae.models import FeedEvent
+from chumphae.timeutil import utcnow
 
 PG_CHANNEL = "chumphae_feed"
 PG_LOCK_KEY = 4005_0001  # advisory lock that orders feed writers (4005 = Chumphae's geocode)
@@ -40,6 +41,24 @@ def append(session: Session, *, kind: str, patient_id: int | None,
     session.flush()
     session.info[DIRTY] = True
     return row
+
+
+def append_many(session: Session, rows: Sequence[tuple[str, int | None, dict[str, object]]]) -> None:
+    """Add many feed rows (kind, patient id, payload) in one statement, in this order.
+
+    For the ingest hot path: the ids are not read back. Call it last in the
+    transaction: on PostgreSQL it takes the writers' lock, held until commit.
+    """
+    if not rows:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        session.exec(text("SELECT pg_advisory_xact_lock(:k), pg_notify(:c, '')")  # type: ignore[call-overload]
+                     .bindparams(k=PG_LOCK_KEY, c=PG_CHANNEL))
+    now = utcnow()
+    table = FeedEvent.__table__  # type: ignore[attr-defined]
+    session.execute(insert(table), [{"t": now, "kind": kind, "patient_id": patient_id, "payload": payload}
+                                    for kind, patient_id, payload in rows])
+    session.info[DIRTY] = True
 
 
 def latest_cursor(session: Session) -> int:

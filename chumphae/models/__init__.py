@@ -13,7 +13,7 @@ from chumphae.models.people import (
     adl_group,
 )
 from chumphae.models.records import AuditLog, Visit
-from chumphae.models.tracking import IngestedMessage, PositionRecord
+from chumphae.models.tracking import DeadLetter, IngestedMessage, PositionRecord
 
 __all__ = [
     "CID_ROLES",
@@ -23,6 +23,7 @@ __all__ = [
     "AlertStatus",
     "AuditLog",
     "CareAssignment",
+    "DeadLetter",
     "FeedEvent",
     "Gateway",
     "IngestedMessage",

@@ -8,7 +8,9 @@ Four tasks share one bounded queue of outgoing frames:
 - pinger: an application `ping` frame every `ping_s` (browsers cannot see
   protocol pings), carrying the last cursor.
 The database is the buffer: the producer reads only as much as the queue has
-room for. A client whose queue is full while frames wait, and whose frames
+room for. The queue has two lanes: alert and control frames leave before any
+queued position frame (a care manager's feed carries every position; an SOS
+must not wait behind them); each lane keeps cursor order. A client whose queue is full while frames wait, and whose frames
 have waited (or whose socket has not taken one) for `stall_s`, is told to `resync`, and is sent a fresh snapshot in place of the
 backlog, so one slow phone never holds back the others.
 """
@@ -20,8 +22,11 @@ import contextlib
 import json
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -56,11 +61,56 @@ class FeedOptions:
     refresh_s: float = 60.0  # re-read who the user cares for
 
 
+Queued = tuple[float, dict[str, Any]]  # (when queued, frame)
+
+
+class Outgoing:
+    """The frames waiting for one socket, bounded: urgent ones (alerts, snapshots, control) first,
+    then positions; each lane in the order queued. The subset of `asyncio.Queue` the socket uses."""
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self.urgent: deque[Queued] = deque()
+        self.positions: deque[Queued] = deque()
+        self._changed = asyncio.Event()
+
+    def qsize(self) -> int:
+        return len(self.urgent) + len(self.positions)
+
+    def empty(self) -> bool:
+        return not self.urgent and not self.positions
+
+    def put_nowait(self, item: Queued) -> None:
+        if self.qsize() >= self.maxsize:
+            raise asyncio.QueueFull
+        (self.positions if item[1].get("type") == "position" else self.urgent).append(item)
+        self._changed.set()
+
+    async def put(self, item: Queued) -> None:
+        while self.qsize() >= self.maxsize:
+            self._changed.clear()
+            await self._changed.wait()
+        self.put_nowait(item)
+
+    def get_nowait(self) -> Queued:
+        if not self.urgent and not self.positions:
+            raise asyncio.QueueEmpty
+        item = self.urgent.popleft() if self.urgent else self.positions.popleft()
+        self._changed.set()
+        return item
+
+    async def get(self) -> Queued:
+        while self.empty():
+            self._changed.clear()
+            await self._changed.wait()
+        return self.get_nowait()
+
+
 class FeedSocket:
     def __init__(self, ws: WebSocket, *, engine: Engine, hub: Hub, options: FeedOptions, user_id: int) -> None:
         self.ws, self.engine, self.hub, self.options = ws, engine, hub, options
         self.user_id = user_id
-        self.queue: asyncio.Queue[tuple[float, dict[str, Any]]] = asyncio.Queue(options.buffer)
+        self.queue = Outgoing(options.buffer)
         self.lag = 0.0  # how long the last frame sent had waited in the queue
         self.progress = time.monotonic()  # when a frame last left the queue
         self.freed = asyncio.Event()  # set by the sender whenever it takes a frame
@@ -157,7 +207,7 @@ class FeedSocket:
 
     async def _send(self, frame: dict[str, Any]) -> None:
         try:
-            await self.ws.send_text(json.dumps(frame, ensure_ascii=False))
+            await self.ws.send_text(orjson.dumps(frame, option=orjson.OPT_NON_STR_KEYS).decode())
         except RuntimeError as exc:  # the server already closed it (e.g. no answer to protocol pings)
             raise WebSocketDisconnect(1006) from exc
 

@@ -205,19 +205,30 @@ def _store_or_split(engine: Engine, gateway_id: int, messages: list[Message], de
     return left.merge(_store_or_split(engine, gateway_id, messages[half:], [], state, now))
 
 
+RETRIES_S = (0.05, 0.25, 1.0)  # a busy or briefly lost database is retried before the gateway is told to go
+
+
 def _attempt(engine: Engine, gateway_id: int, messages: list[Message], dead: list[Rejection],
              state: IngestState, now: datetime, *, record_only: bool = False) -> BatchResult:
-    try:
-        with Session(engine, expire_on_commit=False) as session:
-            result = ingest_batch(session, gateway_id=gateway_id, messages=messages, dead=dead, state=state,
-                                  now=now, record_only=record_only)
-            session.commit()
-        state.committed(engine, result)
-        return result
-    except Exception as exc:
-        if is_unavailable(exc) and not isinstance(exc, Unavailable):
-            raise Unavailable(_reason(exc)) from exc
-        raise
+    for pause in (*RETRIES_S, None):
+        try:
+            with Session(engine, expire_on_commit=False) as session:
+                if engine.dialect.name == "sqlite":
+                    # Take the write lock first: a read transaction that later writes fails at once
+                    # (SQLITE_BUSY_SNAPSHOT) when another connection wrote meanwhile.
+                    session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+                result = ingest_batch(session, gateway_id=gateway_id, messages=messages, dead=dead, state=state,
+                                      now=now, record_only=record_only)
+                session.commit()
+            state.committed(engine, result)
+            return result
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            if pause is None:
+                raise Unavailable(_reason(exc)) from exc
+            time.sleep(pause)
+    raise AssertionError("unreachable")
 
 
 def ingest_batch(session: Session, *, gateway_id: int, messages: Sequence[Message],
@@ -251,6 +262,9 @@ def ingest_batch(session: Session, *, gateway_id: int, messages: Sequence[Messag
                 accepted.append((m, _band(bands, site, m.body.address)))
         except Refused as exc:
             refused.append(Rejection(m.id, "bad_body", str(exc)[:200], m.raw))
+    result.dead_letters = len(dead) + len(refused)
+    if not record_only:  # first: every transaction locks the gateway row before the feed writers' lock
+        _gateway_spoke(session, gateway_id, health, result.dead_letters, now)
     fresh = _claim(session, gateway_id, [m for m, _ in accepted], now)
     positions: list[tuple[Message, BandInfo]] = []
     readings: list[tuple[Message, BandInfo]] = []
@@ -272,11 +286,9 @@ def ingest_batch(session: Session, *, gateway_id: int, messages: Sequence[Messag
     result.acked += [m.id for m in health]
     _dead_letters(session, gateway_id, [*dead, *refused], now)
     result.rejected += refused
-    result.dead_letters = len(dead) + len(refused)
-    if not record_only:
-        _gateway_spoke(session, gateway_id, health, result.dead_letters, now)
-        if state.last_batch_at is None or time.monotonic() - state.last_batch_at > BACK_ONLINE_AFTER_S:
-            result.changes.extend(_back_online(session, gateway_id, now))
+    if not record_only and (state.last_batch_at is None
+                            or time.monotonic() - state.last_batch_at > BACK_ONLINE_AFTER_S):
+        result.changes.extend(_back_online(session, gateway_id, now))
     feed_log.append_many(session, feed_rows)  # last: the feed writers' lock is held from here to commit
     return result
 

@@ -258,6 +258,8 @@ async def run_once(port: int, gws: list[tuple[int, str]], cm_token: str, bands: 
         plan[g].append((mid, text, (patient_id, t.isoformat())))
     sent_at: dict[str, float] = {}
     sos_sent: dict[tuple[int, str], float] = {}
+    sos_ids: dict[str, float] = {}  # SOS message id → when sent
+    sos_acked: list[float] = []  # send → ack, ms
     async with connect(f"{base}/ws/alerts", additional_headers={"Authorization": f"Bearer {cm_token}"},
                        max_size=None) as fws:
         for _ in range(2):  # welcome, snapshot
@@ -286,6 +288,8 @@ async def run_once(port: int, gws: list[tuple[int, str]], cm_token: str, bands: 
                 async for raw in ws:
                     frame = orjson.loads(raw)
                     if frame["type"] == "ack":
+                        now = time.perf_counter()
+                        sos_acked.extend((now - sos_ids.pop(i)) * 1000 for i in frame["ids"] if i in sos_ids)
                         n = sum(1 for i in frame["ids"] if i in mine)
                         acked += n
                         remaining[g] -= n
@@ -319,9 +323,10 @@ async def run_once(port: int, gws: list[tuple[int, str]], cm_token: str, bands: 
                         "match": {"status": "inside", "zone_version": 1,
                                   "place": {"parcel_code": "03I002", "description_th": "บ้าน",
                                             "description_en": "home"}}, "details": {}}
-                text = orjson.dumps({"id": str(uuid.uuid4()), "type": "alert", "t": t.isoformat(), "seq": 0,
+                sid = str(uuid.uuid4())
+                text = orjson.dumps({"id": sid, "type": "alert", "t": t.isoformat(), "seq": 0,
                                      "body": body}).decode()
-                sos_sent[(patient_id, _norm(t.isoformat()))] = time.perf_counter()
+                sos_sent[(patient_id, _norm(t.isoformat()))] = sos_ids[sid] = time.perf_counter()
                 await ws.send(text)
                 n += 1
 
@@ -345,7 +350,8 @@ async def run_once(port: int, gws: list[tuple[int, str]], cm_token: str, bands: 
     return {"acked_per_s": acked / elapsed, "acked": acked, "errors": errors, "resyncs": feed.resyncs,
             "pos_frames": len(pos_lat), "pos_p50": quantile(pos_lat, 0.5), "pos_p95": quantile(pos_lat, 0.95),
             "pos_p99": quantile(pos_lat, 0.99), "sos_sent": len(sos_sent), "sos_seen": len(sos_lat),
-            "sos_p50": quantile(sos_lat, 0.5), "sos_p95": quantile(sos_lat, 0.95), "sos_p99": quantile(sos_lat, 0.99)}
+            "sos_p50": quantile(sos_lat, 0.5), "sos_p95": quantile(sos_lat, 0.95), "sos_p99": quantile(sos_lat, 0.99),
+            "sos_ack_p50": quantile(sos_acked, 0.5), "sos_ack_p99": quantile(sos_acked, 0.99)}
 
 
 # --------------------------------------------------------------------------- main
@@ -389,10 +395,11 @@ def bench_db(db: str, args: argparse.Namespace) -> dict[str, float]:
             print(f"  run {r + 1}: {res['acked_per_s']:7.0f} acked/s | position frames p50 {res['pos_p50']:6.1f} "
                   f"p95 {res['pos_p95']:6.1f} p99 {res['pos_p99']:6.1f} ms ({res['pos_frames']}) | SOS p50 "
                   f"{res['sos_p50']:6.1f} p95 {res['sos_p95']:6.1f} p99 {res['sos_p99']:6.1f} ms "
-                  f"({res['sos_seen']}/{res['sos_sent']}) | floor rows/s: {fl} | errors {res['errors']} "
+                  f"({res['sos_seen']}/{res['sos_sent']}; acked p50 {res['sos_ack_p50']:.1f} p99 "
+                  f"{res['sos_ack_p99']:.1f} ms) | floor rows/s: {fl} | errors {res['errors']} "
                   f"resyncs {res['resyncs']}")
         keys = [k for k in ("acked_per_s", "pos_p50", "pos_p95", "pos_p99", "sos_p50", "sos_p95", "sos_p99",
-                            "copy", "executemany") if k in results[0]]
+                            "sos_ack_p50", "sos_ack_p99", "copy", "executemany") if k in results[0]]
         med = {k: statistics.median(r[k] for r in results) for k in keys}
         floor = med.get("copy", med["executemany"])
         print(f"medians ({db}): {med['acked_per_s']:.0f} msg/s acked (parsed, deduped, stored with feed rows, acked "
@@ -403,7 +410,8 @@ def bench_db(db: str, args: argparse.Namespace) -> dict[str, float]:
               + " ".join(f"floor_{k}_rows_per_s={med[k]:.0f}" for k in ("copy", "executemany") if k in med)
               + f" position_feed_p50_ms={med['pos_p50']:.1f} position_feed_p99_ms={med['pos_p99']:.1f}"
               f" sos_feed_p50_ms={med['sos_p50']:.1f} sos_feed_p95_ms={med['sos_p95']:.1f}"
-              f" sos_feed_p99_ms={med['sos_p99']:.1f}")
+              f" sos_feed_p99_ms={med['sos_p99']:.1f} sos_ack_p50_ms={med['sos_ack_p50']:.1f}"
+              f" sos_ack_p99_ms={med['sos_ack_p99']:.1f}")
         return med
     finally:
         if proc is not None:

@@ -87,32 +87,60 @@ class GatewaySockets:
             del self.by_gateway[gateway_id]
 
 
+class _Job:
+    """One unit of work; whichever thread claims it first runs it."""
+
+    __slots__ = ("fn", "fut", "_taken", "_lock")
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self.fn, self.fut = fn, Future()  # type: ignore[var-annotated]
+        self._taken = False
+        self._lock = threading.Lock()
+
+    def run(self) -> None:
+        with self._lock:
+            if self._taken:
+                return
+            self._taken = True
+        if not self.fut.set_running_or_notify_cancel():
+            return
+        try:
+            self.fut.set_result(self.fn())
+        except BaseException as exc:  # handed to the waiting coroutine
+            self.fut.set_exception(exc)
+
+
 class Workers:
     """Threads that write batches, taking urgent work (alerts) before bulk work.
 
-    One thread on SQLite (one writer at a time anyway), a few on PostgreSQL.
+    `threads` take urgent work first, then bulk work; `urgent_threads` take only urgent work, so an
+    alert never waits for a bulk batch to finish. SQLite: one thread of each (one writer at a time
+    anyway: they queue on the database's write lock); PostgreSQL: two and one.
     """
 
-    def __init__(self, threads: int) -> None:
-        self._queue: queue.PriorityQueue[tuple[int, int, Callable[[], Any], Future[Any]]] = queue.PriorityQueue()
+    def __init__(self, threads: int, urgent_threads: int = 1) -> None:
+        self._queue: queue.PriorityQueue[tuple[int, int, _Job]] = queue.PriorityQueue()
+        self._urgent: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._order = itertools.count()
         for i in range(threads):
             threading.Thread(target=self._run, name=f"ingest-{i}", daemon=True).start()
+        for i in range(urgent_threads):
+            threading.Thread(target=self._run_urgent, name=f"ingest-urgent-{i}", daemon=True).start()
 
     def submit(self, priority: int, fn: Callable[[], T]) -> Future[T]:
-        fut: Future[T] = Future()
-        self._queue.put((priority, next(self._order), fn, fut))
-        return fut
+        job = _Job(fn)
+        self._queue.put((priority, next(self._order), job))
+        if priority == URGENT:
+            self._urgent.put(job)
+        return job.fut
 
     def _run(self) -> None:
         while True:
-            _, _, fn, fut = self._queue.get()
-            if not fut.set_running_or_notify_cancel():
-                continue
-            try:
-                fut.set_result(fn())
-            except BaseException as exc:  # handed to the waiting coroutine
-                fut.set_exception(exc)
+            self._queue.get()[2].run()
+
+    def _run_urgent(self) -> None:
+        while True:
+            self._urgent.get().run()
 
 
 _workers: dict[str, Workers] = {}
@@ -123,15 +151,20 @@ def workers_for(engine: Engine) -> Workers:
     name = engine.dialect.name
     with _workers_lock:
         if name not in _workers:
-            _workers[name] = Workers(1 if name == "sqlite" else 4)
+            _workers[name] = Workers(1 if name == "sqlite" else 2)
         return _workers[name]
 
 
 def _store(engine: Engine, state: IngestState, gateway_id: int, messages: list[Message],
            dead: list[Rejection]) -> BatchResult:
-    result = store(engine, gateway_id=gateway_id, messages=messages, dead=dead, state=state)
-    dispatch(engine, result.changes)
-    return result
+    return store(engine, gateway_id=gateway_id, messages=messages, dead=dead, state=state)
+
+
+def _dispatch(engine: Engine, result: BatchResult) -> None:
+    try:
+        dispatch(engine, result.changes)
+    except Exception:  # the alert is stored and on the feed; the escalation clock still runs
+        log.exception("notifying people of %d alert changes failed", len(result.changes))
 
 
 def _etag(engine: Engine, gateway_id: int, max_age_s: float = 0.0) -> str:
@@ -202,6 +235,8 @@ class _Session:
                     await self.reject(rejection)
                 if result.acked and not closed:
                     await _send(self.ws, {"type": "ack", "ids": result.acked})
+                if any(c.ring for c in result.changes):  # after the ack: it need not wait for notices
+                    self.workers.submit(BULK, lambda r=result: _dispatch(engine, r))  # type: ignore[misc]
             if closed:
                 return
 

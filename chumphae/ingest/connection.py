@@ -114,8 +114,7 @@ class Workers:
     """Threads that write batches, taking urgent work (alerts) before bulk work.
 
     `threads` take urgent work first, then bulk work; `urgent_threads` take only urgent work, so an
-    alert never waits for a bulk batch to finish. SQLite: one thread of each (one writer at a time
-    anyway: they queue on the database's write lock); PostgreSQL: two and one.
+    alert never waits for a bulk batch to finish.
     """
 
     def __init__(self, threads: int, urgent_threads: int = 1) -> None:
@@ -151,7 +150,9 @@ def workers_for(engine: Engine) -> Workers:
     name = engine.dialect.name
     with _workers_lock:
         if name not in _workers:
-            _workers[name] = Workers(1 if name == "sqlite" else 2)
+            # SQLite: one writer thread, alerts first (a second writer would poll for the write lock
+            # and could starve behind the bulk thread); PostgreSQL: two bulk threads + one for alerts.
+            _workers[name] = Workers(1, urgent_threads=0) if name == "sqlite" else Workers(2, urgent_threads=1)
         return _workers[name]
 
 

@@ -40,7 +40,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from chumphae.deliver.notify import dispatch
 from chumphae.ingest import envelope, siteconfig
 from chumphae.ingest.envelope import Message, Rejection
-from chumphae.ingest.service import BatchResult, IngestState, Unavailable, store
+from chumphae.ingest.service import BatchResult, IngestState, Unavailable, matcher, store
 from chumphae.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -161,6 +161,18 @@ def _store(engine: Engine, state: IngestState, gateway_id: int, messages: list[M
     return store(engine, gateway_id=gateway_id, messages=messages, dead=dead, state=state)
 
 
+def _warm_map(engine: Engine) -> None:
+    """Build the tax map's matcher now, not in the first alert that needs a place named (seconds)."""
+    try:
+        with Session(engine) as session:
+            matcher(session)
+    except Exception as exc:  # the ingest path will try again, and report a real failure
+        log.warning("tax map not loaded ahead of ingest: %s", type(exc).__name__)
+
+
+_background: set[asyncio.Task[None]] = set()
+
+
 def _dispatch(engine: Engine, result: BatchResult) -> None:
     try:
         dispatch(engine, result.changes)
@@ -260,6 +272,9 @@ async def serve(ws: WebSocket, *, engine: Engine, gateway_id: int, slug: str, si
         return
     await _send(ws, {"type": "welcome", "gateway_id": slug, "site_id": site, "config_etag": etag,
                      "server_time": utcnow().isoformat()})
+    warm = asyncio.create_task(asyncio.to_thread(_warm_map, engine))
+    _background.add(warm)
+    warm.add_done_callback(_background.discard)
     reader = asyncio.create_task(session.read())
     watcher = asyncio.create_task(_watch_config(ws, engine, gateway_id, etag, options.config_check_s))
     workers = [asyncio.create_task(session.process(session.alerts, URGENT)),

@@ -62,6 +62,15 @@ BAND_TTL_S = 10.0  # the site's bands are re-read this often (a band given to an
 BACK_ONLINE_AFTER_S = 30.0  # a gateway silent this long may have a gateway_offline alert to clear
 
 
+_map_lock = threading.Lock()  # one build of the tax map's matcher at a time; the others then find it cached
+
+
+def matcher(session: Session) -> Any:
+    """The stored tax map's matcher (None without a map): its cache key is one indexed query."""
+    with _map_lock:
+        return current_matcher(session)
+
+
 class Refused(Exception):
     """A well-formed message this gateway may not send (answered with `bad_body`)."""
 
@@ -341,9 +350,9 @@ def _positions(session: Session, gateway_id: int, items: list[tuple[Message, Ban
                result: BatchResult) -> list[tuple[str, int | None, dict[str, object]]]:
     if not items:
         return []
-    matcher: Any = None
+    found: Any = None
     if any(not (m.body.match and m.body.match.place and m.body.match.place.description_th) for m, _ in items):
-        matcher = current_matcher(session)  # the map's cache key: once per batch
+        found = matcher(session)  # the map's cache key: once per batch
     newest = _newest_known(session, {b.patient_id for _, b in items if b.patient_id is not None})
     rows: list[dict[str, Any]] = []
     latest: dict[int, dict[str, object]] = {}  # patient → feed payload of its newest position in this batch
@@ -352,8 +361,8 @@ def _positions(session: Session, gateway_id: int, items: list[tuple[Message, Ban
         b: PositionBody = m.body
         match = b.match
         place: Any = match.place if match else None
-        if (place is None or not place.description_th) and matcher is not None:
-            place = matcher.place(b.lon, b.lat) or place
+        if (place is None or not place.description_th) and found is not None:
+            place = found.place(b.lon, b.lat) or place
         row = {"patient_id": band.patient_id, "band_id": band.id, "gateway_id": gateway_id, "t": b.t,
                "lat": b.lat, "lon": b.lon, "uncertainty_m": b.uncertainty_m, "source": b.source,
                "in_coverage": b.in_coverage, "zone_status": match.status if match else None,
@@ -479,8 +488,8 @@ def _alert_input(session: Session, gateway_id: int, site: str | None, b: AlertBo
         raise Refused("band is not given to a patient")
     place: Any = b.match.place if b.match else None
     if (place is None or not place.description_th) and b.lat is not None and b.lon is not None:
-        matcher = current_matcher(session)
-        place = (matcher.place(b.lon, b.lat) if matcher is not None else None) or place
+        found = matcher(session)
+        place = (found.place(b.lon, b.lat) if found is not None else None) or place
     details = dict(b.details)
     if b.severity:
         details["gateway_severity"] = b.severity

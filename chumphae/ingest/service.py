@@ -318,13 +318,16 @@ def _claim(session: Session, gateway_id: int, messages: Sequence[Message], now: 
     """Insert the ids; the ones the database did not have yet come back."""
     if not messages:
         return set()
-    table = IngestedMessage.__table__  # type: ignore[attr-defined]
     dialect = session.get_bind().dialect.name
-    ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
-    stmt = ins.values([{"msg_id": m.id, "gateway_id": gateway_id, "kind": m.type, "received_at": now}
-                       for m in messages]).on_conflict_do_nothing(index_elements=["msg_id"]) \
-        .returning(table.c.msg_id)
-    return set(session.connection().execute(stmt).scalars())
+    # One statement compiled once and cached; SQLAlchemy sends the rows as multi-row VALUES pages.
+    stmt = _CLAIM_PG if dialect == "postgresql" else _CLAIM_SQLITE
+    rows = [{"msg_id": m.id, "gateway_id": gateway_id, "kind": m.type, "received_at": now} for m in messages]
+    return set(session.connection().execute(stmt, rows).scalars())
+
+
+_IM = IngestedMessage.__table__  # type: ignore[attr-defined]
+_CLAIM_PG = postgresql.insert(_IM).on_conflict_do_nothing(index_elements=["msg_id"]).returning(_IM.c.msg_id)
+_CLAIM_SQLITE = sqlite.insert(_IM).on_conflict_do_nothing(index_elements=["msg_id"]).returning(_IM.c.msg_id)
 
 
 def _newest_known(session: Session, patient_ids: set[int]) -> dict[int, datetime | None]:

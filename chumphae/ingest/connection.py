@@ -157,8 +157,9 @@ def workers_for(engine: Engine) -> Workers:
 
 
 def _store(engine: Engine, state: IngestState, gateway_id: int, messages: list[Message],
-           dead: list[Rejection]) -> BatchResult:
-    return store(engine, gateway_id=gateway_id, messages=messages, dead=dead, state=state)
+           dead: list[Rejection], urgent: bool) -> BatchResult:
+    return store(engine, gateway_id=gateway_id, messages=messages, dead=dead, state=state,
+                 touch_gateway=not urgent)
 
 
 def _warm_map(engine: Engine) -> None:
@@ -202,7 +203,7 @@ class _Session:
                  options: IngestOptions) -> None:
         self.ws, self.engine, self.gateway_id = ws, engine, gateway_id
         self.counters, self.options = counters, options
-        self.state = IngestState(gateway_id)
+        self.states = {URGENT: IngestState(gateway_id), BULK: IngestState(gateway_id)}  # one per processor
         self.alerts: asyncio.Queue[Message | None] = asyncio.Queue(options.inbox_max)
         self.bulk: asyncio.Queue[Message | Rejection | None] = asyncio.Queue(options.inbox_max)
         self.workers = workers_for(engine)
@@ -238,8 +239,9 @@ class _Session:
             messages = [i for i in items if isinstance(i, Message)]
             dead = [i for i in items if isinstance(i, Rejection)]
             if messages or dead:
-                engine, state, gw = self.engine, self.state, self.gateway_id
-                fut = self.workers.submit(priority, lambda: _store(engine, state, gw, messages, dead))
+                engine, state, gw = self.engine, self.states[priority], self.gateway_id
+                fut = self.workers.submit(priority, lambda: _store(engine, state, gw, messages, dead,
+                                                                   priority == URGENT))
                 result = await asyncio.wrap_future(fut)
                 self.counters.stored += result.stored
                 self.counters.duplicates += result.duplicates

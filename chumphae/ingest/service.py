@@ -185,7 +185,8 @@ def _reason(exc: BaseException) -> str:
 
 
 def store(engine: Engine, *, gateway_id: int, messages: Sequence[Message], dead: Sequence[Rejection] = (),
-          state: IngestState | None = None, now: datetime | None = None) -> BatchResult:
+          state: IngestState | None = None, now: datetime | None = None, touch_gateway: bool = True
+          ) -> BatchResult:
     """Store a batch in one transaction; on failure, in halves down to single messages.
 
     `dead`: rejections the parser already answered, recorded as dead letters
@@ -193,13 +194,13 @@ def store(engine: Engine, *, gateway_id: int, messages: Sequence[Message], dead:
     """
     state = state or IngestState(gateway_id)
     now = now or utcnow()
-    return _store_or_split(engine, gateway_id, list(messages), list(dead), state, now)
+    return _store_or_split(engine, gateway_id, list(messages), list(dead), state, now, touch_gateway)
 
 
 def _store_or_split(engine: Engine, gateway_id: int, messages: list[Message], dead: list[Rejection],
-                    state: IngestState, now: datetime) -> BatchResult:
+                    state: IngestState, now: datetime, touch: bool) -> BatchResult:
     try:
-        return _attempt(engine, gateway_id, messages, dead, state, now)
+        return _attempt(engine, gateway_id, messages, dead, state, now, touch_gateway=touch)
     except Exception as exc:
         if is_unavailable(exc) or not messages:  # nothing left to blame but the database
             raise Unavailable(_reason(exc)) from exc
@@ -210,15 +211,16 @@ def _store_or_split(engine: Engine, gateway_id: int, messages: list[Message], de
             result.rejected.append(poison)
             return result
     half = len(messages) // 2
-    left = _store_or_split(engine, gateway_id, messages[:half], dead, state, now)
-    return left.merge(_store_or_split(engine, gateway_id, messages[half:], [], state, now))
+    left = _store_or_split(engine, gateway_id, messages[:half], dead, state, now, touch)
+    return left.merge(_store_or_split(engine, gateway_id, messages[half:], [], state, now, touch))
 
 
 RETRIES_S = (0.05, 0.25, 1.0)  # a busy or briefly lost database is retried before the gateway is told to go
 
 
 def _attempt(engine: Engine, gateway_id: int, messages: list[Message], dead: list[Rejection],
-             state: IngestState, now: datetime, *, record_only: bool = False) -> BatchResult:
+             state: IngestState, now: datetime, *, record_only: bool = False, touch_gateway: bool = True
+             ) -> BatchResult:
     for pause in (*RETRIES_S, None):
         try:
             with Session(engine, expire_on_commit=False) as session:
@@ -227,7 +229,7 @@ def _attempt(engine: Engine, gateway_id: int, messages: list[Message], dead: lis
                     # (SQLITE_BUSY_SNAPSHOT) when another connection wrote meanwhile.
                     session.connection().exec_driver_sql("BEGIN IMMEDIATE")
                 result = ingest_batch(session, gateway_id=gateway_id, messages=messages, dead=dead, state=state,
-                                      now=now, record_only=record_only)
+                                      now=now, record_only=record_only, touch_gateway=touch_gateway)
                 session.commit()
             state.committed(engine, result)
             return result
@@ -242,8 +244,13 @@ def _attempt(engine: Engine, gateway_id: int, messages: list[Message], dead: lis
 
 def ingest_batch(session: Session, *, gateway_id: int, messages: Sequence[Message],
                  dead: Sequence[Rejection] = (), state: IngestState | None = None,
-                 now: datetime | None = None, record_only: bool = False) -> BatchResult:
-    """Store `messages` from one gateway; the caller commits, then acks `result.acked`."""
+                 now: datetime | None = None, record_only: bool = False, touch_gateway: bool = True
+                 ) -> BatchResult:
+    """Store `messages` from one gateway; the caller commits, then acks `result.acked`.
+
+    `touch_gateway=False` (the alert path) leaves the gateway's row alone: an alert must not wait
+    for the lock a bulk batch of the same gateway holds on it. The bulk path records when it spoke.
+    """
     now = now or utcnow()
     state = state or IngestState(gateway_id)
     result = BatchResult()
@@ -272,8 +279,6 @@ def ingest_batch(session: Session, *, gateway_id: int, messages: Sequence[Messag
         except Refused as exc:
             refused.append(Rejection(m.id, "bad_body", str(exc)[:200], m.raw))
     result.dead_letters = len(dead) + len(refused)
-    if not record_only:  # first: every transaction locks the gateway row before the feed writers' lock
-        _gateway_spoke(session, gateway_id, health, result.dead_letters, now)
     fresh = _claim(session, gateway_id, [m for m, _ in accepted], now)
     positions: list[tuple[Message, BandInfo]] = []
     readings: list[tuple[Message, BandInfo]] = []
@@ -295,9 +300,12 @@ def ingest_batch(session: Session, *, gateway_id: int, messages: Sequence[Messag
     result.acked += [m.id for m in health]
     _dead_letters(session, gateway_id, [*dead, *refused], now)
     result.rejected += refused
-    if not record_only and (state.last_batch_at is None
-                            or time.monotonic() - state.last_batch_at > BACK_ONLINE_AFTER_S):
-        result.changes.extend(_back_online(session, gateway_id, now))
+    if touch_gateway and not record_only:
+        # Late, and always before the feed writers' lock: the gateway row stays locked only briefly,
+        # and every transaction takes the two in the same order (no deadlock).
+        _gateway_spoke(session, gateway_id, health, result.dead_letters, now)
+        if state.last_batch_at is None or time.monotonic() - state.last_batch_at > BACK_ONLINE_AFTER_S:
+            result.changes.extend(_back_online(session, gateway_id, now))
     feed_log.append_many(session, feed_rows)  # last: the feed writers' lock is held from here to commit
     return result
 

@@ -436,7 +436,7 @@ def main() -> None:
     ap.add_argument("--gateways", type=int, default=4)
     ap.add_argument("--messages", type=int, default=20000, help="positions per run, over all gateways")
     ap.add_argument("--window", type=int, default=256, help="unacked messages in flight per gateway (max 256)")
-    ap.add_argument("--sos-ms", type=float, default=100.0, help="an SOS alert every this many ms during the run")
+    ap.add_argument("--sos-ms", type=float, default=250.0, help="an SOS alert every this many ms during the run")
     ap.add_argument("--floor-rows", type=int, default=20480, help="rows per floor measurement")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)

@@ -151,8 +151,8 @@ def workers_for(engine: Engine) -> Workers:
     with _workers_lock:
         if name not in _workers:
             # SQLite: one writer thread, alerts first (a second writer would poll for the write lock
-            # and could starve behind the bulk thread); PostgreSQL: two bulk threads + one for alerts.
-            _workers[name] = Workers(1, urgent_threads=0) if name == "sqlite" else Workers(2, urgent_threads=1)
+            # and could starve behind the bulk thread); PostgreSQL: two bulk threads + two for alerts.
+            _workers[name] = Workers(1, urgent_threads=0) if name == "sqlite" else Workers(2, urgent_threads=2)
         return _workers[name]
 
 

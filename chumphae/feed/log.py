@@ -70,13 +70,15 @@ def oldest_cursor(session: Session) -> int:
 
 
 def read_since(session: Session, *, cursor: int, patient_ids: Sequence[int] | None,
-               unassigned: bool, limit: int = 200) -> list[FeedEvent]:
-    """Rows after `cursor`, in cursor order, for these patients (None: all).
+               unassigned: bool, limit: int = 200, kind: str | None = None) -> list[FeedEvent]:
+    """Rows after `cursor`, in cursor order, for these patients (None: all); only `kind` if given.
 
     `unassigned` adds rows with no patient (gateway alerts), which only
     district roles see.
     """
     query = select(FeedEvent).where(col(FeedEvent.id) > cursor)
+    if kind is not None:
+        query = query.where(FeedEvent.kind == kind)
     if patient_ids is not None:
         wanted = col(FeedEvent.patient_id).in_(list(patient_ids))
         query = query.where(or_(wanted, col(FeedEvent.patient_id).is_(None)) if unassigned else wanted)

@@ -10,7 +10,9 @@ Four tasks share one bounded queue of outgoing frames:
 The database is the buffer: the producer reads only as much as the queue has
 room for. The queue has two lanes: alert and control frames leave before any
 queued position frame (a care manager's feed carries every position; an SOS
-must not wait behind them); each lane keeps cursor order. A client whose queue is full while frames wait, and whose frames
+must not wait behind them); each lane keeps cursor order. While the queue is
+full of positions, the producer still reads the alert rows beyond them and
+sends those first (skipping them when it reaches them in order). A client whose queue is full while frames wait, and whose frames
 have waited (or whose socket has not taken one) for `stall_s`, is told to `resync`, and is sent a fresh snapshot in place of the
 backlog, so one slow phone never holds back the others.
 """
@@ -80,8 +82,8 @@ class Outgoing:
     def empty(self) -> bool:
         return not self.urgent and not self.positions
 
-    def put_nowait(self, item: Queued) -> None:
-        if self.qsize() >= self.maxsize:
+    def put_nowait(self, item: Queued, *, force: bool = False) -> None:
+        if self.qsize() >= self.maxsize and not force:
             raise asyncio.QueueFull
         (self.positions if item[1].get("type") == "position" else self.urgent).append(item)
         self._changed.set()
@@ -115,6 +117,8 @@ class FeedSocket:
         self.progress = time.monotonic()  # when a frame last left the queue
         self.freed = asyncio.Event()  # set by the sender whenever it takes a frame
         self.cursor = 0
+        self.ahead: set[int] = set()  # cursors of alert frames sent ahead of the positions before them
+        self.ahead_cursor = 0
         self.viewer: frames.Viewer | None = None
         self.resyncs = 0
 
@@ -148,10 +152,11 @@ class FeedSocket:
                 session.commit()
             return ok
 
-    def _read(self, viewer: frames.Viewer, cursor: int, limit: int) -> list[dict[str, Any]]:
+    def _read(self, viewer: frames.Viewer, cursor: int, limit: int, kind: str | None = None
+              ) -> list[dict[str, Any]]:
         with Session(self.engine) as session:
             rows = feed_log.read_since(session, cursor=cursor, patient_ids=viewer.patient_ids,
-                                       unassigned=viewer.unassigned, limit=limit)
+                                       unassigned=viewer.unassigned, limit=limit, kind=kind)
             return [frames.render(viewer, r) for r in rows]
 
     def _act(self, msg: dict[str, Any]) -> dict[str, Any]:
@@ -230,28 +235,44 @@ class FeedSocket:
             assert self.viewer is not None
             room = o.buffer - self.queue.qsize()
             if room <= 0:
+                if self.queue.positions:  # full of positions: alerts further on must not wait behind them
+                    await self._alerts_ahead()
                 stuck = time.monotonic() - self.progress > o.stall_s or self.lag > o.stall_s
                 if stuck and await asyncio.to_thread(self._read, self.viewer, self.cursor, 1):
                     await self._resync()
                     continue
                 self.freed.clear()
                 with contextlib.suppress(TimeoutError):  # until the sender frees a place
-                    await asyncio.wait_for(self.freed.wait(), min(o.stall_s, 0.2))
+                    await asyncio.wait_for(self.freed.wait(), min(o.stall_s, 0.05))
                 continue
             wake.clear()  # cleared before reading: a commit after the read wakes us again
             limit = min(room, o.batch)
             batch = await asyncio.to_thread(self._read, self.viewer, self.cursor, limit)
             for frame in batch:
-                self.queue.put_nowait((time.monotonic(), frame))
                 self.cursor = frame["cursor"]
+                if self.ahead and frame["cursor"] in self.ahead:  # already sent ahead
+                    self.ahead.discard(frame["cursor"])
+                    continue
+                self.queue.put_nowait((time.monotonic(), frame))
             if len(batch) == limit:
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), o.poll_s)
 
+    async def _alerts_ahead(self) -> None:
+        """Alert rows beyond the positions still queued: read them now and send them first."""
+        assert self.viewer is not None
+        after = max(self.cursor, self.ahead_cursor)
+        for frame in await asyncio.to_thread(self._read, self.viewer, after, self.options.batch, "alert"):
+            self.ahead.add(frame["cursor"])
+            self.ahead_cursor = frame["cursor"]
+            self.queue.put_nowait((time.monotonic(), frame), force=True)
+
     async def _resync(self) -> None:
         """The client is too far behind: drop its backlog, send a snapshot instead."""
         self.resyncs += 1
+        self.ahead.clear()  # the snapshot holds every open alert
+        self.ahead_cursor = 0
         dropped = self.queue.qsize()
         while not self.queue.empty():
             self.queue.get_nowait()

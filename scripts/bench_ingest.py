@@ -38,7 +38,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -138,7 +138,7 @@ def position_body(address: str, patient_id: int, t: datetime, k: int) -> dict[st
 
 
 def _floor_rows(n: int, gateway_id: int, bands: list[tuple[int, int]], day: int) -> list[tuple[Any, ...]]:
-    t0 = datetime(2020, 1, 1, tzinfo=timezone.utc) + timedelta(days=day)
+    t0 = datetime(2020, 1, 1, tzinfo=UTC) + timedelta(days=day)
     return [(str(uuid.uuid4()), bands[k % len(bands)][0], bands[k % len(bands)][1], gateway_id,
              t0 + timedelta(milliseconds=k), LAT + (k % 11) * 1e-5, LON + (k % 13) * 1e-5) for k in range(n)]
 
@@ -150,7 +150,7 @@ POS_COLS = ("patient_id", "band_id", "gateway_id", "t", "lat", "lon", "uncertain
 def floors(url: str, schema: str | None, sqlite_path: Path | None, gateway_id: int, bands: list[tuple[int, int]],
            n: int, day: int) -> dict[str, float]:
     """Rows/s with the plain driver: position + dedupe rows, batches of 256, one commit per batch."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     out: dict[str, float] = {}
     if sqlite_path is not None:
         import sqlite3
@@ -205,7 +205,7 @@ def floors(url: str, schema: str | None, sqlite_path: Path | None, gateway_id: i
 # --------------------------------------------------------------------------- clients
 
 def _norm(iso: str) -> str:
-    return datetime.fromisoformat(iso).astimezone(timezone.utc).isoformat()
+    return datetime.fromisoformat(iso).astimezone(UTC).isoformat()
 
 
 class Feed:
@@ -246,7 +246,7 @@ async def run_once(port: int, gws: list[tuple[int, str]], cm_token: str, bands: 
 
     base = f"ws://127.0.0.1:{port}"
     g_count = len(gws)
-    t_base = datetime.now(timezone.utc) - timedelta(minutes=5)
+    t_base = datetime.now(UTC) - timedelta(minutes=5)
     # Pre-encoded frames, per gateway: (id, text, feed key)
     plan: list[list[tuple[str, bytes, tuple[int, str]]]] = [[] for _ in range(g_count)]
     for k in range(m):
@@ -317,7 +317,7 @@ async def run_once(port: int, gws: list[tuple[int, str]], cm_token: str, bands: 
                 await asyncio.sleep(sos_ms / 1000)
                 g0 = [b for b in bands if b[0] == 0]
                 _, address, patient_id = g0[n % len(g0)]
-                t = datetime.now(timezone.utc) + timedelta(microseconds=n)
+                t = datetime.now(UTC) + timedelta(microseconds=n)
                 body = {"type": "sos", "severity": "critical", "address": address, "t": t.isoformat(),
                         "lat": LAT, "lon": LON, "uncertainty_m": 15.0,
                         "match": {"status": "inside", "zone_version": 1,

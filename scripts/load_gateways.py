@@ -40,7 +40,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -110,7 +110,7 @@ def quantile(xs: list[float], q: float) -> float:
 
 
 def run_python(code: str, env: dict[str, str], *argv: str) -> Any:
-    out = subprocess.run([sys.executable, "-c", code, *argv], env=env, cwd=ROOT, capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-c", code, *argv], env=env, cwd=ROOT, capture_output=True, text=True, check=False,
                          timeout=600)
     if out.returncode != 0:
         raise SystemExit(f"seeding failed: {out.stderr.strip().splitlines()[-1:]}")
@@ -160,7 +160,7 @@ async def drive(port: int, tokens: list[str], cm_token: str, bands: list[list[An
     by_gateway: list[list[list[Any]]] = [[] for _ in range(g_count)]
     for b in bands:
         by_gateway[b[0]].append(b)
-    t0 = datetime.now(timezone.utc) - timedelta(minutes=2)
+    t0 = datetime.now(UTC) - timedelta(minutes=2)
     frames: list[list[tuple[str, bytes]]] = []
     for g in range(g_count):
         mine = by_gateway[g]
@@ -229,7 +229,7 @@ async def drive(port: int, tokens: list[str], cm_token: str, bands: list[list[An
                 await asyncio.sleep(args.sos_every_s)
                 g = rng.randrange(g_count)
                 _, address, pid = rng.choice(by_gateway[g])
-                t = datetime.now(timezone.utc) + timedelta(microseconds=n)
+                t = datetime.now(UTC) + timedelta(microseconds=n)
                 body = {"type": "sos", "severity": "critical", "address": address, "patient_id": pid,
                         "t": t.isoformat(), "lat": LAT, "lon": LON, "uncertainty_m": 15.0, "match": None,
                         "details": {}}

@@ -106,7 +106,7 @@ def off_commit(hook: object) -> None:
 @event.listens_for(OrmSession, "after_commit")
 def _after_commit(session: OrmSession) -> None:
     if session.info.pop(DIRTY, False):
-        for hook in list(_after_commit_hooks):
+        for hook in _after_commit_hooks:
             hook()  # type: ignore[operator]
 
 

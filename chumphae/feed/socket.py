@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from starlette.websockets import WebSocket, WebSocketDisconnect

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import queue
@@ -90,7 +91,7 @@ class GatewaySockets:
 class _Job:
     """One unit of work; whichever thread claims it first runs it."""
 
-    __slots__ = ("fn", "fut", "_taken", "_lock")
+    __slots__ = ("_lock", "_taken", "fn", "fut")
 
     def __init__(self, fn: Callable[[], Any]) -> None:
         self.fn, self.fut = fn, Future()  # type: ignore[var-annotated]
@@ -239,9 +240,9 @@ class _Session:
             messages = [i for i in items if isinstance(i, Message)]
             dead = [i for i in items if isinstance(i, Rejection)]
             if messages or dead:
-                engine, state, gw = self.engine, self.states[priority], self.gateway_id
-                fut = self.workers.submit(priority, lambda: _store(engine, state, gw, messages, dead,
-                                                                   priority == URGENT))
+                engine = self.engine
+                fut = self.workers.submit(priority, functools.partial(
+                    _store, engine, self.states[priority], self.gateway_id, messages, dead, priority == URGENT))
                 result = await asyncio.wrap_future(fut)
                 self.counters.stored += result.stored
                 self.counters.duplicates += result.duplicates
@@ -251,7 +252,7 @@ class _Session:
                 if result.acked and not closed:
                     await _send(self.ws, {"type": "ack", "ids": result.acked})
                 if any(c.ring for c in result.changes):  # after the ack: it need not wait for notices
-                    self.workers.submit(BULK, lambda r=result: _dispatch(engine, r))  # type: ignore[misc]
+                    self.workers.submit(BULK, functools.partial(_dispatch, engine, result))
             if closed:
                 return
 

@@ -43,6 +43,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, func, insert, or_, update
 from sqlalchemy import exc as sa_exc
+from sqlalchemy import select as sa_select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
@@ -159,7 +160,7 @@ class IngestState:
 def _bands(session: Session, where: Any) -> list[BandInfo]:
     t = Wristband.__table__  # type: ignore[attr-defined]
     rows = session.connection().execute(
-        select(t.c.id, t.c.address, t.c.patient_id, t.c.site, t.c.active, t.c.worn, t.c.battery_pct).where(where))
+        sa_select(t.c.id, t.c.address, t.c.patient_id, t.c.site, t.c.active, t.c.worn, t.c.battery_pct).where(where))
     return [BandInfo(*r) for r in rows]
 
 
@@ -342,7 +343,7 @@ def _newest_known(session: Session, patient_ids: set[int]) -> dict[int, datetime
     """Each patient's newest position time: from memory, else one grouped query for the rest."""
     out: dict[int, datetime | None] = {}
     with _newest_lock:
-        known = _newest.get(session.get_bind(), {})  # type: ignore[call-overload]
+        known = _newest.get(session.get_bind().engine, {})
         for pid in patient_ids:
             if pid in known:
                 out[pid] = known[pid]

@@ -73,7 +73,8 @@ def _site_part(session: Session, site: str) -> dict[str, Any]:
 
 def _site_cached(session: Session, site: str, max_age_s: float) -> dict[str, Any]:
     """The site's part, rebuilt at most once per `max_age_s` for all the site's gateways (0: always)."""
-    key = (f"{session.get_bind().url}#{id(session.get_bind())}", site)
+    engine = session.get_bind().engine
+    key = (f"{engine.url}#{id(engine)}", site)
     if max_age_s > 0:
         with _site_lock:
             hit = _site_cache.get(key)

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import event, func, or_, text
+from sqlalchemy import event, func, insert, or_, text
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col, select
 
 from chumphae.models import FeedEvent
+from chumphae.timeutil import utcnow
 
 PG_CHANNEL = "chumphae_feed"
 PG_LOCK_KEY = 4005_0001  # advisory lock that orders feed writers (4005 = Chumphae's geocode)
@@ -42,6 +43,24 @@ def append(session: Session, *, kind: str, patient_id: int | None,
     return row
 
 
+def append_many(session: Session, rows: Sequence[tuple[str, int | None, dict[str, object]]]) -> None:
+    """Add many feed rows (kind, patient id, payload) in one statement, in this order.
+
+    For the ingest hot path: the ids are not read back. Call it last in the
+    transaction: on PostgreSQL it takes the writers' lock, held until commit.
+    """
+    if not rows:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        session.exec(text("SELECT pg_advisory_xact_lock(:k), pg_notify(:c, '')")  # type: ignore[call-overload]
+                     .bindparams(k=PG_LOCK_KEY, c=PG_CHANNEL))
+    now = utcnow()
+    table = FeedEvent.__table__  # type: ignore[attr-defined]
+    session.execute(insert(table), [{"t": now, "kind": kind, "patient_id": patient_id, "payload": payload}
+                                    for kind, patient_id, payload in rows])
+    session.info[DIRTY] = True
+
+
 def latest_cursor(session: Session) -> int:
     return int(session.exec(select(func.coalesce(func.max(FeedEvent.id), 0))).one())
 
@@ -51,13 +70,15 @@ def oldest_cursor(session: Session) -> int:
 
 
 def read_since(session: Session, *, cursor: int, patient_ids: Sequence[int] | None,
-               unassigned: bool, limit: int = 200) -> list[FeedEvent]:
-    """Rows after `cursor`, in cursor order, for these patients (None: all).
+               unassigned: bool, limit: int = 200, kind: str | None = None) -> list[FeedEvent]:
+    """Rows after `cursor`, in cursor order, for these patients (None: all); only `kind` if given.
 
     `unassigned` adds rows with no patient (gateway alerts), which only
     district roles see.
     """
     query = select(FeedEvent).where(col(FeedEvent.id) > cursor)
+    if kind is not None:
+        query = query.where(FeedEvent.kind == kind)
     if patient_ids is not None:
         wanted = col(FeedEvent.patient_id).in_(list(patient_ids))
         query = query.where(or_(wanted, col(FeedEvent.patient_id).is_(None)) if unassigned else wanted)
@@ -85,7 +106,7 @@ def off_commit(hook: object) -> None:
 @event.listens_for(OrmSession, "after_commit")
 def _after_commit(session: OrmSession) -> None:
     if session.info.pop(DIRTY, False):
-        for hook in list(_after_commit_hooks):
+        for hook in _after_commit_hooks:
             hook()  # type: ignore[operator]
 
 

@@ -14,7 +14,11 @@ Four tasks share one bounded queue of outgoing frames:
   token the socket authenticated with is still theirs; if not (revoked or
   rotated), closes with 4001.
 The database is the buffer: the producer reads only as much as the queue has
-room for. A client whose queue is full while frames wait, and whose frames
+room for. The queue has two lanes: alert and control frames leave before any
+queued position frame (a care manager's feed carries every position; an SOS
+must not wait behind them); each lane keeps cursor order. While the queue is
+full of positions, the producer still reads the alert rows beyond them and
+sends those first (skipping them when it reaches them in order). A client whose queue is full while frames wait, and whose frames
 have waited (or whose socket has not taken one) for `stall_s`, is told to `resync`, and is sent a fresh snapshot in place of the
 backlog, so one slow phone never holds back the others.
 """
@@ -25,10 +29,12 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
+import orjson
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -72,16 +78,63 @@ class FeedOptions:
     access_check_s: float = 2.0  # a revoked or rotated token's sockets close within this
 
 
+Queued = tuple[float, dict[str, Any]]  # (when queued, frame)
+
+
+class Outgoing:
+    """The frames waiting for one socket, bounded: urgent ones (alerts, snapshots, control) first,
+    then positions; each lane in the order queued. The subset of `asyncio.Queue` the socket uses."""
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self.urgent: deque[Queued] = deque()
+        self.positions: deque[Queued] = deque()
+        self._changed = asyncio.Event()
+
+    def qsize(self) -> int:
+        return len(self.urgent) + len(self.positions)
+
+    def empty(self) -> bool:
+        return not self.urgent and not self.positions
+
+    def put_nowait(self, item: Queued, *, force: bool = False) -> None:
+        if self.qsize() >= self.maxsize and not force:
+            raise asyncio.QueueFull
+        (self.positions if item[1].get("type") == "position" else self.urgent).append(item)
+        self._changed.set()
+
+    async def put(self, item: Queued) -> None:
+        while self.qsize() >= self.maxsize:
+            self._changed.clear()
+            await self._changed.wait()
+        self.put_nowait(item)
+
+    def get_nowait(self) -> Queued:
+        if not self.urgent and not self.positions:
+            raise asyncio.QueueEmpty
+        item = self.urgent.popleft() if self.urgent else self.positions.popleft()
+        self._changed.set()
+        return item
+
+    async def get(self) -> Queued:
+        while self.empty():
+            self._changed.clear()
+            await self._changed.wait()
+        return self.get_nowait()
+
+
 class FeedSocket:
     def __init__(self, ws: WebSocket, *, engine: Engine, hub: Hub, options: FeedOptions, user_id: int,
                  token_hash: str | None = None) -> None:
         self.ws, self.engine, self.hub, self.options = ws, engine, hub, options
         self.user_id, self.token_hash = user_id, token_hash
-        self.queue: asyncio.Queue[tuple[float, dict[str, Any]]] = asyncio.Queue(options.buffer)
+        self.queue = Outgoing(options.buffer)
         self.lag = 0.0  # how long the last frame sent had waited in the queue
         self.progress = time.monotonic()  # when a frame last left the queue
         self.freed = asyncio.Event()  # set by the sender whenever it takes a frame
         self.cursor = 0
+        self.ahead: set[int] = set()  # cursors of alert frames sent ahead of the positions before them
+        self.ahead_cursor = 0
         self.viewer: frames.Viewer | None = None
         self.resyncs = 0
 
@@ -123,10 +176,11 @@ class FeedSocket:
                 session.commit()
             return ok
 
-    def _read(self, viewer: frames.Viewer, cursor: int, limit: int) -> list[dict[str, Any]]:
+    def _read(self, viewer: frames.Viewer, cursor: int, limit: int, kind: str | None = None
+              ) -> list[dict[str, Any]]:
         with Session(self.engine) as session:
             rows = feed_log.read_since(session, cursor=cursor, patient_ids=viewer.patient_ids,
-                                       unassigned=viewer.unassigned, limit=limit)
+                                       unassigned=viewer.unassigned, limit=limit, kind=kind)
             return [frames.render(viewer, r) for r in rows]
 
     def _act(self, msg: FeedAck | FeedResolve) -> dict[str, Any]:
@@ -203,28 +257,44 @@ class FeedSocket:
             assert self.viewer is not None
             room = o.buffer - self.queue.qsize()
             if room <= 0:
+                if self.queue.positions:  # full of positions: alerts further on must not wait behind them
+                    await self._alerts_ahead()
                 stuck = time.monotonic() - self.progress > o.stall_s or self.lag > o.stall_s
                 if stuck and await asyncio.to_thread(self._read, self.viewer, self.cursor, 1):
                     await self._resync()
                     continue
                 self.freed.clear()
                 with contextlib.suppress(TimeoutError):  # until the sender frees a place
-                    await asyncio.wait_for(self.freed.wait(), min(o.stall_s, 0.2))
+                    await asyncio.wait_for(self.freed.wait(), min(o.stall_s, 0.05))
                 continue
             wake.clear()  # cleared before reading: a commit after the read wakes us again
             limit = min(room, o.batch)
             batch = await asyncio.to_thread(self._read, self.viewer, self.cursor, limit)
             for frame in batch:
-                self.queue.put_nowait((time.monotonic(), frame))
                 self.cursor = frame["cursor"]
+                if self.ahead and frame["cursor"] in self.ahead:  # already sent ahead
+                    self.ahead.discard(frame["cursor"])
+                    continue
+                self.queue.put_nowait((time.monotonic(), frame))
             if len(batch) == limit:
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), o.poll_s)
 
+    async def _alerts_ahead(self) -> None:
+        """Alert rows beyond the positions still queued: read them now and send them first."""
+        assert self.viewer is not None
+        after = max(self.cursor, self.ahead_cursor)
+        for frame in await asyncio.to_thread(self._read, self.viewer, after, self.options.batch, "alert"):
+            self.ahead.add(frame["cursor"])
+            self.ahead_cursor = frame["cursor"]
+            self.queue.put_nowait((time.monotonic(), frame), force=True)
+
     async def _resync(self) -> None:
         """The client is too far behind: drop its backlog, send a snapshot instead."""
         self.resyncs += 1
+        self.ahead.clear()  # the snapshot holds every open alert
+        self.ahead_cursor = 0
         dropped = self.queue.qsize()
         while not self.queue.empty():
             self.queue.get_nowait()

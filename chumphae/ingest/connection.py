@@ -1,23 +1,39 @@
 """One gateway's WebSocket session (protocol §3): read frames, store in batches, ack after commit.
 
-connect → `welcome` → loop: take every frame waiting (up to `batch_max`),
-answer malformed ones with `error` at once, store the rest in one
-transaction (a worker thread), then `ack` their ids. A database failure acks
-nothing and closes the socket (1011): the gateway keeps its outbox and
-re-sends after reconnecting. A second connection of the same gateway closes
-the older one (4008). Every few seconds the site configuration's ETag is
-compared, and `config_changed` sent when it moved.
+connect → `welcome` → a reader parses every frame as it arrives: a malformed
+one is answered with `error` at once (and kept as a dead letter with the next
+batch); alerts go to their own queue, everything else to the bulk queue. Two
+processors drain them: each takes every message waiting (up to `batch_max`),
+stores them in one transaction on the ingest workers, then `ack`s their ids.
+Alerts are submitted to the workers ahead of any waiting bulk batch, so an SOS
+never waits behind a backlog of positions (at most behind one batch being
+written).
+
+A database that cannot be reached or used acks nothing and closes the socket
+with 1013 (try again later): the gateway keeps its outbox and re-sends after
+its back-off. A second connection of the same gateway closes the older one
+(4008). The site configuration's ETag is compared every `config_check_s`
+(each connection at its own random phase; the site's part of the document is
+shared between the gateways of a site) and `config_changed` sent when it moved.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
+import functools
+import itertools
 import logging
+import queue
+import random
+import threading
 from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
+import orjson
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -25,10 +41,13 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from chumphae.deliver.notify import dispatch
 from chumphae.ingest import envelope, siteconfig
 from chumphae.ingest.envelope import Message, Rejection
-from chumphae.ingest.service import BatchResult, ingest_batch
+from chumphae.ingest.service import BatchResult, IngestState, Unavailable, matcher, store
 from chumphae.timeutil import utcnow
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+URGENT, BULK = 0, 1  # worker priorities: alerts first
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,11 +59,13 @@ class IngestOptions:
 
 @dataclass
 class IngestCounters:
-    """This process's counts since start (frames, stored, duplicates, rejected by code)."""
+    """This process's counts since start (frames, stored, duplicates, rejected by code, dead letters)."""
 
     frames: int = 0
     stored: int = 0
     duplicates: int = 0
+    dead_letters: int = 0
+    unavailable: int = 0  # sessions closed with 1013 because the database could not be used
     rejected: Counter[str] = field(default_factory=Counter)
 
 
@@ -67,109 +88,239 @@ class GatewaySockets:
             del self.by_gateway[gateway_id]
 
 
-def _store(engine: Engine, gateway_id: int, messages: list[Message]) -> BatchResult:
-    with Session(engine, expire_on_commit=False) as session:
-        result = ingest_batch(session, gateway_id=gateway_id, messages=messages)
-        session.commit()
-    dispatch(engine, result.changes)
-    return result
+class _Job:
+    """One unit of work; whichever thread claims it first runs it."""
+
+    __slots__ = ("_lock", "_taken", "fn", "fut")
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self.fn, self.fut = fn, Future()  # type: ignore[var-annotated]
+        self._taken = False
+        self._lock = threading.Lock()
+
+    def run(self) -> None:
+        with self._lock:
+            if self._taken:
+                return
+            self._taken = True
+        if not self.fut.set_running_or_notify_cancel():
+            return
+        try:
+            self.fut.set_result(self.fn())
+        except BaseException as exc:  # handed to the waiting coroutine
+            self.fut.set_exception(exc)
 
 
-def _etag(engine: Engine, gateway_id: int) -> str:
+class Workers:
+    """Threads that write batches, taking urgent work (alerts) before bulk work.
+
+    `threads` take urgent work first, then bulk work; `urgent_threads` take only urgent work, so an
+    alert never waits for a bulk batch to finish.
+    """
+
+    def __init__(self, threads: int, urgent_threads: int = 1) -> None:
+        self._queue: queue.PriorityQueue[tuple[int, int, _Job]] = queue.PriorityQueue()
+        self._urgent: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._order = itertools.count()
+        for i in range(threads):
+            threading.Thread(target=self._run, name=f"ingest-{i}", daemon=True).start()
+        for i in range(urgent_threads):
+            threading.Thread(target=self._run_urgent, name=f"ingest-urgent-{i}", daemon=True).start()
+
+    def submit(self, priority: int, fn: Callable[[], T]) -> Future[T]:
+        job = _Job(fn)
+        self._queue.put((priority, next(self._order), job))
+        if priority == URGENT:
+            self._urgent.put(job)
+        return job.fut
+
+    def _run(self) -> None:
+        while True:
+            self._queue.get()[2].run()
+
+    def _run_urgent(self) -> None:
+        while True:
+            self._urgent.get().run()
+
+
+_workers: dict[str, Workers] = {}
+_workers_lock = threading.Lock()
+
+
+def workers_for(engine: Engine) -> Workers:
+    name = engine.dialect.name
+    with _workers_lock:
+        if name not in _workers:
+            # SQLite: one writer thread, alerts first (a second writer would poll for the write lock
+            # and could starve behind the bulk thread); PostgreSQL: two bulk threads + two for alerts.
+            _workers[name] = Workers(1, urgent_threads=0) if name == "sqlite" else Workers(2, urgent_threads=2)
+        return _workers[name]
+
+
+def _store(engine: Engine, state: IngestState, gateway_id: int, messages: list[Message],
+           dead: list[Rejection], urgent: bool) -> BatchResult:
+    return store(engine, gateway_id=gateway_id, messages=messages, dead=dead, state=state,
+                 touch_gateway=not urgent)
+
+
+def _warm_map(engine: Engine) -> None:
+    """Build the tax map's matcher now, not in the first alert that needs a place named (seconds)."""
+    try:
+        with Session(engine) as session:
+            matcher(session)
+    except Exception as exc:  # the ingest path will try again, and report a real failure
+        log.warning("tax map not loaded ahead of ingest: %s", type(exc).__name__)
+
+
+_background: set[asyncio.Task[None]] = set()
+
+
+def _dispatch(engine: Engine, result: BatchResult) -> None:
+    try:
+        dispatch(engine, result.changes)
+    except Exception:  # the alert is stored and on the feed; the escalation clock still runs
+        log.exception("notifying people of %d alert changes failed", len(result.changes))
+
+
+def _etag(engine: Engine, gateway_id: int, max_age_s: float = 0.0) -> str:
     with Session(engine) as session:
-        return siteconfig.config_and_etag(session, gateway_id)[1]
+        return siteconfig.config_and_etag(session, gateway_id, site_max_age_s=max_age_s)[1]
 
 
 _locks: dict[int, asyncio.Lock] = {}
 
 
 async def _send(ws: WebSocket, frame: dict[str, object]) -> None:
-    """One writer at a time per socket (the config watcher and the acks share it)."""
+    """One writer at a time per socket (the reader's errors, the acks and the config watcher share it)."""
     lock = _locks.setdefault(id(ws), asyncio.Lock())
     async with lock:
-        await ws.send_text(json.dumps(frame, ensure_ascii=False))
+        await ws.send_text(orjson.dumps(frame).decode())
+
+
+class _Session:
+    """The queues and tasks of one connection."""
+
+    def __init__(self, ws: WebSocket, engine: Engine, gateway_id: int, counters: IngestCounters,
+                 options: IngestOptions) -> None:
+        self.ws, self.engine, self.gateway_id = ws, engine, gateway_id
+        self.counters, self.options = counters, options
+        self.states = {URGENT: IngestState(gateway_id), BULK: IngestState(gateway_id)}  # one per processor
+        self.alerts: asyncio.Queue[Message | None] = asyncio.Queue(options.inbox_max)
+        self.bulk: asyncio.Queue[Message | Rejection | None] = asyncio.Queue(options.inbox_max)
+        self.workers = workers_for(engine)
+
+    async def read(self) -> None:
+        try:
+            while True:
+                message = await self.ws.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                text = message.get("text")
+                if text is None and message.get("bytes") is not None:
+                    text = message["bytes"].decode("utf-8", "replace")
+                self.counters.frames += 1
+                parsed = envelope.parse(text or "")
+                if isinstance(parsed, Rejection):
+                    await self.reject(parsed)
+                    await self.bulk.put(parsed)  # recorded as a dead letter with the next batch
+                elif parsed.type == "alert":
+                    await self.alerts.put(parsed)
+                else:
+                    await self.bulk.put(parsed)
+        finally:
+            await self.alerts.put(None)
+            await self.bulk.put(None)
+
+    async def process(self, inbox: asyncio.Queue[Any], priority: int) -> None:
+        while True:
+            items = [await inbox.get()]
+            while len(items) < self.options.batch_max and not inbox.empty():
+                items.append(inbox.get_nowait())
+            closed = None in items
+            messages = [i for i in items if isinstance(i, Message)]
+            dead = [i for i in items if isinstance(i, Rejection)]
+            if messages or dead:
+                engine = self.engine
+                fut = self.workers.submit(priority, functools.partial(
+                    _store, engine, self.states[priority], self.gateway_id, messages, dead, priority == URGENT))
+                result = await asyncio.wrap_future(fut)
+                self.counters.stored += result.stored
+                self.counters.duplicates += result.duplicates
+                self.counters.dead_letters += result.dead_letters
+                for rejection in result.rejected:
+                    await self.reject(rejection)
+                if result.acked and not closed:
+                    await _send(self.ws, {"type": "ack", "ids": result.acked})
+                if any(c.ring for c in result.changes):  # after the ack: it need not wait for notices
+                    self.workers.submit(BULK, functools.partial(_dispatch, engine, result))
+            if closed:
+                return
+
+    async def reject(self, r: Rejection) -> None:
+        self.counters.rejected[r.code] += 1
+        log.warning("gateway message %s rejected: %s (%s)", r.id, r.code, r.message)  # never the frame itself
+        await _send(self.ws, {"type": "error", "id": r.id, "code": r.code, "message": r.message})
 
 
 async def serve(ws: WebSocket, *, engine: Engine, gateway_id: int, slug: str, site: str,
                 sockets: GatewaySockets, options: IngestOptions) -> None:
     await ws.accept()
     await sockets.claim(gateway_id, ws)
-    etag = await asyncio.to_thread(_etag, engine, gateway_id)
+    session = _Session(ws, engine, gateway_id, sockets.counters, options)
+    try:
+        etag = await asyncio.to_thread(_etag, engine, gateway_id, options.config_check_s / 2)
+    except Exception as exc:
+        await _unavailable(ws, slug, sockets.counters, exc)
+        sockets.release(gateway_id, ws)
+        return
     await _send(ws, {"type": "welcome", "gateway_id": slug, "site_id": site, "config_etag": etag,
                      "server_time": utcnow().isoformat()})
-    inbox: asyncio.Queue[str | None] = asyncio.Queue(options.inbox_max)
-    reader = asyncio.create_task(_read(ws, inbox))
+    warm = asyncio.create_task(asyncio.to_thread(_warm_map, engine))
+    _background.add(warm)
+    warm.add_done_callback(_background.discard)
+    reader = asyncio.create_task(session.read())
     watcher = asyncio.create_task(_watch_config(ws, engine, gateway_id, etag, options.config_check_s))
+    workers = [asyncio.create_task(session.process(session.alerts, URGENT)),
+               asyncio.create_task(session.process(session.bulk, BULK))]
     try:
-        await _process(ws, inbox, engine=engine, gateway_id=gateway_id, counters=sockets.counters,
-                       options=options)
+        pending = set(workers)
+        while pending:  # both processors end when the reader saw the socket close; either may fail first
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()
     except WebSocketDisconnect:
         pass
+    except Unavailable as exc:
+        await _unavailable(ws, slug, sockets.counters, exc)
     except Exception:
         log.exception("gateway %s: storing failed; closing so it re-sends", slug)
         with contextlib.suppress(Exception):
             await ws.close(code=1011)
     finally:
-        for task in (reader, watcher):
+        for task in (reader, watcher, *workers):
             task.cancel()
-        await asyncio.gather(reader, watcher, return_exceptions=True)
+        await asyncio.gather(reader, watcher, *workers, return_exceptions=True)
         sockets.release(gateway_id, ws)
         _locks.pop(id(ws), None)
 
 
-async def _read(ws: WebSocket, inbox: asyncio.Queue[str | None]) -> None:
-    try:
-        while True:
-            message = await ws.receive()
-            if message["type"] == "websocket.disconnect":
-                break
-            text = message.get("text")
-            if text is None and message.get("bytes") is not None:
-                text = message["bytes"].decode("utf-8", "replace")
-            await inbox.put(text or "")
-    finally:
-        await inbox.put(None)
-
-
-async def _process(ws: WebSocket, inbox: asyncio.Queue[str | None], *, engine: Engine, gateway_id: int,
-                   counters: IngestCounters, options: IngestOptions) -> None:
-    while True:
-        frames = [await inbox.get()]
-        while len(frames) < options.batch_max and not inbox.empty():
-            frames.append(inbox.get_nowait())
-        closed = None in frames
-        messages: list[Message] = []
-        for text in frames:
-            if text is None:
-                break
-            counters.frames += 1
-            parsed = envelope.parse(text)
-            if isinstance(parsed, Rejection):
-                await _reject(ws, parsed, counters)
-            else:
-                messages.append(parsed)
-        if messages:
-            result = await asyncio.to_thread(_store, engine, gateway_id, messages)
-            counters.stored += result.stored
-            counters.duplicates += result.duplicates
-            for rejection in result.rejected:
-                await _reject(ws, rejection, counters)
-            if result.acked and not closed:
-                await _send(ws, {"type": "ack", "ids": result.acked})
-        if closed:
-            return
-
-
-async def _reject(ws: WebSocket, r: Rejection, counters: IngestCounters) -> None:
-    counters.rejected[r.code] += 1
-    log.warning("gateway message %s rejected: %s (%s)", r.id, r.code, r.message)
-    await _send(ws, {"type": "error", "id": r.id, "code": r.code, "message": r.message})
+async def _unavailable(ws: WebSocket, slug: str, counters: IngestCounters, exc: BaseException) -> None:
+    """Nothing acked: the gateway keeps its outbox and comes back after its back-off."""
+    counters.unavailable += 1
+    log.error("gateway %s: database unavailable (%s); closing with 1013 so it re-sends later", slug, exc)
+    with contextlib.suppress(Exception):
+        await ws.close(code=1013, reason="database unavailable, try again later")
 
 
 async def _watch_config(ws: WebSocket, engine: Engine, gateway_id: int, etag: str, every_s: float) -> None:
+    await asyncio.sleep(random.uniform(0, every_s))  # connections check at their own phase, not all at once
     while True:
-        await asyncio.sleep(every_s)
-        now = await asyncio.to_thread(_etag, engine, gateway_id)
+        try:
+            now = await asyncio.to_thread(_etag, engine, gateway_id, every_s / 2)
+        except Exception as exc:  # the database is away: the ingest path will say so; look again later
+            log.warning("site config check failed: %s", type(exc).__name__)
+            now = etag
         if now != etag:
             etag = now
             await _send(ws, {"type": "config_changed", "etag": etag})
+        await asyncio.sleep(every_s)

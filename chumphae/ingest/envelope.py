@@ -1,111 +1,142 @@
 """Parsing gateway frames (docs/gateway-protocol.md §3): envelope, then a typed body.
 
 Pure: text in, a `Message` or a `Rejection` out. A rejection carries the
-protocol's error code (`bad_json`, `bad_envelope`, `unknown_type`,
-`bad_body`) and a short English reason for the gateway's log.
+protocol's error code (`too_large`, `bad_json`, `bad_envelope`,
+`unknown_type`, `bad_body`) and a short English reason for the gateway's log.
+
+Validation happens here, at the edge, so nothing that reaches the database
+can break it (protocol §3.5): a frame of at most `MAX_FRAME_CHARS`, nested at
+most `MAX_DEPTH` deep, no NUL character; finite floats in documented ranges;
+integers that fit their columns; times within `PAST`…`FUTURE` around now.
+The message id is read even from a frame too big or too deep to parse
+(`scan_id`), so the gateway can drop what we refuse.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Literal
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-from chumphae.timeutil import as_utc
+from chumphae.timeutil import utcnow
 from chumphae.values import AlertType
+
+MAX_FRAME_CHARS = 65_536  # a position is ~600 characters
+MAX_DEPTH = 16  # objects and arrays nested in one frame (a position has 4)
+PAST = timedelta(days=30)  # older messages are refused (bad_body): the gateway drops them
+FUTURE = timedelta(minutes=10)  # clocks drift; further ahead is a broken clock
+SCAN_MAX_CHARS = 1 << 20  # how far `scan_id` looks for the id in a frame it could not parse
+
+INT32 = 2**31 - 1  # integer columns (patient ids, zone versions, band sequence numbers)
+INT64 = 2**63 - 1
+
+Id32 = Annotated[int, Field(ge=1, le=INT32)]
+Count = Annotated[int, Field(ge=0, le=INT64)]
+Metres = Annotated[float, Field(ge=-1_000_000, le=1_000_000)]
+
+
+def _in_window(v: datetime, info: ValidationInfo) -> datetime:
+    """Aware UTC, within PAST…FUTURE of now (the parser's `now`, from the validation context)."""
+    try:
+        t = v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
+    except (OverflowError, ValueError):  # year 1 with a positive offset, year 9999 with a negative one
+        raise ValueError("time out of range") from None
+    now = (info.context or {}).get("now") or utcnow()
+    if not now - PAST <= t <= now + FUTURE:
+        raise ValueError("time outside the accepted window (-30 days … +10 minutes around now)")
+    return t
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="ignore")  # gateways may add fields
-
-
-def _aware(v: datetime) -> datetime:
-    return as_utc(v)
+    # Gateways may add fields; floats must be finite (1e999 and NaN are refused).
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
 
 
 class PlaceBody(_Body):
-    parcel_code: str | None = None
-    building_code: str | None = None
-    landmark: str | None = None
-    description_th: str | None = None
-    description_en: str | None = None
+    parcel_code: str | None = Field(default=None, max_length=32)
+    building_code: str | None = Field(default=None, max_length=40)
+    landmark: str | None = Field(default=None, max_length=200)
+    description_th: str | None = Field(default=None, max_length=500)
+    description_en: str | None = Field(default=None, max_length=500)
 
 
 class MatchBody(_Body):
-    status: str | None = None
-    zone_version: int | None = None
-    distance_to_boundary_m: float | None = None
-    distance_to_route_m: float | None = None
-    place: PlaceBody | None = None
+    status: str | None = Field(default=None, max_length=16)
+    zone_version: int | None = Field(default=None, ge=0, le=INT32)
+    distance_to_boundary_m: Metres | None = None
+    distance_to_route_m: Metres | None = None
+    place: PlaceBody | None = None  # null or without words: the backend names the place
 
 
 class HelloBody(_Body):
-    gateway_version: str | None = None
-    site_id: str | None = None
-    config_etag: str | None = None
-    queue_depth: int | None = None
+    gateway_version: str | None = Field(default=None, max_length=64)
+    site_id: str | None = Field(default=None, max_length=64)
+    config_etag: str | None = Field(default=None, max_length=128)
+    queue_depth: Count | None = None
     simulated: bool = False
 
 
 class PositionBody(_Body):
     address: str = Field(min_length=1, max_length=17)
-    patient_id: int | None = None
+    patient_id: Id32 | None = None
     t: datetime
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
-    uncertainty_m: float = Field(ge=0)
+    uncertainty_m: float = Field(ge=0, le=100_000)
     source: Literal["ble", "gps", "search"] = "ble"
-    receivers: int = 0
+    receivers: int = Field(default=0, ge=0, le=10_000)
     in_coverage: bool = True
     match: MatchBody | None = None
 
-    _t = field_validator("t")(_aware)
+    _t = field_validator("t")(_in_window)
 
 
 class AlertBody(_Body):
     type: AlertType
-    severity: str | None = None  # informative: the server's table decides
-    address: str | None = Field(default=None, max_length=17)
-    patient_id: int | None = None
+    severity: str | None = Field(default=None, max_length=16)  # informative: the server's table decides
+    address: str | None = Field(default=None, min_length=1, max_length=17)
+    patient_id: Id32 | None = None
     t: datetime
     confidence: float = Field(default=1.0, ge=0, le=1)
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)
-    uncertainty_m: float | None = Field(default=None, ge=0)
+    uncertainty_m: float | None = Field(default=None, ge=0, le=100_000)
     match: MatchBody | None = None
     details: dict[str, Any] = Field(default_factory=dict)
 
-    _t = field_validator("t")(_aware)
+    _t = field_validator("t")(_in_window)
 
 
 class ReadingBody(_Body):
     address: str = Field(min_length=1, max_length=17)
-    patient_id: int | None = None
-    kind: str | None = None
+    patient_id: Id32 | None = None
+    kind: str | None = Field(default=None, max_length=32)
     t: datetime
-    rssi: int | None = None
-    receiver: str | None = None
-    seq: int | None = None
+    rssi: int | None = Field(default=None, ge=-127, le=20)
+    receiver: str | None = Field(default=None, max_length=64)
+    seq: int | None = Field(default=None, ge=0, le=INT32)  # informative, need not increase
     battery_pct: float | None = Field(default=None, ge=0, le=100)
-    battery_mv: int | None = None
+    battery_mv: int | None = Field(default=None, ge=0, le=10_000)
     sos: bool = False
     fall_flag: bool = False
     worn: bool | None = None
     charging: bool | None = None
-    steps: int | None = None
+    steps: int | None = Field(default=None, ge=0, le=INT32)
     authenticated: bool = False
 
-    _t = field_validator("t")(_aware)
+    _t = field_validator("t")(_in_window)
 
 
 class HeartbeatBody(_Body):
-    model_config = ConfigDict(extra="allow")  # kept whole as the gateway's health
-    uptime_s: float | None = None
-    queue_depth: int | None = None
-    rejected: int | None = None
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)  # kept whole as the gateway's health
+    uptime_s: float | None = Field(default=None, ge=0)
+    queue_depth: Count | None = None
+    rejected: Count | None = None
 
 
 BODIES: dict[str, type[_Body]] = {
@@ -121,6 +152,7 @@ class Message:
     t: datetime | None
     seq: int | None
     body: Any  # one of the *Body models
+    raw: str = ""  # the frame as received (for the dead-letter table if it cannot be stored)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,32 +160,116 @@ class Rejection:
     id: str | None
     code: str
     message: str
+    raw: str = ""
 
 
-def parse(text: str | bytes) -> Message | Rejection:
+# A JSON string (with escapes) or one structural character: enough to walk a frame without parsing it.
+_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[{}\[\]:,]')
+_LEADING_ID = re.compile(r'\s*\{\s*"id"\s*:\s*"([^"\\]{1,64})"')
+
+
+def _valid_id(value: object) -> str | None:
+    return value if isinstance(value, str) and 0 < len(value) <= 64 else None
+
+
+def scan_id(text: str) -> str | None:
+    """The top-level `"id"` of a frame we will not parse (too big, too deep, bad numbers)."""
+    m = _LEADING_ID.match(text)
+    if m:
+        return m.group(1)
+    depth, last, is_id = 0, None, False
+    for m in _TOKEN.finditer(text, 0, min(len(text), SCAN_MAX_CHARS)):
+        tok = m.group()
+        c = tok[0]
+        if c == '"':
+            if depth == 1:
+                if is_id:
+                    try:
+                        return _valid_id(json.loads(tok))
+                    except ValueError:
+                        return None
+                last = tok
+            is_id = False
+        elif c == ":":
+            is_id = depth == 1 and last == '"id"'
+            last = None
+        elif c == "{" or c == "[":
+            if depth == 0 and c == "[":
+                return None  # not an object
+            depth += 1
+            is_id = False
+        elif c == "}" or c == "]":
+            depth -= 1
+            if depth <= 0:
+                return None
+        else:
+            last = None
+    return None
+
+
+def _depth(doc: object, limit: int) -> int:
+    """Nesting depth of parsed JSON, walking no deeper than `limit` + 1."""
+    deepest = 0
+    stack: list[tuple[object, int]] = [(doc, 1)]
+    while stack:
+        node, d = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        deepest = max(deepest, d)
+        if deepest > limit:
+            return deepest
+        stack.extend((c, d + 1) for c in children if isinstance(c, (dict, list)))
+    return deepest
+
+
+def _reject(text: str, code: str, message: str, mid: str | None = None) -> Rejection:
+    return Rejection(mid if mid is not None else scan_id(text), code, message, text)
+
+
+def parse(text: str | bytes, *, now: datetime | None = None) -> Message | Rejection:
+    """One frame → a `Message` ready to store, or the `Rejection` to answer with."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    if len(text) > MAX_FRAME_CHARS:
+        return _reject(text, "too_large", f"frame longer than {MAX_FRAME_CHARS} characters")
+    if "\\u0000" in text or "\x00" in text:
+        return _reject(text, "bad_body", "NUL character in a string")
     try:
-        doc = json.loads(text)
-    except (ValueError, UnicodeDecodeError):
-        return Rejection(None, "bad_json", "frame is not JSON")
+        doc = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:  # also: nested > 1024, infinite or NaN numbers
+        return _reject(text, "bad_json", f"frame is not valid JSON ({str(exc).split(':')[0][:80]})")
     if not isinstance(doc, dict):
-        return Rejection(None, "bad_envelope", "frame is not a JSON object")
-    mid = doc.get("id")
-    if not isinstance(mid, str) or not 0 < len(mid) <= 64:
-        return Rejection(None, "bad_envelope", "id missing or not a string of 1-64 characters")
+        return _reject(text, "bad_envelope", "frame is not a JSON object", None)
+    mid = _valid_id(doc.get("id"))
+    if mid is None:
+        return _reject(text, "bad_envelope", "id missing or not a string of 1-64 characters", None)
+    if text.count("{") + text.count("[") > MAX_DEPTH and _depth(doc, MAX_DEPTH) > MAX_DEPTH:
+        return _reject(text, "bad_json", f"nested deeper than {MAX_DEPTH}", mid)
     kind = doc.get("type")
     if not isinstance(kind, str) or not isinstance(doc.get("body"), dict):
-        return Rejection(mid, "bad_envelope", "type or body missing")
+        return _reject(text, "bad_envelope", "type or body missing", mid)
     model = BODIES.get(kind)
     if model is None:
-        return Rejection(mid, "unknown_type", f"unknown type {kind[:32]!r}")
+        return _reject(text, "unknown_type", f"unknown type {kind[:32]!r}", mid)
+    now = now or utcnow()
     try:
-        body = model.model_validate(doc["body"])
-        t = as_utc(datetime.fromisoformat(doc["t"])) if isinstance(doc.get("t"), str) else None
+        body = model.model_validate(doc["body"], context={"now": now})
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ()))
-        return Rejection(mid, "bad_body", f"body.{where}: {first.get('msg', 'invalid')}")
-    except ValueError:
-        return Rejection(mid, "bad_envelope", "t is not an ISO 8601 time")
+        return _reject(text, "bad_body", f"body.{where}: {first.get('msg', 'invalid')}"[:200], mid)
+    t = None
+    if isinstance(doc.get("t"), str):
+        try:
+            t = datetime.fromisoformat(doc["t"])
+            t = t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+        except (ValueError, OverflowError):
+            return _reject(text, "bad_envelope", "t is not an ISO 8601 time within range", mid)
     seq = doc.get("seq")
-    return Message(id=mid, type=kind, t=t, seq=seq if isinstance(seq, int) else None, body=body)
+    if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq <= INT64:
+        seq = None  # informative only
+    return Message(id=mid, type=kind, t=t, seq=seq, body=body, raw=text)

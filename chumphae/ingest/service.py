@@ -1,168 +1,471 @@
-"""Storing a batch of gateway messages: once per id, in arrival order, in one transaction.
+"""Storing a batch of gateway messages: once per id, per-band order, one transaction per batch.
 
-The caller acknowledges the returned ids only after this transaction
-commits (protocol §3.2: ack after commit). Each message runs in a savepoint,
-so one that breaks a rule (a band of another site) is refused on its own
-while the rest of the batch is kept. Heartbeats and hellos are not
-deduplicated: they only overwrite the gateway's latest health.
+The caller acknowledges the returned ids only after the transaction commits
+(protocol §3.2: ack after commit). The hot path issues a fixed number of
+statements per batch, never one per message:
 
-Order per band: positions are stored with their true time; a band's current
-state (last seen, battery, worn) only moves forward in time, so a message
-re-sent after a reconnect never overwrites newer news.
+* dedupe: one multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING msg_id`
+  into `ingested_message` (the ids it returns are new, the rest repeats);
+* positions: one multi-row insert; the band's state (`last_seen_at`, battery,
+  worn) moves only forward in time through a conditional `UPDATE … WHERE
+  last_seen_at <= :t` per band, so a message re-sent after a reconnect never
+  overwrites newer news (per-band order, kept by the database across
+  connections and processes);
+* feed: one `feed_event` row per patient whose newest position moved, in one
+  statement at the end of the transaction (PostgreSQL: the feed writers' lock
+  is held only from there to the commit). A patient's newest position time is
+  remembered in memory, read from the database once per patient;
+* bands come from a per-connection cache of the site's bands (re-read every
+  `BAND_TTL_S`, and at once for an address it does not know); the tax map is
+  asked for its cache key once per batch, only when a position needs a place.
+
+Alerts go through the alert state machine one by one (they are few).
+Hellos and heartbeats are not deduplicated: they only overwrite the
+gateway's latest health. Refused and unstorable messages get a
+`dead_letter` row in the same transaction.
+
+A batch that fails is retried in halves down to single messages
+(`store`), so a message that can never be stored is isolated, answered with
+`unstorable` and kept as a dead letter, while the rest is stored. A
+database that cannot be reached or used raises `Unavailable` instead: then
+nothing is acknowledged and nothing is called poison.
 """
 
 from __future__ import annotations
 
+import threading
+import time
+import weakref
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, func, insert, or_, update
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import select as sa_select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from chumphae.alert import service as alerts
 from chumphae.alert.service import AlertChange, AlertInput
 from chumphae.feed import log as feed_log
-from chumphae.map.shared import place_at
 from chumphae.ingest.envelope import AlertBody, HeartbeatBody, HelloBody, Message, PositionBody, ReadingBody, Rejection
-from chumphae.models import Alert, AlertStatus, Gateway, IngestedMessage, Outcome, PositionRecord, Wristband
+from chumphae.map.shared import current_matcher
+from chumphae.models import Alert, AlertStatus, DeadLetter, Gateway, IngestedMessage, Outcome, PositionRecord, Wristband
+from chumphae.models.types import UTCDateTime
 from chumphae.timeutil import as_utc, utcnow
 from chumphae.values import AlertType
 
 UNQUEUED = frozenset({"hello", "heartbeat"})
+BAND_TTL_S = 10.0  # the site's bands are re-read this often (a band given to another patient)
+BACK_ONLINE_AFTER_S = 30.0  # a gateway silent this long may have a gateway_offline alert to clear
+
+
+_map_lock = threading.Lock()  # one build of the tax map's matcher at a time; the others then find it cached
+
+
+def matcher(session: Session) -> Any:
+    """The stored tax map's matcher (None without a map): its cache key is one indexed query."""
+    with _map_lock:
+        return current_matcher(session)
 
 
 class Refused(Exception):
     """A well-formed message this gateway may not send (answered with `bad_body`)."""
 
 
+class Unavailable(Exception):
+    """The database cannot be reached or used: acknowledge nothing, the gateway keeps and re-sends."""
+
+
 @dataclass
 class BatchResult:
     acked: list[str] = field(default_factory=list)
-    rejected: list[Rejection] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)  # answered with `error` (store-time)
     changes: list[AlertChange] = field(default_factory=list)
     stored: int = 0
     duplicates: int = 0
+    dead_letters: int = 0
+    newest: dict[int, datetime] = field(default_factory=dict)  # patient → newest position time committed
+
+    def merge(self, other: BatchResult) -> BatchResult:
+        self.acked += other.acked
+        self.rejected += other.rejected
+        self.changes += other.changes
+        self.stored += other.stored
+        self.duplicates += other.duplicates
+        self.dead_letters += other.dead_letters
+        for pid, t in other.newest.items():
+            if pid not in self.newest or t > self.newest[pid]:
+                self.newest[pid] = t
+        return self
 
 
-def ingest_batch(session: Session, *, gateway_id: int, messages: list[Message],
-                 now: datetime | None = None) -> BatchResult:
-    """Store `messages` from one gateway; the caller commits, then acks `result.acked`."""
+@dataclass(frozen=True, slots=True)
+class BandInfo:
+    id: int
+    address: str
+    patient_id: int | None
+    site: str
+    active: bool
+    worn: bool | None
+    battery_pct: float | None
+
+
+# A patient's newest stored position time, shared by the connections of this process
+# (two gateways of one site hear the same band): engine → patient → time.
+_newest_lock = threading.Lock()
+_newest: weakref.WeakKeyDictionary[Engine, dict[int, datetime]] = weakref.WeakKeyDictionary()
+
+
+class IngestState:
+    """What one gateway connection remembers between batches (never the truth: the database is)."""
+
+    def __init__(self, gateway_id: int, *, band_ttl_s: float = BAND_TTL_S) -> None:
+        self.gateway_id = gateway_id
+        self.band_ttl_s = band_ttl_s
+        self.site: str | None = None
+        self.bands: dict[str, BandInfo] = {}
+        self.bands_at = -1e18
+        self.last_batch_at: float | None = None
+
+    def load_bands(self, session: Session, addresses: Iterable[str]) -> dict[str, BandInfo]:
+        """The bands these addresses name (upper case), from the cache or in one query."""
+        if self.site is None:
+            gateway = session.get(Gateway, self.gateway_id)
+            assert gateway is not None
+            self.site = gateway.site
+        wanted = {a.upper() for a in addresses}
+        if time.monotonic() - self.bands_at > self.band_ttl_s:
+            self.bands = {b.address: b for b in _bands(session, Wristband.site == self.site)}
+            self.bands_at = time.monotonic()
+        missing = wanted - self.bands.keys()
+        if missing:  # a band added since, or another site's
+            for b in _bands(session, col(Wristband.address).in_(sorted(missing))):
+                self.bands[b.address] = b
+        return self.bands
+
+    def committed(self, engine: Engine, result: BatchResult) -> None:
+        """After commit: remember the newest positions and when this gateway last spoke."""
+        self.last_batch_at = time.monotonic()
+        with _newest_lock:
+            known = _newest.setdefault(engine, {})
+            for pid, t in result.newest.items():
+                if pid not in known or t > known[pid]:
+                    known[pid] = t
+
+
+def _bands(session: Session, where: Any) -> list[BandInfo]:
+    t = Wristband.__table__  # type: ignore[attr-defined]
+    rows = session.connection().execute(
+        sa_select(t.c.id, t.c.address, t.c.patient_id, t.c.site, t.c.active, t.c.worn, t.c.battery_pct).where(where))
+    return [BandInfo(*r) for r in rows]
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """The database is away or broken (connection, schema, closed engine) rather than this message bad."""
+    if isinstance(exc, Unavailable | ConnectionError | TimeoutError):
+        return True
+    if isinstance(exc, sa_exc.DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        # Operational (refused, lost, locked, disk), interface, programming (missing table or schema),
+        # internal: ours or the server's trouble, never the message's.
+        return isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.ProgrammingError
+                          | sa_exc.InternalError)
+    return isinstance(exc, sa_exc.DisconnectionError | sa_exc.TimeoutError | sa_exc.ResourceClosedError)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, sa_exc.StatementError) and exc.orig is not None:
+        exc = exc.orig
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {first}"[:200]
+
+
+def store(engine: Engine, *, gateway_id: int, messages: Sequence[Message], dead: Sequence[Rejection] = (),
+          state: IngestState | None = None, now: datetime | None = None, touch_gateway: bool = True
+          ) -> BatchResult:
+    """Store a batch in one transaction; on failure, in halves down to single messages.
+
+    `dead`: rejections the parser already answered, recorded as dead letters
+    with the batch. Raises `Unavailable` when the database is the problem.
+    """
+    state = state or IngestState(gateway_id)
     now = now or utcnow()
-    gateway = session.get(Gateway, gateway_id)
-    assert gateway is not None
-    result = BatchResult()
-    ids = [m.id for m in messages if m.type not in UNQUEUED]
-    seen = set(session.exec(select(IngestedMessage.msg_id).where(col(IngestedMessage.msg_id).in_(ids))).all()) \
-        if ids else set()
-    bands: dict[str, Wristband | None] = {}
-    for msg in messages:
-        if msg.type in UNQUEUED:
-            _health(gateway, msg)
-            result.acked.append(msg.id)
-            continue
-        if msg.id in seen:
-            result.duplicates += 1
-            result.acked.append(msg.id)
-            continue
+    return _store_or_split(engine, gateway_id, list(messages), list(dead), state, now, touch_gateway)
+
+
+def _store_or_split(engine: Engine, gateway_id: int, messages: list[Message], dead: list[Rejection],
+                    state: IngestState, now: datetime, touch: bool) -> BatchResult:
+    try:
+        return _attempt(engine, gateway_id, messages, dead, state, now, touch_gateway=touch)
+    except Exception as exc:
+        if is_unavailable(exc) or not messages:  # nothing left to blame but the database
+            raise Unavailable(_reason(exc)) from exc
+        if len(messages) == 1:
+            m = messages[0]
+            poison = Rejection(m.id, "unstorable", f"cannot be stored ({_reason(exc)})"[:200], m.raw)
+            result = _attempt(engine, gateway_id, [], [*dead, poison], state, now, record_only=True)
+            result.rejected.append(poison)
+            return result
+    half = len(messages) // 2
+    left = _store_or_split(engine, gateway_id, messages[:half], dead, state, now, touch)
+    return left.merge(_store_or_split(engine, gateway_id, messages[half:], [], state, now, touch))
+
+
+RETRIES_S = (0.05, 0.25, 1.0)  # a busy or briefly lost database is retried before the gateway is told to go
+
+
+def _attempt(engine: Engine, gateway_id: int, messages: list[Message], dead: list[Rejection],
+             state: IngestState, now: datetime, *, record_only: bool = False, touch_gateway: bool = True
+             ) -> BatchResult:
+    for pause in (*RETRIES_S, None):
         try:
-            with session.begin_nested():
-                session.add(IngestedMessage(msg_id=msg.id, gateway_id=gateway_id, kind=msg.type, received_at=now))
-                session.flush()
-                change = _store(session, gateway, msg, bands, now)
-        except IntegrityError:  # the same id stored a moment ago through another connection
+            with Session(engine, expire_on_commit=False) as session:
+                if engine.dialect.name == "sqlite":
+                    # Take the write lock first: a read transaction that later writes fails at once
+                    # (SQLITE_BUSY_SNAPSHOT) when another connection wrote meanwhile.
+                    session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+                result = ingest_batch(session, gateway_id=gateway_id, messages=messages, dead=dead, state=state,
+                                      now=now, record_only=record_only, touch_gateway=touch_gateway)
+                session.commit()
+            state.committed(engine, result)
+            return result
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            if pause is None:
+                raise Unavailable(_reason(exc)) from exc
+            time.sleep(pause)
+    raise AssertionError("unreachable")
+
+
+def ingest_batch(session: Session, *, gateway_id: int, messages: Sequence[Message],
+                 dead: Sequence[Rejection] = (), state: IngestState | None = None,
+                 now: datetime | None = None, record_only: bool = False, touch_gateway: bool = True
+                 ) -> BatchResult:
+    """Store `messages` from one gateway; the caller commits, then acks `result.acked`.
+
+    `touch_gateway=False` (the alert path) leaves the gateway's row alone: an alert must not wait
+    for the lock a bulk batch of the same gateway holds on it. The bulk path records when it spoke.
+    """
+    now = now or utcnow()
+    state = state or IngestState(gateway_id)
+    result = BatchResult()
+    health: list[Message] = []
+    queued: list[Message] = []
+    first: set[str] = set()
+    for m in messages:
+        if m.type in UNQUEUED:
+            health.append(m)
+        elif m.id in first:  # the same id twice in one batch: stored once, acked twice
             result.duplicates += 1
-            result.acked.append(msg.id)
-            continue
+            result.acked.append(m.id)
+        else:
+            first.add(m.id)
+            queued.append(m)
+    bands = state.load_bands(session, [a for m in queued for a in (_address(m),) if a])
+    site = state.site
+    accepted: list[tuple[Message, Any]] = []  # (message, band info or alert input)
+    refused: list[Rejection] = []
+    for m in queued:
+        try:
+            if isinstance(m.body, AlertBody):
+                accepted.append((m, _alert_input(session, gateway_id, site, m.body, bands)))
+            else:
+                accepted.append((m, _band(bands, site, m.body.address)))
         except Refused as exc:
-            result.rejected.append(Rejection(msg.id, "bad_body", str(exc)))
+            refused.append(Rejection(m.id, "bad_body", str(exc)[:200], m.raw))
+    result.dead_letters = len(dead) + len(refused)
+    fresh = _claim(session, gateway_id, [m for m, _ in accepted], now)
+    positions: list[tuple[Message, BandInfo]] = []
+    readings: list[tuple[Message, BandInfo]] = []
+    for m, info in accepted:
+        if m.id not in fresh:
+            result.duplicates += 1
+            result.acked.append(m.id)
             continue
-        seen.add(msg.id)
+        if isinstance(info, AlertInput):
+            result.changes.append(alerts.raise_alert(session, alert=info, now=now))
+        elif isinstance(m.body, PositionBody):
+            positions.append((m, info))
+        else:
+            readings.append((m, info))
         result.stored += 1
-        result.acked.append(msg.id)
-        if change is not None:
-            result.changes.append(change)
-    gateway.last_heartbeat_at = now  # the gateway's last message time, for gateway_offline
-    if result.rejected:
-        health = dict(gateway.health or {})
-        health["backend_rejected"] = int(health.get("backend_rejected", 0) or 0) + len(result.rejected)
-        gateway.health = health
-    session.add(gateway)
-    result.changes.extend(_back_online(session, gateway, now))
-    session.flush()
+        result.acked.append(m.id)
+    feed_rows = _positions(session, gateway_id, positions, now, result)
+    _readings(session, gateway_id, readings)
+    result.acked += [m.id for m in health]
+    _dead_letters(session, gateway_id, [*dead, *refused], now)
+    result.rejected += refused
+    if touch_gateway and not record_only:
+        # Late, and always before the feed writers' lock: the gateway row stays locked only briefly,
+        # and every transaction takes the two in the same order (no deadlock).
+        _gateway_spoke(session, gateway_id, health, result.dead_letters, now)
+        if state.last_batch_at is None or time.monotonic() - state.last_batch_at > BACK_ONLINE_AFTER_S:
+            result.changes.extend(_back_online(session, gateway_id, now))
+    feed_log.append_many(session, feed_rows)  # last: the feed writers' lock is held from here to commit
     return result
 
 
-def _health(gateway: Gateway, msg: Message) -> None:
-    health = dict(gateway.health or {})
-    if isinstance(msg.body, HeartbeatBody):
-        keep = {k: v for k, v in health.items() if k in ("backend_rejected", "hello")}
-        health = {**keep, **msg.body.model_dump(exclude_none=True)}
-    elif isinstance(msg.body, HelloBody):
-        health["hello"] = msg.body.model_dump(exclude_none=True)
-    gateway.health = health
+def _address(m: Message) -> str | None:
+    return getattr(m.body, "address", None)
 
 
-def _band(session: Session, gateway: Gateway, address: str, cache: dict[str, Wristband | None]) -> Wristband:
+def _band(bands: dict[str, BandInfo], site: str | None, address: str) -> BandInfo:
     key = address.upper()
-    if key not in cache:
-        cache[key] = session.exec(select(Wristband).where(Wristband.address == key)).first()
-    band = cache[key]
-    if band is None or band.site != gateway.site or not band.active:
-        raise Refused(f"band {key} is not an active band of site {gateway.site}")
+    band = bands.get(key)
+    if band is None or band.site != site or not band.active:
+        raise Refused(f"band {key} is not an active band of site {site}")
     return band
 
 
-def _store(session: Session, gateway: Gateway, msg: Message, bands: dict[str, Wristband | None],
-           now: datetime) -> AlertChange | None:
-    body = msg.body
-    if isinstance(body, PositionBody):
-        _position(session, gateway, _band(session, gateway, body.address, bands), body, now)
-    elif isinstance(body, ReadingBody):
-        _reading(session, gateway, _band(session, gateway, body.address, bands), body)
-    elif isinstance(body, AlertBody):
-        return alerts.raise_alert(session, alert=_alert_input(session, gateway, body, bands), now=now)
-    return None
+def _claim(session: Session, gateway_id: int, messages: Sequence[Message], now: datetime) -> set[str]:
+    """Insert the ids; the ones the database did not have yet come back."""
+    if not messages:
+        return set()
+    dialect = session.get_bind().dialect.name
+    # One statement compiled once and cached; SQLAlchemy sends the rows as multi-row VALUES pages.
+    stmt = _CLAIM_PG if dialect == "postgresql" else _CLAIM_SQLITE
+    rows = [{"msg_id": m.id, "gateway_id": gateway_id, "kind": m.type, "received_at": now} for m in messages]
+    return set(session.connection().execute(stmt, rows).scalars())
 
 
-def _moves_forward(band: Wristband, t: datetime) -> bool:
-    return band.last_seen_at is None or t >= as_utc(band.last_seen_at)
+_IM = IngestedMessage.__table__  # type: ignore[attr-defined]
+_CLAIM_PG = postgresql.insert(_IM).on_conflict_do_nothing(index_elements=["msg_id"]).returning(_IM.c.msg_id)
+_CLAIM_SQLITE = sqlite.insert(_IM).on_conflict_do_nothing(index_elements=["msg_id"]).returning(_IM.c.msg_id)
 
 
-def _place(session: Session, given: Any, lat: float | None, lon: float | None) -> Any:
-    """The gateway's place if it gave one in words, else ours from the tax map."""
-    if given is not None and given.description_th:
-        return given
-    if lat is None or lon is None:
-        return given
-    return place_at(session, lon, lat) or given
+def _newest_known(session: Session, patient_ids: set[int]) -> dict[int, datetime | None]:
+    """Each patient's newest position time: from memory, else one grouped query for the rest."""
+    out: dict[int, datetime | None] = {}
+    with _newest_lock:
+        known = _newest.get(session.get_bind().engine, {})
+        for pid in patient_ids:
+            if pid in known:
+                out[pid] = known[pid]
+    missing = patient_ids - out.keys()
+    if missing:
+        t = PositionRecord.__table__  # type: ignore[attr-defined]
+        rows = session.connection().execute(select(t.c.patient_id, func.max(t.c.t))
+                                            .where(t.c.patient_id.in_(sorted(missing))).group_by(t.c.patient_id))
+        found = {pid: as_utc(tmax) for pid, tmax in rows if tmax is not None}
+        for pid in missing:
+            out[pid] = found.get(pid)
+    return out
 
 
-def _position(session: Session, gateway: Gateway, band: Wristband, b: PositionBody, now: datetime) -> None:
-    m = b.match
-    place = _place(session, m.place if m else None, b.lat, b.lon)
-    newest = None
-    if band.patient_id is not None:
-        newest = session.exec(select(func.max(PositionRecord.t))
-                              .where(PositionRecord.patient_id == band.patient_id)).one()
-    row = PositionRecord(
-        patient_id=band.patient_id, band_id=band.id, gateway_id=gateway.id, t=b.t, lat=b.lat, lon=b.lon,
-        uncertainty_m=b.uncertainty_m, source=b.source, in_coverage=b.in_coverage,
-        zone_status=m.status if m else None, zone_version=m.zone_version if m else None,
-        distance_to_boundary_m=m.distance_to_boundary_m if m else None,
-        parcel_code=place.parcel_code if place else None, building_code=place.building_code if place else None,
-        worn=band.worn, battery_pct=band.battery_pct, received_at=now,
-    )
-    session.add(row)
-    if _moves_forward(band, b.t):
-        band.last_seen_at, band.last_gateway_id = b.t, gateway.id
-        session.add(band)
+def _positions(session: Session, gateway_id: int, items: list[tuple[Message, BandInfo]], now: datetime,
+               result: BatchResult) -> list[tuple[str, int | None, dict[str, object]]]:
+    if not items:
+        return []
+    found: Any = None
+    if any(not (m.body.match and m.body.match.place and m.body.match.place.description_th) for m, _ in items):
+        found = matcher(session)  # the map's cache key: once per batch
+    newest = _newest_known(session, {b.patient_id for _, b in items if b.patient_id is not None})
+    rows: list[dict[str, Any]] = []
+    latest: dict[int, dict[str, object]] = {}  # patient → feed payload of its newest position in this batch
+    band_t: dict[int, datetime] = {}
+    for m, band in items:
+        b: PositionBody = m.body
+        match = b.match
+        place: Any = match.place if match else None
+        if (place is None or not place.description_th) and found is not None:
+            place = found.place(b.lon, b.lat) or place
+        row = {"patient_id": band.patient_id, "band_id": band.id, "gateway_id": gateway_id, "t": b.t,
+               "lat": b.lat, "lon": b.lon, "uncertainty_m": b.uncertainty_m, "source": b.source,
+               "in_coverage": b.in_coverage, "zone_status": match.status if match else None,
+               "zone_version": match.zone_version if match else None,
+               "distance_to_boundary_m": match.distance_to_boundary_m if match else None,
+               "parcel_code": place.parcel_code if place else None,
+               "building_code": place.building_code if place else None,
+               "worn": band.worn, "battery_pct": band.battery_pct, "received_at": now}
+        rows.append(row)
+        if band.id not in band_t or b.t > band_t[band.id]:
+            band_t[band.id] = b.t
+        pid = band.patient_id
+        if pid is not None and (newest.get(pid) is None or b.t >= newest[pid]):  # type: ignore[operator]
+            newest[pid] = b.t
+            latest[pid] = {"position": feed_position(row, description_th=place.description_th if place else None,
+                                                     description_en=place.description_en if place else None)}
+    session.connection().execute(insert(PositionRecord.__table__), rows)  # type: ignore[attr-defined]
+    w = Wristband.__table__  # type: ignore[attr-defined]
+    forward = or_(w.c.last_seen_at.is_(None), w.c.last_seen_at <= bindparam("seen", type_=UTCDateTime))
+    session.connection().execute(
+        update(w).where(w.c.id == bindparam("band"), forward)
+        .values(last_seen_at=bindparam("seen", type_=UTCDateTime), last_gateway_id=gateway_id),
+        [{"band": bid, "seen": t} for bid, t in band_t.items()])
+    result.newest.update({pid: newest[pid] for pid in latest})  # type: ignore[misc]
+    return [("position", pid, payload) for pid, payload in latest.items()]
+
+
+def _readings(session: Session, gateway_id: int, items: list[tuple[Message, BandInfo]]) -> None:
+    """Band state from readings, oldest first, each only if it is not older than what is stored."""
+    if not items:
+        return
+    w = Wristband.__table__  # type: ignore[attr-defined]
+    forward = or_(w.c.last_seen_at.is_(None), w.c.last_seen_at <= bindparam("seen", type_=UTCDateTime))
+    keep = {name: func.coalesce(bindparam(f"p_{name}", type_=w.c[name].type), w.c[name])
+            for name in ("battery_pct", "battery_mv", "worn", "charging")}
+    stmt = update(w).where(w.c.id == bindparam("band"), forward).values(
+        last_seen_at=bindparam("seen", type_=UTCDateTime), last_gateway_id=gateway_id,
+        last_rssi=func.coalesce(bindparam("rssi", type_=w.c.last_rssi.type), w.c.last_rssi),
+        last_seq=func.coalesce(bindparam("bseq", type_=w.c.last_seq.type), w.c.last_seq), **keep)
+    params = []
+    for m, band in sorted(items, key=lambda mb: mb[0].body.t):
+        b: ReadingBody = m.body
+        params.append({"band": band.id, "seen": b.t, "rssi": b.rssi, "bseq": b.seq, "p_battery_pct": b.battery_pct,
+                       "p_battery_mv": b.battery_mv, "p_worn": b.worn, "p_charging": b.charging})
+    session.connection().execute(stmt, params)
+
+
+def _dead_letters(session: Session, gateway_id: int, rejections: Sequence[Rejection], now: datetime) -> None:
+    if not rejections:
+        return
+    rows = [{"gateway_id": gateway_id, "msg_id": r.id, "code": r.code, "reason": r.message.replace("\x00", "")[:200],
+             "raw": r.raw[:DeadLetter.RAW_MAX].replace("\x00", ""), "received_at": now} for r in rejections]
+    session.connection().execute(insert(DeadLetter.__table__), rows)  # type: ignore[attr-defined]
+
+
+def _gateway_spoke(session: Session, gateway_id: int, health: list[Message], refused: int, now: datetime) -> None:
+    """The gateway's last message time (for gateway_offline); its health when it sent some."""
+    if not health and not refused:
+        g = Gateway.__table__  # type: ignore[attr-defined]
+        session.connection().execute(update(g).where(g.c.id == gateway_id).values(last_heartbeat_at=now))
+        return
+    gateway = session.get(Gateway, gateway_id)
+    assert gateway is not None
+    state = dict(gateway.health or {})
+    for msg in health:
+        if isinstance(msg.body, HeartbeatBody):
+            keep = {k: v for k, v in state.items() if k in ("backend_rejected", "hello")}
+            state = {**keep, **msg.body.model_dump(exclude_none=True)}
+        elif isinstance(msg.body, HelloBody):
+            state["hello"] = msg.body.model_dump(exclude_none=True)
+    if refused:
+        state["backend_rejected"] = int(state.get("backend_rejected", 0) or 0) + refused  # type: ignore[call-overload]
+    gateway.health = state
+    gateway.last_heartbeat_at = now
+    session.add(gateway)
     session.flush()
-    if band.patient_id is not None and (newest is None or b.t >= as_utc(newest)):
-        payload = position_dict(row, description_th=place.description_th if place else None,
-                                description_en=place.description_en if place else None)
-        feed_log.append(session, kind="position", patient_id=band.patient_id, payload={"position": payload})
+
+
+def feed_position(row: dict[str, Any], *, description_th: str | None, description_en: str | None
+                  ) -> dict[str, object]:
+    """A position row (as inserted) as the feed shows it: the same keys as `position_dict`."""
+    from chumphae.alert.render import iso
+    from chumphae.timeutil import iso_bangkok
+
+    return {
+        "patient_id": row["patient_id"], "t": iso(row["t"]), "t_local": iso_bangkok(row["t"]),
+        "lat": row["lat"], "lon": row["lon"], "uncertainty_m": row["uncertainty_m"], "source": row["source"],
+        "in_coverage": row["in_coverage"], "zone_status": row["zone_status"], "zone_version": row["zone_version"],
+        "parcel_code": row["parcel_code"], "building_code": row["building_code"],
+        "description_th": description_th, "description_en": description_en,
+    }
 
 
 def position_dict(row: PositionRecord, *, description_th: str | None = None,
@@ -180,41 +483,30 @@ def position_dict(row: PositionRecord, *, description_th: str | None = None,
     }
 
 
-def _reading(session: Session, gateway: Gateway, band: Wristband, b: ReadingBody) -> None:
-    if not _moves_forward(band, b.t):
-        return  # older than what we know: the band's state does not go back in time
-    band.last_seen_at, band.last_gateway_id = b.t, gateway.id
-    if b.rssi is not None:
-        band.last_rssi = b.rssi
-    if b.seq is not None:
-        band.last_seq = b.seq
-    for name in ("battery_pct", "battery_mv", "worn", "charging"):
-        value = getattr(b, name)
-        if value is not None:
-            setattr(band, name, value)
-    session.add(band)
-
-
-def _alert_input(session: Session, gateway: Gateway, b: AlertBody, bands: dict[str, Wristband | None]) -> AlertInput:
-    band = _band(session, gateway, b.address, bands) if b.address else None
+def _alert_input(session: Session, gateway_id: int, site: str | None, b: AlertBody,
+                 bands: dict[str, BandInfo]) -> AlertInput:
+    band = _band(bands, site, b.address) if b.address else None
     if band is not None:
         patient_id = band.patient_id
     elif b.patient_id is not None:  # no band named: the patient must wear one of this site's bands
         ok = session.exec(select(Wristband.id).where(Wristband.patient_id == b.patient_id,
-                                                     Wristband.site == gateway.site)).first()
+                                                     Wristband.site == site)).first()
         if ok is None:
-            raise Refused(f"patient {b.patient_id} has no band at site {gateway.site}")
+            raise Refused(f"patient {b.patient_id} has no band at site {site}")
         patient_id = b.patient_id
     else:
         raise Refused("alert names neither a band nor a patient")
     if patient_id is None:
         raise Refused("band is not given to a patient")
-    place = _place(session, b.match.place if b.match else None, b.lat, b.lon)
+    place: Any = b.match.place if b.match else None
+    if (place is None or not place.description_th) and b.lat is not None and b.lon is not None:
+        found = matcher(session)
+        place = (found.place(b.lon, b.lat) if found is not None else None) or place
     details = dict(b.details)
     if b.severity:
         details["gateway_severity"] = b.severity
     return AlertInput(
-        type=b.type.value, t=b.t, patient_id=patient_id, gateway_id=gateway.id,
+        type=b.type.value, t=b.t, patient_id=patient_id, gateway_id=gateway_id,
         band_id=band.id if band else None, lat=b.lat, lon=b.lon, uncertainty_m=b.uncertainty_m,
         parcel_code=place.parcel_code if place else None, building_code=place.building_code if place else None,
         description_th=place.description_th if place else None,
@@ -223,9 +515,9 @@ def _alert_input(session: Session, gateway: Gateway, b: AlertBody, bands: dict[s
     )
 
 
-def _back_online(session: Session, gateway: Gateway, now: datetime) -> list[AlertChange]:
+def _back_online(session: Session, gateway_id: int, now: datetime) -> list[AlertChange]:
     """A gateway that speaks again clears its own `gateway_offline` alert."""
-    rows = session.exec(select(Alert).where(col(Alert.patient_id).is_(None), Alert.gateway_id == gateway.id,
+    rows = session.exec(select(Alert).where(col(Alert.patient_id).is_(None), Alert.gateway_id == gateway_id,
                                             Alert.type == AlertType.GATEWAY_OFFLINE.value,
                                             Alert.status != AlertStatus.RESOLVED)).all()
     changes = []

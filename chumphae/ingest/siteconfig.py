@@ -4,13 +4,16 @@ Built from the database for the gateway's own site only; it holds band keys,
 so it is served only to that site's gateways. No names, no national ID. The
 ETag is a hash of the document, so any change of a band, patient home, zone
 or receiver changes it; the gateway socket compares it to send
-`config_changed`.
+`config_changed`. That periodic check may reuse the site's part of the
+document (`site_max_age_s`), so the gateways of one site share one build.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import threading
+import time
 from typing import Any
 
 import shapely
@@ -26,9 +29,12 @@ def _geojson(wkb: bytes | None) -> dict[str, Any] | None:
     return None if wkb is None else dict(mapping(shapely.from_wkb(wkb)))
 
 
-def build(session: Session, gateway: Gateway) -> dict[str, Any]:
-    """The JSON document for `gateway` (deterministic order, so the ETag is stable)."""
-    site = gateway.site
+_site_lock = threading.Lock()
+_site_cache: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
+
+
+def _site_part(session: Session, site: str) -> dict[str, Any]:
+    """What every gateway of `site` gets alike: receivers, bands, patients, zones, routes."""
     bands = session.exec(select(Wristband).where(Wristband.site == site, Wristband.active)
                          .order_by(col(Wristband.address))).all()
     patient_ids = sorted({b.patient_id for b in bands if b.patient_id is not None})
@@ -49,18 +55,8 @@ def build(session: Session, gateway: Gateway) -> dict[str, Any]:
                   for f in features if f.code]
     points = [(float(r["lat"]), float(r["lon"])) for r in receivers if "lat" in r and "lon" in r]  # type: ignore[arg-type]
     points += [(p.home_lat, p.home_lon) for p in patients if p.home_lat is not None and p.home_lon is not None]
-    if gateway.lat is not None and gateway.lon is not None:
-        points.append((gateway.lat, gateway.lon))
-    extent = None
-    if points:
-        lats, lons = [p[0] for p in points], [p[1] for p in points]
-        extent = {"min_lat": min(lats) - EXTENT_PAD_DEG, "min_lon": min(lons) - EXTENT_PAD_DEG,
-                  "max_lat": max(lats) + EXTENT_PAD_DEG, "max_lon": max(lons) + EXTENT_PAD_DEG}
     return {
-        "site_id": site,
-        "gateway_id": gateway.slug,
-        "version": gateway.config_version,
-        "extent": extent,
+        "points": points,
         "receivers": receivers,
         "bands": [{"address": b.address, "key_hex": b.key_hex, "patient_id": b.patient_id, "model": b.model}
                   for b in bands if b.key_hex],
@@ -75,13 +71,57 @@ def build(session: Session, gateway: Gateway) -> dict[str, Any]:
     }
 
 
+def _site_cached(session: Session, site: str, max_age_s: float) -> dict[str, Any]:
+    """The site's part, rebuilt at most once per `max_age_s` for all the site's gateways (0: always)."""
+    engine = session.get_bind().engine
+    key = (f"{engine.url}#{id(engine)}", site)
+    if max_age_s > 0:
+        with _site_lock:
+            hit = _site_cache.get(key)
+        if hit is not None and time.monotonic() - hit[0] < max_age_s:
+            return hit[1]
+    part = _site_part(session, site)
+    with _site_lock:
+        _site_cache[key] = (time.monotonic(), part)
+    return part
+
+
+def build(session: Session, gateway: Gateway, *, site_max_age_s: float = 0.0) -> dict[str, Any]:
+    """The JSON document for `gateway` (deterministic order, so the ETag is stable).
+
+    `site_max_age_s` > 0 lets the socket's periodic ETag check reuse the site's part built by
+    another gateway of the same site within that many seconds; the REST route always builds afresh.
+    """
+    part = _site_cached(session, gateway.site, site_max_age_s)
+    points = list(part["points"])
+    if gateway.lat is not None and gateway.lon is not None:
+        points.append((gateway.lat, gateway.lon))
+    extent = None
+    if points:
+        lats, lons = [p[0] for p in points], [p[1] for p in points]
+        extent = {"min_lat": min(lats) - EXTENT_PAD_DEG, "min_lon": min(lons) - EXTENT_PAD_DEG,
+                  "max_lat": max(lats) + EXTENT_PAD_DEG, "max_lon": max(lons) + EXTENT_PAD_DEG}
+    return {
+        "site_id": gateway.site,
+        "gateway_id": gateway.slug,
+        "version": gateway.config_version,
+        "extent": extent,
+        "receivers": part["receivers"],
+        "bands": part["bands"],
+        "patients": part["patients"],
+        "zones": part["zones"],
+        "routes": part["routes"],
+    }
+
+
 def etag(doc: dict[str, Any]) -> str:
     digest = hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     return f'"{digest[:20]}"'
 
 
-def config_and_etag(session: Session, gateway_id: int) -> tuple[dict[str, Any], str]:
+def config_and_etag(session: Session, gateway_id: int, *, site_max_age_s: float = 0.0
+                    ) -> tuple[dict[str, Any], str]:
     gateway = session.get(Gateway, gateway_id)
     assert gateway is not None
-    doc = build(session, gateway)
+    doc = build(session, gateway, site_max_age_s=site_max_age_s)
     return doc, etag(doc)

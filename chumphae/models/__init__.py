@@ -21,7 +21,7 @@ from chumphae.models.people import (
     adl_group,
 )
 from chumphae.models.records import AuditLog, Visit
-from chumphae.models.tracking import IngestedMessage, PositionRecord
+from chumphae.models.tracking import DeadLetter, IngestedMessage, PositionRecord
 
 __all__ = [
     "CID_ROLES",
@@ -34,6 +34,7 @@ __all__ = [
     "ChannelName",
     "ContactPoint",
     "DeliveryPreference",
+    "DeadLetter",
     "FeedEvent",
     "Gateway",
     "IngestedMessage",

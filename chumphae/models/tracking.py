@@ -1,8 +1,9 @@
-"""Where patients were: positions, and the gateway messages already taken in."""
+"""Where patients were: positions, the gateway messages already taken in, and those refused."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import ClassVar
 
 from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
@@ -44,3 +45,22 @@ class IngestedMessage(SQLModel, table=True):
     gateway_id: int = Field(foreign_key="gateway.id", index=True)
     kind: str = Field(max_length=16)
     received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class DeadLetter(SQLModel, table=True):
+    """A gateway message we refused or could not store: kept for a person to look at, never retried.
+
+    `code` is the protocol's error code (docs/gateway-protocol.md §3.2), `raw` the frame as received,
+    cut to `RAW_MAX` characters (NUL characters removed). No log line carries it.
+    """
+
+    __tablename__ = "dead_letter"
+    RAW_MAX: ClassVar[int] = 2000
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigIntPK)
+    gateway_id: int | None = Field(default=None, foreign_key="gateway.id", index=True)
+    msg_id: str | None = Field(default=None, max_length=64)
+    code: str = Field(max_length=32)
+    reason: str = Field(max_length=200)
+    raw: str = ""
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)

@@ -33,6 +33,10 @@ class Site:
 
 @pytest.fixture
 def site(world: World) -> Site:
+    return make_site(world)
+
+
+def make_site(world: World) -> Site:
     with Session(world.engine, expire_on_commit=False) as s:
         gw, token = create_gateway(s, slug="gw-nong-phai-1", name="หนองไผ่ 1", site="ban-nong-phai",
                                    lat=16.5442, lon=102.0997,
@@ -49,4 +53,22 @@ def server(app_engine: Engine, site: Site) -> Iterator[LiveServer]:
     from chumphae.alert.escalate import ClockOptions
 
     with live_server(ingest_options=IngestOptions(config_check_s=0.2), clock_options=ClockOptions(tick_s=0)) as srv:
+        yield srv
+
+
+@pytest.fixture
+def both_site(engine: Engine) -> Site:
+    """The same site on a migrated SQLite or PostgreSQL database (the `engine` fixture's two params)."""
+    from chumphae.db import set_engine
+    from tests.conftest import build_world
+
+    set_engine(engine)
+    return make_site(build_world(engine))
+
+
+@pytest.fixture
+def both_server(both_site: Site) -> Iterator[LiveServer]:
+    from chumphae.alert.escalate import ClockOptions
+
+    with live_server(ingest_options=IngestOptions(config_check_s=5), clock_options=ClockOptions(tick_s=0)) as srv:
         yield srv

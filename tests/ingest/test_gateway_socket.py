@@ -12,12 +12,12 @@ from sqlmodel import Session, col, select
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from chumphae.models import Alert, FeedEvent, Gateway, IngestedMessage, PositionRecord, Wristband
+from chumphae.models import Alert, DeadLetter, FeedEvent, Gateway, IngestedMessage, PositionRecord, Wristband
 from tests.factories import make_band
 from tests.feed.liveserver import LiveServer, recv_json, recv_until
 from tests.ingest.conftest import BAND, FOREIGN_BAND, Site
 
-T0 = datetime(2025, 6, 1, 6, 0, tzinfo=UTC)
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)  # inside the accepted window
 
 
 def frame(type_: str, body: dict[str, Any], mid: str | None = None, seq: int = 1) -> tuple[str, str]:
@@ -80,7 +80,11 @@ async def test_stores_once_acks_every_id_and_survives_garbage(server: LiveServer
             (site.world.own_patient, 16.5443, "03I002", 3), (site.world.own_patient, 16.5450, "03I002", 3)]
         assert {m.msg_id for m in s.exec(select(IngestedMessage)).all()} == {p1, p2}
         gw = s.get(Gateway, site.gateway_id)
-        assert gw is not None and gw.health["backend_rejected"] == 1  # the foreign band (store-time refusal)
+        assert gw is not None and gw.health["backend_rejected"] == 6  # five malformed frames, one foreign band
+        letters = s.exec(select(DeadLetter).order_by(col(DeadLetter.id))).all()
+        assert [(d.code, d.msg_id, d.gateway_id) for d in letters] == [
+            (code, mid, site.gateway_id) for _, code, mid in bad]
+        assert letters[0].raw == "{not json"
         assert gw.health["hello"]["gateway_version"] == "0.1.0" and gw.last_heartbeat_at is not None
     counters = server.app.state.gateway_sockets.counters
     assert counters.duplicates == 1 and counters.stored == 2

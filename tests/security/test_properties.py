@@ -160,8 +160,6 @@ def test_envelope_parse_answers_any_envelope(mid: object, kind: str, body: dict[
     assert _is_answer(parse(json.dumps(doc)))
 
 
-@pytest.mark.xfail(reason="bounded JSON depth is the poison-message work on another branch (issue 12); "
-                   "remove this mark once chumphae/ingest/envelope.py from that branch is merged", strict=False)
 @PROPERTY
 @given(depth=st.integers(1, 200_000), opener=st.sampled_from(["[", "{\"a\":"]))
 def test_envelope_parse_answers_deep_nesting(depth: int, opener: str) -> None:

@@ -14,7 +14,7 @@ import chumphae.models.types
 
 
 revision = '0004'
-down_revision = '0001'
+down_revision = '0002'
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,354 @@
+#!/usr/bin/env python3
+"""An outside load generator: G gateways streaming B bands into a live backend, SOS → caregiver feed latency.
+
+Written from the documents, not the code: the gateway side from
+docs/gateway-protocol.md (bearer token, `welcome`, envelope, `position` and
+`alert` bodies, `ack`/`error`, at most 256 unacknowledged per gateway), the
+caregiver side from docs/feed-protocol.md (`/ws/alerts`, bearer header,
+`welcome` + `snapshot`, `alert` deltas), the seeding from docs/mobile-api.md
+(`POST /api/v1/patients`, `PUT /api/v1/patients/{id}/bands`,
+`POST /api/v1/users`). Gateways have no REST route, so they (and the first
+admin) are made with the `chumphae` command line, in one `python -m` call of
+the same commands' functions (`chumphae gateways create` would start one
+process per gateway).
+
+It starts its own backend (`chumphae serve`, loopback only, a fresh SQLite
+file or a private PostgreSQL schema dropped afterwards), seeds it, opens G
+gateway sockets and one care manager feed socket, and streams pre-encoded
+`position` frames (each gateway at most `--window` unacknowledged; `--rate`
+caps the total messages/s, 0 = as fast as acks allow) while an SOS `alert`
+is sent every `--sos-every-s` from a random gateway. It measures acked
+messages/s and SOS send → `alert` frame on the care manager's feed
+(p50/p99). It stops by itself after `--duration` seconds or `--max-messages`,
+whichever first, and prints a final `SUMMARY ...` line.
+
+Usage: .venv/bin/python scripts/load_gateways.py [--bands 5000] [--gateways 100] [--duration 20]
+       [--rate 0] [--sos-every-s 0.2] [--db sqlite|postgresql] [--url postgresql://postgres@127.0.0.1:5432/test]
+       [--seed rest|direct]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+from websockets.asyncio.client import ClientConnection, connect
+
+ROOT = Path(__file__).resolve().parents[1]
+CHUMPHAE = [str(Path(sys.executable).with_name("chumphae"))]  # the console script next to this Python
+LAT, LON = 16.5442, 102.0997
+
+# The seed the REST API cannot do: gateways (and the first admin). Prints JSON.
+SEED_GATEWAYS = """
+import json, sys
+from sqlmodel import Session
+from chumphae.auth.service import create_gateway, create_user
+from chumphae.config import get_settings
+from chumphae.db import init_engine
+engine = init_engine(get_settings().effective_database_url)
+n = int(sys.argv[1])
+with Session(engine) as s:
+    _, admin = create_user(s, name="load admin", role="admin")
+    out = {"admin": admin, "gateways": []}
+    for g in range(n):
+        gw, token = create_gateway(s, slug=f"gw-load-{g}", name=f"load {g}", site=f"load-{g}",
+                                   lat=16.5442, lon=102.0997)
+        out["gateways"].append(token)
+    s.commit()
+print(json.dumps(out))
+"""
+
+# --seed direct: patients and bands in one transaction (fast set-up, same rows as the REST calls make).
+SEED_BANDS = """
+import json, os, sys
+from sqlmodel import Session
+from chumphae.config import get_settings
+from chumphae.db import init_engine
+from chumphae.models import Patient, Wristband
+engine = init_engine(get_settings().effective_database_url, migrate=False)
+bands, gateways = int(sys.argv[1]), int(sys.argv[2])
+with Session(engine) as s:
+    ps = [Patient(name_th=f"ผู้ป่วย {i}", nhso_group=2) for i in range(bands)]
+    s.add_all(ps)
+    s.flush()
+    out = []
+    for i, p in enumerate(ps):
+        g = i % gateways
+        address = f"C0:1D:{g // 256:02X}:{g % 256:02X}:{i // 256 % 256:02X}:{i % 256:02X}"
+        s.add(Wristband(address=address, key_hex=os.urandom(16).hex(), patient_id=p.id, site=f"load-{g}"))
+        out.append([g, address, p.id])
+    s.commit()
+print(json.dumps(out))
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def quantile(xs: list[float], q: float) -> float:
+    if not xs:
+        return float("nan")
+    s = sorted(xs)
+    return s[min(len(s) - 1, int(q * len(s)))]
+
+
+def run_python(code: str, env: dict[str, str], *argv: str) -> Any:
+    out = subprocess.run([sys.executable, "-c", code, *argv], env=env, cwd=ROOT, capture_output=True, text=True, check=False,
+                         timeout=600)
+    if out.returncode != 0:
+        raise SystemExit(f"seeding failed: {out.stderr.strip().splitlines()[-1:]}")
+    return orjson.loads(out.stdout.strip().splitlines()[-1])
+
+
+async def seed_rest(http: httpx.AsyncClient, admin: str, bands: int, gateways: int) -> list[list[Any]]:
+    """Patients and their bands over the REST API, 8 requests at a time."""
+    headers = {"Authorization": f"Bearer {admin}"}
+    sem = asyncio.Semaphore(8)
+
+    async def one(i: int) -> list[Any]:
+        async with sem:
+            r = await http.post("/api/v1/patients", json={"name_th": f"ผู้ป่วย {i}", "nhso_group": 2},
+                                headers=headers)
+            r.raise_for_status()
+            pid = r.json()["id"]
+            g = i % gateways
+            address = f"C0:1D:{g // 256:02X}:{g % 256:02X}:{i // 256 % 256:02X}:{i % 256:02X}"
+            for attempt in range(20):  # a 201 may come before its commit (issue 12): a 404 just after is retried
+                r = await http.put(f"/api/v1/patients/{pid}/bands", headers=headers,
+                                   json={"address": address, "key_hex": os.urandom(16).hex(), "site": f"load-{g}"})
+                if r.status_code != 404:
+                    break
+                await asyncio.sleep(0.05 * (attempt + 1))
+            r.raise_for_status()
+            return [g, address, pid]
+
+    return list(await asyncio.gather(*(one(i) for i in range(bands))))
+
+
+def position_frame(address: str, patient_id: int, t: datetime, k: int) -> tuple[str, bytes]:
+    mid = str(uuid.uuid4())
+    body = {"address": address, "patient_id": patient_id, "t": t.isoformat(), "lat": LAT + (k % 11) * 1e-5,
+            "lon": LON + (k % 13) * 1e-5, "uncertainty_m": 18.5, "source": "ble", "receivers": 3,
+            "in_coverage": True,
+            "match": {"status": "inside", "zone_version": 1, "distance_to_boundary_m": -20.0,
+                      "place": {"parcel_code": "03I002", "description_th": "บ้าน", "description_en": "home"}}}
+    return mid, orjson.dumps({"id": mid, "type": "position", "t": t.isoformat(), "seq": k, "body": body})
+
+
+async def drive(port: int, tokens: list[str], cm_token: str, bands: list[list[Any]], args: argparse.Namespace
+                ) -> dict[str, float]:
+    base = f"ws://127.0.0.1:{port}"
+    g_count = len(tokens)
+    per_gateway = max(1, args.max_messages // g_count)
+    by_gateway: list[list[list[Any]]] = [[] for _ in range(g_count)]
+    for b in bands:
+        by_gateway[b[0]].append(b)
+    t0 = datetime.now(UTC) - timedelta(minutes=2)
+    frames: list[list[tuple[str, bytes]]] = []
+    for g in range(g_count):
+        mine = by_gateway[g]
+        frames.append([position_frame(mine[k % len(mine)][1], mine[k % len(mine)][2],
+                                      t0 + timedelta(milliseconds=k), k) for k in range(per_gateway)])
+    acked = 0
+    sos_sent: dict[tuple[int, str], float] = {}
+    sos_seen: dict[tuple[int, str], float] = {}
+    stop = asyncio.Event()
+    rate_gap = g_count / args.rate if args.rate > 0 else 0.0  # seconds between sends on one gateway
+
+    async with connect(f"{base}/ws/alerts", additional_headers={"Authorization": f"Bearer {cm_token}"},
+                       max_size=None) as feed:
+        for _ in range(2):  # welcome, snapshot
+            await asyncio.wait_for(feed.recv(), 60)
+
+        async def read_feed() -> None:
+            async for raw in feed:
+                f = orjson.loads(raw)
+                if f.get("type") == "alert" and f["alert"]["type"] == "sos":
+                    a = f["alert"]
+                    key = (a["patient_id"], datetime.fromisoformat(a["last_triggered_at"]).isoformat())
+                    sos_seen.setdefault(key, time.perf_counter())
+
+        sockets: list[ClientConnection] = []
+        for token in tokens:
+            ws = await connect(f"{base}/api/v1/gateway/ws", additional_headers={"Authorization": f"Bearer {token}"},
+                               max_size=None)
+            assert orjson.loads(await asyncio.wait_for(ws.recv(), 60))["type"] == "welcome"
+            sockets.append(ws)
+
+        async def gateway(g: int) -> None:
+            nonlocal acked
+            ws = sockets[g]
+            room = asyncio.Semaphore(args.window)
+            pending: set[str] = set()
+
+            async def reader() -> None:
+                nonlocal acked
+                async for raw in ws:
+                    f = orjson.loads(raw)
+                    ids = f.get("ids") if f.get("type") == "ack" else [f.get("id")] if f.get("type") == "error" else []
+                    for i in ids or []:
+                        if i in pending:
+                            pending.discard(i)
+                            acked += f["type"] == "ack"
+                            room.release()
+
+            task = asyncio.create_task(reader())
+            for mid, text in frames[g]:
+                if stop.is_set():
+                    break
+                await room.acquire()
+                pending.add(mid)
+                await ws.send(text.decode())
+                if rate_gap:
+                    await asyncio.sleep(rate_gap)
+            while pending and not stop.is_set():
+                await asyncio.sleep(0.05)
+            task.cancel()
+
+        async def sos() -> None:
+            n = 0
+            rng = random.Random(11)
+            while not stop.is_set():
+                await asyncio.sleep(args.sos_every_s)
+                g = rng.randrange(g_count)
+                _, address, pid = rng.choice(by_gateway[g])
+                t = datetime.now(UTC) + timedelta(microseconds=n)
+                body = {"type": "sos", "severity": "critical", "address": address, "patient_id": pid,
+                        "t": t.isoformat(), "lat": LAT, "lon": LON, "uncertainty_m": 15.0, "match": None,
+                        "details": {}}
+                sos_sent[(pid, t.isoformat())] = time.perf_counter()
+                await sockets[g].send(orjson.dumps({"id": str(uuid.uuid4()), "type": "alert", "t": t.isoformat(),
+                                                    "seq": 0, "body": body}).decode())
+                n += 1
+
+        feed_task = asyncio.create_task(read_feed())
+        start = time.perf_counter()
+        sos_task = asyncio.create_task(sos())
+        gws = asyncio.gather(*(gateway(g) for g in range(g_count)))
+        try:
+            await asyncio.wait_for(asyncio.shield(gws), args.duration)
+        except TimeoutError:
+            pass
+        elapsed = time.perf_counter() - start
+        stop.set()
+        await asyncio.gather(gws, sos_task, return_exceptions=True)
+        deadline = time.monotonic() + 5  # the last SOS frames
+        while time.monotonic() < deadline and any(k not in sos_seen for k in sos_sent):
+            await asyncio.sleep(0.05)
+        for ws in sockets:
+            await ws.close()
+        feed_task.cancel()
+        await asyncio.gather(feed_task, return_exceptions=True)
+    lat = [(sos_seen[k] - t) * 1000 for k, t in sos_sent.items() if k in sos_seen]
+    return {"acked_per_s": acked / elapsed, "acked": acked, "seconds": elapsed, "sos_sent": len(sos_sent),
+            "sos_seen": len(lat), "sos_p50": quantile(lat, 0.5), "sos_p99": quantile(lat, 0.99),
+            "sos_max": max(lat) if lat else float("nan")}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--bands", type=int, default=5000)
+    ap.add_argument("--gateways", type=int, default=100)
+    ap.add_argument("--duration", type=float, default=20.0, help="seconds of streaming (the run stops by itself)")
+    ap.add_argument("--max-messages", type=int, default=100_000, help="positions pre-encoded, over all gateways")
+    ap.add_argument("--rate", type=float, default=0.0, help="total positions/s (0: as fast as acks allow)")
+    ap.add_argument("--window", type=int, default=256)
+    ap.add_argument("--sos-every-s", type=float, default=0.2)
+    ap.add_argument("--runs", type=int, default=1, help="streaming runs against the same seeded backend")
+    ap.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
+    ap.add_argument("--url", default="postgresql://postgres@127.0.0.1:5432/test")
+    ap.add_argument("--seed", choices=("rest", "direct"), default="rest",
+                    help="patients and bands over REST (as written in docs/mobile-api.md) or in one transaction")
+    args = ap.parse_args()
+    tmp = tempfile.TemporaryDirectory(prefix="load_gateways_")
+    port = free_port()
+    env = {**os.environ, "CHUMPHAE_DATA_DIR": tmp.name, "CHUMPHAE_HOST": "127.0.0.1", "CHUMPHAE_PORT": str(port),
+           "CHUMPHAE_LOG_LEVEL": "WARNING"}
+    env.pop("CHUMPHAE_REDIS_URL", None)
+    schema = None
+    if args.db == "postgresql":
+        import psycopg
+
+        schema = f"load_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(args.url, autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+        env["CHUMPHAE_DATABASE_URL"] = f"{args.url}?options=-csearch_path%3D{schema}"
+    else:
+        env["CHUMPHAE_DATABASE_URL"] = f"sqlite:///{Path(tmp.name) / 'load.db'}"
+    proc = None
+    try:
+        subprocess.run([*CHUMPHAE, "db", "upgrade"], env=env, cwd=ROOT, check=True, capture_output=True, timeout=300)
+        seeded = run_python(SEED_GATEWAYS, env, str(args.gateways))
+        proc = subprocess.Popen([*CHUMPHAE, "serve"], env=env, cwd=ROOT)
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("backend did not start")
+            time.sleep(0.2)
+        t_seed = time.perf_counter()
+
+        async def setup() -> tuple[list[list[Any]], str]:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
+                if args.seed == "rest":
+                    bands = await seed_rest(http, seeded["admin"], args.bands, args.gateways)
+                else:
+                    bands = run_python(SEED_BANDS, env, str(args.bands), str(args.gateways))
+                r = await http.post("/api/v1/users", json={"name": "load care manager", "role": "care_manager"},
+                                    headers={"Authorization": f"Bearer {seeded['admin']}"})
+                r.raise_for_status()
+                return bands, r.json()["token"]
+
+        bands, cm_token = asyncio.run(setup())
+        print(f"load_gateways: {args.db}, {args.bands} bands on {args.gateways} gateways seeded ({args.seed}) in "
+              f"{time.perf_counter() - t_seed:.0f} s; backend pid {proc.pid} on 127.0.0.1:{port}")
+        results = []
+        for r in range(args.runs):
+            res = asyncio.run(drive(port, seeded["gateways"], cm_token, bands, args))
+            results.append(res)
+            print(f"  run {r + 1}: {res['acked']} acked in {res['seconds']:.1f} s = {res['acked_per_s']:.0f} msg/s; "
+                  f"SOS → feed p50 {res['sos_p50']:.0f} ms p99 {res['sos_p99']:.0f} ms max {res['sos_max']:.0f} ms "
+                  f"({res['sos_seen']}/{res['sos_sent']} seen)")
+        med = {k: statistics.median(x[k] for x in results) for k in ("acked_per_s", "sos_p50", "sos_p99")}
+        print(f"SUMMARY db={args.db} bands={args.bands} gateways={args.gateways} runs={args.runs} "
+              f"acked_per_s={med['acked_per_s']:.0f} sos_feed_p50_ms={med['sos_p50']:.0f} "
+              f"sos_feed_p99_ms={med['sos_p99']:.0f} sos_seen={sum(x['sos_seen'] for x in results)}/"
+              f"{sum(x['sos_sent'] for x in results)}")
+    finally:
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if schema:
+            import psycopg
+
+            with psycopg.connect(args.url, autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()

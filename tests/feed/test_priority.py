@@ -1,0 +1,73 @@
+"""Alerts leave a feed socket before the positions queued ahead of them (a care manager's feed carries every position)."""
+
+from __future__ import annotations
+
+from sqlmodel import Session
+from websockets.asyncio.client import connect
+
+from chumphae.alert import service
+from chumphae.alert.service import AlertInput
+from chumphae.feed import log as feed_log
+from chumphae.timeutil import utcnow
+from tests.conftest import World
+from tests.feed.liveserver import LiveServer, recv_json
+
+
+async def test_an_alert_overtakes_queued_positions_and_each_lane_keeps_its_order(
+        server: LiveServer, world: World) -> None:
+    async with connect(f"{server.ws}/ws/alerts", additional_headers=world.auth("care_manager")) as ws:
+        assert (await recv_json(ws))["type"] == "welcome"
+        start = (await recv_json(ws))["cursor"]
+        with Session(world.engine) as s:  # one commit: the socket reads all 41 rows at once
+            for i in range(40):
+                feed_log.append(s, kind="position", patient_id=world.own_patient,
+                                payload={"position": {"patient_id": world.own_patient, "i": i}})
+            change = service.raise_alert(s, alert=AlertInput(type="sos", t=utcnow(), patient_id=world.own_patient))
+            s.commit()
+        frames = [await recv_json(ws) for _ in range(41)]
+    assert frames[0]["type"] == "alert" and frames[0]["cursor"] == change.cursor
+    assert frames[0]["alert"]["type"] == "sos" and frames[0]["cursor"] > start + 40
+    positions = frames[1:]
+    assert [f["position"]["i"] for f in positions] == list(range(40))
+    cursors = [f["cursor"] for f in positions]
+    assert cursors == sorted(cursors) and cursors[-1] < frames[0]["cursor"]
+
+
+async def test_an_alert_is_read_ahead_of_a_backlog_of_positions(world: World) -> None:
+    """A care manager whose phone is behind (queue full of positions) still gets a new SOS before them."""
+    import asyncio
+
+    from chumphae.alert.escalate import ClockOptions
+    from chumphae.feed.socket import FeedOptions
+    from tests.feed.liveserver import live_server
+    from tests.feed.test_clock_and_backpressure import raw_feed, read_frame
+
+    options = FeedOptions(buffer=8, batch=8, stall_s=60, poll_s=0.5, ping_s=60)
+    with live_server(feed_options=options, clock_options=ClockOptions(tick_s=0)) as server:
+        slow = raw_feed(server.port, world.tokens["care_manager"])
+        try:
+            slow.settimeout(10)
+            assert [read_frame(slow)["type"] for _ in range(2)] == ["welcome", "snapshot"]
+            pad = "x" * 150_000  # 60 frames x 150 kB: more than the socket buffers hold, so frames queue
+            with Session(world.engine) as s:
+                for i in range(60):
+                    feed_log.append(s, kind="position", patient_id=world.own_patient,
+                                    payload={"position": {"patient_id": world.own_patient, "i": i, "pad": pad}})
+                s.commit()
+            await asyncio.sleep(1.0)  # the producer has filled the queue and stopped reading positions
+            with Session(world.engine) as s:
+                change = service.raise_alert(s, alert=AlertInput(type="sos", t=utcnow(),
+                                                                 patient_id=world.own_patient))
+                s.commit()
+            await asyncio.sleep(1.0)  # it reads the alert ahead of the positions still in the database
+            seen: list[tuple[str, object]] = []
+            while len([k for k, _ in seen if k == "position"]) < 60:
+                f = await asyncio.to_thread(read_frame, slow)
+                if f["type"] in ("position", "alert"):
+                    seen.append((str(f["type"]), f["position"]["i"] if f["type"] == "position" else f["cursor"]))  # type: ignore[index]
+        finally:
+            slow.close()
+    kinds = [k for k, _ in seen]
+    assert kinds.count("alert") == 1 and seen[kinds.index("alert")][1] == change.cursor
+    assert [i for k, i in seen if k == "position"] == list(range(60))  # every position, in order, once
+    assert kinds.index("alert") < 59  # overtook positions that were still waiting

@@ -2,7 +2,10 @@
 
 `handle(advert)` runs per advert (decode, feed the locator, feed readings to
 the detector); `tick(now, wall)` runs once a second (estimate positions,
-match, detect, sweep coverage, queue what the backend must hear). Match and
+match, detect, sweep coverage, queue what the backend must hear). A band
+whose last match was inside with room to spare is estimated again only when
+its verdict could have changed (`settled_for`: the slack over a walking
+speed, at most 10 s); its sightings keep accumulating meanwhile. Match and
 detect are injected (`Matcher`, `Detector`) so the map and detection code
 can evolve without this file; `gateway.basic` holds the fallback ones.
 

@@ -2,7 +2,10 @@
 
 `handle(advert)` runs per advert (decode, feed the locator, feed readings to
 the detector); `tick(now, wall)` runs once a second (estimate positions,
-match, detect, sweep coverage, queue what the backend must hear). Match and
+match, detect, sweep coverage, queue what the backend must hear). A band
+whose last match was inside with room to spare is estimated again only when
+its verdict could have changed (`settled_for`: the slack over a walking
+speed, at most 10 s); its sightings keep accumulating meanwhile. Match and
 detect are injected (`Matcher`, `Detector`) so the map and detection code
 can evolve without this file; `gateway.basic` holds the fallback ones.
 
@@ -20,16 +23,31 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from chumphae.detect import severity
-from chumphae.values import Advert, Detection, Match, Position, Reading
+from chumphae.values import Advert, Detection, Match, Position, Reading, ZoneStatus
 from gateway.decode import Decoders, default_decoders
 from gateway.decode.chumphae_band import ReplayGuard
 from gateway.locate import Fix, Locator
 from gateway.queue import Outbox
 from gateway.siteconfig import SiteConfig
+from gateway.track import V_MAX
 
 log = logging.getLogger(__name__)
 
 READING_EVERY_S = 300.0
+SETTLED_MAX_S = 10.0
+
+
+def settled_for(m: Match | None) -> float:
+    """Seconds for which a band's verdict cannot change, so its next estimate can wait.
+
+    Inside with the whole disc clear of the edge by `slack` metres: a person walks at most
+    `V_MAX` m/s, so nothing can put them outside for slack / V_MAX seconds (at most
+    `SETTLED_MAX_S`, so a zone's day → night switch or a receiver going quiet is seen within
+    that). Anything else (uncertain, outside, no zone, no patient) is estimated every second."""
+    if m is None or m.status != ZoneStatus.INSIDE or m.distance_to_boundary_m is None:
+        return 0.0
+    slack = -m.distance_to_boundary_m - m.position.uncertainty_m
+    return min(SETTLED_MAX_S, max(0.0, slack) / V_MAX)
 
 
 class Matcher(Protocol):
@@ -143,6 +161,7 @@ class Pipeline:
         self._sent: dict[str, _Sent] = {}
         self._last_pos: dict[str, Position] = {}
         self._pending: list[tuple[str, dict[str, Any], datetime | None]] = []
+        self._settled_until: dict[str, float] = {}  # band → monotonic time before which its verdict cannot change
 
     # -- per advert ---------------------------------------------------------
     def handle(self, advert: Advert) -> Reading | None:
@@ -171,6 +190,9 @@ class Pipeline:
     def tick(self, now: float, wall: datetime) -> None:
         heard, self._heard = self._heard, set()
         for address in sorted(heard):
+            if self._settled_until.get(address, -math.inf) > now:
+                self._heard.add(address)  # still heard: estimated once its verdict could change
+                continue
             pos = self.locator.estimate(address, now)
             if pos is not None:
                 self._position(pos, now)
@@ -191,6 +213,7 @@ class Pipeline:
     def _position(self, pos: Position, now: float) -> None:
         pid = self.config.patient_for(pos.address)
         match = self.matcher(pos, pid)
+        self._settled_until[pos.address] = now + settled_for(match) if pos.in_coverage else -math.inf
         self._last_pos[pos.address] = pos
         self._alerts(self.detector.on_position(pos, match, pid))
         sent = self._sent.setdefault(pos.address, _Sent())

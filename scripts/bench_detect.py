@@ -669,6 +669,29 @@ def per100_night(s: WanderScore, rep: Report) -> float:
     return 100.0 * (s.false_active_night + s.false_quiet_night * rep.quiet_scale) / rep.patient_days
 
 
+def poisson_upper(k: int, conf_z: float = 1.645) -> float:
+    """One-sided 95 % upper bound of a Poisson mean after k events (Wilson–Hilferty; k = 0 → 3.0)."""
+    if k == 0:
+        return 3.0
+    n = k + 1
+    return n * (1.0 - 1.0 / (9.0 * n) + conf_z / (3.0 * math.sqrt(n))) ** 3
+
+
+def left_lines(rep: Report) -> tuple[str, float, float]:
+    """The false left-coverage count as measured: active time is simulated in full (exact count); quiet
+    time is sampled, so its count is a rate over the sampled hours with a 95 % upper bound."""
+    lc = rep.left
+    q_sim_h = sum(r.quiet_simulated_s for r in rep.runs) / 3600
+    q_tot_h = sum(r.quiet_total_s for r in rep.runs) / 3600
+    quiet_rate = lc.false_quiet / q_sim_h if q_sim_h else float("nan")
+    est = 100.0 * (lc.false_active + quiet_rate * q_tot_h) / rep.patient_days
+    upper = 100.0 * (lc.false_active + poisson_upper(lc.false_quiet) / q_sim_h * q_tot_h) / rep.patient_days
+    line = (f"false left-coverage: {lc.false_active} in active time (all of it simulated) + {lc.false_quiet} in "
+            f"{q_sim_h:.1f} h of sampled quiet time (of {q_tot_h:.0f} h quiet) → ≈ {est:.1f} per 100 patient-days, "
+            f"95 % upper bound {upper:.1f} (quiet share: --quiet-share; 1.0 simulates every second)")
+    return line, est, upper
+
+
 def _q(xs: list[float], p: float) -> float:
     if not xs:
         return float("nan")
@@ -702,6 +725,7 @@ def lines(rep: Report) -> list[str]:
         row("wander alert (chumphae.detect)", w),
         row("left_coverage alert", lc),
         row("caught: wander or left coverage", c),
+        f"  wander beyond dwell: median {_med(w.beyond):.0f} s, p95 {_q(w.beyond, 0.95):.0f} s",
         row("baseline: first fix outside", b),
     ]
     if w.missed:
@@ -712,6 +736,8 @@ def lines(rep: Report) -> list[str]:
                f"{per100_night(w, rep):.1f} per 100 patient-days (raw: day {w.false_active - w.false_active_night} "
                f"active + {w.false_quiet - w.false_quiet_night} quiet, night {w.false_active_night} active + "
                f"{w.false_quiet_night} quiet)")
+    left_line, left_est, left_upper = left_lines(rep)
+    out.append(left_line)
     out += [
         f"false wander alerts: detector {per100(w, rep):.1f} vs baseline {per100(b, rep):.1f} per 100 patient-days "
         f"(baseline/detector ×{ratio:.1f})",
@@ -726,7 +752,10 @@ def lines(rep: Report) -> list[str]:
          f"false_wander_per100d={per100(w, rep):.1f} false_day_per100d={per100(w, rep) - per100_night(w, rep):.1f} "
          f"false_night_per100d={per100_night(w, rep):.1f} baseline_detected={b.detected} "
          f"baseline_false_per100d={per100(b, rep):.1f} fall_sensitivity={rep.falls_found / max(1, rep.falls):.2f} "
-         f"fall_false_per_day={rep.fall_false / rep.patient_days:.2f}"),
+         f"fall_false_per_day={rep.fall_false / rep.patient_days:.2f} "
+         f"wander_beyond_dwell_p95_s={_q(w.beyond, 0.95):.0f} false_left_per100d={left_est:.1f} "
+         f"false_left_per100d_upper95={left_upper:.1f} false_left_active={rep.left.false_active} "
+         f"false_left_quiet={rep.left.false_quiet}"),
     ]
     return out
 

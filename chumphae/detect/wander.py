@@ -56,29 +56,55 @@ def dwell_s(m: Match, th: Thresholds, t: datetime) -> float:
     return th.wander_dwell_night_s if night_for(m, th, t) else th.wander_dwell_s
 
 
+def duration_text(s: float) -> tuple[str, str]:
+    """'45 วินาที' / '45 s' under two minutes, else whole minutes ('4 นาที' / '4 min')."""
+    if s < 120:
+        return f"{int(s)} วินาที", f"{int(s)} s"
+    return f"{int(s // 60)} นาที", f"{int(s // 60)} min"
+
+
+def distance_from_zone(m: Match) -> float:
+    """How far from the zone: the centre's distance, never less than what the whole region clears."""
+    return max(m.distance_to_boundary_m or 0.0, m.clearance_m or 0.0)
+
+
 def _wander(state: PatientState, m: Match, since: datetime, at: datetime, th: Thresholds) -> Detection:
     out_for = seconds(since, at)
     # asked directly, not inferred from which dwell applied: equal day/night dwells (a zone's
     # own dwell_s sets both) would otherwise make every night wander read as a day one
     night = night_for(m, th, at)
     p = m.place
+    dur_th, dur_en = duration_text(out_for)
+    dist = distance_from_zone(m)
     return detection(state, AlertType.WANDER, at, match=m,
                      confidence=1.0 if m.position.uncertainty_m <= 50 else 0.8,
-                     th=f"ผู้ป่วยออกนอกเขตปลอดภัย {int(out_for // 60)} นาที: {p.description_th}",
-                     en=f"Patient outside the safe zone for {int(out_for // 60)} min: {p.description_en}",
+                     th=f"ผู้ป่วยออกนอกเขตปลอดภัยมา {dur_th} ห่างจากเขตประมาณ {dist:.0f} ม.: {p.description_th}",
+                     en=f"Patient outside the safe zone for {dur_en}, about {dist:.0f} m from it: "
+                        f"{p.description_en}",
                      outside_for_s=round(out_for), outside_since=since.isoformat(), night=night,
-                     distance_m=round(m.distance_to_boundary_m or 0.0, 1),
+                     distance_m=round(dist, 1), clearance_m=round(m.clearance_m, 1) if m.clearance_m else None,
                      uncertainty_m=round(m.position.uncertainty_m, 1))
 
 
-def _left(state: PatientState, m: Match, at: datetime, silent_s: float) -> Detection:
+def _left(state: PatientState, m: Match, at: datetime, silent_s: float, since: datetime | None) -> Detection:
+    """Left coverage; says how long the patient had been outside (when confirmed) and how far."""
     p = m.place
+    sil_th, sil_en = duration_text(silent_s)
+    dist = distance_from_zone(m)
+    out_th = out_en = ""
+    out_for = None if since is None else max(0.0, seconds(since, at))
+    if out_for is not None:
+        o_th, o_en = duration_text(out_for)
+        out_th, out_en = f" ออกนอกเขตปลอดภัยมา {o_th}", f" Outside the safe zone for {o_en}."
+    where_th = f" ห่างจากเขตประมาณ {dist:.0f} ม." if dist > 0 else ""
+    where_en = f" {dist:.0f} m from the zone." if dist > 0 else ""
     return detection(state, AlertType.LEFT_COVERAGE, at, match=m,
                      confidence=0.9 if m.status != ZoneStatus.INSIDE else 0.7,
-                     th=f"ไม่ได้รับสัญญาณสายรัดข้อมือ {int(silent_s // 60)} นาที ตำแหน่งสุดท้าย: {p.description_th}",
-                     en=f"Band not heard for {int(silent_s // 60)} min; last seen: {p.description_en}",
+                     th=f"ไม่ได้รับสัญญาณสายรัดข้อมือ {sil_th}{out_th}{where_th} ตำแหน่งสุดท้าย: {p.description_th}",
+                     en=f"Band not heard for {sil_en}.{out_en}{where_en} Last seen: {p.description_en}",
                      silent_for_s=round(silent_s), last_status=m.status.value,
-                     distance_m=None if m.distance_to_boundary_m is None else round(m.distance_to_boundary_m, 1))
+                     outside_for_s=None if out_for is None else round(out_for),
+                     distance_m=None if m.distance_to_boundary_m is None else round(dist, 1))
 
 
 def step(state: PatientState, event: Event, th: Thresholds, now: datetime) -> tuple[PatientState, list[Detection]]:
@@ -90,7 +116,7 @@ def step(state: PatientState, event: Event, th: Thresholds, now: datetime) -> tu
     if not m.position.in_coverage:  # the locate step says the band is gone: the last fix is stale
         if not w.left_alerted and near_edge_or_outside(m, th):
             silent = seconds(t, now)
-            return replace(state, wander=replace(w, left_alerted=True)), [_left(state, m, t, silent)]
+            return replace(state, wander=replace(w, left_alerted=True)), [_left(state, m, t, silent, w.outside_since)]
         return state, []
     w = replace(w, left_alerted=False)
     if m.status == ZoneStatus.NO_ZONE:
@@ -116,7 +142,7 @@ def tick(state: PatientState, th: Thresholds, now: datetime) -> tuple[PatientSta
     silent = seconds(state.last_heard, now)
     if (not w.left_alerted and silent >= th.left_coverage_s and m.status != ZoneStatus.NO_ZONE
             and near_edge_or_outside(m, th)):
-        out.append(_left(state, m, state.last_heard, silent))
+        out.append(_left(state, m, state.last_heard, silent, w.outside_since))
         w = replace(w, left_alerted=True)
     elif (w.outside_since is not None and not w.alerted and silent < th.left_coverage_s
           and confirmed_outside(m, th)):

@@ -40,8 +40,12 @@ def classify(signed_distance_m: float, uncertainty_m: float) -> ZoneStatus:
 class Matcher:
     """Matches positions against zones and names the place; holds only the read-only layer set."""
 
+    PLACE_CELL_M = 5.0  # places are named once per 5 m cell ("120 m north of …" is not finer than that)
+    PLACE_CACHE = 65_536
+
     def __init__(self, layers: MapLayers) -> None:
         self.layers = layers
+        self._place_cache: dict[tuple[int, int], Place] = {}
 
     # -- one position -------------------------------------------------------
     def match(self, position: Position, zone: Zone | None) -> Match:
@@ -78,7 +82,7 @@ class Matcher:
             d = shapely.distance(edge, shapely.points(x[idx], y[idx]))
             signed[idx] = np.where(covered, -d, d)
         route_i, route_d = self.layers.routes.nearest(x, y)
-        places = self._places(x, y)
+        places = self._places_cached(x, y)
         out: list[Match] = []
         for i, (p, z) in enumerate(zip(positions, zones, strict=True)):
             clearance: float | None = None
@@ -112,6 +116,20 @@ class Matcher:
         if not covered.any():
             return (ZoneStatus.OUTSIDE, d - half) if d >= half else (ZoneStatus.UNCERTAIN, None)
         return (ZoneStatus.INSIDE, None) if d >= half else (ZoneStatus.UNCERTAIN, None)
+
+    def _places_cached(self, x: NDArray[np.float64], y: NDArray[np.float64]) -> list[Place]:
+        """`_places`, remembered per `PLACE_CELL_M` cell (a still patient's place is looked up once)."""
+        keys = list(zip((x // self.PLACE_CELL_M).astype(int).tolist(), (y // self.PLACE_CELL_M).astype(int).tolist(),
+                        strict=True))
+        miss = [i for i, k in enumerate(keys) if k not in self._place_cache]
+        if miss:
+            if len(self._place_cache) + len(miss) > self.PLACE_CACHE:
+                self._place_cache.clear()
+            cx = (np.floor(x[miss] / self.PLACE_CELL_M) + 0.5) * self.PLACE_CELL_M
+            cy = (np.floor(y[miss] / self.PLACE_CELL_M) + 0.5) * self.PLACE_CELL_M
+            for i, place in zip(miss, self._places(cx, cy), strict=True):
+                self._place_cache[keys[i]] = place
+        return [self._place_cache[k] for k in keys]
 
     def _places(self, x: NDArray[np.float64], y: NDArray[np.float64]) -> list[Place]:
         L = self.layers

@@ -107,3 +107,19 @@ def test_wanderers_get_shorter_dwell_than_independent_elders() -> None:
     fixes = [match(at(s), ZoneStatus.OUTSIDE, 60.0) for s in range(0, 200, 30)]
     assert [d.type for d in run(fixes, th=thresholds_for(adl_score=15, nhso_group=2))[1]] == [AlertType.WANDER]
     assert run(fixes, th=thresholds_for(adl_score=15))[1] == []
+
+
+def test_wander_and_left_coverage_texts_say_how_long_outside_and_how_far() -> None:
+    _, found = run([match(at(s), ZoneStatus.OUTSIDE, 140.0) for s in range(0, 400, 30)])
+    d = found[0]
+    assert (d.details["outside_for_s"], d.details["distance_m"]) == (300, 140.0)
+    assert "for 5 min, about 140 m from it" in str(d.details["summary_en"])
+    assert "ออกนอกเขตปลอดภัยมา 5 นาที ห่างจากเขตประมาณ 140 ม." in str(d.details["summary_th"])
+    # outside for 90 s (under the dwell), then the band is not heard: left coverage says both
+    state, _ = run([match(at(s), ZoneStatus.OUTSIDE, 80.0) for s in range(0, 91, 30)])
+    _, found = run([], state=state, tick_at=[at(90 + TH.left_coverage_s + 1)])
+    assert [x.type for x in found] == [AlertType.LEFT_COVERAGE]
+    left = found[0]
+    assert (left.details["outside_for_s"], left.details["distance_m"]) == (90, 80.0)
+    assert "Outside the safe zone for 90 s. 80 m from the zone." in str(left.details["summary_en"])
+    assert "ออกนอกเขตปลอดภัยมา 90 วินาที ห่างจากเขตประมาณ 80 ม." in str(left.details["summary_th"])

@@ -110,7 +110,7 @@ def test_patient_at_home_at_night_under_noise_raises_nothing() -> None:
     night0 = T0.replace(hour=14)  # 21:00 Asia/Bangkok
     shadow: dict[str, float] = {}
     found = []
-    for i in range(0, 10 * 3600):
+    for i in range(10 * 3600):
         now = float(i)
         t = night0 + timedelta(seconds=i)
         for rid, v in heard(rnd, shadow, 4.0, 3.0):

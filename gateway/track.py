@@ -1,0 +1,240 @@
+"""A walking person's place over time: a particle filter over the RSSI likelihood.
+
+`gateway.locate` turns one window of RSSI into *evidence* (`Evidence`: which
+receivers heard the band and how loud, which heard it only faintly, which live
+ones did not hear it at all). This module keeps, per band, a cloud of
+particles (x, y, vx, vy in the site's local metres) and moves it with a
+walking person's motion model between estimates:
+
+* speed is at most `V_MAX` (2 m/s): each particle's velocity decays towards
+  rest and is nudged by noise (an Ornstein–Uhlenbeck walk), then clipped, so
+  a cloud can only travel as fast as a person walks;
+* a few particles are redrawn from the current search box each step, so a
+  track that went wrong (a band carried in a car, a receiver moved) recovers
+  within a window or two instead of lagging for minutes;
+* each estimate weights the particles by the evidence, *tempered* by
+  `dt / TEMPER_S`: the 15 s medians of consecutive seconds share 14 s of
+  packets, and the slow shadowing is the same, so a second of evidence is
+  worth about a fifteenth of a window's, not a whole one (a still patient's
+  region shrinks as evidence accumulates, but never on the same packets
+  counted fifteen times).
+
+The region (the cells holding `mass` of the weight) is a histogram of the
+particles on square cells sized to the cloud, so the matcher's "every cell
+clear of the zone" rule keeps working unchanged. The reported centre is the
+weighted mean, moved at most `V_MAX · dt` (plus a metre) from the last one:
+a position never jumps further than the patient could have walked; the disc
+around it still covers the whole region.
+
+All arithmetic is numpy over (particles × receivers); no Python loop per
+particle.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+Arr = NDArray[np.float64]
+
+V_MAX = 2.0  # m/s: a walking person, elderly, on a village road
+N_PARTICLES = 512
+VEL_DECAY_S = 6.0  # velocity memory (OU time constant): a walk keeps its heading for some seconds
+VEL_SIGMA = 0.9  # m/s: stationary spread of each velocity component
+TEMPER_S = 25.0  # seconds of evidence that make one independent window
+INJECT = 0.02  # share of particles redrawn from this window's evidence alone each step
+INJECT_WEIGHT = 0.5  # their prior weight relative to a tracked particle (a lost track is unlikely)
+STILL_SHARE = 0.5  # share of particles that do not walk in a step (sitting, lying, standing)
+STILL_JITTER = 0.1  # m/s
+REINIT_S = 30.0  # a gap longer than this starts the track afresh from the evidence
+INIT_CANDIDATES = 2048
+INJECT_CANDIDATES = 64
+REACH_SOFT_M = 10.0  # how softly a receiver's reach ends
+CELL_SIZES = (5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 40.0, 60.0, 80.0)
+
+
+@dataclass(slots=True)
+class Evidence:
+    """One window of RSSI, as arrays over the receivers that say something.
+
+    kind: 0 heard (median `rssi` with `sigma`), 1 faint (median below the sensitivity),
+    2 quiet (live receiver that did not hear the band: probably beyond its range)."""
+
+    x: Arr
+    y: Arr
+    p1m: Arr
+    n: Arr
+    kind: NDArray[np.int8]
+    rssi: Arr
+    sigma: Arr
+    sensitivity: float
+    reach: Arr  # metres: beyond this from a receiver that heard the band, it is (softly) impossible
+    box: tuple[float, float, float, float]  # x0, x1, y0, y1: where the band can be
+
+    def loglik(self, px: Arr, py: Arr) -> Arr:
+        """Log-likelihood of each candidate place (px, py); one (places × receivers) pass."""
+        d2 = (px[:, None] - self.x[None, :]) ** 2 + (py[:, None] - self.y[None, :]) ** 2
+        # μ = P1m − 10 n log10 d = P1m − (5 n / ln 10) ln d²  (d ≥ 0.5 m)
+        mu = self.p1m[None, :] - self.slope[None, :] * np.log(np.maximum(0.25, d2))
+        heard = self.kind == 0
+        ll = np.zeros(len(px))
+        if heard.any():
+            z = (self.rssi[heard][None, :] - mu[:, heard]) / self.sigma[heard][None, :]
+            ll -= 0.5 * np.einsum("ij,ij->i", z, z)
+        bounded = np.isfinite(self.reach)
+        if bounded.any():
+            over = np.maximum(0.0, np.sqrt(d2[:, bounded]) - self.reach[bounded][None, :]) / REACH_SOFT_M
+            ll -= 0.5 * np.einsum("ij,ij->i", over, over)
+        cens = ~heard
+        if cens.any():
+            zc = (self.sensitivity - mu[:, cens]) / self.sigma[cens][None, :]
+            ll -= np.logaddexp(0.0, -1.702 * zc).sum(axis=1)  # log Φ, logistic approximation
+        return ll
+
+    @property
+    def slope(self) -> Arr:
+        return 5.0 * self.n / math.log(10.0)
+
+
+@dataclass(slots=True)
+class Track:
+    """One band's particle cloud and what was last reported."""
+
+    px: Arr
+    py: Arr
+    vx: Arr
+    vy: Arr
+    w: Arr  # normalised weights
+    t: float  # monotonic time of the last update
+    cx: float  # reported centre
+    cy: float
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    cx: float
+    cy: float
+    uncertainty_m: float
+    cells_x: Arr
+    cells_y: Arr
+    cell_m: float
+
+
+def _uniform(rng: np.random.Generator, box: tuple[float, float, float, float], k: int) -> tuple[Arr, Arr]:
+    x0, x1, y0, y1 = box
+    return rng.uniform(x0, x1, k), rng.uniform(y0, y1, k)
+
+
+def _draw(ev: Evidence, rng: np.random.Generator, k: int) -> tuple[Arr, Arr]:
+    """k places drawn from this window's evidence alone (candidates over the box, resampled by it)."""
+    cx, cy = _uniform(rng, ev.box, INJECT_CANDIDATES)
+    ll = ev.loglik(cx, cy)
+    w = np.exp(ll - ll.max())
+    j = rng.choice(len(cx), size=k, p=w / w.sum())
+    return cx[j], cy[j]
+
+
+def start(ev: Evidence, now: float, rng: np.random.Generator, n: int | None = None) -> Track:
+    """A fresh track from one window: candidates over the search box, weighted by the evidence, resampled."""
+    cx, cy = _uniform(rng, ev.box, INIT_CANDIDATES)
+    ll = ev.loglik(cx, cy)
+    w = np.exp(ll - ll.max())
+    w /= w.sum()
+    n = n or N_PARTICLES
+    idx = rng.choice(len(cx), size=n, p=w)
+    x0, x1, y0, y1 = ev.box
+    jitter = max(x1 - x0, y1 - y0) / math.sqrt(INIT_CANDIDATES)
+    px = cx[idx] + rng.uniform(-jitter / 2, jitter / 2, n)
+    py = cy[idx] + rng.uniform(-jitter / 2, jitter / 2, n)
+    v = np.zeros(n)
+    weights = np.full(n, 1.0 / n)
+    return Track(px, py, v.copy(), v.copy(), weights, now, float(np.mean(px)), float(np.mean(py)))
+
+
+def step(tr: Track, ev: Evidence, now: float, rng: np.random.Generator) -> Track:
+    """Predict (walk for dt), inject a few fresh particles, weight by the tempered evidence, resample."""
+    dt = max(0.0, now - tr.t)
+    if dt > REINIT_S:
+        fresh = start(ev, now, rng, len(tr.px))
+        fresh.cx, fresh.cy = _toward(tr.cx, tr.cy, fresh.cx, fresh.cy, V_MAX * dt + 1.0)
+        return fresh
+    n = len(tr.px)
+    px, py, vx, vy, w = tr.px.copy(), tr.py.copy(), tr.vx.copy(), tr.vy.copy(), tr.w.copy()
+    if dt > 0:
+        rho = math.exp(-dt / VEL_DECAY_S)
+        s = VEL_SIGMA * math.sqrt(1.0 - rho * rho)
+        vx = rho * vx + rng.normal(0.0, s, n)
+        vy = rho * vy + rng.normal(0.0, s, n)
+        # most of the time a patient is still: a share of the cloud stays put (only a jitter)
+        still = rng.random(n) < STILL_SHARE
+        vx[still] = rng.normal(0.0, STILL_JITTER, int(still.sum()))
+        vy[still] = rng.normal(0.0, STILL_JITTER, int(still.sum()))
+        speed = np.hypot(vx, vy)
+        over = speed > V_MAX
+        if over.any():
+            shrink = V_MAX / speed[over]
+            vx[over] *= shrink
+            vy[over] *= shrink
+        px += vx * dt
+        py += vy * dt
+    k = max(1, int(INJECT * n))
+    idx = rng.choice(n, size=k, replace=False)
+    px[idx], py[idx] = _draw(ev, rng, k)
+    vx[idx] = vy[idx] = 0.0
+    w[idx] = INJECT_WEIGHT / n
+    alpha = min(1.0, max(dt, 1.0) / TEMPER_S)
+    ll = alpha * ev.loglik(px, py)
+    lw = np.log(np.maximum(w, 1e-300)) + ll
+    w = np.exp(lw - lw.max())
+    w /= w.sum()
+    if 1.0 / float(np.dot(w, w)) < n / 2:  # effective sample size low: systematic resampling
+        pos = (rng.random() + np.arange(n)) / n
+        j = np.minimum(np.searchsorted(np.cumsum(w), pos), n - 1)
+        px, py, vx, vy = px[j], py[j], vx[j], vy[j]
+        w = np.full(n, 1.0 / n)
+    mx, my = float(np.dot(w, px)), float(np.dot(w, py))
+    cx, cy = _toward(tr.cx, tr.cy, mx, my, V_MAX * dt + 1.0)
+    return Track(px, py, vx, vy, w, now, cx, cy)
+
+
+def _toward(ax: float, ay: float, bx: float, by: float, limit: float) -> tuple[float, float]:
+    """b, or the point `limit` metres from a on the way to it."""
+    d = math.hypot(bx - ax, by - ay)
+    if d <= limit:
+        return bx, by
+    f = limit / d
+    return ax + (bx - ax) * f, ay + (by - ay) * f
+
+
+def _cells(px: Arr, py: Arr, cell: float) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], int]:
+    ix = np.floor(px / cell).astype(np.int64)
+    iy = np.floor(py / cell).astype(np.int64)
+    key = (ix - ix.min()) * (int(iy.max() - iy.min()) + 1) + (iy - iy.min())
+    uniq, inv = np.unique(key, return_inverse=True)
+    return ix, iy, inv, len(uniq)
+
+
+def estimate(tr: Track, mass: float) -> Estimate:
+    """The cells holding `mass` of the weight (a histogram of the cloud) and the disc covering them.
+
+    The cell is the smallest of `CELL_SIZES` at which the cloud fills at most a third as many
+    cells as it has particles: a histogram that dense has no holes where the patient could be,
+    and a two-lobed cloud (a band heard only by receivers on one straight road) keeps two lobes."""
+    px, py, w = tr.px, tr.py, tr.w
+    for cell in CELL_SIZES:
+        ix, iy, inv, m = _cells(px, py, cell)
+        if 3 * m <= len(px):
+            break
+    cw = np.bincount(inv, weights=w, minlength=m)
+    first = np.zeros(m, dtype=np.int64)
+    first[inv[::-1]] = np.arange(len(inv))[::-1]
+    o = np.argsort(-cw)
+    k = int(np.searchsorted(np.cumsum(cw[o]), mass)) + 1
+    keep = first[o[:k]]
+    gx = ((ix[keep] + 0.5) * cell).astype(np.float64)
+    gy = ((iy[keep] + 0.5) * cell).astype(np.float64)
+    reach = float(np.max(np.hypot(gx - tr.cx, gy - tr.cy))) + cell * math.sqrt(0.5)
+    return Estimate(tr.cx, tr.cy, reach, gx, gy, cell)

@@ -69,6 +69,7 @@ def make_engine(url: str, *, check: bool = True, schema: str | None = None) -> E
         raise ConfigError(f"cannot use database {safe_url(url)}: {exc}") from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "savepoint", _sqlite_savepoint)
     if check:
         try:
             with engine.connect() as conn:
@@ -85,6 +86,15 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
+
+
+def _sqlite_savepoint(conn: Any, _name: str) -> None:
+    """A SAVEPOINT outside a transaction would start one of its own that commits on RELEASE (pysqlite opens
+    transactions only before DML), so `begin_nested()` would commit its part alone. Open the outer
+    transaction first, with the write lock, since the nested part is about to write."""
+    driver = conn.connection.driver_connection
+    if driver is not None and not driver.in_transaction:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def alembic_config(engine: Engine) -> Config:

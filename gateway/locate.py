@@ -85,7 +85,7 @@ def robust_rssi(samples: Iterable[float]) -> float:
 
 def rssi_to_distance(rssi: float, p1m_dbm: float, n: float) -> float:
     """Log-distance path loss: d = 10^((P1m − RSSI) / (10 n)), at least 0.5 m."""
-    return max(0.5, 10.0 ** ((p1m_dbm - rssi) / (10.0 * n)))
+    return max(0.5, float(10.0 ** ((p1m_dbm - rssi) / (10.0 * n))))
 
 
 @dataclass(slots=True)

@@ -36,9 +36,9 @@ from gateway.pipeline import Detector, Matcher, Pipeline
 from gateway.queue import Outbox
 from gateway.record import RecordingSource
 from gateway.replay import ReplaySource
-from gateway.siteconfig import SiteConfig
 from gateway.simulate.scenario import Scenario
 from gateway.simulate.source import SimSource
+from gateway.siteconfig import SiteConfig
 from gateway.uplink import Uplink
 
 log = logging.getLogger(__name__)
@@ -377,7 +377,8 @@ async def run_gateway(
             done = asyncio.create_task(gw.source_done.wait())
             await asyncio.wait([runner, done], return_when=asyncio.FIRST_COMPLETED)
             done.cancel()
-            while not runner.done() and gw.outbox.depth()[0] and gw.uplink is not None and not stop.is_set():
+            # the outbox is on disk: no event says it emptied, so poll it
+            while not runner.done() and gw.outbox.depth()[0] and gw.uplink is not None and not stop.is_set():  # noqa: ASYNC110
                 await asyncio.sleep(0.2)
             stop.set()
         await runner

@@ -23,11 +23,11 @@ import numpy as np
 import shapely
 from shapely.geometry import Point
 
+from chumphae.map.demo import demo_homes
 from chumphae.map.describe import describe
 from chumphae.map.layers import MapLayers
 from chumphae.map.match import Matcher, classify
 from chumphae.map.store import DEFAULT_MAP
-from chumphae.map.demo import demo_homes
 from chumphae.map.zones import Zone, build_zone
 from chumphae.values import Position, ZoneStatus
 

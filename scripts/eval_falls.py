@@ -54,8 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from chumphae.detect import fall_features as ff  # noqa: E402
 from chumphae.detect import fall_train  # noqa: E402
-from chumphae.detect.fall_data import (  # noqa: E402
-    SetFeatures, Trial, find_sets, pad_still, set_features, training_set, trial_seed)
+from chumphae.detect.fall_data import SetFeatures, Trial, find_sets, pad_still, set_features, training_set, trial_seed  # noqa: E402
 from chumphae.detect.fall_detector import LiveFallDetector, detect_falls  # noqa: E402
 from chumphae.detect.fall_model import FallModel, load, shipped  # noqa: E402
 from chumphae.detect.fall_stream import detect_falls_rules, prepare  # noqa: E402
@@ -348,7 +347,7 @@ def real(a: argparse.Namespace) -> None:
 
     if len(feats) > 1:
         print("\n== cross-set: trained on one set, tested on another ==")
-        for a_name, A in feats.items():
+        for a_name in feats:
             for b_name, B in feats.items():
                 if a_name == b_name:
                     continue

@@ -91,7 +91,8 @@ def _key(query: Any, a: AlertInput) -> Any:
 
 
 def _unresolved(session: Session, a: AlertInput) -> Alert | None:
-    return session.exec(_key(select(Alert), a).where(Alert.status != AlertStatus.RESOLVED)).first()
+    found: Alert | None = session.exec(_key(select(Alert), a).where(Alert.status != AlertStatus.RESOLVED)).first()
+    return found
 
 
 def _names(session: Session, alert: Alert) -> dict[int, str]:

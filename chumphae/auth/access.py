@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy.sql import ColumnElement
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from chumphae.models import DISTRICT_ROLES, CareAssignment, Patient, Role, User
 
@@ -21,9 +21,9 @@ def can_see_patient(session: Session, user: User, patient_id: int) -> bool:
 def visible_patients_clause(user: User) -> ColumnElement[bool]:
     """A WHERE clause on Patient.id limiting a query to what `user` may see."""
     if sees_all(user):
-        return Patient.id.is_not(None)  # type: ignore[union-attr]
+        return col(Patient.id).is_not(None)
     mine = select(CareAssignment.patient_id).where(CareAssignment.user_id == user.id)
-    return Patient.id.in_(mine)  # type: ignore[union-attr]
+    return col(Patient.id).in_(mine)
 
 
 def visible_patient_ids(session: Session, user: User) -> list[int]:

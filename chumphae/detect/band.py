@@ -22,7 +22,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from chumphae.detect._common import detection, seconds
-from chumphae.detect.state import Event, PatientState, WearState
+from chumphae.detect.state import Event, PatientState
 from chumphae.detect.thresholds import Thresholds, is_night
 from chumphae.detect.wander import near_edge_or_outside
 from chumphae.values import AlertType, Detection, Motion, Reading, ZoneStatus

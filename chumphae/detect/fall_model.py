@@ -66,7 +66,8 @@ class FallModel:
                 nxt = np.where(go_left, tr.left[node], tr.right[node])
                 node = np.where(active, nxt, node)
             raw += tr.value[node]
-        return 1.0 / (1.0 + np.exp(-raw))
+        prob: NDArray[np.float64] = 1.0 / (1.0 + np.exp(-raw))
+        return prob
 
 
 def _tree(d: dict[str, Any]) -> Tree:

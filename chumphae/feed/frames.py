@@ -50,8 +50,9 @@ def load_viewer(session: Session, user: User) -> Viewer:
                              .where(CareAssignment.user_id == user.id).order_by(col(Patient.id))).all()
         rows = [p for p, _ in pairs]
         levels = {p.id: (1 if rel == "volunteer" else 0) for p, rel in pairs}  # type: ignore[misc]
-    patients = {p.id: {"id": p.id, "name_th": f"{p.prename or ''}{p.name_th}", "name_en": p.name_en}
-                for p in rows}  # type: ignore[misc]
+    patients: dict[int, dict[str, Any]] = {
+        p.id: {"id": p.id, "name_th": f"{p.prename or ''}{p.name_th}", "name_en": p.name_en}
+        for p in rows if p.id is not None}
     return Viewer(user_id=user.id, name=user.name, role=user.role,
                   patient_ids=None if district else tuple(patients), unassigned=district,
                   patients=patients, levels=levels, default_level=ROLE_LEVEL.get(Role(user.role), 99))

@@ -62,11 +62,11 @@ def append_many(session: Session, rows: Sequence[tuple[str, int | None, dict[str
 
 
 def latest_cursor(session: Session) -> int:
-    return int(session.exec(select(func.coalesce(func.max(FeedEvent.id), 0))).one())
+    return int(session.exec(select(func.coalesce(func.max(FeedEvent.id), 0))).one() or 0)
 
 
 def oldest_cursor(session: Session) -> int:
-    return int(session.exec(select(func.coalesce(func.min(FeedEvent.id), 0))).one())
+    return int(session.exec(select(func.coalesce(func.min(FeedEvent.id), 0))).one() or 0)
 
 
 def read_since(session: Session, *, cursor: int, patient_ids: Sequence[int] | None,

@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
-import orjson
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -260,7 +259,8 @@ class FeedSocket:
                 if self.queue.positions:  # full of positions: alerts further on must not wait behind them
                     await self._alerts_ahead()
                 stuck = time.monotonic() - self.progress > o.stall_s or self.lag > o.stall_s
-                if stuck and await asyncio.to_thread(self._read, self.viewer, self.cursor, 1):
+                waiting = await asyncio.to_thread(self._read, self.viewer, self.cursor, 1) if stuck else []
+                if waiting:
                     await self._resync()
                     continue
                 self.freed.clear()

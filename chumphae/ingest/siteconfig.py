@@ -14,7 +14,7 @@ import hashlib
 import json
 import threading
 import time
-from typing import Any
+from typing import Any, cast
 
 import shapely
 from shapely.geometry import mapping
@@ -45,7 +45,8 @@ def _site_part(session: Session, site: str) -> dict[str, Any]:
     gateways = session.exec(select(Gateway).where(Gateway.site == site, Gateway.active)
                             .order_by(col(Gateway.id))).all()
     receivers = [dict(r) for g in gateways for r in (g.receivers or [])]
-    route_codes = {code: z.patient_id for z in zones for code in (z.spec or {}).get("route_codes") or []}
+    route_codes = {code: z.patient_id for z in zones
+                   for code in cast(list[str], (z.spec or {}).get("route_codes") or [])}
     routes = []
     if route_codes:
         features = session.exec(select(MapFeature).where(MapFeature.layer == "routes",

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlalchemy.engine import Engine
 
 from chumphae.config import get_settings
 from chumphae.map.importer import LAYERS, MapImportError, parse_field_map, read_layer
@@ -14,7 +15,7 @@ app = typer.Typer(help="The tax-map layer (parcels, buildings, walking routes, l
                   no_args_is_help=True)
 
 
-def _engine():  # type: ignore[no-untyped-def]
+def _engine() -> Engine:
     from chumphae.db import init_engine
 
     return init_engine(get_settings().effective_database_url)

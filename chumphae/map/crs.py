@@ -84,10 +84,10 @@ class Metric:
         return np.asarray(lon, float), np.asarray(lat, float)
 
     def to_metric(self, geom: BaseGeometry) -> BaseGeometry:
-        return transform_geoms([geom], WGS84, self.epsg)[0]  # type: ignore[no-any-return]
+        return transform_geoms([geom], WGS84, self.epsg)[0]
 
     def to_wgs84(self, geom: BaseGeometry) -> BaseGeometry:
-        return transform_geoms([geom], self.epsg, WGS84)[0]  # type: ignore[no-any-return]
+        return transform_geoms([geom], self.epsg, WGS84)[0]
 
     def many_to_metric(self, geoms: ArrayLike) -> NDArray[np.object_]:
         return transform_geoms(geoms, WGS84, self.epsg)

@@ -94,7 +94,8 @@ class Layer:
         if not len(self):
             return np.array([], dtype=np.int64)
         hits = self.tree.query(geom, predicate="dwithin", distance=distance)
-        return hits[np.argsort(shapely.distance(self.geoms[hits], geom), kind="stable")]
+        order: NDArray[np.int64] = hits[np.argsort(shapely.distance(self.geoms[hits], geom), kind="stable")]
+        return order
 
 
 @dataclass(frozen=True, eq=False)

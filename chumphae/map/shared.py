@@ -13,6 +13,7 @@ import threading
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
 from chumphae.map.layers import MapLayers
@@ -26,7 +27,9 @@ _cache: dict[str, tuple[tuple[Any, ...], Matcher | None]] = {}
 
 
 def _slot(session: Session) -> str:
-    return f"{session.get_bind().url}#{id(session.get_bind())}"
+    bind = session.get_bind()
+    url = bind.engine.url if isinstance(bind, Connection) else bind.url
+    return f"{url}#{id(bind)}"
 
 
 def fingerprint(session: Session) -> tuple[Any, ...]:

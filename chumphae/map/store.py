@@ -10,12 +10,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import chumphae
 import numpy as np
 import shapely
 from sqlalchemy import delete, func, insert, select
 from sqlmodel import Session
 
+import chumphae
 from chumphae.map.importer import LAYERS, FeatureRecord, ImportSummary, read_layer
 from chumphae.map.layers import MapLayers
 from chumphae.models import MapFeature

@@ -32,7 +32,7 @@ def save_zone(session: Session, *, patient_id: int, spec: ZoneSpec, layers: MapL
     zone = build_zone(layers, spec, patient_id=patient_id)
     last = session.exec(select(func.max(SafeZone.version)).where(SafeZone.patient_id == patient_id)).one()
     version = int(last or 0) + 1
-    session.exec(update(SafeZone).where(SafeZone.patient_id == patient_id, SafeZone.active)  # type: ignore[call-overload, arg-type]
+    session.exec(update(SafeZone).where(SafeZone.patient_id == patient_id, SafeZone.active)  # type: ignore[arg-type]
                  .values(active=False))
     metric = layers.metric
     row = SafeZone(patient_id=patient_id, version=version, spec=spec.to_json(),

@@ -36,9 +36,10 @@ def import_43(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Report only; change nothing.")] = False,
 ) -> None:
     """Create or update patients; prints rows taken, updated and refused (never CIDs or names)."""
+    from sqlmodel import Session
+
     from chumphae.db import init_engine
     from chumphae.patients.import43 import import_folder
-    from sqlmodel import Session
 
     if not folder.is_dir():
         raise ConfigError(f"{folder} is not a folder")

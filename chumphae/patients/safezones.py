@@ -23,10 +23,10 @@ from sqlmodel import Session, col, select
 
 from chumphae import audit
 from chumphae.map.geojson import PRECISION_DEG
+from chumphae.map.shared import current_layers
 from chumphae.map.zones import Zone, ZoneBuildError, ZoneSpec
 from chumphae.map.zonestore import save_zone, spec_for_patient
 from chumphae.models import MapFeature, Patient, SafeZone, User
-from chumphae.map.shared import current_layers
 
 __all__ = ["ZoneBuildError", "active_row", "assign_zone", "zone_geojson"]
 

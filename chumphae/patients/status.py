@@ -113,7 +113,7 @@ def _newest_positions(session: Session, ids: list[int]) -> dict[int, PositionRec
               .where(col(PositionRecord.patient_id).in_(ids)).group_by(col(PositionRecord.patient_id))
               .subquery())
     rows = session.exec(select(PositionRecord).join(
-        newest, (PositionRecord.patient_id == newest.c.patient_id) & (PositionRecord.t == newest.c.t))
+        newest, (col(PositionRecord.patient_id) == newest.c.patient_id) & (col(PositionRecord.t) == newest.c.t))
         .order_by(col(PositionRecord.id))).all()
     return {r.patient_id: r for r in rows if r.patient_id is not None}  # the highest id wins a tie
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy.sql import ColumnElement
 from sqlmodel import Session, col, func, select
 
 from chumphae import audit
@@ -40,7 +41,7 @@ def log_visit(session: Session, *, user: User, patient: Patient, t: datetime | N
 def list_visits(session: Session, *, patient_id: int, since: datetime | None = None,
                 until: datetime | None = None, limit: int = 50, offset: int = 0) -> tuple[list[Visit], int]:
     """Visits of one patient, newest first, and how many match in all (for pagination)."""
-    where = [Visit.patient_id == patient_id]
+    where: list[ColumnElement[bool]] = [col(Visit.patient_id) == patient_id]
     if since is not None:
         where.append(col(Visit.t) >= since)
     if until is not None:

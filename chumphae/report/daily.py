@@ -47,7 +47,10 @@ def _secs(dialect: str, a: str, b: str) -> str:
 
 
 def summary_sql(dialect: str) -> str:
-    secs = lambda a, b: _secs(dialect, a, b)  # noqa: E731
+
+    def secs(a: str, b: str) -> str:
+        return _secs(dialect, a, b)
+
     w = "(PARTITION BY patient_id ORDER BY t, id)"  # inline, not WINDOW w: SQLite < 3.28 lacks named windows
     # Each step's dt / dm / noise is computed once, in the windowed subquery (which the planner cannot
     # flatten), not once per SUM that reads it.

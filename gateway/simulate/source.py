@@ -20,10 +20,10 @@ from datetime import datetime, timedelta
 from chumphae.timeutil import utcnow
 from chumphae.values import Advert, Motion
 from gateway.decode import chumphae_band as band
-from gateway.siteconfig import Band, SiteConfig
 from gateway.simulate import motion
 from gateway.simulate.radio import RadioModel, distance_m
 from gateway.simulate.scenario import PatientPlan, Scenario
+from gateway.siteconfig import Band, SiteConfig
 
 Point = tuple[float, float]  # lat, lon
 
@@ -217,8 +217,7 @@ class SimSource:
         """The whole scenario without waiting (benchmarks, fast tests). None marks each second."""
         while self._now < self.scenario.duration_s:
             adverts = self.second()
-            for a in adverts:
-                yield a
+            yield from adverts
             self._now += 1.0
             yield None
         self.done = True

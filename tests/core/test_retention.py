@@ -3,7 +3,7 @@ and on PostgreSQL only one process runs the job at a time."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, insert, select
@@ -16,7 +16,7 @@ from chumphae.models import AuditLog, FeedEvent, Gateway, IngestedMessage, Posit
 from chumphae.retention import RETENTION_LOCK_KEY, prune
 from tests.factories import make_patient
 
-NOW = datetime(2026, 6, 1, 5, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 6, 1, 5, 0, tzinfo=UTC)
 
 
 def _fill(engine: Engine, *, old: int, young: int) -> None:

@@ -30,7 +30,7 @@ LINE_USER = "U" + "a" * 32
 
 
 @pytest.fixture
-def backend(app_engine: Engine, site: Site, fakes: Fakes) -> Iterator[LiveServer]:
+def backend(app_engine: Engine, site: Site, fakes: Fakes) -> Iterator[LiveServer]:  # noqa: F811
     with live_server(ingest_options=IngestOptions(config_check_s=5), clock_options=ClockOptions(tick_s=0),
                      delivery_settings=fakes.settings(delivery_poll_s=0.05), delivery_options=options(poll_s=0.2),
                      settings=fakes.settings()) as srv:
@@ -55,7 +55,7 @@ async def wait_for(pred: Any, what: str, timeout: float = 15.0) -> None:
         await asyncio.sleep(0.05)
 
 
-async def test_line_link_sos_once_then_ack_from_line(backend: LiveServer, site: Site, fakes: Fakes,
+async def test_line_link_sos_once_then_ack_from_line(backend: LiveServer, site: Site, fakes: Fakes,  # noqa: F811
                                                      caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     world = site.world

@@ -17,7 +17,7 @@ from chumphae.deliver.run import channels, http_client
 from chumphae.deliver.worker import Worker, WorkerOptions
 from chumphae.models import Alert, DeliveryPreference, OutboxNotice
 from tests.conftest import World, build_world
-from tests.deliver.conftest import LINE_IDS, T0, Clock, Fakes, options, raise_sos
+from tests.deliver.conftest import T0, Clock, Fakes, options, raise_sos
 
 
 def notices(engine: Engine, **where: object) -> list[OutboxNotice]:

@@ -23,7 +23,7 @@ from chumphae.feed.socket import FeedOptions
 from chumphae.timeutil import utcnow
 from tests.conftest import World
 from tests.feed.conftest import raise_alert
-from tests.feed.liveserver import LiveServer, live_server, recv_json, recv_until
+from tests.feed.liveserver import live_server, recv_json, recv_until
 
 
 class Collect:

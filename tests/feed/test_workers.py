@@ -130,12 +130,18 @@ async def _caregiver(ws_base: str, token: str, want: int, opened: asyncio.Event,
             if frame["type"] == "snapshot":
                 break
         opened.set()
-        last = frame["cursor"]
+        # Alerts leave ahead of queued positions (docs/feed-protocol.md): each lane is in cursor order,
+        # and no cursor comes twice.
+        last = {"alert": frame["cursor"], "position": frame["cursor"]}
+        cursors: set[int] = set()
         while len(seen) < want:
             frame = json.loads(await asyncio.wait_for(ws.recv(), 30))
-            if "cursor" in frame:
-                assert frame["cursor"] > last, "cursors go up: in order, nothing twice"
-                last = frame["cursor"]
+            if "cursor" in frame and frame["type"] in last:
+                lane = frame["type"]
+                assert frame["cursor"] > last[lane], "each lane in cursor order"
+                assert frame["cursor"] not in cursors, "nothing twice"
+                last[lane] = frame["cursor"]
+                cursors.add(frame["cursor"])
             if frame["type"] == "alert" and frame["alert"]["type"] == "sos":
                 seen.append(frame)
     return seen

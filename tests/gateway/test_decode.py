@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.decode import default_decoders, uuid16
-from gateway.decode import eddystone, ibeacon, kkm, moko
+from gateway.decode import default_decoders, eddystone, ibeacon, kkm, moko, uuid16
 from tests.gateway.builders import advert
 
 FEAA = uuid16(0xFEAA)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from sqlmodel import Session, select
 
+from chumphae.models import Alert, IngestedMessage, PositionRecord
 from gateway.queue import Outbox
 from gateway.uplink import Uplink
-from chumphae.models import Alert, IngestedMessage, PositionRecord
 from tests.feed.liveserver import LiveServer
 from tests.ingest.conftest import BAND, Site
 

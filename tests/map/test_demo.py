@@ -6,9 +6,8 @@ from collections import Counter
 
 import shapely
 
+from chumphae.map.demo import RESIDENTIAL, demo_homes
 from chumphae.map.layers import MapLayers
-from chumphae.map.demo import RESIDENTIAL
-from chumphae.map.demo import demo_homes
 from chumphae.map.zones import build_zone
 
 

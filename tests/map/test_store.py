@@ -11,8 +11,15 @@ from sqlmodel import Session
 
 from chumphae.map.geojson import features_geojson
 from chumphae.map.layers import MapLayers
-from chumphae.map.store import (DEFAULT_DATASET, import_file, load_default_map, load_layers, map_info,
-                                remove_dataset, stored_records)
+from chumphae.map.store import (
+    DEFAULT_DATASET,
+    import_file,
+    load_default_map,
+    load_layers,
+    map_info,
+    remove_dataset,
+    stored_records,
+)
 from tests.map.conftest import to_wgs
 
 

@@ -9,7 +9,7 @@ from sqlmodel import Session
 
 from chumphae.map.layers import MapLayers
 from chumphae.map.match import Matcher
-from chumphae.map.zones import NightRule, ZoneBuildError, ZoneSpec, build_zone
+from chumphae.map.zones import ZoneBuildError, ZoneSpec, build_zone
 from chumphae.map.zonestore import active_zone, active_zones, save_zone, spec_for_patient, zone_history
 from chumphae.values import Position, ZoneStatus
 from tests.factories import make_patient

@@ -13,7 +13,6 @@ import json
 import struct
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -171,7 +170,7 @@ def test_envelope_parse_answers_deep_nesting(depth: int, opener: str) -> None:
        field=st.sampled_from(["rssi", "patient_id", "uncertainty_m", "lat", "lon", "t", "seq"]),
        kind=KINDS)
 def test_envelope_parse_answers_extreme_numbers(value: str, field: str, kind: str) -> None:
-    text = '{"v": 1, "id": "m-1", "type": "%s", "body": {"%s": %s}}' % (kind, field, value)
+    text = '{"v": 1, "id": "m-1", "type": "' + kind + '", "body": {"' + field + '": ' + value + '}}'
     assert _is_answer(parse(text))
 
 

@@ -34,9 +34,9 @@ from sqlmodel import Session
 
 from chumphae.alert.escalate import ClockOptions
 from chumphae.auth.service import create_gateway
+from chumphae.db import set_engine, upgrade
 from chumphae.feed.socket import FeedOptions
 from chumphae.models import PositionRecord, Visit
-from chumphae.db import set_engine, upgrade
 from tests.conftest import World, build_world
 from tests.factories import make_band
 from tests.feed.conftest import raise_alert

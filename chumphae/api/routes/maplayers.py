@@ -28,7 +28,7 @@ router = APIRouter(prefix="/api/v1/map", tags=["mobile app"])
 
 M_PER_DEG_LAT = 110_574.0
 MAX_RADIUS_M = 3000.0
-NOT_MODIFIED = {304: {"description": "Not modified: the copy named by If-None-Match / If-Modified-Since is current."}}
+NOT_MODIFIED: dict[int | str, dict[str, Any]] = {304: {"description": "Not modified: the copy named by If-None-Match / If-Modified-Since is current."}}
 
 
 def http_date(t: datetime) -> str:

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
+from sqlalchemy.sql import ColumnElement
 from sqlmodel import col, func, select
 
 from chumphae import audit
@@ -196,13 +197,13 @@ def patient_positions(
 ) -> dict[str, Any]:
     """Where the patient was, newest first, filtered by time (and source); landmark words on this page."""
     patient_for(session, user, request, patient_id)
-    where = [PositionRecord.patient_id == patient_id]
+    where: list[ColumnElement[bool]] = [col(PositionRecord.patient_id) == patient_id]
     if since is not None:
         where.append(col(PositionRecord.t) >= since)
     if until is not None:
         where.append(col(PositionRecord.t) < until)
     if source is not None:
-        where.append(PositionRecord.source == source)
+        where.append(col(PositionRecord.source) == source)
     total = int(session.exec(select(func.count()).select_from(PositionRecord).where(*where)).one())
     rows = list(session.exec(select(PositionRecord).where(*where)
                              .order_by(col(PositionRecord.t).desc(), col(PositionRecord.id).desc())

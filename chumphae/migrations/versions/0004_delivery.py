@@ -12,7 +12,6 @@ from alembic import op
 
 import chumphae.models.types
 
-
 revision = '0004'
 down_revision = '0002'
 branch_labels = None

@@ -59,33 +59,41 @@ def _py(script: str, *args: str) -> list[str]:
 
 
 BENCHES: list[Bench] = [
-    Bench("gateway pipeline", lambda a: _py("bench_gateway.py", "--runs", "3"), [
-        Goal("gateway: adverts/s on one core (decode+auth, locate, match, detect)", "adverts_per_s", 20_000,
-             unit="/s", floor_key="baseline_per_s", floor_label="per-advert baseline"),
-        Goal("gateway: memory per tracked band", "bytes_per_band", None, unit=" B"),
+    Bench("gateway pipeline", lambda a: _py("bench_gateway.py", "--runs", "3", "--seconds", "30",
+                                            "--baseline-seconds", "5"), [
+        Goal("gateway: adverts per CPU-second, one core (decode+auth, locate, match, detect)", "adverts_per_cpu_s",
+             20_000, unit="/s", floor_key="baseline_per_cpu_s", floor_label="per-advert baseline"),
+        Goal("gateway: memory per tracked band", "kib_per_band", None, unit=" KiB"),
     ]),
     Bench("match", lambda a: _py("bench_match.py", "--repeats", "3"), [
         Goal("match: positions/s, batch", "batch_per_s", None, unit="/s", floor_key="naive_per_s",
              floor_label="naive contains"),
     ]),
-    Bench("ingest (SQLite)", lambda a: _py("bench_ingest.py", "--runs", "3"), [
-        Goal("ingest SQLite: acked msgs/s", "acked_per_s", None, unit="/s", floor_key="floor_rows_per_s",
-             floor_label="plain insert floor"),
-    ]),
-    Bench("ingest (PostgreSQL)", lambda a: _py("bench_ingest.py", "--runs", "3", "--url", a.pg_url), [
-        Goal("ingest PostgreSQL: acked msgs/s", "acked_per_s", 10_000, unit="/s", floor_key="copy_rows_per_s",
-             floor_label="COPY floor"),
-    ], needs_pg=True),
-    Bench("province load", lambda a: _py("load_gateways.py", "--url", a.pg_url), [
-        Goal("SOS gateway → caregiver feed p99 (5,000 bands, 100 gateways)", "sos_p99_ms", 250,
+    Bench("ingest", lambda a: _py("bench_ingest.py", "--db", "both", "--runs", "3", "--url", a.pg_url), [
+        Goal("ingest PostgreSQL: acked msgs/s (500 bands, 4 gateways)", "postgresql_acked_per_s", 10_000, unit="/s",
+             floor_key="postgresql_floor_copy", floor_label="COPY floor"),
+        Goal("ingest PostgreSQL: SOS → caregiver feed p99 under that load", "postgresql_sos_p99_ms", 250,
+             higher_is_better=False, unit=" ms"),
+        Goal("ingest SQLite: acked msgs/s", "sqlite_acked_per_s", None, unit="/s",
+             floor_key="sqlite_floor_executemany", floor_label="executemany floor"),
+    ], needs_pg=True, timeout_s=300.0),
+    Bench("province load", lambda a: _py("load_gateways.py", "--db", "postgresql", "--url", a.pg_url,
+                                         "--bands", "5000", "--gateways", "100", "--duration", "15", "--runs", "3",
+                                         "--seed", "direct", "--max-messages", "60000"), [
+        Goal("SOS gateway → caregiver feed p99 (5,000 bands, 100 gateways, full rate)", "sos_feed_p99_ms", 250,
              higher_is_better=False, unit=" ms"),
         Goal("acked msgs/s under that load", "acked_per_s", None, unit="/s"),
     ], needs_pg=True, timeout_s=300.0),
     Bench("daily summary", lambda a: _py("bench_daily_summary.py", "--patients", "2000", "--every", "60",
                                          "--url", a.pg_url, "--keep", "bench_daily_2000"), [
-        Goal("daily summary, 2,000 patients, PostgreSQL", "sql_s", 10, higher_is_better=False, unit=" s",
-             floor_key="baseline_s", floor_label="rows into Python"),
+        Goal("daily summary, 2,000 patients × a day of positions, PostgreSQL", "sql_s", 10,
+             higher_is_better=False, unit=" s", floor_key="baseline_s", floor_label="rows into Python"),
     ], needs_pg=True, timeout_s=420.0),
+    Bench("delivery", lambda a: _py("bench_delivery.py", "--runs", "3", "--patients", "60"), [
+        Goal("delivery: notices duplicated with providers failing 30 %", "duplicated", 0, higher_is_better=False),
+        Goal("delivery: notices lost", "lost", 0, higher_is_better=False),
+        Goal("delivery: SOS → first provider request p99", "p99", None, unit=" ms"),
+    ], timeout_s=240.0),
 ]
 
 SUMMARY = re.compile(r"^SUMMARY\b(.*)$", re.MULTILINE)

@@ -211,7 +211,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"memory per tracked band: {mem / 1024:.1f} KiB (tracemalloc, after {a.seconds} s)")
     print(f"SUMMARY bench_gateway: {mo:,.0f} adverts/CPU-s decode(auth)+locate+match+detect on one core "
           f"({a.bands} bands x {len(site.receivers)} receivers), {mo / mb:.1f}x the per-advert baseline "
-          f"({mb:,.0f}/s); {mem / 1024:.1f} KiB per tracked band")
+          f"({mb:,.0f}/s); {mem / 1024:.1f} KiB per tracked band; adverts_per_cpu_s={mo:.0f} "
+          f"baseline_per_cpu_s={mb:.0f} adverts_per_wall_s={mow:.0f} kib_per_band={mem / 1024:.1f}")
 
 
 if __name__ == "__main__":

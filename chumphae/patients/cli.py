@@ -1,4 +1,4 @@
-"""`chumphae patients import-43 FOLDER`: patients from the hospital's 43-file export."""
+"""`chumphae patients import-43 EXPORT`: patients from the hospital's 43-file export (zip or folder)."""
 
 from __future__ import annotations
 
@@ -15,20 +15,24 @@ app = typer.Typer(help="Patients.", no_args_is_help=True)
 
 @app.command("import-43")
 def import_43(
-    folder: Annotated[Path, typer.Argument(help="Folder with PERSON, HOME and FUNCTIONAL files (| or , separated).")],
+    export: Annotated[Path, typer.Argument(
+        metavar="EXPORT", help="The hospital's F43_<HOSPCODE>_<timestamp>.zip, or a folder with PERSON, HOME, "
+                               "FUNCTIONAL and DISABILITY files (| or , separated).")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Report only; change nothing.")] = False,
 ) -> None:
-    """Create or update patients; prints rows taken, updated and refused (never CIDs or names)."""
-    from chumphae.db import init_engine
-    from chumphae.patients.import43 import import_folder
+    """Create or update patients; prints rows taken, updated and refused (never CIDs or names).
+    A bad zip, a missing file or column: one clear error and nothing imported."""
     from sqlmodel import Session
 
-    if not folder.is_dir():
-        raise ConfigError(f"{folder} is not a folder")
+    from chumphae.db import init_engine
+    from chumphae.patients.import43 import ImportRefused, import_export
+
     with Session(init_engine(get_settings().effective_database_url)) as session:
-        report = import_folder(session, folder)
-        if "PERSON" not in report.files:
-            raise ConfigError(f"no PERSON file in {folder} (looked for PERSON.txt, person.csv, PERSON_*.txt …)")
+        try:
+            report = import_export(session, export)
+        except ImportRefused as e:
+            session.rollback()
+            raise ConfigError(str(e)) from None
         if dry_run:
             session.rollback()
         else:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from chumphae.api.deps import CurrentUser, SessionDep, patient_for, require_roles
 from chumphae.api.problems import Problem
-from chumphae.api.routes.mobile import BandOut, band_out
+from chumphae.api.routes.mobile import BandOut, band_out, page
 from chumphae.models import Role, User
 from chumphae.patients.bands import BandConflict, bands_of, register_band
 
@@ -29,16 +29,30 @@ class BandIn(BaseModel):
         {"address": "c0:ca:fe:00:00:2a", "model": "chumphae-v1", "key_hex": "00112233445566778899aabbccddeeff"}]}}
 
 
+class BandPage(BaseModel):
+    """Every band of the patient (never more than a handful, so one page: `next_offset` is null)."""
+
+    items: list[BandOut]
+    total: int
+    limit: int
+    offset: int
+    next_offset: int | None
+
+
 class BandRegistered(BaseModel):
     band: BandOut
     replaced: list[BandOut]
 
 
-@router.get("", response_model=list[BandOut])
-def get_bands(patient_id: int, request: Request, session: SessionDep, user: CurrentUser) -> list[dict[str, Any]]:
-    """Every band the patient has had, the active one first (keys are never shown)."""
+@router.get("", response_model=BandPage)
+def get_bands(patient_id: int, request: Request, session: SessionDep, user: CurrentUser,
+              limit: Annotated[int, Query(ge=1, le=500)] = 50,
+              offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+    """Every band the patient has had, the active one first (keys are never shown), as
+    `{items, total, limit, offset, next_offset}`."""
     patient_for(session, user, request, patient_id)
-    return [band_out(b) for b in bands_of(session, patient_id=patient_id)]
+    bands = [band_out(b) for b in bands_of(session, patient_id=patient_id)]
+    return page(bands[offset:offset + limit], len(bands), limit, offset)
 
 
 @router.put("", response_model=BandRegistered)

@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.list_scenarios:
-        print("\n".join(scenarios.shipped()))
+        print("\n".join(scenarios.listing()))
         return 0
     overrides = {}
     if args.backend:

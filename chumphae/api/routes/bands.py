@@ -23,10 +23,13 @@ class BandIn(BaseModel):
     model: str = Field(default="chumphae-v1", max_length=32, description="Decoder / frame format.")
     key_hex: str | None = Field(default=None, description="The band's 16-byte key (32 hex digits), from its label.")
     site: str | None = Field(default=None, max_length=64, description="Site whose gateways hear it (default: "
-                                                                       "the replaced band's site).")
+                                                                       "the replaced band's site; a first band "
+                                                                       "without one gets `chumphae`, which no "
+                                                                       "gateway may serve: give it).")
 
     model_config = {"json_schema_extra": {"examples": [
-        {"address": "c0:ca:fe:00:00:2a", "model": "chumphae-v1", "key_hex": "00112233445566778899aabbccddeeff"}]}}
+        {"address": "c0:ca:fe:00:01:2a", "model": "chumphae-v1", "key_hex": "00112233445566778899aabbccddeeff",
+         "site": "gw-chumphae-town"}]}}
 
 
 class BandPage(BaseModel):

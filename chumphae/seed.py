@@ -117,9 +117,9 @@ def _slug(area: str) -> str:
     return "gw-" + "".join(c if c.isalnum() else "-" for c in area.lower()).strip("-")
 
 
-POLE_EVERY_M = 60.0  # a receiver on a street pole this often along each patient's walking routes
-POLE_BEYOND_M = (60.0, 120.0, 180.0)  # and on past each end of a route, where the road goes on
-POLE_MIN_GAP_M = 40.0
+POLE_EVERY_M = 100.0  # a receiver on a street pole this often along each patient's walking routes
+POLE_BEYOND_M = (60.0, 130.0)  # and on past each end of a route, where the road goes on
+POLE_MIN_GAP_M = 50.0
 PATH_LOSS_N = 2.2  # outdoors, village lanes, receivers on poles: about 70 m of reach at −100 dBm
 
 

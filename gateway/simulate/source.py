@@ -84,6 +84,8 @@ class SimSource:
         self._now = 0.0
         self.done = False
         self.sims = [self._make(p) for p in scenario.patients]
+        r = scenario.radio
+        self._reach_m = 10 ** ((r.p1m_dbm - r.sensitivity_dbm + 20.0) / (10 * r.path_loss_n))
 
     def clock(self) -> float:
         return self._now
@@ -234,7 +236,10 @@ class SimSource:
             for rep in range(self.scenario.radio.repeats):
                 offset = self.rng.uniform(0.0, 1.0 / self.scenario.radio.repeats) + rep / self.scenario.radio.repeats
                 for rx in self.site.receivers:
-                    rssi = self.radio.rssi(s.band.address, rx.id, distance_m(where, (rx.lat, rx.lon)), 1.0 / self.scenario.radio.repeats)
+                    d = distance_m(where, (rx.lat, rx.lon))
+                    if d > self._reach_m:
+                        continue  # 20 dB below the receiver's sensitivity on average: never heard
+                    rssi = self.radio.rssi(s.band.address, rx.id, d, 1.0 / self.scenario.radio.repeats)
                     if rssi is None:
                         continue
                     t = self._now + offset

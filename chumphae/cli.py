@@ -213,14 +213,17 @@ def seed_demo_cmd() -> None:
 
 @app.command("demo")
 def demo_cmd(
-    scenario: Annotated[str, typer.Option(help="Simulated gateway scenario (file or shipped name).")] = "demo",
+    scenario: Annotated[str | None, typer.Option(
+        help="Instead of the living district: one scenario (file or shipped name) on its site, then idle.")] = None,
     speed: Annotated[float, typer.Option(help="Simulation speed (1 = real time).")] = 1.0,
+    every: Annotated[float, typer.Option(help="Simulated seconds between the district's excursions.")] = 180.0,
     open_browser: Annotated[bool, typer.Option("--open/--no-open", help="Open the page in a browser.")] = True,
 ) -> None:
-    """Run everything on the embedded default: backend, demo district, simulated gateway, page."""
+    """Run everything on the embedded default: backend, demo district (every seeded gateway simulated,
+    all patients living their day; an excursion every few minutes, announced), page. Ctrl+C stops."""
     from chumphae.demo import demo
 
-    demo(get_settings(), scenario=scenario, speed=speed, open_browser=open_browser)
+    demo(get_settings(), scenario=scenario, speed=speed, every=every, open_browser=open_browser)
 
 
 def main() -> None:

@@ -1,58 +1,77 @@
 """`chumphae demo`: the whole system on a laptop, in one event loop.
 
-SQLite, the demo district on the Chumphae map, the backend, a simulated
-gateway for the town site (its bands wander, fall and press SOS on a
-scenario), and the caregiver page. Prints the page URL and demo tokens.
+SQLite, the demo district on the Chumphae map, the backend, the caregiver
+page and a simulated twin of every seeded gateway (the town and the eight
+villages): all patients live their day (`gateway.simulate.district`) until
+stopped, and every few minutes one excursion (a walk out of the zone along a
+route, a fall, an SOS, a band taken off, a band going quiet) is announced in
+Thai and English, then played. With `--scenario`, one scenario on its site
+instead. Patients are named by demo code and invented first name; never CID.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import webbrowser
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import typer
 import uvicorn
+from sqlmodel import select
 
 from chumphae import logs
 from chumphae.api.app import create_app
 from chumphae.config import Settings
 from chumphae.db import init_engine, session_scope
+from chumphae.models import Patient
 from chumphae.seed import print_tokens, rotate_gateway_tokens, seed_demo
+from chumphae.timeutil import BANGKOK
 
 log = logging.getLogger(__name__)
 
 DEMO_SITE = "gw-chumphae-town"
+FIRST_EXCURSION_S = 20.0  # simulated seconds after start: the first walk out begins within a minute
+LEAD_S = 15.0  # announced this long before it starts
 
 
-def banner(url: str, tokens: dict[str, str]) -> str:
+def banner(url: str, tokens: dict[str, str], *, district: bool = True) -> str:
     caregiver = tokens.get("caregiver1", "")
+    what = ("  Every seeded gateway is simulated; all patients live their day.\n"
+            "  ทุกเกตเวย์จำลองทำงาน ผู้ป่วยทุกคนใช้ชีวิตประจำวัน ทุกไม่กี่นาทีจะมีเหตุการณ์หนึ่ง (ประกาศล่วงหน้าด้านล่าง)\n"
+            "  Every few minutes one event happens, announced below; the first, a walk out of the\n"
+            "  safe zone, starts within a minute.") if district else "  One scenario on its site."
     return "\n".join([
         "",
         "=" * 72,
         "  Smart Chumphae demo is running / ระบบสาธิตกำลังทำงาน",
         f"  Caregiver page / หน้าผู้ดูแล:  {url}/#token={caregiver}",
         f"  API docs:                     {url}/docs",
-        "  A simulated patient will wander off within a minute; watch the alert arrive.",
-        "  Press Ctrl+C to stop.",
+        what,
+        "  Press Ctrl+C to stop. / กด Ctrl+C เพื่อหยุด",
         "=" * 72,
         "",
     ])
 
 
-async def run_demo(settings: Settings, *, scenario: str, speed: float, open_browser: bool) -> None:
-    from gateway.config import GatewaySettings
-    from gateway.service import run_gateway
-    from gateway.simulate.scenario import load as load_scenario
+@dataclass(frozen=True, slots=True)
+class Who:
+    code: str  # P-001: the code the gateway and the page use
+    first_name: str  # invented demo name (English), fine on a demo console
 
-    engine = init_engine(settings.effective_database_url)
-    with session_scope(engine) as session:
-        result = seed_demo(session)
-        gateway_tokens = rotate_gateway_tokens(session)
-    print_tokens(result)
 
+def _who(engine: object) -> dict[int, Who]:
+    with session_scope(engine) as session:  # type: ignore[arg-type]
+        return {p.id: Who(f"P-{p.id:03d}", (p.name_en or "").split(" ")[0])  # type: ignore[misc]
+                for p in session.exec(select(Patient)).all()}
+
+
+async def _serve(settings: Settings) -> tuple[uvicorn.Server, asyncio.Task[None], str]:
     server = uvicorn.Server(uvicorn.Config(create_app(settings, manage_engine=False), host=settings.host,
                                            port=settings.port, log_config=None, lifespan="on"))
     serving = asyncio.create_task(server.serve())
@@ -61,32 +80,159 @@ async def run_demo(settings: Settings, *, scenario: str, speed: float, open_brow
             await serving  # re-raise why it could not start (e.g. the port is taken)
             raise typer.Exit(1)
         await asyncio.sleep(0.05)
-    url = f"http://{settings.host}:{settings.port}"
-    typer.echo(banner(url, result.tokens))
+    return server, serving, f"http://{settings.host}:{settings.port}"
+
+
+def _gateway_settings(settings: Settings, url: str, slug: str, token: str) -> object:
+    from gateway.config import GatewaySettings
+
+    gw_dir = Path(settings.data_dir) / "demo-gateways" / slug
+    return GatewaySettings(backend_url=url, token=token, site_id=slug, queue_path=gw_dir / "outbox.sqlite3",
+                           config_cache=gw_dir / "config.json")
+
+
+async def run_demo(settings: Settings, *, scenario: str | None = None, speed: float = 1.0, every: float = 180.0,
+                   open_browser: bool = False) -> None:
+    engine = init_engine(settings.effective_database_url)
+    with session_scope(engine) as session:
+        result = seed_demo(session)
+        gateway_tokens = rotate_gateway_tokens(session)
+    print_tokens(result)
+    server, serving, url = await _serve(settings)
+    typer.echo(banner(url, result.tokens, district=scenario is None))
     if open_browser:
         with contextlib.suppress(Exception):
             webbrowser.open(f"{url}/#token={result.tokens.get('caregiver1', '')}")
-
-    gw_dir = Path(settings.data_dir) / "demo-gateway"
-    gw_settings = GatewaySettings(backend_url=url, token=gateway_tokens[DEMO_SITE], site_id=DEMO_SITE,
-                                  queue_path=gw_dir / "outbox.sqlite3", config_cache=gw_dir / "config.json")
     stop = asyncio.Event()
-    gateway = asyncio.create_task(run_gateway(gw_settings, scenario=load_scenario(scenario), speed=speed,
-                                              stop=stop))
+    tasks: set[asyncio.Task[object]] = {serving}
     try:
-        done, _ = await asyncio.wait({serving, gateway}, return_when=asyncio.FIRST_COMPLETED)
+        if scenario is not None:
+            tasks.add(asyncio.create_task(_scenario(settings, url, gateway_tokens[DEMO_SITE], scenario, speed,
+                                                    stop)))
+        else:
+            tasks |= await _district(settings, url, gateway_tokens, _who(engine), speed, every, stop)
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         for task in done:
-            if task is gateway and task.exception():
+            if task is not serving and not task.cancelled() and task.exception():
                 log.error("simulated gateway stopped: %s", task.exception())
                 await serving  # the backend keeps serving; Ctrl+C ends both
     finally:
         stop.set()
         server.should_exit = True
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(asyncio.gather(serving, gateway, return_exceptions=True), 10)
+            await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)
 
 
-def demo(settings: Settings, *, scenario: str = "demo", speed: float = 1.0, open_browser: bool = True) -> None:
+async def _scenario(settings: Settings, url: str, token: str, name: str, speed: float, stop: asyncio.Event) -> None:
+    from gateway.service import run_gateway
+    from gateway.simulate.scenario import load as load_scenario
+
+    gw = _gateway_settings(settings, url, DEMO_SITE, token)
+    await run_gateway(gw, scenario=load_scenario(name), speed=speed, stop=stop)  # type: ignore[arg-type]
+
+
+async def _district(settings: Settings, url: str, tokens: dict[str, str], who: dict[int, Who], speed: float,
+                    every: float, stop: asyncio.Event) -> set[asyncio.Task[object]]:
+    """One simulated gateway per seeded site, all patients on their routine, and the excursion clock."""
+    from gateway.service import load_config, run_gateway
+    from gateway.simulate.district import DistrictSource
+
+    sources: dict[str, DistrictSource] = {}
+    tasks: set[asyncio.Task[object]] = set()
+    for slug, token in sorted(tokens.items()):
+        gw = _gateway_settings(settings, url, slug, token)
+        config = await load_config(gw)  # type: ignore[arg-type]
+        if config is None or not config.bands:
+            continue
+        source = DistrictSource(config, speed=speed, seed=sum(map(ord, slug)))
+        sources[slug] = source
+        tasks.add(asyncio.create_task(run_gateway(gw, source=source, config=config, stop=stop),  # type: ignore[arg-type]
+                                      name=f"gateway {slug}"))
+    typer.echo(f"simulating {len(sources)} gateways, {sum(len(s.sims) for s in sources.values())} bands "
+               f"/ จำลอง {len(sources)} เกตเวย์ {sum(len(s.sims) for s in sources.values())} สายรัดข้อมือ")
+    tasks.add(asyncio.create_task(_excursions(sources, who, speed, every, stop), name="demo excursions"))
+    return tasks
+
+
+def plan(sites: dict[str, int]) -> Iterator[tuple[str, str, int]]:
+    """(kind, site, band) forever: a walk out first (the town's first band, a known wanderer with a
+    short dwell), then a fall, an SOS, a band taken off, a band going quiet, on sites and bands in turn."""
+    order = [DEMO_SITE, *sorted(s for s in sites if s != DEMO_SITE)] if DEMO_SITE in sites else sorted(sites)
+    site_turn = itertools.cycle(order)
+    for round_no in itertools.count():
+        for kind in ("walk_out", "fall", "sos", "remove_band", "quiet"):
+            site = next(site_turn)
+            band = 0 if kind == "walk_out" else (round_no + 1) % sites[site]
+            yield kind, site, band
+
+
+async def _excursions(sources: Mapping[str, object], who: dict[int, Who], speed: float, every: float,
+                      stop: asyncio.Event) -> None:
+    from gateway.simulate.district import DistrictSource
+
+    srcs: dict[str, DistrictSource] = {k: v for k, v in sources.items() if isinstance(v, DistrictSource)}
+    if not srcs:
+        return
+    clock = srcs.get(DEMO_SITE) or next(iter(srcs.values()))
+    turns = plan({k: len(v.sims) for k, v in srcs.items()})
+    next_at = FIRST_EXCURSION_S
+    while not stop.is_set():
+        if clock.clock() >= next_at - LEAD_S:
+            for _ in range(len(srcs) * 5):
+                kind, site, band = next(turns)
+                src = srcs[site]
+                if src.busy_until[band] <= src.clock() + LEAD_S:
+                    break
+            else:
+                next_at += every
+                continue
+            ex = src.excursion(kind, band, at=src.clock() + LEAD_S)
+            typer.echo(announce(ex, src, site, who, speed))
+            next_at += every
+            if ex.leaves_zone_at is not None:  # let the wander alert come first
+                next_at = max(next_at, clock.clock() + (ex.leaves_zone_at - src.clock()) + 180.0)
+        await asyncio.sleep(0.25 / speed if speed > 0 else 0.01)
+
+
+def announce(ex: object, src: object, site: str, who: dict[int, Who], speed: float) -> str:
+    """What is about to happen and when, in Thai and English (code and invented first name, never a CID)."""
+    from chumphae.detect.thresholds import thresholds_for
+    from gateway.simulate.district import DistrictSource, Excursion
+
+    assert isinstance(ex, Excursion) and isinstance(src, DistrictSource)
+    person = who.get(ex.patient_id or -1, Who(f"P-{ex.patient_id or 0:03d}", ""))
+    p = next((q for q in src.site.patients if q.get("id") == ex.patient_id), {})
+    th = thresholds_for(p.get("adl_score"), p.get("ltc_group"), p.get("thresholds") or None)
+
+    def at(sim_s: float) -> str:
+        real = max(0.0, (sim_s - src.clock()) / speed) if speed > 0 else 0.0
+        local = (src.start + timedelta(seconds=sim_s)).astimezone(BANGKOK).strftime("%H:%M:%S")
+        return f"{local} (+{real:.0f} s)"
+
+    name = f"{person.code} {person.first_name}".strip()
+    if ex.kind == "walk_out":
+        leaves = ex.leaves_zone_at or ex.at
+        th_text = (f"เดินออกนอกเขตปลอดภัยตามเส้นทางเดิน ออกนอกเขตราว {at(leaves)} "
+                   f"แจ้งเตือน 'ออกนอกพื้นที่' ราว {at(leaves + th.wander_dwell_s)} หยุดห่างเขต {ex.end_outside_m or 0:.0f} ม.")
+        en_text = (f"walks out of the safe zone along a walking route: leaves it about {at(leaves)}, wander alert "
+                   f"expected about {at(leaves + th.wander_dwell_s)} (after {th.wander_dwell_s:.0f} s outside), "
+                   f"stops {ex.end_outside_m or 0:.0f} m outside; brought home later")
+    elif ex.kind == "fall":
+        th_text, en_text = f"หกล้มที่บ้าน {at(ex.at)}", f"falls at {at(ex.at)}; fall alert expected within a minute"
+    elif ex.kind == "sos":
+        th_text, en_text = f"กดปุ่มขอความช่วยเหลือ {at(ex.at)}", f"presses SOS at {at(ex.at)}; SOS alert at once"
+    elif ex.kind == "remove_band":
+        th_text = f"ถอดสายรัดข้อมือวางไว้ {at(ex.at)}"
+        en_text = (f"takes the band off at {at(ex.at)}; band-removed alert expected about "
+                   f"{at(ex.at + th.removed_still_s)}; puts it back on later")
+    else:
+        th_text = f"สายรัดข้อมือเงียบ (ไม่ส่งสัญญาณ) ตั้งแต่ {at(ex.at)}"
+        en_text = (f"band goes quiet at {at(ex.at)}; band-silent alert expected about {at(ex.at + th.silent_s)}")
+    return f"\n>>> {site} {name}: {th_text}\n    {site} {name}: {en_text}"
+
+
+def demo(settings: Settings, *, scenario: str | None = None, speed: float = 1.0, every: float = 180.0,
+         open_browser: bool = True) -> None:
     logs.setup(settings.log_level)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_demo(settings, scenario=scenario, speed=speed, open_browser=open_browser))
+        asyncio.run(run_demo(settings, scenario=scenario, speed=speed, every=every, open_browser=open_browser))

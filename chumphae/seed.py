@@ -20,6 +20,7 @@ from chumphae.models import Gateway, Patient, Role, User, Wristband
 
 if TYPE_CHECKING:
     from chumphae.map.demo import DemoHome
+    from chumphae.map.layers import MapLayers
 
 DEMO_TAG = "[demo]"
 RNG_SEED = 4005  # Chumphae's district geocode
@@ -116,16 +117,51 @@ def _slug(area: str) -> str:
     return "gw-" + "".join(c if c.isalnum() else "-" for c in area.lower()).strip("-")
 
 
-def _receivers(homes: list[DemoHome], rng: random.Random) -> list[dict[str, object]]:
-    """A receiver in each patient's house and one at the village centre, each with its own calibration."""
+POLE_EVERY_M = 100.0  # a receiver on a street pole this often along each patient's walking routes
+POLE_BEYOND_M = (60.0, 130.0)  # and on past each end of a route, where the road goes on
+POLE_MIN_GAP_M = 50.0
+PATH_LOSS_N = 2.2  # outdoors, village lanes, receivers on poles: about 70 m of reach at −100 dBm
+
+
+def _route_poles(homes: list[DemoHome], layers: MapLayers) -> list[tuple[float, float]]:
+    """(x, y) in metres of the pole receivers covering every zone route and a little past its ends."""
+    import shapely
+
+    points: list[tuple[float, float]] = []
+    for code in sorted({c for h in homes for c in h.zone_spec().route_codes}):
+        line = layers.routes.geom(code)
+        if line is None or line.is_empty or line.length == 0:
+            continue
+        n = max(1, int(line.length // POLE_EVERY_M))
+        points += [(p.x, p.y) for p in (line.interpolate(k * line.length / n) for k in range(n + 1))]
+        if line.geom_type == "LineString":
+            coords = list(line.coords)
+            for (ax, ay), (bx, by) in ((coords[1], coords[0]), (coords[-2], coords[-1])):
+                d = max(1e-6, ((bx - ax) ** 2 + (by - ay) ** 2) ** 0.5)
+                points += [(bx + (bx - ax) / d * m, by + (by - ay) / d * m) for m in POLE_BEYOND_M]
+    kept: list[tuple[float, float]] = []
+    for x, y in points:
+        if all(shapely.Point(x, y).distance(shapely.Point(kx, ky)) >= POLE_MIN_GAP_M for kx, ky in kept):
+            kept.append((x, y))
+    return kept
+
+
+def _receivers(homes: list[DemoHome], rng: random.Random, layers: MapLayers | None = None) -> list[dict[str, object]]:
+    """A receiver in each patient's house, one at the village centre and pole receivers along the patients'
+    walking routes (so the demo's walks stay heard), each with its own calibration."""
     rx: list[dict[str, object]] = []
     lat_c = sum(h.lat for h in homes) / len(homes)
     lon_c = sum(h.lon for h in homes) / len(homes)
     rx.append({"id": "rx-centre", "lat": round(lat_c, 6), "lon": round(lon_c, 6),
-               "p1m_dbm": -59, "path_loss_n": 2.7})
+               "p1m_dbm": -59, "path_loss_n": PATH_LOSS_N})
     for k, h in enumerate(homes):
         rx.append({"id": f"rx-home-{k + 1}", "lat": round(h.lat, 6), "lon": round(h.lon, 6),
-                   "p1m_dbm": -59 + rng.choice([-2, -1, 0, 1, 2]), "path_loss_n": 2.7})
+                   "p1m_dbm": -59 + rng.choice([-2, -1, 0, 1, 2]), "path_loss_n": PATH_LOSS_N})
+    if layers is not None:
+        for k, (x, y) in enumerate(_route_poles(homes, layers)):
+            lon, lat = layers.metric.lonlat(x, y)
+            rx.append({"id": f"rx-pole-{k + 1}", "lat": round(float(lat), 6), "lon": round(float(lon), 6),
+                       "p1m_dbm": -59, "path_loss_n": PATH_LOSS_N})
     return rx
 
 
@@ -165,7 +201,7 @@ def seed_demo(session: Session, *, n_patients: int = 30) -> SeedResult:
         site_homes = [h for _, h in members]
         gw, gw_token = create_gateway(session, slug=slug, name=f"{area} gateway", site=slug,
                                       lat=site_homes[0].lat, lon=site_homes[0].lon,
-                                      receivers=_receivers(site_homes, rng))
+                                      receivers=_receivers(site_homes, rng, layers))
         gateway_tokens[slug] = gw_token
         for k, (patient, home) in enumerate(members):
             if k == 0:

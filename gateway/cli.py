@@ -17,11 +17,35 @@ from chumphae.logs import protect_logs
 from gateway.config import GatewaySettings
 from gateway.simulate import scenario as scenarios
 
+# What the settings without a description in GatewaySettings mean (the epilog lists every one).
+_SETTING_HELP = {
+    "scan_mode": "active or passive BLE scanning (passive needs BlueZ >= 5.56 with --experimental).",
+    "heartbeat_s": "Send a heartbeat this often while connected (not counted in the in-flight window).",
+    "ack_timeout_s": "Reconnect when a sent batch is not acknowledged within this many seconds.",
+    "max_in_flight": "Messages sent and not yet acknowledged, at most (the window).",
+    "backoff_min_s": "First reconnect delay; doubles on each failure ...",
+    "backoff_max_s": "... up to this.",
+    "log_level": "DEBUG, INFO, WARNING or ERROR.",
+}
+
+
+def settings_epilog() -> str:
+    """Every GATEWAY_* setting with its default and meaning, read from GatewaySettings itself."""
+    lines = ["settings (environment or .env, prefix GATEWAY_):"]
+    for name, field in GatewaySettings.model_fields.items():
+        default = "unset" if field.default in (None, "") else field.default
+        lines.append(f"  GATEWAY_{name.upper():<22} default {default}")
+        lines.append(f"      {field.description or _SETTING_HELP.get(name, '')}")
+    lines.append("GATEWAY_TOKEN comes from `chumphae gateways create` (shown once); the backend's /healthz "
+                 "answers without one.")
+    return "\n".join(lines)
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="chumphae-gateway",
         description="Smart Chumphae village gateway / เกตเวย์ประจำหมู่บ้าน. Settings: GATEWAY_* environment.",
+        epilog=settings_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     src = p.add_mutually_exclusive_group()
     src.add_argument("--simulate", metavar="SCENARIO", help=f"scenario file or shipped name ({', '.join(scenarios.shipped())})")
@@ -42,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.list_scenarios:
-        print("\n".join(scenarios.shipped()))
+        print("\n".join(scenarios.listing()))
         return 0
     overrides = {}
     if args.backend:

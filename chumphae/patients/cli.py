@@ -1,4 +1,4 @@
-"""`chumphae patients import-43 FOLDER` (the hospital's 43-file export) and `chumphae patients erase ID` (PDPA)."""
+"""`chumphae patients import-43 EXPORT` (the hospital's 43-file export, zip or folder) and `chumphae patients erase ID` (PDPA)."""
 
 from __future__ import annotations
 
@@ -32,21 +32,24 @@ def erase(patient_id: Annotated[int, typer.Argument(help="The patient's id.", mi
 
 @app.command("import-43")
 def import_43(
-    folder: Annotated[Path, typer.Argument(help="Folder with PERSON, HOME and FUNCTIONAL files (| or , separated).")],
+    export: Annotated[Path, typer.Argument(
+        metavar="EXPORT", help="The hospital's F43_<HOSPCODE>_<timestamp>.zip, or a folder with PERSON, HOME, "
+                               "FUNCTIONAL and DISABILITY files (| or , separated).")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Report only; change nothing.")] = False,
 ) -> None:
-    """Create or update patients; prints rows taken, updated and refused (never CIDs or names)."""
+    """Create or update patients; prints rows taken, updated and refused (never CIDs or names).
+    A bad zip, a missing file or column: one clear error and nothing imported."""
     from sqlmodel import Session
 
     from chumphae.db import init_engine
-    from chumphae.patients.import43 import import_folder
+    from chumphae.patients.import43 import ImportRefused, import_export
 
-    if not folder.is_dir():
-        raise ConfigError(f"{folder} is not a folder")
     with Session(init_engine(get_settings().effective_database_url)) as session:
-        report = import_folder(session, folder)
-        if "PERSON" not in report.files:
-            raise ConfigError(f"no PERSON file in {folder} (looked for PERSON.txt, person.csv, PERSON_*.txt …)")
+        try:
+            report = import_export(session, export)
+        except ImportRefused as e:
+            session.rollback()
+            raise ConfigError(str(e)) from None
         if dry_run:
             session.rollback()
         else:

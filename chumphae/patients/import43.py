@@ -1,12 +1,21 @@
-"""Patients from the hospital's "43 แฟ้ม" export: PERSON, HOME (with lat/lon) and FUNCTIONAL (ADL).
+"""Patients from the hospital's "43 แฟ้ม" export: PERSON, HOME (by HID), FUNCTIONAL (ADL), DISABILITY.
 
-The format is known from memory, not from a specification at hand
-(DOMAIN.md), so the importer is liberal in what it reads and exact in what it
-says it could not use: columns are mapped by name (upper-cased), `|` or `,`
-separated, UTF-8 or TIS-620 (cp874, what HOSxP often writes), Buddhist-era
-birth years accepted. A PERSON row is taken only with a valid 13-digit CID
-(check digit), a PID and a name; a patient is found again by HOSPCODE + PID,
-else by CID, so running an import twice changes nothing. The report counts and
+Hospitals export the 43 files as one zip, `F43_<HOSPCODE>_<timestamp>.zip`
+holding `PERSON.txt`, `HOME.txt`, `FUNCTIONAL.txt`, `DISABILITY.txt`, …
+(`|`-separated, a header row of upper-case names, UTF-8 with BOM or cp874);
+`import_export` takes the zip or a folder of the same files. Columns are
+mapped by name, `|` or `,` separated, Buddhist-era dates accepted. Codes are
+the verified ones in DOMAIN.md: DISCHARGE (1 died, 2 moved away, 3 missing:
+refused; 9 not discharged), PRENAME (3-digit code of the Department of
+Provincial Administration → title), FUNCTIONAL_TEST 01 = Barthel ADL (its
+DEPENDENT 1–3 cross-checked), HOME joined by HOSPCODE + HID, TYPEAREA (1, 3,
+5 live in the area; 2 and 4 do not: refused), DISABILITY (DISABTYPE 1–7 kept
+as a line in the patient's notes).
+
+A PERSON row is taken only with a valid 13-digit CID (check digit), a PID and
+a name; a patient is found again by HOSPCODE + PID, else by CID, so running an
+import twice changes nothing. A bad zip, a missing file or a missing column
+raises `ImportRefused` before anything is written. The report counts and
 names rows by file and line only, never by CID or name (PDPA).
 """
 
@@ -15,6 +24,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
@@ -26,21 +36,37 @@ from chumphae import audit
 from chumphae.models import Patient
 from chumphae.timeutil import utcnow
 
-TABLES = ("PERSON", "HOME", "FUNCTIONAL")
-FILE_NAME = re.compile(r"^(PERSON|HOME|FUNCTIONAL)(?:[_\-.].*)?$", re.IGNORECASE)
+TABLES = ("PERSON", "HOME", "FUNCTIONAL", "DISABILITY")
+IN_ZIP = ("PERSON", "HOME", "FUNCTIONAL")  # a hospital's zip always has these; a zip without one is refused
+FILE_NAME = re.compile(r"^(PERSON|HOME|FUNCTIONAL|DISABILITY)(?:[_\-.].*)?$", re.IGNORECASE)
 USED: dict[str, frozenset[str]] = {
     "PERSON": frozenset({"HOSPCODE", "CID", "PID", "HID", "PRENAME", "NAME", "LNAME", "HN", "SEX", "BIRTH",
-                         "DISCHARGE"}),
+                         "DISCHARGE", "TYPEAREA"}),
     "HOME": frozenset({"HOSPCODE", "HID", "HOUSE", "VILLAGE", "LATITUDE", "LONGITUDE"}),
-    "FUNCTIONAL": frozenset({"HOSPCODE", "PID", "DATE_SERV", "FUNCTIONAL_TEST", "TESTRESULT"}),
+    "FUNCTIONAL": frozenset({"HOSPCODE", "PID", "DATE_SERV", "FUNCTIONAL_TEST", "TESTRESULT", "DEPENDENT"}),
+    "DISABILITY": frozenset({"HOSPCODE", "PID", "DISABTYPE", "DATE_DETECT", "DATE_DISAB"}),
 }
 REQUIRED: dict[str, frozenset[str]] = {
     "PERSON": frozenset({"HOSPCODE", "CID", "PID", "NAME"}),
     "HOME": frozenset({"HOSPCODE", "HID", "LATITUDE", "LONGITUDE"}),
     "FUNCTIONAL": frozenset({"HOSPCODE", "PID", "FUNCTIONAL_TEST", "TESTRESULT"}),
+    "DISABILITY": frozenset({"HOSPCODE", "PID", "DISABTYPE"}),
 }
-ADL_TEST = "01"  # FUNCTIONAL_TEST 01 = Barthel ADL (04 = TAI)
-LEFT = {"1", "2", "3"}  # DISCHARGE: 1 died, 2 moved away, 3 lost (9 = still here)
+ADL_TEST = "01"  # FUNCTIONAL_TEST 01 = Barthel ADL (02 IADL, 03 mental state, 04 TAI, 08 other, 09 unspecified)
+DISCHARGED = {"1": "died", "2": "moved away", "3": "missing"}  # DISCHARGE 9 = not discharged
+AWAY = {"2": "registered here but not living here", "4": "living outside the area"}  # TYPEAREA 1, 3, 5 live here
+PRENAMES = {"001": "ด.ช.", "002": "ด.ญ.", "003": "นาย", "004": "น.ส.", "005": "นาง"}  # DOPA codes (504 in all)
+DEPENDENT_GROUPS = {"1": range(12, 21), "2": range(5, 12), "3": range(0, 5)}  # 1 not, 2 slightly, 3 highly
+DISABILITY_TYPES = {  # DISABTYPE, Ministry of Social Development's seven types
+    "1": ("การเห็น", "seeing"), "2": ("การได้ยินหรือสื่อความหมาย", "hearing or communicating"),
+    "3": ("การเคลื่อนไหวหรือทางร่างกาย", "moving or physical"), "4": ("จิตใจหรือพฤติกรรม", "mental or behavioural"),
+    "5": ("สติปัญญา", "intellectual"), "6": ("การเรียนรู้", "learning"), "7": ("ออทิสติก", "autism"),
+}
+DISABILITY_NOTE = "[43 DISABILITY]"
+
+
+class ImportRefused(Exception):
+    """The export cannot be read as a whole (bad zip, missing file or column): nothing was imported."""
 THAILAND = (5.5, 20.5, 97.3, 105.7)  # lat min/max, lon min/max
 
 
@@ -82,9 +108,8 @@ class ImportReport:
         return out
 
 
-def read_table(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+def read_table(raw: bytes) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
     """Header (upper-case names) and rows as (line number, {name: value}); `|` or `,`; UTF-8 or cp874."""
-    raw = path.read_bytes()
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -120,29 +145,69 @@ def _float(text: str) -> float | None:
         return None
 
 
-def find_files(folder: Path) -> dict[str, Path]:
-    found: dict[str, Path] = {}
+@dataclass(frozen=True, slots=True)
+class Source:
+    """One table's file: its name (as shown in the report) and its bytes."""
+
+    name: str
+    raw: bytes
+
+
+def find_files(folder: Path) -> dict[str, Source]:
+    found: dict[str, Source] = {}
     for p in sorted(folder.iterdir()):
         m = FILE_NAME.match(p.stem) if p.is_file() else None
         if m and m.group(1).upper() not in found:
-            found[m.group(1).upper()] = p
+            found[m.group(1).upper()] = Source(p.name, p.read_bytes())
     return found
 
 
-def _load(report: ImportReport, table: str, path: Path) -> list[tuple[int, dict[str, str]]]:
-    header, rows = read_table(path)
-    report.files[table], report.rows[table] = path.name, len(rows)
+def read_zip(path: Path) -> dict[str, Source]:
+    """The tables of an `F43_<HOSPCODE>_<timestamp>.zip` (members matched by name, any folder inside)."""
+    found: dict[str, Source] = {}
+    try:
+        with zipfile.ZipFile(path) as z:
+            for info in sorted(z.infolist(), key=lambda i: i.filename):
+                stem = Path(info.filename).stem
+                m = FILE_NAME.match(stem) if not info.is_dir() else None
+                if m and m.group(1).upper() not in found:
+                    found[m.group(1).upper()] = Source(Path(info.filename).name, z.read(info))
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError, RuntimeError) as e:
+        raise ImportRefused(f"{path.name} is not a readable zip ({e}); nothing was imported") from None
+    lacking = [t for t in IN_ZIP if t not in found]
+    if lacking:
+        raise ImportRefused(f"{path.name} has no {', '.join(t + '.txt' for t in lacking)}; nothing was imported")
+    return found
+
+
+def open_export(path: Path) -> dict[str, Source]:
+    """The tables of a zip or a folder; `ImportRefused` if neither, or if it has no PERSON file."""
+    if path.is_dir():
+        files = find_files(path)
+    elif path.is_file():
+        files = read_zip(path)
+    else:
+        raise ImportRefused(f"{path} is neither a folder nor a zip file")
+    if "PERSON" not in files:
+        raise ImportRefused(f"no PERSON file in {path} (looked for PERSON.txt, person.csv, PERSON_*.txt …)")
+    return files
+
+
+def _load(report: ImportReport, table: str, src: Source | None) -> list[tuple[int, dict[str, str]]]:
+    if src is None:
+        return []
+    header, rows = read_table(src.raw)
+    report.files[table], report.rows[table] = src.name, len(rows)
     report.unused_columns[table] = [h for h in header if h and h not in USED[table]]
     lacking = REQUIRED[table] - set(header)
     if lacking:
-        report.refused.append((path.name, 1, f"missing column(s) {', '.join(sorted(lacking))}"))
-        return []
+        raise ImportRefused(f"{src.name}: missing column(s) {', '.join(sorted(lacking))}; nothing was imported")
     return rows
 
 
-def _homes(report: ImportReport, path: Path | None) -> dict[tuple[str, str], dict[str, object]]:
+def _homes(report: ImportReport, src: Source | None) -> dict[tuple[str, str], dict[str, object]]:
     homes: dict[tuple[str, str], dict[str, object]] = {}
-    for _line, r in _load(report, "HOME", path) if path else []:
+    for _line, r in _load(report, "HOME", src):
         lat, lon = _float(r.get("LATITUDE", "")), _float(r.get("LONGITUDE", ""))
         home: dict[str, object] = {"house_no": r.get("HOUSE") or None, "village": r.get("VILLAGE") or None}
         if lat is not None and lon is not None and THAILAND[0] <= lat <= THAILAND[1] and THAILAND[2] <= lon <= THAILAND[3]:
@@ -153,41 +218,99 @@ def _homes(report: ImportReport, path: Path | None) -> dict[tuple[str, str], dic
     return homes
 
 
-def _adl(report: ImportReport, path: Path | None) -> dict[tuple[str, str], int]:
-    """The newest Barthel ADL (test 01) per HOSPCODE + PID."""
+def _adl(report: ImportReport, src: Source | None) -> dict[tuple[str, str], int]:
+    """The newest Barthel ADL (test 01) per HOSPCODE + PID; DEPENDENT (1–3) checked against the score."""
     best: dict[tuple[str, str], tuple[str, int]] = {}
-    for line, r in _load(report, "FUNCTIONAL", path) if path else []:
+    for line, r in _load(report, "FUNCTIONAL", src):
         if r["FUNCTIONAL_TEST"].zfill(2) != ADL_TEST:
             report.notes["FUNCTIONAL rows of other tests (not Barthel ADL 01) skipped"] += 1
             continue
         score = int(r["TESTRESULT"]) if r["TESTRESULT"].isdigit() else -1
         if not 0 <= score <= 20:
-            assert path is not None
-            report.refused.append((path.name, line, "ADL score not 0–20"))
+            assert src is not None
+            report.refused.append((src.name, line, "ADL score not 0–20"))
             continue
+        dependent = r.get("DEPENDENT", "")
+        if dependent in DEPENDENT_GROUPS and score not in DEPENDENT_GROUPS[dependent]:
+            report.notes["FUNCTIONAL DEPENDENT disagrees with the ADL score's group (the score is used)"] += 1
         key, when = (r["HOSPCODE"], r["PID"]), r.get("DATE_SERV", "")
         if key not in best or when >= best[key][0]:
             best[key] = (when, score)
     return {k: v[1] for k, v in best.items()}
 
 
+def _disabilities(report: ImportReport, src: Source | None) -> dict[tuple[str, str], str]:
+    """Per HOSPCODE + PID, the patient's disability types as one Thai/English notes line."""
+    types: dict[tuple[str, str], set[str]] = {}
+    for line, r in _load(report, "DISABILITY", src):
+        kind = r["DISABTYPE"].lstrip("0")
+        if kind not in DISABILITY_TYPES:
+            assert src is not None
+            report.refused.append((src.name, line, "DISABTYPE not 1–7"))
+            continue
+        types.setdefault((r["HOSPCODE"], r["PID"]), set()).add(kind)
+    return {key: f"{DISABILITY_NOTE} ความพิการ / disability: " + "; ".join(
+        f"{k} {DISABILITY_TYPES[k][0]} / {DISABILITY_TYPES[k][1]}" for k in sorted(kinds))
+        for key, kinds in types.items()}
+
+
+def _with_disability(notes: str | None, line: str | None) -> str | None:
+    """The notes with the 43-file disability line replaced (other notes kept as written)."""
+    kept = [x for x in (notes or "").split("\n") if x and not x.startswith(DISABILITY_NOTE)]
+    return "\n".join(kept + ([line] if line else [])) or None
+
+
+def _refusal(r: dict[str, str], seen: set[tuple[str, str]]) -> str | None:
+    hospcode, pid = r["HOSPCODE"], r["PID"]
+    discharge, typearea = r.get("DISCHARGE", "").strip(), r.get("TYPEAREA", "").strip()
+    if not hospcode or not pid:
+        return "no HOSPCODE or PID"
+    if not valid_cid(r["CID"]):
+        return "CID not 13 digits with a valid check digit"
+    if not r["NAME"]:
+        return "no NAME"
+    if discharge in DISCHARGED:
+        return f"discharged: {DISCHARGED[discharge]} (DISCHARGE {discharge})"
+    if typearea in AWAY:
+        return f"{AWAY[typearea]} (TYPEAREA {typearea})"
+    if (hospcode, pid) in seen:
+        return "PID repeated in the file"
+    return None
+
+
+def _prename(report: ImportReport, code: str) -> str | None:
+    code = code.strip()
+    if not code:
+        return None
+    if not code.isdigit():
+        return code[:32]  # an export that writes the title itself
+    title = PRENAMES.get(code.zfill(3))
+    if title is None:
+        report.notes["PRENAME code not among 001–005 (left empty)"] += 1
+    return title
+
+
 def import_folder(session: Session, folder: Path) -> ImportReport:
-    """Create or update patients from the folder's PERSON (+ HOME, FUNCTIONAL) files."""
+    """Create or update patients from a folder (kept for callers of the first version)."""
+    return import_export(session, folder)
+
+
+def import_export(session: Session, path: Path) -> ImportReport:
+    """Create or update patients from an F43 zip or a folder: PERSON (+ HOME, FUNCTIONAL, DISABILITY).
+    Raises `ImportRefused` (nothing added to the session) when the export cannot be read whole."""
+    files = open_export(path)
     report = ImportReport()
-    files = find_files(folder)
     report.missing = [t for t in TABLES if t not in files]
-    if "PERSON" not in files:
-        return report
     homes = _homes(report, files.get("HOME"))
     adl = _adl(report, files.get("FUNCTIONAL"))
-    used_homes = used_adl = 0
+    disabilities = _disabilities(report, files.get("DISABILITY"))
     person = files["PERSON"]
+    people = _load(report, "PERSON", person)  # all files read and checked before the first write
+    used_homes = used_adl = used_disab = 0
     seen: set[tuple[str, str]] = set()
-    for line, r in _load(report, "PERSON", person):
+    for line, r in people:
         hospcode, pid, cid = r["HOSPCODE"], r["PID"], r["CID"]
-        reason = ("no HOSPCODE or PID" if not hospcode or not pid else "CID not 13 digits with a valid check digit"
-                  if not valid_cid(cid) else "no NAME" if not r["NAME"] else "discharged (died, moved or lost)"
-                  if r.get("DISCHARGE", "") in LEFT else "PID repeated in the file" if (hospcode, pid) in seen else None)
+        reason = _refusal(r, seen)
         if reason:
             report.refused.append((person.name, line, reason))
             continue
@@ -195,12 +318,10 @@ def import_folder(session: Session, folder: Path) -> ImportReport:
         values: dict[str, object] = {
             "hospcode": hospcode[:5], "pid": pid[:15], "cid": cid,
             "name_th": " ".join(x for x in (r["NAME"], r.get("LNAME", "")) if x)[:200],
-            "prename": r.get("PRENAME") or None if not r.get("PRENAME", "").isdigit() else None,
+            "prename": _prename(report, r.get("PRENAME", "")),
             "hn": r.get("HN") or None, "sex": r.get("SEX") if r.get("SEX") in ("1", "2") else None,
             "birth_date": _birth(r.get("BIRTH", "")),
         }
-        if r.get("PRENAME", "").isdigit():
-            report.notes["PRENAME given as a code (not mapped; left empty)"] += 1
         if r.get("BIRTH") and values["birth_date"] is None:
             report.notes["BIRTH not a date YYYYMMDD (left empty)"] += 1
         home = homes.get((hospcode, r.get("HID", "")))
@@ -210,26 +331,31 @@ def import_folder(session: Session, folder: Path) -> ImportReport:
         if (hospcode, pid) in adl:
             values["adl_score"] = adl[(hospcode, pid)]
             used_adl += 1
-        _upsert(session, report, values)
+        disability = disabilities.get((hospcode, pid))
+        used_disab += disability is not None
+        _upsert(session, report, values, disability=disability)
     if homes and used_homes < len(homes):
         report.notes["HOME rows matching no imported person"] += len(homes) - used_homes
     if adl and used_adl < len(adl):
         report.notes["ADL scores matching no imported person"] += len(adl) - used_adl
+    if disabilities and used_disab < len(disabilities):
+        report.notes["DISABILITY rows matching no imported person"] += len(disabilities) - used_disab
     session.flush()
     audit.record(session, user=None, action="create", entity="patient_import", detail={
         "created": report.created, "updated": report.updated, "refused": len(report.refused)})
     return report
 
 
-def _upsert(session: Session, report: ImportReport, values: dict[str, object]) -> None:
+def _upsert(session: Session, report: ImportReport, values: dict[str, object], *, disability: str | None) -> None:
     patient = session.exec(select(Patient).where(Patient.hospcode == values["hospcode"], Patient.pid == values["pid"])
                            ).first() or session.exec(select(Patient).where(Patient.cid == values["cid"])
                                                      .order_by(col(Patient.id))).first()
     if patient is None:
-        session.add(Patient(**values))  # type: ignore[arg-type]
+        session.add(Patient(**values, notes=_with_disability(None, disability)))  # type: ignore[arg-type]
         report.created += 1
         return
-    changed = {k: v for k, v in values.items() if v is not None and getattr(patient, k) != v}
+    values = {**values, "notes": _with_disability(patient.notes, disability)}
+    changed = {k: v for k, v in values.items() if (v is not None or k == "notes") and getattr(patient, k) != v}
     if not changed:
         report.unchanged += 1
         return

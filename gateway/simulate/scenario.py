@@ -4,6 +4,8 @@
     seed: 7                      # same seed, same adverts
     duration_s: 300
     start: "2025-06-01T22:00:00+07:00"   # optional; default: now
+    description: "one line for --list-scenarios"
+    promises: [wander, fall]     # alert types it raises (tests check each against a seeded backend)
     prefer_backend_site: false   # true: use the backend's site config when there is one and keep
                                  # `site` only as the fallback (receivers too, if the backend has none)
     site: {...}                  # a site config (docs/gateway-protocol.md §2); optional when the
@@ -20,6 +22,10 @@
         events:
           - {at: 20, type: walk_to, to: [lat, lon], speed_mps: 1.2}   # wander
           - {at: 20, type: walk_to, distance_m: 400, bearing_deg: 90}  # relative: works on any site
+          - {at: 20, type: walk_path, path: [[lat, lon], ...], speed_mps: 1.0}   # along these points
+          - {at: 20, type: walk_out, beyond_m: 120, speed_mps: 1.1}  # home → along the patient's route →
+                                                     # out of the safe zone, ending beyond_m outside it
+          - {at: 25, type: quiet, duration_s: 1800}  # the band says nothing (broken, shielded)
           - {at: 30, type: fall}
           - {at: 40, type: sos, duration_s: 30}
           - {at: 50, type: remove_band}   /  {at: 90, type: put_on}
@@ -43,7 +49,7 @@ import yaml
 from gateway import siteconfig
 from gateway.siteconfig import SiteConfig
 
-EVENT_TYPES = {"walk_to", "fall", "sos", "remove_band", "put_on", "stop", "resume", "battery", "charge", "uncharge"}
+EVENT_TYPES = {"walk_to", "walk_path", "walk_out", "quiet", "fall", "sos", "remove_band", "put_on", "stop", "resume", "battery", "charge", "uncharge"}
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 
 
@@ -86,6 +92,16 @@ class Scenario:
     site: SiteConfig | None = None
     start: datetime | None = None
     prefer_backend_site: bool = False
+    description: str = ""  # one line for --list-scenarios
+    promises: tuple[str, ...] = ()  # the alert types this scenario raises (its tests check them)
+
+    def runs_on(self) -> str:
+        """Where it runs, for --list-scenarios."""
+        own = self.site.site_id if self.site is not None else None
+        if self.prefer_backend_site:
+            return ("with a backend: that gateway's site and bands (band 0 = its first band); stand-alone: "
+                    f"its own site {own}" if own else "with a backend only: that gateway's site and bands")
+        return f"its own site {own} only (bands of a backend's site are not used)"
 
 
 def _pt(v: Any) -> tuple[float, float]:
@@ -127,13 +143,15 @@ def parse(doc: dict[str, Any]) -> Scenario:
         site=siteconfig.parse(doc["site"]) if doc.get("site") else None,
         start=datetime.fromisoformat(start) if isinstance(start, str) else start,
         prefer_backend_site=bool(doc.get("prefer_backend_site", False)),
+        description=str(doc.get("description", "")),
+        promises=tuple(str(x) for x in doc.get("promises") or ()),
     )
 
 
 def load(path_or_name: str | Path) -> Scenario:
     """A scenario file, or the name of one shipped in gateway/scenarios ("demo")."""
     p = Path(path_or_name)
-    if not p.exists():
+    if not p.is_file():  # a folder named like a scenario is not one: the shipped one is meant
         for ext in (".yaml", ".yml", ".json"):
             cand = SCENARIO_DIR / f"{path_or_name}{ext}"
             if cand.exists():
@@ -142,7 +160,10 @@ def load(path_or_name: str | Path) -> Scenario:
         else:
             raise FileNotFoundError(f"no scenario {path_or_name!r} (shipped: {shipped()})")
     text = p.read_text(encoding="utf-8")
-    doc = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
+    try:
+        doc = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as e:
+        raise ValueError(f"{p}: not valid {'JSON' if p.suffix == '.json' else 'YAML'}: {e}") from None
     if not isinstance(doc, dict):
         raise ValueError(f"{p}: a scenario is a mapping")
     return parse(doc)
@@ -150,3 +171,12 @@ def load(path_or_name: str | Path) -> Scenario:
 
 def shipped() -> list[str]:
     return sorted(p.stem for p in SCENARIO_DIR.glob("*.y*ml"))
+
+
+def listing() -> list[str]:
+    """One line per shipped scenario: name, what it does, where it runs (`--list-scenarios`)."""
+    lines = []
+    for name in shipped():
+        scen = load(name)
+        lines.append(f"{name} — {scen.description} [{scen.runs_on()}]")
+    return lines

@@ -16,13 +16,14 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import cast
 
 from chumphae.timeutil import utcnow
 from chumphae.values import Advert, Motion
 from gateway.decode import chumphae_band as band
 from gateway.simulate import motion
 from gateway.simulate.radio import RadioModel, distance_m
-from gateway.simulate.scenario import PatientPlan, Scenario
+from gateway.simulate.scenario import Event, PatientPlan, Scenario
 from gateway.siteconfig import Band, SiteConfig
 
 Point = tuple[float, float]  # lat, lon
@@ -49,6 +50,13 @@ class _Sim:
     lying: bool = False
     steps: int = 0
     next_event: int = 0
+    extra: list[Event] = field(default_factory=list)  # events injected while running (`SimSource.inject`)
+    silent_until: float = -1.0  # the band says nothing until then (`quiet`)
+
+
+def _pt(v: object) -> Point:
+    lat, lon = cast(tuple[float, float], v)
+    return float(lat), float(lon)
 
 
 def _step_towards(a: Point, b: Point, metres: float) -> tuple[Point, bool]:
@@ -77,6 +85,8 @@ class SimSource:
         self._now = 0.0
         self.done = False
         self.sims = [self._make(p) for p in scenario.patients]
+        r = scenario.radio
+        self._reach_m = 10 ** ((r.p1m_dbm - r.sensitivity_dbm + 20.0) / (10 * r.path_loss_n))
 
     def clock(self) -> float:
         return self._now
@@ -110,13 +120,36 @@ class SimSource:
         return _Sim(p, b, start, list(route), route, p.speed_mps, p.battery_pct, seq0)
 
     # -- one simulated second ---------------------------------------------------
-    def _events(self, s: _Sim) -> None:
+    def inject(self, band: int, event: Event) -> None:
+        """Add an event to the band's plan while running (`at` is simulated seconds, as in the file)."""
+        sim = self.sims[band]
+        sim.extra.append(event)
+        sim.extra.sort(key=lambda e: e.at)
+
+    def _due(self, s: _Sim) -> Iterator[Event]:
         evs = s.plan.events
         while s.next_event < len(evs) and evs[s.next_event].at <= self._now:
-            e = evs[s.next_event]
             s.next_event += 1
+            yield evs[s.next_event - 1]
+        while s.extra and s.extra[0].at <= self._now:
+            yield s.extra.pop(0)
+
+    def _events(self, s: _Sim) -> None:
+        for e in self._due(s):
             a = e.args
-            if e.type == "walk_to":
+            if e.type == "walk_path":
+                s.path, s.walking, s.lying = [_pt(x) for x in a["path"]], True, False
+                s.speed = float(a.get("speed_mps", s.speed))
+                s.route = []
+            elif e.type == "walk_out":
+                from gateway.simulate.paths import walk_out
+
+                s.path = walk_out(self.site, s.band.patient_id, s.pos, beyond_m=float(a.get("beyond_m", 120.0)))
+                s.walking, s.lying, s.route = True, False, []
+                s.speed = float(a.get("speed_mps", s.speed))
+            elif e.type == "quiet":
+                s.silent_until = self._now + float(a.get("duration_s", 1e12))
+            elif e.type == "walk_to":
                 to = a.get("to") or _offset(s.pos, float(a["distance_m"]), float(a.get("bearing_deg", 0.0)))
                 s.path, s.walking, s.lying = [to], True, False
                 s.speed = float(a.get("speed_mps", s.speed))
@@ -185,8 +218,8 @@ class SimSource:
             mot = self._motion(s)
             hours = 1.0 / 3600.0
             s.battery = min(100.0, s.battery + 20.0 * hours) if s.charging else max(0.0, s.battery - s.plan.drain_pct_per_h * hours)
-            if s.battery <= 0.0:
-                continue  # a dead band says nothing
+            if s.battery <= 0.0 or self._now < s.silent_until:
+                continue  # a dead (or broken, or shielded) band says nothing
             s.seq += 1
             state = band.BandState(
                 seq=s.seq,
@@ -204,7 +237,10 @@ class SimSource:
             for rep in range(self.scenario.radio.repeats):
                 offset = self.rng.uniform(0.0, 1.0 / self.scenario.radio.repeats) + rep / self.scenario.radio.repeats
                 for rx in self.site.receivers:
-                    rssi = self.radio.rssi(s.band.address, rx.id, distance_m(where, (rx.lat, rx.lon)), 1.0 / self.scenario.radio.repeats)
+                    d = distance_m(where, (rx.lat, rx.lon))
+                    if d > self._reach_m:
+                        continue  # 20 dB below the receiver's sensitivity on average: never heard
+                    rssi = self.radio.rssi(s.band.address, rx.id, d, 1.0 / self.scenario.radio.repeats)
                     if rssi is None:
                         continue
                     t = self._now + offset

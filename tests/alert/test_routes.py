@@ -40,24 +40,29 @@ def test_list_filters_pages_and_audits(client: TestClient, world: World) -> None
     a = raise_alert(world.engine, world.own_patient, "sos")
     b = raise_alert(world.engine, world.own_patient, "battery_low")
     c = raise_alert(world.engine, world.other_patient, "fall")
-    ids = lambda r: [x["id"] for x in r.json()]  # noqa: E731
+    ids = lambda r: [x["id"] for x in r.json()["items"]]  # noqa: E731
     assert sorted(ids(client.get("/api/v1/alerts", headers=world.auth("caregiver")))) == sorted([a.alert_id, b.alert_id])
     assert sorted(ids(client.get("/api/v1/alerts", headers=world.auth("care_manager")))) == sorted(
         [a.alert_id, b.alert_id, c.alert_id])
     r = client.get("/api/v1/alerts", params={"severity": "critical"}, headers=world.auth("caregiver"))
-    assert ids(r) == [a.alert_id] and r.json()[0]["patient"]["id"] == world.own_patient
+    assert ids(r) == [a.alert_id] and r.json()["items"][0]["patient"]["id"] == world.own_patient
     r = client.get("/api/v1/alerts", params={"type": ["sos", "fall"]}, headers=world.auth("admin"))
     assert sorted(ids(r)) == sorted([a.alert_id, c.alert_id])
     page1 = ids(client.get("/api/v1/alerts", params={"limit": 1}, headers=world.auth("admin")))
     page2 = ids(client.get("/api/v1/alerts", params={"limit": 1, "offset": 1}, headers=world.auth("admin")))
     assert len(page1) == len(page2) == 1 and page1 != page2
+    first = client.get("/api/v1/alerts", params={"limit": 2}, headers=world.auth("admin")).json()
+    assert (first["total"], first["limit"], first["offset"], first["next_offset"]) == (3, 2, 0, 2)
+    last = client.get("/api/v1/alerts", params={"limit": 2, "offset": 2}, headers=world.auth("admin")).json()
+    assert (len(last["items"]), last["total"], last["next_offset"]) == (1, 3, None)
     assert client.get("/api/v1/alerts", params={"patient_id": world.other_patient},
                       headers=world.auth("caregiver")).status_code == 403
     client.post(f"/api/v1/alerts/{a.alert_id}/resolve", headers=world.auth("caregiver"),
                 json={"outcome": "taken_to_hospital", "note": "ส่งโรงพยาบาลชุมแพ"})
     r = client.get("/api/v1/alerts", params={"status": "resolved"}, headers=world.auth("caregiver"))
-    assert ids(r) == [a.alert_id] and r.json()[0]["outcome"] == "taken_to_hospital"
-    assert r.json()[0]["resolved_by_name"] == "caregiver" and r.json()[0]["acknowledged_by_name"] == "caregiver"
+    assert ids(r) == [a.alert_id] and r.json()["items"][0]["outcome"] == "taken_to_hospital"
+    resolved = r.json()["items"][0]
+    assert resolved["resolved_by_name"] == "caregiver" and resolved["acknowledged_by_name"] == "caregiver"
     r = client.post(f"/api/v1/alerts/{a.alert_id}/resolve", headers={**world.auth("caregiver"),
                                                                      "Accept-Language": "en"},
                     json={"outcome": "other"})

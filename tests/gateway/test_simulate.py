@@ -8,13 +8,15 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from shapely.geometry import Point
 
 from gateway.decode import default_decoders
 from gateway.pipeline import Pipeline
 from gateway.queue import Outbox
 from gateway.service import default_steps
-from gateway.simulate import motion
+from gateway.simulate import motion, paths
 from gateway.simulate import scenario as scenarios
+from gateway.simulate.radio import distance_m
 from gateway.simulate.source import SimSource
 
 
@@ -51,12 +53,30 @@ def test_every_simulated_advert_is_a_real_authenticated_frame() -> None:
     assert n > 500 and reg.stats.failures == 0
 
 
-def test_demo_wanders_within_the_first_minute(tmp_path: Path) -> None:
+def test_demo_walks_out_of_the_zone_stand_alone(tmp_path: Path) -> None:
     src, alerts = run("demo", tmp_path)
     wanders = [a for a in alerts if a["type"] == "wander"]
     assert wanders and wanders[0]["patient_id"] == 1
-    assert (datetime.fromisoformat(str(wanders[0]["t"])) - src.start).total_seconds() < 60
+    assert (datetime.fromisoformat(str(wanders[0]["t"])) - src.start).total_seconds() < 240
     assert all(a["patient_id"] == 1 for a in alerts)  # patient 2 walks their route: no alert
+
+
+def test_walk_out_is_a_walk_from_inside_to_beyond_the_zone() -> None:
+    scen = scenarios.load("demo")
+    assert scen.site is not None
+    src = SimSource(scen, scen.site, speed=0)
+    frame = paths.frame_for(scen.site)
+    zone = paths.zone_of(scen.site, frame, 1)
+    assert zone is not None
+    track = []
+    for a in src.frames():
+        if a is None:
+            track.append(src.sims[0].pos)
+    steps = [distance_m(p, q) for p, q in zip(track, track[1:], strict=False)]
+    assert max(steps) <= 1.4 + 1e-6  # at walking speed, no jump
+    inside = [zone.contains(Point(*frame.xy(p))) for p in track]
+    assert inside[0] and not inside[-1]
+    assert zone.distance(Point(*frame.xy(track[-1]))) == pytest.approx(60, abs=6)
 
 
 def test_fall_scenario_raises_one_fall_for_the_patient_who_fell(tmp_path: Path) -> None:

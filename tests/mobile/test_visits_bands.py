@@ -83,8 +83,9 @@ def test_register_replace_and_conflict(client: TestClient, world: World) -> None
     assert _bands(world)[BAND] == (world.other_patient, True)
 
     listed = client.get(own, headers=world.auth("caregiver")).json()
-    assert [(b["address"], b["active"]) for b in listed] == [("C0:CA:FE:00:00:09", True)]
-    assert "key_hex" not in listed[0]
+    assert [(b["address"], b["active"]) for b in listed["items"]] == [("C0:CA:FE:00:00:09", True)]
+    assert (listed["total"], listed["limit"], listed["offset"], listed["next_offset"]) == (1, 50, 0, None)
+    assert "key_hex" not in listed["items"][0]
     assert client.put(own, json={"address": "not-a-mac"}, headers=world.auth("volunteer")).status_code == 422
     assert client.put(own, json={"address": "C0:CA:FE:00:00:0A", "key_hex": "abc"},
                       headers=world.auth("volunteer")).status_code == 422

@@ -12,13 +12,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
-from sqlmodel import col, select
+from sqlmodel import col, func, select
 
 from chumphae import audit
 from chumphae.alert import service
 from chumphae.alert.render import alert_dict
 from chumphae.api.deps import CurrentUser, SessionDep, deny, patient_for
 from chumphae.api.problems import Problem
+from chumphae.api.routes.mobile import page
 from chumphae.api.schemas import (
     AckIn,
     AlertId,
@@ -103,6 +104,16 @@ class AlertDetail(AlertOut):
     events: list[EventOut]
 
 
+class AlertPage(BaseModel):
+    """A page of alerts, the shape of every list in the API (docs/mobile-api.md "Pages")."""
+
+    items: list[AlertOut]
+    total: int
+    limit: int
+    offset: int
+    next_offset: int | None
+
+
 def _out(session: SessionDep, rows: list[Alert]) -> list[dict[str, Any]]:
     user_ids = {i for a in rows for i in (a.acknowledged_by, a.resolved_by) if i}
     names = {u.id: u.name for u in session.exec(select(User).where(col(User.id).in_(user_ids))).all()} \
@@ -123,7 +134,7 @@ def _alert(session: SessionDep, user: User, request: Request, alert_id: int) -> 
         raise Problem(403, "patient_forbidden") from None
 
 
-@router.get("", response_model=list[AlertOut])
+@router.get("", response_model=AlertPage)
 def list_alerts(
     request: Request, session: SessionDep, user: CurrentUser,
     status: Annotated[list[AlertStatus] | None, Query(description="Repeat for several.")] = None,
@@ -134,8 +145,9 @@ def list_alerts(
     until: Until = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Offset = 0,
-) -> list[dict[str, Any]]:
-    """Alerts of the caller's patients (district roles: all, and the gateways' own), newest first."""
+) -> dict[str, Any]:
+    """Alerts of the caller's patients (district roles: all, and the gateways' own), newest first,
+    as `{items, total, limit, offset, next_offset}`."""
     query = select(Alert)
     if patient_id is not None:
         patient_for(session, user, request, patient_id)  # 403 for someone else's patient, audited
@@ -152,11 +164,12 @@ def list_alerts(
         query = query.where(col(Alert.opened_at) >= since)
     if until:
         query = query.where(col(Alert.opened_at) < until)
+    total = session.exec(select(func.count()).select_from(query.subquery())).one()
     rows = list(session.exec(query.order_by(col(Alert.opened_at).desc(), col(Alert.id).desc())
                              .offset(offset).limit(limit)).all())
     audit.record(session, user=user, action="read", entity="alert_list", route=f"{request.method} {request.url.path}",
                  detail={"count": len(rows), "patients": sorted({a.patient_id for a in rows if a.patient_id})})
-    return _out(session, rows)
+    return page(_out(session, rows), total, limit, offset)
 
 
 @router.get("/{alert_id}", response_model=AlertDetail)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from chumphae.api.deps import CurrentUser, SessionDep, patient_for, require_roles
 from chumphae.api.problems import Problem
-from chumphae.api.routes.mobile import BandOut, band_out
-from chumphae.api.schemas import PatientId
+from chumphae.api.routes.mobile import BandOut, band_out, page
+from chumphae.api.schemas import Offset, PatientId
 from chumphae.models import Role, User
 from chumphae.patients.bands import BandConflict, bands_of, register_band
 
@@ -24,10 +24,23 @@ class BandIn(BaseModel):
     model: str = Field(default="chumphae-v1", max_length=32, description="Decoder / frame format.")
     key_hex: str | None = Field(default=None, max_length=64, description="The band's 16-byte key (32 hex digits), from its label.")
     site: str | None = Field(default=None, max_length=64, description="Site whose gateways hear it (default: "
-                                                                       "the replaced band's site).")
+                                                                       "the replaced band's site; a first band "
+                                                                       "without one gets `chumphae`, which no "
+                                                                       "gateway may serve: give it).")
 
     model_config = {"json_schema_extra": {"examples": [
-        {"address": "c0:ca:fe:00:00:2a", "model": "chumphae-v1", "key_hex": "00112233445566778899aabbccddeeff"}]}}
+        {"address": "c0:ca:fe:00:01:2a", "model": "chumphae-v1", "key_hex": "00112233445566778899aabbccddeeff",
+         "site": "gw-chumphae-town"}]}}
+
+
+class BandPage(BaseModel):
+    """Every band of the patient (never more than a handful, so one page: `next_offset` is null)."""
+
+    items: list[BandOut]
+    total: int
+    limit: int
+    offset: int
+    next_offset: int | None
 
 
 class BandRegistered(BaseModel):
@@ -35,11 +48,15 @@ class BandRegistered(BaseModel):
     replaced: list[BandOut]
 
 
-@router.get("", response_model=list[BandOut])
-def get_bands(patient_id: PatientId, request: Request, session: SessionDep, user: CurrentUser) -> list[dict[str, Any]]:
-    """Every band the patient has had, the active one first (keys are never shown)."""
+@router.get("", response_model=BandPage)
+def get_bands(patient_id: PatientId, request: Request, session: SessionDep, user: CurrentUser,
+              limit: Annotated[int, Query(ge=1, le=500)] = 50,
+              offset: Offset = 0) -> dict[str, Any]:
+    """Every band the patient has had, the active one first (keys are never shown), as
+    `{items, total, limit, offset, next_offset}`."""
     patient_for(session, user, request, patient_id)
-    return [band_out(b) for b in bands_of(session, patient_id=patient_id)]
+    bands = [band_out(b) for b in bands_of(session, patient_id=patient_id)]
+    return page(bands[offset:offset + limit], len(bands), limit, offset)
 
 
 @router.put("", response_model=BandRegistered)

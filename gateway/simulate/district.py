@@ -1,0 +1,132 @@
+"""A site that lives: every band of a site config, day after day, until stopped.
+
+`DistrictSource` is a `SimSource` with no end and no script of its own: each
+patient spends the night at home (Asia/Bangkok, 22:00–06:00), and by day sits
+at home and now and then walks one of their walking routes at 0.6–0.9 m/s,
+out and back, always inside their safe zone; batteries drain. On top of that
+`excursion()` plays one real event on one band: a walk out of the zone along
+a route, a fall, an SOS, the band taken off, or the band going quiet.
+Everything is the real band frame heard by the site's receivers (radio model),
+so the gateway pipeline works on it exactly as on a radio.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from shapely.geometry import Point
+
+from gateway.simulate import paths
+from gateway.simulate.radio import distance_m
+from gateway.simulate.scenario import Event, PatientPlan, Radio, Scenario
+from gateway.simulate.source import SimSource
+from gateway.siteconfig import SiteConfig
+
+BANGKOK = ZoneInfo("Asia/Bangkok")
+NIGHT = (22, 6)  # at home from 22:00 to 06:00 local time
+# Village lanes, receivers on poles (the seeded receivers are calibrated the same way).
+DISTRICT_RADIO = Radio(p1m_dbm=-59.0, path_loss_n=2.2, noise_db=3.0, shadowing_db=2.0, drop_rate=0.1,
+                       sensitivity_dbm=-100.0, repeats=1)
+KINDS = ("walk_out", "fall", "sos", "remove_band", "quiet")
+
+
+@dataclass(frozen=True, slots=True)
+class Excursion:
+    """One event played on one band: what, from when (simulated s), until when the routine resumes."""
+
+    kind: str
+    band: int
+    patient_id: int | None
+    at: float
+    until: float
+    leaves_zone_at: float | None = None  # walk_out: when the walk crosses the zone's edge
+    end_outside_m: float | None = None  # walk_out: how far outside the zone the walk ends
+
+
+def is_night(t: datetime) -> bool:
+    h = t.astimezone(BANGKOK).hour
+    return h >= NIGHT[0] or h < NIGHT[1]
+
+
+class DistrictSource(SimSource):
+    def __init__(self, site: SiteConfig, *, speed: float = 1.0, seed: int = 4005, start: datetime | None = None,
+                 radio: Radio = DISTRICT_RADIO, first_walk_s: tuple[float, float] = (60.0, 900.0)) -> None:
+        rng = random.Random(seed)
+        plans = tuple(PatientPlan(band=i, battery_pct=rng.uniform(55.0, 100.0),
+                                  drain_pct_per_h=rng.uniform(0.8, 2.0)) for i in range(len(site.bands)))
+        super().__init__(Scenario(name=f"district {site.site_id}", seed=seed, duration_s=math.inf,
+                                  patients=plans, radio=radio, site=site), site, speed=speed, start=start)
+        self.homes = [s.pos for s in self.sims]
+        for s in self.sims:  # the routine decides who walks, not the scenario's back-and-forth
+            s.route, s.path, s.walking = [], [], False
+        self.next_walk = [rng.uniform(*first_walk_s) for _ in self.sims]
+        self.busy_until = [0.0 for _ in self.sims]
+        self.life_rng = rng
+
+    # -- the routine ---------------------------------------------------------------
+    def _routine(self, i: int) -> None:
+        s = self.sims[i]
+        if self._now < self.busy_until[i] or s.path:
+            return
+        s.walking = False
+        if is_night(self.wall()) or self._now < self.next_walk[i]:
+            return
+        walk = paths.routine_walk(self.site, s.band.patient_id, self.homes[i], self.life_rng)
+        if walk:
+            s.path, s.walking, s.lying = list(walk), True, False
+            s.speed = self.life_rng.uniform(0.6, 0.9)
+        self.next_walk[i] = self._now + self.life_rng.uniform(900.0, 3600.0)
+
+    def second(self) -> list:  # type: ignore[type-arg]
+        for i in range(len(self.sims)):
+            self._routine(i)
+        return super().second()
+
+    # -- the excursions ------------------------------------------------------------
+    def excursion(self, kind: str, band: int, at: float) -> Excursion:
+        """Play `kind` on band `band` from simulated second `at`; the routine pauses until it is over."""
+        s = self.sims[band]
+        pid = s.band.patient_id
+        home = self.homes[band]
+        leaves = outside = None
+        if kind == "walk_out":
+            walk = paths.walk_out(self.site, pid, home)
+            speed = 1.1
+            frame = paths.frame_for(self.site)
+            zone = paths.zone_of(self.site, frame, pid)
+            run, prev = 0.0, home
+            for p in walk:
+                run += distance_m(prev, p)
+                prev = p
+                if leaves is None and zone is not None and not zone.contains(Point(*frame.xy(p))):
+                    leaves = at + run / speed
+            if zone is not None:
+                outside = zone.distance(Point(*frame.xy(walk[-1])))
+            back = at + run / speed + 600.0  # found and walked home ten minutes after the walk ends
+            self.inject(band, Event(at, "walk_path", {"path": walk, "speed_mps": speed}))
+            self.inject(band, Event(back, "walk_path", {"path": walk[::-1], "speed_mps": 0.9}))
+            until = back + run / 0.9
+        elif kind == "fall":
+            self.inject(band, Event(at, "fall"))
+            until = at + 300.0
+            self.inject(band, Event(until, "resume"))
+        elif kind == "sos":
+            self.inject(band, Event(at, "sos", {"duration_s": 20}))
+            until = at + 60.0
+        elif kind == "remove_band":
+            self.inject(band, Event(at, "remove_band"))
+            until = at + 900.0
+            self.inject(band, Event(until, "put_on"))
+        elif kind == "quiet":
+            until = at + 4200.0  # longer than any group's silence threshold (15–60 min)
+            self.inject(band, Event(at, "quiet", {"duration_s": until - at}))
+        else:
+            raise ValueError(f"unknown excursion {kind!r} (know: {', '.join(KINDS)})")
+        if s.path and kind != "walk_out":
+            s.path = [home]  # whoever was out walking is home by then
+        self.busy_until[band] = until
+        return Excursion(kind, band, pid, at, until, leaves, outside)

@@ -1,0 +1,90 @@
+"""The living district on the seeded town site, through the real pipeline (decode → locate → match →
+detect → outbox): routines raise no alert, a walk out raises a wander, nights are spent at home."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from chumphae.ingest.siteconfig import build
+from chumphae.models import Gateway
+from chumphae.seed import seed_demo
+from gateway import siteconfig
+from gateway.pipeline import Pipeline
+from gateway.queue import Outbox
+from gateway.service import default_steps
+from gateway.simulate.district import DistrictSource, is_night
+from gateway.simulate.radio import distance_m
+from gateway.siteconfig import SiteConfig
+
+MORNING = datetime.fromisoformat("2025-06-02T09:00:00+07:00")
+
+
+@pytest.fixture
+def town(app_engine: Engine) -> SiteConfig:
+    with Session(app_engine) as s:
+        seed_demo(s)
+        s.commit()
+        gw = s.exec(select(Gateway).where(Gateway.slug == "gw-chumphae-town")).one()
+        return siteconfig.parse(json.loads(json.dumps(build(s, gw))))
+
+
+def play(src: DistrictSource, seconds: int, tmp_path: Path, track: int | None = None
+         ) -> tuple[list[dict[str, object]], dict[int, int], list[tuple[float, float]]]:
+    matcher, detector = default_steps(src.site)
+    ob = Outbox(tmp_path / "outbox.db")
+    pipe = Pipeline(src.site, ob, matcher, detector)
+    path: list[tuple[float, float]] = []
+    for _ in range(seconds):
+        for a in src.second():
+            pipe.handle(a)
+        src._now += 1.0
+        pipe.tick(src.clock(), src.wall())
+        if track is not None:
+            path.append(src.sims[track].pos)
+    pipe.flush()
+    rows = [json.loads(q.text) for q in ob.pending(100_000)]
+    ob.close()
+    alerts = [r["body"] for r in rows if r["type"] == "alert"]
+    positions: dict[int, int] = {}
+    for r in rows:
+        if r["type"] == "position":
+            pid = int(r["body"]["patient_id"])
+            positions[pid] = positions.get(pid, 0) + 1
+    return alerts, positions, path
+
+
+def test_a_morning_of_routines_is_heard_and_raises_nothing(town: SiteConfig, tmp_path: Path) -> None:
+    src = DistrictSource(town, speed=0, start=MORNING, first_walk_s=(5.0, 60.0))
+    alerts, positions, _ = play(src, 420, tmp_path)
+    assert set(positions) == {b.patient_id for b in town.bands}  # every patient heard: no "band off"
+    assert all(t > 60.0 for t in src.next_walk)  # everyone went for a walk (or has no route to walk)
+    assert sum(1 for s in src.sims if s.steps) >= len(src.sims) // 2
+    assert [(a["type"], a["patient_id"]) for a in alerts] == []
+
+
+def test_a_walk_out_is_a_walk_and_raises_wander(town: SiteConfig, tmp_path: Path) -> None:
+    src = DistrictSource(town, speed=0, start=MORNING, first_walk_s=(3000.0, 3600.0))
+    ex = src.excursion("walk_out", 0, at=10.0)
+    assert ex.leaves_zone_at is not None and ex.end_outside_m == pytest.approx(120, abs=6)
+    seconds = int(ex.leaves_zone_at + 240)
+    alerts, _, path = play(src, seconds, tmp_path, track=0)
+    assert max(distance_m(p, q) for p, q in zip(path, path[1:], strict=False)) <= 1.1 + 1e-6  # no jump
+    wanders = [a for a in alerts if a["type"] == "wander"]
+    assert wanders and wanders[0]["patient_id"] == ex.patient_id
+    assert {a["patient_id"] for a in alerts} == {ex.patient_id}  # nobody else
+
+
+def test_nights_are_spent_at_home(town: SiteConfig) -> None:
+    night = datetime.fromisoformat("2025-06-02T23:00:00+07:00")
+    assert is_night(night) and not is_night(MORNING)
+    src = DistrictSource(town, speed=0, start=night, first_walk_s=(0.0, 1.0))
+    for _ in range(120):
+        src.second()
+        src._now += 1.0
+    assert all(s.pos == home and not s.walking for s, home in zip(src.sims, src.homes, strict=True))

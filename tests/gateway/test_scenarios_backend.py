@@ -1,0 +1,100 @@
+"""Each shipped scenario against a seeded backend: the real backend (uvicorn on loopback), the seeded
+demo district, the real gateway (site config fetched with its token, decode → locate → match → detect →
+outbox → uplink), flat-out speed. The alerts each scenario's header promises must be stored."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from chumphae.models import Alert, Gateway, Wristband
+from chumphae.models import PositionRecord as Position
+from chumphae.seed import rotate_gateway_tokens, seed_demo
+from gateway.cli import main as gateway_main
+from gateway.config import GatewaySettings
+from gateway.service import Gateway as Gateway_
+from gateway.service import run_gateway
+from gateway.simulate import scenario as scenarios
+from tests.feed.liveserver import live_server
+
+SITE = "gw-chumphae-town"
+
+
+@pytest.mark.parametrize("name", scenarios.shipped())
+def test_shipped_scenario_raises_what_it_promises_on_the_seeded_backend(name: str, app_engine: Engine,
+                                                                       tmp_path: Path) -> None:
+    scen = scenarios.load(name)
+    assert scen.promises and scen.prefer_backend_site, f"{name}: says what it raises and runs on a backend"
+    with Session(app_engine) as s:
+        seed_demo(s)
+        token = rotate_gateway_tokens(s)[SITE]
+        s.commit()
+        gateway_id = s.exec(select(Gateway.id).where(Gateway.slug == SITE)).one()
+        bands = s.exec(select(Wristband).where(Wristband.site == SITE, Wristband.active)
+                       .order_by(col(Wristband.address))).all()
+        patients = {b.patient_id for b in bands[:len(scen.patients)]}
+    with live_server() as server:
+        settings = GatewaySettings(backend_url=server.http, token=token, queue_path=tmp_path / "outbox.db",
+                                   config_cache=tmp_path / "config.json", ack_timeout_s=10.0)
+        gw = asyncio.run(_run_until_stored(app_engine, settings, scen, gateway_id))
+    assert gw.config.site_id == SITE  # the backend's site, not the scenario's own
+    assert gw.uplink is not None and gw.uplink.stats.rejected == 0  # no "not an active band of site …"
+    with Session(app_engine) as s:
+        alerts = s.exec(select(Alert).where(Alert.gateway_id == gateway_id)).all()
+        stored = {a.type for a in alerts}
+        assert {a.patient_id for a in alerts} <= patients
+        assert s.exec(select(Position).where(col(Position.patient_id).in_(patients))).first() is not None
+    assert set(scen.promises) <= stored, f"{name}: promised {scen.promises}, stored {sorted(stored)}"
+    if "wander" in scen.promises:
+        _walk_ends_outside(app_engine, next(a for a in alerts if a.type == "wander"))
+
+
+async def _run_until_stored(engine: Engine, settings: GatewaySettings, scen: scenarios.Scenario,
+                            gateway_id: int) -> Gateway_:
+    """Run the scenario flat out until the backend stored every promised alert (or 240 s went by),
+    then stop the gateway."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_gateway(settings, scenario=scen, speed=0, stop=stop))
+    for _ in range(480):
+        await asyncio.sleep(0.5)
+        with Session(engine) as s:
+            stored = set(s.exec(select(Alert.type).where(Alert.gateway_id == gateway_id)).all())
+        if set(scen.promises) <= stored or task.done():
+            break
+    await asyncio.sleep(1.0)  # positions still in flight
+    stop.set()
+    return await asyncio.wait_for(task, 60)
+
+
+def _walk_ends_outside(engine: Engine, wander: Alert) -> None:
+    """The wanderer's track is a walk: it starts inside the zone and is outside when the alert comes."""
+    with Session(engine) as s:
+        track = s.exec(select(Position).where(Position.patient_id == wander.patient_id)
+                       .order_by(col(Position.t))).all()
+    statuses = [p.zone_status for p in track]
+    first_out = statuses.index("outside")
+    assert "inside" in statuses[:first_out], statuses  # located inside before it was ever outside
+    before = [p for p in track if p.t <= wander.opened_at]
+    assert before and before[-1].zone_status == "outside", statuses
+
+
+def test_list_scenarios_says_where_each_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    assert gateway_main(["--list-scenarios"]) == 0
+    out = capsys.readouterr().out
+    for name in scenarios.shipped():
+        line = next(x for x in out.splitlines() if x.startswith(name + " "))
+        assert "with a backend: that gateway's site and bands" in line and "stand-alone" in line, line
+
+
+def test_a_folder_named_like_a_scenario_is_not_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "fall").mkdir()
+    assert scenarios.load("fall").name == "fall"  # the shipped one, no IsADirectoryError
+    (tmp_path / "broken.yaml").write_text("name: [unclosed", encoding="utf-8")
+    with pytest.raises(ValueError, match="not valid YAML"):
+        scenarios.load("broken.yaml")
+    assert gateway_main(["--simulate", "broken.yaml", "--speed", "0"]) == 2

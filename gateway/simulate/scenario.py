@@ -3,7 +3,9 @@
     name: night-wander
     seed: 7                      # same seed, same adverts
     duration_s: 300
-    start: "2025-06-01T22:00:00+07:00"   # optional; default: now
+    start: "22:00+07:00"         # optional; default: now. A time of day (HH:MM with an offset, Bangkok
+                                 # without one) is its latest occurrence before now, so a night scenario
+                                 # runs at night yet within the backend's time window; or a full ISO time
     description: "one line for --list-scenarios"
     promises: [wander, fall]     # alert types it raises (tests check each against a seeded backend)
     prefer_backend_site: false   # true: use the backend's site config when there is one and keep
@@ -40,12 +42,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from chumphae.timeutil import BANGKOK, utcnow
 from gateway import siteconfig
 from gateway.siteconfig import SiteConfig
 
@@ -104,6 +107,23 @@ class Scenario:
         return f"its own site {own} only (bands of a backend's site are not used)"
 
 
+def parse_start(text: str, now: datetime | None = None) -> datetime:
+    """A scenario's `start`: a full ISO 8601 time, or a time of day (`22:00`, `22:00+07:00`) meaning its
+    latest occurrence at or before `now` (Asia/Bangkok when no offset is given)."""
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        pass
+    try:
+        of_day = time.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"start {text!r} is neither an ISO 8601 time nor a time of day like 22:00+07:00") from None
+    zone = of_day.tzinfo or BANGKOK
+    local_now = (now or utcnow()).astimezone(zone)
+    at = datetime.combine(local_now.date(), of_day.replace(tzinfo=None), tzinfo=zone)
+    return at if at <= local_now else at - timedelta(days=1)
+
+
 def _pt(v: Any) -> tuple[float, float]:
     lat, lon = v
     return float(lat), float(lon)
@@ -141,7 +161,7 @@ def parse(doc: dict[str, Any]) -> Scenario:
         patients=tuple(patients),
         radio=Radio(**(doc.get("radio") or {})),
         site=siteconfig.parse(doc["site"]) if doc.get("site") else None,
-        start=datetime.fromisoformat(start) if isinstance(start, str) else start,
+        start=parse_start(start) if isinstance(start, str) else start,
         prefer_backend_site=bool(doc.get("prefer_backend_site", False)),
         description=str(doc.get("description", "")),
         promises=tuple(str(x) for x in doc.get("promises") or ()),

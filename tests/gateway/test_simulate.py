@@ -108,3 +108,19 @@ def test_night_wander_scenario_reports_night(tmp_path: Path) -> None:
     assert wanders and wanders[0]["patient_id"] == 1
     assert src.wall().utcoffset() is not None  # an aware wall clock, judged in Asia/Bangkok
     assert wanders[0]["details"]["night"] is True  # type: ignore[index]
+
+
+def test_scenario_start_as_a_time_of_day_is_its_latest_occurrence() -> None:
+    """A night scenario starts at the last 22:00 Bangkok, so its times are night and within the backend's
+    30-day window; a full ISO time is kept; anything else is a clear error."""
+    from datetime import UTC, datetime
+
+    from gateway.simulate.scenario import parse_start
+
+    morning = datetime(2026, 12, 1, 7, 0, tzinfo=UTC)  # 14:00 Bangkok
+    assert parse_start("22:00+07:00", morning) == datetime(2026, 11, 30, 15, 0, tzinfo=UTC)
+    late = datetime(2026, 12, 1, 16, 0, tzinfo=UTC)  # 23:00 Bangkok
+    assert parse_start("22:00", late) == datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
+    assert parse_start("2025-06-01T22:00:00+07:00") == datetime(2025, 6, 1, 15, 0, tzinfo=UTC)
+    with pytest.raises(ValueError, match="time of day"):
+        parse_start("tonight")

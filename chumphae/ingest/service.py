@@ -453,6 +453,12 @@ def _gateway_spoke(session: Session, gateway_id: int, health: list[Message], ref
     session.flush()
 
 
+def _names_a_place(place: Any) -> bool:
+    """Whether a gateway's place says where (a parcel, building or landmark), not only the zone status."""
+    return bool(place is not None and place.description_th
+                and (place.parcel_code or place.building_code or place.landmark))
+
+
 def feed_position(row: dict[str, Any], *, description_th: str | None, description_en: str | None
                   ) -> dict[str, object]:
     """A position row (as inserted) as the feed shows it: the same keys as `position_dict`."""
@@ -499,7 +505,9 @@ def _alert_input(session: Session, gateway_id: int, site: str | None, b: AlertBo
     if patient_id is None:
         raise Refused("band is not given to a patient")
     place: Any = b.match.place if b.match else None
-    if (place is None or not place.description_th) and b.lat is not None and b.lon is not None:
+    if not _names_a_place(place) and b.lat is not None and b.lon is not None:
+        # A gateway without the tax map words only the zone ("outside the safe zone"): an alert must say
+        # where, so the backend names the place (landmark, distance, direction) from its own map.
         found = matcher(session)
         place = (found.place(b.lon, b.lat) if found is not None else None) or place
     details = dict(b.details)

@@ -74,3 +74,40 @@ async def recv_until(ws: Any, pred: Any, timeout: float = 5.0) -> tuple[dict[str
         if pred(frame):
             return frame, skipped
         skipped.append(frame)
+
+
+@contextmanager
+def serve_process(args: list[str], env: dict[str, str], *, start_s: float = 60.0) -> Iterator[str]:
+    """`chumphae serve ARGS` as a child process (the same package, this interpreter's environment) on a free
+    port of loopback; yields its base URL once `/healthz` answers, stops it afterwards."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    exe = Path(sys.executable).parent / "chumphae"
+    proc = subprocess.Popen([str(exe), "serve", *args, "--host", "127.0.0.1", "--port", str(port)],
+                            env={**env, "PATH": os.environ.get("PATH", "")},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + start_s
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"chumphae serve did not start: {proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+            time.sleep(0.1)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(20)

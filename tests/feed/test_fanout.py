@@ -5,10 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,15 +19,9 @@ from chumphae.db import set_engine, upgrade
 from chumphae.feed.socket import FeedOptions
 from tests.conftest import PG_URL, World, build_world
 from tests.feed.conftest import raise_alert
-from tests.feed.liveserver import live_server, recv_json, recv_until
+from tests.feed.liveserver import live_server, recv_json, recv_until, serve_process
 
 REDIS_URL = os.environ.get("CHUMPHAE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -50,31 +40,13 @@ def schema_url(engine: Engine) -> str:
 @pytest.fixture
 def other_process(pg_world: World, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
     """Backend process A: `chumphae serve` on the same database (and Redis, when the test asks)."""
-    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHUMPHAE_")}
     env.update(CHUMPHAE_DATABASE_URL=schema_url(pg_world.engine), CHUMPHAE_DATA_DIR=str(tmp_path / "a"),
                CHUMPHAE_LOG_LEVEL="WARNING")
     if getattr(request, "param", None) == "redis":
         env["CHUMPHAE_REDIS_URL"] = REDIS_URL
-    exe = Path(sys.executable).parent / "chumphae"
-    proc = subprocess.Popen([str(exe), "serve", "--host", "127.0.0.1", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"backend A did not start: {proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
-            time.sleep(0.1)
+    with serve_process([], env, start_s=30) as base:
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 async def _change_in_a_reaches_client_of_b(world: World, base_a: str) -> None:

@@ -8,16 +8,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import update
 from sqlmodel import Session, col, func, select
@@ -27,7 +23,8 @@ from chumphae.auth.service import assign, create_gateway
 from chumphae.models import Alert, AlertEvent, Gateway, IngestedMessage, PositionRecord
 from tests.conftest import World
 from tests.factories import make_band, make_patient
-from tests.feed.test_fanout import REDIS_URL, free_port, pg_world, schema_url  # noqa: F401  (fixture)
+from tests.feed.liveserver import serve_process
+from tests.feed.test_fanout import REDIS_URL, pg_world, schema_url  # noqa: F401  (fixture)
 
 GATEWAYS = 3
 POSITIONS = 40  # per gateway
@@ -52,7 +49,6 @@ def _district(world: World) -> list[tuple[str, str, int]]:
 
 @pytest.fixture
 def workers(pg_world: World, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:  # noqa: F811
-    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHUMPHAE_")}
     env.update(CHUMPHAE_DATABASE_URL=schema_url(pg_world.engine), CHUMPHAE_DATA_DIR=str(tmp_path / "w"),
                CHUMPHAE_LOG_LEVEL="WARNING")
@@ -64,25 +60,8 @@ def workers(pg_world: World, tmp_path: Path, request: pytest.FixtureRequest) -> 
         except redis.RedisError as exc:
             pytest.skip(f"Redis not reachable at CHUMPHAE_TEST_REDIS_URL ({exc})")
         env["CHUMPHAE_REDIS_URL"] = REDIS_URL
-    exe = Path(sys.executable).parent / "chumphae"
-    proc = subprocess.Popen([str(exe), "serve", "--workers", "2", "--host", "127.0.0.1", "--port", str(port)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"workers did not start: {proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
-            time.sleep(0.2)
+    with serve_process(["--workers", "2"], env) as base:
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(20)
 
 
 def _frame(type_: str, body: dict[str, Any], seq: int) -> tuple[str, str]:

@@ -95,7 +95,10 @@ def default_steps(config: SiteConfig) -> tuple[Matcher, Detector]:
 
 def simulated_site(scenario: Scenario, backend: SiteConfig | None) -> SiteConfig:
     """Which site a simulation runs on (see `prefer_backend_site` in gateway.simulate.scenario)."""
-    if backend is None or (scenario.site is not None and not scenario.prefer_backend_site):
+    # a backend site with fewer bands than the scenario's patients need cannot carry it (stand-alone then)
+    too_small = backend is not None and scenario.site is not None and len(backend.bands) <= max(
+        (p.band for p in scenario.patients if isinstance(p.band, int)), default=-1)
+    if backend is None or (scenario.site is not None and (not scenario.prefer_backend_site or too_small)):
         if scenario.site is None:
             raise RuntimeError("scenario has no site and no site config could be fetched or loaded")
         return scenario.site

@@ -16,6 +16,7 @@ from chumphae.alert import service
 from chumphae.alert.render import deliveries_summary
 from chumphae.api.deps import CurrentUser, SessionDep, deny
 from chumphae.api.problems import Problem
+from chumphae.api.schemas import AlertId
 from chumphae.deliver.outbox import deliveries
 from chumphae.errors import Forbidden, NotFound
 
@@ -56,7 +57,7 @@ class DeliveriesOut(BaseModel):
 
 
 @router.get("/{alert_id}/deliveries", response_model=DeliveriesOut)
-def alert_deliveries(alert_id: int, request: Request, session: SessionDep, user: CurrentUser) -> dict[str, Any]:
+def alert_deliveries(alert_id: AlertId, request: Request, session: SessionDep, user: CurrentUser) -> dict[str, Any]:
     """Every notice of the alert, oldest first, with a summary by channel."""
     try:
         row = service.alert_for_user(session, user=user, alert_id=alert_id)

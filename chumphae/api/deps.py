@@ -16,6 +16,8 @@ from fastapi import Depends, Request
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 from starlette.requests import HTTPConnection
+from starlette.responses import JSONResponse
+from starlette.websockets import WebSocket
 
 from chumphae import audit
 from chumphae.api.problems import Problem
@@ -67,6 +69,17 @@ def limiter(conn: HTTPConnection) -> FailedAuthLimiter:
     if found is None:  # an app built without create_app (tests of single routers)
         found = conn.app.state.auth_limiter = FailedAuthLimiter()
     return found
+
+
+async def refuse_socket_if_locked_out(ws: WebSocket) -> bool:
+    """For a WebSocket upgrade: refuse it with 429 and Retry-After when this address has failed to
+    authenticate too often (True: refused, the caller returns)."""
+    wait = limiter(ws).retry_after(client_address(ws))
+    if wait is None:
+        return False
+    await ws.send_denial_response(JSONResponse({"code": "too_many_attempts", "status": 429}, status_code=429,
+                                               headers={"Retry-After": str(wait)}))
+    return True
 
 
 def check_not_locked_out(conn: HTTPConnection) -> None:

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 from starlette.websockets import WebSocketDisconnect
 
-from chumphae.api.deps import bearer_token, client_address, limiter
+from chumphae.api.deps import bearer_token, client_address, limiter, refuse_socket_if_locked_out
 from chumphae.api.http import dumps
 from chumphae.api.schemas import FEED_MESSAGE_MAX, MAX_CURSOR, TOKEN_MAX, FeedAuth
 from chumphae.auth.tokens import hash_token
@@ -84,10 +84,7 @@ async def alert_feed(ws: WebSocket) -> None:
         await ws.send_denial_response(JSONResponse({"code": "unavailable", "status": 503}, status_code=503))
         return
     address, limits = client_address(ws), limiter(ws)
-    wait = limits.retry_after(address)
-    if wait is not None:
-        await ws.send_denial_response(JSONResponse({"code": "too_many_attempts", "status": 429}, status_code=429,
-                                                   headers={"Retry-After": str(wait)}))
+    if await refuse_socket_if_locked_out(ws):
         return
     if token:
         user_id = await asyncio.to_thread(authenticate, engine, token) if len(token) <= TOKEN_MAX else None

@@ -23,6 +23,7 @@ from chumphae.api.deps import (
     check_not_locked_out,
     client_address,
     limiter,
+    refuse_socket_if_locked_out,
 )
 from chumphae.api.schemas import TOKEN_MAX
 from chumphae.auth.service import gateway_by_token
@@ -84,10 +85,7 @@ async def gateway_socket(ws: WebSocket) -> None:
     token = bearer_token(ws)
     engine = get_engine()
     address, limits = client_address(ws), limiter(ws)
-    wait = limits.retry_after(address)
-    if wait is not None:
-        await ws.send_denial_response(JSONResponse({"code": "too_many_attempts", "status": 429}, status_code=429,
-                                                   headers={"Retry-After": str(wait)}))
+    if await refuse_socket_if_locked_out(ws):
         return
     with Session(engine) as session:
         gateway = gateway_by_token(session, token) if token and len(token) <= TOKEN_MAX else None

@@ -152,7 +152,9 @@ class Uplink:
 
     async def _session(self, ws: ClientConnection, stop: asyncio.Event) -> None:
         in_flight: dict[str, float] = {}  # id → when sent (monotonic)
-        await ws.send(envelope(_uuid(), "hello", self.outbox.next_seq(), self.hello()))
+        # bounded: a backend that stopped reading must not hold the uplink (or its stop) for ever
+        await asyncio.wait_for(ws.send(envelope(_uuid(), "hello", self.outbox.next_seq(), self.hello())),
+                               self.ack_timeout_s)
         tasks = [
             asyncio.create_task(self._reader(ws, in_flight)),
             asyncio.create_task(self._sender(ws, in_flight)),

@@ -64,7 +64,7 @@ async def test_poison_alert_moves_behind_and_the_alert_after_it_is_acked(tmp_pat
         assert states(ob)[poison.id] == PENDING
     finally:
         stop.set()
-        await task
+        await asyncio.wait_for(task, 30)  # the uplink stops when told, never hangs the test
         await backend.stop()
         ob.close()
 
@@ -88,7 +88,7 @@ async def test_storage_unavailable_1013_backs_off_and_resends_without_deferring(
         assert backend.deliveries[alert.id] == 1 and backend.deliveries[pos.id] == 1
     finally:
         stop.set()
-        await task
+        await asyncio.wait_for(task, 30)  # the uplink stops when told, never hangs the test
         await backend.stop()
         ob.close()
 
@@ -108,7 +108,7 @@ async def test_error_frame_drops_the_message_and_counts_it(tmp_path: Path) -> No
         assert up.stats.rejected == 1 and up.stats.deferred == 0 and up.stats.connects == 1
     finally:
         stop.set()
-        await task
+        await asyncio.wait_for(task, 30)  # the uplink stops when told, never hangs the test
         await backend.stop()
         ob.close()
 
@@ -145,7 +145,7 @@ async def test_real_backend_poison_never_blocks_the_alert_after_it(tmp_path: Pat
                 await wait_for(lambda: states(ob)[wander.id] == ACKED, timeout=60)
             finally:
                 stop.set()
-                await task
+                await asyncio.wait_for(task, 30)  # the uplink stops when told, never hangs the test
         with Session(engine) as s:
             alerts = s.exec(select(Alert)).all()
         assert [(a.type, a.patient_id) for a in alerts if a.type == "wander"] == [("wander", patient)]

@@ -16,6 +16,10 @@ from chumphae.map import cli as map_cli
 from chumphae.patients import cli as patients_cli
 from chumphae.report import cli as report_cli
 
+# On SIGTERM, open sockets get this long to finish before they are closed: a stalled client cannot hold a
+# stop (or a deploy) for ever, and nothing is lost (gateways resend what was not acked).
+SHUTDOWN_GRACE_S = 10
+
 app = typer.Typer(help="Smart Chumphae: BLE wristbands, tax-map matching, alerts people can trust.", add_completion=False,
                   no_args_is_help=True, pretty_exceptions_enable=False)
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
@@ -59,10 +63,11 @@ def serve(
     prepare_database(engine)  # migrate and load the map once, before any worker starts
     if workers == 1:
         uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port,
-                    log_config=None)
+                    log_config=None, timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
     else:  # each worker imports the app factory; they share the database (and Redis) only
         uvicorn.run("chumphae.api.app:worker_app", factory=True, workers=workers,
-                    host=host or settings.host, port=port or settings.port, log_config=None)
+                    host=host or settings.host, port=port or settings.port, log_config=None,
+                    timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
 
 
 @db_app.command("upgrade")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -77,13 +78,20 @@ async def recv_until(ws: Any, pred: Any, timeout: float = 5.0) -> tuple[dict[str
 
 
 @contextmanager
-def serve_process(args: list[str], env: dict[str, str], *, start_s: float = 60.0) -> Iterator[str]:
+def serve_process(args: list[str], env: dict[str, str], *, start_s: float = 60.0,
+                  stop_s: float = 45.0) -> Iterator[str]:
     """`chumphae serve ARGS` as a child process (the same package, this interpreter's environment) on a free
-    port of loopback; yields its base URL once `/healthz` answers, stops it afterwards."""
+    port of loopback; yields its base URL once `/healthz` answers, stops it afterwards (SIGTERM; it must be
+    gone within `stop_s`, workers included, or the test fails with the end of its log).
+
+    The server logs to a file, not a pipe: nobody reads a pipe while the test runs, and a full one (64 KiB
+    of warnings on a loaded machine) blocks every process writing to it, the shutdown included."""
     import os
+    import signal
     import socket
     import subprocess
     import sys
+    import tempfile
     from pathlib import Path
 
     import httpx
@@ -92,22 +100,36 @@ def serve_process(args: list[str], env: dict[str, str], *, start_s: float = 60.0
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
     exe = Path(sys.executable).parent / "chumphae"
-    proc = subprocess.Popen([str(exe), "serve", *args, "--host", "127.0.0.1", "--port", str(port)],
-                            env={**env, "PATH": os.environ.get("PATH", "")},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + start_s
-        while True:
+    with tempfile.TemporaryFile() as errlog:
+        proc = subprocess.Popen([str(exe), "serve", *args, "--host", "127.0.0.1", "--port", str(port)],
+                                env={**env, "PATH": os.environ.get("PATH", "")},
+                                stdout=subprocess.DEVNULL, stderr=errlog, start_new_session=True)
+
+        def tail() -> str:
+            errlog.seek(0)
+            return errlog.read().decode(errors="replace")[-3000:]
+
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + start_s
+            while True:
+                try:
+                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"chumphae serve did not start: {tail()}")
+                time.sleep(0.1)
+            yield base
+        finally:
+            proc.terminate()
             try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"chumphae serve did not start: {proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
-            time.sleep(0.1)
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(20)
+                proc.wait(stop_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)  # the workers too: they are in its session
+                proc.wait(10)
+                raise AssertionError(f"chumphae serve did not stop within {stop_s:.0f} s of SIGTERM: {tail()}") from None
+            finally:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)  # a worker left behind by its parent

@@ -20,7 +20,6 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8080
     log_level: str = "INFO"
-    timezone: str = "Asia/Bangkok"
     redis_url: str | None = Field(default=None, description="Fan-out between backend processes.")
     export_dir: Path | None = Field(default=None, description="Nightly daily-summary files.")
     hospcode: str = Field(default="10707", description="HOSPCODE of the district hospital.")

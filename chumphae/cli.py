@@ -19,6 +19,9 @@ from chumphae.report import cli as report_cli
 # On SIGTERM, open sockets get this long to finish before they are closed: a stalled client cannot hold a
 # stop (or a deploy) for ever, and nothing is lost (gateways resend what was not acked).
 SHUTDOWN_GRACE_S = 10
+# The largest WebSocket frame a client may send (one gateway message or feed command is a few KiB);
+# a larger one is refused with close 1009 instead of being buffered (uvicorn's default is 16 MiB).
+WS_MAX_BYTES = 1024 * 1024
 
 app = typer.Typer(help="Smart Chumphae: BLE wristbands, tax-map matching, alerts people can trust.", add_completion=False,
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -63,11 +66,11 @@ def serve(
     prepare_database(engine)  # migrate and load the map once, before any worker starts
     if workers == 1:
         uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port,
-                    log_config=None, timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
+                    log_config=None, timeout_graceful_shutdown=SHUTDOWN_GRACE_S, ws_max_size=WS_MAX_BYTES)
     else:  # each worker imports the app factory; they share the database (and Redis) only
         uvicorn.run("chumphae.api.app:worker_app", factory=True, workers=workers,
                     host=host or settings.host, port=port or settings.port, log_config=None,
-                    timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
+                    timeout_graceful_shutdown=SHUTDOWN_GRACE_S, ws_max_size=WS_MAX_BYTES)
 
 
 @db_app.command("upgrade")

@@ -87,3 +87,31 @@ async def test_redis_fans_out_between_processes(pg_world: World, other_process: 
     monkeypatch.setenv("CHUMPHAE_REDIS_URL", REDIS_URL)
     reset_settings()
     await _change_in_a_reaches_client_of_b(pg_world, other_process)
+
+
+@pytest.mark.postgres
+async def test_serve_refuses_an_oversized_frame_and_keeps_serving(pg_world: World, other_process: str) -> None:
+    """`chumphae serve` takes frames up to 1 MiB (docs/gateway-protocol.md): a 2 MiB frame is closed with
+    1009 rather than buffered, and the same gateway's next session is served."""
+    from sqlmodel import Session
+    from websockets.exceptions import ConnectionClosed
+
+    from chumphae.auth.service import create_gateway
+
+    with Session(pg_world.engine) as s:
+        _, token = create_gateway(s, slug="gw-big", name="gw big", site="site-big", lat=16.54, lon=102.1,
+                                  receivers=[{"id": "rx-big", "lat": 16.54, "lon": 102.1}])
+        s.commit()
+    url = other_process.replace("http://", "ws://") + "/api/v1/gateway/ws"
+    auth = {"Authorization": f"Bearer {token}"}
+    async with connect(url, additional_headers=auth, max_size=None) as ws:
+        await ws.send("x" * (2 * 1024 * 1024))
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                await recv_json(ws, timeout=10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+    async with connect(url, additional_headers=auth) as ws:
+        await ws.send(json.dumps({"id": "00000000-0000-4000-8000-000000000001", "type": "heartbeat",
+                                  "t": "2026-12-01T03:00:00+00:00", "seq": 1, "body": {}}))
+        frame, _ = await recv_until(ws, lambda f: f["type"] == "ack", timeout=10)
+        assert frame["ids"] == ["00000000-0000-4000-8000-000000000001"]

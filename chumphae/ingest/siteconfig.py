@@ -45,15 +45,19 @@ def _site_part(session: Session, site: str) -> dict[str, Any]:
     gateways = session.exec(select(Gateway).where(Gateway.site == site, Gateway.active)
                             .order_by(col(Gateway.id))).all()
     receivers = [dict(r) for g in gateways for r in (g.receivers or [])]
-    route_codes = {code: z.patient_id for z in zones
-                   for code in cast(list[str], (z.spec or {}).get("route_codes") or [])}
+    route_codes: dict[str, list[int]] = {}  # a route walked by two patients is each one's route
+    for z in zones:
+        for code in cast(list[str], (z.spec or {}).get("route_codes") or []):
+            walkers = route_codes.setdefault(code, [])
+            if z.patient_id not in walkers:
+                walkers.append(z.patient_id)
     routes = []
     if route_codes:
         features = session.exec(select(MapFeature).where(MapFeature.layer == "routes",
                                                          col(MapFeature.code).in_(sorted(route_codes)))
                                 .order_by(col(MapFeature.code))).all()
-        routes = [{"patient_id": route_codes[f.code], "code": f.code, "geometry": _geojson(f.geom_wkb)}
-                  for f in features if f.code]
+        routes = [{"patient_id": pid, "code": f.code, "geometry": _geojson(f.geom_wkb)}
+                  for f in features if f.code for pid in route_codes[f.code]]
     points = [(float(r["lat"]), float(r["lon"])) for r in receivers if "lat" in r and "lon" in r]  # type: ignore[arg-type]
     points += [(p.home_lat, p.home_lon) for p in patients if p.home_lat is not None and p.home_lon is not None]
     return {

@@ -15,6 +15,25 @@ from tests.conftest import World
 from tests.mobile.conftest import TINY_MAP, UTM48, X0, Y0, lonlat
 
 
+def test_a_route_two_patients_walk_reaches_the_gateway_as_each_ones_route(client: TestClient, mapped: World) -> None:
+    """Two patients of one site whose zones both take route R1: the site configuration lists R1 for each
+    (the gateway's simulator and locator look routes up by patient)."""
+    from chumphae.auth.service import create_gateway
+    from tests.factories import make_band
+
+    with Session(mapped.engine) as s:
+        make_band(s, patient_id=mapped.other_patient, address="C0:CA:FE:00:00:02")
+        _, token = create_gateway(s, slug="gw-tiny", name="gw tiny", site="chumphae")
+        s.commit()
+    for patient, user in ((mapped.own_patient, "volunteer"), (mapped.other_patient, "volunteer2")):
+        r = client.put(f"/api/v1/patients/{patient}/zone", json={"route_codes": ["R1"]}, headers=mapped.auth(user))
+        assert r.status_code == 200, r.text
+    doc = client.get("/api/v1/gateway/config", headers={"Authorization": f"Bearer {token}"}).json()
+    assert sorted((r["patient_id"], r["code"]) for r in doc["routes"]) == sorted(
+        [(mapped.own_patient, "R1"), (mapped.other_patient, "R1")])
+    assert doc["routes"][0]["geometry"] == doc["routes"][1]["geometry"]
+
+
 def test_assign_routes_and_places_versions_the_zone(client: TestClient, mapped: World) -> None:
     url = f"/api/v1/patients/{mapped.own_patient}/zone"
     h = mapped.auth("volunteer")

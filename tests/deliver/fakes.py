@@ -57,6 +57,7 @@ class Fake:
     hang_s: float = 1.0
     hits: list[Hit] = field(default_factory=list)
     accepted: Counter[str] = field(default_factory=Counter)  # idempotency key → deliveries
+    replies: list[dict[str, Any]] = field(default_factory=list)  # LINE reply bodies, in arrival order
     ids: dict[str, str] = field(default_factory=dict)  # key → provider message id
     lock: threading.Lock = field(default_factory=threading.Lock)
     url: str = ""
@@ -146,6 +147,25 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class _LineHandler(_Handler):
+    def do_POST(self) -> None:  # noqa: N802
+        if self.path != "/v2/bot/message/reply":
+            super().do_POST()
+            return
+        # A reply (the webhook's answer to an event): no retry key, the reply token is good once; kept
+        # apart from pushes so that scripts of answers and delivery counts concern pushes only.
+        raw = self._read()
+        if self.headers.get("Authorization") != f"Bearer {LINE_TOKEN}":
+            self._reply(401, {"message": "Authentication failed"})
+            return
+        body = json.loads(raw)
+        token = body.get("replyToken")
+        ok = isinstance(token, str) and 1 <= len(body.get("messages") or []) <= 5
+        with self.fake.lock:
+            ok = ok and token not in {r["replyToken"] for r in self.fake.replies}
+            self.fake.replies.append(body)
+        self._reply(200 if ok else 400, {"sentMessages": [{"id": str(uuid.uuid4())}]} if ok else
+                    {"message": "Invalid reply token"})
+
     def check(self, raw: bytes) -> tuple[str | None, Any, tuple[int, str] | None]:
         if self.path != "/v2/bot/message/push":
             return None, None, (404, "Not found")

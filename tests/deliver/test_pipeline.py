@@ -18,6 +18,7 @@ from sqlmodel import Session, select
 from websockets.asyncio.client import connect
 
 from chumphae.alert.escalate import ClockOptions
+from chumphae.deliver import linehook
 from chumphae.deliver.linehook import new_link_code
 from chumphae.ingest.connection import IngestOptions
 from chumphae.models import Alert, ContactPoint
@@ -78,6 +79,11 @@ async def test_line_link_sos_once_then_ack_from_line(backend: LiveServer, site: 
         assert (r.status_code, r.json()) == (200, {"linked": 1, "acknowledged": 0, "ignored": 0})
         raw, headers = signed({"events": [event("message", message={"type": "text", "id": "2", "text": code})]})
         assert (await http.post(hook, content=raw, headers=headers)).json()["linked"] == 0  # one time only
+    # each event with a reply token is answered in LINE, Thai then English; the code is never echoed
+    await wait_for(lambda: len(fakes.line.replies) >= 2, "the replies to follow and link")
+    assert [(r["replyToken"], r["messages"][0]["text"]) for r in fakes.line.replies[:2]] == [
+        ("r1", linehook.REPLY_WELCOME), ("r2", linehook.REPLY_LINKED)]
+    assert "เชื่อมบัญชีแล้ว" in fakes.line.replies[1]["messages"][0]["text"]
     with Session(world.engine) as s:
         cp = s.exec(select(ContactPoint).where(ContactPoint.channel == "line")).one()
         assert (cp.user_id, cp.address, cp.active) == (world.users["caregiver"], LINE_USER, True)
@@ -132,6 +138,8 @@ async def test_line_link_sos_once_then_ack_from_line(backend: LiveServer, site: 
         raw, headers = signed({"events": [event("postback", replyToken="r3", postback={"data": postback})]})
         r = await http.post(hook, content=raw, headers=headers)
         assert r.json() == {"linked": 0, "acknowledged": 1, "ignored": 0}
+        await wait_for(lambda: any(x["replyToken"] == "r3" for x in fakes.line.replies), "the reply to the tap")
+        assert fakes.line.replies[-1]["messages"][0]["text"] == linehook.REPLY_TAKEN.format(id=alert.id)
         raw, headers = signed({"events": [event("postback", postback={"data": postback},
                                                 source={"type": "user", "userId": "U" + "z" * 32})]})
         assert (await http.post(hook, content=raw, headers=headers)).json()["ignored"] == 1  # nobody of ours

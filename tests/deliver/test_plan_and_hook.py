@@ -103,3 +103,29 @@ def test_webhook_refuses_bad_bodies_with_problems(client, monkeypatch: pytest.Mo
     assert (r.status_code, r.json()) == (200, {"linked": 0, "acknowledged": 0, "ignored": 0})
     r = client.post("/api/v1/line/webhook", content=raw, headers={"X-Line-Signature": line_signature(raw, "x")})
     assert r.status_code == 401 and LINE_SECRET not in r.text
+
+
+def test_each_event_with_a_reply_token_is_answered_in_thai_and_english(engine: Engine, world_on_engine: World) -> None:
+    w = world_on_engine
+    stranger = "U" + "2" * 32
+    with Session(engine) as s:
+        code = linehook.new_link_code(s, user_id=w.users["volunteer"], now=T0)
+        r = linehook.handle(s, {"events": [
+            ev("follow", replyToken="t1"),
+            ev("message", replyToken="t2", message={"type": "text", "text": "ABCD-EFGH"}),  # not a code of ours
+            ev("message", replyToken="t3", message={"type": "text", "text": code}),
+            ev("message", replyToken="t4", message={"type": "text", "text": "ขอบคุณค่ะ"}),  # linked, chatting
+            ev("postback", replyToken="t5", postback={"data": "ack=999999"}),
+            ev("postback", replyToken="t6", postback={"data": "ack=1"}, uid=stranger),
+            ev("message", message={"type": "text", "text": "no token, no reply"}, uid=stranger),
+            ev("unfollow", replyToken="t7"),
+        ]}, now=T0)
+        s.commit()
+    assert r.replies == [
+        ("t1", linehook.REPLY_WELCOME), ("t2", linehook.REPLY_BAD_CODE), ("t3", linehook.REPLY_LINKED),
+        ("t5", linehook.REPLY_NOT_TAKEN.format(id="999999")), ("t6", linehook.REPLY_NOT_LINKED)]
+    for _, text in r.replies:
+        thai, english = text.split("\n")
+        assert any("\u0e00" <= ch <= "\u0e7f" for ch in thai) and english.isascii()
+    assert code not in str(r.replies)
+    assert linehook.reply_body("t1", "x") == {"replyToken": "t1", "messages": [{"type": "text", "text": "x"}]}

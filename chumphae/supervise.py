@@ -17,7 +17,6 @@ a national ID, no bearer tokens).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import re
@@ -29,6 +28,21 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 _SECRETS = re.compile(r"\b(?:ch[a-z]_|Bearer\s+)\S+|\d{6,}")
+
+
+async def wait_up_to(awaitable: Awaitable[Any], seconds: float) -> bool:
+    """Await `awaitable` for at most `seconds`: True if it finished, False if the time ran out.
+
+    Use this rather than `asyncio.wait_for` in loops: on Python 3.11, a cancellation that arrives just as
+    the awaited thing finishes is swallowed by `wait_for`, and a loop that ends only by being cancelled
+    (an uplink sender, a feed socket) then runs on for ever and holds its stop (a hang seen in CI).
+    `asyncio.timeout` never loses a cancellation."""
+    try:
+        async with asyncio.timeout(seconds):
+            await awaitable
+    except TimeoutError:
+        return False
+    return True
 
 
 def short_error(exc: BaseException, limit: int = 120) -> str:
@@ -94,8 +108,7 @@ class Supervisor:
             if stop is None:
                 await asyncio.sleep(delay)
             else:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), delay)
+                await wait_up_to(stop.wait(), delay)
 
     def health(self) -> dict[str, Any]:
         """For a heartbeat: restarts per task, their total, and the last error (or None)."""

@@ -28,7 +28,7 @@ from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
 from bleak.exc import BleakError
 
-from chumphae.supervise import Supervisor
+from chumphae.supervise import Supervisor, wait_up_to
 from chumphae.timeutil import utcnow
 from chumphae.values import Advert
 
@@ -172,8 +172,7 @@ class Scanner:
                     await self.restart(reason)
             except Exception as e:  # noqa: BLE001 - keep trying: a gateway that stops scanning is dead
                 log.error("scanner down: %s", _reason(e))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), check_every_s)
+            await wait_up_to(stop.wait(), check_every_s)
         await self.stop()
 
     def health(self) -> dict[str, Any]:
@@ -211,9 +210,11 @@ class RadioSource:
         try:
             while True:
                 try:
-                    yield await asyncio.wait_for(self.scanner.queue.get(), self.idle_s)
+                    async with asyncio.timeout(self.idle_s):  # not wait_for: it can swallow a cancellation
+                        advert = await self.scanner.queue.get()
                 except TimeoutError:
-                    yield None
+                    advert = None
+                yield advert
         finally:
             self._stop.set()
             await asyncio.gather(task, return_exceptions=True)

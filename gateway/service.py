@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from chumphae.supervise import Supervisor
+from chumphae.supervise import Supervisor, wait_up_to
 from chumphae.values import Advert
 from gateway import __version__, siteconfig
 from gateway.basic import BasicDetector, ZoneMatcher
@@ -287,11 +287,8 @@ class Gateway:
         """Each second: try the disk again during a disk-full episode (then wake the uplink: what was
         held in memory is on disk now) and store the band counters accepted since the last time."""
         while True:
-            try:
-                await asyncio.wait_for(stop.wait(), every_s)
+            if await wait_up_to(stop.wait(), every_s):
                 return
-            except TimeoutError:
-                pass
             if self.outbox.disk_full and self.outbox.recover() and self.uplink is not None:
                 self.uplink.notify()
             self.save_counters()
@@ -299,11 +296,8 @@ class Gateway:
     async def _poll_config(self, stop: asyncio.Event) -> None:
         """The safety net under `config_changed` (a push lost while the socket was down)."""
         while True:
-            try:
-                await asyncio.wait_for(stop.wait(), self.settings.config_poll_s)
+            if await wait_up_to(stop.wait(), self.settings.config_poll_s):
                 return
-            except TimeoutError:
-                pass
             try:
                 await self.refresh_config()
             except Exception:  # noqa: BLE001 - a bad poll must not end the gateway; the next one retries

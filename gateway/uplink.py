@@ -23,7 +23,6 @@ backend's storage is unavailable) is not the message's fault: back off
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import random
@@ -35,7 +34,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from chumphae.supervise import short_error
+from chumphae.supervise import short_error, wait_up_to
 from gateway.queue import Outbox, envelope
 
 log = logging.getLogger(__name__)
@@ -131,8 +130,7 @@ class Uplink:
             self._judge_head(code)
             delay = backoff * random.uniform(0.8, 1.2)
             log.warning("uplink down (%s); retrying in %.1f s", self.stats.last_error, delay)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
+            await wait_up_to(stop.wait(), delay)
             backoff = min(self.backoff_max_s, backoff * 2.0)
 
     def _judge_head(self, code: int | None) -> None:
@@ -153,8 +151,8 @@ class Uplink:
     async def _session(self, ws: ClientConnection, stop: asyncio.Event) -> None:
         in_flight: dict[str, float] = {}  # id → when sent (monotonic)
         # bounded: a backend that stopped reading must not hold the uplink (or its stop) for ever
-        await asyncio.wait_for(ws.send(envelope(_uuid(), "hello", self.outbox.next_seq(), self.hello())),
-                               self.ack_timeout_s)
+        async with asyncio.timeout(self.ack_timeout_s):
+            await ws.send(envelope(_uuid(), "hello", self.outbox.next_seq(), self.hello()))
         tasks = [
             asyncio.create_task(self._reader(ws, in_flight)),
             asyncio.create_task(self._sender(ws, in_flight)),
@@ -192,8 +190,7 @@ class Uplink:
                 raise TimeoutError(f"no ack for {self.ack_timeout_s:.0f} s")
             if not sent or room <= 0:
                 self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), 0.5)
+                await wait_up_to(self._wake.wait(), 0.5)
 
     async def _reader(self, ws: ClientConnection, in_flight: dict[str, float]) -> None:
         async for raw in ws:

@@ -58,6 +58,7 @@ from chumphae.feed import log as feed_log
 from chumphae.feed.fanout import Hub
 from chumphae.i18n import t as translate
 from chumphae.models import User
+from chumphae.supervise import wait_up_to
 from chumphae.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -264,8 +265,7 @@ class FeedSocket:
                     await self._resync()
                     continue
                 self.freed.clear()
-                with contextlib.suppress(TimeoutError):  # until the sender frees a place
-                    await asyncio.wait_for(self.freed.wait(), min(o.stall_s, 0.05))
+                await wait_up_to(self.freed.wait(), min(o.stall_s, 0.05))  # until the sender frees a place
                 continue
             wake.clear()  # cleared before reading: a commit after the read wakes us again
             limit = min(room, o.batch)
@@ -278,8 +278,7 @@ class FeedSocket:
                 self.queue.put_nowait((time.monotonic(), frame))
             if len(batch) == limit:
                 continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), o.poll_s)
+            await wait_up_to(wake.wait(), o.poll_s)
 
     async def _alerts_ahead(self) -> None:
         """Alert rows beyond the positions still queued: read them now and send them first."""

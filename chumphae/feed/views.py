@@ -53,7 +53,8 @@ async def _close(ws: WebSocket, code: int, reason: str, frame: dict[str, Any] | 
 async def _first_message(ws: WebSocket, timeout_s: float) -> FeedAuth | None | str:
     """The `auth` message; None if absent or not one; 'bad' if it is not even an auth-shaped message."""
     try:
-        text = await asyncio.wait_for(receive_text_frame(ws), timeout_s)
+        async with asyncio.timeout(timeout_s):  # not wait_for: it can swallow a cancellation (3.11)
+            text = await receive_text_frame(ws)
     except (TimeoutError, WebSocketDisconnect):
         return None
     if text is None or len(text) > FEED_MESSAGE_MAX:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import Engine
 
-from chumphae.supervise import Supervisor, short_error
+from chumphae.supervise import Supervisor, short_error, wait_up_to
 from chumphae.values import Detection, Match, Position, Reading
 from gateway import siteconfig
 from gateway.config import GatewaySettings
@@ -152,3 +152,30 @@ async def test_backend_alert_clock_is_restarted_when_it_dies(app_engine: Engine,
         assert sup.restarts["alert-clock"] == 1
         assert sup.health()["last_error"] == "alert-clock: RuntimeError: clock died (a test)"
         assert not sup.tasks["alert-clock"].done()  # running again
+
+
+@pytest.mark.parametrize("finished", [True, False], ids=["awaited-thing-finishing", "waiting"])
+async def test_a_loop_on_wait_up_to_stops_when_cancelled_even_as_its_wait_ends(finished: bool) -> None:
+    """The race that hung uplinks and a scenario run in CI: the cancel lands in the same turn as the awaited
+    event is set. `asyncio.wait_for` (3.11) swallows that cancel, so a `while True` loop never ends;
+    `wait_up_to` passes it on."""
+    event = asyncio.Event()
+    turns = 0
+
+    async def loop() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await wait_up_to(event.wait(), 0.5)
+            event.clear()
+
+    task = asyncio.create_task(loop())
+    await asyncio.sleep(0.01)
+    if finished:
+        event.set()
+    task.cancel()
+    done, _ = await asyncio.wait([task], timeout=2)
+    assert done == {task} and task.cancelled(), "the loop ran on after its cancel"
+    assert turns == 1
+    assert await wait_up_to(asyncio.sleep(0), 1) is True
+    assert await wait_up_to(asyncio.Event().wait(), 0.01) is False

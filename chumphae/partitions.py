@@ -16,12 +16,12 @@ days ago), and `ensure` creates the days ahead (today + `AHEAD_DAYS`) and
 yesterday. When a day is created while the default partition holds rows of
 it, they are moved into the new partition in the same transaction.
 
-Old data goes whole days at a time: `drop_before` drops the partitions that
-end at or before the retention cutoff (a row is kept at most one day longer
+Old data goes whole days at a time: the partitions that end at or before the
+retention cutoff are dropped (`old_days`, `drop_day`) (a row is kept at most one day longer
 than configured), and rows in the default partition older than the cutoff
 are deleted by the caller (chumphae/retention.py). Every DDL statement here
-runs with a short `lock_timeout`, so the job gives up (and retries at the
-next run) rather than queue the ingest path behind it.
+runs with a short `lock_timeout`, so the job gives up (and tries again
+later) rather than queue the ingest path behind it for long.
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ log = logging.getLogger(__name__)
 # Partitioned table → its partition column.
 PARTITIONED: dict[str, str] = {"position": "t", "feed_event": "t", "audit_log": "t"}
 AHEAD_DAYS = 3
-LOCK_TIMEOUT = "5s"
+LOCK_TIMEOUT = "2s"  # making a day: blocks only inserts routed to the default partition
+DROP_LOCK_TIMEOUT = "200ms"  # dropping a day: inserts into the table wait behind it
 _NAME = re.compile(r"^(?P<table>[a-z_]+)_(?:p(?P<day>\d{8})|default)$")
 
 
@@ -128,17 +129,21 @@ def ensure(conn: Connection, table: str, *, today: date | None = None, ahead: in
     return made
 
 
-def drop_before(conn: Connection, table: str, cutoff: datetime) -> dict[str, int]:
-    """Drop the daily partitions that end at or before `cutoff`: partition name → rows it held."""
-    dropped = {}
-    for d in days(conn, table):
-        if bangkok_day_bounds(d.day)[1] > cutoff:
-            break
-        conn.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
-        rows = int(conn.execute(text(f"SELECT count(*) FROM {_q(d.name)}")).scalar_one())
-        conn.execute(text(f"DROP TABLE {_q(d.name)}"))
-        dropped[d.name] = rows
-    return dropped
+def old_days(conn: Connection, table: str, cutoff: datetime) -> list[Day]:
+    """The daily partitions that end at or before `cutoff`, oldest first."""
+    return [d for d in days(conn, table) if bangkok_day_bounds(d.day)[1] <= cutoff]
+
+
+def drop_day(conn: Connection, day: Day) -> int:
+    """Drop one daily partition; the rows it held.
+
+    DROP takes an ACCESS EXCLUSIVE lock on the parent table: while it waits for that lock, inserts queue
+    behind it, so it waits at most `DROP_LOCK_TIMEOUT` and the caller tries again later.
+    """
+    conn.execute(text(f"SET LOCAL lock_timeout = '{DROP_LOCK_TIMEOUT}'"))
+    rows = int(conn.execute(text(f"SELECT count(*) FROM {_q(day.name)}")).scalar_one())
+    conn.execute(text(f"DROP TABLE {_q(day.name)}"))
+    return rows
 
 
 def delete_default_before(conn: Connection, table: str, cutoff: datetime, *, batch: int) -> int:

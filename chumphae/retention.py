@@ -3,8 +3,8 @@
 A province's day is millions of positions and gateway message ids; kept for
 ever they grow without bound. `CHUMPHAE_RETENTION_*_DAYS` say how long each
 kind is kept (0 keeps it for ever). The job runs hourly in the backend's
-lifespan; of several processes on one PostgreSQL database only the holder of
-an advisory lock runs it. Deletes go in batches of `BATCH` rows, each its own
+lifespan; of several processes on one PostgreSQL database (schema) only the
+holder of an advisory lock runs it. Deletes go in batches of `BATCH` rows, each its own
 transaction, so the hot path never waits long on a lock.
 
 On PostgreSQL, positions, feed rows and audit rows are partitioned by
@@ -25,14 +25,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+import zlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Column, Table, delete, select
+from sqlalchemy import Column, Table, delete, select, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from chumphae import partitions
 from chumphae.config import Settings
@@ -45,6 +47,9 @@ log = logging.getLogger(__name__)
 RETENTION_LOCK_KEY = 4005_0004
 BATCH = 5_000
 EVERY_S = 3_600.0
+DROP_TRIES = 10
+DROP_PAUSE_S = 2.0
+LOCK_NOT_AVAILABLE = "55P03"  # SQLSTATE of a lock_timeout
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +89,7 @@ def prune(engine: Engine, settings: Settings, *, now: datetime | None = None,
     now = now or utcnow()
     limits = cutoffs(settings, now)
     deleted: dict[str, int] = {}
-    with one_process(engine, RETENTION_LOCK_KEY) as mine:
+    with one_process(engine, lock_key(engine)) as mine:
         if not mine:
             return deleted
         for kind in kinds():
@@ -101,11 +106,7 @@ def prune(engine: Engine, settings: Settings, *, now: datetime | None = None,
                 continue
             total = 0
             if partitioned:
-                with engine.begin() as conn:
-                    dropped = partitions.drop_before(conn, kind.table.name, cutoff)
-                for name, rows in dropped.items():
-                    log.info("retention: partition %s dropped (%d rows)", name, rows)
-                total += sum(dropped.values())
+                total += _drop_days(engine, kind.table.name, cutoff)
             while True:
                 with engine.begin() as conn:
                     if partitioned:
@@ -120,6 +121,44 @@ def prune(engine: Engine, settings: Settings, *, now: datetime | None = None,
             if total:
                 log.info("retention: %d %s rows older than %s removed", total, kind.name, cutoff.date())
     return deleted
+
+
+def lock_key(engine: Engine) -> int:
+    """The job's advisory lock: one per PostgreSQL schema (advisory locks are per database, and installations
+    or test runs may share a database in schemas of their own); `RETENTION_LOCK_KEY` on SQLite."""
+    if engine.dialect.name != "postgresql":
+        return RETENTION_LOCK_KEY
+    with engine.connect() as conn:
+        schema = str(conn.execute(text("SELECT current_schema()")).scalar())
+    return RETENTION_LOCK_KEY * 2**32 + zlib.crc32(schema.encode())
+
+
+def _drop_days(engine: Engine, table: str, cutoff: datetime) -> int:
+    """Drop the days of `table` wholly older than `cutoff`, each in its own transaction; rows they held.
+
+    A drop that cannot have its lock within the short timeout is tried again `DROP_TRIES` times, `DROP_PAUSE_S`
+    apart, then left to the next run."""
+    with engine.connect() as conn:
+        old = partitions.old_days(conn, table, cutoff)
+    total = 0
+    for day in old:
+        for attempt in range(DROP_TRIES):
+            try:
+                with engine.begin() as conn:
+                    rows = partitions.drop_day(conn, day)
+            except OperationalError as exc:
+                if getattr(exc.orig, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+                    raise
+                if attempt == DROP_TRIES - 1:
+                    log.warning("retention: partition %s not dropped (its table stayed busy); next run retries",
+                                day.name)
+                    return total
+                time.sleep(DROP_PAUSE_S)
+                continue
+            log.info("retention: partition %s dropped (%d rows)", day.name, rows)
+            total += rows
+            break
+    return total
 
 
 def _partitioned(engine: Engine, table: str) -> bool:

@@ -15,7 +15,7 @@ from chumphae import partitions
 from chumphae.config import Settings
 from chumphae.db import alembic_config, one_process, upgrade
 from chumphae.models import AuditLog, FeedEvent, PositionRecord
-from chumphae.retention import RETENTION_LOCK_KEY, prune
+from chumphae.retention import lock_key, prune
 from chumphae.timeutil import bangkok_day_bounds, utcnow
 from tests.factories import make_patient
 
@@ -140,7 +140,7 @@ def test_retention_drops_whole_old_days_and_one_process_runs_it(pg_schema_engine
                   edge_start, NOW]:
             _add(conn, pid, t)
 
-    with one_process(engine, RETENTION_LOCK_KEY) as first:  # another process holds the job: nothing happens
+    with one_process(engine, lock_key(engine)) as first:  # another process holds the job: nothing happens
         assert first
         assert prune(engine, settings, now=NOW) == {}
         with engine.connect() as conn:
@@ -173,9 +173,32 @@ def test_partition_bounds_are_bangkok_midnights(pg_schema_engine: Engine) -> Non
     day = partitions.bangkok_day(NOW)
     with engine.connect() as conn:
         conn.execute(text("SET TimeZone = 'UTC'"))  # how the bound is shown, not what it is
-        bound = conn.execute(text("SELECT pg_get_expr(relpartbound, oid) FROM pg_class WHERE relname = :n"),
+        bound = conn.execute(text("SELECT pg_get_expr(relpartbound, oid) FROM pg_class WHERE oid = to_regclass(:n)"),
                              {"n": partitions.day_name("position", day)}).scalar_one()
     lo, hi = bangkok_day_bounds(day)
     assert lo.astimezone(UTC).hour == 17  # 00:00+07
     assert f"'{lo.astimezone(UTC):%Y-%m-%d %H:%M:%S}+00'" in bound
     assert f"'{hi.astimezone(UTC):%Y-%m-%d %H:%M:%S}+00'" in bound
+
+
+def test_a_drop_that_cannot_have_its_lock_waits_for_the_next_run(pg_schema_engine: Engine,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from chumphae import retention
+
+    engine = pg_schema_engine
+    upgrade(engine)
+    pid = _patient(engine)
+    old = NOW - timedelta(days=40)
+    with engine.begin() as conn:
+        partitions.create_day(conn, "position", partitions.bangkok_day(old))
+        _add(conn, pid, old)
+    monkeypatch.setattr(retention, "DROP_TRIES", 2)
+    monkeypatch.setattr(retention, "DROP_PAUSE_S", 0.0)
+    settings = Settings(retention_positions_days=30, retention_feed_days=0, retention_messages_days=0)
+    with engine.connect() as reader:  # a long read of positions: the drop must not queue inserts behind it
+        reader.execute(text("SELECT count(*) FROM position"))
+        assert prune(engine, settings, now=NOW)["positions"] == 0
+        with engine.connect() as conn:
+            assert partitions.bangkok_day(old) in {d.day for d in partitions.days(conn, "position")}
+        reader.rollback()
+    assert prune(engine, settings, now=NOW)["positions"] == 1

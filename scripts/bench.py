@@ -89,6 +89,12 @@ BENCHES: list[Bench] = [
         Goal("daily summary, 2,000 patients × a day of positions, PostgreSQL", "sql_s", 10,
              higher_is_better=False, unit=" s", floor_key="baseline_s", floor_label="rows into Python"),
     ], needs_pg=True, timeout_s=420.0),
+    Bench("partitions", lambda a: _py("bench_partitions.py", "--url", a.pg_url, "--runs", "3", "--rows", "20000"), [
+        Goal("positions insert into daily partitions (batches of 256)", "insert_partitioned_per_s", None, unit="/s",
+             floor_key="insert_plain_per_s", floor_label="plain table"),
+        Goal("retention: remove a day of 200,000 positions, DROP partition", "prune_drop_s", None,
+             higher_is_better=False, unit=" s", floor_key="prune_delete_s", floor_label="batched DELETE"),
+    ], needs_pg=True, timeout_s=240.0),
     Bench("delivery", lambda a: _py("bench_delivery.py", "--runs", "3", "--patients", "60"), [
         Goal("delivery: notices duplicated with providers failing 30 %", "duplicated", 0, higher_is_better=False),
         Goal("delivery: notices lost", "lost", 0, higher_is_better=False),

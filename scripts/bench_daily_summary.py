@@ -25,6 +25,7 @@ from pathlib import Path
 from sqlalchemy import insert, select, text
 from sqlmodel import Session
 
+from chumphae import partitions
 from chumphae.db import make_engine, upgrade
 from chumphae.models import Alert, Patient, PositionRecord
 from chumphae.report.daily import GAP_S, M_PER_DEG_LAT, M_PER_DEG_LON, MAX_WALK_M_S, daily_summary
@@ -124,6 +125,8 @@ def main() -> None:
     ap.add_argument("--patients", type=int, default=60)
     ap.add_argument("--every", type=int, default=15, help="seconds between positions")
     ap.add_argument("--url", default=None, help="postgresql://… (a fresh schema is made and dropped)")
+    ap.add_argument("--revision", default="head",
+                    help="schema revision (0004: PostgreSQL's position table not yet partitioned by day)")
     ap.add_argument("--keep", default=None, help="PostgreSQL: fill this schema once and keep it (re-runs reuse it)")
     args = ap.parse_args()
     schema = None
@@ -139,7 +142,10 @@ def main() -> None:
     else:
         engine = make_engine(f"sqlite:///{Path(tempfile.mkdtemp()) / 'bench.db'}")
     try:
-        upgrade(engine)
+        upgrade(engine, args.revision)
+        with engine.begin() as conn:  # the day's own partition, as the retention job makes it for today's
+            if partitions.is_partitioned(conn, "position") and DAY not in {d.day for d in partitions.days(conn, "position")}:
+                partitions.create_day(conn, "position", DAY)
         t0 = time.perf_counter()
         if fresh:
             n = fill(engine, args.patients, args.every)

@@ -13,7 +13,7 @@ from sqlmodel import Session
 from chumphae.config import Settings
 from chumphae.db import one_process
 from chumphae.models import AuditLog, FeedEvent, Gateway, IngestedMessage, PositionRecord
-from chumphae.retention import RETENTION_LOCK_KEY, prune
+from chumphae.retention import lock_key, prune
 from tests.factories import make_patient
 
 NOW = datetime(2026, 6, 1, 5, 0, tzinfo=UTC)
@@ -75,7 +75,7 @@ def test_one_process_runs_the_job_on_postgres(pg_schema_engine: Engine) -> None:
     upgrade(pg_schema_engine)
     _fill(pg_schema_engine, old=4, young=1)
     settings = Settings(retention_positions_days=400)
-    with one_process(pg_schema_engine, RETENTION_LOCK_KEY) as first:  # another process holds the job
+    with one_process(pg_schema_engine, lock_key(pg_schema_engine)) as first:  # another process holds the job
         assert first
         assert prune(pg_schema_engine, settings, now=NOW) == {}
         assert _count(pg_schema_engine, PositionRecord) == 5

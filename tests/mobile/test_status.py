@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from chumphae.alert.service import AlertInput, raise_alert
@@ -114,3 +115,24 @@ def test_positions_by_time_in_pages(client: TestClient, mapped: World) -> None:
     assert client.get(url, params={"source": "gps"}, headers=h).json()["total"] == 1
     r = client.get(url, params={"source": "radar"}, headers={**h, "Accept-Language": "en"})
     assert r.status_code == 422 and r.json()["title"] == "The request is not valid."
+
+
+def test_newest_position_per_patient_on_both_databases(engine: Engine) -> None:
+    """The newest by time (not by id), the higher id on a tie, across days (PostgreSQL: day partitions),
+    and nothing for a patient never heard."""
+    from chumphae.patients.status import _newest_positions
+    from tests.conftest import build_world
+
+    world = build_world(engine)
+    now = utcnow()
+    a, b = world.own_patient, world.other_patient
+    rows = [(a, now - timedelta(days=3), 1.0), (a, now - timedelta(minutes=5), 2.0),  # a's newest
+            (a, now - timedelta(days=1), 3.0), (b, now - timedelta(hours=2), 4.0),
+            (b, now - timedelta(hours=2), 5.0), (b, now - timedelta(days=2), 6.0)]  # b: a tie, the later id
+    with Session(engine) as s:
+        for pid, t, lat in rows:
+            s.add(PositionRecord(patient_id=pid, t=t, lat=lat, lon=102.1, uncertainty_m=10.0))
+            s.flush()
+        s.commit()
+        got = _newest_positions(s, [a, b, 999_999])
+    assert {pid: r.lat for pid, r in got.items()} == {a: 2.0, b: 5.0}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import orjson
 from sqlalchemy import event, func, insert, or_, text
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col, select
@@ -52,13 +53,49 @@ def append_many(session: Session, rows: Sequence[tuple[str, int | None, dict[str
     if not rows:
         return
     if session.get_bind().dialect.name == "postgresql":
-        session.exec(text("SELECT pg_advisory_xact_lock(:k), pg_notify(:c, '')")  # type: ignore[call-overload]
-                     .bindparams(k=PG_LOCK_KEY, c=PG_CHANNEL))
+        # The lock, the wake-up and the rows in one round trip; the rows as array parameters (JSON as text).
+        session.connection().exec_driver_sql(_APPEND_MANY_PG_SQL, _append_many_params(rows))
+        session.info[DIRTY] = True
+        return
     now = utcnow()
     table = FeedEvent.__table__  # type: ignore[attr-defined]
     session.execute(insert(table), [{"t": now, "kind": kind, "patient_id": patient_id, "payload": payload}
                                     for kind, patient_id, payload in rows])
     session.info[DIRTY] = True
+
+
+def append_many_and_commit(session: Session, rows: Sequence[tuple[str, int | None, dict[str, object]]]) -> None:
+    """`append_many` as the transaction's last statement, then commit.
+
+    On PostgreSQL the append (lock, notify, rows) and the `COMMIT` go to the
+    server in one pipeline, one round trip: the writers' lock is held for the
+    server's own time only (insert, WAL flush), never while this thread
+    waits for the interpreter between two statements.
+    """
+    if not rows or session.get_bind().dialect.name != "postgresql":
+        append_many(session, rows)
+        session.commit()
+        return
+    session.flush()
+    driver = session.connection().connection.driver_connection
+    assert driver is not None
+    with driver.pipeline():
+        driver.execute(_APPEND_MANY_PG_SQL, _append_many_params(rows))
+        driver.commit()
+    session.info[DIRTY] = True
+    session.commit()  # the driver's transaction is over: this ends the session's (and wakes the feed)
+
+
+def _append_many_params(rows: Sequence[tuple[str, int | None, dict[str, object]]]) -> tuple[object, ...]:
+    return (PG_LOCK_KEY, PG_CHANNEL, utcnow(), [kind for kind, _, _ in rows], [pid for _, pid, _ in rows],
+            [orjson.dumps(payload).decode() for _, _, payload in rows])
+
+
+_APPEND_MANY_PG_SQL = (
+    "WITH locked AS (SELECT pg_advisory_xact_lock(%s), pg_notify(%s, '')) "
+    "INSERT INTO feed_event (t, kind, patient_id, payload) "
+    "SELECT %s, u.k, u.p, u.j::json FROM locked, unnest(%s::text[], %s::int[], %s::text[]) "
+    "WITH ORDINALITY AS u(k, p, j, n) ORDER BY u.n")
 
 
 def latest_cursor(session: Session) -> int:

@@ -407,9 +407,13 @@ def _positions(session: Session, gateway_id: int, items: list[tuple[Message, Ban
                                                      description_en=place.description_en if place else None)}
     seen = sorted(band_t.items())  # bands locked in id order by every batch (no deadlock between batches)
     if session.get_bind().dialect.name == "postgresql":
-        # One statement each, every column as one array parameter: no per-row parameter binding in Python.
+        # Positions by COPY (rows formatted by the driver's C code), the bands in one statement.
         conn = session.connection()
-        conn.exec_driver_sql(_POSITIONS_PG_SQL, tuple([r[c] for r in rows] for c in _POSITION_COLUMNS))
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        with driver.cursor() as cur, cur.copy(_POSITIONS_PG_COPY) as copy:
+            for r in rows:
+                copy.write_row(tuple(r[c] for c in _POSITION_COLUMNS))
         conn.exec_driver_sql(_BANDS_SEEN_PG_SQL, (gateway_id, [b for b, _ in seen], [t for _, t in seen]))
     else:
         session.connection().execute(insert(PositionRecord.__table__), rows)  # type: ignore[attr-defined]
@@ -423,16 +427,10 @@ def _positions(session: Session, gateway_id: int, items: list[tuple[Message, Ban
     return [("position", pid, payload) for pid, payload in latest.items()]
 
 
-_POSITION_TYPES = (
-    ("patient_id", "int"), ("band_id", "int"), ("gateway_id", "int"), ("t", "timestamptz"), ("lat", "float8"),
-    ("lon", "float8"), ("uncertainty_m", "float8"), ("source", "text"), ("in_coverage", "bool"),
-    ("zone_status", "text"), ("zone_version", "int"), ("distance_to_boundary_m", "float8"),
-    ("parcel_code", "text"), ("building_code", "text"), ("worn", "bool"), ("battery_pct", "float8"),
-    ("received_at", "timestamptz"))
-_POSITIONS_PG_SQL = (
-    f'INSERT INTO "position" ({", ".join(c for c, _ in _POSITION_TYPES)}) '
-    f'SELECT * FROM unnest({", ".join(f"%s::{t}[]" for _, t in _POSITION_TYPES)})')
-_POSITION_COLUMNS = tuple(c for c, _ in _POSITION_TYPES)
+_POSITION_COLUMNS = ("patient_id", "band_id", "gateway_id", "t", "lat", "lon", "uncertainty_m", "source",
+                     "in_coverage", "zone_status", "zone_version", "distance_to_boundary_m", "parcel_code",
+                     "building_code", "worn", "battery_pct", "received_at")
+_POSITIONS_PG_COPY = f'COPY "position" ({", ".join(_POSITION_COLUMNS)}) FROM STDIN'
 # The band's last_seen_at moves only forward (per-band order kept across connections and processes).
 _BANDS_SEEN_PG_SQL = (
     "UPDATE wristband AS w SET last_seen_at = v.seen, last_gateway_id = %s "

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import orjson
-from sqlalchemy import event, func, insert, or_, text
+from sqlalchemy import event, func, insert, or_
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col, select
 
@@ -33,10 +33,15 @@ def append(session: Session, *, kind: str, patient_id: int | None,
            payload: dict[str, object]) -> FeedEvent:
     """Add one feed row to the session's transaction; its id (the cursor) is known after flush."""
     if session.get_bind().dialect.name == "postgresql":
-        # Taken on every append (re-taking a held lock is cheap): a savepoint rolled
-        # back may have released an earlier one.
-        session.exec(text("SELECT pg_advisory_xact_lock(:k), pg_notify(:c, '')")  # type: ignore[call-overload]
-                     .bindparams(k=PG_LOCK_KEY, c=PG_CHANNEL))
+        # The lock is taken on every append (re-taking a held lock is cheap): a savepoint rolled back
+        # may have released an earlier one. Lock, wake-up and row in one round trip; the row returned
+        # is not added to the session (it is never changed).
+        session.flush()  # the session's pending rows first (an alert's history row)
+        now = utcnow()
+        new_id = session.connection().exec_driver_sql(
+            _APPEND_PG_SQL, (PG_LOCK_KEY, PG_CHANNEL, now, kind, patient_id, orjson.dumps(payload).decode())).scalar_one()
+        session.info[DIRTY] = True
+        return FeedEvent(id=new_id, t=now, kind=kind, patient_id=patient_id, payload=payload)
     row = FeedEvent(kind=kind, patient_id=patient_id, payload=payload)
     session.add(row)
     session.flush()
@@ -91,6 +96,9 @@ def _append_many_params(rows: Sequence[tuple[str, int | None, dict[str, object]]
             [orjson.dumps(payload).decode() for _, _, payload in rows])
 
 
+_APPEND_PG_SQL = (
+    "WITH locked AS (SELECT pg_advisory_xact_lock(%s), pg_notify(%s, '')) "
+    "INSERT INTO feed_event (t, kind, patient_id, payload) SELECT %s, %s, %s, %s::json FROM locked RETURNING id")
 _APPEND_MANY_PG_SQL = (
     "WITH locked AS (SELECT pg_advisory_xact_lock(%s), pg_notify(%s, '')) "
     "INSERT INTO feed_event (t, kind, patient_id, payload) "

@@ -231,7 +231,10 @@ async def _send(ws: WebSocket, frame: dict[str, object]) -> None:
     """One writer at a time per socket (the reader's errors, the acks and the config watcher share it)."""
     lock = _locks.setdefault(id(ws), asyncio.Lock())
     async with lock:
-        await ws.send_text(orjson.dumps(frame).decode())
+        try:
+            await ws.send_text(orjson.dumps(frame).decode())
+        except (RuntimeError, OSError) as exc:  # the gateway has gone (it re-sends what was not acked)
+            raise WebSocketDisconnect(1006) from exc
 
 
 class _Session:

@@ -24,7 +24,7 @@ whichever first, and prints a final `SUMMARY ...` line.
 
 Usage: .venv/bin/python scripts/load_gateways.py [--bands 5000] [--gateways 100] [--duration 20]
        [--rate 0] [--sos-every-s 0.2] [--db sqlite|postgresql] [--url postgresql://postgres@127.0.0.1:5432/test]
-       [--seed rest|direct]
+       [--seed rest|direct] [--workers 1]
 """
 
 from __future__ import annotations
@@ -272,6 +272,7 @@ def main() -> None:
     ap.add_argument("--window", type=int, default=256)
     ap.add_argument("--sos-every-s", type=float, default=0.2)
     ap.add_argument("--runs", type=int, default=1, help="streaming runs against the same seeded backend")
+    ap.add_argument("--workers", type=int, default=1, help="backend processes (`chumphae serve --workers N`, PostgreSQL)")
     ap.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
     ap.add_argument("--url", default="postgresql://postgres@127.0.0.1:5432/test")
     ap.add_argument("--seed", choices=("rest", "direct"), default="rest",
@@ -296,7 +297,7 @@ def main() -> None:
     try:
         subprocess.run([*CHUMPHAE, "db", "upgrade"], env=env, cwd=ROOT, check=True, capture_output=True, timeout=300)
         seeded = run_python(SEED_GATEWAYS, env, str(args.gateways))
-        proc = subprocess.Popen([*CHUMPHAE, "serve"], env=env, cwd=ROOT)
+        proc = subprocess.Popen([*CHUMPHAE, "serve", "--workers", str(args.workers)], env=env, cwd=ROOT)
         deadline = time.monotonic() + 120
         while True:
             try:
@@ -331,7 +332,7 @@ def main() -> None:
                   f"SOS → feed p50 {res['sos_p50']:.0f} ms p99 {res['sos_p99']:.0f} ms max {res['sos_max']:.0f} ms "
                   f"({res['sos_seen']}/{res['sos_sent']} seen)")
         med = {k: statistics.median(x[k] for x in results) for k in ("acked_per_s", "sos_p50", "sos_p99")}
-        print(f"SUMMARY db={args.db} bands={args.bands} gateways={args.gateways} runs={args.runs} "
+        print(f"SUMMARY db={args.db} bands={args.bands} gateways={args.gateways} workers={args.workers} runs={args.runs} "
               f"acked_per_s={med['acked_per_s']:.0f} sos_feed_p50_ms={med['sos_p50']:.0f} "
               f"sos_feed_p99_ms={med['sos_p99']:.0f} sos_seen={sum(x['sos_seen'] for x in results)}/"
               f"{sum(x['sos_sent'] for x in results)}")

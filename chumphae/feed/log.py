@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import event, func, insert, or_, text
+import orjson
+from sqlalchemy import event, func, insert, or_
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col, select
 
@@ -32,10 +33,15 @@ def append(session: Session, *, kind: str, patient_id: int | None,
            payload: dict[str, object]) -> FeedEvent:
     """Add one feed row to the session's transaction; its id (the cursor) is known after flush."""
     if session.get_bind().dialect.name == "postgresql":
-        # Taken on every append (re-taking a held lock is cheap): a savepoint rolled
-        # back may have released an earlier one.
-        session.exec(text("SELECT pg_advisory_xact_lock(:k), pg_notify(:c, '')")  # type: ignore[call-overload]
-                     .bindparams(k=PG_LOCK_KEY, c=PG_CHANNEL))
+        # The lock is taken on every append (re-taking a held lock is cheap): a savepoint rolled back
+        # may have released an earlier one. Lock, wake-up and row in one round trip; the row returned
+        # is not added to the session (it is never changed).
+        session.flush()  # the session's pending rows first (an alert's history row)
+        now = utcnow()
+        new_id = session.connection().exec_driver_sql(
+            _APPEND_PG_SQL, (PG_LOCK_KEY, PG_CHANNEL, now, kind, patient_id, orjson.dumps(payload).decode())).scalar_one()
+        session.info[DIRTY] = True
+        return FeedEvent(id=new_id, t=now, kind=kind, patient_id=patient_id, payload=payload)
     row = FeedEvent(kind=kind, patient_id=patient_id, payload=payload)
     session.add(row)
     session.flush()
@@ -52,13 +58,52 @@ def append_many(session: Session, rows: Sequence[tuple[str, int | None, dict[str
     if not rows:
         return
     if session.get_bind().dialect.name == "postgresql":
-        session.exec(text("SELECT pg_advisory_xact_lock(:k), pg_notify(:c, '')")  # type: ignore[call-overload]
-                     .bindparams(k=PG_LOCK_KEY, c=PG_CHANNEL))
+        # The lock, the wake-up and the rows in one round trip; the rows as array parameters (JSON as text).
+        session.connection().exec_driver_sql(_APPEND_MANY_PG_SQL, _append_many_params(rows))
+        session.info[DIRTY] = True
+        return
     now = utcnow()
     table = FeedEvent.__table__  # type: ignore[attr-defined]
     session.execute(insert(table), [{"t": now, "kind": kind, "patient_id": patient_id, "payload": payload}
                                     for kind, patient_id, payload in rows])
     session.info[DIRTY] = True
+
+
+def append_many_and_commit(session: Session, rows: Sequence[tuple[str, int | None, dict[str, object]]]) -> None:
+    """`append_many` as the transaction's last statement, then commit.
+
+    On PostgreSQL the append (lock, notify, rows) and the `COMMIT` go to the
+    server in one pipeline, one round trip: the writers' lock is held for the
+    server's own time only (insert, WAL flush), never while this thread
+    waits for the interpreter between two statements.
+    """
+    if not rows or session.get_bind().dialect.name != "postgresql":
+        append_many(session, rows)
+        session.commit()
+        return
+    session.flush()
+    driver = session.connection().connection.driver_connection
+    assert driver is not None
+    with driver.pipeline():
+        driver.execute(_APPEND_MANY_PG_SQL, _append_many_params(rows))
+        driver.commit()
+    session.info[DIRTY] = True
+    session.commit()  # the driver's transaction is over: this ends the session's (and wakes the feed)
+
+
+def _append_many_params(rows: Sequence[tuple[str, int | None, dict[str, object]]]) -> tuple[object, ...]:
+    return (PG_LOCK_KEY, PG_CHANNEL, utcnow(), [kind for kind, _, _ in rows], [pid for _, pid, _ in rows],
+            [orjson.dumps(payload).decode() for _, _, payload in rows])
+
+
+_APPEND_PG_SQL = (
+    "WITH locked AS (SELECT pg_advisory_xact_lock(%s), pg_notify(%s, '')) "
+    "INSERT INTO feed_event (t, kind, patient_id, payload) SELECT %s, %s, %s, %s::json FROM locked RETURNING id")
+_APPEND_MANY_PG_SQL = (
+    "WITH locked AS (SELECT pg_advisory_xact_lock(%s), pg_notify(%s, '')) "
+    "INSERT INTO feed_event (t, kind, patient_id, payload) "
+    "SELECT %s, u.k, u.p, u.j::json FROM locked, unnest(%s::text[], %s::int[], %s::text[]) "
+    "WITH ORDINALITY AS u(k, p, j, n) ORDER BY u.n")
 
 
 def latest_cursor(session: Session) -> int:

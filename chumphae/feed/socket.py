@@ -17,8 +17,9 @@ The database is the buffer: the producer reads only as much as the queue has
 room for. The queue has two lanes: alert and control frames leave before any
 queued position frame (a care manager's feed carries every position; an SOS
 must not wait behind them); each lane keeps cursor order. While the queue is
-full of positions, the producer still reads the alert rows beyond them and
-sends those first (skipping them when it reaches them in order). A client whose queue is full while frames wait, and whose frames
+full of positions, or the producer is behind (its last read was full), it
+also reads the alert rows beyond the positions still to read and sends those
+first (skipping them when it reaches them in order). A client whose queue is full while frames wait, and whose frames
 have waited (or whose socket has not taken one) for `stall_s`, is told to `resync`, and is sent a fresh snapshot in place of the
 backlog, so one slow phone never holds back the others.
 """
@@ -247,6 +248,7 @@ class FeedSocket:
     async def _produce(self, wake: asyncio.Event) -> None:
         o = self.options
         refreshed = time.monotonic()
+        behind = False  # the last read was full: more rows wait in the database
         while True:
             if time.monotonic() - refreshed > o.refresh_s:
                 refreshed = time.monotonic()
@@ -268,6 +270,8 @@ class FeedSocket:
                 await wait_up_to(self.freed.wait(), min(o.stall_s, 0.05))  # until the sender frees a place
                 continue
             wake.clear()  # cleared before reading: a commit after the read wakes us again
+            if behind:  # more rows wait than one read takes: alerts beyond them must not wait their turn
+                await self._alerts_ahead()
             limit = min(room, o.batch)
             batch = await asyncio.to_thread(self._read, self.viewer, self.cursor, limit)
             for frame in batch:
@@ -276,7 +280,8 @@ class FeedSocket:
                     self.ahead.discard(frame["cursor"])
                     continue
                 self.queue.put_nowait((time.monotonic(), frame))
-            if len(batch) == limit:
+            behind = len(batch) == limit
+            if behind:
                 continue
             await wait_up_to(wake.wait(), o.poll_s)
 

@@ -1,10 +1,14 @@
 """One gateway's WebSocket session (protocol §3): read frames, store in batches, ack after commit.
 
-connect → `welcome` → a reader parses every frame as it arrives: a malformed
-one is answered with `error` at once (and kept as a dead letter with the next
-batch); alerts go to their own queue, everything else to the bulk queue. Two
-processors drain them: each takes every message waiting (up to `batch_max`),
-stores them in one transaction on the ingest workers, then `ack`s their ids.
+connect → `welcome` → a reader takes every frame as it arrives and only
+decodes its JSON to route it: alerts are validated at once and go to their
+own queue (a malformed one is answered with `error` and kept as a dead letter
+with the next batch); everything else goes to the bulk queue unvalidated, so
+the socket is drained at once and an alert never waits in the socket behind
+positions still to be validated. Two processors drain the queues: each takes
+every frame waiting (up to `batch_max`) and, on the ingest workers, validates
+the bulk frames (refused ones answered with `error`, kept as dead letters)
+and stores the messages in one transaction, then `ack`s their ids.
 Alerts are submitted to the workers ahead of any waiting bulk batch, so an SOS
 never waits behind a backlog of positions (at most behind one batch being
 written).
@@ -26,6 +30,7 @@ import itertools
 import logging
 import queue
 import random
+import sys
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -48,6 +53,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 URGENT, BULK = 0, 1  # worker priorities: alerts first
+# The interpreter lock is handed to a waiting thread after this long (Python's default: 5 ms). Each of an
+# alert's database round trips ends with its thread waiting for the lock while the event loop and the bulk
+# threads compute; at 5 ms per hand-over a dozen round trips cost hundreds of milliseconds under load.
+SWITCH_INTERVAL_S = 0.0005
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +163,8 @@ def workers_for(engine: Engine) -> Workers:
             # SQLite: one writer thread, alerts first (a second writer would poll for the write lock
             # and could starve behind the bulk thread); PostgreSQL: two bulk threads + two for alerts.
             _workers[name] = Workers(1, urgent_threads=0) if name == "sqlite" else Workers(2, urgent_threads=2)
+            if sys.getswitchinterval() > SWITCH_INTERVAL_S:
+                sys.setswitchinterval(SWITCH_INTERVAL_S)
         return _workers[name]
 
 
@@ -161,6 +172,32 @@ def _store(engine: Engine, state: IngestState, gateway_id: int, messages: list[M
            dead: list[Rejection], urgent: bool) -> BatchResult:
     return store(engine, gateway_id=gateway_id, messages=messages, dead=dead, state=state,
                  touch_gateway=not urgent)
+
+
+@dataclass(frozen=True, slots=True)
+class _Raw:
+    """A frame read but not yet validated (positions, readings, health): parsed on the ingest workers."""
+
+    text: str
+    doc: Any  # its decoded JSON (None when it did not decode)
+
+
+def _parse_and_store(engine: Engine, state: IngestState, gateway_id: int, items: list[Message | Rejection | _Raw],
+                     urgent: bool) -> tuple[list[Rejection], BatchResult]:
+    """Validate the frames read (in order) and store the batch; the refused ones are kept as dead letters."""
+    messages: list[Message] = []
+    dead: list[Rejection] = []
+    refused: list[Rejection] = []  # refused here: answered by the caller
+    now = utcnow()
+    for item in items:
+        parsed = envelope.parse(item.text, now=now, doc=item.doc) if isinstance(item, _Raw) else item
+        if isinstance(parsed, Rejection):
+            dead.append(parsed)
+            if isinstance(item, _Raw):
+                refused.append(parsed)
+        else:
+            messages.append(parsed)
+    return refused, _store(engine, state, gateway_id, messages, dead, urgent)
 
 
 def _warm_map(engine: Engine) -> None:
@@ -194,7 +231,10 @@ async def _send(ws: WebSocket, frame: dict[str, object]) -> None:
     """One writer at a time per socket (the reader's errors, the acks and the config watcher share it)."""
     lock = _locks.setdefault(id(ws), asyncio.Lock())
     async with lock:
-        await ws.send_text(orjson.dumps(frame).decode())
+        try:
+            await ws.send_text(orjson.dumps(frame).decode())
+        except (RuntimeError, OSError) as exc:  # the gateway has gone (it re-sends what was not acked)
+            raise WebSocketDisconnect(1006) from exc
 
 
 class _Session:
@@ -206,7 +246,7 @@ class _Session:
         self.counters, self.options = counters, options
         self.states = {URGENT: IngestState(gateway_id), BULK: IngestState(gateway_id)}  # one per processor
         self.alerts: asyncio.Queue[Message | None] = asyncio.Queue(options.inbox_max)
-        self.bulk: asyncio.Queue[Message | Rejection | None] = asyncio.Queue(options.inbox_max)
+        self.bulk: asyncio.Queue[_Raw | Rejection | None] = asyncio.Queue(options.inbox_max)
         self.workers = workers_for(engine)
 
     async def read(self) -> None:
@@ -219,14 +259,17 @@ class _Session:
                 if text is None and message.get("bytes") is not None:
                     text = message["bytes"].decode("utf-8", "replace")
                 self.counters.frames += 1
-                parsed = envelope.parse(text or "")
+                text = text or ""
+                kind, doc = envelope.peek(text)
+                if kind != "alert":  # validated on the ingest workers: the socket is drained at once
+                    await self.bulk.put(_Raw(text, doc))
+                    continue
+                parsed = envelope.parse(text, doc=doc)
                 if isinstance(parsed, Rejection):
                     await self.reject(parsed)
                     await self.bulk.put(parsed)  # recorded as a dead letter with the next batch
-                elif parsed.type == "alert":
-                    await self.alerts.put(parsed)
                 else:
-                    await self.bulk.put(parsed)
+                    await self.alerts.put(parsed)
         finally:
             await self.alerts.put(None)
             await self.bulk.put(None)
@@ -237,13 +280,14 @@ class _Session:
             while len(items) < self.options.batch_max and not inbox.empty():
                 items.append(inbox.get_nowait())
             closed = None in items
-            messages = [i for i in items if isinstance(i, Message)]
-            dead = [i for i in items if isinstance(i, Rejection)]
-            if messages or dead:
+            items = [i for i in items if i is not None]
+            if items:
                 engine = self.engine
                 fut = self.workers.submit(priority, functools.partial(
-                    _store, engine, self.states[priority], self.gateway_id, messages, dead, priority == URGENT))
-                result = await asyncio.wrap_future(fut)
+                    _parse_and_store, engine, self.states[priority], self.gateway_id, items, priority == URGENT))
+                refused, result = await asyncio.wrap_future(fut)
+                for rejection in refused:
+                    await self.reject(rejection)
                 self.counters.stored += result.stored
                 self.counters.duplicates += result.duplicates
                 self.counters.dead_letters += result.dead_letters

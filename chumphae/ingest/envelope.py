@@ -230,18 +230,40 @@ def _reject(text: str, code: str, message: str, mid: str | None = None) -> Rejec
     return Rejection(mid if mid is not None else scan_id(text), code, message, text)
 
 
-def parse(text: str | bytes, *, now: datetime | None = None) -> Message | Rejection:
-    """One frame → a `Message` ready to store, or the `Rejection` to answer with."""
+def peek(text: str) -> tuple[str | None, Any]:
+    """A frame's top-level `type` and decoded JSON, cheaply, to route it before full validation.
+
+    (None, None) for a frame `parse` would refuse before decoding it (too long, NUL, not JSON).
+    """
+    if len(text) > MAX_FRAME_CHARS or "\\u0000" in text or "\x00" in text:
+        return None, None
+    try:
+        doc = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None, None
+    kind = doc.get("type") if isinstance(doc, dict) else None
+    return (kind if isinstance(kind, str) else None), doc
+
+
+_UNDECODED: Any = object()
+
+
+def parse(text: str | bytes, *, now: datetime | None = None, doc: Any = _UNDECODED) -> Message | Rejection:
+    """One frame → a `Message` ready to store, or the `Rejection` to answer with.
+
+    `doc`: the frame already decoded by `peek` (not decoded again).
+    """
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
     if len(text) > MAX_FRAME_CHARS:
         return _reject(text, "too_large", f"frame longer than {MAX_FRAME_CHARS} characters")
     if "\\u0000" in text or "\x00" in text:
         return _reject(text, "bad_body", "NUL character in a string")
-    try:
-        doc = orjson.loads(text)
-    except orjson.JSONDecodeError as exc:  # also: nested > 1024, infinite or NaN numbers
-        return _reject(text, "bad_json", f"frame is not valid JSON ({str(exc).split(':')[0][:80]})")
+    if doc is _UNDECODED or doc is None:
+        try:
+            doc = orjson.loads(text)
+        except orjson.JSONDecodeError as exc:  # also: nested > 1024, infinite or NaN numbers
+            return _reject(text, "bad_json", f"frame is not valid JSON ({str(exc).split(':')[0][:80]})")
     if not isinstance(doc, dict):
         return _reject(text, "bad_envelope", "frame is not a JSON object", None)
     mid = _valid_id(doc.get("id"))

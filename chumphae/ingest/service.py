@@ -44,7 +44,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert, or_, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import select as sa_select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -89,6 +89,7 @@ class BatchResult:
     duplicates: int = 0
     dead_letters: int = 0
     newest: dict[int, datetime] = field(default_factory=dict)  # patient → newest position time committed
+    feed_rows: list[tuple[str, int | None, dict[str, object]]] = field(default_factory=list)  # not yet appended
 
     def merge(self, other: BatchResult) -> BatchResult:
         self.acked += other.acked
@@ -230,8 +231,9 @@ def _attempt(engine: Engine, gateway_id: int, messages: list[Message], dead: lis
                     # (SQLITE_BUSY_SNAPSHOT) when another connection wrote meanwhile.
                     session.connection().exec_driver_sql("BEGIN IMMEDIATE")
                 result = ingest_batch(session, gateway_id=gateway_id, messages=messages, dead=dead, state=state,
-                                      now=now, record_only=record_only, touch_gateway=touch_gateway)
-                session.commit()
+                                      now=now, record_only=record_only, touch_gateway=touch_gateway,
+                                      feed_at_commit=True)
+                feed_log.append_many_and_commit(session, result.feed_rows)
             state.committed(engine, result)
             return result
         except Exception as exc:
@@ -245,9 +247,12 @@ def _attempt(engine: Engine, gateway_id: int, messages: list[Message], dead: lis
 
 def ingest_batch(session: Session, *, gateway_id: int, messages: Sequence[Message],
                  dead: Sequence[Rejection] = (), state: IngestState | None = None,
-                 now: datetime | None = None, record_only: bool = False, touch_gateway: bool = True
-                 ) -> BatchResult:
+                 now: datetime | None = None, record_only: bool = False, touch_gateway: bool = True,
+                 feed_at_commit: bool = False) -> BatchResult:
     """Store `messages` from one gateway; the caller commits, then acks `result.acked`.
+
+    `feed_at_commit`: the feed rows are left in `result.feed_rows` for the caller to append with the
+    commit (`feed.log.append_many_and_commit`) instead of appended here.
 
     `touch_gateway=False` (the alert path) leaves the gateway's row alone: an alert must not wait
     for the lock a bulk batch of the same gateway holds on it. The bulk path records when it spoke.
@@ -307,7 +312,10 @@ def ingest_batch(session: Session, *, gateway_id: int, messages: Sequence[Messag
         _gateway_spoke(session, gateway_id, health, result.dead_letters, now)
         if state.last_batch_at is None or time.monotonic() - state.last_batch_at > BACK_ONLINE_AFTER_S:
             result.changes.extend(_back_online(session, gateway_id, now))
-    feed_log.append_many(session, feed_rows)  # last: the feed writers' lock is held from here to commit
+    if feed_at_commit:
+        result.feed_rows = feed_rows
+    else:
+        feed_log.append_many(session, feed_rows)  # last: the feed writers' lock is held from here to commit
     return result
 
 
@@ -328,14 +336,20 @@ def _claim(session: Session, gateway_id: int, messages: Sequence[Message], now: 
     if not messages:
         return set()
     dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":  # one statement, the ids as one array parameter (no per-row binding)
+        found = session.connection().exec_driver_sql(
+            _CLAIM_PG_SQL, (gateway_id, now, [m.id for m in messages], [m.type for m in messages]))
+        return {r[0] for r in found}
     # One statement compiled once and cached; SQLAlchemy sends the rows as multi-row VALUES pages.
-    stmt = _CLAIM_PG if dialect == "postgresql" else _CLAIM_SQLITE
+    stmt = _CLAIM_SQLITE
     rows = [{"msg_id": m.id, "gateway_id": gateway_id, "kind": m.type, "received_at": now} for m in messages]
     return set(session.connection().execute(stmt, rows).scalars())
 
 
 _IM = IngestedMessage.__table__  # type: ignore[attr-defined]
-_CLAIM_PG = postgresql.insert(_IM).on_conflict_do_nothing(index_elements=["msg_id"]).returning(_IM.c.msg_id)
+_CLAIM_PG_SQL = ("INSERT INTO ingested_message (msg_id, kind, gateway_id, received_at) "
+                 "SELECT u.m, u.k, %s, %s FROM unnest(%s::text[], %s::text[]) AS u(m, k) "
+                 "ON CONFLICT (msg_id) DO NOTHING RETURNING msg_id")
 _CLAIM_SQLITE = sqlite.insert(_IM).on_conflict_do_nothing(index_elements=["msg_id"]).returning(_IM.c.msg_id)
 
 
@@ -391,15 +405,37 @@ def _positions(session: Session, gateway_id: int, items: list[tuple[Message, Ban
             newest[pid] = b.t
             latest[pid] = {"position": feed_position(row, description_th=place.description_th if place else None,
                                                      description_en=place.description_en if place else None)}
-    session.connection().execute(insert(PositionRecord.__table__), rows)  # type: ignore[attr-defined]
-    w = Wristband.__table__  # type: ignore[attr-defined]
-    forward = or_(w.c.last_seen_at.is_(None), w.c.last_seen_at <= bindparam("seen", type_=UTCDateTime))
-    session.connection().execute(
-        update(w).where(w.c.id == bindparam("band"), forward)
-        .values(last_seen_at=bindparam("seen", type_=UTCDateTime), last_gateway_id=gateway_id),
-        [{"band": bid, "seen": t} for bid, t in band_t.items()])
+    seen = sorted(band_t.items())  # bands locked in id order by every batch (no deadlock between batches)
+    if session.get_bind().dialect.name == "postgresql":
+        # Positions by COPY (rows formatted by the driver's C code), the bands in one statement.
+        conn = session.connection()
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        with driver.cursor() as cur, cur.copy(_POSITIONS_PG_COPY) as copy:
+            for r in rows:
+                copy.write_row(tuple(r[c] for c in _POSITION_COLUMNS))
+        conn.exec_driver_sql(_BANDS_SEEN_PG_SQL, (gateway_id, [b for b, _ in seen], [t for _, t in seen]))
+    else:
+        session.connection().execute(insert(PositionRecord.__table__), rows)  # type: ignore[attr-defined]
+        w = Wristband.__table__  # type: ignore[attr-defined]
+        forward = or_(w.c.last_seen_at.is_(None), w.c.last_seen_at <= bindparam("seen", type_=UTCDateTime))
+        session.connection().execute(
+            update(w).where(w.c.id == bindparam("band"), forward)
+            .values(last_seen_at=bindparam("seen", type_=UTCDateTime), last_gateway_id=gateway_id),
+            [{"band": bid, "seen": t} for bid, t in seen])
     result.newest.update({pid: newest[pid] for pid in latest})  # type: ignore[misc]
     return [("position", pid, payload) for pid, payload in latest.items()]
+
+
+_POSITION_COLUMNS = ("patient_id", "band_id", "gateway_id", "t", "lat", "lon", "uncertainty_m", "source",
+                     "in_coverage", "zone_status", "zone_version", "distance_to_boundary_m", "parcel_code",
+                     "building_code", "worn", "battery_pct", "received_at")
+_POSITIONS_PG_COPY = f'COPY "position" ({", ".join(_POSITION_COLUMNS)}) FROM STDIN'
+# The band's last_seen_at moves only forward (per-band order kept across connections and processes).
+_BANDS_SEEN_PG_SQL = (
+    "UPDATE wristband AS w SET last_seen_at = v.seen, last_gateway_id = %s "
+    "FROM unnest(%s::int[], %s::timestamptz[]) AS v(id, seen) "
+    "WHERE w.id = v.id AND (w.last_seen_at IS NULL OR w.last_seen_at <= v.seen)")
 
 
 def _readings(session: Session, gateway_id: int, items: list[tuple[Message, BandInfo]]) -> None:

@@ -71,3 +71,28 @@ async def test_an_alert_is_read_ahead_of_a_backlog_of_positions(world: World) ->
     assert kinds.count("alert") == 1 and seen[kinds.index("alert")][1] == change.cursor
     assert [i for k, i in seen if k == "position"] == list(range(60))  # every position, in order, once
     assert kinds.index("alert") < 59  # overtook positions that were still waiting
+
+
+async def test_a_feed_that_is_behind_reads_alerts_ahead_of_the_positions_still_to_read(world: World) -> None:
+    """The queue has room, but more rows wait than one read takes: the SOS does not wait for its turn."""
+    from chumphae.alert.escalate import ClockOptions
+    from chumphae.feed.socket import FeedOptions
+    from tests.feed.liveserver import live_server
+
+    options = FeedOptions(buffer=256, batch=8, stall_s=60, poll_s=0.5, ping_s=60)
+    with live_server(feed_options=options, clock_options=ClockOptions(tick_s=0)) as server:
+        async with connect(f"{server.ws}/ws/alerts", additional_headers=world.auth("care_manager")) as ws:
+            assert (await recv_json(ws))["type"] == "welcome"
+            assert (await recv_json(ws))["type"] == "snapshot"
+            with Session(world.engine) as s:  # one commit: 60 positions, then the SOS (the highest cursor)
+                for i in range(60):
+                    feed_log.append(s, kind="position", patient_id=world.own_patient,
+                                    payload={"position": {"patient_id": world.own_patient, "i": i}})
+                change = service.raise_alert(s, alert=AlertInput(type="sos", t=utcnow(),
+                                                                 patient_id=world.own_patient))
+                s.commit()
+            frames = [await recv_json(ws) for _ in range(61)]
+    kinds = [f["type"] for f in frames]
+    assert kinds.count("alert") == 1 and frames[kinds.index("alert")]["cursor"] == change.cursor
+    assert [f["position"]["i"] for f in frames if f["type"] == "position"] == list(range(60))  # each once, in order
+    assert kinds.index("alert") < 60 - options.batch  # overtook positions not yet read when it was committed

@@ -7,7 +7,8 @@
 * the pipeline with the batch = the pipeline without it, item for item in the outbox, on the
   tax map with patients walking out, pressing SOS and going quiet;
 * the outbox bodies built field by field = `dataclasses.asdict` as before;
-* the battery detector's remembered drain fit = the fit made afresh every time.
+* the battery detector's remembered drain fit = the fit made afresh every time;
+* the particle filter's likelihood and region cells = the first-written arithmetic, bit for bit.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+from numpy.typing import NDArray
 
 from chumphae.detect import battery
 from chumphae.detect.runner import Detectors
@@ -29,7 +32,9 @@ from chumphae.detect.thresholds import Thresholds
 from chumphae.map.layers import MapLayers
 from chumphae.map.zones import Zone
 from chumphae.values import Advert, Match, Motion, Position, Reading, ZoneStatus
+from gateway import track
 from gateway.decode import chumphae_band, default_decoders
+from gateway.locate import Locator
 from gateway.pipeline import Pipeline, _json, alert_body, position_body, reading_body
 from gateway.simulate.scenario import Event, PatientPlan, Radio, Scenario
 from gateway.simulate.source import SimSource
@@ -228,3 +233,55 @@ def test_battery_fit_remembered_is_the_fit_made_afresh(monkeypatch: pytest.Monke
     monkeypatch.setattr(battery, "_drain", lambda _pid, samples: battery.drain(samples))
     assert run() == fast
     assert any(found for _b, found in fast)
+
+
+def _loglik_reference(ev: track.Evidence, px: NDArray[np.float64], py: NDArray[np.float64]) -> NDArray[np.float64]:
+    """`Evidence.loglik` as first written (masks and columns taken afresh on every call)."""
+    d2 = (px[:, None] - ev.x[None, :]) ** 2 + (py[:, None] - ev.y[None, :]) ** 2
+    mu = ev.p1m[None, :] - ev.slope[None, :] * np.log(np.maximum(0.25, d2))
+    heard = ev.kind == 0
+    ll = np.zeros(len(px))
+    if heard.any():
+        z = (ev.rssi[heard][None, :] - mu[:, heard]) / ev.sigma[heard][None, :]
+        ll -= 0.5 * np.einsum("ij,ij->i", z, z)
+    bounded = np.isfinite(ev.reach)
+    if bounded.any():
+        over = np.maximum(0.0, np.sqrt(d2[:, bounded]) - ev.reach[bounded][None, :]) / track.REACH_SOFT_M
+        ll -= 0.5 * np.einsum("ij,ij->i", over, over)
+    cens = ~heard
+    if cens.any():
+        zc = (ev.sensitivity - mu[:, cens]) / ev.sigma[cens][None, :]
+        ll -= np.logaddexp(0.0, -1.702 * zc).sum(axis=1)
+    return ll
+
+
+def test_track_fast_arithmetic_is_bit_for_bit(
+        layers: MapLayers, walk_outs: tuple[SiteConfig, Zone, list[Advert | None]],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The particle filter's likelihood (columns prepared once per window) and its region cells
+    (ranked without a sort) equal the first-written arithmetic exactly, on the windows of a real run."""
+    site, zone, items = walk_outs
+    seen: list[track.Evidence] = []
+    real = Locator._evidence
+
+    def keep(self: Locator, *args: Any) -> track.Evidence:
+        ev = real(self, *args)
+        seen.append(ev)
+        return ev
+
+    monkeypatch.setattr(Locator, "_evidence", keep)
+    m, d = _steps(layers, site, zone)
+    _play(site, items[:6000], m, d)
+    assert len(seen) > 50
+    rng = np.random.default_rng(1)
+    for ev in seen:
+        px, py = track._uniform(rng, ev.box, 512)
+        assert np.array_equal(ev.loglik(px, py), _loglik_reference(ev, px, py))
+        assert np.array_equal(ev.loglik(px[:64], py[:64]), _loglik_reference(ev, px[:64], py[:64]))
+    for spread in (3.0, 40.0, 300.0, 5000.0):  # the last one is wider than the dense table: sorted
+        px, py = rng.normal(0.0, spread, 512), rng.normal(0.0, spread, 512)
+        for cell in track.CELL_SIZES:
+            ix, iy, inv, k = track._cells(px, py, cell)
+            key = (ix - ix.min()) * (int(iy.max() - iy.min()) + 1) + (iy - iy.min())
+            uniq, want = np.unique(key, return_inverse=True)
+            assert k == len(uniq) and np.array_equal(inv, want)

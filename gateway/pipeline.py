@@ -7,7 +7,10 @@ whose last match was inside with room to spare is estimated again only when
 its verdict could have changed (`settled_for`: the slack over a walking
 speed, at most 10 s); its sightings keep accumulating meanwhile. Match and
 detect are injected (`Matcher`, `Detector`) so the map and detection code
-can evolve without this file; `gateway.basic` holds the fallback ones.
+can evolve without this file; `gateway.basic` holds the fallback ones. A
+matcher with `match_many` (`BatchMatcher`) gets a tick's positions in one
+batch; they are then detected one by one in band order, as they would be
+one at a time (matching reads only the map and the zones).
 
 Nothing here does network I/O: it writes to the durable outbox and wakes the
 uplink through `on_queued`.

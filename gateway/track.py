@@ -55,7 +55,7 @@ INIT_CANDIDATES = 2048
 INJECT_CANDIDATES = 64
 REACH_SOFT_M = 10.0  # how softly a receiver's reach ends
 CELL_SIZES = (5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 40.0, 60.0, 80.0)
-CELL_SPAN_DENSE = 1 << 16  # cell grids up to this many cells are ranked with a dense table, wider ones sorted
+CELL_SPAN_DENSE = 4096  # cell grids up to this many cells are ranked with a dense table, wider ones sorted
 
 
 @dataclass(slots=True)

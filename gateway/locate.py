@@ -177,7 +177,9 @@ class Locator:
         lat, lon = self._to_latlon(est.cx, est.cy)
         lats = self._origin[0] + est.cells_y / M_PER_DEG_LAT
         lons = self._origin[1] + est.cells_x / self._m_per_deg_lon
-        region = tuple(zip(np.round(lats, 7).tolist(), np.round(lons, 7).tolist(), strict=True))
+        k = len(lats)
+        cells = np.round(np.concatenate((lats, lons)), 7).tolist()  # one rounding pass for both
+        region = tuple(zip(cells[:k], cells[k:], strict=True))
         b.anchor = max(counts, key=lambda rid: median(counts[rid]))
         pos = Position(address, b.last_t, lat, lon, round(max(MIN_UNCERTAINTY_M, est.uncertainty_m), 1),
                        PositionSource.BLE, len(counts), True, region=region, region_cell_m=round(est.cell_m, 2))

@@ -7,7 +7,10 @@ whose last match was inside with room to spare is estimated again only when
 its verdict could have changed (`settled_for`: the slack over a walking
 speed, at most 10 s); its sightings keep accumulating meanwhile. Match and
 detect are injected (`Matcher`, `Detector`) so the map and detection code
-can evolve without this file; `gateway.basic` holds the fallback ones.
+can evolve without this file; `gateway.basic` holds the fallback ones. A
+matcher with `match_many` (`BatchMatcher`) gets a tick's positions in one
+batch; they are then detected one by one in band order, as they would be
+one at a time (matching reads only the map and the zones).
 
 Nothing here does network I/O: it writes to the durable outbox and wakes the
 uplink through `on_queued`.
@@ -17,8 +20,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -54,6 +57,12 @@ class Matcher(Protocol):
     def __call__(self, position: Position, patient_id: int | None) -> Match | None: ...
 
 
+class BatchMatcher(Matcher, Protocol):
+    """A matcher that also takes a whole tick's positions at once (the same Matches, vectorised)."""
+
+    def match_many(self, positions: Sequence[Position], patient_ids: Sequence[int | None]) -> list[Match | None]: ...
+
+
 class Detector(Protocol):
     def on_reading(self, reading: Reading, patient_id: int | None) -> list[Detection]: ...
 
@@ -63,6 +72,8 @@ class Detector(Protocol):
 
 
 def _json(v: Any) -> Any:
+    if v is None or isinstance(v, (str, int)):  # bool and StrEnum included
+        return v
     if isinstance(v, datetime):
         return v.isoformat()
     if isinstance(v, dict):
@@ -71,23 +82,34 @@ def _json(v: Any) -> Any:
         return [_json(x) for x in v]
     if isinstance(v, float) and not math.isfinite(v):
         return None
+    if is_dataclass(v) and not isinstance(v, type):
+        return _fields(v)
     return v
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _fields(obj: Any, skip: str | None = None) -> dict[str, Any]:
+    """`_json(dataclasses.asdict(obj))` without asdict's deep copy (and without the field `skip`,
+    which is never walked: a Position's region, a Match's position); the same keys in the same order."""
+    names = _FIELD_NAMES.get(type(obj))
+    if names is None:
+        names = _FIELD_NAMES[type(obj)] = tuple(f.name for f in fields(obj))
+    return {n: _json(getattr(obj, n)) for n in names if n != skip}
 
 
 def match_body(m: Match | None) -> dict[str, Any] | None:
     if m is None:
         return None
-    d = asdict(m)
-    d.pop("position", None)
-    return _json(d)  # type: ignore[no-any-return]
+    return _fields(m, "position")
 
 
 def position_body(p: Position, patient_id: int | None, m: Match | None) -> dict[str, Any]:
-    body = _json(asdict(p))
-    body.pop("region", None)  # the locate step's grid cells: used here by the matcher, too bulky to send
+    body = _fields(p, "region")  # the locate step's grid cells: used here by the matcher, too bulky to send
     body["patient_id"] = patient_id
     body["match"] = match_body(m)
-    return body  # type: ignore[no-any-return]
+    return body
 
 
 def alert_body(d: Detection, last: Position | None) -> dict[str, Any]:
@@ -109,9 +131,9 @@ def alert_body(d: Detection, last: Position | None) -> dict[str, Any]:
 
 
 def reading_body(r: Reading, patient_id: int | None) -> dict[str, Any]:
-    body = _json(asdict(r))
+    body = _fields(r)
     body["patient_id"] = patient_id
-    return body  # type: ignore[no-any-return]
+    return body
 
 
 @dataclass(slots=True)
@@ -150,6 +172,7 @@ class Pipeline:
         self.config = config
         self.outbox = outbox
         self.matcher = matcher
+        self._match_many = getattr(matcher, "match_many", None)  # a BatchMatcher: one batch per tick
         self.detector = detector
         self.position_every_s = position_every_s
         self.on_queued = on_queued
@@ -189,15 +212,18 @@ class Pipeline:
     # -- per second ---------------------------------------------------------
     def tick(self, now: float, wall: datetime) -> None:
         heard, self._heard = self._heard, set()
+        found: list[Position] = []
         for address in sorted(heard):
             if self._settled_until.get(address, -math.inf) > now:
                 self._heard.add(address)  # still heard: estimated once its verdict could change
                 continue
             pos = self.locator.estimate(address, now)
             if pos is not None:
-                self._position(pos, now)
-        for pos in self.locator.sweep(now):
-            self._position(pos, now)
+                found.append(pos)
+        found += self.locator.sweep(now)
+        # matching reads only the map and the zones, so the tick's positions are matched in one batch,
+        # then detected one by one in the same order as before
+        self._positions(found, now)
         self._alerts(self.detector.tick(wall))
         self.flush()
 
@@ -210,9 +236,20 @@ class Pipeline:
         self._pending.clear()
 
     # -- steps ---------------------------------------------------------------
+    def _positions(self, found: list[Position], now: float) -> None:
+        if len(found) > 1 and self._match_many is not None:
+            pids = [self.config.patient_for(p.address) for p in found]
+            for pos, pid, match in zip(found, pids, self._match_many(found, pids), strict=True):
+                self._matched(pos, pid, match, now)
+        else:
+            for pos in found:
+                self._position(pos, now)
+
     def _position(self, pos: Position, now: float) -> None:
         pid = self.config.patient_for(pos.address)
-        match = self.matcher(pos, pid)
+        self._matched(pos, pid, self.matcher(pos, pid), now)
+
+    def _matched(self, pos: Position, pid: int | None, match: Match | None, now: float) -> None:
         self._settled_until[pos.address] = now + settled_for(match) if pos.in_coverage else -math.inf
         self._last_pos[pos.address] = pos
         self._alerts(self.detector.on_position(pos, match, pid))

@@ -15,7 +15,7 @@ edge-triggered detectors). These are the real ones:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from chumphae.detect.runner import Detectors
@@ -41,6 +41,18 @@ class MapMatcher:
         if zone is None:
             return m
         return replace(m, schedule="night" if zone.is_night(position.t) else "day")
+
+    def match_many(self, positions: Sequence[Position], patient_ids: Sequence[int | None]) -> list[Match | None]:
+        """The same Matches as calling this once per position, from one vectorised batch
+        (`chumphae.map.match.Matcher.match_many`: one CRS transform, one STRtree query per layer)."""
+        idx = [i for i, pid in enumerate(patient_ids) if pid is not None]
+        out: list[Match | None] = [None] * len(positions)
+        if idx:
+            zones = [self.zones.get(patient_ids[i]) for i in idx]  # type: ignore[arg-type]
+            ms = self.matcher.match_many([positions[i] for i in idx], zones, schedule=True)
+            for i, m in zip(idx, ms, strict=True):
+                out[i] = m
+        return out
 
 
 def map_steps(layers: MapLayers, zones: Mapping[int, Zone],

@@ -33,7 +33,8 @@ particle.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -54,6 +55,7 @@ INIT_CANDIDATES = 2048
 INJECT_CANDIDATES = 64
 REACH_SOFT_M = 10.0  # how softly a receiver's reach ends
 CELL_SIZES = (5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 40.0, 60.0, 80.0)
+CELL_SPAN_DENSE = 4096  # cell grids up to this many cells are ranked with a dense table, wider ones sorted
 
 
 @dataclass(slots=True)
@@ -74,23 +76,35 @@ class Evidence:
     reach: Arr  # metres: beyond this from a receiver that heard the band, it is (softly) impossible
     box: tuple[float, float, float, float]  # x0, x1, y0, y1: where the band can be
 
+    # the receivers' columns and masks, made once per window (loglik runs twice per step on them)
+    _parts: tuple[Any, ...] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def _prepared(self) -> tuple[Any, ...]:
+        if self._parts is None:
+            heard = self.kind == 0
+            bounded = np.isfinite(self.reach)
+            cens = ~heard
+            self._parts = (self.x[None, :], self.y[None, :], self.p1m[None, :], self.slope[None, :],
+                           heard if heard.any() else None, self.rssi[heard][None, :], self.sigma[heard][None, :],
+                           bounded if bounded.any() else None, self.reach[bounded][None, :],
+                           cens if cens.any() else None, self.sigma[cens][None, :])
+        return self._parts
+
     def loglik(self, px: Arr, py: Arr) -> Arr:
         """Log-likelihood of each candidate place (px, py); one (places × receivers) pass."""
-        d2 = (px[:, None] - self.x[None, :]) ** 2 + (py[:, None] - self.y[None, :]) ** 2
+        x, y, p1m, slope, heard, rssi_h, sigma_h, bounded, reach_b, cens, sigma_c = self._prepared()
+        d2 = (px[:, None] - x) ** 2 + (py[:, None] - y) ** 2
         # μ = P1m − 10 n log10 d = P1m − (5 n / ln 10) ln d²  (d ≥ 0.5 m)
-        mu = self.p1m[None, :] - self.slope[None, :] * np.log(np.maximum(0.25, d2))
-        heard = self.kind == 0
+        mu = p1m - slope * np.log(np.maximum(0.25, d2))
         ll = np.zeros(len(px))
-        if heard.any():
-            z = (self.rssi[heard][None, :] - mu[:, heard]) / self.sigma[heard][None, :]
+        if heard is not None:
+            z = (rssi_h - mu[:, heard]) / sigma_h
             ll -= 0.5 * np.einsum("ij,ij->i", z, z)
-        bounded = np.isfinite(self.reach)
-        if bounded.any():
-            over = np.maximum(0.0, np.sqrt(d2[:, bounded]) - self.reach[bounded][None, :]) / REACH_SOFT_M
+        if bounded is not None:
+            over = np.maximum(0.0, np.sqrt(d2[:, bounded]) - reach_b) / REACH_SOFT_M
             ll -= 0.5 * np.einsum("ij,ij->i", over, over)
-        cens = ~heard
-        if cens.any():
-            zc = (self.sensitivity - mu[:, cens]) / self.sigma[cens][None, :]
+        if cens is not None:
+            zc = (self.sensitivity - mu[:, cens]) / sigma_c
             ll -= np.logaddexp(0.0, -1.702 * zc).sum(axis=1)  # log Φ, logistic approximation
         return ll
 
@@ -213,6 +227,12 @@ def _cells(px: Arr, py: Arr, cell: float) -> tuple[NDArray[np.int64], NDArray[np
     ix = np.floor(px / cell).astype(np.int64)
     iy = np.floor(py / cell).astype(np.int64)
     key = (ix - ix.min()) * (int(iy.max() - iy.min()) + 1) + (iy - iy.min())
+    span = int(key.max()) + 1
+    if span <= CELL_SPAN_DENSE:  # the rank of each key among those present: np.unique's inverse, no sort
+        present = np.zeros(span, dtype=bool)
+        present[key] = True
+        rank = np.cumsum(present) - 1
+        return ix, iy, rank[key], int(rank[-1]) + 1
     uniq, inv = np.unique(key, return_inverse=True)
     return ix, iy, inv, len(uniq)
 

@@ -45,8 +45,10 @@ def _dead_still(m: Motion, ref: Motion | None) -> bool:
 def step(state: PatientState, event: Event, th: Thresholds, now: datetime) -> tuple[PatientState, list[Detection]]:
     if not isinstance(event, Reading):
         return state, []
-    w = replace(state.wear, silent_alerted=False,
-                last_steps=event.steps if event.steps is not None else state.wear.last_steps)
+    w = state.wear
+    last_steps = event.steps if event.steps is not None else w.last_steps
+    if w.silent_alerted or last_steps != w.last_steps:  # (no-op replaces skipped: states compare by value)
+        w = replace(w, silent_alerted=False, last_steps=last_steps)
     out: list[Detection] = []
     off = event.worn is False and not event.charging
     # the worn flag
@@ -59,7 +61,7 @@ def step(state: PatientState, event: Event, th: Thresholds, now: datetime) -> tu
                                  en="Band taken off (worn sensor)", evidence="worn_flag",
                                  off_for_s=round(seconds(since, event.t))))
             w = replace(w, removed_alerted=True)
-    else:
+    elif w.worn_off_since is not None:
         w = replace(w, worn_off_since=None)
     # the table signature
     m = event.motion
@@ -81,10 +83,11 @@ def step(state: PatientState, event: Event, th: Thresholds, now: datetime) -> tu
             w = replace(w, removed_alerted=True)
     else:
         alive = not off
-        w = replace(w, still_since=None, still_ref=None)
-    if alive:  # worn and moving again: the next removal is a new one
+        if w.still_since is not None or w.still_ref is not None:
+            w = replace(w, still_since=None, still_ref=None)
+    if alive and w.removed_alerted:  # worn and moving again: the next removal is a new one
         w = replace(w, removed_alerted=False)
-    return replace(state, wear=w), out
+    return (replace(state, wear=w) if w is not state.wear else state), out
 
 
 def tick(state: PatientState, th: Thresholds, now: datetime) -> tuple[PatientState, list[Detection]]:

@@ -38,6 +38,23 @@ def drain(samples: tuple[tuple[datetime, float], ...]) -> float | None:
     return -slope if slope < 0 else 0.0
 
 
+# The drain only changes when the thinned history does (every `THIN_S`) while a band reports every
+# second, and the least-squares fit costs 0.1-0.5 ms: each patient's last fit is kept with the very
+# history tuple it was made from, and reused only for that same object (so never for other values).
+_FITS: dict[int | None, tuple[tuple[tuple[datetime, float], ...], float | None]] = {}
+
+
+def _drain(patient_id: int | None, samples: tuple[tuple[datetime, float], ...]) -> float | None:
+    fit = _FITS.get(patient_id)
+    if fit is not None and fit[0] is samples:
+        return fit[1]
+    rate = drain(samples)
+    if len(_FITS) > 100_000:
+        _FITS.clear()
+    _FITS[patient_id] = (samples, rate)
+    return rate
+
+
 def hours_left(pct: float, rate: float | None) -> float | None:
     if rate is None or rate <= 1e-6:
         return None
@@ -58,15 +75,18 @@ def step(state: PatientState, event: Event, th: Thresholds, now: datetime) -> tu
         samples = tuple(s for s in samples if event.t - s[0] <= KEEP) + ((event.t, pct),)
     elif event.t < samples[-1][0]:
         return state, []  # late, out-of-order reading: history already newer
-    rate = drain(samples)
+    rate = _drain(state.patient_id, samples)
     left = hours_left(pct, rate)
     low = pct <= th.battery_low_pct or (left is not None and left <= th.battery_low_hours)
-    b = BatteryState(samples, b.alerted_level)
+    unchanged = samples is b.samples  # (then a new BatteryState would equal the old: kept as it is)
     if not low:
-        return replace(state, battery=replace(b, alerted_level=None)), []
+        if unchanged and b.alerted_level is None:
+            return state, []
+        return replace(state, battery=BatteryState(samples, None)), []
+    b = b if unchanged else BatteryState(samples, b.alerted_level)
     if b.alerted_level is not None and pct > b.alerted_level - REALERT_DROP and not (
             pct <= th.battery_critical_pct < b.alerted_level):
-        return replace(state, battery=b), []
+        return (state if b is state.battery else replace(state, battery=b)), []
     hrs = None if left is None else round(left, 1)
     th_left = "ไม่ทราบเวลาที่เหลือ" if hrs is None else f"เหลือประมาณ {hrs:g} ชั่วโมง"
     en_left = "time left unknown" if hrs is None else f"about {hrs:g} h left"

@@ -121,7 +121,9 @@ def step(state: PatientState, event: Event, th: Thresholds, now: datetime) -> tu
         return state, []
     fs, t = state.fall, event.t
     flag_rise = event.fall_flag and fs.flag_since is None
-    fs = replace(fs, flag_since=(fs.flag_since or t) if event.fall_flag else None)
+    flag_since = (fs.flag_since or t) if event.fall_flag else None
+    if flag_since != fs.flag_since:  # (a replace that changes nothing is skipped: states compare by value)
+        fs = replace(fs, flag_since=flag_since)
     if event.motion is not None and not (fs.window and t <= fs.window[-1][0]):  # not a repeat of a second
         fs = replace(fs, window=tuple(w for w in fs.window if seconds(w[0], t) <= WINDOW_S)
                      + ((t, event.motion),))
@@ -132,7 +134,9 @@ def step(state: PatientState, event: Event, th: Thresholds, now: datetime) -> tu
             fs = replace(fs, pending=replace(fs.pending, flag=True))
         return _settle(replace(state, fall=fs), th, t, final=False)
     cand = _candidate(fs, t, event.motion, flag_rise, th)
-    return replace(state, fall=replace(fs, pending=cand)), []
+    if cand is not None:
+        fs = replace(fs, pending=cand)
+    return (replace(state, fall=fs) if fs is not state.fall else state), []
 
 
 def tick(state: PatientState, th: Thresholds, now: datetime) -> tuple[PatientState, list[Detection]]:

@@ -57,24 +57,27 @@ class Matcher:
         return self._places(np.atleast_1d(x), np.atleast_1d(y))[0]
 
     # -- many positions -----------------------------------------------------
-    def match_many(self, positions: Sequence[Position], zones: Sequence[Zone | None]) -> list[Match]:
-        """Batch path: `zones[i]` is the zone of `positions[i]` (patients share Zone objects freely)."""
+    def match_many(self, positions: Sequence[Position], zones: Sequence[Zone | None], *,
+                   schedule: bool = False) -> list[Match]:
+        """Batch path: `zones[i]` is the zone of `positions[i]` (patients share Zone objects freely).
+        `schedule`: say in each Match which of its zone's geometries applied ("day" / "night")."""
         if len(positions) != len(zones):
             raise ValueError("one zone (or None) per position")
         if not positions:
             return []
         x, y = self.layers.metric.xy([p.lon for p in positions], [p.lat for p in positions])
-        return self._matches(positions, x, y, zones)
+        return self._matches(positions, x, y, zones, schedule)
 
     def _matches(self, positions: Sequence[Position], x: NDArray[np.float64], y: NDArray[np.float64],
-                 zones: Sequence[Zone | None]) -> list[Match]:
+                 zones: Sequence[Zone | None], schedule: bool = False) -> list[Match]:
         n = len(positions)
         signed = np.full(n, np.nan)
         # Group positions by the geometry in force (day or night of each zone) for one vectorised call each.
         groups: dict[int, tuple[BaseGeometry, BaseGeometry, list[int]]] = {}
+        geom: list[BaseGeometry | None] = [None] * n
         for i, (p, z) in enumerate(zip(positions, zones, strict=True)):
             if z is not None:
-                g = z.at(p.t)
+                g = geom[i] = z.at(p.t)
                 groups.setdefault(id(g), (g, z.edge_of(g), []))[2].append(i)
         for g, edge, idx_list in groups.values():
             idx = np.asarray(idx_list)
@@ -83,22 +86,72 @@ class Matcher:
             signed[idx] = np.where(covered, -d, d)
         route_i, route_d = self.layers.routes.nearest(x, y)
         places = self._places_cached(x, y)
+        status: list[ZoneStatus] = []
+        clearance: list[float | None] = [None] * n
+        regions: list[int] = []  # uncertain by the disc, with a region to decide it
+        for i, (p, z) in enumerate(zip(positions, zones, strict=True)):
+            if z is None:
+                status.append(ZoneStatus.NO_ZONE)
+                continue
+            st = classify(float(signed[i]), p.uncertainty_m)
+            status.append(st)
+            if st == ZoneStatus.OUTSIDE:
+                clearance[i] = float(signed[i]) - p.uncertainty_m
+            elif st == ZoneStatus.UNCERTAIN and p.region:
+                regions.append(i)
+        if regions:
+            decided = self._region_statuses([positions[i] for i in regions], [zones[i] for i in regions],
+                                            [geom[i] for i in regions])
+            for i, (st, c) in zip(regions, decided, strict=True):
+                status[i], clearance[i] = st, c
         out: list[Match] = []
         for i, (p, z) in enumerate(zip(positions, zones, strict=True)):
-            clearance: float | None = None
-            if z is None:
-                status, dist = ZoneStatus.NO_ZONE, None
-            else:
-                dist = float(signed[i])
-                status = classify(dist, p.uncertainty_m)
-                if status == ZoneStatus.OUTSIDE:
-                    clearance = dist - p.uncertainty_m
-                elif status == ZoneStatus.UNCERTAIN and p.region:
-                    status, clearance = self._region_status(p, z)
-            out.append(Match(position=p, status=status, zone_version=z.version if z else None,
-                             distance_to_boundary_m=dist,
+            sched = None if not schedule or z is None else ("night" if geom[i] is z.night else "day")
+            out.append(Match(position=p, status=status[i], zone_version=z.version if z else None,
+                             distance_to_boundary_m=None if z is None else float(signed[i]),
                              distance_to_route_m=float(route_d[i]) if route_i[i] >= 0 else None,
-                             place=places[i], clearance_m=clearance))
+                             place=places[i], schedule=sched, clearance_m=clearance[i]))
+        return out
+
+    def _region_statuses(self, ps: Sequence[Position], zs: Sequence[Zone | None], gs: Sequence[BaseGeometry | None]
+                         ) -> list[tuple[ZoneStatus, float | None]]:
+        """`_region_status` for many positions at once: one CRS transform for every cell, then one
+        point-in-zone and one distance call per zone geometry; the same answers, cell for cell."""
+        sizes = [len(p.region) for p in ps]
+        lon = [q[1] for p in ps for q in p.region]
+        lat = [q[0] for p in ps for q in p.region]
+        x, y = self.layers.metric.xy(lon, lat)
+        x, y = np.atleast_1d(x), np.atleast_1d(y)
+        starts = np.cumsum([0, *sizes[:-1]])
+        covered = np.zeros(len(x), dtype=bool)
+        dist = np.zeros(len(x))
+        by_geom: dict[int, tuple[BaseGeometry, BaseGeometry, list[int]]] = {}
+        for k, (z, g) in enumerate(zip(zs, gs, strict=True)):
+            assert z is not None and g is not None
+            by_geom.setdefault(id(g), (g, z.edge_of(g), []))[2].append(k)
+        cells_of = [np.arange(starts[k], starts[k] + sizes[k]) for k in range(len(ps))]
+        for g, _edge, ks in by_geom.values():
+            cells = np.concatenate([cells_of[k] for k in ks])
+            covered[cells] = shapely.intersects_xy(g, x[cells], y[cells])
+        any_in = np.logical_or.reduceat(covered, starts)
+        all_in = np.logical_and.reduceat(covered, starts)
+        mixed = any_in & ~all_in  # uncertain whatever the distances: none computed for them
+        for _g, edge, ks in by_geom.values():
+            ks = [k for k in ks if not mixed[k]]
+            if ks:
+                cells = np.concatenate([cells_of[k] for k in ks])
+                dist[cells] = shapely.distance(edge, shapely.points(x[cells], y[cells]))
+        d_min = np.minimum.reduceat(dist, starts)
+        out: list[tuple[ZoneStatus, float | None]] = []
+        for k, p in enumerate(ps):
+            half = p.region_cell_m * 0.7072
+            d = float(d_min[k])
+            if any_in[k] and not all_in[k]:
+                out.append((ZoneStatus.UNCERTAIN, None))
+            elif not any_in[k]:
+                out.append((ZoneStatus.OUTSIDE, d - half) if d >= half else (ZoneStatus.UNCERTAIN, None))
+            else:
+                out.append((ZoneStatus.INSIDE, None) if d >= half else (ZoneStatus.UNCERTAIN, None))
         return out
 
     def _region_status(self, p: Position, z: Zone) -> tuple[ZoneStatus, float | None]:

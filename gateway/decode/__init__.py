@@ -108,28 +108,42 @@ class Decoders:
 
     def decode(self, advert: Advert) -> Reading | None:
         """The first reading any registered decoder makes of this advert, or None."""
-        for dec, payload in self._candidates(advert):
-            try:
-                reading = dec.decode(advert, payload)
-            except ReplayError as e:
-                self.stats.replays += 1
-                self._failed(advert, e)
-                continue
-            except AuthError as e:
-                self.stats.auth_failures += 1
-                self._failed(advert, e)
-                continue
-            except (DecodeError, ValueError, IndexError, KeyError, TypeError) as e:
-                # The formats are only partly documented by their makers: a
-                # decoder bug must cost one advert, not the gateway.
-                self.stats.malformed += 1
-                self._failed(advert, e if isinstance(e, DecodeError) else DecodeError(repr(e)))
-                continue
-            if reading is not None:
-                self.stats.decoded[reading.kind] = self.stats.decoded.get(reading.kind, 0) + 1
-                return reading
+        if advert.manufacturer_data and not advert.service_data:  # the common case: one company's data
+            for company, payload in advert.manufacturer_data.items():
+                for first, dec in self._by_key.get(("m", company), ()):
+                    if first is None or (payload and payload[0] == first):
+                        reading = self._try(dec, advert, payload)
+                        if reading is not None:
+                            return reading
+        else:
+            for dec, payload in self._candidates(advert):
+                reading = self._try(dec, advert, payload)
+                if reading is not None:
+                    return reading
         self.stats.unknown += 1
         return None
+
+    def _try(self, dec: Decoder, advert: Advert, payload: bytes) -> Reading | None:
+        try:
+            reading = dec.decode(advert, payload)
+        except ReplayError as e:
+            self.stats.replays += 1
+            self._failed(advert, e)
+            return None
+        except AuthError as e:
+            self.stats.auth_failures += 1
+            self._failed(advert, e)
+            return None
+        except (DecodeError, ValueError, IndexError, KeyError, TypeError) as e:
+            # The formats are only partly documented by their makers: a
+            # decoder bug must cost one advert, not the gateway.
+            self.stats.malformed += 1
+            self._failed(advert, e if isinstance(e, DecodeError) else DecodeError(repr(e)))
+            return None
+        if reading is not None:
+            decoded = self.stats.decoded
+            decoded[reading.kind] = decoded.get(reading.kind, 0) + 1
+        return reading
 
     def _failed(self, advert: Advert, err: DecodeError) -> None:
         log.debug("dropped advert from %s via %s: %s", advert.address, advert.receiver, err)

@@ -15,7 +15,7 @@ back to back (per subject, joined by a 1 s blend), and the decision delay.
 
 Never on data a model was fitted to:
   - cross-set: a model trained (scripts/train_falls.py's procedure, with
-    the ±2 g clipped copies) on each set is scored on each other set, as
+    the ±2 g clipped and other-watch copies) on each set is scored on each other set, as
     recorded and clipped at ±2 g;
   - leave-subjects-out: within a set, each subject is scored by a model
     fitted on the other subjects only (threshold chosen inside the fold);
@@ -205,7 +205,7 @@ def fit(S: SetFeatures, keep: NDArray[np.bool_], meta: dict[str, object], folds:
 
 
 def loso(S: SetFeatures, T: SetFeatures, b: B2B) -> tuple[Figures, list[float]]:
-    """S: the set as recorded (scored); T: the same set as trained on (with its clipped copies)."""
+    """S: the set as recorded (scored); T: the same set as trained on (with its clipped and other-watch copies)."""
     subjects = sorted({t.subject for t in S.trials})
     subj_of = np.array([t.subject for t in S.trials])
     subj_T = np.array([t.subject for t in T.trials])

@@ -5,7 +5,7 @@
 
 --data is one set (a folder with labels.csv) or a folder of sets; the model
 is fitted on every trial of every set found, each also as a ±2 g watch
-would have recorded it (the reported generalisation
+and as another watch (20–60 Hz, rotated, gain, noise, range) would have recorded it (the reported generalisation
 figures come from scripts/eval_falls.py's cross-set and leave-subjects-out
 runs, never from data a model was fitted to). Writes
 chumphae/detect/fall_model.json by default. Deterministic: fixed seeds, one
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from chumphae.detect import fall_train
-from chumphae.detect.fall_data import CLIP_AUGMENT_G, find_sets, read_labels, training_set
+from chumphae.detect.fall_data import CLIP_AUGMENT_G, DEVICE_HZ, WATCH_COPIES, find_sets, read_labels, training_set
 from chumphae.detect.fall_model import MODEL_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,13 +63,13 @@ def main(argv: list[str] | None = None) -> int:
         falls += [t.fall for t in S.trials]
         groups += [t.subject for t in S.trials]
         offset += len(S.trials)
-        copies = 1 + len(CLIP_AUGMENT_G)
+        copies = 1 + len(CLIP_AUGMENT_G) + WATCH_COPIES
         names.append(f"{name} ({sum(t.fall for t in S.trials) // copies} falls, "
                      f"{sum(not t.fall for t in S.trials) // copies} daily activities)")
     X, of, fall = np.vstack(Xs), np.concatenate(ofs), np.asarray(falls)
     print(f"fitting on {len(fall)} trials, {len(X)} candidates …", file=sys.stderr, flush=True)
     meta = {"trained_on": names, "params": fall_train.PARAMS, "sens_weight": fall_train.SENS_WEIGHT,
-            "clip_augment_g": list(CLIP_AUGMENT_G)}
+            "clip_augment_g": list(CLIP_AUGMENT_G), "watch_copies": WATCH_COPIES, "watch_hz": list(DEVICE_HZ)}
     model, d = fall_train.fit_model(X, of, fall, groups, meta)
     text = fall_train.dumps(d)
     a.out.parent.mkdir(parents=True, exist_ok=True)

@@ -8,8 +8,10 @@ Each trial is followed by `PAD_S` = 15 s of stillness at its last
 orientation (a band keeps streaming after a fall; the trials stop), with a
 little sensor noise seeded from the trial's name, so every run sees the same
 bytes. For training, each trial is also seen clipped at ±2 g (consumer
-watches often clip there; neither set does), as another trial of the same
-subject, so grouped folds keep it with its original. Features of every candidate are cached per set in a `.npz` keyed by
+watches often clip there; neither set does) and as another watch would have
+recorded it (`as_other_watch`: 20–60 Hz, jitter, orientation, gain, offset,
+noise, range), each as another trial of the same subject, so grouped folds
+keep it with its original. Features of every candidate are cached per set in a `.npz` keyed by
 the feature code's version and the files' sizes and times.
 """
 
@@ -29,7 +31,9 @@ from chumphae.detect import fall_features as ff
 from chumphae.detect.recordings import read_recording
 
 PAD_S = 15.0
-CLIP_AUGMENT_G = (2.0,)  # training also sees each trial as a ±2 g watch would have recorded it
+CLIP_AUGMENT_G = (2.0,)
+WATCH_COPIES = 1  # and as another watch would have recorded it (`as_other_watch`)
+DEVICE_HZ = (20.0, 60.0)  # training also sees each trial as a ±2 g watch would have recorded it
 FEATURE_VERSION = "1"
 
 
@@ -75,14 +79,14 @@ def read_labels(name: str, folder: Path) -> list[Trial]:
 
 
 def pad_still(t: NDArray[np.float64], xyz: NDArray[np.float64], hz: float, seconds: float = PAD_S,
-              seed: int = 0) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+              seed: int = 0, noise_g: float = 0.004) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """The trial followed by `seconds` of stillness at its last orientation (1 g, light noise)."""
     if len(t) == 0:
         return t, xyz
     n = int(seconds * hz)
     last = xyz[-1] / max(1e-6, float(np.linalg.norm(xyz[-1])))
     rng = np.random.default_rng(seed)
-    tail = last + rng.normal(0.0, 0.004, (n, 3))
+    tail = last + rng.normal(0.0, noise_g, (n, 3))
     return (np.r_[t, float(np.max(t)) + np.arange(1, n + 1) / hz], np.vstack([xyz, tail]))
 
 
@@ -90,15 +94,54 @@ def trial_seed(name: str) -> int:
     return zlib.crc32(name.encode())
 
 
-def trial_candidates(tr: Trial, pad: bool = True, clip_g: float | None = None) -> list[ff.Candidate]:
-    """Candidates of one trial (padded); `clip_g` first clips every axis at ±clip_g (a smaller watch)."""
+def _rotation(rng: np.random.Generator) -> NDArray[np.float64]:
+    q = rng.normal(size=4)
+    a, b, c, d = q / np.linalg.norm(q)
+    return np.array([[a*a + b*b - c*c - d*d, 2*(b*c - a*d), 2*(b*d + a*c)],
+                     [2*(b*c + a*d), a*a - b*b + c*c - d*d, 2*(c*d - a*b)],
+                     [2*(b*d - a*c), 2*(c*d + a*b), a*a - b*b - c*c + d*d]])
+
+
+def as_other_watch(t: NDArray[np.float64], xyz: NDArray[np.float64], hz: float, seed: int
+                   ) -> tuple[NDArray[np.float64], NDArray[np.float64], float, float]:
+    """The recording as another watch might have made it: (t, xyz, nominal hz, its noise in g).
+
+    Seeded per trial: a random rate in `DEVICE_HZ` (linear interpolation, so
+    a slower watch misses short peaks as real ones do), clock jitter (10 % of
+    a period) and millisecond stamps, a random orientation on the wrist, a
+    gain error of ±5 % and an offset of ±0.03 g per axis, white noise of
+    0.002–0.015 g and axes clipping at ±4, ±8 or ±16 g (or not at all).
+    """
+    rng = np.random.default_rng(seed)
+    order = np.argsort(t, kind="stable")
+    t, xyz = t[order], xyz[order]
+    new_hz = float(rng.uniform(*DEVICE_HZ))
+    tn = np.arange(float(t[0]), float(t[-1]), 1.0 / new_hz)
+    tn = tn + rng.normal(0.0, 0.1 / new_hz, len(tn))
+    x = np.column_stack([np.interp(tn, t, xyz[:, j]) for j in range(3)]) @ _rotation(rng).T
+    x = x * (1.0 + rng.uniform(-0.05, 0.05, 3)) + rng.uniform(-0.03, 0.03, 3)
+    noise = float(rng.uniform(0.002, 0.015))
+    x = x + rng.normal(0.0, noise, x.shape)
+    rail = [None, 16.0, 8.0, 4.0][int(rng.integers(0, 4))]
+    if rail is not None:
+        x = np.clip(x, -rail, rail)
+    stamps: NDArray[np.float64] = np.round(np.sort(tn), 3).astype(np.float64)
+    return stamps, x, new_hz, noise
+
+
+def trial_candidates(tr: Trial, pad: bool = True, clip_g: float | None = None,
+                     other_watch: int = 0) -> list[ff.Candidate]:
+    """Candidates of one trial (padded); `clip_g` first clips every axis at ±clip_g (a smaller watch);
+    `other_watch` k > 0: first re-recorded by `as_other_watch` with the k-th seed (training augmentation)."""
     rec = read_recording(tr.path, "g")
-    t, xyz = rec.t, rec.xyz
+    t, xyz, hz, noise = rec.t, rec.xyz, tr.hz, 0.004
     if clip_g is not None:
         xyz = np.clip(xyz, -clip_g, clip_g)
+    if other_watch:
+        t, xyz, hz, noise = as_other_watch(t, xyz, hz, trial_seed(tr.name) ^ (0x5EED * other_watch))
     if pad:
-        t, xyz = pad_still(t, xyz, tr.hz, seed=trial_seed(tr.name))
-    _, ss = ff.streams(t, xyz, tr.hz)
+        t, xyz = pad_still(t, xyz, hz, seed=trial_seed(tr.name), noise_g=noise)
+    _, ss = ff.streams(t, xyz, hz)
     return [c for s in ss for c in ff.stream_candidates(s)]
 
 
@@ -111,7 +154,7 @@ def _cache_key(trials: list[Trial]) -> str:
 
 
 def set_features(name: str, folder: Path, cache_dir: Path | None = None, limit: list[str] | None = None,
-                 progress: bool = True, clip_g: float | None = None) -> SetFeatures:
+                 progress: bool = True, clip_g: float | None = None, other_watch: int = 0) -> SetFeatures:
     """Features of every candidate in a set (cached in `cache_dir` when given).
 
     `clip_g`: as if recorded by a watch whose axes clip at ±clip_g (training augmentation).
@@ -120,7 +163,7 @@ def set_features(name: str, folder: Path, cache_dir: Path | None = None, limit: 
     if limit is not None:
         keep = set(limit)
         trials = [t for t in trials if t.name in keep]
-    key = _cache_key(trials) + (f"-clip{clip_g:g}" if clip_g is not None else "")
+    key = _cache_key(trials) + (f"-clip{clip_g:g}" if clip_g is not None else "") + (f"-watch{other_watch}" if other_watch else "")
     cache = cache_dir / f"falls-{name}-{key}.npz" if cache_dir else None
     if cache is not None and cache.is_file():
         z = np.load(cache)
@@ -130,7 +173,7 @@ def set_features(name: str, folder: Path, cache_dir: Path | None = None, limit: 
     tt: list[float] = []
     dec: list[float] = []
     for k, tr in enumerate(trials):
-        for c in trial_candidates(tr, clip_g=clip_g):
+        for c in trial_candidates(tr, clip_g=clip_g, other_watch=other_watch):
             rows.append(c.features)
             of.append(k)
             tt.append(c.t)
@@ -160,8 +203,11 @@ def combine(parts: list[SetFeatures]) -> SetFeatures:
 
 def training_set(name: str, folder: Path, cache_dir: Path | None = None, limit: list[str] | None = None,
                  progress: bool = True) -> SetFeatures:
-    """A set as the model is trained on it: the trials as recorded, plus a copy clipped at ±CLIP_AUGMENT_G."""
+    """A set as the model is trained on it: the trials as recorded, plus a copy clipped at ±CLIP_AUGMENT_G
+    and `WATCH_COPIES` copies re-recorded by `as_other_watch` (rate, jitter, orientation, gain, noise, range)."""
     parts = [set_features(name, folder, cache_dir, limit, progress)]
     for g in CLIP_AUGMENT_G:
         parts.append(set_features(name, folder, cache_dir, limit, progress, clip_g=g))
+    for k in range(1, WATCH_COPIES + 1):
+        parts.append(set_features(name, folder, cache_dir, limit, progress, other_watch=k))
     return combine(parts)

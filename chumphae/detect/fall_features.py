@@ -13,8 +13,11 @@ candidates closer than 1 s are one (the highest stays, a clipped bin
 ranking above unclipped ones: its reading is only a lower bound). Each candidate gets
 `FEATURES`, all orientation-free (magnitudes, spreads, jerk, angles between
 gravity directions): impact height and width, free fall before it, motion
-before it, motion and level after it, how far the wrist turned and how much
-it kept rotating. A window reaches `PRE_S` before and `POST_S` after the
+and level after it, how far the wrist turned and how much it kept rotating.
+What the wearer was doing seconds before (walking, standing still) is left
+out on purpose: it describes a data set's protocol, not the fall, and a
+model trained on falls from standing (UMAFall) learnt from it to miss falls
+during activity (FallAllD). A window reaches `PRE_S` before and `POST_S` after the
 candidate; the decision is taken at candidate + `POST_S` (or at the end of
 the data, holding the last sample, when the stream ends first).
 """
@@ -32,7 +35,7 @@ Array = NDArray[np.float64]
 
 RATE_HZ = 20.0
 CAP_G = 8.0
-PRE_S = 6.0
+PRE_S = 3.0
 POST_S = 8.0
 MIN_POST_S = 1.5  # a candidate this close to the end of the data is decided with what there is
 CLUSTER_S = 1.0
@@ -41,10 +44,9 @@ RAW_CAND_G = 1.6
 
 FEATURES = (
     "peak_s", "peak_raw", "clipped", "width_15", "energy", "jerk", "jerk_xyz",
-    "ff_min", "ff_dur6", "ff_dur8", "pre_mean", "vel",
-    "pre_act_far", "pre_act_near", "pre_bursts", "post_bursts",
+    "ff_min", "ff_dur6", "ff_dur8", "pre_mean", "vel", "post_bursts",
     "post_std1", "post_std2", "post_std3", "post_act", "post_mean", "post_dev",
-    "turn", "turn_near", "pre_rot", "post_rot",
+    "turn", "turn_near", "post_rot",
 )
 
 
@@ -177,10 +179,6 @@ def features_at(s: Stream20, i: int) -> Array:
     pre1 = _seg(m, ix(-1.0), i)
     pre_mean = float(pre1.mean()) if len(pre1) else float("nan")
     vel = float((pre1 - 1.0).sum()) / hz if len(pre1) else float("nan")
-    pre_far = _std(_seg(m, ix(-PRE_S), ix(-2.0)))
-    pre_near = _std(_seg(m, ix(-2.0), ix(-0.3)))
-    pb = _seg(m, ix(-PRE_S), ix(-0.5))
-    pre_bursts = float(_bursts(pb, 1.5)) if len(pb) else float("nan")
     post_bursts = float(_bursts(_seg(m, ix(0.5), ix(3.0) + 1), 1.5))
     post_std1 = _std(_seg(m, ix(1.0), ix(3.0)))
     post_std2 = _std(_seg(m, ix(3.0), ix(5.5)))
@@ -194,12 +192,11 @@ def features_at(s: Stream20, i: int) -> Array:
     turn = _angle(before.mean(axis=0), post.mean(axis=0)) if len(before) >= 4 and len(post) >= 4 else float("nan")
     b2, a2 = _seg(xyz, ix(-1.5), ix(-0.5)), _seg(xyz, ix(0.5), ix(1.5))
     turn_near = _angle(b2.mean(axis=0), a2.mean(axis=0)) if len(b2) >= 4 and len(a2) >= 4 else float("nan")
-    pre_rot = _rotation(_seg(xyz, ix(-3.0), i))
     post_rot = _rotation(post)
     return np.array([peak_s, peak_raw, clipped, width, energy, jerk, jerk_xyz,
-                     ff_min, ff6, ff8, pre_mean, vel, pre_far, pre_near, pre_bursts, post_bursts,
+                     ff_min, ff6, ff8, pre_mean, vel, post_bursts,
                      post_std1, post_std2, post_std3, post_act, post_mean, post_dev,
-                     turn, turn_near, pre_rot, post_rot], dtype=np.float64)
+                     turn, turn_near, post_rot], dtype=np.float64)
 
 
 def _hold_last(s: Stream20, extra: int) -> Stream20:

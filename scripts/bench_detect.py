@@ -72,7 +72,7 @@ import statistics
 import sys
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -489,7 +489,14 @@ def run_patient(site: Site, days: int, seed: int, start: datetime, *, p_wander: 
     for wa, wb in windows:
         t = wall_s()
         if t < wa:  # jump the wall clock (patient at home, inside, nothing pending)
-            src.start += timedelta(seconds=wa - t)
+            jump = timedelta(seconds=wa - t)
+            src.start += jump
+            # the band was heard all through the skipped time at home: the jump is not a silence
+            # (without this, a window whose first second happens to lose every packet reads as a
+            # band unheard for hours, and a home near the zone edge raises left coverage)
+            st = detectors.states.get(site.pid)
+            if st is not None and st.last_heard is not None:
+                detectors.states[site.pid] = replace(st, last_heard=st.last_heard + jump)
         while wall_s() < wb or out_since is not None or src.sim.walking and src.sim.path or pending():
             t = wall_s()
             if t >= days * DAY:

@@ -42,6 +42,9 @@ def confirmed_outside(m: Match, th: Thresholds) -> bool:
     return d is not None and d - m.position.uncertainty_m >= th.wander_margin_m
 
 
+STILL_OUT_M = 30.0  # an uncertain fix keeps an excursion going only with its centre this far out
+
+
 def still_outside(m: Match, th: Thresholds) -> bool:
     """Once an excursion is confirmed: still outside while fixes clear the zone, or stay uncertain
     (the region touches the zone) with the centre outside. A patient 100 m off the road is heard
@@ -50,7 +53,7 @@ def still_outside(m: Match, th: Thresholds) -> bool:
     if confirmed_outside(m, th):
         return True
     d = m.distance_to_boundary_m
-    return m.status == ZoneStatus.UNCERTAIN and d is not None and d > th.wander_margin_m
+    return m.status == ZoneStatus.UNCERTAIN and d is not None and d >= STILL_OUT_M + th.wander_margin_m
 
 
 def near_edge_or_outside(m: Match, th: Thresholds) -> bool:

@@ -33,7 +33,8 @@ walk, episode, fall and slap with minutes around it, the 20:00 / 06:00 zone swit
 random 5-min windows of quiet time at home (`--quiet-share` of the day). Between those the
 wall clock jumps (only while the patient is at home, inside, still, with no excursion or
 fall pending: nothing a detector is waiting on). Radio/locate state runs on the continuous
-monotonic clock. Quiet-time false alerts are counted in the sampled windows and scaled up
+monotonic clock; the detectors' last-heard time moves with the jump (the band was heard all
+through the skipped time, so the jump is not a silence). Quiet-time false alerts are counted in the sampled windows and scaled up
 to the whole quiet time (the scale factor is printed); everything else is counted as is.
 
 Ground truth and counting rules:

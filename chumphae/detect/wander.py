@@ -4,8 +4,10 @@ Why this shape (DOMAIN.md, Wandering; Traccar fires on the first outside fix):
   - a wander needs the patient *confirmed* outside: the whole uncertainty disc
     clear of the zone (status OUTSIDE, and `distance_to_boundary_m −
     uncertainty_m ≥ wander_margin_m`). While the disc still touches the zone
-    (UNCERTAIN) no alert is raised; such fixes neither start nor stop the
-    dwell clock;
+    (UNCERTAIN) no excursion starts; once one has started (a confirmed fix),
+    uncertain fixes whose centre stays outside keep it running and may end
+    the dwell (`still_outside`): off the road the region flickers between
+    clearing the zone and touching it;
   - it needs a dwell: confirmed outside for `wander_dwell_s` by day, or the
     stricter `wander_dwell_night_s` at night (the Match's `schedule` when the
     matcher says, else the patient's night hours in Asia/Bangkok). `tick`
@@ -38,6 +40,20 @@ def confirmed_outside(m: Match, th: Thresholds) -> bool:
         return m.clearance_m >= th.wander_margin_m
     d = m.distance_to_boundary_m
     return d is not None and d - m.position.uncertainty_m >= th.wander_margin_m
+
+
+STILL_OUT_M = 30.0  # an uncertain fix keeps an excursion going only with its centre this far out
+
+
+def still_outside(m: Match, th: Thresholds) -> bool:
+    """Once an excursion is confirmed: still outside while fixes clear the zone, or stay uncertain
+    (the region touches the zone) with the centre outside. A patient 100 m off the road is heard
+    faintly by every receiver, and the region flickers between clearing the zone and touching it
+    from one fix to the next; only a centre back inside (INSIDE) ends the excursion."""
+    if confirmed_outside(m, th):
+        return True
+    d = m.distance_to_boundary_m
+    return m.status == ZoneStatus.UNCERTAIN and d is not None and d >= STILL_OUT_M + th.wander_margin_m
 
 
 def near_edge_or_outside(m: Match, th: Thresholds) -> bool:
@@ -124,7 +140,7 @@ def step(state: PatientState, event: Event, th: Thresholds, now: datetime) -> tu
     if m.status == ZoneStatus.INSIDE:
         return replace(state, wander=WanderState()), []
     out: list[Detection] = []
-    if confirmed_outside(m, th):
+    if confirmed_outside(m, th) or (w.outside_since is not None and still_outside(m, th)):
         since = w.outside_since or t
         w = replace(w, outside_since=since)
         if not w.alerted and seconds(since, t) >= dwell_s(m, th, t):
@@ -145,7 +161,7 @@ def tick(state: PatientState, th: Thresholds, now: datetime) -> tuple[PatientSta
         out.append(_left(state, m, state.last_heard, silent, w.outside_since))
         w = replace(w, left_alerted=True)
     elif (w.outside_since is not None and not w.alerted and silent < th.left_coverage_s
-          and confirmed_outside(m, th)):
+          and still_outside(m, th)):
         due = w.outside_since + timedelta(seconds=dwell_s(m, th, now))
         if now >= due:
             out.append(_wander(state, m, w.outside_since, due, th))

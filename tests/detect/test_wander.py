@@ -36,6 +36,23 @@ def test_no_wander_while_the_disc_still_touches_the_zone() -> None:
     assert found == []
 
 
+def test_a_started_dwell_runs_through_uncertain_fixes_whose_centre_stays_outside() -> None:
+    # confirmed outside once, then the region flickers (touches the zone) with the centre 45 m out
+    fixes = ([match(at(0), ZoneStatus.OUTSIDE, 90.0, unc=30.0)]
+             + [match(at(s), ZoneStatus.UNCERTAIN, 45.0, unc=80.0) for s in range(30, 400, 30)])
+    _, found = run(fixes)
+    assert [d.type for d in found] == [AlertType.WANDER]
+    assert found[0].details["outside_for_s"] == 300 and found[0].t == at(300)
+    # …but uncertain fixes with the centre only 20 m out (a walk at the edge) do not keep it going
+    inside_centre = ([match(at(0), ZoneStatus.OUTSIDE, 90.0, unc=30.0)]
+                     + [match(at(s), ZoneStatus.UNCERTAIN, 20.0, unc=80.0) for s in range(30, 400, 30)])
+    _, found = run(inside_centre)
+    assert found == []
+    # and uncertain fixes alone never start an excursion
+    _, found = run([match(at(s), ZoneStatus.UNCERTAIN, 45.0, unc=80.0) for s in range(0, 900, 30)])
+    assert found == []
+
+
 def test_back_inside_ends_the_excursion_and_restarts_the_dwell() -> None:
     fixes = ([match(at(s), ZoneStatus.OUTSIDE, 60.0) for s in range(0, 250, 30)]
              + [match(at(260), ZoneStatus.INSIDE, -30.0)]

@@ -12,10 +12,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from chumphae import audit
@@ -130,57 +128,29 @@ def _record(session: Session, alert: Alert, *, event: str, ring: bool, user_id: 
     return replace(change, cursor=row.id)
 
 
-def _unresolved_and_last_resolved(session: Session, a: AlertInput) -> tuple[Alert | None, datetime | None]:
-    """The unresolved alert of this key, and when the last one was resolved: one query."""
-    last = _key(select(func.max(Alert.resolved_at)), a).where(Alert.status == AlertStatus.RESOLVED)
-    query: Any = _key(select(Alert), a).where(or_(
-        col(Alert.status) != AlertStatus.RESOLVED, col(Alert.resolved_at) == last.scalar_subquery()))
-    rows: list[Alert] = list(session.exec(query).all())
-    existing = next((r for r in rows if r.status != AlertStatus.RESOLVED), None)
-    resolved = [r.resolved_at for r in rows if r.status == AlertStatus.RESOLVED and r.resolved_at is not None]
-    return existing, max(resolved, default=None)
-
-
-def _insert_unless_unresolved(session: Session, row: Alert) -> bool:
-    """Insert `row` unless an unresolved alert of its patient and type exists: one statement, no savepoint.
-
-    False when one exists (another process opened it a moment ago). The row becomes the session's.
-    """
-    table = Alert.__table__  # type: ignore[attr-defined]
-    values = {c.name: getattr(row, c.name) for c in table.columns if c.name != "id"}
-    make = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    statement = (make(table).values(values)
-                 .on_conflict_do_nothing(index_elements=["patient_id", "type"],
-                                         index_where=text("status != 'resolved'"))
-                 .returning(table.c.id))
-    new_id = session.execute(statement).scalar_one_or_none()
-    if new_id is None:
-        return False
-    row.id = new_id
-    make_transient_to_detached(row)  # as if loaded: known to the session, nothing left to write
-    session.add(row)
-    return True
-
-
 def raise_alert(session: Session, *, alert: AlertInput, now: datetime | None = None) -> AlertChange:
-    """Open a new alert, or re-trigger the unresolved one of the same patient and type.
-
-    An alert's database round trips are few (it is the path an SOS waits on): one query for the
-    unresolved alert and the last resolution, one insert that yields to a concurrent opener.
-    """
+    """Open a new alert, or re-trigger the unresolved one of the same patient and type."""
     now = now or utcnow()
-    existing, last_resolved = _unresolved_and_last_resolved(session, alert)
+    existing = _unresolved(session, alert)
     severity = severity_for(alert.type)
+    last_resolved = None
+    if existing is None:
+        last_resolved = session.exec(_key(select(func.max(Alert.resolved_at)), alert)
+                                     .where(Alert.status == AlertStatus.RESOLVED)).one()
     verdict = late.judge(t=alert.t, received_at=now, existing_status=existing.status if existing else None,
                          last_resolved_at=last_resolved, critical=severity == Severity.CRITICAL)
     if verdict.belongs_to_resolved:
         return _late_history(session, alert)
     if existing is None:
         row = _new(alert, severity=severity, late_=verdict.late, now=now)
-        if not _insert_unless_unresolved(session, row):  # another process opened it a moment ago
+        try:
+            with session.begin_nested():
+                session.add(row)
+                session.flush()
+        except IntegrityError:  # another process opened it a moment ago: re-trigger that one
             existing = _unresolved(session, alert)
             if existing is None:
-                raise AssertionError("an unresolved alert conflicted but cannot be found")
+                raise
         else:
             return _record(session, row, event="opened", ring=verdict.ring,
                            details={"late": verdict.late, "confidence": alert.confidence}, now=now)

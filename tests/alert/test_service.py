@@ -141,34 +141,3 @@ def test_only_carers_may_act(session: Session, people: tuple[int, User, User]) -
                                                              gateway_id=None), now=T0)
     with pytest.raises(Forbidden):
         service.acknowledge(session, user=stranger, alert_id=gw_alert.alert_id)
-
-
-def test_an_alert_opened_meanwhile_by_another_process_is_retriggered(
-        session: Session, people: tuple[int, User, User], monkeypatch: pytest.MonkeyPatch) -> None:
-    """The insert yields to an unresolved alert committed after our read: that one is re-triggered."""
-    pid, _, _ = people
-    first = service.raise_alert(session, alert=AlertInput(type="sos", t=T0, patient_id=pid), now=T0)
-    session.commit()
-    stale = service._unresolved_and_last_resolved
-    monkeypatch.setattr(service, "_unresolved_and_last_resolved", lambda s, a: (None, None))  # read before it
-    second = service.raise_alert(session, alert=AlertInput(type="sos", t=T0 + timedelta(seconds=3), patient_id=pid),
-                                 now=T0 + timedelta(seconds=3))
-    session.commit()
-    monkeypatch.setattr(service, "_unresolved_and_last_resolved", stale)
-    assert (first.event, second.event) == ("opened", "retriggered") and second.alert_id == first.alert_id
-    alerts = session.exec(select(Alert).where(Alert.patient_id == pid)).all()
-    assert [(a.count, a.status) for a in alerts] == [(2, "open")]
-
-
-def test_a_new_alert_after_a_resolved_one_is_a_new_row(session: Session, people: tuple[int, User, User]) -> None:
-    pid, carer, _ = people
-    first = service.raise_alert(session, alert=AlertInput(type="sos", t=T0, patient_id=pid), now=T0)
-    service.resolve(session, user=carer, alert_id=first.alert_id, outcome="patient_safe", now=T0 + timedelta(minutes=1))
-    later = T0 + timedelta(minutes=5)
-    second = service.raise_alert(session, alert=AlertInput(type="sos", t=later, patient_id=pid), now=later)
-    session.commit()
-    assert second.event == "opened" and second.alert_id != first.alert_id and second.cursor is not None
-    row = session.get(Alert, second.alert_id)
-    assert row is not None and (row.status, row.count, row.opened_at) == ("open", 1, later)
-    events = session.exec(select(AlertEvent).where(AlertEvent.alert_id == second.alert_id)).all()
-    assert [e.kind for e in events] == ["opened"]

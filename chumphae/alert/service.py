@@ -8,7 +8,7 @@ and then hands the returned `AlertChange`s to delivery (`chumphae.deliver`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -24,7 +24,7 @@ from chumphae.auth.access import can_see_patient, sees_all
 from chumphae.deliver import outbox
 from chumphae.errors import Forbidden, NotFound
 from chumphae.feed import log as feed_log
-from chumphae.models import Alert, AlertEvent, AlertStatus, Outcome, User
+from chumphae.models import Alert, AlertEvent, AlertStatus, ChannelName, Outcome, User
 from chumphae.timeutil import utcnow
 from chumphae.values import Detection, Severity
 
@@ -104,17 +104,28 @@ def _names(session: Session, alert: Alert) -> dict[int, str]:
 
 def _record(session: Session, alert: Alert, *, event: str, ring: bool, user_id: int | None = None,
             details: dict[str, object] | None = None, now: datetime | None = None) -> AlertChange:
-    """History row + feed row for one change, in the caller's transaction."""
+    """History row + feed row for one change, in the caller's transaction.
+
+    The feed row is written last: on PostgreSQL it takes the feed writers' lock, held until the
+    caller commits, so every read this change needs (who is told, on which channels) comes before
+    it. Only the feed notices, whose provider id is the row's cursor, are added after it (one
+    insert, flushed with the commit).
+    """
     assert alert.id is not None
     session.add(AlertEvent(alert_id=alert.id, kind=event, user_id=user_id, details=details or {}))
     payload = {"event": event, "ring": ring, "alert": alert_dict(alert, names=_names(session, alert))}
-    row = feed_log.append(session, kind="alert", patient_id=alert.patient_id, payload=payload)
     change = AlertChange(alert_id=alert.id, patient_id=alert.patient_id, type=alert.type,
                          severity=alert.severity, event=event, ring=ring, level=alert.escalation_level,
-                         cursor=row.id)
-    if ring:  # durable notices in this same transaction (chumphae/deliver/outbox.py)
-        outbox.enqueue(session, change, now=now)
-    return change
+                         cursor=None)
+    # durable notices in this same transaction (chumphae/deliver/outbox.py)
+    notices = outbox.prepare(session, change, now=now) if ring else []
+    session.add_all([n for n in notices if n.channel != ChannelName.FEED])
+    row = feed_log.append(session, kind="alert", patient_id=alert.patient_id, payload=payload)  # flushes first
+    for n in notices:
+        if n.channel == ChannelName.FEED:
+            n.provider_message_id = f"feed:{row.id}"
+            session.add(n)
+    return replace(change, cursor=row.id)
 
 
 def raise_alert(session: Session, *, alert: AlertInput, now: datetime | None = None) -> AlertChange:

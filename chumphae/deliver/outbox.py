@@ -40,6 +40,18 @@ def _recent_pushes(session: Session, alert_id: int, since: datetime) -> set[tupl
 
 def enqueue(session: Session, change: AlertChange, *, now: datetime | None = None) -> list[OutboxNotice]:
     """One notice per (user told, channel they are reached on) for a ringing change; nothing otherwise."""
+    rows = prepare(session, change, now=now)
+    session.add_all(rows)
+    session.flush()
+    return rows
+
+
+def prepare(session: Session, change: AlertChange, *, now: datetime | None = None) -> list[OutboxNotice]:
+    """The notices `enqueue` would store, built but not added to the session (the caller adds them).
+
+    The alert state machine reads who is told here, before it takes the feed writers' lock, and
+    adds the feed notices only once the feed row's cursor is known (their provider id).
+    """
     if not change.ring or change.event not in ("opened", "retriggered", "escalated"):
         return []
     now = now or utcnow()
@@ -71,8 +83,6 @@ def enqueue(session: Session, change: AlertChange, *, now: datetime | None = Non
                 row.status, row.done_at = NoticeStatus.SENT, now
                 row.provider_message_id = f"feed:{change.cursor}" if change.cursor is not None else "feed"
             rows.append(row)
-    session.add_all(rows)
-    session.flush()
     return rows
 
 

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -35,6 +36,33 @@ async def worker(engine: Engine, fakes: Fakes, clock: Clock, opts: WorkerOptions
     async with http_client(s) as client:
         yield Worker(engine, channels(client, s), opts or options(), public_url=s.public_url, clock=clock,
                      rnd=lambda: 0.0)
+
+
+def test_the_feed_lock_is_taken_after_every_read_of_a_ringing_change(engine: Engine, district: World) -> None:
+    """PostgreSQL: from the feed writers' lock to the commit, only the feed notices are written.
+
+    Who is told, on which channels, and the other notices come before the lock, so an alert does not
+    hold up every other feed writer (a district's positions) through its delivery queries.
+    """
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the feed writers' advisory lock is PostgreSQL's")
+    statements: list[str] = []
+
+    def seen(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(" ".join(statement.split()))
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        change = raise_sos(engine, district.own_patient)
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    locked = [i for i, text in enumerate(statements) if "pg_advisory_xact_lock" in text]
+    assert len(locked) == 1
+    after = statements[locked[0] + 1:]
+    assert [text.split(" (")[0] for text in after] == ["INSERT INTO notice"], after
+    rows = notices(engine)
+    assert {r.channel for r in rows} == {"line", "sms", "feed"}  # all written, the feed's with its cursor
+    assert [r.provider_message_id for r in rows if r.channel == "feed"] == [f"feed:{change.cursor}"]
 
 
 def test_notices_are_written_with_the_alert_or_not_at_all(engine: Engine, district: World) -> None:

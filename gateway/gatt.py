@@ -40,7 +40,7 @@ from typing import Any, Protocol
 from chumphae.detect import fall_features as ff
 from chumphae.detect.fall_detector import LiveFallDetector, ModelFall
 from chumphae.detect.fall_model import FallModel
-from chumphae.supervise import short_error, wait_up_to
+from chumphae.supervise import short_error
 from chumphae.values import AlertType, Detection, Reading
 from gateway.decode.rawstream import CHAR_UUID, RawStream
 
@@ -136,14 +136,16 @@ class RawStreams:
         self.stats = GattStats()
         self._queue: asyncio.Queue[tuple[str, datetime]] | None = None
         self._queue_size = queue_size
-        self._until: dict[str, datetime] = {}  # band → the latest trigger its session must cover
+        self._triggers: dict[str, list[datetime]] = {}  # band → triggers its session has still to judge
         self._running: dict[str, asyncio.Task[None]] = {}
 
     # -- called from the pipeline (synchronous, never blocks) --------------------
     def request(self, address: str, trigger: datetime) -> bool:
         """Stream this band around `trigger`. False when the request had to be dropped."""
-        if address in self._until:  # queued or streaming: cover the later trigger too
-            self._until[address] = max(self._until[address], trigger)
+        pending = self._triggers.get(address)
+        if pending is not None:  # queued or streaming: judge the later trigger too, on the same connection
+            if not pending or trigger > pending[-1]:
+                pending.append(trigger)
             return True
         if self._queue is None:
             self._queue = asyncio.Queue(self._queue_size)
@@ -153,12 +155,12 @@ class RawStreams:
             self.stats.busy_drops += 1
             return False
         self.stats.requests += 1
-        self._until[address] = trigger
+        self._triggers[address] = [trigger]
         return True
 
     def active(self, address: str) -> bool:
         """Queued or streaming: a verdict is coming."""
-        return address in self._until
+        return address in self._triggers
 
     # -- the supervised loop -------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -169,14 +171,11 @@ class RawStreams:
         slots = asyncio.Semaphore(self.max_connections)
         try:
             while not stop.is_set():
-                got: list[tuple[str, datetime]] = []
-
-                async def take() -> None:
-                    got.append(await queue.get())
-
-                if not await wait_up_to(take(), 1.0):
+                try:
+                    async with asyncio.timeout(1.0):  # not wait_for: it can swallow a cancellation
+                        address, trigger = await queue.get()
+                except TimeoutError:
                     continue
-                address, trigger = got[0]
                 await slots.acquire()
                 task = asyncio.create_task(self._session(address, trigger, slots), name=f"gatt {address}")
                 self._running[address] = task
@@ -200,7 +199,7 @@ class RawStreams:
         finally:
             slots.release()
             self._running.pop(address, None)
-            self._until.pop(address, None)
+            self._triggers.pop(address, None)
         if verdict is not None:
             self.on_verdict(verdict)
 
@@ -230,13 +229,15 @@ class RawStreams:
                     await client.disconnect()
 
     async def _read(self, address: str, trigger: datetime, inbox: asyncio.Queue[bytes], end: float) -> Verdict:
+        """Judge each trigger once the stream is `DONE_AFTER_S` past it (a verdict each, sent as it
+        comes); the session ends when none is left, a fall is found, or at `end`."""
         loop = asyncio.get_running_loop()
         stream = RawStream()
         det: LiveFallDetector | None = None
         anchor: datetime | None = None  # wall time of the band's clock zero
         first_s: float | None = None
         found: list[ModelFall] = []
-        reason = "timeout"
+        pending = self._triggers.setdefault(address, [trigger])
         try:
             while True:
                 remaining = end - loop.time()
@@ -260,25 +261,34 @@ class RawStreams:
                 if first_s is None:
                     first_s = float(s.t[0])
                 found += det.push(s.t, s.xyz_g)
-                until_s = (self._until.get(address, trigger) - anchor).total_seconds()
-                if found or (stream.end_s is not None and stream.end_s >= until_s + DONE_AFTER_S):
-                    reason = "decided"
-                    break
+                if found:
+                    return self._verdict(address, pending[0], found, stream, anchor, first_s, "decided")
+                assert stream.end_s is not None
+                while len(pending) > 1 and stream.end_s >= (pending[0] - anchor).total_seconds() + DONE_AFTER_S:
+                    self.on_verdict(self._verdict(address, pending.pop(0), [], stream, anchor, first_s, "decided"))
+                if stream.end_s >= (pending[0] - anchor).total_seconds() + DONE_AFTER_S:
+                    return self._verdict(address, pending[0], [], stream, anchor, first_s, "decided")
         finally:
             self.stats.malformed += stream.malformed
             self.stats.lost += stream.lost
-        if anchor is None or first_s is None or stream.end_s is None:
-            return Verdict(address, trigger, (), False, reason)
-        falls = [RawFall(anchor + timedelta(seconds=f.t), f) for f in found]
+        if anchor is None or first_s is None:
+            return Verdict(address, pending[0], (), False, "timeout")
+        return self._verdict(address, pending[0], [], stream, anchor, first_s, "timeout")
+
+    def _verdict(self, address: str, trigger: datetime, found: list[ModelFall], stream: RawStream,
+                 anchor: datetime, first_s: float, reason: str) -> Verdict:
+        assert stream.end_s is not None
         trig_s = (trigger - anchor).total_seconds()
         covered = (reason == "decided" and first_s <= trig_s - 1.0 - ff.PRE_S
                    and stream.lost == 0 and stream.resets == 0)
-        if falls:
-            self.stats.falls += len(falls)
+        if found:
+            self.stats.falls += len(found)
         elif reason == "decided":
             self.stats.no_falls += 1
-        span = (anchor + timedelta(seconds=first_s), anchor + timedelta(seconds=stream.end_s))
-        return Verdict(address, trigger, tuple(falls), covered, reason, span)
+        # what the model has judged: every candidate up to POST_S before the newest sample
+        span = (anchor + timedelta(seconds=first_s), anchor + timedelta(seconds=stream.end_s - ff.POST_S))
+        falls = tuple(RawFall(anchor + timedelta(seconds=f.t), f) for f in found)
+        return Verdict(address, trigger, falls, covered, reason, span)
 
     def health(self) -> dict[str, int]:
         s = self.stats
@@ -327,26 +337,29 @@ class FallGate:
         return [d] if self._fresh(d) else []
 
     def verdict(self, v: Verdict, patient_id: int | None) -> list[Detection]:
-        """A session's end: its falls (deduped), and the fate of a held summary-rule fall."""
-        held = self.held.pop(v.address, None)
+        """A verdict on one trigger: its falls (deduped), and the fate of a held summary-rule fall."""
+        held = self.held.get(v.address)
         out: list[Detection] = []
         for rf in v.falls:
-            d = raw_detection(v.address, patient_id, rf, v.trigger)
-            if held is not None:
+            d = raw_detection(v.address, patient_id, rf)
+            if held is not None:  # the model's alert replaces the summary rule's
                 d.details["summary_rule_confidence"] = held.detection.confidence
                 d.details["band_flag"] = held.detection.details.get("band_flag")
+                del self.held[v.address]
                 held = None
             if self._fresh(d):
                 out.append(d)
-        if not v.falls and v.covered and v.span is not None:
+        if v.falls or held is None:
+            return out
+        if v.covered and v.span is not None:
             self.negative[v.address] = v.span
-            if held is not None:
+            if v.span[0] <= held.detection.t <= v.span[1]:  # judged by the model: no fall
+                del self.held[v.address]
                 self.overruled += 1
                 log.info("summary-rule fall overruled by the raw stream's model (no fall)")
-                held = None
-        if held is not None and self._fresh(held.detection):  # no usable verdict: the summary rule stands
-            out.append(held.detection)
-        return out
+            return out  # else: judged by a later verdict, or released at its deadline
+        del self.held[v.address]  # no usable verdict (no connection, holes): the summary rule stands
+        return out + ([held.detection] if self._fresh(held.detection) else [])
 
     def due(self, wall: datetime) -> list[Detection]:
         """Held summary-rule falls whose time is up (no verdict by impact + `HOLD_S`)."""
@@ -359,7 +372,7 @@ class FallGate:
         return out
 
 
-def raw_detection(address: str, patient_id: int | None, rf: RawFall, trigger: datetime) -> Detection:
+def raw_detection(address: str, patient_id: int | None, rf: RawFall) -> Detection:
     f = rf.fall
     return Detection(
         type=AlertType.FALL, t=rf.t, address=address, patient_id=patient_id, confidence=f.confidence,

@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from chumphae.detect import fall_features as ff
-
 from chumphae.timeutil import utcnow
 from chumphae.values import Advert, Motion
 from gateway.decode import chumphae_band as band
@@ -82,7 +80,7 @@ class SimGatt:
     """The simulated bands' GATT side: per band, a history of samples and the subscribers to its
     raw-stream characteristic, fed each simulated second (docs/band-frame.md, "Raw stream")."""
 
-    HISTORY_S = ff.PRE_S + 7.0  # what a band holds from before a subscription
+    HISTORY_S = 10.0  # what a band holds from before a subscription (the model needs 3 s before an impact)
     BLOCK = 25  # samples per notification (½ s at 50 Hz; 160 bytes)
 
     def __init__(self, addresses: set[str]) -> None:

@@ -393,12 +393,15 @@ class RawPath:
         self.gate = FallGate(dedupe_s=dedupe_s)
         self.patient_for: Callable[[str], int | None] = lambda _a: None
         self.sink: Callable[[list[Detection]], None] = lambda _ds: None
+        self._flagged: dict[str, bool] = {}
 
     def seen(self, reading: Reading, patient_id: int | None) -> None:
         if patient_id is None or reading.kind != "chumphae" or not reading.authenticated:
             return
         m = reading.motion
-        if reading.fall_flag or (m is not None and m.max_g >= self.trigger_g):
+        flag_rose = reading.fall_flag and not self._flagged.get(reading.address, False)
+        self._flagged[reading.address] = reading.fall_flag  # the flag stays up for a minute: its rise counts
+        if flag_rose or (m is not None and m.max_g >= self.trigger_g):
             self.streams.request(reading.address, reading.t)
 
     def filter(self, detections: list[Detection]) -> list[Detection]:

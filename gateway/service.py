@@ -381,7 +381,9 @@ async def run_gateway(
     if scenario is not None:
         config = simulated_site(scenario, config)
         sim = SimSource(scenario, config, speed=speed)
-        source, gatt = sim, gatt or sim.gatt_client  # the simulated bands stream over simulated GATT
+        source = sim
+        if gatt is None and settings.gatt_enabled:
+            gatt = sim.gatt_clients()  # the simulated bands stream over simulated GATT
     if config is None:
         raise RuntimeError("no site config: backend unreachable and no cached copy")
     kind = "simulated" if scenario is not None else "replay" if replaying is not None else "source"

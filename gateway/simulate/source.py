@@ -153,12 +153,13 @@ class SimSource:
         self._reach_m = 10 ** ((r.p1m_dbm - r.sensitivity_dbm + 20.0) / (10 * r.path_loss_n))
         self.gatt: SimGatt | None = None  # the bands' raw streams, once a GATT client was asked for
 
-    def gatt_client(self, address: str) -> SimGattClient:
-        """A GATT client to a simulated band (the `gateway.gatt.ClientFactory` of a simulation):
-        the band keeps its last seconds of samples and streams them, then each new second's."""
+    def gatt_clients(self) -> Callable[[str], SimGattClient]:
+        """The simulated bands' GATT side switched on (from now, each band keeps its last seconds
+        of samples), and its client factory (a `gateway.gatt.ClientFactory`)."""
         if self.gatt is None:
             self.gatt = SimGatt({b.band.address for b in self.sims})
-        return SimGattClient(self.gatt, address.upper())
+        gatt = self.gatt
+        return lambda address: SimGattClient(gatt, address.upper())
 
     def clock(self) -> float:
         return self._now

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +20,12 @@ import pytest
 
 from chumphae.detect.fall_data import pad_still, trial_seed
 from chumphae.detect.recordings import read_recording
-from gateway.gatt import SOURCE_RAW, SOURCE_SUMMARY, RawPath, RawStreams
+from gateway.gatt import SOURCE_RAW, SOURCE_SUMMARY, FallGate, RawFall, RawPath, RawStreams, Verdict
 from gateway.pipeline import Pipeline
 from gateway.queue import Outbox
 from gateway.service import default_steps
 from gateway.siteconfig import parse
+from tests.gateway.builders import T0
 from tests.gateway.gattband import RecordedBand
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,16 +114,21 @@ async def test_a_real_fall_streamed_over_gatt_raises_exactly_one_alert(tmp_path:
 
 
 @needs_data
-@pytest.mark.parametrize("set_, name, hz", [
-    ("umafall", "Subject_02_ADL_Aplausing_3", 20),
-    ("umafall", "Subject_02_ADL_Hopping_1", 20),
-    ("fallalld", "S02_A003_T01", 50),
+@pytest.mark.parametrize("set_, name, hz, summary_fooled", [
+    ("umafall", "Subject_02_ADL_Aplausing_3", 20, False),
+    ("umafall", "Subject_02_ADL_Hopping_1", 20, False),
+    ("fallalld", "S02_A003_T01", 50, False),
+    # the summary rule calls these falls; the model on the stream does not, and overrules it
+    ("fallalld", "S02_A004_T04", 50, True),
+    ("umafall", "Subject_02_ADL_HandsUp_2", 20, True),
 ])
-async def test_daily_activity_streamed_over_gatt_raises_nothing(tmp_path: Path, set_: str, name: str, hz: int) -> None:
+async def test_daily_activity_streamed_over_gatt_raises_nothing(tmp_path: Path, set_: str, name: str, hz: int,
+                                                                summary_fooled: bool) -> None:
     rig = Rig(recorded(set_, name, hz), tmp_path)
     await rig.play()
     assert rig.alerts() == []
     assert rig.raw.streams.stats.sessions >= 1  # it peaked: the band was streamed, and the model said no
+    assert rig.raw.gate.overruled == int(summary_fooled)
 
 
 @needs_data
@@ -147,3 +154,50 @@ async def test_lost_notifications_do_not_crash_and_a_gap_never_overrules(tmp_pat
     alerts = rig.alerts()
     assert len(alerts) <= 1
     assert rig.raw.gate.overruled == 0  # a stream with holes is not a "no fall"
+
+
+def det(t: float, source: str = "summary rule", conf: float = 0.6) -> Any:
+    from chumphae.values import AlertType, Detection
+
+    return Detection(AlertType.FALL, T0 + timedelta(seconds=t), ADDR, 1, conf, details={"band_flag": True})
+
+
+def verdict(trigger: float, falls: tuple[float, ...] = (), covered: bool = True, span: tuple[float, float] = (0, 30),
+            reason: str = "decided") -> Verdict:
+    from chumphae.detect.fall_detector import ModelFall
+
+    return Verdict(ADDR, T0 + timedelta(seconds=trigger),
+                   tuple(RawFall(T0 + timedelta(seconds=f), ModelFall(f, f + 8, 0.9, {})) for f in falls),
+                   covered, reason, (T0 + timedelta(seconds=span[0]), T0 + timedelta(seconds=span[1])))
+
+
+def test_the_gate_holds_the_summary_rule_for_the_model_and_sends_one_alert_per_fall() -> None:
+    g = FallGate(dedupe_s=60)
+    assert g.summary(det(10), streaming=True) == []  # held
+    (d,) = g.verdict(verdict(10, falls=(9.6,)), 1)
+    assert d.details["source"] == SOURCE_RAW and d.confidence == 0.9 and d.details["summary_rule_confidence"] == 0.6
+    assert d.details["band_flag"] is True and g.held == {}
+    assert g.summary(det(12), streaming=False) == [] and g.duplicates == 1  # the same fall, later: dropped
+    assert g.verdict(verdict(11, falls=(11.0,)), 1) == [] and g.duplicates == 2
+    assert [x.details["source"] for x in g.summary(det(80), streaming=False)] == [SOURCE_SUMMARY]  # a new fall
+
+
+def test_no_fall_from_a_whole_stream_overrules_a_failed_stream_does_not() -> None:
+    g = FallGate()
+    assert g.summary(det(10), streaming=True) == []
+    assert g.verdict(verdict(10, span=(0, 5)), 1) == []  # judged up to 5 s only: still held
+    assert g.verdict(verdict(10, span=(0, 12)), 1) == [] and g.overruled == 1 and g.held == {}
+    assert g.summary(det(11), streaming=False) == [] and g.overruled == 2  # inside the judged span
+    g2 = FallGate()
+    g2.summary(det(10), streaming=True)
+    (d,) = g2.verdict(verdict(10, covered=False, reason="connect failed: OSError"), 1)
+    assert d.details["source"] == SOURCE_SUMMARY and g2.overruled == 0
+
+
+def test_a_held_summary_fall_leaves_by_impact_plus_10_s_without_a_verdict() -> None:
+    g = FallGate()
+    g.summary(det(10), streaming=True)
+    assert g.due(T0 + timedelta(seconds=19.9)) == []
+    (d,) = g.due(T0 + timedelta(seconds=20))
+    assert d.details["source"] == SOURCE_SUMMARY and g.held == {}
+    assert g.verdict(verdict(10, falls=(10.0,)), 1) == [] and g.duplicates == 1  # late model: same fall

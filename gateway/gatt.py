@@ -70,10 +70,7 @@ def bleak_factory(adapter: str | None, timeout_s: float) -> ClientFactory:
     from bleak import BleakClient
 
     def make(address: str) -> GattClient:
-        kw: dict[str, Any] = {"timeout": timeout_s}
-        if adapter:
-            kw["adapter"] = adapter
-        return BleakClient(address, **kw)
+        return BleakClient(address, timeout=timeout_s, bluez={"adapter": adapter} if adapter else {})
 
     return make
 

@@ -198,7 +198,14 @@ class RawStreams:
             self._running.pop(address, None)
             self._triggers.pop(address, None)
         if verdict is not None:
+            self._deliver(verdict)
+
+    def _deliver(self, verdict: Verdict) -> None:
+        try:
             self.on_verdict(verdict)
+        except Exception:  # noqa: BLE001 - a failing consumer must not end the session loop
+            self.stats.errors += 1
+            log.exception("raw stream verdict could not be delivered")
 
     async def _stream(self, address: str, trigger: datetime) -> Verdict:
         self.stats.sessions += 1
@@ -262,7 +269,7 @@ class RawStreams:
                     return self._verdict(address, pending[0], found, stream, anchor, first_s, "decided")
                 assert stream.end_s is not None
                 while len(pending) > 1 and stream.end_s >= (pending[0] - anchor).total_seconds() + DONE_AFTER_S:
-                    self.on_verdict(self._verdict(address, pending.pop(0), [], stream, anchor, first_s, "decided"))
+                    self._deliver(self._verdict(address, pending.pop(0), [], stream, anchor, first_s, "decided"))
                 if stream.end_s >= (pending[0] - anchor).total_seconds() + DONE_AFTER_S:
                     return self._verdict(address, pending[0], [], stream, anchor, first_s, "decided")
         finally:

@@ -12,6 +12,10 @@ matcher with `match_many` (`BatchMatcher`) gets a tick's positions in one
 batch; they are then detected one by one in band order, as they would be
 one at a time (matching reads only the map and the zones).
 
+With a raw-stream path (`raw`: `gateway.gatt.RawPath`), each fresh reading
+is shown to it first (it may open a GATT session), fall alerts pass its gate
+(one per fall, the model's first), and its own verdicts arrive through `emit`.
+
 Nothing here does network I/O: it writes to the durable outbox and wakes the
 uplink through `on_queued`.
 """

@@ -5,9 +5,13 @@ own process (the integrated demo runs the backend and a simulated gateway in
 one event loop). Wires: site config (backend → disk cache → scenario) →
 source (radio, simulator or a recording) → pipeline → outbox → uplink.
 
+The raw-stream path (`gateway.gatt`: GATT sessions for the fall model) gets
+bleak's client on the radio, the simulator's simulated GATT under `--simulate`,
+none on a replay (a recording holds adverts only).
+
 Every background task (pipeline, uplink, config poll, outbox housekeeping:
-disk-full recovery and the replay guard's counters; the scanner watchdog in
-`gateway.scan`) runs under one `chumphae.supervise.Supervisor`: a failure is
+disk-full recovery and the replay guard's counters; the GATT sessions'
+request loop; the scanner watchdog in `gateway.scan`) runs under one `chumphae.supervise.Supervisor`: a failure is
 logged with its traceback, the task restarts with capped, jittered backoff,
 and the heartbeat carries `task_restarts` and `last_error`.
 """

@@ -22,11 +22,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
@@ -44,6 +44,9 @@ from gateway.simulate.scenario import Scenario
 from gateway.simulate.source import SimSource
 from gateway.siteconfig import SiteConfig
 from gateway.uplink import Uplink
+
+if TYPE_CHECKING:
+    from gateway.gatt import ClientFactory, RawPath, RawStreams, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +100,7 @@ def default_steps(config: SiteConfig) -> tuple[Matcher, Detector]:
     return ZoneMatcher(config, night=night), detectors
 
 
-def raw_path(settings: GatewaySettings, connect: Any, wall: Any) -> Any:
+def raw_path(settings: GatewaySettings, connect: ClientFactory | None, wall: Callable[[], datetime]) -> RawPath | None:
     """The GATT raw-stream path (`gateway.gatt.RawPath`) over `connect` (a client factory: bleak's
     for the radio, the simulator's for a simulation), or None: no factory (a replay), switched off
     (`GATEWAY_GATT_ENABLED=false`), or a gateway built without the detection package."""
@@ -108,7 +111,7 @@ def raw_path(settings: GatewaySettings, connect: Any, wall: Any) -> Any:
     except ImportError:
         return None
 
-    def streams(on_verdict: Any) -> RawStreams:
+    def streams(on_verdict: Callable[[Verdict], None]) -> RawStreams:
         return RawStreams(connect, on_verdict, wall=wall, max_connections=settings.gatt_max_connections,
                           session_s=settings.gatt_session_s, connect_timeout_s=settings.gatt_connect_timeout_s)
 
@@ -157,7 +160,7 @@ class Gateway:
         scanner_health: Any = None,
         supervisor: Supervisor | None = None,
         persist_counters: bool | None = None,
-        gatt: Any = None,
+        gatt: ClientFactory | None = None,
     ) -> None:
         self.settings = settings
         self.supervisor = supervisor or Supervisor(backoff_min_s=settings.backoff_min_s,
@@ -366,7 +369,7 @@ async def run_gateway(
     record: Path | None = None,
     replay: Path | None = None,
     shift_to_now: bool = False,
-    gatt: Any = None,
+    gatt: ClientFactory | None = None,
 ) -> Gateway:
     """Run a gateway until `stop` is set (or, with `exit_when_done`, the source ends and the outbox
     is empty). Give a `scenario` to simulate, a `replay` recording to play back (ends when the file
@@ -385,9 +388,9 @@ async def run_gateway(
     if scenario is not None:
         config = simulated_site(scenario, config)
         sim = SimSource(scenario, config, speed=speed)
-        source = sim
-        if gatt is None and settings.gatt_enabled:
-            gatt = sim.gatt_clients()  # the simulated bands stream over simulated GATT
+        source = sim  # its bands stream over simulated GATT (below)
+    if gatt is None and settings.gatt_enabled and isinstance(source, SimSource):
+        gatt = source.gatt_clients()  # a simulation handed over whole (the district demo): its GATT too
     if config is None:
         raise RuntimeError("no site config: backend unreachable and no cached copy")
     kind = "simulated" if scenario is not None else "replay" if replaying is not None else "source"

@@ -267,10 +267,18 @@ class RawStreams:
                 found += det.push(s.t, s.xyz_g)
                 if found:
                     return self._verdict(address, pending[0], found, stream, anchor, first_s, "decided")
-                assert stream.end_s is not None
-                while len(pending) > 1 and stream.end_s >= (pending[0] - anchor).total_seconds() + DONE_AFTER_S:
+                end_s, now = stream.end_s, self.wall()
+                assert end_s is not None
+
+                def judged(trig: datetime, zero: datetime = anchor, end_s: float = end_s, now: datetime = now) -> bool:
+                    # past it by the band's clock, and by the wall clock too: while the band's history
+                    # pours in, the clock zero is still too late (a "no fall" then would come too early)
+                    return (end_s >= (trig - zero).total_seconds() + DONE_AFTER_S
+                            and now >= trig + timedelta(seconds=DONE_AFTER_S))
+
+                while len(pending) > 1 and judged(pending[0]):
                     self._deliver(self._verdict(address, pending.pop(0), [], stream, anchor, first_s, "decided"))
-                if stream.end_s >= (pending[0] - anchor).total_seconds() + DONE_AFTER_S:
+                if judged(pending[0]):
                     return self._verdict(address, pending[0], [], stream, anchor, first_s, "decided")
         finally:
             self.stats.malformed += stream.malformed

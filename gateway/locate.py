@@ -53,6 +53,7 @@ MAX_RANGE_M = 300.0  # no BLE band is heard further than this
 RECEIVER_ALIVE_S = 600.0  # a receiver that heard any band this recently counts when it hears nothing
 EVIDENCE_BIN_DB = 3.0  # medians in the same bin of this width are the same evidence (`Locator.estimate`)
 SAME_EVIDENCE_MAX_S = 5.0  # the same evidence is not stepped again for at most this long
+STILL_MPS = 0.3  # ... and only while the centre moved slower than this at the last step (not walking)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +104,7 @@ class _Band:
     evidence_key: tuple[tuple[int, int, int], ...] = ()  # the evidence the track last stepped on, binned
     shown: Position | None = None  # the last position estimated from the track
     shown_mono: float = -math.inf  # when it was last given out
+    centre_speed: float = math.inf  # m/s: how fast the centre moved at the last step
 
 
 class Locator:
@@ -179,7 +181,7 @@ class Locator:
         rows, box, key = self._rows(b, counts, now)
         shown = b.shown
         if b.track is not None and shown is not None and key == b.evidence_key and (
-                now - b.track.t < SAME_EVIDENCE_MAX_S):
+                now - b.track.t < SAME_EVIDENCE_MAX_S) and b.centre_speed < STILL_MPS:
             # the same receivers say the same (to a bin): a step would weigh the cloud by what it was
             # weighed by a second ago; the next step, over the longer dt, counts those seconds as well
             pos = b.last = b.shown = replace(shown, t=b.last_t, receivers=len(counts))
@@ -191,7 +193,9 @@ class Locator:
             b.track = track.start(ev, now, self._rng)
         else:  # the centre moves from the one last shown at most as far as a person walks since then
             since = b.track.t if shown is None else b.shown_mono
-            b.track = track.step(b.track, ev, now, self._rng, since=since)
+            last = b.track
+            b.track = track.step(last, ev, now, self._rng, since=since)
+            b.centre_speed = math.hypot(b.track.cx - last.cx, b.track.cy - last.cy) / max(1.0, now - since)
         est = track.estimate(b.track, self.region_mass)
         lat, lon = self._to_latlon(est.cx, est.cy)
         lats = self._origin[0] + est.cells_y / M_PER_DEG_LAT

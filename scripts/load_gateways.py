@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import socket
@@ -172,18 +173,34 @@ async def drive(port: int, tokens: list[str], cm_token: str, bands: list[list[An
     stop = asyncio.Event()
     rate_gap = g_count / args.rate if args.rate > 0 else 0.0  # seconds between sends on one gateway
 
-    async with connect(f"{base}/ws/alerts", additional_headers={"Authorization": f"Bearer {cm_token}"},
-                       max_size=None) as feed:
-        for _ in range(2):  # welcome, snapshot
-            await asyncio.wait_for(feed.recv(), 60)
+    async with contextlib.AsyncExitStack() as stack:
+        if args.feed_client == "process":
+            # The care manager's phone is another device: its socket is read in a process of its own, so the
+            # SOS frames are timed when they arrive, not when this busy event loop gets to them.
+            child = await asyncio.create_subprocess_exec(
+                sys.executable, __file__, "--feed-child", base, cm_token, str(args.feed_priority),
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=1 << 20)
+            stack.push_async_callback(_end_child, child)
+            assert child.stdout is not None
+            if (await asyncio.wait_for(child.stdout.readline(), 60)).strip() != b"ready":
+                raise SystemExit("feed client did not start")
 
-        async def read_feed() -> None:
-            async for raw in feed:
-                f = orjson.loads(raw)
-                if f.get("type") == "alert" and f["alert"]["type"] == "sos":
-                    a = f["alert"]
-                    key = (a["patient_id"], datetime.fromisoformat(a["last_triggered_at"]).isoformat())
-                    sos_seen.setdefault(key, time.perf_counter())
+            async def read_feed() -> None:
+                assert child.stdout is not None
+                async for line in child.stdout:
+                    pid, iso, at = orjson.loads(line)
+                    sos_seen.setdefault((pid, iso), at)
+        else:
+            feed = await stack.enter_async_context(connect(
+                f"{base}/ws/alerts", additional_headers={"Authorization": f"Bearer {cm_token}"}, max_size=None))
+            for _ in range(2):  # welcome, snapshot
+                await asyncio.wait_for(feed.recv(), 60)
+
+            async def read_feed() -> None:
+                async for raw in feed:
+                    key = _sos_key(raw)
+                    if key is not None:
+                        sos_seen.setdefault(key, time.monotonic())
 
         sockets: list[ClientConnection] = []
         for token in tokens:
@@ -233,7 +250,7 @@ async def drive(port: int, tokens: list[str], cm_token: str, bands: list[list[An
                 body = {"type": "sos", "severity": "critical", "address": address, "patient_id": pid,
                         "t": t.isoformat(), "lat": LAT, "lon": LON, "uncertainty_m": 15.0, "match": None,
                         "details": {}}
-                sos_sent[(pid, t.isoformat())] = time.perf_counter()
+                sos_sent[(pid, t.isoformat())] = time.monotonic()  # the clock the feed child reads too
                 await sockets[g].send(orjson.dumps({"id": str(uuid.uuid4()), "type": "alert", "t": t.isoformat(),
                                                     "seq": 0, "body": body}).decode())
                 n += 1
@@ -262,7 +279,48 @@ async def drive(port: int, tokens: list[str], cm_token: str, bands: list[list[An
             "sos_max": max(lat) if lat else float("nan")}
 
 
+def _sos_key(raw: str | bytes) -> tuple[int, str] | None:
+    f = orjson.loads(raw)
+    if f.get("type") == "alert" and f["alert"]["type"] == "sos":
+        a = f["alert"]
+        return a["patient_id"], datetime.fromisoformat(a["last_triggered_at"]).isoformat()
+    return None
+
+
+async def _end_child(child: asyncio.subprocess.Process) -> None:
+    if child.returncode is None:
+        child.terminate()
+    await child.wait()
+
+
+def feed_child(base: str, token: str, priority: int) -> None:
+    """`--feed-child`: the care manager's feed socket alone; one line per SOS frame: [patient, t, monotonic]."""
+    if priority:
+        with contextlib.suppress(OSError):  # raising it needs the right to; then it runs as it is
+            os.setpriority(os.PRIO_PROCESS, 0, priority)
+
+    async def run() -> None:
+        async with connect(f"{base}/ws/alerts", additional_headers={"Authorization": f"Bearer {token}"},
+                           max_size=None) as feed:
+            for _ in range(2):  # welcome, snapshot
+                await asyncio.wait_for(feed.recv(), 60)
+            sys.stdout.write("ready\n")
+            sys.stdout.flush()
+            async for raw in feed:
+                at = time.monotonic()
+                key = _sos_key(raw)
+                if key is not None:
+                    sys.stdout.write(orjson.dumps([key[0], key[1], at]).decode() + "\n")
+                    sys.stdout.flush()
+
+    with contextlib.suppress(KeyboardInterrupt, BrokenPipeError):
+        asyncio.run(run())
+
+
 def main() -> None:
+    if len(sys.argv) == 5 and sys.argv[1] == "--feed-child":
+        feed_child(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+        return
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--bands", type=int, default=5000)
     ap.add_argument("--gateways", type=int, default=100)
@@ -273,6 +331,10 @@ def main() -> None:
     ap.add_argument("--sos-every-s", type=float, default=0.2)
     ap.add_argument("--runs", type=int, default=1, help="streaming runs against the same seeded backend")
     ap.add_argument("--workers", type=int, default=1, help="backend processes (`chumphae serve --workers N`, PostgreSQL)")
+    ap.add_argument("--feed-client", choices=("process", "inline"), default="process",
+                    help="read the care manager's feed in a process of its own (default) or on this event loop")
+    ap.add_argument("--feed-priority", type=int, default=0,
+                    help="nice value of the feed process (negative: ahead of the generator and the backend)")
     ap.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
     ap.add_argument("--url", default="postgresql://postgres@127.0.0.1:5432/test")
     ap.add_argument("--seed", choices=("rest", "direct"), default="rest",

@@ -43,6 +43,7 @@ def confirmed_outside(m: Match, th: Thresholds) -> bool:
 
 
 STILL_OUT_M = 30.0  # an uncertain fix keeps an excursion going only with its centre this far out
+CENTRE_OUT_M = 15.0  # a confirmed excursion is dated from the first of a run of fixes with the centre this far out
 
 
 def still_outside(m: Match, th: Thresholds) -> bool:
@@ -123,25 +124,43 @@ def _left(state: PatientState, m: Match, at: datetime, silent_s: float, since: d
                      distance_m=None if m.distance_to_boundary_m is None else round(dist, 1))
 
 
+def _rearm_left(w: WanderState, m: Match, th: Thresholds) -> WanderState:
+    """Left coverage is hysteretic: after an alert it re-arms only once the band is back in coverage
+    for `left_coverage_s` without a silence that long (or on a fix inside the zone, which ends the
+    excursion anyway). A patient far outside is heard now and then; each packet is not a new return."""
+    if not w.left_alerted:
+        return w
+    back = w.back_since or m.position.t
+    if seconds(back, m.position.t) >= th.left_coverage_s:
+        return replace(w, left_alerted=False, back_since=None)
+    return replace(w, back_since=back)
+
+
 def step(state: PatientState, event: Event, th: Thresholds, now: datetime) -> tuple[PatientState, list[Detection]]:
     w = state.wander
-    if isinstance(event, Reading):  # heard again: a silence is over
-        return (replace(state, wander=replace(w, left_alerted=False)) if w.left_alerted else state), []
+    if isinstance(event, Reading):  # a packet alone neither re-arms left coverage nor moves the excursion
+        return state, []
     m = event
     t = m.position.t
     if not m.position.in_coverage:  # the locate step says the band is gone: the last fix is stale
         if not w.left_alerted and near_edge_or_outside(m, th):
             silent = seconds(t, now)
-            return replace(state, wander=replace(w, left_alerted=True)), [_left(state, m, t, silent, w.outside_since)]
-        return state, []
-    w = replace(w, left_alerted=False)
+            return replace(state, wander=replace(w, left_alerted=True, back_since=None)), [
+                _left(state, m, t, silent, w.outside_since)]
+        return (replace(state, wander=replace(w, back_since=None)) if w.back_since else state), []
     if m.status == ZoneStatus.NO_ZONE:
-        return replace(state, wander=w), []
+        return replace(state, wander=_rearm_left(w, m, th)), []
     if m.status == ZoneStatus.INSIDE:
         return replace(state, wander=WanderState()), []
+    w = _rearm_left(w, m, th)
+    d = m.distance_to_boundary_m
+    centre_out = d is not None and d >= CENTRE_OUT_M + th.wander_margin_m
+    w = replace(w, centre_out_since=(w.centre_out_since or t) if centre_out else None)
     out: list[Detection] = []
     if confirmed_outside(m, th) or (w.outside_since is not None and still_outside(m, th)):
-        since = w.outside_since or t
+        # the excursion began when the centre left the zone (the run of fixes with the centre well
+        # outside that led to this confirmed one), not when the whole region first cleared it
+        since = w.outside_since or min(w.centre_out_since or t, t)
         w = replace(w, outside_since=since)
         if not w.alerted and seconds(since, t) >= dwell_s(m, th, t):
             out.append(_wander(state, m, since, t, th))
@@ -159,7 +178,9 @@ def tick(state: PatientState, th: Thresholds, now: datetime) -> tuple[PatientSta
     if (not w.left_alerted and silent >= th.left_coverage_s and m.status != ZoneStatus.NO_ZONE
             and near_edge_or_outside(m, th)):
         out.append(_left(state, m, state.last_heard, silent, w.outside_since))
-        w = replace(w, left_alerted=True)
+        w = replace(w, left_alerted=True, back_since=None)
+    elif w.left_alerted and w.back_since is not None and silent >= th.left_coverage_s:
+        w = replace(w, back_since=None)  # silent again before it had been back long enough
     elif (w.outside_since is not None and not w.alerted and silent < th.left_coverage_s
           and still_outside(m, th)):
         due = w.outside_since + timedelta(seconds=dwell_s(m, th, now))

@@ -43,7 +43,7 @@ def confirmed_outside(m: Match, th: Thresholds) -> bool:
 
 
 STILL_OUT_M = 30.0  # an uncertain fix keeps an excursion going only with its centre this far out
-CENTRE_OUT_M = 15.0  # a confirmed excursion is dated from the first of a run of fixes with the centre this far out
+CENTRE_OUT_M = 0.0  # a confirmed excursion is dated from the first of a run of fixes with the centre this far out
 
 
 def still_outside(m: Match, th: Thresholds) -> bool:

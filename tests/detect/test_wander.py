@@ -150,9 +150,10 @@ def test_a_confirmed_excursion_is_dated_from_when_the_centre_left() -> None:
     _, found = run(fixes)
     assert [d.type for d in found] == [AlertType.WANDER]
     assert found[0].t == at(300) and found[0].details["outside_for_s"] == 300
-    # a run broken by a centre near the edge (or inside) starts again: dated from 120 s, not 0 s
+    # a run broken by a centre back inside (the region still touching the edge) starts again: dated
+    # from 120 s, not 0 s
     broken = ([match(at(s), ZoneStatus.UNCERTAIN, 40.0, unc=60.0) for s in range(0, 120, 30)]
-              + [match(at(90), ZoneStatus.UNCERTAIN, 5.0, unc=60.0)]
+              + [match(at(90), ZoneStatus.UNCERTAIN, -5.0, unc=60.0)]
               + [match(at(s), ZoneStatus.UNCERTAIN, 40.0, unc=60.0) for s in range(120, 150, 30)]
               + [match(at(s), ZoneStatus.OUTSIDE, 80.0, unc=30.0) for s in range(150, 450, 30)])
     _, found = run(broken)

@@ -43,18 +43,23 @@ def confirmed_outside(m: Match, th: Thresholds) -> bool:
 
 
 STILL_OUT_M = 30.0  # an uncertain fix keeps an excursion going only with its centre this far out
+FAINT_M = 300.0  # …or with an uncertainty this large (heard faintly by every receiver: far from all of them)
 CENTRE_OUT_M = 0.0  # a confirmed excursion is dated from the first of a run of fixes with the centre this far out
 
 
 def still_outside(m: Match, th: Thresholds) -> bool:
     """Once an excursion is confirmed: still outside while fixes clear the zone, or stay uncertain
-    (the region touches the zone) with the centre outside. A patient 100 m off the road is heard
-    faintly by every receiver, and the region flickers between clearing the zone and touching it
-    from one fix to the next; only a centre back inside (INSIDE) ends the excursion."""
+    (the region touches the zone) with the centre outside, or are heard only faintly (uncertainty
+    `FAINT_M` or more). A patient 100 m off the road is heard faintly by every receiver, and the
+    region flickers between clearing the zone and touching it from one fix to the next, while
+    its centre (the mean of a ring) may sit anywhere, inside the zone too; such a fix does not say
+    the patient came back. Only a fix inside (status INSIDE) ends the excursion."""
     if confirmed_outside(m, th):
         return True
+    if m.status != ZoneStatus.UNCERTAIN:
+        return False
     d = m.distance_to_boundary_m
-    return m.status == ZoneStatus.UNCERTAIN and d is not None and d >= STILL_OUT_M + th.wander_margin_m
+    return (d is not None and d >= STILL_OUT_M + th.wander_margin_m) or m.position.uncertainty_m >= FAINT_M
 
 
 def near_edge_or_outside(m: Match, th: Thresholds) -> bool:

@@ -178,3 +178,18 @@ def test_left_coverage_rearms_only_after_the_band_is_back_for_a_while() -> None:
     # a fix inside the zone re-arms at once
     state, _ = run([reading(at(t2 + 1000)), match(at(t2 + 1000), ZoneStatus.INSIDE, -10.0)], state=state)
     assert not state.wander.left_alerted
+
+
+def test_a_started_dwell_runs_through_faint_fixes_whatever_their_centre() -> None:
+    # off the road every receiver hears the band faintly: a ring-shaped region 350 m out whose centre
+    # (the ring's mean) may sit inside the zone; it does not say the patient came back
+    faint = ([match(at(0), ZoneStatus.OUTSIDE, 90.0, unc=30.0)]
+             + [match(at(s), ZoneStatus.UNCERTAIN, -15.0, unc=350.0) for s in range(30, 400, 30)])
+    _, found = run(faint)
+    assert [d.type for d in found] == [AlertType.WANDER] and found[0].t == at(300)
+    # a well-located fix touching the zone with its centre inside (a walk on the road) does not
+    near = ([match(at(0), ZoneStatus.OUTSIDE, 90.0, unc=30.0)]
+            + [match(at(s), ZoneStatus.UNCERTAIN, -15.0, unc=60.0) for s in range(30, 400, 30)])
+    assert run(near)[1] == []
+    # and faint fixes alone never start an excursion
+    assert run([match(at(s), ZoneStatus.UNCERTAIN, -15.0, unc=350.0) for s in range(0, 900, 30)])[1] == []

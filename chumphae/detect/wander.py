@@ -2,20 +2,25 @@
 
 Why this shape (DOMAIN.md, Wandering; Traccar fires on the first outside fix):
   - a wander needs the patient *confirmed* outside: the whole uncertainty disc
-    clear of the zone (status OUTSIDE, and `distance_to_boundary_m −
-    uncertainty_m ≥ wander_margin_m`). While the disc still touches the zone
-    (UNCERTAIN) no excursion starts; once one has started (a confirmed fix),
-    uncertain fixes whose centre stays outside keep it running and may end
-    the dwell (`still_outside`): off the road the region flickers between
-    clearing the zone and touching it;
-  - it needs a dwell: confirmed outside for `wander_dwell_s` by day, or the
+    (or the locate step's region) clear of the zone (status OUTSIDE, and
+    clearance ≥ `wander_margin_m`). While it still touches the zone (UNCERTAIN)
+    no excursion starts. A confirmed excursion is dated from the first fix of
+    the unbroken run with the centre outside (when the patient left, not when
+    the region finally cleared the zone). Once started, uncertain fixes whose
+    centre stays `STILL_OUT_M` outside, or that are heard only faintly
+    (uncertainty ≥ `FAINT_M`), keep it running and may end the dwell
+    (`still_outside`): off the road the region flickers between clearing the
+    zone and touching it, and a faint ring's centre may sit anywhere;
+  - it needs a dwell: outside for `wander_dwell_s` by day, or the
     stricter `wander_dwell_night_s` at night (the Match's `schedule` when the
     matcher says, else the patient's night hours in Asia/Bangkok). `tick`
     fires the dwell even when no new fix arrives;
-  - one detection per excursion; a fix inside (centre inside) ends it;
+  - one detection per excursion; a fix inside (status INSIDE) ends it;
   - left coverage is its own alert: the band stops being heard (for
     `left_coverage_s`, or the locate step marks the position out of
     coverage) while the last fix was outside or within `edge_m` of the edge.
+    It is hysteretic: re-armed only after the band is back in coverage for
+    `left_coverage_s` (or on a fix inside), not by every packet heard.
     A band falling silent deep inside the home is `band_silent` instead
     (band.py).
 """

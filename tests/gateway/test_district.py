@@ -111,3 +111,21 @@ async def test_a_fall_in_the_district_demo_is_read_over_simulated_gatt(town: Sit
     ob.close()
     assert [(a["type"], a["patient_id"], a["details"]["source"]) for a in alerts] == [("fall", ex.patient_id, SOURCE_RAW)]
     assert gw.raw.streams.stats.sessions == 1
+
+
+def test_the_demo_walks_out_first_the_band_whose_wander_alert_comes_soonest(town: SiteConfig) -> None:
+    from chumphae.demo import FIRST_EXCURSION_S, plan, quickest_walk_out
+    from chumphae.detect.thresholds import thresholds_for
+
+    src = DistrictSource(town, speed=0, start=MORNING)
+    band = quickest_walk_out(src)
+    dwell = {p["id"]: thresholds_for(p.get("adl_score"), p.get("ltc_group"), p.get("thresholds") or None).wander_dwell_s
+             for p in src.site.patients}
+    due = []  # seconds from the walk's start to the earliest wander alert: to the zone's edge, then the dwell
+    for i, sim in enumerate(src.sims):
+        leaves = src.walk_out_plan(i)[1]
+        due.append(float("inf") if leaves is None else leaves + dwell[sim.band.patient_id])
+    assert due[band] == min(due) and due[band] < 240.0
+    assert FIRST_EXCURSION_S < 60.0  # the walk begins within a minute of the start
+    assert next(plan({"gw-chumphae-town": len(src.sims), "gw-b": 3}, {"gw-chumphae-town": band})) == (
+        "walk_out", "gw-chumphae-town", band)

@@ -104,7 +104,7 @@ _APPEND_PG_SQL = (
 _APPEND_MANY_PG_SQL = (
     "WITH locked AS (SELECT pg_advisory_xact_lock(%s), pg_notify(%s, '')) "
     "INSERT INTO feed_event (t, kind, patient_id, payload) "
-    "SELECT %s, u.k, u.p, u.j::json FROM locked, unnest(%s::text[], %s::int[], %s::text[]) "
+    "SELECT %s, u.k, u.p, u.j::json FROM locked, unnest(%b::text[], %b::int[], %b::text[]) "
     "WITH ORDINALITY AS u(k, p, j, n) ORDER BY u.n")
 
 

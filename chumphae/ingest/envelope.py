@@ -9,7 +9,9 @@ can break it (protocol §3.5): a frame of at most `MAX_FRAME_CHARS`, nested at
 most `MAX_DEPTH` deep, no NUL character; finite floats in documented ranges;
 integers that fit their columns; times within `PAST`…`FUTURE` around now.
 The message id is read even from a frame too big or too deep to parse
-(`scan_id`), so the gateway can drop what we refuse.
+(`scan_id`), so the gateway can drop what we refuse. Position and reading
+bodies that are plainly valid are decoded by msgspec (`fast_body`); every
+other body goes through the pydantic models, which also word every refusal.
 """
 
 from __future__ import annotations

@@ -337,9 +337,11 @@ def _claim(session: Session, gateway_id: int, messages: Sequence[Message], now: 
         return set()
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":  # one statement, the ids as one array parameter (no per-row binding)
-        found = session.connection().exec_driver_sql(
-            _CLAIM_PG_SQL, (gateway_id, now, [m.id for m in messages], [m.type for m in messages]))
-        return {r[0] for r in found}
+        driver = session.connection().connection.driver_connection
+        assert driver is not None
+        with driver.cursor() as cur:  # binary parameters: the ids are not escaped one by one
+            cur.execute(_CLAIM_PG_SQL, (gateway_id, now, [m.id for m in messages], [m.type for m in messages]))
+            return {r[0] for r in cur.fetchall()}
     # One statement compiled once and cached; SQLAlchemy sends the rows as multi-row VALUES pages.
     stmt = _CLAIM_SQLITE
     rows = [{"msg_id": m.id, "gateway_id": gateway_id, "kind": m.type, "received_at": now} for m in messages]
@@ -348,7 +350,7 @@ def _claim(session: Session, gateway_id: int, messages: Sequence[Message], now: 
 
 _IM = IngestedMessage.__table__  # type: ignore[attr-defined]
 _CLAIM_PG_SQL = ("INSERT INTO ingested_message (msg_id, kind, gateway_id, received_at) "
-                 "SELECT u.m, u.k, %s, %s FROM unnest(%s::text[], %s::text[]) AS u(m, k) "
+                 "SELECT u.m, u.k, %s, %s FROM unnest(%b::text[], %b::text[]) AS u(m, k) "
                  "ON CONFLICT (msg_id) DO NOTHING RETURNING msg_id")
 _CLAIM_SQLITE = sqlite.insert(_IM).on_conflict_do_nothing(index_elements=["msg_id"]).returning(_IM.c.msg_id)
 
@@ -410,7 +412,8 @@ def _positions(session: Session, gateway_id: int, items: list[tuple[Message, Ban
         with driver.cursor() as cur, cur.copy(_POSITIONS_PG_COPY) as copy:
             for r in rows:
                 copy.write_row(r)
-        conn.exec_driver_sql(_BANDS_SEEN_PG_SQL, (gateway_id, [b for b, _ in seen], [t for _, t in seen]))
+        with driver.cursor() as cur:
+            cur.execute(_BANDS_SEEN_PG_SQL, (gateway_id, [b for b, _ in seen], [t for _, t in seen]))
     else:
         session.connection().execute(insert(PositionRecord.__table__),  # type: ignore[attr-defined]
                                      [dict(zip(_POSITION_COLUMNS, r, strict=True)) for r in rows])
@@ -433,7 +436,7 @@ _POSITIONS_PG_COPY = f'COPY "position" ({", ".join(_POSITION_COLUMNS)}) FROM STD
 # The band's last_seen_at moves only forward (per-band order kept across connections and processes).
 _BANDS_SEEN_PG_SQL = (
     "UPDATE wristband AS w SET last_seen_at = v.seen, last_gateway_id = %s "
-    "FROM unnest(%s::int[], %s::timestamptz[]) AS v(id, seen) "
+    "FROM unnest(%b::int[], %b::timestamptz[]) AS v(id, seen) "
     "WHERE w.id = v.id AND (w.last_seen_at IS NULL OR w.last_seen_at <= v.seen)")
 
 

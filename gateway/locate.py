@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
@@ -51,9 +51,6 @@ SENSITIVITY_DBM = -100.0  # weakest packet a receiver reports (ESP32 / BlueZ ada
 REGION_MASS = 0.95  # share of the likelihood the region holds
 MAX_RANGE_M = 300.0  # no BLE band is heard further than this
 RECEIVER_ALIVE_S = 600.0  # a receiver that heard any band this recently counts when it hears nothing
-EVIDENCE_BIN_DB = 3.0  # medians in the same bin of this width are the same evidence (`Locator.estimate`)
-SAME_EVIDENCE_MAX_S = 5.0  # the same evidence is not stepped again for at most this long
-STILL_MPS = 0.3  # ... and only while the centre moved slower than this at the last step (not walking)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,10 +98,6 @@ class _Band:
     out_reported: bool = False
     full: int = 0  # the most packets of this band any receiver heard in one window
     track: Track | None = None  # the particle cloud (gateway.track)
-    evidence_key: tuple[tuple[int, int, int], ...] = ()  # the evidence the track last stepped on, binned
-    shown: Position | None = None  # the last position estimated from the track
-    shown_mono: float = -math.inf  # when it was last given out
-    centre_speed: float = math.inf  # m/s: how fast the centre moved at the last step
 
 
 class Locator:
@@ -178,24 +171,8 @@ class Locator:
                 counts[rid] = [v for _t, v in q]
         if not counts:
             return None
-        rows, box, key = self._rows(b, counts, now)
-        shown = b.shown
-        if b.track is not None and shown is not None and key == b.evidence_key and (
-                now - b.track.t < SAME_EVIDENCE_MAX_S) and b.centre_speed < STILL_MPS:
-            # the same receivers say the same (to a bin): a step would weigh the cloud by what it was
-            # weighed by a second ago; the next step, over the longer dt, counts those seconds as well
-            pos = b.last = b.shown = replace(shown, t=b.last_t, receivers=len(counts))
-            b.shown_mono = now
-            return pos
-        b.evidence_key = key
-        ev = self._evidence(rows, box)
-        if b.track is None:
-            b.track = track.start(ev, now, self._rng)
-        else:  # the centre moves from the one last shown at most as far as a person walks since then
-            since = b.track.t if shown is None else b.shown_mono
-            last = b.track
-            b.track = track.step(last, ev, now, self._rng, since=since)
-            b.centre_speed = math.hypot(b.track.cx - last.cx, b.track.cy - last.cy) / max(1.0, now - since)
+        ev = self._evidence(*self._rows(b, counts, now))
+        b.track = track.start(ev, now, self._rng) if b.track is None else track.step(b.track, ev, now, self._rng)
         est = track.estimate(b.track, self.region_mass)
         lat, lon = self._to_latlon(est.cx, est.cy)
         lats = self._origin[0] + est.cells_y / M_PER_DEG_LAT
@@ -205,16 +182,14 @@ class Locator:
         region = tuple(zip(cells[:k], cells[k:], strict=True))
         pos = Position(address, b.last_t, lat, lon, round(max(MIN_UNCERTAINTY_M, est.uncertainty_m), 1),
                        PositionSource.BLE, len(counts), True, region=region, region_cell_m=round(est.cell_m, 2))
-        b.last = b.shown = pos
-        b.shown_mono = now
+        b.last = pos
         return pos
 
     # -- the evidence -----------------------------------------------------------
-    def _rows(self, b: _Band, counts: dict[str, list[float]], now: float) -> tuple[
-            list[tuple[int, int, float, float, float]], tuple[float, float, float, float], tuple[tuple[int, int, int], ...]]:
+    def _rows(self, b: _Band, counts: dict[str, list[float]],
+              now: float) -> tuple[list[tuple[int, int, float, float, float]], tuple[float, float, float, float]]:
         """One window of RSSI as rows for the track's evidence (`_evidence`, `track.Evidence`): per
-        receiver (index, kind, median, σ, reach), heard then faint then quiet; the search box; and
-        the rows binned, (receiver, kind, median // `EVIDENCE_BIN_DB`), to tell the same evidence.
+        receiver (index, kind, median, σ, reach), heard then faint then quiet; and the search box.
 
         The median is taken over every packet the band sent in the window, heard or not: a
         receiver that heard fewer than half of them says "median below my sensitivity", which
@@ -264,7 +239,7 @@ class Locator:
             y0, y1 = min(y - R for _x, y, R in hb), max(y + R for _x, y, R in hb)
         b.anchor = anchor
         rows.sort(key=lambda r: r[1])  # heard, faint, quiet (`track.Evidence` takes each set as a slice)
-        return rows, (x0, x1, y0, y1), tuple((r[0], r[1], int(r[2] // EVIDENCE_BIN_DB)) for r in rows)
+        return rows, (x0, x1, y0, y1)
 
     def _evidence(self, rows: list[tuple[int, int, float, float, float]],
                   box: tuple[float, float, float, float]) -> track.Evidence:

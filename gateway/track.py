@@ -27,7 +27,9 @@ a position never jumps further than the patient could have walked; the disc
 around it still covers the whole region.
 
 All arithmetic is numpy over (particles × receivers); no Python loop per
-particle.
+particle. A step's one likelihood pass covers the moved cloud and the
+recovery candidates together; the receivers come heard, faint, quiet, so
+each set is a slice of the (places × receivers) arrays, not a masked copy.
 """
 
 from __future__ import annotations
@@ -166,11 +168,8 @@ def start(ev: Evidence, now: float, rng: np.random.Generator, n: int | None = No
     return Track(px, py, v.copy(), v.copy(), weights, now, float(np.mean(px)), float(np.mean(py)))
 
 
-def step(tr: Track, ev: Evidence, now: float, rng: np.random.Generator, since: float | None = None) -> Track:
-    """Predict (walk for dt), inject a few fresh particles, weight by the tempered evidence, resample.
-
-    The centre moves at most as far as a person walks from `since` (the last time it was shown,
-    default the last step) to now."""
+def step(tr: Track, ev: Evidence, now: float, rng: np.random.Generator) -> Track:
+    """Predict (walk for dt), inject a few fresh particles, weight by the tempered evidence, resample."""
     dt = max(0.0, now - tr.t)
     if dt > REINIT_S:
         fresh = start(ev, now, rng, len(tr.px))
@@ -219,7 +218,7 @@ def step(tr: Track, ev: Evidence, now: float, rng: np.random.Generator, since: f
         px, py, vx, vy = px[j], py[j], vx[j], vy[j]
         w = np.full(n, 1.0 / n)
     mx, my = float(np.dot(w, px)), float(np.dot(w, py))
-    cx, cy = _toward(tr.cx, tr.cy, mx, my, V_MAX * max(0.0, now - (tr.t if since is None else since)) + 1.0)
+    cx, cy = _toward(tr.cx, tr.cy, mx, my, V_MAX * dt + 1.0)
     return Track(px, py, vx, vy, w, now, cx, cy)
 
 

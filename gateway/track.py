@@ -180,11 +180,12 @@ def step(tr: Track, ev: Evidence, now: float, rng: np.random.Generator) -> Track
     if dt > 0:
         rho = math.exp(-dt / VEL_DECAY_S)
         s = VEL_SIGMA * math.sqrt(1.0 - rho * rho)
-        z = rng.standard_normal((4, n))
+        vx = rho * vx + rng.normal(0.0, s, n)
+        vy = rho * vy + rng.normal(0.0, s, n)
         # most of the time a patient is still: a share of the cloud stays put (only a jitter)
         still = rng.random(n) < STILL_SHARE
-        vx = np.where(still, STILL_JITTER * z[2], rho * vx + s * z[0])
-        vy = np.where(still, STILL_JITTER * z[3], rho * vy + s * z[1])
+        vx[still] = rng.normal(0.0, STILL_JITTER, int(still.sum()))
+        vy[still] = rng.normal(0.0, STILL_JITTER, int(still.sum()))
         speed2 = vx * vx + vy * vy
         over = speed2 > V_MAX * V_MAX
         if over.any():

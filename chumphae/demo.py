@@ -154,15 +154,16 @@ async def _district(settings: Settings, url: str, tokens: dict[str, str], who: d
     return tasks
 
 
-def plan(sites: dict[str, int]) -> Iterator[tuple[str, str, int]]:
-    """(kind, site, band) forever: a walk out first (the town's first band, a known wanderer with a
-    short dwell), then a fall, an SOS, a band taken off, a band going quiet, on sites and bands in turn."""
+def plan(sites: dict[str, int], walk_bands: Mapping[str, int] | None = None) -> Iterator[tuple[str, str, int]]:
+    """(kind, site, band) forever: a walk out first (on the town), then a fall, an SOS, a band taken off,
+    a band going quiet, on sites and bands in turn. A walk out is played by the site's band in
+    `walk_bands` (the one whose wander alert comes soonest, `quickest_walk_out`), else its first band."""
     order = [DEMO_SITE, *sorted(s for s in sites if s != DEMO_SITE)] if DEMO_SITE in sites else sorted(sites)
     site_turn = itertools.cycle(order)
     for round_no in itertools.count():
         for kind in ("walk_out", "fall", "sos", "remove_band", "quiet"):
             site = next(site_turn)
-            band = 0 if kind == "walk_out" else (round_no + 1) % sites[site]
+            band = (walk_bands or {}).get(site, 0) if kind == "walk_out" else (round_no + 1) % sites[site]
             yield kind, site, band
 
 
@@ -174,7 +175,7 @@ async def _excursions(sources: Mapping[str, object], who: dict[int, Who], speed:
     if not srcs:
         return
     clock = srcs.get(DEMO_SITE) or next(iter(srcs.values()))
-    turns = plan({k: len(v.sims) for k, v in srcs.items()})
+    turns = plan({k: len(v.sims) for k, v in srcs.items()}, {k: quickest_walk_out(v) for k, v in srcs.items()})
     next_at = FIRST_EXCURSION_S
     while not stop.is_set():
         if clock.clock() >= next_at - LEAD_S:
@@ -192,6 +193,23 @@ async def _excursions(sources: Mapping[str, object], who: dict[int, Who], speed:
             if ex.leaves_zone_at is not None:  # let the wander alert come first
                 next_at = max(next_at, clock.clock() + (ex.leaves_zone_at - src.clock()) + 180.0)
         await asyncio.sleep(0.25 / speed if speed > 0 else 0.01)
+
+
+def quickest_walk_out(src: object) -> int:
+    """The band whose walk out of its zone raises the wander alert soonest: seconds to the zone's edge
+    plus the patient's day dwell (so the demo's first alert comes a minute or two after it starts)."""
+    from chumphae.detect.thresholds import thresholds_for
+    from gateway.simulate.district import DistrictSource
+
+    assert isinstance(src, DistrictSource)
+    best, best_s = 0, float("inf")
+    for i, s in enumerate(src.sims):
+        _walk, leaves, _out = src.walk_out_plan(i)
+        p = next((q for q in src.site.patients if q.get("id") == s.band.patient_id), {})
+        th = thresholds_for(p.get("adl_score"), p.get("ltc_group"), p.get("thresholds") or None)
+        if leaves is not None and leaves + th.wander_dwell_s < best_s:
+            best, best_s = i, leaves + th.wander_dwell_s
+    return best
 
 
 def announce(ex: object, src: object, site: str, who: dict[int, Who], speed: float) -> str:

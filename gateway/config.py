@@ -45,6 +45,19 @@ class GatewaySettings(BaseSettings):
     position_every_s: float = Field(default=60.0, description="Send a position at least this often per band.")
     locate_window_s: float = Field(default=15.0, description="RSSI history per receiver, seconds.")
     coverage_timeout_s: float = Field(default=60.0, description="Unheard this long = out of coverage.")
+    gatt_enabled: bool = Field(
+        default=True, description="Read a band's raw accelerometer stream over GATT when its advert shows "
+        "its fall flag or a high-motion second, and judge it with the fall model.",
+    )
+    gatt_max_connections: int = Field(default=2, ge=1, description="GATT raw-stream connections at once.")
+    gatt_trigger_g: float = Field(
+        default=2.0, gt=0, description="An advert whose second peaked at this |a| (g) starts a raw-stream session.",
+    )
+    gatt_session_s: float = Field(default=30.0, gt=0, description="A raw-stream session ends after this long at most.")
+    gatt_connect_timeout_s: float = Field(default=10.0, gt=0, description="Give up connecting to a band after this long.")
+    fall_dedupe_s: float = Field(
+        default=60.0, ge=0, description="A fall alert this close (s) to one already sent for the band is the same fall.",
+    )
     log_level: str = "INFO"
 
     @property

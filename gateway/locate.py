@@ -171,7 +171,7 @@ class Locator:
                 counts[rid] = [v for _t, v in q]
         if not counts:
             return None
-        ev = self._evidence(b, counts, now)
+        ev = self._evidence(*self._rows(b, counts, now))
         b.track = track.start(ev, now, self._rng) if b.track is None else track.step(b.track, ev, now, self._rng)
         est = track.estimate(b.track, self.region_mass)
         lat, lon = self._to_latlon(est.cx, est.cy)
@@ -180,15 +180,16 @@ class Locator:
         k = len(lats)
         cells = np.round(np.concatenate((lats, lons)), 7).tolist()  # one rounding pass for both
         region = tuple(zip(cells[:k], cells[k:], strict=True))
-        b.anchor = max(counts, key=lambda rid: median(counts[rid]))
         pos = Position(address, b.last_t, lat, lon, round(max(MIN_UNCERTAINTY_M, est.uncertainty_m), 1),
                        PositionSource.BLE, len(counts), True, region=region, region_cell_m=round(est.cell_m, 2))
         b.last = pos
         return pos
 
     # -- the evidence -----------------------------------------------------------
-    def _evidence(self, b: _Band, counts: dict[str, list[float]], now: float) -> track.Evidence:
-        """One window of RSSI as arrays for the track (see `track.Evidence`).
+    def _rows(self, b: _Band, counts: dict[str, list[float]],
+              now: float) -> tuple[list[tuple[int, int, float, float, float]], tuple[float, float, float, float]]:
+        """One window of RSSI as rows for the track's evidence (`_evidence`, `track.Evidence`): per
+        receiver (index, kind, median, σ, reach), heard then faint then quiet; and the search box.
 
         The median is taken over every packet the band sent in the window, heard or not: a
         receiver that heard fewer than half of them says "median below my sensitivity", which
@@ -197,16 +198,23 @@ class Locator:
         one window (so a scanner's duty cycle or a band's advertising interval is part of it),
         capped per receiver by the most that receiver ever heard of any band. Live receivers that
         did not hear the band at all say "probably beyond my range" (one packet's σ: lenient); a
-        receiver silent for `RECEIVER_ALIVE_S` may be dead and says nothing."""
+        receiver silent for `RECEIVER_ALIVE_S` may be dead and says nothing.
+
+        Also sets the band's anchor (the receiver with the loudest median)."""
         most = max(len(v) for v in counts.values())
         b.full = max(b.full, most)
         rows: list[tuple[int, int, float, float, float]] = []  # receiver index, kind, median, σ, reach
         box: list[tuple[float, float, float]] = []  # x, y, reach of each receiver that heard it
         faint_box: list[tuple[float, float, float]] = []
+        anchor, loudest = None, -math.inf
         for rid, heard in counts.items():
             i = self._rx_index[rid]
             r = self.receivers[rid]
             vals = sorted(heard, reverse=True)
+            m = len(vals)
+            plain = vals[m // 2] if m % 2 else (vals[m // 2 - 1] + vals[m // 2]) / 2.0  # median(heard)
+            if plain > loudest:
+                anchor, loudest = rid, plain
             full = self._rx_full[rid] = max(self._rx_full.get(rid, 0), len(vals))
             n_sent = max(len(vals), min(b.full, full))
             sigma = math.sqrt(SIGMA_SLOW_DB**2 + SIGMA_FAST_DB**2 / n_sent)
@@ -229,11 +237,18 @@ class Locator:
         if x0 >= x1 or y0 >= y1:  # the 3σ ranges do not overlap: their union
             x0, x1 = min(x - R for x, _y, R in hb), max(x + R for x, _y, R in hb)
             y0, y1 = min(y - R for _x, y, R in hb), max(y + R for _x, y, R in hb)
+        b.anchor = anchor
+        rows.sort(key=lambda r: r[1])  # heard, faint, quiet (`track.Evidence` takes each set as a slice)
+        return rows, (x0, x1, y0, y1)
+
+    def _evidence(self, rows: list[tuple[int, int, float, float, float]],
+                  box: tuple[float, float, float, float]) -> track.Evidence:
+        """The rows of `_rows` as arrays over the receivers (`track.Evidence`)."""
         ia = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         cols = np.array([r[1:] for r in rows], dtype=float)
         return track.Evidence(self._rx_x[ia], self._rx_y[ia], self._rx_p1m[ia], self._rx_n[ia],
                               cols[:, 0].astype(np.int8), cols[:, 1], cols[:, 2],
-                              self.sensitivity_dbm, cols[:, 3], (x0, x1, y0, y1))
+                              self.sensitivity_dbm, cols[:, 3], box)
 
     def sweep(self, now: float) -> list[Position]:
         """Bands silent for `coverage_timeout_s`: one out-of-coverage position each, at the last place."""

@@ -12,6 +12,10 @@ matcher with `match_many` (`BatchMatcher`) gets a tick's positions in one
 batch; they are then detected one by one in band order, as they would be
 one at a time (matching reads only the map and the zones).
 
+With a raw-stream path (`raw`: `gateway.gatt.RawPath`), each fresh reading
+is shown to it first (it may open a GATT session), fall alerts pass its gate
+(one per fall, the model's first), and its own verdicts arrive through `emit`.
+
 Nothing here does network I/O: it writes to the durable outbox and wakes the
 uplink through `on_queued`.
 """
@@ -61,6 +65,17 @@ class BatchMatcher(Matcher, Protocol):
     """A matcher that also takes a whole tick's positions at once (the same Matches, vectorised)."""
 
     def match_many(self, positions: Sequence[Position], patient_ids: Sequence[int | None]) -> list[Match | None]: ...
+
+
+class RawHooks(Protocol):
+    """The live raw-stream path (`gateway.gatt.RawPath`): sees fresh readings (to decide whether
+    to stream a band over GATT) and gates fall alerts (one per fall, the model's first)."""
+
+    def seen(self, reading: Reading, patient_id: int | None) -> None: ...
+
+    def filter(self, detections: list[Detection]) -> list[Detection]: ...
+
+    def due(self, wall: datetime) -> list[Detection]: ...
 
 
 class Detector(Protocol):
@@ -185,6 +200,7 @@ class Pipeline:
         self._last_pos: dict[str, Position] = {}
         self._pending: list[tuple[str, dict[str, Any], datetime | None]] = []
         self._settled_until: dict[str, float] = {}  # band → monotonic time before which its verdict cannot change
+        self.raw: RawHooks | None = None  # the GATT raw-stream path, when the gateway runs one
 
     # -- per advert ---------------------------------------------------------
     def handle(self, advert: Advert) -> Reading | None:
@@ -201,6 +217,8 @@ class Pipeline:
         if reading.seq is not None:
             self._last_seq[reading.address] = reading.seq
         pid = self.config.patient_for(reading.address)
+        if self.raw is not None:
+            self.raw.seen(reading, pid)  # before detection: a held fall knows its band is streaming
         self._alerts(self.detector.on_reading(reading, pid))
         self._maybe_reading(reading, pid, advert.monotonic)
         return reading
@@ -225,6 +243,8 @@ class Pipeline:
         # then detected one by one in the same order as before
         self._positions(found, now)
         self._alerts(self.detector.tick(wall))
+        if self.raw is not None:
+            self.emit(self.raw.due(wall))
         self.flush()
 
     def flush(self) -> None:
@@ -280,6 +300,12 @@ class Pipeline:
             self._pending.append(("reading", reading_body(r, pid), None))
 
     def _alerts(self, detections: list[Detection]) -> None:
+        if self.raw is not None and detections:
+            detections = self.raw.filter(detections)
+        self.emit(detections)
+
+    def emit(self, detections: list[Detection]) -> None:
+        """Queue alerts as they are (the raw path's own, already gated), durable at once."""
         for d in detections:
             self.stats.alerts += 1
             self.stats.by_alert[str(d.type)] = self.stats.by_alert.get(str(d.type), 0) + 1

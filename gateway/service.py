@@ -5,9 +5,13 @@ own process (the integrated demo runs the backend and a simulated gateway in
 one event loop). Wires: site config (backend → disk cache → scenario) →
 source (radio, simulator or a recording) → pipeline → outbox → uplink.
 
+The raw-stream path (`gateway.gatt`: GATT sessions for the fall model) gets
+bleak's client on the radio, the simulator's simulated GATT under `--simulate`,
+none on a replay (a recording holds adverts only).
+
 Every background task (pipeline, uplink, config poll, outbox housekeeping:
-disk-full recovery and the replay guard's counters; the scanner watchdog in
-`gateway.scan`) runs under one `chumphae.supervise.Supervisor`: a failure is
+disk-full recovery and the replay guard's counters; the GATT sessions'
+request loop; the scanner watchdog in `gateway.scan`) runs under one `chumphae.supervise.Supervisor`: a failure is
 logged with its traceback, the task restarts with capped, jittered backoff,
 and the heartbeat carries `task_restarts` and `last_error`.
 """
@@ -18,11 +22,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
@@ -40,6 +44,9 @@ from gateway.simulate.scenario import Scenario
 from gateway.simulate.source import SimSource
 from gateway.siteconfig import SiteConfig
 from gateway.uplink import Uplink
+
+if TYPE_CHECKING:
+    from gateway.gatt import ClientFactory, RawPath, RawStreams, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +100,24 @@ def default_steps(config: SiteConfig) -> tuple[Matcher, Detector]:
     return ZoneMatcher(config, night=night), detectors
 
 
+def raw_path(settings: GatewaySettings, connect: ClientFactory | None, wall: Callable[[], datetime]) -> RawPath | None:
+    """The GATT raw-stream path (`gateway.gatt.RawPath`) over `connect` (a client factory: bleak's
+    for the radio, the simulator's for a simulation), or None: no factory (a replay), switched off
+    (`GATEWAY_GATT_ENABLED=false`), or a gateway built without the detection package."""
+    if connect is None or not settings.gatt_enabled:
+        return None
+    try:
+        from gateway.gatt import RawPath, RawStreams
+    except ImportError:
+        return None
+
+    def streams(on_verdict: Callable[[Verdict], None]) -> RawStreams:
+        return RawStreams(connect, on_verdict, wall=wall, max_connections=settings.gatt_max_connections,
+                          session_s=settings.gatt_session_s, connect_timeout_s=settings.gatt_connect_timeout_s)
+
+    return RawPath(streams, trigger_g=settings.gatt_trigger_g, dedupe_s=settings.fall_dedupe_s)
+
+
 def simulated_site(scenario: Scenario, backend: SiteConfig | None) -> SiteConfig:
     """Which site a simulation runs on (see `prefer_backend_site` in gateway.simulate.scenario)."""
     # a backend site with fewer bands than the scenario's patients need cannot carry it (stand-alone then)
@@ -135,6 +160,7 @@ class Gateway:
         scanner_health: Any = None,
         supervisor: Supervisor | None = None,
         persist_counters: bool | None = None,
+        gatt: ClientFactory | None = None,
     ) -> None:
         self.settings = settings
         self.supervisor = supervisor or Supervisor(backoff_min_s=settings.backoff_min_s,
@@ -152,6 +178,7 @@ class Gateway:
         self.persist_counters = not simulated if persist_counters is None else persist_counters
         if self.persist_counters:
             self.replay_guard.restore(self.outbox.load_counters(), now=source.clock(), margin=settings.replay_margin)
+        self.raw = raw_path(settings, gatt, source.wall)  # None: no GATT client, or switched off
         matcher, detector = steps(config)
         self.pipeline = self._pipeline(config, matcher, detector)
         self.uplink = (
@@ -181,13 +208,18 @@ class Gateway:
 
     def _pipeline(self, config: SiteConfig, matcher: Matcher, detector: Detector) -> Pipeline:
         s = self.settings
-        return Pipeline(
+        pipe = Pipeline(
             config, self.outbox, matcher, detector,
             window_s=s.locate_window_s, coverage_timeout_s=s.coverage_timeout_s,
             position_every_s=s.position_every_s,
             on_queued=lambda: self.uplink.notify() if self.uplink else None,
             replay_guard=self.replay_guard,
         )
+        if self.raw is not None:
+            pipe.raw = self.raw
+            self.raw.patient_for = config.patient_for
+            self.raw.sink = pipe.emit  # a session's verdict goes to the pipeline in use
+        return pipe
 
     def hello(self) -> dict[str, Any]:
         return {
@@ -225,6 +257,7 @@ class Gateway:
             "memory_queue": self.outbox.memory_queue(),
             "memory_dropped": self.outbox.memory_dropped,
             **tasks,
+            **(self.raw.health() if self.raw is not None else {}),
             "scanner_restarts": scan.get("restarts", 0),
             "scanner_state": scan.get("state", "simulated" if self.simulated else "unknown"),
             "bands_heard": len(self.pipeline._last_seq),
@@ -268,6 +301,9 @@ class Gateway:
         if self.uplink is not None:
             uplink = self.uplink
             tasks.append(sup.spawn("uplink", lambda: uplink.run(stop), stop, restart_on_return=True))
+        if self.raw is not None:
+            streams = self.raw.streams
+            tasks.append(sup.spawn("gatt", lambda: streams.run(stop), stop, restart_on_return=True))
         if self.settings.token and self.settings.config_poll_s > 0:
             tasks.append(sup.spawn("config-poll", lambda: self._poll_config(stop), stop, restart_on_return=True))
         try:
@@ -333,6 +369,7 @@ async def run_gateway(
     record: Path | None = None,
     replay: Path | None = None,
     shift_to_now: bool = False,
+    gatt: ClientFactory | None = None,
 ) -> Gateway:
     """Run a gateway until `stop` is set (or, with `exit_when_done`, the source ends and the outbox
     is empty). Give a `scenario` to simulate, a `replay` recording to play back (ends when the file
@@ -350,7 +387,10 @@ async def run_gateway(
     scanner_health = None
     if scenario is not None:
         config = simulated_site(scenario, config)
-        source = SimSource(scenario, config, speed=speed)
+        sim = SimSource(scenario, config, speed=speed)
+        source = sim  # its bands stream over simulated GATT (below)
+    if gatt is None and settings.gatt_enabled and isinstance(source, SimSource):
+        gatt = source.gatt_clients()  # a simulation handed over whole (the district demo): its GATT too
     if config is None:
         raise RuntimeError("no site config: backend unreachable and no cached copy")
     kind = "simulated" if scenario is not None else "replay" if replaying is not None else "source"
@@ -361,11 +401,15 @@ async def run_gateway(
                           watchdog_s=settings.watchdog_s, queue_size=settings.scan_queue_size)
         source = RadioSource(scanner, supervisor=supervisor)
         scanner_health = scanner.health
+        if gatt is None and settings.gatt_enabled:
+            from gateway.gatt import bleak_factory
+
+            gatt = bleak_factory(settings.adapter, settings.gatt_connect_timeout_s)
         kind = "radio"
     recorder = RecordingSource(source, record, kind=kind) if record is not None else None
     gw = Gateway(settings, config, recorder or source, steps=steps, simulated=scenario is not None,
                  uplink=bool(settings.token), scanner_health=scanner_health, supervisor=supervisor,
-                 persist_counters=False if replaying is not None else None)
+                 persist_counters=False if replaying is not None else None, gatt=gatt)
     gw.replaying = replaying
     gw.recorder = recorder
     runner = asyncio.create_task(gw.run(stop))

@@ -27,7 +27,9 @@ a position never jumps further than the patient could have walked; the disc
 around it still covers the whole region.
 
 All arithmetic is numpy over (particles × receivers); no Python loop per
-particle.
+particle. A step's one likelihood pass covers the moved cloud and the
+recovery candidates together; the receivers come heard, faint, quiet, so
+each set is a slice of the (places × receivers) arrays, not a masked copy.
 """
 
 from __future__ import annotations
@@ -81,30 +83,37 @@ class Evidence:
 
     def _prepared(self) -> tuple[Any, ...]:
         if self._parts is None:
-            heard = self.kind == 0
-            bounded = np.isfinite(self.reach)
-            cens = ~heard
-            self._parts = (self.x[None, :], self.y[None, :], self.p1m[None, :], self.slope[None, :],
-                           heard if heard.any() else None, self.rssi[heard][None, :], self.sigma[heard][None, :],
-                           bounded if bounded.any() else None, self.reach[bounded][None, :],
-                           cens if cens.any() else None, self.sigma[cens][None, :])
+            order = np.argsort(self.kind, kind="stable")  # heard, faint, quiet: each set a slice, no copy per call
+            if not np.array_equal(order, np.arange(len(order))):  # `Locator._evidence` sends them in that order
+                for name in ("x", "y", "p1m", "n", "kind", "rssi", "sigma", "reach"):
+                    setattr(self, name, getattr(self, name)[order])
+            h = int(np.count_nonzero(self.kind == 0))
+            b = int(np.count_nonzero(np.isfinite(self.reach)))
+            if h > b or not np.isfinite(self.reach[:b]).all():  # reach is finite exactly for heard and faint ones
+                raise ValueError("Evidence: a quiet receiver with a reach, or a heard one without")
+            self._parts = (self.x[None, :], self.y[None, :], self.p1m[None, :], self.slope[None, :], h, b,
+                           self.rssi[None, :h], self.sigma[None, :h], self.reach[None, :b], self.sigma[None, h:])
         return self._parts
 
     def loglik(self, px: Arr, py: Arr) -> Arr:
         """Log-likelihood of each candidate place (px, py); one (places × receivers) pass."""
-        x, y, p1m, slope, heard, rssi_h, sigma_h, bounded, reach_b, cens, sigma_c = self._prepared()
-        d2 = (px[:, None] - x) ** 2 + (py[:, None] - y) ** 2
+        x, y, p1m, slope, h, b, rssi_h, sigma_h, reach_b, sigma_c = self._prepared()
+        m = len(x[0])
+        dx = px[:, None] - x
+        dy = py[:, None] - y
+        d2 = dx * dx
+        d2 += dy * dy
         # μ = P1m − 10 n log10 d = P1m − (5 n / ln 10) ln d²  (d ≥ 0.5 m)
         mu = p1m - slope * np.log(np.maximum(0.25, d2))
         ll = np.zeros(len(px))
-        if heard is not None:
-            z = (rssi_h - mu[:, heard]) / sigma_h
+        if h:
+            z = (rssi_h - mu[:, :h]) / sigma_h
             ll -= 0.5 * np.einsum("ij,ij->i", z, z)
-        if bounded is not None:
-            over = np.maximum(0.0, np.sqrt(d2[:, bounded]) - reach_b) / REACH_SOFT_M
+        if b:
+            over = np.maximum(0.0, np.sqrt(d2[:, :b]) - reach_b) / REACH_SOFT_M
             ll -= 0.5 * np.einsum("ij,ij->i", over, over)
-        if cens is not None:
-            zc = (self.sensitivity - mu[:, cens]) / sigma_c
+        if h < m:
+            zc = (self.sensitivity - mu[:, h:]) / sigma_c
             ll -= np.logaddexp(0.0, -1.702 * zc).sum(axis=1)  # log Φ, logistic approximation
         return ll
 
@@ -142,15 +151,6 @@ def _uniform(rng: np.random.Generator, box: tuple[float, float, float, float], k
     return rng.uniform(x0, x1, k), rng.uniform(y0, y1, k)
 
 
-def _draw(ev: Evidence, rng: np.random.Generator, k: int) -> tuple[Arr, Arr]:
-    """k places drawn from this window's evidence alone (candidates over the box, resampled by it)."""
-    cx, cy = _uniform(rng, ev.box, INJECT_CANDIDATES)
-    ll = ev.loglik(cx, cy)
-    w = np.exp(ll - ll.max())
-    j = rng.choice(len(cx), size=k, p=w / w.sum())
-    return cx[j], cy[j]
-
-
 def start(ev: Evidence, now: float, rng: np.random.Generator, n: int | None = None) -> Track:
     """A fresh track from one window: candidates over the search box, weighted by the evidence, resampled."""
     cx, cy = _uniform(rng, ev.box, INIT_CANDIDATES)
@@ -176,7 +176,7 @@ def step(tr: Track, ev: Evidence, now: float, rng: np.random.Generator) -> Track
         fresh.cx, fresh.cy = _toward(tr.cx, tr.cy, fresh.cx, fresh.cy, V_MAX * dt + 1.0)
         return fresh
     n = len(tr.px)
-    px, py, vx, vy, w = tr.px.copy(), tr.py.copy(), tr.vx.copy(), tr.vy.copy(), tr.w.copy()
+    px, py, vx, vy, w = tr.px, tr.py, tr.vx, tr.vy, tr.w  # never written to: each step makes new arrays
     if dt > 0:
         rho = math.exp(-dt / VEL_DECAY_S)
         s = VEL_SIGMA * math.sqrt(1.0 - rho * rho)
@@ -186,22 +186,31 @@ def step(tr: Track, ev: Evidence, now: float, rng: np.random.Generator) -> Track
         still = rng.random(n) < STILL_SHARE
         vx[still] = rng.normal(0.0, STILL_JITTER, int(still.sum()))
         vy[still] = rng.normal(0.0, STILL_JITTER, int(still.sum()))
-        speed = np.hypot(vx, vy)
-        over = speed > V_MAX
+        speed2 = vx * vx + vy * vy
+        over = speed2 > V_MAX * V_MAX
         if over.any():
-            shrink = V_MAX / speed[over]
+            shrink = V_MAX / np.sqrt(speed2[over])
             vx[over] *= shrink
             vy[over] *= shrink
-        px += vx * dt
-        py += vy * dt
+        px = px + vx * dt
+        py = py + vy * dt
+    else:
+        px, py, vx, vy = px.copy(), py.copy(), vx.copy(), vy.copy()
+    # a few particles are replaced by places drawn from this window's evidence alone; the likelihood
+    # of the moved cloud and of the candidates they are drawn from is one pass
     k = max(1, int(INJECT * n))
     idx = rng.choice(n, size=k, replace=False)
-    px[idx], py[idx] = _draw(ev, rng, k)
+    qx, qy = _uniform(rng, ev.box, INJECT_CANDIDATES)
+    ll_all = ev.loglik(np.concatenate((px, qx)), np.concatenate((py, qy)))
+    ll, ll_c = ll_all[:n], ll_all[n:]
+    cdf = np.cumsum(np.exp(ll_c - ll_c.max()))  # drawn by the evidence: inverse CDF (`choice(p=…)` checks p, slowly)
+    j = np.minimum(np.searchsorted(cdf, rng.random(k) * cdf[-1], side="right"), INJECT_CANDIDATES - 1)
+    w = w.copy()
+    px[idx], py[idx], ll[idx] = qx[j], qy[j], ll_c[j]
     vx[idx] = vy[idx] = 0.0
     w[idx] = INJECT_WEIGHT / n
     alpha = min(1.0, max(dt, 1.0) / TEMPER_S)
-    ll = alpha * ev.loglik(px, py)
-    lw = np.log(np.maximum(w, 1e-300)) + ll
+    lw = np.log(np.maximum(w, 1e-300)) + alpha * ll
     w = np.exp(lw - lw.max())
     w /= w.sum()
     if 1.0 / float(np.dot(w, w)) < n / 2:  # effective sample size low: systematic resampling

@@ -92,6 +92,15 @@ def start_backend(url: str, schema: str | None) -> tuple[subprocess.Popen[bytes]
             time.sleep(0.05)
 
 
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc; NaN elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 # --------------------------------------------------------------------------- database
 
 def seed(engine: Any, bands: int, gateways: int) -> tuple[list[tuple[int, str]], str, list[tuple[int, str, int]]]:
@@ -388,7 +397,10 @@ def bench_db(db: str, args: argparse.Namespace) -> dict[str, float]:
               f"window {args.window}, SOS every {args.sos_ms:.0f} ms, {args.runs} runs, backend pid {proc.pid}")
         results = []
         for r in range(args.runs):
+            cpu0 = process_cpu_s(proc.pid)
             res = asyncio.run(run_once(port, gws, cm_token, bands, args.messages, args.window, args.sos_ms))
+            # The backend's own CPU per acked message (all its threads): steadier than msgs/s on a shared machine.
+            res["backend_cpu_us"] = (process_cpu_s(proc.pid) - cpu0) / max(1, res["acked"]) * 1e6
             res.update(floors(url, schema, sqlite_path, gws[0][0], band_ids, args.floor_rows, r + 1))  # type: ignore[arg-type]
             results.append(res)
             fl = " ".join(f"{k} {res[k]:7.0f}" for k in ("copy", "executemany") if k in res)
@@ -396,10 +408,10 @@ def bench_db(db: str, args: argparse.Namespace) -> dict[str, float]:
                   f"p95 {res['pos_p95']:6.1f} p99 {res['pos_p99']:6.1f} ms ({res['pos_frames']}) | SOS p50 "
                   f"{res['sos_p50']:6.1f} p95 {res['sos_p95']:6.1f} p99 {res['sos_p99']:6.1f} ms "
                   f"({res['sos_seen']}/{res['sos_sent']}; acked p50 {res['sos_ack_p50']:.1f} p99 "
-                  f"{res['sos_ack_p99']:.1f} ms) | floor rows/s: {fl} | errors {res['errors']} "
+                  f"{res['sos_ack_p99']:.1f} ms) | backend CPU {res['backend_cpu_us']:.0f} µs/msg | floor rows/s: {fl} | errors {res['errors']} "
                   f"resyncs {res['resyncs']}")
         keys = [k for k in ("acked_per_s", "pos_p50", "pos_p95", "pos_p99", "sos_p50", "sos_p95", "sos_p99",
-                            "sos_ack_p50", "sos_ack_p99", "copy", "executemany") if k in results[0]]
+                            "sos_ack_p50", "sos_ack_p99", "backend_cpu_us", "copy", "executemany") if k in results[0]]
         med = {k: statistics.median(r[k] for r in results) for k in keys}
         floor = med.get("copy", med["executemany"])
         print(f"medians ({db}): {med['acked_per_s']:.0f} msg/s acked (parsed, deduped, stored with feed rows, acked "
@@ -411,7 +423,7 @@ def bench_db(db: str, args: argparse.Namespace) -> dict[str, float]:
               + f" position_feed_p50_ms={med['pos_p50']:.1f} position_feed_p99_ms={med['pos_p99']:.1f}"
               f" sos_feed_p50_ms={med['sos_p50']:.1f} sos_feed_p95_ms={med['sos_p95']:.1f}"
               f" sos_feed_p99_ms={med['sos_p99']:.1f} sos_ack_p50_ms={med['sos_ack_p50']:.1f}"
-              f" sos_ack_p99_ms={med['sos_ack_p99']:.1f}")
+              f" sos_ack_p99_ms={med['sos_ack_p99']:.1f} backend_cpu_us_per_msg={med['backend_cpu_us']:.1f}")
         return med
     finally:
         if proc is not None:

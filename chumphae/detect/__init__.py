@@ -16,7 +16,8 @@ this order: the order a caregiver would want them read.
     4. band.py          band removed; band silent at home
     5. battery.py       low battery, with hours left
   per gateway: gateway_health.py (gateway offline)
-  offline / GATT streams: fall_stream.py (raw accelerometer) and `chumphae falls detect`
+  offline / GATT streams: fall_detector.py (the model; `chumphae falls detect`, and the
+  gateway's raw-stream path in gateway/gatt.py, whose fall alert replaces this rule's)
 """
 
 from __future__ import annotations

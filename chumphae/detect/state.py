@@ -22,9 +22,11 @@ Event = Reading | Match  # what the pipeline feeds the detectors
 
 @dataclass(frozen=True, slots=True)
 class WanderState:
-    outside_since: datetime | None = None  # first confirmed-outside fix of this excursion
+    outside_since: datetime | None = None  # when this excursion began (see wander.step: may be backdated)
     alerted: bool = False  # wander raised for this excursion
     left_alerted: bool = False  # left-coverage raised for this silence
+    centre_out_since: datetime | None = None  # first fix of the current run with the centre well outside
+    back_since: datetime | None = None  # after a left-coverage alert: first fix of the band heard again
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,20 +2,25 @@
 
 Why this shape (DOMAIN.md, Wandering; Traccar fires on the first outside fix):
   - a wander needs the patient *confirmed* outside: the whole uncertainty disc
-    clear of the zone (status OUTSIDE, and `distance_to_boundary_m −
-    uncertainty_m ≥ wander_margin_m`). While the disc still touches the zone
-    (UNCERTAIN) no excursion starts; once one has started (a confirmed fix),
-    uncertain fixes whose centre stays outside keep it running and may end
-    the dwell (`still_outside`): off the road the region flickers between
-    clearing the zone and touching it;
-  - it needs a dwell: confirmed outside for `wander_dwell_s` by day, or the
+    (or the locate step's region) clear of the zone (status OUTSIDE, and
+    clearance ≥ `wander_margin_m`). While it still touches the zone (UNCERTAIN)
+    no excursion starts. A confirmed excursion is dated from the first fix of
+    the unbroken run with the centre outside (when the patient left, not when
+    the region finally cleared the zone). Once started, uncertain fixes whose
+    centre stays `STILL_OUT_M` outside, or that are heard only faintly
+    (uncertainty ≥ `FAINT_M`), keep it running and may end the dwell
+    (`still_outside`): off the road the region flickers between clearing the
+    zone and touching it, and a faint ring's centre may sit anywhere;
+  - it needs a dwell: outside for `wander_dwell_s` by day, or the
     stricter `wander_dwell_night_s` at night (the Match's `schedule` when the
     matcher says, else the patient's night hours in Asia/Bangkok). `tick`
     fires the dwell even when no new fix arrives;
-  - one detection per excursion; a fix inside (centre inside) ends it;
+  - one detection per excursion; a fix inside (status INSIDE) ends it;
   - left coverage is its own alert: the band stops being heard (for
     `left_coverage_s`, or the locate step marks the position out of
     coverage) while the last fix was outside or within `edge_m` of the edge.
+    It is hysteretic: re-armed only after the band is back in coverage for
+    `left_coverage_s` (or on a fix inside), not by every packet heard.
     A band falling silent deep inside the home is `band_silent` instead
     (band.py).
 """
@@ -43,17 +48,23 @@ def confirmed_outside(m: Match, th: Thresholds) -> bool:
 
 
 STILL_OUT_M = 30.0  # an uncertain fix keeps an excursion going only with its centre this far out
+FAINT_M = 300.0  # …or with an uncertainty this large (heard faintly by every receiver: far from all of them)
+CENTRE_OUT_M = 0.0  # a confirmed excursion is dated from the first of a run of fixes with the centre this far out
 
 
 def still_outside(m: Match, th: Thresholds) -> bool:
     """Once an excursion is confirmed: still outside while fixes clear the zone, or stay uncertain
-    (the region touches the zone) with the centre outside. A patient 100 m off the road is heard
-    faintly by every receiver, and the region flickers between clearing the zone and touching it
-    from one fix to the next; only a centre back inside (INSIDE) ends the excursion."""
+    (the region touches the zone) with the centre outside, or are heard only faintly (uncertainty
+    `FAINT_M` or more). A patient 100 m off the road is heard faintly by every receiver, and the
+    region flickers between clearing the zone and touching it from one fix to the next, while
+    its centre (the mean of a ring) may sit anywhere, inside the zone too; such a fix does not say
+    the patient came back. Only a fix inside (status INSIDE) ends the excursion."""
     if confirmed_outside(m, th):
         return True
+    if m.status != ZoneStatus.UNCERTAIN:
+        return False
     d = m.distance_to_boundary_m
-    return m.status == ZoneStatus.UNCERTAIN and d is not None and d >= STILL_OUT_M + th.wander_margin_m
+    return (d is not None and d >= STILL_OUT_M + th.wander_margin_m) or m.position.uncertainty_m >= FAINT_M
 
 
 def near_edge_or_outside(m: Match, th: Thresholds) -> bool:
@@ -123,25 +134,43 @@ def _left(state: PatientState, m: Match, at: datetime, silent_s: float, since: d
                      distance_m=None if m.distance_to_boundary_m is None else round(dist, 1))
 
 
+def _rearm_left(w: WanderState, m: Match, th: Thresholds) -> WanderState:
+    """Left coverage is hysteretic: after an alert it re-arms only once the band is back in coverage
+    for `left_coverage_s` without a silence that long (or on a fix inside the zone, which ends the
+    excursion anyway). A patient far outside is heard now and then; each packet is not a new return."""
+    if not w.left_alerted:
+        return w
+    back = w.back_since or m.position.t
+    if seconds(back, m.position.t) >= th.left_coverage_s:
+        return replace(w, left_alerted=False, back_since=None)
+    return replace(w, back_since=back)
+
+
 def step(state: PatientState, event: Event, th: Thresholds, now: datetime) -> tuple[PatientState, list[Detection]]:
     w = state.wander
-    if isinstance(event, Reading):  # heard again: a silence is over
-        return (replace(state, wander=replace(w, left_alerted=False)) if w.left_alerted else state), []
+    if isinstance(event, Reading):  # a packet alone neither re-arms left coverage nor moves the excursion
+        return state, []
     m = event
     t = m.position.t
     if not m.position.in_coverage:  # the locate step says the band is gone: the last fix is stale
         if not w.left_alerted and near_edge_or_outside(m, th):
             silent = seconds(t, now)
-            return replace(state, wander=replace(w, left_alerted=True)), [_left(state, m, t, silent, w.outside_since)]
-        return state, []
-    w = replace(w, left_alerted=False)
+            return replace(state, wander=replace(w, left_alerted=True, back_since=None)), [
+                _left(state, m, t, silent, w.outside_since)]
+        return (replace(state, wander=replace(w, back_since=None)) if w.back_since else state), []
     if m.status == ZoneStatus.NO_ZONE:
-        return replace(state, wander=w), []
+        return replace(state, wander=_rearm_left(w, m, th)), []
     if m.status == ZoneStatus.INSIDE:
         return replace(state, wander=WanderState()), []
+    w = _rearm_left(w, m, th)
+    d = m.distance_to_boundary_m
+    centre_out = d is not None and d >= CENTRE_OUT_M + th.wander_margin_m
+    w = replace(w, centre_out_since=(w.centre_out_since or t) if centre_out else None)
     out: list[Detection] = []
     if confirmed_outside(m, th) or (w.outside_since is not None and still_outside(m, th)):
-        since = w.outside_since or t
+        # the excursion began when the centre left the zone (the run of fixes with the centre well
+        # outside that led to this confirmed one), not when the whole region first cleared it
+        since = w.outside_since or min(w.centre_out_since or t, t)
         w = replace(w, outside_since=since)
         if not w.alerted and seconds(since, t) >= dwell_s(m, th, t):
             out.append(_wander(state, m, since, t, th))
@@ -159,7 +188,9 @@ def tick(state: PatientState, th: Thresholds, now: datetime) -> tuple[PatientSta
     if (not w.left_alerted and silent >= th.left_coverage_s and m.status != ZoneStatus.NO_ZONE
             and near_edge_or_outside(m, th)):
         out.append(_left(state, m, state.last_heard, silent, w.outside_since))
-        w = replace(w, left_alerted=True)
+        w = replace(w, left_alerted=True, back_since=None)
+    elif w.left_alerted and w.back_since is not None and silent >= th.left_coverage_s:
+        w = replace(w, back_since=None)  # silent again before it had been back long enough
     elif (w.outside_since is not None and not w.alerted and silent < th.left_coverage_s
           and still_outside(m, th)):
         due = w.outside_since + timedelta(seconds=dwell_s(m, th, now))

@@ -19,7 +19,7 @@ from chumphae.alert.render import alert_dict
 from chumphae.auth.access import sees_all
 from chumphae.feed import log as feed_log
 from chumphae.ingest.service import position_dict
-from chumphae.models import Alert, AlertStatus, CareAssignment, FeedEvent, Patient, PositionRecord, Role, User
+from chumphae.models import Alert, AlertStatus, CareAssignment, Patient, PositionRecord, Role, User
 from chumphae.timeutil import iso_bangkok, utcnow
 
 PROTOCOL = 1
@@ -75,7 +75,7 @@ def attention(viewer: Viewer, alert: dict[str, Any], ring: bool) -> bool:
                 and _level(viewer, alert["patient_id"]) <= alert["escalation_level"])
 
 
-def render(viewer: Viewer, row: FeedEvent) -> dict[str, Any]:
+def render(viewer: Viewer, row: feed_log.FeedRow) -> dict[str, Any]:
     """One feed row as the frame this viewer receives."""
     payload = dict(row.payload)
     if row.kind == "alert":

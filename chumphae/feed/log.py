@@ -15,11 +15,13 @@ the transaction commits: that is how other backend processes wake up.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 import orjson
 from sqlalchemy import event, func, insert, or_
+from sqlalchemy import select as sa_select
 from sqlalchemy.orm import Session as OrmSession
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from chumphae.models import FeedEvent
 from chumphae.timeutil import utcnow
@@ -102,7 +104,7 @@ _APPEND_PG_SQL = (
 _APPEND_MANY_PG_SQL = (
     "WITH locked AS (SELECT pg_advisory_xact_lock(%s), pg_notify(%s, '')) "
     "INSERT INTO feed_event (t, kind, patient_id, payload) "
-    "SELECT %s, u.k, u.p, u.j::json FROM locked, unnest(%s::text[], %s::int[], %s::text[]) "
+    "SELECT %s, u.k, u.p, u.j::json FROM locked, unnest(%b::text[], %b::int[], %b::text[]) "
     "WITH ORDINALITY AS u(k, p, j, n) ORDER BY u.n")
 
 
@@ -114,22 +116,32 @@ def oldest_cursor(session: Session) -> int:
     return int(session.exec(select(func.coalesce(func.min(FeedEvent.id), 0))).one() or 0)
 
 
+class FeedRow(Protocol):
+    """A feed row as read for the sockets: its columns, without an ORM object."""
+
+    id: int
+    kind: str
+    patient_id: int | None
+    payload: dict[str, object]
+
+
 def read_since(session: Session, *, cursor: int, patient_ids: Sequence[int] | None,
-               unassigned: bool, limit: int = 200, kind: str | None = None) -> list[FeedEvent]:
+               unassigned: bool, limit: int = 200, kind: str | None = None) -> list[FeedRow]:
     """Rows after `cursor`, in cursor order, for these patients (None: all); only `kind` if given.
 
     `unassigned` adds rows with no patient (gateway alerts), which only
-    district roles see.
+    district roles see. Plain rows, not ORM objects: a care manager's feed reads every position.
     """
-    query = select(FeedEvent).where(col(FeedEvent.id) > cursor)
+    t = FeedEvent.__table__  # type: ignore[attr-defined]
+    query = sa_select(t.c.id, t.c.kind, t.c.patient_id, t.c.payload).where(t.c.id > cursor)
     if kind is not None:
-        query = query.where(FeedEvent.kind == kind)
+        query = query.where(t.c.kind == kind)
     if patient_ids is not None:
-        wanted = col(FeedEvent.patient_id).in_(list(patient_ids))
-        query = query.where(or_(wanted, col(FeedEvent.patient_id).is_(None)) if unassigned else wanted)
+        wanted = t.c.patient_id.in_(list(patient_ids))
+        query = query.where(or_(wanted, t.c.patient_id.is_(None)) if unassigned else wanted)
     elif not unassigned:
-        query = query.where(col(FeedEvent.patient_id).is_not(None))
-    return list(session.exec(query.order_by(col(FeedEvent.id)).limit(limit)).all())
+        query = query.where(t.c.patient_id.is_not(None))
+    return list(session.connection().execute(query.order_by(t.c.id).limit(limit)).all())
 
 
 # After a commit that wrote feed rows, wake the sockets of this process (and,

@@ -34,6 +34,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -235,7 +236,7 @@ class FeedSocket:
 
     async def _send(self, frame: dict[str, Any]) -> None:
         try:
-            await self.ws.send_text(dumps(frame))  # finite-only: the frame is always valid JSON
+            await self.ws.send_text(frame_text(frame))
         except (RuntimeError, OSError) as exc:  # the client or the server already closed it
             raise WebSocketDisconnect(1006) from exc
 
@@ -393,6 +394,15 @@ async def receive_text_frame(ws: WebSocket) -> str | None:
         raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
     text = message.get("text")
     return text if isinstance(text, str) else None
+
+
+def frame_text(frame: dict[str, Any]) -> str:
+    """A frame as JSON text, always valid JSON: orjson writes NaN and infinities as null, as
+    `chumphae.api.http.dumps` does (which takes what orjson cannot: integers beyond 64 bits)."""
+    try:
+        return orjson.dumps(frame, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        return dumps(frame)
 
 
 def error_frame(code: str, req: Any = None) -> dict[str, Any]:

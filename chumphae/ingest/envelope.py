@@ -9,7 +9,9 @@ can break it (protocol §3.5): a frame of at most `MAX_FRAME_CHARS`, nested at
 most `MAX_DEPTH` deep, no NUL character; finite floats in documented ranges;
 integers that fit their columns; times within `PAST`…`FUTURE` around now.
 The message id is read even from a frame too big or too deep to parse
-(`scan_id`), so the gateway can drop what we refuse.
+(`scan_id`), so the gateway can drop what we refuse. Position and reading
+bodies that are plainly valid are decoded by msgspec (`fast_body`); every
+other body goes through the pydantic models, which also word every refusal.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
+import msgspec
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
@@ -278,12 +281,14 @@ def parse(text: str | bytes, *, now: datetime | None = None, doc: Any = _UNDECOD
     if model is None:
         return _reject(text, "unknown_type", f"unknown type {kind[:32]!r}", mid)
     now = now or utcnow()
-    try:
-        body = model.model_validate(doc["body"], context={"now": now})
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        return _reject(text, "bad_body", f"body.{where}: {first.get('msg', 'invalid')}"[:200], mid)
+    body: Any = fast_body(kind, text, now) if kind in _FAST_DECODERS else None
+    if body is None:  # not certainly valid: pydantic decides, and words the refusal
+        try:
+            body = model.model_validate(doc["body"], context={"now": now})
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first.get("loc", ()))
+            return _reject(text, "bad_body", f"body.{where}: {first.get('msg', 'invalid')}"[:200], mid)
     t = None
     if isinstance(doc.get("t"), str):
         try:
@@ -295,3 +300,111 @@ def parse(text: str | bytes, *, now: datetime | None = None, doc: Any = _UNDECOD
     if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq <= INT64:
         seq = None  # informative only
     return Message(id=mid, type=kind, t=t, seq=seq, body=body, raw=text)
+
+
+# ----------------------------------------------------------------------------- the fast path
+# Positions and readings are most of the traffic. Their frames are decoded straight from the text by
+# msgspec into the structs below: the same fields, types and limits as the models above, in C (about
+# 2 µs a frame against 12 for pydantic over orjson's dict). A frame the structs take whose times are in the
+# window is stored as decoded; any other (a field missing, of another type, out of range, a time in another
+# format or outside the window) goes through the models above, which accept it or refuse it in their own
+# words. So the fast path accepts nothing the models refuse (tests/ingest/test_fast_envelope.py), and every
+# refusal is worded as before.
+
+_Str16 = Annotated[str, msgspec.Meta(max_length=16)]
+_Str32 = Annotated[str, msgspec.Meta(max_length=32)]
+_Str40 = Annotated[str, msgspec.Meta(max_length=40)]
+_Str64 = Annotated[str, msgspec.Meta(max_length=64)]
+_Str200 = Annotated[str, msgspec.Meta(max_length=200)]
+_Str500 = Annotated[str, msgspec.Meta(max_length=500)]
+_Address = Annotated[str, msgspec.Meta(min_length=1, max_length=17)]
+_Id32 = Annotated[int, msgspec.Meta(ge=1, le=INT32)]
+_Metres = Annotated[float, msgspec.Meta(ge=-1_000_000, le=1_000_000)]
+
+
+class FastPlace(msgspec.Struct):
+    parcel_code: _Str32 | None = None
+    building_code: _Str40 | None = None
+    landmark: _Str200 | None = None
+    description_th: _Str500 | None = None
+    description_en: _Str500 | None = None
+
+
+class FastMatch(msgspec.Struct):
+    status: _Str16 | None = None
+    zone_version: Annotated[int, msgspec.Meta(ge=0, le=INT32)] | None = None
+    distance_to_boundary_m: _Metres | None = None
+    distance_to_route_m: _Metres | None = None
+    place: FastPlace | None = None
+
+
+class FastPosition(msgspec.Struct):
+    """`PositionBody`'s fields and limits (the time's window is checked after decoding)."""
+
+    address: _Address
+    t: Any  # an RFC 3339 string on the wire, checked and made a UTC datetime by `fast_body`
+    lat: Annotated[float, msgspec.Meta(ge=-90, le=90)]
+    lon: Annotated[float, msgspec.Meta(ge=-180, le=180)]
+    uncertainty_m: Annotated[float, msgspec.Meta(ge=0, le=100_000)]
+    patient_id: _Id32 | None = None
+    source: Literal["ble", "gps", "search"] = "ble"
+    receivers: Annotated[int, msgspec.Meta(ge=0, le=10_000)] = 0
+    in_coverage: bool = True
+    match: FastMatch | None = None
+
+
+class FastReading(msgspec.Struct):
+    """`ReadingBody`'s fields and limits (the time's window is checked after decoding)."""
+
+    address: _Address
+    t: Any  # as in FastPosition
+    patient_id: _Id32 | None = None
+    kind: _Str32 | None = None
+    rssi: Annotated[int, msgspec.Meta(ge=-127, le=20)] | None = None
+    receiver: _Str64 | None = None
+    seq: Annotated[int, msgspec.Meta(ge=0, le=INT32)] | None = None
+    battery_pct: Annotated[float, msgspec.Meta(ge=0, le=100)] | None = None
+    battery_mv: Annotated[int, msgspec.Meta(ge=0, le=10_000)] | None = None
+    sos: bool = False
+    fall_flag: bool = False
+    worn: bool | None = None
+    charging: bool | None = None
+    steps: Annotated[int, msgspec.Meta(ge=0, le=INT32)] | None = None
+    authenticated: bool = False
+
+
+class _PositionFrame(msgspec.Struct):
+    body: FastPosition
+
+
+class _ReadingFrame(msgspec.Struct):
+    body: FastReading
+
+
+# Both parsers read these alike (msgspec rounds a seventh decimal of a second, pydantic cuts it: not here).
+_RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-]\d\d:\d\d)?")
+_FAST_DECODERS: dict[str, Any] = {"position": msgspec.json.Decoder(_PositionFrame),
+                                  "reading": msgspec.json.Decoder(_ReadingFrame)}
+
+
+def fast_body(kind: str, text: str, now: datetime) -> FastPosition | FastReading | None:
+    """The body of a position or reading frame if it is plainly valid, else None (the models decide)."""
+    decoder = _FAST_DECODERS.get(kind)
+    if decoder is None:
+        return None
+    try:
+        body = decoder.decode(text).body
+    except msgspec.DecodeError:  # also its ValidationError
+        return None
+    raw = body.t
+    if type(raw) is not str or not _RFC3339.fullmatch(raw):  # another format: pydantic's parser decides
+        return None
+    try:
+        t = datetime.fromisoformat(raw)
+        t = t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+    except (OverflowError, ValueError):
+        return None
+    if not now - PAST <= t <= now + FUTURE:
+        return None
+    body.t = t
+    return body  # type: ignore[no-any-return]

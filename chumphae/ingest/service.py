@@ -295,7 +295,7 @@ def ingest_batch(session: Session, *, gateway_id: int, messages: Sequence[Messag
             continue
         if isinstance(info, AlertInput):
             result.changes.append(alerts.raise_alert(session, alert=info, now=now))
-        elif isinstance(m.body, PositionBody):
+        elif m.type == "position":  # a PositionBody, or its FastPosition
             positions.append((m, info))
         else:
             readings.append((m, info))
@@ -337,9 +337,11 @@ def _claim(session: Session, gateway_id: int, messages: Sequence[Message], now: 
         return set()
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":  # one statement, the ids as one array parameter (no per-row binding)
-        found = session.connection().exec_driver_sql(
-            _CLAIM_PG_SQL, (gateway_id, now, [m.id for m in messages], [m.type for m in messages]))
-        return {r[0] for r in found}
+        driver = session.connection().connection.driver_connection
+        assert driver is not None
+        with driver.cursor() as cur:  # binary parameters: the ids are not escaped one by one
+            cur.execute(_CLAIM_PG_SQL, (gateway_id, now, [m.id for m in messages], [m.type for m in messages]))
+            return {r[0] for r in cur.fetchall()}
     # One statement compiled once and cached; SQLAlchemy sends the rows as multi-row VALUES pages.
     stmt = _CLAIM_SQLITE
     rows = [{"msg_id": m.id, "gateway_id": gateway_id, "kind": m.type, "received_at": now} for m in messages]
@@ -348,7 +350,7 @@ def _claim(session: Session, gateway_id: int, messages: Sequence[Message], now: 
 
 _IM = IngestedMessage.__table__  # type: ignore[attr-defined]
 _CLAIM_PG_SQL = ("INSERT INTO ingested_message (msg_id, kind, gateway_id, received_at) "
-                 "SELECT u.m, u.k, %s, %s FROM unnest(%s::text[], %s::text[]) AS u(m, k) "
+                 "SELECT u.m, u.k, %s, %s FROM unnest(%b::text[], %b::text[]) AS u(m, k) "
                  "ON CONFLICT (msg_id) DO NOTHING RETURNING msg_id")
 _CLAIM_SQLITE = sqlite.insert(_IM).on_conflict_do_nothing(index_elements=["msg_id"]).returning(_IM.c.msg_id)
 
@@ -380,8 +382,8 @@ def _positions(session: Session, gateway_id: int, items: list[tuple[Message, Ban
     if any(not (m.body.match and m.body.match.place and m.body.match.place.description_th) for m, _ in items):
         found = matcher(session)  # the map's cache key: once per batch
     newest = _newest_known(session, {b.patient_id for _, b in items if b.patient_id is not None})
-    rows: list[dict[str, Any]] = []
-    latest: dict[int, dict[str, object]] = {}  # patient → feed payload of its newest position in this batch
+    rows: list[tuple[Any, ...]] = []  # in _POSITION_COLUMNS order
+    latest: dict[int, tuple[tuple[Any, ...], Any]] = {}  # patient → (row, place) of its newest position here
     band_t: dict[int, datetime] = {}
     for m, band in items:
         b: PositionBody = m.body
@@ -389,22 +391,18 @@ def _positions(session: Session, gateway_id: int, items: list[tuple[Message, Ban
         place: Any = match.place if match else None
         if (place is None or not place.description_th) and found is not None:
             place = found.place(b.lon, b.lat) or place
-        row = {"patient_id": band.patient_id, "band_id": band.id, "gateway_id": gateway_id, "t": b.t,
-               "lat": b.lat, "lon": b.lon, "uncertainty_m": b.uncertainty_m, "source": b.source,
-               "in_coverage": b.in_coverage, "zone_status": match.status if match else None,
-               "zone_version": match.zone_version if match else None,
-               "distance_to_boundary_m": match.distance_to_boundary_m if match else None,
-               "parcel_code": place.parcel_code if place else None,
-               "building_code": place.building_code if place else None,
-               "worn": band.worn, "battery_pct": band.battery_pct, "received_at": now}
+        t = b.t
+        row = (band.patient_id, band.id, gateway_id, t, b.lat, b.lon, b.uncertainty_m, b.source, b.in_coverage,
+               match.status if match else None, match.zone_version if match else None,
+               match.distance_to_boundary_m if match else None, place.parcel_code if place else None,
+               place.building_code if place else None, band.worn, band.battery_pct, now)
         rows.append(row)
-        if band.id not in band_t or b.t > band_t[band.id]:
-            band_t[band.id] = b.t
+        if band.id not in band_t or t > band_t[band.id]:
+            band_t[band.id] = t
         pid = band.patient_id
-        if pid is not None and (newest.get(pid) is None or b.t >= newest[pid]):  # type: ignore[operator]
-            newest[pid] = b.t
-            latest[pid] = {"position": feed_position(row, description_th=place.description_th if place else None,
-                                                     description_en=place.description_en if place else None)}
+        if pid is not None and (newest.get(pid) is None or t >= newest[pid]):  # type: ignore[operator]
+            newest[pid] = t
+            latest[pid] = (row, place)  # rendered once per patient, after the loop
     seen = sorted(band_t.items())  # bands locked in id order by every batch (no deadlock between batches)
     if session.get_bind().dialect.name == "postgresql":
         # Positions by COPY (rows formatted by the driver's C code), the bands in one statement.
@@ -413,10 +411,12 @@ def _positions(session: Session, gateway_id: int, items: list[tuple[Message, Ban
         assert driver is not None
         with driver.cursor() as cur, cur.copy(_POSITIONS_PG_COPY) as copy:
             for r in rows:
-                copy.write_row(tuple(r[c] for c in _POSITION_COLUMNS))
-        conn.exec_driver_sql(_BANDS_SEEN_PG_SQL, (gateway_id, [b for b, _ in seen], [t for _, t in seen]))
+                copy.write_row(r)
+        with driver.cursor() as cur:
+            cur.execute(_BANDS_SEEN_PG_SQL, (gateway_id, [b for b, _ in seen], [t for _, t in seen]))
     else:
-        session.connection().execute(insert(PositionRecord.__table__), rows)  # type: ignore[attr-defined]
+        session.connection().execute(insert(PositionRecord.__table__),  # type: ignore[attr-defined]
+                                     [dict(zip(_POSITION_COLUMNS, r, strict=True)) for r in rows])
         w = Wristband.__table__  # type: ignore[attr-defined]
         forward = or_(w.c.last_seen_at.is_(None), w.c.last_seen_at <= bindparam("seen", type_=UTCDateTime))
         session.connection().execute(
@@ -424,7 +424,9 @@ def _positions(session: Session, gateway_id: int, items: list[tuple[Message, Ban
             .values(last_seen_at=bindparam("seen", type_=UTCDateTime), last_gateway_id=gateway_id),
             [{"band": bid, "seen": t} for bid, t in seen])
     result.newest.update({pid: newest[pid] for pid in latest})  # type: ignore[misc]
-    return [("position", pid, payload) for pid, payload in latest.items()]
+    return [("position", pid, {"position": feed_position(
+        dict(zip(_POSITION_COLUMNS, row, strict=True)), description_th=place.description_th if place else None,
+        description_en=place.description_en if place else None)}) for pid, (row, place) in latest.items()]
 
 
 _POSITION_COLUMNS = ("patient_id", "band_id", "gateway_id", "t", "lat", "lon", "uncertainty_m", "source",
@@ -434,7 +436,7 @@ _POSITIONS_PG_COPY = f'COPY "position" ({", ".join(_POSITION_COLUMNS)}) FROM STD
 # The band's last_seen_at moves only forward (per-band order kept across connections and processes).
 _BANDS_SEEN_PG_SQL = (
     "UPDATE wristband AS w SET last_seen_at = v.seen, last_gateway_id = %s "
-    "FROM unnest(%s::int[], %s::timestamptz[]) AS v(id, seen) "
+    "FROM unnest(%b::int[], %b::timestamptz[]) AS v(id, seen) "
     "WHERE w.id = v.id AND (w.last_seen_at IS NULL OR w.last_seen_at <= v.seen)")
 
 

@@ -31,6 +31,7 @@ NIGHT = (22, 6)  # at home from 22:00 to 06:00 local time
 # Village lanes, receivers on poles (the seeded receivers are calibrated the same way).
 DISTRICT_RADIO = Radio(p1m_dbm=-59.0, path_loss_n=2.2, noise_db=3.0, shadowing_db=2.0, drop_rate=0.1,
                        sensitivity_dbm=-100.0, repeats=1)
+WALK_OUT_SPEED = 1.1  # m/s: a brisk walk out of the zone
 KINDS = ("walk_out", "fall", "sos", "remove_band", "quiet")
 
 
@@ -87,6 +88,22 @@ class DistrictSource(SimSource):
         return super().second()
 
     # -- the excursions ------------------------------------------------------------
+    def walk_out_plan(self, band: int) -> tuple[list[paths.LatLon], float | None, float | None]:
+        """Band `band`'s walk out of its zone (`paths.walk_out`), the seconds from its start to the
+        zone's edge at `WALK_OUT_SPEED` (None without a zone), and how far outside it ends."""
+        pid = self.sims[band].band.patient_id
+        walk = paths.walk_out(self.site, pid, self.homes[band])
+        frame = paths.frame_for(self.site)
+        zone = paths.zone_of(self.site, frame, pid)
+        leaves, run, prev = None, 0.0, self.homes[band]
+        for p in walk:
+            run += distance_m(prev, p)
+            prev = p
+            if leaves is None and zone is not None and not zone.contains(Point(*frame.xy(p))):
+                leaves = run / WALK_OUT_SPEED
+        outside = zone.distance(Point(*frame.xy(walk[-1]))) if zone is not None else None
+        return walk, leaves, outside
+
     def excursion(self, kind: str, band: int, at: float) -> Excursion:
         """Play `kind` on band `band` from simulated second `at`; the routine pauses until it is over."""
         s = self.sims[band]
@@ -94,18 +111,10 @@ class DistrictSource(SimSource):
         home = self.homes[band]
         leaves = outside = None
         if kind == "walk_out":
-            walk = paths.walk_out(self.site, pid, home)
-            speed = 1.1
-            frame = paths.frame_for(self.site)
-            zone = paths.zone_of(self.site, frame, pid)
-            run, prev = 0.0, home
-            for p in walk:
-                run += distance_m(prev, p)
-                prev = p
-                if leaves is None and zone is not None and not zone.contains(Point(*frame.xy(p))):
-                    leaves = at + run / speed
-            if zone is not None:
-                outside = zone.distance(Point(*frame.xy(walk[-1])))
+            walk, leaves_after, outside = self.walk_out_plan(band)
+            speed = WALK_OUT_SPEED
+            leaves = None if leaves_after is None else at + leaves_after
+            run = sum(distance_m(a, b) for a, b in zip(walk, walk[1:], strict=False))
             back = at + run / speed + 600.0  # found and walked home ten minutes after the walk ends
             self.inject(band, Event(at, "walk_path", {"path": walk, "speed_mps": speed}))
             self.inject(band, Event(back, "walk_path", {"path": walk[::-1], "speed_mps": 0.9}))

@@ -13,14 +13,16 @@ import asyncio
 import math
 import random
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
 from chumphae.timeutil import utcnow
 from chumphae.values import Advert, Motion
 from gateway.decode import chumphae_band as band
+from gateway.decode import rawstream
 from gateway.simulate import motion
 from gateway.simulate.radio import RadioModel, distance_m
 from gateway.simulate.scenario import Event, PatientPlan, Scenario
@@ -74,6 +76,68 @@ def _offset(p: Point, metres: float, bearing_deg: float) -> Point:
     return (p[0] + dlat, p[1] + dlon)
 
 
+class SimGatt:
+    """The simulated bands' GATT side: per band, a history of samples and the subscribers to its
+    raw-stream characteristic, fed each simulated second (docs/band-frame.md, "Raw stream")."""
+
+    HISTORY_S = 10.0  # what a band holds from before a subscription (the model needs 3 s before an impact)
+    BLOCK = 25  # samples per notification (½ s at 50 Hz; 160 bytes)
+
+    def __init__(self, addresses: set[str]) -> None:
+        self.addresses = addresses
+        self.history: dict[str, deque[tuple[int, list[motion.Sample]]]] = {}
+        self.subscribers: dict[str, list[Callable[[Any, bytearray], None]]] = {}
+        self.seq: dict[str, int] = {}
+
+    def record(self, address: str, now: float, samples: list[motion.Sample]) -> None:
+        h = self.history.setdefault(address, deque(maxlen=int(self.HISTORY_S) + 1))
+        h.append((round(now * 1000), samples))
+        for cb in list(self.subscribers.get(address, ())):
+            self._send(address, cb, round(now * 1000), samples)
+
+    def _send(self, address: str, cb: Callable[[Any, bytearray], None], t0_ms: int,
+              samples: list[motion.Sample]) -> None:
+        for i in range(0, len(samples), self.BLOCK):
+            block = [(round(x * 1000), round(y * 1000), round(z * 1000)) for x, y, z in samples[i : i + self.BLOCK]]
+            seq = self.seq.get(address, 0)
+            self.seq[address] = (seq + 1) & 0xFFFF
+            cb(None, bytearray(rawstream.encode(seq, t0_ms + i * 1000 // motion.HZ, motion.HZ, block)))
+
+    def subscribe(self, address: str, cb: Callable[[Any, bytearray], None]) -> None:
+        for t0_ms, samples in self.history.get(address, ()):
+            self._send(address, cb, t0_ms, samples)
+        self.subscribers.setdefault(address, []).append(cb)
+
+    def unsubscribe(self, address: str) -> None:
+        self.subscribers.pop(address, None)
+
+
+class SimGattClient:
+    """BleakClient's small protocol (`gateway.gatt.GattClient`) against a simulated band."""
+
+    def __init__(self, gatt: SimGatt, address: str) -> None:
+        self.gatt = gatt
+        self.address = address
+        self.connected = False
+
+    async def connect(self) -> bool:
+        await asyncio.sleep(0)
+        if self.address not in self.gatt.addresses:
+            raise ConnectionError("no such simulated band")
+        self.connected = True
+        return True
+
+    async def start_notify(self, char_specifier: str, callback: Callable[[Any, bytearray], None]) -> None:
+        if not self.connected or char_specifier != rawstream.CHAR_UUID:
+            raise ConnectionError("not connected" if not self.connected else "no such characteristic")
+        self.gatt.subscribe(self.address, callback)
+
+    async def disconnect(self) -> bool:
+        self.gatt.unsubscribe(self.address)
+        self.connected = False
+        return True
+
+
 class SimSource:
     def __init__(self, scenario: Scenario, site: SiteConfig, speed: float = 1.0, start: datetime | None = None) -> None:
         self.scenario = scenario
@@ -87,6 +151,15 @@ class SimSource:
         self.sims = [self._make(p) for p in scenario.patients]
         r = scenario.radio
         self._reach_m = 10 ** ((r.p1m_dbm - r.sensitivity_dbm + 20.0) / (10 * r.path_loss_n))
+        self.gatt: SimGatt | None = None  # the bands' raw streams, once a GATT client was asked for
+
+    def gatt_clients(self) -> Callable[[str], SimGattClient]:
+        """The simulated bands' GATT side switched on (from now, each band keeps its last seconds
+        of samples), and its client factory (a `gateway.gatt.ClientFactory`)."""
+        if self.gatt is None:
+            self.gatt = SimGatt({b.band.address for b in self.sims})
+        gatt = self.gatt
+        return lambda address: SimGattClient(gatt, address.upper())
 
     def clock(self) -> float:
         return self._now
@@ -193,21 +266,28 @@ class SimSource:
                 s.path.pop(0)
         s.steps += int(s.speed / 0.6)
 
-    def _motion(self, s: _Sim) -> Motion:
+    def _samples(self, s: _Sim) -> list[motion.Sample]:
+        """This second's 50 Hz wrist samples (the summary is made from them; a raw stream sends them)."""
         if s.trace:
             chunk, s.trace = s.trace[: motion.HZ], s.trace[motion.HZ :]
             if not s.trace:
                 s.lying = True
                 if motion.band_flags_fall(s.trace_all):
                     s.fall_flag_until = self._now + 60.0
-            return motion.summarise(chunk)
+            return chunk
         if not s.worn:
-            return motion.summarise(motion.still(self.rng, 1.0, (0.0, 0.0, 1.0), 0.002))
+            return motion.still(self.rng, 1.0, (0.0, 0.0, 1.0), 0.002)
         if s.lying:
-            return motion.summarise(motion.still(self.rng, 1.0, (-0.97, 0.1, 0.2)))
+            return motion.still(self.rng, 1.0, (-0.97, 0.1, 0.2))
         if s.walking and (s.path or len(s.route) > 1):
-            return motion.summarise(motion.walking(self.rng, 1.0))
-        return motion.summarise(motion.still(self.rng, 1.0))
+            return motion.walking(self.rng, 1.0)
+        return motion.still(self.rng, 1.0)
+
+    def _motion(self, s: _Sim) -> Motion:
+        samples = self._samples(s)
+        if self.gatt is not None:
+            self.gatt.record(s.band.address, self._now + 59.0 + 1.0 / motion.HZ, samples)  # band clock: sim + 60 s, last sample now
+        return motion.summarise(samples)
 
     def second(self) -> list[Advert]:
         """Advance one simulated second; the adverts heard during it, in time order."""

@@ -140,3 +140,56 @@ def test_wander_and_left_coverage_texts_say_how_long_outside_and_how_far() -> No
     assert (left.details["outside_for_s"], left.details["distance_m"]) == (90, 80.0)
     assert "Outside the safe zone for 90 s. 80 m from the zone." in str(left.details["summary_en"])
     assert "ออกนอกเขตปลอดภัยมา 90 วินาที ห่างจากเขตประมาณ 80 ม." in str(left.details["summary_th"])
+
+
+def test_a_confirmed_excursion_is_dated_from_when_the_centre_left() -> None:
+    # the centre 40–60 m out from 0 s while the region still touches the zone; the region clears it at
+    # 150 s: the patient has been outside since about 0 s, so the dwell (300 s) is due at 300 s
+    fixes = ([match(at(s), ZoneStatus.UNCERTAIN, 40.0 + s / 10, unc=60.0) for s in range(0, 150, 30)]
+             + [match(at(s), ZoneStatus.OUTSIDE, 80.0, unc=30.0) for s in range(150, 400, 30)])
+    _, found = run(fixes)
+    assert [d.type for d in found] == [AlertType.WANDER]
+    assert found[0].t == at(300) and found[0].details["outside_for_s"] == 300
+    # a run broken by a centre back inside (the region still touching the edge) starts again: dated
+    # from 120 s, not 0 s
+    broken = ([match(at(s), ZoneStatus.UNCERTAIN, 40.0, unc=60.0) for s in range(0, 120, 30)]
+              + [match(at(90), ZoneStatus.UNCERTAIN, -5.0, unc=60.0)]
+              + [match(at(s), ZoneStatus.UNCERTAIN, 40.0, unc=60.0) for s in range(120, 150, 30)]
+              + [match(at(s), ZoneStatus.OUTSIDE, 80.0, unc=30.0) for s in range(150, 450, 30)])
+    _, found = run(broken)
+    assert found[0].t == at(420) and found[0].details["outside_for_s"] == 300
+
+
+def test_left_coverage_rearms_only_after_the_band_is_back_for_a_while() -> None:
+    out = [match(at(s), ZoneStatus.OUTSIDE, 90.0, unc=30.0) for s in range(0, 61, 30)]
+    state, found = run(out, tick_at=[at(60 + TH.left_coverage_s + 1)])
+    assert [d.type for d in found] == [AlertType.LEFT_COVERAGE]
+    # heard again now and then (a packet, a faint fix) and lost again: no second alert
+    t1 = 60 + TH.left_coverage_s + 30
+    state, found = run([reading(at(t1)), match(at(t1), ZoneStatus.UNCERTAIN, 60.0, unc=90.0)], state=state,
+                       tick_at=[at(t1 + TH.left_coverage_s + 1), at(t1 + 3 * TH.left_coverage_s)])
+    assert found == []
+    # back in coverage for left_coverage_s: re-armed, so the next silence is a new alert
+    t2 = t1 + 3 * TH.left_coverage_s
+    back = [e for s in range(0, int(TH.left_coverage_s) + 1, 10)
+            for e in (reading(at(t2 + s)), match(at(t2 + s), ZoneStatus.OUTSIDE, 90.0, unc=30.0))]
+    state, found = run(back, state=state, tick_at=[at(t2 + 2 * TH.left_coverage_s + 10)])
+    assert [d.type for d in found] == [AlertType.WANDER, AlertType.LEFT_COVERAGE]  # the dwell ran out meanwhile
+    # a fix inside the zone re-arms at once
+    state, _ = run([reading(at(t2 + 1000)), match(at(t2 + 1000), ZoneStatus.INSIDE, -10.0)], state=state)
+    assert not state.wander.left_alerted
+
+
+def test_a_started_dwell_runs_through_faint_fixes_whatever_their_centre() -> None:
+    # off the road every receiver hears the band faintly: a ring-shaped region 350 m out whose centre
+    # (the ring's mean) may sit inside the zone; it does not say the patient came back
+    faint = ([match(at(0), ZoneStatus.OUTSIDE, 90.0, unc=30.0)]
+             + [match(at(s), ZoneStatus.UNCERTAIN, -15.0, unc=350.0) for s in range(30, 400, 30)])
+    _, found = run(faint)
+    assert [d.type for d in found] == [AlertType.WANDER] and found[0].t == at(300)
+    # a well-located fix touching the zone with its centre inside (a walk on the road) does not
+    near = ([match(at(0), ZoneStatus.OUTSIDE, 90.0, unc=30.0)]
+            + [match(at(s), ZoneStatus.UNCERTAIN, -15.0, unc=60.0) for s in range(30, 400, 30)])
+    assert run(near)[1] == []
+    # and faint fixes alone never start an excursion
+    assert run([match(at(s), ZoneStatus.UNCERTAIN, -15.0, unc=350.0) for s in range(0, 900, 30)])[1] == []

@@ -4,6 +4,7 @@ detect → outbox): routines raise no alert, a walk out raises a wander, nights 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -88,3 +89,43 @@ def test_nights_are_spent_at_home(town: SiteConfig) -> None:
         src.second()
         src._now += 1.0
     assert all(s.pos == home and not s.walking for s, home in zip(src.sims, src.homes, strict=True))
+
+
+async def test_a_fall_in_the_district_demo_is_read_over_simulated_gatt(town: SiteConfig, tmp_path: Path) -> None:
+    """`chumphae demo` hands its DistrictSource to run_gateway: the fall excursion's band is streamed
+    over simulated GATT and the model's alert is the one fall alert; routines open no session."""
+    import asyncio
+
+    from gateway.config import GatewaySettings
+    from gateway.gatt import SOURCE_RAW
+    from gateway.service import run_gateway
+
+    src = DistrictSource(town, speed=0, start=MORNING, first_walk_s=(3000.0, 3600.0))
+    ex = src.excursion("fall", 1, at=20.0)
+    src.scenario = replace(src.scenario, duration_s=60.0)
+    settings = GatewaySettings(token="", queue_path=tmp_path / "ob.db", config_cache=tmp_path / "c.json")
+    gw = await asyncio.wait_for(run_gateway(settings, source=src, config=town, exit_when_done=True), 120)
+    assert gw.raw is not None
+    ob = Outbox(settings.queue_path)
+    alerts = [json.loads(q.text)["body"] for q in ob.pending(100_000) if q.type == "alert"]
+    ob.close()
+    assert [(a["type"], a["patient_id"], a["details"]["source"]) for a in alerts] == [("fall", ex.patient_id, SOURCE_RAW)]
+    assert gw.raw.streams.stats.sessions == 1
+
+
+def test_the_demo_walks_out_first_the_band_whose_wander_alert_comes_soonest(town: SiteConfig) -> None:
+    from chumphae.demo import FIRST_EXCURSION_S, plan, quickest_walk_out
+    from chumphae.detect.thresholds import thresholds_for
+
+    src = DistrictSource(town, speed=0, start=MORNING)
+    band = quickest_walk_out(src)
+    dwell = {p["id"]: thresholds_for(p.get("adl_score"), p.get("ltc_group"), p.get("thresholds") or None).wander_dwell_s
+             for p in src.site.patients}
+    due = []  # seconds from the walk's start to the earliest wander alert: to the zone's edge, then the dwell
+    for i, sim in enumerate(src.sims):
+        leaves = src.walk_out_plan(i)[1]
+        due.append(float("inf") if leaves is None else leaves + dwell[sim.band.patient_id])
+    assert due[band] == min(due) and due[band] < 240.0
+    assert FIRST_EXCURSION_S < 60.0  # the walk begins within a minute of the start
+    assert next(plan({"gw-chumphae-town": len(src.sims), "gw-b": 3}, {"gw-chumphae-town": band})) == (
+        "walk_out", "gw-chumphae-town", band)

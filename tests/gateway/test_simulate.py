@@ -124,3 +124,25 @@ def test_scenario_start_as_a_time_of_day_is_its_latest_occurrence() -> None:
     assert parse_start("2025-06-01T22:00:00+07:00") == datetime(2025, 6, 1, 15, 0, tzinfo=UTC)
     with pytest.raises(ValueError, match="time of day"):
         parse_start("tonight")
+
+
+async def test_fall_scenario_through_the_gateway_streams_the_fall_over_simulated_gatt(tmp_path: Path) -> None:
+    """`--simulate fall`: the band that fell is read over (simulated) GATT and the model's alert is the
+    one sent; the summary rule's, held meanwhile, is folded into it: one alert for one fall."""
+    from gateway.config import GatewaySettings
+    from gateway.gatt import SOURCE_RAW
+    from gateway.service import run_gateway
+
+    settings = GatewaySettings(token="", queue_path=tmp_path / "ob.db", config_cache=tmp_path / "c.json")
+    gw = await run_gateway(settings, scenario=scenarios.load("fall"), speed=0, exit_when_done=True)
+    assert gw.raw is not None
+    ob = Outbox(settings.queue_path)
+    alerts = [json.loads(q.text)["body"] for q in ob.pending(10_000) if q.type == "alert"]
+    ob.close()
+    assert [(a["type"], a["patient_id"]) for a in alerts] == [("fall", 2)]
+    details = alerts[0]["details"]
+    assert details["source"] == SOURCE_RAW and details["summary_rule_confidence"] is not None
+    assert alerts[0]["confidence"] == details["model_confidence"] >= 0.5
+    health = gw.raw.health()
+    assert health["gatt_sessions"] >= 1 and health["gatt_connect_failures"] == 0 and health["gatt_lost"] == 0
+    assert gw.supervisor.health()["task_restarts"].get("gatt", 0) == 0

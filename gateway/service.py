@@ -108,7 +108,8 @@ def raw_path(settings: GatewaySettings, connect: ClientFactory | None, wall: Cal
         return None
     try:
         from gateway.gatt import RawPath, RawStreams
-    except ImportError:
+    except ImportError as exc:
+        log.warning("raw-stream fall path off: %s (falls from per-second summaries only)", exc)
         return None
 
     def streams(on_verdict: Callable[[Verdict], None]) -> RawStreams:

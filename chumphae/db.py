@@ -6,6 +6,7 @@ Bad configuration fails here, at start, as a `ConfigError` with one clear line.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,13 +16,17 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DisconnectionError, OperationalError
 from sqlmodel import Session, create_engine
 
 import chumphae.models  # noqa: F401  (registers every table)
 from chumphae.errors import ConfigError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# A pooled PostgreSQL connection idle longer than this is pinged (`SELECT 1`) when checked out; one used more
+# recently is taken as it is (a ping on every checkout was one round trip per batch and per alert).
+PING_IDLE_S = 5.0
+_RETURNED_AT = "chumphae_returned_at"
 
 _engine: Engine | None = None
 
@@ -54,7 +59,6 @@ def make_engine(url: str, *, check: bool = True, schema: str | None = None) -> E
     elif parsed.get_backend_name() == "postgresql":
         if parsed.get_driver_name() in ("", "psycopg2"):
             parsed = parsed.set(drivername="postgresql+psycopg")
-        kwargs["pool_pre_ping"] = True
         kwargs["connect_args"] = {"connect_timeout": 5}
         if schema:
             kwargs["connect_args"]["options"] = f"-csearch_path={schema}"
@@ -70,6 +74,9 @@ def make_engine(url: str, *, check: bool = True, schema: str | None = None) -> E
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "savepoint", _sqlite_savepoint)
+    else:
+        event.listen(engine.pool, "checkin", _returned)
+        event.listen(engine.pool, "checkout", _ping_if_idle)
     if check:
         try:
             with engine.connect() as conn:
@@ -78,6 +85,41 @@ def make_engine(url: str, *, check: bool = True, schema: str | None = None) -> E
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
             raise ConfigError(f"cannot reach database {safe_url(url)}: {reason}") from None
     return engine
+
+
+def _returned(_dbapi_conn: Any, record: Any) -> None:
+    if record is not None:
+        record.info[_RETURNED_AT] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+    """Ping a connection that sat in the pool longer than `PING_IDLE_S` (the server may have closed it
+    meanwhile); a failed ping makes the pool discard it and connect anew. A connection lost within that
+    time fails its first statement instead: the pool is then invalidated as a whole and the callers retry
+    (ingest's `_attempt`, the feed's next read)."""
+    returned = record.info.get(_RETURNED_AT)
+    if returned is None or time.monotonic() - returned <= PING_IDLE_S:
+        return
+    try:
+        if dbapi_conn.closed or not _ping(dbapi_conn):
+            raise DisconnectionError("connection lost while idle in the pool")
+    except DisconnectionError:
+        raise
+    except Exception as exc:  # the driver's own error for a dead connection
+        raise DisconnectionError(f"connection lost while idle in the pool: {type(exc).__name__}") from exc
+
+
+def _ping(dbapi_conn: Any) -> bool:
+    """One `SELECT 1` outside any transaction (the connection is back in the pool, so none is open)."""
+    autocommit = dbapi_conn.autocommit
+    dbapi_conn.autocommit = True
+    try:
+        with dbapi_conn.cursor() as cur:
+            cur.execute("SELECT 1")
+            return bool(cur.fetchone())
+    finally:
+        if not dbapi_conn.closed:
+            dbapi_conn.autocommit = autocommit
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -22,8 +22,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from sqlalchemy import Select, literal
+from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from chumphae.alert.render import TYPE_LABELS
 from chumphae.models import CareAssignment, Role, User
@@ -141,18 +143,27 @@ def off_dispatch(wake: Callable[[], None]) -> None:
         _wakers.remove(wake)
 
 
-def users_at_level(session: Session, patient_id: int | None, level: int) -> list[int]:
-    """The people told at one rung of the ladder."""
+def level_select(patient_id: int | None, level: int) -> Select[int, int] | None:
+    """The query for the people told at one rung, as (user id, level) rows; None for a rung of nobody."""
     if level in (0, 1) and patient_id is not None:
         relation = "caregiver" if level == 0 else "volunteer"
-        rows = session.exec(select(CareAssignment.user_id).join(User, col(User.id) == CareAssignment.user_id)
-                            .where(CareAssignment.patient_id == patient_id, CareAssignment.relation == relation,
-                                   User.active)).all()
-        return sorted(rows)
+        ca, u = CareAssignment.__table__, User.__table__  # type: ignore[attr-defined]
+        return (sa_select(ca.c.user_id.label("user_id"), literal(level).label("level"))
+                .join(u, u.c.id == ca.c.user_id)
+                .where(ca.c.patient_id == patient_id, ca.c.relation == relation, u.c.active))
     role = {2: Role.CARE_MANAGER, 3: Role.HOSPITAL}.get(level)
     if role is None:
+        return None
+    u = User.__table__  # type: ignore[attr-defined]
+    return sa_select(u.c.id.label("user_id"), literal(level).label("level")).where(u.c.role == role, u.c.active)
+
+
+def users_at_level(session: Session, patient_id: int | None, level: int) -> list[int]:
+    """The people told at one rung of the ladder."""
+    query = level_select(patient_id, level)
+    if query is None:
         return []
-    return sorted(session.exec(select(User.id).where(User.role == role, User.active)).all())  # type: ignore[arg-type]
+    return sorted(uid for uid, _ in session.connection().execute(query))
 
 
 def levels_told(change: AlertChange) -> list[int]:

@@ -13,11 +13,13 @@ import uuid
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import and_, union_all
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from chumphae.alert.render import iso
 from chumphae.deliver import plan
-from chumphae.deliver.notify import users_told
+from chumphae.deliver.notify import level_select, levels_told
 from chumphae.models import ChannelName, ContactPoint, DeliveryPreference, NoticeStatus, OutboxNotice, User
 from chumphae.models.delivery import DONE
 from chumphae.timeutil import iso_bangkok, utcnow
@@ -38,6 +40,38 @@ def _recent_pushes(session: Session, alert_id: int, since: datetime) -> set[tupl
     return {(uid, ch) for uid, ch in rows}
 
 
+Reach = tuple[dict[str, list[str]], str | None, str | None]  # a preference: channels, quiet start, quiet end
+
+
+def _told_and_reach(session: Session, change: AlertChange
+                    ) -> tuple[list[tuple[int, int]], dict[int, list[str]], dict[int, Reach]]:
+    """Who a ringing change tells ((user id, level), each user once at their lowest rung, by id), the
+    channels each has an active contact point on, and their preferences: one query, not one per rung
+    plus one for contact points and one for preferences (an SOS waits for each round trip)."""
+    selects = [q for lv in levels_told(change) if (q := level_select(change.patient_id, lv)) is not None]
+    if not selects:
+        return [], {}, {}
+    told = union_all(*selects).subquery("told")
+    cp, dp = ContactPoint.__table__, DeliveryPreference.__table__  # type: ignore[attr-defined]
+    query = (sa_select(told.c.user_id, told.c.level, cp.c.channel, dp.c.user_id, dp.c.channels, dp.c.quiet_start,
+                       dp.c.quiet_end)
+             .select_from(told.outerjoin(cp, and_(cp.c.user_id == told.c.user_id, cp.c.active))
+                          .outerjoin(dp, dp.c.user_id == told.c.user_id))
+             .order_by(told.c.level, told.c.user_id, cp.c.id))
+    levels: dict[int, int] = {}
+    contacts: dict[int, list[str]] = {}
+    prefs: dict[int, Reach] = {}
+    for uid, level, channel, has_pref, wanted, quiet_start, quiet_end in session.connection().execute(query):
+        levels.setdefault(uid, level)
+        if level != levels[uid]:
+            continue  # the same person again at a higher rung
+        if channel is not None:
+            contacts.setdefault(uid, []).append(channel)
+        if has_pref is not None:
+            prefs[uid] = (wanted, quiet_start, quiet_end)
+    return sorted(levels.items()), contacts, prefs
+
+
 def enqueue(session: Session, change: AlertChange, *, now: datetime | None = None) -> list[OutboxNotice]:
     """One notice per (user told, channel they are reached on) for a ringing change; nothing otherwise."""
     rows = prepare(session, change, now=now)
@@ -55,15 +89,9 @@ def prepare(session: Session, change: AlertChange, *, now: datetime | None = Non
     if not change.ring or change.event not in ("opened", "retriggered", "escalated"):
         return []
     now = now or utcnow()
-    told = users_told(session, change)
+    told, contacts, prefs = _told_and_reach(session, change)
     if not told:
         return []
-    ids = [uid for uid, _ in told]
-    contacts: dict[int, list[str]] = {}
-    for cp in session.exec(select(ContactPoint).where(col(ContactPoint.user_id).in_(ids), ContactPoint.active)):
-        contacts.setdefault(cp.user_id, []).append(cp.channel)
-    prefs = {p.user_id: p for p in session.exec(select(DeliveryPreference)
-                                                .where(col(DeliveryPreference.user_id).in_(ids)))}
     recent: set[tuple[int, str]] = set()
     if change.event == "retriggered":
         recent = _recent_pushes(session, change.alert_id,
@@ -71,9 +99,9 @@ def prepare(session: Session, change: AlertChange, *, now: datetime | None = Non
     rows = []
     for uid, level in told:
         pref = prefs.get(uid)
-        channels = plan.channels_for(severity=change.severity, prefs=pref.channels if pref else None,
-                                     contacts=contacts.get(uid, []), quiet_start=pref.quiet_start if pref else None,
-                                     quiet_end=pref.quiet_end if pref else None, now=now)
+        channels = plan.channels_for(severity=change.severity, prefs=pref[0] if pref else None,
+                                     contacts=contacts.get(uid, []), quiet_start=pref[1] if pref else None,
+                                     quiet_end=pref[2] if pref else None, now=now)
         for channel in channels:
             if (uid, channel) in recent:
                 continue

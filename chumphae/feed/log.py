@@ -71,25 +71,38 @@ def append_many(session: Session, rows: Sequence[tuple[str, int | None, dict[str
     session.info[DIRTY] = True
 
 
-def append_many_and_commit(session: Session, rows: Sequence[tuple[str, int | None, dict[str, object]]]) -> None:
+Statement = tuple[str, tuple[object, ...]]  # SQL with psycopg placeholders, its parameters
+
+
+def append_many_and_commit(session: Session, rows: Sequence[tuple[str, int | None, dict[str, object]]],
+                           before: Sequence[Statement] = ()) -> None:
     """`append_many` as the transaction's last statement, then commit.
 
-    On PostgreSQL the append (lock, notify, rows) and the `COMMIT` go to the
-    server in one pipeline, one round trip: the writers' lock is held for the
-    server's own time only (insert, WAL flush), never while this thread
-    waits for the interpreter between two statements.
+    On PostgreSQL the `before` statements (writes whose results nobody reads),
+    the append (lock, notify, rows) and the `COMMIT` go to the server in one
+    pipeline, one round trip: the writers' lock is held for the server's own
+    time only (insert, WAL flush), never while this thread waits for the
+    interpreter between two statements. `before` is PostgreSQL-only.
     """
-    if not rows or session.get_bind().dialect.name != "postgresql":
+    if session.get_bind().dialect.name != "postgresql":
+        assert not before, "statements in psycopg's dialect need PostgreSQL"
         append_many(session, rows)
+        session.commit()
+        return
+    if not rows and not before:
         session.commit()
         return
     session.flush()
     driver = session.connection().connection.driver_connection
     assert driver is not None
     with driver.pipeline():
-        driver.execute(_APPEND_MANY_PG_SQL, _append_many_params(rows))
+        for sql, params in before:
+            driver.execute(sql, params)
+        if rows:
+            driver.execute(_APPEND_MANY_PG_SQL, _append_many_params(rows))
         driver.commit()
-    session.info[DIRTY] = True
+    if rows:
+        session.info[DIRTY] = True
     session.commit()  # the driver's transaction is over: this ends the session's (and wakes the feed)
 
 

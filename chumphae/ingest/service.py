@@ -90,6 +90,7 @@ class BatchResult:
     dead_letters: int = 0
     newest: dict[int, datetime] = field(default_factory=dict)  # patient → newest position time committed
     feed_rows: list[tuple[str, int | None, dict[str, object]]] = field(default_factory=list)  # not yet appended
+    tail: list[feed_log.Statement] = field(default_factory=list)  # PostgreSQL writes sent with the commit
 
     def merge(self, other: BatchResult) -> BatchResult:
         self.acked += other.acked
@@ -233,7 +234,7 @@ def _attempt(engine: Engine, gateway_id: int, messages: list[Message], dead: lis
                 result = ingest_batch(session, gateway_id=gateway_id, messages=messages, dead=dead, state=state,
                                       now=now, record_only=record_only, touch_gateway=touch_gateway,
                                       feed_at_commit=True)
-                feed_log.append_many_and_commit(session, result.feed_rows)
+                feed_log.append_many_and_commit(session, result.feed_rows, before=result.tail)
             state.committed(engine, result)
             return result
         except Exception as exc:
@@ -301,7 +302,7 @@ def ingest_batch(session: Session, *, gateway_id: int, messages: Sequence[Messag
             readings.append((m, info))
         result.stored += 1
         result.acked.append(m.id)
-    feed_rows = _positions(session, gateway_id, positions, now, result)
+    feed_rows = _positions(session, gateway_id, positions, now, result, defer=feed_at_commit)
     _readings(session, gateway_id, readings)
     result.acked += [m.id for m in health]
     _dead_letters(session, gateway_id, [*dead, *refused], now)
@@ -309,7 +310,7 @@ def ingest_batch(session: Session, *, gateway_id: int, messages: Sequence[Messag
     if touch_gateway and not record_only:
         # Late, and always before the feed writers' lock: the gateway row stays locked only briefly,
         # and every transaction takes the two in the same order (no deadlock).
-        _gateway_spoke(session, gateway_id, health, result.dead_letters, now)
+        _gateway_spoke(session, gateway_id, health, result.dead_letters, now, result if feed_at_commit else None)
         if state.last_batch_at is None or time.monotonic() - state.last_batch_at > BACK_ONLINE_AFTER_S:
             result.changes.extend(_back_online(session, gateway_id, now))
     if feed_at_commit:
@@ -375,7 +376,10 @@ def _newest_known(session: Session, patient_ids: set[int]) -> dict[int, datetime
 
 
 def _positions(session: Session, gateway_id: int, items: list[tuple[Message, BandInfo]], now: datetime,
-               result: BatchResult) -> list[tuple[str, int | None, dict[str, object]]]:
+               result: BatchResult, *, defer: bool = False) -> list[tuple[str, int | None, dict[str, object]]]:
+    """Insert the positions and move their bands forward; the feed rows of each patient's newest.
+
+    `defer` (PostgreSQL): the bands' update goes to `result.tail`, sent with the commit."""
     if not items:
         return []
     found: Any = None
@@ -412,8 +416,12 @@ def _positions(session: Session, gateway_id: int, items: list[tuple[Message, Ban
         with driver.cursor() as cur, cur.copy(_POSITIONS_PG_COPY) as copy:
             for r in rows:
                 copy.write_row(r)
-        with driver.cursor() as cur:
-            cur.execute(_BANDS_SEEN_PG_SQL, (gateway_id, [b for b, _ in seen], [t for _, t in seen]))
+        bands_seen: feed_log.Statement = (_BANDS_SEEN_PG_SQL, (gateway_id, [b for b, _ in seen], [t for _, t in seen]))
+        if defer:
+            result.tail.append(bands_seen)
+        else:
+            with driver.cursor() as cur:
+                cur.execute(*bands_seen)
     else:
         session.connection().execute(insert(PositionRecord.__table__),  # type: ignore[attr-defined]
                                      [dict(zip(_POSITION_COLUMNS, r, strict=True)) for r in rows])
@@ -438,6 +446,9 @@ _BANDS_SEEN_PG_SQL = (
     "UPDATE wristband AS w SET last_seen_at = v.seen, last_gateway_id = %s "
     "FROM unnest(%b::int[], %b::timestamptz[]) AS v(id, seen) "
     "WHERE w.id = v.id AND (w.last_seen_at IS NULL OR w.last_seen_at <= v.seen)")
+
+
+_GATEWAY_SPOKE_PG_SQL = "UPDATE gateway SET last_heartbeat_at = %s WHERE id = %s"
 
 
 def _readings(session: Session, gateway_id: int, items: list[tuple[Message, BandInfo]]) -> None:
@@ -468,9 +479,15 @@ def _dead_letters(session: Session, gateway_id: int, rejections: Sequence[Reject
     session.connection().execute(insert(DeadLetter.__table__), rows)  # type: ignore[attr-defined]
 
 
-def _gateway_spoke(session: Session, gateway_id: int, health: list[Message], refused: int, now: datetime) -> None:
-    """The gateway's last message time (for gateway_offline); its health when it sent some."""
+def _gateway_spoke(session: Session, gateway_id: int, health: list[Message], refused: int, now: datetime,
+                   defer: BatchResult | None = None) -> None:
+    """The gateway's last message time (for gateway_offline); its health when it sent some.
+
+    `defer` (PostgreSQL): the plain time update goes to its `tail`, sent with the commit."""
     if not health and not refused:
+        if defer is not None and session.get_bind().dialect.name == "postgresql":
+            defer.tail.append((_GATEWAY_SPOKE_PG_SQL, (now, gateway_id)))
+            return
         g = Gateway.__table__  # type: ignore[attr-defined]
         session.connection().execute(update(g).where(g.c.id == gateway_id).values(last_heartbeat_at=now))
         return

@@ -7,16 +7,16 @@ Bad configuration fails here, at start, as a `ConfigError` with one clear line.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, DisconnectionError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, OperationalError
 from sqlmodel import Session, create_engine
 
 import chumphae.models  # noqa: F401  (registers every table)
@@ -29,6 +29,7 @@ PING_IDLE_S = 5.0
 _RETURNED_AT = "chumphae_returned_at"
 
 _engine: Engine | None = None
+T = TypeVar("T")
 
 
 def safe_url(url: str) -> str:
@@ -120,6 +121,19 @@ def _ping(dbapi_conn: Any) -> bool:
     finally:
         if not dbapi_conn.closed:
             dbapi_conn.autocommit = autocommit
+
+
+def retry_if_disconnected(engine: Engine, fn: Callable[[], T]) -> T:
+    """`fn()`, once more if it failed on a connection the server had closed (a read: it may run twice).
+
+    Pooled connections are pinged only after `PING_IDLE_S` idle, so one lost more recently fails its
+    first statement; SQLAlchemy then invalidates the pool, and the second try gets a new connection."""
+    try:
+        return fn()
+    except DBAPIError as exc:
+        if not exc.connection_invalidated or engine.dialect.name == "sqlite":
+            raise
+    return fn()
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

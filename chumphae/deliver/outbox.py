@@ -10,11 +10,13 @@ delivery); the others wait for the worker (`chumphae.deliver.worker`).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, union_all
+from sqlalchemy import and_, event, union_all
 from sqlalchemy import select as sa_select
+from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col, select
 
 from chumphae.alert.render import iso
@@ -26,6 +28,35 @@ from chumphae.timeutil import iso_bangkok, utcnow
 
 if TYPE_CHECKING:
     from chumphae.alert.service import AlertChange
+
+# Set on a session that wrote notices the worker must send (LINE, SMS, webhook): its commit wakes the worker.
+PUSHES = "chumphae_pushes_pending"
+_push_hooks: list[Callable[[], None]] = []
+
+
+def on_pushes(hook: Callable[[], None]) -> None:
+    """Call `hook()` after every commit that wrote notices for the worker (feed notices are sent already)."""
+    if hook not in _push_hooks:
+        _push_hooks.append(hook)
+
+
+def off_pushes(hook: Callable[[], None]) -> None:
+    if hook in _push_hooks:
+        _push_hooks.remove(hook)
+
+
+@event.listens_for(OrmSession, "after_commit")
+def _after_commit(session: OrmSession) -> None:
+    if session.info.pop(PUSHES, False):
+        for hook in list(_push_hooks):
+            hook()
+
+
+@event.listens_for(OrmSession, "after_rollback")
+def _after_rollback(session: OrmSession) -> None:
+    if not session.in_transaction():
+        session.info.pop(PUSHES, None)
+
 
 # A re-trigger of an alert still open rings the feed each time, but pushes (LINE, SMS, webhook) to a person
 # at most once per window per channel: a wander re-confirmed every minute must not become a flood.
@@ -92,16 +123,18 @@ def prepare(session: Session, change: AlertChange, *, now: datetime | None = Non
     told, contacts, prefs = _told_and_reach(session, change)
     if not told:
         return []
+    planned = []
+    for uid, level in told:
+        pref = prefs.get(uid)
+        planned.append((uid, level, plan.channels_for(
+            severity=change.severity, prefs=pref[0] if pref else None, contacts=contacts.get(uid, []),
+            quiet_start=pref[1] if pref else None, quiet_end=pref[2] if pref else None, now=now)))
     recent: set[tuple[int, str]] = set()
-    if change.event == "retriggered":
+    if change.event == "retriggered" and any(c != ChannelName.FEED for _, _, cs in planned for c in cs):
         recent = _recent_pushes(session, change.alert_id,
                                 now - RETRIGGER_PUSH_WINDOW.get(change.severity, RETRIGGER_PUSH_DEFAULT))
     rows = []
-    for uid, level in told:
-        pref = prefs.get(uid)
-        channels = plan.channels_for(severity=change.severity, prefs=pref[0] if pref else None,
-                                     contacts=contacts.get(uid, []), quiet_start=pref[1] if pref else None,
-                                     quiet_end=pref[2] if pref else None, now=now)
+    for uid, level, channels in planned:
         for channel in channels:
             if (uid, channel) in recent:
                 continue
@@ -111,6 +144,8 @@ def prepare(session: Session, change: AlertChange, *, now: datetime | None = Non
                 row.status, row.done_at = NoticeStatus.SENT, now
                 row.provider_message_id = f"feed:{change.cursor}" if change.cursor is not None else "feed"
             rows.append(row)
+    if any(r.channel != ChannelName.FEED for r in rows):
+        session.info[PUSHES] = True
     return rows
 
 
@@ -121,6 +156,8 @@ def queue_test_messages(session: Session, *, user_id: int, now: datetime | None 
                                                                              ContactPoint.active))]
     rows = [OutboxNotice(key=str(uuid.uuid4()), alert_id=None, event="test", level=0, user_id=user_id,
                          channel=c, created_at=now, next_try_at=now) for c in sorted(channels)]
+    if rows:
+        session.info[PUSHES] = True
     session.add_all(rows)
     session.flush()
     return rows

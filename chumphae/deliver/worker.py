@@ -37,9 +37,8 @@ from sqlmodel import Session, col, select
 
 from chumphae.alert.service import AlertChange, escalate_undelivered
 from chumphae.config import Settings
-from chumphae.deliver import message, notify
+from chumphae.deliver import message, notify, outbox
 from chumphae.deliver.notify import Channel, Outbound, Result
-from chumphae.feed import log as feed_log
 from chumphae.models import Alert, AlertStatus, ChannelName, ContactPoint, NoticeStatus, OutboxNotice, Patient, User
 from chumphae.timeutil import utcnow
 
@@ -238,7 +237,7 @@ class Worker:
         finishes or a dispatch wakes it, so one slow provider never holds back the next SOS."""
         self._loop, self._event = asyncio.get_running_loop(), asyncio.Event()
         notify.on_dispatch(self.wake)
-        feed_log.on_commit(self.wake)
+        outbox.on_pushes(self.wake)  # a commit that wrote notices to send (not every feed commit)
         sem = asyncio.Semaphore(self.options.concurrency)
         inflight: set[asyncio.Task[None]] = set()
         try:
@@ -266,7 +265,7 @@ class Worker:
                     w.cancel()
         finally:
             notify.off_dispatch(self.wake)
-            feed_log.off_commit(self.wake)
+            outbox.off_pushes(self.wake)
             for task in inflight:
                 task.cancel()
             await asyncio.gather(*inflight, return_exceptions=True)

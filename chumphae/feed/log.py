@@ -100,7 +100,9 @@ def append_many_and_commit(session: Session, rows: Sequence[tuple[str, int | Non
             driver.execute(sql, params)
         if rows:
             driver.execute(_APPEND_MANY_PG_SQL, _append_many_params(rows))
-        driver.commit()
+        # COMMIT as a statement of the pipeline: the block's end sends one Sync for all (`driver.commit()`
+        # here would sync once more at the block's end, a second round trip).
+        driver.execute("COMMIT")
     if rows:
         session.info[DIRTY] = True
     session.commit()  # the driver's transaction is over: this ends the session's (and wakes the feed)

@@ -53,6 +53,7 @@ from chumphae.api.schemas import (
     Req,
 )
 from chumphae.auth.service import user_by_token
+from chumphae.db import retry_if_disconnected
 from chumphae.deliver.notify import dispatch
 from chumphae.errors import Forbidden, NotFound
 from chumphae.feed import frames
@@ -150,8 +151,11 @@ class FeedSocket:
         return user
 
     def _still_allowed(self) -> bool:
-        with Session(self.engine) as session:
-            return self._user(session) is not None
+        def check() -> bool:
+            with Session(self.engine) as session:
+                return self._user(session) is not None
+
+        return retry_if_disconnected(self.engine, check)
 
     def _load_viewer(self) -> frames.Viewer | None:
         with Session(self.engine) as session:
@@ -180,10 +184,13 @@ class FeedSocket:
 
     def _read(self, viewer: frames.Viewer, cursor: int, limit: int, kind: str | None = None
               ) -> list[dict[str, Any]]:
-        with Session(self.engine) as session:
-            rows = feed_log.read_since(session, cursor=cursor, patient_ids=viewer.patient_ids,
-                                       unassigned=viewer.unassigned, limit=limit, kind=kind)
-            return [frames.render(viewer, r) for r in rows]
+        def read() -> list[dict[str, Any]]:
+            with Session(self.engine) as session:
+                rows = feed_log.read_since(session, cursor=cursor, patient_ids=viewer.patient_ids,
+                                           unassigned=viewer.unassigned, limit=limit, kind=kind)
+                return [frames.render(viewer, r) for r in rows]
+
+        return retry_if_disconnected(self.engine, read)
 
     def _act(self, msg: FeedAck | FeedResolve) -> dict[str, Any]:
         """Acknowledge or resolve, exactly as the REST routes do (the message was checked like their bodies)."""

@@ -14,7 +14,10 @@ statements per batch, never one per message:
 * feed: one `feed_event` row per patient whose newest position moved, in one
   statement at the end of the transaction (PostgreSQL: the feed writers' lock
   is held only from there to the commit). A patient's newest position time is
-  remembered in memory, read from the database once per patient;
+  remembered in memory, read from the database once per patient. On
+  PostgreSQL the band updates, the gateway's `last_heartbeat_at` and the feed
+  append go to the server with the `COMMIT` in one pipeline (`result.tail`):
+  one round trip, and their row locks held for the server's time only;
 * bands come from a per-connection cache of the site's bands (re-read every
   `BAND_TTL_S`, and at once for an address it does not know); the tax map is
   asked for its cache key once per batch, only when a position needs a place.

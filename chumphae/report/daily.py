@@ -171,11 +171,8 @@ def daily_summary(session: Session, *, day: date, hospcode: str, with_cid: bool 
     stop = min(end, max(start, now))  # a day in progress ends now, so the future is not a gap
     conn = session.connection()
     _ensure_sqrt(conn)
-    if conn.dialect.name == "postgresql":  # this transaction only:
-        conn.exec_driver_sql(f"SET LOCAL work_mem = '{WORK_MEM}'")  # sort a province's day of positions in memory
-        # No JIT: compiling the statement's ~100 expressions took 2-8 s of a 2,000-patient day (EXPLAIN ANALYZE)
-        # and saved less than that on the rows (2,000 patients: 1.3x faster without it; docs/performance.md).
-        conn.exec_driver_sql("SET LOCAL jit = off")
+    if conn.dialect.name == "postgresql":  # sort a province's day of positions in memory, this transaction only
+        conn.exec_driver_sql(f"SET LOCAL work_mem = '{WORK_MEM}'")
     stmt = text(summary_sql(conn.dialect.name)).bindparams(
         bindparam("start", start, type_=UTCDateTime()), bindparam("end", end, type_=UTCDateTime()),
         bindparam("stop", stop, type_=UTCDateTime()), gap=GAP_S, vmax=MAX_WALK_M_S)

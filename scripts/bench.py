@@ -63,8 +63,11 @@ BENCHES: list[Bench] = [
                                             "--baseline-seconds", "5"), [
         Goal("gateway: adverts per CPU-second, one core (decode+auth, locate, match, detect)", "adverts_per_cpu_s",
              20_000, unit="/s", floor_key="baseline_per_cpu_s", floor_label="per-advert baseline"),
-        Goal("gateway: memory per tracked band", "kib_per_band", None, unit=" KiB"),
+        Goal("gateway: memory per tracked band (tracemalloc)", "kib_per_band", None, unit=" KiB"),
     ]),
+    Bench("backend memory", lambda a: _py("bench_backend_memory.py", "--bands", "1000", "--runs", "3"), [
+        Goal("backend: memory per tracked band (tracemalloc, ingest path)", "kib_per_band", None, unit=" KiB"),
+    ], timeout_s=180.0),
     Bench("match", lambda a: _py("bench_match.py", "--repeats", "3"), [
         Goal("match: positions/s, batch", "batch_per_s", None, unit="/s", floor_key="naive_per_s",
              floor_label="naive contains"),

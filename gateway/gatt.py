@@ -38,7 +38,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from chumphae.detect import fall_features as ff
-from chumphae.detect.fall_detector import LiveFallDetector, ModelFall
+from chumphae.detect.fall_detector import LIVE_DECIDE_S, LiveFallDetector, ModelFall
 from chumphae.detect.fall_model import FallModel
 from chumphae.supervise import short_error
 from chumphae.values import AlertType, Detection, Reading
@@ -297,8 +297,8 @@ class RawStreams:
             self.stats.falls += len(found)
         elif reason == "decided":
             self.stats.no_falls += 1
-        # what the model has judged: every candidate up to POST_S before the newest sample
-        span = (anchor + timedelta(seconds=first_s), anchor + timedelta(seconds=stream.end_s - ff.POST_S))
+        # what the model has judged: every candidate up to LIVE_DECIDE_S before the newest sample
+        span = (anchor + timedelta(seconds=first_s), anchor + timedelta(seconds=stream.end_s - LIVE_DECIDE_S))
         falls = tuple(RawFall(anchor + timedelta(seconds=f.t), f) for f in found)
         return Verdict(address, trigger, falls, covered, reason, span)
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The live raw-stream path on labelled real trials: each trial played as a band through the gateway
-pipeline (real band frames for the adverts, real GATT notifications; tests/gateway/test_gatt.py's rig),
+pipeline (real band frames for the adverts, real GATT notifications; the rig of gateway/simulate/gattrig.py),
 once with the raw path and once with the summary rule alone, beside the file detector (detect_falls).
 
 Prints one JSON line per trial, then per set: falls with exactly one alert (and from which source),
@@ -26,16 +26,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from chumphae.detect.fall_detector import detect_falls  # noqa: E402
-from tests.gateway import test_gatt  # noqa: E402
+from gateway.simulate import gattrig  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=test_gatt.DATA)
+    ap.add_argument("--data", type=Path, default=gattrig.DATA)
     ap.add_argument("--subjects", default="S02", help="comma-separated subject ids (labels.csv `subject`)")
     ap.add_argument("--first-take", action="store_true", help="FallAllD: only each activity's first trial (_T01)")
     a = ap.parse_args(argv)
-    test_gatt.DATA = a.data
     logging.disable(logging.CRITICAL)
     subjects = set(a.subjects.split(","))
     rows = []
@@ -43,12 +42,12 @@ def main(argv: list[str] | None = None) -> None:
         for r in csv.DictReader((a.data / s / "labels.csv").open(encoding="utf-8")):
             if r["subject"] not in subjects or (a.first_take and s == "fallalld" and not r["name"].endswith("_T01")):
                 continue
-            band = test_gatt.recorded(s, r["name"], hz)
+            band = gattrig.recorded(s, r["name"], hz, a.data)
             offline = len(detect_falls(band.t, band.xyz, hz)) > 0
-            rig = test_gatt.Rig(band, Path(tempfile.mkdtemp()))
+            rig = gattrig.Rig(band, Path(tempfile.mkdtemp()))
             asyncio.run(rig.play())
             alerts = rig.alerts()
-            alone = test_gatt.Rig(test_gatt.recorded(s, r["name"], hz), Path(tempfile.mkdtemp()))
+            alone = gattrig.Rig(gattrig.recorded(s, r["name"], hz, a.data), Path(tempfile.mkdtemp()))
             alone.pipe.raw = None  # the same adverts, the summary rule alone
             asyncio.run(alone.play())
             row = {"set": s, "name": r["name"], "fall": r["kind"] == "fall", "file_detector": offline,

@@ -34,7 +34,7 @@ PAD_S = 15.0
 CLIP_AUGMENT_G = (2.0,)
 WATCH_COPIES = 1  # and as another watch would have recorded it (`as_other_watch`)
 DEVICE_HZ = (20.0, 60.0)  # training also sees each trial as a ±2 g watch would have recorded it
-FEATURE_VERSION = "1"
+FEATURE_VERSION = "3"  # 3: the absolute grids (2: also local candidates, not shipped)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,11 @@ impact) and interpolation onto a 20 Hz grid. The highest raw |a| in each
 Candidates are cheap physics: a local maximum of the smoothed |a| of at
 least 1.4 g, or a raw peak of at least 1.6 g, or a sample on a clipped axis;
 candidates closer than 1 s are one (the highest stays, a clipped bin
-ranking above unclipped ones: its reading is only a lower bound). Each candidate gets
+ranking above unclipped ones: its reading is only a lower bound). The grid
+is absolute (multiples of 50 ms of the recording's clock), so a live buffer
+and the whole file see the same samples; the clustering is not local (a run
+of candidates less than 1 s apart is one, however long), so in a long run
+of motion they can still differ (see docs/fall-detection.md). Each candidate gets
 `FEATURES`, all orientation-free (magnitudes, spreads, jerk, angles between
 gravity directions): impact height and width, free fall before it, motion
 and level after it, how far the wrist turned and how much it kept rotating.
@@ -29,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from chumphae.detect.fall_stream import Grid, Timeline, prepare
+from chumphae.detect.fall_stream import Grid, Timeline, absolute_grid, bins, prepare
 
 Array = NDArray[np.float64]
 
@@ -76,12 +80,12 @@ def to_rate(g: Grid) -> Stream20 | None:
         kern = np.ones(k) / k
         xyz = np.column_stack([np.convolve(np.pad(xyz[:, j], (k // 2, k - 1 - k // 2), mode="edge"),
                                            kern, mode="valid") for j in range(3)])
-    n = int(np.floor((g.t[-1] - g.t[0]) * RATE_HZ)) + 1
+    t = absolute_grid(float(g.t[0]), float(g.t[-1]), RATE_HZ)
+    n = len(t)
     if n < 2:
         return None
-    t = g.t[0] + np.arange(n) / RATE_HZ
     x20 = np.column_stack([np.interp(t, g.t, xyz[:, j]) for j in range(3)])
-    idx = np.clip(np.rint((g.t - g.t[0]) * RATE_HZ).astype(np.int64), 0, n - 1)
+    idx = np.clip(bins(g.t, RATE_HZ) - int(round(float(t[0]) * RATE_HZ)), 0, n - 1)
     peak = np.zeros(n)
     np.maximum.at(peak, idx, g.peak)
     clipped = np.zeros(n, dtype=bool)
@@ -208,12 +212,16 @@ def _hold_last(s: Stream20, extra: int) -> Stream20:
                     np.r_[s.clipped, np.zeros(extra, dtype=bool)])
 
 
-def stream_candidates(s: Stream20, final: bool = True, after: float = -np.inf) -> list[Candidate]:
+def stream_candidates(s: Stream20, final: bool = True, after: float = -np.inf,
+                      settle: float = 0.0) -> list[Candidate]:
     """Candidates in a stream with their features, decided once POST_S of data follows.
 
     `final`: the stream has ended, so candidates with at least MIN_POST_S after
     them are decided now (last sample held). `after`: skip candidates at or
-    before this time (already decided by a live caller).
+    before this time (already decided by a live caller). `settle`: while the
+    stream goes on, wait this much more data past POST_S, so that the last
+    samples of the window are no longer at the edge of the data (smoothing,
+    interpolation): a live buffer then computes what the whole file does.
     """
     out: list[Candidate] = []
     end = float(s.t[-1])
@@ -222,7 +230,7 @@ def stream_candidates(s: Stream20, final: bool = True, after: float = -np.inf) -
     held: Stream20 | None = None
     for i in idxs:
         ti = float(s.t[i])
-        if ti + POST_S <= end + 1e-9:
+        if ti + POST_S + (0.0 if final else settle) <= end + 1e-9:
             out.append(Candidate(ti, ti + POST_S, features_at(s, i)))
         elif final and end - ti >= MIN_POST_S:
             if held is None:

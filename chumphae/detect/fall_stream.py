@@ -32,7 +32,8 @@ non-finite rows dropped, samples sorted, repeated timestamps (batched
 sensors) spread over the sampling interval, millisecond/µs/ns clocks
 recognised from the median step, gaps over 1 s split into segments (no
 interpolation across them), then everything is put on a uniform grid at the
-requested rate. The grid keeps, per bin, the highest and lowest raw |a|, so
+requested rate, at the instants k / rate of the recording's clock (so
+where a buffer starts does not move the grid). The grid keeps, per bin, the highest and lowest raw |a|, so
 resampling never shaves an impact peak or fills in a free fall.
 """
 
@@ -185,14 +186,33 @@ def prepare(t: Array, xyz: Array, hz: float, gap_s: float = 1.0) -> Timeline:
     return Timeline(tuple(grids), rate, scale, repeated, rails)
 
 
+def absolute_grid(t0: float, t1: float, hz: float) -> Array:
+    """The instants k / hz (k an integer) within [t0, t1]: the same grid wherever the data starts.
+
+    Built from integer indices, so two callers whose data start at different
+    moments of the same clock get bit-identical times where they overlap (a
+    live buffer and the whole file see the same samples).
+    """
+    k0 = int(np.ceil(t0 * hz - 1e-6))
+    k1 = int(np.floor(t1 * hz + 1e-6))
+    return np.arange(k0, k1 + 1, dtype=np.float64) / hz
+
+
+def bins(t: Array, hz: float) -> NDArray[np.int64]:
+    """The absolute grid index k of the instant k / hz nearest each time (the same for every caller)."""
+    return np.rint(t * hz).astype(np.int64)
+
+
 def _grid(t: Array, xyz: Array, hz: float, rails: tuple[float, float, float]) -> Grid | None:
     if len(t) < 2 or t[-1] - t[0] < 1.0:
         return None
-    tg = t[0] + np.arange(int(np.floor((t[-1] - t[0]) * hz)) + 1) / hz
+    tg = absolute_grid(float(t[0]), float(t[-1]), hz)
+    if len(tg) < 2:
+        return None
     xg = np.column_stack([np.interp(tg, t, xyz[:, k]) for k in range(3)])
     mag_g = np.linalg.norm(xg, axis=1)
     raw = np.linalg.norm(xyz, axis=1)
-    idx = np.clip(np.rint((t - t[0]) * hz).astype(np.int64), 0, len(tg) - 1)
+    idx = np.clip(bins(t, hz) - int(round(float(tg[0]) * hz)), 0, len(tg) - 1)
     peak = mag_g.copy()
     trough = mag_g.copy()
     np.maximum.at(peak, idx, raw)

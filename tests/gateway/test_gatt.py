@@ -8,89 +8,17 @@ bleak-over-D-Bus path is in test_gatt_dbus.py.
 
 from __future__ import annotations
 
-import asyncio
-import json
-import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
-from chumphae.detect.fall_data import pad_still, trial_seed
-from chumphae.detect.recordings import read_recording
-from gateway.gatt import SOURCE_RAW, SOURCE_SUMMARY, FallGate, RawFall, RawPath, RawStreams, Verdict
-from gateway.pipeline import Pipeline
-from gateway.queue import Outbox
-from gateway.service import default_steps
-from gateway.siteconfig import parse
-from tests.gateway.builders import T0
-from tests.gateway.gattband import RecordedBand
-
-ROOT = Path(__file__).resolve().parents[2]
-DATA = Path(os.environ.get("CHUMPHAE_FALLS_DATA", ROOT.parent / "shared" / "data" / "falls"))
-ADDR = "C0:FF:EE:00:00:01"
-KEY = bytes.fromhex("00112233445566778899aabbccddeeff")
+from gateway.gatt import SOURCE_RAW, SOURCE_SUMMARY, FallGate, RawFall, Verdict
+from gateway.simulate.gattrig import ADDR, DATA, T0, Rig, recorded
 
 needs_data = pytest.mark.skipif(not (DATA / "umafall" / "labels.csv").is_file(),
                                 reason=f"real fall recordings not found at {DATA} (set CHUMPHAE_FALLS_DATA)")
-
-
-def site() -> Any:
-    return parse({"site_id": "t", "receivers": [{"id": "local", "lat": 16.5442, "lon": 102.0997}],
-                  "bands": [{"address": ADDR, "key_hex": KEY.hex(), "patient_id": 1}],
-                  "patients": [{"id": 1}]})
-
-
-def recorded(set_: str, name: str, hz: float) -> RecordedBand:
-    """The trial after 10 s of stillness at its first orientation, and 15 s of it at its last."""
-    rec = read_recording(DATA / set_ / f"{name}.csv")
-    order = np.argsort(rec.t, kind="stable")
-    t, xyz = rec.t[order], rec.xyz[order]
-    t, xyz = pad_still(t, xyz, hz, seed=trial_seed(name))
-    pre_t, pre = pad_still(-t[::-1], xyz[::-1], hz, seconds=10.0, seed=1)  # the same, backwards in time
-    return RecordedBand(ADDR, KEY, -pre_t[::-1], pre[::-1], hz)
-
-
-class Rig:
-    """A pipeline with the raw path, played second by second on a virtual clock."""
-
-    def __init__(self, band: RecordedBand, tmp: Path, **streams: Any) -> None:
-        cfg = site()
-        matcher, detector = default_steps(cfg)
-        self.outbox = Outbox(tmp / "outbox.sqlite3")
-        self.pipe = Pipeline(cfg, self.outbox, matcher, detector)
-        self.band = band
-        self.k = 0
-        self.raw = RawPath(lambda on_verdict: RawStreams(band.client, on_verdict, wall=lambda: band.wall(self.k),
-                                                        **streams))
-        self.raw.patient_for = cfg.patient_for
-        self.raw.sink = self.pipe.emit
-        self.pipe.raw = self.raw
-
-    async def play(self) -> None:
-        stop = asyncio.Event()
-        task = asyncio.create_task(self.raw.streams.run(stop))
-        try:
-            for k in range(self.band.seconds + 5):
-                self.k = k + 1
-                adv = self.band.second(k)
-                if adv is not None:
-                    self.pipe.handle(adv)
-                for _ in range(5):  # let the sessions run, as the radio's pauses would
-                    await asyncio.sleep(0)
-                self.pipe.tick(float(k + 1), self.band.wall(k + 1))
-        finally:
-            stop.set()
-            await task
-
-    def alerts(self) -> list[dict[str, Any]]:
-        """The alerts in the outbox, as the backend would get them."""
-        try:
-            return [json.loads(q.text)["body"] for q in self.outbox.pending(1000) if q.type == "alert"]
-        finally:
-            self.outbox.close()
 
 
 @needs_data

@@ -29,6 +29,7 @@ from chumphae import logs
 from chumphae.api.app import create_app
 from chumphae.config import Settings
 from chumphae.db import init_engine, session_scope
+from chumphae.detect.thresholds import Thresholds, is_night, thresholds_for
 from chumphae.models import Patient
 from chumphae.seed import print_tokens, rotate_gateway_tokens, seed_demo
 from chumphae.timeutil import BANGKOK
@@ -195,32 +196,49 @@ async def _excursions(sources: Mapping[str, object], who: dict[int, Who], speed:
         await asyncio.sleep(0.25 / speed if speed > 0 else 0.01)
 
 
-def quickest_walk_out(src: object) -> int:
-    """The band whose walk out of its zone raises the wander alert soonest: seconds to the zone's edge
-    plus the patient's day dwell (so the demo's first alert comes a minute or two after it starts)."""
-    from chumphae.detect.thresholds import thresholds_for
+def quickest_walk_out(src: object, at: float | None = None) -> int:
+    """The band whose walk out of its zone, started at simulated second `at` (default: the first
+    excursion's time), raises the wander alert soonest: seconds to the edge of the zone in force
+    plus the dwell in force then (so the demo's first alert comes a minute or two after it starts)."""
     from gateway.simulate.district import DistrictSource
 
     assert isinstance(src, DistrictSource)
+    start = FIRST_EXCURSION_S if at is None else at
     best, best_s = 0, float("inf")
     for i, s in enumerate(src.sims):
-        _walk, leaves, _out = src.walk_out_plan(i)
-        p = next((q for q in src.site.patients if q.get("id") == s.band.patient_id), {})
-        th = thresholds_for(p.get("adl_score"), p.get("ltc_group"), p.get("thresholds") or None)
-        if leaves is not None and leaves + th.wander_dwell_s < best_s:
-            best, best_s = i, leaves + th.wander_dwell_s
+        _walk, leaves, _out = src.walk_out_plan(i, start)
+        if leaves is None:
+            continue
+        due = leaves + dwell_in_force(src, s.band.patient_id, start + leaves)
+        if due < best_s:
+            best, best_s = i, due
     return best
+
+
+def _thresholds(src: object, patient_id: int | None) -> Thresholds:
+    from gateway.simulate.district import DistrictSource
+
+    assert isinstance(src, DistrictSource)
+    p = next((q for q in src.site.patients if q.get("id") == patient_id), {})
+    return thresholds_for(p.get("adl_score"), p.get("ltc_group"), p.get("thresholds") or None)
+
+
+def dwell_in_force(src: object, patient_id: int | None, sim_s: float) -> float:
+    """The wander dwell that applies at simulated second `sim_s`: the night one in the patient's night hours."""
+    from gateway.simulate.district import DistrictSource
+
+    assert isinstance(src, DistrictSource)
+    th = _thresholds(src, patient_id)
+    return th.wander_dwell_night_s if is_night(src.start + timedelta(seconds=sim_s), th) else th.wander_dwell_s
 
 
 def announce(ex: object, src: object, site: str, who: dict[int, Who], speed: float) -> str:
     """What is about to happen and when, in Thai and English (code and invented first name, never a CID)."""
-    from chumphae.detect.thresholds import thresholds_for
     from gateway.simulate.district import DistrictSource, Excursion
 
     assert isinstance(ex, Excursion) and isinstance(src, DistrictSource)
     person = who.get(ex.patient_id or -1, Who(f"P-{ex.patient_id or 0:03d}", ""))
-    p = next((q for q in src.site.patients if q.get("id") == ex.patient_id), {})
-    th = thresholds_for(p.get("adl_score"), p.get("ltc_group"), p.get("thresholds") or None)
+    th = _thresholds(src, ex.patient_id)
 
     def at(sim_s: float) -> str:
         real = max(0.0, (sim_s - src.clock()) / speed) if speed > 0 else 0.0
@@ -229,11 +247,13 @@ def announce(ex: object, src: object, site: str, who: dict[int, Who], speed: flo
 
     name = f"{person.code} {person.first_name}".strip()
     if ex.kind == "walk_out":
-        leaves = ex.leaves_zone_at or ex.at
+        # the zone and the dwell in force when the walk gets out (at night: home only, the night dwell)
+        leaves = ex.leaves_zone_at if ex.leaves_zone_at is not None else ex.at
+        dwell = dwell_in_force(src, ex.patient_id, leaves)
         th_text = (f"เดินออกนอกเขตปลอดภัยตามเส้นทางเดิน ออกนอกเขตราว {at(leaves)} "
-                   f"แจ้งเตือน 'ออกนอกพื้นที่' ราว {at(leaves + th.wander_dwell_s)} หยุดห่างเขต {ex.end_outside_m or 0:.0f} ม.")
+                   f"แจ้งเตือน 'ออกนอกพื้นที่' ราว {at(leaves + dwell)} หยุดห่างเขต {ex.end_outside_m or 0:.0f} ม.")
         en_text = (f"walks out of the safe zone along a walking route: leaves it about {at(leaves)}, wander alert "
-                   f"expected about {at(leaves + th.wander_dwell_s)} (after {th.wander_dwell_s:.0f} s outside), "
+                   f"expected about {at(leaves + dwell)} (after {dwell:.0f} s outside), "
                    f"stops {ex.end_outside_m or 0:.0f} m outside; brought home later")
     elif ex.kind == "fall":
         th_text, en_text = f"หกล้มที่บ้าน {at(ex.at)}", f"falls at {at(ex.at)}; fall alert expected within a minute"

@@ -116,6 +116,9 @@ class Match:
     place: Place
     schedule: str | None = None  # "day" | "night": which zone applied, when the matcher knows
     clearance_m: float | None = None  # OUTSIDE only: how far the whole region / disc clears the zone
+    # the share of the locate step's region (its cells) outside the zone: 1.0 outside, 0.0 inside, between
+    # for an uncertain fix with a region (a proxy for the probability mass outside); None when unknown
+    outside_share: float | None = None
 
 
 class AlertType(StrEnum):

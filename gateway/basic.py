@@ -77,30 +77,35 @@ class ZoneMatcher:
         inside = geom.contains(p)
         signed = -d_m if inside else d_m
         clearance: float | None = None
+        share: float | None = None
         if d_m <= position.uncertainty_m and position.in_coverage:
             status = ZoneStatus.UNCERTAIN
             if position.region:  # the locate step's likelihood cells decide where the disc cannot
-                status, clearance = _region_status(position, geom, min(M_PER_DEG, m_per_deg_lon))
+                status, clearance, share = _region_status(position, geom, min(M_PER_DEG, m_per_deg_lon))
         else:
             status = ZoneStatus.INSIDE if inside else ZoneStatus.OUTSIDE
+            share = 0.0 if inside else 1.0
             if status == ZoneStatus.OUTSIDE:
                 clearance = d_m - position.uncertainty_m
         return Match(position, status, z.version, round(signed, 1), None, _place(status),
-                     schedule="night" if night else "day", clearance_m=clearance)
+                     schedule="night" if night else "day", clearance_m=clearance, outside_share=share)
 
 
-def _region_status(position: Position, geom: BaseGeometry, m_per_deg: float) -> tuple[ZoneStatus, float | None]:
-    """As `chumphae.map.match`: every cell clear of the zone → outside, every cell inside → inside."""
+def _region_status(position: Position, geom: BaseGeometry, m_per_deg: float
+                   ) -> tuple[ZoneStatus, float | None, float]:
+    """As `chumphae.map.match`: every cell clear of the zone → outside, every cell inside → inside;
+    and the share of the cells outside the zone."""
     lats = [q[0] for q in position.region]
     lons = [q[1] for q in position.region]
     covered = shapely.intersects_xy(geom, lons, lats)
+    share = 1.0 - float(covered.sum()) / len(covered)
     if covered.any() and not covered.all():
-        return ZoneStatus.UNCERTAIN, None
+        return ZoneStatus.UNCERTAIN, None, share
     d = float(shapely.distance(geom.boundary, shapely.points(lons, lats)).min()) * m_per_deg
     half = position.region_cell_m * 0.7072
     if d < half:
-        return ZoneStatus.UNCERTAIN, None
-    return (ZoneStatus.INSIDE, None) if covered.all() else (ZoneStatus.OUTSIDE, round(d - half, 1))
+        return ZoneStatus.UNCERTAIN, None, share
+    return (ZoneStatus.INSIDE, None, share) if covered.all() else (ZoneStatus.OUTSIDE, round(d - half, 1), share)
 
 
 def _place(status: ZoneStatus) -> Place:

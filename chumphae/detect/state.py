@@ -25,8 +25,9 @@ class WanderState:
     outside_since: datetime | None = None  # when this excursion began (see wander.step: may be backdated)
     alerted: bool = False  # wander raised for this excursion
     left_alerted: bool = False  # left-coverage raised for this silence
-    centre_out_since: datetime | None = None  # first fix of the current run with the centre well outside
+    centre_out_since: datetime | None = None  # first fix of the current run leaning outside (wander.leaning_out)
     back_since: datetime | None = None  # after a left-coverage alert: first fix of the band heard again
+    supported_at: datetime | None = None  # the excursion's last fix that said the patient was still outside
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,12 +5,16 @@ Why this shape (DOMAIN.md, Wandering; Traccar fires on the first outside fix):
     (or the locate step's region) clear of the zone (status OUTSIDE, and
     clearance ≥ `wander_margin_m`). While it still touches the zone (UNCERTAIN)
     no excursion starts. A confirmed excursion is dated from the first fix of
-    the unbroken run with the centre outside (when the patient left, not when
-    the region finally cleared the zone). Once started, uncertain fixes whose
-    centre stays `STILL_OUT_M` outside, or that are heard only faintly
-    (uncertainty ≥ `FAINT_M`), keep it running and may end the dwell
-    (`still_outside`): off the road the region flickers between clearing the
-    zone and touching it, and a faint ring's centre may sit anywhere;
+    the unbroken run leaning outside (`leaning_out`: the centre outside, or
+    `OUT_SHARE` of the region's cells outside the zone: when the patient most
+    likely left, not when the region finally cleared the zone). Once started,
+    uncertain fixes whose centre stays `STILL_OUT_M` outside, or that are
+    heard only faintly (uncertainty ≥ `FAINT_M`), keep it running and may end
+    the dwell (`still_outside`): off the road the region flickers between
+    clearing the zone and touching it, and a faint ring's centre may sit
+    anywhere. Before its alert, an excursion lapses after `LAPSE_S` with no
+    such fix (a confirming blip must not run a dwell through minutes of fixes
+    leaning inside);
   - it needs a dwell: outside for `wander_dwell_s` by day, or the
     stricter `wander_dwell_night_s` at night (the Match's `schedule` when the
     matcher says, else the patient's night hours in Asia/Bangkok). `tick`
@@ -50,6 +54,19 @@ def confirmed_outside(m: Match, th: Thresholds) -> bool:
 STILL_OUT_M = 30.0  # an uncertain fix keeps an excursion going only with its centre this far out
 FAINT_M = 300.0  # …or with an uncertainty this large (heard faintly by every receiver: far from all of them)
 CENTRE_OUT_M = 0.0  # a confirmed excursion is dated from the first of a run of fixes with the centre this far out
+OUT_SHARE = 0.6  # …or with this share of the region outside the zone (most of the probability outside)
+LAPSE_S = 90.0  # an excursion not yet alerted lapses after this long with no fix saying "still outside"
+
+
+def leaning_out(m: Match, th: Thresholds) -> bool:
+    """The fix says the patient is more likely outside than in: its centre is `CENTRE_OUT_M` outside,
+    or `OUT_SHARE` of its region is. Off the road the centre (the mean of a faint ring) may sit well
+    inside the zone while most of the region is already outside; this dates an excursion, it never
+    confirms one."""
+    d = m.distance_to_boundary_m
+    if d is not None and d >= CENTRE_OUT_M + th.wander_margin_m:
+        return True
+    return m.outside_share is not None and m.outside_share >= OUT_SHARE
 
 
 def still_outside(m: Match, th: Thresholds) -> bool:
@@ -163,15 +180,19 @@ def step(state: PatientState, event: Event, th: Thresholds, now: datetime) -> tu
     if m.status == ZoneStatus.INSIDE:
         return replace(state, wander=WanderState()), []
     w = _rearm_left(w, m, th)
-    d = m.distance_to_boundary_m
-    centre_out = d is not None and d >= CENTRE_OUT_M + th.wander_margin_m
-    w = replace(w, centre_out_since=(w.centre_out_since or t) if centre_out else None)
+    w = replace(w, centre_out_since=(w.centre_out_since or t) if leaning_out(m, th) else None)
     out: list[Detection] = []
-    if confirmed_outside(m, th) or (w.outside_since is not None and still_outside(m, th)):
-        # the excursion began when the centre left the zone (the run of fixes with the centre well
-        # outside that led to this confirmed one), not when the whole region first cleared it
+    supported = confirmed_outside(m, th) or (w.outside_since is not None and still_outside(m, th))
+    if (not supported and w.outside_since is not None and not w.alerted and w.supported_at is not None
+            and seconds(w.supported_at, t) > LAPSE_S):
+        # nothing has said "outside" for a while (the centre back in, the region mostly in): a blip that
+        # confirmed it once must not run a dwell through minutes of fixes that lean inside
+        w = replace(w, outside_since=None, supported_at=None)
+    if supported:
+        # the excursion began when the patient most likely left (the run of fixes leaning outside
+        # that led to this confirmed one), not when the whole region first cleared the zone
         since = w.outside_since or min(w.centre_out_since or t, t)
-        w = replace(w, outside_since=since)
+        w = replace(w, outside_since=since, supported_at=t)
         if not w.alerted and seconds(since, t) >= dwell_s(m, th, t):
             out.append(_wander(state, m, since, t, th))
             w = replace(w, alerted=True)

@@ -88,6 +88,7 @@ class Matcher:
         places = self._places_cached(x, y)
         status: list[ZoneStatus] = []
         clearance: list[float | None] = [None] * n
+        share: list[float | None] = [None] * n
         regions: list[int] = []  # uncertain by the disc, with a region to decide it
         for i, (p, z) in enumerate(zip(positions, zones, strict=True)):
             if z is None:
@@ -95,6 +96,7 @@ class Matcher:
                 continue
             st = classify(float(signed[i]), p.uncertainty_m)
             status.append(st)
+            share[i] = 1.0 if st == ZoneStatus.OUTSIDE else 0.0 if st == ZoneStatus.INSIDE else None
             if st == ZoneStatus.OUTSIDE:
                 clearance[i] = float(signed[i]) - p.uncertainty_m
             elif st == ZoneStatus.UNCERTAIN and p.region:
@@ -102,19 +104,19 @@ class Matcher:
         if regions:
             decided = self._region_statuses([positions[i] for i in regions], [zones[i] for i in regions],
                                             [geom[i] for i in regions])
-            for i, (st, c) in zip(regions, decided, strict=True):
-                status[i], clearance[i] = st, c
+            for i, (st, c, f) in zip(regions, decided, strict=True):
+                status[i], clearance[i], share[i] = st, c, f
         out: list[Match] = []
         for i, (p, z) in enumerate(zip(positions, zones, strict=True)):
             sched = None if not schedule or z is None else ("night" if geom[i] is z.night else "day")
             out.append(Match(position=p, status=status[i], zone_version=z.version if z else None,
                              distance_to_boundary_m=None if z is None else float(signed[i]),
                              distance_to_route_m=float(route_d[i]) if route_i[i] >= 0 else None,
-                             place=places[i], schedule=sched, clearance_m=clearance[i]))
+                             place=places[i], schedule=sched, clearance_m=clearance[i], outside_share=share[i]))
         return out
 
     def _region_statuses(self, ps: Sequence[Position], zs: Sequence[Zone | None], gs: Sequence[BaseGeometry | None]
-                         ) -> list[tuple[ZoneStatus, float | None]]:
+                         ) -> list[tuple[ZoneStatus, float | None, float]]:
         """`_region_status` for many positions at once: one CRS transform for every cell, then one
         point-in-zone and one distance call per zone geometry; the same answers, cell for cell."""
         sizes = [len(p.region) for p in ps]
@@ -142,33 +144,36 @@ class Matcher:
                 cells = np.concatenate([cells_of[k] for k in ks])
                 dist[cells] = shapely.distance(edge, shapely.points(x[cells], y[cells]))
         d_min = np.minimum.reduceat(dist, starts)
-        out: list[tuple[ZoneStatus, float | None]] = []
+        out_share = 1.0 - np.add.reduceat(covered.astype(np.float64), starts) / np.asarray(sizes, dtype=np.float64)
+        out: list[tuple[ZoneStatus, float | None, float]] = []
         for k, p in enumerate(ps):
             half = p.region_cell_m * 0.7072
             d = float(d_min[k])
+            f = float(out_share[k])
             if any_in[k] and not all_in[k]:
-                out.append((ZoneStatus.UNCERTAIN, None))
+                out.append((ZoneStatus.UNCERTAIN, None, f))
             elif not any_in[k]:
-                out.append((ZoneStatus.OUTSIDE, d - half) if d >= half else (ZoneStatus.UNCERTAIN, None))
+                out.append((ZoneStatus.OUTSIDE, d - half, f) if d >= half else (ZoneStatus.UNCERTAIN, None, f))
             else:
-                out.append((ZoneStatus.INSIDE, None) if d >= half else (ZoneStatus.UNCERTAIN, None))
+                out.append((ZoneStatus.INSIDE, None, f) if d >= half else (ZoneStatus.UNCERTAIN, None, f))
         return out
 
-    def _region_status(self, p: Position, z: Zone) -> tuple[ZoneStatus, float | None]:
+    def _region_status(self, p: Position, z: Zone) -> tuple[ZoneStatus, float | None, float]:
         """The locate step's region, cell by cell: every cell clear of the zone → outside (and by how
-        much), every cell inside → inside, else uncertain. A cell is a square `region_cell_m` wide:
-        its centre must clear the edge by half its diagonal."""
+        much), every cell inside → inside, else uncertain; and the share of its cells outside the zone.
+        A cell is a square `region_cell_m` wide: its centre must clear the edge by half its diagonal."""
         g = z.at(p.t)
         x, y = self.layers.metric.xy([q[1] for q in p.region], [q[0] for q in p.region])
         x, y = np.atleast_1d(x), np.atleast_1d(y)
         covered = shapely.intersects_xy(g, x, y)
         half = p.region_cell_m * 0.7072
+        share = 1.0 - float(covered.sum()) / len(covered)
         if covered.any() and not covered.all():
-            return ZoneStatus.UNCERTAIN, None
+            return ZoneStatus.UNCERTAIN, None, share
         d = float(shapely.distance(z.edge_of(g), shapely.points(x, y)).min())
         if not covered.any():
-            return (ZoneStatus.OUTSIDE, d - half) if d >= half else (ZoneStatus.UNCERTAIN, None)
-        return (ZoneStatus.INSIDE, None) if d >= half else (ZoneStatus.UNCERTAIN, None)
+            return (ZoneStatus.OUTSIDE, d - half, share) if d >= half else (ZoneStatus.UNCERTAIN, None, share)
+        return (ZoneStatus.INSIDE, None, share) if d >= half else (ZoneStatus.UNCERTAIN, None, share)
 
     def _places_cached(self, x: NDArray[np.float64], y: NDArray[np.float64]) -> list[Place]:
         """`_places`, remembered per `PLACE_CELL_M` cell (a still patient's place is looked up once)."""

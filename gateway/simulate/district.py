@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from shapely.geometry import Point
+from shapely.geometry.base import BaseGeometry
 
 from gateway.simulate import paths
 from gateway.simulate.radio import distance_m
@@ -44,13 +46,32 @@ class Excursion:
     patient_id: int | None
     at: float
     until: float
-    leaves_zone_at: float | None = None  # walk_out: when the walk crosses the zone's edge
-    end_outside_m: float | None = None  # walk_out: how far outside the zone the walk ends
+    leaves_zone_at: float | None = None  # walk_out: when the walk crosses the edge of the zone in force
+    end_outside_m: float | None = None  # walk_out: how far outside that zone the walk ends
 
 
 def is_night(t: datetime) -> bool:
     h = t.astimezone(BANGKOK).hour
     return h >= NIGHT[0] or h < NIGHT[1]
+
+
+def night_rule(site: SiteConfig, patient_id: int | None) -> Callable[[datetime], bool]:
+    """When the patient's night zone is in force, by the rule the gateway's matcher uses
+    (`gateway.service.default_steps`: the night hours of the patient's thresholds), or the
+    fallback matcher's (`gateway.basic`) on a gateway built without the detection package."""
+    try:
+        from chumphae.detect.thresholds import is_night as th_night
+        from chumphae.detect.thresholds import thresholds_for
+    except ImportError:  # pragma: no cover - the detection package ships with the gateway here
+        from gateway.basic import default_night
+
+        return lambda t: default_night(patient_id or 0, t)
+    p = next((q for q in site.patients if q.get("id") == patient_id), {})
+    try:
+        th = thresholds_for(p.get("adl_score"), p.get("ltc_group"), p.get("thresholds") or None)
+    except ValueError:  # bad overrides: the gateway falls back to the group defaults too
+        th = thresholds_for(p.get("adl_score"), p.get("ltc_group"))
+    return lambda t: th_night(t, th)
 
 
 class DistrictSource(SimSource):
@@ -88,20 +109,32 @@ class DistrictSource(SimSource):
         return super().second()
 
     # -- the excursions ------------------------------------------------------------
-    def walk_out_plan(self, band: int) -> tuple[list[paths.LatLon], float | None, float | None]:
-        """Band `band`'s walk out of its zone (`paths.walk_out`), the seconds from its start to the
-        zone's edge at `WALK_OUT_SPEED` (None without a zone), and how far outside it ends."""
+    def walk_out_plan(self, band: int, at: float | None = None
+                      ) -> tuple[list[paths.LatLon], float | None, float | None]:
+        """Band `band`'s walk out of its zone (`paths.walk_out`) started at simulated second `at` (default
+        now): the seconds from its start to the edge of the zone *in force when it gets there* (the
+        night zone, home only, at night: `night_rule`) at `WALK_OUT_SPEED` (None without a zone), and
+        how far outside the zone in force at its end the walk ends."""
         pid = self.sims[band].band.patient_id
         walk = paths.walk_out(self.site, pid, self.homes[band])
         frame = paths.frame_for(self.site)
-        zone = paths.zone_of(self.site, frame, pid)
+        day, night_zone = paths.zone_of(self.site, frame, pid), paths.zone_of(self.site, frame, pid, night=True)
+        night = night_rule(self.site, pid)
+        t0 = self._now if at is None else at
+
+        def zone_at(after_s: float) -> BaseGeometry | None:
+            wall = self.start + timedelta(seconds=t0 + after_s)
+            return night_zone if night_zone is not None and night(wall) else day
+
         leaves, run, prev = None, 0.0, self.homes[band]
         for p in walk:
             run += distance_m(prev, p)
             prev = p
+            zone = zone_at(run / WALK_OUT_SPEED)
             if leaves is None and zone is not None and not zone.contains(Point(*frame.xy(p))):
                 leaves = run / WALK_OUT_SPEED
-        outside = zone.distance(Point(*frame.xy(walk[-1]))) if zone is not None else None
+        end = zone_at(run / WALK_OUT_SPEED)
+        outside = end.distance(Point(*frame.xy(walk[-1]))) if end is not None else None
         return walk, leaves, outside
 
     def excursion(self, kind: str, band: int, at: float) -> Excursion:
@@ -111,7 +144,7 @@ class DistrictSource(SimSource):
         home = self.homes[band]
         leaves = outside = None
         if kind == "walk_out":
-            walk, leaves_after, outside = self.walk_out_plan(band)
+            walk, leaves_after, outside = self.walk_out_plan(band, at)
             speed = WALK_OUT_SPEED
             leaves = None if leaves_after is None else at + leaves_after
             run = sum(distance_m(a, b) for a, b in zip(walk, walk[1:], strict=False))

@@ -46,9 +46,11 @@ def frame_for(site: SiteConfig) -> Frame:
     return Frame((float(home["lat"]), float(home["lon"])) if home else (16.5442, 102.0997))
 
 
-def zone_of(site: SiteConfig, frame: Frame, patient_id: int | None) -> BaseGeometry | None:
+def zone_of(site: SiteConfig, frame: Frame, patient_id: int | None, *, night: bool = False) -> BaseGeometry | None:
+    """The patient's day zone, or with `night` the night zone (None when the zone has none)."""
+    key = "night_geometry" if night else "geometry"
     z = next((z for z in site.zones if z.get("patient_id") == patient_id and z.get("geometry")), None)
-    return frame.geom(z["geometry"]) if z else None
+    return frame.geom(z[key]) if z and z.get(key) else None
 
 
 def routes_of(site: SiteConfig, frame: Frame, patient_id: int | None) -> list[LineString]:

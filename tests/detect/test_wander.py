@@ -193,3 +193,37 @@ def test_a_started_dwell_runs_through_faint_fixes_whatever_their_centre() -> Non
     assert run(near)[1] == []
     # and faint fixes alone never start an excursion
     assert run([match(at(s), ZoneStatus.UNCERTAIN, -15.0, unc=350.0) for s in range(0, 900, 30)])[1] == []
+
+
+def test_an_excursion_is_dated_from_when_most_of_the_region_left() -> None:
+    # off the road the centre (the mean of a faint cloud) lags 30 m inside the zone while 70 % of the
+    # region is already outside; the region clears the zone at 150 s: dated from 0 s, due at 300 s
+    fixes = ([match(at(s), ZoneStatus.UNCERTAIN, -30.0, unc=150.0, share=0.7) for s in range(0, 150, 10)]
+             + [match(at(s), ZoneStatus.OUTSIDE, -20.0, unc=200.0, share=1.0, clearance=15.0) for s in range(150, 500, 10)])
+    _, found = run(fixes)
+    assert [d.type for d in found] == [AlertType.WANDER]
+    assert found[0].t == at(300) and found[0].details["outside_for_s"] == 300
+    # with most of the region still inside, the excursion counts from the clearing fix only
+    mostly_in = ([match(at(s), ZoneStatus.UNCERTAIN, -30.0, unc=150.0, share=0.4) for s in range(0, 150, 10)]
+                 + [match(at(s), ZoneStatus.OUTSIDE, -20.0, unc=200.0, share=1.0, clearance=15.0) for s in range(150, 500, 10)])
+    _, found = run(mostly_in)
+    assert [d.type for d in found] == [AlertType.WANDER] and found[0].t == at(450)
+    # and a region mostly outside never confirms an excursion alone
+    assert run([match(at(s), ZoneStatus.UNCERTAIN, -5.0, unc=60.0, share=0.9) for s in range(0, 900, 10)])[1] == []
+
+
+def test_a_confirming_blip_lapses_when_nothing_says_outside_for_a_while() -> None:
+    # a patient standing 10 m inside the edge: one fix clears the zone (noise), then minutes of fixes
+    # leaning inside, then it clears again; the dwell must not have run through those minutes
+    fixes = ([match(at(0), ZoneStatus.OUTSIDE, 5.0, unc=80.0, share=1.0, clearance=10.0)]
+             + [match(at(s), ZoneStatus.UNCERTAIN, -10.0, unc=60.0, share=0.3) for s in range(10, 210, 10)]
+             + [match(at(s), ZoneStatus.OUTSIDE, 5.0, unc=80.0, share=1.0, clearance=10.0) for s in range(210, 600, 10)])
+    _, found = run(fixes)
+    assert [d.type for d in found] == [AlertType.WANDER]
+    assert found[0].t == at(510) and found[0].details["outside_for_s"] == 300  # dated from 210 s, not 0 s
+    # a short spell of such fixes (under LAPSE_S) does not break a real excursion
+    short = ([match(at(0), ZoneStatus.OUTSIDE, 5.0, unc=80.0, share=1.0, clearance=10.0)]
+             + [match(at(s), ZoneStatus.UNCERTAIN, -10.0, unc=60.0, share=0.3) for s in range(10, 80, 10)]
+             + [match(at(s), ZoneStatus.OUTSIDE, 5.0, unc=80.0, share=1.0, clearance=10.0) for s in range(80, 400, 10)])
+    _, found = run(short)
+    assert found[0].t == at(300)

@@ -129,3 +129,30 @@ def test_the_demo_walks_out_first_the_band_whose_wander_alert_comes_soonest(town
     assert FIRST_EXCURSION_S < 60.0  # the walk begins within a minute of the start
     assert next(plan({"gw-chumphae-town": len(src.sims), "gw-b": 3}, {"gw-chumphae-town": band})) == (
         "walk_out", "gw-chumphae-town", band)
+
+
+def test_a_walk_out_at_night_is_announced_against_the_night_zone(town: SiteConfig, tmp_path: Path) -> None:
+    """At night only the home counts: the walk is out as soon as it leaves the home parcel, and the
+    announcement says so (edge of the night zone, the night dwell), and the alert follows it."""
+    from chumphae.demo import announce, dwell_in_force
+    from chumphae.detect.thresholds import thresholds_for
+
+    evening = datetime.fromisoformat("2025-06-02T20:30:00+07:00")  # the night zone is in force from 20:00
+    day = DistrictSource(town, speed=0, start=MORNING, first_walk_s=(3000.0, 3600.0))
+    src = DistrictSource(town, speed=0, start=evening, first_walk_s=(3000.0, 3600.0))
+    _walk, leaves_day, out_day = day.walk_out_plan(0, 10.0)
+    ex = src.excursion("walk_out", 0, at=10.0)
+    assert leaves_day is not None and out_day is not None
+    assert ex.leaves_zone_at is not None and ex.end_outside_m is not None
+    assert ex.leaves_zone_at - 10.0 < leaves_day  # out of the home parcel before the end of the day zone
+    assert ex.end_outside_m > out_day  # and further from the (smaller) night zone at the end
+    p = next(q for q in town.patients if q["id"] == ex.patient_id)
+    th = thresholds_for(p.get("adl_score"), p.get("ltc_group"), p.get("thresholds") or None)
+    dwell = dwell_in_force(src, ex.patient_id, ex.leaves_zone_at)
+    assert dwell == th.wander_dwell_night_s and dwell_in_force(day, ex.patient_id, 10.0) == th.wander_dwell_s
+    text = announce(ex, src, "gw-chumphae-town", {}, speed=1.0)
+    assert f"after {dwell:.0f} s outside" in text and f"(+{ex.leaves_zone_at:.0f} s)" in text
+    alerts, _, _ = play(src, int(ex.leaves_zone_at + dwell + 180), tmp_path)
+    wanders = [a for a in alerts if a["type"] == "wander"]
+    assert wanders and wanders[0]["patient_id"] == ex.patient_id and wanders[0]["details"]["night"] is True
+    assert not any(a["type"] == "wander" for a in alerts if a["patient_id"] != ex.patient_id)

@@ -8,7 +8,8 @@
   tax map with patients walking out, pressing SOS and going quiet;
 * the outbox bodies built field by field = `dataclasses.asdict` as before;
 * the battery detector's remembered drain fit = the fit made afresh every time;
-* the particle filter's likelihood and region cells = the first-written arithmetic, bit for bit.
+* the particle filter's likelihood = the first-written float64 arithmetic to float32 rounding, and
+  its region cells = the first-written ones exactly.
 """
 
 from __future__ import annotations
@@ -258,10 +259,10 @@ def _loglik_reference(ev: track.Evidence, px: NDArray[np.float64], py: NDArray[n
 def test_track_fast_arithmetic_matches_the_first_written(
         layers: MapLayers, walk_outs: tuple[SiteConfig, Zone, list[Advert | None]],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """The particle filter's likelihood (columns prepared once per window, each receiver set a slice)
-    equals the first-written arithmetic to rounding (its sums over receivers run in another memory
-    order: the reference's boolean-mask copies are column-major), and its region cells (ranked
-    without a sort) exactly, on the windows of a real run."""
+    """The particle filter's likelihood (coefficients prepared once per window, each receiver set a
+    block of rows, float32 arithmetic) equals the first-written float64 arithmetic to float32
+    rounding (a millionth of each term; 1e-5 relative leaves room for the sums), and its region
+    cells (ranked without a sort) exactly, on the windows of a real run."""
     site, zone, items = walk_outs
     seen: list[track.Evidence] = []
     real = Locator._evidence
@@ -278,9 +279,9 @@ def test_track_fast_arithmetic_matches_the_first_written(
     rng = np.random.default_rng(1)
     for ev in seen:
         px, py = track._uniform(rng, ev.box, 512)
-        np.testing.assert_allclose(ev.loglik(px, py), _loglik_reference(ev, px, py), rtol=1e-12, atol=1e-9)
+        np.testing.assert_allclose(ev.loglik(px, py), _loglik_reference(ev, px, py), rtol=1e-5, atol=1e-4)
         np.testing.assert_allclose(ev.loglik(px[:64], py[:64]), _loglik_reference(ev, px[:64], py[:64]),
-                                   rtol=1e-12, atol=1e-9)
+                                   rtol=1e-5, atol=1e-4)
     for spread in (3.0, 40.0, 300.0, 5000.0):  # the last one is wider than the dense table: sorted
         px, py = rng.normal(0.0, spread, 512), rng.normal(0.0, spread, 512)
         for cell in track.CELL_SIZES:

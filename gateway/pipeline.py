@@ -1,7 +1,9 @@
 """The gateway pipeline, as one ordered list of steps: decode → locate → match → detect → outbox.
 
 `handle(advert)` runs per advert (decode, feed the locator, feed readings to
-the detector); `tick(now, wall)` runs once a second (estimate positions,
+the detector; `feed(advert)` is the same for the scan loop, which needs no
+Reading back: a repeat of a band frame already handled only feeds the
+locator); `tick(now, wall)` runs once a second (estimate positions,
 match, detect, sweep coverage, queue what the backend must hear). A band
 whose last match was inside with room to spare is estimated again only when
 its verdict could have changed (`settled_for`: the slack over a walking
@@ -32,7 +34,7 @@ from typing import Any, Protocol
 from chumphae.detect import severity
 from chumphae.values import Advert, Detection, Match, Position, Reading, ZoneStatus
 from gateway.decode import Decoders, default_decoders
-from gateway.decode.chumphae_band import ReplayGuard
+from gateway.decode.chumphae_band import COMPANY_ID, ReplayGuard
 from gateway.locate import Fix, Locator
 from gateway.queue import Outbox
 from gateway.siteconfig import SiteConfig
@@ -203,6 +205,28 @@ class Pipeline:
         self.raw: RawHooks | None = None  # the GATT raw-stream path, when the gateway runs one
 
     # -- per advert ---------------------------------------------------------
+    def feed(self, advert: Advert) -> None:
+        """`handle` for the scan loop, which needs no Reading back. An advert that repeats a band frame
+        already handled (the very bytes the band decoder last verified, under the band's key, with
+        the counter this pipeline last took: the same frame through another receiver, or re-sent
+        within its second) only feeds the locator, as `handle` does with it, without building a
+        Reading; anything else goes through `handle`."""
+        band = self.decoders.band
+        md = advert.manufacturer_data
+        payload = md.get(COMPANY_ID) if len(md) == 1 and not advert.service_data else None
+        seq = None
+        if band is not None and payload is not None and advert.address in self.config.by_address:
+            seq = band.repeat(advert, payload)
+        if band is None or seq is None or self._last_seq.get(advert.address) != seq:
+            self.handle(advert)
+            return
+        self.stats.adverts += 1
+        self.stats.readings += 1
+        decoded = self.decoders.stats.decoded
+        decoded[band.name] = decoded.get(band.name, 0) + 1
+        if self.locator.observe(advert.address, advert.receiver, advert.rssi, advert.t, advert.monotonic):
+            self._heard.add(advert.address)
+
     def handle(self, advert: Advert) -> Reading | None:
         """Decode one advert; feed the locator; feed fresh readings to the detector."""
         self.stats.adverts += 1

@@ -345,7 +345,7 @@ class Gateway:
         async with contextlib.aclosing(aiter(self.source)) as adverts:  # type: ignore[type-var]
             async for advert in adverts:
                 if advert is not None:
-                    self.pipeline.handle(advert)
+                    self.pipeline.feed(advert)
                 now = self.source.clock()
                 if now >= next_tick:
                     self.pipeline.tick(now, self.source.wall())

@@ -26,10 +26,12 @@ weighted mean, moved at most `V_MAX · dt` (plus a metre) from the last one:
 a position never jumps further than the patient could have walked; the disc
 around it still covers the whole region.
 
-All arithmetic is numpy over (particles × receivers); no Python loop per
+All arithmetic is numpy over (receivers × particles); no Python loop per
 particle. A step's one likelihood pass covers the moved cloud and the
 recovery candidates together; the receivers come heard, faint, quiet, so
-each set is a slice of the (places × receivers) arrays, not a masked copy.
+each set is a block of rows, not a masked copy. The likelihood runs in
+float32 (numpy vectorises log and exp for it, not for float64 on every CPU);
+a step draws its random numbers in a few whole-array calls.
 """
 
 from __future__ import annotations
@@ -91,30 +93,57 @@ class Evidence:
             b = int(np.count_nonzero(np.isfinite(self.reach)))
             if h > b or not np.isfinite(self.reach[:b]).all():  # reach is finite exactly for heard and faint ones
                 raise ValueError("Evidence: a quiet receiver with a reach, or a heard one without")
-            self._parts = (self.x[None, :], self.y[None, :], self.p1m[None, :], self.slope[None, :], h, b,
-                           self.rssi[None, :h], self.sigma[None, :h], self.reach[None, :b], self.sigma[None, h:])
+            # Each term is linear in ln d² (μ = P1m − slope · ln d²), so its coefficients are made here once:
+            # heard: z = (rssi − μ) / σ = (rssi − P1m) / σ + (slope / σ) · ln d²;
+            # faint and quiet: x = −1.702 (sensitivity − μ) / σ, and −log Φ ≈ log(1 + eˣ).
+            slope = self.slope
+            k = -1.702 / self.sigma[h:]
+
+            def col(v: Arr) -> NDArray[np.float32]:
+                return v.astype(np.float32)[:, None]
+
+            self._parts = (col(self.x), col(self.y), h, b,
+                           col((self.rssi[:h] - self.p1m[:h]) / self.sigma[:h]), col(slope[:h] / self.sigma[:h]),
+                           col(self.reach[:b]), col(k * (self.sensitivity - self.p1m[h:])), col(k * slope[h:]))
         return self._parts
 
     def loglik(self, px: Arr, py: Arr) -> Arr:
-        """Log-likelihood of each candidate place (px, py); one (places × receivers) pass."""
-        x, y, p1m, slope, h, b, rssi_h, sigma_h, reach_b, sigma_c = self._prepared()
-        m = len(x[0])
-        dx = px[:, None] - x
-        dy = py[:, None] - y
-        d2 = dx * dx
-        d2 += dy * dy
-        # μ = P1m − 10 n log10 d = P1m − (5 n / ln 10) ln d²  (d ≥ 0.5 m)
-        mu = p1m - slope * np.log(np.maximum(0.25, d2))
+        """Log-likelihood of each candidate place (px, py); one (receivers × places) pass.
+
+        The arithmetic is float32, receivers by rows (each receiver set a block of rows, each row a
+        long run of places): numpy's log and exp are vectorised for float32, not for float64 on every
+        CPU. Metres stay exact to a millimetre over kilometres and each term to about 1e-6 of its
+        size; the sums over receivers come back as float64."""
+        x, y, h, b, za, zb, reach_b, ca, cb = self._prepared()
+        m = len(x)
+        d2 = x - px.astype(np.float32)
+        d2 *= d2
+        dy = y - py.astype(np.float32)
+        dy *= dy
+        d2 += dy
+        lnd2 = np.log(np.maximum(d2, np.float32(0.25)))  # d ≥ 0.5 m
         ll = np.zeros(len(px))
         if h:
-            z = (rssi_h - mu[:, :h]) / sigma_h
-            ll -= 0.5 * np.einsum("ij,ij->i", z, z)
+            z = lnd2[:h] * zb
+            z += za
+            z *= z
+            ll -= 0.5 * z.sum(axis=0)
         if b:
-            over = np.maximum(0.0, np.sqrt(d2[:, :b]) - reach_b) / REACH_SOFT_M
-            ll -= 0.5 * np.einsum("ij,ij->i", over, over)
+            over = np.sqrt(d2[:b])
+            over -= reach_b
+            np.maximum(over, np.float32(0.0), out=over)
+            over *= over
+            ll -= (0.5 / REACH_SOFT_M**2) * over.sum(axis=0)
         if h < m:
-            zc = (self.sensitivity - mu[:, h:]) / sigma_c
-            ll -= np.logaddexp(0.0, -1.702 * zc).sum(axis=1)  # log Φ, logistic approximation
+            e = lnd2[h:] * cb
+            e += ca
+            # log(1 + eˣ) (the logistic log Φ); x ≤ 80 keeps eˣ finite in float32 and is no cap in
+            # practice: x > 80 would take a band heard 165 dB above the receiver's sensitivity
+            np.minimum(e, np.float32(80.0), out=e)
+            np.exp(e, out=e)
+            e += np.float32(1.0)
+            np.log(e, out=e)
+            ll -= e.sum(axis=0)
         return ll
 
     @property
@@ -134,6 +163,7 @@ class Track:
     t: float  # monotonic time of the last update
     cx: float  # reported centre
     cy: float
+    even: bool = True  # all weights equal (1 / n): a fresh or just resampled cloud
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,51 +206,63 @@ def step(tr: Track, ev: Evidence, now: float, rng: np.random.Generator) -> Track
         fresh.cx, fresh.cy = _toward(tr.cx, tr.cy, fresh.cx, fresh.cy, V_MAX * dt + 1.0)
         return fresh
     n = len(tr.px)
-    px, py, vx, vy, w = tr.px, tr.py, tr.vx, tr.vy, tr.w  # never written to: each step makes new arrays
+    px, py, vx, vy = tr.px, tr.py, tr.vx, tr.vy  # never written to: each step makes new arrays
     if dt > 0:
         rho = math.exp(-dt / VEL_DECAY_S)
         s = VEL_SIGMA * math.sqrt(1.0 - rho * rho)
-        vx = rho * vx + rng.normal(0.0, s, n)
-        vy = rho * vy + rng.normal(0.0, s, n)
-        # most of the time a patient is still: a share of the cloud stays put (only a jitter)
+        # most of the time a patient is still: a share of the cloud stays put (only a jitter);
+        # the rest keeps a decaying share of its velocity plus noise
+        g = rng.standard_normal((2, n))
         still = rng.random(n) < STILL_SHARE
-        vx[still] = rng.normal(0.0, STILL_JITTER, int(still.sum()))
-        vy[still] = rng.normal(0.0, STILL_JITTER, int(still.sum()))
-        speed2 = vx * vx + vy * vy
-        over = speed2 > V_MAX * V_MAX
-        if over.any():
-            shrink = V_MAX / np.sqrt(speed2[over])
-            vx[over] *= shrink
-            vy[over] *= shrink
+        keep = np.where(still, 0.0, rho)
+        g *= np.where(still, STILL_JITTER, s)
+        vx = keep * vx
+        vx += g[0]
+        vy = keep * vy
+        vy += g[1]
+        # no faster than V_MAX: a factor V_MAX / speed where the speed is above it, 1 elsewhere
+        shrink = vx * vx
+        shrink += vy * vy
+        np.maximum(shrink, V_MAX * V_MAX, out=shrink)
+        np.sqrt(shrink, out=shrink)
+        np.divide(V_MAX, shrink, out=shrink)
+        vx *= shrink
+        vy *= shrink
         px = px + vx * dt
         py = py + vy * dt
     else:
         px, py, vx, vy = px.copy(), py.copy(), vx.copy(), vy.copy()
-    # a few particles are replaced by places drawn from this window's evidence alone; the likelihood
-    # of the moved cloud and of the candidates they are drawn from is one pass
+    # a few particles (evenly spaced through the cloud from a random start) are replaced by places
+    # drawn from this window's evidence alone; the likelihood of the moved cloud and of the
+    # candidates they are drawn from is one pass
     k = max(1, int(INJECT * n))
-    idx = rng.choice(n, size=k, replace=False)
+    idx = (int(rng.integers(n)) + np.arange(k) * (n // k)) % n
     qx, qy = _uniform(rng, ev.box, INJECT_CANDIDATES)
     ll_all = ev.loglik(np.concatenate((px, qx)), np.concatenate((py, qy)))
     ll, ll_c = ll_all[:n], ll_all[n:]
     cdf = np.cumsum(np.exp(ll_c - ll_c.max()))  # drawn by the evidence: inverse CDF (`choice(p=…)` checks p, slowly)
     j = np.minimum(np.searchsorted(cdf, rng.random(k) * cdf[-1], side="right"), INJECT_CANDIDATES - 1)
-    w = w.copy()
     px[idx], py[idx], ll[idx] = qx[j], qy[j], ll_c[j]
     vx[idx] = vy[idx] = 0.0
-    w[idx] = INJECT_WEIGHT / n
     alpha = min(1.0, max(dt, 1.0) / TEMPER_S)
-    lw = np.log(np.maximum(w, 1e-300)) + alpha * ll
-    w = np.exp(lw - lw.max())
+    # log weights: the last step's (none to take after a resampling: all equal), the injected ones'
+    # prior, then the tempered evidence
+    lw = np.zeros(n) if tr.even else np.log(np.maximum(tr.w, 1e-300))
+    lw[idx] = math.log(INJECT_WEIGHT / n) + (math.log(n) if tr.even else 0.0)
+    lw += alpha * ll
+    lw -= lw.max()
+    w = np.exp(lw)
     w /= w.sum()
+    even = False
     if 1.0 / float(np.dot(w, w)) < n / 2:  # effective sample size low: systematic resampling
         pos = (rng.random() + np.arange(n)) / n
         j = np.minimum(np.searchsorted(np.cumsum(w), pos), n - 1)
         px, py, vx, vy = px[j], py[j], vx[j], vy[j]
         w = np.full(n, 1.0 / n)
+        even = True
     mx, my = float(np.dot(w, px)), float(np.dot(w, py))
     cx, cy = _toward(tr.cx, tr.cy, mx, my, V_MAX * dt + 1.0)
-    return Track(px, py, vx, vy, w, now, cx, cy)
+    return Track(px, py, vx, vy, w, now, cx, cy, even)
 
 
 def _toward(ax: float, ay: float, bx: float, by: float, limit: float) -> tuple[float, float]:

@@ -9,8 +9,9 @@ band's key) every receiver would hear, each payload repeated three times a secon
 Then, over the very same adverts:
 
 * pipeline: `gateway.pipeline.Pipeline` with the real steps (`gateway.steps.MapMatcher` on the tax
-  map, `chumphae.detect.runner.Detectors`): `handle` per advert (decode with the cached AES context
-  and replay guard, feed the locator, readings to the detectors), `tick` once per simulated second
+  map, `chumphae.detect.runner.Detectors`): `feed` per advert, as the gateway's scan loop calls it
+  (decode with the cached AES context and replay guard, feed the locator, readings to the
+  detectors; a repeat of a frame already handled only feeds the locator), `tick` once per simulated second
   (one locate estimate per heard band with its region, match, detect); no outbox (nothing written);
 * baseline: the per-advert shape: a new AES context per frame, then locate (estimate with its
   region), match and detect after every advert. It runs on the first `--baseline-seconds` of the
@@ -117,7 +118,7 @@ def run_pipeline(layers: MapLayers, site: SiteConfig, zone: Zone,
             pipe.tick(now, START + timedelta(seconds=now))
             continue
         now = a.monotonic
-        pipe.handle(a)
+        pipe.feed(a)
     return time.process_time() - c0, time.perf_counter() - t0, pipe.stats.positions
 
 
@@ -160,7 +161,7 @@ def memory_per_band(layers: MapLayers, site: SiteConfig, zone: Zone, items: list
             pipe.tick(now, START + timedelta(seconds=now))
         else:
             now = a.monotonic
-            pipe.handle(a)
+            pipe.feed(a)
     gc.collect()
     after = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()

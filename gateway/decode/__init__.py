@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from chumphae.values import Advert, Reading
 
 if TYPE_CHECKING:
-    from gateway.decode.chumphae_band import ReplayGuard
+    from gateway.decode.chumphae_band import BandDecoder, ReplayGuard
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,7 @@ class Decoders:
         self._by_key: dict[tuple[str, int | str], list[tuple[int | None, Decoder]]] = {}
         self.stats = DecodeStats()
         self.on_failure: Callable[[Advert, DecodeError], None] | None = None
+        self.band: BandDecoder | None = None  # the band frames' decoder (`default_decoders`), for repeats
 
     def register(self, decoder: Decoder, keys: Iterable[Key]) -> None:
         for k in keys:
@@ -157,7 +158,8 @@ def default_decoders(keys: Callable[[str], bytes | None] | None = None, guard: R
     from gateway.decode import bthome, chumphae_band, eddystone, ibeacon, kkm, moko
 
     reg = Decoders()
-    reg.register(chumphae_band.BandDecoder(keys or (lambda _a: None), guard), chumphae_band.KEYS)
+    reg.band = chumphae_band.BandDecoder(keys or (lambda _a: None), guard)
+    reg.register(reg.band, chumphae_band.KEYS)
     reg.register(ibeacon.IBeaconDecoder(), ibeacon.KEYS)
     reg.register(eddystone.TlmDecoder(), eddystone.KEYS)
     reg.register(kkm.KkmDecoder(), kkm.KEYS)

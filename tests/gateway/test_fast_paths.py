@@ -6,9 +6,11 @@
   in one transform) = each position matched alone (`MapMatcher.__call__`, `_region_status`);
 * the pipeline with the batch = the pipeline without it, item for item in the outbox, on the
   tax map with patients walking out, pressing SOS and going quiet;
+* `Pipeline.feed` (repeated frames only located) = `Pipeline.handle` on every advert, likewise;
 * the outbox bodies built field by field = `dataclasses.asdict` as before;
 * the battery detector's remembered drain fit = the fit made afresh every time;
-* the particle filter's likelihood and region cells = the first-written arithmetic, bit for bit.
+* the particle filter's likelihood = the first-written float64 arithmetic to float32 rounding, and
+  its region cells = the first-written ones exactly.
 """
 
 from __future__ import annotations
@@ -104,8 +106,9 @@ def _steps(layers: MapLayers, site: SiteConfig, zone: Zone) -> tuple[MapMatcher,
     return m, d
 
 
-def _play(site: SiteConfig, items: list[Advert | None], matcher: Any, detectors: Detectors) -> Pipeline:
-    pipe = Pipeline(site, Recorder(), matcher, detectors)  # type: ignore[arg-type]
+def _play(site: SiteConfig, items: list[Advert | None], matcher: Any, detectors: Detectors,
+          pipeline: type[Pipeline] = Pipeline, feed: bool = False) -> Pipeline:
+    pipe = pipeline(site, Recorder(), matcher, detectors)  # type: ignore[arg-type]
     now = 0.0
     for a in items:
         if a is None:
@@ -113,9 +116,22 @@ def _play(site: SiteConfig, items: list[Advert | None], matcher: Any, detectors:
             pipe.tick(now, bench.START + timedelta(seconds=now))
         else:
             now = a.monotonic
-            pipe.handle(a)
+            if feed:
+                pipe.feed(a)
+            else:
+                pipe.handle(a)
     pipe.flush()
     return pipe
+
+
+class Counting(Pipeline):
+    """The pipeline, counting the adverts that went the whole way (`handle`)."""
+
+    handled = 0
+
+    def handle(self, advert: Advert) -> Reading | None:
+        self.handled += 1
+        return super().handle(advert)
 
 
 def test_batched_ticks_give_the_same_outbox_as_one_by_one(
@@ -132,6 +148,49 @@ def test_batched_ticks_give_the_same_outbox_as_one_by_one(
     kinds = {json.loads(body)["type"] for kind, body in fast.outbox.items if kind == "alert"}
     assert {"wander", "sos"} <= kinds  # the run went where the batch has work to do
     assert fast.stats == slow.stats
+
+
+def test_feed_gives_what_handle_gives(
+        layers: MapLayers, walk_outs: tuple[SiteConfig, Zone, list[Advert | None]]) -> None:
+    """`feed` (the scan loop's call) takes repeated band frames the short way, and the outbox, the
+    detectors, the counters and the positions are those of `handle` for every advert."""
+    site, zone, items = walk_outs
+    m1, d1 = _steps(layers, site, zone)
+    m2, d2 = _steps(layers, site, zone)
+    fed = _play(site, items, m1, d1, Counting, feed=True)
+    handled = _play(site, items, m2, d2)
+    assert isinstance(fed.outbox, Recorder) and isinstance(handled.outbox, Recorder)
+    assert fed.outbox.items == handled.outbox.items
+    assert {kind for kind, _body in fed.outbox.items} == {"reading", "position", "alert"}
+    assert d1.states == d2.states
+    assert fed.stats == handled.stats and fed.decoders.stats == handled.decoders.stats
+    adverts = sum(1 for a in items if a is not None)
+    assert isinstance(fed, Counting) and fed.handled < adverts / 2  # most adverts are repeats
+    assert {a: b.last for a, b in fed.locator._bands.items()} == {a: b.last for a, b in handled.locator._bands.items()}
+
+
+def test_band_decoder_repeat_is_only_the_very_same_verified_bytes() -> None:
+    address, key = "C0:FF:EE:00:00:01", bytes(range(16))
+    keys = {address: key}
+    reg = default_decoders(keys.get)
+    band = reg.band
+    assert band is not None
+    state = chumphae_band.BandState(seq=7, battery_pct=64)
+    payload = chumphae_band.encode(address, key, state)
+    first = _frame_advert(address, key, state, "rx-a", 100.0, payload)
+    assert band.repeat(first, payload) is None  # not verified yet
+    assert reg.decode(first) is not None
+    assert band.repeat(_frame_advert(address, key, state, "rx-b", 100.3, payload), payload) == 7
+    bad = bytearray(payload)
+    bad[-1] ^= 1
+    assert band.repeat(_frame_advert(address, key, state, "rx-b", 100.4, bytes(bad)), bytes(bad)) is None
+    keys[address] = bytes(16)
+    assert band.repeat(_frame_advert(address, key, state, "rx-b", 100.5, payload), payload) is None
+    keys[address] = key
+    # past the repeat window the guard refuses the same counter: no repeat (decode counts the replay)
+    late = _frame_advert(address, key, state, "rx-a", 106.0, payload)
+    assert band.repeat(late, payload) is None
+    assert reg.decode(late) is None and reg.stats.replays == 1
 
 
 def test_match_many_is_each_position_matched_alone(
@@ -258,10 +317,10 @@ def _loglik_reference(ev: track.Evidence, px: NDArray[np.float64], py: NDArray[n
 def test_track_fast_arithmetic_matches_the_first_written(
         layers: MapLayers, walk_outs: tuple[SiteConfig, Zone, list[Advert | None]],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """The particle filter's likelihood (columns prepared once per window, each receiver set a slice)
-    equals the first-written arithmetic to rounding (its sums over receivers run in another memory
-    order: the reference's boolean-mask copies are column-major), and its region cells (ranked
-    without a sort) exactly, on the windows of a real run."""
+    """The particle filter's likelihood (coefficients prepared once per window, each receiver set a
+    block of rows, float32 arithmetic) equals the first-written float64 arithmetic to float32
+    rounding (a millionth of each term; 1e-5 relative leaves room for the sums), and its region
+    cells (ranked without a sort) exactly, on the windows of a real run."""
     site, zone, items = walk_outs
     seen: list[track.Evidence] = []
     real = Locator._evidence
@@ -278,9 +337,9 @@ def test_track_fast_arithmetic_matches_the_first_written(
     rng = np.random.default_rng(1)
     for ev in seen:
         px, py = track._uniform(rng, ev.box, 512)
-        np.testing.assert_allclose(ev.loglik(px, py), _loglik_reference(ev, px, py), rtol=1e-12, atol=1e-9)
+        np.testing.assert_allclose(ev.loglik(px, py), _loglik_reference(ev, px, py), rtol=1e-5, atol=1e-4)
         np.testing.assert_allclose(ev.loglik(px[:64], py[:64]), _loglik_reference(ev, px[:64], py[:64]),
-                                   rtol=1e-12, atol=1e-9)
+                                   rtol=1e-5, atol=1e-4)
     for spread in (3.0, 40.0, 300.0, 5000.0):  # the last one is wider than the dense table: sorted
         px, py = rng.normal(0.0, spread, 512), rng.normal(0.0, spread, 512)
         for cell in track.CELL_SIZES:

@@ -214,8 +214,9 @@ def normal_walk(site: Site, rng: random.Random) -> list[tuple[float, float]]:
     return [site.home_xy, (e.x, e.y), site.home_xy]
 
 
-def wander_path(site: Site, rng: random.Random, night: bool) -> list[tuple[float, float]]:
-    """Out along a route, then off it away from the zone; returns the outbound path (inside → far outside)."""
+def wander_path(site: Site, rng: random.Random, night: bool) -> list[tuple[float, float]] | None:
+    """Out along a route, then off it away from the zone; returns the outbound path (inside → far outside),
+    or None when 40 tries found no way out (that day then has no wander episode, as when no slot is free)."""
     zone = site.zone.night if night and site.zone.night is not None else site.zone.day
     for _ in range(40):
         base = outbound(site, rng, 0.0)
@@ -235,7 +236,7 @@ def wander_path(site: Site, rng: random.Random, night: bool) -> list[tuple[float
             far = [p for p in off if math.dist(p, (bx, by)) >= 30.0]
             if far and not any(zone.intersects(Point(p)) for p in far[::2]):
                 return base + off
-    raise RuntimeError(f"patient {site.pid}: no way out of the zone found")
+    return None
 
 
 def local_xy(site: Site) -> Any:
@@ -398,13 +399,14 @@ def plan_days(site: Site, rng: random.Random, days: int, p_wander: float, p_fall
         base = d * DAY
         if rng.random() < p_wander:  # a true wander episode
             night = rng.random() < 0.3
-            path = wander_path(site, rng, night)
+            wpath = wander_path(site, rng, night)
             speed = rng.uniform(0.6, 1.0)
-            out_s = math.ceil(_length(path) / speed)
+            out_s = math.ceil(_length(wpath) / speed) if wpath is not None else 0
             linger = rng.uniform(300, 600) if night else rng.uniform(360, 720)
             dur = out_s * 2 + linger
             t = slot(base + 21.5 * 3600, base + 28 * 3600, dur) if night else slot(base + 8 * 3600, base + 17 * 3600, dur)
-            if t is not None and t + dur < days * DAY - 600:
+            if wpath is not None and t is not None and t + dur < days * DAY - 600:
+                path = wpath
                 ll = site.to_latlon(path)
                 acts += [Action(t, "wander", ll, speed), Action(t + out_s + linger, "return", ll[::-1], speed)]
                 busy.append((t - 120, t + dur + 300))

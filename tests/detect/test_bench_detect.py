@@ -6,6 +6,7 @@ couple of patient-days; takes seconds. Not timed.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
 import sys
@@ -49,6 +50,19 @@ def test_walks_stay_inside_and_wander_paths_leave(layers: MapLayers) -> None:
     out = bench.wander_path(site, rng, night=False)
     assert not site.zone.day.intersects(shapely.Point(out[-1]))
     assert shapely.Point(out[-1]).distance(site.zone.day) > 80
+
+
+def test_a_zone_with_no_way_out_plans_no_wander_and_keeps_the_day(layers: MapLayers) -> None:
+    """Some seeds draw a home whose zone no walk can leave (seed 106 stopped the bench here):
+    that day gets no wander episode, and its walks and falls are still planned."""
+    site = _site(layers)
+    big = site.zone.day.buffer(5000.0)
+    site.zone = dataclasses.replace(site.zone, day=big, night=big)
+    assert bench.wander_path(site, random.Random(3), night=False) is None
+    acts, _, episodes = bench.plan_days(site, random.Random(4), 3, p_wander=1.0, p_fall=1.0, slaps=0)
+    kinds = {a.kind for a in acts}
+    assert episodes == 0 and "wander" not in kinds
+    assert {"walk", "fall"} <= kinds
 
 
 def test_route_walks_alone_raise_no_wander(layers: MapLayers) -> None:

@@ -21,7 +21,7 @@ import statistics
 import tempfile
 import time
 import uuid
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import insert, select, text
@@ -34,6 +34,15 @@ from chumphae.report.daily import GAP_S, M_PER_DEG_LAT, M_PER_DEG_LON, MAX_WALK_
 from chumphae.timeutil import bangkok_day_bounds
 
 DAY = date(2025, 1, 15)
+
+
+def add_alerts(s: Session, pid: int, rng: random.Random, start: datetime) -> None:
+    """0-4 resolved alerts for one patient, acknowledged 10-900 s after they opened."""
+    for h in range(rng.randint(0, 4)):
+        opened = start + timedelta(hours=rng.randint(0, 23), minutes=h)
+        s.add(Alert(patient_id=pid, type=["wander", "fall", "sos", "battery_low"][h], severity="high",
+                    opened_at=opened, last_triggered_at=opened, status="resolved", outcome="patient_safe",
+                    acknowledged_at=opened + timedelta(seconds=rng.randint(10, 900))))
 
 
 def fill(engine, patients: int, every_s: int) -> int:  # type: ignore[no-untyped-def]
@@ -67,11 +76,7 @@ def fill(engine, patients: int, every_s: int) -> int:  # type: ignore[no-untyped
                 t += timedelta(seconds=every_s)
             s.connection().execute(insert(table), rows)
             n += len(rows)
-            for h in range(rng.randint(0, 4)):
-                opened = start + timedelta(hours=rng.randint(0, 23), minutes=h)
-                s.add(Alert(patient_id=pid, type=["wander", "fall", "sos", "battery_low"][h], severity="high",
-                            opened_at=opened, last_triggered_at=opened, status="resolved", outcome="patient_safe",
-                            acknowledged_at=opened + timedelta(seconds=rng.randint(10, 900))))
+            add_alerts(s, pid, rng, start)
         s.commit()
     return n
 
@@ -124,11 +129,7 @@ def fill_pg(engine, patients: int, every_s: int) -> int:  # type: ignore[no-unty
     with Session(engine) as s:  # 0-4 alerts per patient, acknowledged 10-900 s after they opened
         ids = s.connection().execute(text("SELECT id FROM patient WHERE name_th LIKE 'bench %' ORDER BY id")).scalars()
         for pid in ids:
-            for h in range(rng.randint(0, 4)):
-                opened = start + timedelta(hours=rng.randint(0, 23), minutes=h)
-                s.add(Alert(patient_id=pid, type=["wander", "fall", "sos", "battery_low"][h], severity="high",
-                            opened_at=opened, last_triggered_at=opened, status="resolved", outcome="patient_safe",
-                            acknowledged_at=opened + timedelta(seconds=rng.randint(10, 900))))
+            add_alerts(s, pid, rng, start)
         s.commit()
     return int(n)
 

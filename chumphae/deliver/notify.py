@@ -18,7 +18,7 @@ Two kinds of receivers:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -27,6 +27,7 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from chumphae.aftercommit import Hooks
 from chumphae.alert.render import TYPE_LABELS
 from chumphae.models import CareAssignment, Role, User
 
@@ -120,7 +121,7 @@ class LogChannel:
 
 
 _listeners: list[Listener] = [LogChannel()]
-_wakers: list[Callable[[], None]] = []
+_wakers = Hooks()
 
 
 def register(listener: Listener) -> None:
@@ -132,15 +133,8 @@ def unregister(listener: Listener) -> None:
         _listeners.remove(listener)
 
 
-def on_dispatch(wake: Callable[[], None]) -> None:
-    """Call `wake()` after every dispatch (the delivery worker of this process listens)."""
-    if wake not in _wakers:
-        _wakers.append(wake)
-
-
-def off_dispatch(wake: Callable[[], None]) -> None:
-    if wake in _wakers:
-        _wakers.remove(wake)
+# `on_dispatch(wake)`: call `wake()` after every dispatch (the delivery worker of this process listens).
+on_dispatch, off_dispatch = _wakers.add, _wakers.remove
 
 
 def level_select(patient_id: int | None, level: int) -> Select[int, int] | None:
@@ -202,8 +196,7 @@ def dispatch(engine: Engine, changes: Iterable[AlertChange]) -> list[Notice]:
     changes = [c for c in changes if c.ring]
     if not changes:
         return []
-    for wake in list(_wakers):
-        wake()
+    _wakers.fire()
     with Session(engine) as session:
         out = notices(session, changes)
     for notice in out:

@@ -10,15 +10,14 @@ delivery); the others wait for the worker (`chumphae.deliver.worker`).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, event, union_all
+from sqlalchemy import and_, union_all
 from sqlalchemy import select as sa_select
-from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col, select
 
+from chumphae.aftercommit import AfterCommit
 from chumphae.alert.render import iso
 from chumphae.deliver import plan
 from chumphae.deliver.notify import level_select, levels_told
@@ -29,33 +28,10 @@ from chumphae.timeutil import iso_bangkok, utcnow
 if TYPE_CHECKING:
     from chumphae.alert.service import AlertChange
 
-# Set on a session that wrote notices the worker must send (LINE, SMS, webhook): its commit wakes the worker.
-PUSHES = "chumphae_pushes_pending"
-_push_hooks: list[Callable[[], None]] = []
-
-
-def on_pushes(hook: Callable[[], None]) -> None:
-    """Call `hook()` after every commit that wrote notices for the worker (feed notices are sent already)."""
-    if hook not in _push_hooks:
-        _push_hooks.append(hook)
-
-
-def off_pushes(hook: Callable[[], None]) -> None:
-    if hook in _push_hooks:
-        _push_hooks.remove(hook)
-
-
-@event.listens_for(OrmSession, "after_commit")
-def _after_commit(session: OrmSession) -> None:
-    if session.info.pop(PUSHES, False):
-        for hook in list(_push_hooks):
-            hook()
-
-
-@event.listens_for(OrmSession, "after_rollback")
-def _after_rollback(session: OrmSession) -> None:
-    if not session.in_transaction():
-        session.info.pop(PUSHES, None)
+# After a commit that wrote notices the worker must send (LINE, SMS, webhook; feed notices are sent
+# already): `on_pushes(hook)` registers, `off_pushes(hook)` unregisters (the delivery worker listens).
+_pushes = AfterCommit("chumphae_pushes_pending")
+on_pushes, off_pushes = _pushes.add, _pushes.remove
 
 
 # A re-trigger of an alert still open rings the feed each time, but pushes (LINE, SMS, webhook) to a person
@@ -145,7 +121,7 @@ def prepare(session: Session, change: AlertChange, *, now: datetime | None = Non
                 row.provider_message_id = f"feed:{change.cursor}" if change.cursor is not None else "feed"
             rows.append(row)
     if any(r.channel != ChannelName.FEED for r in rows):
-        session.info[PUSHES] = True
+        _pushes.mark(session)
     return rows
 
 
@@ -157,7 +133,7 @@ def queue_test_messages(session: Session, *, user_id: int, now: datetime | None 
     rows = [OutboxNotice(key=str(uuid.uuid4()), alert_id=None, event="test", level=0, user_id=user_id,
                          channel=c, created_at=now, next_try_at=now) for c in sorted(channels)]
     if rows:
-        session.info[PUSHES] = True
+        _pushes.mark(session)
     session.add_all(rows)
     session.flush()
     return rows

@@ -18,17 +18,20 @@ from collections.abc import Sequence
 from typing import Protocol
 
 import orjson
-from sqlalchemy import event, func, insert, or_
+from sqlalchemy import func, insert, or_
 from sqlalchemy import select as sa_select
-from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, select
 
+from chumphae.aftercommit import AfterCommit
 from chumphae.models import FeedEvent
 from chumphae.timeutil import utcnow
 
 PG_CHANNEL = "chumphae_feed"
 PG_LOCK_KEY = 4005_0001  # advisory lock that orders feed writers (4005 = Chumphae's geocode)
-DIRTY = "chumphae_feed_dirty"
+# After a commit that wrote feed rows, wake the sockets of this process (and, through fanout, of the
+# others): `on_commit(hook)` registers, `off_commit(hook)` unregisters (fanout registers here).
+_written = AfterCommit("chumphae_feed_dirty")
+on_commit, off_commit = _written.add, _written.remove
 
 
 def append(session: Session, *, kind: str, patient_id: int | None,
@@ -42,12 +45,12 @@ def append(session: Session, *, kind: str, patient_id: int | None,
         now = utcnow()
         new_id = session.connection().exec_driver_sql(
             _APPEND_PG_SQL, (PG_LOCK_KEY, PG_CHANNEL, now, kind, patient_id, orjson.dumps(payload).decode())).scalar_one()
-        session.info[DIRTY] = True
+        _written.mark(session)
         return FeedEvent(id=new_id, t=now, kind=kind, patient_id=patient_id, payload=payload)
     row = FeedEvent(kind=kind, patient_id=patient_id, payload=payload)
     session.add(row)
     session.flush()
-    session.info[DIRTY] = True
+    _written.mark(session)
     return row
 
 
@@ -62,13 +65,13 @@ def append_many(session: Session, rows: Sequence[tuple[str, int | None, dict[str
     if session.get_bind().dialect.name == "postgresql":
         # The lock, the wake-up and the rows in one round trip; the rows as array parameters (JSON as text).
         session.connection().exec_driver_sql(_APPEND_MANY_PG_SQL, _append_many_params(rows))
-        session.info[DIRTY] = True
+        _written.mark(session)
         return
     now = utcnow()
     table = FeedEvent.__table__  # type: ignore[attr-defined]
     session.execute(insert(table), [{"t": now, "kind": kind, "patient_id": patient_id, "payload": payload}
                                     for kind, patient_id, payload in rows])
-    session.info[DIRTY] = True
+    _written.mark(session)
 
 
 Statement = tuple[str, tuple[object, ...]]  # SQL with psycopg placeholders, its parameters
@@ -104,7 +107,7 @@ def append_many_and_commit(session: Session, rows: Sequence[tuple[str, int | Non
         # here would sync once more at the block's end, a second round trip).
         driver.execute("COMMIT")
     if rows:
-        session.info[DIRTY] = True
+        _written.mark(session)
     session.commit()  # the driver's transaction is over: this ends the session's (and wakes the feed)
 
 
@@ -159,30 +162,3 @@ def read_since(session: Session, *, cursor: int, patient_ids: Sequence[int] | No
     return list(session.connection().execute(query.order_by(t.c.id).limit(limit)).all())
 
 
-# After a commit that wrote feed rows, wake the sockets of this process (and,
-# through fanout, of the others). Registered once on every ORM session.
-_after_commit_hooks: list[object] = []
-
-
-def on_commit(hook: object) -> None:
-    """Call `hook()` after every commit that appended feed rows (fanout registers here)."""
-    if hook not in _after_commit_hooks:
-        _after_commit_hooks.append(hook)
-
-
-def off_commit(hook: object) -> None:
-    if hook in _after_commit_hooks:
-        _after_commit_hooks.remove(hook)
-
-
-@event.listens_for(OrmSession, "after_commit")
-def _after_commit(session: OrmSession) -> None:
-    if session.info.pop(DIRTY, False):
-        for hook in _after_commit_hooks:
-            hook()  # type: ignore[operator]
-
-
-@event.listens_for(OrmSession, "after_rollback")
-def _after_rollback(session: OrmSession) -> None:
-    if not session.in_transaction():
-        session.info.pop(DIRTY, None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 
@@ -114,6 +115,43 @@ async def test_revoked_or_rotated_gateway_socket_closes_with_4001(server: LiveSe
         assert await closed_with(ws) == 4001
     out = run_cli(world, monkeypatch, "gateways", "rotate", str(gw_id))
     assert "token: chg_" in out
+
+
+async def test_gateway_sockets_share_one_token_query_and_only_the_revoked_one_closes(
+        server: LiveServer, world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    from chumphae.api.routes import gateway as route
+
+    made = []
+    with Session(world.engine, expire_on_commit=False) as s:
+        for k in range(3):
+            gw, token = create_gateway(s, slug=f"gw-share-{k}", name="ทดสอบ", site="chumphae")
+            made.append((gw.id, token))
+        s.commit()
+    asked: list[list[int]] = []
+    real = route._active_tokens
+
+    def counted(engine: object, ids: list[int]) -> dict[int, str]:
+        asked.append(ids)
+        return real(engine, ids)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(route, "_active_tokens", counted)
+    url = f"{server.ws}/api/v1/gateway/ws"
+    socks = [await connect(url, additional_headers={"Authorization": f"Bearer {t}"}).__aenter__() for _, t in made]
+    try:
+        for ws in socks:
+            assert (await recv_json(ws))["type"] == "welcome"
+        await asyncio.sleep(1.0)  # five intervals of 0.2 s: three sockets asking every 0.1 s
+        ids = sorted(i for i, _ in made)
+        assert asked and all(set(ids) <= set(a) for a in asked[1:])  # each query asks for every open socket
+        assert len(asked) <= 1.0 / 0.1 + 3  # one query per half interval for all, not one per socket
+        r = httpx.post(f"{server.http}/api/v1/gateways/{made[1][0]}/revoke", headers=world.auth("admin"))
+        assert r.status_code == 200
+        assert await closed_with(socks[1]) == 4001
+        await asyncio.sleep(0.5)  # the others stay open
+        assert socks[0].close_code is None and socks[2].close_code is None
+    finally:
+        for ws in socks:
+            await ws.close()
 
 
 def test_failed_authentications_are_limited_per_address(app_engine: object, world: World) -> None:

@@ -20,11 +20,21 @@ caps the total messages/s, 0 = as fast as acks allow) while an SOS `alert`
 is sent every `--sos-every-s` from a random gateway. It measures acked
 messages/s and SOS send → `alert` frame on the care manager's feed
 (p50/p99). It stops by itself after `--duration` seconds or `--max-messages`,
-whichever first, and prints a final `SUMMARY ...` line.
+whichever first, and prints a final `SUMMARY ...` line, with the CPU the
+generator's gateways and its feed client used (cores).
+
+`--breakdown FILE` (PostgreSQL; diagnosis, so it looks inside the backend,
+unlike the rest): where each SOS's time went, from the generator's clock
+(sent, acked, seen) and the backend's database (`ingested_message.received_at`:
+the ingest began; the SOS's `feed_event.t`: its feed row, just before the
+commit); with a backend patched by `scripts/feed_trace.patch` (diagnosis
+only: `git apply` it, set `CHUMPHAE_FEED_TRACE_DIR`), also the alert's
+commit, the feed read (pool wait, query, render) and the frame's send. See
+"SOS fan-out (branch feed7)" in docs/performance.md.
 
 Usage: .venv/bin/python scripts/load_gateways.py [--bands 5000] [--gateways 100] [--duration 20]
        [--rate 0] [--sos-every-s 0.2] [--db sqlite|postgresql] [--url postgresql://postgres@127.0.0.1:5432/test]
-       [--seed rest|direct] [--workers 1]
+       [--seed rest|direct] [--workers 1] [--breakdown timelines.json]
 """
 
 from __future__ import annotations
@@ -154,7 +164,7 @@ def position_frame(address: str, patient_id: int, t: datetime, k: int) -> tuple[
 
 
 async def drive(port: int, tokens: list[str], cm_token: str, bands: list[list[Any]], args: argparse.Namespace
-                ) -> dict[str, float]:
+                ) -> dict[str, Any]:
     base = f"ws://127.0.0.1:{port}"
     g_count = len(tokens)
     per_gateway = max(1, args.max_messages // g_count)
@@ -172,6 +182,8 @@ async def drive(port: int, tokens: list[str], cm_token: str, bands: list[list[An
     sos_seen: dict[tuple[int, str], float] = {}
     sos_ids: dict[str, float] = {}  # SOS message id → when sent
     sos_acked: list[float] = []  # SOS send → its ack, ms: the backend's ingest share of the latency
+    sos_msg: dict[str, tuple[int, str]] = {}  # SOS message id → its key (patient, t)
+    sos_ack_at: dict[str, float] = {}  # SOS message id → when its ack arrived
     stop = asyncio.Event()
     rate_gap = g_count / args.rate if args.rate > 0 else 0.0  # seconds between sends on one gateway
 
@@ -224,7 +236,8 @@ async def drive(port: int, tokens: list[str], cm_token: str, bands: list[list[An
                     ids = f.get("ids") if f.get("type") == "ack" else [f.get("id")] if f.get("type") == "error" else []
                     for i in ids or []:
                         if i in sos_ids:
-                            sos_acked.append((time.monotonic() - sos_ids.pop(i)) * 1000)
+                            sos_ack_at[i] = time.monotonic()
+                            sos_acked.append((sos_ack_at[i] - sos_ids.pop(i)) * 1000)
                         if i in pending:
                             pending.discard(i)
                             acked += f["type"] == "ack"
@@ -256,6 +269,7 @@ async def drive(port: int, tokens: list[str], cm_token: str, bands: list[list[An
                         "details": {}}
                 sid = str(uuid.uuid4())
                 sos_sent[(pid, t.isoformat())] = sos_ids[sid] = time.monotonic()  # the feed child's clock too
+                sos_msg[sid] = (pid, t.isoformat())
                 await sockets[g].send(orjson.dumps({"id": sid, "type": "alert", "t": t.isoformat(),
                                                     "seq": 0, "body": body}).decode())
                 n += 1
@@ -276,13 +290,89 @@ async def drive(port: int, tokens: list[str], cm_token: str, bands: list[list[An
             await asyncio.sleep(0.05)
         for ws in sockets:
             await ws.close()
+        feed_cpu = tree_cpu_s(child.pid) if args.feed_client == "process" else 0.0
         feed_task.cancel()
         await asyncio.gather(feed_task, return_exceptions=True)
     lat = [(sos_seen[k] - t) * 1000 for k, t in sos_sent.items() if k in sos_seen]
-    return {"acked_per_s": acked / elapsed, "acked": acked, "seconds": elapsed, "sos_sent": len(sos_sent),
+    wall = time.time() - time.monotonic()  # monotonic → wall clock (the backend's timestamps are wall clock)
+    each = [{"id": sid, "patient_id": k[0], "t": k[1], "sent": sos_sent[k] + wall,
+             "acked": sos_ack_at[sid] + wall if sid in sos_ack_at else None,
+             "seen": sos_seen[k] + wall if k in sos_seen else None} for sid, k in sos_msg.items()]
+    return {"each": each, "feed_client_cores": feed_cpu / elapsed,
+            "acked_per_s": acked / elapsed, "acked": acked, "seconds": elapsed, "sos_sent": len(sos_sent),
             "sos_seen": len(lat), "sos_p50": quantile(lat, 0.5), "sos_p99": quantile(lat, 0.99),
             "sos_max": max(lat) if lat else float("nan"), "sos_ack_p50": quantile(sos_acked, 0.5),
             "sos_ack_p99": quantile(sos_acked, 0.99)}
+
+
+STAGES = (  # (name, from, to): the SOS's path, each a difference of two timestamps (wall clock, seconds)
+    ("gateway send → ingest start", "sent", "received"),  # socket read, alert queue, urgent worker taken
+    ("ingest start → feed row", "received", "appended"),  # the alert transaction up to its feed row
+    ("feed row → ack at the gateway", "appended", "acked"),  # commit, ack frame, the generator reading it
+    ("feed row → frame at the care manager", "appended", "seen"),
+    # with the backend's trace (CHUMPHAE_FEED_TRACE_DIR), the fan-out in detail:
+    ("feed row → commit", "appended", "committed"),
+    ("commit → feed read starts", "committed", "read_start"),
+    ("read: thread pool wait", "read_start", "t_in"),
+    ("read: query", "t_in", "t_db"),
+    ("read: render", "t_db", "t_rendered"),
+    ("read: back on the event loop", "t_rendered", "read_back"),
+    ("queued → send starts", "read_back", "send"),
+    ("send (encode, compress, write)", "send", "sent_out"),
+    ("written → read by the care manager", "sent_out", "seen"),
+)
+
+
+def sos_timeline(url: str, schema: str, each: list[dict[str, Any]], trace_dir: str | None) -> list[dict[str, Any]]:
+    """Each SOS's timestamps: the generator's (sent, acked, seen), the database's (the ingest's start,
+    `ingested_message.received_at`; its feed row's `t`, taken just before the append), and the backend's
+    trace files if any (one JSON line per event and process: commit, read, send)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True, options=f"-csearch_path={schema}") as conn:
+        received = dict(conn.execute("SELECT msg_id, received_at FROM ingested_message WHERE msg_id = ANY(%s)",
+                                     ([e["id"] for e in each],)).fetchall())
+        rows = conn.execute("SELECT id, t, patient_id, payload->'alert'->>'last_triggered_at' FROM feed_event "
+                            "WHERE kind = 'alert'").fetchall()
+    feed = {(pid, datetime.fromisoformat(at)): (i, t) for i, t, pid, at in rows if at}
+    events: list[dict[str, Any]] = []
+    for f in Path(trace_dir).glob("*.jsonl") if trace_dir else ():
+        events += [orjson.loads(line) for line in f.read_text().splitlines() if line.strip()]
+    commits = sorted(e["at"] for e in events if e["kind"] == "commit")
+    reads: dict[int, dict[str, Any]] = {}
+    sends: dict[int, dict[str, Any]] = {}
+    for e in events:
+        if e["kind"] == "read" and (e["cursor"] not in reads or e["back"] < reads[e["cursor"]]["back"]):
+            reads[e["cursor"]] = e
+        elif e["kind"] == "send":
+            sends.setdefault(e["cursor"], e)
+    out = []
+    for e in each:
+        r = dict(e)
+        if e["id"] in received:
+            r["received"] = received[e["id"]].timestamp()
+        cursor, appended = feed.get((e["patient_id"], datetime.fromisoformat(e["t"])), (None, None))
+        if appended is not None:
+            r["cursor"], r["appended"] = cursor, appended.timestamp()
+            later = [c for c in commits if c >= r["appended"]]
+            if later:
+                r["committed"] = later[0]
+        if cursor in reads:
+            rd = reads[cursor]
+            r.update(read_start=rd["start"], t_in=rd["t_in"], t_db=rd["t_db"], t_rendered=rd["t_rendered"],
+                     read_back=rd["back"], lane=rd["lane"], rows=rd["rows"], qpos=rd["qpos"])
+        if cursor in sends:
+            r.update(send=sends[cursor]["send"], sent_out=sends[cursor]["sent"])
+        out.append(r)
+    return out
+
+
+def print_stages(timeline: list[dict[str, Any]], label: str) -> None:
+    for name, a, b in STAGES:
+        xs = [(r[b] - r[a]) * 1000 for r in timeline if r.get(a) is not None and r.get(b) is not None]
+        if xs:
+            print(f"  {label} {name:<40} p50 {quantile(xs, 0.5):7.1f} ms  p99 {quantile(xs, 0.99):7.1f} ms"
+                  f"  max {max(xs):7.1f} ms  (n={len(xs)})")
 
 
 def tree_cpu_s(pid: int) -> float:
@@ -361,6 +451,8 @@ def main() -> None:
                     help="read the care manager's feed in a process of its own (default) or on this event loop")
     ap.add_argument("--feed-priority", type=int, default=0,
                     help="nice value of the feed process (negative: ahead of the generator and the backend)")
+    ap.add_argument("--breakdown", metavar="FILE", default=None,
+                    help="PostgreSQL: print where each SOS's time went (see STAGES) and write the timelines (JSON)")
     ap.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
     ap.add_argument("--url", default="postgresql://postgres@127.0.0.1:5432/test")
     ap.add_argument("--seed", choices=("rest", "direct"), default="rest",
@@ -413,21 +505,33 @@ def main() -> None:
         print(f"load_gateways: {args.db}, {args.bands} bands on {args.gateways} gateways seeded ({args.seed}) in "
               f"{time.perf_counter() - t_seed:.0f} s; backend pid {proc.pid} on 127.0.0.1:{port}")
         results = []
+        timelines: list[dict[str, Any]] = []
         for r in range(args.runs):
-            cpu0 = tree_cpu_s(proc.pid)
+            cpu0, own0 = tree_cpu_s(proc.pid), time.process_time()
             res = asyncio.run(drive(port, seeded["gateways"], cm_token, bands, args))
             # The backend processes' own CPU per acked message: steadier than msgs/s on a shared machine.
             res["backend_cpu_us"] = (tree_cpu_s(proc.pid) - cpu0) / max(1, res["acked"]) * 1e6
+            res["generator_cores"] = (time.process_time() - own0) / res["seconds"]  # the gateways' side alone
             results.append(res)
+            if args.breakdown and schema:
+                timeline = sos_timeline(args.url, schema, res.pop("each"), env.get("CHUMPHAE_FEED_TRACE_DIR"))
+                print_stages(timeline, f"run {r + 1}")
+                timelines += [{**x, "run": r + 1} for x in timeline]
             print(f"  run {r + 1}: {res['acked']} acked in {res['seconds']:.1f} s = {res['acked_per_s']:.0f} msg/s; "
                   f"SOS → feed p50 {res['sos_p50']:.0f} ms p99 {res['sos_p99']:.0f} ms max {res['sos_max']:.0f} ms "
-                  f"({res['sos_seen']}/{res['sos_sent']} seen; acked p50 {res['sos_ack_p50']:.0f} p99 {res['sos_ack_p99']:.0f} ms); backend CPU {res['backend_cpu_us']:.0f} µs/msg")
+                  f"({res['sos_seen']}/{res['sos_sent']} seen; acked p50 {res['sos_ack_p50']:.0f} p99 {res['sos_ack_p99']:.0f} ms); backend CPU {res['backend_cpu_us']:.0f} µs/msg; "
+                  f"generator {res['generator_cores']:.2f} core, "
+                  f"feed client {res['feed_client_cores']:.2f} core")
         med = {k: statistics.median(x[k] for x in results)
-               for k in ("acked_per_s", "sos_p50", "sos_p99", "sos_ack_p50", "sos_ack_p99", "backend_cpu_us")}
+               for k in ("acked_per_s", "sos_p50", "sos_p99", "sos_ack_p50", "sos_ack_p99", "backend_cpu_us",
+                         "generator_cores")}
+        if args.breakdown and timelines:
+            print_stages(timelines, "all")
+            Path(args.breakdown).write_bytes(orjson.dumps(timelines))
         print(f"SUMMARY db={args.db} bands={args.bands} gateways={args.gateways} workers={args.workers} runs={args.runs} "
               f"acked_per_s={med['acked_per_s']:.0f} sos_feed_p50_ms={med['sos_p50']:.0f} "
               f"sos_feed_p99_ms={med['sos_p99']:.0f} sos_ack_p50_ms={med['sos_ack_p50']:.0f} sos_ack_p99_ms={med['sos_ack_p99']:.0f} "
-              f"backend_cpu_us_per_msg={med['backend_cpu_us']:.0f} sos_seen={sum(x['sos_seen'] for x in results)}/"
+              f"backend_cpu_us_per_msg={med['backend_cpu_us']:.0f} generator_cores={med['generator_cores']:.2f} sos_seen={sum(x['sos_seen'] for x in results)}/"
               f"{sum(x['sos_sent'] for x in results)}")
     finally:
         if proc is not None:

@@ -19,7 +19,13 @@ queued position frame (a care manager's feed carries every position; an SOS
 must not wait behind them); each lane keeps cursor order. While the queue is
 full of positions, or the producer is behind (its last read was full), it
 also reads the alert rows beyond the positions still to read and sends those
-first (skipping them when it reaches them in order). A client whose queue is full while frames wait, and whose frames
+first (skipping them when it reaches them in order). A wake-up that comes
+while the producer's read is still running (a district's read of 100
+positions takes milliseconds to hundreds of them on a loaded machine) starts
+the same alert-only read at once, beside it (`_alert_lane`), so a committed
+alert never waits for the positions read before it. Feed reads run on
+threads of their own (`READERS`), not on the event loop's default pool,
+where the gateways' periodic checks queue. A client whose queue is full while frames wait, and whose frames
 have waited (or whose socket has not taken one) for `stall_s`, is told to `resync`, and is sent a fresh snapshot in place of the
 backlog, so one slow phone never holds back the others.
 """
@@ -28,11 +34,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -66,6 +75,16 @@ from chumphae.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 ROUTE = "WS /ws/alerts"
+T = TypeVar("T")
+
+# The threads that read `feed_event` for this process's sockets (a read is one SELECT, mostly waiting on the
+# database). Not the loop's default pool: there the gateways' periodic configuration and token checks
+# (every gateway at once) would queue ahead of an SOS's read.
+READERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="feed-read")
+
+
+async def on_readers(fn: Callable[..., T], *args: Any) -> T:
+    return await asyncio.get_running_loop().run_in_executor(READERS, functools.partial(fn, *args))
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +163,9 @@ class FeedSocket:
         self.ahead_cursor = 0
         self.viewer: frames.Viewer | None = None
         self.resyncs = 0
+        self.reading = False  # the producer's read is running: a wake-up now starts an alert-only read beside it
+        self.epoch = 0  # bumped by each resync: an alert read begun before it is dropped
+        self.alert_reads = asyncio.Lock()
 
     # -- database work (worker threads) -------------------------------------------------
     def _user(self, session: Session) -> User | None:
@@ -230,9 +252,9 @@ class FeedSocket:
             if cursor is not None:
                 await self._send({"type": "resync", "reason": "cursor_unknown", "cursor": cursor})
             await self._snapshot_now("connect")
-        wake = self.hub.subscribe()
-        tasks = [asyncio.create_task(c) for c in (self._produce(wake), self._deliver(), self._receive(),
-                                                   self._ping(), self._guard())]
+        wake, alert_wake = self.hub.subscribe(), self.hub.subscribe()
+        tasks = [asyncio.create_task(c) for c in (self._produce(wake), self._alert_lane(alert_wake), self._deliver(),
+                                                   self._receive(), self._ping(), self._guard())]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
@@ -241,6 +263,7 @@ class FeedSocket:
                     log.error("feed socket of user %d failed: %s", self.user_id, type(exc).__name__)
         finally:
             self.hub.unsubscribe(wake)
+            self.hub.unsubscribe(alert_wake)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -274,7 +297,7 @@ class FeedSocket:
                 if self.queue.positions:  # full of positions: alerts further on must not wait behind them
                     await self._alerts_ahead()
                 stuck = time.monotonic() - self.progress > o.stall_s or self.lag > o.stall_s
-                waiting = await asyncio.to_thread(self._read, self.viewer, self.cursor, 1) if stuck else []
+                waiting = await on_readers(self._read, self.viewer, self.cursor, 1) if stuck else []
                 if waiting:
                     await self._resync()
                     continue
@@ -285,7 +308,11 @@ class FeedSocket:
             if behind:  # more rows wait than one read takes: alerts beyond them must not wait their turn
                 await self._alerts_ahead()
             limit = min(room, o.batch)
-            batch = await asyncio.to_thread(self._read, self.viewer, self.cursor, limit)
+            self.reading = True
+            try:
+                batch = await on_readers(self._read, self.viewer, self.cursor, limit)
+            finally:
+                self.reading = False
             for frame in batch:
                 self.cursor = frame["cursor"]
                 if self.ahead and frame["cursor"] in self.ahead:  # already sent ahead
@@ -298,17 +325,39 @@ class FeedSocket:
             await wait_up_to(wake.wait(), o.poll_s)
 
     async def _alerts_ahead(self) -> None:
-        """Alert rows beyond the positions still queued: read them now and send them first."""
+        """Alert rows beyond the positions still queued: read them now and send them first.
+
+        May run while the producer's own read runs: whatever the producer queued meanwhile
+        (cursor passed) or another alert read already sent ahead is not queued twice, and
+        nothing read before a resync is queued after it (the snapshot holds it, or the
+        producer reads it in order after the snapshot)."""
         assert self.viewer is not None
-        after = max(self.cursor, self.ahead_cursor)
-        for frame in await asyncio.to_thread(self._read, self.viewer, after, self.options.batch, "alert"):
+        async with self.alert_reads:  # one at a time, so alert frames keep their cursor order
+            after, epoch = max(self.cursor, self.ahead_cursor), self.epoch
+            got = await on_readers(self._read, self.viewer, after, self.options.batch, "alert")
+            if epoch == self.epoch:
+                self._queue_ahead(got)
+
+    def _queue_ahead(self, got: list[dict[str, Any]]) -> None:
+        for frame in got:
+            if frame["cursor"] <= self.cursor or frame["cursor"] in self.ahead:
+                continue
             self.ahead.add(frame["cursor"])
-            self.ahead_cursor = frame["cursor"]
+            self.ahead_cursor = max(self.ahead_cursor, frame["cursor"])
             self.queue.put_nowait((time.monotonic(), frame), force=True)
+
+    async def _alert_lane(self, wake: asyncio.Event) -> None:
+        """A wake-up while the producer is reading: alert rows now, not after that read is done."""
+        while True:
+            await wake.wait()
+            wake.clear()
+            if self.reading:
+                await self._alerts_ahead()
 
     async def _resync(self) -> None:
         """The client is too far behind: drop its backlog, send a snapshot instead."""
         self.resyncs += 1
+        self.epoch += 1
         self.ahead.clear()  # the snapshot holds every open alert
         self.ahead_cursor = 0
         dropped = self.queue.qsize()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
 from sqlmodel import Session
 from websockets.asyncio.client import connect
 
@@ -35,7 +38,6 @@ async def test_an_alert_overtakes_queued_positions_and_each_lane_keeps_its_order
 
 async def test_an_alert_is_read_ahead_of_a_backlog_of_positions(world: World) -> None:
     """A care manager whose phone is behind (queue full of positions) still gets a new SOS before them."""
-    import asyncio
 
     from chumphae.alert.escalate import ClockOptions
     from chumphae.feed.socket import FeedOptions
@@ -96,3 +98,42 @@ async def test_a_feed_that_is_behind_reads_alerts_ahead_of_the_positions_still_t
     assert kinds.count("alert") == 1 and frames[kinds.index("alert")]["cursor"] == change.cursor
     assert [f["position"]["i"] for f in frames if f["type"] == "position"] == list(range(60))  # each once, in order
     assert kinds.index("alert") < 60 - options.batch  # overtook positions not yet read when it was committed
+
+
+async def test_an_alert_committed_during_a_slow_read_of_positions_does_not_wait_for_it(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a loaded machine one read of a district's positions can take hundreds of ms: an SOS committed
+    meanwhile is read beside it and sent first, not after the positions that read brings."""
+    import time
+
+    from chumphae.alert.escalate import ClockOptions
+    from chumphae.feed import frames as feed_frames
+    from chumphae.feed.socket import FeedOptions
+    from tests.feed.liveserver import live_server
+
+    render = feed_frames.render
+
+    def slow_render(viewer: feed_frames.Viewer, row: feed_log.FeedRow) -> dict[str, object]:
+        if row.kind == "position":
+            time.sleep(0.05)  # 20 positions: a read of 1 s
+        return render(viewer, row)
+
+    monkeypatch.setattr(feed_frames, "render", slow_render)
+    options = FeedOptions(buffer=256, batch=100, stall_s=60, poll_s=0.5, ping_s=60)
+    with live_server(feed_options=options, clock_options=ClockOptions(tick_s=0)) as server:
+        async with connect(f"{server.ws}/ws/alerts", additional_headers=world.auth("care_manager")) as ws:
+            assert (await recv_json(ws))["type"] == "welcome"
+            assert (await recv_json(ws))["type"] == "snapshot"
+            with Session(world.engine) as s:
+                for i in range(20):
+                    feed_log.append(s, kind="position", patient_id=world.own_patient,
+                                    payload={"position": {"patient_id": world.own_patient, "i": i}})
+                s.commit()
+            await asyncio.sleep(0.2)  # the producer is in its read of the 20 positions
+            with Session(world.engine) as s:
+                change = service.raise_alert(s, alert=AlertInput(type="sos", t=utcnow(),
+                                                                 patient_id=world.own_patient))
+                s.commit()
+            frames = [await recv_json(ws) for _ in range(21)]
+    assert frames[0]["type"] == "alert" and frames[0]["cursor"] == change.cursor
+    assert [f["position"]["i"] for f in frames[1:]] == list(range(20))  # each once, in order

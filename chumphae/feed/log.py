@@ -111,6 +111,25 @@ def append_many_and_commit(session: Session, rows: Sequence[tuple[str, int | Non
     session.commit()  # the driver's transaction is over: this ends the session's (and wakes the feed)
 
 
+def commit_pipeline(session: Session, *, before: Sequence[Statement], last: Statement) -> list[tuple[object, ...]]:
+    """PostgreSQL: `before`, then `last` (a statement that appends feed rows under the writers' lock, as
+    `_APPEND_MANY_PG_SQL` does), then `COMMIT`, in one pipeline (one round trip); `last`'s rows returned.
+    The feed sockets are woken after the commit."""
+    session.flush()
+    driver = session.connection().connection.driver_connection
+    assert driver is not None
+    with driver.cursor() as cur:
+        with driver.pipeline():
+            for sql, params in before:
+                driver.execute(sql, params)
+            cur.execute(*last)
+            driver.execute("COMMIT")  # a statement of the pipeline: one Sync for all (see append_many_and_commit)
+        rows: list[tuple[object, ...]] = cur.fetchall()  # the block's end synced: the rows are here
+    _written.mark(session)
+    session.commit()  # the driver's transaction is over: this ends the session's (and wakes the feed)
+    return rows
+
+
 def _append_many_params(rows: Sequence[tuple[str, int | None, dict[str, object]]]) -> tuple[object, ...]:
     return (PG_LOCK_KEY, PG_CHANNEL, utcnow(), [kind for kind, _, _ in rows], [pid for _, pid, _ in rows],
             [orjson.dumps(payload).decode() for _, _, payload in rows])

@@ -35,18 +35,25 @@ on_commit, off_commit = _written.add, _written.remove
 
 
 def append(session: Session, *, kind: str, patient_id: int | None,
-           payload: dict[str, object]) -> FeedEvent:
-    """Add one feed row to the session's transaction; its id (the cursor) is known after flush."""
+           payload: dict[str, object], with_insert: Statement | None = None) -> FeedEvent:
+    """Add one feed row to the session's transaction; its id (the cursor) is known after flush.
+
+    `with_insert` (PostgreSQL only): an `INSERT` (psycopg placeholders) sent in the same statement, ahead
+    of the row (an alert's history row): one round trip for both."""
     if session.get_bind().dialect.name == "postgresql":
         # The lock is taken on every append (re-taking a held lock is cheap): a savepoint rolled back
         # may have released an earlier one. Lock, wake-up and row in one round trip; the row returned
         # is not added to the session (it is never changed).
-        session.flush()  # the session's pending rows first (an alert's history row)
+        session.flush()  # the session's pending rows first (an alert's push notices)
         now = utcnow()
-        new_id = session.connection().exec_driver_sql(
-            _APPEND_PG_SQL, (PG_LOCK_KEY, PG_CHANNEL, now, kind, patient_id, orjson.dumps(payload).decode())).scalar_one()
+        sql = _APPEND_PG_SQL
+        params: tuple[object, ...] = (PG_LOCK_KEY, PG_CHANNEL, now, kind, patient_id, orjson.dumps(payload).decode())
+        if with_insert is not None:
+            sql, params = f"WITH also AS ({with_insert[0]}), {sql[len('WITH '):]}", (*with_insert[1], *params)
+        new_id = session.connection().exec_driver_sql(sql, params).scalar_one()
         _written.mark(session)
         return FeedEvent(id=new_id, t=now, kind=kind, patient_id=patient_id, payload=payload)
+    assert with_insert is None, "statements in psycopg's dialect need PostgreSQL"
     row = FeedEvent(kind=kind, patient_id=patient_id, payload=payload)
     session.add(row)
     session.flush()

@@ -41,10 +41,11 @@ import time
 import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import orjson
+from psycopg import pq
 from sqlalchemy import bindparam, func, insert, or_, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import select as sa_select
@@ -355,8 +356,13 @@ def _claim(session: Session, gateway_id: int, messages: Sequence[Message], now: 
     if dialect == "postgresql":  # one statement, the ids as one array parameter (no per-row binding)
         driver = session.connection().connection.driver_connection
         assert driver is not None
+        params = (gateway_id, now, [m.id for m in messages], [m.type for m in messages])
         with driver.cursor() as cur:  # binary parameters: the ids are not escaped one by one
-            cur.execute(_CLAIM_PG_SQL, (gateway_id, now, [m.id for m in messages], [m.type for m in messages]))
+            if driver.info.transaction_status == pq.TransactionStatus.IDLE:
+                with driver.pipeline():  # the transaction's BEGIN and this in one round trip (an alert's first)
+                    cur.execute(_CLAIM_PG_SQL, params)
+            else:
+                cur.execute(_CLAIM_PG_SQL, params)
             return {r[0] for r in cur.fetchall()}
     # One statement compiled once and cached; SQLAlchemy sends the rows as multi-row VALUES pages.
     stmt = _CLAIM_SQLITE
@@ -424,9 +430,19 @@ def _position_rows(session: Session, gateway_id: int, items: list[tuple[Message,
 
 
 def _feed_payload(row: tuple[Any, ...], place: Any) -> dict[str, object]:
-    return {"position": feed_position(
-        dict(zip(_POSITION_COLUMNS, row, strict=True)), description_th=place.description_th if place else None,
-        description_en=place.description_en if place else None)}
+    """`feed_position` of a row in `_POSITION_COLUMNS` order, read by index (once per patient per batch)."""
+    t = as_utc(row[3])
+    return {"position": {
+        "patient_id": row[0], "t": t.isoformat(), "t_local": (t + _BANGKOK_OFFSET).replace(tzinfo=_BANGKOK_TZ)
+        .isoformat(timespec="seconds"), "lat": row[4], "lon": row[5], "uncertainty_m": row[6], "source": row[7],
+        "in_coverage": row[8], "zone_status": row[9], "zone_version": row[10], "parcel_code": row[12],
+        "building_code": row[13], "description_th": place.description_th if place else None,
+        "description_en": place.description_en if place else None}}
+
+
+# Asia/Bangkok has kept UTC+7 without daylight saving since 1920 (`timeutil.iso_bangkok` gives the same text).
+_BANGKOK_OFFSET = timedelta(hours=7)
+_BANGKOK_TZ = timezone(_BANGKOK_OFFSET)
 
 
 def _positions(session: Session, gateway_id: int, items: list[tuple[Message, BandInfo]], now: datetime,
@@ -481,8 +497,11 @@ def _position_batch_pg(session: Session, gateway_id: int, items: list[tuple[Mess
     completes `result` with `finish_position_batch`.
     """
     rows, latest, band_t, newest = _position_rows(session, gateway_id, items, now)
-    positions = [{"m": m.id, "n": n, **dict(zip(_POSITION_COLUMNS[:-3], r[:-3], strict=True)), "worn": r[-3],
-                  "battery_pct": r[-2]} for n, ((m, _), r) in enumerate(zip(items, rows, strict=True))]
+    positions = [{"m": m.id, "n": n, "patient_id": r[0], "band_id": r[1], "t": r[3], "lat": r[4], "lon": r[5],
+                  "uncertainty_m": r[6], "source": r[7], "in_coverage": r[8], "zone_status": r[9],
+                  "zone_version": r[10], "distance_to_boundary_m": r[11], "parcel_code": r[12],
+                  "building_code": r[13], "worn": r[14], "battery_pct": r[15]}
+                 for n, ((m, _), r) in enumerate(zip(items, rows, strict=True))]
     feed = [{"m": mid, "p": pid, "j": _feed_payload(row, place), "n": n}
             for n, (pid, (mid, row, place)) in enumerate(latest.items())]
     seen = [{"id": b, "seen": t} for b, t in sorted(band_t.items())]  # bands locked in id order (no deadlock)

@@ -8,7 +8,10 @@ the socket is drained at once and an alert never waits in the socket behind
 positions still to be validated. Two processors drain the queues: each takes
 every frame waiting (up to `batch_max`) and, on the ingest workers, validates
 the bulk frames (refused ones answered with `error`, kept as dead letters)
-and stores the messages in one transaction, then `ack`s their ids.
+and stores the messages in one transaction, then `ack`s their ids. The bulk
+processor first waits up to `bulk_linger_s` for as many frames as its last ack
+released (a gateway with a backlog refills its window at once), so batches stay
+full instead of alternating between a few frames and the rest.
 Alerts are submitted to the workers ahead of any waiting bulk batch, so an SOS
 never waits behind a backlog of positions (at most behind one batch being
 written).

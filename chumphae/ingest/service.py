@@ -22,6 +22,14 @@ statements per batch, never one per message:
   `BAND_TTL_S`, and at once for an address it does not know); the tax map is
   asked for its cache key once per batch, only when a position needs a place.
 
+On PostgreSQL a batch of positions only (after a connection's first batch)
+is one round trip: the bands' and gateway's updates, then one statement that
+claims the ids, inserts the positions of the ids it claimed and, under the
+feed writers' lock, the feed rows of the newest positions it claimed (rows
+as one JSON parameter), then `COMMIT`, in one pipeline (`_position_batch_pg`).
+A repeated id's newest position was on the feed when first stored, so its
+feed row is left out; the bands' forward-only update moves nothing for it.
+
 Alerts go through the alert state machine one by one (they are few).
 Hellos and heartbeats are not deduplicated: they only overwrite the
 gateway's latest health. Refused and unstorable messages get a

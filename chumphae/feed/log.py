@@ -15,7 +15,7 @@ the transaction commits: that is how other backend processes wake up.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import orjson
 from sqlalchemy import func, insert, or_
@@ -105,14 +105,18 @@ def append_many_and_commit(session: Session, rows: Sequence[tuple[str, int | Non
     session.flush()
     driver = session.connection().connection.driver_connection
     assert driver is not None
-    with driver.pipeline():
-        for sql, params in before:
-            driver.execute(sql, params)
-        if rows:
-            driver.execute(_APPEND_MANY_PG_SQL, _append_many_params(rows))
-        # COMMIT as a statement of the pipeline: the block's end sends one Sync for all (`driver.commit()`
-        # here would sync once more at the block's end, a second round trip).
-        driver.execute("COMMIT")
+    try:
+        with driver.pipeline():
+            for sql, params in before:
+                driver.execute(sql, params)
+            if rows:
+                driver.execute(_APPEND_MANY_PG_SQL, _append_many_params(rows))
+            # COMMIT as a statement of the pipeline: the block's end sends one Sync for all (`driver.commit()`
+            # here would sync once more at the block's end, a second round trip).
+            driver.execute("COMMIT")
+    except Exception:
+        _forget_if_broken(session, driver)
+        raise
     if rows:
         _written.mark(session)
     session.commit()  # the driver's transaction is over: this ends the session's (and wakes the feed)
@@ -125,16 +129,27 @@ def commit_pipeline(session: Session, *, before: Sequence[Statement], last: Stat
     session.flush()
     driver = session.connection().connection.driver_connection
     assert driver is not None
-    with driver.cursor() as cur:
-        with driver.pipeline():
-            for sql, params in before:
-                driver.execute(sql, params)
-            cur.execute(*last)
-            driver.execute("COMMIT")  # a statement of the pipeline: one Sync for all (see append_many_and_commit)
-        rows: list[tuple[object, ...]] = cur.fetchall()  # the block's end synced: the rows are here
+    try:
+        with driver.cursor() as cur:
+            with driver.pipeline():
+                for sql, params in before:
+                    driver.execute(sql, params)
+                cur.execute(*last)
+                driver.execute("COMMIT")  # a statement of the pipeline: one Sync for all (append_many_and_commit)
+            rows: list[tuple[object, ...]] = cur.fetchall()  # the block's end synced: the rows are here
+    except Exception:
+        _forget_if_broken(session, driver)
+        raise
     _written.mark(session)
     session.commit()  # the driver's transaction is over: this ends the session's (and wakes the feed)
     return rows
+
+
+def _forget_if_broken(session: Session, driver: Any) -> None:
+    """A connection the driver found closed or broken while sending a pipeline (its error is the driver's own,
+    not SQLAlchemy's, so the pool would not know): invalidated, so the pool replaces it for the next try."""
+    if driver.closed or driver.broken:
+        session.connection().invalidate()
 
 
 def _append_many_params(rows: Sequence[tuple[str, int | None, dict[str, object]]]) -> tuple[object, ...]:

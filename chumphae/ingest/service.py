@@ -53,6 +53,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import orjson
+import psycopg
 from psycopg import pq
 from sqlalchemy import bindparam, func, insert, or_, update
 from sqlalchemy import exc as sa_exc
@@ -192,6 +193,9 @@ def is_unavailable(exc: BaseException) -> bool:
         # internal: ours or the server's trouble, never the message's.
         return isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.ProgrammingError
                           | sa_exc.InternalError)
+    if isinstance(exc, psycopg.Error):  # raised by the driver itself (the statements of a commit's pipeline)
+        return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError | psycopg.ProgrammingError
+                          | psycopg.InternalError)
     return isinstance(exc, sa_exc.DisconnectionError | sa_exc.TimeoutError | sa_exc.ResourceClosedError)
 
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 import pytest
 from sqlmodel import Session, col, select
 
 from chumphae.ingest import envelope
 from chumphae.ingest import service as ingest
 from chumphae.ingest.envelope import Message
-from chumphae.ingest.service import IngestState, store
+from chumphae.ingest.service import IngestState, is_unavailable, store
 from chumphae.models import FeedEvent, IngestedMessage, PositionRecord, Wristband
 from tests.ingest.conftest import Site
 from tests.ingest.test_gateway_socket import frame, position
@@ -99,3 +100,13 @@ def test_a_late_batch_never_moves_the_band_back(both_site: Site) -> None:
         assert band is not None and band.last_seen_at == T0 + timedelta(seconds=30)
         assert band.last_gateway_id == gw
     assert _feed_times(both_site) == [_t(20), _t(30)]
+
+
+def test_driver_errors_from_the_commit_pipeline_are_told_apart_like_sqlalchemys() -> None:
+    """The one-statement batch is sent by the driver itself, so its errors are psycopg's, not SQLAlchemy's: a lost
+    or broken database must still mean 'acknowledge nothing, try later', never 'this message is poison'."""
+    assert is_unavailable(psycopg.OperationalError("server closed the connection unexpectedly"))
+    assert is_unavailable(psycopg.errors.UndefinedTable("relation does not exist"))
+    assert is_unavailable(psycopg.InterfaceError("the connection is closed"))
+    assert not is_unavailable(psycopg.errors.NumericValueOutOfRange("value out of range"))
+    assert not is_unavailable(psycopg.errors.UniqueViolation("duplicate key"))

@@ -15,7 +15,7 @@ the transaction commits: that is how other backend processes wake up.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import orjson
 from sqlalchemy import func, insert, or_
@@ -35,18 +35,25 @@ on_commit, off_commit = _written.add, _written.remove
 
 
 def append(session: Session, *, kind: str, patient_id: int | None,
-           payload: dict[str, object]) -> FeedEvent:
-    """Add one feed row to the session's transaction; its id (the cursor) is known after flush."""
+           payload: dict[str, object], with_insert: Statement | None = None) -> FeedEvent:
+    """Add one feed row to the session's transaction; its id (the cursor) is known after flush.
+
+    `with_insert` (PostgreSQL only): an `INSERT` (psycopg placeholders) sent in the same statement, ahead
+    of the row (an alert's history row): one round trip for both."""
     if session.get_bind().dialect.name == "postgresql":
         # The lock is taken on every append (re-taking a held lock is cheap): a savepoint rolled back
         # may have released an earlier one. Lock, wake-up and row in one round trip; the row returned
         # is not added to the session (it is never changed).
-        session.flush()  # the session's pending rows first (an alert's history row)
+        session.flush()  # the session's pending rows first (an alert's push notices)
         now = utcnow()
-        new_id = session.connection().exec_driver_sql(
-            _APPEND_PG_SQL, (PG_LOCK_KEY, PG_CHANNEL, now, kind, patient_id, orjson.dumps(payload).decode())).scalar_one()
+        sql = _APPEND_PG_SQL
+        params: tuple[object, ...] = (PG_LOCK_KEY, PG_CHANNEL, now, kind, patient_id, orjson.dumps(payload).decode())
+        if with_insert is not None:
+            sql, params = f"WITH also AS ({with_insert[0]}), {sql[len('WITH '):]}", (*with_insert[1], *params)
+        new_id = session.connection().exec_driver_sql(sql, params).scalar_one()
         _written.mark(session)
         return FeedEvent(id=new_id, t=now, kind=kind, patient_id=patient_id, payload=payload)
+    assert with_insert is None, "statements in psycopg's dialect need PostgreSQL"
     row = FeedEvent(kind=kind, patient_id=patient_id, payload=payload)
     session.add(row)
     session.flush()
@@ -98,17 +105,51 @@ def append_many_and_commit(session: Session, rows: Sequence[tuple[str, int | Non
     session.flush()
     driver = session.connection().connection.driver_connection
     assert driver is not None
-    with driver.pipeline():
-        for sql, params in before:
-            driver.execute(sql, params)
-        if rows:
-            driver.execute(_APPEND_MANY_PG_SQL, _append_many_params(rows))
-        # COMMIT as a statement of the pipeline: the block's end sends one Sync for all (`driver.commit()`
-        # here would sync once more at the block's end, a second round trip).
-        driver.execute("COMMIT")
+    try:
+        with driver.pipeline():
+            for sql, params in before:
+                driver.execute(sql, params)
+            if rows:
+                driver.execute(_APPEND_MANY_PG_SQL, _append_many_params(rows))
+            # COMMIT as a statement of the pipeline: the block's end sends one Sync for all (`driver.commit()`
+            # here would sync once more at the block's end, a second round trip).
+            driver.execute("COMMIT")
+    except Exception:
+        _forget_if_broken(session, driver)
+        raise
     if rows:
         _written.mark(session)
     session.commit()  # the driver's transaction is over: this ends the session's (and wakes the feed)
+
+
+def commit_pipeline(session: Session, *, before: Sequence[Statement], last: Statement) -> list[tuple[object, ...]]:
+    """PostgreSQL: `before`, then `last` (a statement that appends feed rows under the writers' lock, as
+    `_APPEND_MANY_PG_SQL` does), then `COMMIT`, in one pipeline (one round trip); `last`'s rows returned.
+    The feed sockets are woken after the commit."""
+    session.flush()
+    driver = session.connection().connection.driver_connection
+    assert driver is not None
+    try:
+        with driver.cursor() as cur:
+            with driver.pipeline():
+                for sql, params in before:
+                    driver.execute(sql, params)
+                cur.execute(*last)
+                driver.execute("COMMIT")  # a statement of the pipeline: one Sync for all (append_many_and_commit)
+            rows: list[tuple[object, ...]] = cur.fetchall()  # the block's end synced: the rows are here
+    except Exception:
+        _forget_if_broken(session, driver)
+        raise
+    _written.mark(session)
+    session.commit()  # the driver's transaction is over: this ends the session's (and wakes the feed)
+    return rows
+
+
+def _forget_if_broken(session: Session, driver: Any) -> None:
+    """A connection the driver found closed or broken while sending a pipeline (its error is the driver's own,
+    not SQLAlchemy's, so the pool would not know): invalidated, so the pool replaces it for the next try."""
+    if driver.closed or driver.broken:
+        session.connection().invalidate()
 
 
 def _append_many_params(rows: Sequence[tuple[str, int | None, dict[str, object]]]) -> tuple[object, ...]:

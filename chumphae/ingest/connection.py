@@ -8,7 +8,10 @@ the socket is drained at once and an alert never waits in the socket behind
 positions still to be validated. Two processors drain the queues: each takes
 every frame waiting (up to `batch_max`) and, on the ingest workers, validates
 the bulk frames (refused ones answered with `error`, kept as dead letters)
-and stores the messages in one transaction, then `ack`s their ids.
+and stores the messages in one transaction, then `ack`s their ids. The bulk
+processor first waits up to `bulk_linger_s` for as many frames as its last ack
+released (a gateway with a backlog refills its window at once), so batches stay
+full instead of alternating between a few frames and the rest.
 Alerts are submitted to the workers ahead of any waiting bulk batch, so an SOS
 never waits behind a backlog of positions (at most behind one batch being
 written).
@@ -57,12 +60,17 @@ URGENT, BULK = 0, 1  # worker priorities: alerts first
 # alert's database round trips ends with its thread waiting for the lock while the event loop and the bulk
 # threads compute; at 5 ms per hand-over a dozen round trips cost hundreds of milliseconds under load.
 SWITCH_INTERVAL_S = 0.0005
+LINGER_STEP_S = 0.001  # how often a lingering bulk batch looks for more frames
 
 
 @dataclass(frozen=True, slots=True)
 class IngestOptions:
     batch_max: int = 256  # the gateway keeps at most 256 in flight
     inbox_max: int = 1024  # frames read ahead of storage; then the socket stops reading
+    # A bulk batch waits up to this long for the frames the gateway sends in place of those just acked
+    # (it keeps at most 256 unacked: after an ack of k it sends up to k more at once). Without it the first
+    # of them was taken alone, and batches alternated between a few frames and the rest.
+    bulk_linger_s: float = 0.01
     config_check_s: float = 10.0
 
 
@@ -275,10 +283,12 @@ class _Session:
             await self.bulk.put(None)
 
     async def process(self, inbox: asyncio.Queue[Any], priority: int) -> None:
+        expected = 0  # frames the gateway may send at once: as many as the last ack released (bulk lane)
         while True:
             items = [await inbox.get()]
-            while len(items) < self.options.batch_max and not inbox.empty():
-                items.append(inbox.get_nowait())
+            self._take(inbox, items)
+            if priority == BULK and len(items) < min(expected, self.options.batch_max) and None not in items:
+                await self._linger(inbox, items, min(expected, self.options.batch_max))
             closed = None in items
             items = [i for i in items if i is not None]
             if items:
@@ -295,10 +305,27 @@ class _Session:
                     await self.reject(rejection)
                 if result.acked and not closed:
                     await _send(self.ws, {"type": "ack", "ids": result.acked})
+                expected = len(result.acked)
                 if any(c.ring for c in result.changes):  # after the ack: it need not wait for notices
                     self.workers.submit(BULK, functools.partial(_dispatch, engine, result))
             if closed:
                 return
+
+    def _take(self, inbox: asyncio.Queue[Any], items: list[Any]) -> None:
+        """Add every frame waiting, up to `batch_max`."""
+        while len(items) < self.options.batch_max and not inbox.empty():
+            items.append(inbox.get_nowait())
+
+    async def _linger(self, inbox: asyncio.Queue[Any], items: list[Any], target: int) -> None:
+        """Wait up to `bulk_linger_s` for the batch to reach `target` frames (or the socket to close)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.options.bulk_linger_s
+        while len(items) < target and None not in items:
+            left = deadline - loop.time()
+            if left <= 0:
+                return
+            await asyncio.sleep(min(left, LINGER_STEP_S))
+            self._take(inbox, items)
 
     async def reject(self, r: Rejection) -> None:
         self.counters.rejected[r.code] += 1

@@ -22,6 +22,14 @@ statements per batch, never one per message:
   `BAND_TTL_S`, and at once for an address it does not know); the tax map is
   asked for its cache key once per batch, only when a position needs a place.
 
+On PostgreSQL a batch of positions only (after a connection's first batch)
+is one round trip: the bands' and gateway's updates, then one statement that
+claims the ids, inserts the positions of the ids it claimed and, under the
+feed writers' lock, the feed rows of the newest positions it claimed (rows
+as one JSON parameter), then `COMMIT`, in one pipeline (`_position_batch_pg`).
+A repeated id's newest position was on the feed when first stored, so its
+feed row is left out; the bands' forward-only update moves nothing for it.
+
 Alerts go through the alert state machine one by one (they are few).
 Hellos and heartbeats are not deduplicated: they only overwrite the
 gateway's latest health. Refused and unstorable messages get a
@@ -41,9 +49,12 @@ import time
 import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import orjson
+import psycopg
+from psycopg import pq
 from sqlalchemy import bindparam, func, insert, or_, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import select as sa_select
@@ -94,6 +105,8 @@ class BatchResult:
     newest: dict[int, datetime] = field(default_factory=dict)  # patient → newest position time committed
     feed_rows: list[tuple[str, int | None, dict[str, object]]] = field(default_factory=list)  # not yet appended
     tail: list[feed_log.Statement] = field(default_factory=list)  # PostgreSQL writes sent with the commit
+    last: feed_log.Statement | None = None  # PostgreSQL: sent after `tail`, before COMMIT; its rows: the ids stored
+    pending: list[str] = field(default_factory=list)  # ids whose fate `last` tells (`finish_position_batch`)
 
     def merge(self, other: BatchResult) -> BatchResult:
         self.acked += other.acked
@@ -180,6 +193,9 @@ def is_unavailable(exc: BaseException) -> bool:
         # internal: ours or the server's trouble, never the message's.
         return isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.ProgrammingError
                           | sa_exc.InternalError)
+    if isinstance(exc, psycopg.Error):  # raised by the driver itself (the statements of a commit's pipeline)
+        return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError | psycopg.ProgrammingError
+                          | psycopg.InternalError)
     return isinstance(exc, sa_exc.DisconnectionError | sa_exc.TimeoutError | sa_exc.ResourceClosedError)
 
 
@@ -237,7 +253,11 @@ def _attempt(engine: Engine, gateway_id: int, messages: list[Message], dead: lis
                 result = ingest_batch(session, gateway_id=gateway_id, messages=messages, dead=dead, state=state,
                                       now=now, record_only=record_only, touch_gateway=touch_gateway,
                                       feed_at_commit=True)
-                feed_log.append_many_and_commit(session, result.feed_rows, before=result.tail)
+                if result.last is not None:  # a batch of positions on PostgreSQL: one round trip
+                    rows = feed_log.commit_pipeline(session, before=result.tail, last=result.last)
+                    finish_position_batch(result, {str(r[0]) for r in rows})
+                else:
+                    feed_log.append_many_and_commit(session, result.feed_rows, before=result.tail)
             state.committed(engine, result)
             return result
         except Exception as exc:
@@ -289,6 +309,11 @@ def ingest_batch(session: Session, *, gateway_id: int, messages: Sequence[Messag
         except Refused as exc:
             refused.append(Rejection(m.id, "bad_body", str(exc)[:200], m.raw))
     result.dead_letters = len(dead) + len(refused)
+    if (feed_at_commit and touch_gateway and not record_only and accepted and not health and not dead
+            and not refused and _spoke_lately(state) and session.get_bind().dialect.name == "postgresql"
+            and all(m.type == "position" for m, _ in accepted)):
+        _position_batch_pg(session, gateway_id, accepted, now, result)
+        return result
     fresh = _claim(session, gateway_id, [m for m, _ in accepted], now)
     positions: list[tuple[Message, BandInfo]] = []
     readings: list[tuple[Message, BandInfo]] = []
@@ -343,8 +368,13 @@ def _claim(session: Session, gateway_id: int, messages: Sequence[Message], now: 
     if dialect == "postgresql":  # one statement, the ids as one array parameter (no per-row binding)
         driver = session.connection().connection.driver_connection
         assert driver is not None
+        params = (gateway_id, now, [m.id for m in messages], [m.type for m in messages])
         with driver.cursor() as cur:  # binary parameters: the ids are not escaped one by one
-            cur.execute(_CLAIM_PG_SQL, (gateway_id, now, [m.id for m in messages], [m.type for m in messages]))
+            if driver.info.transaction_status == pq.TransactionStatus.IDLE:
+                with driver.pipeline():  # the transaction's BEGIN and this in one round trip (an alert's first)
+                    cur.execute(_CLAIM_PG_SQL, params)
+            else:
+                cur.execute(_CLAIM_PG_SQL, params)
             return {r[0] for r in cur.fetchall()}
     # One statement compiled once and cached; SQLAlchemy sends the rows as multi-row VALUES pages.
     stmt = _CLAIM_SQLITE
@@ -378,19 +408,17 @@ def _newest_known(session: Session, patient_ids: set[int]) -> dict[int, datetime
     return out
 
 
-def _positions(session: Session, gateway_id: int, items: list[tuple[Message, BandInfo]], now: datetime,
-               result: BatchResult, *, defer: bool = False) -> list[tuple[str, int | None, dict[str, object]]]:
-    """Insert the positions and move their bands forward; the feed rows of each patient's newest.
-
-    `defer` (PostgreSQL): the bands' update goes to `result.tail`, sent with the commit."""
-    if not items:
-        return []
+def _position_rows(session: Session, gateway_id: int, items: list[tuple[Message, BandInfo]], now: datetime
+                   ) -> tuple[list[tuple[Any, ...]], dict[int, tuple[str, tuple[Any, ...], Any]], dict[int, datetime],
+                              dict[int, datetime | None]]:
+    """The position rows (in `_POSITION_COLUMNS` order), each patient's newest here if it is newer than known
+    (patient → (message id, row, place)), each band's newest time, and the patients' newest times."""
     found: Any = None
     if any(not (m.body.match and m.body.match.place and m.body.match.place.description_th) for m, _ in items):
         found = matcher(session)  # the map's cache key: once per batch
     newest = _newest_known(session, {b.patient_id for _, b in items if b.patient_id is not None})
-    rows: list[tuple[Any, ...]] = []  # in _POSITION_COLUMNS order
-    latest: dict[int, tuple[tuple[Any, ...], Any]] = {}  # patient → (row, place) of its newest position here
+    rows: list[tuple[Any, ...]] = []
+    latest: dict[int, tuple[str, tuple[Any, ...], Any]] = {}  # rendered once per patient, after the loop
     band_t: dict[int, datetime] = {}
     for m, band in items:
         b: PositionBody = m.body
@@ -409,7 +437,34 @@ def _positions(session: Session, gateway_id: int, items: list[tuple[Message, Ban
         pid = band.patient_id
         if pid is not None and (newest.get(pid) is None or t >= newest[pid]):  # type: ignore[operator]
             newest[pid] = t
-            latest[pid] = (row, place)  # rendered once per patient, after the loop
+            latest[pid] = (m.id, row, place)
+    return rows, latest, band_t, newest
+
+
+def _feed_payload(row: tuple[Any, ...], place: Any) -> dict[str, object]:
+    """`feed_position` of a row in `_POSITION_COLUMNS` order, read by index (once per patient per batch)."""
+    t = as_utc(row[3])
+    return {"position": {
+        "patient_id": row[0], "t": t.isoformat(), "t_local": (t + _BANGKOK_OFFSET).replace(tzinfo=_BANGKOK_TZ)
+        .isoformat(timespec="seconds"), "lat": row[4], "lon": row[5], "uncertainty_m": row[6], "source": row[7],
+        "in_coverage": row[8], "zone_status": row[9], "zone_version": row[10], "parcel_code": row[12],
+        "building_code": row[13], "description_th": place.description_th if place else None,
+        "description_en": place.description_en if place else None}}
+
+
+# Asia/Bangkok has kept UTC+7 without daylight saving since 1920 (`timeutil.iso_bangkok` gives the same text).
+_BANGKOK_OFFSET = timedelta(hours=7)
+_BANGKOK_TZ = timezone(_BANGKOK_OFFSET)
+
+
+def _positions(session: Session, gateway_id: int, items: list[tuple[Message, BandInfo]], now: datetime,
+               result: BatchResult, *, defer: bool = False) -> list[tuple[str, int | None, dict[str, object]]]:
+    """Insert the positions and move their bands forward; the feed rows of each patient's newest.
+
+    `defer` (PostgreSQL): the bands' update goes to `result.tail`, sent with the commit."""
+    if not items:
+        return []
+    rows, latest, band_t, newest = _position_rows(session, gateway_id, items, now)
     seen = sorted(band_t.items())  # bands locked in id order by every batch (no deadlock between batches)
     if session.get_bind().dialect.name == "postgresql":
         # Positions by COPY (rows formatted by the driver's C code), the bands in one statement.
@@ -435,9 +490,54 @@ def _positions(session: Session, gateway_id: int, items: list[tuple[Message, Ban
             .values(last_seen_at=bindparam("seen", type_=UTCDateTime), last_gateway_id=gateway_id),
             [{"band": bid, "seen": t} for bid, t in seen])
     result.newest.update({pid: newest[pid] for pid in latest})  # type: ignore[misc]
-    return [("position", pid, {"position": feed_position(
-        dict(zip(_POSITION_COLUMNS, row, strict=True)), description_th=place.description_th if place else None,
-        description_en=place.description_en if place else None)}) for pid, (row, place) in latest.items()]
+    return [("position", pid, _feed_payload(row, place)) for pid, (_, row, place) in latest.items()]
+
+
+def _spoke_lately(state: IngestState) -> bool:
+    """Whether this connection stored a batch lately (so no `gateway_offline` alert of its gateway to clear)."""
+    return state.last_batch_at is not None and time.monotonic() - state.last_batch_at <= BACK_ONLINE_AFTER_S
+
+
+def _position_batch_pg(session: Session, gateway_id: int, items: list[tuple[Message, BandInfo]], now: datetime,
+                       result: BatchResult) -> None:
+    """A batch of positions only, on PostgreSQL, as one statement sent with the commit (`result.last`).
+
+    The statement claims the ids, inserts the positions of the ids it claimed and, under the feed writers'
+    lock, the feed rows of each patient's newest position if that one was claimed (a repeat's newest was
+    on the feed already when first stored). Before it, in the same pipeline, the bands' forward-only
+    update (a repeat's time moves nothing) and the gateway's time. `_attempt` reads the ids claimed and
+    completes `result` with `finish_position_batch`.
+    """
+    rows, latest, band_t, newest = _position_rows(session, gateway_id, items, now)
+    positions = [{"m": m.id, "n": n, "patient_id": r[0], "band_id": r[1], "t": r[3], "lat": r[4], "lon": r[5],
+                  "uncertainty_m": r[6], "source": r[7], "in_coverage": r[8], "zone_status": r[9],
+                  "zone_version": r[10], "distance_to_boundary_m": r[11], "parcel_code": r[12],
+                  "building_code": r[13], "worn": r[14], "battery_pct": r[15]}
+                 for n, ((m, _), r) in enumerate(zip(items, rows, strict=True))]
+    feed = [{"m": mid, "p": pid, "j": _feed_payload(row, place), "n": n}
+            for n, (pid, (mid, row, place)) in enumerate(latest.items())]
+    seen = [{"id": b, "seen": t} for b, t in sorted(band_t.items())]  # bands locked in id order (no deadlock)
+    result.tail.append((_BANDS_SEEN_JSON_PG_SQL, (gateway_id, _json(seen))))
+    result.tail.append((_GATEWAY_SPOKE_PG_SQL, (now, gateway_id)))
+    result.last = (_POSITION_BATCH_PG_SQL, (_json(positions), gateway_id, now, gateway_id, now, feed_log.PG_LOCK_KEY,
+                                           feed_log.PG_CHANNEL, now, _json(feed)))
+    result.pending = [m.id for m, _ in items]
+    result.newest.update({pid: newest[pid] for pid in latest})  # type: ignore[misc]
+
+
+def finish_position_batch(result: BatchResult, fresh: set[str]) -> None:
+    """After the commit of `_position_batch_pg`'s statement: the ids it claimed are stored, the rest repeats."""
+    for mid in result.pending:
+        if mid in fresh:
+            result.stored += 1
+        else:
+            result.duplicates += 1
+        result.acked.append(mid)
+    result.pending = []
+
+
+def _json(value: object) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NAIVE_UTC).decode()
 
 
 _POSITION_COLUMNS = ("patient_id", "band_id", "gateway_id", "t", "lat", "lon", "uncertainty_m", "source",
@@ -450,6 +550,33 @@ _BANDS_SEEN_PG_SQL = (
     "FROM unnest(%b::int[], %b::timestamptz[]) AS v(id, seen) "
     "WHERE w.id = v.id AND (w.last_seen_at IS NULL OR w.last_seen_at <= v.seen)")
 
+
+_BANDS_SEEN_JSON_PG_SQL = (
+    "UPDATE wristband AS w SET last_seen_at = v.seen, last_gateway_id = %s "
+    "FROM json_to_recordset(%s::json) AS v(id int, seen timestamptz) "
+    "WHERE w.id = v.id AND (w.last_seen_at IS NULL OR w.last_seen_at <= v.seen)")
+_PG_TYPES = {"patient_id": "int", "band_id": "int", "gateway_id": "int", "t": "timestamptz", "lat": "float8",
+             "lon": "float8", "uncertainty_m": "float8", "source": "text", "in_coverage": "bool",
+             "zone_status": "text", "zone_version": "int", "distance_to_boundary_m": "float8", "parcel_code": "text",
+             "building_code": "text", "worn": "bool", "battery_pct": "float8", "received_at": "timestamptz"}
+_BATCH_COLUMNS = _POSITION_COLUMNS[:-3] + ("worn", "battery_pct")  # gateway_id and received_at: parameters
+# Claim the ids, insert the positions of the ids claimed (in message order), then take the feed writers' lock
+# (after the positions: `locked` reads `pos`) and add the feed rows whose position was claimed. Returns the ids
+# claimed. Sent last before COMMIT, in one pipeline: the lock is held for the server's time only.
+_POSITION_BATCH_PG_SQL = (
+    "WITH r AS (SELECT * FROM json_to_recordset(%s::json) AS r(m text, n int, "
+    + ", ".join(f"{c} {_PG_TYPES[c]}" for c in _POSITION_COLUMNS[:-3] if c != "gateway_id")
+    + ", worn bool, battery_pct float8)), "
+    "new AS (INSERT INTO ingested_message (msg_id, kind, gateway_id, received_at) "
+    "SELECT r.m, 'position', %s, %s FROM r ORDER BY r.n ON CONFLICT (msg_id) DO NOTHING RETURNING msg_id), "
+    f'pos AS (INSERT INTO "position" ({", ".join(_POSITION_COLUMNS)}) '
+    "SELECT " + ", ".join("%s" if c in ("gateway_id", "received_at") else f"r.{c}" for c in _POSITION_COLUMNS)
+    + " FROM r WHERE r.m IN (SELECT msg_id FROM new) ORDER BY r.n RETURNING 1), "
+    "locked AS (SELECT pg_advisory_xact_lock(%s), pg_notify(%s, '') FROM (SELECT count(*) FROM pos) AS c), "
+    "feed AS (INSERT INTO feed_event (t, kind, patient_id, payload) SELECT %s, 'position', f.p, f.j "
+    "FROM locked, json_to_recordset(%s::json) AS f(m text, p int, j json, n int) "
+    "WHERE f.m IN (SELECT msg_id FROM new) ORDER BY f.n) "
+    "SELECT msg_id FROM new")
 
 _GATEWAY_SPOKE_PG_SQL = "UPDATE gateway SET last_heartbeat_at = %s WHERE id = %s"
 

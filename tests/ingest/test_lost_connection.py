@@ -82,3 +82,32 @@ def test_a_feed_read_after_the_server_closed_the_pooled_connection_is_retried(
     monkeypatch.setattr(db, "PING_IDLE_S", 3600.0)
     _kill(_pooled_pid(engine))
     assert db.retry_if_disconnected(engine, lambda: _pooled_pid(engine)) > 0
+
+
+def test_a_position_batch_whose_connection_dies_before_its_pipeline_is_stored_on_a_new_one(
+        pg_site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The one-statement batch goes through the driver's own pipeline, whose errors SQLAlchemy never sees:
+    the batch must still be retried on a new connection, not refused as poison."""
+    from chumphae.ingest import service as ingest
+
+    engine = pg_site.world.engine
+    monkeypatch.setattr(db, "PING_IDLE_S", 3600.0)
+    state = IngestState(pg_site.gateway_id)
+    assert store(engine, gateway_id=pg_site.gateway_id, messages=_messages(0), state=state).stored == 1
+    real = ingest._position_batch_pg
+    killed: list[int] = []
+
+    def kill_then_build(session: Session, *args: object) -> None:
+        if not killed:  # the batch's connection is checked out: the server drops it now
+            pid = int(session.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
+            _kill(pid)
+            killed.append(pid)
+        real(session, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ingest, "_position_batch_pg", kill_then_build)
+    # One message: were the driver's error taken for the message's fault, it would be refused as `unstorable`.
+    result = store(engine, gateway_id=pg_site.gateway_id, messages=_messages(1), state=state)
+    assert killed and (result.stored, len(result.acked), result.rejected, result.dead_letters) == (1, 1, [], 0)
+    assert _pooled_pid(engine) != killed[0]
+    with Session(engine) as s:
+        assert len(s.exec(select(PositionRecord)).all()) == 2

@@ -60,7 +60,7 @@ def platt(s: F64, y: B) -> float:
 def rules(s: F64, y: B, fold: NDArray[np.int64]) -> dict[str, float]:
     ks = sorted(set(fold.tolist()))
     per_fold = [objective_best(s[fold == k], y[fold == k], 1.5)[0] for k in ks]
-    out = {"1.5·sens+spec (shipped)": objective_best(s, y, 1.5)[0],
+    out = {"1.5·sens+spec (falls-6)": objective_best(s, y, 1.5)[0],
            "sens+spec": objective_best(s, y, 1.0)[0],
            "plateau mid (1.5, ±0.01)": plateau_mid(s, y, 1.5, 0.01),
            "plateau mid (1.5, ±0.03)": plateau_mid(s, y, 1.5, 0.03),
@@ -68,7 +68,8 @@ def rules(s: F64, y: B, fold: NDArray[np.int64]) -> dict[str, float]:
            "fold median of 1.5·sens+spec": float(np.median(per_fold)),
            "Platt ½": platt(s, y)}
     for q in (0.85, 0.90, 0.93, 0.95):
-        out[f"ADL quantile {q:.2f}"] = float(np.quantile(s[~y], q))
+        tag = " (shipped)" if q == fall_train.ADL_QUANTILE else ""
+        out[f"ADL quantile {q:.2f}{tag}"] = float(np.quantile(s[~y], q))
     for sens in (0.97, 0.98):
         out[f"fall quantile (sens {sens:.2f})"] = float(np.quantile(s[y], 1 - sens))
     return out

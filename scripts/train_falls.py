@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
                      f"{sum(not t.fall for t in S.trials) // copies} daily activities)")
     X, of, fall = np.vstack(Xs), np.concatenate(ofs), np.asarray(falls)
     print(f"fitting on {len(fall)} trials, {len(X)} candidates …", file=sys.stderr, flush=True)
-    meta = {"trained_on": names, "params": fall_train.PARAMS, "sens_weight": fall_train.SENS_WEIGHT,
+    meta = {"trained_on": names, "params": fall_train.PARAMS, "threshold_rule": f"daily activities' out-of-fold quantile {fall_train.ADL_QUANTILE:g}",
             "clip_augment_g": list(CLIP_AUGMENT_G), "watch_copies": WATCH_COPIES, "watch_hz": list(DEVICE_HZ)}
     model, d = fall_train.fit_model(X, of, fall, groups, meta)
     text = fall_train.dumps(d)

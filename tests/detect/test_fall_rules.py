@@ -27,9 +27,10 @@ def test_rules_pick_thresholds_from_out_of_fold_scores() -> None:
     s = np.clip(np.where(y, rng.normal(0.75, 0.15, len(y)), rng.normal(0.25, 0.15, len(y))), 0.0, 1.0)
     fold = np.arange(len(y)) % 4
     r = _script().rules(s, y, fold)
-    assert r["1.5·sens+spec (shipped)"] == fall_train.pick_threshold(s, y)  # the shipped recipe, exactly
-    assert r["ADL quantile 0.90"] == float(np.quantile(s[~y], 0.90))
+    assert r["1.5·sens+spec (falls-6)"] == fall_train.pick_threshold(s, y)  # the falls-6 recipe, exactly
+    assert r["ADL quantile 0.90 (shipped)"] == fall_train.adl_quantile_threshold(s, y)  # the shipped one, exactly
+    assert r["ADL quantile 0.90 (shipped)"] == float(np.quantile(s[~y], 0.90))
     assert abs(np.mean(s[y] >= r["fall quantile (sens 0.98)"]) - 0.98) <= 2 / 60  # numpy's interpolated quantile
-    assert r["ADL quantile 0.85"] < r["ADL quantile 0.90"] < r["ADL quantile 0.95"]
+    assert r["ADL quantile 0.85"] < r["ADL quantile 0.90 (shipped)"] < r["ADL quantile 0.95"]
     # well-separated classes: every rule lands between the two bulks
     assert all(0.2 < v < 0.8 for v in r.values()), r

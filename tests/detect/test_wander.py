@@ -250,3 +250,17 @@ def test_a_started_dwell_runs_through_fixes_with_most_of_the_probability_outside
     # the tick fires the due dwell on such a last fix, too
     _, found = run(lagging[:25], tick_at=[at(305)])
     assert [d.type for d in found] == [AlertType.WANDER] and found[0].t == at(300)
+
+
+def test_faint_fixes_with_almost_all_the_probability_outside_confirm_an_excursion() -> None:
+    # 100+ m off the road every receiver hears the band faintly: a 350 m region whose centre stays within
+    # metres of the edge never clears the zone, while 0.98 of the cloud's weight is outside
+    faint_out = [match(at(s), ZoneStatus.UNCERTAIN, -5.0, unc=350.0, share=0.95, p=0.98) for s in range(0, 500, 10)]
+    _, found = run(faint_out)
+    assert [d.type for d in found] == [AlertType.WANDER]
+    assert found[0].t == at(300) and found[0].details["outside_for_s"] == 300
+    # with less of the weight outside, or a well-located fix, they do not
+    assert run([match(at(s), ZoneStatus.UNCERTAIN, -5.0, unc=350.0, share=0.95, p=0.9)
+                for s in range(0, 900, 10)])[1] == []
+    assert run([match(at(s), ZoneStatus.UNCERTAIN, -5.0, unc=200.0, share=0.95, p=0.99)
+                for s in range(0, 900, 10)])[1] == []

@@ -84,6 +84,9 @@ class Position:
     # disc (a ring around one receiver, a band heard only far from the zone); the disc covers it.
     region: tuple[tuple[float, float], ...] = ()
     region_cell_m: float = 0.0
+    # the share of the probability in each `region` cell (same order; they sum to about 0.95), when the
+    # locate step knows it: what the matcher weighs the region's cells by. Gateway-side, never sent.
+    region_weights: tuple[float, ...] = ()
 
 
 class ZoneStatus(StrEnum):
@@ -119,6 +122,9 @@ class Match:
     # the share of the locate step's region (its cells) outside the zone: 1.0 outside, 0.0 inside, between
     # for an uncertain fix with a region (a proxy for the probability mass outside); None when unknown
     outside_share: float | None = None
+    # the probability that the patient is outside the zone: the region's weight outside the zone over its
+    # whole weight (`Position.region_weights`); 1.0 / 0.0 when the disc decides; None when unknown
+    outside_p: float | None = None
 
 
 class AlertType(StrEnum):

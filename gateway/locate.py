@@ -181,7 +181,8 @@ class Locator:
         cells = np.round(np.concatenate((lats, lons)), 7).tolist()  # one rounding pass for both
         region = tuple(zip(cells[:k], cells[k:], strict=True))
         pos = Position(address, b.last_t, lat, lon, round(max(MIN_UNCERTAINTY_M, est.uncertainty_m), 1),
-                       PositionSource.BLE, len(counts), True, region=region, region_cell_m=round(est.cell_m, 2))
+                       PositionSource.BLE, len(counts), True, region=region, region_cell_m=round(est.cell_m, 2),
+                       region_weights=tuple(np.round(est.cell_w, 5).tolist()))
         b.last = pos
         return pos
 

@@ -107,13 +107,13 @@ def _json(v: Any) -> Any:
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 
-def _fields(obj: Any, skip: str | None = None) -> dict[str, Any]:
-    """`_json(dataclasses.asdict(obj))` without asdict's deep copy (and without the field `skip`,
-    which is never walked: a Position's region, a Match's position); the same keys in the same order."""
+def _fields(obj: Any, *skip: str) -> dict[str, Any]:
+    """`_json(dataclasses.asdict(obj))` without asdict's deep copy (and without the fields `skip`,
+    which are never walked: a Position's region, a Match's position); the same keys in the same order."""
     names = _FIELD_NAMES.get(type(obj))
     if names is None:
         names = _FIELD_NAMES[type(obj)] = tuple(f.name for f in fields(obj))
-    return {n: _json(getattr(obj, n)) for n in names if n != skip}
+    return {n: _json(getattr(obj, n)) for n in names if n not in skip}
 
 
 def match_body(m: Match | None) -> dict[str, Any] | None:
@@ -123,7 +123,7 @@ def match_body(m: Match | None) -> dict[str, Any] | None:
 
 
 def position_body(p: Position, patient_id: int | None, m: Match | None) -> dict[str, Any]:
-    body = _fields(p, "region")  # the locate step's grid cells: used here by the matcher, too bulky to send
+    body = _fields(p, "region", "region_weights")  # the locate step's grid cells: used here by the matcher, too bulky to send
     body["patient_id"] = patient_id
     body["match"] = match_body(m)
     return body

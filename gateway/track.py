@@ -174,6 +174,7 @@ class Estimate:
     cells_x: Arr
     cells_y: Arr
     cell_m: float
+    cell_w: Arr  # the share of the cloud's weight in each of those cells (they sum to about `mass`)
 
 
 def _uniform(rng: np.random.Generator, box: tuple[float, float, float, float], k: int) -> tuple[Arr, Arr]:
@@ -289,7 +290,8 @@ def _cells(px: Arr, py: Arr, cell: float) -> tuple[NDArray[np.int64], NDArray[np
 
 
 def estimate(tr: Track, mass: float) -> Estimate:
-    """The cells holding `mass` of the weight (a histogram of the cloud) and the disc covering them.
+    """The cells holding `mass` of the weight (a histogram of the cloud), each with its weight, and
+    the disc covering them.
 
     The cell is the smallest of `CELL_SIZES` at which the cloud fills at most a third as many
     cells as it has particles: a histogram that dense has no holes where the patient could be,
@@ -308,4 +310,4 @@ def estimate(tr: Track, mass: float) -> Estimate:
     gx = ((ix[keep] + 0.5) * cell).astype(np.float64)
     gy = ((iy[keep] + 0.5) * cell).astype(np.float64)
     reach = float(np.max(np.hypot(gx - tr.cx, gy - tr.cy))) + cell * math.sqrt(0.5)
-    return Estimate(tr.cx, tr.cy, reach, gx, gy, cell)
+    return Estimate(tr.cx, tr.cy, reach, gx, gy, cell, cw[o[:k]].astype(np.float64))

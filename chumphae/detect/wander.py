@@ -8,7 +8,8 @@ Why this shape (DOMAIN.md, Wandering; Traccar fires on the first outside fix):
     the unbroken run leaning outside (`leaning_out`: the centre outside, or
     `OUT_SHARE` of the region's cells outside the zone: when the patient most
     likely left, not when the region finally cleared the zone). Once started,
-    uncertain fixes whose centre stays `STILL_OUT_M` outside, or that are
+    uncertain fixes whose centre stays `STILL_OUT_M` outside, or with
+    `P_OUT` of the probability outside (`Match.outside_p`), or that are
     heard only faintly (uncertainty ≥ `FAINT_M`), keep it running and may end
     the dwell (`still_outside`): off the road the region flickers between
     clearing the zone and touching it, and a faint ring's centre may sit
@@ -42,7 +43,10 @@ from chumphae.values import AlertType, Detection, Match, Reading, ZoneStatus
 
 def confirmed_outside(m: Match, th: Thresholds) -> bool:
     # the matcher's clearance when it gave one (the locate step's region may clear the zone
-    # while the disc covering it still touches it), else the disc's own
+    # while the disc covering it still touches it), else the disc's own; or a faint fix (heard
+    # faintly by every receiver: far from all of them) with `P_OUT` of its probability outside
+    if faint_and_out(m):
+        return True
     if m.status != ZoneStatus.OUTSIDE:
         return False
     if m.clearance_m is not None:
@@ -56,6 +60,16 @@ FAINT_M = 300.0  # …or with an uncertainty this large (heard faintly by every 
 CENTRE_OUT_M = 0.0  # a confirmed excursion is dated from the first of a run of fixes with the centre this far out
 OUT_SHARE = 0.6  # …or with this share of the region outside the zone (most of the probability outside)
 LAPSE_S = 90.0  # an excursion not yet alerted lapses after this long with no fix saying "still outside"
+P_OUT = 0.96  # …or with this probability outside (`Match.outside_p`: the cloud's weight outside the zone)
+
+
+def faint_and_out(m: Match) -> bool:
+    """A faint fix (uncertainty `FAINT_M` or more) with `P_OUT` of its probability outside the zone: off the
+    road, 100+ m from every receiver, the region may never clear the zone (its centre within metres of
+    the edge) while almost all of the cloud's weight is outside; such a fix confirms an excursion."""
+    q = m.outside_p
+    return (m.status != ZoneStatus.INSIDE and q is not None and q >= P_OUT
+            and m.position.uncertainty_m >= FAINT_M)
 
 
 def leaning_out(m: Match, th: Thresholds) -> bool:
@@ -71,12 +85,17 @@ def leaning_out(m: Match, th: Thresholds) -> bool:
 
 def still_outside(m: Match, th: Thresholds) -> bool:
     """Once an excursion is confirmed: still outside while fixes clear the zone, or stay uncertain
-    (the region touches the zone) with the centre outside, or are heard only faintly (uncertainty
-    `FAINT_M` or more). A patient 100 m off the road is heard faintly by every receiver, and the
-    region flickers between clearing the zone and touching it from one fix to the next, while
-    its centre (the mean of a ring) may sit anywhere, inside the zone too; such a fix does not say
-    the patient came back. Only a fix inside (status INSIDE) ends the excursion."""
+    (the region touches the zone) with the centre outside, or with `P_OUT` of the probability
+    outside (`Match.outside_p`), or are heard only faintly (uncertainty `FAINT_M` or more). A
+    patient 100 m off the road is heard faintly by every receiver, and the region flickers between
+    clearing the zone and touching it from one fix to the next, while its centre (the mean of a
+    ring, or of a cloud with a tail back onto the road) may sit anywhere, inside the zone too; such
+    a fix does not say the patient came back. Only a fix inside (status INSIDE) ends the excursion."""
     if confirmed_outside(m, th):
+        return True
+    if m.status == ZoneStatus.INSIDE:
+        return False
+    if m.outside_p is not None and m.outside_p >= P_OUT:
         return True
     if m.status != ZoneStatus.UNCERTAIN:
         return False

@@ -6,7 +6,9 @@ BLE fix ±40 m near the garden fence is not called a wander, and the detector
 downstream can wait for a better fix. When the locate step sends a region
 (the grid cells holding ~95 % of its likelihood: a ring around one receiver,
 say) the region decides in the same way, cell by cell: wholly outside →
-outside, even though the covering disc still touches the zone. Distances are metres in the map's UTM
+outside, even though the covering disc still touches the zone; and when the region's cells carry
+their weights (`Position.region_weights`) the Match says the probability outside (`outside_p`: the
+weight of the cells outside over the region's). Distances are metres in the map's UTM
 zone. Two paths give the same answers: `match` for one position (gateway,
 live feed) and `match_many` for a batch (vectorised: one CRS transform, one
 STRtree query per layer, one distance call per zone).
@@ -35,6 +37,16 @@ def classify(signed_distance_m: float, uncertainty_m: float) -> ZoneStatus:
     if signed_distance_m >= r:
         return ZoneStatus.OUTSIDE
     return ZoneStatus.UNCERTAIN
+
+
+def _outside_p(p: Position, covered: NDArray[np.bool_]) -> float | None:
+    """The probability outside the zone: the weight of the region's cells outside over the region's whole
+    weight (`Position.region_weights`, one per cell); None when the locate step gave no weights."""
+    if len(p.region_weights) != len(covered):
+        return None
+    w = np.asarray(p.region_weights, dtype=np.float64)
+    total = float(w.sum())
+    return float(w[~covered].sum()) / total if total > 0 else None
 
 
 class Matcher:
@@ -89,6 +101,7 @@ class Matcher:
         status: list[ZoneStatus] = []
         clearance: list[float | None] = [None] * n
         share: list[float | None] = [None] * n
+        prob: list[float | None] = [None] * n
         regions: list[int] = []  # uncertain by the disc, with a region to decide it
         for i, (p, z) in enumerate(zip(positions, zones, strict=True)):
             if z is None:
@@ -96,7 +109,7 @@ class Matcher:
                 continue
             st = classify(float(signed[i]), p.uncertainty_m)
             status.append(st)
-            share[i] = 1.0 if st == ZoneStatus.OUTSIDE else 0.0 if st == ZoneStatus.INSIDE else None
+            share[i] = prob[i] = 1.0 if st == ZoneStatus.OUTSIDE else 0.0 if st == ZoneStatus.INSIDE else None
             if st == ZoneStatus.OUTSIDE:
                 clearance[i] = float(signed[i]) - p.uncertainty_m
             elif st == ZoneStatus.UNCERTAIN and p.region:
@@ -104,19 +117,20 @@ class Matcher:
         if regions:
             decided = self._region_statuses([positions[i] for i in regions], [zones[i] for i in regions],
                                             [geom[i] for i in regions])
-            for i, (st, c, f) in zip(regions, decided, strict=True):
-                status[i], clearance[i], share[i] = st, c, f
+            for i, (st, c, f, q) in zip(regions, decided, strict=True):
+                status[i], clearance[i], share[i], prob[i] = st, c, f, q
         out: list[Match] = []
         for i, (p, z) in enumerate(zip(positions, zones, strict=True)):
             sched = None if not schedule or z is None else ("night" if geom[i] is z.night else "day")
             out.append(Match(position=p, status=status[i], zone_version=z.version if z else None,
                              distance_to_boundary_m=None if z is None else float(signed[i]),
                              distance_to_route_m=float(route_d[i]) if route_i[i] >= 0 else None,
-                             place=places[i], schedule=sched, clearance_m=clearance[i], outside_share=share[i]))
+                             place=places[i], schedule=sched, clearance_m=clearance[i], outside_share=share[i],
+                             outside_p=prob[i]))
         return out
 
     def _region_statuses(self, ps: Sequence[Position], zs: Sequence[Zone | None], gs: Sequence[BaseGeometry | None]
-                         ) -> list[tuple[ZoneStatus, float | None, float]]:
+                         ) -> list[tuple[ZoneStatus, float | None, float, float | None]]:
         """`_region_status` for many positions at once: one CRS transform for every cell, then one
         point-in-zone and one distance call per zone geometry; the same answers, cell for cell."""
         sizes = [len(p.region) for p in ps]
@@ -145,22 +159,24 @@ class Matcher:
                 dist[cells] = shapely.distance(edge, shapely.points(x[cells], y[cells]))
         d_min = np.minimum.reduceat(dist, starts)
         out_share = 1.0 - np.add.reduceat(covered.astype(np.float64), starts) / np.asarray(sizes, dtype=np.float64)
-        out: list[tuple[ZoneStatus, float | None, float]] = []
+        out: list[tuple[ZoneStatus, float | None, float, float | None]] = []
         for k, p in enumerate(ps):
             half = p.region_cell_m * 0.7072
             d = float(d_min[k])
             f = float(out_share[k])
+            q = _outside_p(p, covered[starts[k]:starts[k] + sizes[k]])
             if any_in[k] and not all_in[k]:
-                out.append((ZoneStatus.UNCERTAIN, None, f))
+                out.append((ZoneStatus.UNCERTAIN, None, f, q))
             elif not any_in[k]:
-                out.append((ZoneStatus.OUTSIDE, d - half, f) if d >= half else (ZoneStatus.UNCERTAIN, None, f))
+                out.append((ZoneStatus.OUTSIDE, d - half, f, q) if d >= half else (ZoneStatus.UNCERTAIN, None, f, q))
             else:
-                out.append((ZoneStatus.INSIDE, None, f) if d >= half else (ZoneStatus.UNCERTAIN, None, f))
+                out.append((ZoneStatus.INSIDE, None, f, q) if d >= half else (ZoneStatus.UNCERTAIN, None, f, q))
         return out
 
-    def _region_status(self, p: Position, z: Zone) -> tuple[ZoneStatus, float | None, float]:
+    def _region_status(self, p: Position, z: Zone) -> tuple[ZoneStatus, float | None, float, float | None]:
         """The locate step's region, cell by cell: every cell clear of the zone → outside (and by how
-        much), every cell inside → inside, else uncertain; and the share of its cells outside the zone.
+        much), every cell inside → inside, else uncertain; the share of its cells outside the zone, and
+        the probability outside (the cells' weights outside over their whole weight; None without weights).
         A cell is a square `region_cell_m` wide: its centre must clear the edge by half its diagonal."""
         g = z.at(p.t)
         x, y = self.layers.metric.xy([q[1] for q in p.region], [q[0] for q in p.region])
@@ -168,12 +184,13 @@ class Matcher:
         covered = shapely.intersects_xy(g, x, y)
         half = p.region_cell_m * 0.7072
         share = 1.0 - float(covered.sum()) / len(covered)
+        q = _outside_p(p, covered)
         if covered.any() and not covered.all():
-            return ZoneStatus.UNCERTAIN, None, share
+            return ZoneStatus.UNCERTAIN, None, share, q
         d = float(shapely.distance(z.edge_of(g), shapely.points(x, y)).min())
         if not covered.any():
-            return (ZoneStatus.OUTSIDE, d - half, share) if d >= half else (ZoneStatus.UNCERTAIN, None, share)
-        return (ZoneStatus.INSIDE, None, share) if d >= half else (ZoneStatus.UNCERTAIN, None, share)
+            return (ZoneStatus.OUTSIDE, d - half, share, q) if d >= half else (ZoneStatus.UNCERTAIN, None, share, q)
+        return (ZoneStatus.INSIDE, None, share, q) if d >= half else (ZoneStatus.UNCERTAIN, None, share, q)
 
     def _places_cached(self, x: NDArray[np.float64], y: NDArray[np.float64]) -> list[Place]:
         """`_places`, remembered per `PLACE_CELL_M` cell (a still patient's place is looked up once)."""

@@ -25,9 +25,10 @@ def reading(t: datetime, **kw: object) -> Reading:
 
 def match(t: datetime, status: ZoneStatus, dist: float | None, unc: float = 10.0,
           in_coverage: bool = True, schedule: str | None = None, share: float | None = None,
-          clearance: float | None = None) -> Match:
+          clearance: float | None = None, p: float | None = None) -> Match:
     pos = Position(ADDR, t, 16.5442, 102.0997, unc, in_coverage=in_coverage)
-    return Match(pos, status, 3, dist, None, PLACE, schedule=schedule, clearance_m=clearance, outside_share=share)
+    return Match(pos, status, 3, dist, None, PLACE, schedule=schedule, clearance_m=clearance, outside_share=share,
+                 outside_p=p)
 
 
 def still(pitch: float = 0.0, roll: float = 0.0, spread: float = 0.0) -> Motion:

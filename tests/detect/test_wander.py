@@ -227,3 +227,40 @@ def test_a_confirming_blip_lapses_when_nothing_says_outside_for_a_while() -> Non
              + [match(at(s), ZoneStatus.OUTSIDE, 5.0, unc=80.0, share=1.0, clearance=10.0) for s in range(80, 400, 10)])
     _, found = run(short)
     assert found[0].t == at(300)
+
+
+def test_a_started_dwell_runs_through_fixes_with_most_of_the_probability_outside() -> None:
+    # off the road the cloud's mean lags 15 m inside the zone (a tail of it back on the road) while 98 %
+    # of its weight is outside: once the region has cleared the zone, such fixes keep the excursion and
+    # raise the alert at the dwell, where main's rule lapsed it after 90 s and waited for a clearing fix
+    lagging = ([match(at(0), ZoneStatus.OUTSIDE, 5.0, unc=80.0, share=1.0, clearance=10.0, p=1.0)]
+               + [match(at(s), ZoneStatus.UNCERTAIN, -15.0, unc=120.0, share=0.85, p=0.98)
+                  for s in range(10, 400, 10)])
+    _, found = run(lagging)
+    assert [d.type for d in found] == [AlertType.WANDER] and found[0].t == at(300)
+    assert found[0].details["outside_for_s"] == 300
+    # the same fixes with the weight mostly inside (a patient standing near the edge: the cells outside
+    # are the cloud's thin rim) lapse as before: no alert
+    rim = ([match(at(0), ZoneStatus.OUTSIDE, 5.0, unc=80.0, share=1.0, clearance=10.0, p=1.0)]
+           + [match(at(s), ZoneStatus.UNCERTAIN, -15.0, unc=120.0, share=0.85, p=0.6) for s in range(10, 400, 10)])
+    assert run(rim)[1] == []
+    # and fixes with the probability outside never start an excursion alone
+    assert run([match(at(s), ZoneStatus.UNCERTAIN, -15.0, unc=120.0, share=0.9, p=0.99)
+                for s in range(0, 900, 10)])[1] == []
+    # the tick fires the due dwell on such a last fix, too
+    _, found = run(lagging[:25], tick_at=[at(305)])
+    assert [d.type for d in found] == [AlertType.WANDER] and found[0].t == at(300)
+
+
+def test_faint_fixes_with_almost_all_the_probability_outside_confirm_an_excursion() -> None:
+    # 100+ m off the road every receiver hears the band faintly: a 350 m region whose centre stays within
+    # metres of the edge never clears the zone, while 0.98 of the cloud's weight is outside
+    faint_out = [match(at(s), ZoneStatus.UNCERTAIN, -5.0, unc=350.0, share=0.95, p=0.98) for s in range(0, 500, 10)]
+    _, found = run(faint_out)
+    assert [d.type for d in found] == [AlertType.WANDER]
+    assert found[0].t == at(300) and found[0].details["outside_for_s"] == 300
+    # with less of the weight outside, or a well-located fix, they do not
+    assert run([match(at(s), ZoneStatus.UNCERTAIN, -5.0, unc=350.0, share=0.95, p=0.9)
+                for s in range(0, 900, 10)])[1] == []
+    assert run([match(at(s), ZoneStatus.UNCERTAIN, -5.0, unc=200.0, share=0.95, p=0.99)
+                for s in range(0, 900, 10)])[1] == []

@@ -86,6 +86,12 @@ def test_band_150_m_off_the_route_heard_faintly_is_confirmed_outside() -> None:
     assert statuses.count(ZoneStatus.OUTSIDE) >= 0.5 * len(statuses)
     # the old answer ("near receiver X ± d") touched the corridor every time: the region does not
     assert all(p.region for p in far)
+    # each cell carries its share of the probability (the matcher's `outside_p`): one weight per cell,
+    # heaviest first, together the region's 95 %
+    for p in far:
+        assert len(p.region_weights) == len(p.region)
+        assert list(p.region_weights) == sorted(p.region_weights, reverse=True)
+        assert 0.949 <= sum(p.region_weights) <= 1.0 + 1e-6  # rounded to 1e-5 each
 
 
 def test_region_holds_the_true_position_most_of_the_time() -> None:

@@ -125,3 +125,31 @@ def test_batch_equals_scalar_on_the_chumphae_map(chumphae_layers: MapLayers) -> 
     statuses = {m.status for m in batch}
     assert statuses == {ZoneStatus.INSIDE, ZoneStatus.OUTSIDE, ZoneStatus.UNCERTAIN, ZoneStatus.NO_ZONE}
     assert sum(m.place.parcel_code is not None for m in batch) > 100  # most points fall on a parcel
+
+
+def test_the_probability_outside_weighs_the_regions_cells(tiny_layers: MapLayers, home_zone) -> None:  # type: ignore[no-untyped-def]
+    """Three of five region cells lie outside the parcel, but they hold little of the probability: the
+    share of cells says 0.6, the weights say 0.25 / 0.95; without weights the probability is unknown."""
+    cells = [(20, 20), (20, 30), (20, 50), (20, 60), (20, 70)]  # 40 × 40 m parcel: two in, three out
+    region = tuple((lat, lon) for lon, lat in (lonlat(x, y) for x, y in cells))
+    weights = (0.4, 0.3, 0.1, 0.1, 0.05)
+    base = pos(20, 45, 30)
+    p = Position(base.address, base.t, base.lat, base.lon, 30.0, region=region, region_cell_m=5.0,
+                 region_weights=weights)
+    matcher = Matcher(tiny_layers)
+    m = matcher.match(p, home_zone)
+    assert m.status is ZoneStatus.UNCERTAIN
+    assert m.outside_share == pytest.approx(0.6)
+    assert m.outside_p == pytest.approx(0.25 / 0.95)
+    assert matcher.match_many([p], [home_zone]) == [m]
+    unweighted = matcher.match(Position(base.address, base.t, base.lat, base.lon, 30.0, region=region,
+                                        region_cell_m=5.0), home_zone)
+    assert unweighted.outside_share == pytest.approx(0.6) and unweighted.outside_p is None
+    # the disc alone decides: certain either way
+    assert matcher.match(pos(20, 80, 5), home_zone).outside_p == 1.0
+    assert matcher.match(pos(20, 20, 5), home_zone).outside_p == 0.0
+    # every cell out (the disc still touches the parcel): the whole probability is outside
+    far = tuple((lat, lon) for lon, lat in (lonlat(x, y) for x, y in [(20, 60), (20, 70)]))
+    out = matcher.match(Position(base.address, base.t, base.lat, base.lon, 30.0, region=far, region_cell_m=5.0,
+                                 region_weights=(0.5, 0.45)), home_zone)
+    assert out.status is ZoneStatus.OUTSIDE and out.outside_p == pytest.approx(1.0)

@@ -254,14 +254,14 @@ class Pipeline:
     # -- per second ---------------------------------------------------------
     def tick(self, now: float, wall: datetime) -> None:
         heard, self._heard = self._heard, set()
-        found: list[Position] = []
+        due: list[str] = []
         for address in sorted(heard):
             if self._settled_until.get(address, -math.inf) > now:
                 self._heard.add(address)  # still heard: estimated once its verdict could change
                 continue
-            pos = self.locator.estimate(address, now)
-            if pos is not None:
-                found.append(pos)
+            due.append(address)
+        # the due bands' tracks are stepped in one batch (each as it would be alone)
+        found = [p for p in self.locator.estimate_many(due, now) if p is not None]
         found += self.locator.sweep(now)
         # matching reads only the map and the zones, so the tick's positions are matched in one batch,
         # then detected one by one in the same order as before

@@ -21,6 +21,11 @@ disc around the centre covering them. So one receiver hearing the band at
 matcher can say "wholly outside" when every cell of the ring is outside the
 zone; a still patient's region shrinks as the seconds add evidence.
 
+`estimate_many` estimates a tick's bands at once: their windows one by one,
+their tracks stepped in one batch (`track.step_many`); each band's track has
+its own random stream (seeded from the locator's seed and the address), so a
+band's Position does not depend on which bands share its batch.
+
 Nobody heard the band for `coverage_timeout_s`: one "out of coverage"
 position at the last place, the likeliest one with its uncertainty.
 

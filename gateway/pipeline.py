@@ -3,8 +3,9 @@
 `handle(advert)` runs per advert (decode, feed the locator, feed readings to
 the detector; `feed(advert)` is the same for the scan loop, which needs no
 Reading back: a repeat of a band frame already handled only feeds the
-locator); `tick(now, wall)` runs once a second (estimate positions,
-match, detect, sweep coverage, queue what the backend must hear). A band
+locator); `tick(now, wall)` runs once a second (estimate positions, the
+due bands' tracks stepped in one batch, match, detect, sweep coverage, queue
+what the backend must hear). A band
 whose last match was inside with room to spare is estimated again only when
 its verdict could have changed (`settled_for`: the slack over a walking
 speed, at most 10 s); its sightings keep accumulating meanwhile. Match and

@@ -26,12 +26,16 @@ weighted mean, moved at most `V_MAX · dt` (plus a metre) from the last one:
 a position never jumps further than the patient could have walked; the disc
 around it still covers the whole region.
 
-All arithmetic is numpy over (receivers × particles); no Python loop per
-particle. A step's one likelihood pass covers the moved cloud and the
-recovery candidates together; the receivers come heard, faint, quiet, so
-each set is a block of rows, not a masked copy. The likelihood runs in
-float32 (numpy vectorises log and exp for it, not for float64 on every CPU);
-a step draws its random numbers in a few whole-array calls.
+All arithmetic is numpy; no Python loop per particle. The bands due in one
+tick are stepped together (`step_many`): their clouds stacked as (bands ×
+particles), their windows as one `Stack` of coefficients (receivers heard,
+faint, quiet in that order, so each term is a block of rows; padding rows
+add exact zeros), one likelihood pass for the moved clouds and the recovery
+candidates of every band, run receiver by receiver so each pass stays in the
+core's cache. The likelihood runs in float32 (numpy vectorises log and exp
+for it, not for float64 on every CPU). Each band draws its random numbers
+from its own generator, two calls a step, so a band's track is the same bit
+for bit whichever bands share its batch (`step` is a batch of one).
 """
 
 from __future__ import annotations

@@ -41,6 +41,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
 
 import numpy as np
 
@@ -57,6 +58,8 @@ SENSITIVITY_DBM = -100.0  # weakest packet a receiver reports (ESP32 / BlueZ ada
 REGION_MASS = 0.95  # share of the likelihood the region holds
 MAX_RANGE_M = 300.0  # no BLE band is heard further than this
 RECEIVER_ALIVE_S = 600.0  # a receiver that heard any band this recently counts when it hears nothing
+
+_rssi = itemgetter(1)  # of a (monotonic time, rssi) sample
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,14 +205,14 @@ class Locator:
         return out
 
     def _window(self, b: _Band, now: float) -> dict[str, list[float]]:
-        """receiver → the RSSIs it heard of the band in the last `window_s` (older ones dropped)."""
+        """receiver → the RSSIs it heard of the band in the last `window_s`, loudest first (older ones dropped)."""
         cutoff = now - self.window_s
         counts: dict[str, list[float]] = {}  # receiver → the RSSIs it heard in the window
         for rid, q in b.samples.items():
             while q and q[0][0] < cutoff:
                 q.popleft()
             if q:
-                counts[rid] = [v for _t, v in q]
+                counts[rid] = sorted(map(_rssi, q), reverse=True)
         return counts
 
     def _rng_for(self, address: str, b: _Band) -> np.random.Generator:
@@ -258,7 +261,7 @@ class Locator:
         for rid, heard in counts.items():
             i = self._rx_index[rid]
             r = self.receivers[rid]
-            vals = sorted(heard, reverse=True)
+            vals = heard  # loudest first (`_window`)
             m = len(vals)
             plain = vals[m // 2] if m % 2 else (vals[m // 2 - 1] + vals[m // 2]) / 2.0  # median(heard)
             if plain > loudest:

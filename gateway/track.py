@@ -66,6 +66,7 @@ INJECT_CANDIDATES = 64
 REACH_SOFT_M = 10.0  # how softly a receiver's reach ends
 CELL_SIZES = (5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 40.0, 60.0, 80.0)
 CELL_SPAN_DENSE = 4096  # cell grids up to this many cells are ranked with a dense table, wider ones sorted
+BLOCK_ELEMENTS = 65536  # a likelihood over at most this many (receiver, place) pairs is one pass (256 KiB a temporary)
 
 
 @dataclass(slots=True)
@@ -148,11 +149,50 @@ class Stack:
         """Log-likelihood of each candidate place: (bands × places) in, (bands × places) out; band j's
         places weighed by band j's window.
 
-        Row by row (a receiver of every band at once): each pass is over (bands × places), which
-        stays in the core's cache where (rows × bands × places) would not. The arithmetic is float32
-        (numpy vectorises its log and exp, not float64's on every CPU): metres stay exact to a
-        millimetre over kilometres and each term to about 1e-6 of its size; each term's sum over
-        receivers is accumulated row after row, and the three sums come back as float64."""
+        The arithmetic is float32 (numpy vectorises its log and exp, not float64's on every CPU):
+        metres stay exact to a millimetre over kilometres and each term to about 1e-6 of its size;
+        each term's sum over receivers is accumulated receiver after receiver in float32, and the
+        three sums come back as float64. A small stack is one pass over (rows × bands × places);
+        a large one goes receiver by receiver (each pass over (bands × places)), which stays in the
+        core's cache where one (rows × bands × places) pass would not. Both give the same numbers,
+        bit for bit."""
+        if self.x.shape[0] * px.size <= BLOCK_ELEMENTS:
+            return self._loglik_block(px, py)
+        return self._loglik_rows(px, py)
+
+    def _loglik_block(self, px: Arr, py: Arr) -> Arr:
+        f32 = np.float32
+        m, h, b = self.x.shape[0], self.za.shape[0], self.reach.shape[0]
+        c = m - self.ca.shape[0]
+        d2 = self.x - px.astype(f32)
+        d2 *= d2
+        dy = self.y - py.astype(f32)
+        dy *= dy
+        d2 += dy
+        lnd2 = np.log(np.maximum(d2, np.full_like(d2, 0.25)))  # d ≥ 0.5 m
+        ll = np.zeros(px.shape)
+        if h:
+            z = lnd2[:h] * self.zb
+            z += self.za
+            z *= z
+            ll -= 0.5 * z.sum(axis=0)
+        if b:
+            over = np.sqrt(d2[:b])
+            over -= self.reach
+            np.maximum(over, np.zeros_like(over), out=over)
+            over *= over
+            ll -= (0.5 / REACH_SOFT_M**2) * over.sum(axis=0)
+        if c < m:
+            e = lnd2[c:] * self.cb
+            e += self.ca
+            np.minimum(e, np.full_like(e, 80.0), out=e)  # as in `_loglik_rows`
+            np.exp(e, out=e)
+            e += f32(1.0)
+            np.log(e, out=e)
+            ll -= e.sum(axis=0)
+        return ll
+
+    def _loglik_rows(self, px: Arr, py: Arr) -> Arr:
         f32 = np.float32
         m, h, b = self.x.shape[0], self.za.shape[0], self.reach.shape[0]
         c = m - self.ca.shape[0]

@@ -370,19 +370,33 @@ def test_track_fast_arithmetic_matches_the_first_written(
 def test_bands_stepped_together_get_what_each_gets_alone(
         layers: MapLayers, walk_outs: tuple[SiteConfig, Zone, list[Advert | None]],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """A tick's windows stacked (`track.stack`: padded rows, one likelihood pass) weigh each band's
-    places exactly as its window alone does, and `track.step_many` gives each band exactly the track
-    `track.step` gives it alone (the same random streams), on the windows of a real run."""
+    """A tick's windows stacked (`track.stack`: padded rows, one likelihood pass or one per receiver)
+    weigh each band's places exactly as its window alone does, and `track.step_many` gives each band
+    exactly the track `track.step` gives it alone (the same random streams), on the windows of a real run."""
     ticks = [t for t in _windows(layers, walk_outs, monkeypatch, 20000) if len(t) > 1]
     assert len(ticks) > 10 and max(len(t) for t in ticks) >= 4
     assert {int(k) for t in ticks for ev in t for k in ev.kind} == {0, 1, 2}  # heard, faint and quiet rows
     rng = np.random.default_rng(2)
+
+    def stacked(evs: list[track.Evidence]) -> track.Stack:
+        fields = ("x", "y", "p1m", "n", "kind", "rssi", "sigma", "reach")
+        cat = [np.concatenate([getattr(ev, f) for ev in evs]) for f in fields]  # heard, faint, quiet already
+        x, y, p1m, n, kind, rssi, sigma, reach = cat
+        return track.stack([len(ev.x) for ev in evs], x, y, p1m, n, kind, rssi, sigma, reach, evs[0].sensitivity,
+                           [ev.box for ev in evs])
+
+    # a stack too large for one pass goes receiver by receiver: the same numbers as one pass and as each alone
+    many = [ev for tick in ticks[:10] for ev in tick]
+    big = stacked(many)
+    px, py = rng.uniform(-400.0, 400.0, (2, len(many), 576))
+    by_rows = big._loglik_rows(px, py)
+    assert big.x.shape[0] * px.size > track.BLOCK_ELEMENTS >= big.x.shape[0] * 576
+    assert np.array_equal(by_rows, big.loglik(px, py)) and np.array_equal(by_rows, big._loglik_block(px, py))
+    for j, ev in enumerate(many):
+        assert np.array_equal(by_rows[j], ev.loglik(px[j], py[j]))
     stepped = resampled = 0
     for tick in ticks:
-        sizes = [len(ev.x) for ev in tick]
-        fields = ("x", "y", "p1m", "n", "kind", "rssi", "sigma", "reach")
-        cat = [np.concatenate([getattr(ev, f) for ev in tick]) for f in fields]  # heard, faint, quiet already
-        stack = track.stack(sizes, *cat, tick[0].sensitivity, [ev.box for ev in tick])
+        stack = stacked(tick)
         px = np.stack([track._uniform(rng, ev.box, 576)[0] for ev in tick])
         py = np.stack([track._uniform(rng, ev.box, 576)[1] for ev in tick])
         together = stack.loglik(px, py)

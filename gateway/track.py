@@ -387,9 +387,9 @@ def _walk(trs: list[Track], ev: Stack, now: float, rngs: list[np.random.Generato
     scale = moving * s[:, None]
     scale += still * STILL_JITTER  # s or STILL_JITTER
     g *= scale[:, None, :]
-    vx = keep * np.stack([tr.vx for tr in trs])
+    vx = keep * np.array([tr.vx for tr in trs])  # np.array of the rows: np.stack's checks cost more here
     vx += g[:, 0]
-    vy = keep * np.stack([tr.vy for tr in trs])
+    vy = keep * np.array([tr.vy for tr in trs])
     vy += g[:, 1]
     # no faster than V_MAX: a factor V_MAX / speed where the speed is above it, 1 elsewhere
     shrink = vx * vx
@@ -400,9 +400,9 @@ def _walk(trs: list[Track], ev: Stack, now: float, rngs: list[np.random.Generato
     vx *= shrink
     vy *= shrink
     px = vx * dt[:, None]
-    px += np.stack([tr.px for tr in trs])
+    px += np.array([tr.px for tr in trs])
     py = vy * dt[:, None]
-    py += np.stack([tr.py for tr in trs])
+    py += np.array([tr.py for tr in trs])
     # a few particles (evenly spaced through the cloud from a random start) are replaced by places
     # drawn from this window's evidence alone; the likelihood of the moved clouds and of the
     # candidates they are drawn from is one pass
@@ -427,7 +427,7 @@ def _walk(trs: list[Track], ev: Stack, now: float, rngs: list[np.random.Generato
     even = np.array([tr.even for tr in trs])
     lw = np.zeros((nb, n))
     if not even.all():
-        lw[~even] = np.log(np.maximum(np.stack([tr.w for tr in trs if not tr.even]), 1e-300))
+        lw[~even] = np.log(np.maximum(np.array([tr.w for tr in trs if not tr.even]), 1e-300))
     prior = [math.log(INJECT_WEIGHT / n) + (math.log(n) if tr.even else 0.0) for tr in trs]
     lw[rows, idx] = np.array(prior)[:, None]
     alpha = np.array([min(1.0, max(d, 1.0) / TEMPER_S) for d in dts])

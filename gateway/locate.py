@@ -21,6 +21,11 @@ disc around the centre covering them. So one receiver hearing the band at
 matcher can say "wholly outside" when every cell of the ring is outside the
 zone; a still patient's region shrinks as the seconds add evidence.
 
+`estimate_many` estimates a tick's bands at once: their windows one by one,
+their tracks stepped in one batch (`track.step_many`); each band's track has
+its own random stream (seeded from the locator's seed and the address), so a
+band's Position does not depend on which bands share its batch.
+
 Nobody heard the band for `coverage_timeout_s`: one "out of coverage"
 position at the last place, the likeliest one with its uncertainty.
 
@@ -30,11 +35,13 @@ Position with the fix's own accuracy.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
 
 import numpy as np
 
@@ -51,6 +58,8 @@ SENSITIVITY_DBM = -100.0  # weakest packet a receiver reports (ESP32 / BlueZ ada
 REGION_MASS = 0.95  # share of the likelihood the region holds
 MAX_RANGE_M = 300.0  # no BLE band is heard further than this
 RECEIVER_ALIVE_S = 600.0  # a receiver that heard any band this recently counts when it hears nothing
+
+_rssi = itemgetter(1)  # of a (monotonic time, rssi) sample
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +107,7 @@ class _Band:
     out_reported: bool = False
     full: int = 0  # the most packets of this band any receiver heard in one window
     track: Track | None = None  # the particle cloud (gateway.track)
+    rng: np.random.Generator | None = None  # the track's own random stream
 
 
 class Locator:
@@ -131,7 +141,7 @@ class Locator:
         self._rx_y = np.array([self._xy[r.id][1] for r in receivers], dtype=float)
         self._rx_p1m = np.array([r.p1m_dbm for r in receivers], dtype=float)
         self._rx_n = np.array([r.path_loss_n for r in receivers], dtype=float)
-        self._rng = np.random.default_rng(seed)
+        self.seed = seed
         self._bands: dict[str, _Band] = {}
 
     def _to_xy(self, lat: float, lon: float) -> tuple[float, float]:
@@ -159,20 +169,61 @@ class Locator:
 
     def estimate(self, address: str, now: float) -> Position | None:
         """Where the band is now: the track moved to `now` and weighted by the last window's evidence."""
-        b = self._bands.get(address)
-        if b is None or b.last_t is None:
-            return None
+        return self.estimate_many([address], now)[0]
+
+    def estimate_many(self, addresses: Sequence[str], now: float) -> list[Position | None]:
+        """`estimate` for several bands at once (None where a band has nothing in its window): the
+        windows made band by band in that order, then every track stepped in one batch
+        (`track.step_many`). Each band's track draws from its own random stream (seeded from the
+        locator's seed and the address), so a band's Position is the same whichever bands share
+        its batch."""
+        out: list[Position | None] = [None] * len(addresses)
+        due: list[tuple[int, _Band, int]] = []  # (place in `addresses`, band, receivers that heard it)
+        rows: list[tuple[int, int, float, float, float]] = []
+        sizes: list[int] = []
+        boxes: list[tuple[float, float, float, float]] = []
+        for i, address in enumerate(addresses):
+            b = self._bands.get(address)
+            if b is None or b.last_t is None:
+                continue
+            counts = self._window(b, now)
+            if not counts:
+                continue
+            r, box = self._rows(b, counts, now)
+            rows += r
+            sizes.append(len(r))
+            boxes.append(box)
+            due.append((i, b, len(counts)))
+        if not due:
+            return out
+        ev = self._stack(rows, sizes, boxes)
+        tracks = track.step_many([b.track for _i, b, _h in due], ev, now,
+                                 [self._rng_for(addresses[i], b) for i, b, _h in due])
+        for (i, b, heard), tr in zip(due, tracks, strict=True):
+            b.track = tr
+            out[i] = self._position(addresses[i], b, heard)
+        return out
+
+    def _window(self, b: _Band, now: float) -> dict[str, list[float]]:
+        """receiver → the RSSIs it heard of the band in the last `window_s`, loudest first (older ones dropped)."""
         cutoff = now - self.window_s
         counts: dict[str, list[float]] = {}  # receiver → the RSSIs it heard in the window
         for rid, q in b.samples.items():
             while q and q[0][0] < cutoff:
                 q.popleft()
             if q:
-                counts[rid] = [v for _t, v in q]
-        if not counts:
-            return None
-        ev = self._evidence(*self._rows(b, counts, now))
-        b.track = track.start(ev, now, self._rng) if b.track is None else track.step(b.track, ev, now, self._rng)
+                counts[rid] = sorted(map(_rssi, q), reverse=True)
+        return counts
+
+    def _rng_for(self, address: str, b: _Band) -> np.random.Generator:
+        if b.rng is None:
+            key = int.from_bytes(hashlib.blake2b(address.encode(), digest_size=8).digest(), "little")
+            b.rng = np.random.default_rng((self.seed, key))
+        return b.rng
+
+    def _position(self, address: str, b: _Band, heard: int) -> Position:
+        """The band's Position from its track: the centre, the region's cells, the disc around them."""
+        assert b.track is not None and b.last_t is not None
         est = track.estimate(b.track, self.region_mass)
         lat, lon = self._to_latlon(est.cx, est.cy)
         lats = self._origin[0] + est.cells_y / M_PER_DEG_LAT
@@ -181,7 +232,7 @@ class Locator:
         cells = np.round(np.concatenate((lats, lons)), 7).tolist()  # one rounding pass for both
         region = tuple(zip(cells[:k], cells[k:], strict=True))
         pos = Position(address, b.last_t, lat, lon, round(max(MIN_UNCERTAINTY_M, est.uncertainty_m), 1),
-                       PositionSource.BLE, len(counts), True, region=region, region_cell_m=round(est.cell_m, 2),
+                       PositionSource.BLE, heard, True, region=region, region_cell_m=round(est.cell_m, 2),
                        region_weights=tuple(np.round(est.cell_w, 5).tolist()))
         b.last = pos
         return pos
@@ -189,7 +240,7 @@ class Locator:
     # -- the evidence -----------------------------------------------------------
     def _rows(self, b: _Band, counts: dict[str, list[float]],
               now: float) -> tuple[list[tuple[int, int, float, float, float]], tuple[float, float, float, float]]:
-        """One window of RSSI as rows for the track's evidence (`_evidence`, `track.Evidence`): per
+        """One window of RSSI as rows for the track's evidence (`_stack`, `track.Stack`): per
         receiver (index, kind, median, σ, reach), heard then faint then quiet; and the search box.
 
         The median is taken over every packet the band sent in the window, heard or not: a
@@ -211,7 +262,7 @@ class Locator:
         for rid, heard in counts.items():
             i = self._rx_index[rid]
             r = self.receivers[rid]
-            vals = sorted(heard, reverse=True)
+            vals = heard  # loudest first (`_window`)
             m = len(vals)
             plain = vals[m // 2] if m % 2 else (vals[m // 2 - 1] + vals[m // 2]) / 2.0  # median(heard)
             if plain > loudest:
@@ -239,17 +290,17 @@ class Locator:
             x0, x1 = min(x - R for x, _y, R in hb), max(x + R for x, _y, R in hb)
             y0, y1 = min(y - R for _x, y, R in hb), max(y + R for _x, y, R in hb)
         b.anchor = anchor
-        rows.sort(key=lambda r: r[1])  # heard, faint, quiet (`track.Evidence` takes each set as a slice)
+        rows.sort(key=lambda r: r[1])  # heard, faint, quiet (`track.stack` wants them so)
         return rows, (x0, x1, y0, y1)
 
-    def _evidence(self, rows: list[tuple[int, int, float, float, float]],
-                  box: tuple[float, float, float, float]) -> track.Evidence:
-        """The rows of `_rows` as arrays over the receivers (`track.Evidence`)."""
+    def _stack(self, rows: list[tuple[int, int, float, float, float]], sizes: list[int],
+               boxes: list[tuple[float, float, float, float]]) -> track.Stack:
+        """The rows of `_rows` of several bands (`sizes[j]` rows for band j, one after the other) as
+        the likelihood's arrays (`track.Stack`)."""
         ia = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         cols = np.array([r[1:] for r in rows], dtype=float)
-        return track.Evidence(self._rx_x[ia], self._rx_y[ia], self._rx_p1m[ia], self._rx_n[ia],
-                              cols[:, 0].astype(np.int8), cols[:, 1], cols[:, 2],
-                              self.sensitivity_dbm, cols[:, 3], box)
+        return track.stack(sizes, self._rx_x[ia], self._rx_y[ia], self._rx_p1m[ia], self._rx_n[ia],
+                           cols[:, 0].astype(np.int8), cols[:, 1], cols[:, 2], cols[:, 3], self.sensitivity_dbm, boxes)
 
     def sweep(self, now: float) -> list[Position]:
         """Bands silent for `coverage_timeout_s`: one out-of-coverage position each, at the last place."""

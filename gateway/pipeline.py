@@ -3,8 +3,9 @@
 `handle(advert)` runs per advert (decode, feed the locator, feed readings to
 the detector; `feed(advert)` is the same for the scan loop, which needs no
 Reading back: a repeat of a band frame already handled only feeds the
-locator); `tick(now, wall)` runs once a second (estimate positions,
-match, detect, sweep coverage, queue what the backend must hear). A band
+locator); `tick(now, wall)` runs once a second (estimate positions, the
+due bands' tracks stepped in one batch, match, detect, sweep coverage, queue
+what the backend must hear). A band
 whose last match was inside with room to spare is estimated again only when
 its verdict could have changed (`settled_for`: the slack over a walking
 speed, at most 10 s); its sightings keep accumulating meanwhile. Match and
@@ -254,14 +255,14 @@ class Pipeline:
     # -- per second ---------------------------------------------------------
     def tick(self, now: float, wall: datetime) -> None:
         heard, self._heard = self._heard, set()
-        found: list[Position] = []
+        due: list[str] = []
         for address in sorted(heard):
             if self._settled_until.get(address, -math.inf) > now:
                 self._heard.add(address)  # still heard: estimated once its verdict could change
                 continue
-            pos = self.locator.estimate(address, now)
-            if pos is not None:
-                found.append(pos)
+            due.append(address)
+        # the due bands' tracks are stepped in one batch (each as it would be alone)
+        found = [p for p in self.locator.estimate_many(due, now) if p is not None]
         found += self.locator.sweep(now)
         # matching reads only the map and the zones, so the tick's positions are matched in one batch,
         # then detected one by one in the same order as before

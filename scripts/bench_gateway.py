@@ -12,9 +12,10 @@ Then, over the very same adverts:
   map, `chumphae.detect.runner.Detectors`): `feed` per advert, as the gateway's scan loop calls it
   (decode with the cached AES context and replay guard, feed the locator, readings to the
   detectors; a repeat of a frame already handled only feeds the locator), `tick` once per simulated second
-  (one locate estimate per heard band with its region, match, detect); no outbox (nothing written);
+  (one locate estimate per heard band with its region, the due bands' tracks stepped in one batch,
+  match, detect); no outbox (nothing written);
 * baseline: the per-advert shape: a new AES context per frame, then locate (estimate with its
-  region), match and detect after every advert. It runs on the first `--baseline-seconds` of the
+  region: a batch of one band), match and detect after every advert. It runs on the first `--baseline-seconds` of the
   same adverts (its rate is per advert, so a prefix measures it; the whole would take minutes).
 
 Each run times both, by the process's CPU time (`time.process_time`: adverts per CPU-second on one

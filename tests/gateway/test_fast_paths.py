@@ -107,8 +107,9 @@ def _steps(layers: MapLayers, site: SiteConfig, zone: Zone) -> tuple[MapMatcher,
 
 
 def _play(site: SiteConfig, items: list[Advert | None], matcher: Any, detectors: Detectors,
-          pipeline: type[Pipeline] = Pipeline, feed: bool = False) -> Pipeline:
+          pipeline: type[Pipeline] = Pipeline, feed: bool = False, locator: type[Locator] = Locator) -> Pipeline:
     pipe = pipeline(site, Recorder(), matcher, detectors)  # type: ignore[arg-type]
+    pipe.locator = locator(site.receivers, window_s=15.0, coverage_timeout_s=60.0)
     now = 0.0
     for a in items:
         if a is None:
@@ -315,25 +316,42 @@ def _loglik_reference(ev: track.Evidence, px: NDArray[np.float64], py: NDArray[n
     return ll
 
 
+def _windows(layers: MapLayers, walk_outs: tuple[SiteConfig, Zone, list[Advert | None]],
+             monkeypatch: pytest.MonkeyPatch, adverts: int) -> list[list[track.Evidence]]:
+    """The windows of a real run's ticks (each tick's bands in order) as `track.Evidence`, one per band."""
+    site, zone, items = walk_outs
+    ticks: list[list[track.Evidence]] = []
+    real_rows, real_many = Locator._rows, Locator.estimate_many
+
+    def rows(self: Locator, *args: Any) -> Any:
+        r, box = real_rows(self, *args)
+        ia = np.array([x[0] for x in r])
+        cols = np.array([x[1:] for x in r], dtype=float)
+        ticks[-1].append(track.Evidence(self._rx_x[ia], self._rx_y[ia], self._rx_p1m[ia], self._rx_n[ia],
+                                        cols[:, 0].astype(np.int8), cols[:, 1], cols[:, 2], self.sensitivity_dbm,
+                                        cols[:, 3], box))
+        return r, box
+
+    def many(self: Locator, *args: Any) -> Any:
+        ticks.append([])
+        return real_many(self, *args)
+
+    monkeypatch.setattr(Locator, "_rows", rows)
+    monkeypatch.setattr(Locator, "estimate_many", many)
+    m, d = _steps(layers, site, zone)
+    _play(site, items[:adverts], m, d)
+    monkeypatch.undo()
+    return [t for t in ticks if t]
+
+
 def test_track_fast_arithmetic_matches_the_first_written(
         layers: MapLayers, walk_outs: tuple[SiteConfig, Zone, list[Advert | None]],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """The particle filter's likelihood (coefficients prepared once per window, each receiver set a
-    block of rows, float32 arithmetic) equals the first-written float64 arithmetic to float32
-    rounding (a millionth of each term; 1e-5 relative leaves room for the sums), and its region
-    cells (ranked without a sort) exactly, on the windows of a real run."""
-    site, zone, items = walk_outs
-    seen: list[track.Evidence] = []
-    real = Locator._evidence
-
-    def keep(self: Locator, *args: Any) -> track.Evidence:
-        ev = real(self, *args)
-        seen.append(ev)
-        return ev
-
-    monkeypatch.setattr(Locator, "_evidence", keep)
-    m, d = _steps(layers, site, zone)
-    _play(site, items[:6000], m, d)
+    """The particle filter's likelihood (coefficients prepared once per window, receiver by receiver
+    over every band of a tick, float32 arithmetic) equals the first-written float64 arithmetic to
+    float32 rounding (a millionth of each term; 1e-5 relative leaves room for the sums), and its
+    region cells (ranked without a sort) exactly, on the windows of a real run."""
+    seen = [ev for tick in _windows(layers, walk_outs, monkeypatch, 6000) for ev in tick]
     assert len(seen) > 50
     rng = np.random.default_rng(1)
     for ev in seen:
@@ -348,3 +366,89 @@ def test_track_fast_arithmetic_matches_the_first_written(
             key = (ix - ix.min()) * (int(iy.max() - iy.min()) + 1) + (iy - iy.min())
             uniq, want = np.unique(key, return_inverse=True)
             assert k == len(uniq) and np.array_equal(inv, want)
+
+
+def test_bands_stepped_together_get_what_each_gets_alone(
+        layers: MapLayers, walk_outs: tuple[SiteConfig, Zone, list[Advert | None]],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tick's windows stacked (`track.stack`: padded rows, one likelihood pass or one per receiver)
+    weigh each band's places exactly as its window alone does, and `track.step_many` gives each band
+    exactly the track `track.step` gives it alone (the same random streams), on the windows of a real run."""
+    ticks = [t for t in _windows(layers, walk_outs, monkeypatch, 20000) if len(t) > 1]
+    assert len(ticks) > 10 and max(len(t) for t in ticks) >= 4
+    assert {int(k) for t in ticks for ev in t for k in ev.kind} == {0, 1, 2}  # heard, faint and quiet rows
+    rng = np.random.default_rng(2)
+
+    def stacked(evs: list[track.Evidence]) -> track.Stack:
+        fields = ("x", "y", "p1m", "n", "kind", "rssi", "sigma", "reach")
+        cat = [np.concatenate([getattr(ev, f) for ev in evs]) for f in fields]  # heard, faint, quiet already
+        x, y, p1m, n, kind, rssi, sigma, reach = cat
+        return track.stack([len(ev.x) for ev in evs], x, y, p1m, n, kind, rssi, sigma, reach, evs[0].sensitivity,
+                           [ev.box for ev in evs])
+
+    # a stack too large for one pass goes receiver by receiver: the same numbers as one pass and as each alone
+    many = [ev for tick in ticks[:10] for ev in tick]
+    big = stacked(many)
+    px, py = rng.uniform(-400.0, 400.0, (2, len(many), 576))
+    by_rows = big._loglik_rows(px, py)
+    assert big.x.shape[0] * px.size > track.BLOCK_ELEMENTS >= big.x.shape[0] * 576
+    assert np.array_equal(by_rows, big.loglik(px, py)) and np.array_equal(by_rows, big._loglik_block(px, py))
+    for j, ev in enumerate(many):
+        assert np.array_equal(by_rows[j], ev.loglik(px[j], py[j]))
+    stepped = resampled = 0
+    for tick in ticks:
+        stack = stacked(tick)
+        px = np.stack([track._uniform(rng, ev.box, 576)[0] for ev in tick])
+        py = np.stack([track._uniform(rng, ev.box, 576)[1] for ev in tick])
+        together = stack.loglik(px, py)
+        for j, ev in enumerate(tick):
+            assert np.array_equal(together[j], ev.loglik(px[j], py[j]))
+        # tracks of several ages (one past REINIT_S: started afresh), one band without a track yet
+        seeds = [int(s) for s in rng.integers(1 << 30, size=len(tick))]
+        tracks: list[track.Track | None] = []
+        for j, ev in enumerate(tick):
+            t0 = track.start(ev, 100.0, np.random.default_rng(seeds[j]))
+            for s in range(1 + j % 3):
+                t0 = track.step(t0, ev, 101.0 + s, np.random.default_rng(seeds[j] + s))
+            t0.t = 105.0 - (40.0 if j == 1 else j % 4)
+            if j % 3 == 0:  # weights far from even: this step resamples
+                t0.w, t0.even = rng.dirichlet(np.full(len(t0.w), 0.05)), False
+            tracks.append(None if j == 2 else t0)
+        rngs = [np.random.default_rng(s) for s in seeds]
+        batch = track.step_many(tracks, stack, 105.0, rngs)
+        for j, (ev, tr) in enumerate(zip(tick, tracks, strict=True)):
+            one_rng = np.random.default_rng(seeds[j])
+            alone = track.start(ev, 105.0, one_rng) if tr is None else track.step(tr, ev, 105.0, one_rng)
+            got = batch[j]
+            for name in ("px", "py", "vx", "vy", "w"):
+                assert np.array_equal(getattr(got, name), getattr(alone, name)), name
+            assert (got.t, got.cx, got.cy, got.even) == (alone.t, alone.cx, alone.cy, alone.even)
+            assert rngs[j].random() == one_rng.random()  # the same draws taken from each stream
+            stepped += tr is not None and j != 1
+            resampled += got.even and tr is not None and j != 1
+    assert stepped > 50 and resampled > 0  # systematic resampling ran in some batches
+
+
+class OneAtATime(Locator):
+    """The locator, estimating a tick's bands one by one (a batch of one each)."""
+
+    def estimate_many(self, addresses: Any, now: float) -> list[Position | None]:
+        return [super(OneAtATime, self).estimate_many([a], now)[0] for a in addresses]
+
+
+def test_batched_locate_gives_the_same_outbox_as_one_band_at_a_time(
+        layers: MapLayers, walk_outs: tuple[SiteConfig, Zone, list[Advert | None]]) -> None:
+    """The pipeline's tick steps its due bands' tracks in one batch; estimating them one by one
+    gives the same positions, regions and outbox, item for item."""
+    site, zone, items = walk_outs
+    m1, d1 = _steps(layers, site, zone)
+    m2, d2 = _steps(layers, site, zone)
+    batched = _play(site, items, m1, d1)
+    alone = _play(site, items, m2, d2, locator=OneAtATime)
+    assert isinstance(batched.outbox, Recorder) and isinstance(alone.outbox, Recorder)
+    assert batched.outbox.items == alone.outbox.items
+    assert d1.states == d2.states and batched.stats == alone.stats
+    assert {a: b.last for a, b in batched.locator._bands.items()} == {a: b.last for a, b in alone.locator._bands.items()}
+    for a, b in batched.locator._bands.items():
+        other = alone.locator._bands[a].track
+        assert b.track is not None and other is not None and np.array_equal(b.track.px, other.px)

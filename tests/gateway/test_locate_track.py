@@ -78,13 +78,17 @@ def test_walker_along_the_route_moves_smoothly_and_is_followed() -> None:
 
 
 def test_a_still_patients_region_shrinks_as_evidence_accumulates() -> None:
-    rnd, shadow = random.Random(22), {}
-    loc = Locator(RECEIVERS)
-    ps = [feed(loc, rnd, shadow, 160.0, 25.0, float(i)) for i in range(90)]
-    areas = [region_area(p) for p in ps if p is not None]
-    first = areas[0]
-    late = sorted(areas[60:])[len(areas[60:]) // 2]
-    assert late < 0.8 * first, (first, late)
+    """Over ten noise draws: the region after a minute is well under the first one in most of them
+    (one draw is one random stream of the filter and of the radio: a single one can be unlucky)."""
+    ratios = []
+    for seed in range(20, 30):
+        rnd, shadow = random.Random(seed), {}
+        loc = Locator(RECEIVERS)
+        ps = [feed(loc, rnd, shadow, 160.0, 25.0, float(i)) for i in range(90)]
+        areas = [region_area(p) for p in ps if p is not None]
+        late = sorted(areas[60:])[len(areas[60:]) // 2]
+        ratios.append(late / areas[0])
+    assert sum(r < 0.8 for r in ratios) >= 7 and sorted(ratios)[4] < 0.5, ratios
 
 
 def _match(p: Position) -> Match:

@@ -38,6 +38,7 @@ from numpy.typing import NDArray
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from threshold_rules_falls import fit_oof  # noqa: E402
 from windows_falls import window_stream  # noqa: E402
 
 from chumphae.detect import fall_features as ff  # noqa: E402
@@ -204,21 +205,9 @@ def thresholds(oof_trial: F64, fall: B) -> dict[str, float]:
 
 def fit_rules(X: F64, trial_of: NDArray[np.int64], fall: B, groups: list[str], folds: int
               ) -> tuple[Any, dict[str, float]]:
-    rows, y = fall_train.training_rows(fall, X, trial_of)
-    g = np.asarray(groups)
-    subjects = sorted(set(g.tolist()))
-    k = min(folds, len(subjects))
-    fold_of = {s: i % k for i, s in enumerate(subjects)}
-    cand_fold = np.array([fold_of[s] for s in g[trial_of]])
-    oof = np.zeros(len(X))
-    for f in range(k):
-        tr_rows = rows[cand_fold[rows] != f]
-        clf = fall_train._fit(X[tr_rows], fall[trial_of[tr_rows]].astype(np.int64))
-        te = np.flatnonzero(cand_fold == f)
-        if len(te):
-            oof[te] = clf.predict_proba(X[te])[:, 1]
-    ths = thresholds(fall_train.trial_scores(oof, trial_of, len(fall)), fall)
-    return fall_train._fit(X[rows], y), ths
+    """The full model and each rule's threshold from its subject-grouped out-of-fold scores."""
+    scores, _fold, full, _models = fit_oof(X, trial_of, fall, groups, folds)
+    return full, thresholds(scores, fall)
 
 
 def subset(S: SetFeatures, X: F64, keep: B) -> tuple[F64, NDArray[np.int64], B, list[str]]:

@@ -442,7 +442,8 @@ def _position_rows(session: Session, gateway_id: int, items: list[tuple[Message,
 
 
 def _feed_payload(row: tuple[Any, ...], place: Any) -> dict[str, object]:
-    """`feed_position` of a row in `_POSITION_COLUMNS` order, read by index (once per patient per batch)."""
+    """`position_dict` of a row in `_POSITION_COLUMNS` order, read by index (once per patient per batch; the
+    same JSON, tests/ingest/test_position_batch.py)."""
     t = as_utc(row[3])
     return {"position": {
         "patient_id": row[0], "t": t.isoformat(), "t_local": (t + _BANGKOK_OFFSET).replace(tzinfo=_BANGKOK_TZ)
@@ -642,21 +643,6 @@ def _names_a_place(place: Any) -> bool:
     """Whether a gateway's place says where (a parcel, building or landmark), not only the zone status."""
     return bool(place is not None and place.description_th
                 and (place.parcel_code or place.building_code or place.landmark))
-
-
-def feed_position(row: dict[str, Any], *, description_th: str | None, description_en: str | None
-                  ) -> dict[str, object]:
-    """A position row (as inserted) as the feed shows it: the same keys as `position_dict`."""
-    from chumphae.alert.render import iso
-    from chumphae.timeutil import iso_bangkok
-
-    return {
-        "patient_id": row["patient_id"], "t": iso(row["t"]), "t_local": iso_bangkok(row["t"]),
-        "lat": row["lat"], "lon": row["lon"], "uncertainty_m": row["uncertainty_m"], "source": row["source"],
-        "in_coverage": row["in_coverage"], "zone_status": row["zone_status"], "zone_version": row["zone_version"],
-        "parcel_code": row["parcel_code"], "building_code": row["building_code"],
-        "description_th": description_th, "description_en": description_en,
-    }
 
 
 def position_dict(row: PositionRecord, *, description_th: str | None = None,

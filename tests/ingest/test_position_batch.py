@@ -6,7 +6,7 @@ patient's newest position, once."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import psycopg
 import pytest
@@ -110,3 +110,26 @@ def test_driver_errors_from_the_commit_pipeline_are_told_apart_like_sqlalchemys(
     assert is_unavailable(psycopg.InterfaceError("the connection is closed"))
     assert not is_unavailable(psycopg.errors.NumericValueOutOfRange("value out of range"))
     assert not is_unavailable(psycopg.errors.UniqueViolation("duplicate key"))
+
+
+def test_a_batch_feed_payload_says_what_position_dict_says_of_the_stored_row() -> None:
+    # the batch builds feed payloads from its rows by index (one per patient per batch, on the hot path);
+    # `position_dict` is what the snapshot, the app and search show for the same stored position
+    from types import SimpleNamespace
+
+    import orjson
+
+    place = SimpleNamespace(description_th="ใกล้วัดศรีชมภู", description_en="near Wat Si Chomphu")
+    times = [datetime(2026, 12, 1, 16, 59, 59, 999999, tzinfo=UTC), datetime(2026, 12, 1, 17, 0, tzinfo=UTC),
+             datetime(2026, 12, 31, 23, 30, 0, 123, tzinfo=UTC), datetime(2027, 2, 28, 17, 0, 1),  # naive: UTC
+             datetime(2026, 6, 1, 3, 4, 5, tzinfo=timezone(timedelta(hours=-5)))]
+    for t in times:
+        for where in (place, None):
+            row = (7, 3, 2, t, 16.5443, 102.0997, 42.5, "ble", True, "outside", 4, 12.5, "P-01", "B-01", True,
+                   88.0, t)
+            assert len(row) == len(ingest._POSITION_COLUMNS)
+            rec = PositionRecord(**dict(zip(ingest._POSITION_COLUMNS, row, strict=True)))
+            words = {"description_th": where.description_th, "description_en": where.description_en} if where \
+                else {"description_th": None, "description_en": None}
+            assert orjson.dumps(ingest._feed_payload(row, where)) == \
+                orjson.dumps({"position": ingest.position_dict(rec, **words)})

@@ -56,6 +56,9 @@ def test_every_documented_example_runs_against_the_demo(client: TestClient, app_
         if method == "GET" and r.status_code == 200 and url.split("?")[0].endswith(("/bands", "/alerts")):
             page = r.json()
             assert set(page) == {"items", "total", "limit", "offset", "next_offset"}, page
+        if method == "POST" and url.endswith("/search/sightings"):  # the band the example before registered
+            assert r.status_code == 201 and r.json()["positions"][0]["source"] == "search", r.text
         if method == "PUT" and url.endswith("/bands"):
             assert r.json()["band"]["address"] == "C0:CA:FE:00:01:2A"
-    assert {("POST", "/api/v1/patients"), ("POST", "/api/v1/users"), ("PUT", "/api/v1/patients/7/bands")} <= seen
+    assert {("POST", "/api/v1/patients"), ("POST", "/api/v1/users"), ("PUT", "/api/v1/patients/7/bands"),
+            ("POST", "/api/v1/patients/7/search/sightings")} <= seen

@@ -59,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", help="backend URL (overrides GATEWAY_BACKEND_URL)")
     p.add_argument("--queue", type=Path, help="outbox SQLite path (overrides GATEWAY_QUEUE_PATH)")
     p.add_argument("--exit-when-done", action="store_true", help="simulation: stop once the scenario ran and the outbox is empty")
-    p.add_argument("--list-scenarios", action="store_true")
+    p.add_argument("--list-scenarios", action="store_true",
+                   help="print the shipped scenarios, what each raises and where it runs, and exit")
     return p
 
 

@@ -26,3 +26,11 @@ def test_every_gateway_setting_is_in_the_readme_and_in_help() -> None:
             line = next(x for x in text.splitlines() if f"GATEWAY_{name.upper()} " in x)
             assert str(field.default) in line, line
     assert "GATEWAY_TOKEN" in README and "/healthz" in README
+
+
+def test_every_gateway_option_has_help_and_is_in_the_readme() -> None:
+    """An outsider reads the README and `--help`: each option of chumphae-gateway is in both, explained."""
+    options = [a for a in build_parser()._actions if a.option_strings and a.dest != "help"]
+    assert len(options) >= 9
+    assert [a.dest for a in options if not a.help] == []
+    assert [a.option_strings[0] for a in options if f"{a.option_strings[0]}" not in README] == []

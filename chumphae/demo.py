@@ -20,6 +20,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 import uvicorn
@@ -32,6 +33,9 @@ from chumphae.db import init_engine, session_scope
 from chumphae.detect.thresholds import Thresholds, is_night, thresholds_for
 from chumphae.models import Patient
 from chumphae.seed import print_tokens, rotate_gateway_tokens, seed_demo
+
+if TYPE_CHECKING:
+    from gateway.config import GatewaySettings
 from chumphae.timeutil import BANGKOK
 
 log = logging.getLogger(__name__)
@@ -84,7 +88,7 @@ async def _serve(settings: Settings) -> tuple[uvicorn.Server, asyncio.Task[None]
     return server, serving, f"http://{settings.host}:{settings.port}"
 
 
-def _gateway_settings(settings: Settings, url: str, slug: str, token: str) -> object:
+def _gateway_settings(settings: Settings, url: str, slug: str, token: str) -> GatewaySettings:
     from gateway.config import GatewaySettings
 
     gw_dir = Path(settings.data_dir) / "demo-gateways" / slug
@@ -129,7 +133,7 @@ async def _scenario(settings: Settings, url: str, token: str, name: str, speed: 
     from gateway.simulate.scenario import load as load_scenario
 
     gw = _gateway_settings(settings, url, DEMO_SITE, token)
-    await run_gateway(gw, scenario=load_scenario(name), speed=speed, stop=stop)  # type: ignore[arg-type]
+    await run_gateway(gw, scenario=load_scenario(name), speed=speed, stop=stop)
 
 
 async def _district(settings: Settings, url: str, tokens: dict[str, str], who: dict[int, Who], speed: float,
@@ -140,18 +144,20 @@ async def _district(settings: Settings, url: str, tokens: dict[str, str], who: d
 
     sources: dict[str, DistrictSource] = {}
     tasks: set[asyncio.Task[object]] = set()
+    coverage_s = 60.0
     for slug, token in sorted(tokens.items()):
         gw = _gateway_settings(settings, url, slug, token)
-        config = await load_config(gw)  # type: ignore[arg-type]
+        coverage_s = gw.coverage_timeout_s
+        config = await load_config(gw)
         if config is None or not config.bands:
             continue
         source = DistrictSource(config, speed=speed, seed=sum(map(ord, slug)))
         sources[slug] = source
-        tasks.add(asyncio.create_task(run_gateway(gw, source=source, config=config, stop=stop),  # type: ignore[arg-type]
+        tasks.add(asyncio.create_task(run_gateway(gw, source=source, config=config, stop=stop),
                                       name=f"gateway {slug}"))
     typer.echo(f"simulating {len(sources)} gateways, {sum(len(s.sims) for s in sources.values())} bands "
                f"/ จำลอง {len(sources)} เกตเวย์ {sum(len(s.sims) for s in sources.values())} สายรัดข้อมือ")
-    tasks.add(asyncio.create_task(_excursions(sources, who, speed, every, stop), name="demo excursions"))
+    tasks.add(asyncio.create_task(_excursions(sources, who, speed, every, stop, coverage_s), name="demo excursions"))
     return tasks
 
 
@@ -169,7 +175,7 @@ def plan(sites: dict[str, int], walk_bands: Mapping[str, int] | None = None) -> 
 
 
 async def _excursions(sources: Mapping[str, object], who: dict[int, Who], speed: float, every: float,
-                      stop: asyncio.Event) -> None:
+                      stop: asyncio.Event, coverage_s: float = 60.0) -> None:
     from gateway.simulate.district import DistrictSource
 
     srcs: dict[str, DistrictSource] = {k: v for k, v in sources.items() if isinstance(v, DistrictSource)}
@@ -189,7 +195,7 @@ async def _excursions(sources: Mapping[str, object], who: dict[int, Who], speed:
                 next_at += every
                 continue
             ex = src.excursion(kind, band, at=src.clock() + LEAD_S)
-            typer.echo(announce(ex, src, site, who, speed))
+            typer.echo(announce(ex, src, site, who, speed, coverage_s))
             next_at += every
             if ex.leaves_zone_at is not None:  # let the wander alert come first
                 next_at = max(next_at, clock.clock() + (ex.leaves_zone_at - src.clock()) + 180.0)
@@ -232,8 +238,10 @@ def dwell_in_force(src: object, patient_id: int | None, sim_s: float) -> float:
     return th.wander_dwell_night_s if is_night(src.start + timedelta(seconds=sim_s), th) else th.wander_dwell_s
 
 
-def announce(ex: object, src: object, site: str, who: dict[int, Who], speed: float) -> str:
-    """What is about to happen and when, in Thai and English (code and invented first name, never a CID)."""
+def announce(ex: object, src: object, site: str, who: dict[int, Who], speed: float,
+             coverage_s: float = 60.0) -> str:
+    """What is about to happen and when, in Thai and English (code and invented first name, never a CID).
+    `coverage_s`: the gateway's `coverage_timeout_s` (a band unheard that long is out of coverage)."""
     from gateway.simulate.district import DistrictSource, Excursion
 
     assert isinstance(ex, Excursion) and isinstance(src, DistrictSource)
@@ -260,12 +268,23 @@ def announce(ex: object, src: object, site: str, who: dict[int, Who], speed: flo
     elif ex.kind == "sos":
         th_text, en_text = f"กดปุ่มขอความช่วยเหลือ {at(ex.at)}", f"presses SOS at {at(ex.at)}; SOS alert at once"
     elif ex.kind == "remove_band":
-        th_text = f"ถอดสายรัดข้อมือวางไว้ {at(ex.at)}"
+        # the band's worn flag goes off at once: the alert comes after `removed_worn_off_s`
+        th_text = (f"ถอดสายรัดข้อมือวางไว้ {at(ex.at)} แจ้งเตือน 'ถอดสายรัดข้อมือ' ราว "
+                   f"{at(ex.at + th.removed_worn_off_s)}")
         en_text = (f"takes the band off at {at(ex.at)}; band-removed alert expected about "
-                   f"{at(ex.at + th.removed_still_s)}; puts it back on later")
+                   f"{at(ex.at + th.removed_worn_off_s)} (worn sensor off {th.removed_worn_off_s:.0f} s); "
+                   f"puts it back on later")
     else:
-        th_text = f"สายรัดข้อมือเงียบ (ไม่ส่งสัญญาณ) ตั้งแต่ {at(ex.at)}"
-        en_text = (f"band goes quiet at {at(ex.at)}; band-silent alert expected about {at(ex.at + th.silent_s)}")
+        # silence near the zone's edge (the usual case: a fix's uncertainty reaches within `edge_m` of
+        # it) is left coverage, as soon as the gateway calls the band out of coverage or after
+        # `left_coverage_s`, whichever is first; well inside the zone it is a band silent at home
+        left = min(th.left_coverage_s, coverage_s)
+        th_text = (f"สายรัดข้อมือเงียบ (ไม่ส่งสัญญาณ) ตั้งแต่ {at(ex.at)} แจ้งเตือน 'ออกนอกระยะสัญญาณ' ราว "
+                   f"{at(ex.at + left)} ถ้าตำแหน่งล่าสุดอยู่ใกล้ขอบเขตปลอดภัย "
+                   f"มิฉะนั้น 'สายรัดข้อมือเงียบที่บ้าน' ราว {at(ex.at + th.silent_s)}")
+        en_text = (f"band goes quiet at {at(ex.at)}; left-coverage alert expected about "
+                   f"{at(ex.at + left)} if its last fix was within {th.edge_m:.0f} m of the "
+                   f"zone's edge, else band-silent about {at(ex.at + th.silent_s)}")
     return f"\n>>> {site} {name}: {th_text}\n    {site} {name}: {en_text}"
 
 

@@ -25,7 +25,19 @@ def _clip(v: float) -> float:
     return max(-CLIP_G, min(CLIP_G, v))
 
 
-def still(rng: random.Random, seconds: float, gravity: Sample = (0.0, 0.15, 0.99), noise: float = 0.01) -> list[Sample]:
+RESTING: Sample = (0.0, 0.15, 0.99)  # gravity seen by a wrist resting on a lap or a table
+
+
+def tilted(g: Sample, pitch_deg: float, roll_deg: float) -> Sample:
+    """`g` turned by `pitch_deg` about x, then `roll_deg` about y (same length)."""
+    p, r = math.radians(pitch_deg), math.radians(roll_deg)
+    x, y, z = g
+    y, z = y * math.cos(p) - z * math.sin(p), y * math.sin(p) + z * math.cos(p)
+    x, z = x * math.cos(r) + z * math.sin(r), -x * math.sin(r) + z * math.cos(r)
+    return (x, y, z)
+
+
+def still(rng: random.Random, seconds: float, gravity: Sample = RESTING, noise: float = 0.01) -> list[Sample]:
     return [tuple(g + rng.gauss(0, noise) for g in gravity) for _ in range(int(seconds * HZ))]  # type: ignore[misc]
 
 

@@ -54,6 +54,8 @@ class _Sim:
     next_event: int = 0
     extra: list[Event] = field(default_factory=list)  # events injected while running (`SimSource.inject`)
     silent_until: float = -1.0  # the band says nothing until then (`quiet`)
+    posture: motion.Sample = motion.RESTING  # the resting wrist's gravity direction; shifts now and then
+    posture_at: float = 0.0  # when it shifts next
 
 
 def _pt(v: object) -> Point:
@@ -145,6 +147,7 @@ class SimSource:
         self.speed = speed
         self.start = start or scenario.start or utcnow()
         self.rng = random.Random(scenario.seed)
+        self.posture_rng = random.Random(scenario.seed + 1)  # its own stream: positions do not change with it
         self.radio = RadioModel(scenario.radio, self.rng)
         self._now = 0.0
         self.done = False
@@ -281,7 +284,16 @@ class SimSource:
             return motion.still(self.rng, 1.0, (-0.97, 0.1, 0.2))
         if s.walking and (s.path or len(s.route) > 1):
             return motion.walking(self.rng, 1.0)
-        return motion.still(self.rng, 1.0)
+        return motion.still(self.rng, 1.0, self._posture(s))
+
+    def _posture(self, s: _Sim) -> motion.Sample:
+        """A living wrist at rest shifts every half minute to four minutes (a few to 25 degrees): only
+        a band left on a table lies dead still for long (detect/band.py's table signature)."""
+        if self._now >= s.posture_at:
+            s.posture = motion.tilted(motion.RESTING, self.posture_rng.uniform(-25.0, 25.0),
+                                      self.posture_rng.uniform(-25.0, 25.0))
+            s.posture_at = self._now + self.posture_rng.uniform(30.0, 240.0)
+        return s.posture
 
     def _motion(self, s: _Sim) -> Motion:
         samples = self._samples(s)

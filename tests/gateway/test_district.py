@@ -156,3 +156,92 @@ def test_a_walk_out_at_night_is_announced_against_the_night_zone(town: SiteConfi
     wanders = [a for a in alerts if a["type"] == "wander"]
     assert wanders and wanders[0]["patient_id"] == ex.patient_id and wanders[0]["details"]["night"] is True
     assert not any(a["type"] == "wander" for a in alerts if a["patient_id"] != ex.patient_id)
+
+
+def _alerts_by_second(src: DistrictSource, seconds: int, tmp_path: Path, until_patient: int | None = None
+                      ) -> list[tuple[float, str, int]]:
+    """(simulated second it was queued, type, patient) for every alert the pipeline raises, up to the
+    first of `until_patient` if given."""
+    matcher, detector = default_steps(src.site)
+    ob = Outbox(tmp_path / "outbox.db")
+    pipe = Pipeline(src.site, ob, matcher, detector)
+    out: list[tuple[float, str, int]] = []
+    seen = 0
+    for _ in range(seconds):
+        for a in src.second():
+            pipe.handle(a)
+        src._now += 1.0
+        pipe.tick(src.clock(), src.wall())
+        pipe.flush()
+        rows = [json.loads(q.text) for q in ob.pending(100_000) if q.type == "alert"]
+        out += [(src.clock(), r["body"]["type"], int(r["body"]["patient_id"])) for r in rows[seen:]]
+        seen = len(rows)
+        if any(pid == until_patient for _t, _a, pid in out):
+            break
+    ob.close()
+    return out
+
+
+@pytest.mark.parametrize("kind", ["remove_band", "quiet"])
+def test_the_demo_announces_the_alert_a_band_excursion_raises_and_when(
+        kind: str, town: SiteConfig, tmp_path: Path) -> None:
+    """The demo's words come true: a band taken off is a band-removed alert about `removed_worn_off_s`
+    after (its worn sensor), a band gone quiet is the alert the announcement names for its case
+    (left coverage near the zone's edge, band silent well inside), each within half a minute. The
+    announcement is made on one source, the excursion played on a second from the same start."""
+    from chumphae.demo import announce
+    from chumphae.detect.thresholds import thresholds_for
+
+    src = DistrictSource(town, speed=0, start=MORNING, first_walk_s=(3000.0, 3600.0))
+    for _ in range(120):  # everyone heard for two minutes first
+        src.second()
+        src._now += 1.0
+    ex = src.excursion(kind, 1, at=src.clock() + 15.0)
+    p = next(q for q in town.patients if q["id"] == ex.patient_id)
+    th = thresholds_for(p.get("adl_score"), p.get("ltc_group"), p.get("thresholds") or None)
+    text = announce(ex, src, "gw-chumphae-town", {}, speed=1.0)
+    src2 = DistrictSource(town, speed=0, start=MORNING, first_walk_s=(3000.0, 3600.0))
+    src2.excursion(kind, 1, at=ex.at)
+    horizon = ex.at + (th.removed_worn_off_s if kind == "remove_band" else th.silent_s) + 60.0
+    raised = [(t, a) for t, a, pid in _alerts_by_second(src2, int(horizon), tmp_path, ex.patient_id)
+              if pid == ex.patient_id]
+    assert raised, f"nothing raised for {kind}"
+    t, alert = raised[0]
+    if kind == "remove_band":
+        expected = [("band_removed", ex.at + th.removed_worn_off_s)]
+        assert f"(+{15 + th.removed_worn_off_s:.0f} s)" in text
+    else:
+        left = min(th.left_coverage_s, 60.0)  # or when the gateway calls the band out of coverage (60 s)
+        expected = [("left_coverage", ex.at + left), ("band_silent", ex.at + th.silent_s)]
+        assert f"(+{15 + left:.0f} s)" in text and f"(+{15 + th.silent_s:.0f} s)" in text
+    due = dict(expected)
+    assert alert in due and abs(t - due[alert]) <= 30.0, (alert, t, expected)
+
+
+def test_a_resting_wrist_is_not_a_band_on_a_table(town: SiteConfig) -> None:
+    """The routine's resting wrist shifts now and then, so the table signature (detect/band.py: every
+    summary dead still, orientation unchanged) never lasts the shortest `removed_still_s` (900 s);
+    a band taken off does."""
+    from chumphae.detect.band import _dead_still
+    from gateway.simulate import motion
+
+    src = DistrictSource(town, speed=0, start=MORNING)
+    resting, off = src.sims[0], src.sims[1]
+    resting.walking, resting.path = False, []
+    off.worn = False
+
+    def longest_dead_still(sim: object) -> int:
+        ref, run, best = None, 0, 0
+        for _ in range(2400):
+            m = motion.summarise(src._samples(sim))  # type: ignore[arg-type]
+            src._now += 1.0
+            if _dead_still(m, ref):
+                ref, run = ref or m, run + 1
+            else:
+                ref, run = None, 0
+            best = max(best, run)
+        return best
+
+    assert longest_dead_still(resting) < 900
+    src._now = 0.0
+    assert longest_dead_still(off) == 2400

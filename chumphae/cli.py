@@ -227,8 +227,10 @@ def demo_cmd(
     every: Annotated[float, typer.Option(help="Simulated seconds between the district's excursions.")] = 180.0,
     open_browser: Annotated[bool, typer.Option("--open/--no-open", help="Open the page in a browser.")] = True,
 ) -> None:
-    """Run everything on the embedded default: backend, demo district (every seeded gateway simulated,
-    all patients living their day; an excursion every few minutes, announced), page. Ctrl+C stops."""
+    """Run everything on the embedded default: backend, demo district, page. Ctrl+C stops.
+
+    Every seeded gateway is simulated, all patients living their day, with an excursion every few
+    minutes, announced beforehand."""
     from chumphae.demo import demo
 
     demo(get_settings(), scenario=scenario, speed=speed, every=every, open_browser=open_browser)

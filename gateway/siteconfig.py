@@ -122,13 +122,19 @@ def save_cache(path: Path, cfg: SiteConfig) -> None:
 
 
 def load_cache(path: Path) -> SiteConfig | None:
+    """The cached config: the file `save_cache` writes (`{"etag", "config"}`), or a site config saved
+    as `GET /api/v1/gateway/config` answers it (no ETag then), for a replay written by hand."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(data, dict) and "config" not in data and "receivers" in data:
+            return parse(data)
+        if not isinstance(data, dict) or "config" not in data:
+            raise ValueError('neither {"etag": …, "config": {…}} nor a site config (no "receivers")')
         return parse(data["config"], data.get("etag"))
     except FileNotFoundError:
         return None
     except (ValueError, KeyError, TypeError) as e:
-        log.warning("ignoring unreadable config cache %s: %s", path, e)
+        log.warning("ignoring unreadable config cache %s: %s: %s", path, type(e).__name__, e)
         return None
 
 

@@ -5,10 +5,14 @@ while the backend is away, and picked up again when it is back."""
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from chumphae.timeutil import utcnow
 from chumphae.values import Advert
@@ -84,3 +88,19 @@ async def test_poll_refetches_with_etag_and_keeps_the_last_good_copy(tmp_path: P
         stop.set()
         await task
         await backend.stop()
+
+
+def test_the_cache_takes_its_own_file_or_a_saved_config_and_names_what_is_wrong_with_others(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "cache.json"
+    cfg = siteconfig.parse(doc(2, A1), '"e2"')
+    siteconfig.save_cache(path, cfg)
+    back = siteconfig.load_cache(path)
+    assert back is not None and back.version == 2 and back.etag == '"e2"' and back.patient_for(A1) == 1
+    path.write_text(json.dumps(doc(3, A1, A2)), encoding="utf-8")  # GET /api/v1/gateway/config, saved
+    plain = siteconfig.load_cache(path)
+    assert plain is not None and plain.version == 3 and plain.etag is None and plain.patient_for(A2) == 2
+    path.write_text(json.dumps({"etag": None}), encoding="utf-8")
+    with caplog.at_level(logging.WARNING):
+        assert siteconfig.load_cache(path) is None
+    assert 'no "receivers"' in caplog.text

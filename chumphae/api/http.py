@@ -75,7 +75,8 @@ class SecurityHeaders:
 
 
 PROBLEMS = {
-    400: "The body could not be read at all (`bad_request`), e.g. not JSON.",
+    400: "The request could not be taken (`bad_request`): a method the route does not take answers 405 "
+         "with that code; a body that is not JSON is 422 `validation`.",
     401: "No valid token (`unauthorized`).",
     403: "The role may not do this, or the patient is not the caller's (`forbidden`, `patient_forbidden`, "
          "`field_forbidden`).",

@@ -367,8 +367,8 @@ def _raise_pg(session: Session, a: AlertInput, now: datetime) -> AlertChange:
             driver.cursor() as c_recent, driver.cursor() as c_id:
         with driver.pipeline():
             driver.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (ALERT_LOCK_CLASS, lock_name))
-            c_open.execute(f"SELECT {', '.join(_COLUMNS)} FROM alert WHERE {where} AND status <> 'resolved' "
-                           "LIMIT 1 FOR UPDATE", key)
+            c_open.execute(f"SELECT {', '.join(_COLUMNS)}, (SELECT name FROM app_user WHERE id = acknowledged_by) "
+                           f"FROM alert WHERE {where} AND status <> 'resolved' LIMIT 1 FOR UPDATE", key)
             c_last.execute(f"SELECT max(resolved_at) FROM alert WHERE {where} AND status = 'resolved'", key)
             c_told.execute(outbox.TOLD_ALL_PG_SQL, (a.patient_id, a.patient_id))
             c_recent.execute(f"SELECT n.user_id, n.channel FROM notice n WHERE n.alert_id = (SELECT id FROM alert "
@@ -380,7 +380,8 @@ def _raise_pg(session: Session, a: AlertInput, now: datetime) -> AlertChange:
         told_rows = c_told.fetchall()
         recent = {(uid, ch) for uid, ch in c_recent.fetchall()}
         id_row = c_id.fetchone()
-    existing = _alert_from_row(found) if found is not None else None
+    existing = _alert_from_row(found[:-1]) if found is not None else None
+    names = {existing.acknowledged_by: found[-1]} if existing and existing.acknowledged_by is not None else {}
     verdict = late.judge(t=a.t, received_at=now, existing_status=existing.status if existing else None,
                          last_resolved_at=as_utc(last_resolved[0]) if last_resolved and last_resolved[0] else None,
                          critical=severity == Severity.CRITICAL)
@@ -413,7 +414,7 @@ def _raise_pg(session: Session, a: AlertInput, now: datetime) -> AlertChange:
     feeds: list[dict[str, object]] = [{"key": n.key, "level": n.level, "user_id": n.user_id} for n in notices if n.channel == ChannelName.FEED]
     if pushes:
         outbox.mark_pushes(session)
-    payload = {"event": event, "ring": verdict.ring, "alert": alert_dict(row, names=_names(session, row))}
+    payload = {"event": event, "ring": verdict.ring, "alert": alert_dict(row, names=names)}  # unresolved: no resolver
     sql = _WRITE_PG_SQL.format(write=write[0])
     written_at = utcnow()  # the history and feed rows' time, as `_record` gives them
     params = (*write[1], written_at, event, _json(details),  # the history row

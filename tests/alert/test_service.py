@@ -255,3 +255,20 @@ def test_one_alert_raised_twice_in_one_transaction(session: Session, people: tup
     assert alert is not None and alert.count == 2
     feed = session.exec(select(FeedEvent).order_by(col(FeedEvent.id))).all()
     assert [(f.id, f.payload["event"]) for f in feed] == [(first.cursor, "opened"), (second.cursor, "retriggered")]
+
+
+def test_a_retrigger_of_an_acknowledged_alert_shows_who_is_on_it(session: Session,
+                                                                  people: tuple[int, User, User]) -> None:
+    pid, carer, _ = people
+    sos = service.raise_alert(session, alert=AlertInput(type="sos", t=T0, patient_id=pid), now=T0)
+    service.acknowledge(session, user=carer, alert_id=sos.alert_id, now=T0 + timedelta(seconds=20))
+    session.commit()
+    again = service.raise_alert(session, alert=AlertInput(type="sos", t=T0 + timedelta(minutes=2), patient_id=pid),
+                                now=T0 + timedelta(minutes=2))
+    feed_log.append_many_and_commit(session, [])
+    assert again.event == "retriggered" and again.ring  # critical and fresh: rings though acknowledged
+    row = session.exec(select(FeedEvent).where(FeedEvent.id == again.cursor)).one()
+    shown = row.payload["alert"]
+    assert isinstance(shown, dict)
+    assert (shown["status"], shown["count"], shown["acknowledged_by"], shown["acknowledged_by_name"]) == (
+        "acknowledged", 2, carer.id, "ลูกสาว")

@@ -5,6 +5,9 @@ notice exists exactly when its alert change was committed: a backend killed
 after commit loses nothing, one killed before commit never rang. Feed notices
 are stored already sent (the feed row of the same transaction is their
 delivery); the others wait for the worker (`chumphae.deliver.worker`).
+
+On PostgreSQL a raise or re-trigger reads who is told with its other reads (`TOLD_ALL_PG_SQL`, `reach`),
+plans the notices here (`plan_notices`) and writes them in its one statement (`chumphae.alert.service`).
 """
 
 from __future__ import annotations

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from enum import Enum
 from typing import Any
 
 import orjson
 from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
 from chumphae import audit
@@ -22,11 +24,11 @@ from chumphae.alert import late
 from chumphae.alert.render import alert_dict
 from chumphae.alert.severity import MAX_LEVEL, next_escalation_at, severity_for
 from chumphae.auth.access import can_see_patient, sees_all
-from chumphae.deliver import outbox
+from chumphae.deliver import notify, outbox
 from chumphae.errors import Forbidden, NotFound
 from chumphae.feed import log as feed_log
 from chumphae.models import Alert, AlertEvent, AlertStatus, ChannelName, Outcome, User
-from chumphae.timeutil import utcnow
+from chumphae.timeutil import as_utc, utcnow
 from chumphae.values import Detection, Severity
 
 
@@ -55,9 +57,13 @@ class AlertInput:
     details: dict[str, object] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AlertChange:
-    """What happened, for delivery after commit."""
+    """What happened, for delivery after commit.
+
+    `cursor`: its feed row's id; on PostgreSQL a raise or re-trigger knows it once its statement has run
+    (at the commit, `_raise_pg`), until then it is None.
+    """
 
     alert_id: int
     patient_id: int | None
@@ -67,6 +73,7 @@ class AlertChange:
     ring: bool
     level: int
     cursor: int | None
+    told: tuple[int, ...] | None = None  # the people of the rungs told, as read in the change (None: not read)
 
 
 def from_detection(d: Detection, *, gateway_id: int | None = None, band_id: int | None = None) -> AlertInput:
@@ -138,8 +145,13 @@ _HISTORY_PG_SQL = "INSERT INTO alert_event (alert_id, t, kind, user_id, details)
 
 
 def raise_alert(session: Session, *, alert: AlertInput, now: datetime | None = None) -> AlertChange:
-    """Open a new alert, or re-trigger the unresolved one of the same patient and type."""
+    """Open a new alert, or re-trigger the unresolved one of the same patient and type.
+
+    On PostgreSQL in two round trips (`_raise_pg`): the reads, then one statement sent with the commit.
+    """
     now = now or utcnow()
+    if session.get_bind().dialect.name == "postgresql":
+        return _raise_pg(session, alert, now)
     existing = _unresolved(session, alert)
     severity = severity_for(alert.type)
     last_resolved = None
@@ -314,3 +326,162 @@ def escalate_undelivered(session: Session, *, alert_id: int, level: int, now: da
     session.flush()
     return _record(session, row, event="escalated", ring=True,
                    details={"from": level, "to": row.escalation_level, "reason": "undelivered"}, now=now)
+
+
+# ---- PostgreSQL: raise or re-trigger in two round trips ----------------------------------------------------------
+#
+# 1. One pipeline of reads, after the transaction's claim of the message id: the alert key's advisory lock (two
+#    raises of one patient and type, in any processes, take turns: one alert per open episode, no lost count),
+#    the unresolved alert locked `FOR UPDATE` (an acknowledge or resolve waits for this change, and this change
+#    for it), the last resolution, every rung's people with their contact points and preferences, the recent
+#    pushes of a re-trigger, and a new alert's id. Each is its own statement: each sees what committed before
+#    the lock was granted.
+# 2. One statement (`_WRITE_PG_SQL`): the alert (insert or update), its history row, its push notices, then the
+#    feed writers' lock, the feed row and the feed notices (provider id `feed:<cursor>`), kept on the session
+#    (`feed.log.defer`) and sent in the commit's pipeline by the ingest path: the feed lock is held for the
+#    server's time only. A plain `session.commit()` sends it before the COMMIT (one round trip more).
+
+ALERT_LOCK_CLASS = 4005  # pg_advisory_xact_lock(4005, hashtext(key)): one alert key at a time (two-int key space)
+_COLUMNS = tuple(c.name for c in Alert.__table__.columns)  # type: ignore[attr-defined]
+_TIMES = frozenset({"opened_at", "received_at", "last_triggered_at", "acknowledged_at", "resolved_at",
+                    "next_escalation_at"})
+
+
+def _key_sql(a: AlertInput) -> tuple[str, tuple[object, ...], str]:
+    """The alert key's WHERE clause, its parameters, and its lock name."""
+    if a.patient_id is not None:
+        return "patient_id = %s AND type = %s", (a.patient_id, a.type), f"p{a.patient_id}:{a.type}"
+    return ("patient_id IS NULL AND gateway_id IS NOT DISTINCT FROM %s AND type = %s", (a.gateway_id, a.type),
+            f"g{a.gateway_id}:{a.type}")
+
+
+def _raise_pg(session: Session, a: AlertInput, now: datetime) -> AlertChange:
+    session.flush()  # the session's own changes first (a pending alert row must be seen by the reads)
+    feed_log.send_deferred(session)  # and an earlier change of this transaction (the same key twice in a batch)
+    severity = severity_for(a.type)
+    where, key, lock_name = _key_sql(a)
+    since = now - outbox.push_window(severity)
+    driver = session.connection().connection.driver_connection
+    assert driver is not None
+    with driver.cursor() as c_open, driver.cursor() as c_last, driver.cursor() as c_told, \
+            driver.cursor() as c_recent, driver.cursor() as c_id:
+        with driver.pipeline():
+            driver.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (ALERT_LOCK_CLASS, lock_name))
+            c_open.execute(f"SELECT {', '.join(_COLUMNS)}, (SELECT name FROM app_user WHERE id = acknowledged_by) "
+                           f"FROM alert WHERE {where} AND status <> 'resolved' LIMIT 1 FOR UPDATE", key)
+            c_last.execute(f"SELECT max(resolved_at) FROM alert WHERE {where} AND status = 'resolved'", key)
+            c_told.execute(outbox.TOLD_ALL_PG_SQL, (a.patient_id, a.patient_id))
+            c_recent.execute(f"SELECT n.user_id, n.channel FROM notice n WHERE n.alert_id = (SELECT id FROM alert "
+                             f"WHERE {where} AND status <> 'resolved' LIMIT 1) AND n.channel <> 'feed' "
+                             "AND n.created_at > %s", (*key, since))
+            c_id.execute("SELECT nextval(pg_get_serial_sequence('alert', 'id'))")
+        found = c_open.fetchone()
+        last_resolved = c_last.fetchone()
+        told_rows = c_told.fetchall()
+        recent = {(uid, ch) for uid, ch in c_recent.fetchall()}
+        id_row = c_id.fetchone()
+    existing = _alert_from_row(found[:-1]) if found is not None else None
+    names = {existing.acknowledged_by: found[-1]} if existing and existing.acknowledged_by is not None else {}
+    verdict = late.judge(t=a.t, received_at=now, existing_status=existing.status if existing else None,
+                         last_resolved_at=as_utc(last_resolved[0]) if last_resolved and last_resolved[0] else None,
+                         critical=severity == Severity.CRITICAL)
+    if verdict.belongs_to_resolved:
+        return _late_history(session, a)
+    details: dict[str, object]
+    if existing is None:
+        assert id_row is not None
+        row = _new(a, severity=severity, late_=verdict.late, now=now)
+        row.id = int(id_row[0])
+        event, details = "opened", {"late": verdict.late, "confidence": a.confidence}  # as `raise_alert`'s
+        write = _INSERT_ALERT_PG_SQL, tuple(_param(c, getattr(row, c)) for c in _COLUMNS)
+    else:
+        row = existing
+        _apply_retrigger(row, a)
+        event, details = "retriggered", {"late": verdict.late, "t": a.t.isoformat(), "count": row.count}
+        write = _UPDATE_ALERT_PG_SQL, (*(_param(c, getattr(row, c)) for c in _RETRIGGERED), row.id)
+    assert row.id is not None
+    change = AlertChange(alert_id=row.id, patient_id=row.patient_id, type=row.type, severity=row.severity,
+                         event=event, ring=verdict.ring, level=row.escalation_level, cursor=None)
+    notices: list[Any] = []
+    if change.ring:  # the listeners' list after commit (`notify.notices`), without reading it again
+        change.told = tuple(u for lv in notify.levels_told(change)
+                            for u in sorted({r[0] for r in told_rows if r[1] == lv}))
+    if outbox.rings(change):
+        told = outbox.reach(told_rows, set(notify.levels_told(change)))
+        notices = outbox.plan_notices(change, told, lambda: recent, now=now)
+    pushes: list[dict[str, object]] = [{"key": n.key, "level": n.level, "user_id": n.user_id, "channel": n.channel}
+              for n in notices if n.channel != ChannelName.FEED]
+    feeds: list[dict[str, object]] = [{"key": n.key, "level": n.level, "user_id": n.user_id} for n in notices if n.channel == ChannelName.FEED]
+    if pushes:
+        outbox.mark_pushes(session)
+    payload = {"event": event, "ring": verdict.ring, "alert": alert_dict(row, names=names)}  # unresolved: no resolver
+    sql = _WRITE_PG_SQL.format(write=write[0])
+    written_at = utcnow()  # the history and feed rows' time, as `_record` gives them
+    params = (*write[1], written_at, event, _json(details),  # the history row
+              event, now, now, _json(pushes),  # push notices
+              feed_log.PG_LOCK_KEY, feed_log.PG_CHANNEL, written_at, row.patient_id, _json(payload),  # the feed row
+              event, now, now, now, _json(feeds))  # feed notices
+
+    def written(rows: list[tuple[Any, ...]]) -> None:
+        change.cursor = int(rows[0][0])
+        held = session.identity_map.get(identity_key(Alert, row.id))
+        if held is not None:  # the session's copy (if it has one) is older than what was written
+            session.expire(held)
+
+    feed_log.defer(session, (sql, params), written)
+    return change
+
+
+def _alert_from_row(values: tuple[Any, ...]) -> Alert:
+    fields: dict[str, Any] = {c: (as_utc(v) if c in _TIMES and v is not None else v)
+                              for c, v in zip(_COLUMNS, values, strict=True)}
+    return Alert(**fields)
+
+
+def _apply_retrigger(row: Alert, a: AlertInput) -> None:
+    """A re-trigger's changes to the unresolved alert (the same as `_retrigger`'s)."""
+    row.count += 1
+    if a.t < row.opened_at:
+        row.opened_at = a.t
+    if a.t >= row.last_triggered_at:
+        row.last_triggered_at = a.t
+        if a.lat is not None and a.lon is not None:
+            row.lat, row.lon, row.uncertainty_m = a.lat, a.lon, a.uncertainty_m
+            row.parcel_code, row.building_code = a.parcel_code, a.building_code
+            row.description_th, row.description_en = a.description_th, a.description_en
+            row.zone_version = a.zone_version
+        row.details = {**(row.details or {}), **a.details}
+
+
+def _param(column: str, value: Any) -> Any:
+    if column == "details":
+        return _json(value)
+    return value.value if isinstance(value, Enum) else value  # the driver is handed plain values
+
+
+def _json(value: object) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NAIVE_UTC).decode()
+
+
+_RETRIGGERED = ("count", "opened_at", "last_triggered_at", "lat", "lon", "uncertainty_m", "parcel_code",
+                "building_code", "description_th", "description_en", "zone_version", "details")
+_INSERT_ALERT_PG_SQL = (f"INSERT INTO alert ({', '.join(_COLUMNS)}) VALUES ("
+                        + ", ".join("%s::json" if c == "details" else "%s" for c in _COLUMNS) + ") RETURNING id")
+_UPDATE_ALERT_PG_SQL = ("UPDATE alert SET " + ", ".join(f"{c} = %s::json" if c == "details" else f"{c} = %s"
+                                                         for c in _RETRIGGERED) + " WHERE id = %s RETURNING id")
+# {write}: the alert's insert or update. The feed lock is taken after it (`locked` reads `a`); the feed row's id
+# is drawn under the lock (cursor order is commit order). Returns the feed row's id.
+_NOTICE_COLUMNS = "key, alert_id, event, level, user_id, channel, status, attempts"
+_WRITE_PG_SQL = (
+    "WITH a AS ({write}), "
+    "h AS (INSERT INTO alert_event (alert_id, t, kind, user_id, details) SELECT a.id, %s, %s, NULL, %s::json FROM a), "
+    f"n AS (INSERT INTO notice ({_NOTICE_COLUMNS}, created_at, next_try_at) "
+    "SELECT r.key, a.id, %s, r.level, r.user_id, r.channel, 'queued', 0, %s, %s "
+    "FROM a, json_to_recordset(%s::json) AS r(key text, level int, user_id int, channel text)), "
+    "locked AS (SELECT pg_advisory_xact_lock(%s), pg_notify(%s, '') FROM (SELECT count(*) FROM a) AS c), "
+    "f AS (INSERT INTO feed_event (t, kind, patient_id, payload) SELECT %s, 'alert', %s, %s::json FROM locked "
+    "RETURNING id), "
+    f"fn AS (INSERT INTO notice ({_NOTICE_COLUMNS}, provider_message_id, created_at, next_try_at, done_at) "
+    "SELECT r.key, a.id, %s, r.level, r.user_id, 'feed', 'sent', 0, 'feed:' || f.id, %s, %s, %s "
+    "FROM a, f, json_to_recordset(%s::json) AS r(key text, level int, user_id int)) "
+    "SELECT id FROM f")

@@ -176,12 +176,17 @@ def users_told(session: Session, change: AlertChange) -> list[tuple[int, int]]:
     return sorted(seen.items())
 
 
-def notices(session: Session, changes: Iterable[AlertChange]) -> list[Notice]:
+def notices(session: Session | None, changes: Iterable[AlertChange]) -> list[Notice]:
+    """The listeners' notices; the people told as the change read them, else read here (`session`)."""
     out = []
     for c in changes:
         if not c.ring:
             continue
-        users = tuple(u for lv in levels_told(c) for u in users_at_level(session, c.patient_id, lv))
+        if c.told is not None:
+            users = c.told
+        else:
+            assert session is not None
+            users = tuple(u for lv in levels_told(c) for u in users_at_level(session, c.patient_id, lv))
         th, en = TYPE_LABELS.get(c.type, (c.type, c.type))
         out.append(Notice(alert_id=c.alert_id, patient_id=c.patient_id, type=c.type, severity=c.severity,
                           event=c.event, level=c.level, user_ids=users, title_th=th, title_en=en))
@@ -197,8 +202,11 @@ def dispatch(engine: Engine, changes: Iterable[AlertChange]) -> list[Notice]:
     if not changes:
         return []
     _wakers.fire()
-    with Session(engine) as session:
-        out = notices(session, changes)
+    if all(c.told is not None for c in changes):  # an SOS's urgent thread is free again without a query
+        out = notices(None, changes)
+    else:
+        with Session(engine) as session:
+            out = notices(session, changes)
     for notice in out:
         for listener in list(_listeners):
             try:

@@ -14,24 +14,92 @@ the transaction commits: that is how other backend processes wake up.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import func, insert, or_
+from sqlalchemy import event, func, insert, or_
 from sqlalchemy import select as sa_select
+from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, select
 
 from chumphae.aftercommit import AfterCommit
 from chumphae.models import FeedEvent
 from chumphae.timeutil import utcnow
 
+Statement = tuple[str, tuple[object, ...]]  # SQL with psycopg placeholders, its parameters
 PG_CHANNEL = "chumphae_feed"
 PG_LOCK_KEY = 4005_0001  # advisory lock that orders feed writers (4005 = Chumphae's geocode)
 # After a commit that wrote feed rows, wake the sockets of this process (and, through fanout, of the
 # others): `on_commit(hook)` registers, `off_commit(hook)` unregisters (fanout registers here).
 _written = AfterCommit("chumphae_feed_dirty")
 on_commit, off_commit = _written.add, _written.remove
+
+
+# ---- writes sent with the commit ------------------------------------------------------------------------------
+# An alert change on PostgreSQL (`chumphae.alert.service`) is one statement that also appends its feed row under
+# the writers' lock: it is kept on the session (`defer`) and sent in the commit's pipeline by
+# `append_many_and_commit` / `commit_pipeline` (the ingest path), so the lock is held for the server's time only.
+# Anything else that would have to see it first sends it on its own (`send_deferred`): an ORM statement of the
+# same session, any append here, and a plain `session.commit()` (then it costs its own round trip).
+_DEFERRED = "chumphae_feed_deferred"
+RowsHook = Callable[[list[tuple[Any, ...]]], None]  # told the rows the statement returned, once it ran
+
+
+def defer(session: Session, statement: Statement, on_rows: RowsHook | None = None) -> None:
+    """PostgreSQL: send `statement` (one that appends feed rows under the writers' lock) with the commit."""
+    session.info.setdefault(_DEFERRED, []).append((statement, on_rows))
+    _written.mark(session)
+
+
+def has_deferred(session: Session) -> bool:
+    return bool(session.info.get(_DEFERRED))
+
+
+def send_deferred(session: Session) -> None:
+    """The deferred statements now, in one pipeline (one round trip), before whatever must see them."""
+    pending: list[tuple[Statement, RowsHook | None]] = session.info.pop(_DEFERRED, None) or []
+    if not pending:
+        return
+    driver = session.connection().connection.driver_connection
+    assert driver is not None
+    cursors = [driver.cursor() for _ in pending]
+    try:
+        with driver.pipeline():
+            for cur, ((sql, params), _) in zip(cursors, pending, strict=True):
+                cur.execute(sql, params)
+        _rows_told(cursors, pending)
+    except Exception:
+        _forget_if_broken(session, driver)
+        raise
+    finally:
+        for cur in cursors:
+            cur.close()
+
+
+def _rows_told(cursors: Sequence[Any], pending: Sequence[tuple[Statement, RowsHook | None]]) -> None:
+    for cur, (_, on_rows) in zip(cursors, pending, strict=True):
+        if on_rows is not None:
+            on_rows(cur.fetchall() if cur.description is not None else [])
+
+
+@event.listens_for(OrmSession, "do_orm_execute")
+def _before_orm_read(state: Any) -> None:  # an ORM statement must see the deferred alert change
+    if state.session.info.get(_DEFERRED):
+        send_deferred(state.session)
+
+
+@event.listens_for(OrmSession, "before_commit")
+def _before_commit(session: OrmSession) -> None:  # a plain commit: flush, then the deferred statements
+    if session.info.get(_DEFERRED):
+        session.flush()
+        send_deferred(session)  # type: ignore[arg-type]
+
+
+@event.listens_for(OrmSession, "after_rollback")
+def _after_rollback(session: OrmSession) -> None:
+    if not session.in_transaction():
+        session.info.pop(_DEFERRED, None)
 
 
 def append(session: Session, *, kind: str, patient_id: int | None,
@@ -45,6 +113,7 @@ def append(session: Session, *, kind: str, patient_id: int | None,
         # may have released an earlier one. Lock, wake-up and row in one round trip; the row returned
         # is not added to the session (it is never changed).
         session.flush()  # the session's pending rows first (an alert's push notices)
+        send_deferred(session)  # an earlier change's feed row first (cursor order is the transaction's order)
         now = utcnow()
         sql = _APPEND_PG_SQL
         params: tuple[object, ...] = (PG_LOCK_KEY, PG_CHANNEL, now, kind, patient_id, orjson.dumps(payload).decode())
@@ -70,6 +139,7 @@ def append_many(session: Session, rows: Sequence[tuple[str, int | None, dict[str
     if not rows:
         return
     if session.get_bind().dialect.name == "postgresql":
+        send_deferred(session)
         # The lock, the wake-up and the rows in one round trip; the rows as array parameters (JSON as text).
         session.connection().exec_driver_sql(_APPEND_MANY_PG_SQL, _append_many_params(rows))
         _written.mark(session)
@@ -79,9 +149,6 @@ def append_many(session: Session, rows: Sequence[tuple[str, int | None, dict[str
     session.execute(insert(table), [{"t": now, "kind": kind, "patient_id": patient_id, "payload": payload}
                                     for kind, patient_id, payload in rows])
     _written.mark(session)
-
-
-Statement = tuple[str, tuple[object, ...]]  # SQL with psycopg placeholders, its parameters
 
 
 def append_many_and_commit(session: Session, rows: Sequence[tuple[str, int | None, dict[str, object]]],
@@ -99,24 +166,32 @@ def append_many_and_commit(session: Session, rows: Sequence[tuple[str, int | Non
         append_many(session, rows)
         session.commit()
         return
-    if not rows and not before:
+    if not rows and not before and not has_deferred(session):
         session.commit()
         return
     session.flush()
+    pending: list[tuple[Statement, RowsHook | None]] = session.info.pop(_DEFERRED, None) or []
     driver = session.connection().connection.driver_connection
     assert driver is not None
+    cursors = [driver.cursor() for _ in pending]
     try:
         with driver.pipeline():
             for sql, params in before:
                 driver.execute(sql, params)
+            for cur, ((sql, params), _) in zip(cursors, pending, strict=True):  # after `before` (row locks),
+                cur.execute(sql, params)  # then the feed lock: every writer takes them in this order
             if rows:
                 driver.execute(_APPEND_MANY_PG_SQL, _append_many_params(rows))
             # COMMIT as a statement of the pipeline: the block's end sends one Sync for all (`driver.commit()`
             # here would sync once more at the block's end, a second round trip).
             driver.execute("COMMIT")
+        _rows_told(cursors, pending)
     except Exception:
         _forget_if_broken(session, driver)
         raise
+    finally:
+        for cur in cursors:
+            cur.close()
     if rows:
         _written.mark(session)
     session.commit()  # the driver's transaction is over: this ends the session's (and wakes the feed)
@@ -127,19 +202,27 @@ def commit_pipeline(session: Session, *, before: Sequence[Statement], last: Stat
     `_APPEND_MANY_PG_SQL` does), then `COMMIT`, in one pipeline (one round trip); `last`'s rows returned.
     The feed sockets are woken after the commit."""
     session.flush()
+    pending: list[tuple[Statement, RowsHook | None]] = session.info.pop(_DEFERRED, None) or []
     driver = session.connection().connection.driver_connection
     assert driver is not None
+    cursors = [driver.cursor() for _ in pending]
     try:
         with driver.cursor() as cur:
             with driver.pipeline():
                 for sql, params in before:
                     driver.execute(sql, params)
+                for dcur, ((sql, params), _) in zip(cursors, pending, strict=True):
+                    dcur.execute(sql, params)
                 cur.execute(*last)
                 driver.execute("COMMIT")  # a statement of the pipeline: one Sync for all (append_many_and_commit)
             rows: list[tuple[object, ...]] = cur.fetchall()  # the block's end synced: the rows are here
+        _rows_told(cursors, pending)
     except Exception:
         _forget_if_broken(session, driver)
         raise
+    finally:
+        for dcur in cursors:
+            dcur.close()
     _written.mark(session)
     session.commit()  # the driver's transaction is over: this ends the session's (and wakes the feed)
     return rows

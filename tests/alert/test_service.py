@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from chumphae.alert import service
 from chumphae.alert.service import AlertConflict, AlertInput
 from chumphae.auth.service import assign, create_user
 from chumphae.errors import Forbidden
-from chumphae.models import Alert, AlertEvent, FeedEvent, User
+from chumphae.feed import log as feed_log
+from chumphae.models import Alert, AlertEvent, FeedEvent, OutboxNotice, User
 from tests.factories import make_patient
 
 T0 = datetime(2025, 6, 1, 6, 0, tzinfo=UTC)
@@ -141,3 +147,128 @@ def test_only_carers_may_act(session: Session, people: tuple[int, User, User]) -
                                                              gateway_id=None), now=T0)
     with pytest.raises(Forbidden):
         service.acknowledge(session, user=stranger, alert_id=gw_alert.alert_id)
+
+
+# ---- PostgreSQL: two transactions on one alert at once (as two backend processes would) --------------------------
+
+def _pg_only(session: Session) -> None:
+    if session.get_bind().dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time")
+
+
+def _waits_on_a_lock(engine: Engine, backend_pid: int) -> None:
+    """Return once that backend waits on a lock (the other transaction holds it)."""
+    for _ in range(2000):
+        with engine.connect() as conn:
+            if conn.execute(text("SELECT wait_event_type FROM pg_stat_activity WHERE pid = :p"),
+                            {"p": backend_pid}).scalar() == "Lock":
+                return
+        time.sleep(0.005)
+    raise AssertionError("the second transaction never waited for the first")
+
+
+def _in_thread(engine: Engine, work: Callable[[Session], object]) -> tuple[threading.Thread, list[object], list[int]]:
+    out: list[object] = []
+    pid: list[int] = []
+
+    def run() -> None:
+        with Session(engine, expire_on_commit=False) as s:
+            pid.append(s.connection().connection.driver_connection.info.backend_pid)  # type: ignore[union-attr]
+            out.append(work(s))
+            feed_log.append_many_and_commit(s, [])  # as the ingest path commits
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    for _ in range(2000):
+        if pid:
+            break
+        time.sleep(0.001)
+    return thread, out, pid
+
+
+def test_two_raises_of_one_alert_at_once_make_one_alert_counted_twice(
+        session: Session, people: tuple[int, User, User]) -> None:
+    """A second raise (another process) waits for the first to commit, then re-triggers what it opened:
+    one alert, count 2, both on the history and on the feed in commit order, every notice once per change."""
+    _pg_only(session)
+    pid, _, _ = people
+    engine = session.get_bind().engine  # type: ignore[union-attr]
+    first = service.raise_alert(session, alert=AlertInput(type="sos", t=T0, patient_id=pid), now=T0)
+    thread, out, backend = _in_thread(engine, lambda s: service.raise_alert(
+        s, alert=AlertInput(type="sos", t=T0 + timedelta(seconds=5), patient_id=pid), now=T0 + timedelta(seconds=5)))
+    _waits_on_a_lock(engine, backend[0])
+    feed_log.append_many_and_commit(session, [])
+    thread.join(30)
+    second = out[0]
+    assert isinstance(second, service.AlertChange)
+    assert (first.event, second.event, second.alert_id) == ("opened", "retriggered", first.alert_id)
+    assert first.cursor is not None and second.cursor is not None and second.cursor > first.cursor
+    with Session(engine) as s:
+        alerts = s.exec(select(Alert).where(Alert.patient_id == pid)).all()
+        assert [(a.count, a.status, a.last_triggered_at) for a in alerts] == [(2, "open", T0 + timedelta(seconds=5))]
+        kinds = s.exec(select(AlertEvent.kind).where(AlertEvent.alert_id == first.alert_id)
+                       .order_by(col(AlertEvent.id))).all()
+        assert list(kinds) == ["opened", "retriggered"]
+        feed = s.exec(select(FeedEvent).order_by(col(FeedEvent.id))).all()
+        assert [(f.id, f.payload["event"], f.payload["alert"]["count"]) for f in feed] == [  # type: ignore[index]
+            (first.cursor, "opened", 1), (second.cursor, "retriggered", 2)]
+        told = s.exec(select(OutboxNotice.event, OutboxNotice.channel, OutboxNotice.provider_message_id)
+                      .order_by(col(OutboxNotice.id))).all()
+        assert sorted(told) == [("opened", "feed", f"feed:{first.cursor}"),
+                                ("retriggered", "feed", f"feed:{second.cursor}")]
+
+
+def test_a_resolve_waits_for_a_retrigger_in_flight_and_sees_it(session: Session,
+                                                               people: tuple[int, User, User]) -> None:
+    pid, carer, _ = people
+    _pg_only(session)
+    engine = session.get_bind().engine  # type: ignore[union-attr]
+    opened = service.raise_alert(session, alert=AlertInput(type="sos", t=T0, patient_id=pid), now=T0)
+    session.commit()
+    again = service.raise_alert(session, alert=AlertInput(type="sos", t=T0 + timedelta(seconds=9), patient_id=pid),
+                                now=T0 + timedelta(seconds=9))
+    thread, out, backend = _in_thread(engine, lambda s: service.resolve(
+        s, user=s.get(User, carer.id), alert_id=opened.alert_id, outcome="patient_safe")[1])
+    _waits_on_a_lock(engine, backend[0])
+    feed_log.append_many_and_commit(session, [])
+    thread.join(30)
+    resolved = out[0]
+    assert isinstance(resolved, service.AlertChange) and resolved.event == "resolved"
+    assert again.cursor is not None and resolved.cursor is not None and resolved.cursor > again.cursor
+    with Session(engine) as s:
+        alert = s.get(Alert, opened.alert_id)
+        assert alert is not None and (alert.count, alert.status) == (2, "resolved")
+        feed = s.exec(select(FeedEvent).order_by(col(FeedEvent.id))).all()
+        assert [(f.payload["event"], f.payload["alert"]["count"], f.payload["alert"]["status"])  # type: ignore[index]
+                for f in feed] == [("opened", 1, "open"), ("retriggered", 2, "open"), ("resolved", 2, "resolved")]
+
+
+def test_one_alert_raised_twice_in_one_transaction(session: Session, people: tuple[int, User, User]) -> None:
+    """Two SOS messages of one band in one batch: the second sees the first (opened, then re-triggered)."""
+    pid, _, _ = people
+    first = service.raise_alert(session, alert=AlertInput(type="sos", t=T0, patient_id=pid), now=T0)
+    second = service.raise_alert(session, alert=AlertInput(type="sos", t=T0 + timedelta(seconds=1), patient_id=pid),
+                                 now=T0 + timedelta(seconds=1))
+    feed_log.append_many_and_commit(session, [])
+    assert (first.event, second.event, first.alert_id) == ("opened", "retriggered", second.alert_id)
+    alert = session.get(Alert, first.alert_id)
+    assert alert is not None and alert.count == 2
+    feed = session.exec(select(FeedEvent).order_by(col(FeedEvent.id))).all()
+    assert [(f.id, f.payload["event"]) for f in feed] == [(first.cursor, "opened"), (second.cursor, "retriggered")]
+
+
+def test_a_retrigger_of_an_acknowledged_alert_shows_who_is_on_it(session: Session,
+                                                                  people: tuple[int, User, User]) -> None:
+    pid, carer, _ = people
+    sos = service.raise_alert(session, alert=AlertInput(type="sos", t=T0, patient_id=pid), now=T0)
+    service.acknowledge(session, user=carer, alert_id=sos.alert_id, now=T0 + timedelta(seconds=20))
+    session.commit()
+    again = service.raise_alert(session, alert=AlertInput(type="sos", t=T0 + timedelta(minutes=2), patient_id=pid),
+                                now=T0 + timedelta(minutes=2))
+    feed_log.append_many_and_commit(session, [])
+    assert again.event == "retriggered" and again.ring  # critical and fresh: rings though acknowledged
+    row = session.exec(select(FeedEvent).where(FeedEvent.id == again.cursor)).one()
+    shown = row.payload["alert"]
+    assert isinstance(shown, dict)
+    assert (shown["status"], shown["count"], shown["acknowledged_by"], shown["acknowledged_by_name"]) == (
+        "acknowledged", 2, carer.id, "ลูกสาว")

@@ -83,12 +83,15 @@ def contacts(world: World, *, webhook_url: str | None = None) -> None:
         s.commit()
 
 
+def sos_input(patient_id: int, *, now: datetime = T0, type_: str = "sos") -> AlertInput:
+    return AlertInput(type=type_, t=now, patient_id=patient_id, lat=16.5461, lon=102.1030, uncertainty_m=25.0,
+                      parcel_code="03I017", description_th="120 ม. ทางทิศเหนือของวัดศรีชมภู",
+                      description_en="120 m north of Wat Si Chomphu")
+
+
 def raise_sos(engine: Engine, patient_id: int, *, now: datetime = T0, type_: str = "sos") -> AlertChange:
     with Session(engine, expire_on_commit=False) as s:
-        change = service.raise_alert(s, alert=AlertInput(
-            type=type_, t=now, patient_id=patient_id, lat=16.5461, lon=102.1030, uncertainty_m=25.0,
-            parcel_code="03I017", description_th="120 ม. ทางทิศเหนือของวัดศรีชมภู",
-            description_en="120 m north of Wat Si Chomphu"), now=now)
+        change = service.raise_alert(s, alert=sos_input(patient_id, now=now, type_=type_), now=now)
         s.commit()
     return change
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -14,11 +15,14 @@ from sqlmodel import Session, col, select
 
 from chumphae.alert import service
 from chumphae.alert.service import AlertInput
+from chumphae.deliver import notify
 from chumphae.deliver.run import channels, http_client
 from chumphae.deliver.worker import Worker, WorkerOptions
+from chumphae.feed import log as feed_log
 from chumphae.models import Alert, DeliveryPreference, OutboxNotice
+from tests.alert.roundtrips import RoundTrips
 from tests.conftest import World, build_world
-from tests.deliver.conftest import T0, Clock, Fakes, options, raise_sos
+from tests.deliver.conftest import T0, Clock, Fakes, options, raise_sos, sos_input
 
 
 def notices(engine: Engine, **where: object) -> list[OutboxNotice]:
@@ -38,30 +42,35 @@ async def worker(engine: Engine, fakes: Fakes, clock: Clock, opts: WorkerOptions
                      rnd=lambda: 0.0)
 
 
-def test_the_feed_lock_is_taken_after_every_read_of_a_ringing_change(engine: Engine, district: World) -> None:
-    """PostgreSQL: from the feed writers' lock to the commit, only the feed notices are written (SQLite, one
-    writer at a time, takes no such lock).
+def test_the_feed_lock_is_taken_after_every_read_of_a_ringing_change(engine: Engine, district: World,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL: the feed writers' lock is taken in the commit's own pipeline, after every read of the change
+    (who is told, on which channels) and its other writes, so an alert holds up the other feed writers (a
+    district's positions) for the server's time only; the whole raise is two round trips: its reads, then its
+    write with the COMMIT. SQLite (one writer at a time) takes no such lock."""
+    if engine.dialect.name != "postgresql":
+        statements: list[str] = []
 
-    Who is told, on which channels, and the other notices come before the lock, so an alert does not
-    hold up every other feed writer (a district's positions) through its delivery queries.
-    """
-    statements: list[str] = []
+        def seen(conn: object, cursor: object, statement: str, *args: object) -> None:
+            statements.append(statement)
 
-    def seen(conn: object, cursor: object, statement: str, *args: object) -> None:
-        statements.append(" ".join(statement.split()))
-
-    event.listen(engine, "before_cursor_execute", seen)
-    try:
-        change = raise_sos(engine, district.own_patient)
-    finally:
-        event.remove(engine, "before_cursor_execute", seen)
-    locked = [i for i, text in enumerate(statements) if "pg_advisory_xact_lock" in text]
-    if engine.dialect.name == "postgresql":
-        assert len(locked) == 1
-        after = statements[locked[0] + 1:]
-        assert [text.split(" (")[0] for text in after] == ["INSERT INTO notice"], after
-    else:  # SQLite: one writer at a time already; no PostgreSQL-only statement is sent
-        assert locked == [] and not any("pg_notify" in text for text in statements)
+        event.listen(engine, "before_cursor_execute", seen)
+        try:
+            change = raise_sos(engine, district.own_patient)
+        finally:
+            event.remove(engine, "before_cursor_execute", seen)
+        assert not any("pg_advisory" in text or "pg_notify" in text for text in statements)
+    else:
+        trips = RoundTrips(monkeypatch)
+        with Session(engine, expire_on_commit=False) as s:
+            change = service.raise_alert(s, alert=sos_input(district.own_patient), now=T0)
+            feed_log.append_many_and_commit(s, [])  # as the ingest path commits
+        assert len(trips.trips) == 2, trips.trips
+        reads, write = trips.trips
+        assert not any("pg_notify" in text for text in reads)
+        locked = [i for i, text in enumerate(write) if "pg_notify" in text]
+        assert len(locked) == 1 and write[locked[0] + 1:] == ["COMMIT"], write
+    assert change.cursor is not None
     rows = notices(engine)
     assert {r.channel for r in rows} == {"line", "sms", "feed"}  # all written, the feed's with its cursor
     assert [r.provider_message_id for r in rows if r.channel == "feed"] == [f"feed:{change.cursor}"]
@@ -256,3 +265,20 @@ async def test_a_notice_whose_alert_was_resolved_is_cancelled_not_sent(engine: E
     assert fakes.line.hits == [] and fakes.sms.hits == []
     with Session(engine) as s:
         assert s.get(Alert, change.alert_id).escalation_level == 0  # type: ignore[union-attr]
+
+
+def test_the_people_a_raise_read_are_the_people_the_listeners_are_told(engine: Engine, district: World) -> None:
+    """On PostgreSQL a raise reads every rung's people in its one read round trip and hands the rungs told to
+    the after-commit listeners (no second read); they are the people `notify.users_at_level` reads."""
+    raise_sos(engine, district.own_patient)
+    with Session(engine) as s:
+        service.escalate_due(s, now=T0 + timedelta(hours=1))  # up to the hospital (level 3)
+        s.commit()
+    again = raise_sos(engine, district.own_patient, now=T0 + timedelta(hours=1, seconds=5))
+    assert again.event == "retriggered" and again.level == 3 and again.ring
+    with Session(engine) as s:
+        read = notify.notices(s, [dataclasses.replace(again, told=None)])
+    rungs = ("caregiver", "volunteer", "care_manager", "hospital")
+    assert set(read[0].user_ids) == {district.users[who] for who in rungs if who in district.users}
+    if engine.dialect.name == "postgresql":
+        assert again.told == read[0].user_ids and notify.notices(None, [again]) == read

@@ -138,16 +138,19 @@ def _conv(x: F32, d: int) -> F32:
 class Rocket:
     biases: F32  # (channels, dilations, 84)
 
-    def transform(self, ch: F32, batch: int = 1000) -> F32:
-        n, C, _ = ch.shape
+    def transform(self, ch: F32, batch: int = 4) -> F32:
+        """(n, C, L) → (n, C × dilations × 84) PPV features (all kernels, dilations, channels at once)."""
+        n, C, L = ch.shape
+        P = 4 * max(DILATIONS)
+        idx = (np.arange(L)[None, :, None] + P
+               + (np.arange(9)[None, None, :] - 4) * np.asarray(DILATIONS)[:, None, None])  # (D, L, 9)
         out = np.empty((n, C * len(DILATIONS) * 84), dtype=np.float32)
         for a in range(0, n, batch):
-            cols = []
-            for c in range(C):
-                for j, d in enumerate(DILATIONS):
-                    y = _conv(ch[a:a + batch, c], d)
-                    cols.append((y > self.biases[c, j][None, None, :]).mean(axis=1, dtype=np.float32))
-            out[a:a + batch] = np.hstack(cols)
+            x = np.pad(ch[a:a + batch], ((0, 0), (0, 0), (P, P)))
+            sh = x[:, :, idx]  # (b, C, D, L, 9)
+            y = (sh.reshape(-1, 9) @ KERNELS.T).reshape(*sh.shape[:4], 84)
+            ppv = np.count_nonzero(y > self.biases[None, :, :, None, :], axis=3) / np.float32(L)
+            out[a:a + batch] = ppv.reshape(len(x), -1)
         return out
 
 
@@ -363,6 +366,8 @@ class Scorers:
             ref[nm] = np.sort(ts[adl_trials])
             ths[nm] = float(np.quantile(ref[nm], fall_train.ADL_QUANTILE))
         for en, parts in ENSEMBLES.items():
+            if any(m not in oof for m in parts):
+                continue
             o = np.mean([rank(ref[m], oof[m]) for m in parts], axis=0)
             oof[en] = o
             ts = trial_max(np.where(keep, o, np.nan), tof, len(P.fall))
@@ -388,6 +393,8 @@ def score_all(models: dict[str, Any], X22: F64, feats: dict[str, F32]) -> dict[s
     for nm, X in feats.items():
         out[nm] = models[nm].score(X)
     for en, parts in ENSEMBLES.items():
+        if any(m not in out for m in parts):
+            continue
         out[en] = np.mean([rank(models["ref"][m], out[m]) for m in parts], axis=0)
     return out
 
@@ -417,6 +424,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--cache", type=Path, required=True)
     ap.add_argument("--no-loso", action="store_true")
+    ap.add_argument("--no-cross", action="store_true")
+    ap.add_argument("--trees-only", action="store_true", help="only the trees and the kind-weighted trees (fast)")
+    ap.add_argument("--loso-sets", default="", help="comma-separated sets for leave-one-subject-out (default all)")
+    ap.add_argument("--outer", type=int, default=0,
+                    help="hold out groups of subjects (K folds, round robin in sorted order) instead of one at a time")
     a = ap.parse_args(argv)
     from threadpoolctl import threadpool_limits
 
@@ -431,13 +443,16 @@ def main(argv: list[str] | None = None) -> int:
     feats: dict[tuple[str, str], dict[str, F32]] = {}  # (set, bias set) → features
     for n in names:
         for bn in names:
+            if a.trees_only:
+                feats[(n, bn)] = {}
+                continue
             R = rockets[bn].transform(parts[n].ch)
             X22r = rank22(parts[bn].S.X[parts[bn].rec], parts[n].S.X)
             feats[(n, bn)] = {"rocket": R, "rocket+22": np.hstack([R, X22r])}
             print(f"  features of {n} with {bn}'s biases: {R.shape}; {time.perf_counter() - t0:.0f} s", flush=True)
     for an in names:
         for bn in names:
-            if an == bn:
+            if an == bn or a.no_cross:
                 continue
             A, Bp = parts[an], parts[bn]
             models, _oof, ths, note = Scorers(A, feats[(an, an)], A.S.X).fit(np.ones(len(A.rec), bool), 4)
@@ -451,25 +466,32 @@ def main(argv: list[str] | None = None) -> int:
     if a.no_loso:
         return 0
     for n in names:
+        if a.loso_sets and n not in a.loso_sets.split(","):
+            continue
         other = next(b for b in names if b != n)
         P = parts[n]
         nt = P.n_rec
         pooled: dict[str, F64] = {}
         thr: dict[str, F64] = {}
         tsubj = np.array([t.subject for t in P.S.trials])[:nt]
-        for s in sorted(set(P.subj[P.rec].tolist())):
-            keep = P.subj != s
+        subjects = sorted(set(P.subj[P.rec].tolist()))
+        k = a.outer if a.outer else len(subjects)
+        for f in range(k):
+            held_s = subjects[f::k]
+            s = ",".join(held_s)
+            keep = ~np.isin(P.subj, held_s)
             models, _oof, ths, _note = Scorers(P, feats[(n, other)], P.S.X).fit(keep, 3)
             held = (~keep) & P.rec
             sc = score_all(models, P.S.X[held], {k: v[held] for k, v in feats[(n, other)].items()})
             for nm, v in sc.items():
                 ts = trial_max(v, P.S.trial_of[held], nt)
-                got = tsubj == s
+                got = np.isin(tsubj, held_s)
                 pooled.setdefault(nm, np.full(nt, np.nan))[got] = ts[got]
                 thr.setdefault(nm, np.full(nt, np.nan))[got] = ths[nm]
             print(f"    LOSO {n}: {s} done; {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
         y = P.fall[:nt]
-        print(f"  LOSO {n} (biases from {other}, pooled AUC):", flush=True)
+        how = f"{k} subject-grouped outer folds" if a.outer else "leave-one-subject-out"
+        print(f"  {how} {n} (biases from {other}, pooled AUC):", flush=True)
         for nm, v in pooled.items():
             ok = np.isfinite(thr[nm])
             det = v >= thr[nm]

@@ -59,7 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--cache", type=Path, required=True)
+    ap.add_argument("--only", default="", help="comma-separated SET:VARIANT (e.g. fallalld:rec,umafall:clip2) "
+                    "to build only those (run several processes in parallel)")
     a = ap.parse_args(argv)
+    only = set(filter(None, a.only.split(",")))
     ff.features_at = _capture  # type: ignore[assignment]
     t0 = time.perf_counter()
     for name, folder in find_sets(a.data).items():
@@ -67,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         variants += [(f"clip{g:g}", {"clip_g": g}) for g in CLIP_AUGMENT_G]
         variants += [(f"watch{k}", {"other_watch": k}) for k in range(1, WATCH_COPIES + 1)]
         for vname, kw in variants:
+            if only and f"{name}:{vname}" not in only:
+                continue
             out = a.cache / f"windows-{name}-{vname}.npz"
             _captured.clear()
             S = set_features(name, folder, a.cache, **kw)  # type: ignore[arg-type]

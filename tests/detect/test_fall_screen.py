@@ -22,6 +22,7 @@ def _script(name: str) -> ModuleType:
         spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
         assert spec is not None and spec.loader is not None
         mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod  # dataclasses look their module up
         spec.loader.exec_module(mod)
         return mod
     finally:
@@ -47,3 +48,44 @@ def test_a_saved_window_gives_the_features_of_the_whole_stream(monkeypatch: pyte
                 assert len(fn(s, i)) == len(names)
             found += abs(c.t - impact) < 1.0
     assert found == 1  # the fall's impact is among the candidates
+
+
+def test_the_kernel_screen_is_orientation_free_seeded_and_its_ridge_is_scikit_learns() -> None:
+    rf = _script("rocket_falls")
+    wf = _script("windows_falls")
+    rng = np.random.default_rng(0)
+    xyz, peak = [], []
+    for seed in range(4):
+        for tt, xx in (wrist.clean_fall(seed=seed, peak_g=3.0 + seed, after="still")[:2], wrist.claps(seed=seed)):
+            _, ss = ff.streams(tt, xx, 50.0)
+            for s in ss:
+                for i in ff.candidates(s):
+                    w = np.full((wf.WIN, 3), np.nan)
+                    p = np.full(wf.WIN, np.nan)
+                    a, b = max(0, i - wf.LO), min(len(s.t), i + wf.HI)
+                    w[a - (i - wf.LO):b - (i - wf.LO)] = s.xyz[a:b]
+                    p[a - (i - wf.LO):b - (i - wf.LO)] = s.peak[a:b]
+                    xyz.append(w)
+                    peak.append(p)
+    X3, P = np.stack(xyz), np.stack(peak)
+    ch = rf.channels(X3, P)
+    assert ch.shape == (len(X3), 4, wf.WIN) and np.isfinite(ch).all()
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    assert np.allclose(rf.channels(X3 @ q.T, P), ch, atol=1e-4)  # a watch turned on the wrist: same input
+    r1, r2 = rf.fit_rocket(ch), rf.fit_rocket(ch)
+    F = r1.transform(ch)
+    assert np.array_equal(F, r2.transform(ch)) and F.shape == (len(ch), 2016)
+    assert np.array_equal(F[3:4], r1.transform(ch[3:4]))  # a row alone gives what it gives in a batch
+
+    from sklearn.linear_model import Ridge
+
+    Xr = rng.normal(size=(300, 12)).astype(np.float32)
+    y = (Xr[:, 0] + 0.5 * rng.normal(size=300) > 0.8).astype(np.int64)
+    half = rf.stats(Xr[:150], y[:150]) + rf.stats(Xr[150:], y[150:])
+    mine = rf.ridge_path(half, (0.01,))[0]
+    w = np.where(y == 1, 0.5 / y.sum(), 0.5 / (1 - y).sum())
+    Xd = Xr.astype(np.float64)
+    mu = w @ Xd
+    sd = np.sqrt(w @ (Xd - mu) ** 2) + 1e-6
+    ref = Ridge(alpha=0.01).fit((Xd - mu) / sd, np.where(y == 1, 1.0, -1.0), sample_weight=w)
+    assert np.allclose(mine.score(Xr), ref.predict((Xd - mu) / sd), atol=1e-6)

@@ -187,7 +187,7 @@ class _Raw:
     """A frame read but not yet validated (positions, readings, health): parsed on the ingest workers."""
 
     text: str
-    doc: Any  # its decoded JSON (None when it did not decode)
+    doc: Any  # its decoded JSON (None when it did not decode, or was not decoded: `envelope.parse` decodes it)
 
 
 def _parse_and_store(engine: Engine, state: IngestState, gateway_id: int, items: list[Message | Rejection | _Raw],
@@ -268,9 +268,12 @@ class _Session:
                     text = message["bytes"].decode("utf-8", "replace")
                 self.counters.frames += 1
                 text = text or ""
+                if envelope.route(text) in envelope.BULK_KINDS:  # as a gateway writes them: not decoded here
+                    await self._queue_bulk(_Raw(text, None))
+                    continue
                 kind, doc = envelope.peek(text)
                 if kind != "alert":  # validated on the ingest workers: the socket is drained at once
-                    await self.bulk.put(_Raw(text, doc))
+                    await self._queue_bulk(_Raw(text, doc))
                     continue
                 parsed = envelope.parse(text, doc=doc)
                 if isinstance(parsed, Rejection):
@@ -281,6 +284,12 @@ class _Session:
         finally:
             await self.alerts.put(None)
             await self.bulk.put(None)
+
+    async def _queue_bulk(self, item: _Raw | Rejection) -> None:
+        if self.bulk.full():
+            await self.bulk.put(item)  # the socket stops being read until the workers catch up
+        else:
+            self.bulk.put_nowait(item)
 
     async def process(self, inbox: asyncio.Queue[Any], priority: int) -> None:
         expected = 0  # frames the gateway may send at once: as many as the last ack released (bulk lane)

@@ -19,9 +19,11 @@ written).
 A database that cannot be reached or used acks nothing and closes the socket
 with 1013 (try again later): the gateway keeps its outbox and re-sends after
 its back-off. A second connection of the same gateway closes the older one
-(4008). The site configuration's ETag is compared every `config_check_s`
-(each connection at its own random phase; the site's part of the document is
-shared between the gateways of a site) and `config_changed` sent when it moved.
+(4008). The site configuration's version (`siteconfig.version`, one row the
+database bumps on every change the configuration reads) is read every
+`config_check_s` (each connection at its own random phase); only when it moved
+is the document built (the site's part shared between the gateways of a site,
+once per version) and `config_changed` sent if the ETag moved.
 """
 
 from __future__ import annotations
@@ -71,7 +73,10 @@ class IngestOptions:
     # (it keeps at most 256 unacked: after an ack of k it sends up to k more at once). Without it the first
     # of them was taken alone, and batches alternated between a few frames and the rest.
     bulk_linger_s: float = 0.01
-    config_check_s: float = 10.0
+    config_check_s: float = 10.0  # the configuration version is read this often (the document built if it moved)
+    # The whole document is built this often even if the version did not move: a change the triggers
+    # (migration 0006) do not see still reaches the gateways.
+    config_rebuild_s: float = 600.0
 
 
 @dataclass
@@ -227,9 +232,11 @@ def _dispatch(engine: Engine, result: BatchResult) -> None:
         log.exception("notifying people of %d alert changes failed", len(result.changes))
 
 
-def _etag(engine: Engine, gateway_id: int, max_age_s: float = 0.0) -> str:
+def _etag(engine: Engine, gateway_id: int, known: tuple[int | None, str] | None = None, fresh: bool = False
+          ) -> tuple[int | None, str]:
+    """(configuration version, ETag): `known` again while the version has not moved (one read of one row)."""
     with Session(engine) as session:
-        return siteconfig.config_and_etag(session, gateway_id, site_max_age_s=max_age_s)[1]
+        return siteconfig.versioned_etag(session, gateway_id, known, fresh=fresh)
 
 
 _locks: dict[int, asyncio.Lock] = {}
@@ -348,18 +355,18 @@ async def serve(ws: WebSocket, *, engine: Engine, gateway_id: int, slug: str, si
     await sockets.claim(gateway_id, ws)
     session = _Session(ws, engine, gateway_id, sockets.counters, options)
     try:
-        etag = await asyncio.to_thread(_etag, engine, gateway_id, options.config_check_s / 2)
+        known = await asyncio.to_thread(_etag, engine, gateway_id)
     except Exception as exc:
         await _unavailable(ws, slug, sockets.counters, exc)
         sockets.release(gateway_id, ws)
         return
-    await _send(ws, {"type": "welcome", "gateway_id": slug, "site_id": site, "config_etag": etag,
+    await _send(ws, {"type": "welcome", "gateway_id": slug, "site_id": site, "config_etag": known[1],
                      "server_time": utcnow().isoformat()})
     warm = asyncio.create_task(asyncio.to_thread(_warm_map, engine))
     _background.add(warm)
     warm.add_done_callback(_background.discard)
     reader = asyncio.create_task(session.read())
-    watcher = asyncio.create_task(_watch_config(ws, engine, gateway_id, etag, options.config_check_s))
+    watcher = asyncio.create_task(_watch_config(ws, engine, gateway_id, known, options))
     workers = [asyncio.create_task(session.process(session.alerts, URGENT)),
                asyncio.create_task(session.process(session.bulk, BULK))]
     try:
@@ -392,15 +399,24 @@ async def _unavailable(ws: WebSocket, slug: str, counters: IngestCounters, exc: 
         await ws.close(code=1013, reason="database unavailable, try again later")
 
 
-async def _watch_config(ws: WebSocket, engine: Engine, gateway_id: int, etag: str, every_s: float) -> None:
+async def _watch_config(ws: WebSocket, engine: Engine, gateway_id: int, known: tuple[int | None, str],
+                        options: IngestOptions) -> None:
+    """Send `config_changed` when the ETag moved: the configuration version read every `config_check_s` (the
+    document built only when it moved), and the whole document built every `config_rebuild_s` regardless."""
+    every_s = options.config_check_s
     await asyncio.sleep(random.uniform(0, every_s))  # connections check at their own phase, not all at once
+    loop = asyncio.get_running_loop()
+    rebuilt = loop.time()
     while True:
+        full = loop.time() - rebuilt >= options.config_rebuild_s
         try:
-            now = await asyncio.to_thread(_etag, engine, gateway_id, every_s / 2)
+            now = await asyncio.to_thread(_etag, engine, gateway_id, known, full)
+            if full:
+                rebuilt = loop.time()
         except Exception as exc:  # the database is away: the ingest path will say so; look again later
             log.warning("site config check failed: %s", type(exc).__name__)
-            now = etag
-        if now != etag:
-            etag = now
-            await _send(ws, {"type": "config_changed", "etag": etag})
+            now = known
+        if now[1] != known[1]:
+            await _send(ws, {"type": "config_changed", "etag": now[1]})
+        known = now
         await asyncio.sleep(every_s)

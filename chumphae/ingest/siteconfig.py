@@ -19,6 +19,8 @@ from typing import Any, cast
 
 import shapely
 from shapely.geometry import mapping
+from sqlalchemy import select as sa_select
+from sqlalchemy.engine import Connection
 from sqlmodel import Session, col, select
 
 from chumphae.models import Gateway, MapFeature, Patient, SafeZone, Wristband
@@ -97,9 +99,14 @@ def _site_cached(session: Session, site: str, version: int | None) -> dict[str, 
     return part
 
 
-def version(session: Session) -> int | None:
-    """The configuration version (one indexed read); None if the row is missing (then always build)."""
-    return session.exec(select(ConfigVersion.version).where(ConfigVersion.id == 1)).first()
+_CV = ConfigVersion.__table__  # type: ignore[attr-defined]
+_VERSION = sa_select(_CV.c.version).where(_CV.c.id == 1)
+
+
+def version(conn: Connection) -> int | None:
+    """The configuration version (one read of one row); None if the row is missing (then always build)."""
+    v = conn.execute(_VERSION).scalar()
+    return None if v is None else int(v)
 
 
 def build(session: Session, gateway: Gateway, *, version: int | None = None) -> dict[str, Any]:
@@ -148,7 +155,7 @@ def versioned_etag(session: Session, gateway_id: int, known: tuple[int | None, s
     """(configuration version, ETag) for `gateway_id`; `known` (an earlier answer) is returned as it is while
     the version has not moved, so an unchanged configuration costs one read of one row. `fresh`: built from
     the tables whatever the version says."""
-    v = version(session)
+    v = version(session.connection())
     if known is not None and v is not None and known[0] == v and not fresh:
         return known
     return v, config_and_etag(session, gateway_id, version=None if fresh else v)[1]

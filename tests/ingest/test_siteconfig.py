@@ -55,8 +55,8 @@ def test_user_tokens_are_not_gateway_tokens(client: TestClient, site: Site) -> N
 
 
 def _version(engine: Engine) -> int:
-    with Session(engine) as s:
-        v = siteconfig.version(s)
+    with engine.connect() as conn:
+        v = siteconfig.version(conn)
         assert v is not None
         return v
 

@@ -54,7 +54,7 @@ BATCH = 256
 
 # --------------------------------------------------------------------------- the backend (child process)
 
-def serve(url: str, schema: str | None, port: int) -> None:
+def serve(url: str, schema: str | None, port: int, linger_ms: float | None = None) -> None:
     import uvicorn
 
     from chumphae.api.app import create_app
@@ -63,6 +63,10 @@ def serve(url: str, schema: str | None, port: int) -> None:
 
     set_engine(make_engine(url, schema=schema))
     app = create_app(Settings(redis_url=None), manage_engine=False)
+    if linger_ms is not None:  # an experiment: the bulk batch's linger (chumphae/ingest/connection.py)
+        from chumphae.ingest.connection import IngestOptions
+
+        app.state.ingest_options = IngestOptions(bulk_linger_s=linger_ms / 1000)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", ws="websockets-sansio", lifespan="on")
 
 
@@ -72,11 +76,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_backend(url: str, schema: str | None) -> tuple[subprocess.Popen[bytes], int]:
+def start_backend(url: str, schema: str | None, linger_ms: float | None = None) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     cmd = [sys.executable, __file__, "--serve", "--url", url, "--port", str(port)]
     if schema:
         cmd += ["--schema", schema]
+    if linger_ms is not None:
+        cmd += ["--linger-ms", str(linger_ms)]
     proc = subprocess.Popen(cmd, cwd=ROOT)
     deadline = time.monotonic() + 30
     while True:
@@ -209,6 +215,19 @@ def floors(url: str, schema: str | None, sqlite_path: Path | None, gateway_id: i
                 conn.commit()
             out[kind] = n / (time.perf_counter() - start)
     return out
+
+
+def batches(engine: Any, since: datetime) -> dict[str, float]:
+    """The run's position batches: mean size (a batch's ids share one `received_at`) and position feed rows per
+    position stored (the feed carries each patient's newest position per batch)."""
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        n, distinct = conn.execute(text("SELECT count(*), count(DISTINCT received_at) FROM ingested_message "
+                                        "WHERE kind = 'position' AND received_at >= :t"), {"t": since}).one()
+        feed = conn.execute(text("SELECT count(*) FROM feed_event WHERE kind = 'position' AND t >= :t"),
+                            {"t": since}).scalar_one()
+    return {"batch_mean": n / max(1, distinct), "feed_per_msg": feed / max(1, n)}
 
 
 # --------------------------------------------------------------------------- clients
@@ -392,15 +411,17 @@ def bench_db(db: str, args: argparse.Namespace) -> dict[str, float]:
         gws, cm_token, bands = seed(engine, args.bands, args.gateways)
         with Session(engine) as s:
             band_ids = [(b.patient_id, b.id) for b in s.exec(select(Wristband)).all()]
-        proc, port = start_backend(url, schema)
+        proc, port = start_backend(url, schema, args.linger_ms)
         print(f"bench_ingest: {db}, {args.bands} bands on {args.gateways} gateways, {args.messages} positions per run, "
               f"window {args.window}, SOS every {args.sos_ms:.0f} ms, {args.runs} runs, backend pid {proc.pid}")
         results = []
         for r in range(args.runs):
             cpu0 = process_cpu_s(proc.pid)
+            began = datetime.now(UTC)
             res = asyncio.run(run_once(port, gws, cm_token, bands, args.messages, args.window, args.sos_ms))
             # The backend's own CPU per acked message (all its threads): steadier than msgs/s on a shared machine.
             res["backend_cpu_us"] = (process_cpu_s(proc.pid) - cpu0) / max(1, res["acked"]) * 1e6
+            res.update(batches(engine, began))
             res.update(floors(url, schema, sqlite_path, gws[0][0], band_ids, args.floor_rows, r + 1))  # type: ignore[arg-type]
             results.append(res)
             fl = " ".join(f"{k} {res[k]:7.0f}" for k in ("copy", "executemany") if k in res)
@@ -408,10 +429,12 @@ def bench_db(db: str, args: argparse.Namespace) -> dict[str, float]:
                   f"p95 {res['pos_p95']:6.1f} p99 {res['pos_p99']:6.1f} ms ({res['pos_frames']}) | SOS p50 "
                   f"{res['sos_p50']:6.1f} p95 {res['sos_p95']:6.1f} p99 {res['sos_p99']:6.1f} ms "
                   f"({res['sos_seen']}/{res['sos_sent']}; acked p50 {res['sos_ack_p50']:.1f} p99 "
-                  f"{res['sos_ack_p99']:.1f} ms) | backend CPU {res['backend_cpu_us']:.0f} µs/msg | floor rows/s: {fl} | errors {res['errors']} "
+                  f"{res['sos_ack_p99']:.1f} ms) | backend CPU {res['backend_cpu_us']:.0f} µs/msg | batch mean "
+                  f"{res['batch_mean']:.0f}, feed rows/msg {res['feed_per_msg']:.2f} | floor rows/s: {fl} | errors {res['errors']} "
                   f"resyncs {res['resyncs']}")
         keys = [k for k in ("acked_per_s", "pos_p50", "pos_p95", "pos_p99", "sos_p50", "sos_p95", "sos_p99",
-                            "sos_ack_p50", "sos_ack_p99", "backend_cpu_us", "copy", "executemany") if k in results[0]]
+                            "sos_ack_p50", "sos_ack_p99", "backend_cpu_us", "batch_mean", "feed_per_msg", "copy",
+                            "executemany") if k in results[0]]
         med = {k: statistics.median(r[k] for r in results) for k in keys}
         floor = med.get("copy", med["executemany"])
         print(f"medians ({db}): {med['acked_per_s']:.0f} msg/s acked (parsed, deduped, stored with feed rows, acked "
@@ -423,7 +446,8 @@ def bench_db(db: str, args: argparse.Namespace) -> dict[str, float]:
               + f" position_feed_p50_ms={med['pos_p50']:.1f} position_feed_p99_ms={med['pos_p99']:.1f}"
               f" sos_feed_p50_ms={med['sos_p50']:.1f} sos_feed_p95_ms={med['sos_p95']:.1f}"
               f" sos_feed_p99_ms={med['sos_p99']:.1f} sos_ack_p50_ms={med['sos_ack_p50']:.1f}"
-              f" sos_ack_p99_ms={med['sos_ack_p99']:.1f} backend_cpu_us_per_msg={med['backend_cpu_us']:.1f}")
+              f" sos_ack_p99_ms={med['sos_ack_p99']:.1f} backend_cpu_us_per_msg={med['backend_cpu_us']:.1f}"
+              f" batch_mean={med['batch_mean']:.0f} feed_rows_per_msg={med['feed_per_msg']:.2f}")
         return med
     finally:
         if proc is not None:
@@ -451,12 +475,14 @@ def main() -> None:
     ap.add_argument("--sos-ms", type=float, default=250.0, help="an SOS alert every this many ms during the run")
     ap.add_argument("--floor-rows", type=int, default=20480, help="rows per floor measurement")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--linger-ms", type=float, default=None,
+                    help="an experiment: the backend's bulk linger (IngestOptions.bulk_linger_s; default the code's)")
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--schema", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
-        serve(args.url, args.schema, args.port)
+        serve(args.url, args.schema, args.port, args.linger_ms)
         return
     if not 1 <= args.window <= 256:
         ap.error("--window must be 1..256")

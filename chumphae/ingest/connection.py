@@ -1,17 +1,19 @@
 """One gateway's WebSocket session (protocol §3): read frames, store in batches, ack after commit.
 
 connect → `welcome` → a reader takes every frame as it arrives and only
-decodes its JSON to route it: alerts are validated at once and go to their
-own queue (a malformed one is answered with `error` and kept as a dead letter
-with the next batch); everything else goes to the bulk queue unvalidated, so
-the socket is drained at once and an alert never waits in the socket behind
-positions still to be validated. Two processors drain the queues: each takes
-every frame waiting (up to `batch_max`) and, on the ingest workers, validates
-the bulk frames (refused ones answered with `error`, kept as dead letters)
-and stores the messages in one transaction, then `ack`s their ids. The bulk
-processor first waits up to `bulk_linger_s` for as many frames as its last ack
-released (a gateway with a backlog refills its window at once), so batches stay
-full instead of alternating between a few frames and the rest.
+routes it: a frame whose head names a position, reading, heartbeat or hello
+as a gateway writes it (`envelope.route`) goes to the bulk queue undecoded;
+any other is decoded, alerts are validated at once and go to their own queue
+(a malformed one is answered with `error` and kept as a dead letter with the
+next batch), the rest go to the bulk queue; so the socket is drained at once
+and an alert never waits in the socket behind positions still to be
+validated. Two processors drain the queues: each takes every frame waiting
+(up to `batch_max`) and, on the ingest workers, validates the bulk frames
+(refused ones answered with `error`, kept as dead letters) and stores the
+messages in one transaction, then `ack`s their ids. The bulk processor first
+waits up to `bulk_linger_s` for the frames queued when its last ack left plus
+as many as that ack released (a gateway with a backlog refills its window at
+once), so batches stay full instead of alternating between part-windows.
 Alerts are submitted to the workers ahead of any waiting bulk batch, so an SOS
 never waits behind a backlog of positions (at most behind one batch being
 written).
@@ -19,9 +21,11 @@ written).
 A database that cannot be reached or used acks nothing and closes the socket
 with 1013 (try again later): the gateway keeps its outbox and re-sends after
 its back-off. A second connection of the same gateway closes the older one
-(4008). The site configuration's ETag is compared every `config_check_s`
-(each connection at its own random phase; the site's part of the document is
-shared between the gateways of a site) and `config_changed` sent when it moved.
+(4008). The site configuration's version (`siteconfig.version`, one row the
+database bumps on every change the configuration reads) is read every
+`config_check_s` (each connection at its own random phase); only when it moved
+is the document built (the site's part shared between the gateways of a site,
+once per version) and `config_changed` sent if the ETag moved.
 """
 
 from __future__ import annotations
@@ -68,10 +72,14 @@ class IngestOptions:
     batch_max: int = 256  # the gateway keeps at most 256 in flight
     inbox_max: int = 1024  # frames read ahead of storage; then the socket stops reading
     # A bulk batch waits up to this long for the frames the gateway sends in place of those just acked
-    # (it keeps at most 256 unacked: after an ack of k it sends up to k more at once). Without it the first
-    # of them was taken alone, and batches alternated between a few frames and the rest.
-    bulk_linger_s: float = 0.01
-    config_check_s: float = 10.0
+    # (it keeps at most 256 unacked: after an ack of k it sends up to k more at once), on top of those
+    # already queued. Without it the first of them was taken alone, and batches alternated between a few
+    # frames and the rest; counting only the k, two part-windows went round (a mean of ~177 of 256).
+    bulk_linger_s: float = 0.025  # 10 ms: batches of ~160 under load; 25 ms: ~200 (docs/performance.md, ingest9)
+    config_check_s: float = 10.0  # the configuration version is read this often (the document built if it moved)
+    # The whole document is built this often even if the version did not move: a change the triggers
+    # (migration 0006) do not see still reaches the gateways.
+    config_rebuild_s: float = 600.0
 
 
 @dataclass
@@ -187,7 +195,7 @@ class _Raw:
     """A frame read but not yet validated (positions, readings, health): parsed on the ingest workers."""
 
     text: str
-    doc: Any  # its decoded JSON (None when it did not decode)
+    doc: Any  # its decoded JSON (None when it did not decode, or was not decoded: `envelope.parse` decodes it)
 
 
 def _parse_and_store(engine: Engine, state: IngestState, gateway_id: int, items: list[Message | Rejection | _Raw],
@@ -227,9 +235,15 @@ def _dispatch(engine: Engine, result: BatchResult) -> None:
         log.exception("notifying people of %d alert changes failed", len(result.changes))
 
 
-def _etag(engine: Engine, gateway_id: int, max_age_s: float = 0.0) -> str:
+def _etag(engine: Engine, gateway_id: int, known: tuple[int | None, str] | None = None, fresh: bool = False
+          ) -> tuple[int | None, str]:
+    """(configuration version, ETag): `known` again while the version has not moved (one read of one row)."""
+    if known is not None and known[0] is not None and not fresh:
+        with engine.connect() as conn:  # no ORM session for the one read
+            if siteconfig.version(conn) == known[0]:
+                return known
     with Session(engine) as session:
-        return siteconfig.config_and_etag(session, gateway_id, site_max_age_s=max_age_s)[1]
+        return siteconfig.versioned_etag(session, gateway_id, known, fresh=fresh)
 
 
 _locks: dict[int, asyncio.Lock] = {}
@@ -268,9 +282,12 @@ class _Session:
                     text = message["bytes"].decode("utf-8", "replace")
                 self.counters.frames += 1
                 text = text or ""
+                if envelope.route(text) in envelope.BULK_KINDS:  # as a gateway writes them: not decoded here
+                    await self._queue_bulk(_Raw(text, None))
+                    continue
                 kind, doc = envelope.peek(text)
                 if kind != "alert":  # validated on the ingest workers: the socket is drained at once
-                    await self.bulk.put(_Raw(text, doc))
+                    await self._queue_bulk(_Raw(text, doc))
                     continue
                 parsed = envelope.parse(text, doc=doc)
                 if isinstance(parsed, Rejection):
@@ -282,8 +299,16 @@ class _Session:
             await self.alerts.put(None)
             await self.bulk.put(None)
 
+    async def _queue_bulk(self, item: _Raw | Rejection) -> None:
+        if self.bulk.full():
+            await self.bulk.put(item)  # the socket stops being read until the workers catch up
+        else:
+            self.bulk.put_nowait(item)
+
     async def process(self, inbox: asyncio.Queue[Any], priority: int) -> None:
-        expected = 0  # frames the gateway may send at once: as many as the last ack released (bulk lane)
+        # Frames the next bulk batch can hold: those queued when the last ack left, and as many as it released
+        # (the gateway sends that many at once when it has a backlog).
+        expected = 0
         while True:
             items = [await inbox.get()]
             self._take(inbox, items)
@@ -305,7 +330,7 @@ class _Session:
                     await self.reject(rejection)
                 if result.acked and not closed:
                     await _send(self.ws, {"type": "ack", "ids": result.acked})
-                expected = len(result.acked)
+                expected = len(result.acked) + inbox.qsize()
                 if any(c.ring for c in result.changes):  # after the ack: it need not wait for notices
                     self.workers.submit(BULK, functools.partial(_dispatch, engine, result))
             if closed:
@@ -339,18 +364,18 @@ async def serve(ws: WebSocket, *, engine: Engine, gateway_id: int, slug: str, si
     await sockets.claim(gateway_id, ws)
     session = _Session(ws, engine, gateway_id, sockets.counters, options)
     try:
-        etag = await asyncio.to_thread(_etag, engine, gateway_id, options.config_check_s / 2)
+        known = await asyncio.to_thread(_etag, engine, gateway_id)
     except Exception as exc:
         await _unavailable(ws, slug, sockets.counters, exc)
         sockets.release(gateway_id, ws)
         return
-    await _send(ws, {"type": "welcome", "gateway_id": slug, "site_id": site, "config_etag": etag,
+    await _send(ws, {"type": "welcome", "gateway_id": slug, "site_id": site, "config_etag": known[1],
                      "server_time": utcnow().isoformat()})
     warm = asyncio.create_task(asyncio.to_thread(_warm_map, engine))
     _background.add(warm)
     warm.add_done_callback(_background.discard)
     reader = asyncio.create_task(session.read())
-    watcher = asyncio.create_task(_watch_config(ws, engine, gateway_id, etag, options.config_check_s))
+    watcher = asyncio.create_task(_watch_config(ws, engine, gateway_id, known, options))
     workers = [asyncio.create_task(session.process(session.alerts, URGENT)),
                asyncio.create_task(session.process(session.bulk, BULK))]
     try:
@@ -383,15 +408,24 @@ async def _unavailable(ws: WebSocket, slug: str, counters: IngestCounters, exc: 
         await ws.close(code=1013, reason="database unavailable, try again later")
 
 
-async def _watch_config(ws: WebSocket, engine: Engine, gateway_id: int, etag: str, every_s: float) -> None:
+async def _watch_config(ws: WebSocket, engine: Engine, gateway_id: int, known: tuple[int | None, str],
+                        options: IngestOptions) -> None:
+    """Send `config_changed` when the ETag moved: the configuration version read every `config_check_s` (the
+    document built only when it moved), and the whole document built every `config_rebuild_s` regardless."""
+    every_s = options.config_check_s
     await asyncio.sleep(random.uniform(0, every_s))  # connections check at their own phase, not all at once
+    loop = asyncio.get_running_loop()
+    rebuilt = loop.time()
     while True:
+        full = loop.time() - rebuilt >= options.config_rebuild_s
         try:
-            now = await asyncio.to_thread(_etag, engine, gateway_id, every_s / 2)
+            now = await asyncio.to_thread(_etag, engine, gateway_id, known, full)
+            if full:
+                rebuilt = loop.time()
         except Exception as exc:  # the database is away: the ingest path will say so; look again later
             log.warning("site config check failed: %s", type(exc).__name__)
-            now = etag
-        if now != etag:
-            etag = now
-            await _send(ws, {"type": "config_changed", "etag": etag})
+            now = known
+        if now[1] != known[1]:
+            await _send(ws, {"type": "config_changed", "etag": now[1]})
+        known = now
         await asyncio.sleep(every_s)

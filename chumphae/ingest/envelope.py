@@ -148,8 +148,9 @@ BODIES: dict[str, type[_Body]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
+class Message(msgspec.Struct, frozen=True):
+    """A frame validated, ready to store (a msgspec struct: made in C, ~0.2 µs against a frozen dataclass's 3)."""
+
     id: str
     type: str
     t: datetime | None
@@ -258,6 +259,11 @@ def parse(text: str | bytes, *, now: datetime | None = None, doc: Any = _UNDECOD
     """
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
+    now = now or utcnow()
+    if doc is _UNDECODED or doc is None:
+        fast = fast_message(text, now)
+        if fast is not None:
+            return fast
     if len(text) > MAX_FRAME_CHARS:
         return _reject(text, "too_large", f"frame longer than {MAX_FRAME_CHARS} characters")
     if "\\u0000" in text or "\x00" in text:
@@ -280,7 +286,6 @@ def parse(text: str | bytes, *, now: datetime | None = None, doc: Any = _UNDECOD
     model = BODIES.get(kind)
     if model is None:
         return _reject(text, "unknown_type", f"unknown type {kind[:32]!r}", mid)
-    now = now or utcnow()
     body: Any = fast_body(kind, text, now) if kind in _FAST_DECODERS else None
     if body is None:  # not certainly valid: pydantic decides, and words the refusal
         try:
@@ -385,6 +390,93 @@ class _ReadingFrame(msgspec.Struct):
 _RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-]\d\d:\d\d)?")
 _FAST_DECODERS: dict[str, Any] = {"position": msgspec.json.Decoder(_PositionFrame),
                                   "reading": msgspec.json.Decoder(_ReadingFrame)}
+
+
+# ----------------------------------------------------------------------------- one pass for a whole frame
+# A gateway writes `{"id":…,"type":…,"t":…,"seq":…,"body":{…}}` (gateway/queue.py `envelope`). Such a position
+# or reading frame is decoded in one msgspec pass, envelope and body, without the dict orjson builds. These
+# structs take only the fields a gateway sends (any other field: declined), so a frame they take is at most 4
+# deep, and they decline what orjson would refuse (numbers out of range) or might read otherwise: a frame
+# with any `\u` escape (NUL, surrogates) is declined. Declined: `parse` as before (orjson, then the models).
+_Finite = Annotated[float, msgspec.Meta(ge=-1e300, le=1e300)]
+_HEAD = re.compile(r'\{"id":"[^"\\]{1,64}","type":"([a-z_]{1,16})"')
+
+
+class _GatewayPlace(FastPlace, forbid_unknown_fields=True):
+    pass
+
+
+class _GatewayMatch(FastMatch, forbid_unknown_fields=True):
+    place: _GatewayPlace | None = None
+    schedule: _Str16 | None = None  # the gateway's own details of its match (not stored)
+    clearance_m: _Finite | None = None
+    outside_share: _Finite | None = None
+    outside_p: _Finite | None = None
+
+
+class _GatewayPosition(FastPosition, forbid_unknown_fields=True):
+    match: _GatewayMatch | None = None
+    region_cell_m: _Finite | None = None  # not stored
+
+
+class _GatewayReading(FastReading, forbid_unknown_fields=True):
+    pass
+
+
+class _PositionMessage(msgspec.Struct, forbid_unknown_fields=True):
+    id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    type: Literal["position"]
+    body: _GatewayPosition
+    t: str | None = None
+    seq: Annotated[int, msgspec.Meta(ge=0, le=INT64)] | None = None
+
+
+class _ReadingMessage(msgspec.Struct, forbid_unknown_fields=True):
+    id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    type: Literal["reading"]
+    body: _GatewayReading
+    t: str | None = None
+    seq: Annotated[int, msgspec.Meta(ge=0, le=INT64)] | None = None
+
+
+_MESSAGE_DECODERS: dict[str, Any] = {"position": msgspec.json.Decoder(_PositionMessage),
+                                     "reading": msgspec.json.Decoder(_ReadingMessage)}
+BULK_KINDS = frozenset({"position", "reading", "heartbeat", "hello"})
+
+
+def route(text: str) -> str | None:
+    """The type a frame names at its head, as a gateway writes it (None if it does not look so): only where
+    to queue it. `parse` decides what it is (a frame naming two types is what its last one says)."""
+    m = _HEAD.match(text)
+    return m.group(1) if m else None
+
+
+def fast_message(text: str, now: datetime, kind: str | None = None) -> Message | None:
+    """A position or reading frame as a gateway writes it, decoded in one pass when plainly valid, else None."""
+    decoder = _MESSAGE_DECODERS.get(kind if kind is not None else route(text) or "")
+    if decoder is None or len(text) > MAX_FRAME_CHARS or "\\u" in text:
+        return None
+    try:
+        frame = decoder.decode(text)
+    except msgspec.DecodeError:  # also its ValidationError
+        return None
+    body = frame.body
+    raw = body.t
+    if type(raw) is not str or not _RFC3339.fullmatch(raw):
+        return None
+    try:
+        bt = datetime.fromisoformat(raw)
+        bt = bt.replace(tzinfo=UTC) if bt.tzinfo is None else bt.astimezone(UTC)
+        t = None
+        if frame.t is not None:
+            t = datetime.fromisoformat(frame.t)
+            t = t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+    except (OverflowError, ValueError):
+        return None
+    if not now - PAST <= bt <= now + FUTURE:
+        return None
+    body.t = bt
+    return Message(id=frame.id, type=frame.type, t=t, seq=frame.seq, body=body, raw=text)
 
 
 def fast_body(kind: str, text: str, now: datetime) -> FastPosition | FastReading | None:

@@ -4,8 +4,10 @@ Built from the database for the gateway's own site only; it holds band keys,
 so it is served only to that site's gateways. No names, no national ID. The
 ETag is a hash of the document, so any change of a band, patient home, zone
 or receiver changes it; the gateway socket compares it to send
-`config_changed`. That periodic check may reuse the site's part of the
-document (`site_max_age_s`), so the gateways of one site share one build.
+`config_changed`. That periodic check first reads `config_version` (one row
+that database triggers bump on every change of what the document is built
+from: migration 0006): while it has not moved, nothing is built. When it
+moved, the site's part is built once per version for all the site's gateways.
 """
 
 from __future__ import annotations
@@ -13,14 +15,16 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-import time
 from typing import Any, cast
 
 import shapely
 from shapely.geometry import mapping
+from sqlalchemy import select as sa_select
+from sqlalchemy.engine import Connection
 from sqlmodel import Session, col, select
 
 from chumphae.models import Gateway, MapFeature, Patient, SafeZone, Wristband
+from chumphae.models.devices import ConfigVersion
 
 EXTENT_PAD_DEG = 0.005  # about 500 m around what the site knows
 
@@ -30,7 +34,7 @@ def _geojson(wkb: bytes | None) -> dict[str, Any] | None:
 
 
 _site_lock = threading.Lock()
-_site_cache: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
+_site_cache: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
 
 
 def _site_part(session: Session, site: str) -> dict[str, Any]:
@@ -76,28 +80,42 @@ def _site_part(session: Session, site: str) -> dict[str, Any]:
     }
 
 
-def _site_cached(session: Session, site: str, max_age_s: float) -> dict[str, Any]:
-    """The site's part, rebuilt at most once per `max_age_s` for all the site's gateways (0: always)."""
+def _site_cached(session: Session, site: str, version: int | None) -> dict[str, Any]:
+    """The site's part, built once per configuration version for all the site's gateways (None: always built).
+
+    `version` must have been read before this builds: a change committed after the read moves the version,
+    so the next check builds again."""
     engine = session.get_bind().engine
     key = (f"{engine.url}#{id(engine)}", site)
-    if max_age_s > 0:
+    if version is not None:
         with _site_lock:
             hit = _site_cache.get(key)
-        if hit is not None and time.monotonic() - hit[0] < max_age_s:
+        if hit is not None and hit[0] == version:
             return hit[1]
     part = _site_part(session, site)
-    with _site_lock:
-        _site_cache[key] = (time.monotonic(), part)
+    if version is not None:
+        with _site_lock:
+            _site_cache[key] = (version, part)
     return part
 
 
-def build(session: Session, gateway: Gateway, *, site_max_age_s: float = 0.0) -> dict[str, Any]:
+_CV = ConfigVersion.__table__  # type: ignore[attr-defined]
+_VERSION = sa_select(_CV.c.version).where(_CV.c.id == 1)
+
+
+def version(conn: Connection) -> int | None:
+    """The configuration version (one read of one row); None if the row is missing (then always build)."""
+    v = conn.execute(_VERSION).scalar()
+    return None if v is None else int(v)
+
+
+def build(session: Session, gateway: Gateway, *, version: int | None = None) -> dict[str, Any]:
     """The JSON document for `gateway` (deterministic order, so the ETag is stable).
 
-    `site_max_age_s` > 0 lets the socket's periodic ETag check reuse the site's part built by
-    another gateway of the same site within that many seconds; the REST route always builds afresh.
+    `version` (read before): the site's part may come from a build of the same configuration version for
+    another gateway of the site; the REST route always builds afresh.
     """
-    part = _site_cached(session, gateway.site, site_max_age_s)
+    part = _site_cached(session, gateway.site, version)
     points = list(part["points"])
     if gateway.lat is not None and gateway.lon is not None:
         points.append((gateway.lat, gateway.lon))
@@ -124,9 +142,20 @@ def etag(doc: dict[str, Any]) -> str:
     return f'"{digest[:20]}"'
 
 
-def config_and_etag(session: Session, gateway_id: int, *, site_max_age_s: float = 0.0
+def config_and_etag(session: Session, gateway_id: int, *, version: int | None = None
                     ) -> tuple[dict[str, Any], str]:
     gateway = session.get(Gateway, gateway_id)
     assert gateway is not None
-    doc = build(session, gateway, site_max_age_s=site_max_age_s)
+    doc = build(session, gateway, version=version)
     return doc, etag(doc)
+
+
+def versioned_etag(session: Session, gateway_id: int, known: tuple[int | None, str] | None = None, *,
+                   fresh: bool = False) -> tuple[int | None, str]:
+    """(configuration version, ETag) for `gateway_id`; `known` (an earlier answer) is returned as it is while
+    the version has not moved, so an unchanged configuration costs one read of one row. `fresh`: built from
+    the tables whatever the version says."""
+    v = version(session.connection())
+    if known is not None and v is not None and known[0] == v and not fresh:
+        return known
+    return v, config_and_etag(session, gateway_id, version=None if fresh else v)[1]

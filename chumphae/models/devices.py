@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON
+from sqlalchemy import JSON, BigInteger
 from sqlmodel import Field, SQLModel
 
 from chumphae.models.types import UTCDateTime
@@ -45,3 +45,16 @@ class Gateway(SQLModel, table=True):
     config_version: int = 1
     active: bool = True
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ConfigVersion(SQLModel, table=True):
+    """One row whose `version` moves with every change of what a gateway's site configuration is built from.
+
+    Database triggers (migration 0006) bump it on any insert or delete of a band, patient, safe zone,
+    gateway or map feature, and on updates of the columns the configuration reads (never of a band's or
+    gateway's last-seen state, which the ingest writes every batch). The gateway sockets read it instead of
+    building the whole configuration to see whether their ETag moved (`ingest/siteconfig.py`)."""
+
+    __tablename__ = "config_version"
+    id: int = Field(default=1, primary_key=True)
+    version: int = Field(default=1, sa_type=BigInteger)

@@ -179,3 +179,97 @@ def test_refusals_are_worded_by_the_model(field: str, value: Any, words: str) ->
     ok = parse(orjson.dumps({"id": "m-2", "type": "position", "body": GOOD_POSITION}).decode(), now=NOW)
     assert isinstance(ok, Message) and ok.body.lat == 16.5 and ok.body.t == NOW - timedelta(minutes=1, hours=7) \
         + timedelta(milliseconds=250)
+
+
+# --------------------------------------------------------------------------- one pass for a whole frame
+
+GATEWAY_EXTRA_POSITION = body(region_cell_m=num(0, 50), other=OTHER)
+GATEWAY_EXTRA_MATCH = body(schedule=text(16), clearance_m=num(0, 500), outside_share=num(0, 1), outside_p=num(0, 1))
+SEQ = st.sampled_from([0, 1, 2**63 - 1, 2**63, -1, 1.0, 1.5, True]) | st.integers(0, 2**64 - 1) | OTHER
+
+
+def _frame(kind: str, raw: dict[str, Any], t: Any, seq: Any, *, mid: str = "m-1") -> str:
+    env: dict[str, Any] = {"id": mid, "type": kind}
+    if t is not MISSING:
+        env["t"] = t
+    if seq is not MISSING:
+        env["seq"] = seq
+    env["body"] = raw
+    return orjson.dumps(env).decode()
+
+
+def _same_as_slow(text: str) -> bool:
+    """`parse` (which tries the one-pass decode first) gives what the orjson + models path gives."""
+    got = parse(text, now=NOW)
+    want = parse(text, now=NOW, doc=orjson.loads(text))  # a decoded frame never takes the one-pass decode
+    fast = envelope.fast_message(text, NOW)
+    if fast is None:
+        assert type(got) is type(want)
+        return False
+    assert isinstance(want, Message), f"one pass accepted what the parser refuses: {text}"
+    assert (fast.id, fast.type, fast.t, fast.seq, fast.raw) == (want.id, want.type, want.t, want.seq, want.raw)
+    names = type(want.body).__struct_fields__ if isinstance(want.body, msgspec.Struct) else None
+    plain_fast = {k: v for k, v in _plain(fast.body).items() if names is None or k in names}
+    if isinstance(plain_fast.get("match"), dict):
+        plain_fast["match"] = {k: v for k, v in plain_fast["match"].items()
+                               if k in envelope.FastMatch.__struct_fields__}
+    assert plain_fast == _plain(want.body)
+    assert got == fast
+    return True
+
+
+@PROPERTY
+@given(raw=POSITION, extra=GATEWAY_EXTRA_POSITION, mextra=GATEWAY_EXTRA_MATCH, t=optional(times()), seq=optional(SEQ))
+def test_one_pass_positions_agree_with_the_parser(raw: dict[str, Any], extra: dict[str, Any],
+                                                 mextra: dict[str, Any], t: Any, seq: Any) -> None:
+    raw = {**raw, **extra}
+    if isinstance(raw.get("match"), dict):
+        raw["match"] = {**raw["match"], **mextra}
+    _same_as_slow(_frame("position", raw, t, seq))
+
+
+@PROPERTY
+@given(raw=READING, t=optional(times()), seq=optional(SEQ))
+def test_one_pass_readings_agree_with_the_parser(raw: dict[str, Any], t: Any, seq: Any) -> None:
+    _same_as_slow(_frame("reading", raw, t, seq))
+
+
+@PROPERTY
+@given(data=st.data(), field=st.sampled_from(sorted(POSITION_FIELDS)), t=optional(times()), seq=optional(SEQ))
+def test_one_pass_one_field_off_a_good_position(data: st.DataObject, field: str, t: Any, seq: Any) -> None:
+    raw = {**GOOD_POSITION, field: data.draw(POSITION_FIELDS[field])}
+    _same_as_slow(_frame("position", raw, t, seq))
+
+
+def test_a_gateways_position_takes_the_one_pass_decode() -> None:
+    raw = {**GOOD_POSITION, "region_cell_m": 10.0,
+           "match": {**GOOD_POSITION["match"], "schedule": "day", "clearance_m": None, "outside_share": 0.0,
+                     "outside_p": 0.0, "distance_to_route_m": 4.0}}
+    text = _frame("position", raw, "2026-12-01T11:59:01.5+00:00", 7)
+    assert envelope.route(text) == "position"
+    assert _same_as_slow(text)
+    assert _same_as_slow(_frame("reading", GOOD_READING, "2026-12-01T11:58:00Z", 3))
+
+
+@pytest.mark.parametrize("text", [
+    '{"id":"m-1","type":"position","t":"2026-12-01T11:59:00Z","seq":1,"body":%s,"more":1}',  # unknown field
+    '{"id":"m-1","type":"position","seq":1,"body":%s,"x":[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]}',  # too deep
+    '{"id":"m-1","type":"position","seq":1,"body":%s,"type":"alert"}',  # two types: the last one counts
+    '{"id":"m\\u0000","type":"position","body":%s}',  # NUL
+    '{"id":"m-1","type":"position","body":%s,"seq":1e999}',  # not a number orjson takes
+])
+def test_frames_the_one_pass_decode_leaves_to_the_parser(text: str) -> None:
+    text = text % orjson.dumps(GOOD_POSITION).decode()
+    assert envelope.fast_message(text, NOW) is None
+    got, want = parse(text, now=NOW), parse(text, now=NOW, doc=None)
+    assert type(got) is type(want)
+    if isinstance(got, Rejection):
+        assert isinstance(want, Rejection) and (got.id, got.code, got.message) == (want.id, want.code, want.message)
+
+
+def test_route_reads_the_head_as_a_gateway_writes_it() -> None:
+    assert envelope.route('{"id":"a","type":"position","body":{}}') == "position"
+    assert envelope.route('{"id":"a","type":"alert","body":{}}') == "alert"
+    assert envelope.route('{"type":"position","id":"a","body":{}}') is None  # another order: decoded to route
+    assert envelope.route('{"id":"a\\"b","type":"position"}') is None
+    assert envelope.route(" " * 3) is None

@@ -5,6 +5,7 @@ patient's newest position, once."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -131,5 +132,7 @@ def test_a_batch_feed_payload_says_what_position_dict_says_of_the_stored_row() -
             rec = PositionRecord(**dict(zip(ingest._POSITION_COLUMNS, row, strict=True)))
             words = {"description_th": where.description_th, "description_en": where.description_en} if where \
                 else {"description_th": None, "description_en": None}
-            assert orjson.dumps(ingest._feed_payload(row, where)) == \
-                orjson.dumps({"position": ingest.position_dict(rec, **words)})
+            want = orjson.dumps({"position": ingest.position_dict(rec, **words)})
+            assert orjson.dumps(ingest._feed_payload(row, where)) == want
+            assert json.dumps(ingest._feed_payload(row, where, text_times=True), separators=(",", ":"),
+                              ensure_ascii=False).encode() == want  # SQLite's JSON column: the stdlib's json

@@ -9,6 +9,12 @@ walking person's motion model between estimates:
 * speed is at most `V_MAX` (2 m/s): each particle's velocity decays towards
   rest and is nudged by noise (an Ornstein–Uhlenbeck walk), then clipped, so
   a cloud can only travel as fast as a person walks;
+* each particle is walking or still, and keeps that mode for a spell (a
+  Markov switch: `WALK_SPELL_S` walking, `STILL_SPELL_S` still, so that
+  `STILL_SHARE` of the cloud is still): the walkers keep their heading from
+  one second to the next, so a cloud can follow a minute of walking out of
+  the zone instead of being dragged there by the evidence (a particle that
+  stops every other second diffuses ~10 m a minute);
 * a few particles are redrawn from the current search box each step, so a
   track that went wrong (a band carried in a car, a receiver moved) recovers
   within a window or two instead of lagging for minutes;

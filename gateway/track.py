@@ -9,6 +9,12 @@ walking person's motion model between estimates:
 * speed is at most `V_MAX` (2 m/s): each particle's velocity decays towards
   rest and is nudged by noise (an Ornstein–Uhlenbeck walk), then clipped, so
   a cloud can only travel as fast as a person walks;
+* each particle is walking or still, and keeps that mode for a spell (a
+  Markov switch: `WALK_SPELL_S` walking, `STILL_SPELL_S` still, so that
+  `STILL_SHARE` of the cloud is still): the walkers keep their heading from
+  one second to the next, so a cloud can follow a minute of walking out of
+  the zone instead of being dragged there by the evidence (a particle that
+  stops every other second diffuses ~10 m a minute);
 * a few particles are redrawn from the current search box each step, so a
   track that went wrong (a band carried in a car, a receiver moved) recovers
   within a window or two instead of lagging for minutes;
@@ -60,6 +66,8 @@ INJECT = 0.02  # share of particles redrawn from this window's evidence alone ea
 INJECT_WEIGHT = 0.5  # their prior weight relative to a tracked particle (a lost track is unlikely)
 STILL_SHARE = 0.5  # share of particles that do not walk in a step (sitting, lying, standing)
 STILL_JITTER = 0.1  # m/s
+WALK_SPELL_S = 20.0  # mean time a walking particle keeps walking (its heading memory is VEL_DECAY_S)
+STILL_SPELL_S = WALK_SPELL_S * STILL_SHARE / (1.0 - STILL_SHARE)  # so that STILL_SHARE of the cloud is still
 REINIT_S = 30.0  # a gap longer than this starts the track afresh from the evidence
 INIT_CANDIDATES = 2048
 INJECT_CANDIDATES = 64
@@ -292,6 +300,7 @@ class Track:
     cx: float  # reported centre
     cy: float
     even: bool = True  # all weights equal (1 / n): a fresh or just resampled cloud
+    walking: NDArray[np.bool_] | None = None  # each particle's mode (None: all still, a fresh cloud)
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,12 +387,20 @@ def _walk(trs: list[Track], ev: Stack, now: float, rngs: list[np.random.Generato
         rng.standard_normal(out=g[j])
         rng.random(out=u[j])
     # predict: most of the time a patient is still: a share of the cloud stays put (only a jitter);
-    # the rest keeps a decaying share of its velocity plus noise (a band not walked (dt = 0) keeps its cloud)
+    # the rest keeps a decaying share of its velocity plus noise (a band not walked (dt = 0) keeps its cloud).
+    # Each particle keeps its mode for a spell (a Markov switch, mean WALK_SPELL_S walking, STILL_SPELL_S
+    # still): a walk out of the zone is a minute or more of walking in one direction, which a cloud
+    # whose particles stop every other second can only follow by the evidence dragging it, a minute late
+    was = np.array([tr.walking if tr.walking is not None else np.zeros(n, dtype=bool) for tr in trs])
     rho = np.array([math.exp(-d / VEL_DECAY_S) for d in dts])
     s = np.array([VEL_SIGMA * math.sqrt(1.0 - r * r) for r in rho.tolist()])
-    still = u[:, :n] < STILL_SHARE
-    still &= (dt > 0.0)[:, None]
-    moving = ~still
+    p_stop = np.array([1.0 - math.exp(-d / WALK_SPELL_S) for d in dts])
+    p_go = np.array([1.0 - math.exp(-d / STILL_SPELL_S) for d in dts])
+    moving = np.where(was, u[:, :n] >= p_stop[:, None], u[:, :n] < p_go[:, None])
+    fresh = [j for j, tr in enumerate(trs) if tr.walking is None]  # a fresh cloud: modes drawn at their shares
+    if fresh:
+        moving[fresh] = u[fresh, :n] >= STILL_SHARE
+    still = ~moving
     keep = moving * rho[:, None]  # 0 or ρ (np.where over a column is 10x slower)
     scale = moving * s[:, None]
     scale += still * STILL_JITTER  # s or STILL_JITTER
@@ -423,6 +440,7 @@ def _walk(trs: list[Track], ev: Stack, now: float, rngs: list[np.random.Generato
     px[rows, idx], py[rows, idx], ll[rows, idx] = qx[rows, pick], qy[rows, pick], ll_c[rows, pick]
     vx[rows, idx] = 0.0
     vy[rows, idx] = 0.0
+    moving[rows, idx] = False
     # log weights: the last step's (none after a resampling: all equal), the injected ones' prior,
     # then the evidence tempered by dt / TEMPER_S
     even = np.array([tr.even for tr in trs])
@@ -448,6 +466,7 @@ def _walk(trs: list[Track], ev: Stack, now: float, rngs: list[np.random.Generato
         np.minimum(src, n - 1, out=src)
         at = low[:, None]
         px[low], py[low], vx[low], vy[low] = px[at, src], py[at, src], vx[at, src], vy[at, src]
+        moving[low] = moving[at, src]
         w[low] = 1.0 / n
         resampled[low] = True
     mx = (w * px).sum(axis=1).tolist()
@@ -457,7 +476,7 @@ def _walk(trs: list[Track], ev: Stack, now: float, rngs: list[np.random.Generato
     for j, tr in enumerate(trs):
         cx, cy = _toward(tr.cx, tr.cy, mx[j], my[j], V_MAX * dts[j] + 1.0)
         a = state[j].copy()
-        out.append(Track(a[0], a[1], a[2], a[3], a[4], now, cx, cy, bool(resampled[j])))
+        out.append(Track(a[0], a[1], a[2], a[3], a[4], now, cx, cy, bool(resampled[j]), moving[j].copy()))
     return out
 def _toward(ax: float, ay: float, bx: float, by: float, limit: float) -> tuple[float, float]:
     """b, or the point `limit` metres from a on the way to it."""

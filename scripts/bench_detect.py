@@ -568,6 +568,9 @@ class WanderScore:
     missed: list[tuple[int, float]] = field(default_factory=list)
     false_active_night: int = 0  # of false_active, raised 20:00–06:00 local
     false_quiet_night: int = 0  # of false_quiet, raised 20:00–06:00 local
+    # per true episode: (patient, exit wall s, dwell s, beyond the dwell s or None when not alerted)
+    detail: list[tuple[int, float, float, float | None]] = field(default_factory=list)
+    false_at: list[tuple[int, float]] = field(default_factory=list)  # (patient, wall s) of each false alert
 
 
 def _night_s(at: float) -> bool:
@@ -585,6 +588,7 @@ def score_alerts(run: PatientRun, times: list[float], score: WanderScore) -> Non
         k = next((i for i, (a, b, _n) in enumerate(eps) if a <= at <= b + GRACE_S), None)
         if k is None:
             night = _night_s(at)
+            score.false_at.append((run.pid, at))
             if any(a <= at < b for a, b in run.active):
                 score.false_active += 1
                 score.false_active_night += night
@@ -596,12 +600,15 @@ def score_alerts(run: PatientRun, times: list[float], score: WanderScore) -> Non
         else:
             first[k] = at
     for k, (a, _b, n) in enumerate(eps):
+        dwell = run.dwell_night if n else run.dwell_day
         if k in first:
             score.detected += 1
             score.delays.append(first[k] - a)
-            score.beyond.append(first[k] - a - (run.dwell_night if n else run.dwell_day))
+            score.beyond.append(first[k] - a - dwell)
+            score.detail.append((run.pid, a, dwell, first[k] - a - dwell))
         else:
             score.missed.append((run.pid, a))
+            score.detail.append((run.pid, a, dwell, None))
 
 
 def baseline_times(run: PatientRun) -> list[float]:
@@ -774,7 +781,7 @@ def lines(rep: Report) -> list[str]:
 
 def run(days: int, patients: int, seed: int, *, quiet_share: float = 0.01, spacing_m: float = 100.0,
         p_wander: float = 0.6, p_fall: float = 0.4, slaps: int = 3, progress: bool = False,
-        jobs: int = 1) -> Report:
+        jobs: int = 1, only: list[int] | None = None) -> Report:
     t0 = time.process_time()
     child0 = resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime
     logging.getLogger("gateway.pipeline").setLevel(logging.ERROR)  # alerts are counted, not logged
@@ -784,7 +791,7 @@ def run(days: int, patients: int, seed: int, *, quiet_share: float = 0.01, spaci
     start = datetime(2025, 6, 2, tzinfo=BANGKOK).astimezone(UTC)  # a local midnight
     sites = [build_site(layers, h, i + 1, rng, spacing_m) for i, h in enumerate(homes)]
     args = [(site, days, seed * 1000 + i, start, p_wander, p_fall, slaps, quiet_share)
-            for i, site in enumerate(sites)]
+            for i, site in enumerate(sites) if only is None or site.pid in only]
     runs: list[PatientRun] = []
     if jobs > 1:  # patients are independent: the same runs, in worker processes (CPU summed over them)
         with multiprocessing.get_context("fork").Pool(jobs) as pool:
@@ -815,16 +822,65 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--days", type=int, default=5)
     ap.add_argument("--patients", type=int, default=20)
     ap.add_argument("--seed", type=int, default=5)
+    ap.add_argument("--seeds", default="", help="several seeds, e.g. 101-105,107,201-210: each run as --seed, "
+                    "then the wander figures pooled over all of them")
+    ap.add_argument("--only", default="", help="run only these patients of each seed, e.g. 5,8 (the others are "
+                    "planned the same, not simulated): to trace a few episodes")
+    ap.add_argument("--episodes", action="store_true", help="one line per true wander episode and per false "
+                    "wander alert (seed, patient, exit, dwell, beyond the dwell): the tail is a few episodes")
     ap.add_argument("--quiet-share", type=float, default=0.01, help="share of the day sampled as quiet windows")
     ap.add_argument("--rx-spacing", type=float, default=100.0, help="metres between receivers along routes")
     ap.add_argument("--quiet", action="store_true", help="no progress on stderr")
     ap.add_argument("--jobs", type=int, default=1, help="worker processes (patients run independently; "
                     "the figures do not depend on it)")
     a = ap.parse_args(argv)
-    rep = run(a.days, a.patients, a.seed, quiet_share=a.quiet_share, spacing_m=a.rx_spacing, progress=not a.quiet,
-              jobs=a.jobs)
-    for line in lines(rep):
-        print(line)
+    seeds = parse_seeds(a.seeds) if a.seeds else [a.seed]
+    reps: list[tuple[int, Report]] = []
+    for seed in seeds:
+        rep = run(a.days, a.patients, seed, quiet_share=a.quiet_share, spacing_m=a.rx_spacing,
+                  progress=not a.quiet, jobs=a.jobs, only=parse_seeds(a.only) if a.only else None)
+        reps.append((seed, rep))
+        if len(seeds) > 1:
+            print(f"== seed {seed}")
+        for line in lines(rep):
+            print(line)
+        if a.episodes:
+            for line in episode_lines(seed, rep):
+                print(line)
+        sys.stdout.flush()
+    if len(seeds) > 1:
+        print(pooled_line(reps))
+
+
+def parse_seeds(spec: str) -> list[int]:
+    """'101-103,107' → [101, 102, 103, 107]."""
+    out: list[int] = []
+    for part in spec.split(","):
+        lo, _, hi = part.strip().partition("-")
+        out += list(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+def episode_lines(seed: int, rep: Report) -> list[str]:
+    """Each true wander episode (its wander alert beyond the dwell, or 'missed') and each false wander."""
+    out = [f"EPISODE seed={seed} patient={pid} exit_s={a:.0f} dwell_s={dw:.0f} "
+           f"beyond_s={'missed' if b is None else f'{b:.0f}'}" for pid, a, dw, b in rep.wander.detail]
+    out += [f"FALSE_WANDER seed={seed} patient={pid} at_s={at:.0f}" for pid, at in rep.wander.false_at]
+    return out
+
+
+def pooled_line(reps: list[tuple[int, Report]]) -> str:
+    """The wander figures over several seeds' runs, pooled episode by episode."""
+    beyond = [b for _s, r in reps for b in r.wander.beyond]
+    eps = sum(r.wander.episodes for _s, r in reps)
+    return (f"POOLED seeds={len(reps)} patient_days={sum(r.patient_days for _s, r in reps)} episodes={eps} "
+            f"wander_detected={sum(r.wander.detected for _s, r in reps)} "
+            f"caught_with_left_coverage={sum(r.caught.detected for _s, r in reps)} "
+            f"beyond_dwell_median_s={_med(beyond):.0f} beyond_dwell_p95_s={_q(beyond, 0.95):.0f} "
+            f"beyond_dwell_max_s={max(beyond, default=float('nan')):.0f} "
+            f"false_wander={sum(r.wander.false_active + r.wander.false_quiet for _s, r in reps)} "
+            f"false_left={sum(r.left.false_active + r.left.false_quiet for _s, r in reps)} "
+            f"cpu_s={sum(r.cpu_s for _s, r in reps):.0f}")
 
 
 if __name__ == "__main__":

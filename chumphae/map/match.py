@@ -6,7 +6,8 @@ BLE fix ±40 m near the garden fence is not called a wander, and the detector
 downstream can wait for a better fix. When the locate step sends a region
 (the grid cells holding ~95 % of its likelihood: a ring around one receiver,
 say) the region decides in the same way, cell by cell: wholly outside →
-outside, even though the covering disc still touches the zone; and when the region's cells carry
+outside, even though the covering disc still touches the zone (unless the region has run ahead of the
+position's centre, `LEAD_M`: then uncertain); and when the region's cells carry
 their weights (`Position.region_weights`) the Match says the probability outside (`outside_p`: the
 weight of the cells outside over the region's). Distances are metres in the map's UTM
 zone. Two paths give the same answers: `match` for one position (gateway,
@@ -16,6 +17,7 @@ STRtree query per layer, one distance call per zone).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -47,6 +49,25 @@ def _outside_p(p: Position, covered: NDArray[np.bool_]) -> float | None:
     w = np.asarray(p.region_weights, dtype=np.float64)
     total = float(w.sum())
     return float(w[~covered].sum()) / total if total > 0 else None
+
+
+LEAD_M = 20.0  # a region wholly outside whose weighted mean is further than this from the centre does not decide
+
+
+def _lead_m(p: Position, x: NDArray[np.float64], y: NDArray[np.float64], cx: float, cy: float) -> float:
+    """How far the region's weighted mean (`Position.region_weights`) lies from the position's centre, in
+    metres (0 without weights). The locate step's centre moves at most walking speed from one fix to the
+    next; its cloud does not: when the evidence contradicts the tracked cloud, the few particles drawn
+    from that window alone take the weight and the cloud jumps tens of metres in one step, the centre
+    following at walking pace. Such a region says where the evidence alone points, not where a walking
+    patient can be: it must not call the patient outside (`Matcher` keeps the fix uncertain)."""
+    if len(p.region_weights) != len(x):
+        return 0.0
+    w = np.asarray(p.region_weights, dtype=np.float64)
+    total = float(w.sum())
+    if total <= 0:
+        return 0.0
+    return math.hypot(float(w @ x) / total - cx, float(w @ y) / total - cy)
 
 
 class Matcher:
@@ -158,6 +179,8 @@ class Matcher:
                 cells = np.concatenate([cells_of[k] for k in ks])
                 dist[cells] = shapely.distance(edge, shapely.points(x[cells], y[cells]))
         d_min = np.minimum.reduceat(dist, starts)
+        cx, cy = self.layers.metric.xy([p.lon for p in ps], [p.lat for p in ps])
+        cx, cy = np.atleast_1d(cx), np.atleast_1d(cy)
         out_share = 1.0 - np.add.reduceat(covered.astype(np.float64), starts) / np.asarray(sizes, dtype=np.float64)
         out: list[tuple[ZoneStatus, float | None, float, float | None]] = []
         for k, p in enumerate(ps):
@@ -168,7 +191,9 @@ class Matcher:
             if any_in[k] and not all_in[k]:
                 out.append((ZoneStatus.UNCERTAIN, None, f, q))
             elif not any_in[k]:
-                out.append((ZoneStatus.OUTSIDE, d - half, f, q) if d >= half else (ZoneStatus.UNCERTAIN, None, f, q))
+                sl = slice(starts[k], starts[k] + sizes[k])
+                clear = d >= half and _lead_m(p, x[sl], y[sl], float(cx[k]), float(cy[k])) <= LEAD_M + half
+                out.append((ZoneStatus.OUTSIDE, d - half, f, q) if clear else (ZoneStatus.UNCERTAIN, None, f, q))
             else:
                 out.append((ZoneStatus.INSIDE, None, f, q) if d >= half else (ZoneStatus.UNCERTAIN, None, f, q))
         return out
@@ -189,7 +214,9 @@ class Matcher:
             return ZoneStatus.UNCERTAIN, None, share, q
         d = float(shapely.distance(z.edge_of(g), shapely.points(x, y)).min())
         if not covered.any():
-            return (ZoneStatus.OUTSIDE, d - half, share, q) if d >= half else (ZoneStatus.UNCERTAIN, None, share, q)
+            cx, cy = self.layers.metric.xy(p.lon, p.lat)
+            clear = d >= half and _lead_m(p, x, y, float(cx), float(cy)) <= LEAD_M + half
+            return (ZoneStatus.OUTSIDE, d - half, share, q) if clear else (ZoneStatus.UNCERTAIN, None, share, q)
         return (ZoneStatus.INSIDE, None, share, q) if d >= half else (ZoneStatus.UNCERTAIN, None, share, q)
 
     def _places_cached(self, x: NDArray[np.float64], y: NDArray[np.float64]) -> list[Place]:

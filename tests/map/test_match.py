@@ -153,3 +153,21 @@ def test_the_probability_outside_weighs_the_regions_cells(tiny_layers: MapLayers
     out = matcher.match(Position(base.address, base.t, base.lat, base.lon, 30.0, region=far, region_cell_m=5.0,
                                  region_weights=(0.5, 0.45)), home_zone)
     assert out.status is ZoneStatus.OUTSIDE and out.outside_p == pytest.approx(1.0)
+
+
+def test_a_region_run_ahead_of_its_centre_does_not_call_the_patient_outside(tiny_layers: MapLayers,
+                                                                           home_zone) -> None:  # type: ignore[no-untyped-def]
+    """Every cell clears the parcel, but the region's weighted mean lies ~45 m from the centre, which sits
+    inside the parcel: the cloud jumped ahead of where a walking patient can be (the locate step's centre
+    moves at walking pace). Uncertain, its probability outside still said; the same cells around a centre
+    that followed them decide "outside"."""
+    far = tuple((lat, lon) for lon, lat in (lonlat(x, y) for x, y in [(20, 60), (20, 70)]))
+    matcher = Matcher(tiny_layers)
+    for cy, status in ((20, ZoneStatus.UNCERTAIN), (50, ZoneStatus.OUTSIDE)):
+        base = pos(20, cy, 50)
+        p = Position(base.address, base.t, base.lat, base.lon, 50.0, region=far, region_cell_m=5.0,
+                     region_weights=(0.5, 0.45))
+        m = matcher.match(p, home_zone)
+        assert m.status is status and m.outside_p == pytest.approx(1.0)
+        assert (m.clearance_m is None) == (status is ZoneStatus.UNCERTAIN)
+        assert matcher.match_many([p], [home_zone]) == [m]

@@ -14,7 +14,8 @@ the transaction commits: that is how other backend processes wake up.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 import orjson
@@ -61,20 +62,9 @@ def send_deferred(session: Session) -> None:
     pending: list[tuple[Statement, RowsHook | None]] = session.info.pop(_DEFERRED, None) or []
     if not pending:
         return
-    driver = session.connection().connection.driver_connection
-    assert driver is not None
-    cursors = [driver.cursor() for _ in pending]
-    try:
-        with driver.pipeline():
-            for cur, ((sql, params), _) in zip(cursors, pending, strict=True):
-                cur.execute(sql, params)
-        _rows_told(cursors, pending)
-    except Exception:
-        _forget_if_broken(session, driver)
-        raise
-    finally:
-        for cur in cursors:
-            cur.close()
+    with _deferred_cursors(session, pending) as (driver, cursors), driver.pipeline():
+        for cur, ((sql, params), _) in zip(cursors, pending, strict=True):
+            cur.execute(sql, params)
 
 
 def _rows_told(cursors: Sequence[Any], pending: Sequence[tuple[Statement, RowsHook | None]]) -> None:
@@ -171,27 +161,16 @@ def append_many_and_commit(session: Session, rows: Sequence[tuple[str, int | Non
         return
     session.flush()
     pending: list[tuple[Statement, RowsHook | None]] = session.info.pop(_DEFERRED, None) or []
-    driver = session.connection().connection.driver_connection
-    assert driver is not None
-    cursors = [driver.cursor() for _ in pending]
-    try:
-        with driver.pipeline():
-            for sql, params in before:
-                driver.execute(sql, params)
-            for cur, ((sql, params), _) in zip(cursors, pending, strict=True):  # after `before` (row locks),
-                cur.execute(sql, params)  # then the feed lock: every writer takes them in this order
-            if rows:
-                driver.execute(_APPEND_MANY_PG_SQL, _append_many_params(rows))
-            # COMMIT as a statement of the pipeline: the block's end sends one Sync for all (`driver.commit()`
-            # here would sync once more at the block's end, a second round trip).
-            driver.execute("COMMIT")
-        _rows_told(cursors, pending)
-    except Exception:
-        _forget_if_broken(session, driver)
-        raise
-    finally:
-        for cur in cursors:
-            cur.close()
+    with _deferred_cursors(session, pending) as (driver, cursors), driver.pipeline():
+        for sql, params in before:
+            driver.execute(sql, params)
+        for cur, ((sql, params), _) in zip(cursors, pending, strict=True):  # after `before` (row locks),
+            cur.execute(sql, params)  # then the feed lock: every writer takes them in this order
+        if rows:
+            driver.execute(_APPEND_MANY_PG_SQL, _append_many_params(rows))
+        # COMMIT as a statement of the pipeline: the block's end sends one Sync for all (`driver.commit()`
+        # here would sync once more at the block's end, a second round trip).
+        driver.execute("COMMIT")
     if rows:
         _written.mark(session)
     session.commit()  # the driver's transaction is over: this ends the session's (and wakes the feed)
@@ -203,29 +182,38 @@ def commit_pipeline(session: Session, *, before: Sequence[Statement], last: Stat
     The feed sockets are woken after the commit."""
     session.flush()
     pending: list[tuple[Statement, RowsHook | None]] = session.info.pop(_DEFERRED, None) or []
+    with _deferred_cursors(session, pending) as (driver, cursors), driver.cursor() as cur:
+        with driver.pipeline():
+            for sql, params in before:
+                driver.execute(sql, params)
+            for dcur, ((sql, params), _) in zip(cursors, pending, strict=True):
+                dcur.execute(sql, params)
+            cur.execute(*last)
+            driver.execute("COMMIT")  # a statement of the pipeline: one Sync for all (append_many_and_commit)
+        rows: list[tuple[object, ...]] = cur.fetchall()  # the block's end synced: the rows are here
+    _written.mark(session)
+    session.commit()  # the driver's transaction is over: this ends the session's (and wakes the feed)
+    return rows
+
+
+@contextmanager
+def _deferred_cursors(session: Session, pending: Sequence[tuple[Statement, RowsHook | None]]
+                      ) -> Iterator[tuple[Any, list[Any]]]:
+    """The session's driver connection and one cursor per deferred statement, for a pipeline run in the
+    block: their rows told to their hooks once the block ends well; a connection the block broke
+    forgotten; the cursors closed either way."""
     driver = session.connection().connection.driver_connection
     assert driver is not None
     cursors = [driver.cursor() for _ in pending]
     try:
-        with driver.cursor() as cur:
-            with driver.pipeline():
-                for sql, params in before:
-                    driver.execute(sql, params)
-                for dcur, ((sql, params), _) in zip(cursors, pending, strict=True):
-                    dcur.execute(sql, params)
-                cur.execute(*last)
-                driver.execute("COMMIT")  # a statement of the pipeline: one Sync for all (append_many_and_commit)
-            rows: list[tuple[object, ...]] = cur.fetchall()  # the block's end synced: the rows are here
+        yield driver, cursors
         _rows_told(cursors, pending)
     except Exception:
         _forget_if_broken(session, driver)
         raise
     finally:
-        for dcur in cursors:
-            dcur.close()
-    _written.mark(session)
-    session.commit()  # the driver's transaction is over: this ends the session's (and wakes the feed)
-    return rows
+        for cur in cursors:
+            cur.close()
 
 
 def _forget_if_broken(session: Session, driver: Any) -> None:

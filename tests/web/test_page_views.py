@@ -241,7 +241,10 @@ def test_every_view_phone_and_desktop(browser: Any, stack: Stack) -> None:
         legend = page.locator("[data-testid=map-legend]").bounding_box()
         assert legend and (legend["y"] + legend["height"] <= p["y"] + 1 or legend["x"] + legend["width"] <= p["x"] + 1)
         # The patient (alert pin) is in the visible part of the map, not under the sheet.
-        pin = page.locator(".alert-pin").first.bounding_box()
+        # (the feed may redraw the marker between two reads: wait until it is drawn again, then measure)
+        pin_marker = page.locator(".alert-pin").first
+        pin_marker.wait_for(state="visible", timeout=10_000)
+        pin = pin_marker.bounding_box()
         assert pin and m["x"] <= pin["x"] and pin["y"] >= m["y"] and pin["y"] + pin["height"] <= m["y"] + m["height"], (pin, m)
     assert phone.locator("[data-testid=map-legend]").evaluate("d => d.open") is False
     assert set(desktop.layers) == {"parcels", "buildings", "routes", "landmarks"}  # type: ignore[attr-defined]

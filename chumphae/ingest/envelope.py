@@ -423,20 +423,21 @@ class _GatewayReading(FastReading, forbid_unknown_fields=True):
     pass
 
 
-class _PositionMessage(msgspec.Struct, forbid_unknown_fields=True):
+class _Envelope(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The envelope fields every bulk message has; each kind adds its `type` and `body`."""
     id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    t: str | None = None
+    seq: Annotated[int, msgspec.Meta(ge=0, le=INT64)] | None = None
+
+
+class _PositionMessage(_Envelope, kw_only=True):
     type: Literal["position"]
     body: _GatewayPosition
-    t: str | None = None
-    seq: Annotated[int, msgspec.Meta(ge=0, le=INT64)] | None = None
 
 
-class _ReadingMessage(msgspec.Struct, forbid_unknown_fields=True):
-    id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+class _ReadingMessage(_Envelope, kw_only=True):
     type: Literal["reading"]
     body: _GatewayReading
-    t: str | None = None
-    seq: Annotated[int, msgspec.Meta(ge=0, le=INT64)] | None = None
 
 
 _MESSAGE_DECODERS: dict[str, Any] = {"position": msgspec.json.Decoder(_PositionMessage),

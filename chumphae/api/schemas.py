@@ -20,10 +20,12 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     Field,
+    PlainSerializer,
     StringConstraints,
 )
 
 from chumphae.models import Outcome
+from chumphae.timeutil import as_utc
 
 MAX_ID = 2**31 - 1  # row ids: INTEGER primary keys (PostgreSQL int4)
 MAX_CURSOR = 2**63 - 1  # feed cursors: the feed log's BIGINT id
@@ -86,7 +88,14 @@ def _finite(value: float) -> float:
     return value
 
 
+def _iso_utc(value: datetime) -> str:
+    """A time in an answer: UTC with `+00:00`, as the feed and every dict-built answer write it."""
+    return as_utc(value).isoformat()
+
+
 # -- reusable field types -------------------------------------------------------------------
+# Output: the one way an answer writes a time (never pydantic's `Z`; docs/mobile-api.md "Times").
+UtcTime = Annotated[datetime, PlainSerializer(_iso_utc, return_type=str, when_used="json")]
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 When = Annotated[datetime, BeforeValidator(_iso_text), AfterValidator(_in_window)]
 Day = Annotated[date, AfterValidator(_day_in_window)]

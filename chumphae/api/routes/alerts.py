@@ -7,7 +7,6 @@ feed socket has the same effect and the same feed frame.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -28,6 +27,7 @@ from chumphae.api.schemas import (
     ResolveIn,
     Since,
     Until,
+    UtcTime,
 )
 from chumphae.auth.access import sees_all, visible_patient_ids
 from chumphae.db import get_engine
@@ -70,23 +70,23 @@ class AlertOut(BaseModel):
     severity_th: str
     severity_en: str
     status: str
-    opened_at: datetime
+    opened_at: UtcTime
     opened_at_local: str
-    last_triggered_at: datetime
+    last_triggered_at: UtcTime
     last_triggered_at_local: str
-    received_at: datetime
+    received_at: UtcTime
     count: int
     late: bool
     escalation_level: int
     escalated_to: str
-    next_escalation_at: datetime | None
+    next_escalation_at: UtcTime | None
     acknowledged_by: int | None
     acknowledged_by_name: str | None
-    acknowledged_at: datetime | None
+    acknowledged_at: UtcTime | None
     acknowledged_at_local: str | None
     resolved_by: int | None
     resolved_by_name: str | None
-    resolved_at: datetime | None
+    resolved_at: UtcTime | None
     outcome: str | None
     resolution_note: str | None
     last_seen: LastSeen
@@ -94,7 +94,7 @@ class AlertOut(BaseModel):
 
 
 class EventOut(BaseModel):
-    t: datetime
+    t: UtcTime
     kind: str
     user_id: int | None
     details: dict[str, Any]

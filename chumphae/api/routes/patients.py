@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -22,6 +22,7 @@ from chumphae.api.schemas import (
     Offset,
     PatientId,
     PatientNotes,
+    UtcTime,
     omittable,
 )
 from chumphae.auth.access import visible_patients_clause
@@ -103,7 +104,7 @@ class PatientOut(BaseModel):
     home_lon: float | None
     notes: str | None
     active: bool
-    updated_at: datetime
+    updated_at: UtcTime
     cid: str | None = Field(default=None, description="Only for the hospital and admin roles.")
     hospcode: str | None = None
     pid: str | None = None

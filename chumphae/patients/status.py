@@ -24,7 +24,7 @@ from chumphae.detect.thresholds import thresholds_for
 from chumphae.map.match import Matcher
 from chumphae.models import Alert, AlertStatus, Patient, PositionRecord, Wristband
 from chumphae.timeutil import as_utc
-from chumphae.values import Position
+from chumphae.values import Place, Position
 
 
 class Status(StrEnum):
@@ -170,12 +170,13 @@ def statuses(session: Session, *, patients: list[Patient], now: datetime) -> lis
     return out
 
 
-def describe_positions(matcher: Matcher | None, rows: list[PositionRecord]) -> dict[int, tuple[str, str]]:
-    """Landmark descriptions ("120 m north of Wat Si Chomphu") for positions, by row id."""
+def describe_positions(matcher: Matcher | None, rows: list[PositionRecord]) -> dict[int, Place]:
+    """The place of each position on the tax map, by row id: its landmark words ("120 m north of Wat
+    Si Chomphu") and the parcel and building under it (which a gateway that words only the zone
+    leaves out of the row: an answer names them from the map, docs/mobile-api.md "Positions")."""
     if matcher is None or not rows:
         return {}
     positions = [Position(address="", t=as_utc(r.t), lat=r.lat, lon=r.lon, uncertainty_m=r.uncertainty_m)
                  for r in rows]
     matches = matcher.match_many(positions, [None] * len(positions))  # vectorised; only the place is used
-    return {r.id: (m.place.description_th, m.place.description_en)
-            for r, m in zip(rows, matches, strict=True) if r.id is not None}
+    return {r.id: m.place for r, m in zip(rows, matches, strict=True) if r.id is not None}

@@ -136,3 +136,21 @@ def test_newest_position_per_patient_on_both_databases(engine: Engine) -> None:
         s.commit()
         got = _newest_positions(s, [a, b, 999_999])
     assert {pid: r.lat for pid, r in got.items()} == {a: 2.0, b: 5.0}
+
+
+def test_positions_without_codes_are_named_from_the_map(client: TestClient, mapped: World) -> None:
+    """A gateway that words only the zone ("inside the safe zone", the shipped one) stores no parcel or
+    building; the app's answers name them from the tax map, and never overwrite codes a row has."""
+    _position(mapped, 15, 15, ago_s=120, zone_status="inside")  # in house 01A001-B001 on parcel 01A001
+    _position(mapped, 0, 200, ago_s=60, parcel_code="99Z999")  # a gateway's own code is kept as sent
+    _position(mapped, 500, 500, ago_s=30)  # on no parcel: stays null
+    url = f"/api/v1/patients/{mapped.own_patient}/positions"
+    items = client.get(url, headers=mapped.auth("volunteer")).json()["items"]
+    assert [(p["parcel_code"], p["building_code"]) for p in items] == [
+        (None, None), ("99Z999", None), ("01A001", "01A001-B001")]
+    _position(mapped, 15, 15, ago_s=1)
+    for path in (f"/api/v1/patients/{mapped.own_patient}/status", "/api/v1/mobile/patients"):
+        body = client.get(path, headers=mapped.auth("volunteer")).json()
+        pos = body["last_position"] if "last_position" in body else body["items"][0]["last_position"]
+        assert (pos["parcel_code"], pos["building_code"]) == ("01A001", "01A001-B001"), path
+        assert pos["description_en"] is not None

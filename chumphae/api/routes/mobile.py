@@ -33,6 +33,7 @@ from chumphae.patients.status import (
     statuses,
 )
 from chumphae.timeutil import iso_bangkok, utcnow
+from chumphae.values import Place
 
 router = APIRouter(prefix="/api/v1", tags=["mobile app"])
 
@@ -134,13 +135,22 @@ def band_out(b: Wristband) -> dict[str, Any]:
             "last_seen_at_local": iso_bangkok(b.last_seen_at)}
 
 
-def status_out(s: PatientStatus, words: dict[int, tuple[str, str]]) -> dict[str, Any]:
+def position_out(row: PositionRecord, places: dict[int, Place]) -> dict[str, Any]:
+    """A stored position as the app reads it: the place's words, and its parcel and building from the
+    map when the row has none (a gateway that words only the zone stores none)."""
+    place = places.get(row.id or -1)
+    if place is None:
+        return position_dict(row)
+    out = position_dict(row, description_th=place.description_th, description_en=place.description_en)
+    if out["parcel_code"] is None and out["building_code"] is None:
+        out["parcel_code"], out["building_code"] = place.parcel_code, place.building_code
+    return out
+
+
+def status_out(s: PatientStatus, places: dict[int, Place]) -> dict[str, Any]:
     p, pos = s.patient, s.position
     th, en = LABELS[s.judgement.status]
-    position = None
-    if pos is not None:
-        d = words.get(pos.id or -1, (None, None))
-        position = position_dict(pos, description_th=d[0], description_en=d[1])
+    position = position_out(pos, places) if pos is not None else None
     return {
         "patient_id": p.id, "prename": p.prename, "name_th": p.name_th, "name_en": p.name_en, "village": p.village,
         "adl_score": p.adl_score, "adl_group": adl_group(p.adl_score), "nhso_group": p.nhso_group,
@@ -209,6 +219,5 @@ def patient_positions(
                              .order_by(col(PositionRecord.t).desc(), col(PositionRecord.id).desc())
                              .offset(offset).limit(limit)).all())
     words = describe_positions(current_matcher(session), rows)
-    items = [position_dict(r, description_th=words.get(r.id or -1, (None, None))[0],
-                           description_en=words.get(r.id or -1, (None, None))[1]) for r in rows]
+    items = [position_out(r, words) for r in rows]
     return page(items, total, limit, offset)

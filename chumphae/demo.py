@@ -45,6 +45,13 @@ FIRST_EXCURSION_S = 20.0  # simulated seconds after start: the first walk out be
 LEAD_S = 15.0  # announced this long before it starts
 
 
+OUTSIDE_GATEWAY = (
+    "  gateways: the seeded ones are simulated here with tokens issued at each start (not printed);\n"
+    "  for a gateway of your own beside them (a client, --replay), keep its token across restarts:\n"
+    f"    chumphae gateways create --slug gw-mine --name \"my gateway\" --site {DEMO_SITE}"
+)
+
+
 def banner(url: str, tokens: dict[str, str], *, district: bool = True) -> str:
     caregiver = tokens.get("caregiver1", "")
     what = ("  Every seeded gateway is simulated; all patients live their day.\n"
@@ -101,8 +108,10 @@ async def run_demo(settings: Settings, *, scenario: str | None = None, speed: fl
     engine = init_engine(settings.effective_database_url)
     with session_scope(engine) as session:
         result = seed_demo(session)
-        gateway_tokens = rotate_gateway_tokens(session)
+        gateway_tokens = rotate_gateway_tokens(session, seeded_only=True)
+    result.gateway_tokens = {}  # just replaced for the simulated twins: printing the seed's would hand out dead ones
     print_tokens(result)
+    typer.echo(OUTSIDE_GATEWAY)
     server, serving, url = await _serve(settings)
     typer.echo(banner(url, result.tokens, district=scenario is None))
     if open_browser:

@@ -13,7 +13,7 @@ from datetime import date
 from typing import TYPE_CHECKING
 
 import typer
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from chumphae.auth.service import assign, create_gateway, create_user, rotate_user_token
 from chumphae.models import Gateway, Patient, Role, User, Wristband
@@ -225,12 +225,18 @@ def seed_demo(session: Session, *, n_patients: int = 30) -> SeedResult:
     return SeedResult(created=True, patients=len(patients), tokens=tokens, gateway_tokens=gateway_tokens)
 
 
-def rotate_gateway_tokens(session: Session) -> dict[str, str]:
-    """Fresh tokens for every gateway (the demo runs their simulated twins in-process)."""
+def rotate_gateway_tokens(session: Session, *, seeded_only: bool = False) -> dict[str, str]:
+    """Fresh tokens for every gateway (the demo runs their simulated twins in-process).
+
+    `seeded_only`: only the demo's own gateways, each of which is its own site (slug = site); a gateway
+    someone added beside them (`chumphae gateways create --site gw-chumphae-town`, an outside client)
+    keeps its token and is not simulated."""
     from chumphae.auth.tokens import hash_token, new_token, token_prefix
 
     tokens = {}
-    for gw in session.exec(select(Gateway)).all():
+    for gw in session.exec(select(Gateway).order_by(col(Gateway.id))).all():
+        if seeded_only and gw.slug != gw.site:
+            continue
         token = new_token("gateway")
         gw.token_hash, gw.token_prefix = hash_token(token), token_prefix(token)
         session.add(gw)

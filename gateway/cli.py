@@ -6,14 +6,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
 import signal
 import sys
 from pathlib import Path
 
 from pydantic import ValidationError
 
-from chumphae.logs import protect_logs
+from chumphae.logs import setup as setup_logs
 from gateway.config import GatewaySettings
 from gateway.simulate import scenario as scenarios
 
@@ -91,8 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.now and not args.replay:
         print("chumphae-gateway: error: --now only applies to --replay", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    protect_logs()  # PDPA: no frame/header dumps (`Authorization: Bearer chg_…`) or tokens, even at DEBUG
+    # The backend's set-up: Asia/Bangkok times with their offset (a field engineer lines gateway, backend and
+    # recording times up without guessing the machine's zone), and PDPA's filters: no frame/header dumps
+    # (`Authorization: Bearer chg_…`) or tokens, even at DEBUG.
+    setup_logs(settings.log_level)
     try:
         scen = scenarios.load(args.simulate) if args.simulate else None
     except (OSError, ValueError) as e:

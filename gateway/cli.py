@@ -6,13 +6,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import signal
 import sys
 from pathlib import Path
 
 from pydantic import ValidationError
 
-from chumphae.logs import setup as setup_logs
+from chumphae.logs import BangkokFormatter, protect_logs
 from gateway.config import GatewaySettings
 from gateway.simulate import scenario as scenarios
 
@@ -93,7 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     # The backend's set-up: Asia/Bangkok times with their offset (a field engineer lines gateway, backend and
     # recording times up without guessing the machine's zone), and PDPA's filters: no frame/header dumps
     # (`Authorization: Bearer chg_…`) or tokens, even at DEBUG.
-    setup_logs(settings.log_level)
+    handler = logging.StreamHandler()
+    handler.setFormatter(BangkokFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=settings.log_level, handlers=[handler])  # a no-op where logging is set up already
+    protect_logs()
     try:
         scen = scenarios.load(args.simulate) if args.simulate else None
     except (OSError, ValueError) as e:

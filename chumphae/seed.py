@@ -13,6 +13,7 @@ from datetime import date
 from typing import TYPE_CHECKING
 
 import typer
+from sqlalchemy import distinct, func
 from sqlmodel import Session, col, select
 
 from chumphae.auth.service import assign, create_gateway, create_user, rotate_user_token
@@ -172,9 +173,14 @@ def seed_demo(session: Session, *, n_patients: int = 30) -> SeedResult:
     from chumphae.map.zonestore import save_zone
 
     load_default_map(session)
-    if session.exec(select(Patient).where(Patient.notes.startswith(DEMO_TAG))).first():  # type: ignore[union-attr]
-        count = len(session.exec(select(Patient.id).where(Patient.notes.startswith(DEMO_TAG))).all())  # type: ignore[union-attr]
-        return SeedResult(created=False, patients=count, tokens=rotate_demo_tokens(session))
+    # Seeded already: the demo accounts exist (not the patients' "[demo]" note, which a PATCH of `notes`,
+    # as docs/mobile-api.md shows, removes: with every note edited, a second district was seeded).
+    names = [name for _login, _role, name in demo_users()]
+    if session.exec(select(User.id).where(col(User.name).in_(names))).first() is not None:
+        sites = select(Gateway.site).where(col(Gateway.slug) == col(Gateway.site))
+        count = session.exec(select(func.count(distinct(col(Wristband.patient_id))))
+                             .where(col(Wristband.site).in_(sites))).one()
+        return SeedResult(created=False, patients=int(count), tokens=rotate_demo_tokens(session))
 
     rng = random.Random(RNG_SEED)
     layers = load_layers(session)

@@ -51,3 +51,22 @@ def test_the_printed_hint_creates_a_gateway_beside_the_demo_as_printed() -> None
         gw = gateway_by_token(s, token)
         assert gw is not None and gw.site == DEMO_SITE and gw.slug != gw.site
         assert s.exec(select(Gateway).where(Gateway.slug == DEMO_SITE)).one().site == DEMO_SITE
+
+
+def test_a_demo_whose_notes_were_all_edited_is_not_seeded_twice(app_engine: Engine) -> None:
+    """docs/mobile-api.md shows a volunteer changing a patient's `notes`; the demo used to recognise its
+    district by the "[demo]" note only, so with every note edited the next start seeded a second one."""
+    from chumphae.models import Patient
+
+    with Session(app_engine) as s:
+        first = seed_demo(s)
+        s.commit()
+        for p in s.exec(select(Patient)).all():
+            p.notes = "เยี่ยมแล้ว"
+            s.add(p)
+        s.commit()
+        again = seed_demo(s)
+        s.commit()
+        assert first.created and not again.created
+        assert again.patients == first.patients == 30 and len(s.exec(select(Patient)).all()) == 30
+        assert set(again.tokens) == set(first.tokens)

@@ -60,5 +60,7 @@ def test_every_documented_example_runs_against_the_demo(client: TestClient, app_
             assert r.status_code == 201 and r.json()["positions"][0]["source"] == "search", r.text
         if method == "PUT" and url.endswith("/bands"):
             assert r.json()["band"]["address"] == "C0:CA:FE:00:01:2A"
+            assert set(r.json()) == {"band", "replaced"}  # as the table says
+            assert {b["address"] for b in r.json()["replaced"]} and not any(b["active"] for b in r.json()["replaced"])
     assert {("POST", "/api/v1/patients"), ("POST", "/api/v1/users"), ("PUT", "/api/v1/patients/7/bands"),
             ("POST", "/api/v1/patients/7/search/sightings")} <= seen

@@ -17,13 +17,17 @@ feed carries every patient). Then, in the same run:
   gateway; a plain `websockets` feed client (care manager, bearer header)
   times every frame. Measured: messages acknowledged per second (first send →
   last ack), feed latency of position frames (send → frame; the feed sends the
-  newest position per patient per batch, so not every position has a frame)
+  newest position per patient per batch, and per read (docs/feed-protocol.md §3),
+  so not every position has a frame)
   and of SOS frames (send → alert frame), p50/p95/p99.
 
 Prints each run, medians over runs, the ratio to the COPY floor, and one
 `SUMMARY ...` line per database; the last line is an overall `SUMMARY`.
+The backend runs with `chumphae serve`'s uvicorn options (`chumphae.cli.server_options`);
+`--workers N` runs N processes as `chumphae serve --workers N` does.
 Usage: .venv/bin/python scripts/bench_ingest.py [--db sqlite|postgresql|both] [--bands 500]
        [--gateways 4] [--messages 20000] [--runs 3] [--url postgresql://postgres@127.0.0.1:5432/test]
+       [--workers 1] [--ws-compression | --no-ws-compression]
 """
 
 from __future__ import annotations

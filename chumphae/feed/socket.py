@@ -25,7 +25,10 @@ positions takes milliseconds to hundreds of them on a loaded machine) starts
 the same alert-only read at once, beside it (`_alert_lane`), so a committed
 alert never waits for the positions read before it. Feed reads run on
 threads of their own (`READERS`), not on the event loop's default pool,
-where the gateways' periodic checks queue. A client whose queue is full while frames wait, and whose frames
+where the gateways' periodic checks queue. Positions are coalesced (`position_linger_s`): a woken
+producer waits that long, then reads up to `read_rows` rows and renders, of their positions, each
+patient's last only (latest wins); meanwhile every wake-up starts the alert-only read, so alerts are
+never held. A client whose queue is full while frames wait, and whose frames
 have waited (or whose socket has not taken one) for `stall_s`, is told to `resync`, and is sent a fresh snapshot in place of the
 backlog, so one slow phone never holds back the others.
 """

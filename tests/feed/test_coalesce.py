@@ -78,3 +78,21 @@ async def test_positions_of_a_linger_go_as_each_patients_newest_and_an_sos_is_no
         assert [f["cursor"] for f in replay] == sorted(f["cursor"] for f in replay)
         assert [f["type"] for f in replay] == ["alert", "position", "position"]
         assert {f["position"]["patient_id"]: f["position"]["i"] for f in replay[1:]} == {own: 39, other: 29}
+
+
+async def test_a_read_larger_than_the_buffer_is_cut_and_read_again_in_order(world: World) -> None:
+    """30 frames that cannot be coalesced (positions without a patient) through a buffer of 8: the read of
+    up to 1,000 rows queues what fits and reads the rest again: all 30, in order, once."""
+    options = FeedOptions(buffer=8, ping_s=60, poll_s=30, stall_s=60, position_linger_s=0.2)
+    with live_server(feed_options=options, clock_options=ClockOptions(tick_s=0)) as server:
+        async with connect(f"{server.ws}/ws/alerts", additional_headers=world.auth("care_manager")) as ws:
+            assert (await recv_json(ws))["type"] == "welcome"
+            assert (await recv_json(ws))["type"] == "snapshot"
+            with Session(world.engine) as s:
+                for i in range(30):
+                    feed_log.append(s, kind="position", patient_id=None, payload={"position": {"i": i}})
+                s.commit()
+            got = [await recv_json(ws, timeout=15) for _ in range(30)]
+    assert [f["position"]["i"] for f in got] == list(range(30))
+    cursors = [f["cursor"] for f in got]
+    assert cursors == sorted(set(cursors))

@@ -22,6 +22,16 @@ SHUTDOWN_GRACE_S = 10
 # The largest WebSocket frame a client may send (one gateway message or feed command is a few KiB);
 # a larger one is refused with close 1009 instead of being buffered (uvicorn's default is 16 MiB).
 WS_MAX_BYTES = 1024 * 1024
+# permessage-deflate on the WebSockets (gateways' frames in, the feed's frames out): off unless asked for. With it,
+# deflate and inflate were ~17 % of the event loop's samples under the ingest bench (docs/performance.md,
+# "Ingest (branch ingest10)"); a gateway's frame is ~0.6 KiB, so a band sends ~10 B/s either way.
+WS_COMPRESSION = False
+
+
+def server_options(ws_compression: bool | None = None) -> dict[str, Any]:
+    """uvicorn's options for the backend, the same for `chumphae serve` and `scripts/bench_ingest.py`."""
+    return {"ws": "websockets-sansio", "ws_max_size": WS_MAX_BYTES, "timeout_graceful_shutdown": SHUTDOWN_GRACE_S,
+            "ws_per_message_deflate": WS_COMPRESSION if ws_compression is None else ws_compression}
 
 app = typer.Typer(help="Smart Chumphae: BLE wristbands, tax-map matching, alerts people can trust.", add_completion=False,
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -50,6 +60,9 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port (default from CHUMPHAE_PORT).")] = None,
     workers: Annotated[int, typer.Option(min=1, max=64, help="Backend processes sharing the port "
                                          "(PostgreSQL only when > 1; see docs/postgresql.md).")] = 1,
+    ws_compression: Annotated[bool, typer.Option(help="permessage-deflate on the WebSockets (gateways, feed), "
+                                                 "for clients that offer it: less traffic, more server CPU.")]
+    = WS_COMPRESSION,
 ) -> None:
     """Run the caregiver backend (migrates the database first)."""
     import uvicorn
@@ -66,11 +79,11 @@ def serve(
     prepare_database(engine)  # migrate and load the map once, before any worker starts
     if workers == 1:
         uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port,
-                    log_config=None, timeout_graceful_shutdown=SHUTDOWN_GRACE_S, ws_max_size=WS_MAX_BYTES)
+                    log_config=None, **server_options(ws_compression))
     else:  # each worker imports the app factory; they share the database (and Redis) only
         uvicorn.run("chumphae.api.app:worker_app", factory=True, workers=workers,
                     host=host or settings.host, port=port or settings.port, log_config=None,
-                    timeout_graceful_shutdown=SHUTDOWN_GRACE_S, ws_max_size=WS_MAX_BYTES)
+                    **server_options(ws_compression))
 
 
 @db_app.command("upgrade")

@@ -17,19 +17,24 @@ feed carries every patient). Then, in the same run:
   gateway; a plain `websockets` feed client (care manager, bearer header)
   times every frame. Measured: messages acknowledged per second (first send →
   last ack), feed latency of position frames (send → frame; the feed sends the
-  newest position per patient per batch, so not every position has a frame)
+  newest position per patient per batch, and per read (docs/feed-protocol.md §3),
+  so not every position has a frame)
   and of SOS frames (send → alert frame), p50/p95/p99.
 
 Prints each run, medians over runs, the ratio to the COPY floor, and one
 `SUMMARY ...` line per database; the last line is an overall `SUMMARY`.
+The backend runs with `chumphae serve`'s uvicorn options (`chumphae.cli.server_options`);
+`--workers N` runs N processes as `chumphae serve --workers N` does.
 Usage: .venv/bin/python scripts/bench_ingest.py [--db sqlite|postgresql|both] [--bands 500]
        [--gateways 4] [--messages 20000] [--runs 3] [--url postgresql://postgres@127.0.0.1:5432/test]
+       [--workers 1] [--ws-compression | --no-ws-compression]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import socket
 import statistics
@@ -54,9 +59,7 @@ BATCH = 256
 
 # --------------------------------------------------------------------------- the backend (child process)
 
-def serve(url: str, schema: str | None, port: int, linger_ms: float | None = None) -> None:
-    import uvicorn
-
+def _app(url: str, schema: str | None, linger_ms: float | None) -> Any:
     from chumphae.api.app import create_app
     from chumphae.config import Settings
     from chumphae.db import make_engine, set_engine
@@ -67,7 +70,33 @@ def serve(url: str, schema: str | None, port: int, linger_ms: float | None = Non
         from chumphae.ingest.connection import IngestOptions
 
         app.state.ingest_options = IngestOptions(bulk_linger_s=linger_ms / 1000)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", ws="websockets-sansio", lifespan="on")
+    return app
+
+
+def worker_app() -> Any:
+    """The app factory each worker process imports when the bench serves with `--workers` > 1."""
+    linger = os.environ.get("BENCH_INGEST_LINGER_MS")
+    return _app(os.environ["BENCH_INGEST_URL"], os.environ.get("BENCH_INGEST_SCHEMA") or None,
+                float(linger) if linger else None)
+
+
+def serve(url: str, schema: str | None, port: int, linger_ms: float | None = None, workers: int = 1,
+          ws_compression: bool | None = None) -> None:
+    """The backend as `chumphae serve` runs it (its uvicorn options: `chumphae.cli.server_options`)."""
+    import uvicorn
+
+    from chumphae.cli import server_options
+
+    opts = server_options(ws_compression)
+    if workers == 1:
+        uvicorn.run(_app(url, schema, linger_ms), host="127.0.0.1", port=port, log_level="warning",
+                    lifespan="on", **opts)
+        return
+    os.environ.update(BENCH_INGEST_URL=url, BENCH_INGEST_SCHEMA=schema or "",
+                      BENCH_INGEST_LINGER_MS="" if linger_ms is None else str(linger_ms))
+    # Worker processes are spawned: they import this file by name (its directory is on their sys.path).
+    uvicorn.run(f"{Path(__file__).stem}:worker_app", factory=True, workers=workers, host="127.0.0.1", port=port,
+                log_level="warning", lifespan="on", **opts)
 
 
 def free_port() -> int:
@@ -76,13 +105,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_backend(url: str, schema: str | None, linger_ms: float | None = None) -> tuple[subprocess.Popen[bytes], int]:
+def start_backend(url: str, schema: str | None, linger_ms: float | None = None, workers: int = 1,
+                  ws_compression: bool | None = None) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     cmd = [sys.executable, __file__, "--serve", "--url", url, "--port", str(port)]
     if schema:
         cmd += ["--schema", schema]
     if linger_ms is not None:
         cmd += ["--linger-ms", str(linger_ms)]
+    cmd += ["--workers", str(workers)]
+    if ws_compression is not None:
+        cmd += ["--ws-compression" if ws_compression else "--no-ws-compression"]
     proc = subprocess.Popen(cmd, cwd=ROOT)
     deadline = time.monotonic() + 30
     while True:
@@ -99,12 +132,23 @@ def start_backend(url: str, schema: str | None, linger_ms: float | None = None) 
 
 
 def process_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process so far (Linux /proc; NaN elsewhere)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU seconds so far of a process and its live descendants (uvicorn's workers; Linux /proc;
+    NaN elsewhere)."""
+    total = 0.0
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            if p == pid:
+                return float("nan")
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        for task in Path(f"/proc/{p}/task").glob("*/children"):
+            with contextlib.suppress(OSError):
+                todo.extend(int(c) for c in task.read_text().split())
+    return total
 
 
 # --------------------------------------------------------------------------- database
@@ -411,9 +455,11 @@ def bench_db(db: str, args: argparse.Namespace) -> dict[str, float]:
         gws, cm_token, bands = seed(engine, args.bands, args.gateways)
         with Session(engine) as s:
             band_ids = [(b.patient_id, b.id) for b in s.exec(select(Wristband)).all()]
-        proc, port = start_backend(url, schema, args.linger_ms)
+        proc, port = start_backend(url, schema, args.linger_ms, args.workers, args.ws_compression)
         print(f"bench_ingest: {db}, {args.bands} bands on {args.gateways} gateways, {args.messages} positions per run, "
-              f"window {args.window}, SOS every {args.sos_ms:.0f} ms, {args.runs} runs, backend pid {proc.pid}")
+              f"window {args.window}, SOS every {args.sos_ms:.0f} ms, {args.runs} runs, backend pid {proc.pid}, "
+              f"{args.workers} worker process(es), WebSocket compression "
+              f"{'default' if args.ws_compression is None else ('on' if args.ws_compression else 'off')}")
         results = []
         for r in range(args.runs):
             cpu0 = process_cpu_s(proc.pid)
@@ -477,13 +523,19 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--linger-ms", type=float, default=None,
                     help="an experiment: the backend's bulk linger (IngestOptions.bulk_linger_s; default the code's)")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="backend processes sharing the port, as `chumphae serve --workers N` (PostgreSQL only)")
+    ap.add_argument("--ws-compression", action=argparse.BooleanOptionalAction, default=None,
+                    help="permessage-deflate on the backend's sockets (default: as `chumphae serve`)")
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--schema", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
-        serve(args.url, args.schema, args.port, args.linger_ms)
+        serve(args.url, args.schema, args.port, args.linger_ms, args.workers, args.ws_compression)
         return
+    if args.workers > 1 and args.db != "postgresql":
+        ap.error("--workers > 1 needs --db postgresql")
     if not 1 <= args.window <= 256:
         ap.error("--window must be 1..256")
     import logging

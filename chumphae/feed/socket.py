@@ -25,7 +25,10 @@ positions takes milliseconds to hundreds of them on a loaded machine) starts
 the same alert-only read at once, beside it (`_alert_lane`), so a committed
 alert never waits for the positions read before it. Feed reads run on
 threads of their own (`READERS`), not on the event loop's default pool,
-where the gateways' periodic checks queue. A client whose queue is full while frames wait, and whose frames
+where the gateways' periodic checks queue. Positions are coalesced (`position_linger_s`): a woken
+producer waits that long, then reads up to `read_rows` rows and renders, of their positions, each
+patient's last only (latest wins); meanwhile every wake-up starts the alert-only read, so alerts are
+never held. A client whose queue is full while frames wait, and whose frames
 have waited (or whose socket has not taken one) for `stall_s`, is told to `resync`, and is sent a fresh snapshot in place of the
 backlog, so one slow phone never holds back the others.
 """
@@ -90,7 +93,12 @@ async def on_readers(fn: Callable[..., T], *args: Any) -> T:
 @dataclass(frozen=True, slots=True)
 class FeedOptions:
     buffer: int = 256  # frames queued per client
-    batch: int = 100  # rows read per query
+    batch: int = 100  # rows read per query (alert reads; a producer's read takes up to `read_rows`)
+    # A woken producer waits this long before reading positions, then reads up to `read_rows` rows and sends
+    # each patient's newest position among them only (alerts are read at once by the alert lane, never held).
+    # 0: read at every wake-up, up to `batch` rows, every position row its own frame.
+    position_linger_s: float = 0.25
+    read_rows: int = 1000
     poll_s: float = 2.0  # read even without a wake-up (a lost NOTIFY costs at most this)
     ping_s: float = 20.0
     stall_s: float = 10.0  # queue full this long while frames wait: resync
@@ -218,6 +226,20 @@ class FeedSocket:
 
         return retry_if_disconnected(self.engine, read)
 
+    def _read_coalesced(self, viewer: frames.Viewer, cursor: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+        """Up to `limit` rows after `cursor` as frames, a patient's positions coalesced if `position_linger_s`:
+        only the last of them in this read is rendered (alerts and other rows all, in order). Also returns how
+        many rows were read. The last row read is always a frame (nothing after it supersedes it), so the cursor moves
+        past every row read once the frames are all queued."""
+        def read() -> tuple[list[dict[str, Any]], int]:
+            with Session(self.reader) as session:
+                rows = feed_log.read_since(session, cursor=cursor, patient_ids=viewer.patient_ids,
+                                           unassigned=viewer.unassigned, limit=limit)
+            kept = coalesce_positions(rows) if self.options.position_linger_s > 0 else rows
+            return [frames.render(viewer, r) for r in kept], len(rows)
+
+        return retry_if_disconnected(self.engine, read)
+
     def _act(self, msg: FeedAck | FeedResolve) -> dict[str, Any]:
         """Acknowledge or resolve, exactly as the REST routes do (the message was checked like their bodies)."""
         with Session(self.engine, expire_on_commit=False) as session:
@@ -307,22 +329,37 @@ class FeedSocket:
             wake.clear()  # cleared before reading: a commit after the read wakes us again
             if behind:  # more rows wait than one read takes: alerts beyond them must not wait their turn
                 await self._alerts_ahead()
-            limit = min(room, o.batch)
+            limit = max(room, o.read_rows) if o.position_linger_s > 0 else min(room, o.batch)
             self.reading = True
             try:
-                batch = await on_readers(self._read, self.viewer, self.cursor, limit)
+                batch, read = await on_readers(self._read_coalesced, self.viewer, self.cursor, limit)
             finally:
                 self.reading = False
+            full = False
             for frame in batch:
-                self.cursor = frame["cursor"]
                 if self.ahead and frame["cursor"] in self.ahead:  # already sent ahead
                     self.ahead.discard(frame["cursor"])
+                    self.cursor = frame["cursor"]
                     continue
+                if self.queue.qsize() >= o.buffer:  # the rest is read again, in order, once there is room
+                    full = True  # (a position dropped as superseded is superseded by a row after this one)
+                    break
+                self.cursor = frame["cursor"]
                 self.queue.put_nowait((time.monotonic(), frame))
-            behind = len(batch) == limit
+            behind = full or read == limit
             if behind:
                 continue
-            await wait_up_to(wake.wait(), o.poll_s)
+            if o.position_linger_s <= 0:
+                await wait_up_to(wake.wait(), o.poll_s)
+                continue
+            # Caught up. Until the linger after the next wake-up is over, a wake-up means an alert-only read
+            # at once (the alert lane), and the positions of that linger go as one read: a patient's newest.
+            self.reading = True
+            try:
+                if await wait_up_to(wake.wait(), o.poll_s):
+                    await asyncio.sleep(o.position_linger_s)
+            finally:
+                self.reading = False
 
     async def _alerts_ahead(self) -> None:
         """Alert rows beyond the positions still queued: read them now and send them first.
@@ -417,6 +454,18 @@ class FeedSocket:
         except alerts.AlertConflict:
             return error_frame("alert_conflict", msg.req)
         return {"type": "result", "req": msg.req, "ok": True, "alert": alert}
+
+
+def coalesce_positions(rows: list[feed_log.FeedRow]) -> list[feed_log.FeedRow]:
+    """The rows in order, less every position row followed by a later position row of the same patient."""
+    last: dict[int, int] = {}  # patient id → index of their last position row
+    for i, row in enumerate(rows):
+        if row.kind == "position" and row.patient_id is not None:
+            last[row.patient_id] = i
+    if len(last) == sum(1 for row in rows if row.kind == "position" and row.patient_id is not None):
+        return rows
+    return [row for i, row in enumerate(rows)
+            if row.kind != "position" or row.patient_id is None or last[row.patient_id] == i]
 
 
 @dataclass(frozen=True, slots=True)

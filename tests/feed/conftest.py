@@ -34,5 +34,8 @@ def raise_alert(engine: Engine, patient_id: int | None, type_: str = "wander", *
 
 @pytest.fixture
 def server(world: World) -> Iterator[LiveServer]:
-    with live_server(feed_options=FeedOptions(ping_s=30, poll_s=5), clock_options=ClockOptions(tick_s=0)) as srv:
+    # Every position row its own frame (no linger, no coalescing): these tests count positions one by one;
+    # tests/feed/test_coalesce.py runs the default (a patient's newest position per read).
+    options = FeedOptions(ping_s=30, poll_s=5, position_linger_s=0)
+    with live_server(feed_options=options, clock_options=ClockOptions(tick_s=0)) as srv:
         yield srv

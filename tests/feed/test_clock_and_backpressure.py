@@ -117,7 +117,7 @@ def read_frame(sock: socket.socket) -> dict[str, object]:
 
 
 async def test_a_slow_client_is_resynced_while_a_fast_one_gets_everything(world: World) -> None:
-    options = FeedOptions(buffer=8, batch=8, stall_s=2.0, poll_s=0.5, ping_s=30)  # 2 s: a loaded machine
+    options = FeedOptions(buffer=8, batch=8, stall_s=2.0, poll_s=0.5, ping_s=30, position_linger_s=0)  # 2 s: a loaded machine
     with live_server(feed_options=options, clock_options=ClockOptions(tick_s=0)) as server:
         slow = raw_feed(server.port, world.tokens["caregiver"])
         fast = await connect(f"{server.ws}/ws/alerts", additional_headers=world.auth("caregiver"), max_size=2**24)

@@ -44,7 +44,7 @@ async def test_an_alert_is_read_ahead_of_a_backlog_of_positions(world: World) ->
     from tests.feed.liveserver import live_server
     from tests.feed.test_clock_and_backpressure import raw_feed, read_frame
 
-    options = FeedOptions(buffer=8, batch=8, stall_s=60, poll_s=0.5, ping_s=60)
+    options = FeedOptions(buffer=8, batch=8, stall_s=60, poll_s=0.5, ping_s=60, position_linger_s=0)
     with live_server(feed_options=options, clock_options=ClockOptions(tick_s=0)) as server:
         slow = raw_feed(server.port, world.tokens["care_manager"])
         try:
@@ -81,7 +81,7 @@ async def test_a_feed_that_is_behind_reads_alerts_ahead_of_the_positions_still_t
     from chumphae.feed.socket import FeedOptions
     from tests.feed.liveserver import live_server
 
-    options = FeedOptions(buffer=256, batch=8, stall_s=60, poll_s=0.5, ping_s=60)
+    options = FeedOptions(buffer=256, batch=8, stall_s=60, poll_s=0.5, ping_s=60, position_linger_s=0)
     with live_server(feed_options=options, clock_options=ClockOptions(tick_s=0)) as server:
         async with connect(f"{server.ws}/ws/alerts", additional_headers=world.auth("care_manager")) as ws:
             assert (await recv_json(ws))["type"] == "welcome"
@@ -119,7 +119,7 @@ async def test_an_alert_committed_during_a_slow_read_of_positions_does_not_wait_
         return render(viewer, row)
 
     monkeypatch.setattr(feed_frames, "render", slow_render)
-    options = FeedOptions(buffer=256, batch=100, stall_s=60, poll_s=0.5, ping_s=60)
+    options = FeedOptions(buffer=256, batch=100, stall_s=60, poll_s=0.5, ping_s=60, position_linger_s=0)
     with live_server(feed_options=options, clock_options=ClockOptions(tick_s=0)) as server:
         async with connect(f"{server.ws}/ws/alerts", additional_headers=world.auth("care_manager")) as ws:
             assert (await recv_json(ws))["type"] == "welcome"

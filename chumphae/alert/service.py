@@ -478,7 +478,8 @@ _WRITE_PG_SQL = (
     f"n AS (INSERT INTO notice ({_NOTICE_COLUMNS}, created_at, next_try_at) "
     "SELECT r.key, a.id, %s, r.level, r.user_id, r.channel, 'queued', 0, %s, %s "
     "FROM a, json_to_recordset(%s::json) AS r(key text, level int, user_id int, channel text)), "
-    "locked AS (SELECT pg_advisory_xact_lock(%s), pg_notify(%s, '') FROM (SELECT count(*) FROM a) AS c), "
+    f"locked AS (SELECT pg_advisory_xact_lock(%s), pg_notify(%s, '{feed_log.ALERT_PAYLOAD}') "  # wakes the alert lane
+    "FROM (SELECT count(*) FROM a) AS c), "
     "f AS (INSERT INTO feed_event (t, kind, patient_id, payload) SELECT %s, 'alert', %s, %s::json FROM locked "
     "RETURNING id), "
     f"fn AS (INSERT INTO notice ({_NOTICE_COLUMNS}, provider_message_id, created_at, next_try_at, done_at) "

@@ -1,8 +1,16 @@
 """Waking feed sockets when new feed rows are committed, in this process and in the others.
 
-The message carries nothing: the database is the truth, and a woken socket
-reads `feed_event` after its own cursor. So a lost wake-up delays a frame by
-at most the poll interval, and never loses or reorders one.
+The message carries one thing, whether the commit wrote alert rows (the
+NOTIFY payload or Redis message `alert`; empty otherwise): the database is the
+truth, and a woken socket reads `feed_event` after its own cursor. So a lost
+wake-up delays a frame by at most the poll interval, and never loses or
+reorders one. A subscriber may ask to be woken only by commits that wrote
+alert rows (a socket's alert lane, which reads alert rows ahead of positions):
+the position batches that commit many times a second then cost it nothing.
+Any other non-empty message wakes every subscriber. (A process older than this
+rule sends an empty message for every commit: during a rolling upgrade its
+alerts reach the other processes' sockets by their ordered read, as positions
+do, not by the alert lane.)
 
 - `LocalHub` (always): wakes this process's sockets after a local commit.
 - PostgreSQL: `LISTEN chumphae_feed`; the writers' `pg_notify` (in
@@ -31,28 +39,37 @@ REDIS_CHANNEL = "chumphae:feed"
 
 
 class Hub:
-    """This process's sockets, each with a wake-up event. Thread-safe `wake()`."""
+    """This process's sockets, each with wake-up events: woken by every commit of feed rows, or
+    (`alerts_only`) only by those that wrote alert rows. Thread-safe `wake()`."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self._events: set[asyncio.Event] = set()
+        self._alert_events: set[asyncio.Event] = set()
         self.wakes = 0
+        self.alert_wakes = 0
 
-    def subscribe(self) -> asyncio.Event:
+    def subscribe(self, *, alerts_only: bool = False) -> asyncio.Event:
         ev = asyncio.Event()
-        self._events.add(ev)
+        (self._alert_events if alerts_only else self._events).add(ev)
         return ev
 
     def unsubscribe(self, ev: asyncio.Event) -> None:
         self._events.discard(ev)
+        self._alert_events.discard(ev)
 
-    def _wake_here(self) -> None:
+    def _wake_here(self, alert: bool) -> None:
         self.wakes += 1
         for ev in self._events:
             ev.set()
+        if alert:
+            self.alert_wakes += 1
+            for ev in self._alert_events:
+                ev.set()
 
-    def wake(self) -> None:
-        """Callable from any thread (the DB work runs in worker threads)."""
+    def wake(self, alert: bool = True) -> None:
+        """Callable from any thread (the DB work runs in worker threads). `alert=False`: the commit wrote
+        no alert rows (the alert-only subscribers sleep on); when unsure, wake them all (the default)."""
         if self.loop.is_closed():
             return
         try:
@@ -60,9 +77,15 @@ class Hub:
         except RuntimeError:
             running = None
         if running is self.loop:
-            self._wake_here()
+            self._wake_here(alert)
         else:
-            self.loop.call_soon_threadsafe(self._wake_here)
+            self.loop.call_soon_threadsafe(self._wake_here, alert)
+
+
+def wrote_alerts(message: str | bytes | None) -> bool:
+    """A NOTIFY payload or Redis message → whether to wake the alert-only subscribers too: not for the
+    empty message (no alert rows), for `alert` and for anything unknown."""
+    return bool(message)
 
 
 class Source(Protocol):
@@ -88,8 +111,8 @@ class PostgresSource:
                 async with await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True) as conn:
                     await conn.execute(f"LISTEN {feed_log.PG_CHANNEL}")
                     hub.wake()  # anything committed while we were not listening
-                    async for _ in conn.notifies():
-                        hub.wake()
+                    async for note in conn.notifies():
+                        hub.wake(wrote_alerts(note.payload))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the database restarts: listen again, sockets poll meanwhile
@@ -115,7 +138,7 @@ class RedisSource:
                     hub.wake()
                     async for message in pubsub.listen():
                         if message.get("type") == "message":
-                            hub.wake()
+                            hub.wake(wrote_alerts(message.get("data")))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -127,15 +150,17 @@ class RedisSource:
                     await client.aclose()
 
 
-def redis_publisher(url: str) -> Callable[[], None]:
-    """After-commit hook: tell the other processes (sync client: commits happen in threads)."""
+def redis_publisher(url: str) -> Callable[[bool], None]:
+    """After-commit hook: tell the other processes (sync client: commits happen in threads) whether the
+    commit wrote alert rows."""
     import redis
 
     client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    alert_message = feed_log.ALERT_PAYLOAD.encode()
 
-    def publish() -> None:
+    def publish(alert: bool) -> None:
         try:
-            client.publish(REDIS_CHANNEL, b"")
+            client.publish(REDIS_CHANNEL, alert_message if alert else b"")
         except redis.RedisError as exc:  # the others will see the rows at their next poll
             log.warning("feed Redis publish failed: %s", type(exc).__name__)
 
@@ -155,7 +180,7 @@ async def running_hub(engine: Engine, redis_url: str | None, supervisor: Supervi
     """A hub for this process, woken by local commits and by the configured source (its listener runs
     supervised: a failure is logged with its traceback and the listener restarts with backoff)."""
     hub = Hub(asyncio.get_running_loop())
-    hooks: list[Callable[[], None]] = [hub.wake]
+    hooks: list[Callable[[bool], None]] = [hub.wake]
     if redis_url:
         hooks.append(redis_publisher(redis_url))
     for hook in hooks:

@@ -9,7 +9,11 @@ one transaction-scoped advisory lock before appending; commit order is then
 id order. (SQLite has a single writer, which gives the same guarantee.)
 
 On PostgreSQL the append also issues `pg_notify`, delivered only if and when
-the transaction commits: that is how other backend processes wake up.
+the transaction commits: that is how other backend processes wake up. Its
+payload says what was written: `'alert'` when the rows include an alert, `''`
+otherwise (positions). The sockets' alert lane wakes only for the first kind
+(`chumphae.feed.fanout`); every wake-up, of either kind, makes the sockets
+read everything after their cursor.
 """
 
 from __future__ import annotations
@@ -24,16 +28,18 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, select
 
-from chumphae.aftercommit import AfterCommit
+from chumphae.aftercommit import FlaggedAfterCommit
 from chumphae.models import FeedEvent
 from chumphae.timeutil import utcnow
 
 Statement = tuple[str, tuple[object, ...]]  # SQL with psycopg placeholders, its parameters
 PG_CHANNEL = "chumphae_feed"
+ALERT_PAYLOAD = "alert"  # the NOTIFY payload (and Redis message) of a commit that wrote alert rows; '' otherwise
 PG_LOCK_KEY = 4005_0001  # advisory lock that orders feed writers (4005 = Chumphae's geocode)
 # After a commit that wrote feed rows, wake the sockets of this process (and, through fanout, of the
-# others): `on_commit(hook)` registers, `off_commit(hook)` unregisters (fanout registers here).
-_written = AfterCommit("chumphae_feed_dirty")
+# others): `on_commit(hook)` registers, `off_commit(hook)` unregisters (fanout registers here). The hook is
+# told whether the commit wrote alert rows (`hook(True)`) or only others (`hook(False)`).
+_written = FlaggedAfterCommit("chumphae_feed_dirty")
 on_commit, off_commit = _written.add, _written.remove
 
 
@@ -47,10 +53,11 @@ _DEFERRED = "chumphae_feed_deferred"
 RowsHook = Callable[[list[tuple[Any, ...]]], None]  # told the rows the statement returned, once it ran
 
 
-def defer(session: Session, statement: Statement, on_rows: RowsHook | None = None) -> None:
-    """PostgreSQL: send `statement` (one that appends feed rows under the writers' lock) with the commit."""
+def defer(session: Session, statement: Statement, on_rows: RowsHook | None = None, *, alert: bool = True) -> None:
+    """PostgreSQL: send `statement` (one that appends feed rows under the writers' lock) with the commit;
+    `alert`: whether those rows include an alert (its NOTIFY payload must then be `ALERT_PAYLOAD`)."""
     session.info.setdefault(_DEFERRED, []).append((statement, on_rows))
-    _written.mark(session)
+    _written.mark(session, alert)
 
 
 def has_deferred(session: Session) -> bool:
@@ -106,17 +113,18 @@ def append(session: Session, *, kind: str, patient_id: int | None,
         send_deferred(session)  # an earlier change's feed row first (cursor order is the transaction's order)
         now = utcnow()
         sql = _APPEND_PG_SQL
-        params: tuple[object, ...] = (PG_LOCK_KEY, PG_CHANNEL, now, kind, patient_id, orjson.dumps(payload).decode())
+        params: tuple[object, ...] = (PG_LOCK_KEY, PG_CHANNEL, notify_payload(kind == "alert"), now, kind,
+                                      patient_id, orjson.dumps(payload).decode())
         if with_insert is not None:
             sql, params = f"WITH also AS ({with_insert[0]}), {sql[len('WITH '):]}", (*with_insert[1], *params)
         new_id = session.connection().exec_driver_sql(sql, params).scalar_one()
-        _written.mark(session)
+        _written.mark(session, kind == "alert")
         return FeedEvent(id=new_id, t=now, kind=kind, patient_id=patient_id, payload=payload)
     assert with_insert is None, "statements in psycopg's dialect need PostgreSQL"
     row = FeedEvent(kind=kind, patient_id=patient_id, payload=payload)
     session.add(row)
     session.flush()
-    _written.mark(session)
+    _written.mark(session, kind == "alert")
     return row
 
 
@@ -132,13 +140,13 @@ def append_many(session: Session, rows: Sequence[tuple[str, int | None, dict[str
         send_deferred(session)
         # The lock, the wake-up and the rows in one round trip; the rows as array parameters (JSON as text).
         session.connection().exec_driver_sql(_APPEND_MANY_PG_SQL, _append_many_params(rows))
-        _written.mark(session)
+        _written.mark(session, _has_alert(rows))
         return
     now = utcnow()
     table = FeedEvent.__table__  # type: ignore[attr-defined]
     session.execute(insert(table), [{"t": now, "kind": kind, "patient_id": patient_id, "payload": payload}
                                     for kind, patient_id, payload in rows])
-    _written.mark(session)
+    _written.mark(session, _has_alert(rows))
 
 
 def append_many_and_commit(session: Session, rows: Sequence[tuple[str, int | None, dict[str, object]]],
@@ -172,14 +180,14 @@ def append_many_and_commit(session: Session, rows: Sequence[tuple[str, int | Non
         # here would sync once more at the block's end, a second round trip).
         driver.execute("COMMIT")
     if rows:
-        _written.mark(session)
+        _written.mark(session, _has_alert(rows))
     session.commit()  # the driver's transaction is over: this ends the session's (and wakes the feed)
 
 
 def commit_pipeline(session: Session, *, before: Sequence[Statement], last: Statement) -> list[tuple[object, ...]]:
     """PostgreSQL: `before`, then `last` (a statement that appends feed rows under the writers' lock, as
-    `_APPEND_MANY_PG_SQL` does), then `COMMIT`, in one pipeline (one round trip); `last`'s rows returned.
-    The feed sockets are woken after the commit."""
+    `_APPEND_MANY_PG_SQL` does; no alert rows: its NOTIFY payload is `''`), then `COMMIT`, in one pipeline
+    (one round trip); `last`'s rows returned. The feed sockets are woken after the commit."""
     session.flush()
     pending: list[tuple[Statement, RowsHook | None]] = session.info.pop(_DEFERRED, None) or []
     with _deferred_cursors(session, pending) as (driver, cursors), driver.cursor() as cur:
@@ -191,7 +199,7 @@ def commit_pipeline(session: Session, *, before: Sequence[Statement], last: Stat
             cur.execute(*last)
             driver.execute("COMMIT")  # a statement of the pipeline: one Sync for all (append_many_and_commit)
         rows: list[tuple[object, ...]] = cur.fetchall()  # the block's end synced: the rows are here
-    _written.mark(session)
+    _written.mark(session, False)
     session.commit()  # the driver's transaction is over: this ends the session's (and wakes the feed)
     return rows
 
@@ -223,16 +231,25 @@ def _forget_if_broken(session: Session, driver: Any) -> None:
         session.connection().invalidate()
 
 
+def notify_payload(alert: bool) -> str:
+    """The NOTIFY payload of a commit whose feed rows include an alert (or not)."""
+    return ALERT_PAYLOAD if alert else ""
+
+
+def _has_alert(rows: Sequence[tuple[str, int | None, dict[str, object]]]) -> bool:
+    return any(kind == "alert" for kind, _, _ in rows)
+
+
 def _append_many_params(rows: Sequence[tuple[str, int | None, dict[str, object]]]) -> tuple[object, ...]:
-    return (PG_LOCK_KEY, PG_CHANNEL, utcnow(), [kind for kind, _, _ in rows], [pid for _, pid, _ in rows],
+    return (PG_LOCK_KEY, PG_CHANNEL, notify_payload(_has_alert(rows)), utcnow(), [kind for kind, _, _ in rows], [pid for _, pid, _ in rows],
             [orjson.dumps(payload).decode() for _, _, payload in rows])
 
 
 _APPEND_PG_SQL = (
-    "WITH locked AS (SELECT pg_advisory_xact_lock(%s), pg_notify(%s, '')) "
+    "WITH locked AS (SELECT pg_advisory_xact_lock(%s), pg_notify(%s, %s)) "
     "INSERT INTO feed_event (t, kind, patient_id, payload) SELECT %s, %s, %s, %s::json FROM locked RETURNING id")
 _APPEND_MANY_PG_SQL = (
-    "WITH locked AS (SELECT pg_advisory_xact_lock(%s), pg_notify(%s, '')) "
+    "WITH locked AS (SELECT pg_advisory_xact_lock(%s), pg_notify(%s, %s)) "
     "INSERT INTO feed_event (t, kind, patient_id, payload) "
     "SELECT %s, u.k, u.p, u.j::json FROM locked, unnest(%b::text[], %b::int[], %b::text[]) "
     "WITH ORDINALITY AS u(k, p, j, n) ORDER BY u.n")

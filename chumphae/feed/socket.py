@@ -274,7 +274,7 @@ class FeedSocket:
             if cursor is not None:
                 await self._send({"type": "resync", "reason": "cursor_unknown", "cursor": cursor})
             await self._snapshot_now("connect")
-        wake, alert_wake = self.hub.subscribe(), self.hub.subscribe()
+        wake, alert_wake = self.hub.subscribe(), self.hub.subscribe(alerts_only=True)
         tasks = [asyncio.create_task(c) for c in (self._produce(wake), self._alert_lane(alert_wake), self._deliver(),
                                                    self._receive(), self._ping(), self._guard())]
         try:

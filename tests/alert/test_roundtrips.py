@@ -19,12 +19,12 @@ from tests.conftest import build_world
 from tests.ingest.conftest import BAND, make_site
 
 
-def _sos(mid: str) -> Message:
+def _sos(mid: str, **where: object) -> Message:
     body = {"type": "sos", "severity": "critical", "address": BAND, "t": datetime.now(UTC).isoformat(),
             "lat": 16.5443, "lon": 102.1001, "uncertainty_m": 15.0,
             "match": {"status": "inside", "zone_version": 3, "distance_to_boundary_m": -20.0,
                       "place": {"parcel_code": "03I002", "building_code": None, "description_th": "บ้าน",
-                                "description_en": "home"}}}
+                                "description_en": "home"}}, **where}
     parsed = envelope.parse(envelope_text(mid, body))
     assert isinstance(parsed, Message)
     return parsed
@@ -71,3 +71,40 @@ def test_an_sos_is_three_round_trips_with_the_feed_lock_in_the_commits_pipeline(
         assert [f.id for f in feed] == cursors
         feeds = s.exec(select(OutboxNotice.provider_message_id).where(OutboxNotice.channel == "feed")).all()
         assert sorted(feeds) == sorted(f"feed:{c}" for c in cursors)
+
+
+@pytest.mark.postgres
+def test_an_sos_without_a_place_names_it_without_querying_the_map_each_time(
+        pg_schema_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A gateway without the tax map sends `match: null`: the backend names the place from its own map. The
+    map's cache key is read at most once per `RECHECK_S`, not with every SOS: three round trips still."""
+    from chumphae.db import set_engine, upgrade
+    from chumphae.map import shared
+    from chumphae.map.store import load_default_map
+
+    engine = pg_schema_engine
+    upgrade(engine)
+    set_engine(engine)
+    site = make_site(build_world(engine))
+    with Session(engine) as s:
+        load_default_map(s)
+        s.commit()
+    state = IngestState(site.gateway_id)
+    with Session(engine) as s:
+        state.load_bands(s, [BAND])
+    where = {"lat": 16.5442, "lon": 102.0997, "match": None}
+    store(engine, gateway_id=site.gateway_id, messages=[_sos(str(uuid.uuid4()), **where)], state=state,
+          touch_gateway=False)  # the map's matcher built and its key read
+    trips = RoundTrips(monkeypatch)
+    store(engine, gateway_id=site.gateway_id, messages=[_sos(str(uuid.uuid4()), **where)], state=state,
+          touch_gateway=False)
+    assert len(trips.trips) == 3, trips.trips
+    assert not any("map_feature" in q for trip in trips.trips for q in trip)
+    monkeypatch.setattr(shared, "RECHECK_S", 0.0)  # the key is old: read again (an import would be seen)
+    trips.trips.clear()
+    store(engine, gateway_id=site.gateway_id, messages=[_sos(str(uuid.uuid4()), **where)], state=state,
+          touch_gateway=False)
+    assert len(trips.trips) == 4 and any("map_feature" in q for q in trips.trips[0]), trips.trips
+    with Session(engine) as s:
+        alert = s.exec(select(Alert)).one()
+    assert alert.count == 3 and alert.description_th and alert.description_th.startswith("ห่างจาก")

@@ -11,12 +11,15 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy.engine import Engine
+from sqlmodel import select
 from websockets.asyncio.client import connect
 
 from chumphae.alert.escalate import ClockOptions
 from chumphae.config import reset_settings
 from chumphae.db import set_engine, upgrade
+from chumphae.feed import log as feed_log
 from chumphae.feed.socket import FeedOptions
+from chumphae.models import Alert
 from tests.conftest import PG_URL, World, build_world
 from tests.feed.conftest import raise_alert
 from tests.feed.liveserver import live_server, recv_json, recv_until, serve_process
@@ -115,3 +118,138 @@ async def test_serve_refuses_an_oversized_frame_and_keeps_serving(pg_world: Worl
                                   "t": "2026-12-01T03:00:00+00:00", "seq": 1, "body": {}}))
         frame, _ = await recv_until(ws, lambda f: f["type"] == "ack", timeout=10)
         assert frame["ids"] == ["00000000-0000-4000-8000-000000000001"]
+
+
+# ---- what a wake-up says: whether the commit wrote alert rows (the sockets' alert lane sleeps otherwise) ----------
+
+@pytest.fixture
+def own_channels(monkeypatch: pytest.MonkeyPatch) -> None:
+    """NOTIFY channels are per database and Redis channels per server, not per test schema: channels of this
+    test's own, so that nobody else's commits wake it."""
+    import uuid
+
+    from chumphae.feed import fanout
+
+    name = uuid.uuid4().hex[:12]
+    monkeypatch.setattr(feed_log, "PG_CHANNEL", f"chumphae_feed_{name}")
+    monkeypatch.setattr(fanout, "REDIS_CHANNEL", f"chumphae:feed:{name}")
+
+
+def _commit_positions(engine: Engine, patient_id: int, n: int = 3) -> None:
+    from sqlmodel import Session
+
+    from chumphae.feed import log as feed_log
+
+    with Session(engine) as s:
+        feed_log.append_many_and_commit(s, [("position", patient_id, {"position": {"i": i}}) for i in range(n)])
+
+
+async def _woken(hub: object, every: object, alerts: object, commit: object) -> tuple[bool, bool]:
+    """Run `commit` in a thread (as the ingest does); whether each subscriber was woken within 3 s."""
+    import asyncio
+
+    assert isinstance(every, asyncio.Event) and isinstance(alerts, asyncio.Event) and callable(commit)
+    every.clear()
+    alerts.clear()
+    await asyncio.to_thread(commit)
+    async with asyncio.timeout(3):
+        await every.wait()
+    await asyncio.sleep(0.3)  # an alert wake-up would come with the same message
+    return every.is_set(), alerts.is_set()
+
+
+async def _check_wakeups(world: World, hub_factory: object) -> None:
+    """Positions wake every subscriber but the alert-only ones; an alert (raised as the ingest does, its
+    statement sent with the commit; or written by an acknowledge on the ORM path) wakes both."""
+    import asyncio
+
+    from sqlmodel import Session
+
+    from chumphae.alert import service
+    from chumphae.alert.service import AlertInput
+    from chumphae.models import User
+    from chumphae.timeutil import utcnow
+
+    assert callable(hub_factory)
+    async with hub_factory() as hub:
+        every, alerts = hub.subscribe(), hub.subscribe(alerts_only=True)
+        await asyncio.sleep(0.5)  # the listener is subscribed (it wakes everyone once when it is)
+        assert await _woken(hub, every, alerts, lambda: _commit_positions(world.engine, world.own_patient)) == (
+            True, False)
+
+        def sos() -> None:
+            with Session(world.engine) as s:
+                service.raise_alert(s, alert=AlertInput(type="sos", t=utcnow(), patient_id=world.own_patient))
+                feed_log.append_many_and_commit(s, [("position", world.own_patient, {"position": {"i": 9}})])
+
+        assert await _woken(hub, every, alerts, sos) == (True, True)
+
+        def acknowledge() -> None:
+            with Session(world.engine) as s:
+                alert_id = s.exec(select(Alert.id)).one()
+                service.acknowledge(s, user=s.get(User, world.users["volunteer"]), alert_id=alert_id)
+                s.commit()
+
+        assert await _woken(hub, every, alerts, acknowledge) == (True, True)
+        assert await _woken(hub, every, alerts, lambda: _commit_positions(world.engine, world.own_patient)) == (
+            True, False)
+
+
+@pytest.mark.postgres
+async def test_listen_wakes_the_alert_lane_only_for_commits_that_wrote_alerts(pg_world: World, own_channels: None
+                                                                               ) -> None:
+    """Through LISTEN: the hub hears only the database (no local hook registered), as another process does."""
+    import asyncio
+    import contextlib
+    from collections.abc import AsyncIterator
+
+    from chumphae.feed.fanout import Hub, PostgresSource
+
+    @contextlib.asynccontextmanager
+    async def listening() -> AsyncIterator[Hub]:
+        hub = Hub(asyncio.get_running_loop())
+        task = asyncio.create_task(PostgresSource(pg_world.engine).run(hub))
+        try:
+            yield hub
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    await _check_wakeups(pg_world, listening)
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+async def test_redis_wakes_the_alert_lane_only_for_commits_that_wrote_alerts(pg_world: World, own_channels: None
+                                                                              ) -> None:
+    """Through Redis: the committing side publishes (its after-commit hook), the hub hears only Redis."""
+    import asyncio
+    import contextlib
+    from collections.abc import AsyncIterator
+
+    import redis
+
+    from chumphae.feed import log as feed_log
+    from chumphae.feed.fanout import Hub, RedisSource, redis_publisher
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
+    except redis.RedisError as exc:
+        pytest.skip(f"Redis not reachable at CHUMPHAE_TEST_REDIS_URL ({exc})")
+
+    @contextlib.asynccontextmanager
+    async def subscribed() -> AsyncIterator[Hub]:
+        hub = Hub(asyncio.get_running_loop())
+        publish = redis_publisher(REDIS_URL)
+        feed_log.on_commit(publish)
+        task = asyncio.create_task(RedisSource(REDIS_URL).run(hub))
+        try:
+            yield hub
+        finally:
+            feed_log.off_commit(publish)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    await _check_wakeups(pg_world, subscribed)

@@ -137,3 +137,63 @@ async def test_an_alert_committed_during_a_slow_read_of_positions_does_not_wait_
             frames = [await recv_json(ws) for _ in range(21)]
     assert frames[0]["type"] == "alert" and frames[0]["cursor"] == change.cursor
     assert [f["position"]["i"] for f in frames[1:]] == list(range(20))  # each once, in order
+
+
+async def test_commits_of_positions_alone_do_not_start_alert_reads(world: World, monkeypatch: pytest.MonkeyPatch
+                                                                   ) -> None:
+    """The alert lane reads alert rows beside a running read of positions, but only when the wake-up came from a
+    commit that wrote alert rows: the position batches committed during a read (many a second under load) cost
+    it no query. An alert committed during the same kind of read is still sent ahead of the positions."""
+    import time
+
+    from chumphae.alert.escalate import ClockOptions
+    from chumphae.feed import frames as feed_frames
+    from chumphae.feed.socket import FeedOptions
+    from tests.feed.liveserver import live_server
+
+    render, read_since = feed_frames.render, feed_log.read_since
+    alert_reads: list[int] = []
+
+    def slow_render(viewer: feed_frames.Viewer, row: feed_log.FeedRow) -> dict[str, object]:
+        if row.kind == "position":
+            time.sleep(0.05)
+        return render(viewer, row)
+
+    def counted(*args: object, **kw: object) -> list[feed_log.FeedRow]:
+        if kw.get("kind") == "alert":
+            alert_reads.append(1)
+        return read_since(*args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(feed_frames, "render", slow_render)
+    monkeypatch.setattr(feed_log, "read_since", counted)
+
+    def positions(first: int, n: int) -> None:
+        with Session(world.engine) as s:
+            for i in range(first, first + n):
+                feed_log.append(s, kind="position", patient_id=world.own_patient,
+                                payload={"position": {"patient_id": world.own_patient, "i": i}})
+            s.commit()
+
+    options = FeedOptions(buffer=256, batch=100, stall_s=60, poll_s=0.5, ping_s=60)
+    with live_server(feed_options=options, clock_options=ClockOptions(tick_s=0)) as server:
+        async with connect(f"{server.ws}/ws/alerts", additional_headers=world.auth("care_manager")) as ws:
+            assert (await recv_json(ws))["type"] == "welcome"
+            assert (await recv_json(ws))["type"] == "snapshot"
+            positions(0, 20)  # a read of 1 s
+            await asyncio.sleep(0.2)
+            for k in range(5):  # five batches committed while that read runs
+                positions(20 + k, 1)
+                await asyncio.sleep(0.05)
+            got = [await recv_json(ws) for _ in range(25)]
+            assert [f["position"]["i"] for f in got] == list(range(25))
+            assert alert_reads == []
+            positions(25, 20)
+            await asyncio.sleep(0.2)
+            with Session(world.engine) as s:
+                change = service.raise_alert(s, alert=AlertInput(type="sos", t=utcnow(),
+                                                                 patient_id=world.own_patient))
+                s.commit()
+            frames = [await recv_json(ws) for _ in range(21)]
+    assert len(alert_reads) >= 1
+    assert frames[0]["type"] == "alert" and frames[0]["cursor"] == change.cursor
+    assert [f["position"]["i"] for f in frames[1:]] == list(range(25, 45))

@@ -19,16 +19,18 @@ queued position frame (a care manager's feed carries every position; an SOS
 must not wait behind them); each lane keeps cursor order. While the queue is
 full of positions, or the producer is behind (its last read was full), it
 also reads the alert rows beyond the positions still to read and sends those
-first (skipping them when it reaches them in order). A wake-up that comes
-while the producer's read is still running (a district's read of 100
-positions takes milliseconds to hundreds of them on a loaded machine) starts
-the same alert-only read at once, beside it (`_alert_lane`), so a committed
-alert never waits for the positions read before it. Feed reads run on
+first (skipping them when it reaches them in order). A wake-up from a commit
+that wrote alert rows (the hub's `alerts_only` subscription: the wake-up says
+what its commit wrote) that comes while the producer's read is still running
+(a district's read of 100 positions takes milliseconds to hundreds of them on a
+loaded machine) starts the same alert-only read at once, beside it
+(`_alert_lane`), so a committed alert never waits for the positions read
+before it; commits of positions alone do not start it. Feed reads run on
 threads of their own (`READERS`), not on the event loop's default pool,
 where the gateways' periodic checks queue. Positions are coalesced (`position_linger_s`): a woken
 producer waits that long, then reads up to `read_rows` rows and renders, of their positions, each
-patient's last only (latest wins); meanwhile every wake-up starts the alert-only read, so alerts are
-never held. A client whose queue is full while frames wait, and whose frames
+patient's last only (latest wins); meanwhile every alert commit's wake-up starts the alert-only read, so
+alerts are never held. A client whose queue is full while frames wait, and whose frames
 have waited (or whose socket has not taken one) for `stall_s`, is told to `resync`, and is sent a fresh snapshot in place of the
 backlog, so one slow phone never holds back the others.
 """

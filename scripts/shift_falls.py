@@ -35,7 +35,7 @@ from numpy.typing import NDArray
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from windows_falls import LO, window_stream  # noqa: E402
+from windows_falls import window_stream  # noqa: E402
 
 from chumphae.detect import fall_features as ff  # noqa: E402
 from chumphae.detect import fall_train  # noqa: E402
@@ -64,11 +64,12 @@ def shifted_rows(cache: Path, set_name: str, vname: str, S: SetFeatures, shifts:
     fall = np.array([t.fall for t in S.trials])
     rows, y = fall_train.training_rows(fall, S.X, S.trial_of)
     pos = rows[y == 1]
-    w = np.load(cache / f"windows-{set_name}-{vname}.npz")
+    with np.load(cache / f"windows-{set_name}-{vname}.npz") as z:
+        w = {k: z[k][pos] for k in ("xyz", "peak", "clipped")}  # one read (NpzFile re-reads per access)
     xs: list[F64] = []
     of: list[int] = []
-    for r in pos.tolist():
-        s, i = window_stream(w["xyz"][r], w["peak"][r], w["clipped"][r])
+    for n, r in enumerate(pos.tolist()):
+        s, i = window_stream(w["xyz"][n], w["peak"][n], w["clipped"][n])
         for k in shifts:
             j = i + k
             if 0 <= j < len(s.t):

@@ -121,3 +121,30 @@ def test_the_time_shift_screen_moves_only_the_falls_top_candidate_inside_its_sav
     assert all(not np.array_equal(r, X[top], equal_nan=True) for r in Xs)  # each a moved window, not a copy
     assert len({r.tobytes() for r in Xs}) == 4
     assert len(sh.shifted_rows(tmp_path, "s", "rec", S, ())[0]) == 0
+
+
+def test_the_confuser_physics_counts_claps_as_rivals_and_a_fall_as_a_lone_turned_impact() -> None:
+    wf = _script("windows_falls")
+    cf = _script("confusers_falls")
+
+    def windows(t: np.ndarray, xyz: np.ndarray) -> list[tuple[float, tuple[float, ...]]]:
+        out = []
+        _, ss = ff.streams(t, xyz, 50.0)
+        for s in ss:
+            for i in ff.candidates(s):
+                w = np.full((wf.WIN, 3), np.nan)
+                p = np.full(wf.WIN, np.nan)
+                c = np.zeros(wf.WIN, dtype=bool)
+                a, b = max(0, i - wf.LO), min(len(s.t), i + wf.HI)
+                w[a - (i - wf.LO):b - (i - wf.LO)] = s.xyz[a:b]
+                p[a - (i - wf.LO):b - (i - wf.LO)] = s.peak[a:b]
+                out.append((float(s.t[i]), cf.physics(w, p, c)))
+        return out
+
+    t, xyz, impact = wrist.clean_fall(seed=5, peak_g=4.0, after="still")
+    (fall,) = [q for tc, q in windows(t, xyz) if abs(tc - impact) < 1.0]
+    v_drop, z_drop, rivals, motion, tilt = fall
+    assert rivals == 0 and v_drop < -1.0 and z_drop < 0.0  # a lone impact after a drop
+    assert tilt > 45.0 and 0.0 <= motion <= 3.0  # the wrist ends turned (lying palm down)
+    clap_rivals = [q[2] for _, q in windows(*wrist.claps(seed=5))]
+    assert max(clap_rivals) >= 3  # claps within ±3 s of the loudest one

@@ -52,6 +52,17 @@ G = 9.81
 QUANTITIES = ("v_drop", "z_drop", "rivals", "motion_before", "final_tilt")
 
 
+def rival_bursts(s: ff.Stream20, i: int) -> float:
+    """Bursts of the raw peak within ±3 s of candidate i (outside ±0.3 s) reaching max(1.6 g, 1 g + 0.6 × its impact)."""
+    hz = ff.RATE_HZ
+    imp = float(s.peak[i])
+    level = max(1.6, 1.0 + 0.6 * (imp - 1.0))
+    near = int(0.3 * hz)
+    left = ff._seg(s.peak, i - int(3 * hz), i - near)
+    right = ff._seg(s.peak, i + near + 1, i + int(3 * hz) + 1)
+    return float(ff._bursts(left, level) + ff._bursts(right, level))
+
+
 def physics(xyz: F64, peak: F64, clipped: NDArray[np.bool_]) -> tuple[float, ...]:
     """The quantities above for one saved window (candidate at index LO of the saved window)."""
     s, i = window_stream(xyz, peak, clipped)
@@ -69,12 +80,7 @@ def physics(xyz: F64, peak: F64, clipped: NDArray[np.bool_]) -> tuple[float, ...
         end = ff._seg(s.xyz, i + int(6 * hz), i + int(8 * hz) + 1)
         if len(end) >= 4:
             tilt = ff._angle(g0, end.mean(axis=0))
-    imp = float(s.peak[i])
-    level = max(1.6, 1.0 + 0.6 * (imp - 1.0))
-    near = int(0.3 * hz)
-    left = ff._seg(s.peak, i - int(3 * hz), i - near)
-    right = ff._seg(s.peak, i + near + 1, i + int(3 * hz) + 1)
-    rivals = float(ff._bursts(left, level) + ff._bursts(right, level))
+    rivals = rival_bursts(s, i)
     w = int(hz / 2)
     motion = 3.0
     for k in range(i - 2 - w, max(-1, i - int(3 * hz) - 1), -1):

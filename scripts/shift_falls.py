@@ -35,6 +35,7 @@ from numpy.typing import NDArray
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from confusers_falls import rival_bursts  # noqa: E402
 from windows_falls import window_stream  # noqa: E402
 
 from chumphae.detect import fall_features as ff  # noqa: E402
@@ -76,6 +77,24 @@ def shifted_rows(cache: Path, set_name: str, vname: str, S: SetFeatures, shifts:
                 xs.append(ff.features_at(s, j))
                 of.append(int(S.trial_of[r]))
     return np.vstack(xs), np.asarray(of, dtype=np.int64)
+
+
+def rivals_of(cache: Path, set_name: str, vname: str) -> F64:
+    """Rival bursts (confusers_falls.rival_bursts) of every candidate row of a saved set variant (cached)."""
+    out = cache / f"rivals-{set_name}-{vname}.npy"
+    if out.is_file():
+        return np.asarray(np.load(out), dtype=np.float64)
+    with np.load(cache / f"windows-{set_name}-{vname}.npz") as z:
+        xyz, peak, clipped = z["xyz"], z["peak"], z["clipped"]
+    r = np.array([rival_bursts(*window_stream(xyz[n], peak[n], clipped[n])) for n in range(len(xyz))])
+    np.save(out, r)
+    return r
+
+
+def veto_limit(X: F64, trial_of: I64, fall: B, rivals: F64) -> float:
+    """VETO: the 0.99 quantile (numpy 'higher') of the rival bursts of the training falls' top candidates."""
+    rows, y = fall_train.training_rows(fall, X, trial_of)
+    return float(np.quantile(rivals[rows[y == 1]], 0.99, method="higher"))
 
 
 def fit_oof(X: F64, trial_of: I64, fall: B, groups: list[str], Xe: F64, e_of: I64, folds: int
@@ -121,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-loso", action="store_true")
     ap.add_argument("--no-cross", action="store_true")
     ap.add_argument("--loso-sets", default="")
+    ap.add_argument("--veto", action="store_true", help="also score with the rival-bursts veto (veto_limit)")
     a = ap.parse_args(argv)
     t0 = time.perf_counter()
     sets = find_sets(a.data)
@@ -147,6 +167,11 @@ def main(argv: list[str] | None = None) -> int:
               + ", ".join(f"{n} {len(v[1])}" for n, v in train.items()) + f"; {time.perf_counter() - t0:.0f} s",
               flush=True)
         rec = {n: p[0][1] for n, p in parts.items()}
+        riv: dict[str, tuple[F64, F64]] = {}
+        if a.veto:
+            for n, p in parts.items():
+                rs = [rivals_of(a.cache, n, v) for v, _ in p]
+                riv[n] = (np.concatenate(rs), rs[0])
         if not a.no_cross:
             for an, (T, Xe, eo) in train.items():
                 for bn, Bs in rec.items():
@@ -159,6 +184,12 @@ def main(argv: list[str] | None = None) -> int:
                     y = np.array([t.fall for t in Bs.trials])
                     print("  " + summary(f"{an}→{bn} (th {th:.3f})", s, y, th, [t.activity for t in Bs.trials]),
                           flush=True)
+                    if a.veto:
+                        lim = veto_limit(T.X, T.trial_of, fall, riv[an][0])
+                        pv = np.where(riv[bn][1] > lim, 0.0, clf.predict_proba(Bs.X)[:, 1])
+                        sv = fall_train.trial_scores(pv, Bs.trial_of, len(Bs.trials))
+                        print("  " + summary(f"{an}→{bn} + veto rivals > {lim:g} (th {th:.3f})", sv, y, th,
+                                             [t.activity for t in Bs.trials]), flush=True)
         if a.no_loso:
             continue
         for name, (T, Xe, eo) in train.items():
@@ -168,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
             subj_T = np.array([t.subject for t in T.trials])
             subj_S = np.array([t.subject for t in S.trials])
             s = np.zeros(len(S.trials))
+            sv = np.zeros(len(S.trials))
+            lims: list[float] = []
             th_of = np.zeros(len(S.trials))
             for subj in sorted(set(subj_S.tolist())):
                 keep = subj_T != subj
@@ -185,10 +218,19 @@ def main(argv: list[str] | None = None) -> int:
                 sc = fall_train.trial_scores(clf.predict_proba(S.X[r2])[:, 1], S.trial_of[r2], len(S.trials))
                 s[held] = sc[held]
                 th_of[held] = th
+                if a.veto:
+                    lim = veto_limit(T.X[rows], remap[T.trial_of[rows]], fall, riv[name][0][rows])
+                    lims.append(lim)
+                    pv = np.where(riv[name][1][r2] > lim, 0.0, clf.predict_proba(S.X[r2])[:, 1])
+                    scv = fall_train.trial_scores(pv, S.trial_of[r2], len(S.trials))
+                    sv[held] = scv[held]
                 print(f"    {name} {subj}: th {th:.3f}; {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
             y = np.array([t.fall for t in S.trials])
             print("  " + summary(f"LOSO {name} (pooled AUC; th {th_of.min():.2f}–{th_of.max():.2f})", s, y, th_of,
                                  [t.activity for t in S.trials]), flush=True)
+            if a.veto:
+                print("  " + summary(f"LOSO {name} + veto rivals > {min(lims):g}–{max(lims):g}", sv, y, th_of,
+                                     [t.activity for t in S.trials]), flush=True)
     print(f"took {time.perf_counter() - t0:.0f} s")
     return 0
 

@@ -24,6 +24,7 @@ Experiment tooling; needs scikit-learn.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections import Counter
@@ -87,7 +88,9 @@ def rivals_of(cache: Path, set_name: str, vname: str) -> F64:
     with np.load(cache / f"windows-{set_name}-{vname}.npz") as z:
         xyz, peak, clipped = z["xyz"], z["peak"], z["clipped"]
     r = np.array([rival_bursts(*window_stream(xyz[n], peak[n], clipped[n])) for n in range(len(xyz))])
-    np.save(out, r)
+    tmp = out.with_suffix(f".{os.getpid()}.npy")
+    np.save(tmp, r)
+    tmp.replace(out)  # atomic: another screen may read it at the same time
     return r
 
 

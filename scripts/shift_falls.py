@@ -94,10 +94,14 @@ def rivals_of(cache: Path, set_name: str, vname: str) -> F64:
     return r
 
 
-def veto_limit(X: F64, trial_of: I64, fall: B, rivals: F64) -> float:
-    """VETO: the 0.99 quantile (numpy 'higher') of the rival bursts of the training falls' top candidates."""
+def veto_limit(X: F64, trial_of: I64, fall: B, rivals: F64, use: B | None = None) -> float:
+    """VETO: the 0.99 quantile (numpy 'higher') of the rival bursts of the training falls' top candidates
+    (`use`: only those trials, e.g. the recorded ones without their copies)."""
     rows, y = fall_train.training_rows(fall, X, trial_of)
-    return float(np.quantile(rivals[rows[y == 1]], 0.99, method="higher"))
+    pos = rows[y == 1]
+    if use is not None:
+        pos = pos[use[trial_of[pos]]]
+    return float(np.quantile(rivals[pos], 0.99, method="higher"))
 
 
 def fit_oof(X: F64, trial_of: I64, fall: B, groups: list[str], Xe: F64, e_of: I64, folds: int
@@ -144,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-cross", action="store_true")
     ap.add_argument("--loso-sets", default="")
     ap.add_argument("--veto", action="store_true", help="also score with the rival-bursts veto (veto_limit)")
+    ap.add_argument("--veto-rec", action="store_true", help="the veto's limit from the recorded trials only")
     a = ap.parse_args(argv)
     t0 = time.perf_counter()
     sets = find_sets(a.data)
@@ -188,7 +193,9 @@ def main(argv: list[str] | None = None) -> int:
                     print("  " + summary(f"{an}→{bn} (th {th:.3f})", s, y, th, [t.activity for t in Bs.trials]),
                           flush=True)
                     if a.veto:
-                        lim = veto_limit(T.X, T.trial_of, fall, riv[an][0])
+                        n_rec = len(rec[an].trials)
+                        lim = veto_limit(T.X, T.trial_of, fall, riv[an][0],
+                                         np.arange(len(T.trials)) < n_rec if a.veto_rec else None)
                         pv = np.where(riv[bn][1] > lim, 0.0, clf.predict_proba(Bs.X)[:, 1])
                         sv = fall_train.trial_scores(pv, Bs.trial_of, len(Bs.trials))
                         print("  " + summary(f"{an}→{bn} + veto rivals > {lim:g} (th {th:.3f})", sv, y, th,
@@ -222,7 +229,8 @@ def main(argv: list[str] | None = None) -> int:
                 s[held] = sc[held]
                 th_of[held] = th
                 if a.veto:
-                    lim = veto_limit(T.X[rows], remap[T.trial_of[rows]], fall, riv[name][0][rows])
+                    use = (idx < len(S.trials)) if a.veto_rec else None  # the recorded trials come first
+                    lim = veto_limit(T.X[rows], remap[T.trial_of[rows]], fall, riv[name][0][rows], use)
                     lims.append(lim)
                     pv = np.where(riv[name][1][r2] > lim, 0.0, clf.predict_proba(S.X[r2])[:, 1])
                     scv = fall_train.trial_scores(pv, S.trial_of[r2], len(S.trials))

@@ -174,7 +174,7 @@ async def test_commits_of_positions_alone_do_not_start_alert_reads(world: World,
                                 payload={"position": {"patient_id": world.own_patient, "i": i}})
             s.commit()
 
-    options = FeedOptions(buffer=256, batch=100, stall_s=60, poll_s=0.5, ping_s=60)
+    options = FeedOptions(buffer=256, batch=100, stall_s=60, poll_s=0.5, ping_s=60, position_linger_s=0)
     with live_server(feed_options=options, clock_options=ClockOptions(tick_s=0)) as server:
         async with connect(f"{server.ws}/ws/alerts", additional_headers=world.auth("care_manager")) as ws:
             assert (await recv_json(ws))["type"] == "welcome"

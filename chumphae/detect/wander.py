@@ -15,7 +15,8 @@ Why this shape (DOMAIN.md, Wandering; Traccar fires on the first outside fix):
     clearing the zone and touching it, and a faint ring's centre may sit
     anywhere. Before its alert, an excursion lapses after `LAPSE_S` with no
     such fix (a confirming blip must not run a dwell through minutes of fixes
-    leaning inside);
+    leaning inside), and when such a fix comes back after more than
+    `REDATE_S` without one, its dwell restarts from the current leaning run;
   - it needs a dwell: outside for `wander_dwell_s` by day, or the
     stricter `wander_dwell_night_s` at night (the Match's `schedule` when the
     matcher says, else the patient's night hours in Asia/Bangkok). `tick`

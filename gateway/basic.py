@@ -1,4 +1,4 @@
-"""Fallback match and detect steps, used when `chumphae.map.match` / `chumphae.detect` are absent.
+"""Fallback match and detect steps: the gateway's matcher, and its detectors when `chumphae.detect` is absent.
 
 Deliberately small: safe-zone polygons from the site config (day and night
 geometry), a dwell time before a wander alert, edge-triggered SOS / band
@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import shapely
 from shapely.geometry import Point, shape
 from shapely.geometry.base import BaseGeometry
 
+from chumphae.map.match import lead_m, outside_p, region_clears
 from chumphae.timeutil import to_bangkok
 from chumphae.values import AlertType, Detection, Match, Place, Position, Reading, ZoneStatus
 from gateway.siteconfig import SiteConfig
@@ -78,34 +80,43 @@ class ZoneMatcher:
         signed = -d_m if inside else d_m
         clearance: float | None = None
         share: float | None = None
+        prob: float | None = None
         if d_m <= position.uncertainty_m and position.in_coverage:
             status = ZoneStatus.UNCERTAIN
             if position.region:  # the locate step's likelihood cells decide where the disc cannot
-                status, clearance, share = _region_status(position, geom, min(M_PER_DEG, m_per_deg_lon))
+                status, clearance, share, prob = _region_status(position, geom, m_per_deg_lon)
         else:
             status = ZoneStatus.INSIDE if inside else ZoneStatus.OUTSIDE
-            share = 0.0 if inside else 1.0
+            share = prob = 0.0 if inside else 1.0
             if status == ZoneStatus.OUTSIDE:
                 clearance = d_m - position.uncertainty_m
         return Match(position, status, z.version, round(signed, 1), None, _place(status),
-                     schedule="night" if night else "day", clearance_m=clearance, outside_share=share)
+                     schedule="night" if night else "day", clearance_m=clearance, outside_share=share,
+                     outside_p=prob)
 
 
-def _region_status(position: Position, geom: BaseGeometry, m_per_deg: float
-                   ) -> tuple[ZoneStatus, float | None, float]:
-    """As `chumphae.map.match`: every cell clear of the zone → outside, every cell inside → inside;
-    and the share of the cells outside the zone."""
+def _region_status(position: Position, geom: BaseGeometry, m_per_deg_lon: float
+                   ) -> tuple[ZoneStatus, float | None, float, float | None]:
+    """As `chumphae.map.match` (its rule, shared: `region_clears`, `lead_m`, `outside_p`): every cell clear
+    of the zone → outside, unless the region's weighted mean has run `LEAD_M` ahead of the centre; every
+    cell inside → inside; the share of the cells outside the zone and the probability outside (None
+    without the cells' weights). Degrees → metres as the matcher above (local, good enough at village scale)."""
     lats = [q[0] for q in position.region]
     lons = [q[1] for q in position.region]
     covered = shapely.intersects_xy(geom, lons, lats)
     share = 1.0 - float(covered.sum()) / len(covered)
+    prob = outside_p(position.region_weights, covered)
     if covered.any() and not covered.all():
-        return ZoneStatus.UNCERTAIN, None, share
-    d = float(shapely.distance(geom.boundary, shapely.points(lons, lats)).min()) * m_per_deg
+        return ZoneStatus.UNCERTAIN, None, share, prob
+    d = float(shapely.distance(geom.boundary, shapely.points(lons, lats)).min()) * min(M_PER_DEG, m_per_deg_lon)
     half = position.region_cell_m * 0.7072
-    if d < half:
-        return ZoneStatus.UNCERTAIN, None, share
-    return (ZoneStatus.INSIDE, None, share) if covered.all() else (ZoneStatus.OUTSIDE, round(d - half, 1), share)
+    if covered.all():
+        return (ZoneStatus.INSIDE, None, share, prob) if d >= half else (ZoneStatus.UNCERTAIN, None, share, prob)
+    x = (np.asarray(lons) - position.lon) * m_per_deg_lon  # local metres around the centre
+    y = (np.asarray(lats) - position.lat) * M_PER_DEG
+    if region_clears(d, position.region_cell_m, lead_m(position.region_weights, x, y, 0.0, 0.0)):
+        return ZoneStatus.OUTSIDE, round(d - half, 1), share, prob
+    return ZoneStatus.UNCERTAIN, None, share, prob
 
 
 def _place(status: ZoneStatus) -> Place:

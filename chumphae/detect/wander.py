@@ -15,7 +15,8 @@ Why this shape (DOMAIN.md, Wandering; Traccar fires on the first outside fix):
     clearing the zone and touching it, and a faint ring's centre may sit
     anywhere. Before its alert, an excursion lapses after `LAPSE_S` with no
     such fix (a confirming blip must not run a dwell through minutes of fixes
-    leaning inside);
+    leaning inside), and when such a fix comes back after more than
+    `REDATE_S` without one, its dwell restarts from the current leaning run;
   - it needs a dwell: outside for `wander_dwell_s` by day, or the
     stricter `wander_dwell_night_s` at night (the Match's `schedule` when the
     matcher says, else the patient's night hours in Asia/Bangkok). `tick`
@@ -61,6 +62,7 @@ CENTRE_OUT_M = 0.0  # a confirmed excursion is dated from the first of a run of 
 OUT_SHARE = 0.6  # …or with this share of the region outside the zone (most of the probability outside)
 LAPSE_S = 90.0  # an excursion not yet alerted lapses after this long with no fix saying "still outside"
 P_OUT = 0.96  # …or with this probability outside (`Match.outside_p`: the cloud's weight outside the zone)
+REDATE_S = 45.0  # a started, not yet alerted dwell after this long with no support restarts from the current run
 
 
 def faint_and_out(m: Match) -> bool:
@@ -207,6 +209,12 @@ def step(state: PatientState, event: Event, th: Thresholds, now: datetime) -> tu
         # nothing has said "outside" for a while (the centre back in, the region mostly in): a blip that
         # confirmed it once must not run a dwell through minutes of fixes that lean inside
         w = replace(w, outside_since=None, supported_at=None)
+    if (supported and w.outside_since is not None and not w.alerted and w.supported_at is not None
+            and seconds(w.supported_at, t) > REDATE_S):
+        # support comes back after a gap (under LAPSE_S) of fixes that said nothing: the dwell restarts
+        # from the run of fixes leaning outside that led to this one, not from before the gap (a
+        # consistent but wrong fix near the edge, then a minute of nothing, must not make a due dwell)
+        w = replace(w, outside_since=None)
     if supported:
         # the excursion began when the patient most likely left (the run of fixes leaning outside
         # that led to this confirmed one), not when the whole region first cleared the zone

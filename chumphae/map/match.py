@@ -41,12 +41,13 @@ def classify(signed_distance_m: float, uncertainty_m: float) -> ZoneStatus:
     return ZoneStatus.UNCERTAIN
 
 
-def _outside_p(p: Position, covered: NDArray[np.bool_]) -> float | None:
-    """The probability outside the zone: the weight of the region's cells outside over the region's whole
-    weight (`Position.region_weights`, one per cell); None when the locate step gave no weights."""
-    if len(p.region_weights) != len(covered):
+def outside_p(weights: Sequence[float], covered: NDArray[np.bool_]) -> float | None:
+    """The probability outside the zone: the weight of the region's cells outside (`covered` False) over the
+    region's whole weight (`Position.region_weights`, one per cell); None when the locate step gave no
+    weights. Shared with the fallback matcher (`gateway.basic`)."""
+    if len(weights) != len(covered):
         return None
-    w = np.asarray(p.region_weights, dtype=np.float64)
+    w = np.asarray(weights, dtype=np.float64)
     total = float(w.sum())
     return float(w[~covered].sum()) / total if total > 0 else None
 
@@ -54,20 +55,28 @@ def _outside_p(p: Position, covered: NDArray[np.bool_]) -> float | None:
 LEAD_M = 20.0  # a region wholly outside whose weighted mean is further than this from the centre does not decide
 
 
-def _lead_m(p: Position, x: NDArray[np.float64], y: NDArray[np.float64], cx: float, cy: float) -> float:
-    """How far the region's weighted mean (`Position.region_weights`) lies from the position's centre, in
-    metres (0 without weights). The locate step's centre moves at most walking speed from one fix to the
-    next; its cloud does not: when the evidence contradicts the tracked cloud, the few particles drawn
-    from that window alone take the weight and the cloud jumps tens of metres in one step, the centre
-    following at walking pace. Such a region says where the evidence alone points, not where a walking
-    patient can be: it must not call the patient outside (`Matcher` keeps the fix uncertain)."""
-    if len(p.region_weights) != len(x):
+def lead_m(weights: Sequence[float], x: NDArray[np.float64], y: NDArray[np.float64], cx: float, cy: float) -> float:
+    """How far the region's weighted mean (`Position.region_weights`; cells at x, y in metres) lies from the
+    position's centre (cx, cy, same metres); 0 without weights. The locate step's centre moves at most
+    walking speed from one fix to the next; its cloud does not: when the evidence contradicts the tracked
+    cloud, the few particles drawn from that window alone take the weight and the cloud jumps tens of
+    metres in one step, the centre following at walking pace. Such a region says where the evidence alone
+    points, not where a walking patient can be: it must not call the patient outside (`region_clears`)."""
+    if len(weights) != len(x):
         return 0.0
-    w = np.asarray(p.region_weights, dtype=np.float64)
+    w = np.asarray(weights, dtype=np.float64)
     total = float(w.sum())
     if total <= 0:
         return 0.0
     return math.hypot(float(w @ x) / total - cx, float(w @ y) / total - cy)
+
+
+def region_clears(edge_m: float, cell_m: float, lead: float) -> bool:
+    """A region with no cell in the zone decides OUTSIDE: its nearest cell centre (`edge_m` from the zone's
+    edge) clears it by half a cell's diagonal, and its weighted mean leads the centre by at most `LEAD_M`
+    (+ half a cell, `lead_m`). Shared with the fallback matcher (`gateway.basic`)."""
+    half = cell_m * 0.7072
+    return edge_m >= half and lead <= LEAD_M + half
 
 
 class Matcher:
@@ -187,12 +196,12 @@ class Matcher:
             half = p.region_cell_m * 0.7072
             d = float(d_min[k])
             f = float(out_share[k])
-            q = _outside_p(p, covered[starts[k]:starts[k] + sizes[k]])
+            q = outside_p(p.region_weights, covered[starts[k]:starts[k] + sizes[k]])
             if any_in[k] and not all_in[k]:
                 out.append((ZoneStatus.UNCERTAIN, None, f, q))
             elif not any_in[k]:
                 sl = slice(starts[k], starts[k] + sizes[k])
-                clear = d >= half and _lead_m(p, x[sl], y[sl], float(cx[k]), float(cy[k])) <= LEAD_M + half
+                clear = region_clears(d, p.region_cell_m, lead_m(p.region_weights, x[sl], y[sl], float(cx[k]), float(cy[k])))
                 out.append((ZoneStatus.OUTSIDE, d - half, f, q) if clear else (ZoneStatus.UNCERTAIN, None, f, q))
             else:
                 out.append((ZoneStatus.INSIDE, None, f, q) if d >= half else (ZoneStatus.UNCERTAIN, None, f, q))
@@ -209,13 +218,13 @@ class Matcher:
         covered = shapely.intersects_xy(g, x, y)
         half = p.region_cell_m * 0.7072
         share = 1.0 - float(covered.sum()) / len(covered)
-        q = _outside_p(p, covered)
+        q = outside_p(p.region_weights, covered)
         if covered.any() and not covered.all():
             return ZoneStatus.UNCERTAIN, None, share, q
         d = float(shapely.distance(z.edge_of(g), shapely.points(x, y)).min())
         if not covered.any():
             cx, cy = self.layers.metric.xy(p.lon, p.lat)
-            clear = d >= half and _lead_m(p, x, y, float(cx), float(cy)) <= LEAD_M + half
+            clear = region_clears(d, p.region_cell_m, lead_m(p.region_weights, x, y, float(cx), float(cy)))
             return (ZoneStatus.OUTSIDE, d - half, share, q) if clear else (ZoneStatus.UNCERTAIN, None, share, q)
         return (ZoneStatus.INSIDE, None, share, q) if d >= half else (ZoneStatus.UNCERTAIN, None, share, q)
 

@@ -221,12 +221,20 @@ def test_a_confirming_blip_lapses_when_nothing_says_outside_for_a_while() -> Non
     _, found = run(fixes)
     assert [d.type for d in found] == [AlertType.WANDER]
     assert found[0].t == at(510) and found[0].details["outside_for_s"] == 300  # dated from 210 s, not 0 s
-    # a short spell of such fixes (under LAPSE_S) does not break a real excursion
+    # a short spell of such fixes (under REDATE_S) does not break a real excursion
     short = ([match(at(0), ZoneStatus.OUTSIDE, 5.0, unc=80.0, share=1.0, clearance=10.0)]
-             + [match(at(s), ZoneStatus.UNCERTAIN, -10.0, unc=60.0, share=0.3) for s in range(10, 80, 10)]
-             + [match(at(s), ZoneStatus.OUTSIDE, 5.0, unc=80.0, share=1.0, clearance=10.0) for s in range(80, 400, 10)])
+             + [match(at(s), ZoneStatus.UNCERTAIN, -10.0, unc=60.0, share=0.3) for s in range(10, 40, 10)]
+             + [match(at(s), ZoneStatus.OUTSIDE, 5.0, unc=80.0, share=1.0, clearance=10.0) for s in range(40, 400, 10)])
     _, found = run(short)
     assert found[0].t == at(300)
+    # a longer one (over REDATE_S, under LAPSE_S) keeps the excursion but restarts its dwell from the run
+    # that brought the support back (wander-11: such a gap is how the locator's confident errors near
+    # the edge made due dwells)
+    gap = ([match(at(0), ZoneStatus.OUTSIDE, 5.0, unc=80.0, share=1.0, clearance=10.0)]
+           + [match(at(s), ZoneStatus.UNCERTAIN, -10.0, unc=60.0, share=0.3) for s in range(10, 80, 10)]
+           + [match(at(s), ZoneStatus.OUTSIDE, 5.0, unc=80.0, share=1.0, clearance=10.0) for s in range(80, 500, 10)])
+    _, found = run(gap)
+    assert found[0].t == at(380) and found[0].details["outside_for_s"] == 300
 
 
 def test_a_started_dwell_runs_through_fixes_with_most_of_the_probability_outside() -> None:
@@ -264,3 +272,34 @@ def test_faint_fixes_with_almost_all_the_probability_outside_confirm_an_excursio
                 for s in range(0, 900, 10)])[1] == []
     assert run([match(at(s), ZoneStatus.UNCERTAIN, -5.0, unc=200.0, share=0.95, p=0.99)
                 for s in range(0, 900, 10)])[1] == []
+
+
+def test_support_coming_back_after_a_gap_restarts_the_dwell_from_the_current_run() -> None:
+    # a patient standing near the edge whom the locator places a little outside for minutes (a run of
+    # fixes leaning outside from 0 s, the region clearing the zone from 200 s), then 80 s of fixes back
+    # inside the edge that say nothing (under LAPSE_S: the excursion does not lapse), then one fix with
+    # 0.97 of the probability outside: it must not fire a 300 s dwell dated from 0 s (wander-10's dev
+    # false wanders, seeds 103 p9 and 104 p3); the dwell restarts from that fix's own run
+    near = ([match(at(s), ZoneStatus.UNCERTAIN, 10.0, unc=60.0, share=0.7, p=0.9) for s in range(0, 200, 10)]
+            + [match(at(s), ZoneStatus.OUTSIDE, 20.0, unc=40.0, share=1.0, clearance=3.0, p=1.0)
+               for s in range(200, 250, 10)]
+            + [match(at(s), ZoneStatus.UNCERTAIN, -5.0, unc=60.0, share=0.3, p=0.5) for s in range(250, 330, 10)]
+            + [match(at(330), ZoneStatus.UNCERTAIN, 5.0, unc=60.0, share=0.8, p=0.97)]
+            + [match(at(s), ZoneStatus.INSIDE, -30.0, unc=20.0, share=0.0, p=0.0) for s in range(340, 700, 10)])
+    assert run(near)[1] == []
+    # a true excursion through the same gap keeps its date when the fixes go on leaning outside (the
+    # centre still outside): the run is unbroken, so the dwell is due at 300 s as before
+    out = ([match(at(s), ZoneStatus.UNCERTAIN, 10.0, unc=60.0, share=0.7, p=0.9) for s in range(0, 200, 10)]
+           + [match(at(s), ZoneStatus.OUTSIDE, 20.0, unc=40.0, share=1.0, clearance=3.0, p=1.0)
+              for s in range(200, 250, 10)]
+           + [match(at(s), ZoneStatus.UNCERTAIN, 12.0, unc=60.0, share=0.7, p=0.9) for s in range(250, 330, 10)]
+           + [match(at(s), ZoneStatus.UNCERTAIN, 15.0, unc=60.0, share=0.8, p=0.97) for s in range(330, 500, 10)])
+    _, found = run(out)
+    assert [d.type for d in found] == [AlertType.WANDER]
+    assert found[0].t == at(330) and found[0].details["outside_for_s"] == 330
+    # and support without a gap runs the dwell from the first leaning fix, as before
+    steady = ([match(at(s), ZoneStatus.UNCERTAIN, 10.0, unc=60.0, share=0.7, p=0.9) for s in range(0, 200, 10)]
+              + [match(at(s), ZoneStatus.OUTSIDE, 20.0, unc=40.0, share=1.0, clearance=3.0, p=1.0)
+                 for s in range(200, 400, 10)])
+    _, found = run(steady)
+    assert found[0].t == at(300) and found[0].details["outside_for_s"] == 300

@@ -171,3 +171,41 @@ def test_a_region_run_ahead_of_its_centre_does_not_call_the_patient_outside(tiny
         assert m.status is status and m.outside_p == pytest.approx(1.0)
         assert (m.clearance_m is None) == (status is ZoneStatus.UNCERTAIN)
         assert matcher.match_many([p], [home_zone]) == [m]
+
+
+def test_the_gateways_fallback_matcher_shares_the_lead_guard_and_says_the_probability_outside(
+        tiny_layers: MapLayers, home_zone) -> None:  # type: ignore[no-untyped-def]
+    """`gateway.basic.ZoneMatcher` (the gateway's own matcher, zones from the site config) judges a region
+    by the same rule (`region_clears`, `lead_m`, `outside_p`): the region run ahead of a centre inside the
+    parcel stays uncertain, the same cells around a centre that followed them decide "outside", and both
+    carry the probability outside; a region straddling the edge carries its weight outside."""
+    from shapely.geometry import box, mapping
+
+    from gateway import siteconfig
+    from gateway.basic import ZoneMatcher
+    from tests.map.conftest import to_wgs
+
+    parcel = mapping(to_wgs(box(0, 0, 40, 40)))
+    cfg = siteconfig.parse({"site_id": "s", "version": 1, "receivers": [], "bands": [],
+                            "zones": [{"patient_id": 1, "version": 3, "dwell_s": 60, "geometry": parcel}]})
+    fallback = ZoneMatcher(cfg, night=lambda _pid, _t: False)
+    far = tuple((lat, lon) for lon, lat in (lonlat(x, y) for x, y in [(20, 60), (20, 70)]))
+    for cy, status in ((20, ZoneStatus.UNCERTAIN), (50, ZoneStatus.OUTSIDE)):
+        base = pos(20, cy, 50)
+        p = Position(base.address, base.t, base.lat, base.lon, 50.0, region=far, region_cell_m=5.0,
+                     region_weights=(0.5, 0.45))
+        m = fallback(p, 1)
+        assert m is not None and m.status is status and m.outside_p == pytest.approx(1.0)
+        exact = Matcher(tiny_layers).match(p, home_zone)
+        assert m.status is exact.status
+        if status is ZoneStatus.OUTSIDE:  # the nearest cell (y = 60) clears the edge by 20 m − half a cell;
+            # the fallback's degrees → metres is the local approximation, within a couple of metres here
+            assert exact.clearance_m == pytest.approx(20 - 5 * 0.7072, abs=0.1)
+            assert m.clearance_m == pytest.approx(exact.clearance_m, abs=2.0)
+    straddle = tuple((lat, lon) for lon, lat in (lonlat(x, y) for x, y in [(20, 30), (20, 50)]))
+    base = pos(20, 40, 30)
+    p = Position(base.address, base.t, base.lat, base.lon, 30.0, region=straddle, region_cell_m=5.0,
+                 region_weights=(0.2, 0.6))
+    m = fallback(p, 1)
+    assert m is not None and m.status is ZoneStatus.UNCERTAIN and m.outside_p == pytest.approx(0.75)
+    assert m.outside_p == Matcher(tiny_layers).match(p, home_zone).outside_p

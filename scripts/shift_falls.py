@@ -109,9 +109,7 @@ def fit_oof(X: F64, trial_of: I64, fall: B, groups: list[str], Xe: F64, e_of: I6
     """Grouped out-of-fold trial scores (unshifted rows) and the model fitted on everything."""
     rows, y = fall_train.training_rows(fall, X, trial_of)
     g = np.asarray(groups)
-    subjects = sorted(set(g.tolist()))
-    k = min(folds, len(subjects))
-    fold_of = {s: i % k for i, s in enumerate(subjects)}
+    k, fold_of = fall_train.subject_folds(list(groups), folds)
     cand_fold = np.array([fold_of[s] for s in g[trial_of]])
     e_fold = np.array([fold_of[s] for s in g[e_of]]) if len(e_of) else np.zeros(0, dtype=np.int64)
     oof = np.zeros(len(X))

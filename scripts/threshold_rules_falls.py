@@ -80,9 +80,7 @@ def fit_oof(X: F64, trial_of: NDArray[np.int64], fall: B, groups: list[str], fol
     """fit_model's out-of-fold scores, each trial's fold, the full model and the fold models."""
     rows, y = fall_train.training_rows(fall, X, trial_of)
     g = np.asarray(groups)
-    subjects = sorted(set(g.tolist()))
-    k = min(folds, len(subjects))
-    fold_of = {s: i % k for i, s in enumerate(subjects)}
+    k, fold_of = fall_train.subject_folds(list(groups), folds)
     cand_fold = np.array([fold_of[s] for s in g[trial_of]])
     oof = np.zeros(len(X))
     fold_models = []

@@ -110,17 +110,22 @@ def adl_quantile_threshold(scores: NDArray[np.float64], fall: NDArray[np.bool_])
     return float(np.quantile(scores[~fall], ADL_QUANTILE))
 
 
+def subject_folds(groups: Sequence[str], folds: int) -> tuple[int, dict[str, int]]:
+    """The number of folds (at most one per subject) and each subject's fold: subjects in sorted order, round
+    robin (deterministic, no shuffling)."""
+    subjects = sorted(set(groups))
+    k = min(folds, len(subjects))
+    return k, {s: i % k for i, s in enumerate(subjects)} if k else {}
+
+
 def fit_model(X: NDArray[np.float64], trial_of: NDArray[np.int64], fall: NDArray[np.bool_],
               groups: Sequence[str], meta: dict[str, Any], folds: int = 4) -> tuple[FallModel, dict[str, Any]]:
     """Fit on all rows; the threshold from grouped out-of-fold trial scores. Returns (model, json dict)."""
     rows, y = training_rows(fall, X, trial_of)
     g = np.asarray(groups)
-    subjects = sorted(set(g.tolist()))
-    k = min(folds, len(subjects))
+    k, fold_of = subject_folds(list(groups), folds)
     oof = np.zeros(len(X))
     if k >= 2:
-        # subjects to folds in sorted order, round robin: deterministic, no shuffling
-        fold_of = {s: i % k for i, s in enumerate(subjects)}
         cand_fold = np.array([fold_of[s] for s in g[trial_of]])
         for f in range(k):
             tr_rows = rows[cand_fold[rows] != f]

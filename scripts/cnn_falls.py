@@ -53,12 +53,10 @@ from windows_falls import LO, WIN  # noqa: E402
 
 from chumphae.detect import fall_train  # noqa: E402
 from chumphae.detect.fall_data import (  # noqa: E402
-    CLIP_AUGMENT_G,
-    WATCH_COPIES,
     SetFeatures,
     combine,
     find_sets,
-    set_features,
+    training_parts,
 )
 
 F32 = NDArray[np.float32]
@@ -306,11 +304,9 @@ def main(argv: list[str] | None = None) -> int:
     train: dict[str, tuple[SetFeatures, F64, F32]] = {}
     rec: dict[str, tuple[SetFeatures, F64, F32]] = {}
     for name, folder in sets.items():
-        vs = ["rec"] + [f"clip{g:g}" for g in CLIP_AUGMENT_G] + [f"watch{k}" for k in range(1, WATCH_COPIES + 1)]
-        Ss = [set_features(name, folder, a.cache, progress=False)]
-        Ss += [set_features(name, folder, a.cache, progress=False, clip_g=g) for g in CLIP_AUGMENT_G]
-        Ss += [set_features(name, folder, a.cache, progress=False, other_watch=k) for k in range(1, WATCH_COPIES + 1)]
-        Ws = [load_windows(a.cache, name, v) for v in vs]
+        copies = training_parts(name, folder, a.cache, progress=False)
+        Ss = [S for _, S in copies]
+        Ws = [load_windows(a.cache, name, c.name) for c, _ in copies]
         for S, Wv in zip(Ss, Ws, strict=True):
             assert len(S.X) == len(Wv), (name, len(S.X), len(Wv))
         rec[name] = (Ss[0], Ss[0].X, Ws[0])

@@ -66,7 +66,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from chumphae.detect import fall_train
-from chumphae.detect.fall_data import CLIP_AUGMENT_G, WATCH_COPIES, SetFeatures, combine, find_sets, set_features
+from chumphae.detect.fall_data import SetFeatures, combine, find_sets, training_parts
 
 F64 = NDArray[np.float64]
 F32 = NDArray[np.float32]
@@ -241,11 +241,9 @@ class Part:
 def load(data: Path, cache: Path) -> dict[str, Part]:
     out = {}
     for name, folder in find_sets(data).items():
-        variants = [("rec", {})] + [(f"clip{g:g}", {"clip_g": g}) for g in CLIP_AUGMENT_G]
-        variants += [(f"watch{k}", {"other_watch": k}) for k in range(1, WATCH_COPIES + 1)]
         Ss, chs, recs = [], [], []
-        for vn, kw in variants:
-            S = set_features(name, folder, cache, progress=False, **kw)  # type: ignore[arg-type]
+        for c, S in training_parts(name, folder, cache, progress=False):
+            vn = c.name
             w = np.load(cache / f"windows-{name}-{vn}.npz")
             assert len(w["xyz"]) == len(S.X)
             Ss.append(S)

@@ -42,12 +42,10 @@ from windows_falls import window_stream  # noqa: E402
 from chumphae.detect import fall_features as ff  # noqa: E402
 from chumphae.detect import fall_train  # noqa: E402
 from chumphae.detect.fall_data import (  # noqa: E402
-    CLIP_AUGMENT_G,
-    WATCH_COPIES,
     SetFeatures,
     combine,
     find_sets,
-    set_features,
+    training_parts,
 )
 
 F64 = NDArray[np.float64]
@@ -152,11 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     sets = find_sets(a.data)
     parts: dict[str, list[tuple[str, SetFeatures]]] = {}
     for name, folder in sets.items():
-        p = [("rec", set_features(name, folder, a.cache, progress=False))]
-        p += [(f"clip{g:g}", set_features(name, folder, a.cache, progress=False, clip_g=g)) for g in CLIP_AUGMENT_G]
-        p += [(f"watch{k}", set_features(name, folder, a.cache, progress=False, other_watch=k))
-              for k in range(1, WATCH_COPIES + 1)]
-        parts[name] = p
+        parts[name] = [(c.name, S) for c, S in training_parts(name, folder, a.cache, progress=False)]
     for vn in a.variants.split(","):
         shifts = VARIANTS[vn]
         train: dict[str, tuple[SetFeatures, F64, I64]] = {}

@@ -23,7 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from chumphae.detect import fall_features as ff
-from chumphae.detect.fall_data import CLIP_AUGMENT_G, WATCH_COPIES, find_sets, set_features
+from chumphae.detect.fall_data import TRAINING_COPIES, find_sets, set_features
 
 LO = int(round(ff.PRE_S * ff.RATE_HZ))
 HI = int(round(ff.POST_S * ff.RATE_HZ)) + 1
@@ -66,15 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     ff.features_at = _capture  # type: ignore[assignment]
     t0 = time.perf_counter()
     for name, folder in find_sets(a.data).items():
-        variants: list[tuple[str, dict[str, object]]] = [("rec", {})]
-        variants += [(f"clip{g:g}", {"clip_g": g}) for g in CLIP_AUGMENT_G]
-        variants += [(f"watch{k}", {"other_watch": k}) for k in range(1, WATCH_COPIES + 1)]
-        for vname, kw in variants:
+        for copy in TRAINING_COPIES:
+            vname = copy.name
             if only and f"{name}:{vname}" not in only:
                 continue
             out = a.cache / f"windows-{name}-{vname}.npz"
             _captured.clear()
-            S = set_features(name, folder, a.cache, **kw)  # type: ignore[arg-type]
+            S = set_features(name, folder, a.cache, clip_g=copy.clip_g, other_watch=copy.other_watch)
             if not _captured:
                 print(f"{name} {vname}: features were cached already; delete the cache to capture windows",
                       file=sys.stderr)

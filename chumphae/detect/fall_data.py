@@ -23,6 +23,7 @@ import sys
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -201,13 +202,28 @@ def combine(parts: list[SetFeatures]) -> SetFeatures:
     return SetFeatures(trials, np.vstack(Xs), np.concatenate(ofs), np.concatenate(ts), np.concatenate(ds))
 
 
+class Copy(NamedTuple):
+    """One copy of a set the model is trained on: its name (as the screening caches name it) and how it is made."""
+    name: str
+    clip_g: float | None = None
+    other_watch: int = 0
+
+
+# The trials as recorded, a copy clipped at ±CLIP_AUGMENT_G and `WATCH_COPIES` copies re-recorded by
+# `as_other_watch` (rate, jitter, orientation, gain, noise, range), in this order.
+TRAINING_COPIES: tuple[Copy, ...] = (
+    (Copy("rec"),) + tuple(Copy(f"clip{g:g}", clip_g=g) for g in CLIP_AUGMENT_G)
+    + tuple(Copy(f"watch{k}", other_watch=k) for k in range(1, WATCH_COPIES + 1)))
+
+
+def training_parts(name: str, folder: Path, cache_dir: Path | None = None, limit: list[str] | None = None,
+                   progress: bool = True) -> list[tuple[Copy, SetFeatures]]:
+    """Each of `TRAINING_COPIES` of a set with its features, in order (the first: the trials as recorded)."""
+    return [(c, set_features(name, folder, cache_dir, limit, progress, clip_g=c.clip_g, other_watch=c.other_watch))
+            for c in TRAINING_COPIES]
+
+
 def training_set(name: str, folder: Path, cache_dir: Path | None = None, limit: list[str] | None = None,
                  progress: bool = True) -> SetFeatures:
-    """A set as the model is trained on it: the trials as recorded, plus a copy clipped at ±CLIP_AUGMENT_G
-    and `WATCH_COPIES` copies re-recorded by `as_other_watch` (rate, jitter, orientation, gain, noise, range)."""
-    parts = [set_features(name, folder, cache_dir, limit, progress)]
-    for g in CLIP_AUGMENT_G:
-        parts.append(set_features(name, folder, cache_dir, limit, progress, clip_g=g))
-    for k in range(1, WATCH_COPIES + 1):
-        parts.append(set_features(name, folder, cache_dir, limit, progress, other_watch=k))
-    return combine(parts)
+    """A set as the model is trained on it: its `TRAINING_COPIES` as one."""
+    return combine([S for _, S in training_parts(name, folder, cache_dir, limit, progress)])

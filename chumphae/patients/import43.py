@@ -12,6 +12,14 @@ DEPENDENT 1–3 cross-checked), HOME joined by HOSPCODE + HID, TYPEAREA (1, 3,
 5 live in the area; 2 and 4 do not: refused), DISABILITY (DISABTYPE 1–7 kept
 as a line in the patient's notes).
 
+HOME.VILLAGE is the village *number* within the tambon (หมู่ที่, `01`), not a
+name, and the same number recurs in every tambon. The patient's `village` is
+the name the district uses (the caregiver page and the district overview group
+by it): the `village` of the nearest tax-map landmark within
+`VILLAGE_RADIUS_M` of the home position, as the demo names its villages; a
+home without a position, or with no landmark that near, gets `หมู่ที่ N`
+(with ` ต.<TAMBON>` when the file has the tambon code).
+
 A PERSON row is taken only with a valid 13-digit CID (check digit), a PID and
 a name; a patient is found again by HOSPCODE + PID, else by CID, so running an
 import twice changes nothing. A bad zip, a missing file or a missing column
@@ -42,7 +50,7 @@ FILE_NAME = re.compile(r"^(PERSON|HOME|FUNCTIONAL|DISABILITY)(?:[_\-.].*)?$", re
 USED: dict[str, frozenset[str]] = {
     "PERSON": frozenset({"HOSPCODE", "CID", "PID", "HID", "PRENAME", "NAME", "LNAME", "HN", "SEX", "BIRTH",
                          "DISCHARGE", "TYPEAREA"}),
-    "HOME": frozenset({"HOSPCODE", "HID", "HOUSE", "VILLAGE", "LATITUDE", "LONGITUDE"}),
+    "HOME": frozenset({"HOSPCODE", "HID", "HOUSE", "VILLAGE", "TAMBON", "LATITUDE", "LONGITUDE"}),
     "FUNCTIONAL": frozenset({"HOSPCODE", "PID", "DATE_SERV", "FUNCTIONAL_TEST", "TESTRESULT", "DEPENDENT"}),
     "DISABILITY": frozenset({"HOSPCODE", "PID", "DISABTYPE", "DATE_DETECT", "DATE_DISAB"}),
 }
@@ -68,6 +76,7 @@ DISABILITY_NOTE = "[43 DISABILITY]"
 class ImportRefused(Exception):
     """The export cannot be read as a whole (bad zip, missing file or column): nothing was imported."""
 THAILAND = (5.5, 20.5, 97.3, 105.7)  # lat min/max, lon min/max
+VILLAGE_RADIUS_M = 2_000.0  # a home this close to a tax-map landmark takes that landmark's village name
 
 
 def valid_cid(cid: str) -> bool:
@@ -209,13 +218,48 @@ def _homes(report: ImportReport, src: Source | None) -> dict[tuple[str, str], di
     homes: dict[tuple[str, str], dict[str, object]] = {}
     for _line, r in _load(report, "HOME", src):
         lat, lon = _float(r.get("LATITUDE", "")), _float(r.get("LONGITUDE", ""))
-        home: dict[str, object] = {"house_no": r.get("HOUSE") or None, "village": r.get("VILLAGE") or None}
+        home: dict[str, object] = {"house_no": r.get("HOUSE") or None,
+                                   "village": moo_name(r.get("VILLAGE", ""), r.get("TAMBON", ""))}
         if lat is not None and lon is not None and THAILAND[0] <= lat <= THAILAND[1] and THAILAND[2] <= lon <= THAILAND[3]:
             home["home_lat"], home["home_lon"] = lat, lon
         elif r.get("LATITUDE") or r.get("LONGITUDE"):
             report.notes["HOME position not in Thailand or not a number (home kept without a position)"] += 1
         homes[(r["HOSPCODE"], r["HID"])] = home
     return homes
+
+
+def moo_name(village: str, tambon: str = "") -> str | None:
+    """HOME.VILLAGE `01` (and TAMBON `02`) as people write it: `หมู่ที่ 1 ต.02`; None when there is none."""
+    v = village.strip()
+    if not v:
+        return None
+    moo = f"หมู่ที่ {int(v)}" if v.isdigit() else f"หมู่ที่ {v}"
+    return f"{moo} ต.{tambon.strip()}" if tambon.strip() else moo
+
+
+def _name_villages(session: Session, report: ImportReport, homes: dict[tuple[str, str], dict[str, object]]) -> None:
+    """Homes with a position take the village name of the nearest tax-map landmark within VILLAGE_RADIUS_M."""
+    placed = [(h, lat, lon) for h in homes.values()
+              if isinstance(lat := h.get("home_lat"), float) and isinstance(lon := h.get("home_lon"), float)]
+    if not placed:
+        return
+    from chumphae.map.store import load_layers  # the map (shapely, numpy) only when a home has a position
+
+    try:
+        layers = load_layers(session)
+    except ValueError:  # no map at all
+        layers = None
+    if layers is None or not len(layers.landmarks):
+        report.notes["no tax map loaded: villages kept as หมู่ที่ N"] += 1
+        return
+    x, y = layers.metric.xy([lon for _h, _lat, lon in placed], [lat for _h, lat, _lon in placed])
+    nearest, dist = layers.landmarks.nearest(x, y)
+    for (home, _lat, _lon), k, d in zip(placed, nearest.tolist(), dist.tolist(), strict=True):
+        name = layers.landmarks.props[k].get("village") if k >= 0 and d <= VILLAGE_RADIUS_M else None
+        if name:
+            home["village"] = str(name)[:64]
+        else:
+            report.notes["HOME position far from every tax-map landmark (village kept as หมู่ที่ N)"] += 1
 
 
 def _adl(report: ImportReport, src: Source | None) -> dict[tuple[str, str], int]:
@@ -302,6 +346,7 @@ def import_export(session: Session, path: Path) -> ImportReport:
     report = ImportReport()
     report.missing = [t for t in TABLES if t not in files]
     homes = _homes(report, files.get("HOME"))
+    _name_villages(session, report, homes)
     adl = _adl(report, files.get("FUNCTIONAL"))
     disabilities = _disabilities(report, files.get("DISABILITY"))
     person = files["PERSON"]

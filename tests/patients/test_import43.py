@@ -99,7 +99,8 @@ def test_import_takes_updates_and_refuses(session: Session, tmp_path: Path) -> N
     a, b = people["000101"], people["000102"]
     assert (a.cid, a.name_th, a.prename, a.hn, a.sex, a.birth_date) == (GOOD1, "สมศรี ใจดี", "นาง", "HN101", "2",
                                                                          date(1940, 5, 1))  # BE 2483
-    assert (a.house_no, a.village, a.home_lat, a.home_lon, a.adl_score) == ("12/3", "01", 16.5442, 102.0997, 9)
+    # no tax map loaded: HOME.VILLAGE 01 of TAMBON 01 as people write it, not the bare code
+    assert (a.house_no, a.village, a.home_lat, a.home_lon, a.adl_score) == ("12/3", "หมู่ที่ 1 ต.01", 16.5442, 102.0997, 9)
     assert a.notes == ("[43 DISABILITY] ความพิการ / disability: 3 การเคลื่อนไหวหรือทางร่างกาย / moving or physical; "
                        "4 จิตใจหรือพฤติกรรม / mental or behavioural")
     assert (b.prename, b.home_lat, b.adl_score, b.birth_date, b.notes) == ("นาย", None, None, date(1938, 2, 14),
@@ -189,3 +190,19 @@ def test_cli_reads_tis620_and_prints_no_personal_data(app_engine: Engine, tmp_pa
     assert "unchanged: 2" in dry.output and "dry run" in dry.output
     missing = CliRunner().invoke(cli, ["patients", "import-43", str(tmp_path / "nowhere")])
     assert missing.exit_code != 0
+
+
+def test_village_names_come_from_the_tax_map(session: Session, tmp_path: Path) -> None:
+    """HOME.VILLAGE is a number (หมู่ที่ 01); with the map loaded a home takes its nearest landmark's village."""
+    from chumphae.map.store import load_default_map
+
+    load_default_map(session)
+    folder = write_export(tmp_path / "43")
+    with (folder / "home.csv").open("a", encoding="utf-8") as f:  # H02 again, now far from every landmark
+        f.write("\n10707,H02,40050100102,45,02,01,16.2,102.5,V1,20250110")
+    report = import_folder(session, folder)
+    session.commit()
+    people = {p.pid: p for p in session.exec(select(Patient)).all()}
+    assert people["000101"].village == "Chumphae town"  # 16.5442, 102.0997: the town centre of the shipped map
+    assert people["000102"].village == "หมู่ที่ 2 ต.01"
+    assert "village kept as หมู่ที่ N" in "\n".join(report.lines())

@@ -32,6 +32,12 @@ class Problem(Exception):
         self.headers = headers or {}
 
 
+def invalid(msg: str, *loc: str | int) -> Problem:
+    """A 422 `validation` problem found after the fields were read: `errors` says where and what, as for the
+    ones the request model finds (docs/mobile-api.md, Errors), `detail` the same words."""
+    return Problem(422, "validation", msg, errors=[{"loc": list(loc), "msg": msg}])
+
+
 def problem_response(request: Request, status: int, code: str, detail: str | None = None, *,
                      headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
     lang = pick_lang(request.headers.get("accept-language"))

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from chumphae.api.deps import CurrentUser, SessionDep, patient_for, require_roles
-from chumphae.api.problems import Problem
+from chumphae.api.problems import Problem, invalid
 from chumphae.api.routes.mobile import BandOut, band_out, page
 from chumphae.api.schemas import Offset, PatientId
 from chumphae.models import Role, User
@@ -70,5 +70,5 @@ def put_band(patient_id: PatientId, body: BandIn, request: Request, session: Ses
     except BandConflict:
         raise Problem(409, "band_in_use") from None
     except ValueError as exc:
-        raise Problem(422, "validation", str(exc)) from None
+        raise invalid(str(exc), "body") from None
     return {"band": band_out(band), "replaced": [band_out(b) for b in replaced]}

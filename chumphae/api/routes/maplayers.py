@@ -18,7 +18,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from chumphae.api.deps import CurrentUser, SessionDep
-from chumphae.api.problems import Problem
+from chumphae.api.problems import Problem, invalid
 from chumphae.map.geojson import BBoxError, features_geojson, parse_bbox
 from chumphae.map.importer import LAYERS
 from chumphae.map.shared import fingerprint
@@ -88,11 +88,11 @@ def map_layer(
     if layer not in LAYERS:
         raise Problem(404, "not_found", f"layers: {', '.join(LAYERS)}")
     if bbox is None and (lat is None or lon is None):
-        raise Problem(422, "validation", "give bbox, or lat and lon (and radius_m)")
+        raise invalid("give bbox, or lat and lon (and radius_m)", "query", "bbox")
     try:
         box = parse_bbox(bbox) if bbox is not None else bbox_around(lat, lon, radius_m)  # type: ignore[arg-type]
     except BBoxError as exc:
-        raise Problem(422, "validation", str(exc)) from None
+        raise invalid(str(exc), "query", "bbox" if bbox is not None else "radius_m") from None
     fp = fingerprint(session)
     key = repr((fp[1:], layer, [round(v, 7) for v in box], limit))
     etag = f'"m{hashlib.sha256(key.encode()).hexdigest()[:24]}"'

@@ -10,7 +10,7 @@ from sqlmodel import col, select
 
 from chumphae import audit
 from chumphae.api.deps import SessionDep, patient_for, require_roles
-from chumphae.api.problems import Problem
+from chumphae.api.problems import Problem, invalid
 from chumphae.api.routes.mobile import PositionOut
 from chumphae.api.schemas import PatientId, When
 from chumphae.ingest.service import position_dict
@@ -62,13 +62,13 @@ def post_sightings(patient_id: PatientId, body: SightingsIn, request: Request, s
         try:
             heard = normalise_address(body.address)
         except ValueError as exc:
-            raise Problem(422, "validation", str(exc)) from None
+            raise invalid(str(exc), "body", "address") from None
         if heard != band.address:
             raise Problem(409, "band_mismatch")
     if any(s.t.tzinfo is None for s in body.sightings):
-        raise Problem(422, "validation", "every sighting time needs a UTC offset")
+        raise invalid("every sighting time needs a UTC offset", "body", "sightings")
     if any((s.t - utcnow()).total_seconds() > 300 for s in body.sightings):
-        raise Problem(422, "validation", "a sighting is in the future")
+        raise invalid("a sighting is in the future", "body", "sightings")
     sightings = [Sighting(t=s.t, lat=s.lat, lon=s.lon, accuracy_m=s.accuracy_m, rssi=s.rssi, tx_power=s.tx_power)
                  for s in body.sightings]
     results = record_sightings(session, band=band, sightings=sightings, matcher=current_matcher(session))

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from chumphae.alert.render import iso
 from chumphae.api.deps import CurrentUser, SessionDep, patient_for, require_roles
-from chumphae.api.problems import Problem
+from chumphae.api.problems import Problem, invalid
 from chumphae.api.routes.mobile import page
 from chumphae.api.schemas import Offset, PatientId, Since, Until, VisitNotes, When
 from chumphae.models import Role, User, Visit, adl_group
@@ -74,7 +74,7 @@ def post_visit(patient_id: PatientId, body: VisitIn, request: Request, session: 
     """Log a home visit; a score updates the patient's ADL unless a later visit already scored them."""
     patient = patient_for(session, user, request, patient_id, action="update")
     if body.t is not None and body.t.tzinfo is None:
-        raise Problem(422, "validation", "t needs a UTC offset, e.g. 2025-01-15T10:30:00+07:00")
+        raise invalid("t needs a UTC offset, e.g. 2025-01-15T10:30:00+07:00", "body", "t")
     if body.t is not None and (body.t - utcnow()).total_seconds() > 300:
         raise Problem(422, "visit_in_future")
     visit = log_visit(session, user=user, patient=patient, t=body.t, adl_score=body.adl_score, notes=body.notes,

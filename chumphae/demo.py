@@ -84,7 +84,7 @@ def _who(engine: object) -> dict[int, Who]:
 
 
 async def _serve(settings: Settings) -> tuple[uvicorn.Server, asyncio.Task[None], str]:
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, manage_engine=False), host=settings.host,
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, manage_engine=False, jobs=True), host=settings.host,
                                            port=settings.port, log_config=None, lifespan="on"))
     serving = asyncio.create_task(server.serve())
     while not server.started:

@@ -70,9 +70,12 @@ def worker_app() -> FastAPI:
     return create_app(settings)
 
 
-def create_app(settings: Settings | None = None, *, manage_engine: bool = True) -> FastAPI:
-    """The app. With `manage_engine`, start-up connects to and migrates the configured database."""
+def create_app(settings: Settings | None = None, *, manage_engine: bool = True, jobs: bool | None = None) -> FastAPI:
+    """The app. With `manage_engine`, start-up connects to and migrates the configured database. `jobs` (default:
+    as `manage_engine`) runs the nightly daily-summary files and the hourly retention (`chumphae demo` sets it:
+    it owns its engine itself; tests' apps run without them)."""
     settings = settings or get_settings()
+    run_jobs = manage_engine if jobs is None else jobs
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -80,8 +83,8 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
             prepare_database(init_engine(settings.effective_database_url))
         log.info("backend ready (version %s)", __version__)
         try:
-            async with (background(app, settings), nightly(settings, enabled=manage_engine),
-                        retention_job(get_engine, settings, enabled=manage_engine)):
+            async with (background(app, settings), nightly(settings, enabled=run_jobs),
+                        retention_job(get_engine, settings, enabled=run_jobs)):
                 yield  # feed, alert clock, the daily summary file at 00:15, hourly retention
         finally:
             if manage_engine:

@@ -36,3 +36,42 @@ def test_every_validation_problem_says_where_in_errors(client: TestClient, world
     assert r.status_code in (409, 422)  # the world's patient may have no band: 409 no_band comes first
     if r.status_code == 422:
         assert r.json()["errors"][0]["loc"] == ["body", "sightings"]
+
+
+def test_the_demo_backend_writes_the_nightly_files(tmp_path: Path) -> None:
+    """docs/daily-summary.md said `chumphae demo` runs no nightly export (nor retention); it now does, as `serve`:
+    its backend, started as the demo starts it, catches up yesterday's files at start."""
+    import asyncio
+    import socket
+
+    from chumphae.config import Settings
+    from chumphae.db import init_engine, set_engine
+    from chumphae.demo import _serve
+    from chumphae.report.nightly import file_name, last_complete_day
+    from chumphae.timeutil import utcnow
+
+    doc = " ".join((ROOT / "docs" / "daily-summary.md").read_text(encoding="utf-8").split())
+    assert "`chumphae serve` and `chumphae demo` run this job" in doc
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings = Settings(data_dir=tmp_path, host="127.0.0.1", port=port)
+    init_engine(settings.effective_database_url)
+    expected = settings.effective_export_dir / file_name(last_complete_day(utcnow()), "csv")
+
+    async def run() -> bool:
+        server, serving, _url = await _serve(settings)
+        try:
+            for _ in range(600):  # the catch-up runs in the background right after start-up
+                if expected.exists():
+                    return True
+                await asyncio.sleep(0.05)
+            return False
+        finally:
+            server.should_exit = True
+            await serving
+
+    try:
+        assert asyncio.run(run()), f"no {expected.name} in {settings.effective_export_dir}"
+    finally:
+        set_engine(None)

@@ -75,3 +75,30 @@ def test_the_demo_backend_writes_the_nightly_files(tmp_path: Path) -> None:
         assert asyncio.run(run()), f"no {expected.name} in {settings.effective_export_dir}"
     finally:
         set_engine(None)
+
+
+def test_every_option_of_every_chumphae_command_is_in_the_readme() -> None:
+    """An outsider reads README's commands table and `--help`: `serve --host/--port` (used by docs/postgresql.md),
+    `map import --encoding/--source-layer/--dataset`, `map remove --dataset` were only in `--help`."""
+    import typer
+
+    from chumphae.cli import app
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    missing: list[str] = []
+
+    def walk(cmd: object, path: list[str]) -> None:
+        subs = getattr(cmd, "commands", None)
+        if subs is not None:
+            for name, sub in subs.items():
+                walk(sub, [*path, name])
+            return
+        assert f"{path[-1]}" in readme, path
+        for p in getattr(cmd, "params", []):
+            if p.param_type_name == "option":
+                names = [o for o in [*p.opts, *p.secondary_opts] if o != "--help"]
+                if names and not any(o in readme for o in names):
+                    missing.append(f"{' '.join(path)} {names[0]}")
+
+    walk(typer.main.get_command(app), [])
+    assert missing == []

@@ -9,6 +9,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from tests.conftest import World
+from tests.mobile.conftest import mapped  # noqa: F401  (fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
 MOBILE = " ".join((ROOT / "docs" / "mobile-api.md").read_text(encoding="utf-8").split())
@@ -102,3 +103,24 @@ def test_every_option_of_every_chumphae_command_is_in_the_readme() -> None:
 
     walk(typer.main.get_command(app), [])
     assert missing == []
+
+
+def test_a_zone_put_answers_and_keeps_what_the_document_says(client: TestClient, mapped: World) -> None:
+    """docs/mobile-api.md had no word on PUT …/zone's body beyond route and place codes, nor on its answer; the
+    OpenAPI example (the live /docs page) used codes the shipped map does not have (R-0012, LM-004)."""
+    from chumphae.api.app import create_app
+
+    assert "**only the fields sent change**" in MOBILE and '`{"patient_id", "version", "warnings", "spec"}`' in MOBILE
+    own, auth = mapped.own_patient, mapped.auth("volunteer")
+    first = client.put(f"/api/v1/patients/{own}/zone", json={"route_codes": ["R1"], "margin_m": 15}, headers=auth)
+    assert first.status_code == 200, first.text
+    assert set(first.json()) == {"patient_id", "version", "warnings", "spec"}
+    again = client.put(f"/api/v1/patients/{own}/zone", json={}, headers=auth)
+    assert again.json()["version"] == first.json()["version"] + 1
+    assert (again.json()["spec"]["route_codes"], again.json()["spec"]["margin_m"]) == (["R1"], 15)
+    bad = client.put(f"/api/v1/patients/{own}/zone", json={"route_codes": ["R99999"]}, headers=auth)
+    assert (bad.status_code, bad.json()["code"], bad.json()["detail"]) == (422, "zone_build", "no route R99999 on the map")
+    schema = create_app(manage_engine=False).openapi()
+    body = schema["components"]["schemas"]["ZoneIn"]["examples"][0]
+    assert (body["route_codes"], body["place_codes"]) == (["R00468", "R00256"], ["LM013"])  # on the shipped map
+    assert '"route_codes": ["R00468", "R00256"], "place_codes": ["LM013"]' in MOBILE

@@ -36,7 +36,7 @@ class ZoneIn(BaseModel):
     night: NightIn | None = Field(default=None, description="Home only between these hours; null: no night rule.")
 
     model_config = {"json_schema_extra": {"examples": [
-        {"route_codes": ["R-0012", "R-0013"], "place_codes": ["LM-004"], "night": {"start": "20:00", "end": "06:00"}}]}}
+        {"route_codes": ["R00468", "R00256"], "place_codes": ["LM013"], "night": {"start": "20:00", "end": "06:00"}}]}}
 
 
 class ZoneSaved(BaseModel):
@@ -47,7 +47,7 @@ class ZoneSaved(BaseModel):
 
 
 @router.get("", responses={**NOT_MODIFIED, 200: {"content": {"application/geo+json": {"example": {
-    "type": "FeatureCollection", "patient_id": 7, "version": 3, "spec": {"route_codes": ["R-0012"]},
+    "type": "FeatureCollection", "patient_id": 7, "version": 3, "spec": {"route_codes": ["R00468"]},
     "features": [{"type": "Feature", "properties": {"kind": "zone_day", "version": 3},
                   "geometry": {"type": "Polygon", "coordinates": [[[102.1, 16.54], [102.101, 16.54],
                                                                    [102.101, 16.541], [102.1, 16.54]]]}}]}}}}})

@@ -3,13 +3,11 @@ against `chumphae serve --workers 2` on PostgreSQL with Redis) found different f
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from fastapi.testclient import TestClient
 
 from tests.conftest import World
-from tests.mobile.conftest import mapped  # noqa: F401  (fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
 MOBILE = " ".join((ROOT / "docs" / "mobile-api.md").read_text(encoding="utf-8").split())

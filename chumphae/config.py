@@ -6,8 +6,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class Settings(BaseSettings):
@@ -20,6 +22,16 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8080
     log_level: str = "INFO"
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        """A level logging knows, any case (`info` is INFO); anything else stops the start with one line."""
+        level = value.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"Input should be one of {', '.join(LOG_LEVELS)}")
+        return level
+
     redis_url: str | None = Field(default=None, description="Fan-out between backend processes.")
     export_dir: Path | None = Field(default=None, description="Nightly daily-summary files.")
     hospcode: str = Field(default="10707", description="HOSPCODE of the district hospital.")

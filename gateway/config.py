@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class GatewaySettings(BaseSettings):
@@ -59,6 +61,16 @@ class GatewaySettings(BaseSettings):
         default=60.0, ge=0, description="A fall alert this close (s) to one already sent for the band is the same fall.",
     )
     log_level: str = "INFO"
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        """A level logging knows, any case (`info` is INFO); anything else stops the start with one line."""
+        level = value.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"Input should be one of {', '.join(LOG_LEVELS)}")
+        return level
+
 
     @property
     def ws_url(self) -> str:

@@ -122,3 +122,31 @@ def test_a_zone_put_answers_and_keeps_what_the_document_says(client: TestClient,
     body = schema["components"]["schemas"]["ZoneIn"]["examples"][0]
     assert (body["route_codes"], body["place_codes"]) == (["R00468", "R00256"], ["LM013"])  # on the shipped map
     assert '"route_codes": ["R00468", "R00256"], "place_codes": ["LM013"]' in MOBILE
+
+
+def test_a_bad_log_level_stops_the_start_with_one_line(tmp_path: Path) -> None:
+    """README: "A bad setting … stops the command at start with one line saying what is wrong".
+    CHUMPHAE_LOG_LEVEL=LOUD and GATEWAY_LOG_LEVEL=LOUD ended in a ValueError traceback instead."""
+    import subprocess
+    import sys
+
+    import pytest
+    from pydantic import ValidationError
+
+    from chumphae.config import Settings
+    from gateway.config import GatewaySettings
+
+    assert (Settings(log_level="debug").log_level, GatewaySettings(log_level="warning").log_level) == (
+        "DEBUG", "WARNING")
+    for cls in (Settings, GatewaySettings):
+        with pytest.raises(ValidationError):
+            cls(log_level="LOUD")
+    env = {"PATH": "/usr/bin:/bin", "GATEWAY_LOG_LEVEL": "LOUD", "GATEWAY_TOKEN": ""}
+    recording = tmp_path / "r.jsonl"
+    recording.write_text('{"format": "chumphae-adverts", "version": 1}\n', encoding="utf-8")
+    out = subprocess.run([sys.executable, "-m", "gateway.cli", "--replay", str(recording)], env=env, capture_output=True,
+                         text=True, timeout=120, cwd=ROOT, check=False)
+    assert out.returncode != 0 and "Traceback" not in out.stderr, out.stderr
+    assert out.stderr.strip().splitlines() == [
+        "chumphae-gateway: error: bad setting GATEWAY_LOG_LEVEL: Value error, Input should be one of DEBUG, INFO, "
+        "WARNING, ERROR, CRITICAL"]

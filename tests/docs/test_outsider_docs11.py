@@ -150,3 +150,14 @@ def test_a_bad_log_level_stops_the_start_with_one_line(tmp_path: Path) -> None:
     assert out.stderr.strip().splitlines() == [
         "chumphae-gateway: error: bad setting GATEWAY_LOG_LEVEL: Value error, Input should be one of DEBUG, INFO, "
         "WARNING, ERROR, CRITICAL"]
+
+
+def test_a_patient_registered_over_http_needs_a_valid_cid(client: TestClient, world: World) -> None:
+    """POST /api/v1/patients stored `1234567890123` (wrong check digit) as a CID that import-43 refuses."""
+    assert "`cid` must be 13 digits with a valid check digit" in MOBILE
+    bad = client.post("/api/v1/patients", json={"name_th": "ทดสอบ", "cid": "1234567890123"}, headers=world.auth("admin"))
+    assert (bad.status_code, bad.json()["code"]) == (422, "validation")
+    assert bad.json()["errors"][0]["loc"] == ["body", "cid"] and "1234567890123" not in bad.text
+    good = client.post("/api/v1/patients", json={"name_th": "ทดสอบ", "cid": "1234567890121"},
+                       headers=world.auth("admin"))
+    assert good.status_code == 201, good.text

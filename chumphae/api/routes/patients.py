@@ -7,7 +7,7 @@ from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sqlmodel import col, select
 
 from chumphae import audit
@@ -28,6 +28,7 @@ from chumphae.api.schemas import (
 from chumphae.auth.access import visible_patients_clause
 from chumphae.models import CID_ROLES, Patient, Role, User, adl_group
 from chumphae.patients.erase import erase_patient
+from chumphae.patients.import43 import valid_cid
 from chumphae.timeutil import utcnow
 
 router = APIRouter(prefix="/api/v1/patients", tags=["patients"])
@@ -36,13 +37,20 @@ Manager = Annotated[User, Depends(require_roles(Role.CARE_MANAGER, Role.ADMIN))]
 Admin = Annotated[User, Depends(require_roles(Role.ADMIN))]
 
 
+def _checked_cid(cid: str | None) -> str | None:
+    """A Thai national ID: 13 digits whose last is the check digit (as import-43 takes them)."""
+    if cid is not None and not valid_cid(cid):
+        raise ValueError("cid is 13 digits with a valid check digit")
+    return cid
+
+
 class PatientIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     prename: Line32 | None = None
     name_th: Name
     name_en: Line200 | None = None
-    cid: str | None = Field(default=None, pattern=r"^\d{13}$")
+    cid: Annotated[str | None, AfterValidator(_checked_cid)] = Field(default=None, pattern=r"^\d{13}$")
     sex: str | None = Field(default=None, pattern=r"^[12]$")
     birth_date: date | None = Field(default=None, ge=date(1880, 1, 1), le=date(2200, 1, 1))
     adl_score: int | None = Field(default=None, ge=0, le=20)

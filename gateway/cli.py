@@ -91,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.now and not args.replay:
         print("chumphae-gateway: error: --now only applies to --replay", file=sys.stderr)
         return 2
+    if args.record is not None and args.record.exists():  # before any site config is fetched or waited for
+        print(f"chumphae-gateway: error: --record {args.record}: the file exists; choose a new name", file=sys.stderr)
+        return 2
     # The backend's set-up: Asia/Bangkok times with their offset (a field engineer lines gateway, backend and
     # recording times up without guessing the machine's zone), and PDPA's filters: no frame/header dumps
     # (`Authorization: Bearer chg_…`) or tokens, even at DEBUG.

@@ -161,3 +161,22 @@ def test_a_patient_registered_over_http_needs_a_valid_cid(client: TestClient, wo
     good = client.post("/api/v1/patients", json={"name_th": "ทดสอบ", "cid": "1234567890121"},
                        headers=world.auth("admin"))
     assert good.status_code == 201, good.text
+
+
+def test_record_refuses_an_existing_file_at_once(tmp_path: Path) -> None:
+    """docs/gateway-protocol.md §6: `--record` refuses an existing file, exit status 2. Without a site config at
+    hand the gateway first failed on that (exit 1, "no site config"), so a script could not tell the two apart."""
+    import subprocess
+    import sys
+
+    existing = tmp_path / "field.jsonl"
+    existing.write_text("a field recording\n", encoding="utf-8")
+    env = {"PATH": "/usr/bin:/bin", "GATEWAY_TOKEN": "", "GATEWAY_CONFIG_CACHE": str(tmp_path / "none.json"),
+           "GATEWAY_BACKEND_URL": "http://127.0.0.1:9"}
+    recording = tmp_path / "r.jsonl"
+    recording.write_text('{"format": "chumphae-adverts", "version": 1}\n', encoding="utf-8")
+    out = subprocess.run([sys.executable, "-m", "gateway.cli", "--replay", str(recording), "--record", str(existing)],
+                         env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path, check=False)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip().endswith("the file exists; choose a new name")
+    assert existing.read_text(encoding="utf-8") == "a field recording\n"

@@ -180,3 +180,22 @@ def test_record_refuses_an_existing_file_at_once(tmp_path: Path) -> None:
     assert out.returncode == 2, out.stderr
     assert out.stderr.strip().endswith("the file exists; choose a new name")
     assert existing.read_text(encoding="utf-8") == "a field recording\n"
+
+
+def test_list_limits_are_the_documented_ones(client: TestClient, world: World) -> None:
+    """docs/mobile-api.md named no page size: the outsider's client asked limit=100000 and got a 422."""
+    table = {"/api/v1/mobile/patients": (50, 200), f"/api/v1/patients/{world.own_patient}/positions": (200, 1000),
+             f"/api/v1/patients/{world.own_patient}/visits": (50, 200), "/api/v1/alerts": (50, 500),
+             f"/api/v1/patients/{world.own_patient}/bands": (50, 500)}
+    for path, (default, largest) in table.items():
+        name = path.split("/")[-1] if not path.endswith("patients") else "/mobile/patients"
+        assert f"{name}` {default} / {largest}" in MOBILE, name
+        auth = world.auth("volunteer")
+        assert client.get(path, headers=auth).json()["limit"] == default, path
+        assert client.get(f"{path}?limit={largest}", headers=auth).status_code == 200, path
+        over = client.get(f"{path}?limit={largest + 1}", headers=auth)
+        assert (over.status_code, over.json()["code"]) == (422, "validation"), path
+    admin = world.auth("admin")
+    assert "`GET /api/v1/patients` 100 / 500" in MOBILE
+    assert client.get("/api/v1/patients?limit=500", headers=admin).status_code == 200
+    assert client.get("/api/v1/patients?limit=501", headers=admin).status_code == 422

@@ -199,3 +199,17 @@ def test_list_limits_are_the_documented_ones(client: TestClient, world: World) -
     assert "`GET /api/v1/patients` 100 / 500" in MOBILE
     assert client.get("/api/v1/patients?limit=500", headers=admin).status_code == 200
     assert client.get("/api/v1/patients?limit=501", headers=admin).status_code == 422
+
+
+def test_a_locked_out_address_still_gets_healthz(world: World) -> None:
+    """README said "everything from it answers 429"; /healthz (a load balancer's check) still answers 200."""
+    from chumphae.api.app import create_app
+    from chumphae.config import Settings
+
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert "what needs no token (`/healthz`, the page) still answers" in readme
+    with TestClient(create_app(Settings(auth_max_failures=2, auth_window_s=60), manage_engine=False)) as c:
+        for _ in range(3):
+            c.get("/api/v1/me", headers={"Authorization": "Bearer chu_wrong"})
+        assert c.get("/api/v1/me", headers=world.auth("admin")).status_code == 429
+        assert (c.get("/healthz").status_code, c.get("/").status_code) == (200, 200)

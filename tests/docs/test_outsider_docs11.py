@@ -213,3 +213,21 @@ def test_a_locked_out_address_still_gets_healthz(world: World) -> None:
             c.get("/api/v1/me", headers={"Authorization": "Bearer chu_wrong"})
         assert c.get("/api/v1/me", headers=world.auth("admin")).status_code == 429
         assert (c.get("/healthz").status_code, c.get("/").status_code) == (200, 200)
+
+
+def test_erase_answers_and_leaves_what_the_readme_says(client: TestClient, mapped: World) -> None:
+    """README's erase row said nothing of `active: false`, of the band list emptying, of the zone route's empty
+    answer nor of the counts the admin API returns; the outsider's client expected retired bands in the list."""
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert "taken off the programme (`active: false`)" in readme and "bands retired and unlinked" in readme
+    own, admin = mapped.own_patient, mapped.auth("admin")
+    assert client.put(f"/api/v1/patients/{own}/zone", json={"route_codes": ["R1"]}, headers=admin).status_code == 200
+    r = client.post(f"/api/v1/patients/{own}/erase", headers=admin)
+    assert r.status_code == 200, r.text
+    keys = '{"patient_id", "positions", "alerts", "feed_frames", "visits", "zones", "bands", "assignments"}'
+    assert keys in readme and set(r.json()) == set(keys.strip("{}").replace('"', "").split(", "))
+    assert (r.json()["bands"], r.json()["zones"]) == (1, 1)
+    assert client.get(f"/api/v1/patients/{own}", headers=admin).json()["active"] is False
+    assert client.get(f"/api/v1/patients/{own}/bands", headers=admin).json()["items"] == []
+    zone = client.get(f"/api/v1/patients/{own}/zone", headers=admin).json()
+    assert (zone["type"], zone["version"], zone["features"]) == ("FeatureCollection", None, [])

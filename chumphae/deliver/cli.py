@@ -46,7 +46,7 @@ def set_contacts(
     user: Annotated[str, typer.Argument(help=USER_HELP)],
     line: Annotated[str | None, typer.Option(help="LINE user id (U + 32 hex); usually linked by `link-code`.")] = None,
     sms: Annotated[str | None, typer.Option(help="Phone number for SMS, e.g. 0812345678 or +66812345678.")] = None,
-    webhook: Annotated[str | None, typer.Option(help="https:// URL for a system user's webhook.")] = None,
+    webhook: Annotated[str | None, typer.Option(help="http(s):// URL for a system user's webhook (https outside a test bench).")] = None,
     remove: Annotated[list[str] | None, typer.Option(help="Channel to stop using (line, sms, webhook).")] = None,
     severity: Annotated[list[str] | None, typer.Option(
         help="SEVERITY=CHANNEL,... e.g. critical=line,sms or low=feed (repeat; 'default' to forget).")] = None,
@@ -66,6 +66,9 @@ def set_contacts(
         raise ConfigError("--sms must be a phone number (9–15 digits, + allowed)")
     if webhook is not None and not webhook.startswith(("https://", "http://")):
         raise ConfigError("--webhook must be an http(s) URL")
+    unknown = [c for c in remove or [] if c not in ("line", "sms", "webhook")]
+    if unknown:
+        raise ConfigError(f"--remove: unknown channel {unknown[0]!r} (line, sms, webhook)")
     with Session(_engine()) as session:
         uid = _user_id(session, user)
         for channel, address in (("line", line), ("sms", sms and sms.replace("-", "").replace(" ", "")),

@@ -67,7 +67,7 @@ def test_set_show_link_code_and_test_every_channel(cli_engine: Engine, fakes: Fa
         assert pref is not None and (pref.channels, pref.quiet_start, pref.quiet_end) == (
             {"high": ["line", "sms"]}, "22:00", "06:00")
     for bad in (["--sms", "call me"], ["--line", "me"], ["--quiet", "late"], ["--severity", "huge=line"],
-                ["--severity", "high=pigeon"]):
+                ["--severity", "high=pigeon"], ["--remove", "fax"]):  # fax: ignored without a word before docs11
         r = runner.invoke(app, ["channels", "set", "caregiver", *bad])
         assert r.exit_code == 1 and "Traceback" not in r.output, (bad, r.output)
     assert runner.invoke(app, ["channels", "set", "nobody", "--sms", PHONE]).exit_code == 1

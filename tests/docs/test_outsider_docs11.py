@@ -231,3 +231,23 @@ def test_erase_answers_and_leaves_what_the_readme_says(client: TestClient, mappe
     assert client.get(f"/api/v1/patients/{own}/bands", headers=admin).json()["items"] == []
     zone = client.get(f"/api/v1/patients/{own}/zone", headers=admin).json()
     assert (zone["type"], zone["version"], zone["features"]) == ("FeatureCollection", None, [])
+
+
+def test_no_site_config_stops_the_gateway_as_documented(tmp_path: Path) -> None:
+    """docs/gateway-protocol.md §6 said a gateway with an unreadable cache "waits for the backend"; it stops."""
+    import subprocess
+    import sys
+
+    doc = " ".join((ROOT / "docs" / "gateway-protocol.md").read_text(encoding="utf-8").split())
+    line = "chumphae-gateway: no site config: backend unreachable and no cached copy"
+    assert f"the gateway does not wait: it stops with `{line}`, exit status 1" in doc
+    junk = tmp_path / "cache.json"
+    junk.write_text('{"hello": 1}', encoding="utf-8")
+    recording = tmp_path / "r.jsonl"
+    recording.write_text('{"format": "chumphae-adverts", "version": 1}\n', encoding="utf-8")
+    env = {"PATH": "/usr/bin:/bin", "GATEWAY_TOKEN": "chg_x", "GATEWAY_CONFIG_CACHE": str(junk),
+           "GATEWAY_BACKEND_URL": "http://127.0.0.1:9", "GATEWAY_QUEUE_PATH": str(tmp_path / "q.sqlite3")}
+    out = subprocess.run([sys.executable, "-m", "gateway.cli", "--replay", str(recording)], env=env,
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path, check=False)
+    assert out.returncode == 1 and out.stderr.strip().splitlines()[-1] == line, out.stderr
+    assert "ignoring unreadable config cache" in out.stderr

@@ -174,3 +174,34 @@ def test_positions_with_only_the_zone_words_are_named_from_the_stored_map(both_s
     assert [p["parcel_code"] for p in payloads] == ["01A001", "01A001"]  # each batch's newest
     for p in payloads:  # the map's words: distance and direction from the tiny map's temple, not the zone's
         assert "วัดทดสอบ" in p["description_th"] and "Wat Thotsop" in p["description_en"], p
+
+
+def test_ids_and_codes_that_need_quoting_are_stored_as_sent(both_site: Site) -> None:
+    """The one-statement batch sends each column as one array (a literal orjson writes when no string needs an
+    escape, else a list psycopg writes): ids and codes with quotes, backslashes, braces, commas, the word NULL,
+    spaces or Thai come back as sent, in both forms, and repeats are still told apart."""
+    engine, gw = both_site.world.engine, both_site.gateway_id
+    odd = ['a"b', "c\\d", "{e,f}", "NULL", " g ", "ชุมแพ-1", "h\u00e9"]
+    codes = ["NULL", '03"I,{2}', "x\\y", None, "  ", "ก-1", "null"]
+
+    def msg(k: int, mid: str, code: str | None) -> Message:
+        match = {"status": "inside", "zone_version": 3,
+                 "place": {"parcel_code": code, "landmark": "LM", "description_th": "บ้าน", "description_en": "home"}}
+        parsed = envelope.parse(frame("position", position(T0 + timedelta(seconds=k), match=match), mid=mid)[1])
+        assert isinstance(parsed, Message) and parsed.id == mid
+        return parsed
+
+    state = IngestState(gw)
+    store(engine, gateway_id=gw, messages=[_msg(0)], state=state)  # the connection's first batch
+    plain = [msg(1 + k, f"plain-{k}", code) for k, code in enumerate(["03I001", "NULL", None, "null"])]
+    quoted = [msg(10 + k, mid, code) for k, (mid, code) in enumerate(zip(odd, codes, strict=True))]
+    for batch in (plain, quoted):
+        r = store(engine, gateway_id=gw, messages=batch, state=state)
+        assert (r.stored, r.duplicates, r.acked) == (len(batch), 0, [m.id for m in batch])
+        again = store(engine, gateway_id=gw, messages=batch, state=state)
+        assert (again.stored, again.duplicates) == (0, len(batch))
+    with Session(engine) as s:
+        ids = set(s.exec(select(IngestedMessage.msg_id)).all())
+        assert {m.id for m in plain + quoted} <= ids
+        stored = s.exec(select(PositionRecord).where(PositionRecord.t > T0).order_by(col(PositionRecord.t))).all()
+        assert [p.parcel_code for p in stored] == ["03I001", "NULL", None, "null", *codes]

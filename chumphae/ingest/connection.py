@@ -207,6 +207,7 @@ class _Raw:
 
     text: str
     doc: Any  # its decoded JSON (None when it did not decode, or was not decoded: `envelope.parse` decodes it)
+    kind: str | None = None  # the type its head names (`envelope.route`), when the reader routed it so
 
 
 def _parse_and_store(engine: Engine, state: IngestState, gateway_id: int, items: list[Message | Rejection | _Raw],
@@ -217,7 +218,7 @@ def _parse_and_store(engine: Engine, state: IngestState, gateway_id: int, items:
     refused: list[Rejection] = []  # refused here: answered by the caller
     now = utcnow()
     for item in items:
-        parsed = envelope.parse(item.text, now=now, doc=item.doc) if isinstance(item, _Raw) else item
+        parsed = envelope.parse(item.text, now=now, doc=item.doc, kind=item.kind) if isinstance(item, _Raw) else item
         if isinstance(parsed, Rejection):
             dead.append(parsed)
             if isinstance(item, _Raw):
@@ -293,8 +294,9 @@ class _Session:
                     text = message["bytes"].decode("utf-8", "replace")
                 self.counters.frames += 1
                 text = text or ""
-                if envelope.route(text) in envelope.BULK_KINDS:  # as a gateway writes them: not decoded here
-                    await self._queue_bulk(_Raw(text, None))
+                routed = envelope.route(text)
+                if routed in envelope.BULK_KINDS:  # as a gateway writes them: not decoded here
+                    await self._queue_bulk(_Raw(text, None, routed))
                     continue
                 kind, doc = envelope.peek(text)
                 if kind != "alert":  # validated on the ingest workers: the socket is drained at once

@@ -536,14 +536,17 @@ def _position_batch_pg(session: Session, gateway_id: int, items: list[tuple[Mess
     completes `result` with `finish_position_batch`.
     """
     rows, latest, band_t, newest = _position_rows(session, gateway_id, items, now)
-    columns = list(zip(*rows, strict=True))  # the batch as columns: one array parameter each, no row dicts
-    positions = [_pg_array([m.id for m, _ in items]), *(_pg_array(columns[k]) for k in _BATCH_INDEXES)]
+    positions = [{"m": m.id, "n": n, "patient_id": r[0], "band_id": r[1], "t": r[3], "lat": r[4], "lon": r[5],
+                  "uncertainty_m": r[6], "source": r[7], "in_coverage": r[8], "zone_status": r[9],
+                  "zone_version": r[10], "distance_to_boundary_m": r[11], "parcel_code": r[12],
+                  "building_code": r[13], "worn": r[14], "battery_pct": r[15]}
+                 for n, ((m, _), r) in enumerate(zip(items, rows, strict=True))]
     feed = [{"m": mid, "p": pid, "j": _feed_payload(row, place), "n": n}
             for n, (pid, (mid, row, place)) in enumerate(latest.items())]
     seen = [{"id": b, "seen": t} for b, t in sorted(band_t.items())]  # bands locked in id order (no deadlock)
     result.tail.append((_BANDS_SEEN_JSON_PG_SQL, (gateway_id, _json(seen))))
     result.tail.append((_GATEWAY_SPOKE_PG_SQL, (now, gateway_id)))
-    result.last = (_POSITION_BATCH_PG_SQL, (*positions, gateway_id, now, gateway_id, now, feed_log.PG_LOCK_KEY,
+    result.last = (_POSITION_BATCH_PG_SQL, (_json(positions), gateway_id, now, gateway_id, now, feed_log.PG_LOCK_KEY,
                                            feed_log.PG_CHANNEL, now, _json(feed)))
     result.pending = [m.id for m, _ in items]
     result.newest.update({pid: newest[pid] for pid in latest})  # type: ignore[misc]
@@ -562,17 +565,6 @@ def finish_position_batch(result: BatchResult, fresh: set[str]) -> None:
 
 def _json(value: object) -> str:
     return orjson.dumps(value, option=orjson.OPT_NAIVE_UTC).decode()
-
-
-def _pg_array(values: Sequence[object]) -> object:
-    """One column of scalars as a PostgreSQL array literal, written by orjson in C: a JSON array of numbers,
-    booleans, nulls, times and strings is such a literal between braces instead of brackets, as long as no
-    string needed an escape (JSON and PostgreSQL escape differently). Else the list itself, which psycopg
-    writes as an array (with the statement's cast, either is the same array)."""
-    text = orjson.dumps(values, option=orjson.OPT_NAIVE_UTC)
-    if b"\\" in text:
-        return list(values)
-    return "{" + text[1:-1].decode() + "}"
 
 
 _POSITION_COLUMNS = ("patient_id", "band_id", "gateway_id", "t", "lat", "lon", "uncertainty_m", "source",
@@ -595,14 +587,13 @@ _PG_TYPES = {"patient_id": "int", "band_id": "int", "gateway_id": "int", "t": "t
              "zone_status": "text", "zone_version": "int", "distance_to_boundary_m": "float8", "parcel_code": "text",
              "building_code": "text", "worn": "bool", "battery_pct": "float8", "received_at": "timestamptz"}
 _BATCH_COLUMNS = _POSITION_COLUMNS[:-3] + ("worn", "battery_pct")  # gateway_id and received_at: parameters
-_BATCH_INDEXES = [i for i, c in enumerate(_POSITION_COLUMNS) if c not in ("gateway_id", "received_at")]
 # Claim the ids, insert the positions of the ids claimed (in message order), then take the feed writers' lock
 # (after the positions: `locked` reads `pos`) and add the feed rows whose position was claimed. Returns the ids
 # claimed. Sent last before COMMIT, in one pipeline: the lock is held for the server's time only.
 _POSITION_BATCH_PG_SQL = (
-    "WITH r AS (SELECT * FROM unnest(%s::text[], "
-    + ", ".join(f"%s::{_PG_TYPES[_POSITION_COLUMNS[i]]}[]" for i in _BATCH_INDEXES)
-    + ") WITH ORDINALITY AS r(m, " + ", ".join(_POSITION_COLUMNS[i] for i in _BATCH_INDEXES) + ", n)), "
+    "WITH r AS (SELECT * FROM json_to_recordset(%s::json) AS r(m text, n int, "
+    + ", ".join(f"{c} {_PG_TYPES[c]}" for c in _POSITION_COLUMNS[:-3] if c != "gateway_id")
+    + ", worn bool, battery_pct float8)), "
     "new AS (INSERT INTO ingested_message (msg_id, kind, gateway_id, received_at) "
     "SELECT r.m, 'position', %s, %s FROM r ORDER BY r.n ON CONFLICT (msg_id) DO NOTHING RETURNING msg_id), "
     f'pos AS (INSERT INTO "position" ({", ".join(_POSITION_COLUMNS)}) '

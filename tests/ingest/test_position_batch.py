@@ -177,9 +177,8 @@ def test_positions_with_only_the_zone_words_are_named_from_the_stored_map(both_s
 
 
 def test_ids_and_codes_that_need_quoting_are_stored_as_sent(both_site: Site) -> None:
-    """The one-statement batch sends each column as one array (a literal orjson writes when no string needs an
-    escape, else a list psycopg writes): ids and codes with quotes, backslashes, braces, commas, the word NULL,
-    spaces or Thai come back as sent, in both forms, and repeats are still told apart."""
+    """Ids and codes with quotes, backslashes, braces, commas, the word NULL, spaces or Thai come back as sent
+    from the one-statement batch (its rows are one parameter), and repeats are still told apart."""
     engine, gw = both_site.world.engine, both_site.gateway_id
     odd = ['a"b', "c\\d", "{e,f}", "NULL", " g ", "ชุมแพ-1", "h\u00e9"]
     codes = ["NULL", '03"I,{2}', "x\\y", None, "  ", "ก-1", "null"]

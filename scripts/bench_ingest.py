@@ -19,7 +19,9 @@ feed carries every patient). Then, in the same run:
   last ack), feed latency of position frames (send → frame; the feed sends the
   newest position per patient per batch, and per read (docs/feed-protocol.md §3),
   so not every position has a frame)
-  and of SOS frames (send → alert frame), p50/p95/p99.
+  and of SOS frames (send → alert frame), p50/p95/p99. `--place zone`: the
+  positions carry only the zone's words and the default tax map is loaded, so
+  the backend names every position's place (the cost of that, against the default).
 
 Prints each run, medians over runs, the ratio to the COPY floor, and one
 `SUMMARY ...` line per database; the last line is an overall `SUMMARY`.
@@ -27,7 +29,7 @@ The backend runs with `chumphae serve`'s uvicorn options (`chumphae.cli.server_o
 `--workers N` runs N processes as `chumphae serve --workers N` does.
 Usage: .venv/bin/python scripts/bench_ingest.py [--db sqlite|postgresql|both] [--bands 500]
        [--gateways 4] [--messages 20000] [--runs 3] [--url postgresql://postgres@127.0.0.1:5432/test]
-       [--workers 1] [--ws-compression | --no-ws-compression]
+       [--workers 1] [--ws-compression | --no-ws-compression] [--place named|zone]
 """
 
 from __future__ import annotations
@@ -186,7 +188,18 @@ def seed(engine: Any, bands: int, gateways: int) -> tuple[list[tuple[int, str]],
         return gws, cm_token, out  # type: ignore[return-value]
 
 
-def position_body(address: str, patient_id: int, t: datetime, k: int) -> dict[str, Any]:
+def position_body(address: str, patient_id: int, t: datetime, k: int, place: str = "named") -> dict[str, Any]:
+    """A gateway's position. `place`: "named" (a gateway with the tax map: parcel and words) or "zone" (one
+    matching on bare zone polygons: only the zone's words, so the backend names the place from its map; each
+    patient then about its own home, spread over ~1 km of the town)."""
+    if place == "zone":
+        home = patient_id * 7919
+        return {"address": address, "patient_id": patient_id, "t": t.isoformat(),
+                "lat": LAT + (home % 40 - 20) * 2.5e-4 + (k % 11) * 1e-5,
+                "lon": LON + (home // 40 % 40 - 20) * 2.5e-4 + (k % 13) * 1e-5, "uncertainty_m": 18.5,
+                "source": "ble", "receivers": 3, "in_coverage": True,
+                "match": {"status": "inside", "zone_version": 1, "distance_to_boundary_m": -22.1,
+                          "place": {"description_th": "อยู่ในเขตปลอดภัย", "description_en": "inside the safe zone"}}}
     return {"address": address, "patient_id": patient_id, "t": t.isoformat(),
             "lat": LAT + (k % 11) * 1e-5, "lon": LON + (k % 13) * 1e-5, "uncertainty_m": 18.5,
             "source": "ble", "receivers": 3, "in_coverage": True,
@@ -313,7 +326,7 @@ def quantile(xs: list[float], q: float) -> float:
 
 
 async def run_once(port: int, gws: list[tuple[int, str]], cm_token: str, bands: list[tuple[int, str, int]],
-                   m: int, window: int, sos_ms: float) -> dict[str, Any]:
+                   m: int, window: int, sos_ms: float, place: str = "named") -> dict[str, Any]:
     from websockets.asyncio.client import connect
 
     base = f"ws://127.0.0.1:{port}"
@@ -326,7 +339,7 @@ async def run_once(port: int, gws: list[tuple[int, str]], cm_token: str, bands: 
         t = t_base + timedelta(milliseconds=k)
         mid = str(uuid.uuid4())
         text = orjson.dumps({"id": mid, "type": "position", "t": t.isoformat(), "seq": k,
-                             "body": position_body(address, patient_id, t, k)})
+                             "body": position_body(address, patient_id, t, k, place)})
         plan[g].append((mid, text, (patient_id, t.isoformat())))
     sent_at: dict[str, float] = {}
     sos_sent: dict[tuple[int, str], float] = {}
@@ -453,18 +466,25 @@ def bench_db(db: str, args: argparse.Namespace) -> dict[str, float]:
     try:
         upgrade(engine)
         gws, cm_token, bands = seed(engine, args.bands, args.gateways)
+        if args.place == "zone":  # the backend names the places from the stored tax map
+            from chumphae.map.store import load_default_map
+
+            with Session(engine) as s:
+                load_default_map(s)
+                s.commit()
         with Session(engine) as s:
             band_ids = [(b.patient_id, b.id) for b in s.exec(select(Wristband)).all()]
         proc, port = start_backend(url, schema, args.linger_ms, args.workers, args.ws_compression)
         print(f"bench_ingest: {db}, {args.bands} bands on {args.gateways} gateways, {args.messages} positions per run, "
               f"window {args.window}, SOS every {args.sos_ms:.0f} ms, {args.runs} runs, backend pid {proc.pid}, "
-              f"{args.workers} worker process(es), WebSocket compression "
+              f"{args.workers} worker process(es), places {args.place}, WebSocket compression "
               f"{'default' if args.ws_compression is None else ('on' if args.ws_compression else 'off')}")
         results = []
         for r in range(args.runs):
             cpu0 = process_cpu_s(proc.pid)
             began = datetime.now(UTC)
-            res = asyncio.run(run_once(port, gws, cm_token, bands, args.messages, args.window, args.sos_ms))
+            res = asyncio.run(run_once(port, gws, cm_token, bands, args.messages, args.window, args.sos_ms,
+                                       args.place))
             # The backend's own CPU per acked message (all its threads): steadier than msgs/s on a shared machine.
             res["backend_cpu_us"] = (process_cpu_s(proc.pid) - cpu0) / max(1, res["acked"]) * 1e6
             res.update(batches(engine, began))
@@ -527,6 +547,9 @@ def main() -> None:
                     help="backend processes sharing the port, as `chumphae serve --workers N` (PostgreSQL only)")
     ap.add_argument("--ws-compression", action=argparse.BooleanOptionalAction, default=None,
                     help="permessage-deflate on the backend's sockets (default: as `chumphae serve`)")
+    ap.add_argument("--place", choices=("named", "zone"), default="named",
+                    help="positions name their place (a gateway with the tax map), or only the zone's words (the "
+                         "backend names it from the default map, loaded for the run)")
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--schema", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)

@@ -19,8 +19,9 @@ statements per batch, never one per message:
   append go to the server with the `COMMIT` in one pipeline (`result.tail`):
   one round trip, and their row locks held for the server's time only;
 * bands come from a per-connection cache of the site's bands (re-read every
-  `BAND_TTL_S`, and at once for an address it does not know); the tax map is
-  asked for its cache key once per batch, only when a position needs a place.
+  `BAND_TTL_S`, and at once for an address it does not know); positions whose
+  gateway named no place (only the zone's words, or no match) are named from the
+  stored tax map in one vectorised pass per batch (`_map_places`).
 
 On PostgreSQL a batch of positions only (after a connection's first batch)
 is one round trip: the bands' and gateway's updates, then one statement that
@@ -52,6 +53,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import numpy as np
 import orjson
 import psycopg
 from psycopg import pq
@@ -413,19 +415,15 @@ def _position_rows(session: Session, gateway_id: int, items: list[tuple[Message,
                               dict[int, datetime | None]]:
     """The position rows (in `_POSITION_COLUMNS` order), each patient's newest here if it is newer than known
     (patient → (message id, row, place)), each band's newest time, and the patients' newest times."""
-    found: Any = None
-    if any(not (m.body.match and m.body.match.place and m.body.match.place.description_th) for m, _ in items):
-        found = matcher(session)  # the map's cache key: once per batch
+    named = _map_places(session, items)
     newest = _newest_known(session, {b.patient_id for _, b in items if b.patient_id is not None})
     rows: list[tuple[Any, ...]] = []
     latest: dict[int, tuple[str, tuple[Any, ...], Any]] = {}  # rendered once per patient, after the loop
     band_t: dict[int, datetime] = {}
-    for m, band in items:
+    for i, (m, band) in enumerate(items):
         b: PositionBody = m.body
         match = b.match
-        place: Any = match.place if match else None
-        if (place is None or not place.description_th) and found is not None:
-            place = found.place(b.lon, b.lat) or place
+        place: Any = named.get(i) or (match.place if match else None)
         t = b.t
         row = (band.patient_id, band.id, gateway_id, t, b.lat, b.lon, b.uncertainty_m, b.source, b.in_coverage,
                match.status if match else None, match.zone_version if match else None,
@@ -439,6 +437,28 @@ def _position_rows(session: Session, gateway_id: int, items: list[tuple[Message,
             newest[pid] = t
             latest[pid] = (m.id, row, place)
     return rows, latest, band_t, newest
+
+
+_places_lock = threading.Lock()  # the matcher's place cache is one dict, cleared when full: one batch at a time
+
+
+def _map_places(session: Session, items: list[tuple[Message, BandInfo]]) -> dict[int, Any]:
+    """The places the tax map names for the positions whose gateway did not name one (index → Place).
+
+    A gateway without the tax map sends only the zone's words ("inside the safe zone"), or nothing; the
+    stored position then gets its parcel and building codes, and the feed its words, from the backend's
+    map, named per `Matcher.PLACE_CELL_M` cell in one vectorised pass for the batch (as `match_many` names
+    them for a gateway that has the map). Nothing without a stored map."""
+    need = [i for i, (m, _) in enumerate(items) if not _names_a_place(m.body.match.place if m.body.match else None)]
+    if not need:
+        return {}
+    found = matcher(session)  # the map's cache key: at most once per `RECHECK_S`
+    if found is None:
+        return {}
+    x, y = found.layers.metric.xy([items[i][0].body.lon for i in need], [items[i][0].body.lat for i in need])
+    with _places_lock:
+        places = found._places_cached(np.atleast_1d(x), np.atleast_1d(y))
+    return dict(zip(need, places, strict=True))
 
 
 def _feed_payload(row: tuple[Any, ...], place: Any, *, text_times: bool = False) -> dict[str, object]:

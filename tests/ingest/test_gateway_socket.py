@@ -181,3 +181,15 @@ async def test_backend_names_the_place_when_the_gateway_could_not(server: LiveSe
     assert expected.description_th.startswith("ห่างจาก")
     assert (a.description_th, a.description_en, a.parcel_code) == (
         expected.description_th, expected.description_en, expected.parcel_code)
+
+
+async def test_a_gateway_connection_raises_the_young_collection_threshold(server: LiveServer, site: Site) -> None:
+    """Under ingest load, batches living across a few awaits reached the oldest generation at Python's default
+    threshold (700) and made full collections ~17 % of the backend's CPU (docs/performance.md, ingest11)."""
+    import gc
+
+    from chumphae.ingest.connection import GC_THRESHOLD0
+
+    async with connect(url(server), additional_headers=site.auth()) as ws:
+        assert (await recv_json(ws))["type"] == "welcome"
+        assert gc.get_threshold()[0] >= GC_THRESHOLD0

@@ -136,3 +136,71 @@ def test_a_batch_feed_payload_says_what_position_dict_says_of_the_stored_row() -
             assert orjson.dumps(ingest._feed_payload(row, where)) == want
             assert json.dumps(ingest._feed_payload(row, where, text_times=True), separators=(",", ":"),
                               ensure_ascii=False).encode() == want  # SQLite's JSON column: the stdlib's json
+
+
+def test_positions_with_only_the_zone_words_are_named_from_the_stored_map(both_site: Site) -> None:
+    """A gateway without the tax map says only "inside the safe zone" (or nothing): the stored position gets
+    the parcel and building codes of the backend's map, and the feed its words; a place the gateway named
+    (a parcel, building or landmark) is kept as sent. Both the general path and the one-statement batch."""
+    from chumphae.map.store import save_records
+    from tests.mobile.conftest import TINY_MAP, lonlat
+
+    engine, gw = both_site.world.engine, both_site.gateway_id
+    with Session(engine) as s:
+        save_records(s, TINY_MAP, "test-tiny")
+        s.commit()
+    zone_words = {"status": "inside", "zone_version": 3,
+                  "place": {"description_th": "ในเขตปลอดภัย", "description_en": "inside the safe zone"}}
+
+    def at(k: int, x: float, y: float, match: dict[str, object] | None) -> Message:
+        lon, lat = lonlat(x, y)
+        parsed = envelope.parse(frame("position", position(T0 + timedelta(seconds=k), lat=lat, lon=lon,
+                                                           match=match))[1])
+        assert isinstance(parsed, Message)
+        return parsed
+
+    state = IngestState(gw)
+    store(engine, gateway_id=gw, messages=[at(0, 15, 15, zone_words)], state=state)  # in house 01A001-B001
+    gateway_named = {"status": "inside", "zone_version": 3,
+                     "place": {"parcel_code": "03I002", "description_th": "บ้าน", "description_en": "home"}}
+    store(engine, gateway_id=gw, messages=[at(1, 2, 195, None), at(2, 15, 15, gateway_named),
+                                           at(3, 25, 5, zone_words)], state=state)
+    with Session(engine) as s:
+        stored = s.exec(select(PositionRecord).order_by(col(PositionRecord.t))).all()
+        assert [(p.parcel_code, p.building_code) for p in stored] == [
+            ("01A001", "01A001-B001"), ("01A002", None), ("03I002", None), ("01A001", None)]
+        feed = s.exec(select(FeedEvent).where(FeedEvent.kind == "position").order_by(col(FeedEvent.id))).all()
+    payloads = [f.payload["position"] for f in feed]  # type: ignore[index]
+    assert [p["parcel_code"] for p in payloads] == ["01A001", "01A001"]  # each batch's newest
+    for p in payloads:  # the map's words: distance and direction from the tiny map's temple, not the zone's
+        assert "วัดทดสอบ" in p["description_th"] and "Wat Thotsop" in p["description_en"], p
+
+
+def test_ids_and_codes_that_need_quoting_are_stored_as_sent(both_site: Site) -> None:
+    """Ids and codes with quotes, backslashes, braces, commas, the word NULL, spaces or Thai come back as sent
+    from the one-statement batch (its rows are one parameter), and repeats are still told apart."""
+    engine, gw = both_site.world.engine, both_site.gateway_id
+    odd = ['a"b', "c\\d", "{e,f}", "NULL", " g ", "ชุมแพ-1", "h\u00e9"]
+    codes = ["NULL", '03"I,{2}', "x\\y", None, "  ", "ก-1", "null"]
+
+    def msg(k: int, mid: str, code: str | None) -> Message:
+        match = {"status": "inside", "zone_version": 3,
+                 "place": {"parcel_code": code, "landmark": "LM", "description_th": "บ้าน", "description_en": "home"}}
+        parsed = envelope.parse(frame("position", position(T0 + timedelta(seconds=k), match=match), mid=mid)[1])
+        assert isinstance(parsed, Message) and parsed.id == mid
+        return parsed
+
+    state = IngestState(gw)
+    store(engine, gateway_id=gw, messages=[_msg(0)], state=state)  # the connection's first batch
+    plain = [msg(1 + k, f"plain-{k}", code) for k, code in enumerate(["03I001", "NULL", None, "null"])]
+    quoted = [msg(10 + k, mid, code) for k, (mid, code) in enumerate(zip(odd, codes, strict=True))]
+    for batch in (plain, quoted):
+        r = store(engine, gateway_id=gw, messages=batch, state=state)
+        assert (r.stored, r.duplicates, r.acked) == (len(batch), 0, [m.id for m in batch])
+        again = store(engine, gateway_id=gw, messages=batch, state=state)
+        assert (again.stored, again.duplicates) == (0, len(batch))
+    with Session(engine) as s:
+        ids = set(s.exec(select(IngestedMessage.msg_id)).all())
+        assert {m.id for m in plain + quoted} <= ids
+        stored = s.exec(select(PositionRecord).where(PositionRecord.t > T0).order_by(col(PositionRecord.t))).all()
+        assert [p.parcel_code for p in stored] == ["03I001", "NULL", None, "null", *codes]

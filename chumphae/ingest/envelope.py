@@ -209,8 +209,8 @@ def scan_id(text: str) -> str | None:
             depth -= 1
             if depth <= 0:
                 return None
-        else:
-            last = None
+        else:  # a comma: whatever `"id"` held was no string (a number, true, false, null)
+            last, is_id = None, False
     return None
 
 

@@ -273,3 +273,14 @@ def test_route_reads_the_head_as_a_gateway_writes_it() -> None:
     assert envelope.route('{"type":"position","id":"a","body":{}}') is None  # another order: decoded to route
     assert envelope.route('{"id":"a\\"b","type":"position"}') is None
     assert envelope.route(" " * 3) is None
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('{"id": 5, "type": "position"' + " " * 10 + "[" * 80, None),  # a number: no id, not the next string
+    ('{"id": null, "type": "sos", "body": ' + "[" * 80, None),
+    ('{"id": true, "type": "sos"}', None),
+    ('{"type": "sos", "id": "m-7", "body": ' + "[" * 80, "m-7"),  # a string id found wherever it is
+    ('{"body": {"id": "inner"}, "id": "outer", "x": ' + "[" * 80, "outer"),
+])
+def test_scan_id_names_only_a_string_id(text: str, expected: str | None) -> None:
+    assert envelope.scan_id(text) == expected

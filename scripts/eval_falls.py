@@ -428,7 +428,43 @@ def summary_only(a: argparse.Namespace) -> None:
         for label, fg in rows[name].items():
             print(f"  {name:10} {label:40} {fg.line()}")
             print(f"  {'':51} worst ADL kinds: {worst(fg)}")
+    name0 = next(iter(b2b))
+    rule_x, model_x = summary_speed(b2b[name0])
+    print(f"\nsummary step speed ({name0} daily activities back to back as one Reading a second, one core, CPU time, "
+          f"rule and model alternated, median of 3): rule {rule_x:,.0f}×, model {model_x:,.0f}× real time")
     print(f"evaluation took {time.perf_counter() - t_start:.0f} s")
+
+
+def summary_speed(b: B2B) -> tuple[float, float]:
+    """× real time of fall_summary.step over the back-to-back summaries: the rule, the shipped summary model."""
+    from datetime import UTC, datetime, timedelta
+
+    from chumphae.detect import PatientState, fall_summary_model, thresholds_for
+    from chumphae.detect import fall_summary as fs
+    from chumphae.values import Motion, Reading
+
+    th = thresholds_for(adl_score=8)
+    t0 = datetime(2025, 6, 1, 3, 0, tzinfo=UTC)
+    readings = []
+    span = 0.0
+    for t, xyz, hz in b.streams.values():
+        ts, ms = sf.summarise(t, xyz, hz)
+        off = span + 3600.0
+        readings += [Reading(address="C0:FF:EE:00:00:01", kind="chumphae", rssi=-70, receiver="rx",
+                             t=t0 + timedelta(seconds=off + s), authenticated=True, motion=Motion(*row))
+                     for s, row in zip(ts.tolist(), ms.tolist(), strict=True)]
+        span = off + float(ts[-1]) if len(ts) else off
+    secs = float(len(readings))
+    model = fall_summary_model.shipped()
+    runs: dict[str, list[float]] = {"rule": [], "model": []}
+    for _ in range(3):
+        for label, m in (("rule", None), ("model", model)):
+            state = PatientState(patient_id=1)
+            c0 = time.process_time()
+            for r in readings:
+                state, _ = fs.step(state, r, th, r.t, model=m)
+            runs[label].append(time.process_time() - c0)
+    return secs / max(1e-9, statistics.median(runs["rule"])), secs / max(1e-9, statistics.median(runs["model"]))
 
 
 # --- main -----------------------------------------------------------------------------

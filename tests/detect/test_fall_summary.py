@@ -14,6 +14,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
+import sys
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -238,3 +240,31 @@ def test_adverts_heard_at_jittered_times_still_raise_the_fall(set_: str, name: s
     jittered = ts[keep] + rng.uniform(-0.45, 0.45, int(keep.sum()))
     (d,) = live(jittered, ms[keep])
     assert d.details["summary_model"] is True and 0 < d.details["decided_after_s"] <= 10
+
+
+@pytest.mark.slow
+def test_eval_falls_prints_the_summary_models_rows_beside_the_rule(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """scripts/eval_falls.py on two tiny sets in the real sets' shape: the summary section runs end to end."""
+    from tests.detect.test_fall_train import labelled_synthetic_set
+
+    root = tmp_path / "sets"
+    root.mkdir()
+    labelled_synthetic_set(root / "one")
+    labelled_synthetic_set(root / "two")
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import eval_falls as ev
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    assert ev.main(["--data", str(root), "--summary-only", "--cache", str(tmp_path / "cache")]) == 0
+    out = capsys.readouterr().out
+    for label in ("summary model (one →)", "summary model (two →)", "summary model (leave-one-subject-out)",
+                  "summary rule (1 s)", "peak ≥ 3 g"):
+        assert label in out, label
+    assert "(the same as offline)" in out and "DIFFERENT" not in out
+    assert re.search(r"summary step speed .* rule [\d,]+×, model [\d,]+× real time", out)
+    assert ev.main(["--data", str(root), "--cache", str(tmp_path / "cache")]) == 0  # the full run has them too
+    out = capsys.readouterr().out
+    assert "summary model, cross-set" in out and "summary model (leave-one-subject-out)" in out
+    assert "summary rule (1 s)" in out and "== cross-set: trained on one set" in out

@@ -1,6 +1,6 @@
 """Evaluate the wrist fall detector on labelled recordings: cross-set, leave-subjects-out, baselines.
 
-    .venv/bin/python scripts/eval_falls.py --data ../shared/data/falls [--cache DIR] [--no-loso]
+    .venv/bin/python scripts/eval_falls.py --data ../shared/data/falls [--cache DIR] [--no-loso] [--summary-only]
     .venv/bin/python scripts/eval_falls.py --synthetic [--per-kind 30] [--daily-hours 4] [--seed 1]
 
 --data is one set (a folder with `labels.csv`: name, kind fall|adl,
@@ -30,6 +30,15 @@ orientation at the end of each second; no band fall flag, as these
 watches had none). Last, speed: the shipped model on the back-to-back
 stream, offline and live (1 s batches), as × real time on one core.
 
+The per-second summary model (falls-11; fall_summary_model.json, used by
+fall_summary.py for bands that only advertise) is measured the same way:
+cross-set both ways and leave-one-subject-out, on summaries simulated from
+the padded trials, threshold chosen on the training data only; its rows are
+printed beside the summary rule's and the peak threshold's of the same run,
+and the cross-set models are also played through the live step
+(fall_summary.step) as a check that the live path says what the offline
+features say. --summary-only runs that part alone (a few minutes).
+
 --synthetic keeps the synthetic set of scripts/synth_falls.py as a
 regression check for recording defects (rates, jitter, repeated stamps,
 clipping, m/s² files): not a yardstick for people.
@@ -53,7 +62,8 @@ from numpy.typing import NDArray
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from chumphae.detect import fall_features as ff  # noqa: E402
-from chumphae.detect import fall_train  # noqa: E402
+from chumphae.detect import fall_summary_data, fall_train  # noqa: E402
+from chumphae.detect import fall_summary_features as sf  # noqa: E402
 from chumphae.detect.fall_data import SetFeatures, Trial, find_sets, pad_still, set_features, training_set, trial_seed  # noqa: E402
 from chumphae.detect.fall_detector import LiveFallDetector, detect_falls  # noqa: E402
 from chumphae.detect.fall_model import FallModel, load, shipped  # noqa: E402
@@ -242,8 +252,9 @@ def peak_times(t: Array, xyz: Array, hz: float) -> list[float]:
     return out
 
 
-def summary_times(t: Array, xyz: Array, hz: float) -> list[float]:
-    """fall_summary.py on per-second summaries simulated from the recording (no band fall flag)."""
+def summary_times(t: Array, xyz: Array, hz: float, model: FallModel | None = None) -> list[float]:
+    """fall_summary.py's live step on per-second summaries simulated from the recording (no band fall flag):
+    the summary rule (`model` None) or the summary model `model`."""
     from datetime import UTC, datetime, timedelta
 
     from chumphae.detect import PatientState, thresholds_for
@@ -254,21 +265,15 @@ def summary_times(t: Array, xyz: Array, hz: float) -> list[float]:
     state = PatientState(patient_id=1)
     t0 = datetime(2025, 6, 1, 3, 0, tzinfo=UTC)
     found: list[float] = []
-    for g in prepare(t, xyz, hz).grids:
-        sec = np.floor(g.t).astype(np.int64)
-        for s in np.unique(sec).tolist():
-            m = sec == s
-            mags = np.linalg.norm(g.xyz[m], axis=1)
-            x, y, z = g.xyz[m][-1]
-            motion = Motion(float(max(mags.max(), g.peak[m].max())), float(min(mags.min(), g.trough[m].min())),
-                            float(mags.mean()), float(np.degrees(np.arctan2(-x, np.hypot(y, z)))),
-                            float(np.degrees(np.arctan2(y, z))))
-            now = t0 + timedelta(seconds=s + 1)
-            r = Reading(address="C0:FF:EE:00:00:01", kind="chumphae", rssi=-70, receiver="rx", t=now,
-                        authenticated=True, motion=motion)
-            state, dets = fs.step(state, r, th, now)
-            found += [(d.t - t0).total_seconds() for d in dets]
-    state, dets = fs.tick(state, th, t0 + timedelta(seconds=float(t.max()) + 60))
+    ts, ms = sf.summarise(t, xyz, hz)
+    for s, row in zip(ts.tolist(), ms.tolist(), strict=True):
+        motion = Motion(*row)
+        now = t0 + timedelta(seconds=s)
+        r = Reading(address="C0:FF:EE:00:00:01", kind="chumphae", rssi=-70, receiver="rx", t=now,
+                    authenticated=True, motion=motion)
+        state, dets = fs.step(state, r, th, now, model=model)
+        found += [(d.t - t0).total_seconds() for d in dets]
+    state, dets = fs.tick(state, th, t0 + timedelta(seconds=float(t.max()) + 60), model=model)
     found += [(d.t - t0).total_seconds() for d in dets]
     return found
 
@@ -314,6 +319,152 @@ def speed(model: FallModel, b: B2B) -> tuple[float, float]:
             det.flush()
         live.append(time.process_time() - t0)
     return span / max(1e-9, statistics.median(offline)), span / max(1e-9, statistics.median(live))
+
+
+# --- the per-second summary model (falls-11) ---------------------------------------------
+def summary_b2b(b: B2B) -> B2B:
+    """The back-to-back daily activity as summary candidates (same subjects, hours and streams)."""
+    Xs, ts, subs = [], [], []
+    for subj, (t, xyz, hz) in b.streams.items():
+        X, tc, _ = sf.recording_features(*sf.summarise(t, xyz, hz))
+        Xs.append(X)
+        ts.append(tc)
+        subs += [subj] * len(X)
+    return B2B(np.vstack(Xs) if Xs else np.zeros((0, len(sf.FEATURES))), np.concatenate(ts) if ts else np.zeros(0),
+               subs, b.hours, b.streams)
+
+
+def fit_summary(S: SetFeatures, keep: NDArray[np.bool_], folds: int = 4) -> FallModel:
+    """A summary model fitted on the trials in `keep` only (train_falls.py --summary's procedure)."""
+    idx = np.flatnonzero(keep)
+    remap = -np.ones(len(S.trials), dtype=np.int64)
+    remap[idx] = np.arange(len(idx))
+    rows = keep[S.trial_of]
+    fall = np.array([S.trials[k].fall for k in idx])
+    groups = [S.trials[k].subject for k in idx]
+    X = S.X[rows]
+    model, _ = fall_train.fit_model(X, remap[S.trial_of[rows]], fall, groups, {}, folds=folds,
+                                    features=sf.FEATURES, score=fall_summary_data.top_score(X))
+    return model
+
+
+def live_summary(trials: list[Trial], model: FallModel) -> Figures:
+    """`model` through fall_summary.step on every padded trial (the live path, trial by trial)."""
+    det = np.array([bool(summary_times(*padded(tr), tr.hz, model=model)) for tr in trials])
+    return figures(trials, det, [], 0, 0.0)
+
+
+def summary_section(sets: dict[str, Path], cache: Path | None, b2b: dict[str, B2B], no_loso: bool,
+                    rows: dict[str, dict[str, Figures]]) -> None:
+    """Cross-set and leave-one-subject-out figures of the summary model; fills rows[set][label]."""
+    rec: dict[str, SetFeatures] = {}
+    train: dict[str, SetFeatures] = {}
+    sb: dict[str, B2B] = {}
+    for name, folder in sets.items():
+        say(f"{name}: per-second summaries …")
+        rec[name] = fall_summary_data.set_features(name, folder, cache)
+        train[name] = fall_summary_data.training_set(name, folder, cache)
+        sb[name] = summary_b2b(b2b[name])
+    if len(rec) > 1:
+        print("\n== summary model, cross-set: trained on one set's summaries, tested on another's ==")
+        for a_name in rec:
+            say(f"  summary model: training on {a_name} …")
+            m = fit_summary(train[a_name], np.ones(len(train[a_name].trials), dtype=bool))
+            for b_name, B in rec.items():
+                if a_name == b_name:
+                    continue
+                det, delay = model_on_set(m, B)
+                fa, h = b2b_alarms(m, sb[b_name])
+                fg = figures(B.trials, det, delay, fa, h)
+                rows[b_name][f"summary model ({a_name} →)"] = fg
+                print(f"  {a_name:>9} → {b_name:<9} threshold {m.threshold:.2f}  {fg.line()}")
+                print(f"  {'':21} worst ADL kinds: {worst(fg)}")
+                say(f"  summary model {a_name} → {b_name}: the live step on every trial …")
+                lv = live_summary(B.trials, m)
+                same = "the same" if (lv.sens, lv.spec) == (fg.sens, fg.spec) else "DIFFERENT"
+                print(f"  {'':21} through fall_summary.step (live path): sens {lv.sens:.3f}  spec {lv.spec:.3f} "
+                      f"({same} as offline)")
+    if not no_loso:
+        print("\n== summary model, leave-one-subject-out within each set ==")
+        for name, S in rec.items():
+            T = train[name]
+            subjects = sorted({t.subject for t in S.trials})
+            k, fold_of = fall_train.subject_folds(subjects, len(subjects))
+            subj_of = np.array([fold_of[t.subject] for t in S.trials])
+            subj_T = np.array([fold_of[t.subject] for t in T.trials])
+            det = np.zeros(len(S.trials), dtype=bool)
+            delay: list[float] = []
+            ths: list[float] = []
+            fa, hours = 0, 0.0
+            for f in range(k):
+                held = subj_of == f
+                m = fit_summary(T, subj_T != f, folds=3)
+                ths.append(m.threshold)
+                d, dl = model_on_set(m, S, held)
+                det[held] = d[held]
+                delay += dl
+                x, h = b2b_alarms(m, sb[name], {s for s in subjects if fold_of[s] == f})
+                fa += x
+                hours += h
+            fg = figures(S.trials, det, delay, fa, hours)
+            rows[name]["summary model (leave-one-subject-out)"] = fg
+            print(f"  {name:10} {fg.line()}  thresholds {min(ths):.2f}–{max(ths):.2f}")
+            print(f"  {'':10} worst ADL kinds: {worst(fg)}")
+
+
+def summary_only(a: argparse.Namespace) -> None:
+    t_start = time.perf_counter()
+    sets = find_sets(a.data)
+    trials = {name: set_features(name, folder, a.cache).trials for name, folder in sets.items()}
+    b2b = {name: back_to_back(trs) for name, trs in trials.items()}
+    rows: dict[str, dict[str, Figures]] = {name: {} for name in sets}
+    summary_section(sets, a.cache, b2b, a.no_loso, rows)
+    print("\n== summary level, per set: the model's held-out rows beside the rule and the peak threshold ==")
+    for name, trs in trials.items():
+        say(f"  {name}: baselines …")
+        base = baselines(trs, b2b[name])
+        for label in ("summary rule (1 s)", f"peak ≥ {PEAK_G:g} g"):
+            rows[name][label] = base[label]
+        for label, fg in rows[name].items():
+            print(f"  {name:10} {label:40} {fg.line()}")
+            print(f"  {'':51} worst ADL kinds: {worst(fg)}")
+    name0 = next(iter(b2b))
+    rule_x, model_x = summary_speed(b2b[name0])
+    print(f"\nsummary step speed ({name0} daily activities back to back as one Reading a second, one core, CPU time, "
+          f"rule and model alternated, median of 3): rule {rule_x:,.0f}×, model {model_x:,.0f}× real time")
+    print(f"evaluation took {time.perf_counter() - t_start:.0f} s")
+
+
+def summary_speed(b: B2B) -> tuple[float, float]:
+    """× real time of fall_summary.step over the back-to-back summaries: the rule, the shipped summary model."""
+    from datetime import UTC, datetime, timedelta
+
+    from chumphae.detect import PatientState, fall_summary_model, thresholds_for
+    from chumphae.detect import fall_summary as fs
+    from chumphae.values import Motion, Reading
+
+    th = thresholds_for(adl_score=8)
+    t0 = datetime(2025, 6, 1, 3, 0, tzinfo=UTC)
+    readings = []
+    span = 0.0
+    for t, xyz, hz in b.streams.values():
+        ts, ms = sf.summarise(t, xyz, hz)
+        off = span + 3600.0
+        readings += [Reading(address="C0:FF:EE:00:00:01", kind="chumphae", rssi=-70, receiver="rx",
+                             t=t0 + timedelta(seconds=off + s), authenticated=True, motion=Motion(*row))
+                     for s, row in zip(ts.tolist(), ms.tolist(), strict=True)]
+        span = off + float(ts[-1]) if len(ts) else off
+    secs = float(len(readings))
+    model = fall_summary_model.shipped()
+    runs: dict[str, list[float]] = {"rule": [], "model": []}
+    for _ in range(3):
+        for label, m in (("rule", None), ("model", model)):
+            state = PatientState(patient_id=1)
+            c0 = time.process_time()
+            for r in readings:
+                state, _ = fs.step(state, r, th, r.t, model=m)
+            runs[label].append(time.process_time() - c0)
+    return secs / max(1e-9, statistics.median(runs["rule"])), secs / max(1e-9, statistics.median(runs["model"]))
 
 
 # --- main -----------------------------------------------------------------------------
@@ -370,12 +521,15 @@ def real(a: argparse.Namespace) -> None:
             print(f"  {name:10} {fg.line()}  thresholds {min(ths):.2f}–{max(ths):.2f}")
             print(f"  {'':10} worst ADL kinds: {worst(fg)}")
 
-    print("\n== baselines in the same run (not fitted to these sets) ==")
+    rows: dict[str, dict[str, Figures]] = {name: {} for name in feats}
+    summary_section(sets, a.cache, b2b, a.no_loso, rows)
+
+    print("\n== baselines in the same run (not fitted to these sets), the summary model's held-out rows beside ==")
     for name, S in feats.items():
         say(f"  {name}: baselines …")
-        for bname, fg in baselines(S.trials, b2b[name]).items():
-            print(f"  {name:10} {bname:20} {fg.line()}")
-            print(f"  {'':31} worst ADL kinds: {worst(fg)}")
+        for bname, fg in [*baselines(S.trials, b2b[name]).items(), *rows[name].items()]:
+            print(f"  {name:10} {bname:40} {fg.line()}")
+            print(f"  {'':51} worst ADL kinds: {worst(fg)}")
 
     name0 = next(iter(b2b))
     off, live = speed(model, b2b[name0])
@@ -445,6 +599,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", type=Path, default=None, help="folder for cached features")
     ap.add_argument("--model", type=Path, default=None, help="score this model file instead of the shipped one")
     ap.add_argument("--no-loso", action="store_true", help="skip leave-subjects-out (the slow part)")
+    ap.add_argument("--summary-only", action="store_true", help="only the per-second summary model and its baselines")
     ap.add_argument("--synthetic", action="store_true")
     ap.add_argument("--per-kind", type=int, default=30)
     ap.add_argument("--daily-hours", type=float, default=4.0)
@@ -456,7 +611,10 @@ def main(argv: list[str] | None = None) -> int:
     if a.data is None:
         ap.error("give --data DIR (labelled recordings) or --synthetic")
     try:
-        real(a)
+        if a.summary_only:
+            summary_only(a)
+        else:
+            real(a)
     except FileNotFoundError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

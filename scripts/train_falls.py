@@ -1,7 +1,7 @@
 """Train the shipped wrist fall model on labelled sets of real recordings.
 
     .venv/bin/python scripts/train_falls.py --data ../shared/data/falls [--out PATH] [--cache DIR]
-        [--subset N]
+        [--subset N] [--summary]
 
 --data is one set (a folder with labels.csv) or a folder of sets; the model
 is fitted on every trial of every set found, each also as a ±2 g watch
@@ -12,6 +12,9 @@ chumphae/detect/fall_model.json by default. Deterministic: fixed seeds, one
 thread, trials in label order, so the same data gives the same bytes.
 --subset N keeps the first N fall and N daily-activity trials of each set
 (the tests use it). Needs scikit-learn (`pip install -e .[train]`).
+--summary trains the per-second summary model instead (the same copies,
+each made into the summaries a band advertises; fall_summary_features),
+writing chumphae/detect/fall_summary_model.json by default.
 """
 
 from __future__ import annotations
@@ -24,12 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
-from chumphae.detect import fall_train
+from chumphae.detect import fall_summary_data, fall_summary_features, fall_summary_model, fall_train
 from chumphae.detect.fall_data import CLIP_AUGMENT_G, DEVICE_HZ, WATCH_COPIES, find_sets, read_labels, training_set
 from chumphae.detect.fall_model import MODEL_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "chumphae" / "detect" / MODEL_FILE
+SUMMARY_OUT = ROOT / "chumphae" / "detect" / fall_summary_model.MODEL_FILE
 
 
 def subset_names(name: str, folder: Path, n: int) -> list[str]:
@@ -42,10 +46,13 @@ def subset_names(name: str, folder: Path, n: int) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, required=True)
-    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    ap.add_argument("--out", type=Path, default=None, help=f"default {DEFAULT_OUT} ({SUMMARY_OUT} with --summary)")
     ap.add_argument("--cache", type=Path, default=None, help="folder for cached features (optional)")
     ap.add_argument("--subset", type=int, default=None)
+    ap.add_argument("--summary", action="store_true", help="train the per-second summary model")
     a = ap.parse_args(argv)
+    if a.out is None:
+        a.out = SUMMARY_OUT if a.summary else DEFAULT_OUT
     t0 = time.perf_counter()
     try:
         sets = find_sets(a.data)
@@ -57,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, folder in sets.items():
         limit = subset_names(name, folder, a.subset) if a.subset else None
         print(f"{name}: extracting features …", file=sys.stderr, flush=True)
-        S = training_set(name, folder, a.cache, limit=limit)
+        S = (fall_summary_data.training_set(name, folder, a.cache, limit=limit) if a.summary
+             else training_set(name, folder, a.cache, limit=limit))
         Xs.append(S.X)
         ofs.append(S.trial_of + offset)
         falls += [t.fall for t in S.trials]
@@ -70,7 +78,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"fitting on {len(fall)} trials, {len(X)} candidates …", file=sys.stderr, flush=True)
     meta = {"trained_on": names, "params": fall_train.PARAMS, "threshold_rule": f"daily activities' out-of-fold quantile {fall_train.ADL_QUANTILE:g}",
             "clip_augment_g": list(CLIP_AUGMENT_G), "watch_copies": WATCH_COPIES, "watch_hz": list(DEVICE_HZ)}
-    model, d = fall_train.fit_model(X, of, fall, groups, meta)
+    if a.summary:
+        meta["model"] = "per-second summaries"
+        meta["candidate_g"] = fall_summary_features.CANDIDATE_G
+        model, d = fall_train.fit_model(X, of, fall, groups, meta, features=fall_summary_features.FEATURES,
+                                        score=fall_summary_data.top_score(X))
+    else:
+        model, d = fall_train.fit_model(X, of, fall, groups, meta)
     text = fall_train.dumps(d)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(text, encoding="utf-8")

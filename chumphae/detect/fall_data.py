@@ -130,10 +130,10 @@ def as_other_watch(t: NDArray[np.float64], xyz: NDArray[np.float64], hz: float, 
     return stamps, x, new_hz, noise
 
 
-def trial_candidates(tr: Trial, pad: bool = True, clip_g: float | None = None,
-                     other_watch: int = 0) -> list[ff.Candidate]:
-    """Candidates of one trial (padded); `clip_g` first clips every axis at ±clip_g (a smaller watch);
-    `other_watch` k > 0: first re-recorded by `as_other_watch` with the k-th seed (training augmentation)."""
+def trial_signal(tr: Trial, pad: bool = True, clip_g: float | None = None, other_watch: int = 0
+                 ) -> tuple[NDArray[np.float64], NDArray[np.float64], float]:
+    """(t, xyz, nominal hz) of one trial as a copy sees it: clipped at ±`clip_g`, re-recorded by `as_other_watch`
+    with the k-th seed, then padded (see trial_candidates)."""
     rec = read_recording(tr.path, "g")
     t, xyz, hz, noise = rec.t, rec.xyz, tr.hz, 0.004
     if clip_g is not None:
@@ -142,6 +142,14 @@ def trial_candidates(tr: Trial, pad: bool = True, clip_g: float | None = None,
         t, xyz, hz, noise = as_other_watch(t, xyz, hz, trial_seed(tr.name) ^ (0x5EED * other_watch))
     if pad:
         t, xyz = pad_still(t, xyz, hz, seed=trial_seed(tr.name), noise_g=noise)
+    return t, xyz, hz
+
+
+def trial_candidates(tr: Trial, pad: bool = True, clip_g: float | None = None,
+                     other_watch: int = 0) -> list[ff.Candidate]:
+    """Candidates of one trial (padded); `clip_g` first clips every axis at ±clip_g (a smaller watch);
+    `other_watch` k > 0: first re-recorded by `as_other_watch` with the k-th seed (training augmentation)."""
+    t, xyz, hz = trial_signal(tr, pad, clip_g, other_watch)
     _, ss = ff.streams(t, xyz, hz)
     return [c for s in ss for c in ff.stream_candidates(s)]
 

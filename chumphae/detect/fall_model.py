@@ -77,11 +77,13 @@ def _tree(d: dict[str, Any]) -> Tree:
                 np.asarray(d["value"], dtype=np.float64), int(d["depth"]))
 
 
-def from_dict(d: dict[str, Any]) -> FallModel:
+def from_dict(d: dict[str, Any], features: tuple[str, ...] = FEATURES) -> FallModel:
+    """The model in `d`, which must be made for `features` (the raw-stream ones unless another model's given)."""
+    expected = features
     try:
         features = tuple(d["features"])
-        if features != FEATURES:
-            raise ModelError(f"model made for features {features}, this code computes {FEATURES}")
+        if features != expected:
+            raise ModelError(f"model made for features {features}, this code computes {expected}")
         return FallModel(features, float(d["baseline"]), tuple(_tree(t) for t in d["trees"]),
                          float(d["threshold"]), dict(d.get("meta", {})))
     except (KeyError, TypeError, ValueError) as e:
@@ -90,16 +92,17 @@ def from_dict(d: dict[str, Any]) -> FallModel:
         raise ModelError(f"malformed fall model: {e}") from None
 
 
-def load(path: str | Path | None = None) -> FallModel:
-    """The model at `path`, or the one shipped in the package."""
+def load(path: str | Path | None = None, file: str = MODEL_FILE, features: tuple[str, ...] = FEATURES) -> FallModel:
+    """The model at `path`, or the one shipped in the package as `file` (another model of the same format, e.g.
+    the per-second summary model, gives its own file name and features)."""
     try:
         if path is None:
-            text = resources.files("chumphae.detect").joinpath(MODEL_FILE).read_text(encoding="utf-8")
+            text = resources.files("chumphae.detect").joinpath(file).read_text(encoding="utf-8")
         else:
             text = Path(path).read_text(encoding="utf-8")
     except OSError as e:
         raise ModelError(f"cannot read the fall model: {e}") from None
-    return from_dict(json.loads(text))
+    return from_dict(json.loads(text), features)
 
 
 @lru_cache(maxsize=1)

@@ -38,10 +38,13 @@ PARAMS: dict[str, Any] = dict(max_iter=150, learning_rate=0.06, max_leaf_nodes=1
                               l2_regularization=1.0, early_stopping=False, random_state=0)
 
 
-def training_rows(fall: NDArray[np.bool_], X: NDArray[np.float64], trial_of: NDArray[np.int64]
-                  ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """(row indices, labels): the top candidate of each fall trial, every candidate of the others."""
-    score = np.nan_to_num(X[:, FEATURES.index("peak_s")]) + np.nan_to_num(X[:, FEATURES.index("peak_raw")])
+def training_rows(fall: NDArray[np.bool_], X: NDArray[np.float64], trial_of: NDArray[np.int64],
+                  score: NDArray[np.float64] | None = None) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """(row indices, labels): the top candidate of each fall trial, every candidate of the others.
+
+    `score` ranks a fall trial's candidates (default: the raw features' smoothed + raw impact height)."""
+    if score is None:
+        score = np.nan_to_num(X[:, FEATURES.index("peak_s")]) + np.nan_to_num(X[:, FEATURES.index("peak_raw")])
     best: dict[int, int] = {}
     for r, k in enumerate(trial_of.tolist()):
         if fall[k] and (k not in best or score[r] > score[best[k]]):
@@ -62,7 +65,7 @@ def _fit(X: NDArray[np.float64], y: NDArray[np.int64]) -> Any:
     return clf
 
 
-def export(clf: Any, threshold: float, meta: dict[str, Any]) -> dict[str, Any]:
+def export(clf: Any, threshold: float, meta: dict[str, Any], features: tuple[str, ...] = FEATURES) -> dict[str, Any]:
     trees = []
     for (pred,) in clf._predictors:
         nd = pred.nodes
@@ -76,7 +79,7 @@ def export(clf: Any, threshold: float, meta: dict[str, Any]) -> dict[str, Any]:
             "value": [float(v) for v in nd["value"]],
             "depth": int(nd["depth"].max()),
         })
-    return {"format": "chumphae-fall-trees/1", "features": list(FEATURES),
+    return {"format": "chumphae-fall-trees/1", "features": list(features),
             "baseline": round(float(np.ravel(clf._baseline_prediction)[0]), 9),
             "threshold": round(float(threshold), 6), "meta": meta, "trees": trees}
 
@@ -119,9 +122,12 @@ def subject_folds(groups: Sequence[str], folds: int) -> tuple[int, dict[str, int
 
 
 def fit_model(X: NDArray[np.float64], trial_of: NDArray[np.int64], fall: NDArray[np.bool_],
-              groups: Sequence[str], meta: dict[str, Any], folds: int = 4) -> tuple[FallModel, dict[str, Any]]:
-    """Fit on all rows; the threshold from grouped out-of-fold trial scores. Returns (model, json dict)."""
-    rows, y = training_rows(fall, X, trial_of)
+              groups: Sequence[str], meta: dict[str, Any], folds: int = 4, features: tuple[str, ...] = FEATURES,
+              score: NDArray[np.float64] | None = None) -> tuple[FallModel, dict[str, Any]]:
+    """Fit on all rows; the threshold from grouped out-of-fold trial scores. Returns (model, json dict).
+
+    `features` / `score`: another model's columns and its ranking of a fall trial's candidates (training_rows)."""
+    rows, y = training_rows(fall, X, trial_of, score)
     g = np.asarray(groups)
     k, fold_of = subject_folds(list(groups), folds)
     oof = np.zeros(len(X))
@@ -137,5 +143,5 @@ def fit_model(X: NDArray[np.float64], trial_of: NDArray[np.int64], fall: NDArray
     else:
         threshold = 0.5
     clf = _fit(X[rows], y)
-    d = export(clf, threshold, meta)
-    return from_dict(json.loads(dumps(d))), d
+    d = export(clf, threshold, meta, features)
+    return from_dict(json.loads(dumps(d)), features), d

@@ -128,7 +128,8 @@ def test_scenario_start_as_a_time_of_day_is_its_latest_occurrence() -> None:
 
 async def test_fall_scenario_through_the_gateway_streams_the_fall_over_simulated_gatt(tmp_path: Path) -> None:
     """`--simulate fall`: the band that fell is read over (simulated) GATT and the model's alert is the
-    one sent; the summary rule's, held meanwhile, is folded into it: one alert for one fall."""
+    one sent: one alert for one fall. The summary path's (the summary model since falls-11) decides at
+    impact + 8 s of its own adverts, here after the raw verdict: it is dropped as a duplicate, not folded in."""
     from gateway.config import GatewaySettings
     from gateway.gatt import SOURCE_RAW
     from gateway.service import run_gateway
@@ -141,8 +142,9 @@ async def test_fall_scenario_through_the_gateway_streams_the_fall_over_simulated
     ob.close()
     assert [(a["type"], a["patient_id"]) for a in alerts] == [("fall", 2)]
     details = alerts[0]["details"]
-    assert details["source"] == SOURCE_RAW and details["summary_rule_confidence"] is not None
+    assert details["source"] == SOURCE_RAW and "summary_rule_confidence" not in details
     assert alerts[0]["confidence"] == details["model_confidence"] >= 0.5
     health = gw.raw.health()
+    assert health["falls_deduped"] == 1 and health["falls_overruled"] == 0  # the summary path called it too
     assert health["gatt_sessions"] >= 1 and health["gatt_connect_failures"] == 0 and health["gatt_lost"] == 0
     assert gw.supervisor.health()["task_restarts"].get("gatt", 0) == 0

@@ -5,8 +5,19 @@ frame exists exactly when its change was committed. Cursors must never be
 skipped by a reader: on PostgreSQL an id is taken from a sequence before its
 transaction commits, so two writers could commit ids 11 then 10, and a
 reader that already moved past 11 would never see 10. Writers therefore take
-one transaction-scoped advisory lock before appending; commit order is then
-id order. (SQLite has a single writer, which gives the same guarantee.)
+one transaction-scoped advisory lock before appending (`PG_LOCK_KEY`, held
+through the commit's WAL flush); commit order is then id order. (SQLite has a
+single writer, which gives the same guarantee.)
+
+PostgreSQL grants that lock in arrival order, so an alert's writer would queue
+behind every position batch of every process already waiting for it. Writers
+of positions alone therefore first queue on a gate of their own
+(`PG_GATE_KEY`), and ask for the writers' lock only once they hold it: at most
+one position writer waits for (or holds) the writers' lock at any time, and an
+alert's writer waits for that one at most, never for the queue behind it.
+Order is unchanged (every writer still holds the writers' lock through its
+commit). No writer waits for the gate while it holds the writers' lock (a
+transaction that already appended takes no gate), so the two cannot deadlock.
 
 On PostgreSQL the append also issues `pg_notify`, delivered only if and when
 the transaction commits: that is how other backend processes wake up. Its
@@ -36,6 +47,8 @@ Statement = tuple[str, tuple[object, ...]]  # SQL with psycopg placeholders, its
 PG_CHANNEL = "chumphae_feed"
 ALERT_PAYLOAD = "alert"  # the NOTIFY payload (and Redis message) of a commit that wrote alert rows; '' otherwise
 PG_LOCK_KEY = 4005_0001  # advisory lock that orders feed writers (4005 = Chumphae's geocode)
+PG_GATE_KEY = 4005_0005  # advisory lock position writers take first, one at a time (alerts skip it)
+_LOCKED = "chumphae_feed_locked"  # session.info: this transaction has sent a statement that takes PG_LOCK_KEY
 # After a commit that wrote feed rows, wake the sockets of this process (and, through fanout, of the
 # others): `on_commit(hook)` registers, `off_commit(hook)` unregisters (fanout registers here). The hook is
 # told whether the commit wrote alert rows (`hook(True)`) or only others (`hook(False)`).
@@ -69,9 +82,21 @@ def send_deferred(session: Session) -> None:
     pending: list[tuple[Statement, RowsHook | None]] = session.info.pop(_DEFERRED, None) or []
     if not pending:
         return
+    session.info[_LOCKED] = True
     with _deferred_cursors(session, pending) as (driver, cursors), driver.pipeline():
         for cur, ((sql, params), _) in zip(cursors, pending, strict=True):
             cur.execute(sql, params)
+
+
+def _gated(session: Session, alert: bool) -> bool:
+    """Whether this transaction's next append queues on the positions' gate first: only for rows without an
+    alert, and only if it has not yet taken the writers' lock (waiting for the gate while holding the lock
+    could deadlock with the gate's holder, who waits for the lock)."""
+    return not alert and not session.info.get(_LOCKED) and not session.info.get(_DEFERRED)
+
+
+def _locks_sent(session: Session) -> None:
+    session.info[_LOCKED] = True
 
 
 def _rows_told(cursors: Sequence[Any], pending: Sequence[tuple[Statement, RowsHook | None]]) -> None:
@@ -97,6 +122,12 @@ def _before_commit(session: OrmSession) -> None:  # a plain commit: flush, then 
 def _after_rollback(session: OrmSession) -> None:
     if not session.in_transaction():
         session.info.pop(_DEFERRED, None)
+        session.info.pop(_LOCKED, None)
+
+
+@event.listens_for(OrmSession, "after_commit")
+def _after_commit(session: OrmSession) -> None:  # the transaction's locks are released
+    session.info.pop(_LOCKED, None)
 
 
 def append(session: Session, *, kind: str, patient_id: int | None,
@@ -115,8 +146,11 @@ def append(session: Session, *, kind: str, patient_id: int | None,
         sql = _APPEND_PG_SQL
         params: tuple[object, ...] = (PG_LOCK_KEY, PG_CHANNEL, notify_payload(kind == "alert"), now, kind,
                                       patient_id, orjson.dumps(payload).decode())
+        if _gated(session, kind == "alert"):
+            sql, params = _GATED_APPEND_PG_SQL, (PG_GATE_KEY, *params)
         if with_insert is not None:
             sql, params = f"WITH also AS ({with_insert[0]}), {sql[len('WITH '):]}", (*with_insert[1], *params)
+        _locks_sent(session)
         new_id = session.connection().exec_driver_sql(sql, params).scalar_one()
         _written.mark(session, kind == "alert")
         return FeedEvent(id=new_id, t=now, kind=kind, patient_id=patient_id, payload=payload)
@@ -139,7 +173,9 @@ def append_many(session: Session, rows: Sequence[tuple[str, int | None, dict[str
     if session.get_bind().dialect.name == "postgresql":
         send_deferred(session)
         # The lock, the wake-up and the rows in one round trip; the rows as array parameters (JSON as text).
-        session.connection().exec_driver_sql(_APPEND_MANY_PG_SQL, _append_many_params(rows))
+        sql, params = _append_many(session, rows)
+        _locks_sent(session)
+        session.connection().exec_driver_sql(sql, params)
         _written.mark(session, _has_alert(rows))
         return
     now = utcnow()
@@ -168,14 +204,16 @@ def append_many_and_commit(session: Session, rows: Sequence[tuple[str, int | Non
         session.commit()
         return
     session.flush()
+    append = _append_many(session, rows) if rows else None  # gated: positions alone, nothing appended before
     pending: list[tuple[Statement, RowsHook | None]] = session.info.pop(_DEFERRED, None) or []
+    _locks_sent(session)
     with _deferred_cursors(session, pending) as (driver, cursors), driver.pipeline():
         for sql, params in before:
             driver.execute(sql, params)
         for cur, ((sql, params), _) in zip(cursors, pending, strict=True):  # after `before` (row locks),
             cur.execute(sql, params)  # then the feed lock: every writer takes them in this order
-        if rows:
-            driver.execute(_APPEND_MANY_PG_SQL, _append_many_params(rows))
+        if append is not None:
+            driver.execute(*append)
         # COMMIT as a statement of the pipeline: the block's end sends one Sync for all (`driver.commit()`
         # here would sync once more at the block's end, a second round trip).
         driver.execute("COMMIT")
@@ -185,18 +223,22 @@ def append_many_and_commit(session: Session, rows: Sequence[tuple[str, int | Non
 
 
 def commit_pipeline(session: Session, *, before: Sequence[Statement], last: Statement) -> list[tuple[object, ...]]:
-    """PostgreSQL: `before`, then `last` (a statement that appends feed rows under the writers' lock, as
-    `_APPEND_MANY_PG_SQL` does; no alert rows: its NOTIFY payload is `''`), then `COMMIT`, in one pipeline
-    (one round trip); `last`'s rows returned. The feed sockets are woken after the commit."""
+    """PostgreSQL: `before`, then `last` (a statement of positions that takes the gate `PG_GATE_KEY`, then the
+    writers' lock, and appends feed rows, as `_GATED_APPEND_MANY_PG_SQL` does; no alert rows: its NOTIFY payload
+    is `''`), then `COMMIT`, in one pipeline (one round trip); `last`'s rows returned. The feed sockets are
+    woken after the commit. The transaction must not have taken the writers' lock yet (it would wait for the
+    gate holding it); deferred alert statements go after `last`, under the lock it took."""
+    assert not session.info.get(_LOCKED), "the positions' gate is taken before the writers' lock, never after"
     session.flush()
     pending: list[tuple[Statement, RowsHook | None]] = session.info.pop(_DEFERRED, None) or []
+    _locks_sent(session)
     with _deferred_cursors(session, pending) as (driver, cursors), driver.cursor() as cur:
         with driver.pipeline():
             for sql, params in before:
                 driver.execute(sql, params)
+            cur.execute(*last)
             for dcur, ((sql, params), _) in zip(cursors, pending, strict=True):
                 dcur.execute(sql, params)
-            cur.execute(*last)
             driver.execute("COMMIT")  # a statement of the pipeline: one Sync for all (append_many_and_commit)
         rows: list[tuple[object, ...]] = cur.fetchall()  # the block's end synced: the rows are here
     _written.mark(session, False)
@@ -240,11 +282,19 @@ def _has_alert(rows: Sequence[tuple[str, int | None, dict[str, object]]]) -> boo
     return any(kind == "alert" for kind, _, _ in rows)
 
 
-def _append_many_params(rows: Sequence[tuple[str, int | None, dict[str, object]]]) -> tuple[object, ...]:
-    return (PG_LOCK_KEY, PG_CHANNEL, notify_payload(_has_alert(rows)), utcnow(), [kind for kind, _, _ in rows], [pid for _, pid, _ in rows],
-            [orjson.dumps(payload).decode() for _, _, payload in rows])
+def _append_many(session: Session, rows: Sequence[tuple[str, int | None, dict[str, object]]]) -> Statement:
+    """The statement appending `rows` (lock, wake-up, rows), through the positions' gate if `_gated`."""
+    alert = _has_alert(rows)
+    params = (PG_LOCK_KEY, PG_CHANNEL, notify_payload(alert), utcnow(), [kind for kind, _, _ in rows],
+              [pid for _, pid, _ in rows], [orjson.dumps(payload).decode() for _, _, payload in rows])
+    if _gated(session, alert):
+        return _GATED_APPEND_MANY_PG_SQL, (PG_GATE_KEY, *params)
+    return _APPEND_MANY_PG_SQL, params
 
 
+# The writers' lock after the gate: `locked` reads `gate` (a CTE with a volatile function is evaluated once, when
+# first read), so the gate is held before the lock is asked for.
+_GATE_PG_SQL = "gate AS (SELECT pg_advisory_xact_lock(%s)), "
 _APPEND_PG_SQL = (
     "WITH locked AS (SELECT pg_advisory_xact_lock(%s), pg_notify(%s, %s)) "
     "INSERT INTO feed_event (t, kind, patient_id, payload) SELECT %s, %s, %s, %s::json FROM locked RETURNING id")
@@ -253,6 +303,11 @@ _APPEND_MANY_PG_SQL = (
     "INSERT INTO feed_event (t, kind, patient_id, payload) "
     "SELECT %s, u.k, u.p, u.j::json FROM locked, unnest(%b::text[], %b::int[], %b::text[]) "
     "WITH ORDINALITY AS u(k, p, j, n) ORDER BY u.n")
+_GATED_APPEND_PG_SQL = _APPEND_PG_SQL.replace("WITH locked AS (SELECT ", "WITH " + _GATE_PG_SQL + "locked AS (SELECT ", 1
+                                              ).replace("pg_notify(%s, %s)) ", "pg_notify(%s, %s) FROM gate) ", 1)
+_GATED_APPEND_MANY_PG_SQL = _APPEND_MANY_PG_SQL.replace(
+    "WITH locked AS (SELECT ", "WITH " + _GATE_PG_SQL + "locked AS (SELECT ", 1
+).replace("pg_notify(%s, %s)) ", "pg_notify(%s, %s) FROM gate) ", 1)
 
 
 def latest_cursor(session: Session) -> int:

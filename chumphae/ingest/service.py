@@ -546,8 +546,8 @@ def _position_batch_pg(session: Session, gateway_id: int, items: list[tuple[Mess
     seen = [{"id": b, "seen": t} for b, t in sorted(band_t.items())]  # bands locked in id order (no deadlock)
     result.tail.append((_BANDS_SEEN_JSON_PG_SQL, (gateway_id, _json(seen))))
     result.tail.append((_GATEWAY_SPOKE_PG_SQL, (now, gateway_id)))
-    result.last = (_POSITION_BATCH_PG_SQL, (_json(positions), gateway_id, now, gateway_id, now, feed_log.PG_LOCK_KEY,
-                                           feed_log.PG_CHANNEL, now, _json(feed)))
+    result.last = (_POSITION_BATCH_PG_SQL, (_json(positions), gateway_id, now, gateway_id, now, feed_log.PG_GATE_KEY,
+                                           feed_log.PG_LOCK_KEY, feed_log.PG_CHANNEL, now, _json(feed)))
     result.pending = [m.id for m, _ in items]
     result.newest.update({pid: newest[pid] for pid in latest})  # type: ignore[misc]
 
@@ -599,7 +599,8 @@ _POSITION_BATCH_PG_SQL = (
     f'pos AS (INSERT INTO "position" ({", ".join(_POSITION_COLUMNS)}) '
     "SELECT " + ", ".join("%s" if c in ("gateway_id", "received_at") else f"r.{c}" for c in _POSITION_COLUMNS)
     + " FROM r WHERE r.m IN (SELECT msg_id FROM new) ORDER BY r.n RETURNING 1), "
-    "locked AS (SELECT pg_advisory_xact_lock(%s), pg_notify(%s, '') FROM (SELECT count(*) FROM pos) AS c), "
+    "gate AS (SELECT pg_advisory_xact_lock(%s) FROM (SELECT count(*) FROM pos) AS c), "  # positions queue here,
+    "locked AS (SELECT pg_advisory_xact_lock(%s), pg_notify(%s, '') FROM gate), "  # not on the lock (feed/log.py)
     "feed AS (INSERT INTO feed_event (t, kind, patient_id, payload) SELECT %s, 'position', f.p, f.j "
     "FROM locked, json_to_recordset(%s::json) AS f(m text, p int, j json, n int) "
     "WHERE f.m IN (SELECT msg_id FROM new) ORDER BY f.n) "

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+from chumphae.logs import known_level
 
 
 class Settings(BaseSettings):
@@ -26,11 +26,7 @@ class Settings(BaseSettings):
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:
-        """A level logging knows, any case (`info` is INFO); anything else stops the start with one line."""
-        level = value.strip().upper()
-        if level not in LOG_LEVELS:
-            raise ValueError(f"Input should be one of {', '.join(LOG_LEVELS)}")
-        return level
+        return known_level(value)
 
     redis_url: str | None = Field(default=None, description="Fan-out between backend processes.")
     export_dir: Path | None = Field(default=None, description="Nightly daily-summary files.")

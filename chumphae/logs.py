@@ -22,6 +22,17 @@ from typing import TextIO
 
 from chumphae.timeutil import BANGKOK
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def known_level(value: str) -> str:
+    """A level logging knows, any case (`info` is INFO); anything else is a ValueError, which the settings
+    (CHUMPHAE_LOG_LEVEL, GATEWAY_LOG_LEVEL) turn into one line that stops the start."""
+    level = value.strip().upper()
+    if level not in LOG_LEVELS:
+        raise ValueError(f"Input should be one of {', '.join(LOG_LEVELS)}")
+    return level
+
 
 class BangkokFormatter(logging.Formatter):
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802

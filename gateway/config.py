@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+from chumphae.logs import known_level
 
 
 class GatewaySettings(BaseSettings):
@@ -65,11 +65,7 @@ class GatewaySettings(BaseSettings):
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:
-        """A level logging knows, any case (`info` is INFO); anything else stops the start with one line."""
-        level = value.strip().upper()
-        if level not in LOG_LEVELS:
-            raise ValueError(f"Input should be one of {', '.join(LOG_LEVELS)}")
-        return level
+        return known_level(value)
 
 
     @property

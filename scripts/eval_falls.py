@@ -204,14 +204,19 @@ def b2b_alarms(model: FallModel, b: B2B, subjects: set[str] | None = None) -> tu
 # --- training runs that never see the test data ----------------------------------------
 def fit(S: SetFeatures, keep: NDArray[np.bool_], meta: dict[str, object], folds: int = 4) -> FallModel:
     """A model fitted on the trials in `keep` only."""
+    rows, trial_of, fall, groups = _kept(S, keep)
+    model, _ = fall_train.fit_model(S.X[rows], trial_of, fall, groups, meta, folds=folds)
+    return model
+
+
+def _kept(S: SetFeatures, keep: NDArray[np.bool_]) -> tuple[NDArray[np.bool_], NDArray[np.int64], NDArray[np.bool_], list[str]]:
+    """The candidates of the trials in `keep`, their trials renumbered 0.., the trials' labels and subjects."""
     idx = np.flatnonzero(keep)
     remap = -np.ones(len(S.trials), dtype=np.int64)
     remap[idx] = np.arange(len(idx))
     rows = keep[S.trial_of]
     fall = np.array([S.trials[k].fall for k in idx])
-    groups = [S.trials[k].subject for k in idx]
-    model, _ = fall_train.fit_model(S.X[rows], remap[S.trial_of[rows]], fall, groups, meta, folds=folds)
-    return model
+    return rows, remap[S.trial_of[rows]], fall, [S.trials[k].subject for k in idx]
 
 
 def loso(S: SetFeatures, T: SetFeatures, b: B2B) -> tuple[Figures, list[float]]:
@@ -336,14 +341,9 @@ def summary_b2b(b: B2B) -> B2B:
 
 def fit_summary(S: SetFeatures, keep: NDArray[np.bool_], folds: int = 4) -> FallModel:
     """A summary model fitted on the trials in `keep` only (train_falls.py --summary's procedure)."""
-    idx = np.flatnonzero(keep)
-    remap = -np.ones(len(S.trials), dtype=np.int64)
-    remap[idx] = np.arange(len(idx))
-    rows = keep[S.trial_of]
-    fall = np.array([S.trials[k].fall for k in idx])
-    groups = [S.trials[k].subject for k in idx]
+    rows, trial_of, fall, groups = _kept(S, keep)
     X = S.X[rows]
-    model, _ = fall_train.fit_model(X, remap[S.trial_of[rows]], fall, groups, {}, folds=folds,
+    model, _ = fall_train.fit_model(X, trial_of, fall, groups, {}, folds=folds,
                                     features=sf.FEATURES, score=fall_summary_data.top_score(X))
     return model
 

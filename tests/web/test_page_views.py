@@ -13,6 +13,7 @@ does, so they reach the page through the real feed and the real REST API.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -102,6 +103,17 @@ def both(pages: dict[str, Any], name: str) -> None:
     for size, page in pages.items():
         shot(page, f"v-{name}-{size}")
         axe(page, f"{name} ({size})")
+
+
+def drawn_box(locator: Any, timeout_s: float = 10.0) -> Any:
+    """The element's box once it is drawn: a marker the feed redraws can be gone between the wait and the read
+    (None), so wait and read again until a box comes or the time is up (then None, and the caller's check fails)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        locator.wait_for(state="visible", timeout=timeout_s * 1000)
+        box = locator.bounding_box()
+        if box is not None or time.monotonic() > deadline:
+            return box
 
 
 def in_view(page: Any, locator: Any) -> bool:
@@ -242,9 +254,7 @@ def test_every_view_phone_and_desktop(browser: Any, stack: Stack) -> None:
         assert legend and (legend["y"] + legend["height"] <= p["y"] + 1 or legend["x"] + legend["width"] <= p["x"] + 1)
         # The patient (alert pin) is in the visible part of the map, not under the sheet.
         # (the feed may redraw the marker between two reads: wait until it is drawn again, then measure)
-        pin_marker = page.locator(".alert-pin").first
-        pin_marker.wait_for(state="visible", timeout=10_000)
-        pin = pin_marker.bounding_box()
+        pin = drawn_box(page.locator(".alert-pin").first)
         assert pin and m["x"] <= pin["x"] and pin["y"] >= m["y"] and pin["y"] + pin["height"] <= m["y"] + m["height"], (pin, m)
     assert phone.locator("[data-testid=map-legend]").evaluate("d => d.open") is False
     assert set(desktop.layers) == {"parcels", "buildings", "routes", "landmarks"}  # type: ignore[attr-defined]

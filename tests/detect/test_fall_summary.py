@@ -11,7 +11,6 @@ not a figure: those come from scripts/eval_falls.py's held-out runs.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -19,7 +18,6 @@ import sys
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
@@ -32,6 +30,7 @@ from chumphae.detect.fall_model import FallModel, ModelError
 from chumphae.detect.fall_model import load as load_raw
 from chumphae.detect.recordings import read_recording
 from chumphae.values import AlertType, Detection, Motion, Reading
+from tests.detect.test_fall_train import script
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(os.environ.get("CHUMPHAE_FALLS_DATA", ROOT.parent / "shared" / "data" / "falls"))
@@ -58,14 +57,6 @@ HARD_ADL = [
     ("umafall", "Subject_02_ADL_LyingDown_OnABed_2", 20),
     ("umafall", "Subject_02_ADL_Hopping_3", 20),
 ]
-
-
-def script(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def summaries(set_: str, name: str, hz: float) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[type-arg]

@@ -53,7 +53,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import numpy as np
 import orjson
 import psycopg
 from psycopg import pq
@@ -439,9 +438,6 @@ def _position_rows(session: Session, gateway_id: int, items: list[tuple[Message,
     return rows, latest, band_t, newest
 
 
-_places_lock = threading.Lock()  # the matcher's place cache is one dict, cleared when full: one batch at a time
-
-
 def _map_places(session: Session, items: list[tuple[Message, BandInfo]]) -> dict[int, Any]:
     """The places the tax map names for the positions whose gateway did not name one (index → Place).
 
@@ -455,9 +451,7 @@ def _map_places(session: Session, items: list[tuple[Message, BandInfo]]) -> dict
     found = matcher(session)  # the map's cache key: at most once per `RECHECK_S`
     if found is None:
         return {}
-    x, y = found.layers.metric.xy([items[i][0].body.lon for i in need], [items[i][0].body.lat for i in need])
-    with _places_lock:
-        places = found._places_cached(np.atleast_1d(x), np.atleast_1d(y))
+    places = found.places([items[i][0].body.lon for i in need], [items[i][0].body.lat for i in need])
     return dict(zip(need, places, strict=True))
 
 

@@ -18,6 +18,7 @@ STRtree query per layer, one distance call per zone).
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -88,6 +89,7 @@ class Matcher:
     def __init__(self, layers: MapLayers) -> None:
         self.layers = layers
         self._place_cache: dict[tuple[int, int], Place] = {}
+        self._place_lock = threading.Lock()  # one matcher serves the backend's threads; the cache is cleared when full
 
     # -- one position -------------------------------------------------------
     def match(self, position: Position, zone: Zone | None) -> Match:
@@ -99,6 +101,11 @@ class Matcher:
         return self._places(np.atleast_1d(x), np.atleast_1d(y))[0]
 
     # -- many positions -----------------------------------------------------
+    def places(self, lons: Sequence[float], lats: Sequence[float]) -> list[Place]:
+        """The places of many points, named once per `PLACE_CELL_M` cell (as `match_many` names them)."""
+        x, y = self.layers.metric.xy(lons, lats)
+        return self._places_cached(np.atleast_1d(x), np.atleast_1d(y))
+
     def match_many(self, positions: Sequence[Position], zones: Sequence[Zone | None], *,
                    schedule: bool = False) -> list[Match]:
         """Batch path: `zones[i]` is the zone of `positions[i]` (patients share Zone objects freely).
@@ -229,18 +236,21 @@ class Matcher:
         return (ZoneStatus.INSIDE, None, share, q) if d >= half else (ZoneStatus.UNCERTAIN, None, share, q)
 
     def _places_cached(self, x: NDArray[np.float64], y: NDArray[np.float64]) -> list[Place]:
-        """`_places`, remembered per `PLACE_CELL_M` cell (a still patient's place is looked up once)."""
+        """`_places`, remembered per `PLACE_CELL_M` cell (a still patient's place is looked up once); one caller
+        at a time, so a clear by one thread never empties the cache under another's reads."""
         keys = list(zip((x // self.PLACE_CELL_M).astype(int).tolist(), (y // self.PLACE_CELL_M).astype(int).tolist(),
                         strict=True))
-        miss = [i for i, k in enumerate(keys) if k not in self._place_cache]
-        if miss:
-            if len(self._place_cache) + len(miss) > self.PLACE_CACHE:
-                self._place_cache.clear()
-            cx = (np.floor(x[miss] / self.PLACE_CELL_M) + 0.5) * self.PLACE_CELL_M
-            cy = (np.floor(y[miss] / self.PLACE_CELL_M) + 0.5) * self.PLACE_CELL_M
-            for i, place in zip(miss, self._places(cx, cy), strict=True):
-                self._place_cache[keys[i]] = place
-        return [self._place_cache[k] for k in keys]
+        with self._place_lock:
+            miss = [i for i, k in enumerate(keys) if k not in self._place_cache]
+            if miss:
+                if len(self._place_cache) + len(miss) > self.PLACE_CACHE:
+                    self._place_cache.clear()
+                    miss = list(range(len(keys)))  # the hits went with the clear: name them again too
+                cx = (np.floor(x[miss] / self.PLACE_CELL_M) + 0.5) * self.PLACE_CELL_M
+                cy = (np.floor(y[miss] / self.PLACE_CELL_M) + 0.5) * self.PLACE_CELL_M
+                for i, place in zip(miss, self._places(cx, cy), strict=True):
+                    self._place_cache[keys[i]] = place
+            return [self._place_cache[k] for k in keys]
 
     def _places(self, x: NDArray[np.float64], y: NDArray[np.float64]) -> list[Place]:
         L = self.layers

@@ -209,3 +209,28 @@ def test_the_gateways_fallback_matcher_shares_the_lead_guard_and_says_the_probab
     m = fallback(p, 1)
     assert m is not None and m.status is ZoneStatus.UNCERTAIN and m.outside_p == pytest.approx(0.75)
     assert m.outside_p == Matcher(tiny_layers).match(p, home_zone).outside_p
+
+
+def test_places_from_many_threads_with_a_cache_that_keeps_clearing(chumphae_layers: MapLayers) -> None:
+    """One matcher serves the backend's threads (ingest, the status API): a cache cleared by one caller must not
+    empty under another's reads, a clear must not lose the hits of the call that cleared it (a KeyError before,
+    once the cache filled), and every answer is the place a fresh lookup gives."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from chumphae.map.demo import demo_homes
+
+    h = demo_homes(chumphae_layers, 1, seed=7)[0]
+    rng = np.random.default_rng(3)
+    lats = (h.lat + rng.uniform(-0.003, 0.003, 400)).tolist()
+    lons = (h.lon + rng.uniform(-0.003, 0.003, 400)).tolist()
+    matcher = Matcher(chumphae_layers)
+    matcher.PLACE_CACHE = 16  # every call clears it
+    fresh = Matcher(chumphae_layers).places(lons, lats)
+
+    def names(k: int) -> list[object]:
+        return [p.parcel_code for p in matcher.places(lons[k % 7::7], lats[k % 7::7])]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        got = list(pool.map(names, range(64)))
+    for k, codes in enumerate(got):
+        assert codes == [p.parcel_code for p in fresh[k % 7::7]]

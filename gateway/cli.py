@@ -9,6 +9,7 @@ import contextlib
 import logging
 import signal
 import sys
+import tempfile
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -57,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speed", type=float, default=1.0,
                    help="simulated / recorded seconds per real second (0 = flat out)")
     p.add_argument("--backend", help="backend URL (overrides GATEWAY_BACKEND_URL)")
-    p.add_argument("--queue", type=Path, help="outbox SQLite path (overrides GATEWAY_QUEUE_PATH)")
+    p.add_argument("--queue", type=Path, help="outbox SQLite path (overrides GATEWAY_QUEUE_PATH; without GATEWAY_TOKEN the "
+                   "outbox is a scratch copy removed at exit unless this is given)")
     p.add_argument("--exit-when-done", action="store_true", help="simulation: stop once the scenario ran and the outbox is empty")
     p.add_argument("--list-scenarios", action="store_true",
                    help="print the shipped scenarios, what each raises and where it runs, and exit")
@@ -106,7 +108,20 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as e:
         print(f"chumphae-gateway: {e}", file=sys.stderr)
         return 2
-    return asyncio.run(_run(settings, scen, args))
+    with contextlib.ExitStack() as scratch:
+        if not settings.token and args.queue is None:
+            settings = settings.model_copy(update={"queue_path": _scratch_outbox(scratch)})
+        return asyncio.run(_run(settings, scen, args))
+
+
+def _scratch_outbox(stack: contextlib.ExitStack) -> Path:
+    """Without GATEWAY_TOKEN nothing is sent, so a replay or a stand-alone simulation queues into a throw-away
+    outbox: in GATEWAY_QUEUE_PATH its messages (a replayed SOS, a simulated fall on a cached site's real
+    patient) would wait there and be sent by the next run that has a token."""
+    where = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="chumphae-gateway-"))) / "outbox.sqlite3"
+    logging.getLogger("gateway.cli").info("no GATEWAY_TOKEN: nothing is sent; messages go to a scratch outbox "
+                                          "removed at exit, not GATEWAY_QUEUE_PATH (--queue PATH keeps them)")
+    return where
 
 
 async def _run(settings: GatewaySettings, scen: scenarios.Scenario | None, args: argparse.Namespace) -> int:

@@ -1,0 +1,67 @@
+"""Statements of README.md and docs/ that docs12's outsider run (a fresh clone's `scripts/demo`, a field engineer's
+hand-written recording replayed against `chumphae serve`, an F43 import, a webhook receiver written from
+docs/delivery.md, a map in a Thai CRS) found different from the code."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+README = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+PROTOCOL = " ".join((ROOT / "docs" / "gateway-protocol.md").read_text(encoding="utf-8").split())
+
+# docs/band-frame.md's golden vector: SOS pressed, worn; gateway-protocol.md §6's advert line carries it.
+GOLDEN_ADDRESS, GOLDEN_KEY = "C0:FF:EE:00:00:01", "00112233445566778899aabbccddeeff"
+GOLDEN_PAYLOAD = "c1e8030000bd007c22007e4713d63a05fffec96b2ebd"
+
+
+def _site_config() -> dict[str, object]:
+    """A §2 document as saved from GET /api/v1/gateway/config: one receiver, the golden band, its patient."""
+    return {"site_id": "s", "gateway_id": "g", "version": 1, "extent": None,
+            "receivers": [{"id": "rx-rph", "lat": 16.5442, "lon": 102.0997}],
+            "bands": [{"address": GOLDEN_ADDRESS, "key_hex": GOLDEN_KEY, "patient_id": 1, "model": "chumphae-v1"}],
+            "patients": [{"id": 1, "code": "P-001", "ltc_group": 2, "adl_score": 11, "thresholds": {},
+                          "home": {"lat": 16.5442, "lon": 102.0997}}],
+            "zones": [], "routes": []}
+
+
+def _sos_recording(path: Path) -> None:
+    lines = [{"format": "chumphae-adverts", "version": 1, "started": "2026-12-01T05:54:31+00:00"}]
+    lines += [{"t": f"2026-12-01T05:54:{31 + i}.412Z", "receiver": "rx-rph", "address": GOLDEN_ADDRESS, "rssi": -60,
+               "manufacturer_data": {"0xFFFF": GOLDEN_PAYLOAD}} for i in range(3)]
+    lines.append({"end": "2026-12-01T05:54:40+00:00"})
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
+
+
+def test_a_replay_without_a_token_leaves_nothing_for_the_next_run_to_send(tmp_path: Path) -> None:
+    """§6: "Without GATEWAY_TOKEN it runs the pipeline only and prints what it found." It also queued what it
+    found (here an SOS) in GATEWAY_QUEUE_PATH, the gateway's durable outbox: the outsider's next replay with a
+    token sent that old SOS to the backend (its alert re-triggered, count 1 -> 2). A stand-alone `--simulate`
+    on a cached site queued a simulated fall for a real patient the same way."""
+    assert "nothing it finds is queued for a later run" in PROTOCOL
+    rec = tmp_path / "field.jsonl"
+    _sos_recording(rec)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "gateway-config.json").write_text(json.dumps(_site_config()), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}  # the defaults, in cwd
+    r = subprocess.run([sys.executable, "-m", "gateway.cli", "--replay", str(rec), "--speed", "0"],
+                       capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "alerts {'sos': 1}" in r.stdout, r.stdout  # the pipeline ran and found the SOS
+    outbox = tmp_path / "data" / "gateway-outbox.sqlite3"  # GATEWAY_QUEUE_PATH's default
+    if outbox.exists():
+        with sqlite3.connect(outbox) as db:
+            pending = db.execute("SELECT type FROM outbox WHERE state = 0").fetchall()
+        assert pending == [], f"left in the gateway's outbox for its next run: {pending}"
+
+    kept = tmp_path / "kept.sqlite3"  # --queue PATH keeps them, as said
+    r = subprocess.run([sys.executable, "-m", "gateway.cli", "--replay", str(rec), "--speed", "0", "--queue", str(kept)],
+                       capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    with sqlite3.connect(kept) as db:
+        assert ("alert",) in db.execute("SELECT type FROM outbox WHERE state = 0").fetchall()

@@ -43,6 +43,7 @@ class SeedResult:
     patients: int
     tokens: dict[str, str] = field(default_factory=dict)  # demo login name → token
     gateway_tokens: dict[str, str] = field(default_factory=dict)  # gateway slug → token
+    user_ids: dict[str, int] = field(default_factory=dict)  # demo login name → user id (the CLI's USER)
 
 
 def fake_cid(rng: random.Random) -> str:
@@ -100,6 +101,9 @@ def print_tokens(result: SeedResult) -> None:
     typer.echo(f"demo district {verb}: {result.patients} patients")
     for login, token in result.tokens.items():
         typer.echo(f"  {login:<13} {token}")
+    if result.user_ids:  # the logins above are labels, not names: `chumphae channels|users … USER` takes these
+        ids = ", ".join(f"{login} {uid}" for login, uid in result.user_ids.items())
+        typer.echo(f"  user ids (USER of `chumphae channels`, ID of `chumphae users`): {ids}")
     for slug, token in result.gateway_tokens.items():
         typer.echo(f"  gateway {slug:<20} {token}")
 
@@ -112,6 +116,13 @@ def rotate_demo_tokens(session: Session) -> dict[str, str]:
         if user is not None:
             tokens[login] = rotate_user_token(session, user=user)
     return tokens
+
+
+def demo_user_ids(session: Session) -> dict[str, int]:
+    """The demo accounts' user ids by login name."""
+    names = {name: login for login, _role, name in demo_users()}
+    users = session.exec(select(User).where(col(User.name).in_(list(names)))).all()
+    return {names[u.name]: u.id for u in sorted(users, key=lambda u: u.id or 0) if u.id is not None}
 
 
 def _slug(area: str) -> str:
@@ -180,7 +191,8 @@ def seed_demo(session: Session, *, n_patients: int = 30) -> SeedResult:
         sites = select(Gateway.site).where(col(Gateway.slug) == col(Gateway.site))
         count = session.exec(select(func.count(distinct(col(Wristband.patient_id))))
                              .where(col(Wristband.site).in_(sites))).one()
-        return SeedResult(created=False, patients=int(count), tokens=rotate_demo_tokens(session))
+        return SeedResult(created=False, patients=int(count), tokens=rotate_demo_tokens(session),
+                          user_ids=demo_user_ids(session))
 
     rng = random.Random(RNG_SEED)
     layers = load_layers(session)
@@ -212,7 +224,8 @@ def seed_demo(session: Session, *, n_patients: int = 30) -> SeedResult:
         for k, (patient, home) in enumerate(members):
             if k == 0:
                 # The first band of each site belongs to a known wanderer whose care manager asked
-                # for a short dwell, so `chumphae demo` shows a wander alert within its first minute.
+                # for a short dwell (30 s), so `chumphae demo`'s first excursion, a walk out of the zone,
+                # rings soon (README: its measured time to the first alert).
                 patient.nhso_group, patient.thresholds = 2, {"wander_dwell_s": 30}
                 session.add(patient)
             band_no += 1
@@ -228,7 +241,9 @@ def seed_demo(session: Session, *, n_patients: int = 30) -> SeedResult:
         for p in mine:
             assign(session, user_id=users[login].id, patient_id=p.id)  # type: ignore[arg-type]
     session.flush()
-    return SeedResult(created=True, patients=len(patients), tokens=tokens, gateway_tokens=gateway_tokens)
+    session.flush()
+    return SeedResult(created=True, patients=len(patients), tokens=tokens, gateway_tokens=gateway_tokens,
+                      user_ids=demo_user_ids(session))
 
 
 def rotate_gateway_tokens(session: Session, *, seeded_only: bool = False) -> dict[str, str]:

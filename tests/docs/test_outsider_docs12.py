@@ -65,3 +65,23 @@ def test_a_replay_without_a_token_leaves_nothing_for_the_next_run_to_send(tmp_pa
     assert r.returncode == 0, r.stderr[-2000:]
     with sqlite3.connect(kept) as db:
         assert ("alert",) in db.execute("SELECT type FROM outbox WHERE state = 0").fetchall()
+
+
+def test_the_demo_users_ids_are_printed_for_the_commands_that_take_a_user(tmp_path: Path) -> None:
+    """`chumphae seed-demo` (and `demo`) print `caregiver1  chu_…`; the outsider ran `chumphae channels set
+    caregiver1 --webhook …` as docs/delivery.md shows and got "no user 'caregiver1'": USER is a user id or an
+    exact name, and `caregiver1` is a label. The ids are now printed, and the documents say so."""
+    delivery = " ".join((ROOT / "docs" / "delivery.md").read_text(encoding="utf-8").split())
+    assert "`seed-demo` and `demo` print their ids" in delivery and "user ids" in README
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHUMPHAE_")} | {"CHUMPHAE_DATA_DIR": str(tmp_path)}
+    chumphae = [str(Path(sys.executable).parent / "chumphae")]
+    seeded = subprocess.run([*chumphae, "seed-demo"], capture_output=True, text=True, env=env, cwd=tmp_path,
+                            timeout=300)
+    assert seeded.returncode == 0, seeded.stderr[-2000:]
+    line = next((x for x in seeded.stdout.splitlines() if x.strip().startswith("user ids")), None)
+    assert line is not None, seeded.stdout
+    ids = dict(part.split() for part in line.split(":", 1)[1].split(","))
+    assert set(ids) >= {"admin", "care_manager", "hospital", "caregiver1", "caregiver2", "volunteer1", "volunteer2"}
+    shown = subprocess.run([*chumphae, "channels", "set", ids["caregiver1"], "--webhook", "http://127.0.0.1:9/hook"],
+                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert shown.returncode == 0 and "webhook" in shown.stdout, shown.stdout + shown.stderr

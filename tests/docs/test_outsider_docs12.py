@@ -11,6 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from fastapi.testclient import TestClient
+
+from tests.conftest import World
+from tests.feed.conftest import raise_alert
+
 ROOT = Path(__file__).resolve().parents[2]
 README = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
 PROTOCOL = " ".join((ROOT / "docs" / "gateway-protocol.md").read_text(encoding="utf-8").split())
@@ -85,3 +90,19 @@ def test_the_demo_users_ids_are_printed_for_the_commands_that_take_a_user(tmp_pa
     shown = subprocess.run([*chumphae, "channels", "set", ids["caregiver1"], "--webhook", "http://127.0.0.1:9/hook"],
                            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert shown.returncode == 0 and "webhook" in shown.stdout, shown.stdout + shown.stderr
+
+
+def test_erase_closes_the_patients_open_alerts_as_the_readme_says(client: TestClient, world: World) -> None:
+    """The outsider erased a patient with an open SOS: it came back `resolved`, outcome `other`, at the erasure's
+    time, no escalation left. README listed what goes and what stays, not that open alerts are closed."""
+    assert ("open alerts are closed (status `resolved`, outcome `other`, `resolved_at` the erasure's time, no "
+            "escalation left)") in README
+    own, admin = world.own_patient, world.auth("admin")
+    alert = raise_alert(world.engine, own, "sos")
+    before = client.get(f"/api/v1/alerts/{alert.alert_id}", headers=admin).json()
+    assert (before["status"], before["outcome"], before["next_escalation_at"] is not None) == ("open", None, True)
+    r = client.post(f"/api/v1/patients/{own}/erase", headers=admin)
+    assert r.status_code == 200, r.text
+    after = client.get(f"/api/v1/alerts/{alert.alert_id}", headers=admin).json()
+    assert (after["status"], after["outcome"], after["next_escalation_at"]) == ("resolved", "other", None)
+    assert after["resolved_at"] is not None and after["type"] == "sos" and after["opened_at"] == before["opened_at"]

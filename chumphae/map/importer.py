@@ -314,8 +314,11 @@ def _record(layer: str, row: dict[str, Any], columns: dict[str, str | None], geo
     props = {str(k): v for k, v in ((k, _json_value(v)) for k, v in row.items() if k not in used) if v is not None}
     got = {t: (_text(row[c]) if c else None) for t, c in columns.items()}
     code = got.get("code")
-    if layer == "parcels" and not code and all(_text(row.get(k)) for k in ("zone", "block", "lot")):
-        code = f"{_text(row['zone'])}{_text(row['block'])}{_text(row['lot'])}"
+    if layer == "parcels" and not code:  # zone + block + lot, found by name in any case as the other columns
+        by_name = {str(k).lower(): k for k in row}
+        parts = [_text(row[by_name[k]]) if k in by_name else None for k in ("zone", "block", "lot")]
+        if all(parts):
+            code = "".join(p for p in parts if p)
     if layer == "buildings" and code and "parcel_code" not in props and "-B" in code:
         props["parcel_code"] = code.rsplit("-B", 1)[0]
     return FeatureRecord(layer=layer, code=code, name_th=got.get("name_th"), name_en=got.get("name_en"),

@@ -106,3 +106,47 @@ def test_erase_closes_the_patients_open_alerts_as_the_readme_says(client: TestCl
     after = client.get(f"/api/v1/alerts/{alert.alert_id}", headers=admin).json()
     assert (after["status"], after["outcome"], after["next_escalation_at"]) == ("resolved", "other", None)
     assert after["resolved_at"] is not None and after["type"] == "sos" and after["opened_at"] == before["opened_at"]
+
+
+def test_map_import_columns_and_crs_as_the_readme_says(tmp_path: Path) -> None:
+    """The integrator had only `--field OURS=THEIRS` to go on: README named none of our columns, nor how a GeoJSON
+    states its CRS. Every accepted name is now listed; a GeoJSON in Indian 1975 / UTM 47N (EPSG:24047) with a `crs`
+    member and a `PCODE` column imports with its codes, a parcel with only ZONE/BLOCK/LOT gets them joined, and
+    the same file without `crs` is refused, naming --epsg."""
+    import pytest
+    from pyproj import Transformer
+
+    from chumphae.map.importer import ALIASES, MapImportError, read_layer
+
+    row = README[README.index("`chumphae map import PATH"):]
+    row = row[:row.index(" |\n") if " |\n" in row else row.index("| `chumphae map info`")]
+    for names in ALIASES.values():
+        for accepted in names.values():
+            assert all(f"`{n}`" in row for n in accepted), accepted
+    assert "`crs` member" in row and "RFC 7946" in row and "`--epsg N`" in row
+
+    to_utm = Transformer.from_crs(4326, 24047, always_xy=True)
+
+    def square(lon: float, lat: float, d: float = 0.0004) -> list[list[list[float]]]:
+        pts = [(lon - d, lat - d), (lon + d, lat - d), (lon + d, lat + d), (lon - d, lat + d), (lon - d, lat - d)]
+        return [[list(to_utm.transform(x, y)) for x, y in pts]]
+
+    feats = [{"type": "Feature", "properties": {"PCODE": "91A001", "LAND_TYPE": "โฉนดที่ดิน"},
+              "geometry": {"type": "Polygon", "coordinates": square(101.95, 16.70)}},
+             {"type": "Feature", "properties": {"ZONE": "91", "BLOCK": "A", "LOT": "002"},
+              "geometry": {"type": "Polygon", "coordinates": square(101.951, 16.70)}}]
+    crs = {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::24047"}}
+    stated = tmp_path / "parcels.geojson"
+    stated.write_text(json.dumps({"type": "FeatureCollection", "crs": crs, "features": feats}), encoding="utf-8")
+    result = read_layer(stated, "parcels")
+    assert result.summary.source_crs == "EPSG:24047"
+    assert sorted(r.code or "" for r in result.records) == ["91A001", "91A002"]
+    assert {r.kind for r in result.records} == {"โฉนดที่ดิน", None}
+    lon, lat = result.records[0].geom.centroid.coords[0]
+    assert abs(lon - 101.95) < 1e-4 and abs(lat - 16.70) < 1e-4  # back in WGS 84 where it was drawn
+
+    bare = tmp_path / "bare.geojson"
+    bare.write_text(json.dumps({"type": "FeatureCollection", "features": feats}), encoding="utf-8")
+    with pytest.raises(MapImportError, match="--epsg"):
+        read_layer(bare, "parcels")
+    assert {r.code for r in read_layer(bare, "parcels", epsg=24047).records} == {"91A001", "91A002"}

@@ -150,3 +150,68 @@ def test_map_import_columns_and_crs_as_the_readme_says(tmp_path: Path) -> None:
     with pytest.raises(MapImportError, match="--epsg"):
         read_layer(bare, "parcels")
     assert {r.code for r in read_layer(bare, "parcels", epsg=24047).records} == {"91A001", "91A002"}
+
+
+def _documented_defaults(text: str, prefix: str) -> dict[str, str]:
+    """`| `PREFIX_A` / `PREFIX_B` | `x` / `y` | … |` rows → {name: default cell part}; `_B` after `PREFIX_A_B…`
+    (docs/delivery.md's shorthand) is expanded from the name before it."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")] if line.startswith("| `") else []
+        if len(cells) < 3 or not cells[0].startswith(f"`{prefix}"):
+            continue
+        names = [n.strip().strip("`") for n in cells[0].split(" / ")]
+        defaults = [d.strip() for d in cells[1].split(" / ")]
+        if len(defaults) == 1:
+            defaults *= len(names)
+        full: list[str] = []
+        for n in names:
+            if n.startswith("_"):
+                prev = full[-1]
+                n = prev[:prev.index("_" + n[1:].split("_")[0], len(prefix) - 1)] + n
+            full.append(n)
+        assert len(full) == len(defaults), line
+        out |= dict(zip(full, defaults, strict=True))
+    return out
+
+
+def _same(documented: str, value: object) -> bool:
+    if value is None or value == "":
+        return documented.startswith("unset")
+    text = documented.split(" (")[0].strip("`")
+    if isinstance(value, bool):
+        return text == str(value).lower()
+    if isinstance(value, int | float):
+        try:
+            return float(text) == float(value)
+        except ValueError:
+            return False
+    return text == str(value)
+
+
+def test_every_settings_default_in_the_documents_is_the_codes() -> None:
+    """Part 5 of the outsider's run: each CHUMPHAE_* / GATEWAY_* row of README (and docs/delivery.md's table)
+    against the settings classes: every field documented, with its real default (the computed ones by rule)."""
+    from chumphae.config import Settings
+    from gateway.config import GatewaySettings
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    delivery = (ROOT / "docs" / "delivery.md").read_text(encoding="utf-8")
+    computed = {"CHUMPHAE_DATABASE_URL": "`sqlite:///<data_dir>/chumphae.db`", "CHUMPHAE_EXPORT_DIR": "`<data_dir>/exports`"}
+    for prefix, cls, texts in (("CHUMPHAE_", Settings, (readme, delivery)), ("GATEWAY_", GatewaySettings, (readme,))):
+        for text in texts:
+            documented = _documented_defaults(text, prefix)
+            assert documented, prefix
+            wrong = []
+            for name, doc in documented.items():
+                field = cls.model_fields.get(name[len(prefix):].lower())
+                assert field is not None, f"{name} is documented but not a setting"
+                if name in computed:
+                    ok = doc == computed[name]
+                else:
+                    ok = _same(doc, field.default)
+                if not ok:
+                    wrong.append((name, doc, field.default))
+            assert wrong == []
+        missing = [n for n in cls.model_fields if f"{prefix}{n.upper()}" not in _documented_defaults(readme, prefix)]
+        assert missing == [], missing

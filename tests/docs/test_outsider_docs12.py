@@ -215,3 +215,38 @@ def test_every_settings_default_in_the_documents_is_the_codes() -> None:
             assert wrong == []
         missing = [n for n in cls.model_fields if f"{prefix}{n.upper()}" not in _documented_defaults(readme, prefix)]
         assert missing == [], missing
+
+
+def test_the_daily_files_keep_the_join_keys_leading_zeros(world: World) -> None:
+    """Hospital IT imported an F43 export (PID `000101`) and opened the nightly files: the CSV carries `000101`
+    as text, which Excel turns into 101 (the join on HOSPCODE + PID then fails); docs/daily-summary.md said only
+    "Excel shows Thai". The document now says so; the XLSX holds the keys as text cells, as it says."""
+    import csv
+    import io
+    from datetime import date
+
+    import openpyxl
+    from sqlmodel import Session
+
+    from chumphae.models import Patient
+    from chumphae.report.daily import daily_summary
+    from chumphae.report.writers import to_csv, to_xlsx
+
+    doc = " ".join((ROOT / "docs" / "daily-summary.md").read_text(encoding="utf-8").split())
+    assert "Join on the XLSX (those four are text cells there)" in doc
+    with Session(world.engine) as s:
+        p = s.get(Patient, world.own_patient)
+        assert p is not None
+        p.pid, p.hn, p.cid, p.hospcode = "000101", "0042", "0100500010002", "01234"
+        s.add(p)
+        s.commit()
+        summary = daily_summary(s, day=date(2026, 12, 1), hospcode="10707", with_cid=True)
+    rows = list(csv.DictReader(io.StringIO(to_csv(summary).decode("utf-8-sig"))))
+    mine = next(r for r in rows if r["patient_id"] == str(world.own_patient))
+    assert (mine["pid"], mine["hn"], mine["cid"], mine["hospcode"]) == ("000101", "0042", "0100500010002", "01234")
+    sheet = openpyxl.load_workbook(io.BytesIO(to_xlsx(summary)))["daily"]
+    head = [c.value for c in sheet[1]]
+    row = next(r for r in sheet.iter_rows(min_row=2) if r[head.index("patient_id")].value == world.own_patient)
+    for key, want in (("pid", "000101"), ("hn", "0042"), ("cid", "0100500010002"), ("hospcode", "01234")):
+        cell = row[head.index(key)]
+        assert (cell.value, cell.data_type) == (want, "s"), key

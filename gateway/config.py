@@ -20,7 +20,7 @@ class GatewaySettings(BaseSettings):
     token: str = Field(default="", description="This gateway's bearer token (never logged).")
     site_id: str = Field(default="", description="Informative; the backend knows the site by token.")
     receiver_id: str = Field(default="local", description="Receiver id of this machine's adapter.")
-    adapter: str | None = Field(default=None, description='BlueZ adapter name, e.g. "hci0"; None = default.')
+    adapter: str | None = Field(default=None, description='BlueZ adapter name, e.g. "hci0"; unset: the default adapter.')
     scan_mode: Literal["active", "passive"] = "active"
     watchdog_s: float = Field(default=90.0, description="Restart a scanner silent for this long.")
     scan_queue_size: int = Field(default=4096, description="Adverts buffered between radio and pipeline.")

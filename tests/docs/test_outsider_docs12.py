@@ -250,3 +250,13 @@ def test_the_daily_files_keep_the_join_keys_leading_zeros(world: World) -> None:
     for key, want in (("pid", "000101"), ("hn", "0042"), ("cid", "0100500010002"), ("hospcode", "01234")):
         cell = row[head.index(key)]
         assert (cell.value, cell.data_type) == (want, "s"), key
+
+
+def test_the_gateway_help_speaks_the_settings_language_not_pythons() -> None:
+    """`chumphae-gateway --help` said GATEWAY_ADAPTER "None = default": in the environment there is no None (the
+    README: "unset (default adapter)"); every default and meaning is read as a setting is written."""
+    from gateway.cli import build_parser
+
+    text = build_parser().format_help()
+    assert [line for line in text.splitlines() if "None" in line.replace("If-None-Match", "")] == []
+    assert "unset: the default adapter" in text

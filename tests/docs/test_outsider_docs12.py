@@ -260,3 +260,23 @@ def test_the_gateway_help_speaks_the_settings_language_not_pythons() -> None:
     text = build_parser().format_help()
     assert [line for line in text.splitlines() if "None" in line.replace("If-None-Match", "")] == []
     assert "unset: the default adapter" in text
+
+
+def test_a_stand_alone_simulation_plays_on_the_cached_site(tmp_path: Path) -> None:
+    """README said `--list-scenarios`' scenarios run "stand-alone on the scenario's own site"; the outsider's
+    stand-alone `--simulate fall` (no token) played on the site cached by an earlier replay, its fall raised for
+    that site's real patient. README now says so (and the first test: that alert is not kept for a later run)."""
+    assert "stand-alone (no token) on the cached site config when `GATEWAY_CONFIG_CACHE` holds one" in README
+    site = _site_config()
+    site["bands"] = [{"address": f"C0:FF:EE:00:00:0{i}", "key_hex": f"{i:02x}" * 16, "patient_id": 77 + i,
+                      "model": "chumphae-v1"} for i in (1, 2)]
+    site["patients"] = [{"id": 77 + i, "code": f"P-{77 + i:03d}", "ltc_group": 2, "adl_score": 11, "thresholds": {},
+                         "home": {"lat": 16.5442, "lon": 102.0997}} for i in (1, 2)]
+    cache = tmp_path / "cache.json"
+    cache.write_text(json.dumps(site), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")} | {"GATEWAY_CONFIG_CACHE": str(cache)}
+    r = subprocess.run([sys.executable, "-m", "gateway.cli", "--simulate", "fall", "--speed", "20", "--exit-when-done"],
+                       capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "alert fall (patient 79)" in r.stderr, r.stderr[-2000:]  # the faller, band 1, of the cached site
+    assert not (tmp_path / "data").exists()  # nothing left in GATEWAY_QUEUE_PATH's default

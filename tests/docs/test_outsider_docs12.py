@@ -280,3 +280,22 @@ def test_a_stand_alone_simulation_plays_on_the_cached_site(tmp_path: Path) -> No
     assert r.returncode == 0, r.stderr[-2000:]
     assert "alert fall (patient 79)" in r.stderr, r.stderr[-2000:]  # the faller, band 1, of the cached site
     assert not (tmp_path / "data").exists()  # nothing left in GATEWAY_QUEUE_PATH's default
+
+
+def test_a_future_days_summary_is_what_the_document_says(world: World) -> None:
+    """Hospital IT asked for a date not begun (HTTP and CLI do not refuse one): every row said `data_gaps` 0,
+    where the document's rule gives a day without positions 1. The document now says what a future day holds."""
+    from datetime import timedelta
+
+    from sqlmodel import Session
+
+    from chumphae.report.daily import daily_summary
+    from chumphae.report.writers import totals
+    from chumphae.timeutil import utcnow
+
+    doc = " ".join((ROOT / "docs" / "daily-summary.md").read_text(encoding="utf-8").split())
+    assert "a day not begun (a future date, which is not refused) has no length" in doc
+    with Session(world.engine) as s:
+        summary = daily_summary(s, day=(utcnow() + timedelta(days=3)).date(), hospcode="10707")
+    assert summary.rows and all((r["gap_h"], r["data_gaps"], r["positions"]) == (0, 0, 0) for r in summary.rows)
+    assert totals(summary)["no_data"] == len(summary.rows)

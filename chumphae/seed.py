@@ -241,7 +241,6 @@ def seed_demo(session: Session, *, n_patients: int = 30) -> SeedResult:
         for p in mine:
             assign(session, user_id=users[login].id, patient_id=p.id)  # type: ignore[arg-type]
     session.flush()
-    session.flush()
     return SeedResult(created=True, patients=len(patients), tokens=tokens, gateway_tokens=gateway_tokens,
                       user_ids=demo_user_ids(session))
 

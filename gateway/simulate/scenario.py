@@ -102,8 +102,9 @@ class Scenario:
         """Where it runs, for --list-scenarios."""
         own = self.site.site_id if self.site is not None else None
         if self.prefer_backend_site:
-            return ("with a backend: that gateway's site and bands (band 0 = its first band); stand-alone: "
-                    f"its own site {own}" if own else "with a backend only: that gateway's site and bands")
+            site = ("with a backend, or stand-alone on a cached site config (GATEWAY_CONFIG_CACHE): that site and "
+                    "its bands (band 0 = its first band)")
+            return f"{site}; stand-alone without one: its own site {own}" if own else f"{site} only"
         return f"its own site {own} only (bands of a backend's site are not used)"
 
 

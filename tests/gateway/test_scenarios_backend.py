@@ -94,7 +94,8 @@ def test_list_scenarios_says_where_each_runs(capsys: pytest.CaptureFixture[str])
     out = capsys.readouterr().out
     for name in scenarios.shipped():
         line = next(x for x in out.splitlines() if x.startswith(name + " "))
-        assert "with a backend: that gateway's site and bands" in line and "stand-alone" in line, line
+        assert "with a backend, or stand-alone on a cached site config (GATEWAY_CONFIG_CACHE): that site" in line, line
+        assert "stand-alone without one: its own site" in line, line
 
 
 def test_a_folder_named_like_a_scenario_is_not_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

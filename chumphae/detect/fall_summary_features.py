@@ -25,6 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from chumphae.detect.fall_stream import prepare
+from chumphae.values import Motion
 
 Array = NDArray[np.float64]
 CANDIDATE_G = 1.6  # a second this loud opens a candidate
@@ -41,6 +42,14 @@ FEATURES: tuple[str, ...] = (
     "post1_spread_g", "post1_max_g", "post2_spread_g", "post3_spread_g", "post_max_g", "post_level_g",
     "post_dev_g", "post_loud", "post_quiet", "turn_deg", "turn_near_deg", "rot_after_deg",
 )
+# falls-12: the physics the trees are held to (fall_summary_data.fit_model; HistGradientBoosting's monotonic_cst):
+# +1 the probability may only rise with the feature, -1 only fall; unnamed features are free. Activity after the
+# impact (spreads, the highest second from +3 s, distance from 1 g, rotation from +3 s) lowers it, stillness and a
+# turn raise it, a deeper free fall (lower trough) and a higher impact raise it.
+MONOTONE: dict[str, int] = {
+    "peak_g": 1, "trough_g": -1, "post2_spread_g": -1, "post3_spread_g": -1, "post_max_g": -1, "post_dev_g": -1,
+    "post_quiet": 1, "turn_deg": 1, "rot_after_deg": -1,
+}
 # columns of a summary array: max, min, mean |a| (g), pitch, roll (degrees, NaN when the band sent none)
 MAX, MIN, MEAN, PITCH, ROLL = range(5)
 
@@ -79,6 +88,19 @@ def as_advertised(m: Array) -> Array:
     out[:, PITCH] = np.clip(np.rint(m[:, PITCH]), -90, 90)
     out[:, ROLL] = np.clip(np.rint(m[:, ROLL] / ROLL_UNIT), -90, 90) * ROLL_UNIT
     return out
+
+
+def advertised(m: Motion) -> Motion:
+    """One summary rounded as an advert carries it (`as_advertised`, without numpy: the live step's cost).
+
+    A decoded advert is unchanged; a simulator's or a test's unrounded Motion becomes what a band would send."""
+    def q(v: float | None, unit: float, lo: float, hi: float) -> float | None:  # NaN and None stay as they are
+        return v if v is None or not math.isfinite(v) else min(hi, max(lo, float(round(v / unit)))) * unit
+
+    out = Motion(*(v / G_UNIT if (v := q(x * G_UNIT, 1.0, 0.0, 255.0)) is not None else x
+                   for x in (m.max_g, m.min_g, m.mean_g)),
+                 q(m.pitch_deg, 1.0, -90.0, 90.0), q(m.roll_deg, ROLL_UNIT, -90.0, 90.0))
+    return m if out == m else out
 
 
 def _gravity(pitch: float, roll: float) -> tuple[float, float, float]:

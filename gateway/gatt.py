@@ -47,6 +47,8 @@ from gateway.decode.rawstream import CHAR_UUID, RawStream
 log = logging.getLogger(__name__)
 
 SOURCE_RAW = "raw stream"
+# The summary path's name, kept though a model decides there since falls-11: clients match on it
+# (docs/gateway-protocol.md); `details.summary_model` (true) says the model, not the rule, decided.
 SOURCE_SUMMARY = "summary rule"
 HOLD_S = 10.0  # a held summary-rule fall leaves by impact + 10 s whatever happens
 DONE_AFTER_S = ff.POST_S + 1.0  # stream past the trigger before "no fall" is a verdict

@@ -62,7 +62,7 @@ from numpy.typing import NDArray
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from chumphae.detect import fall_features as ff  # noqa: E402
-from chumphae.detect import fall_summary_data, fall_train  # noqa: E402
+from chumphae.detect import fall_summary_data, fall_summary_model, fall_train  # noqa: E402
 from chumphae.detect import fall_summary_features as sf  # noqa: E402
 from chumphae.detect.fall_data import SetFeatures, Trial, find_sets, pad_still, set_features, training_set, trial_seed  # noqa: E402
 from chumphae.detect.fall_detector import LiveFallDetector, detect_falls  # noqa: E402
@@ -340,12 +340,13 @@ def summary_b2b(b: B2B) -> B2B:
 
 
 def fit_summary(S: SetFeatures, keep: NDArray[np.bool_], folds: int = 4) -> FallModel:
-    """A summary model fitted on the trials in `keep` only (train_falls.py --summary's procedure)."""
+    """A summary model fitted on the trials in `keep` only (train_falls.py --summary's procedure), with the
+    walking-on veto the shipped one runs with (fall_summary_model.SummaryModel)."""
     rows, trial_of, fall, groups = _kept(S, keep)
     X = S.X[rows]
     model, _ = fall_train.fit_model(X, trial_of, fall, groups, {}, folds=folds,
                                     features=sf.FEATURES, score=fall_summary_data.top_score(X))
-    return model
+    return fall_summary_model.vetoing(model)  # as shipped: the walking-on veto (falls-12)
 
 
 def live_summary(trials: list[Trial], model: FallModel) -> Figures:

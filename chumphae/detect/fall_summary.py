@@ -21,7 +21,10 @@ it decides instead of the rule above: a second whose max |a| reaches
 fall_summary_features.CANDIDATE_G (1.6 g) opens a candidate, a louder second
 before the decision replaces it, and at impact + 8 s the trees judge the
 summaries from 3 s before to 8 s after it (the same seconds and features as
-training: fall_summary_features.candidates). A fall when the probability
+training: fall_summary_features.candidates), each summary rounded as an
+advert carries it (`as_advertised`: what the model was trained on; a decoded
+advert already is, a simulator's or a test's hand-made Motion becomes so,
+falls-12). A fall when the probability
 reaches the model's threshold; the band's flag stays evidence: a flagged
 candidate needs only `FLAG_EVIDENCE` × the threshold, and a flag with no
 summaries at all is reported as before. The rule stays as the fallback
@@ -234,7 +237,7 @@ def _model_step(state: PatientState, event: Event, th: Thresholds,
     flag_since = (fs.flag_since or t) if event.fall_flag else None
     if flag_since != fs.flag_since:
         fs = replace(fs, flag_since=flag_since)
-    m = event.motion
+    m = None if event.motion is None else sf.advertised(event.motion)  # as the model was trained (falls-12)
     if m is not None and not (fs.window and t <= fs.window[-1][0]):  # not a repeat of a second
         fs = replace(fs, window=tuple(w for w in fs.window if seconds(w[0], t) <= WINDOW_S) + ((t, m),))
     elif not flag_rise:

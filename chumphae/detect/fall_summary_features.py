@@ -25,6 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from chumphae.detect.fall_stream import prepare
+from chumphae.values import Motion
 
 Array = NDArray[np.float64]
 CANDIDATE_G = 1.6  # a second this loud opens a candidate
@@ -41,6 +42,12 @@ FEATURES: tuple[str, ...] = (
     "post1_spread_g", "post1_max_g", "post2_spread_g", "post3_spread_g", "post_max_g", "post_level_g",
     "post_dev_g", "post_loud", "post_quiet", "turn_deg", "turn_near_deg", "rot_after_deg",
 )
+# falls-12: walking on after the impact (`walks_on`): over +3…+5 s and +6…+8 s the median spread is at least
+# WALK_SPREAD_G in both and within WALK_AGREE_G of each other (steady), no second from +3 s reaches CANDIDATE_G and
+# the mean stays within WALK_DEV_G of 1 g. Such a candidate is no fall, whatever the trees or the band's flag say.
+WALK_SPREAD_G = 0.3
+WALK_AGREE_G = 0.1
+WALK_DEV_G = 0.1
 # columns of a summary array: max, min, mean |a| (g), pitch, roll (degrees, NaN when the band sent none)
 MAX, MIN, MEAN, PITCH, ROLL = range(5)
 
@@ -79,6 +86,22 @@ def as_advertised(m: Array) -> Array:
     out[:, PITCH] = np.clip(np.rint(m[:, PITCH]), -90, 90)
     out[:, ROLL] = np.clip(np.rint(m[:, ROLL] / ROLL_UNIT), -90, 90) * ROLL_UNIT
     return out
+
+
+def advertised(m: Motion) -> Motion:
+    """One summary rounded as an advert carries it (`as_advertised`, without numpy: the live step's cost).
+
+    A decoded advert is unchanged; a simulator's or a test's unrounded Motion becomes what a band would send."""
+    def q(v: float | None, unit: float, lo: float, hi: float) -> float | None:  # NaN and None stay as they are
+        return v if v is None or not math.isfinite(v) else min(hi, max(lo, float(round(v / unit)))) * unit
+
+    def g(v: float) -> float:
+        r = q(v * G_UNIT, 1.0, 0.0, 255.0)
+        return v if r is None or not math.isfinite(r) else r / G_UNIT
+
+    out = Motion(g(m.max_g), g(m.min_g), g(m.mean_g), q(m.pitch_deg, 1.0, -90.0, 90.0),
+                 q(m.roll_deg, ROLL_UNIT, -90.0, 90.0))
+    return m if out == m else out
 
 
 def _gravity(pitch: float, roll: float) -> tuple[float, float, float]:
@@ -172,3 +195,14 @@ def recording_features(ts: Array, m: Array) -> tuple[Array, Array, Array]:
     X = np.vstack([features(ts - ts[i], m) for i, _ in cs])
     decided = [ts[j] if ts[j] - ts[i] >= DECIDE_S else ts[i] + DECIDE_BY_S for i, j in cs]
     return X, np.array([ts[i] for i, _ in cs]), np.array(decided)
+
+
+def walks_on(X: Array) -> NDArray[np.bool_]:
+    """Per row of features (n, len(FEATURES)): does the wearer walk on, steadily, after the candidate?"""
+    X = np.asarray(X, dtype=np.float64).reshape(-1, len(FEATURES))
+    a, b = X[:, FEATURES.index("post2_spread_g")], X[:, FEATURES.index("post3_spread_g")]
+    with np.errstate(invalid="ignore"):
+        out: NDArray[np.bool_] = ((np.minimum(a, b) >= WALK_SPREAD_G) & (np.abs(a - b) <= WALK_AGREE_G)
+                                  & (X[:, FEATURES.index("post_max_g")] < CANDIDATE_G)
+                                  & (X[:, FEATURES.index("post_dev_g")] < WALK_DEV_G))
+    return out

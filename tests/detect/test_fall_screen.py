@@ -148,3 +148,48 @@ def test_the_confuser_physics_counts_claps_as_rivals_and_a_fall_as_a_lone_turned
     assert tilt > 45.0 and 0.0 <= motion <= 3.0  # the wrist ends turned (lying palm down)
     clap_rivals = [q[2] for _, q in windows(*wrist.claps(seed=5))]
     assert max(clap_rivals) >= 3  # claps within ±3 s of the loudest one
+
+
+def test_the_rhythm_veto_hears_a_beat_of_claps_and_not_a_lone_fall(tmp_path: Path) -> None:
+    def verdicts(t: np.ndarray, xyz: np.ndarray) -> list[tuple[float, bool, int]]:
+        _, ss = ff.streams(t, xyz, 50.0)
+        return [(float(s.t[i]), ff.rhythmic(s, i), len(ff.beat_bursts(s, i))) for s in ss for i in ff.candidates(s)]
+
+    t, xyz, impact = wrist.clean_fall(seed=5, peak_g=4.0, after="still")
+    (fall,) = [v for v in verdicts(t, xyz) if abs(v[0] - impact) < 1.0]
+    assert fall[1] is False and fall[2] >= 1  # its own burst, no beat
+    claps = verdicts(*wrist.claps(seed=5))
+    assert any(v[1] for v in claps), claps  # the loudest clap sits in a steady beat
+    assert max(v[2] for v in claps) >= ff.BEAT_MIN
+
+    # an irregular run of loud moments (a trip, hands, body) is no beat, however many
+    s = ff.Stream20(np.arange(200) / 20.0, np.tile([0.0, 0.0, 1.0], (200, 1)), np.ones(200), np.ones(200),
+                    np.zeros(200, dtype=bool))
+    for k in (60, 66, 100, 104, 140):  # gaps 0.3, 1.7, 0.2, 1.8 s
+        s.peak[k] = 4.0
+    assert len(ff.beat_bursts(s, 100)) == 5 and not ff.rhythmic(s, 100)
+    for k in (80, 120):  # the same loudness at a steady 1 s beat: 60, 80, 100, 120, 140
+        s.peak[k] = 4.0
+    s.peak[[66, 104]] = 1.0
+    assert ff.rhythmic(s, 100)
+
+    # the screen reads the veto of every saved window (cached)
+    wf = _script("windows_falls")
+    sh = _script("shift_falls")
+    ws, ps, cs = [], [], []
+    for tt, xx in ((t, xyz), wrist.claps(seed=5)):
+        _, ss = ff.streams(tt, xx, 50.0)
+        for st in ss:
+            for i in ff.candidates(st):
+                w, p, c = np.full((wf.WIN, 3), np.nan), np.full(wf.WIN, np.nan), np.zeros(wf.WIN, dtype=bool)
+                a, b = max(0, i - wf.LO), min(len(st.t), i + wf.HI)
+                w[a - (i - wf.LO):b - (i - wf.LO)] = st.xyz[a:b]
+                p[a - (i - wf.LO):b - (i - wf.LO)] = st.peak[a:b]
+                c[a - (i - wf.LO):b - (i - wf.LO)] = st.clipped[a:b]
+                ws.append(w)
+                ps.append(p)
+                cs.append(c)
+    np.savez(tmp_path / "windows-s-rec.npz", xyz=np.stack(ws), peak=np.stack(ps), clipped=np.stack(cs))
+    r = sh.rhythm_of(tmp_path, "s", "rec")
+    assert r.tolist() == [v[1] for v in verdicts(t, xyz) + claps]
+    assert (tmp_path / "rhythm-s-rec.npy").is_file()

@@ -92,14 +92,14 @@ def rivals_of(cache: Path, set_name: str, vname: str) -> F64:
     return r
 
 
-def rhythm_of(cache: Path, set_name: str, vname: str) -> B:
+def rhythm_of(cache: Path, set_name: str, vname: str, span_s: float = 0.0) -> B:
     """The rhythm veto (fall_features.rhythmic, falls-12) of every candidate row of a saved set variant (cached)."""
-    out = cache / f"rhythm-{set_name}-{vname}.npy"
+    out = cache / (f"rhythm-{set_name}-{vname}.npy" if span_s == 0.0 else f"rhythm{span_s:g}-{set_name}-{vname}.npy")
     if out.is_file():
         return np.asarray(np.load(out), dtype=bool)
     with np.load(cache / f"windows-{set_name}-{vname}.npz") as z:
         xyz, peak, clipped = z["xyz"], z["peak"], z["clipped"]
-    r = np.array([ff.rhythmic(*window_stream(xyz[n], peak[n], clipped[n])) for n in range(len(xyz))], dtype=bool)
+    r = np.array([ff.rhythmic(*window_stream(xyz[n], peak[n], clipped[n]), span_s) for n in range(len(xyz))], dtype=bool)
     tmp = out.with_suffix(f".{os.getpid()}.npy")
     np.save(tmp, r)
     tmp.replace(out)  # atomic: another screen may read it at the same time
@@ -159,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--loso-sets", default="")
     ap.add_argument("--veto", action="store_true", help="also score with the rival-bursts veto (veto_limit)")
     ap.add_argument("--rhythm", action="store_true", help="also score with the rhythm veto (falls-12)")
+    ap.add_argument("--rhythm-span", type=float, default=0.0, help="the beat's shortest span (s; falls-12's second)")
     ap.add_argument("--veto-rec", action="store_true", help="the veto's limit from the recorded trials only")
     a = ap.parse_args(argv)
     t0 = time.perf_counter()
@@ -208,13 +209,15 @@ def main(argv: list[str] | None = None) -> int:
                         print("  " + summary(f"{an}→{bn} + veto rivals > {lim:g} (th {th:.3f})", sv, y, th,
                                              [t.activity for t in Bs.trials]), flush=True)
                     if a.rhythm:
-                        pr = np.where(rhythm_of(a.cache, bn, "rec"), 0.0, clf.predict_proba(Bs.X)[:, 1])
+                        pr = np.where(rhythm_of(a.cache, bn, "rec", a.rhythm_span), 0.0, clf.predict_proba(Bs.X)[:, 1])
                         sr = fall_train.trial_scores(pr, Bs.trial_of, len(Bs.trials))
                         print("  " + summary(f"{an}→{bn} + rhythm veto (th {th:.3f})", sr, y, th,
                                              [t.activity for t in Bs.trials]), flush=True)
                         lost = [t.name for t, a0, a1 in zip(Bs.trials, s >= th, sr >= th, strict=True)
                                 if t.fall and a0 and not a1]
-                        print(f"      rhythm veto: falls lost {lost}", flush=True)
+                        quiet = Counter(t.activity for t, a0, a1 in zip(Bs.trials, s >= th, sr >= th, strict=True)
+                                        if not t.fall and a0 and not a1)
+                        print(f"      rhythm veto: falls lost {lost}; daily activities silenced {dict(quiet)}", flush=True)
         if a.no_loso:
             continue
         for name, (T, Xe, eo) in train.items():
@@ -252,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
                     scv = fall_train.trial_scores(pv, S.trial_of[r2], len(S.trials))
                     sv[held] = scv[held]
                 if a.rhythm:
-                    pr = np.where(rhythm_of(a.cache, name, "rec")[r2], 0.0, clf.predict_proba(S.X[r2])[:, 1])
+                    pr = np.where(rhythm_of(a.cache, name, "rec", a.rhythm_span)[r2], 0.0, clf.predict_proba(S.X[r2])[:, 1])
                     sr[held] = fall_train.trial_scores(pr, S.trial_of[r2], len(S.trials))[held]
                 print(f"    {name} {subj}: th {th:.3f}; {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
             y = np.array([t.fall for t in S.trials])
@@ -266,7 +269,9 @@ def main(argv: list[str] | None = None) -> int:
                       flush=True)
                 lost = [t.name for t, a0, a1 in zip(S.trials, s >= th_of, sr >= th_of, strict=True)
                         if t.fall and a0 and not a1]
-                print(f"      rhythm veto: falls lost {lost}", flush=True)
+                quiet = Counter(t.activity for t, a0, a1 in zip(S.trials, s >= th_of, sr >= th_of, strict=True)
+                                if not t.fall and a0 and not a1)
+                print(f"      rhythm veto: falls lost {lost}; daily activities silenced {dict(quiet)}", flush=True)
     print(f"took {time.perf_counter() - t0:.0f} s")
     return 0
 

@@ -223,12 +223,15 @@ def beat_bursts(s: Stream20, i: int) -> Array:
     return np.array([(lo + int(g[np.argmax(seg[g])]) - i) / hz for g in groups])
 
 
-def rhythmic(s: Stream20, i: int) -> bool:
+def rhythmic(s: Stream20, i: int, span_s: float = 0.0) -> bool:
     """The rhythm veto (falls-12): candidate i sits in a steady beat of loud moments (claps, hops, running) —
     at least BEAT_MIN bursts within ±BEAT_S, one more than BEAT_SIDE_S before it and one after, their gaps
-    regular (coefficient of variation ≤ BEAT_CV). A fall has few loud moments, at irregular gaps."""
+    regular (coefficient of variation ≤ BEAT_CV). A fall has few loud moments, at irregular gaps.
+    `span_s`: the beat must also last this long, first burst to last (falls-12's second variant: 2 s)."""
     b = beat_bursts(s, i)
     if len(b) < BEAT_MIN or not (b < -BEAT_SIDE_S).any() or not (b > BEAT_SIDE_S).any():
+        return False
+    if float(b[-1] - b[0]) < span_s:
         return False
     gaps = np.diff(b)
     return bool(float(gaps.std()) <= BEAT_CV * float(gaps.mean()))

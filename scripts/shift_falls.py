@@ -94,12 +94,15 @@ def rivals_of(cache: Path, set_name: str, vname: str) -> F64:
 
 def rhythm_of(cache: Path, set_name: str, vname: str, span_s: float = 0.0) -> B:
     """The rhythm veto (fall_features.rhythmic, falls-12) of every candidate row of a saved set variant (cached)."""
-    out = cache / (f"rhythm-{set_name}-{vname}.npy" if span_s == 0.0 else f"rhythm{span_s:g}-{set_name}-{vname}.npy")
+    tag = "clap" if span_s < 0 else ("" if span_s == 0.0 else f"{span_s:g}")
+    out = cache / f"rhythm{tag}-{set_name}-{vname}.npy"
     if out.is_file():
         return np.asarray(np.load(out), dtype=bool)
     with np.load(cache / f"windows-{set_name}-{vname}.npz") as z:
         xyz, peak, clipped = z["xyz"], z["peak"], z["clipped"]
-    r = np.array([ff.rhythmic(*window_stream(xyz[n], peak[n], clipped[n]), span_s) for n in range(len(xyz))], dtype=bool)
+    r = np.array([ff.clapping(*window_stream(xyz[n], peak[n], clipped[n])) if span_s < 0
+                  else ff.rhythmic(*window_stream(xyz[n], peak[n], clipped[n]), span_s) for n in range(len(xyz))],
+                 dtype=bool)
     tmp = out.with_suffix(f".{os.getpid()}.npy")
     np.save(tmp, r)
     tmp.replace(out)  # atomic: another screen may read it at the same time
@@ -159,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--loso-sets", default="")
     ap.add_argument("--veto", action="store_true", help="also score with the rival-bursts veto (veto_limit)")
     ap.add_argument("--rhythm", action="store_true", help="also score with the rhythm veto (falls-12)")
-    ap.add_argument("--rhythm-span", type=float, default=0.0, help="the beat's shortest span (s; falls-12's second)")
+    ap.add_argument("--rhythm-span", type=float, default=0.0, help="the beat's shortest span (s; falls-12's second); "
+                    "-1: the third variant (fall_features.clapping)")
     ap.add_argument("--veto-rec", action="store_true", help="the veto's limit from the recorded trials only")
     a = ap.parse_args(argv)
     t0 = time.perf_counter()

@@ -172,6 +172,18 @@ def test_the_rhythm_veto_hears_a_beat_of_claps_and_not_a_lone_fall(tmp_path: Pat
         s.peak[k] = 4.0
     s.peak[[66, 104]] = 1.0
     assert ff.rhythmic(s, 100)
+    assert not ff.rhythmic(s, 100, span_s=4.5)  # 60…140 lasts 4 s: a beat, but shorter than asked
+    assert ff.rhythmic(s, 100, span_s=2.0)
+
+    # the third variant: a beat with a missed clap (a doubled gap) that goes on after the impact
+    s.peak[:] = 1.0
+    for k in (100, 110, 130, 140, 150):  # gaps 0.5, 1.0, 0.5, 0.5 s
+        s.peak[k] = 4.0
+    assert ff.clapping(s, 100) and not ff.rhythmic(s, 100)
+    s.peak[:] = 1.0
+    for k in (40, 50, 70, 80, 100):  # the same beat before the impact only (a fall after running)
+        s.peak[k] = 4.0
+    assert not ff.clapping(s, 100)
 
     # the screen reads the veto of every saved window (cached)
     wf = _script("windows_falls")

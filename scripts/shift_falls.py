@@ -92,23 +92,6 @@ def rivals_of(cache: Path, set_name: str, vname: str) -> F64:
     return r
 
 
-def rhythm_of(cache: Path, set_name: str, vname: str, span_s: float = 0.0) -> B:
-    """The rhythm veto (fall_features.rhythmic, falls-12) of every candidate row of a saved set variant (cached)."""
-    tag = "clap" if span_s < 0 else ("" if span_s == 0.0 else f"{span_s:g}")
-    out = cache / f"rhythm{tag}-{set_name}-{vname}.npy"
-    if out.is_file():
-        return np.asarray(np.load(out), dtype=bool)
-    with np.load(cache / f"windows-{set_name}-{vname}.npz") as z:
-        xyz, peak, clipped = z["xyz"], z["peak"], z["clipped"]
-    r = np.array([ff.clapping(*window_stream(xyz[n], peak[n], clipped[n])) if span_s < 0
-                  else ff.rhythmic(*window_stream(xyz[n], peak[n], clipped[n]), span_s) for n in range(len(xyz))],
-                 dtype=bool)
-    tmp = out.with_suffix(f".{os.getpid()}.npy")
-    np.save(tmp, r)
-    tmp.replace(out)  # atomic: another screen may read it at the same time
-    return r
-
-
 def veto_limit(X: F64, trial_of: I64, fall: B, rivals: F64, use: B | None = None) -> float:
     """VETO: the 0.99 quantile (numpy 'higher') of the rival bursts of the training falls' top candidates
     (`use`: only those trials, e.g. the recorded ones without their copies)."""
@@ -161,9 +144,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-cross", action="store_true")
     ap.add_argument("--loso-sets", default="")
     ap.add_argument("--veto", action="store_true", help="also score with the rival-bursts veto (veto_limit)")
-    ap.add_argument("--rhythm", action="store_true", help="also score with the rhythm veto (falls-12)")
-    ap.add_argument("--rhythm-span", type=float, default=0.0, help="the beat's shortest span (s; falls-12's second); "
-                    "-1: the third variant (fall_features.clapping)")
     ap.add_argument("--veto-rec", action="store_true", help="the veto's limit from the recorded trials only")
     a = ap.parse_args(argv)
     t0 = time.perf_counter()
@@ -212,16 +192,6 @@ def main(argv: list[str] | None = None) -> int:
                         sv = fall_train.trial_scores(pv, Bs.trial_of, len(Bs.trials))
                         print("  " + summary(f"{an}→{bn} + veto rivals > {lim:g} (th {th:.3f})", sv, y, th,
                                              [t.activity for t in Bs.trials]), flush=True)
-                    if a.rhythm:
-                        pr = np.where(rhythm_of(a.cache, bn, "rec", a.rhythm_span), 0.0, clf.predict_proba(Bs.X)[:, 1])
-                        sr = fall_train.trial_scores(pr, Bs.trial_of, len(Bs.trials))
-                        print("  " + summary(f"{an}→{bn} + rhythm veto (th {th:.3f})", sr, y, th,
-                                             [t.activity for t in Bs.trials]), flush=True)
-                        lost = [t.name for t, a0, a1 in zip(Bs.trials, s >= th, sr >= th, strict=True)
-                                if t.fall and a0 and not a1]
-                        quiet = Counter(t.activity for t, a0, a1 in zip(Bs.trials, s >= th, sr >= th, strict=True)
-                                        if not t.fall and a0 and not a1)
-                        print(f"      rhythm veto: falls lost {lost}; daily activities silenced {dict(quiet)}", flush=True)
         if a.no_loso:
             continue
         for name, (T, Xe, eo) in train.items():
@@ -232,7 +202,6 @@ def main(argv: list[str] | None = None) -> int:
             subj_S = np.array([t.subject for t in S.trials])
             s = np.zeros(len(S.trials))
             sv = np.zeros(len(S.trials))
-            sr = np.zeros(len(S.trials))
             lims: list[float] = []
             th_of = np.zeros(len(S.trials))
             for subj in sorted(set(subj_S.tolist())):
@@ -258,9 +227,6 @@ def main(argv: list[str] | None = None) -> int:
                     pv = np.where(riv[name][1][r2] > lim, 0.0, clf.predict_proba(S.X[r2])[:, 1])
                     scv = fall_train.trial_scores(pv, S.trial_of[r2], len(S.trials))
                     sv[held] = scv[held]
-                if a.rhythm:
-                    pr = np.where(rhythm_of(a.cache, name, "rec", a.rhythm_span)[r2], 0.0, clf.predict_proba(S.X[r2])[:, 1])
-                    sr[held] = fall_train.trial_scores(pr, S.trial_of[r2], len(S.trials))[held]
                 print(f"    {name} {subj}: th {th:.3f}; {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
             y = np.array([t.fall for t in S.trials])
             print("  " + summary(f"LOSO {name} (pooled AUC; th {th_of.min():.2f}–{th_of.max():.2f})", s, y, th_of,
@@ -268,14 +234,6 @@ def main(argv: list[str] | None = None) -> int:
             if a.veto:
                 print("  " + summary(f"LOSO {name} + veto rivals > {min(lims):g}–{max(lims):g}", sv, y, th_of,
                                      [t.activity for t in S.trials]), flush=True)
-            if a.rhythm:
-                print("  " + summary(f"LOSO {name} + rhythm veto", sr, y, th_of, [t.activity for t in S.trials]),
-                      flush=True)
-                lost = [t.name for t, a0, a1 in zip(S.trials, s >= th_of, sr >= th_of, strict=True)
-                        if t.fall and a0 and not a1]
-                quiet = Counter(t.activity for t, a0, a1 in zip(S.trials, s >= th_of, sr >= th_of, strict=True)
-                                if not t.fall and a0 and not a1)
-                print(f"      rhythm veto: falls lost {lost}; daily activities silenced {dict(quiet)}", flush=True)
     print(f"took {time.perf_counter() - t0:.0f} s")
     return 0
 

@@ -203,57 +203,6 @@ def features_at(s: Stream20, i: int) -> Array:
                      turn, turn_near, post_rot], dtype=np.float64)
 
 
-BEAT_S = 3.0  # the rhythm veto looks this far either side of a candidate
-BEAT_MIN = 4  # bursts (the candidate's own included) that make a beat
-BEAT_SIDE_S = 0.3  # a burst this far before and one this far after the impact
-BEAT_CV = 0.35  # gaps between successive bursts this regular (std / mean) or more
-
-
-def beat_bursts(s: Stream20, i: int, share: float = 0.6) -> Array:
-    """Times (s, from candidate i) of the raw-peak bursts within ±BEAT_S reaching max(1.6 g, 1 g + 0.6 × (impact − 1 g)):
-    each burst's highest bin; a gap of more than 3 bins (0.15 s) starts a new burst."""
-    hz = RATE_HZ
-    lo = max(0, i - int(round(BEAT_S * hz)))
-    seg = s.peak[lo:i + int(round(BEAT_S * hz)) + 1]
-    level = max(1.6, 1.0 + share * (float(s.peak[i]) - 1.0))
-    over = np.flatnonzero(seg >= level)
-    if len(over) == 0:
-        return np.zeros(0)
-    groups = np.split(over, np.flatnonzero(np.diff(over) > 3) + 1)
-    return np.array([(lo + int(g[np.argmax(seg[g])]) - i) / hz for g in groups])
-
-
-def rhythmic(s: Stream20, i: int, span_s: float = 0.0) -> bool:
-    """The rhythm veto (falls-12): candidate i sits in a steady beat of loud moments (claps, hops, running) —
-    at least BEAT_MIN bursts within ±BEAT_S, one more than BEAT_SIDE_S before it and one after, their gaps
-    regular (coefficient of variation ≤ BEAT_CV). A fall has few loud moments, at irregular gaps.
-    `span_s`: the beat must also last this long, first burst to last (falls-12's second variant: 2 s)."""
-    b = beat_bursts(s, i)
-    if len(b) < BEAT_MIN or not (b < -BEAT_SIDE_S).any() or not (b > BEAT_SIDE_S).any():
-        return False
-    if float(b[-1] - b[0]) < span_s:
-        return False
-    gaps = np.diff(b)
-    return bool(float(gaps.std()) <= BEAT_CV * float(gaps.mean()))
-
-
-def clapping(s: Stream20, i: int) -> bool:
-    """falls-12's third variant, named after looking at UMAFall's claps: bursts at 0.4 × the impact within ±BEAT_S;
-    at least BEAT_MIN of them, 2 or more over 0.3 s after the impact (a beat that goes on; a fall after running has
-    its beat before), lasting ≥ 2 s, every gap within ¼ of a whole multiple (1–3) of the shortest gap (≥ 0.25 s:
-    a clap missed at 20 Hz leaves a doubled gap)."""
-    b = beat_bursts(s, i, share=0.4)
-    if len(b) < BEAT_MIN or int(np.count_nonzero(b > BEAT_SIDE_S)) < 2 or float(b[-1] - b[0]) < 2.0:
-        return False
-    gaps = np.diff(b)
-    unit = float(gaps.min())
-    if unit < 0.25:
-        return False
-    r = gaps / unit
-    k = np.round(r)
-    return bool(np.all(np.abs(r - k) <= 0.25) and float(k.max()) <= 3.0)
-
-
 def _hold_last(s: Stream20, extra: int) -> Stream20:
     """The stream with its last sample held for `extra` more bins (the end of the data)."""
     t = np.r_[s.t, s.t[-1] + np.arange(1, extra + 1) / RATE_HZ]

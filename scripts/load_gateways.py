@@ -16,8 +16,15 @@ It starts its own backend (`chumphae serve`, loopback only, a fresh SQLite
 file or a private PostgreSQL schema dropped afterwards), seeds it, opens G
 gateway sockets and one care manager feed socket, and streams pre-encoded
 `position` frames (each gateway at most `--window` unacknowledged; `--rate`
-caps the total messages/s, 0 = as fast as acks allow) while an SOS `alert`
-is sent every `--sos-every-s` from a random gateway. It measures acked
+caps the total messages/s, 0 = as fast as acks allow: a closed loop that
+saturates the backend) while an SOS `alert` is sent every `--sos-every-s`
+from a random gateway, at once, beyond the window (§3.3; `--sos-window
+shared`: only when the window has room, as gateways did before sos12).
+`--band-hz HZ` is the open loop the protocol describes instead: every band
+of a gateway sends a position each 1/HZ s (at most 1: §3.4), the gateway's
+bands at once at its own phase, so 5,000 bands at 1 Hz offer 5,000
+positions/s whatever the backend acknowledges (still within the window; the
+ticks that went out late, because the window was full, are counted). It measures acked
 messages/s and SOS send → `alert` frame on the care manager's feed
 (p50/p99). It stops by itself after `--duration` seconds or `--max-messages`,
 whichever first, and prints a final `SUMMARY ...` line, with the CPU the
@@ -34,7 +41,8 @@ commit, the feed read (pool wait, query, render) and the frame's send. See
 
 Usage: .venv/bin/python scripts/load_gateways.py [--bands 5000] [--gateways 100] [--duration 20]
        [--rate 0] [--sos-every-s 0.2] [--db sqlite|postgresql] [--url postgresql://postgres@127.0.0.1:5432/test]
-       [--seed rest|direct] [--workers 1] [--breakdown timelines.json]
+       [--seed rest|direct] [--workers 1] [--breakdown timelines.json] [--band-hz 1]
+       [--sos-window beyond|shared] [--sos-socket same|separate]
 """
 
 from __future__ import annotations

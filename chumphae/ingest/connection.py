@@ -72,12 +72,6 @@ URGENT, BULK = 0, 1  # worker priorities: alerts first
 # threads compute; at 5 ms per hand-over a dozen round trips cost hundreds of milliseconds under load.
 SWITCH_INTERVAL_S = 0.0005
 LINGER_STEP_S = 0.001  # how often a lingering bulk batch looks for more frames
-# The reader hands the event loop back after this many frames. uvicorn queues every frame of a socket read
-# (up to 256 KiB: ~400 positions) and `receive()` returns queued frames without suspending, so a reader used to
-# route a whole read in one step of the loop (~5 ms for 256 frames), and with many gateways sending at once one
-# step of the loop lasted tens of milliseconds: every wake-up on the SOS's path (its processor, its ack, the
-# feed's read and send) waited for the step to end.
-READ_BURST = 32
 # The cyclic garbage collector's first threshold (Python's default: 700 container objects allocated net). Under
 # ingest load a batch's frames, messages and rows live across a few awaits, so at 700 they survive two young
 # collections, reach the oldest generation and make it due every few seconds: full collections of the whole
@@ -306,13 +300,8 @@ class _Session:
         self.workers = workers_for(engine)
 
     async def read(self) -> None:
-        burst = 0
         try:
             while True:
-                burst += 1
-                if burst >= READ_BURST:
-                    burst = 0
-                    await asyncio.sleep(0)  # let the other callbacks ready now run before the rest of this read
                 message = await self.ws.receive()
                 if message["type"] == "websocket.disconnect":
                     break

@@ -120,27 +120,3 @@ async def test_alerts_read_while_one_is_stored_wait_and_go_together_in_order() -
     ws.close()
     await asyncio.wait_for(asyncio.gather(reader, alerts), 5)
     connection._locks.pop(id(ws), None)
-
-
-async def test_the_reader_hands_the_loop_back_within_a_long_read() -> None:
-    """200 positions read at once (as uvicorn queues a whole socket read): a callback made ready meanwhile
-    runs after at most `READ_BURST` of them, not after all 200 (a gateway's read was one step of the loop)."""
-    ws, workers = FramesSocket(), HeldWorkers()
-    s = session(ws, workers)
-    for k in range(200):
-        mid = str(uuid.uuid4())
-        ws.push(json.dumps({"id": mid, "type": "position", "t": datetime.now(UTC).isoformat(), "seq": k,
-                            "body": {"address": "C0:FF:EE:00:00:01"}}))
-    routed_when_probed: list[int] = []
-
-    async def probe() -> None:
-        routed_when_probed.append(s.bulk.qsize())
-
-    reader = asyncio.create_task(s.read())
-    await asyncio.create_task(probe())
-    assert routed_when_probed[0] < 200 and routed_when_probed[0] <= connection.READ_BURST  # not all in one step
-    for _ in range(50):
-        await asyncio.sleep(0)
-    assert s.bulk.qsize() == 200  # all of them routed, in order
-    ws.close()
-    await reader

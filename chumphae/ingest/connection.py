@@ -10,12 +10,7 @@ and an alert never waits in the socket behind positions still to be
 validated. Two processors drain the queues: each takes every frame waiting
 (up to `batch_max`) and, on the ingest workers, validates the bulk frames
 (refused ones answered with `error`, kept as dead letters) and stores the
-messages in one transaction, then `ack`s their ids. An alert read while the
-connection has no alert being stored and none queued is handed to the urgent
-workers by the reader itself, in the same step of the event loop that read
-it (its processor only awaits the result and acks): under load one step of
-the loop lasts tens of milliseconds, and the hop through the queue to the
-processor cost one (docs/performance.md, sos12). The bulk processor first
+messages in one transaction, then `ack`s their ids. The bulk processor first
 waits up to `bulk_linger_s` for the frames queued when its last ack left plus
 as many as that ack released (a gateway with a backlog refills its window at
 once), so batches stay full instead of alternating between part-windows.
@@ -217,13 +212,6 @@ class _Raw(msgspec.Struct, frozen=True, gc=False):
     kind: str | None = None  # the type its head names (`envelope.route`), when the reader routed it so
 
 
-class _Submitted(msgspec.Struct, frozen=True, gc=False):
-    """Alerts the reader already handed to the urgent workers, and their result to come."""
-
-    items: list[Message]
-    future: Future[tuple[list[Rejection], BatchResult]]
-
-
 def _parse_and_store(engine: Engine, state: IngestState, gateway_id: int, items: list[Message | Rejection | _Raw],
                      urgent: bool) -> tuple[list[Rejection], BatchResult]:
     """Validate the frames read (in order) and store the batch; the refused ones are kept as dead letters."""
@@ -293,9 +281,7 @@ class _Session:
         self.ws, self.engine, self.gateway_id = ws, engine, gateway_id
         self.counters, self.options = counters, options
         self.states = {URGENT: IngestState(gateway_id), BULK: IngestState(gateway_id)}  # one per processor
-        # alerts waiting for the urgent processor; a job already submitted by the reader (`_alert`) goes alone
-        self.alerts: asyncio.Queue[Message | _Submitted | None] = asyncio.Queue(options.inbox_max)
-        self.alerts_idle = True  # no alert of this connection being stored or queued
+        self.alerts: asyncio.Queue[Message | None] = asyncio.Queue(options.inbox_max)
         self.bulk: asyncio.Queue[_Raw | Rejection | None] = asyncio.Queue(options.inbox_max)
         self.workers = workers_for(engine)
 
@@ -323,24 +309,10 @@ class _Session:
                     await self.reject(parsed)
                     await self.bulk.put(parsed)  # recorded as a dead letter with the next batch
                 else:
-                    await self._alert(parsed)
+                    await self.alerts.put(parsed)
         finally:
             await self.alerts.put(None)
             await self.bulk.put(None)
-
-    async def _alert(self, message: Message) -> None:
-        """Submit the alert now if nothing of this connection's alerts is ahead of it, else queue it (the
-        processor stores the queued ones together after the running job: one urgent job per connection at a
-        time, so its alerts commit in the order read)."""
-        if self.alerts_idle:
-            self.alerts_idle = False
-            self.alerts.put_nowait(_Submitted([message], self._submit([message], URGENT)))  # the queue is empty
-        else:
-            await self.alerts.put(message)
-
-    def _submit(self, items: list[Any], priority: int) -> Future[tuple[list[Rejection], BatchResult]]:
-        return self.workers.submit(priority, functools.partial(
-            _parse_and_store, self.engine, self.states[priority], self.gateway_id, items, priority == URGENT))
 
     async def _queue_bulk(self, item: _Raw | Rejection) -> None:
         if self.bulk.full():
@@ -354,16 +326,15 @@ class _Session:
         expected = 0
         while True:
             items = [await inbox.get()]
-            submitted = items[0] if isinstance(items[0], _Submitted) else None
-            if submitted is None:
-                self._take(inbox, items)
+            self._take(inbox, items)
             if priority == BULK and len(items) < min(expected, self.options.batch_max) and None not in items:
                 await self._linger(inbox, items, min(expected, self.options.batch_max))
             closed = None in items
             items = [i for i in items if i is not None]
             if items:
                 engine = self.engine
-                fut = submitted.future if submitted is not None else self._submit(items, priority)
+                fut = self.workers.submit(priority, functools.partial(
+                    _parse_and_store, engine, self.states[priority], self.gateway_id, items, priority == URGENT))
                 refused, result = await asyncio.wrap_future(fut)
                 for rejection in refused:
                     await self.reject(rejection)
@@ -379,13 +350,10 @@ class _Session:
                     self.workers.submit(BULK, functools.partial(_dispatch, engine, result))
             if closed:
                 return
-            if priority == URGENT and inbox.empty():
-                self.alerts_idle = True  # the reader may submit the next alert itself
 
     def _take(self, inbox: asyncio.Queue[Any], items: list[Any]) -> None:
         """Add every frame waiting, up to `batch_max`."""
-        while len(items) < self.options.batch_max and not inbox.empty() and not isinstance(
-                inbox._queue[0], _Submitted):  # type: ignore[attr-defined]  # a submitted job is awaited alone
+        while len(items) < self.options.batch_max and not inbox.empty():
             items.append(inbox.get_nowait())
 
     async def _linger(self, inbox: asyncio.Queue[Any], items: list[Any], target: int) -> None:

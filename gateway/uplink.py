@@ -2,6 +2,10 @@
 
 Connect with the bearer token → send `hello` → send the outbox (alerts
 first, ≤ `max_in_flight` unacked) → mark acked rows done as acks arrive.
+An alert does not wait for room in that window: it is sent at once while
+fewer than `max_in_flight + alert_room` messages are unacked, so an SOS
+created while 256 positions wait for their ack (a busy backend) leaves now,
+not after the next ack.
 Anything that goes wrong (refused, closed, no ack for `ack_timeout_s`)
 ends the session; we reconnect with exponential backoff and jitter and
 re-send everything still unacked. The outbox, not this object, is the
@@ -69,6 +73,7 @@ class Uplink:
         heartbeat_s: float = 15.0,
         ack_timeout_s: float = 30.0,
         max_in_flight: int = 256,
+        alert_room: int = 64,
         backoff_min_s: float = 0.5,
         backoff_max_s: float = 30.0,
         poison_after: int = 3,
@@ -82,6 +87,7 @@ class Uplink:
         self.heartbeat_s = heartbeat_s
         self.ack_timeout_s = ack_timeout_s
         self.max_in_flight = max_in_flight
+        self.alert_room = alert_room  # alerts beyond the window: sent without waiting for an ack
         self.backoff_min_s = backoff_min_s
         self.backoff_max_s = backoff_max_s
         self.poison_after = poison_after
@@ -171,13 +177,21 @@ class Uplink:
             self.stats.last_close = ws.close_code
 
     async def _sender(self, ws: ClientConnection, in_flight: dict[str, float]) -> None:
+        cap = self.max_in_flight + self.alert_room
         while True:
-            room = self.max_in_flight - len(in_flight)
+            # Cleared before the outbox is read, not after the sends: a message queued (or an ack read) while
+            # this loop awaits a send sets it again, so the wait below does not sleep through it (it did,
+            # for up to 0.5 s, when an alert was queued during a send).
+            self._wake.clear()
+            room = cap - len(in_flight)
+            # in sending order: alerts (not deferred) first, then the rest, then deferred ones
             batch = self.outbox.pending(room, skip=in_flight.keys()) if room > 0 else []
             sent = 0
             for q in batch:
                 if q.deferred and in_flight:
                     break  # a suspected poison message goes alone: nothing else shares its fate (a batch)
+                if len(in_flight) >= (cap if q.type == "alert" else self.max_in_flight):
+                    break  # the window is full: only alerts go beyond it (they come first)
                 if self._head is None:
                     self._head = q.id
                 await ws.send(q.text)
@@ -188,8 +202,7 @@ class Uplink:
                     break
             if in_flight and time.monotonic() - min(in_flight.values()) > self.ack_timeout_s:
                 raise TimeoutError(f"no ack for {self.ack_timeout_s:.0f} s")
-            if not sent or room <= 0:
-                self._wake.clear()
+            if not sent or len(in_flight) >= self.max_in_flight:
                 await wait_up_to(self._wake.wait(), 0.5)
 
     async def _reader(self, ws: ClientConnection, in_flight: dict[str, float]) -> None:

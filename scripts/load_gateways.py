@@ -16,8 +16,15 @@ It starts its own backend (`chumphae serve`, loopback only, a fresh SQLite
 file or a private PostgreSQL schema dropped afterwards), seeds it, opens G
 gateway sockets and one care manager feed socket, and streams pre-encoded
 `position` frames (each gateway at most `--window` unacknowledged; `--rate`
-caps the total messages/s, 0 = as fast as acks allow) while an SOS `alert`
-is sent every `--sos-every-s` from a random gateway. It measures acked
+caps the total messages/s, 0 = as fast as acks allow: a closed loop that
+saturates the backend) while an SOS `alert` is sent every `--sos-every-s`
+from a random gateway, at once, beyond the window (§3.3; `--sos-window
+shared`: only when the window has room, as gateways did before sos12).
+`--band-hz HZ` is the open loop the protocol describes instead: every band
+of a gateway sends a position each 1/HZ s (at most 1: §3.4), the gateway's
+bands at once at its own phase, so 5,000 bands at 1 Hz offer 5,000
+positions/s whatever the backend acknowledges (still within the window; the
+ticks that went out late, because the window was full, are counted). It measures acked
 messages/s and SOS send → `alert` frame on the care manager's feed
 (p50/p99). It stops by itself after `--duration` seconds or `--max-messages`,
 whichever first, and prints a final `SUMMARY ...` line, with the CPU the
@@ -34,7 +41,8 @@ commit, the feed read (pool wait, query, render) and the frame's send. See
 
 Usage: .venv/bin/python scripts/load_gateways.py [--bands 5000] [--gateways 100] [--duration 20]
        [--rate 0] [--sos-every-s 0.2] [--db sqlite|postgresql] [--url postgresql://postgres@127.0.0.1:5432/test]
-       [--seed rest|direct] [--workers 1] [--breakdown timelines.json]
+       [--seed rest|direct] [--workers 1] [--breakdown timelines.json] [--band-hz 1]
+       [--sos-window beyond|shared] [--sos-socket same|separate]
 """
 
 from __future__ import annotations
@@ -71,7 +79,7 @@ from chumphae.auth.service import create_gateway, create_user
 from chumphae.config import get_settings
 from chumphae.db import init_engine
 engine = init_engine(get_settings().effective_database_url)
-n = int(sys.argv[1])
+n, lanes = int(sys.argv[1]), int(sys.argv[2])
 with Session(engine) as s:
     _, admin = create_user(s, name="load admin", role="admin")
     out = {"admin": admin, "gateways": []}
@@ -79,6 +87,11 @@ with Session(engine) as s:
         gw, token = create_gateway(s, slug=f"gw-load-{g}", name=f"load {g}", site=f"load-{g}",
                                    lat=16.5442, lon=102.0997)
         out["gateways"].append(token)
+    out["alert_gateways"] = []
+    for g in range(n if lanes else 0):  # --sos-socket separate: a second gateway on each site
+        gw, token = create_gateway(s, slug=f"gw-load-{g}-sos", name=f"load {g} sos", site=f"load-{g}",
+                                   lat=16.5442, lon=102.0997)
+        out["alert_gateways"].append(token)
     s.commit()
 print(json.dumps(out))
 """
@@ -163,8 +176,8 @@ def position_frame(address: str, patient_id: int, t: datetime, k: int) -> tuple[
     return mid, orjson.dumps({"id": mid, "type": "position", "t": t.isoformat(), "seq": k, "body": body})
 
 
-async def drive(port: int, tokens: list[str], cm_token: str, bands: list[list[Any]], args: argparse.Namespace
-                ) -> dict[str, Any]:
+async def drive(port: int, tokens: list[str], cm_token: str, bands: list[list[Any]], args: argparse.Namespace,
+                sos_tokens: list[str]) -> dict[str, Any]:
     base = f"ws://127.0.0.1:{port}"
     g_count = len(tokens)
     per_gateway = max(1, args.max_messages // g_count)
@@ -175,6 +188,9 @@ async def drive(port: int, tokens: list[str], cm_token: str, bands: list[list[An
     frames: list[list[tuple[str, bytes]]] = []
     for g in range(g_count):
         mine = by_gateway[g]
+        if args.band_hz > 0:  # open loop: every band once a tick for the whole run, up to --max-messages
+            per_gateway = min(max(1, args.max_messages // g_count),
+                              len(mine) * (int(args.duration * args.band_hz) + 1))
         frames.append([position_frame(mine[k % len(mine)][1], mine[k % len(mine)][2],
                                       t0 + timedelta(milliseconds=k), k) for k in range(per_gateway)])
     acked = 0
@@ -186,6 +202,8 @@ async def drive(port: int, tokens: list[str], cm_token: str, bands: list[list[An
     sos_ack_at: dict[str, float] = {}  # SOS message id → when its ack arrived
     stop = asyncio.Event()
     rate_gap = g_count / args.rate if args.rate > 0 else 0.0  # seconds between sends on one gateway
+    late: list[float] = []  # open loop: how late each gateway's tick was sent (s): the backend fell behind
+    rng_phase = random.Random(12)
 
     async with contextlib.AsyncExitStack() as stack:
         if args.feed_client == "process":
@@ -217,17 +235,31 @@ async def drive(port: int, tokens: list[str], cm_token: str, bands: list[list[An
                         sos_seen.setdefault(key, time.monotonic())
 
         sockets: list[ClientConnection] = []
-        for token in tokens:
+        for token in [*tokens, *sos_tokens]:
             ws = await connect(f"{base}/api/v1/gateway/ws", additional_headers={"Authorization": f"Bearer {token}"},
                                max_size=None)
             assert orjson.loads(await asyncio.wait_for(ws.recv(), 60))["type"] == "welcome"
             sockets.append(ws)
+        sos_sockets = sockets[g_count:] or sockets[:g_count]
+
+        async def sos_acks(ws: ClientConnection) -> None:  # the separate SOS sockets' acks
+            async for raw in ws:
+                f = orjson.loads(raw)
+                for i in (f.get("ids") or []) if f.get("type") == "ack" else []:
+                    if i in sos_ids:
+                        sos_ack_at[i] = time.monotonic()
+                        sos_acked.append((sos_ack_at[i] - sos_ids.pop(i)) * 1000)
+
+        ack_tasks = [asyncio.create_task(sos_acks(ws)) for ws in sockets[g_count:]]
+        t_start = time.monotonic()
+
+        rooms = [asyncio.Semaphore(args.window) for _ in range(g_count)]  # each gateway's unacked window
+        pendings: list[set[str]] = [set() for _ in range(g_count)]
 
         async def gateway(g: int) -> None:
             nonlocal acked
             ws = sockets[g]
-            room = asyncio.Semaphore(args.window)
-            pending: set[str] = set()
+            room, pending = rooms[g], pendings[g]
 
             async def reader() -> None:
                 nonlocal acked
@@ -240,11 +272,29 @@ async def drive(port: int, tokens: list[str], cm_token: str, bands: list[list[An
                             sos_acked.append((sos_ack_at[i] - sos_ids.pop(i)) * 1000)
                         if i in pending:
                             pending.discard(i)
-                            acked += f["type"] == "ack"
+                            acked += f["type"] == "ack" and i not in sos_msg
                             room.release()
 
             task = asyncio.create_task(reader())
-            for mid, text in frames[g]:
+            if args.band_hz > 0:
+                # Open loop, as a gateway's pipeline sends (docs/gateway-protocol.md §3.4): once a tick (1 /
+                # --band-hz s, each gateway at its own phase) a position for every band it hears, written
+                # at once, still at most --window unacknowledged.
+                period, n_bands = 1.0 / args.band_hz, len(by_gateway[g])
+                first = t_start + rng_phase.uniform(0, period)
+                for tick in range(0, (len(frames[g]) + n_bands - 1) // n_bands):
+                    delay = first + tick * period - time.monotonic()
+                    if delay > 0:
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(stop.wait(), delay)
+                    if stop.is_set():
+                        break
+                    late.append(max(0.0, -delay))
+                    for mid, text in frames[g][tick * n_bands:(tick + 1) * n_bands]:
+                        await room.acquire()
+                        pending.add(mid)
+                        await ws.send(text.decode())
+            for mid, text in frames[g] if args.band_hz <= 0 else ():
                 if stop.is_set():
                     break
                 await room.acquire()
@@ -270,7 +320,10 @@ async def drive(port: int, tokens: list[str], cm_token: str, bands: list[list[An
                 sid = str(uuid.uuid4())
                 sos_sent[(pid, t.isoformat())] = sos_ids[sid] = time.monotonic()  # the feed child's clock too
                 sos_msg[sid] = (pid, t.isoformat())
-                await sockets[g].send(orjson.dumps({"id": sid, "type": "alert", "t": t.isoformat(),
+                if args.sos_window == "shared":  # as a gateway did before sos12: the SOS waits for room
+                    await rooms[g].acquire()
+                    pendings[g].add(sid)
+                await sos_sockets[g].send(orjson.dumps({"id": sid, "type": "alert", "t": t.isoformat(),
                                                     "seq": 0, "body": body}).decode())
                 n += 1
 
@@ -290,6 +343,8 @@ async def drive(port: int, tokens: list[str], cm_token: str, bands: list[list[An
             await asyncio.sleep(0.05)
         for ws in sockets:
             await ws.close()
+        for t in ack_tasks:
+            t.cancel()
         feed_cpu = tree_cpu_s(child.pid) if args.feed_client == "process" else 0.0
         feed_task.cancel()
         await asyncio.gather(feed_task, return_exceptions=True)
@@ -302,7 +357,8 @@ async def drive(port: int, tokens: list[str], cm_token: str, bands: list[list[An
             "acked_per_s": acked / elapsed, "acked": acked, "seconds": elapsed, "sos_sent": len(sos_sent),
             "sos_seen": len(lat), "sos_p50": quantile(lat, 0.5), "sos_p99": quantile(lat, 0.99),
             "sos_max": max(lat) if lat else float("nan"), "sos_ack_p50": quantile(sos_acked, 0.5),
-            "sos_ack_p99": quantile(sos_acked, 0.99)}
+            "sos_ack_p99": quantile(sos_acked, 0.99), "late_p99": quantile(late, 0.99) * 1000,
+            "ticks": len(late)}
 
 
 STAGES = (  # (name, from, to): the SOS's path, each a difference of two timestamps (wall clock, seconds)
@@ -444,6 +500,15 @@ def main() -> None:
     ap.add_argument("--max-messages", type=int, default=100_000, help="positions pre-encoded, over all gateways")
     ap.add_argument("--rate", type=float, default=0.0, help="total positions/s (0: as fast as acks allow)")
     ap.add_argument("--window", type=int, default=256)
+    ap.add_argument("--band-hz", type=float, default=0.0,
+                    help="open loop: a position per band this often (1 = every tick, the most a gateway sends; "
+                         "1/60 = still bands), each gateway's bands at once at its own phase; 0: closed loop")
+    ap.add_argument("--sos-window", choices=("beyond", "shared"), default="beyond",
+                    help="the SOS sent at once beyond the window of unacknowledged positions (a gateway since "
+                         "sos12, docs/gateway-protocol.md §3.3) or only when the window has room (before)")
+    ap.add_argument("--sos-socket", choices=("same", "separate"), default="same",
+                    help="diagnosis: the SOS on its gateway's socket (as the protocol has it) or on a second "
+                         "gateway's socket of the same site (what an alert lane of its own would give)")
     ap.add_argument("--sos-every-s", type=float, default=0.2)
     ap.add_argument("--runs", type=int, default=1, help="streaming runs against the same seeded backend")
     ap.add_argument("--workers", type=int, default=1, help="backend processes (`chumphae serve --workers N`, PostgreSQL)")
@@ -476,7 +541,7 @@ def main() -> None:
     proc = None
     try:
         subprocess.run([*CHUMPHAE, "db", "upgrade"], env=env, cwd=ROOT, check=True, capture_output=True, timeout=300)
-        seeded = run_python(SEED_GATEWAYS, env, str(args.gateways))
+        seeded = run_python(SEED_GATEWAYS, env, str(args.gateways), str(int(args.sos_socket == "separate")))
         proc = subprocess.Popen([*CHUMPHAE, "serve", "--workers", str(args.workers)], env=env, cwd=ROOT)
         deadline = time.monotonic() + 120
         while True:
@@ -508,7 +573,7 @@ def main() -> None:
         timelines: list[dict[str, Any]] = []
         for r in range(args.runs):
             cpu0, own0 = tree_cpu_s(proc.pid), time.process_time()
-            res = asyncio.run(drive(port, seeded["gateways"], cm_token, bands, args))
+            res = asyncio.run(drive(port, seeded["gateways"], cm_token, bands, args, seeded["alert_gateways"]))
             # The backend processes' own CPU per acked message: steadier than msgs/s on a shared machine.
             res["backend_cpu_us"] = (tree_cpu_s(proc.pid) - cpu0) / max(1, res["acked"]) * 1e6
             res["generator_cores"] = (time.process_time() - own0) / res["seconds"]  # the gateways' side alone
@@ -521,6 +586,7 @@ def main() -> None:
                   f"SOS → feed p50 {res['sos_p50']:.0f} ms p99 {res['sos_p99']:.0f} ms max {res['sos_max']:.0f} ms "
                   f"({res['sos_seen']}/{res['sos_sent']} seen; acked p50 {res['sos_ack_p50']:.0f} p99 {res['sos_ack_p99']:.0f} ms); backend CPU {res['backend_cpu_us']:.0f} µs/msg; "
                   f"generator {res['generator_cores']:.2f} core, "
+                  + (f"ticks late p99 {res['late_p99']:.0f} ms ({res['ticks']} ticks), " if args.band_hz else "") +
                   f"feed client {res['feed_client_cores']:.2f} core")
         med = {k: statistics.median(x[k] for x in results)
                for k in ("acked_per_s", "sos_p50", "sos_p99", "sos_ack_p50", "sos_ack_p99", "backend_cpu_us",
@@ -528,7 +594,11 @@ def main() -> None:
         if args.breakdown and timelines:
             print_stages(timelines, "all")
             Path(args.breakdown).write_bytes(orjson.dumps(timelines))
+        loop = (f"band_hz={args.band_hz:g} ticks_late_p99_ms={statistics.median(x['late_p99'] for x in results):.0f} "
+                if args.band_hz > 0 else "")
         print(f"SUMMARY db={args.db} bands={args.bands} gateways={args.gateways} workers={args.workers} runs={args.runs} "
+              f"{loop}sos_socket_separate={int(args.sos_socket == 'separate')} "
+              f"sos_window_shared={int(args.sos_window == 'shared')} "
               f"acked_per_s={med['acked_per_s']:.0f} sos_feed_p50_ms={med['sos_p50']:.0f} "
               f"sos_feed_p99_ms={med['sos_p99']:.0f} sos_ack_p50_ms={med['sos_ack_p50']:.0f} sos_ack_p99_ms={med['sos_ack_p99']:.0f} "
               f"backend_cpu_us_per_msg={med['backend_cpu_us']:.0f} generator_cores={med['generator_cores']:.2f} sos_seen={sum(x['sos_seen'] for x in results)}/"

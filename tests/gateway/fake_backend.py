@@ -9,6 +9,7 @@ that the gateway loses nothing while the backend is away.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 from collections import Counter
@@ -36,6 +37,8 @@ class FakeBackend:
         self.storage_down = False  # close 1013 at the first message (storage unavailable)
         self.closes: list[int] = []  # close codes this backend sent
         self.heartbeats: list[dict[str, Any]] = []  # heartbeat bodies, in arrival order
+        self.hold_acks: set[str] = set()  # message types stored but not acked until `release_acks` (a busy backend)
+        self._held: list[tuple[ServerConnection, str]] = []
         self._server: Server | None = None
 
     @property
@@ -80,6 +83,14 @@ class FakeBackend:
             return conn.respond(HTTPStatus.NOT_FOUND, "not found\n")
         return None
 
+    async def release_acks(self) -> None:
+        """Ack what `hold_acks` held back, and stop holding."""
+        self.hold_acks.clear()
+        held, self._held = self._held, []
+        for ws, mid in held:
+            with contextlib.suppress(Exception):  # that session may have ended
+                await ws.send(json.dumps({"type": "ack", "ids": [mid]}))
+
     async def push_config_changed(self) -> None:
         for c in list(self.connections):
             await c.send(json.dumps({"type": "config_changed", "etag": self.etag}))
@@ -112,6 +123,9 @@ class FakeBackend:
                     self.heartbeats.append(msg["body"])
                 self.deliveries[msg["id"]] += 1
                 self.stored.setdefault(msg["id"], msg)  # unique by id: stored at most once
+                if msg.get("type") in self.hold_acks:
+                    self._held.append((ws, msg["id"]))
+                    continue
                 await ws.send(json.dumps({"type": "ack", "ids": [msg["id"]]}))
         except Exception:  # noqa: BLE001 - a dropped connection is this server's normal end
             pass

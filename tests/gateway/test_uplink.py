@@ -69,6 +69,38 @@ async def test_alerts_go_first_and_acks_empty_the_outbox(tmp_path: Path) -> None
         ob.close()
 
 
+async def test_an_alert_does_not_wait_for_room_in_a_full_window(tmp_path: Path) -> None:
+    """A busy backend holds its acks with a full window of positions in flight: SOS alerts queued then leave at
+    once, up to `alert_room` beyond the window (they waited for the next ack before), and the positions still
+    keep to the window."""
+    backend = FakeBackend(TOKEN)
+    backend.hold_acks = {"position", "alert"}
+    await backend.start()
+    ob = Outbox(tmp_path / "o.db")
+    ob.put_many([("position", {"n": i}, None) for i in range(12)])
+    up = Uplink(backend.url.replace("http", "ws") + "/api/v1/gateway/ws", TOKEN, ob, max_in_flight=5, alert_room=2,
+                heartbeat_s=60)
+    stop = asyncio.Event()
+    task = asyncio.create_task(up.run(stop))
+    try:
+        await wait_for(lambda: len(backend.of_type("position")) == 5)
+        sos = [ob.put("alert", {"type": "sos", "n": i}) for i in range(3)]
+        up.notify()
+        await wait_for(lambda: len(backend.of_type("alert")) == 2, timeout=5)
+        await asyncio.sleep(0.3)
+        # two alerts beyond the window (alert_room), the third waits for an ack like the positions
+        assert {m["id"] for m in backend.of_type("alert")} == {sos[0].id, sos[1].id}
+        assert len(backend.of_type("position")) == 5
+        await backend.release_acks()
+        await wait_for(lambda: ob.depth()[0] == 0)
+        assert len(backend.of_type("position")) == 12 and len(backend.of_type("alert")) == 3
+    finally:
+        stop.set()
+        await task
+        await backend.stop()
+        ob.close()
+
+
 async def test_wrong_token_is_refused_and_nothing_leaves(tmp_path: Path) -> None:
     backend = FakeBackend(TOKEN)
     await backend.start()

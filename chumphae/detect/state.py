@@ -28,6 +28,7 @@ class WanderState:
     centre_out_since: datetime | None = None  # first fix of the current run leaning outside (wander.leaning_out)
     back_since: datetime | None = None  # after a left-coverage alert: first fix of the band heard again
     supported_at: datetime | None = None  # the excursion's last fix that said the patient was still outside
+    held_since: datetime | None = None  # first fix of the current unbroken run held outside (wander.held_out)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,10 @@ Why this shape (DOMAIN.md, Wandering; Traccar fires on the first outside fix):
     no excursion starts. A confirmed excursion is dated from the first fix of
     the unbroken run leaning outside (`leaning_out`: the centre outside, or
     `OUT_SHARE` of the region's cells outside the zone: when the patient most
-    likely left, not when the region finally cleared the zone). Once started,
+    likely left, not when the region finally cleared the zone). An unbroken run of
+    `HOLD_S` of fixes *held outside* (`held_out`: the centre outside and `P_OUT` of
+    the probability outside) confirms one too (a slow walk out along the road,
+    whose region touches the zone for minutes). Once started,
     uncertain fixes whose centre stays `STILL_OUT_M` outside, or with
     `P_OUT` of the probability outside (`Match.outside_p`), or that are
     heard only faintly (uncertainty ≥ `FAINT_M`), keep it running and may end
@@ -63,6 +66,7 @@ OUT_SHARE = 0.6  # …or with this share of the region outside the zone (most of
 LAPSE_S = 90.0  # an excursion not yet alerted lapses after this long with no fix saying "still outside"
 P_OUT = 0.96  # …or with this probability outside (`Match.outside_p`: the cloud's weight outside the zone)
 REDATE_S = 45.0  # a started, not yet alerted dwell after this long with no support restarts from the current run
+HOLD_S = 20.0  # an unbroken run of fixes held outside (`held_out`) this long confirms an excursion
 
 
 def faint_and_out(m: Match) -> bool:
@@ -83,6 +87,18 @@ def leaning_out(m: Match, th: Thresholds) -> bool:
     if d is not None and d >= CENTRE_OUT_M + th.wander_margin_m:
         return True
     return m.outside_share is not None and m.outside_share >= OUT_SHARE
+
+
+def held_out(m: Match, th: Thresholds) -> bool:
+    """The fix holds the patient outside: its centre outside (`CENTRE_OUT_M`) *and* `P_OUT` of its
+    probability outside (`Match.outside_p`), while its region may still touch the zone. A walk out
+    along the road keeps the centre 10–40 m outside with 0.96–1.0 of the weight out for a minute or
+    more before the 95 % region (60–250 m across) clears the zone; an unbroken run of `HOLD_S` of such
+    fixes confirms the excursion (wander-13). The centre condition keeps a cloud run ahead of its
+    centre (the weight outside, the centre inside: wander-10) from confirming."""
+    d, q = m.distance_to_boundary_m, m.outside_p
+    return (m.status != ZoneStatus.INSIDE and q is not None and q >= P_OUT and d is not None
+            and d >= CENTRE_OUT_M + th.wander_margin_m)
 
 
 def still_outside(m: Match, th: Thresholds) -> bool:
@@ -201,9 +217,11 @@ def step(state: PatientState, event: Event, th: Thresholds, now: datetime) -> tu
     if m.status == ZoneStatus.INSIDE:
         return replace(state, wander=WanderState()), []
     w = _rearm_left(w, m, th)
-    w = replace(w, centre_out_since=(w.centre_out_since or t) if leaning_out(m, th) else None)
+    w = replace(w, centre_out_since=(w.centre_out_since or t) if leaning_out(m, th) else None,
+                held_since=(w.held_since or t) if held_out(m, th) else None)
     out: list[Detection] = []
-    supported = confirmed_outside(m, th) or (w.outside_since is not None and still_outside(m, th))
+    held = w.held_since is not None and seconds(w.held_since, t) >= HOLD_S  # confirms, as a clearing region does
+    supported = confirmed_outside(m, th) or held or (w.outside_since is not None and still_outside(m, th))
     if (not supported and w.outside_since is not None and not w.alerted and w.supported_at is not None
             and seconds(w.supported_at, t) > LAPSE_S):
         # nothing has said "outside" for a while (the centre back in, the region mostly in): a blip that

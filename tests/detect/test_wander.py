@@ -303,3 +303,24 @@ def test_support_coming_back_after_a_gap_restarts_the_dwell_from_the_current_run
                  for s in range(200, 400, 10)])
     _, found = run(steady)
     assert found[0].t == at(300) and found[0].details["outside_for_s"] == 300
+
+
+def test_fixes_held_outside_with_the_centre_out_for_20_s_confirm_an_excursion() -> None:
+    # a slow walk out along the road (wander-12 / wander-13 dev traces, e.g. seed 211 patient 1 at night):
+    # the centre crosses the edge and keeps going, `outside_p` ≥ 0.96 at every fix, but the 95 % region
+    # (60–140 m across) still touches the zone, so no fix clears it; main waited for one, minutes late
+    lean = [match(at(s), ZoneStatus.UNCERTAIN, 5.0 + s / 20, unc=80.0, share=0.8, p=0.9) for s in range(0, 240, 5)]
+    held = [match(at(s), ZoneStatus.UNCERTAIN, 20.0, unc=90.0, share=0.97, p=0.98) for s in range(240, 400, 5)]
+    _, found = run(lean + held)
+    assert [d.type for d in found] == [AlertType.WANDER]
+    assert found[0].t == at(300) and found[0].details["outside_for_s"] == 300  # dated from the leaning run
+    # confirmed at 260 s (20 s held), so the tick fires the due dwell with no new fix
+    _, found = run(lean + held[:5], tick_at=[at(300)])
+    assert [d.type for d in found] == [AlertType.WANDER] and found[0].t == at(300)
+    # a held run shorter than 20 s, broken by a fix with less of the weight outside, confirms nothing
+    broken = [match(at(s), ZoneStatus.UNCERTAIN, 20.0, unc=90.0, share=0.97, p=0.98 if s % 20 else 0.9)
+              for s in range(240, 900, 5)]
+    assert run(lean + broken)[1] == []
+    # nor does the weight outside with the centre inside (a cloud run ahead of its centre: wander-10)
+    ahead = [match(at(s), ZoneStatus.UNCERTAIN, -5.0, unc=90.0, share=0.97, p=0.99) for s in range(240, 900, 5)]
+    assert run(lean + ahead)[1] == []

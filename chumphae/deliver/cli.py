@@ -124,7 +124,9 @@ def _show(session, uid: int) -> None:  # type: ignore[no-untyped-def]
         typer.echo(f"{cp.channel}: {_mask(cp.address)}{'' if cp.active else ' (inactive: unfollowed)'}")
     pref = session.get(DeliveryPreference, uid)
     for sev in DEFAULTS:
-        typer.echo(f"{sev}: {','.join(wanted(sev, pref.channels if pref else None))}")
+        chosen = wanted(sev, pref.channels if pref else None)
+        # the live feed goes whatever is chosen (deliver/plan.py): say so rather than let a list without it mislead
+        typer.echo(f"{sev}: {','.join(chosen)}{'' if 'feed' in chosen else ' (+ feed: always)'}")
     if pref and pref.quiet_start:
         typer.echo(f"quiet: {pref.quiet_start}-{pref.quiet_end} (critical alerts still go out)")
 

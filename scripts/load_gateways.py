@@ -242,13 +242,16 @@ async def drive(port: int, tokens: list[str], cm_token: str, bands: list[list[An
             sockets.append(ws)
         sos_sockets = sockets[g_count:] or sockets[:g_count]
 
+        def sos_acked_now(i: str) -> None:  # an SOS's ack (or error) arrived: its send → ack time
+            if i in sos_ids:
+                sos_ack_at[i] = time.monotonic()
+                sos_acked.append((sos_ack_at[i] - sos_ids.pop(i)) * 1000)
+
         async def sos_acks(ws: ClientConnection) -> None:  # the separate SOS sockets' acks
             async for raw in ws:
                 f = orjson.loads(raw)
                 for i in (f.get("ids") or []) if f.get("type") == "ack" else []:
-                    if i in sos_ids:
-                        sos_ack_at[i] = time.monotonic()
-                        sos_acked.append((sos_ack_at[i] - sos_ids.pop(i)) * 1000)
+                    sos_acked_now(i)
 
         ack_tasks = [asyncio.create_task(sos_acks(ws)) for ws in sockets[g_count:]]
         t_start = time.monotonic()
@@ -267,9 +270,7 @@ async def drive(port: int, tokens: list[str], cm_token: str, bands: list[list[An
                     f = orjson.loads(raw)
                     ids = f.get("ids") if f.get("type") == "ack" else [f.get("id")] if f.get("type") == "error" else []
                     for i in ids or []:
-                        if i in sos_ids:
-                            sos_ack_at[i] = time.monotonic()
-                            sos_acked.append((sos_ack_at[i] - sos_ids.pop(i)) * 1000)
+                        sos_acked_now(i)
                         if i in pending:
                             pending.discard(i)
                             acked += f["type"] == "ack" and i not in sos_msg

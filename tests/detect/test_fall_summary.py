@@ -354,3 +354,18 @@ def test_the_simulators_table_slap_then_walking_is_no_fall_through_the_live_dete
         alarmed += bool(live(np.arange(1.0, len(ms) + 1.0), np.array([[m.max_g, m.min_g, m.mean_g, m.pitch_deg,
                                                                         m.roll_deg] for m in ms])))
     assert alarmed == 0
+
+
+def test_one_summary_rounded_live_as_the_training_copies_are() -> None:
+    """`advertised` (the live step's pure-Python rounding of one Motion) is `as_advertised` (numpy, the training
+    copies') written twice for speed: both must round, clip and pass NaN alike, or live and training part."""
+    rng = np.random.default_rng(7)
+    rows = np.column_stack([rng.uniform(-1, 20, 400), rng.uniform(-1, 20, 400), rng.uniform(-1, 20, 400),
+                            rng.uniform(-120, 120, 400), rng.uniform(-200, 200, 400)])  # past every clip
+    rows[::7, 3:] = np.nan  # bands that send no orientation
+    rows[1::11, :3] = np.round(rows[1::11, :3] * sf.G_UNIT) / sf.G_UNIT + 0.5 / sf.G_UNIT  # exact ties
+    want = sf.as_advertised(rows)
+    for row, expect in zip(rows, want, strict=True):
+        got = sf.advertised(Motion(*(float(v) for v in row)))
+        values = [got.max_g, got.min_g, got.mean_g, got.pitch_deg, got.roll_deg]
+        np.testing.assert_array_equal(np.array(values, dtype=np.float64), expect)

@@ -22,7 +22,7 @@ fall_summary_features.CANDIDATE_G (1.6 g) opens a candidate, a louder second
 before the decision replaces it, and at impact + 8 s the trees judge the
 summaries from 3 s before to 8 s after it (the same seconds and features as
 training: fall_summary_features.candidates), each summary rounded as an
-advert carries it (`as_advertised`: what the model was trained on; a decoded
+advert carries it (`advertised`, the one-summary twin of `as_advertised`: what the model was trained on; a decoded
 advert already is, a simulator's or a test's hand-made Motion becomes so,
 falls-12). A fall when the probability
 reaches the model's threshold; the band's flag stays evidence: a flagged

@@ -99,6 +99,14 @@ def header_columns(header: list[str], first_row: list[str] | None = None) -> lis
     return [t_col, *(int(i) for i in axes if i is not None)]
 
 
+def _numbers(row: list[str]) -> bool:
+    try:
+        [float(v) for v in row]
+    except ValueError:
+        return False
+    return bool(row)
+
+
 def read_recording(path: str | Path, units: str = "g") -> Recording:
     """Read one CSV recording; accelerations come back in g."""
     if units not in UNITS:
@@ -116,6 +124,9 @@ def read_recording(path: str | Path, units: str = "g") -> Recording:
     first = next(csv.reader(lines[1:2], delimiter=_dialect(text[:4096])), None)
     found = header_columns(header, first)
     if found is None:
+        if _numbers(header):
+            raise RecordingError(f"{p}: no header row (the first row is numbers); add one naming the columns "
+                                 "t (seconds), ax, ay, az")
         names = [h.strip().strip('"').lower() for h in header]
         missing = [c for c in COLUMNS if c not in names]
         raise RecordingError(f"{p}: header lacks column(s) {', '.join(missing)} (has: {', '.join(names)}); "

@@ -119,3 +119,9 @@ def test_header_aliases_do_not_take_other_columns() -> None:
                           ["1764672000000", "2026-12-02T10:00:00.000", "0.000", "0", "0", "1"]) == [2, 3, 4, 5]
     assert header_columns(["time", "gyro_x", "gyro_y", "gyro_z"]) is None
     assert header_columns(["mag_x", "acc_y", "acc_z", "t"]) is None
+
+
+def test_a_file_without_a_header_is_refused_with_the_fix(tmp_path: Path) -> None:
+    bare = write(tmp_path / "bare.csv", "0.00,0,0,1", [[f"{i / 50:.2f}", 0, 0, 1] for i in range(1, 500)])
+    code, (line,), _ = run(str(bare), "--hz", "50")
+    assert code == 1 and line["falls"] == [] and "no header row" in str(line["error"])

@@ -29,8 +29,9 @@ ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(os.environ.get("CHUMPHAE_FALLS_DATA", ROOT.parent / "shared" / "data" / "falls"))
 FALL = DATA / "fallalld" / "S01_A101_T01.csv"  # 50 Hz
 LOW_G_ADL = DATA / "umafall" / "Subject_04_ADL_Aplausing_3.csv"  # ~20 Hz; its sensor reads 0.2–0.4 g at times
+UMA_FALL = DATA / "umafall" / "Subject_02_Fall_backwardFall_1.csv"  # ~20 Hz, jittery stamps as recorded
 
-pytestmark = pytest.mark.skipif(not FALL.is_file() or not LOW_G_ADL.is_file(),
+pytestmark = pytest.mark.skipif(not FALL.is_file() or not LOW_G_ADL.is_file() or not UMA_FALL.is_file(),
                                 reason=f"real fall recordings not found at {DATA} (set CHUMPHAE_FALLS_DATA)")
 Array = NDArray[np.float64]
 
@@ -125,3 +126,35 @@ def test_a_file_without_a_header_is_refused_with_the_fix(tmp_path: Path) -> None
     bare = write(tmp_path / "bare.csv", "0.00,0,0,1", [[f"{i / 50:.2f}", 0, 0, 1] for i in range(1, 500)])
     code, (line,), _ = run(str(bare), "--hz", "50")
     assert code == 1 and line["falls"] == [] and "no header row" in str(line["error"])
+
+
+def test_clocks_in_ms_and_us_jitter_repeats_and_a_240_hz_2_g_watch(tmp_path: Path) -> None:
+    """A real UMAFall fall (~20 Hz) as ms since the start, as epoch µs with tabs, with jittered ms stamps of
+    which 30 % repeat the previous one (`Acc X (g)` headers), and resampled to 240 Hz clipped at ±2 g: the
+    plain file's one fall each time, at the same moment of the file's clock."""
+    t, xyz = padded(UMA_FALL, 20.0)
+    vals = [[f"{v:.5f}" for v in b] for b in xyz.tolist()]
+    plain = write(tmp_path / "plain.csv", "t,ax,ay,az", [[f"{a:.4f}", *v] for a, v in zip(t.tolist(), vals, strict=True)])
+    ms = write(tmp_path / "ms.csv", "t,ax,ay,az", [[round(a * 1000), *v] for a, v in zip(t.tolist(), vals, strict=True)])
+    us0 = 1_764_672_000_000_000
+    us = write(tmp_path / "us.csv", "timestamp\tx\ty\tz",
+               [[us0 + round(a * 1e6), *v] for a, v in zip(t.tolist(), vals, strict=True)], sep="\t")
+    rng = np.random.default_rng(0)
+    tj = np.round(t + rng.normal(0, 0.01, len(t)), 3)
+    again = np.flatnonzero(rng.random(len(t)) < 0.3)
+    again = again[again > 0]
+    tj[again] = tj[again - 1]
+    jitter = write(tmp_path / "jitter.csv", "Time (s);Acc X (g);Acc Y (g);Acc Z (g)",
+                   [[a, *v] for a, v in zip(tj.tolist(), vals, strict=True)], sep=";")
+    t2 = np.arange(float(t[0]), float(t[-1]), 1 / 240)
+    x2 = np.clip(np.column_stack([np.interp(t2, t, xyz[:, j]) for j in range(3)]), -2.0, 2.0)
+    fast = write(tmp_path / "fast.csv", "t,ax,ay,az",
+                 [[f"{a:.5f}", *(f"{v:.5f}" for v in b)] for a, b in zip(t2.tolist(), x2.tolist(), strict=True)])
+    code, lines, _ = run(str(plain), str(ms), str(us), str(jitter), "--hz", "20")
+    assert code == 0
+    (base,) = fall_times(lines[0])
+    assert fall_times(lines[1]) == [pytest.approx(base, abs=0.1)]
+    assert fall_times(lines[2]) == [pytest.approx(us0 / 1e6 + base, abs=0.1)]
+    assert fall_times(lines[3]) == [pytest.approx(base, abs=0.1)]
+    code, (line,), _ = run(str(fast), "--hz", "240")
+    assert code == 0 and fall_times(line) == [pytest.approx(base, abs=0.1)]

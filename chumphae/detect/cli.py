@@ -6,7 +6,11 @@ prints one JSON object per file per line:
     {"file": "...", "falls": [{"t": 12.34, "decided_at": 19.34, "confidence": 0.81}]}
 A file that cannot be read still gets its line (with an "error" field and no
 falls) so a batch run keeps its one-line-per-file shape; the exit status is 1
-if any file failed. `--hz` is the recording's nominal rate (20–240 Hz all
+if any file failed. So does a file whose values are not an accelerometer's
+reading with gravity in the stated `--units` (m/s² read as g or the other
+way, milli-g, or linear acceleration with gravity removed, which this
+detector cannot judge): its "error" says which and how to fix it, rather
+than the file being judged wrongly and reported without falls. `--hz` is the recording's nominal rate (20–240 Hz all
 work; the timestamps are repaired and the stream brought to 20 Hz);
 `confidence` is the model's probability; `--model PATH` tries another model
 file written by scripts/train_falls.py.
@@ -21,7 +25,7 @@ import typer
 
 from chumphae.detect.fall_detector import detect_falls
 from chumphae.detect.fall_model import ModelError, load, shipped
-from chumphae.detect.recordings import UNITS, RecordingError, read_recording
+from chumphae.detect.recordings import UNITS, RecordingError, gravity_problem, read_recording
 
 app = typer.Typer(help="Falls from wrist accelerometer recordings (offline evaluation).",
                   no_args_is_help=True)
@@ -54,8 +58,14 @@ def detect(
             failed = True
             typer.echo(json.dumps(out, ensure_ascii=False))
             continue
-        if rec.units_suspect:
-            typer.echo(f"{name}: median |a| does not look like {units}; check --units", err=True)
+        problem = gravity_problem(rec, hz, units)
+        if problem is not None and problem[0]:
+            out.update(falls=[], error=f"{name}: {problem[1]}")
+            failed = True
+            typer.echo(json.dumps(out, ensure_ascii=False))
+            continue
+        if problem is not None:
+            typer.echo(f"{name}: {problem[1]}", err=True)
         falls = []
         for f in detect_falls(rec.t, rec.xyz, hz, fall_model):
             item: dict[str, object] = {"t": round(f.t, 3), "decided_at": round(f.decided_at, 3),

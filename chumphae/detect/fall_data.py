@@ -35,6 +35,8 @@ PAD_S = 15.0
 CLIP_AUGMENT_G = (2.0,)
 WATCH_COPIES = 1  # and as another watch would have recorded it (`as_other_watch`)
 DEVICE_HZ = (20.0, 60.0)  # training also sees each trial as a ±2 g watch would have recorded it
+REST_NOISE_MAX_G = 0.015  # pad_own: at most this noise per axis (the top of as_other_watch's range)
+REST_LEVEL_G = (0.9, 1.1)  # pad_own: the rest level kept within these
 FEATURE_VERSION = "3"  # 3: the absolute grids (2: also local candidates, not shipped)
 
 
@@ -91,6 +93,47 @@ def pad_still(t: NDArray[np.float64], xyz: NDArray[np.float64], hz: float, secon
     return (np.r_[t, float(np.max(t)) + np.arange(1, n + 1) / hz], np.vstack([xyz, tail]))
 
 
+def rest_floor(t: NDArray[np.float64], xyz: NDArray[np.float64], hz: float, window_s: float = 1.0
+               ) -> tuple[NDArray[np.float64], float]:
+    """The recording's own sensor at rest: (per-axis noise in g, level |a| in g) over its stillest `window_s`.
+
+    Windows of `window_s` (at the nominal rate, half overlapping) over the samples in time order; the one with
+    the least total variance gives the noise (each axis's standard deviation) and the level (its mean |a|).
+    A recording shorter than two windows' worth gives (0.004 g per axis, 1 g), `pad_still`'s defaults. A
+    recording that is never still has no rest to copy: the noise is capped at `REST_NOISE_MAX_G` per axis
+    (the noisiest watch `as_other_watch` makes) and the level kept within `REST_LEVEL_G`.
+    """
+    n = max(4, int(round(window_s * hz)))
+    if len(t) < 2 * n:
+        return np.full(3, 0.004), 1.0
+    x = xyz[np.argsort(t, kind="stable")]
+    starts = np.arange(0, len(x) - n + 1, max(1, n // 2))
+    var = np.array([x[s:s + n].var(axis=0) for s in starts])  # (windows, 3)
+    k = int(np.argmin(var.sum(axis=1)))
+    w = x[starts[k]:starts[k] + n]
+    level = float(np.clip(np.linalg.norm(w, axis=1).mean(), *REST_LEVEL_G))
+    return np.minimum(np.sqrt(var[k]), REST_NOISE_MAX_G), level
+
+
+def pad_own(t: NDArray[np.float64], xyz: NDArray[np.float64], hz: float, seconds: float = PAD_S,
+            seed: int = 0) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """`pad_still` with the padding as the recording's own sensor would read at rest (falls-13, training only).
+
+    The last sample's direction at the level of the stillest second, with that second's per-axis noise
+    (`rest_floor`): the padding then looks like the recording's own stillness, not like another sensor's
+    (1.000 g with 0.004 g of noise, what the evaluation protocol appends), so a model cannot learn "this
+    window ends in the appended stillness" as a cue. The evaluation keeps `pad_still`.
+    """
+    if len(t) == 0:
+        return t, xyz
+    noise, level = rest_floor(t, xyz, hz)
+    n = int(seconds * hz)
+    last = xyz[-1] / max(1e-6, float(np.linalg.norm(xyz[-1]))) * level
+    rng = np.random.default_rng(seed)
+    tail = last + rng.normal(0.0, 1.0, (n, 3)) * noise
+    return (np.r_[t, float(np.max(t)) + np.arange(1, n + 1) / hz], np.vstack([xyz, tail]))
+
+
 def trial_seed(name: str) -> int:
     return zlib.crc32(name.encode())
 
@@ -130,26 +173,28 @@ def as_other_watch(t: NDArray[np.float64], xyz: NDArray[np.float64], hz: float, 
     return stamps, x, new_hz, noise
 
 
-def trial_signal(tr: Trial, pad: bool = True, clip_g: float | None = None, other_watch: int = 0
-                 ) -> tuple[NDArray[np.float64], NDArray[np.float64], float]:
+def trial_signal(tr: Trial, pad: bool = True, clip_g: float | None = None, other_watch: int = 0,
+                 own_pad: bool = False) -> tuple[NDArray[np.float64], NDArray[np.float64], float]:
     """(t, xyz, nominal hz) of one trial as a copy sees it: clipped at ±`clip_g`, re-recorded by `as_other_watch`
-    with the k-th seed, then padded (see trial_candidates)."""
+    with the k-th seed, then padded (see trial_candidates; `own_pad`: by `pad_own`, the copy's own rest)."""
     rec = read_recording(tr.path, "g")
     t, xyz, hz, noise = rec.t, rec.xyz, tr.hz, 0.004
     if clip_g is not None:
         xyz = np.clip(xyz, -clip_g, clip_g)
     if other_watch:
         t, xyz, hz, noise = as_other_watch(t, xyz, hz, trial_seed(tr.name) ^ (0x5EED * other_watch))
-    if pad:
+    if pad and own_pad:
+        t, xyz = pad_own(t, xyz, hz, seed=trial_seed(tr.name))
+    elif pad:
         t, xyz = pad_still(t, xyz, hz, seed=trial_seed(tr.name), noise_g=noise)
     return t, xyz, hz
 
 
 def trial_candidates(tr: Trial, pad: bool = True, clip_g: float | None = None,
-                     other_watch: int = 0) -> list[ff.Candidate]:
+                     other_watch: int = 0, own_pad: bool = False) -> list[ff.Candidate]:
     """Candidates of one trial (padded); `clip_g` first clips every axis at ±clip_g (a smaller watch);
     `other_watch` k > 0: first re-recorded by `as_other_watch` with the k-th seed (training augmentation)."""
-    t, xyz, hz = trial_signal(tr, pad, clip_g, other_watch)
+    t, xyz, hz = trial_signal(tr, pad, clip_g, other_watch, own_pad)
     _, ss = ff.streams(t, xyz, hz)
     return [c for s in ss for c in ff.stream_candidates(s)]
 
@@ -163,16 +208,18 @@ def _cache_key(trials: list[Trial]) -> str:
 
 
 def set_features(name: str, folder: Path, cache_dir: Path | None = None, limit: list[str] | None = None,
-                 progress: bool = True, clip_g: float | None = None, other_watch: int = 0) -> SetFeatures:
+                 progress: bool = True, clip_g: float | None = None, other_watch: int = 0,
+                 own_pad: bool = False) -> SetFeatures:
     """Features of every candidate in a set (cached in `cache_dir` when given).
 
     `clip_g`: as if recorded by a watch whose axes clip at ±clip_g (training augmentation).
+    `own_pad`: padded by `pad_own` (the copy's own rest) instead of the evaluation's `pad_still`.
     """
     trials = read_labels(name, folder)
     if limit is not None:
         keep = set(limit)
         trials = [t for t in trials if t.name in keep]
-    key = _cache_key(trials) + (f"-clip{clip_g:g}" if clip_g is not None else "") + (f"-watch{other_watch}" if other_watch else "")
+    key = _cache_key(trials) + (f"-clip{clip_g:g}" if clip_g is not None else "") + (f"-watch{other_watch}" if other_watch else "") + ("-ownpad" if own_pad else "")
     cache = cache_dir / f"falls-{name}-{key}.npz" if cache_dir else None
     if cache is not None and cache.is_file():
         z = np.load(cache)
@@ -182,7 +229,7 @@ def set_features(name: str, folder: Path, cache_dir: Path | None = None, limit: 
     tt: list[float] = []
     dec: list[float] = []
     for k, tr in enumerate(trials):
-        for c in trial_candidates(tr, clip_g=clip_g, other_watch=other_watch):
+        for c in trial_candidates(tr, clip_g=clip_g, other_watch=other_watch, own_pad=own_pad):
             rows.append(c.features)
             of.append(k)
             tt.append(c.t)
@@ -215,6 +262,7 @@ class Copy(NamedTuple):
     name: str
     clip_g: float | None = None
     other_watch: int = 0
+    own_pad: bool = False
 
 
 # The trials as recorded, a copy clipped at ±CLIP_AUGMENT_G and `WATCH_COPIES` copies re-recorded by
@@ -224,14 +272,22 @@ TRAINING_COPIES: tuple[Copy, ...] = (
     + tuple(Copy(f"watch{k}", other_watch=k) for k in range(1, WATCH_COPIES + 1)))
 
 
+# falls-13's variant (not shipped unless docs/fall-detection.md says so): the same copies, each padded by
+# `pad_own` (its own rest: noise floor and level) instead of the evaluation protocol's `pad_still`.
+OWN_PAD_COPIES: tuple[Copy, ...] = tuple(c._replace(name=c.name + "-ownpad", own_pad=True) for c in TRAINING_COPIES)
+RECIPES: dict[str, tuple[Copy, ...]] = {"shipped": TRAINING_COPIES, "ownpad": OWN_PAD_COPIES}
+
+
 def training_parts(name: str, folder: Path, cache_dir: Path | None = None, limit: list[str] | None = None,
-                   progress: bool = True) -> list[tuple[Copy, SetFeatures]]:
-    """Each of `TRAINING_COPIES` of a set with its features, in order (the first: the trials as recorded)."""
-    return [(c, set_features(name, folder, cache_dir, limit, progress, clip_g=c.clip_g, other_watch=c.other_watch))
-            for c in TRAINING_COPIES]
+                   progress: bool = True, copies: tuple[Copy, ...] = TRAINING_COPIES) -> list[tuple[Copy, SetFeatures]]:
+    """Each of `copies` (default `TRAINING_COPIES`) of a set with its features, in order (the first: the
+    trials as recorded)."""
+    return [(c, set_features(name, folder, cache_dir, limit, progress, clip_g=c.clip_g, other_watch=c.other_watch,
+                             own_pad=c.own_pad))
+            for c in copies]
 
 
 def training_set(name: str, folder: Path, cache_dir: Path | None = None, limit: list[str] | None = None,
-                 progress: bool = True) -> SetFeatures:
-    """A set as the model is trained on it: its `TRAINING_COPIES` as one."""
-    return combine([S for _, S in training_parts(name, folder, cache_dir, limit, progress)])
+                 progress: bool = True, copies: tuple[Copy, ...] = TRAINING_COPIES) -> SetFeatures:
+    """A set as the model is trained on it: its `copies` (default `TRAINING_COPIES`) as one."""
+    return combine([S for _, S in training_parts(name, folder, cache_dir, limit, progress, copies)])

@@ -6,11 +6,33 @@ ignored), `t` in seconds, accelerations in g or m/s² (`--units`). The
 delimiter may be `,`, `;` or a tab. Rows that do not parse (blank, a
 repeated header, "NaN") are skipped and counted rather than failing the
 file: a real logger writes such rows.
+
+Other loggers' headers are recognised too (`header_columns`): a unit in
+brackets is dropped (`x-axis (g)`, `ax [m/s^2]`) and case, spaces, `-` and
+`_` are ignored; the time is `t`, else the first of `time`, `elapsed`,
+`elapsed time`, `seconds`, `timestamp`, `epoc`/`epoch` whose first row is a
+number (so MetaWear's `epoc (ms),timestamp (+0700),elapsed (s),x-axis (g),…`
+reads its elapsed seconds, not its date strings); an axis is `ax`, `x`,
+`x-axis` or a name starting `acc` and ending in the axis letter (`acc_x`,
+`accelerometer X`, `accelX`). A clock in ms, µs or ns (epoch stamps
+included) is recognised later, by the timeline repair.
+
+`gravity_problem` says when the values cannot be what the detector needs,
+an accelerometer's reading with gravity in the stated units: the median
+magnitude of the 1 s mean acceleration is the gravity the sensor sees
+(≈ 1 g, whatever the motion), so ≈ 9.8 in "g" is m/s², ≈ 0.1 g in "m/s²" is
+g, ≈ 1000 is milli-g, and ≈ 0 is *linear acceleration* (gravity removed,
+as some watches and phones report): its orientation-free features (free
+fall under 0.6 g, the level and the turn of gravity after an impact) do not
+exist there, so such a file is refused rather than silently judged. Other
+levels out of 0.5–2 g (a sensor reading 0.3 g at rest) are judged, with a
+warning.
 """
 
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +42,9 @@ from numpy.typing import NDArray
 STANDARD_GRAVITY = 9.80665  # m/s² per g
 COLUMNS = ("t", "ax", "ay", "az")
 UNITS = ("g", "ms2")
+TIME_ALIASES = ("t", "time", "elapsed", "elapsedtime", "seconds", "timestamp", "epoc", "epoch")
+GRAVITY_OK_G = (0.5, 2.0)  # the 1 s mean |a| of a worn accelerometer with gravity, g (median over the file)
+LINEAR_MAX_G = 0.1  # below this there is no gravity in the reading: linear acceleration
 
 
 class RecordingError(ValueError):
@@ -41,6 +66,47 @@ def _dialect(sample: str) -> str:
     return max(counts, key=lambda d: counts[d])
 
 
+def _norm(name: str) -> str:
+    """A header cell without quotes, a unit in brackets, case, spaces, '-' and '_'."""
+    n = re.sub(r"[\(\[].*?[\)\]]", "", name.strip().strip('"').strip("'"))
+    return re.sub(r"[\s_\-.]", "", n.lower())
+
+
+def _is_axis(n: str, axis: str) -> bool:
+    return n in (f"a{axis}", axis, f"{axis}axis") or (n.startswith("acc") and n.endswith(axis))
+
+
+def header_columns(header: list[str], first_row: list[str] | None = None) -> list[int] | None:
+    """Indices of (t, ax, ay, az) in a header row (see module doc), or None when one is missing."""
+    raw = [h.strip().strip('"').lower() for h in header]
+    if all(c in raw for c in COLUMNS):
+        return [raw.index(c) for c in COLUMNS]
+    names = [_norm(h) for h in header]
+
+    def numeric(i: int) -> bool:
+        if first_row is None or i >= len(first_row):
+            return first_row is None
+        try:
+            float(first_row[i])
+        except ValueError:
+            return False
+        return True
+
+    t_col = next((i for a in TIME_ALIASES for i, n in enumerate(names) if n == a and numeric(i)), None)
+    axes = [next((i for i, n in enumerate(names) if _is_axis(n, ax) and i != t_col), None) for ax in "xyz"]
+    if t_col is None or any(i is None for i in axes):
+        return None
+    return [t_col, *(int(i) for i in axes if i is not None)]
+
+
+def _numbers(row: list[str]) -> bool:
+    try:
+        [float(v) for v in row]
+    except ValueError:
+        return False
+    return bool(row)
+
+
 def read_recording(path: str | Path, units: str = "g") -> Recording:
     """Read one CSV recording; accelerations come back in g."""
     if units not in UNITS:
@@ -50,15 +116,22 @@ def read_recording(path: str | Path, units: str = "g") -> Recording:
         text = p.read_text(encoding="utf-8-sig", errors="replace")
     except OSError as e:
         raise RecordingError(f"{p}: {e.strerror or e}") from None
-    rows = csv.reader(text.splitlines(), delimiter=_dialect(text[:4096]))
+    lines = text.splitlines()
+    rows = csv.reader(lines, delimiter=_dialect(text[:4096]))
     header = next(rows, None)
     if header is None:
         raise RecordingError(f"{p}: empty file")
-    names = [h.strip().strip('"').lower() for h in header]
-    missing = [c for c in COLUMNS if c not in names]
-    if missing:
-        raise RecordingError(f"{p}: header lacks column(s) {', '.join(missing)} (has: {', '.join(names)})")
-    cols = [names.index(c) for c in COLUMNS]
+    first = next(csv.reader(lines[1:2], delimiter=_dialect(text[:4096])), None)
+    found = header_columns(header, first)
+    if found is None:
+        if _numbers(header):
+            raise RecordingError(f"{p}: no header row (the first row is numbers); add one naming the columns "
+                                 "t (seconds), ax, ay, az")
+        names = [h.strip().strip('"').lower() for h in header]
+        missing = [c for c in COLUMNS if c not in names]
+        raise RecordingError(f"{p}: header lacks column(s) {', '.join(missing)} (has: {', '.join(names)}); "
+                             "name them t (seconds), ax, ay, az")
+    cols = found
     need = max(cols)
     values: list[tuple[float, float, float, float]] = []
     skipped = 0
@@ -82,3 +155,44 @@ def read_recording(path: str | Path, units: str = "g") -> Recording:
     med = float(np.median(np.linalg.norm(xyz, axis=1)))
     suspect = med > 4.0 or med < 1.0 / 4.0
     return Recording(str(path), arr[:, 0], xyz, skipped, suspect)
+
+
+def gravity_level(xyz: NDArray[np.float64], hz: float) -> float:
+    """The median magnitude of the acceleration's 1 s mean (moving, `hz` samples): the gravity the sensor sees."""
+    n = max(1, int(round(hz)))
+    if len(xyz) == 0:
+        return float("nan")
+    if len(xyz) <= n:
+        return float(np.linalg.norm(xyz.mean(axis=0)))
+    c = np.cumsum(np.vstack([np.zeros((1, 3)), xyz]), axis=0)
+    means = (c[n:] - c[:-n]) / n
+    return float(np.median(np.linalg.norm(means, axis=1)))
+
+
+def gravity_problem(rec: Recording, hz: float, units: str) -> tuple[bool, str] | None:
+    """(refuse?, why) when these values do not look like a worn accelerometer's reading with gravity in
+    `units`, or None when they do.
+
+    `rec.xyz` is in g as read with `units`; see the module doc for the cases. Refused: m/s² read as g or
+    the other way, milli-g, and linear acceleration (a 1 s mean under `LINEAR_MAX_G`). Anything else out of
+    range (a sensor reading 0.3 g or 3 g at rest: some of UMAFall's trials read 0.2–0.4 g) is judged, with
+    a warning."""
+    g = gravity_level(rec.xyz, hz)
+    lo, hi = GRAVITY_OK_G
+    if not np.isfinite(g) or lo <= g <= hi:
+        return None
+    raw = g * (STANDARD_GRAVITY if units == "ms2" else 1.0)  # the level in the file's own numbers
+    what = f"the 1 s mean acceleration has a median magnitude of {raw:.3g} {'m/s²' if units == 'ms2' else 'g'}"
+    if units == "g" and lo <= raw / STANDARD_GRAVITY <= hi:
+        return True, f"{what}: the values look like m/s², not g; rerun with --units ms2"
+    if units == "ms2" and lo <= raw <= hi:
+        return True, f"{what}: the values look like g, not m/s²; rerun with --units g"
+    if units == "g" and lo <= raw / 1000.0 <= hi:
+        return True, f"{what}: the values look like milli-g; divide them by 1000"
+    if g < LINEAR_MAX_G:
+        return True, (f"{what} (gravity is {'9.81 m/s²' if units == 'ms2' else '1 g'}): this looks like linear "
+                "acceleration, with gravity removed; "
+                "the detector needs the accelerometer's raw reading with gravity included, so this file "
+                "cannot be judged")
+    return False, (f"{what}, not about {'9.81 m/s²' if units == 'ms2' else '1 g'} as a worn accelerometer's "
+                   "reading with gravity would be; judged anyway, check the sensor and --units")

@@ -45,3 +45,38 @@ def test_small_synthetic_set_keeps_its_figures(tmp_path: Path) -> None:
     old = eval_falls.score_synthetic(manifest, rules)
     assert old["sensitivity"] >= 0.7
     assert old["specificity"] >= 0.85
+
+
+def _eval_falls():  # type: ignore[no-untyped-def]
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import eval_falls
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    return eval_falls
+
+
+def test_the_ranking_figures_are_the_best_sweep_of_the_test_scores() -> None:
+    """Sensitivity at specificity 0.95 and specificity at sensitivity 0.96 equal a brute-force sweep of every
+    threshold over the scores themselves (ties included)."""
+    import numpy as np
+
+    ranking = _eval_falls().ranking
+    rng = np.random.default_rng(3)
+    for _ in range(30):
+        n_adl, n_fall = int(rng.integers(20, 120)), int(rng.integers(25, 80))
+        scores = np.round(np.r_[rng.beta(2, 5, n_adl), rng.beta(5, 2, n_fall)], 2)  # rounded: many ties
+        fall = np.r_[np.zeros(n_adl, dtype=bool), np.ones(n_fall, dtype=bool)]
+        best_sens, best_spec = 0.0, 0.0
+        for th in np.r_[np.unique(scores), 2.0]:
+            sens, spec = float(np.mean(scores[fall] >= th)), float(np.mean(scores[~fall] < th))
+            if spec >= 0.95:
+                best_sens = max(best_sens, sens)
+            if sens >= 0.96:
+                best_spec = max(best_spec, spec)
+        assert ranking(scores, fall) == (best_sens, best_spec)
+    # a perfect ranking reaches both goals; a reversed one neither
+    s = np.r_[np.linspace(0, 0.4, 40), np.linspace(0.6, 1, 30)]
+    f = np.r_[np.zeros(40, dtype=bool), np.ones(30, dtype=bool)]
+    assert ranking(s, f) == (1.0, 1.0)
+    assert ranking(1 - s, f) == (0.0, 0.0)

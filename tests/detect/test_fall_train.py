@@ -104,3 +104,31 @@ def test_training_on_a_small_subset_of_the_real_sets(tmp_path: Path) -> None:
     meta = load(a).meta
     assert meta["trained_on"] == ["fallalld (6 falls, 6 daily activities)", "umafall (6 falls, 6 daily activities)"]
     assert len(read_labels("umafall", DATA / "umafall")) > 12
+
+
+def test_own_padding_copies_the_recordings_rest_and_the_protocol_padding_is_unchanged() -> None:
+    """pad_own (falls-13's training variant) appends the last direction at the stillest second's level with its
+    per-axis noise; a recording that is never still gets capped noise; pad_still (evaluation) is as before."""
+    from chumphae.detect.fall_data import REST_NOISE_MAX_G, pad_own, pad_still, rest_floor
+
+    rng = np.random.default_rng(7)
+    hz = 50.0
+    t = np.arange(0, 20, 1 / hz)
+    xyz = np.tile([0.0, 0.6, 0.78], (len(t), 1)) + rng.normal(0, [0.002, 0.005, 0.01], (len(t), 3))
+    xyz[: int(8 * hz)] += rng.normal(0, 0.3, (int(8 * hz), 3))  # active first, still for the last 12 s
+    noise, level = rest_floor(t, xyz, hz)
+    assert np.allclose(noise, [0.002, 0.005, 0.01], rtol=0.35)
+    assert abs(level - float(np.linalg.norm([0.0, 0.6, 0.78]))) < 0.01
+    tp, xp = pad_own(t, xyz, hz, seed=1)
+    tail = xp[len(t):]
+    assert len(tail) == int(15 * hz) and tp[len(t)] > t[-1]
+    assert np.allclose(tail.std(axis=0), noise, rtol=0.15)
+    assert abs(float(np.linalg.norm(tail.mean(axis=0))) - level) < 0.005
+    # never still: noise capped
+    busy = xyz + rng.normal(0, 0.3, xyz.shape)
+    noise_b, level_b = rest_floor(t, busy, hz)
+    assert np.all(noise_b == REST_NOISE_MAX_G) and 0.9 <= level_b <= 1.1
+    # the evaluation's padding: 1 g, 0.004 g of noise, whatever the recording
+    _, xs = pad_still(t, xyz, hz, seed=1)
+    assert abs(float(np.linalg.norm(xs[len(t):], axis=1).mean()) - 1.0) < 0.001
+    assert np.allclose(xs[len(t):].std(axis=0), 0.004, rtol=0.15)

@@ -26,7 +26,7 @@ def test_columns_by_name_units_and_bad_rows(tmp_path: Path) -> None:
 
 def test_missing_column_is_named(tmp_path: Path) -> None:
     p = tmp_path / "bad.csv"
-    p.write_text("time,ax,ay,az\n0,0,0,1\n")
+    p.write_text("when,ax,ay,az\n0,0,0,1\n")  # "time" is an alias of t since falls-13 (test_fall_files.py)
     with pytest.raises(RecordingError, match="lacks column.*t"):
         read_recording(p)
 

@@ -5,11 +5,18 @@ found missing or different from the code."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from fastapi.testclient import TestClient
+from sqlmodel import Session
+from websockets.asyncio.client import connect
 
+from chumphae.models import Wristband
 from tests.conftest import World
+from tests.feed.liveserver import LiveServer, recv_json
+from tests.ingest.conftest import BAND, Site, server, site  # noqa: F401  (the fixtures)
+from tests.ingest.test_gateway_socket import frame, position, url
 from tests.mobile.conftest import lonlat
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,3 +83,39 @@ def test_a_zone_needs_a_home_and_the_document_says_so(client: TestClient, mapped
     r = client.put(f"/api/v1/patients/{pid}/zone", headers=admin, json={"margin_m": 15})
     assert r.status_code == 200, r.text
     assert "So is a zone for a patient without a home" in MOBILE and "`detail`: `a zone needs a home: …`" in MOBILE
+
+
+PROTOCOL = " ".join((ROOT / "docs" / "gateway-protocol.md").read_text(encoding="utf-8").split())
+
+
+async def test_a_reading_older_than_a_stored_position_sets_no_battery(server: LiveServer, site: Site) -> None:  # noqa: F811
+    """The outsider's gateway sent a position, then a reading (battery 64 %) a second older: acked, and the band
+    still showed no battery; the document said only that state never moves 'back in time'. A reading at the
+    position's own time is applied."""
+    pos_t = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+    msgs = [frame("position", position(pos_t)),
+            frame("reading", {"address": BAND, "kind": "chumphae", "t": (pos_t - timedelta(seconds=1)).isoformat(),
+                              "battery_pct": 64.0, "worn": True}, seq=2)]
+    await _send_all(server, site, msgs)
+    with Session(site.world.engine) as s:
+        band = s.get(Wristband, site.band_id)
+        assert band is not None and band.last_seen_at == pos_t and band.battery_pct is None and band.worn is None
+    await _send_all(server, site, [frame("reading", {"address": BAND, "kind": "chumphae", "t": pos_t.isoformat(),
+                                                     "battery_pct": 63.0, "worn": True}, seq=3)])
+    with Session(site.world.engine) as s:
+        band = s.get(Wristband, site.band_id)
+        assert band is not None and band.battery_pct == 63.0 and band.worn is True
+    assert "a reading older than that (a `t` earlier than a position of the band already stored" in PROTOCOL
+    assert "A reading with the same `t` as the newest position is applied." in PROTOCOL
+
+
+async def _send_all(server: LiveServer, site: Site, msgs: list[tuple[str, str]]) -> None:  # noqa: F811  (not fixtures here)
+    async with connect(url(server), additional_headers=site.auth()) as ws:
+        await recv_json(ws)
+        for _, text in msgs:
+            await ws.send(text)
+        acked: set[str] = set()
+        while {mid for mid, _ in msgs} - acked:
+            f = await recv_json(ws)
+            assert f["type"] == "ack", f
+            acked |= set(f["ids"])

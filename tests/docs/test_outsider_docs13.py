@@ -4,7 +4,12 @@ found missing or different from the code."""
 
 from __future__ import annotations
 
+import ast
+import json
+import os
 import re
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -119,3 +124,29 @@ async def _send_all(server: LiveServer, site: Site, msgs: list[tuple[str, str]])
             f = await recv_json(ws)
             assert f["type"] == "ack", f
             acked |= set(f["ids"])
+
+
+def test_the_replay_summary_line_means_what_section_6_says(tmp_path: Path) -> None:
+    """The outsider read 'readings 120' after a 60-second, two-receiver recording as 120 reading messages
+    (the document says readings go on change and at most every 5 min): they are decoded frames; `queued`
+    counts the messages."""
+    from tests.docs.test_outsider_docs12 import _site_config, _sos_recording
+
+    rec = tmp_path / "field.jsonl"
+    _sos_recording(rec)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "gateway-config.json").write_text(json.dumps(_site_config()), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    r = subprocess.run([sys.executable, "-m", "gateway.cli", "--replay", str(rec), "--speed", "0"],
+                       capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    m = re.search(r"^adverts (\d+) readings (\d+) positions (\d+) alerts (\{.*\}) queued (\d+)$", r.stdout, re.M)
+    assert m, r.stdout
+    adverts, readings, positions, queued = (int(m[i]) for i in (1, 2, 3, 5))
+    alerts = sum(ast.literal_eval(m[4]).values())
+    # three copies of one frame (one counter): decoded three times, one reading message (SOS on), one SOS
+    assert (adverts, readings, alerts) == (3, 3, 1)
+    assert queued - positions - alerts == 1
+    assert re.search(r"^replayed 3 adverts from .*field\.jsonl; bad lines skipped 0$", r.stdout, re.M), r.stdout
+    assert "`readings`: those decoded as frames of the site's bands" in PROTOCOL
+    assert "so `queued − positions − alerts` is the number of `reading` messages" in PROTOCOL

@@ -150,3 +150,25 @@ def test_the_replay_summary_line_means_what_section_6_says(tmp_path: Path) -> No
     assert re.search(r"^replayed 3 adverts from .*field\.jsonl; bad lines skipped 0$", r.stdout, re.M), r.stdout
     assert "`readings`: those decoded as frames of the site's bands" in PROTOCOL
     assert "so `queued − positions − alerts` is the number of `reading` messages" in PROTOCOL
+
+
+def test_a_gateway_alert_names_the_care_managers_as_told(client: TestClient, world: World) -> None:
+    """The outsider's feed client showed the demo's `gateway_offline` (its replay gateway, 90 s after it ended) as
+    'escalated to: caregiver'; the care managers were told (a gateway's alert goes to them), no caregiver was."""
+    from chumphae.models import Gateway
+    from tests.feed.conftest import raise_alert
+
+    with Session(world.engine) as s:
+        g = Gateway(slug="gw-mine", name="mine", site="s", token_hash="x" * 64, token_prefix="chg_x")
+        s.add(g)
+        s.commit()
+        gid = g.id
+    change = raise_alert(world.engine, None, "gateway_offline", gateway_id=gid, details={"gateway": "gw-mine"})
+    for who in ("care_manager", "admin"):
+        a = client.get(f"/api/v1/alerts/{change.alert_id}", headers=world.auth(who)).json()
+        assert a["patient_id"] is None and a["escalation_level"] == 0 and a["escalated_to"] == "care_manager", a
+    own = raise_alert(world.engine, world.own_patient, "wander")
+    assert client.get(f"/api/v1/alerts/{own.alert_id}", headers=world.auth("admin")).json()["escalated_to"] == (
+        "caregiver")
+    feed = " ".join((ROOT / "docs" / "feed-protocol.md").read_text(encoding="utf-8").split())
+    assert "A gateway's alert (`patient_id` `null`) is always `care_manager`" in feed

@@ -14,10 +14,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from sqlmodel import Session
+from sqlmodel import Session, select
 from websockets.asyncio.client import connect
 
-from chumphae.models import Wristband
+from chumphae.models import Alert, PositionRecord, Wristband
 from tests.conftest import World
 from tests.feed.liveserver import LiveServer, recv_json
 from tests.ingest.conftest import BAND, Site, server, site  # noqa: F401  (the fixtures)
@@ -172,3 +172,71 @@ def test_a_gateway_alert_names_the_care_managers_as_told(client: TestClient, wor
         "caregiver")
     feed = " ".join((ROOT / "docs" / "feed-protocol.md").read_text(encoding="utf-8").split())
     assert "A gateway's alert (`patient_id` `null`) is always `care_manager`" in feed
+
+
+def _body_table() -> dict[str, tuple[set[str], dict[str, str]]]:
+    """§3.4's table: body → (required names, optional name → value in brackets as written)."""
+    doc = (ROOT / "docs" / "gateway-protocol.md").read_text(encoding="utf-8")
+    section = doc[doc.index("### 3.4 Bodies"):doc.index("`hello`:\n```json")]
+    out = {}
+    for body, req, opt in re.findall(r"^\| `(\w+)` \| ([^|]+) \| ([^|]+) \|$", section, re.M):
+        required = set(re.findall(r"`(\w+)`", req))
+        optional = dict(re.findall(r"`(\w+)` \(([^)]*)\)", opt))
+        out[body] = (required, optional)
+    return out
+
+
+def test_the_body_table_is_the_models() -> None:
+    """The outsider had to guess which body fields a gateway must send and what the backend assumes without
+    them (§3.4 showed full examples only); the table now says, and is held to the models."""
+    from pydantic_core import PydanticUndefined
+
+    from chumphae.ingest.envelope import BODIES
+
+    table = _body_table()
+    assert set(table) == set(BODIES)
+    for name, model in BODIES.items():
+        required, optional = table[name]
+        fields = model.model_fields
+        assert required == {f for f, info in fields.items() if info.is_required()}, name
+        assert set(optional) == {f for f, info in fields.items() if not info.is_required()}, name
+        for f, written in optional.items():
+            info = fields[f]
+            default = info.default_factory() if info.default is PydanticUndefined else info.default  # type: ignore[call-arg, misc]
+            assert json.loads(written) == default, (name, f, written, default)
+
+
+async def test_bodies_with_only_the_required_fields_are_stored(server: LiveServer, site: Site) -> None:  # noqa: F811
+    """What the table says, on the socket (both of the backend's parsers): the required fields alone are enough,
+    a required one missing or a null where the default is not null is `bad_body`; an alert's severity is the
+    backend's (the gateway's kept in details)."""
+    now = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=30)
+    t = now.isoformat()
+    good = [frame("position", {"address": BAND, "t": t, "lat": 16.5443, "lon": 102.1001, "uncertainty_m": 9.0}),
+            frame("reading", {"address": BAND, "t": t}, seq=2),
+            frame("alert", {"type": "sos", "t": t, "address": BAND, "severity": "low"}, seq=3),
+            frame("hello", {}, seq=4), frame("heartbeat", {}, seq=5)]
+    bad = [frame("position", {"address": BAND, "t": t, "lat": 16.5443, "lon": 102.1001}, seq=6),
+           frame("reading", {"address": BAND, "t": t, "sos": None}, seq=7),
+           frame("position", {"address": BAND, "t": t, "lat": 16.5, "lon": 102.1, "uncertainty_m": 9.0,
+                              "receivers": None}, seq=8)]
+    async with connect(url(server), additional_headers=site.auth()) as ws:
+        await recv_json(ws)
+        for _, text in good + bad:
+            await ws.send(text)
+        acked: set[str] = set()
+        errors: dict[str, str] = {}
+        while len(acked) + len(errors) < len(good) + len(bad):
+            f = await recv_json(ws)
+            if f["type"] == "ack":
+                acked |= set(f["ids"])
+            elif f["type"] == "error":
+                errors[f["id"]] = f["code"]
+    assert acked == {mid for mid, _ in good}
+    assert errors == {mid: "bad_body" for mid, _ in bad}
+    with Session(site.world.engine) as s:
+        alert = s.exec(select(Alert)).one()
+        assert alert.severity == "critical" and alert.details["gateway_severity"] == "low"
+        pos = s.exec(select(PositionRecord)).one()
+        assert (pos.source, pos.in_coverage, pos.zone_status) == ("ble", True, None)
+    assert "keeps the gateway's in `details.gateway_severity`" in PROTOCOL

@@ -240,3 +240,39 @@ async def test_bodies_with_only_the_required_fields_are_stored(server: LiveServe
         pos = s.exec(select(PositionRecord)).one()
         assert (pos.source, pos.in_coverage, pos.zone_status) == ("ble", True, None)
     assert "keeps the gateway's in `details.gateway_severity`" in PROTOCOL
+
+
+async def test_a_live_position_frame_names_the_place_from_the_map(server: LiveServer, site: Site) -> None:  # noqa: F811
+    """feed-protocol §3 said the shipped gateway's positions arrive on the feed as 'inside the safe zone' with
+    null codes; the outsider's feed client got '170 m north-east of Chumphae Municipal Health Centre' and the
+    parcel (the backend names a zone-only place from its map, gateway-protocol §3.4)."""
+    from chumphae.map.layers import MapLayers
+    from chumphae.map.match import Matcher
+    from chumphae.map.store import DEFAULT_MAP, load_default_map
+
+    with Session(site.world.engine) as s:
+        load_default_map(s)
+        s.commit()
+    lat, lon = 16.5445, 102.1001  # on parcel 30U099 of the shipped map
+    zone_only = {"parcel_code": None, "building_code": None, "landmark": None,
+                 "description_th": "อยู่ในเขตปลอดภัย", "description_en": "inside the safe zone"}
+    body = {**position(datetime.now(UTC) - timedelta(seconds=5), lat=lat), "lon": lon,
+            "match": {"status": "inside", "zone_version": 1, "place": zone_only}}
+    async with connect(f"{server.ws}/ws/alerts", additional_headers=site.world.auth("admin")) as feed:
+        assert (await recv_json(feed))["type"] == "welcome"
+        assert (await recv_json(feed))["type"] == "snapshot"
+        async with connect(url(server), additional_headers=site.auth()) as ws:
+            await recv_json(ws)
+            mid, text = frame("position", body)
+            await ws.send(text)
+            assert mid in (await recv_json(ws))["ids"]
+        f = await recv_json(feed)
+        while f["type"] != "position":
+            f = await recv_json(feed)
+    expected = Matcher(MapLayers.from_file(DEFAULT_MAP)).place(lon, lat)
+    p = f["position"]
+    assert (p["description_en"], p["parcel_code"]) == (expected.description_en, expected.parcel_code)
+    assert p["description_en"] != "inside the safe zone" and p["parcel_code"] is not None
+    feed_doc = " ".join((ROOT / "docs" / "feed-protocol.md").read_text(encoding="utf-8").split())
+    assert "In a live `position` frame the place is named from the tax map" in feed_doc
+    assert "so its positions arrive as" not in feed_doc

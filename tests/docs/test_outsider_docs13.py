@@ -276,3 +276,19 @@ async def test_a_live_position_frame_names_the_place_from_the_map(server: LiveSe
     feed_doc = " ".join((ROOT / "docs" / "feed-protocol.md").read_text(encoding="utf-8").split())
     assert "In a live `position` frame the place is named from the tax map" in feed_doc
     assert "so its positions arrive as" not in feed_doc
+
+
+def test_patch_takes_the_fields_the_document_lists(client: TestClient, world: World) -> None:
+    """The outsider, as admin ('everything'), sent `{"hn": …}` and `{"village": …}`: 422 'Extra inputs are not
+    permitted', where the table promised everything and a refused field is said to be 403."""
+    from chumphae.api.routes.patients import PatientPatch
+
+    m = re.search(r"`PATCH` takes only these ten fields\.", MOBILE)
+    assert m and len(PatientPatch.model_fields) == 10
+    for name in PatientPatch.model_fields:
+        assert f"`{name}`" in MOBILE.split("## Who may change what")[1].split("## What the app calls")[0], name
+    for field, value in (("hn", "HN1"), ("village", "บ้านโนน"), ("cid", "1409900000011"), ("prename", "นาง")):
+        assert field not in PatientPatch.model_fields
+        r = client.patch(f"/api/v1/patients/{world.own_patient}", headers=world.auth("admin"), json={field: value})
+        assert r.status_code == 422 and r.json()["code"] == "validation", (field, r.text)
+        assert f"`{field}`" in MOBILE.split("`PATCH` takes only these ten fields.")[1][:600]

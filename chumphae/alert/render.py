@@ -61,7 +61,9 @@ def alert_dict(alert: Alert, *, names: dict[int, str] | None = None) -> dict[str
         "count": alert.count,
         "late": alert.late,
         "escalation_level": alert.escalation_level,
-        "escalated_to": LEVELS[min(alert.escalation_level, len(LEVELS) - 1)],
+        # who the rung reached is: a gateway's alert tells the care managers whatever its level (deliver/notify.py)
+        "escalated_to": "care_manager" if alert.patient_id is None else LEVELS[min(alert.escalation_level,
+                                                                                  len(LEVELS) - 1)],
         "next_escalation_at": iso(alert.next_escalation_at),
         "acknowledged_by": alert.acknowledged_by,
         "acknowledged_by_name": names.get(alert.acknowledged_by) if alert.acknowledged_by else None,

@@ -40,6 +40,9 @@ EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+# `2025-01-15T10:30:00+07:00` written into a URL unencoded: the `+` arrives as a space. Only a `+` can
+# have become that space (a `-` offset survives), so the time is read as the sender wrote it.
+_PLUS_AS_SPACE = re.compile(r"(T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}:?\d{2})$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # keeps \t \n \r (notes have lines)
 _CONTROL_LINE = re.compile(r"[\x00-\x1f\x7f]")  # one-line fields: no tab or newline either
 
@@ -63,6 +66,12 @@ def _iso_text(value: Any) -> Any:
     if not isinstance(value, str) or not _ISO_DATE.match(value):
         raise ValueError("a time must be ISO 8601 text, e.g. 2025-01-15T10:30:00+07:00")
     return value
+
+
+def _query_time_text(value: Any) -> Any:
+    """A query string's time: as `_iso_text`, with a `+` the URL decoding turned into a space put back."""
+    value = _iso_text(value)
+    return _PLUS_AS_SPACE.sub(r"\1+\2", value) if isinstance(value, str) else value
 
 
 def _in_window(value: datetime) -> datetime:
@@ -119,8 +128,9 @@ UserId = Annotated[int, Path(ge=1, le=MAX_ID, description="A user's id.")]
 GatewayId = Annotated[int, Path(ge=1, le=MAX_ID, description="A gateway's id.")]
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip.")]
 OptionalPatientQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
-Since = Annotated[When | None, Query(description="At or after (ISO 8601 with offset; naive = UTC).")]
-Until = Annotated[When | None, Query(description="Before (ISO 8601 with offset; naive = UTC).")]
+QueryWhen = Annotated[datetime, BeforeValidator(_query_time_text), AfterValidator(_in_window)]
+Since = Annotated[QueryWhen | None, Query(description="At or after (ISO 8601 with offset; naive = UTC).")]
+Until = Annotated[QueryWhen | None, Query(description="Before (ISO 8601 with offset; naive = UTC).")]
 
 
 def omittable(**constraints: Any) -> Any:

@@ -6,9 +6,10 @@ statements per batch, never one per message:
 
 * dedupe: one multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING msg_id`
   into `ingested_message` (the ids it returns are new, the rest repeats);
-* positions: one multi-row insert; the band's state (`last_seen_at`, battery,
-  worn) moves only forward in time through a conditional `UPDATE … WHERE
-  last_seen_at <= :t` per band, so a message re-sent after a reconnect never
+* positions: one multi-row insert; the band's state moves only forward in
+  time through conditional updates (`… WHERE last_seen_at <= :t` per band;
+  battery, worn, charging: `last_reading_at <= :t`, so a position newer than a
+  reading does not hide it), so a message re-sent after a reconnect never
   overwrites newer news (per-band order, kept by the database across
   connections and processes);
 * feed: one `feed_event` row per patient whose newest position moved, in one
@@ -604,23 +605,31 @@ _GATEWAY_SPOKE_PG_SQL = "UPDATE gateway SET last_heartbeat_at = %s WHERE id = %s
 
 
 def _readings(session: Session, gateway_id: int, items: list[tuple[Message, BandInfo]]) -> None:
-    """Band state from readings, oldest first, each only if it is not older than what is stored."""
+    """Band state from readings, oldest first: battery, worn, charging and seq if the reading is not older than
+    the band's last *reading* (a position newer than it does not hide it); last seen, gateway and RSSI if it is
+    not older than anything stored for the band."""
     if not items:
         return
     w = Wristband.__table__  # type: ignore[attr-defined]
-    forward = or_(w.c.last_seen_at.is_(None), w.c.last_seen_at <= bindparam("seen", type_=UTCDateTime))
+    seen = bindparam("seen", type_=UTCDateTime)
     keep = {name: func.coalesce(bindparam(f"p_{name}", type_=w.c[name].type), w.c[name])
             for name in ("battery_pct", "battery_mv", "worn", "charging")}
-    stmt = update(w).where(w.c.id == bindparam("band"), forward).values(
-        last_seen_at=bindparam("seen", type_=UTCDateTime), last_gateway_id=gateway_id,
-        last_rssi=func.coalesce(bindparam("rssi", type_=w.c.last_rssi.type), w.c.last_rssi),
-        last_seq=func.coalesce(bindparam("bseq", type_=w.c.last_seq.type), w.c.last_seq), **keep)
+    state = update(w).where(w.c.id == bindparam("band"),
+                            or_(w.c.last_reading_at.is_(None), w.c.last_reading_at <= seen)).values(
+        last_reading_at=seen, last_seq=func.coalesce(bindparam("bseq", type_=w.c.last_seq.type), w.c.last_seq),
+        **keep)
+    heard = update(w).where(w.c.id == bindparam("band"),
+                            or_(w.c.last_seen_at.is_(None), w.c.last_seen_at <= seen)).values(
+        last_seen_at=seen, last_gateway_id=gateway_id,
+        last_rssi=func.coalesce(bindparam("rssi", type_=w.c.last_rssi.type), w.c.last_rssi))
     params = []
     for m, band in sorted(items, key=lambda mb: mb[0].body.t):
         b: ReadingBody = m.body
         params.append({"band": band.id, "seen": b.t, "rssi": b.rssi, "bseq": b.seq, "p_battery_pct": b.battery_pct,
                        "p_battery_mv": b.battery_mv, "p_worn": b.worn, "p_charging": b.charging})
-    session.connection().execute(stmt, params)
+    conn = session.connection()
+    conn.execute(state, params)
+    conn.execute(heard, [{"band": p["band"], "seen": p["seen"], "rssi": p["rssi"]} for p in params])
 
 
 def _dead_letters(session: Session, gateway_id: int, rejections: Sequence[Rejection], now: datetime) -> None:

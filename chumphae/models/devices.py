@@ -24,7 +24,9 @@ class Wristband(SQLModel, table=True):
     worn: bool | None = None
     charging: bool | None = None
     last_seq: int | None = None
-    last_seen_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_seen_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # newest position or reading
+    # newest reading: battery, worn, charging and seq follow it, even when a position is newer
+    last_reading_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_rssi: int | None = None
     last_gateway_id: int | None = Field(default=None, foreign_key="gateway.id")
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -61,7 +61,7 @@ def register_band(session: Session, *, user: User, patient: Patient, address: st
             band.key_hex = key_hex.lower()
         # A reused band starts afresh: its last state belonged to someone else.
         band.battery_pct = band.battery_mv = band.worn = band.charging = None
-        band.last_seen_at = band.last_seq = band.last_rssi = None
+        band.last_seen_at = band.last_reading_at = band.last_seq = band.last_rssi = None
     session.add(band)
     session.flush()
     audit.record(session, user=user, action="update", entity="wristband", entity_id=band.id,

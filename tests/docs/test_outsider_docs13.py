@@ -101,10 +101,11 @@ def test_a_zone_needs_a_home_and_the_document_says_so(client: TestClient, mapped
 PROTOCOL = " ".join((ROOT / "docs" / "gateway-protocol.md").read_text(encoding="utf-8").split())
 
 
-async def test_a_reading_older_than_a_stored_position_sets_no_battery(server: LiveServer, site: Site) -> None:  # noqa: F811
+async def test_a_reading_older_than_a_stored_position_still_sets_the_battery(server: LiveServer, site: Site) -> None:  # noqa: F811
     """The outsider's gateway sent a position, then a reading (battery 64 %) a second older: acked, and the band
-    still showed no battery; the document said only that state never moves 'back in time'. A reading at the
-    position's own time is applied."""
+    still showed no battery (the state's clock was last seen, which the position had moved). Readings now have a
+    clock of their own: the battery is set, last seen stays the position's; a reading older than the newest
+    reading changes nothing."""
     pos_t = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
     msgs = [frame("position", position(pos_t)),
             frame("reading", {"address": BAND, "kind": "chumphae", "t": (pos_t - timedelta(seconds=1)).isoformat(),
@@ -112,14 +113,22 @@ async def test_a_reading_older_than_a_stored_position_sets_no_battery(server: Li
     await _send_all(server, site, msgs)
     with Session(site.world.engine) as s:
         band = s.get(Wristband, site.band_id)
-        assert band is not None and band.last_seen_at == pos_t and band.battery_pct is None and band.worn is None
-    await _send_all(server, site, [frame("reading", {"address": BAND, "kind": "chumphae", "t": pos_t.isoformat(),
-                                                     "battery_pct": 63.0, "worn": True}, seq=3)])
+        assert band is not None and band.last_seen_at == pos_t and band.battery_pct == 64.0 and band.worn is True
+        assert band.last_reading_at == pos_t - timedelta(seconds=1)
+    await _send_all(server, site, [frame("reading", {"address": BAND, "kind": "chumphae",
+                                                     "t": (pos_t - timedelta(seconds=2)).isoformat(),
+                                                     "battery_pct": 90.0, "worn": False}, seq=3)])
     with Session(site.world.engine) as s:
         band = s.get(Wristband, site.band_id)
-        assert band is not None and band.battery_pct == 63.0 and band.worn is True
-    assert "a reading older than that (a `t` earlier than a position of the band already stored" in PROTOCOL
-    assert "A reading with the same `t` as the newest position is applied." in PROTOCOL
+        assert band is not None and band.battery_pct == 64.0 and band.worn is True  # older than the newest reading
+    await _send_all(server, site, [frame("reading", {"address": BAND, "kind": "chumphae", "t": pos_t.isoformat(),
+                                                     "battery_pct": 63.0, "worn": True}, seq=4)])
+    with Session(site.world.engine) as s:
+        band = s.get(Wristband, site.band_id)
+        assert band is not None and band.battery_pct == 63.0 and band.last_seen_at == pos_t
+    assert "a reading a second older than a stored position, in an earlier batch or the same one, still sets the" \
+        " battery" in PROTOCOL
+    assert "A reading older than the newest stored reading is acknowledged and changes nothing." in PROTOCOL
 
 
 async def _send_all(server: LiveServer, site: Site, msgs: list[tuple[str, str]]) -> None:  # noqa: F811  (not fixtures here)

@@ -108,7 +108,8 @@ async def test_band_state_only_moves_forward_and_feed_gets_only_the_newest(serve
             acked |= set((await recv_json(ws))["ids"])
     with Session(site.world.engine) as s:
         band = s.get(Wristband, site.band_id)
-        assert band is not None and band.last_seen_at == newer and band.battery_pct is None
+        # last seen stays the newest position's; the battery is the band's only reading's (its own clock)
+        assert band is not None and band.last_seen_at == newer and band.battery_pct == 12.0 and band.worn is False
         feed = s.exec(select(FeedEvent).where(FeedEvent.kind == "position")).all()
         assert [f.payload["position"]["lat"] for f in feed] == [16.5450]  # type: ignore[index]
         assert len(s.exec(select(PositionRecord)).all()) == 2  # both kept, with their true times

@@ -144,3 +144,40 @@ async def test_an_sos_on_the_alert_socket_reaches_a_feed_on_the_other_process_on
         assert s.exec(select(func.count()).select_from(Alert).where(Alert.type == "sos")).one() == PATIENTS
         assert s.exec(select(func.count()).select_from(IngestedMessage)
                       .where(col(IngestedMessage.msg_id).in_([m for m, _ in sent]))).one() == len(sent)
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+async def test_the_uplink_opens_the_alert_socket_the_real_welcome_names(
+        pg_world: World, lanes: tuple[str, int], tmp_path: Path) -> None:  # noqa: F811
+    """The shipped uplink against `chumphae serve --alert-port`: it finds the alert socket from the welcome, and
+    its SOS is stored once and acked (on the alert socket or the main one, whichever first)."""
+    from gateway.queue import Outbox
+    from gateway.uplink import Uplink
+
+    base, _ = lanes
+    token, bands = _site(pg_world)
+    ob = Outbox(tmp_path / "o.db")
+    up = Uplink(base.replace("http://", "ws://") + "/api/v1/gateway/ws", token, ob, heartbeat_s=60)
+    stop = asyncio.Event()
+    task = asyncio.create_task(up.run(stop))
+    try:
+        async with asyncio.timeout(30):
+            while not up.stats.alert_connected:
+                await asyncio.sleep(0.05)
+        address, pid = bands[0]
+        t = datetime.now(UTC)
+        ob.put("alert", {"type": "sos", "severity": "critical", "address": address, "patient_id": pid,
+                         "t": t.isoformat(), "confidence": 1.0, "lat": 16.54, "lon": 102.1, "uncertainty_m": 15.0,
+                         "match": None, "details": {}})
+        up.notify()
+        async with asyncio.timeout(30):
+            while ob.depth()[0]:
+                await asyncio.sleep(0.05)
+        assert up.stats.alert_sent == 1
+    finally:
+        stop.set()
+        await task
+        ob.close()
+    with Session(pg_world.engine) as s:
+        assert s.exec(select(func.count()).select_from(Alert).where(Alert.type == "sos")).one() == 1

@@ -63,27 +63,55 @@ def serve(
     ws_compression: Annotated[bool, typer.Option(help="permessage-deflate on the WebSockets (gateways, feed), "
                                                  "for clients that offer it: less traffic, more server CPU.")]
     = WS_COMPRESSION,
+    alert_port: Annotated[int | None, typer.Option(
+        help="Also run --alert-workers processes on this port for gateways' alert sockets and caregivers' feeds "
+             "(PostgreSQL; gateways learn it from `welcome`; docs/gateway-protocol.md §3.3).")] = None,
+    alert_workers: Annotated[int, typer.Option(min=1, max=16, help="Processes on --alert-port.")] = 1,
+    bulk_nice: Annotated[int, typer.Option(min=0, max=19, help="With --alert-port: the --port processes run this much "
+                                           "nicer (lower CPU priority) than the alert processes.")] = 0,
 ) -> None:
     """Run the caregiver backend (migrates the database first)."""
+    import os
+    import subprocess
+
     import uvicorn
 
     from chumphae import logs
-    from chumphae.api.app import create_app, prepare_database
+    from chumphae.api.app import ALERT_PORT_ENV, create_app, prepare_database
 
     settings = get_settings()
     logs.setup(settings.log_level)
     engine = _engine()  # fail now, with one line, if the database is wrong
-    if workers > 1 and engine.dialect.name != "postgresql":
-        raise ConfigError("--workers > 1 needs PostgreSQL (CHUMPHAE_DATABASE_URL=postgresql://...): "
+    if (workers > 1 or alert_port) and engine.dialect.name != "postgresql":
+        raise ConfigError("--workers > 1 and --alert-port need PostgreSQL (CHUMPHAE_DATABASE_URL=postgresql://...): "
                           "SQLite is one process's database")
     prepare_database(engine)  # migrate and load the map once, before any worker starts
-    if workers == 1:
-        uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port,
-                    log_config=None, **server_options(ws_compression))
-    else:  # each worker imports the app factory; they share the database (and Redis) only
-        uvicorn.run("chumphae.api.app:worker_app", factory=True, workers=workers,
-                    host=host or settings.host, port=port or settings.port, log_config=None,
-                    **server_options(ws_compression))
+    host, port = host or settings.host, port or settings.port
+    alerts = None
+    if alert_port:
+        if alert_port == port:
+            raise ConfigError("--alert-port must differ from --port")
+        # Every process (both groups) announces the alert port; the alert group is the same app in processes
+        # of its own, so its event loops and interpreter locks are not the ones positions keep busy.
+        os.environ[ALERT_PORT_ENV] = str(alert_port)
+        alerts = subprocess.Popen([sys.executable, "-m", "chumphae.cli", "serve", "--host", host,
+                                   "--port", str(alert_port), "--workers", str(alert_workers),
+                                   "--ws-compression" if ws_compression else "--no-ws-compression"])
+        if bulk_nice:  # after the alert processes started: they keep this process's priority, its workers not
+            os.nice(bulk_nice)
+    try:
+        if workers == 1:
+            uvicorn.run(create_app(settings), host=host, port=port, log_config=None, **server_options(ws_compression))
+        else:  # each worker imports the app factory; they share the database (and Redis) only
+            uvicorn.run("chumphae.api.app:worker_app", factory=True, workers=workers, host=host, port=port,
+                        log_config=None, **server_options(ws_compression))
+    finally:
+        if alerts is not None:
+            alerts.terminate()
+            try:
+                alerts.wait(SHUTDOWN_GRACE_S + 5)
+            except subprocess.TimeoutExpired:
+                alerts.kill()
 
 
 @db_app.command("upgrade")
@@ -264,3 +292,7 @@ def main() -> None:
         print(f"chumphae: error: bad setting CHUMPHAE_{where.upper()}: {first.get('msg')}",
               file=sys.stderr)
         sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -29,6 +29,10 @@ class GatewaySettings(BaseSettings):
     heartbeat_s: float = 15.0
     ack_timeout_s: float = 30.0
     max_in_flight: int = 256
+    alert_url: str = Field(
+        default="", description='The alert socket beside the main one (docs/gateway-protocol.md §3.3): "" = the one the '
+        'backend names in its welcome (if any); "off" = none; or a ws(s):// URL. Alerts still go on the main socket too.',
+    )
     backoff_min_s: float = 0.5
     backoff_max_s: float = Field(default=30.0, description="Reconnect / task-restart backoff cap, seconds.")
     memory_queue_max: int = Field(

@@ -196,6 +196,7 @@ class Gateway:
                 backoff_min_s=settings.backoff_min_s,
                 backoff_max_s=settings.backoff_max_s,
                 poison_after=settings.poison_after,
+                alert_url=settings.alert_url,
             )
             if uplink
             else None

@@ -6,6 +6,13 @@ An alert does not wait for room in that window: it is sent at once while
 fewer than `max_in_flight + alert_room` messages are unacked, so an SOS
 created while 256 positions wait for their ack (a busy backend) leaves now,
 not after the next ack.
+The alert socket (docs/gateway-protocol.md §3.3): when the backend's
+`welcome` names one (`alert_socket`: a port and path on the backend's host,
+served by processes that positions do not keep busy) or `alert_url` is
+given, a second connection sends each alert there as soon as it is queued,
+and acks from either socket mark it done. The main socket still sends every
+alert as before (the backend stores an id once), so an alert never waits
+for the alert socket, whether it is down, connecting or slow.
 Anything that goes wrong (refused, closed, no ack for `ack_timeout_s`)
 ends the session; we reconnect with exponential backoff and jitter and
 re-send everything still unacked. The outbox, not this object, is the
@@ -34,6 +41,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
@@ -58,6 +66,11 @@ class UplinkStats:
     deferred: int = 0
     last_close: int | None = None
     last_error: str | None = None
+    alert_connected: bool = False  # the alert socket (§3.3) is open
+    alert_connects: int = 0
+    alert_sent: int = 0  # alerts sent on the alert socket (each also goes on the main socket)
+    alert_acked: int = 0  # alerts whose first ack came on the alert socket
+    alert_last_error: str | None = None
 
 
 class Uplink:
@@ -77,6 +90,7 @@ class Uplink:
         backoff_min_s: float = 0.5,
         backoff_max_s: float = 30.0,
         poison_after: int = 3,
+        alert_url: str = "",
     ) -> None:
         self.url = url
         self._token = token
@@ -91,6 +105,13 @@ class Uplink:
         self.backoff_min_s = backoff_min_s
         self.backoff_max_s = backoff_max_s
         self.poison_after = poison_after
+        # "" = the alert socket the backend's welcome names (if any); "off" = none; else this ws(s):// URL
+        self.alert_url = alert_url
+        self._announced: str | None = None  # the alert socket's URL from the last welcome
+        self._lane_wake = asyncio.Event()
+        self._lane_known = asyncio.Event()  # an alert socket URL is known
+        if alert_url and alert_url != "off":
+            self._lane_known.set()
         self.stats = UplinkStats()
         self._head: str | None = None  # first outbox message sent in this session
         self._progress = False  # an outbox message was acked in this session
@@ -101,8 +122,18 @@ class Uplink:
     def notify(self) -> None:
         """New messages are in the outbox: send them now rather than at the next poll."""
         self._wake.set()
+        self._lane_wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
+        lane = asyncio.create_task(self._alert_lane(stop)) if self.alert_url != "off" else None
+        try:
+            await self._run_main(stop)
+        finally:
+            if lane is not None:
+                lane.cancel()
+                await asyncio.gather(lane, return_exceptions=True)
+
+    async def _run_main(self, stop: asyncio.Event) -> None:
         backoff = self.backoff_min_s
         while not stop.is_set():
             started = time.monotonic()
@@ -230,10 +261,126 @@ class Uplink:
                         self.stats.rejected += 1
                         self._progress, self._strikes = True, (None, 0)
                     in_flight.pop(mid, None)
+            elif kind == "welcome":
+                self._learn_alert_socket(frame.get("alert_socket"))
             elif kind == "config_changed" and self.on_config_changed is not None:
                 task = asyncio.ensure_future(self.on_config_changed())
                 self._tasks.add(task)
                 task.add_done_callback(self._config_done)
+
+    # -- the alert socket (§3.3) --------------------------------------------------------
+    def _learn_alert_socket(self, where: object) -> None:
+        """The welcome's `alert_socket` ({"port", "path"} on the backend's host, or null) → the URL to use."""
+        if self.alert_url:  # given (or "off"): the welcome does not change it
+            return
+        url = None
+        if isinstance(where, dict) and isinstance(where.get("port"), int) and isinstance(where.get("path"), str) \
+                and where["path"].startswith("/") and 0 < where["port"] < 65536:
+            parts = urlsplit(self.url)
+            host = parts.hostname or "127.0.0.1"
+            host = f"[{host}]" if ":" in host else host
+            url = f"{parts.scheme}://{host}:{where['port']}{where['path']}"
+        if url != self._announced:
+            self._announced = url
+            if url:
+                log.info("backend names an alert socket: %s", url)
+                self._lane_known.set()
+            else:
+                self._lane_known.clear()
+
+    def lane_url(self) -> str | None:
+        if self.alert_url == "off":
+            return None
+        return self.alert_url or self._announced
+
+    async def _alert_lane(self, stop: asyncio.Event) -> None:
+        """Keep the alert socket open while one is known; reconnect with the main socket's backoff."""
+        backoff = self.backoff_min_s
+        while not stop.is_set():
+            await self._lane_known.wait()
+            url = self.lane_url()
+            if url is None:
+                self._lane_known.clear()
+                continue
+            started = time.monotonic()
+            try:
+                async with connect(url, additional_headers={"Authorization": f"Bearer {self._token}"},
+                                   open_timeout=10, ping_interval=20, ping_timeout=20, close_timeout=2) as ws:
+                    self.stats.alert_connected = True
+                    self.stats.alert_connects += 1
+                    log.info("alert socket connected to %s", url)
+                    await self._lane_session(ws, stop)
+            except InvalidStatus as e:
+                self.stats.alert_last_error = f"refused: HTTP {e.response.status_code}"
+            except (OSError, InvalidHandshake, ConnectionClosed, TimeoutError) as e:
+                self.stats.alert_last_error = f"{type(e).__name__}: {e}"
+            finally:
+                self.stats.alert_connected = False
+            if stop.is_set():
+                break
+            if time.monotonic() - started > 10.0:
+                backoff = self.backoff_min_s
+            delay = backoff * random.uniform(0.8, 1.2)
+            log.warning("alert socket down (%s); alerts go on the main socket; retrying in %.1f s",
+                        self.stats.alert_last_error, delay)
+            await wait_up_to(stop.wait(), delay)
+            backoff = min(self.backoff_max_s, backoff * 2.0)
+
+    async def _lane_session(self, ws: ClientConnection, stop: asyncio.Event) -> None:
+        in_flight: dict[str, float] = {}
+        tasks = [asyncio.create_task(self._lane_reader(ws, in_flight)),
+                 asyncio.create_task(self._lane_sender(ws, in_flight)),
+                 asyncio.create_task(stop.wait())]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for t in done:
+                if not t.cancelled() and t.exception() is not None:
+                    raise t.exception()  # type: ignore[misc]
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _lane_sender(self, ws: ClientConnection, in_flight: dict[str, float]) -> None:
+        """Every queued alert not yet sent on this socket, at once, up to `alert_room` unacked; never a
+        deferred one (a suspected poison message goes alone, on the main socket)."""
+        while True:
+            self._lane_wake.clear()
+            room = self.alert_room - len(in_flight)
+            for q in self.outbox.pending(room, skip=in_flight.keys()) if room > 0 else []:
+                if q.type != "alert" or q.deferred:
+                    break  # alerts come first in the sending order
+                await ws.send(q.text)
+                in_flight[q.id] = time.monotonic()
+                self.stats.alert_sent += 1
+            if in_flight and time.monotonic() - min(in_flight.values()) > self.ack_timeout_s:
+                raise TimeoutError(f"no ack on the alert socket for {self.ack_timeout_s:.0f} s")
+            await wait_up_to(self._lane_wake.wait(), 0.5)
+
+    async def _lane_reader(self, ws: ClientConnection, in_flight: dict[str, float]) -> None:
+        async for raw in ws:
+            try:
+                frame = json.loads(raw)
+                kind = frame.get("type")
+            except (ValueError, AttributeError):
+                continue
+            if kind == "ack":
+                ids = [i for i in frame.get("ids") or [] if isinstance(i, str)]
+                n = self.outbox.ack(ids)
+                self.stats.acked += n
+                self.stats.alert_acked += n
+                for i in ids:
+                    in_flight.pop(i, None)
+                if n:
+                    self._wake.set()  # the main sender looks at the outbox again (fewer pending)
+                self._lane_wake.set()
+            elif kind == "error":
+                mid = frame.get("id")
+                log.error("backend rejected message %s on the alert socket: %s", mid, frame.get("code"))
+                if isinstance(mid, str) and mid in in_flight:
+                    if self.outbox.reject([mid]):
+                        self.stats.rejected += 1
+                    in_flight.pop(mid, None)
 
     def _config_done(self, task: asyncio.Future[None]) -> None:
         self._tasks.discard(task)

@@ -30,6 +30,14 @@ messages/s and SOS send → `alert` frame on the care manager's feed
 whichever first, and prints a final `SUMMARY ...` line, with the CPU the
 generator's gateways and its feed client used (cores).
 
+`--alert-workers N` (PostgreSQL) starts the backend with `--alert-port`: N
+processes of their own for the gateways' alert sockets and the caregiver's
+feed (docs/gateway-protocol.md §3.3); each gateway opens the alert socket its
+`welcome` names and sends each SOS there and then on its main socket
+(`--sos-lane`), and the care manager's feed is read from that port.
+`--bulk-nice K` runs the main port's processes K nicer; `--backend-cpus 0`
+pins the whole backend to one core (a slower machine, emulated).
+
 `--breakdown FILE` (PostgreSQL; diagnosis, so it looks inside the backend,
 unlike the rest): where each SOS's time went, from the generator's clock
 (sent, acked, seen) and the backend's database (`ingested_message.received_at`:
@@ -43,6 +51,7 @@ Usage: .venv/bin/python scripts/load_gateways.py [--bands 5000] [--gateways 100]
        [--rate 0] [--sos-every-s 0.2] [--db sqlite|postgresql] [--url postgresql://postgres@127.0.0.1:5432/test]
        [--seed rest|direct] [--workers 1] [--breakdown timelines.json] [--band-hz 1]
        [--sos-window beyond|shared] [--sos-socket same|separate]
+       [--alert-workers 1 [--bulk-nice 10] [--sos-lane both|alert|main]] [--backend-cpus 0]
 """
 
 from __future__ import annotations
@@ -177,8 +186,11 @@ def position_frame(address: str, patient_id: int, t: datetime, k: int) -> tuple[
 
 
 async def drive(port: int, tokens: list[str], cm_token: str, bands: list[list[Any]], args: argparse.Namespace,
-                sos_tokens: list[str]) -> dict[str, Any]:
+                sos_tokens: list[str], alert_port: int | None = None) -> dict[str, Any]:
     base = f"ws://127.0.0.1:{port}"
+    # With an alert lane the care manager's feed is read from the alert processes (docs/feed-protocol.md: any
+    # process serves the feed; `chumphae serve --alert-port` puts caregivers there).
+    feed_base = f"ws://127.0.0.1:{alert_port}" if alert_port else base
     g_count = len(tokens)
     per_gateway = max(1, args.max_messages // g_count)
     by_gateway: list[list[list[Any]]] = [[] for _ in range(g_count)]
@@ -210,7 +222,7 @@ async def drive(port: int, tokens: list[str], cm_token: str, bands: list[list[An
             # The care manager's phone is another device: its socket is read in a process of its own, so the
             # SOS frames are timed when they arrive, not when this busy event loop gets to them.
             child = await asyncio.create_subprocess_exec(
-                sys.executable, __file__, "--feed-child", base, cm_token, str(args.feed_priority),
+                sys.executable, __file__, "--feed-child", feed_base, cm_token, str(args.feed_priority),
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=1 << 20)
             stack.push_async_callback(_end_child, child)
             assert child.stdout is not None
@@ -224,7 +236,7 @@ async def drive(port: int, tokens: list[str], cm_token: str, bands: list[list[An
                     sos_seen.setdefault((pid, iso), at)
         else:
             feed = await stack.enter_async_context(connect(
-                f"{base}/ws/alerts", additional_headers={"Authorization": f"Bearer {cm_token}"}, max_size=None))
+                f"{feed_base}/ws/alerts", additional_headers={"Authorization": f"Bearer {cm_token}"}, max_size=None))
             for _ in range(2):  # welcome, snapshot
                 await asyncio.wait_for(feed.recv(), 60)
 
@@ -235,11 +247,19 @@ async def drive(port: int, tokens: list[str], cm_token: str, bands: list[list[An
                         sos_seen.setdefault(key, time.monotonic())
 
         sockets: list[ClientConnection] = []
+        lanes: list[ClientConnection] = []  # each gateway's alert socket, where its welcome names one (§3.3)
         for token in [*tokens, *sos_tokens]:
-            ws = await connect(f"{base}/api/v1/gateway/ws", additional_headers={"Authorization": f"Bearer {token}"},
-                               max_size=None)
-            assert orjson.loads(await asyncio.wait_for(ws.recv(), 60))["type"] == "welcome"
+            headers = {"Authorization": f"Bearer {token}"}
+            ws = await connect(f"{base}/api/v1/gateway/ws", additional_headers=headers, max_size=None)
+            welcome = orjson.loads(await asyncio.wait_for(ws.recv(), 60))
+            assert welcome["type"] == "welcome"
             sockets.append(ws)
+            where = welcome.get("alert_socket")
+            if where and args.sos_lane != "main" and len(lanes) < g_count:
+                lane = await connect(f"ws://127.0.0.1:{where['port']}{where['path']}", additional_headers=headers,
+                                     max_size=None)
+                assert orjson.loads(await asyncio.wait_for(lane.recv(), 60))["type"] == "welcome"
+                lanes.append(lane)
         sos_sockets = sockets[g_count:] or sockets[:g_count]
 
         def sos_acked_now(i: str) -> None:  # an SOS's ack (or error) arrived: its send → ack time
@@ -253,7 +273,7 @@ async def drive(port: int, tokens: list[str], cm_token: str, bands: list[list[An
                 for i in (f.get("ids") or []) if f.get("type") == "ack" else []:
                     sos_acked_now(i)
 
-        ack_tasks = [asyncio.create_task(sos_acks(ws)) for ws in sockets[g_count:]]
+        ack_tasks = [asyncio.create_task(sos_acks(ws)) for ws in [*sockets[g_count:], *lanes]]
         t_start = time.monotonic()
 
         rooms = [asyncio.Semaphore(args.window) for _ in range(g_count)]  # each gateway's unacked window
@@ -324,8 +344,11 @@ async def drive(port: int, tokens: list[str], cm_token: str, bands: list[list[An
                 if args.sos_window == "shared":  # as a gateway did before sos12: the SOS waits for room
                     await rooms[g].acquire()
                     pendings[g].add(sid)
-                await sos_sockets[g].send(orjson.dumps({"id": sid, "type": "alert", "t": t.isoformat(),
-                                                    "seq": 0, "body": body}).decode())
+                text = orjson.dumps({"id": sid, "type": "alert", "t": t.isoformat(), "seq": 0, "body": body}).decode()
+                if lanes:  # on the alert socket first, then (§3.3) on the main socket too unless --sos-lane alert
+                    await lanes[g].send(text)
+                if not lanes or args.sos_lane == "both":
+                    await sos_sockets[g].send(text)
                 n += 1
 
         feed_task = asyncio.create_task(read_feed())
@@ -342,7 +365,7 @@ async def drive(port: int, tokens: list[str], cm_token: str, bands: list[list[An
         deadline = time.monotonic() + 5  # the last SOS frames
         while time.monotonic() < deadline and any(k not in sos_seen for k in sos_sent):
             await asyncio.sleep(0.05)
-        for ws in sockets:
+        for ws in [*sockets, *lanes]:
             await ws.close()
         for t in ack_tasks:
             t.cancel()
@@ -510,6 +533,17 @@ def main() -> None:
     ap.add_argument("--sos-socket", choices=("same", "separate"), default="same",
                     help="diagnosis: the SOS on its gateway's socket (as the protocol has it) or on a second "
                          "gateway's socket of the same site (what an alert lane of its own would give)")
+    ap.add_argument("--alert-workers", type=int, default=0,
+                    help="backend processes for alert sockets and the feed (`chumphae serve --alert-port P "
+                         "--alert-workers N`, PostgreSQL); 0: none, every socket on the main port as before")
+    ap.add_argument("--bulk-nice", type=int, default=0,
+                    help="with --alert-workers: `chumphae serve --bulk-nice N` (the main port's processes nicer)")
+    ap.add_argument("--sos-lane", choices=("both", "alert", "main"), default="both",
+                    help="with --alert-workers: each SOS on its gateway's alert socket and then its main socket "
+                         "(docs/gateway-protocol.md §3.3), on the alert socket only, or on the main socket only")
+    ap.add_argument("--backend-cpus", default="",
+                    help="run the backend's processes on these CPUs only (`taskset -c`, e.g. 0: one core, as a "
+                         "slower machine); default: wherever the system puts them")
     ap.add_argument("--sos-every-s", type=float, default=0.2)
     ap.add_argument("--runs", type=int, default=1, help="streaming runs against the same seeded backend")
     ap.add_argument("--workers", type=int, default=1, help="backend processes (`chumphae serve --workers N`, PostgreSQL)")
@@ -543,11 +577,17 @@ def main() -> None:
     try:
         subprocess.run([*CHUMPHAE, "db", "upgrade"], env=env, cwd=ROOT, check=True, capture_output=True, timeout=300)
         seeded = run_python(SEED_GATEWAYS, env, str(args.gateways), str(int(args.sos_socket == "separate")))
-        proc = subprocess.Popen([*CHUMPHAE, "serve", "--workers", str(args.workers)], env=env, cwd=ROOT)
+        alert_port = free_port() if args.alert_workers > 0 else None
+        lane_args = ["--alert-port", str(alert_port), "--alert-workers", str(args.alert_workers),
+                     "--bulk-nice", str(args.bulk_nice)] if alert_port else []
+        pin = ["taskset", "-c", args.backend_cpus] if args.backend_cpus else []  # a slower machine, emulated
+        proc = subprocess.Popen([*pin, *CHUMPHAE, "serve", "--workers", str(args.workers), *lane_args], env=env,
+                                cwd=ROOT)
         deadline = time.monotonic() + 120
         while True:
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                if all(httpx.get(f"http://127.0.0.1:{p}/healthz", timeout=1).status_code == 200
+                       for p in (port, alert_port) if p):
                     break
             except httpx.HTTPError:
                 pass
@@ -574,7 +614,8 @@ def main() -> None:
         timelines: list[dict[str, Any]] = []
         for r in range(args.runs):
             cpu0, own0 = tree_cpu_s(proc.pid), time.process_time()
-            res = asyncio.run(drive(port, seeded["gateways"], cm_token, bands, args, seeded["alert_gateways"]))
+            res = asyncio.run(drive(port, seeded["gateways"], cm_token, bands, args, seeded["alert_gateways"],
+                                    alert_port))
             # The backend processes' own CPU per acked message: steadier than msgs/s on a shared machine.
             res["backend_cpu_us"] = (tree_cpu_s(proc.pid) - cpu0) / max(1, res["acked"]) * 1e6
             res["generator_cores"] = (time.process_time() - own0) / res["seconds"]  # the gateways' side alone
@@ -598,6 +639,7 @@ def main() -> None:
         loop = (f"band_hz={args.band_hz:g} ticks_late_p99_ms={statistics.median(x['late_p99'] for x in results):.0f} "
                 if args.band_hz > 0 else "")
         print(f"SUMMARY db={args.db} bands={args.bands} gateways={args.gateways} workers={args.workers} runs={args.runs} "
+              f"alert_workers={args.alert_workers} bulk_nice={args.bulk_nice} sos_lane_{args.sos_lane}=1 "
               f"{loop}sos_socket_separate={int(args.sos_socket == 'separate')} "
               f"sos_window_shared={int(args.sos_window == 'shared')} "
               f"acked_per_s={med['acked_per_s']:.0f} sos_feed_p50_ms={med['sos_p50']:.0f} "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -53,6 +54,9 @@ ISO 8601 unless a field says otherwise; the page shows them in Asia/Bangkok.
 """
 
 
+ALERT_PORT_ENV = "CHUMPHAE_SERVE_ALERT_PORT"  # set by `chumphae serve --alert-port` for its processes (not a setting)
+
+
 def prepare_database(engine: Engine) -> None:
     """An empty map gets the shipped Chumphae layer set (the engine is already migrated)."""
     with session_scope(engine) as session:
@@ -93,6 +97,10 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True, 
     app = FastAPI(title="Smart Chumphae", version=__version__, description=DESCRIPTION,
                   lifespan=lifespan, default_response_class=FiniteJSONResponse)
     app.state.settings = settings
+    # `chumphae serve --alert-port P` runs processes for gateways' alert sockets on P and says so to every process
+    # (gateways learn it from the main socket's `welcome`: docs/gateway-protocol.md §3.3).
+    alert_port = os.environ.get(ALERT_PORT_ENV, "")
+    app.state.alert_port = int(alert_port) if alert_port.isdigit() else None
     app.state.auth_limiter = FailedAuthLimiter(max_failures=settings.auth_max_failures,
                                                window_s=settings.auth_window_s)
     problems.install(app)

@@ -103,23 +103,26 @@ class IngestCounters:
     rejected: Counter[str] = field(default_factory=Counter)
 
 
+BULK_LANE, ALERT_LANE = "bulk", "alert"  # a gateway's main socket, and its alert socket (protocol §3.3)
+
+
 class GatewaySockets:
-    """The live gateway sockets of this process: one per gateway."""
+    """The live gateway sockets of this process: one per gateway and lane (its main socket, its alert socket)."""
 
     def __init__(self) -> None:
-        self.by_gateway: dict[int, WebSocket] = {}
+        self.by_gateway: dict[tuple[int, str], WebSocket] = {}
         self.counters = IngestCounters()
 
-    async def claim(self, gateway_id: int, ws: WebSocket) -> None:
-        older = self.by_gateway.get(gateway_id)
-        self.by_gateway[gateway_id] = ws
+    async def claim(self, gateway_id: int, ws: WebSocket, lane: str = BULK_LANE) -> None:
+        older = self.by_gateway.get((gateway_id, lane))
+        self.by_gateway[(gateway_id, lane)] = ws
         if older is not None and older.application_state == WebSocketState.CONNECTED:
             with contextlib.suppress(Exception):
                 await older.close(code=4008, reason="newer connection for this gateway")
 
-    def release(self, gateway_id: int, ws: WebSocket) -> None:
-        if self.by_gateway.get(gateway_id) is ws:
-            del self.by_gateway[gateway_id]
+    def release(self, gateway_id: int, ws: WebSocket, lane: str = BULK_LANE) -> None:
+        if self.by_gateway.get((gateway_id, lane)) is ws:
+            del self.by_gateway[(gateway_id, lane)]
 
 
 class _Job:
@@ -374,23 +377,33 @@ class _Session:
 
 
 async def serve(ws: WebSocket, *, engine: Engine, gateway_id: int, slug: str, site: str,
-                sockets: GatewaySockets, options: IngestOptions) -> None:
+                sockets: GatewaySockets, options: IngestOptions, lane: str = BULK_LANE,
+                alert_socket: dict[str, object] | None = None) -> None:
+    """One gateway socket. `lane`: the gateway's main socket (`bulk`), or its alert socket (`alert`: stored
+    the same way, but it neither replaces the main socket nor sends `config_changed`). `alert_socket`: where this
+    backend takes alert sockets (announced in the main socket's `welcome`), or None."""
     await ws.accept()
-    await sockets.claim(gateway_id, ws)
+    await sockets.claim(gateway_id, ws, lane)
     session = _Session(ws, engine, gateway_id, sockets.counters, options)
     try:
         known = await asyncio.to_thread(_etag, engine, gateway_id)
     except Exception as exc:
         await _unavailable(ws, slug, sockets.counters, exc)
-        sockets.release(gateway_id, ws)
+        sockets.release(gateway_id, ws, lane)
         return
-    await _send(ws, {"type": "welcome", "gateway_id": slug, "site_id": site, "config_etag": known[1],
-                     "server_time": utcnow().isoformat()})
+    welcome: dict[str, object] = {"type": "welcome", "gateway_id": slug, "site_id": site, "config_etag": known[1],
+                                  "server_time": utcnow().isoformat()}
+    if lane == BULK_LANE:
+        welcome["alert_socket"] = alert_socket
+    else:
+        welcome["lane"] = lane
+    await _send(ws, welcome)
     warm = asyncio.create_task(asyncio.to_thread(_warm_map, engine))
     _background.add(warm)
     warm.add_done_callback(_background.discard)
     reader = asyncio.create_task(session.read())
-    watcher = asyncio.create_task(_watch_config(ws, engine, gateway_id, known, options))
+    watcher = asyncio.create_task(_watch_config(ws, engine, gateway_id, known, options) if lane == BULK_LANE
+                                  else _forever())
     workers = [asyncio.create_task(session.process(session.alerts, URGENT)),
                asyncio.create_task(session.process(session.bulk, BULK))]
     try:
@@ -411,8 +424,13 @@ async def serve(ws: WebSocket, *, engine: Engine, gateway_id: int, slug: str, si
         for task in (reader, watcher, *workers):
             task.cancel()
         await asyncio.gather(reader, watcher, *workers, return_exceptions=True)
-        sockets.release(gateway_id, ws)
+        sockets.release(gateway_id, ws, lane)
         _locks.pop(id(ws), None)
+
+
+async def _forever() -> None:
+    """An alert socket's stand-in for the configuration watcher: `config_changed` goes on the main socket only."""
+    await asyncio.Event().wait()
 
 
 async def _unavailable(ws: WebSocket, slug: str, counters: IngestCounters, exc: BaseException) -> None:

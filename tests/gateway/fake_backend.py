@@ -20,6 +20,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
 TYPES = {"hello", "position", "alert", "reading", "heartbeat"}
+MAIN_PATH, ALERT_PATH = "/api/v1/gateway/ws", "/api/v1/gateway/alerts"
 
 
 class FakeBackend:
@@ -39,6 +40,11 @@ class FakeBackend:
         self.heartbeats: list[dict[str, Any]] = []  # heartbeat bodies, in arrival order
         self.hold_acks: set[str] = set()  # message types stored but not acked until `release_acks` (a busy backend)
         self._held: list[tuple[ServerConnection, str]] = []
+        # The alert socket (protocol §3.3): what the main socket's welcome names (None: nothing), and which
+        # path each delivery came on; `hold_alert_lane`: the alert socket takes frames but never acks them.
+        self.alert_socket: dict[str, Any] | None = None
+        self.by_path: Counter[tuple[str, str]] = Counter()  # (path, id) → times received
+        self.hold_alert_lane = False
         self._server: Server | None = None
 
     @property
@@ -79,7 +85,7 @@ class FakeBackend:
             resp.headers["ETag"] = self.etag
             self.config_requests.append((request.headers.get("If-None-Match"), resp.status_code))
             return resp
-        if request.path != "/api/v1/gateway/ws":
+        if request.path not in (MAIN_PATH, ALERT_PATH):
             return conn.respond(HTTPStatus.NOT_FOUND, "not found\n")
         return None
 
@@ -98,7 +104,11 @@ class FakeBackend:
     async def _handler(self, ws: ServerConnection) -> None:
         self.connections.add(ws)
         try:
-            await ws.send(json.dumps({"type": "welcome", "config_etag": self.etag}))
+            path = ws.request.path if ws.request is not None else MAIN_PATH
+            welcome: dict[str, Any] = {"type": "welcome", "config_etag": self.etag}
+            if path == MAIN_PATH and self.alert_socket is not None:
+                welcome["alert_socket"] = self.alert_socket
+            await ws.send(json.dumps(welcome))
             async for raw in ws:
                 try:
                     msg = json.loads(raw)
@@ -122,8 +132,11 @@ class FakeBackend:
                 if msg.get("type") == "heartbeat":
                     self.heartbeats.append(msg["body"])
                 self.deliveries[msg["id"]] += 1
+                self.by_path[(path, msg["id"])] += 1
                 self.stored.setdefault(msg["id"], msg)  # unique by id: stored at most once
-                if msg.get("type") in self.hold_acks:
+                if path == ALERT_PATH and self.hold_alert_lane:
+                    continue
+                if path == MAIN_PATH and msg.get("type") in self.hold_acks:
                     self._held.append((ws, msg["id"]))
                     continue
                 await ws.send(json.dumps({"type": "ack", "ids": [msg["id"]]}))

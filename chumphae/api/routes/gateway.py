@@ -129,8 +129,29 @@ def _access(state: Any, engine: Engine) -> GatewayAccess:
     return access
 
 
+ALERT_PATH = "/api/v1/gateway/alerts"
+
+
 @router.websocket("/ws")
 async def gateway_socket(ws: WebSocket) -> None:
+    """The gateway's main socket (docs/gateway-protocol.md §3)."""
+    await _gateway_socket(ws, connection.BULK_LANE)
+
+
+@router.websocket("/alerts")
+async def gateway_alert_socket(ws: WebSocket) -> None:
+    """The gateway's alert socket beside its main one (§3.3): the same frames and acks, for its alerts; it does not
+    replace the main socket (4008 only for a newer alert socket) and sends no `config_changed`."""
+    await _gateway_socket(ws, connection.ALERT_LANE)
+
+
+def alert_socket(state: Any) -> dict[str, object] | None:
+    """Where this backend takes gateways' alert sockets (`chumphae serve --alert-port`), for the `welcome`."""
+    port = getattr(state, "alert_port", None)
+    return {"port": port, "path": ALERT_PATH} if port else None
+
+
+async def _gateway_socket(ws: WebSocket, lane: str) -> None:
     token = bearer_token(ws)
     engine = get_engine()
     address, limits = client_address(ws), limiter(ws)
@@ -152,7 +173,8 @@ async def gateway_socket(ws: WebSocket) -> None:
         try:
             await connection.serve(ws, engine=engine, gateway_id=gateway.id, slug=gateway.slug, site=gateway.site,
                                    sockets=state.gateway_sockets,
-                                   options=getattr(state, "ingest_options", connection.IngestOptions()))
+                                   options=getattr(state, "ingest_options", connection.IngestOptions()),
+                                   lane=lane, alert_socket=alert_socket(state))
         finally:
             guard.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -96,7 +96,8 @@ def serve(
         os.environ[ALERT_PORT_ENV] = str(alert_port)
         alerts = subprocess.Popen([sys.executable, "-m", "chumphae.cli", "serve", "--host", host,
                                    "--port", str(alert_port), "--workers", str(alert_workers),
-                                   "--ws-compression" if ws_compression else "--no-ws-compression"])
+                                   "--ws-compression" if ws_compression else "--no-ws-compression"],
+                                  preexec_fn=_die_with_parent)
         if bulk_nice:  # after the alert processes started: they keep this process's priority, its workers not
             os.nice(bulk_nice)
     try:
@@ -112,6 +113,19 @@ def serve(
                 alerts.wait(SHUTDOWN_GRACE_S + 5)
             except subprocess.TimeoutExpired:
                 alerts.kill()
+
+
+def _die_with_parent() -> None:
+    """In a child process before exec (Linux): SIGTERM when the parent dies, even by SIGKILL, so a killed
+    `serve` leaves no alert processes holding their port. Elsewhere nothing: `serve`'s `finally` stops them."""
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 @db_app.command("upgrade")

@@ -181,3 +181,49 @@ async def test_the_uplink_opens_the_alert_socket_the_real_welcome_names(
         ob.close()
     with Session(pg_world.engine) as s:
         assert s.exec(select(func.count()).select_from(Alert).where(Alert.type == "sos")).one() == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_a_killed_serve_takes_its_alert_processes_with_it(pg_world: World, tmp_path: Path) -> None:  # noqa: F811
+    """SIGKILL leaves `serve` no `finally`: the alert processes learn of it from the kernel (PR_SET_PDEATHSIG)
+    and stop, so a restarted backend finds its alert port free."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHUMPHAE_")}
+    env.update(CHUMPHAE_DATABASE_URL=schema_url(pg_world.engine), CHUMPHAE_DATA_DIR=str(tmp_path / "k"),
+               CHUMPHAE_LOG_LEVEL="WARNING")
+    port, alert_port = _port(), _port()
+    exe = Path(sys.executable).parent / "chumphae"
+    proc = subprocess.Popen([str(exe), "serve", "--host", "127.0.0.1", "--port", str(port),
+                             "--alert-port", str(alert_port)], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+
+    def answers() -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{alert_port}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        deadline = time.monotonic() + 90
+        while not answers():
+            assert proc.poll() is None and time.monotonic() < deadline, "the alert port never answered"
+            time.sleep(0.3)
+        os.kill(proc.pid, signal.SIGKILL)  # the parent only: its alert process is not told by `serve`
+        proc.wait(10)
+        deadline = time.monotonic() + 45
+        while answers():
+            assert time.monotonic() < deadline, "the alert process outlived its killed serve"
+            time.sleep(0.3)
+        with socket.socket() as s:  # and the port is free again
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", alert_port))
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

@@ -48,7 +48,7 @@ import numpy as np
 from chumphae.values import Position, PositionSource
 from gateway import track
 from gateway.siteconfig import Receiver
-from gateway.track import Track
+from gateway.track import V_MAX, Track
 
 M_PER_DEG_LAT = 110_574.0
 MIN_UNCERTAINTY_M = 5.0
@@ -58,6 +58,7 @@ SENSITIVITY_DBM = -100.0  # weakest packet a receiver reports (ESP32 / BlueZ ada
 REGION_MASS = 0.95  # share of the likelihood the region holds
 MAX_RANGE_M = 300.0  # no BLE band is heard further than this
 RECEIVER_ALIVE_S = 600.0  # a receiver that heard any band this recently counts when it hears nothing
+QUIET_GAP_S = 5.0  # a silence this long between a band's packets is evidence (wander-14, variant Q)
 
 _rssi = itemgetter(1)  # of a (monotonic time, rssi) sample
 
@@ -196,6 +197,8 @@ class Locator:
             due.append((i, b, len(counts)))
         if not due:
             return out
+        for i, b, _h in due:
+            self._silent_step(addresses[i], b, now)
         ev = self._stack(rows, sizes, boxes)
         tracks = track.step_many([b.track for _i, b, _h in due], ev, now,
                                  [self._rng_for(addresses[i], b) for i, b, _h in due])
@@ -214,6 +217,30 @@ class Locator:
             if q:
                 counts[rid] = sorted(map(_rssi, q), reverse=True)
         return counts
+
+    def _silent_step(self, address: str, b: _Band, now: float) -> None:
+        """Wander-14 (variant Q): the seconds in which no receiver heard the band, between its last
+        estimate and its first packet since, say so: every live receiver "probably beyond my range",
+        tempered by their length (`track.step`). Without them a band far out is weighed only by the
+        windows that caught a packet, the lucky ones, which place it nearer than it is. Only for a
+        silence of `QUIET_GAP_S` (five lost packets in a row are not a receiver's drops) up to
+        `coverage_timeout_s` (longer: out of coverage, the track starts afresh)."""
+        tr = b.track
+        if tr is None or now - tr.t < QUIET_GAP_S:
+            return
+        first = min((t for q in b.samples.values() for t, _r in q if t > tr.t), default=now)
+        end = first - 0.5
+        if end - tr.t < QUIET_GAP_S or end - tr.t > self.coverage_timeout_s:
+            return
+        alive = [i for rid, i in self._rx_index.items() if end - self._rx_alive.get(rid, -math.inf) <= RECEIVER_ALIVE_S]
+        if not alive:
+            return
+        reach = V_MAX * (end - tr.t) + 10.0
+        box = (float(tr.px.min()) - reach, float(tr.px.max()) + reach, float(tr.py.min()) - reach,
+               float(tr.py.max()) + reach)
+        quiet_sigma = math.hypot(SIGMA_SLOW_DB, SIGMA_FAST_DB)
+        ev = self._stack([(i, 2, 0.0, quiet_sigma, math.inf) for i in alive], [len(alive)], [box])
+        b.track = track.step(tr, ev, end, self._rng_for(address, b))
 
     def _rng_for(self, address: str, b: _Band) -> np.random.Generator:
         if b.rng is None:

@@ -13,7 +13,11 @@ calibration, model error); a receiver that heard fewer than half of the
 band's packets says "the median is below my sensitivity"; each live receiver
 that did *not* hear it says "the band is probably beyond my range". The
 band's particle track (`gateway.track.Track`) walks forward to now (≤ 2 m/s)
-and is weighted by that evidence. The Position's centre is the track's
+and is weighted by that evidence; the seconds since its last estimate in which
+no receiver heard it at all (`QUIET_GAP_S` up to `coverage_timeout_s`) step
+it first, every live receiver saying "probably beyond my range" (wander-14:
+a band far out is otherwise weighed only by the lucky windows that caught a
+packet). The Position's centre is the track's
 (never further from the last one than a person could walk), its `region` the
 cells holding `region_mass` (95 %) of the track, and `uncertainty_m` the
 disc around the centre covering them. So one receiver hearing the band at
@@ -58,7 +62,7 @@ SENSITIVITY_DBM = -100.0  # weakest packet a receiver reports (ESP32 / BlueZ ada
 REGION_MASS = 0.95  # share of the likelihood the region holds
 MAX_RANGE_M = 300.0  # no BLE band is heard further than this
 RECEIVER_ALIVE_S = 600.0  # a receiver that heard any band this recently counts when it hears nothing
-QUIET_GAP_S = 5.0  # a silence this long between a band's packets is evidence (wander-14, variant Q)
+QUIET_GAP_S = 5.0  # a silence this long between a band's packets is evidence (wander-14)
 
 _rssi = itemgetter(1)  # of a (monotonic time, rssi) sample
 
@@ -219,7 +223,7 @@ class Locator:
         return counts
 
     def _silent_step(self, address: str, b: _Band, now: float) -> None:
-        """Wander-14 (variant Q): the seconds in which no receiver heard the band, between its last
+        """Wander-14: the seconds in which no receiver heard the band, between its last
         estimate and its first packet since, say so: every live receiver "probably beyond my range",
         tempered by their length (`track.step`). Without them a band far out is weighed only by the
         windows that caught a packet, the lucky ones, which place it nearer than it is. Only for a

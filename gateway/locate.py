@@ -13,11 +13,7 @@ calibration, model error); a receiver that heard fewer than half of the
 band's packets says "the median is below my sensitivity"; each live receiver
 that did *not* hear it says "the band is probably beyond my range". The
 band's particle track (`gateway.track.Track`) walks forward to now (≤ 2 m/s)
-and is weighted by that evidence; the seconds since its last estimate in which
-no receiver heard it at all (`QUIET_GAP_S` up to `coverage_timeout_s`) step
-it first, every live receiver saying "probably beyond my range" (wander-14:
-a band far out is otherwise weighed only by the lucky windows that caught a
-packet). The Position's centre is the track's
+and is weighted by that evidence. The Position's centre is the track's
 (never further from the last one than a person could walk), its `region` the
 cells holding `region_mass` (95 %) of the track, and `uncertainty_m` the
 disc around the centre covering them. So one receiver hearing the band at
@@ -52,7 +48,7 @@ import numpy as np
 from chumphae.values import Position, PositionSource
 from gateway import track
 from gateway.siteconfig import Receiver
-from gateway.track import V_MAX, Track
+from gateway.track import Track
 
 M_PER_DEG_LAT = 110_574.0
 MIN_UNCERTAINTY_M = 5.0
@@ -62,7 +58,6 @@ SENSITIVITY_DBM = -100.0  # weakest packet a receiver reports (ESP32 / BlueZ ada
 REGION_MASS = 0.95  # share of the likelihood the region holds
 MAX_RANGE_M = 300.0  # no BLE band is heard further than this
 RECEIVER_ALIVE_S = 600.0  # a receiver that heard any band this recently counts when it hears nothing
-QUIET_GAP_S = 5.0  # a silence this long between a band's packets is evidence (wander-14)
 
 _rssi = itemgetter(1)  # of a (monotonic time, rssi) sample
 
@@ -201,8 +196,6 @@ class Locator:
             due.append((i, b, len(counts)))
         if not due:
             return out
-        for i, b, _h in due:
-            self._silent_step(addresses[i], b, now)
         ev = self._stack(rows, sizes, boxes)
         tracks = track.step_many([b.track for _i, b, _h in due], ev, now,
                                  [self._rng_for(addresses[i], b) for i, b, _h in due])
@@ -221,30 +214,6 @@ class Locator:
             if q:
                 counts[rid] = sorted(map(_rssi, q), reverse=True)
         return counts
-
-    def _silent_step(self, address: str, b: _Band, now: float) -> None:
-        """Wander-14: the seconds in which no receiver heard the band, between its last
-        estimate and its first packet since, say so: every live receiver "probably beyond my range",
-        tempered by their length (`track.step`). Without them a band far out is weighed only by the
-        windows that caught a packet, the lucky ones, which place it nearer than it is. Only for a
-        silence of `QUIET_GAP_S` (five lost packets in a row are not a receiver's drops) up to
-        `coverage_timeout_s` (longer: out of coverage, the track starts afresh)."""
-        tr = b.track
-        if tr is None or now - tr.t < QUIET_GAP_S:
-            return
-        first = min((t for q in b.samples.values() for t, _r in q if t > tr.t), default=now)
-        end = first - 0.5
-        if end - tr.t < QUIET_GAP_S or end - tr.t > self.coverage_timeout_s:
-            return
-        alive = [i for rid, i in self._rx_index.items() if end - self._rx_alive.get(rid, -math.inf) <= RECEIVER_ALIVE_S]
-        if not alive:
-            return
-        reach = V_MAX * (end - tr.t) + 10.0
-        box = (float(tr.px.min()) - reach, float(tr.px.max()) + reach, float(tr.py.min()) - reach,
-               float(tr.py.max()) + reach)
-        quiet_sigma = math.hypot(SIGMA_SLOW_DB, SIGMA_FAST_DB)
-        ev = self._stack([(i, 2, 0.0, quiet_sigma, math.inf) for i in alive], [len(alive)], [box])
-        b.track = track.step(tr, ev, end, self._rng_for(address, b))
 
     def _rng_for(self, address: str, b: _Band) -> np.random.Generator:
         if b.rng is None:

@@ -5,10 +5,7 @@ from __future__ import annotations
 import math
 import random
 
-import pytest
-
 from chumphae.values import PositionSource
-from gateway import locate
 from gateway.locate import Fix, Locator, robust_rssi, rssi_to_distance
 from gateway.siteconfig import Receiver
 from gateway.track import V_MAX
@@ -119,62 +116,3 @@ def test_gps_fix_goes_through_with_its_accuracy() -> None:
     assert (p.source, p.uncertainty_m, p.lat, p.lon) == (PositionSource.GPS, 8.0, lat, lon)
     out = loc.sweep(now=61.0)
     assert len(out) == 1 and out[0].source == PositionSource.GPS and not out[0].in_coverage
-
-
-def _far_band_cloud_distance(quiet_gap_s: float, seed: int, monkeypatch: pytest.MonkeyPatch) -> float:
-    """A band first beside receiver b (every packet heard), then caught by b once every 20 s at −99 dBm
-    (a patient far off the road), receivers a and c 100 m either side alive (path loss n = 2.2, the
-    bench's radio): the region's mean distance from the nearest receiver over its last 10 estimates."""
-    monkeypatch.setattr(locate, "QUIET_GAP_S", quiet_gap_s)
-    line = [Receiver(r.id, r.lat, r.lon, -59.0, 2.2) for r in (rx("a", -100, 0), rx("b", 0, 0), rx("c", 100, 0))]
-    loc = Locator(line, seed=seed)
-    band, other = "C0:FF:EE:00:00:01", "C0:FF:EE:00:00:02"
-    out = []
-    for s in range(400):
-        for r in ("a", "b", "c"):  # alive: they hear another band
-            loc.observe(other, r, -70.0, T0, now=float(s))
-        if s < 20:
-            loc.observe(band, "b", -75.0, T0, now=float(s))
-        elif s >= 40 and s % 20 == 0:
-            loc.observe(band, "b", -99.0, T0, now=float(s))
-        else:
-            continue
-        p = loc.estimate(band, now=float(s) + 0.5)
-        if s >= 200:
-            assert p is not None and p.region is not None and p.region_weights is not None
-            d = [min(error_m(lat, lon, x, 0.0) for x in (-100.0, 0.0, 100.0)) for lat, lon in p.region]
-            out.append(sum(w * di for w, di in zip(p.region_weights, d, strict=True)) / sum(p.region_weights))
-    return sum(out) / len(out)
-
-
-def test_the_silence_between_a_far_bands_packets_pushes_its_region_away_from_the_receivers(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """Wander-14: the 19 s in which no receiver heard the band say so (every live receiver "probably
-    beyond my range"), so its region sits further from the receivers than when only the windows that
-    caught a packet weigh it (the silent step off: `QUIET_GAP_S` = ∞)."""
-    seeds = range(5)
-    with_silence = [_far_band_cloud_distance(locate.QUIET_GAP_S, s, monkeypatch) for s in seeds]
-    without = [_far_band_cloud_distance(math.inf, s, monkeypatch) for s in seeds]
-    assert sum(with_silence) / 5 > sum(without) / 5 + 8.0, (with_silence, without)
-    assert sum(a > b for a, b in zip(with_silence, without, strict=True)) >= 4
-
-
-def test_a_band_heard_every_second_takes_no_silent_step(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Drops of a packet or two are not a silence: a band heard (with gaps under `QUIET_GAP_S`) gets
-    the very same Positions with the silent step on and off."""
-    rnd_runs = []
-    for gap in (locate.QUIET_GAP_S, math.inf):
-        monkeypatch.setattr(locate, "QUIET_GAP_S", gap)
-        rnd = random.Random(7)
-        loc = Locator(SQUARE, seed=1)
-        addr = "C0:FF:EE:00:00:03"
-        got = []
-        for s in range(120):
-            if s % 4 != 3:  # one packet in four lost
-                for r in SQUARE:
-                    loc.observe(addr, r.id, rssi_at(r, 40, 50, 3.0, rnd), T0, now=float(s))
-                p = loc.estimate(addr, now=float(s) + 0.5)
-                assert p is not None
-                got.append((p.lat, p.lon, p.uncertainty_m))
-        rnd_runs.append(got)
-    assert rnd_runs[0] == rnd_runs[1]

@@ -139,22 +139,13 @@ class Uplink:
             started = time.monotonic()
             self._head, self._progress, self.stats.last_close = None, False, None
             try:
-                async with connect(
-                    self.url,
-                    additional_headers={"Authorization": f"Bearer {self._token}"},
-                    open_timeout=10,
-                    ping_interval=20,
-                    ping_timeout=20,
-                    close_timeout=2,
-                ) as ws:
+                async with self._dial(self.url) as ws:
                     self.stats.connected = True
                     self.stats.connects += 1
                     log.info("uplink connected to %s", self.url)
                     await self._session(ws, stop)
-            except InvalidStatus as e:
-                self.stats.last_error = f"refused: HTTP {e.response.status_code}"
-            except (OSError, InvalidHandshake, ConnectionClosed, TimeoutError) as e:
-                self.stats.last_error = f"{type(e).__name__}: {e}"
+            except (InvalidStatus, OSError, InvalidHandshake, ConnectionClosed, TimeoutError) as e:
+                self.stats.last_error = _why(e)
             finally:
                 self.stats.connected = False
             if stop.is_set():
@@ -293,6 +284,11 @@ class Uplink:
             return None
         return self.alert_url or self._announced
 
+    def _dial(self, url: str) -> connect:
+        """Either socket, opened the same way: the gateway's token, the same timeouts and pings."""
+        return connect(url, additional_headers={"Authorization": f"Bearer {self._token}"},
+                       open_timeout=10, ping_interval=20, ping_timeout=20, close_timeout=2)
+
     async def _alert_lane(self, stop: asyncio.Event) -> None:
         """Keep the alert socket open while one is known; reconnect with the main socket's backoff."""
         backoff = self.backoff_min_s
@@ -304,16 +300,13 @@ class Uplink:
                 continue
             started = time.monotonic()
             try:
-                async with connect(url, additional_headers={"Authorization": f"Bearer {self._token}"},
-                                   open_timeout=10, ping_interval=20, ping_timeout=20, close_timeout=2) as ws:
+                async with self._dial(url) as ws:
                     self.stats.alert_connected = True
                     self.stats.alert_connects += 1
                     log.info("alert socket connected to %s", url)
                     await self._lane_session(ws, stop)
-            except InvalidStatus as e:
-                self.stats.alert_last_error = f"refused: HTTP {e.response.status_code}"
-            except (OSError, InvalidHandshake, ConnectionClosed, TimeoutError) as e:
-                self.stats.alert_last_error = f"{type(e).__name__}: {e}"
+            except (InvalidStatus, OSError, InvalidHandshake, ConnectionClosed, TimeoutError) as e:
+                self.stats.alert_last_error = _why(e)
             finally:
                 self.stats.alert_connected = False
             if stop.is_set():
@@ -403,3 +396,10 @@ def _uuid() -> str:
     import uuid
 
     return str(uuid.uuid4())
+
+
+def _why(e: Exception) -> str:
+    """A failed connection in one line for the heartbeat: the HTTP refusal, or the error's type and text."""
+    if isinstance(e, InvalidStatus):
+        return f"refused: HTTP {e.response.status_code}"
+    return f"{type(e).__name__}: {e}"

@@ -188,14 +188,8 @@ class Uplink:
             asyncio.create_task(stop.wait()),
         ]
         try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for t in done:
-                if not t.cancelled() and t.exception() is not None:
-                    raise t.exception()  # type: ignore[misc]
+            await _until_first_ends(tasks)
         finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
             self.stats.last_close = ws.close_code
 
     async def _sender(self, ws: ClientConnection, in_flight: dict[str, float]) -> None:
@@ -324,15 +318,7 @@ class Uplink:
         tasks = [asyncio.create_task(self._lane_reader(ws, in_flight)),
                  asyncio.create_task(self._lane_sender(ws, in_flight)),
                  asyncio.create_task(stop.wait())]
-        try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for t in done:
-                if not t.cancelled() and t.exception() is not None:
-                    raise t.exception()  # type: ignore[misc]
-        finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await _until_first_ends(tasks)
 
     async def _lane_sender(self, ws: ClientConnection, in_flight: dict[str, float]) -> None:
         """Every queued alert not yet sent on this socket, at once, up to `alert_room` unacked; never a
@@ -403,3 +389,16 @@ def _why(e: Exception) -> str:
     if isinstance(e, InvalidStatus):
         return f"refused: HTTP {e.response.status_code}"
     return f"{type(e).__name__}: {e}"
+
+
+async def _until_first_ends(tasks: list[asyncio.Task[Any]]) -> None:
+    """A socket's session: its tasks run until the first ends (its error raised); the others are cancelled."""
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for t in done:
+            if not t.cancelled() and t.exception() is not None:
+                raise t.exception()  # type: ignore[misc]
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -255,6 +255,7 @@ class Gateway:
             "queue_alerts": alerts,
             "rejected": self.uplink.stats.rejected if self.uplink else 0,
             "deferred": self.uplink.stats.deferred if self.uplink else 0,
+            "alert_socket": self.uplink.lane_health() if self.uplink else None,
             "disk_full": self.outbox.disk_full,
             "memory_queue": self.outbox.memory_queue(),
             "memory_dropped": self.outbox.memory_dropped,

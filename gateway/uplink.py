@@ -278,6 +278,17 @@ class Uplink:
             return None
         return self.alert_url or self._announced
 
+    def lane_health(self) -> dict[str, Any] | None:
+        """The alert socket for the heartbeat (protocol §3.4): None while none is known (none announced, or
+        `off`), else whether it is open, how often it was opened, alerts sent and first acked on it, the last
+        failure to open or keep it."""
+        if self.lane_url() is None:
+            return None
+        s = self.stats
+        error = s.alert_last_error[:130] if s.alert_last_error else None
+        return {"connected": s.alert_connected, "connects": s.alert_connects, "sent": s.alert_sent,
+                "acked": s.alert_acked, "last_error": error}
+
     def _dial(self, url: str) -> connect:
         """Either socket, opened the same way: the gateway's token, the same timeouts and pings."""
         return connect(url, additional_headers={"Authorization": f"Bearer {self._token}"},

@@ -45,6 +45,7 @@ async def test_an_alert_goes_on_the_alert_socket_the_welcome_names_and_is_acked_
         await wait_for(lambda: ob.depth()[1] == 0, timeout=10)  # no alert left unacked
         assert backend.by_path[(ALERT_PATH, sos.id)] == 1
         assert up.stats.alert_acked == 1 and up.stats.alert_sent == 1
+        assert up.lane_health() == {"connected": True, "connects": 1, "sent": 1, "acked": 1, "last_error": None}
         assert len(backend.of_type("alert")) == 1  # stored once whatever socket it came on
         assert not any(path == ALERT_PATH and mid != sos.id for path, mid in backend.by_path)
         assert ob.depth()[0] == 3  # the positions wait for the main socket's acks
@@ -73,6 +74,9 @@ async def test_an_alert_does_not_wait_for_an_alert_socket_that_is_down(tmp_path:
         await wait_for(lambda: ob.depth() == (0, 0), timeout=5)
         assert backend.by_path[(MAIN_PATH, sos.id)] == 1 and up.stats.alert_acked == 0
         assert not up.stats.alert_connected and up.stats.alert_connects == 0
+        health = up.lane_health()  # the heartbeat says the alert socket is down, and why
+        assert health is not None and health["connected"] is False and health["connects"] == 0
+        assert health["sent"] == 0 and "Error" in str(health["last_error"])
     finally:
         stop.set()
         await task
@@ -113,6 +117,7 @@ async def test_off_opens_no_alert_socket(tmp_path: Path) -> None:
         up.notify()
         await wait_for(lambda: ob.depth() == (0, 0), timeout=5)
         assert backend.by_path[(ALERT_PATH, sos.id)] == 0 and up.stats.alert_connects == 0
+        assert up.lane_health() is None  # no alert socket: the heartbeat says null
     finally:
         stop.set()
         await task

@@ -1,0 +1,153 @@
+"""Statements of README.md and docs/ that docs14's outsider run (a fresh `chumphae demo` on a port of its own, the
+documents' curl examples, a feed client and a gateway client written with `websockets` from the documents, the
+`/docs` page's examples, `--help`) found missing or different from the code."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from chumphae.seed import seed_demo
+
+ROOT = Path(__file__).resolve().parents[2]
+README = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+MOBILE = " ".join((ROOT / "docs" / "mobile-api.md").read_text(encoding="utf-8").split())
+
+SIGHTING = {"t": "2025-01-15T21:40:05+07:00", "lat": 16.54512, "lon": 102.10233, "accuracy_m": 6, "rssi": -78}
+
+
+def _demo_tokens(app_engine: Engine) -> dict[str, str]:
+    with Session(app_engine) as s:
+        tokens = seed_demo(s).tokens
+        s.commit()
+    return tokens
+
+
+def _examples(spec: dict[str, object], method: str, path: str) -> list[dict[str, object]]:
+    """The request-body examples the `/docs` page offers for one operation (schema `examples`)."""
+    paths = spec["paths"]
+    assert isinstance(paths, dict)
+    body = paths[path][method]["requestBody"]["content"]["application/json"]["schema"]
+    if "$ref" in body:
+        components = spec["components"]
+        assert isinstance(components, dict)
+        body = components["schemas"][body["$ref"].rsplit("/", 1)[1]]
+    return list(body.get("examples") or [])
+
+
+def test_the_docs_pages_examples_run_on_the_demo_as_offered(client: TestClient, app_engine: Engine) -> None:
+    """The `/docs` page's "Try it out" for search sightings sent `C0:CA:FE:00:00:07` to patient 7 of the demo
+    (whose band is `C0:CA:FE:00:00:16`): 409 `band_mismatch`. `address` is optional (the patient's active band),
+    so the example leaves it out and runs for any patient with a band. `POST /api/v1/patients` and
+    `/api/v1/users`, which the issue found only on that page, had no example: they now offer docs/mobile-api.md's."""
+    tokens = _demo_tokens(app_engine)
+    vol = {"Authorization": f"Bearer {tokens['volunteer1']}"}
+    admin = {"Authorization": f"Bearer {tokens['admin']}"}
+    spec = client.get("/openapi.json").json()
+    runs = [("put", "/api/v1/patients/{patient_id}/bands", vol), ("put", "/api/v1/patients/{patient_id}/zone", vol),
+            ("post", "/api/v1/patients/{patient_id}/visits", vol),
+            ("post", "/api/v1/patients/{patient_id}/search/sightings", vol),
+            ("post", "/api/v1/patients", admin), ("post", "/api/v1/users", admin)]
+    for method, path, headers in runs:
+        examples = _examples(spec, method, path)
+        assert examples, (method, path)
+        for example in examples:
+            r = client.request(method.upper(), path.replace("{patient_id}", "7"), headers=headers, json=example)
+            assert r.status_code in (200, 201), (method, path, r.status_code, r.text)
+    # the document's own examples are the page's for the two routes it had only there
+    doc_bodies = [json.loads(b) for b in re.findall(r"-d '(\{[^']*\})' \"http://127\.0\.0\.1:8080/api/v1/(?:patients|users)\"",
+                                                    (ROOT / "docs" / "mobile-api.md").read_text(encoding="utf-8"))]
+    assert len(doc_bodies) == 2
+    assert doc_bodies == _examples(spec, "post", "/api/v1/patients") + _examples(spec, "post", "/api/v1/users")
+
+
+def test_a_sighting_without_an_address_is_the_patients_active_band(client: TestClient, app_engine: Engine) -> None:
+    """docs/mobile-api.md said `address` "must be the patient's active band"; the route takes none as well (the
+    active band is meant), which the document did not say; a wrong one is still 409 `band_mismatch`."""
+    tokens = _demo_tokens(app_engine)
+    vol = {"Authorization": f"Bearer {tokens['volunteer1']}"}
+    url = "/api/v1/patients/7/search/sightings"
+    r = client.post(url, headers=vol, json={"sightings": [SIGHTING]})
+    assert r.status_code == 201 and r.json()["positions"][0]["source"] == "search", r.text
+    r = client.post(url, headers=vol, json={"address": "C0:CA:FE:00:00:07", "sightings": [SIGHTING]})
+    assert r.status_code == 409 and r.json()["code"] == "band_mismatch", r.text
+    assert "`address` is optional (left out: the patient's active band)" in MOBILE
+
+
+def _env_names(text: str) -> set[str]:
+    """String constants that are exactly a CHUMPHAE_*/GATEWAY_* name: what the code reads from the environment."""
+    pattern = re.compile(r"^(CHUMPHAE|GATEWAY)_[A-Z][A-Z0-9_]*$")
+    return {n.value for n in ast.walk(ast.parse(text))
+            if isinstance(n, ast.Constant) and isinstance(n.value, str) and pattern.match(n.value)}
+
+
+def test_every_environment_variable_the_code_reads_is_in_the_readme() -> None:
+    """Beyond the settings classes, shipped code reads `CHUMPHAE_FALLS_DATA` (gateway/simulate/gattrig.py, the
+    real fall recordings), `CHUMPHAE_FEED_TRACE_DIR` (scripts/load_gateways.py) and `CHUMPHAE_SERVE_ALERT_PORT`
+    (set by `serve --alert-port` for its processes): none was in the README."""
+    names: set[str] = set()
+    for base in ("chumphae", "gateway", "scripts"):
+        for path in (ROOT / base).rglob("*.py"):
+            names |= _env_names(path.read_text(encoding="utf-8"))
+    assert {"CHUMPHAE_FALLS_DATA", "CHUMPHAE_SERVE_ALERT_PORT", "CHUMPHAE_TEST_PG_URL"} <= names
+    assert sorted(n for n in names if f"`{n}`" not in README) == []
+
+
+def test_the_gateway_help_writes_defaults_as_the_environment_takes_them() -> None:
+    """`chumphae-gateway --help` said `GATEWAY_GATT_ENABLED default True` (Python's word; the README says
+    `true`), and the log level `DEBUG, INFO, WARNING or ERROR` where CRITICAL and any case are taken too."""
+    from gateway.cli import build_parser
+    from gateway.config import GatewaySettings
+
+    text = build_parser().format_help()
+    lines = {line.split()[0]: line for line in text.splitlines() if line.startswith("  GATEWAY_")}
+    assert lines["GATEWAY_GATT_ENABLED"].split()[-1] == "true"
+    assert "True" not in text and "False" not in text
+    assert "`GATEWAY_GATT_ENABLED` | `true`" in README
+    assert GatewaySettings(gatt_enabled="false").gatt_enabled is False  # type: ignore[arg-type]  # as the env sends it
+    level = text[text.index("GATEWAY_LOG_LEVEL"):]
+    assert "CRITICAL" in level and "any case" in level
+    assert GatewaySettings(log_level="critical").log_level == "CRITICAL"
+
+
+def test_without_a_token_replay_runs_too_as_the_readme_says(capsys: object) -> None:
+    """README's `GATEWAY_TOKEN` row said "without it only `--simulate` runs"; `--replay` runs without one as
+    well (the pipeline only, README's `--replay` row), and the error without either named only `--simulate`."""
+    import pytest
+
+    from gateway.cli import main
+
+    assert isinstance(capsys, pytest.CaptureFixture)
+    row = next(line for line in (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+               if line.startswith("| `GATEWAY_TOKEN`"))
+    assert "without it `--simulate` and `--replay` run stand-alone" in row
+    assert main([]) == 2
+    err = capsys.readouterr().err
+    assert "--simulate" in err and "--replay" in err
+
+
+def test_the_map_query_limits_are_the_documented_ones(client: TestClient) -> None:
+    """docs/mobile-api.md gave the map's `limit` default (1000) and `radius_m`'s largest (3000) only: the
+    outsider's client guessed the radius when none is sent (300 m) and the largest `limit` (5000)."""
+    params = {p["name"]: p["schema"] for p in client.get("/openapi.json").json()["paths"]["/api/v1/map/{layer}"]["get"]
+              ["parameters"] if p["in"] == "query"}
+    assert (params["radius_m"]["default"], params["radius_m"]["maximum"]) == (300.0, 3000.0)
+    assert (params["limit"]["default"], params["limit"]["maximum"]) == (1000, 5000)
+    assert "`radius_m` (default 300, at most 3000) or `bbox`" in MOBILE
+    assert "`limit`, default 1000, at most 5000" in MOBILE
+
+
+def test_a_body_that_is_not_json_names_where_it_broke(client: TestClient, app_engine: Engine) -> None:
+    """docs/mobile-api.md showed `{"loc": ["body", 0], "msg": "JSON decode error"}` as if the 0 were fixed; it is
+    the character at which the body stopped being JSON (`{bad` → 1)."""
+    tokens = _demo_tokens(app_engine)
+    r = client.post("/api/v1/patients/7/visits", content=b"{bad",
+                    headers={"Authorization": f"Bearer {tokens['volunteer1']}", "Content-Type": "application/json"})
+    assert r.status_code == 422 and r.json()["errors"] == [{"loc": ["body", 1], "msg": "JSON decode error"}]
+    assert "the number is the character at which the body stopped being JSON" in MOBILE

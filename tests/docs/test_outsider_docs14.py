@@ -11,7 +11,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from chumphae.seed import seed_demo
 
@@ -151,3 +151,35 @@ def test_a_body_that_is_not_json_names_where_it_broke(client: TestClient, app_en
                     headers={"Authorization": f"Bearer {tokens['volunteer1']}", "Content-Type": "application/json"})
     assert r.status_code == 422 and r.json()["errors"] == [{"loc": ["body", 1], "msg": "JSON decode error"}]
     assert "the number is the character at which the body stopped being JSON" in MOBILE
+
+
+def test_alert_details_carry_the_words_to_show_and_offline_says_which_gateway(session: Session) -> None:
+    """A feed client written from docs/feed-protocol.md showed `type_en` only: `details` was an example
+    (`outside_for_s`, `confidence`), and the sentence every detection carries for people
+    (`summary_th`/`summary_en`: how long outside and how far) was in no document, nor what a
+    `gateway_offline` alert (the backend's own, no summary) carries instead."""
+    from datetime import timedelta
+
+    from chumphae.alert.escalate import raise_offline
+    from chumphae.detect._common import detection
+    from chumphae.detect.state import PatientState
+    from chumphae.models import Alert, Gateway
+    from chumphae.timeutil import utcnow
+    from chumphae.values import AlertType
+
+    feed = " ".join((ROOT / "docs" / "feed-protocol.md").read_text(encoding="utf-8").split())
+    assert "carries **`summary_th` / `summary_en`**, one sentence to show" in feed
+    assert '`details` is `{"gateway": <slug>, "site", "last_heard_at", "confidence"}`, no summary' in feed
+    d = detection(PatientState(address="C0:FF:EE:00:00:01", patient_id=1), AlertType.WANDER, utcnow(),
+                  th="ผู้ป่วยออกนอกเขต", en="Patient outside the safe zone", outside_for_s=75)
+    assert d.details["summary_en"] == "Patient outside the safe zone" and d.details["outside_for_s"] == 75
+    now = utcnow()
+    session.add(Gateway(slug="gw-quiet", name="quiet", site="ban-x", token_hash="h" * 64, token_prefix="chg_x",
+                        last_heartbeat_at=now - timedelta(seconds=200)))
+    session.commit()
+    assert len(raise_offline(session, now=now, after_s=90)) == 1
+    session.commit()
+    alert = session.exec(select(Alert).where(Alert.type == "gateway_offline")).one()
+    assert alert.details is not None
+    assert set(alert.details) == {"gateway", "site", "last_heard_at", "confidence"}, alert.details
+    assert alert.details["gateway"] == "gw-quiet" and "summary_en" not in alert.details

@@ -12,8 +12,13 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
+from websockets.asyncio.client import connect
 
+from chumphae.models import Gateway
 from chumphae.seed import seed_demo
+from tests.feed.liveserver import LiveServer, recv_json
+from tests.ingest.conftest import Site, server, site  # noqa: F401  (the fixtures)
+from tests.ingest.test_gateway_socket import frame, url
 
 ROOT = Path(__file__).resolve().parents[2]
 README = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
@@ -163,7 +168,7 @@ def test_alert_details_carry_the_words_to_show_and_offline_says_which_gateway(se
     from chumphae.alert.escalate import raise_offline
     from chumphae.detect._common import detection
     from chumphae.detect.state import PatientState
-    from chumphae.models import Alert, Gateway
+    from chumphae.models import Alert
     from chumphae.timeutil import utcnow
     from chumphae.values import AlertType
 
@@ -183,3 +188,31 @@ def test_alert_details_carry_the_words_to_show_and_offline_says_which_gateway(se
     assert alert.details is not None
     assert set(alert.details) == {"gateway", "site", "last_heard_at", "confidence"}, alert.details
     assert alert.details["gateway"] == "gw-quiet" and "summary_en" not in alert.details
+
+
+async def test_a_heartbeat_is_kept_as_sent_but_its_nulls(server: LiveServer, site: Site) -> None:  # noqa: F811
+    """§3.4 said a heartbeat's fields are "kept as sent"; the outsider's gateway sent `"last_error": null` and
+    `"alert_socket": null` (as the shipped gateway does when nothing failed and no alert socket is known) and
+    found neither in the gateway's stored health; where that health is kept was in no document."""
+    proto = " ".join((ROOT / "docs" / "gateway-protocol.md").read_text(encoding="utf-8").split())
+    assert "except that a field sent as `null` (`\"last_error\": null`, `\"alert_socket\": null`) is not kept" in proto
+    assert "the `gateway` table's `health` column (JSON)" in proto
+    hello = frame("hello", {"gateway_version": "0.1.0", "simulated": False})
+    beat = frame("heartbeat", {"uptime_s": 3.5, "queue_depth": 0, "rejected": 0, "last_error": None,
+                               "alert_socket": None, "bands_heard": 12, "scanner_state": "scanning"})
+    async with connect(url(server), additional_headers=site.auth()) as ws:
+        await recv_json(ws)  # welcome
+        for _, text in (hello, beat):
+            await ws.send(text)
+        acked: set[str] = set()
+        while {hello[0], beat[0]} - acked:
+            f = await recv_json(ws)
+            assert f["type"] == "ack", f
+            acked |= set(f["ids"])
+    with Session(site.world.engine) as s:
+        gw = s.get(Gateway, site.gateway_id)
+        assert gw is not None
+        health = dict(gw.health)
+    assert health["bands_heard"] == 12 and health["scanner_state"] == "scanning" and health["uptime_s"] == 3.5
+    assert "last_error" not in health and "alert_socket" not in health
+    assert health["hello"] == {"gateway_version": "0.1.0", "simulated": False}

@@ -216,3 +216,12 @@ async def test_a_heartbeat_is_kept_as_sent_but_its_nulls(server: LiveServer, sit
     assert health["bands_heard"] == 12 and health["scanner_state"] == "scanning" and health["uptime_s"] == 3.5
     assert "last_error" not in health and "alert_socket" not in health
     assert health["hello"] == {"gateway_version": "0.1.0", "simulated": False}
+
+
+def test_the_defaults_of_the_user_routes_are_in_the_table(client: TestClient) -> None:
+    """docs/mobile-api.md listed `lang` and `relation` without saying what leaving them out means (`th`; a
+    `caregiver` assignment: a volunteer assigned without `relation` was a caregiver of the patient)."""
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    assert schemas["UserIn"]["properties"]["lang"]["default"] == "th"
+    assert schemas["AssignmentIn"]["properties"]["relation"]["default"] == "caregiver"
+    assert "`lang` `th` (default) or `en`" in MOBILE and "`relation`: `caregiver` (default) or `volunteer`" in MOBILE

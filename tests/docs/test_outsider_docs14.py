@@ -225,3 +225,21 @@ def test_the_defaults_of_the_user_routes_are_in_the_table(client: TestClient) ->
     assert schemas["UserIn"]["properties"]["lang"]["default"] == "th"
     assert schemas["AssignmentIn"]["properties"]["relation"]["default"] == "caregiver"
     assert "`lang` `th` (default) or `en`" in MOBILE and "`relation`: `caregiver` (default) or `volunteer`" in MOBILE
+
+
+def test_healthz_says_503_while_the_database_does_not_answer() -> None:
+    """README said what `/healthz` answers "once the database answers", not what a load balancer gets before:
+    503 `unavailable` with `Retry-After`, a problem body like every other route's."""
+    from sqlalchemy import create_engine
+
+    from chumphae.api.app import create_app
+    from chumphae.db import set_engine
+
+    assert "**503** `unavailable` (a problem body, `Retry-After: 5`) while it does not" in README
+    set_engine(create_engine("sqlite:////nonexistent-docs14-dir/chumphae.db"))  # cannot be opened
+    try:
+        with TestClient(create_app(manage_engine=False), raise_server_exceptions=False) as c:
+            r = c.get("/healthz")
+    finally:
+        set_engine(None)
+    assert (r.status_code, r.headers.get("retry-after"), r.json()["code"]) == (503, "5", "unavailable"), r.text

@@ -243,3 +243,31 @@ def test_healthz_says_503_while_the_database_does_not_answer() -> None:
     finally:
         set_engine(None)
     assert (r.status_code, r.headers.get("retry-after"), r.json()["code"]) == (503, "5", "unavailable"), r.text
+
+
+def test_a_recording_run_ends_with_the_line_section_6_names(tmp_path: Path) -> None:
+    """§6 "What it prints" gave two lines; a run with `--record` prints a third between them, `recorded N adverts
+    to FILE`, which the outsider's wrapper script (reading the second line as the `replayed …` one) did not
+    expect."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.docs.test_outsider_docs12 import _site_config, _sos_recording
+
+    proto = " ".join((ROOT / "docs" / "gateway-protocol.md").read_text(encoding="utf-8").split())
+    assert "With `--record FILE` one more line comes right after that one (so before `replayed …` on a replay):" \
+        " `recorded N adverts to FILE`" in proto
+    rec, out = tmp_path / "field.jsonl", tmp_path / "again.jsonl"
+    _sos_recording(rec)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "gateway-config.json").write_text(json.dumps(_site_config()), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    r = subprocess.run([sys.executable, "-m", "gateway.cli", "--replay", str(rec), "--speed", "0", "--record", str(out)],
+                       capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    tail = r.stdout.splitlines()[-3:]
+    assert tail[0].startswith("adverts 3 readings 3 ") and tail[1] == f"recorded 3 adverts to {out}", r.stdout
+    assert tail[2].startswith("replayed 3 adverts from "), r.stdout
+    lines = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    assert lines[0]["source"] == "replay" and "end" in lines[-1] and len(lines) == 5

@@ -271,3 +271,26 @@ def test_a_recording_run_ends_with_the_line_section_6_names(tmp_path: Path) -> N
     assert tail[2].startswith("replayed 3 adverts from "), r.stdout
     lines = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
     assert lines[0]["source"] == "replay" and "end" in lines[-1] and len(lines) == 5
+
+
+def test_the_zone_answer_is_the_feature_collection_the_document_describes(client: TestClient,
+                                                                           app_engine: Engine) -> None:
+    """The app table said only "safe zone (day, night) and its walking routes as GeoJSON": the outsider's map
+    client had to guess how to tell the day zone from the night zone and the routes (`properties.kind`), and
+    what the answer's own `version` and `spec` were."""
+    tokens = _demo_tokens(app_engine)
+    r = client.get("/api/v1/patients/7/zone", headers={"Authorization": f"Bearer {tokens['volunteer1']}"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/geo+json")
+    doc = r.json()
+    assert set(doc) == {"type", "patient_id", "version", "spec", "features"} and doc["patient_id"] == 7
+    kinds = [f["properties"]["kind"] for f in doc["features"]]
+    assert kinds[:2] == ["zone_day", "zone_night"] and set(kinds[2:]) == {"route"}, kinds
+    day, night, route = doc["features"][0], doc["features"][1], doc["features"][2]
+    assert day["geometry"]["type"] in ("Polygon", "MultiPolygon") and day["properties"]["version"] == doc["version"]
+    assert set(night["properties"]) == {"kind", "version", "schedule"}
+    assert set(night["properties"]["schedule"]) == {"start", "end", "only"}
+    assert route["geometry"]["type"] == "LineString" and route["id"] == route["properties"]["code"]
+    assert set(route["properties"]) == {"kind", "code", "name_th", "name_en"}
+    assert sorted(f["id"] for f in doc["features"][2:]) == sorted(doc["spec"]["route_codes"])
+    assert "told apart by `properties.kind`: `zone_day`" in MOBILE and "`zone_night` (the night zone" in MOBILE
+    assert "one `route` per walking route" in MOBILE

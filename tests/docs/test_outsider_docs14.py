@@ -195,7 +195,7 @@ async def test_a_heartbeat_is_kept_as_sent_but_its_nulls(server: LiveServer, sit
     `"alert_socket": null` (as the shipped gateway does when nothing failed and no alert socket is known) and
     found neither in the gateway's stored health; where that health is kept was in no document."""
     proto = " ".join((ROOT / "docs" / "gateway-protocol.md").read_text(encoding="utf-8").split())
-    assert "except that a field sent as `null` (`\"last_error\": null`, `\"alert_socket\": null`) is not kept" in proto
+    assert "except that a field sent as null is not kept (`\"last_error\": null`, `\"alert_socket\": null`)" in proto
     assert "the `gateway` table's `health` column (JSON)" in proto
     hello = frame("hello", {"gateway_version": "0.1.0", "simulated": False})
     beat = frame("heartbeat", {"uptime_s": 3.5, "queue_depth": 0, "rejected": 0, "last_error": None,
@@ -294,3 +294,26 @@ def test_the_zone_answer_is_the_feature_collection_the_document_describes(client
     assert sorted(f["id"] for f in doc["features"][2:]) == sorted(doc["spec"]["route_codes"])
     assert "told apart by `properties.kind`: `zone_day`" in MOBILE and "`zone_night` (the night zone" in MOBILE
     assert "one `route` per walking route" in MOBILE
+
+
+def test_a_registered_band_shows_whether_a_gateway_can_hear_it(client: TestClient, app_engine: Engine) -> None:
+    """The issue's outsider registered a patient's first band as documented, without `site`, and it was heard by no
+    gateway; nothing in any answer showed it (nor a band registered without `key_hex`, left out of every site
+    config). The band object now carries `site` and `has_key` (never the key)."""
+    tokens = _demo_tokens(app_engine)
+    admin = {"Authorization": f"Bearer {tokens['admin']}"}
+    r = client.put("/api/v1/patients/7/bands", headers=admin, json={
+        "address": "C0:CA:FE:00:01:2A", "key_hex": "00112233445566778899aabbccddeeff", "site": "gw-chumphae-town"})
+    assert r.status_code == 200, r.text
+    assert (r.json()["band"]["site"], r.json()["band"]["has_key"]) == ("gw-chumphae-town", True)
+    assert all("key_hex" not in b for b in [r.json()["band"], *r.json()["replaced"]])
+    pid = client.post("/api/v1/patients", headers=admin, json={"name_th": "บัวผัน ใจดี"}).json()["id"]
+    r = client.put(f"/api/v1/patients/{pid}/bands", headers=admin, json={"address": "c0-ca-fe-00-01-2b"})
+    assert r.status_code == 200 and r.json()["band"]["address"] == "C0:CA:FE:00:01:2B", r.text
+    assert (r.json()["band"]["site"], r.json()["band"]["has_key"]) == ("chumphae", False)
+    page = client.get(f"/api/v1/patients/{pid}/bands", headers=admin).json()
+    assert (page["items"][0]["site"], page["items"][0]["has_key"]) == ("chumphae", False)
+    status = client.get("/api/v1/patients/7/status", headers=admin).json()
+    assert status["band"]["site"] == "gw-chumphae-town" and status["band"]["has_key"] is True
+    assert "`has_key: false` is heard by no gateway" in MOBILE
+    assert "last_seen_at, last_seen_at_local, site, has_key}`" in MOBILE

@@ -17,6 +17,7 @@ from websockets.asyncio.client import connect
 
 from chumphae.models import Gateway
 from chumphae.seed import seed_demo
+from tests.conftest import World
 from tests.feed.liveserver import LiveServer, recv_json
 from tests.ingest.conftest import Site, server, site  # noqa: F401  (the fixtures)
 from tests.ingest.test_gateway_socket import frame, url
@@ -362,3 +363,17 @@ def test_the_demos_websockets_are_as_the_readme_says(tmp_path: Path) -> None:
         set_engine(None)
     assert extensions is not None and extensions.startswith("permessage-deflate"), extensions
     assert code == 1008
+
+
+def test_the_times_without_a_bangkok_twin_are_the_listed_ones(client: TestClient, world: World) -> None:
+    """docs/mobile-api.md lists the times that have no `*_local` twin; an alert's history (`events[].t`) and a
+    delivery's `next_try_at` have none either, and the outsider's app showed them as UTC clock times."""
+    from tests.feed.conftest import raise_alert
+
+    change = raise_alert(world.engine, world.own_patient, "sos")
+    admin = world.auth("admin")
+    alert = client.get(f"/api/v1/alerts/{change.alert_id}", headers=admin).json()
+    assert alert["events"] and all("t" in e and "t_local" not in e for e in alert["events"]), alert["events"]
+    deliveries = client.get(f"/api/v1/alerts/{change.alert_id}/deliveries", headers=admin).json()["deliveries"]
+    assert deliveries and all("next_try_at" in d and "next_try_at_local" not in d for d in deliveries)
+    assert "the `t` of an alert's `events`, a delivery's `next_try_at`) have none" in MOBILE

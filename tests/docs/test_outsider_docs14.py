@@ -377,3 +377,17 @@ def test_the_times_without_a_bangkok_twin_are_the_listed_ones(client: TestClient
     deliveries = client.get(f"/api/v1/alerts/{change.alert_id}/deliveries", headers=admin).json()["deliveries"]
     assert deliveries and all("next_try_at" in d and "next_try_at_local" not in d for d in deliveries)
     assert "the `t` of an alert's `events`, a delivery's `next_try_at`) have none" in MOBILE
+
+
+def test_the_alert_types_a_gateway_may_send_are_all_named() -> None:
+    """§3.4 listed seven alert types and "…": a gateway written from it could not know the whole list the
+    backend takes (the eighth, `gateway_offline`, is taken too) nor that any other is refused."""
+    from chumphae.ingest.envelope import BODIES
+    from chumphae.values import AlertType
+
+    proto = " ".join((ROOT / "docs" / "gateway-protocol.md").read_text(encoding="utf-8").split())
+    listed = proto[proto.index("`type` is one of `chumphae.values.AlertType`:"):]
+    listed = listed[:listed.index("; any other is `bad_body`")]
+    assert set(re.findall(r"`(\w+)`", listed)) - {"type"} == {t.value for t in AlertType}
+    annotation = str(BODIES["alert"].model_fields["type"].annotation)
+    assert "AlertType" in annotation, annotation

@@ -391,3 +391,17 @@ def test_the_alert_types_a_gateway_may_send_are_all_named() -> None:
     assert set(re.findall(r"`(\w+)`", listed)) - {"type"} == {t.value for t in AlertType}
     annotation = str(BODIES["alert"].model_fields["type"].annotation)
     assert "AlertType" in annotation, annotation
+
+
+def test_the_sighting_limits_are_the_documented_ones(client: TestClient) -> None:
+    """The outsider's search client batched a 20-minute walk (1,200 sightings) and sent the RSSI a phone reports
+    for "unknown" (+127): 422 both, limits the search section did not give."""
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    one, many = schemas["SightingIn"]["properties"], schemas["SightingsIn"]["properties"]["sightings"]
+    assert (many["minItems"], many["maxItems"]) == (1, 500)
+    assert (one["rssi"]["minimum"], one["rssi"]["maximum"]) == (-120, 0)
+    assert (one["accuracy_m"]["exclusiveMinimum"], one["accuracy_m"]["maximum"]) == (0, 500)
+    tx = next(x for x in one["tx_power"]["anyOf"] if x.get("type") == "integer")
+    assert (tx["minimum"], tx["maximum"]) == (-100, 20)
+    assert "Limits: 1–500 sightings a call, `rssi` −120 … 0 dBm, `accuracy_m` above 0 and at most 500, `tx_power`" \
+        " −100 … 20 dBm" in MOBILE

@@ -405,3 +405,21 @@ def test_the_sighting_limits_are_the_documented_ones(client: TestClient) -> None
     assert (tx["minimum"], tx["maximum"]) == (-100, 20)
     assert "Limits: 1–500 sightings a call, `rssi` −120 … 0 dBm, `accuracy_m` above 0 and at most 500, `tx_power`" \
         " −100 … 20 dBm" in MOBILE
+
+
+def test_a_visit_without_a_time_is_now_and_one_ahead_is_refused(client: TestClient, app_engine: Engine) -> None:
+    """The visits row did not say which fields a visit needs: the outsider's app always sent `t` from the phone's
+    clock, which ran 6 minutes fast, and got `visit_in_future`; without `t` the server's time is taken."""
+    from datetime import UTC, datetime, timedelta
+
+    tokens = _demo_tokens(app_engine)
+    vol = {"Authorization": f"Bearer {tokens['volunteer1']}"}
+    before = datetime.now(UTC)
+    r = client.post("/api/v1/patients/7/visits", headers=vol, json={})
+    assert r.status_code == 201, r.text
+    assert abs((datetime.fromisoformat(r.json()["t"]) - before).total_seconds()) < 60
+    ahead = (datetime.now(UTC) + timedelta(minutes=6)).isoformat()
+    r = client.post("/api/v1/patients/7/visits", headers=vol, json={"t": ahead, "adl_score": 9})
+    assert r.status_code == 422 and r.json()["code"] == "visit_in_future", r.text
+    assert "`{t, adl_score, notes}`, each optional (`t` left out: now; more than 5 min ahead of the server's clock:" \
+        " 422 `visit_in_future`)" in MOBILE

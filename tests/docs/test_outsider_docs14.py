@@ -140,8 +140,8 @@ def test_without_a_token_replay_runs_too_as_the_readme_says(capsys: object) -> N
 
 
 def test_the_map_query_limits_are_the_documented_ones(client: TestClient) -> None:
-    """docs/mobile-api.md gave the map's `limit` default (1000) and `radius_m`'s largest (3000) only: the
-    outsider's client guessed the radius when none is sent (300 m) and the largest `limit` (5000)."""
+    """docs/mobile-api.md gave the map's `limit` default (1000) and `radius_m`'s largest (3000) only; the radius
+    when none is sent (300 m) and the largest `limit` (5000) were in the OpenAPI schema alone."""
     params = {p["name"]: p["schema"] for p in client.get("/openapi.json").json()["paths"]["/api/v1/map/{layer}"]["get"]
               ["parameters"] if p["in"] == "query"}
     assert (params["radius_m"]["default"], params["radius_m"]["maximum"]) == (300.0, 3000.0)
@@ -161,10 +161,10 @@ def test_a_body_that_is_not_json_names_where_it_broke(client: TestClient, app_en
 
 
 def test_alert_details_carry_the_words_to_show_and_offline_says_which_gateway(session: Session) -> None:
-    """A feed client written from docs/feed-protocol.md showed `type_en` only: `details` was an example
-    (`outside_for_s`, `confidence`), and the sentence every detection carries for people
-    (`summary_th`/`summary_en`: how long outside and how far) was in no document, nor what a
-    `gateway_offline` alert (the backend's own, no summary) carries instead."""
+    """On the demo every alert but `gateway_offline` came with `details.summary_th`/`summary_en` (a wander's:
+    how long outside and how far), the words to show; docs/feed-protocol.md showed `details` only as an example
+    (`outside_for_s`, `confidence`) and named neither them nor what a `gateway_offline` alert (the backend's
+    own, no summary) carries instead."""
     from datetime import timedelta
 
     from chumphae.alert.escalate import raise_offline
@@ -193,9 +193,9 @@ def test_alert_details_carry_the_words_to_show_and_offline_says_which_gateway(se
 
 
 async def test_a_heartbeat_is_kept_as_sent_but_its_nulls(server: LiveServer, site: Site) -> None:  # noqa: F811
-    """§3.4 said a heartbeat's fields are "kept as sent"; the outsider's gateway sent `"last_error": null` and
-    `"alert_socket": null` (as the shipped gateway does when nothing failed and no alert socket is known) and
-    found neither in the gateway's stored health; where that health is kept was in no document."""
+    """§3.4 said a heartbeat's fields are "kept as sent"; on the demo the simulated gateways' stored health had
+    no `last_error` and no `alert_socket` (the shipped gateway sends both as null when nothing failed and no alert
+    socket is known): nulls are dropped. Where that health is kept was in no document."""
     proto = " ".join((ROOT / "docs" / "gateway-protocol.md").read_text(encoding="utf-8").split())
     assert "except that a field sent as null is not kept (`\"last_error\": null`, `\"alert_socket\": null`)" in proto
     assert "the `gateway` table's `health` column (JSON)" in proto
@@ -222,7 +222,7 @@ async def test_a_heartbeat_is_kept_as_sent_but_its_nulls(server: LiveServer, sit
 
 def test_the_defaults_of_the_user_routes_are_in_the_table(client: TestClient) -> None:
     """docs/mobile-api.md listed `lang` and `relation` without saying what leaving them out means (`th`; a
-    `caregiver` assignment: a volunteer assigned without `relation` was a caregiver of the patient)."""
+    `caregiver` assignment: a volunteer assigned without `relation` would be the patient's caregiver)."""
     schemas = client.get("/openapi.json").json()["components"]["schemas"]
     assert schemas["UserIn"]["properties"]["lang"]["default"] == "th"
     assert schemas["AssignmentIn"]["properties"]["relation"]["default"] == "caregiver"
@@ -248,9 +248,9 @@ def test_healthz_says_503_while_the_database_does_not_answer() -> None:
 
 
 def test_a_recording_run_ends_with_the_line_section_6_names(tmp_path: Path) -> None:
-    """§6 "What it prints" gave two lines; a run with `--record` prints a third between them, `recorded N adverts
-    to FILE`, which the outsider's wrapper script (reading the second line as the `replayed …` one) did not
-    expect."""
+    """§6 "What it prints" gave two lines; a run with `--record` (seen on `--simulate fall --record` beside the
+    demo) prints a third between them, `recorded N adverts to FILE`: a script reading the second line as the
+    `replayed …` one reads the wrong line."""
     import os
     import subprocess
     import sys
@@ -277,9 +277,9 @@ def test_a_recording_run_ends_with_the_line_section_6_names(tmp_path: Path) -> N
 
 def test_the_zone_answer_is_the_feature_collection_the_document_describes(client: TestClient,
                                                                            app_engine: Engine) -> None:
-    """The app table said only "safe zone (day, night) and its walking routes as GeoJSON": the outsider's map
-    client had to guess how to tell the day zone from the night zone and the routes (`properties.kind`), and
-    what the answer's own `version` and `spec` were."""
+    """The app table said only "safe zone (day, night) and its walking routes as GeoJSON": how to tell the day
+    zone from the night zone and the routes (`properties.kind`), and what the answer's own `version` and `spec`
+    are, a map client had to find out from an answer."""
     tokens = _demo_tokens(app_engine)
     r = client.get("/api/v1/patients/7/zone", headers={"Authorization": f"Bearer {tokens['volunteer1']}"})
     assert r.status_code == 200 and r.headers["content-type"].startswith("application/geo+json")
@@ -322,10 +322,10 @@ def test_a_registered_band_shows_whether_a_gateway_can_hear_it(client: TestClien
 
 
 def test_the_demos_websockets_are_as_the_readme_says(tmp_path: Path) -> None:
-    """The outsider's load generator, pointed at `chumphae demo` as the README says, had its sockets compressed
-    (README: `--ws-compression` is off by default) and a 1.5 MiB frame answered `too_large` with the socket open
-    (§3.3: close 1009 above 1 MiB): the demo's backend runs uvicorn's WebSocket options, not `serve`'s. The
-    README and §3.3 now say so (changing `chumphae/demo.py` is left to its owner: docs14's report)."""
+    """On `chumphae demo` a websockets client got permessage-deflate (README: `--ws-compression` is off by
+    default) and a gateway frame over 1 MiB was answered `too_large` with the socket left open (§3.3: close 1009
+    above 1 MiB): the demo's backend runs uvicorn's WebSocket options, not `serve`'s. The README and §3.3 now
+    say so (changing `chumphae/demo.py` is left to its owner: docs14's report)."""
     import asyncio
     import socket
 
@@ -367,7 +367,7 @@ def test_the_demos_websockets_are_as_the_readme_says(tmp_path: Path) -> None:
 
 def test_the_times_without_a_bangkok_twin_are_the_listed_ones(client: TestClient, world: World) -> None:
     """docs/mobile-api.md lists the times that have no `*_local` twin; an alert's history (`events[].t`) and a
-    delivery's `next_try_at` have none either, and the outsider's app showed them as UTC clock times."""
+    delivery's `next_try_at` have none either; a client trusting the list would show them as UTC clock times."""
     from tests.feed.conftest import raise_alert
 
     change = raise_alert(world.engine, world.own_patient, "sos")
@@ -394,8 +394,8 @@ def test_the_alert_types_a_gateway_may_send_are_all_named() -> None:
 
 
 def test_the_sighting_limits_are_the_documented_ones(client: TestClient) -> None:
-    """The outsider's search client batched a 20-minute walk (1,200 sightings) and sent the RSSI a phone reports
-    for "unknown" (+127): 422 both, limits the search section did not give."""
+    """The search section gave no limits: more than 500 sightings in one call, or an RSSI above 0, is 422, which
+    only the OpenAPI schema said."""
     schemas = client.get("/openapi.json").json()["components"]["schemas"]
     one, many = schemas["SightingIn"]["properties"], schemas["SightingsIn"]["properties"]["sightings"]
     assert (many["minItems"], many["maxItems"]) == (1, 500)
@@ -408,8 +408,8 @@ def test_the_sighting_limits_are_the_documented_ones(client: TestClient) -> None
 
 
 def test_a_visit_without_a_time_is_now_and_one_ahead_is_refused(client: TestClient, app_engine: Engine) -> None:
-    """The visits row did not say which fields a visit needs: the outsider's app always sent `t` from the phone's
-    clock, which ran 6 minutes fast, and got `visit_in_future`; without `t` the server's time is taken."""
+    """The visits row did not say which fields a visit needs: `t` may be left out (the server's time is taken),
+    and a `t` more than 5 minutes ahead (a phone clock running fast) is `visit_in_future`."""
     from datetime import UTC, datetime, timedelta
 
     tokens = _demo_tokens(app_engine)
@@ -423,3 +423,22 @@ def test_a_visit_without_a_time_is_now_and_one_ahead_is_refused(client: TestClie
     assert r.status_code == 422 and r.json()["code"] == "visit_in_future", r.text
     assert "`{t, adl_score, notes}`, each optional (`t` left out: now; more than 5 min ahead of the server's clock:" \
         " 422 `visit_in_future`)" in MOBILE
+
+
+def test_the_length_limits_are_the_models(client: TestClient) -> None:
+    """The limits said "codes ≤ 32"; `home_building_code` takes 40, and `village` (64), a band's `site` (64),
+    `pid` and `hospcode` have limits of their own that the section did not give."""
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+
+    def rule(model: str, field: str, key: str) -> object:
+        prop = schemas[model]["properties"][field]
+        return next(x[key] for x in prop.get("anyOf", [prop]) if key in x)
+
+    assert rule("PatientIn", "home_parcel_code", "maxLength") == 32
+    assert rule("PatientIn", "home_building_code", "maxLength") == rule("PatientPatch", "home_building_code",
+                                                                         "maxLength") == 40
+    assert rule("PatientIn", "village", "maxLength") == rule("BandIn", "site", "maxLength") == 64
+    assert rule("PatientIn", "pid", "pattern") == "^[0-9A-Za-z]{1,15}$"
+    assert rule("PatientIn", "hospcode", "pattern") == r"^\d{5}$"
+    assert "codes ≤ 32 (but `home_building_code` ≤ 40), `village` and a band's `site` ≤ 64" in MOBILE
+    assert "`pid` letters and digits, at most 15; `hospcode` 5 digits." in MOBILE

@@ -26,7 +26,7 @@ _SETTING_HELP = {
     "max_in_flight": "Messages sent and not yet acknowledged, at most (the window).",
     "backoff_min_s": "First reconnect delay; doubles on each failure ...",
     "backoff_max_s": "... up to this.",
-    "log_level": "DEBUG, INFO, WARNING or ERROR.",
+    "log_level": "DEBUG, INFO, WARNING, ERROR or CRITICAL (any case).",
 }
 
 
@@ -34,12 +34,21 @@ def settings_epilog() -> str:
     """Every GATEWAY_* setting with its default and meaning, read from GatewaySettings itself."""
     lines = ["settings (environment or .env, prefix GATEWAY_):"]
     for name, field in GatewaySettings.model_fields.items():
-        default = "unset" if field.default in (None, "") else field.default
+        default = _as_set(field.default)
         lines.append(f"  GATEWAY_{name.upper():<22} default {default}")
         lines.append(f"      {field.description or _SETTING_HELP.get(name, '')}")
     lines.append("GATEWAY_TOKEN comes from `chumphae gateways create` (shown once); the backend's /healthz "
                  "answers without one.")
     return "\n".join(lines)
+
+
+def _as_set(default: object) -> str:
+    """A default written as one sets it in the environment: `unset`, `true` / `false` (not Python's `True`)."""
+    if default in (None, ""):
+        return "unset"
+    if isinstance(default, bool):
+        return "true" if default else "false"
+    return str(default)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if not args.simulate and not args.replay and not settings.token:
         print("chumphae-gateway: error: GATEWAY_TOKEN is not set (issue one with `chumphae gateways create`), "
-              "or run a local simulation with --simulate demo", file=sys.stderr)
+              "or run stand-alone: a local simulation with --simulate demo, or a recording with --replay FILE",
+              file=sys.stderr)
         return 2
     if args.speed < 0:
         print("chumphae-gateway: error: --speed must be 0 or more", file=sys.stderr)

@@ -65,6 +65,9 @@ class BandOut(BaseModel):
     charging: bool | None
     last_seen_at: str | None
     last_seen_at_local: str | None
+    site: str = Field(description="Only the gateways of this site hear the band (their site config lists it).")
+    has_key: bool = Field(description="Its key is registered (the key is never shown); without one its frames "
+                                      "cannot be authenticated and no gateway lists it.")
 
 
 class Reason(BaseModel):
@@ -132,7 +135,7 @@ def page(items: list[Any], total: int, limit: int, offset: int) -> dict[str, Any
 def band_out(b: Wristband) -> dict[str, Any]:
     return {"id": b.id, "address": b.address, "model": b.model, "active": b.active, "battery_pct": b.battery_pct,
             "worn": b.worn, "charging": b.charging, "last_seen_at": iso(b.last_seen_at),
-            "last_seen_at_local": iso_bangkok(b.last_seen_at)}
+            "last_seen_at_local": iso_bangkok(b.last_seen_at), "site": b.site, "has_key": bool(b.key_hex)}
 
 
 def position_out(row: PositionRecord, places: dict[int, Place]) -> dict[str, Any]:

@@ -45,7 +45,9 @@ def _checked_cid(cid: str | None) -> str | None:
 
 
 class PatientIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [  # docs/mobile-api.md's, on the demo
+        {"prename": "นาง", "name_th": "บัวผัน ใจดี", "name_en": "Buaphan Jaidee", "sex": "2", "birth_date": "1941-03-09",
+         "adl_score": 9, "nhso_group": 2, "village": "Chumphae town"}]})
 
     prename: Line32 | None = None
     name_th: Name

@@ -38,7 +38,9 @@ class SightingsIn(BaseModel):
     address: str | None = Field(default=None, max_length=32, description="The band heard; default: the patient's active band.")
     sightings: list[SightingIn] = Field(min_length=1, max_length=500)
 
-    model_config = {"json_schema_extra": {"examples": [{"address": "C0:CA:FE:00:00:07", "sightings": [
+    # No `address`: the patient's active band, so "Try it out" runs for any patient with a band (on the demo
+    # patient 7's band is not the one a fixed address would name: 409 band_mismatch).
+    model_config = {"json_schema_extra": {"examples": [{"sightings": [
         {"t": "2025-01-15T21:40:05+07:00", "lat": 16.54512, "lon": 102.10233, "accuracy_m": 6, "rssi": -78},
         {"t": "2025-01-15T21:40:20+07:00", "lat": 16.54498, "lon": 102.10281, "accuracy_m": 5, "rssi": -71},
         {"t": "2025-01-15T21:40:41+07:00", "lat": 16.54455, "lon": 102.10262, "accuracy_m": 7, "rssi": -74}]}]}}

@@ -22,6 +22,8 @@ Manager = Annotated[User, Depends(require_roles(Role.CARE_MANAGER, Role.ADMIN))]
 
 
 class UserIn(BaseModel):
+    model_config = {"json_schema_extra": {"examples": [{"name": "อสม. วันดี", "role": "volunteer", "lang": "th"}]}}
+
     name: Name
     role: Role
     lang: str = Field(default="th", pattern="^(th|en)$")

@@ -84,8 +84,11 @@ def _who(engine: object) -> dict[int, Who]:
 
 
 async def _serve(settings: Settings) -> tuple[uvicorn.Server, asyncio.Task[None], str]:
+    from chumphae.cli import server_options  # the cli imports this module
+
+    # the same WebSocket options as `chumphae serve` (frames up to 1 MiB, no permessage-deflate)
     server = uvicorn.Server(uvicorn.Config(create_app(settings, manage_engine=False, jobs=True), host=settings.host,
-                                           port=settings.port, log_config=None, lifespan="on"))
+                                           port=settings.port, log_config=None, lifespan="on", **server_options()))
     serving = asyncio.create_task(server.serve())
     while not server.started:
         if serving.done():

@@ -324,8 +324,8 @@ def test_a_registered_band_shows_whether_a_gateway_can_hear_it(client: TestClien
 def test_the_demos_websockets_are_as_the_readme_says(tmp_path: Path) -> None:
     """On `chumphae demo` a websockets client got permessage-deflate (README: `--ws-compression` is off by
     default) and a gateway frame over 1 MiB was answered `too_large` with the socket left open (§3.3: close 1009
-    above 1 MiB): the demo's backend runs uvicorn's WebSocket options, not `serve`'s. The README and §3.3 now
-    say so (changing `chumphae/demo.py` is left to its owner: docs14's report)."""
+    above 1 MiB): the demo's backend ran uvicorn's WebSocket options, not `serve`'s. Now it runs `serve`'s,
+    as the README and §3.3 say: no extension, and a 1.5 MiB frame closes the socket with 1009."""
     import asyncio
     import socket
 
@@ -334,9 +334,9 @@ def test_the_demos_websockets_are_as_the_readme_says(tmp_path: Path) -> None:
     from chumphae.demo import _serve
 
     proto = " ".join((ROOT / "docs" / "gateway-protocol.md").read_text(encoding="utf-8").split())
-    assert "permessage-deflate is offered to clients that ask (as `serve --ws-compression`), and a frame may be up to" \
-        " 16 MiB (`serve`: 1 MiB, then close 1009)" in README
-    assert "`chumphae demo`'s backend takes frames up to 16 MiB" in proto
+    assert "The demo's backend runs `serve`'s WebSocket options: no permessage-deflate, frames up to 1 MiB" \
+        " (a larger one: close 1009)" in README
+    assert "(`chumphae serve` and `chumphae demo` alike; one message is a few KiB)" in proto
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -361,8 +361,8 @@ def test_the_demos_websockets_are_as_the_readme_says(tmp_path: Path) -> None:
         extensions, code = asyncio.run(run())
     finally:
         set_engine(None)
-    assert extensions is not None and extensions.startswith("permessage-deflate"), extensions
-    assert code == 1008
+    assert extensions is None, extensions
+    assert code == 1009
 
 
 def test_the_times_without_a_bangkok_twin_are_the_listed_ones(client: TestClient, world: World) -> None:

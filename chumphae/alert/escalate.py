@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 from chumphae.alert.service import AlertChange, AlertInput, escalate_due, raise_alert
 from chumphae.deliver.notify import dispatch
 from chumphae.models import Alert, AlertStatus, Gateway
-from chumphae.timeutil import utcnow
+from chumphae.timeutil import to_bangkok, utcnow
 from chumphae.values import AlertType
 
 log = logging.getLogger(__name__)
@@ -51,8 +51,17 @@ def raise_offline(session: Session, *, now: datetime, after_s: float) -> list[Al
         changes.append(raise_alert(session, now=now, alert=AlertInput(
             type=AlertType.GATEWAY_OFFLINE.value, t=g.last_heartbeat_at + timedelta(seconds=after_s),
             patient_id=None, gateway_id=g.id, lat=g.lat, lon=g.lon,
-            details={"gateway": g.slug, "site": g.site, "last_heard_at": g.last_heartbeat_at.isoformat()})))
+            details={"gateway": g.slug, "site": g.site, "last_heard_at": g.last_heartbeat_at.isoformat(),
+                     **offline_summary(g.slug, g.site, g.last_heartbeat_at)})))
     return changes
+
+
+def offline_summary(slug: str, site: str, last_heard_at: datetime) -> dict[str, str]:
+    """The words to show (as every gateway-raised alert carries): which gateway, since when, Bangkok time."""
+    since = to_bangkok(last_heard_at).strftime("%H:%M")
+    return {"summary_th": f"เกตเวย์ {slug} ({site}) ขาดการติดต่อตั้งแต่ {since} น.: ผู้ป่วยในพื้นที่นี้อาจไม่ได้รับการเฝ้าดู",
+            "summary_en": f"Gateway {slug} ({site}) silent since {since} (Bangkok time): "
+                          "patients in its area may be unwatched"}
 
 
 def tick(engine: Engine, *, now: datetime | None = None, options: ClockOptions = ClockOptions()) -> list[AlertChange]:

@@ -164,19 +164,20 @@ def test_alert_details_carry_the_words_to_show_and_offline_says_which_gateway(se
     """On the demo every alert but `gateway_offline` came with `details.summary_th`/`summary_en` (a wander's:
     how long outside and how far), the words to show; docs/feed-protocol.md showed `details` only as an example
     (`outside_for_s`, `confidence`) and named neither them nor what a `gateway_offline` alert (the backend's
-    own, no summary) carries instead."""
+    own) carries. It now carries a summary too: which gateway and since when, Bangkok time."""
     from datetime import timedelta
 
     from chumphae.alert.escalate import raise_offline
     from chumphae.detect._common import detection
     from chumphae.detect.state import PatientState
     from chumphae.models import Alert
-    from chumphae.timeutil import utcnow
+    from chumphae.timeutil import to_bangkok, utcnow
     from chumphae.values import AlertType
 
     feed = " ".join((ROOT / "docs" / "feed-protocol.md").read_text(encoding="utf-8").split())
     assert "carries **`summary_th` / `summary_en`**, one sentence to show" in feed
-    assert '`details` is `{"gateway": <slug>, "site", "last_heard_at", "confidence"}`, no summary' in feed
+    assert '`details` is `{"gateway": <slug>, "site", "last_heard_at", "confidence", "summary_th", "summary_en"}`' \
+        in feed
     d = detection(PatientState(address="C0:FF:EE:00:00:01", patient_id=1), AlertType.WANDER, utcnow(),
                   th="ผู้ป่วยออกนอกเขต", en="Patient outside the safe zone", outside_for_s=75)
     assert d.details["summary_en"] == "Patient outside the safe zone" and d.details["outside_for_s"] == 75
@@ -188,8 +189,11 @@ def test_alert_details_carry_the_words_to_show_and_offline_says_which_gateway(se
     session.commit()
     alert = session.exec(select(Alert).where(Alert.type == "gateway_offline")).one()
     assert alert.details is not None
-    assert set(alert.details) == {"gateway", "site", "last_heard_at", "confidence"}, alert.details
-    assert alert.details["gateway"] == "gw-quiet" and "summary_en" not in alert.details
+    assert set(alert.details) == {"gateway", "site", "last_heard_at", "confidence", "summary_th", "summary_en"}
+    assert alert.details["gateway"] == "gw-quiet"
+    since = to_bangkok(now - timedelta(seconds=200)).strftime("%H:%M")  # its last heartbeat, Bangkok time
+    assert alert.details["summary_en"].startswith(f"Gateway gw-quiet (ban-x) silent since {since} (Bangkok time)")
+    assert f"เกตเวย์ gw-quiet (ban-x) ขาดการติดต่อตั้งแต่ {since} น." in alert.details["summary_th"]
 
 
 async def test_a_heartbeat_is_kept_as_sent_but_its_nulls(server: LiveServer, site: Site) -> None:  # noqa: F811

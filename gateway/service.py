@@ -170,6 +170,8 @@ class Gateway:
         self.source = source
         self.steps = steps
         self.simulated = simulated
+        # what hello and the heartbeat say: any simulated source (a scenario, the district demo's twins)
+        self.simulation = simulated or isinstance(getattr(source, "inner", source), SimSource)
         self.scanner_health = scanner_health
         self.outbox = Outbox(settings.queue_path, memory_max=settings.memory_queue_max)
         # One replay guard for the life of the gateway (kept across config changes), seeded from the
@@ -229,7 +231,7 @@ class Gateway:
             "site_id": self.config.site_id,
             "config_etag": self.config.etag,
             "queue_depth": self.outbox.depth()[0],
-            "simulated": self.simulated,
+            "simulated": self.simulation,
         }
 
     def health(self) -> dict[str, Any]:
@@ -262,10 +264,10 @@ class Gateway:
             **tasks,
             **(self.raw.health() if self.raw is not None else {}),
             "scanner_restarts": scan.get("restarts", 0),
-            "scanner_state": scan.get("state", "simulated" if self.simulated else "unknown"),
+            "scanner_state": scan.get("state", "simulated" if self.simulation else "unknown"),
             "bands_heard": len(self.pipeline._last_seq),
             "config_etag": self.config.etag,
-            "simulated": self.simulated,
+            "simulated": self.simulation,
         }
 
     def save_counters(self, *, everything: bool = False) -> None:

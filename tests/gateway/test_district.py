@@ -245,3 +245,24 @@ def test_a_resting_wrist_is_not_a_band_on_a_table(town: SiteConfig) -> None:
     assert longest_dead_still(resting) < 900
     src._now = 0.0
     assert longest_dead_still(off) == 2400
+
+
+def test_the_demos_gateways_say_they_are_simulated(town: SiteConfig, tmp_path: Path) -> None:
+    """`chumphae demo` hands each seeded gateway a DistrictSource (no scenario): its hello and heartbeat said
+    `"simulated": false` and `scanner_state` "unknown", as a radio gateway's would (docs14). Any simulated
+    source now says so, through the recorder too; the gateway still follows config changes (not a scenario's)."""
+    from gateway.config import GatewaySettings
+    from gateway.record import RecordingSource
+    from gateway.service import Gateway
+
+    settings = GatewaySettings(queue_path=tmp_path / "q.db", token="")
+    src = DistrictSource(town, speed=1.0, seed=1)
+    for source in (src, RecordingSource(src, tmp_path / "rec.jsonl", kind="simulated")):
+        gw = Gateway(settings, town, source, uplink=False)
+        try:
+            assert gw.hello()["simulated"] is True
+            health = gw.health()
+            assert health["simulated"] is True and health["scanner_state"] == "simulated"
+            assert not gw.simulated  # config changes still apply (a scenario's site is fixed)
+        finally:
+            gw.outbox.close()

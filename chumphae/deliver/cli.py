@@ -151,7 +151,8 @@ def link_code(user: Annotated[str, typer.Argument(help=USER_HELP)]) -> None:
         code = new_link_code(session, user_id=_user_id(session, user))
         session.commit()
     typer.echo(code)
-    typer.echo("Add our LINE account, then send this code to it as a message (valid 24 hours).")
+    typer.echo("เพิ่มเพื่อนบัญชี LINE ของเรา แล้วส่งรหัสนี้เป็นข้อความ (ใช้ได้ 24 ชั่วโมง)\n"
+               "Add our LINE account, then send this code to it as a message (valid 24 hours).")
 
 
 @app.command("test")
@@ -170,7 +171,8 @@ def test_user(user: Annotated[str, typer.Argument(help=USER_HELP)],
         session.commit()
         ids = [r.id for r in rows]
     if not ids:
-        typer.echo("this user has no contact point: set one with `chumphae channels set` or `link-code`")
+        typer.echo("ผู้ใช้นี้ยังไม่มีช่องทางติดต่อ / this user has no contact point: "
+                   "set one with `chumphae channels set` or `link-code`")
         raise typer.Exit(1)
     asyncio.run(_drain(engine, settings, ids, wait))
     failed = False

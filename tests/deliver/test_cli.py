@@ -87,6 +87,7 @@ def test_set_show_link_code_and_test_every_channel(cli_engine: Engine, fakes: Fa
     r = runner.invoke(app, ["channels", "link-code", str(world.users["volunteer"])])
     assert r.exit_code == 0
     code = r.output.splitlines()[0]
+    assert "ส่งรหัสนี้" in r.output and "send this code" in r.output  # what to do with it, Thai and English
     with Session(cli_engine) as s:
         stored = s.exec(select(LineLinkCode)).one()
         assert code not in stored.code_hash and stored.user_id == world.users["volunteer"]

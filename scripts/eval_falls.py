@@ -661,7 +661,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-loso", action="store_true", help="skip leave-subjects-out (the slow part)")
     ap.add_argument("--summary-only", action="store_true", help="only the per-second summary model and its baselines")
     ap.add_argument("--recipes", default="shipped",
-                    help="training recipes side by side, comma-separated (fall_data.RECIPES: shipped, ownpad)")
+                    help="training recipes side by side, comma-separated (fall_data.RECIPES: shipped, ownpad, wearer)")
     ap.add_argument("--no-cross", action="store_true", help="skip the cross-set part")
     ap.add_argument("--loso-sets", default="", help="leave-subjects-out on these sets only (comma-separated)")
     ap.add_argument("--no-summary", action="store_true", help="skip the per-second summary model's part")

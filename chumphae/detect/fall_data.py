@@ -328,7 +328,11 @@ OWN_PAD_COPIES: tuple[Copy, ...] = tuple(c._replace(name=c.name + "-ownpad", own
 WEARER_COPIES = 1
 WEARER_RECIPE: tuple[Copy, ...] = TRAINING_COPIES + tuple(Copy(f"wearer{k}", wearer=k)
                                                           for k in range(1, WEARER_COPIES + 1))
-RECIPES: dict[str, tuple[Copy, ...]] = {"shipped": TRAINING_COPIES, "ownpad": OWN_PAD_COPIES, "wearer": WEARER_RECIPE}
+RECIPES: dict[str, tuple[Copy, ...]] = {"shipped": TRAINING_COPIES, "ownpad": OWN_PAD_COPIES, "wearer": WEARER_RECIPE,
+                                        "bag5": TRAINING_COPIES}
+# falls-14's other variant (not shipped unless docs/fall-detection.md says so): the shipped copies, this many
+# tree models on bootstraps of the subjects, log-odds averaged (fall_train.fit_model's `bags`).
+RECIPE_BAGS: dict[str, int] = {"bag5": 5}
 
 
 def training_parts(name: str, folder: Path, cache_dir: Path | None = None, limit: list[str] | None = None,

@@ -174,3 +174,27 @@ def test_another_wearer_moves_faster_or_slower_and_harder_or_softer_around_gravi
     # the shipped copies are unchanged; the variant adds one wearer copy
     assert all(c.wearer == 0 for c in TRAINING_COPIES)
     assert WEARER_RECIPE[: len(TRAINING_COPIES)] == TRAINING_COPIES and WEARER_RECIPE[-1].wearer == 1
+
+
+def test_bagging_over_subjects_exports_the_mean_log_odds_into_one_file_deterministically() -> None:
+    """fit_model(bags=K) (falls-14's variant): K models on bootstraps of the subjects, their log-odds averaged;
+    the exported file (one tree list, leaf values / K) predicts what the models predict; same data, same bytes."""
+    from chumphae.detect.fall_features import FEATURES
+
+    rng = np.random.default_rng(3)
+    n_trials = 120
+    fall = np.arange(n_trials) % 3 == 0
+    groups = [f"s{k % 8}" for k in range(n_trials)]
+    trial_of = np.repeat(np.arange(n_trials), 2)
+    X = rng.normal(0, 1, (len(trial_of), len(FEATURES)))
+    X[:, 0] += 2.0 * fall[trial_of]
+    model, d = fall_train.fit_model(X, trial_of, fall, groups, {}, folds=3, bags=3)
+    _, d2 = fall_train.fit_model(X, trial_of, fall, groups, {}, folds=3, bags=3)
+    assert fall_train.dumps(d) == fall_train.dumps(d2)
+    assert len(model.trees) == 3 * fall_train.PARAMS["max_iter"]
+    rows, y = fall_train.training_rows(fall, X, trial_of)
+    clfs = fall_train._fit_bagged(X[rows], y, np.asarray(groups)[trial_of[rows]], 3)
+    assert np.allclose(model.proba(X), fall_train._proba(clfs, X), atol=1e-6)
+    single, _ = fall_train.fit_model(X, trial_of, fall, groups, {}, folds=3)
+    assert not np.allclose(single.proba(X), model.proba(X), atol=1e-3)  # the bags are not the one model
+    assert 0.0 < model.threshold < 1.0

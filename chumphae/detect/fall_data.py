@@ -37,6 +37,9 @@ WATCH_COPIES = 1  # and as another watch would have recorded it (`as_other_watch
 DEVICE_HZ = (20.0, 60.0)  # training also sees each trial as a ±2 g watch would have recorded it
 REST_NOISE_MAX_G = 0.015  # pad_own: at most this noise per axis (the top of as_other_watch's range)
 REST_LEVEL_G = (0.9, 1.1)  # pad_own: the rest level kept within these
+WEARER_SPEED = (0.8, 1.25)  # as_other_wearer: the motion played this many times as fast (log-uniform)
+WEARER_GAIN = (0.7, 1.3)  # as_other_wearer: the dynamic part (|a| around gravity) scaled by this (uniform)
+RAILS_G = (2.0, 4.0, 8.0, 16.0)
 FEATURE_VERSION = "3"  # 3: the absolute grids (2: also local candidates, not shipped)
 
 
@@ -173,12 +176,55 @@ def as_other_watch(t: NDArray[np.float64], xyz: NDArray[np.float64], hz: float, 
     return stamps, x, new_hz, noise
 
 
+def rail_of(xyz: NDArray[np.float64]) -> float | None:
+    """The clipping rail a recording touches: the smallest of `RAILS_G` at or above its largest |axis| when that
+    reaches 98 % of it, else None."""
+    top = float(np.max(np.abs(xyz))) if len(xyz) else 0.0
+    for r in RAILS_G:
+        if top <= r * 1.001:
+            return r if top >= 0.98 * r else None
+    return None
+
+
+def as_other_wearer(t: NDArray[np.float64], xyz: NDArray[np.float64], hz: float, seed: int
+                    ) -> tuple[NDArray[np.float64], NDArray[np.float64], float]:
+    """The recording as another wearer might have moved it: (t, xyz, nominal hz). falls-14, training only.
+
+    Seeded per trial: the motion played s× as fast (s log-uniform in `WEARER_SPEED`: people of other ages
+    move at other speeds; the samples keep their values, the clock is divided by s, so the nominal rate is
+    hz·s), and the dynamic part scaled by m (uniform in `WEARER_GAIN`: weaker or stronger people) around
+    gravity, estimated per sample as the 1 s centred moving mean of each axis normalised to 1 g. A
+    recording that touches a clipping rail (`rail_of`) is clipped there again.
+    """
+    rng = np.random.default_rng(seed)
+    speed = float(np.exp(rng.uniform(np.log(WEARER_SPEED[0]), np.log(WEARER_SPEED[1]))))
+    gain = float(rng.uniform(*WEARER_GAIN))
+    order = np.argsort(t, kind="stable")
+    t, xyz = t[order], xyz[order]
+    if len(t) == 0:
+        return t, xyz, hz * speed
+    n = max(1, int(round(hz)))
+    kernel = np.ones(n) / n
+    grav = np.column_stack([np.convolve(np.pad(xyz[:, j], (n // 2, n - 1 - n // 2), mode="edge"), kernel,
+                                        mode="valid") for j in range(3)])
+    grav = grav / np.maximum(np.linalg.norm(grav, axis=1), 1e-6)[:, None]
+    out = grav + gain * (xyz - grav)
+    rail = rail_of(xyz)
+    if rail is not None:
+        out = np.clip(out, -rail, rail)
+    t0 = float(t[0])
+    return t0 + (t - t0) / speed, out, hz * speed
+
+
 def trial_signal(tr: Trial, pad: bool = True, clip_g: float | None = None, other_watch: int = 0,
-                 own_pad: bool = False) -> tuple[NDArray[np.float64], NDArray[np.float64], float]:
+                 own_pad: bool = False, wearer: int = 0) -> tuple[NDArray[np.float64], NDArray[np.float64], float]:
     """(t, xyz, nominal hz) of one trial as a copy sees it: clipped at ±`clip_g`, re-recorded by `as_other_watch`
-    with the k-th seed, then padded (see trial_candidates; `own_pad`: by `pad_own`, the copy's own rest)."""
+    with the k-th seed, moved by `as_other_wearer` with the k-th seed (`wearer`), then padded (see
+    trial_candidates; `own_pad`: by `pad_own`, the copy's own rest)."""
     rec = read_recording(tr.path, "g")
     t, xyz, hz, noise = rec.t, rec.xyz, tr.hz, 0.004
+    if wearer:
+        t, xyz, hz = as_other_wearer(t, xyz, hz, trial_seed(tr.name) ^ (0xA6E5 * wearer))
     if clip_g is not None:
         xyz = np.clip(xyz, -clip_g, clip_g)
     if other_watch:
@@ -191,10 +237,10 @@ def trial_signal(tr: Trial, pad: bool = True, clip_g: float | None = None, other
 
 
 def trial_candidates(tr: Trial, pad: bool = True, clip_g: float | None = None,
-                     other_watch: int = 0, own_pad: bool = False) -> list[ff.Candidate]:
+                     other_watch: int = 0, own_pad: bool = False, wearer: int = 0) -> list[ff.Candidate]:
     """Candidates of one trial (padded); `clip_g` first clips every axis at ±clip_g (a smaller watch);
     `other_watch` k > 0: first re-recorded by `as_other_watch` with the k-th seed (training augmentation)."""
-    t, xyz, hz = trial_signal(tr, pad, clip_g, other_watch, own_pad)
+    t, xyz, hz = trial_signal(tr, pad, clip_g, other_watch, own_pad, wearer)
     _, ss = ff.streams(t, xyz, hz)
     return [c for s in ss for c in ff.stream_candidates(s)]
 
@@ -209,17 +255,18 @@ def _cache_key(trials: list[Trial]) -> str:
 
 def set_features(name: str, folder: Path, cache_dir: Path | None = None, limit: list[str] | None = None,
                  progress: bool = True, clip_g: float | None = None, other_watch: int = 0,
-                 own_pad: bool = False) -> SetFeatures:
+                 own_pad: bool = False, wearer: int = 0) -> SetFeatures:
     """Features of every candidate in a set (cached in `cache_dir` when given).
 
     `clip_g`: as if recorded by a watch whose axes clip at ±clip_g (training augmentation).
     `own_pad`: padded by `pad_own` (the copy's own rest) instead of the evaluation's `pad_still`.
+    `wearer` k > 0: first moved by `as_other_wearer` with the k-th seed (training augmentation, falls-14).
     """
     trials = read_labels(name, folder)
     if limit is not None:
         keep = set(limit)
         trials = [t for t in trials if t.name in keep]
-    key = _cache_key(trials) + (f"-clip{clip_g:g}" if clip_g is not None else "") + (f"-watch{other_watch}" if other_watch else "") + ("-ownpad" if own_pad else "")
+    key = _cache_key(trials) + (f"-clip{clip_g:g}" if clip_g is not None else "") + (f"-watch{other_watch}" if other_watch else "") + ("-ownpad" if own_pad else "") + (f"-wearer{wearer}" if wearer else "")
     cache = cache_dir / f"falls-{name}-{key}.npz" if cache_dir else None
     if cache is not None and cache.is_file():
         z = np.load(cache)
@@ -229,7 +276,7 @@ def set_features(name: str, folder: Path, cache_dir: Path | None = None, limit: 
     tt: list[float] = []
     dec: list[float] = []
     for k, tr in enumerate(trials):
-        for c in trial_candidates(tr, clip_g=clip_g, other_watch=other_watch, own_pad=own_pad):
+        for c in trial_candidates(tr, clip_g=clip_g, other_watch=other_watch, own_pad=own_pad, wearer=wearer):
             rows.append(c.features)
             of.append(k)
             tt.append(c.t)
@@ -263,6 +310,7 @@ class Copy(NamedTuple):
     clip_g: float | None = None
     other_watch: int = 0
     own_pad: bool = False
+    wearer: int = 0
 
 
 # The trials as recorded, a copy clipped at ±CLIP_AUGMENT_G and `WATCH_COPIES` copies re-recorded by
@@ -275,7 +323,16 @@ TRAINING_COPIES: tuple[Copy, ...] = (
 # falls-13's variant (not shipped unless docs/fall-detection.md says so): the same copies, each padded by
 # `pad_own` (its own rest: noise floor and level) instead of the evaluation protocol's `pad_still`.
 OWN_PAD_COPIES: tuple[Copy, ...] = tuple(c._replace(name=c.name + "-ownpad", own_pad=True) for c in TRAINING_COPIES)
-RECIPES: dict[str, tuple[Copy, ...]] = {"shipped": TRAINING_COPIES, "ownpad": OWN_PAD_COPIES}
+# falls-14's variant (not shipped unless docs/fall-detection.md says so): the shipped copies and `WEARER_COPIES`
+# more, each moved by `as_other_wearer` (another speed, another strength), both classes.
+WEARER_COPIES = 1
+WEARER_RECIPE: tuple[Copy, ...] = TRAINING_COPIES + tuple(Copy(f"wearer{k}", wearer=k)
+                                                          for k in range(1, WEARER_COPIES + 1))
+RECIPES: dict[str, tuple[Copy, ...]] = {"shipped": TRAINING_COPIES, "ownpad": OWN_PAD_COPIES, "wearer": WEARER_RECIPE,
+                                        "bag5": TRAINING_COPIES}
+# falls-14's other variant (not shipped unless docs/fall-detection.md says so): the shipped copies, this many
+# tree models on bootstraps of the subjects, log-odds averaged (fall_train.fit_model's `bags`).
+RECIPE_BAGS: dict[str, int] = {"bag5": 5}
 
 
 def training_parts(name: str, folder: Path, cache_dir: Path | None = None, limit: list[str] | None = None,
@@ -283,7 +340,7 @@ def training_parts(name: str, folder: Path, cache_dir: Path | None = None, limit
     """Each of `copies` (default `TRAINING_COPIES`) of a set with its features, in order (the first: the
     trials as recorded)."""
     return [(c, set_features(name, folder, cache_dir, limit, progress, clip_g=c.clip_g, other_watch=c.other_watch,
-                             own_pad=c.own_pad))
+                             own_pad=c.own_pad, wearer=c.wearer))
             for c in copies]
 
 

@@ -54,15 +54,45 @@ def training_rows(fall: NDArray[np.bool_], X: NDArray[np.float64], trial_of: NDA
     return idx, fall[trial_of[idx]].astype(np.int64)
 
 
-def _fit(X: NDArray[np.float64], y: NDArray[np.int64]) -> Any:
+def _fit(X: NDArray[np.float64], y: NDArray[np.int64], weight: NDArray[np.float64] | None = None) -> Any:
+    """One tree model, classes balanced; `weight` (a bag's subject multiplicities) on top of the balancing."""
     from sklearn.ensemble import HistGradientBoostingClassifier
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(1):
         clf = HistGradientBoostingClassifier(**PARAMS)
-        w = np.where(y == 1, 0.5 / max(1, int(y.sum())), 0.5 / max(1, int((1 - y).sum()))) * len(y)
+        if weight is None:
+            w = np.where(y == 1, 0.5 / max(1, int(y.sum())), 0.5 / max(1, int((1 - y).sum()))) * len(y)
+        else:
+            pos, neg = float(weight[y == 1].sum()), float(weight[y == 0].sum())
+            w = weight * np.where(y == 1, 0.5 / max(1e-9, pos), 0.5 / max(1e-9, neg)) * float(weight.sum())
         clf.fit(X, y, sample_weight=w)
     return clf
+
+
+BAG_SEED = 14  # bag k draws its subjects with numpy default_rng(BAG_SEED + k)
+
+
+def _fit_bagged(X: NDArray[np.float64], y: NDArray[np.int64], row_groups: NDArray[np.str_], bags: int) -> list[Any]:
+    """`bags` models, each on a bootstrap of the subjects (drawn with replacement; a subject drawn j times weighs
+    its rows j times; falls-14, not shipped unless docs/fall-detection.md says so)."""
+    subjects = sorted(set(row_groups.tolist()))
+    index = {s: i for i, s in enumerate(subjects)}
+    of_row = np.array([index[s] for s in row_groups.tolist()], dtype=np.int64)
+    out = []
+    for k in range(bags):
+        draw = np.random.default_rng(BAG_SEED + k).integers(0, len(subjects), len(subjects))
+        w = np.bincount(draw, minlength=len(subjects)).astype(np.float64)[of_row]
+        keep = w > 0
+        out.append(_fit(X[keep], y[keep], w[keep]))
+    return out
+
+
+def _proba(clfs: list[Any], X: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The models' log-odds averaged, as a probability (what the exported file computes)."""
+    raw = np.mean([c.decision_function(X) for c in clfs], axis=0)
+    out: NDArray[np.float64] = 1.0 / (1.0 + np.exp(-raw))
+    return out
 
 
 def export(clf: Any, threshold: float, meta: dict[str, Any], features: tuple[str, ...] = FEATURES) -> dict[str, Any]:
@@ -82,6 +112,17 @@ def export(clf: Any, threshold: float, meta: dict[str, Any], features: tuple[str
     return {"format": "chumphae-fall-trees/1", "features": list(features),
             "baseline": round(float(np.ravel(clf._baseline_prediction)[0]), 9),
             "threshold": round(float(threshold), 6), "meta": meta, "trees": trees}
+
+
+def export_bagged(clfs: list[Any], threshold: float, meta: dict[str, Any],
+                  features: tuple[str, ...] = FEATURES) -> dict[str, Any]:
+    """Several models as one file of the same format: every tree, its leaf values divided by the number of
+    models, the baselines averaged (so the file's log-odds are the models' mean)."""
+    parts = [export(c, threshold, meta, features) for c in clfs]
+    d = parts[0]
+    d["baseline"] = round(float(np.mean([float(np.ravel(c._baseline_prediction)[0]) for c in clfs])), 9)
+    d["trees"] = [dict(t, value=[v / len(clfs) for v in t["value"]]) for p in parts for t in p["trees"]]
+    return d
 
 
 def dumps(model: dict[str, Any]) -> str:
@@ -123,10 +164,12 @@ def subject_folds(groups: Sequence[str], folds: int) -> tuple[int, dict[str, int
 
 def fit_model(X: NDArray[np.float64], trial_of: NDArray[np.int64], fall: NDArray[np.bool_],
               groups: Sequence[str], meta: dict[str, Any], folds: int = 4, features: tuple[str, ...] = FEATURES,
-              score: NDArray[np.float64] | None = None) -> tuple[FallModel, dict[str, Any]]:
+              score: NDArray[np.float64] | None = None, bags: int = 0) -> tuple[FallModel, dict[str, Any]]:
     """Fit on all rows; the threshold from grouped out-of-fold trial scores. Returns (model, json dict).
 
-    `features` / `score`: another model's columns and its ranking of a fall trial's candidates (training_rows)."""
+    `features` / `score`: another model's columns and its ranking of a fall trial's candidates (training_rows).
+    `bags` > 0: that many models on bootstraps of the subjects, log-odds averaged (`_fit_bagged`), out of fold
+    too (falls-14's variant)."""
     rows, y = training_rows(fall, X, trial_of, score)
     g = np.asarray(groups)
     k, fold_of = subject_folds(list(groups), folds)
@@ -135,13 +178,16 @@ def fit_model(X: NDArray[np.float64], trial_of: NDArray[np.int64], fall: NDArray
         cand_fold = np.array([fold_of[s] for s in g[trial_of]])
         for f in range(k):
             tr_rows = rows[cand_fold[rows] != f]
-            clf = _fit(X[tr_rows], fall[trial_of[tr_rows]].astype(np.int64))
+            y_f = fall[trial_of[tr_rows]].astype(np.int64)
+            clfs = _fit_bagged(X[tr_rows], y_f, g[trial_of[tr_rows]], bags) if bags else [_fit(X[tr_rows], y_f)]
             te = np.flatnonzero(cand_fold == f)
             if len(te):
-                oof[te] = clf.predict_proba(X[te])[:, 1]
+                oof[te] = _proba(clfs, X[te]) if bags else clfs[0].predict_proba(X[te])[:, 1]
         threshold = adl_quantile_threshold(trial_scores(oof, trial_of, len(fall)), fall)
     else:
         threshold = 0.5
-    clf = _fit(X[rows], y)
-    d = export(clf, threshold, meta, features)
+    if bags:
+        d = export_bagged(_fit_bagged(X[rows], y, g[trial_of[rows]], bags), threshold, meta, features)
+    else:
+        d = export(_fit(X[rows], y), threshold, meta, features)
     return from_dict(json.loads(dumps(d)), features), d

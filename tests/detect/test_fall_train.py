@@ -132,3 +132,69 @@ def test_own_padding_copies_the_recordings_rest_and_the_protocol_padding_is_unch
     _, xs = pad_still(t, xyz, hz, seed=1)
     assert abs(float(np.linalg.norm(xs[len(t):], axis=1).mean()) - 1.0) < 0.001
     assert np.allclose(xs[len(t):].std(axis=0), 0.004, rtol=0.15)
+
+
+def test_another_wearer_moves_faster_or_slower_and_harder_or_softer_around_gravity() -> None:
+    """as_other_wearer (falls-14's training variant): the clock divided by a speed in WEARER_SPEED (rate × speed),
+    the motion around gravity scaled by a gain in WEARER_GAIN, stillness left at 1 g, a rail kept, seeded."""
+    from chumphae.detect.fall_data import (
+        TRAINING_COPIES,
+        WEARER_GAIN,
+        WEARER_RECIPE,
+        WEARER_SPEED,
+        as_other_wearer,
+        rail_of,
+    )
+
+    hz = 50.0
+    t = np.arange(0, 20, 1 / hz)
+    xyz = np.tile([0.0, 0.6, 0.8], (len(t), 1))
+    hit = (t >= 10.0) & (t < 10.1)
+    xyz[hit] += [3.0, 0.0, 0.0]  # a 3 g jolt sideways, still before and after
+    speeds, gains = [], []
+    for seed in range(40):
+        t2, x2, hz2 = as_other_wearer(t, xyz, hz, seed)
+        speed = (t[-1] - t[0]) / (t2[-1] - t2[0])
+        assert WEARER_SPEED[0] - 1e-9 <= speed <= WEARER_SPEED[1] + 1e-9
+        assert hz2 == pytest.approx(hz * speed)
+        still = t < 8.0
+        assert np.allclose(x2[still], xyz[still], atol=1e-9)  # gravity untouched
+        gain = float(x2[hit][:, 0].max() - x2[still][:, 0].mean()) / 3.0
+        assert WEARER_GAIN[0] - 0.1 <= gain <= WEARER_GAIN[1]  # the 1 s gravity estimate takes a little of it
+        speeds.append(speed)
+        gains.append(gain)
+        t3, x3, _ = as_other_wearer(t, xyz, hz, seed)
+        assert np.array_equal(t2, t3) and np.array_equal(x2, x3)
+    assert min(speeds) < 0.9 and max(speeds) > 1.1 and max(gains) - min(gains) > 0.3
+    # a recording at a ±8 g rail stays within it
+    loud = xyz.copy()
+    loud[hit] = [8.0, 0.6, 0.8]
+    assert rail_of(loud) == 8.0 and rail_of(xyz) is None
+    assert max(float(np.abs(as_other_wearer(t, loud, hz, s)[1]).max()) for s in range(20)) <= 8.0
+    # the shipped copies are unchanged; the variant adds one wearer copy
+    assert all(c.wearer == 0 for c in TRAINING_COPIES)
+    assert WEARER_RECIPE[: len(TRAINING_COPIES)] == TRAINING_COPIES and WEARER_RECIPE[-1].wearer == 1
+
+
+def test_bagging_over_subjects_exports_the_mean_log_odds_into_one_file_deterministically() -> None:
+    """fit_model(bags=K) (falls-14's variant): K models on bootstraps of the subjects, their log-odds averaged;
+    the exported file (one tree list, leaf values / K) predicts what the models predict; same data, same bytes."""
+    from chumphae.detect.fall_features import FEATURES
+
+    rng = np.random.default_rng(3)
+    n_trials = 120
+    fall = np.arange(n_trials) % 3 == 0
+    groups = [f"s{k % 8}" for k in range(n_trials)]
+    trial_of = np.repeat(np.arange(n_trials), 2)
+    X = rng.normal(0, 1, (len(trial_of), len(FEATURES)))
+    X[:, 0] += 2.0 * fall[trial_of]
+    model, d = fall_train.fit_model(X, trial_of, fall, groups, {}, folds=3, bags=3)
+    _, d2 = fall_train.fit_model(X, trial_of, fall, groups, {}, folds=3, bags=3)
+    assert fall_train.dumps(d) == fall_train.dumps(d2)
+    assert len(model.trees) == 3 * fall_train.PARAMS["max_iter"]
+    rows, y = fall_train.training_rows(fall, X, trial_of)
+    clfs = fall_train._fit_bagged(X[rows], y, np.asarray(groups)[trial_of[rows]], 3)
+    assert np.allclose(model.proba(X), fall_train._proba(clfs, X), atol=1e-6)
+    single, _ = fall_train.fit_model(X, trial_of, fall, groups, {}, folds=3)
+    assert not np.allclose(single.proba(X), model.proba(X), atol=1e-3)  # the bags are not the one model
+    assert 0.0 < model.threshold < 1.0

@@ -540,12 +540,15 @@ def _passed(ts: tuple[float, ...], cxs: tuple[float, ...], cys: tuple[float, ...
     """For each snapshot j, (its time, the time the smoothed path (sx, sy) passed the centre reported at j):
     the latest smoothed point within `PASS_TOL_M` of its nearest approach to that centre, and "now" while
     the cloud's centre is within `MOVED_M` of it. A cloud that stays put says "now"; only a walk away
-    says "earlier"."""
+    says "earlier". Empty when no centre was passed earlier than it was reported (what the detector
+    reads of it is then the same, at no cost per estimate)."""
     t = np.array(ts)
     d = np.hypot(sx[None, :] - np.array(cxs)[:, None], sy[None, :] - np.array(cys)[:, None])  # (centre j, point k)
     near = d <= d.min(axis=1, keepdims=True) + PASS_TOL_M
     last = len(ts) - 1 - np.argmax(near[:, ::-1], axis=1)
     last[d[:, -1] < MOVED_M] = len(ts) - 1  # the cloud still there: passed "now"
+    if not np.any(t[last] < t):  # nothing passed earlier than reported (a cloud that stays put): nothing to say
+        return ()
     return tuple(zip(ts, t[last].tolist(), strict=True))
 
 

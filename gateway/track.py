@@ -25,6 +25,12 @@ walking person's motion model between estimates:
   region shrinks as evidence accumulates, but never on the same packets
   counted fifteen times).
 
+The track keeps its past (`Genealogy`, wander-15): every `CHECK_S` a snapshot of the cloud, and each
+particle's ancestor in it, copied on resampling; the current weights over the ancestors' places are a
+fixed-lag smoother's path. `passages` says, for each snapshot's reported centre, when that path passed
+there: a slow walker's filtered centre crosses the zone's edge late, the smoothed path on time, and the
+wander detector dates the excursion by it (`chumphae.detect.wander.smoothed_start`).
+
 The region (the cells holding `mass` of the weight) is a histogram of the
 particles on square cells sized to the cloud, so the matcher's "every cell
 clear of the zone" rule keeps working unchanged. The reported centre is the

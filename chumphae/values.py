@@ -87,6 +87,11 @@ class Position:
     # the share of the probability in each `region` cell (same order; they sum to about 0.95), when the
     # locate step knows it: what the matcher weighs the region's cells by. Gateway-side, never sent.
     region_weights: tuple[float, ...] = ()
+    # the locate step's smoothed past (its track's genealogy, gateway.track.passages), when it keeps one:
+    # pairs (a, b), "the centre reported a seconds before `t` was passed by the smoothed path b seconds
+    # before `t`" (b > a: the reported centre lagged a walk). What the wander detector dates a slow exit
+    # by. Gateway-side, never sent.
+    passages: tuple[tuple[float, float], ...] = ()
 
 
 class ZoneStatus(StrEnum):

@@ -233,7 +233,7 @@ class Locator:
         region = tuple(zip(cells[:k], cells[k:], strict=True))
         pos = Position(address, b.last_t, lat, lon, round(max(MIN_UNCERTAINTY_M, est.uncertainty_m), 1),
                        PositionSource.BLE, heard, True, region=region, region_cell_m=round(est.cell_m, 2),
-                       region_weights=tuple(np.round(est.cell_w, 5).tolist()))
+                       region_weights=tuple(np.round(est.cell_w, 5).tolist()), passages=track.passages(b.track))
         b.last = pos
         return pos
 

@@ -25,6 +25,12 @@ walking person's motion model between estimates:
   region shrinks as evidence accumulates, but never on the same packets
   counted fifteen times).
 
+The track keeps its past (`Genealogy`, wander-15): every `CHECK_S` a snapshot of the cloud, and each
+particle's ancestor in it, copied on resampling; the current weights over the ancestors' places are a
+fixed-lag smoother's path. `passages` says, for each snapshot's reported centre, when that path passed
+there: a slow walker's filtered centre crosses the zone's edge late, the smoothed path on time, and the
+wander detector dates the excursion by it (`chumphae.detect.wander.smoothed_start`).
+
 The region (the cells holding `mass` of the weight) is a histogram of the
 particles on square cells sized to the cloud, so the matcher's "every cell
 clear of the zone" rule keeps working unchanged. The reported centre is the
@@ -48,7 +54,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -75,6 +81,11 @@ REACH_SOFT_M = 10.0  # how softly a receiver's reach ends
 CELL_SIZES = (5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 40.0, 60.0, 80.0)
 CELL_SPAN_DENSE = 4096  # cell grids up to this many cells are ranked with a dense table, wider ones sorted
 BLOCK_ELEMENTS = 65536  # a likelihood over at most this many (receiver, place) pairs is one pass (256 KiB a temporary)
+CHECK_S = 5.0  # the genealogy's snapshots: one every this many seconds (the smoothed path's resolution)
+CHECKS = 36  # …and this many kept (3 minutes of smoothed past)
+GENEALOGY = True  # keep the smoothed past (`Genealogy`, `passages`); False: tracks keep none
+PASS_TOL_M = 3.0  # a smoothed point within this of its nearest approach to a past centre "passes" it
+MOVED_M = 15.0  # …and only once the cloud's centre is this far from that past centre (a walk, not a jitter)
 
 
 @dataclass(slots=True)
@@ -301,6 +312,27 @@ class Track:
     cy: float
     even: bool = True  # all weights equal (1 / n): a fresh or just resampled cloud
     walking: NDArray[np.bool_] | None = None  # each particle's mode (None: all still, a fresh cloud)
+    genealogy: Genealogy | None = None  # the smoothed past (`passages`); None: not kept, or a fresh cloud
+
+
+@dataclass(frozen=True, slots=True)
+class Genealogy:
+    """A fixed-lag smoother by genealogy: the cloud's past, as the places its particles' ancestors held.
+
+    Every `CHECK_S` the cloud is snapshotted: `hx`, `hy` (snapshots × particles) hold, for each particle
+    of the newest snapshot, where its ancestor was at each snapshot (oldest first), gathered again
+    through the resampling indices at each snapshot; `anc` is each current particle's ancestor in the
+    newest snapshot (copied on resampling; an injected particle takes the past of the one it
+    replaces: 2 % of the particles at half weight). `passed`: at the newest snapshot, for each
+    snapshot j, (the time of j, the time the smoothed path passed the centre reported at j)."""
+
+    t: tuple[float, ...]  # the snapshots' times, oldest first
+    cx: tuple[float, ...]  # the centre reported at each
+    cy: tuple[float, ...]
+    hx: Arr
+    hy: Arr
+    anc: NDArray[np.intp]
+    passed: tuple[tuple[float, float], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -441,6 +473,8 @@ def _walk(trs: list[Track], ev: Stack, now: float, rngs: list[np.random.Generato
     vx[rows, idx] = 0.0
     vy[rows, idx] = 0.0
     moving[rows, idx] = False
+    gens = [tr.genealogy for tr in trs]
+    anc = np.array([g.anc if g is not None else np.arange(n) for g in gens], dtype=np.intp)
     # log weights: the last step's (none after a resampling: all equal), the injected ones' prior,
     # then the evidence tempered by dt / TEMPER_S
     even = np.array([tr.even for tr in trs])
@@ -467,6 +501,7 @@ def _walk(trs: list[Track], ev: Stack, now: float, rngs: list[np.random.Generato
         at = low[:, None]
         px[low], py[low], vx[low], vy[low] = px[at, src], py[at, src], vx[at, src], vy[at, src]
         moving[low] = moving[at, src]
+        anc[low] = anc[at, src]
         w[low] = 1.0 / n
         resampled[low] = True
     mx = (w * px).sum(axis=1).tolist()
@@ -476,8 +511,62 @@ def _walk(trs: list[Track], ev: Stack, now: float, rngs: list[np.random.Generato
     for j, tr in enumerate(trs):
         cx, cy = _toward(tr.cx, tr.cy, mx[j], my[j], V_MAX * dts[j] + 1.0)
         a = state[j].copy()
-        out.append(Track(a[0], a[1], a[2], a[3], a[4], now, cx, cy, bool(resampled[j]), moving[j].copy()))
+        gen = gens[j]
+        if not GENEALOGY:
+            gen = None
+        elif gen is None or now - gen.t[-1] >= CHECK_S:
+            gen = _snapshot(gen, anc[j], a[0], a[1], a[4], now, cx, cy)
+        else:
+            gen = replace(gen, anc=anc[j].copy())
+        out.append(Track(a[0], a[1], a[2], a[3], a[4], now, cx, cy, bool(resampled[j]), moving[j].copy(), gen))
     return out
+
+
+def _snapshot(g: Genealogy | None, anc: NDArray[np.intp], px: Arr, py: Arr, w: Arr, now: float,
+              cx: float, cy: float) -> Genealogy:
+    """The genealogy with the cloud (px, py, weights w) snapshotted at `now` (at most `CHECKS` kept), and
+    its passages (`_passed`) at this snapshot."""
+    ts: tuple[float, ...]
+    cxs: tuple[float, ...]
+    cys: tuple[float, ...]
+    if g is None:  # the first snapshot of a track: no past yet
+        hx, hy = px[None].copy(), py[None].copy()
+        ts, cxs, cys = (now,), (cx,), (cy,)
+    else:
+        keep = slice(max(0, len(g.t) - CHECKS + 1), None)
+        hx = np.concatenate((g.hx[keep][:, anc], px[None]))
+        hy = np.concatenate((g.hy[keep][:, anc], py[None]))
+        ts, cxs, cys = (*g.t[keep], now), (*g.cx[keep], cx), (*g.cy[keep], cy)
+    n = len(px)
+    return Genealogy(ts, cxs, cys, hx, hy, np.arange(n, dtype=np.intp), _passed(ts, cxs, cys, hx @ w, hy @ w))
+
+
+def _passed(ts: tuple[float, ...], cxs: tuple[float, ...], cys: tuple[float, ...], sx: Arr,
+            sy: Arr) -> tuple[tuple[float, float], ...]:
+    """For each snapshot j, (its time, the time the smoothed path (sx, sy) passed the centre reported at j):
+    the latest smoothed point within `PASS_TOL_M` of its nearest approach to that centre, and "now" while
+    the cloud's centre is within `MOVED_M` of it. A cloud that stays put says "now"; only a walk away
+    says "earlier". Empty when no centre was passed earlier than it was reported (what the detector
+    reads of it is then the same, at no cost per estimate)."""
+    t = np.array(ts)
+    d = np.hypot(sx[None, :] - np.array(cxs)[:, None], sy[None, :] - np.array(cys)[:, None])  # (centre j, point k)
+    near = d <= d.min(axis=1, keepdims=True) + PASS_TOL_M
+    last = len(ts) - 1 - np.argmax(near[:, ::-1], axis=1)
+    last[d[:, -1] < MOVED_M] = len(ts) - 1  # the cloud still there: passed "now"
+    if not np.any(t[last] < t):  # nothing passed earlier than reported (a cloud that stays put): nothing to say
+        return ()
+    return tuple(zip(ts, t[last].tolist(), strict=True))
+
+
+def passages(tr: Track) -> tuple[tuple[float, float], ...]:
+    """As of the track's newest snapshot: for each earlier snapshot, (the age in seconds of the centre
+    reported then, the age at which the smoothed path passed that place) — ages before the track's time
+    `tr.t`. A filtered centre that lagged a slow walker by a minute shows as an age pair (a, a + 60).
+    Empty without a genealogy."""
+    g = tr.genealogy
+    if g is None:
+        return ()
+    return tuple((round(tr.t - tf, 1), round(tr.t - ts, 1)) for tf, ts in g.passed)
 def _toward(ax: float, ay: float, bx: float, by: float, limit: float) -> tuple[float, float]:
     """b, or the point `limit` metres from a on the way to it."""
     d = math.hypot(bx - ax, by - ay)

@@ -67,6 +67,23 @@ LAPSE_S = 90.0  # an excursion not yet alerted lapses after this long with no fi
 P_OUT = 0.96  # …or with this probability outside (`Match.outside_p`: the cloud's weight outside the zone)
 REDATE_S = 45.0  # a started, not yet alerted dwell after this long with no support restarts from the current run
 HOLD_S = 20.0  # an unbroken run of fixes held outside (`held_out`) this long confirms an excursion
+SMOOTHED_LEAD_S = 60.0  # the smoothed past dates an excursion at most this long before its leaning run (wander-15)
+PASSAGE_MATCH_S = 5.0  # …read at the locate step's snapshot within this of the run's start
+
+
+def smoothed_start(m: Match, run_start: datetime | None) -> datetime | None:
+    """When the locate step's smoothed path (`Position.passages`) passed the place its centre was at when
+    the run leaning outside began: a slow walker's filtered centre crosses the edge a minute after the
+    patient did, the smoothed path passes that place on time. None without a smoothed past, or when it
+    says no earlier than the run; at most `SMOOTHED_LEAD_S` before the run (wander-15)."""
+    ps = m.position.passages
+    if run_start is None or not ps:
+        return None
+    a = seconds(run_start, m.position.t)
+    age, passed = min(ps, key=lambda p: abs(p[0] - a))
+    if abs(age - a) > PASSAGE_MATCH_S or passed <= age:
+        return None
+    return run_start - timedelta(seconds=min(passed - age, SMOOTHED_LEAD_S))
 
 
 def faint_and_out(m: Match) -> bool:
@@ -237,6 +254,9 @@ def step(state: PatientState, event: Event, th: Thresholds, now: datetime) -> tu
         # the excursion began when the patient most likely left (the run of fixes leaning outside
         # that led to this confirmed one), not when the whole region first cleared the zone
         since = w.outside_since or min(w.centre_out_since or t, t)
+        early = None if w.alerted else smoothed_start(m, w.centre_out_since)  # wander-15: the smoothed past
+        if early is not None and early < since:
+            since = early
         w = replace(w, outside_since=since, supported_at=t)
         if not w.alerted and seconds(since, t) >= dwell_s(m, th, t):
             out.append(_wander(state, m, since, t, th))

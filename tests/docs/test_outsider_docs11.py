@@ -41,21 +41,16 @@ def test_the_demo_backend_writes_the_nightly_files(tmp_path: Path) -> None:
     """docs/daily-summary.md said `chumphae demo` runs no nightly export (nor retention); it now does, as `serve`:
     its backend, started as the demo starts it, catches up yesterday's files at start."""
     import asyncio
-    import socket
 
-    from chumphae.config import Settings
-    from chumphae.db import init_engine, set_engine
+    from chumphae.db import set_engine
     from chumphae.demo import _serve
     from chumphae.report.nightly import file_name, last_complete_day
     from chumphae.timeutil import utcnow
+    from tests.docs.conftest import demo_settings
 
     doc = " ".join((ROOT / "docs" / "daily-summary.md").read_text(encoding="utf-8").split())
     assert "`chumphae serve` and `chumphae demo` run this job" in doc
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    settings = Settings(data_dir=tmp_path, host="127.0.0.1", port=port)
-    init_engine(settings.effective_database_url)
+    settings = demo_settings(tmp_path)
     expected = settings.effective_export_dir / file_name(last_complete_day(utcnow()), "csv")
 
     async def run() -> bool:

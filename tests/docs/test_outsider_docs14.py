@@ -331,21 +331,16 @@ def test_the_demos_websockets_are_as_the_readme_says(tmp_path: Path) -> None:
     above 1 MiB): the demo's backend ran uvicorn's WebSocket options, not `serve`'s. Now it runs `serve`'s,
     as the README and §3.3 say: no extension, and a 1.5 MiB frame closes the socket with 1009."""
     import asyncio
-    import socket
 
-    from chumphae.config import Settings
-    from chumphae.db import init_engine, set_engine
+    from chumphae.db import set_engine
     from chumphae.demo import _serve
+    from tests.docs.conftest import demo_settings
 
     proto = " ".join((ROOT / "docs" / "gateway-protocol.md").read_text(encoding="utf-8").split())
     assert "The demo's backend runs `serve`'s WebSocket options: no permessage-deflate, frames up to 1 MiB" \
         " (a larger one: close 1009)" in README
     assert "(`chumphae serve` and `chumphae demo` alike; one message is a few KiB)" in proto
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    settings = Settings(data_dir=tmp_path, host="127.0.0.1", port=port)
-    init_engine(settings.effective_database_url)
+    settings = demo_settings(tmp_path)
 
     async def run() -> tuple[str | None, int | None]:
         backend, serving, base = await _serve(settings)

@@ -155,10 +155,12 @@ def dwell_s(m: Match, th: Thresholds, t: datetime) -> float:
 
 
 def duration_text(s: float) -> tuple[str, str]:
-    """'45 วินาที' / '45 s' under two minutes, else whole minutes ('4 นาที' / '4 min')."""
-    if s < 120:
-        return f"{int(s)} วินาที", f"{int(s)} s"
-    return f"{int(s // 60)} นาที", f"{int(s // 60)} min"
+    """'45 วินาที' / '45 s' under two minutes, else whole minutes ('4 นาที' / '4 min'). Seconds are
+    rounded as `outside_for_s` is, so the sentence and the field agree (58.6 s: both say 59)."""
+    r = round(s)
+    if r < 120:
+        return f"{r} วินาที", f"{r} s"
+    return f"{r // 60} นาที", f"{r // 60} min"
 
 
 def distance_from_zone(m: Match) -> float:

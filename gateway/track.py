@@ -329,8 +329,8 @@ class Genealogy:
     t: tuple[float, ...]  # the snapshots' times, oldest first
     cx: tuple[float, ...]  # the centre reported at each
     cy: tuple[float, ...]
-    hx: Arr
-    hy: Arr
+    hx: NDArray[np.float32]  # metres from the site's origin: float32 is ~1 mm here, and halves the memory
+    hy: NDArray[np.float32]
     anc: NDArray[np.intp]
     passed: tuple[tuple[float, float], ...]
 
@@ -530,12 +530,12 @@ def _snapshot(g: Genealogy | None, anc: NDArray[np.intp], px: Arr, py: Arr, w: A
     cxs: tuple[float, ...]
     cys: tuple[float, ...]
     if g is None:  # the first snapshot of a track: no past yet
-        hx, hy = px[None].copy(), py[None].copy()
+        hx, hy = px[None].astype(np.float32), py[None].astype(np.float32)
         ts, cxs, cys = (now,), (cx,), (cy,)
     else:
         keep = slice(max(0, len(g.t) - CHECKS + 1), None)
-        hx = np.concatenate((g.hx[keep][:, anc], px[None]))
-        hy = np.concatenate((g.hy[keep][:, anc], py[None]))
+        hx = np.concatenate((g.hx[keep][:, anc], px[None].astype(np.float32)))
+        hy = np.concatenate((g.hy[keep][:, anc], py[None].astype(np.float32)))
         ts, cxs, cys = (*g.t[keep], now), (*g.cx[keep], cx), (*g.cy[keep], cy)
     n = len(px)
     return Genealogy(ts, cxs, cys, hx, hy, np.arange(n, dtype=np.intp), _passed(ts, cxs, cys, hx @ w, hy @ w))

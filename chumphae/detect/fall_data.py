@@ -29,6 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from chumphae.detect import fall_features as ff
+from chumphae.detect.fall_stream import STANDARD_RANGES_G
 from chumphae.detect.recordings import read_recording
 
 PAD_S = 15.0
@@ -39,7 +40,6 @@ REST_NOISE_MAX_G = 0.015  # pad_own: at most this noise per axis (the top of as_
 REST_LEVEL_G = (0.9, 1.1)  # pad_own: the rest level kept within these
 WEARER_SPEED = (0.8, 1.25)  # as_other_wearer: the motion played this many times as fast (log-uniform)
 WEARER_GAIN = (0.7, 1.3)  # as_other_wearer: the dynamic part (|a| around gravity) scaled by this (uniform)
-RAILS_G = (2.0, 4.0, 8.0, 16.0)
 FEATURE_VERSION = "3"  # 3: the absolute grids (2: also local candidates, not shipped)
 
 
@@ -177,10 +177,10 @@ def as_other_watch(t: NDArray[np.float64], xyz: NDArray[np.float64], hz: float, 
 
 
 def rail_of(xyz: NDArray[np.float64]) -> float | None:
-    """The clipping rail a recording touches: the smallest of `RAILS_G` at or above its largest |axis| when that
+    """The clipping rail a recording touches: the smallest of `STANDARD_RANGES_G` at or above its largest |axis| when that
     reaches 98 % of it, else None."""
     top = float(np.max(np.abs(xyz))) if len(xyz) else 0.0
-    for r in RAILS_G:
+    for r in STANDARD_RANGES_G:
         if top <= r * 1.001:
             return r if top >= 0.98 * r else None
     return None

@@ -61,11 +61,9 @@ def _fit(X: NDArray[np.float64], y: NDArray[np.int64], weight: NDArray[np.float6
 
     with threadpool_limits(1):
         clf = HistGradientBoostingClassifier(**PARAMS)
-        if weight is None:
-            w = np.where(y == 1, 0.5 / max(1, int(y.sum())), 0.5 / max(1, int((1 - y).sum()))) * len(y)
-        else:
-            pos, neg = float(weight[y == 1].sum()), float(weight[y == 0].sum())
-            w = weight * np.where(y == 1, 0.5 / max(1e-9, pos), 0.5 / max(1e-9, neg)) * float(weight.sum())
+        weight = np.ones(len(y)) if weight is None else weight
+        pos, neg = float(weight[y == 1].sum()), float(weight[y == 0].sum())
+        w = weight * np.where(y == 1, 0.5 / max(1e-9, pos), 0.5 / max(1e-9, neg)) * float(weight.sum())
         clf.fit(X, y, sample_weight=w)
     return clf
 

@@ -124,7 +124,7 @@ def match_body(m: Match | None) -> dict[str, Any] | None:
 
 
 def position_body(p: Position, patient_id: int | None, m: Match | None) -> dict[str, Any]:
-    body = _fields(p, "region", "region_weights", "passages")  # the locate step's grid cells: used here by the matcher, too bulky to send
+    body = _fields(p, "region", "region_weights", "passages")  # the locate step's grid cells and smoothed past: used here (matcher, wander detector), too bulky to send
     body["patient_id"] = patient_id
     body["match"] = match_body(m)
     return body

@@ -125,3 +125,26 @@ def test_k_is_chosen_by_the_out_of_fold_ranking_and_ties_go_to_the_smaller_k(
     assert len(calls) == k + 1 and calls[-1] == set(groups)
     for f in range(k):
         assert calls[f] == {s for s in groups if fold_of[s] != f}
+
+
+def test_subject_weights_give_every_subject_the_same_total_within_each_class() -> None:
+    rng = np.random.default_rng(2)
+    subj = np.array([f"S{i}" for i in rng.integers(0, 5, 300)])
+    y = (rng.random(300) < 0.25).astype(np.int64)
+    w = fall_train.subject_weights(subj, y)
+    for s in set(subj.tolist()):
+        for c in (0, 1):
+            m = (subj == s) & (y == c)
+            if m.any():
+                assert w[m].sum() == pytest.approx(1.0)
+                assert np.ptp(w[m]) == 0.0
+
+
+def test_subject_weights_change_the_fit_and_without_them_it_is_the_shipped_recipes() -> None:
+    X, of, fall, groups, _ = _table(seed=3)
+    groups = [("S0" if i % 2 else s) for i, s in enumerate(groups)]  # one subject with far more trials
+    _, plain = fall_train.fit_model(X, of, fall, groups, {}, folds=3)
+    _, off = fall_train.fit_model(X, of, fall, groups, {}, folds=3, subject_weight=False)
+    _, on = fall_train.fit_model(X, of, fall, groups, {}, folds=3, subject_weight=True)
+    assert fall_train.dumps(off) == fall_train.dumps(plain)
+    assert fall_train.dumps(on) != fall_train.dumps(plain)

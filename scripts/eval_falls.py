@@ -66,6 +66,8 @@ from chumphae.detect import fall_summary_data, fall_summary_model, fall_train  #
 from chumphae.detect import fall_summary_features as sf  # noqa: E402
 from chumphae.detect.fall_data import (  # noqa: E402
     RECIPE_BAGS,
+    RECIPE_DROP_KS,
+    RECIPE_SUBJECT_WEIGHT,
     RECIPES,
     SetFeatures,
     Trial,
@@ -128,12 +130,7 @@ def ranking(scores: Array, fall: NDArray[np.bool_]) -> tuple[float, float]:
     """(sensitivity at specificity SPEC_GOAL, specificity at sensitivity SENS_GOAL), the threshold swept on
     these very scores (trial score: highest candidate probability). How far a ranking is from the goal; not
     a detector's figure (no threshold chosen on training data reaches these)."""
-    adl, fl = np.sort(scores[~fall])[::-1], np.sort(scores[fall])
-    if not len(adl) or not len(fl):
-        return float("nan"), float("nan")
-    a = adl[int(np.floor((1.0 - SPEC_GOAL) * len(adl) + 1e-9))]  # ring strictly above it: ≤ 5 % of ADL ring
-    th = fl[int(np.floor((1.0 - SENS_GOAL) * len(fl) + 1e-9))]  # ring at or above it: ≤ 4 % of falls missed
-    return float(np.mean(fl > a)), float(np.mean(adl < th))
+    return fall_train.goal_ranking(scores, fall, SPEC_GOAL, SENS_GOAL)
 
 
 def ranking_line(scores: Array, fall: NDArray[np.bool_]) -> str:
@@ -240,10 +237,17 @@ def b2b_alarms(model: FallModel, b: B2B, subjects: set[str] | None = None) -> tu
 
 
 # --- training runs that never see the test data ----------------------------------------
-def fit(S: SetFeatures, keep: NDArray[np.bool_], meta: dict[str, object], folds: int = 4, bags: int = 0) -> FallModel:
-    """A model fitted on the trials in `keep` only (`bags`: fall_train.fit_model's bagging over subjects)."""
+def fit(S: SetFeatures, keep: NDArray[np.bool_], meta: dict[str, object], folds: int = 4, bags: int = 0,
+        drop_ks: tuple[int, ...] = (), subject_weight: bool = False) -> FallModel:
+    """A model fitted on the trials in `keep` only (`bags`: fall_train.fit_model's bagging over subjects;
+    `drop_ks`: its leaving out of subject-identifying features, falls-15)."""
     rows, trial_of, fall, groups = _kept(S, keep)
-    model, _ = fall_train.fit_model(S.X[rows], trial_of, fall, groups, meta, folds=folds, bags=bags)
+    acts = [S.trials[k].activity for k in np.flatnonzero(keep)]
+    model, _ = fall_train.fit_model(S.X[rows], trial_of, fall, groups, meta, folds=folds, bags=bags,
+                                    activities=acts, drop_ks=drop_ks, subject_weight=subject_weight)
+    if drop_ks:
+        say(f"    left out: {', '.join(model.meta['dropped_features']) or 'none'}; k → (sens at spec 0.95, spec at "
+            f"sens 0.96) out of fold: {model.meta['drop_choice']}")
     return model
 
 
@@ -257,7 +261,8 @@ def _kept(S: SetFeatures, keep: NDArray[np.bool_]) -> tuple[NDArray[np.bool_], N
     return rows, remap[S.trial_of[rows]], fall, [S.trials[k].subject for k in idx]
 
 
-def loso(S: SetFeatures, T: SetFeatures, b: B2B, bags: int = 0) -> tuple[Figures, list[float], Array]:
+def loso(S: SetFeatures, T: SetFeatures, b: B2B, bags: int = 0, drop_ks: tuple[int, ...] = (),
+         subject_weight: bool = False) -> tuple[Figures, list[float], Array]:
     """S: the set as recorded (scored); T: the same set as trained on (with its clipped and other-watch copies).
     Returns the figures, the per-fold thresholds and every trial's score by the model that held it out."""
     subjects = sorted({t.subject for t in S.trials})
@@ -270,7 +275,7 @@ def loso(S: SetFeatures, T: SetFeatures, b: B2B, bags: int = 0) -> tuple[Figures
     scores = np.zeros(len(S.trials))
     for i, s in enumerate(subjects):
         held = subj_of == s
-        model = fit(T, subj_T != s, {}, folds=3, bags=bags)
+        model = fit(T, subj_T != s, {}, folds=3, bags=bags, drop_ks=drop_ks, subject_weight=subject_weight)
         thresholds.append(model.threshold)
         scores[held] = test_scores(model, S)[held]
         d, dl = model_on_set(model, S, held)
@@ -553,11 +558,15 @@ def real(a: argparse.Namespace) -> None:
                     tag = f" [{r}]" if len(recipes) > 1 else ""
                     say(f"  training on {a_name}{tag} …")
                     T = train[r][a_name]
-                    m = fit(T, np.ones(len(T.trials), dtype=bool), {}, bags=RECIPE_BAGS.get(r, 0))
+                    m = fit(T, np.ones(len(T.trials), dtype=bool), {}, bags=RECIPE_BAGS.get(r, 0),
+                            drop_ks=RECIPE_DROP_KS.get(r, ()), subject_weight=r in RECIPE_SUBJECT_WEIGHT)
                     det, delay = model_on_set(m, B)
                     fa, h = b2b_alarms(m, b2b[b_name])
                     fg = figures(B.trials, det, delay, fa, h)
                     print(f"  {a_name:>9} → {b_name:<9}{tag} threshold {m.threshold:.2f}  {fg.line()}")
+                    if "dropped_features" in m.meta:
+                        print(f"  {'':21} left out (chosen on {a_name} alone): "
+                              f"{', '.join(m.meta['dropped_features']) or 'none'}")
                     print(f"  {'':21} worst ADL kinds: {worst(fg)}")
                     fall = np.array([t.fall for t in B.trials])
                     print(f"  {'':21} {ranking_line(test_scores(m, B), fall)}")
@@ -573,7 +582,8 @@ def real(a: argparse.Namespace) -> None:
             for r in recipes:
                 tag = f" [{r}]" if len(recipes) > 1 else ""
                 say(f"  {name}{tag}: leave-subjects-out, {len({t.subject for t in S.trials})} subjects …")
-                fg, ths, sc = loso(S, train[r][name], b2b[name], RECIPE_BAGS.get(r, 0))
+                fg, ths, sc = loso(S, train[r][name], b2b[name], RECIPE_BAGS.get(r, 0), RECIPE_DROP_KS.get(r, ()),
+                                   r in RECIPE_SUBJECT_WEIGHT)
                 print(f"  {name:10}{tag} {fg.line()}  thresholds {min(ths):.2f}–{max(ths):.2f}")
                 print(f"  {'':10} worst ADL kinds: {worst(fg)}")
                 print(f"  {'':10} {ranking_line(sc, np.array([t.fall for t in S.trials]))} (pooled over the folds)")
@@ -662,7 +672,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-loso", action="store_true", help="skip leave-subjects-out (the slow part)")
     ap.add_argument("--summary-only", action="store_true", help="only the per-second summary model and its baselines")
     ap.add_argument("--recipes", default="shipped",
-                    help="training recipes side by side, comma-separated (fall_data.RECIPES: shipped, ownpad, wearer, bag5)")
+                    help="training recipes side by side, comma-separated (fall_data.RECIPES: shipped, ownpad, wearer, bag5, subjinv, subjw)")
     ap.add_argument("--no-cross", action="store_true", help="skip the cross-set part")
     ap.add_argument("--loso-sets", default="", help="leave-subjects-out on these sets only (comma-separated)")
     ap.add_argument("--no-summary", action="store_true", help="skip the per-second summary model's part")

@@ -329,10 +329,18 @@ WEARER_COPIES = 1
 WEARER_RECIPE: tuple[Copy, ...] = TRAINING_COPIES + tuple(Copy(f"wearer{k}", wearer=k)
                                                           for k in range(1, WEARER_COPIES + 1))
 RECIPES: dict[str, tuple[Copy, ...]] = {"shipped": TRAINING_COPIES, "ownpad": OWN_PAD_COPIES, "wearer": WEARER_RECIPE,
-                                        "bag5": TRAINING_COPIES}
+                                        "bag5": TRAINING_COPIES, "subjinv": TRAINING_COPIES,
+                                        "subjw": TRAINING_COPIES}
 # falls-14's other variant (not shipped unless docs/fall-detection.md says so): the shipped copies, this many
 # tree models on bootstraps of the subjects, log-odds averaged (fall_train.fit_model's `bags`).
 RECIPE_BAGS: dict[str, int] = {"bag5": 5}
+# falls-15's variant (not shipped unless docs/fall-detection.md says so): the shipped copies, leaving out the k
+# features that most identify the subject among the training set's daily activities, k chosen among these by
+# subject-grouped out-of-fold scores of the training set (fall_train.fit_model's `drop_ks`).
+RECIPE_DROP_KS: dict[str, tuple[int, ...]] = {"subjinv": (0, 3, 6)}
+# falls-15's second variant (not shipped unless docs/fall-detection.md says so): the shipped copies, every training
+# subject's rows weighing the same in total within each class (fall_train.fit_model's `subject_weight`).
+RECIPE_SUBJECT_WEIGHT: frozenset[str] = frozenset({"subjw"})
 
 
 def training_parts(name: str, folder: Path, cache_dir: Path | None = None, limit: list[str] | None = None,

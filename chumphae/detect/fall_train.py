@@ -23,7 +23,8 @@ Everything is seeded and single-threaded: same data → same file.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -162,30 +163,170 @@ def subject_folds(groups: Sequence[str], folds: int) -> tuple[int, dict[str, int
 
 def fit_model(X: NDArray[np.float64], trial_of: NDArray[np.int64], fall: NDArray[np.bool_],
               groups: Sequence[str], meta: dict[str, Any], folds: int = 4, features: tuple[str, ...] = FEATURES,
-              score: NDArray[np.float64] | None = None, bags: int = 0) -> tuple[FallModel, dict[str, Any]]:
+              score: NDArray[np.float64] | None = None, bags: int = 0, activities: Sequence[str] | None = None,
+              drop_ks: Sequence[int] = (), subject_weight: bool = False) -> tuple[FallModel, dict[str, Any]]:
     """Fit on all rows; the threshold from grouped out-of-fold trial scores. Returns (model, json dict).
 
     `features` / `score`: another model's columns and its ranking of a fall trial's candidates (training_rows).
     `bags` > 0: that many models on bootstraps of the subjects, log-odds averaged (`_fit_bagged`), out of fold
-    too (falls-14's variant)."""
+    too (falls-14's variant).
+    `drop_ks` (falls-15's variant; needs each trial's `activities`): leave out the k features that most identify
+    the subject among daily activities (`identity_order`), k chosen among `drop_ks` by the goal's ranking of
+    the grouped out-of-fold scores (`choose_drop`); the threshold then comes from the chosen k's scores.
+    `subject_weight` (falls-15's second variant): every subject's rows weigh the same in total within each class
+    (`subject_weights`), in every fit."""
     rows, y = training_rows(fall, X, trial_of, score)
     g = np.asarray(groups)
     k, fold_of = subject_folds(list(groups), folds)
-    oof = np.zeros(len(X))
-    if k >= 2:
-        cand_fold = np.array([fold_of[s] for s in g[trial_of]])
-        for f in range(k):
-            tr_rows = rows[cand_fold[rows] != f]
-            y_f = fall[trial_of[tr_rows]].astype(np.int64)
-            clfs = _fit_bagged(X[tr_rows], y_f, g[trial_of[tr_rows]], bags) if bags else [_fit(X[tr_rows], y_f)]
-            te = np.flatnonzero(cand_fold == f)
-            if len(te):
-                oof[te] = _proba(clfs, X[te]) if bags else clfs[0].predict_proba(X[te])[:, 1]
-        threshold = adl_quantile_threshold(trial_scores(oof, trial_of, len(fall)), fall)
-    else:
-        threshold = 0.5
+    cand_fold = np.array([fold_of[s] for s in g[trial_of]]) if k >= 2 else np.zeros(len(X), dtype=np.int64)
+    drop: list[int] = []
+    if drop_ks:
+        if activities is None:
+            raise ValueError("drop_ks needs the trials' activities")
+        drop, oof, table = choose_drop(X, rows, y, trial_of, fall, g, np.asarray(activities), cand_fold, k, drop_ks)
+        meta = dict(meta, dropped_features=[features[j] for j in drop],
+                    drop_choice={str(n): [round(a, 4), round(b, 4)] for n, (a, b) in table.items()})
+    elif k >= 2:
+        oof = _oof(X, rows, y, g[trial_of], cand_fold, k, bags, lambda f: [], subject_weight)
+    Xd = blank(X, drop)
+    threshold = adl_quantile_threshold(trial_scores(oof, trial_of, len(fall)), fall) if k >= 2 else 0.5
     if bags:
-        d = export_bagged(_fit_bagged(X[rows], y, g[trial_of[rows]], bags), threshold, meta, features)
+        d = export_bagged(_fit_bagged(Xd[rows], y, g[trial_of[rows]], bags), threshold, meta, features)
     else:
-        d = export(_fit(X[rows], y), threshold, meta, features)
+        w = subject_weights(g[trial_of[rows]], y) if subject_weight else None
+        d = export(_fit(Xd[rows], y, w), threshold, meta, features)
     return from_dict(json.loads(dumps(d)), features), d
+
+
+def _oof(X: NDArray[np.float64], rows: NDArray[np.int64], y: NDArray[np.int64], cand_groups: NDArray[np.str_],
+         cand_fold: NDArray[np.int64], k: int, bags: int, drop_of: Callable[[int], list[int]],
+         subject_weight: bool = False) -> NDArray[np.float64]:
+    """Every candidate's probability by the model fitted on the other folds' training rows (`drop_of(f)`: the
+    columns fold f's model leaves out)."""
+    oof = np.zeros(len(X))
+    pos = np.zeros(len(X), dtype=np.int64)
+    pos[rows] = np.arange(len(rows))
+    for f in range(k):
+        tr_rows = rows[cand_fold[rows] != f]
+        Xf = blank(X, drop_of(f))
+        y_f = y[pos[tr_rows]]
+        w = subject_weights(cand_groups[tr_rows], y_f) if subject_weight else None
+        clfs = _fit_bagged(Xf[tr_rows], y_f, cand_groups[tr_rows], bags) if bags else [_fit(Xf[tr_rows], y_f, w)]
+        te = np.flatnonzero(cand_fold == f)
+        if len(te):
+            oof[te] = _proba(clfs, Xf[te]) if bags else clfs[0].predict_proba(Xf[te])[:, 1]
+    return oof
+
+
+def subject_weights(subjects: NDArray[np.str_], y: NDArray[np.int64]) -> NDArray[np.float64]:
+    """Row weights under which every subject's rows of each class weigh 1 in total (falls-15's "subjw"); `_fit`
+    then balances the classes as usual."""
+    key = np.char.add(subjects.astype(str), np.where(y == 1, "|1", "|0"))
+    _, inv, counts = np.unique(key, return_inverse=True, return_counts=True)
+    out: NDArray[np.float64] = 1.0 / counts[inv].astype(np.float64)
+    return out
+
+
+# --- falls-15: features that identify the wearer -----------------------------------------------------------
+DROP_KS = (0, 3, 6)  # the numbers of most subject-identifying features `choose_drop` tries leaving out
+
+
+def blank(X: NDArray[np.float64], cols: Sequence[int]) -> NDArray[np.float64]:
+    """X with the columns `cols` set to 0 (a constant column is never split on: the trees then leave them out,
+    and the model keeps its 22 inputs, so the file's format does not change)."""
+    if not len(cols):
+        return X
+    out = X.copy()
+    out[:, list(cols)] = 0.0
+    return out
+
+
+def average_ranks(v: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Ranks 1..n of `v`, ties given their mean rank."""
+    order = np.argsort(v, kind="mergesort")
+    sv = v[order]
+    new = np.r_[True, sv[1:] != sv[:-1]]
+    dense = np.cumsum(new)
+    ends = np.r_[np.flatnonzero(new), len(v)]
+    r = np.empty(len(v))
+    r[order] = 0.5 * (ends[dense] + ends[dense - 1] + 1)
+    return r
+
+
+def subject_identity(X: NDArray[np.float64], subjects: NDArray[np.str_], activities: NDArray[np.str_]
+                     ) -> NDArray[np.float64]:
+    """Per column, how much its value tells the subject apart once the activity is known: the share of the
+    variance of its ranks (missing values left out) explained by the subject, after each activity's mean rank
+    is taken away (eta-squared of subject on activity-centred ranks; 0 for a constant column). Fed daily
+    activities only, a high value means the feature describes the wearer, the watch on them or the session,
+    not the movement."""
+    out = np.zeros(X.shape[1])
+    for j in range(X.shape[1]):
+        ok = np.isfinite(X[:, j])
+        if ok.sum() < 3:
+            continue
+        r = average_ranks(X[ok, j])
+        r = r - _group_means(r, activities[ok])
+        total = float(np.sum(r ** 2))
+        out[j] = float(np.sum(_group_means(r, subjects[ok]) ** 2)) / total if total > 1e-12 else 0.0
+    return out
+
+
+def _group_means(v: NDArray[np.float64], labels: NDArray[np.str_]) -> NDArray[np.float64]:
+    """Each element's group mean of `v`."""
+    _, inv = np.unique(labels, return_inverse=True)
+    means: NDArray[np.float64] = np.bincount(inv, v) / np.bincount(inv)
+    return means[inv]
+
+
+def identity_order(X: NDArray[np.float64], subjects: NDArray[np.str_], activities: NDArray[np.str_]) -> list[int]:
+    """The columns, most subject-identifying first (`subject_identity`; ties by column order)."""
+    e = subject_identity(X, subjects, activities)
+    return [int(j) for j in np.argsort(-e, kind="stable")]
+
+
+def goal_ranking(scores: NDArray[np.float64], fall: NDArray[np.bool_], spec_goal: float = 0.95,
+                 sens_goal: float = 0.96) -> tuple[float, float]:
+    """(sensitivity at specificity `spec_goal`, specificity at sensitivity `sens_goal`), the threshold swept on
+    these very scores (the goal's two figures for a ranking)."""
+    adl, fl = np.sort(scores[~fall])[::-1], np.sort(scores[fall])
+    if not len(adl) or not len(fl):
+        return float("nan"), float("nan")
+    a = adl[int(np.floor((1.0 - spec_goal) * len(adl) + 1e-9))]  # ring strictly above it: ≤ 5 % of ADL ring
+    th = fl[int(np.floor((1.0 - sens_goal) * len(fl) + 1e-9))]  # ring at or above it: ≤ 4 % of falls missed
+    return float(np.mean(fl > a)), float(np.mean(adl < th))
+
+
+def _top(orders: list[list[int]], n: int, f: int) -> list[int]:
+    return orders[f][:n]
+
+
+def choose_drop(X: NDArray[np.float64], rows: NDArray[np.int64], y: NDArray[np.int64], trial_of: NDArray[np.int64],
+                fall: NDArray[np.bool_], groups: NDArray[np.str_], activities: NDArray[np.str_],
+                cand_fold: NDArray[np.int64], k: int, drop_ks: Sequence[int]
+                ) -> tuple[list[int], NDArray[np.float64], dict[int, tuple[float, float]]]:
+    """(columns to leave out, the chosen k's out-of-fold probabilities, each k's ranking of them).
+
+    For each k in `drop_ks`, each of the k subject-grouped folds ranks the columns on its own training
+    subjects' daily-activity candidates (`identity_order`), leaves out its top k and scores the held-out
+    subjects; k is the one whose pooled out-of-fold trial scores have the highest sensitivity at specificity
+    0.95 plus specificity at sensitivity 0.96 (ties: the smaller k). The columns left out are then the top k
+    on every training subject. No held-out subject's data shapes its fold's choice of columns."""
+    adl = ~fall[trial_of]
+    cg, ca = groups[trial_of], activities[trial_of]
+
+    def order(mask: NDArray[np.bool_]) -> list[int]:
+        m = mask & adl
+        return identity_order(X[m], cg[m], ca[m])
+
+    orders = [order(cand_fold != f) for f in range(k)] if k >= 2 else []
+    table: dict[int, tuple[float, float]] = {}
+    best, best_oof, best_val = int(drop_ks[0]), np.zeros(len(X)), -np.inf
+    for n in drop_ks:
+        if k < 2:
+            break
+        oof = _oof(X, rows, y, cg, cand_fold, k, 0, partial(_top, orders, int(n)))
+        table[int(n)] = goal_ranking(trial_scores(oof, trial_of, len(fall)), fall)
+        if sum(table[int(n)]) > best_val + 1e-12:
+            best, best_oof, best_val = int(n), oof, sum(table[int(n)])
+    return order(np.ones(len(X), dtype=bool))[:best], best_oof, table

@@ -330,7 +330,7 @@ WEARER_RECIPE: tuple[Copy, ...] = TRAINING_COPIES + tuple(Copy(f"wearer{k}", wea
                                                           for k in range(1, WEARER_COPIES + 1))
 RECIPES: dict[str, tuple[Copy, ...]] = {"shipped": TRAINING_COPIES, "ownpad": OWN_PAD_COPIES, "wearer": WEARER_RECIPE,
                                         "bag5": TRAINING_COPIES, "subjinv": TRAINING_COPIES,
-                                        "subjw": TRAINING_COPIES}
+                                        "subjw": TRAINING_COPIES, "subjhalf": TRAINING_COPIES}
 # falls-14's other variant (not shipped unless docs/fall-detection.md says so): the shipped copies, this many
 # tree models on bootstraps of the subjects, log-odds averaged (fall_train.fit_model's `bags`).
 RECIPE_BAGS: dict[str, int] = {"bag5": 5}
@@ -340,7 +340,10 @@ RECIPE_BAGS: dict[str, int] = {"bag5": 5}
 RECIPE_DROP_KS: dict[str, tuple[int, ...]] = {"subjinv": (0, 3, 6)}
 # falls-15's second variant (not shipped unless docs/fall-detection.md says so): the shipped copies, every training
 # subject's rows weighing the same in total within each class (fall_train.fit_model's `subject_weight`).
-RECIPE_SUBJECT_WEIGHT: frozenset[str] = frozenset({"subjw"})
+RECIPE_SUBJECT_WEIGHT: frozenset[str] = frozenset({"subjw", "subjhalf"})
+# falls-16's variant (not shipped unless docs/fall-detection.md says so): subjw's weights raised to this power
+# (fall_train.fit_model's `subject_power`; a subject with n rows in a class weighs n ** 0.5 in total); others 1.
+RECIPE_SUBJECT_POWER: dict[str, float] = {"subjhalf": 0.5}
 
 
 def training_parts(name: str, folder: Path, cache_dir: Path | None = None, limit: list[str] | None = None,

@@ -164,7 +164,8 @@ def subject_folds(groups: Sequence[str], folds: int) -> tuple[int, dict[str, int
 def fit_model(X: NDArray[np.float64], trial_of: NDArray[np.int64], fall: NDArray[np.bool_],
               groups: Sequence[str], meta: dict[str, Any], folds: int = 4, features: tuple[str, ...] = FEATURES,
               score: NDArray[np.float64] | None = None, bags: int = 0, activities: Sequence[str] | None = None,
-              drop_ks: Sequence[int] = (), subject_weight: bool = False) -> tuple[FallModel, dict[str, Any]]:
+              drop_ks: Sequence[int] = (), subject_weight: bool = False,
+              subject_power: float = 1.0) -> tuple[FallModel, dict[str, Any]]:
     """Fit on all rows; the threshold from grouped out-of-fold trial scores. Returns (model, json dict).
 
     `features` / `score`: another model's columns and its ranking of a fall trial's candidates (training_rows).
@@ -174,7 +175,8 @@ def fit_model(X: NDArray[np.float64], trial_of: NDArray[np.int64], fall: NDArray
     the subject among daily activities (`identity_order`), k chosen among `drop_ks` by the goal's ranking of
     the grouped out-of-fold scores (`choose_drop`); the threshold then comes from the chosen k's scores.
     `subject_weight` (falls-15's second variant): every subject's rows weigh the same in total within each class
-    (`subject_weights`), in every fit."""
+    (`subject_weights`), in every fit; `subject_power` (falls-16's "subjhalf": 0.5) raises these weights to that
+    power, so a subject with n rows in a class weighs n ** (1 - power) in total (0: the shipped weights)."""
     rows, y = training_rows(fall, X, trial_of, score)
     g = np.asarray(groups)
     k, fold_of = subject_folds(list(groups), folds)
@@ -187,20 +189,20 @@ def fit_model(X: NDArray[np.float64], trial_of: NDArray[np.int64], fall: NDArray
         meta = dict(meta, dropped_features=[features[j] for j in drop],
                     drop_choice={str(n): [round(a, 4), round(b, 4)] for n, (a, b) in table.items()})
     elif k >= 2:
-        oof = _oof(X, rows, y, g[trial_of], cand_fold, k, bags, lambda f: [], subject_weight)
+        oof = _oof(X, rows, y, g[trial_of], cand_fold, k, bags, lambda f: [], subject_weight, subject_power)
     Xd = blank(X, drop)
     threshold = adl_quantile_threshold(trial_scores(oof, trial_of, len(fall)), fall) if k >= 2 else 0.5
     if bags:
         d = export_bagged(_fit_bagged(Xd[rows], y, g[trial_of[rows]], bags), threshold, meta, features)
     else:
-        w = subject_weights(g[trial_of[rows]], y) if subject_weight else None
+        w = subject_weights(g[trial_of[rows]], y, subject_power) if subject_weight else None
         d = export(_fit(Xd[rows], y, w), threshold, meta, features)
     return from_dict(json.loads(dumps(d)), features), d
 
 
 def _oof(X: NDArray[np.float64], rows: NDArray[np.int64], y: NDArray[np.int64], cand_groups: NDArray[np.str_],
          cand_fold: NDArray[np.int64], k: int, bags: int, drop_of: Callable[[int], list[int]],
-         subject_weight: bool = False) -> NDArray[np.float64]:
+         subject_weight: bool = False, subject_power: float = 1.0) -> NDArray[np.float64]:
     """Every candidate's probability by the model fitted on the other folds' training rows (`drop_of(f)`: the
     columns fold f's model leaves out)."""
     oof = np.zeros(len(X))
@@ -210,7 +212,7 @@ def _oof(X: NDArray[np.float64], rows: NDArray[np.int64], y: NDArray[np.int64], 
         tr_rows = rows[cand_fold[rows] != f]
         Xf = blank(X, drop_of(f))
         y_f = y[pos[tr_rows]]
-        w = subject_weights(cand_groups[tr_rows], y_f) if subject_weight else None
+        w = subject_weights(cand_groups[tr_rows], y_f, subject_power) if subject_weight else None
         clfs = _fit_bagged(Xf[tr_rows], y_f, cand_groups[tr_rows], bags) if bags else [_fit(Xf[tr_rows], y_f, w)]
         te = np.flatnonzero(cand_fold == f)
         if len(te):
@@ -218,12 +220,13 @@ def _oof(X: NDArray[np.float64], rows: NDArray[np.int64], y: NDArray[np.int64], 
     return oof
 
 
-def subject_weights(subjects: NDArray[np.str_], y: NDArray[np.int64]) -> NDArray[np.float64]:
-    """Row weights under which every subject's rows of each class weigh 1 in total (falls-15's "subjw"); `_fit`
-    then balances the classes as usual."""
+def subject_weights(subjects: NDArray[np.str_], y: NDArray[np.int64], power: float = 1.0) -> NDArray[np.float64]:
+    """Row weights under which every subject's rows of each class weigh 1 in total (falls-15's "subjw"), raised
+    to `power`: a subject with n rows in a class then weighs n ** (1 - power) in total (falls-16's "subjhalf":
+    0.5; power 0: every row 1, the shipped weights). `_fit` then balances the classes as usual."""
     key = np.char.add(subjects.astype(str), np.where(y == 1, "|1", "|0"))
     _, inv, counts = np.unique(key, return_inverse=True, return_counts=True)
-    out: NDArray[np.float64] = 1.0 / counts[inv].astype(np.float64)
+    out: NDArray[np.float64] = counts[inv].astype(np.float64) ** -float(power)
     return out
 
 

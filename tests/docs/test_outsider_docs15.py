@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 from websockets.asyncio.client import connect
 
-from chumphae.models import Alert, PositionRecord
+from chumphae.models import Alert, Gateway, PositionRecord
 from chumphae.seed import rotate_gateway_tokens, seed_demo
 from gateway import siteconfig
 from gateway.pipeline import Pipeline
@@ -23,6 +23,7 @@ from gateway.queue import Outbox
 from gateway.service import default_steps
 from gateway.simulate import scenario as scenarios
 from gateway.simulate.source import SimSource
+from tests.conftest import World
 from tests.feed.liveserver import LiveServer, recv_json
 from tests.ingest.conftest import BAND, Site, server, site  # noqa: F401  (the fixtures)
 from tests.ingest.test_gateway_socket import frame, position, url
@@ -93,3 +94,30 @@ def test_the_fall_scenario_raises_only_what_its_header_promises(start: str, clie
     alerts = [json.loads(q.text)["body"] for q in ob.pending(10_000) if q.type == "alert"]
     ob.close()
     assert sorted(a["type"] for a in alerts) == sorted(scen.promises), alerts
+
+
+def test_the_daily_summary_says_a_gateways_offline_alert_is_in_no_row(client: TestClient, world: World) -> None:
+    """The outsider's hospital client summed `alerts_gateway_offline` of the day's JSON: 0, on a day the demo's
+    backend had raised two `gateway_offline` alerts (for the outsider's own replay gateway). They have no patient,
+    so the per-patient rows (and the totals, their sums) leave them out; the column counted only one a gateway
+    had filed under a patient. daily-summary.md now says so and where the day's outages are."""
+    from chumphae.alert.escalate import raise_offline
+    from chumphae.timeutil import to_bangkok, utcnow
+
+    now = utcnow()
+    with Session(world.engine) as s:
+        s.add(Gateway(slug="gw-quiet", name="quiet", site="ban-x", token_hash="h" * 64, token_prefix="chg_x",
+                      last_heartbeat_at=now - timedelta(seconds=200)))
+        s.commit()
+        assert len(raise_offline(s, now=now, after_s=90)) == 1
+        s.commit()
+    day = to_bangkok(now).date().isoformat()
+    r = client.get(f"/api/v1/reports/daily?date={day}&format=json", headers=world.auth("hospital"))
+    assert r.status_code == 200, r.text
+    assert r.json()["totals"]["alerts_gateway_offline"] == 0
+    r = client.get("/api/v1/alerts?type=gateway_offline", headers=world.auth("care_manager"))
+    assert r.status_code == 200 and r.json()["total"] == 1
+    daily = " ".join((ROOT / "docs" / "daily-summary.md").read_text(encoding="utf-8").split())
+    assert "belongs to no patient (`patient_id` `null`, docs/feed-protocol.md §3), so it is in no row and not in" \
+           " the totals" in daily
+    assert "`GET /api/v1/alerts?type=gateway_offline&since=…&until=…`" in daily

@@ -121,3 +121,51 @@ def test_the_daily_summary_says_a_gateways_offline_alert_is_in_no_row(client: Te
     assert "belongs to no patient (`patient_id` `null`, docs/feed-protocol.md §3), so it is in no row and not in" \
            " the totals" in daily
     assert "`GET /api/v1/alerts?type=gateway_offline&since=…&until=…`" in daily
+
+
+async def test_a_json_true_is_no_id_nor_cursor_on_the_feed(server: LiveServer, site: Site) -> None:  # noqa: F811
+    """feed-protocol §6: `alert_id` an integer 1 … 2³¹−1, an `auth` cursor an integer 0 … 2⁶³−1 (else 4001). The
+    outsider's feed client sent `"alert_id": true`: the backend read it as alert 1 and answered for that alert; an
+    `auth` message with `"cursor": true` replayed from cursor 1, and `"cursor": "12"` from 12."""
+    world = site.world
+    token = world.tokens["care_manager"]
+    async with connect(f"{server.ws}/ws/alerts", additional_headers=world.auth("care_manager")) as ws:
+        assert (await recv_json(ws))["type"] == "welcome"
+        assert (await recv_json(ws))["type"] == "snapshot"
+        for bad in (True, "1", 1.0):
+            await ws.send(json.dumps({"type": "ack", "req": "a", "alert_id": bad}))
+            f = await recv_json(ws)
+            while f["type"] not in ("result", "error"):
+                f = await recv_json(ws)
+            assert (f["type"], f.get("code")) == ("error", "feed_bad_message"), (bad, f)
+    for bad in (True, "12", 12.0):
+        async with connect(f"{server.ws}/ws/alerts") as ws:
+            await ws.send(json.dumps({"type": "auth", "token": token, "cursor": bad}))
+            f = await recv_json(ws)
+            assert (f["type"], f.get("code")) == ("error", "unauthorized"), (bad, f)
+
+
+def test_a_json_true_is_no_id_nor_score_in_a_rest_body(client: TestClient, world: World) -> None:
+    """mobile-api: ids are integers 1 … 2³¹−1, `adl_score` 0–20. `{"patient_id": true}` assigned patient 1 to the
+    outsider's volunteer (204), and `{"adl_score": true}` registered a patient with ADL 1 (bedbound)."""
+    admin = world.auth("admin")
+    r = client.post(f"/api/v1/users/{world.users['volunteer2']}/patients", headers=admin,
+                    json={"patient_id": True, "relation": "volunteer"})
+    assert r.status_code == 422, r.text
+    for field, value in (("adl_score", True), ("nhso_group", True), ("adl_score", "9")):
+        r = client.post("/api/v1/patients", headers=admin, json={"name_th": "ทดสอบ", field: value})
+        assert r.status_code == 422, (field, value, r.text)
+    r = client.post(f"/api/v1/patients/{world.own_patient}/visits", headers=world.auth("volunteer"),
+                    json={"adl_score": False})
+    assert r.status_code == 422, r.text
+    r = client.post("/api/v1/patients", headers=admin, json={"name_th": "ทดสอบ", "adl_score": 9, "nhso_group": 2})
+    assert r.status_code == 201 and r.json()["adl_score"] == 9
+
+
+def test_the_documents_say_integers_are_json_integers() -> None:
+    feed = " ".join((ROOT / "docs" / "feed-protocol.md").read_text(encoding="utf-8").split())
+    mobile = " ".join((ROOT / "docs" / "mobile-api.md").read_text(encoding="utf-8").split())
+    assert "(a JSON integer: `true`, `\"42\"` or `42.0` is `feed_bad_message`, as an `auth` cursor that is one of" \
+           " those is `4001`)" in feed
+    assert "ids, `adl_score` and `nhso_group` are JSON integers: `true`, `\"9\"` or `9.0` is a 422 `validation`" \
+           " problem" in mobile

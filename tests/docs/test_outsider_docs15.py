@@ -169,3 +169,41 @@ def test_the_documents_say_integers_are_json_integers() -> None:
            " those is `4001`)" in feed
     assert "ids, `adl_score` and `nhso_group` are JSON integers: `true`, `\"9\"` or `9.0` is a 422 `validation`" \
            " problem" in mobile
+
+
+async def test_a_gateway_frame_takes_json_types_only(server: LiveServer, site: Site) -> None:  # noqa: F811
+    """gateway-protocol §3.5 gives `patient_id` as an integer 1 … 2³¹−1 and the flags as booleans. The outsider's
+    gateway sent `"patient_id": true` in an alert without a band: acknowledged and filed under patient 1; and
+    `"lat": "16.5"`, `"sos": 1`, `"receivers": true` were acknowledged too (the fast path refused them, the
+    models behind it coerced them)."""
+    now = datetime.now(UTC) - timedelta(seconds=5)
+    good = {**position(now), "match": None}
+    cases = {
+        "alert": {"type": "band_silent", "t": now.isoformat(), "patient_id": True},
+        "lat": {**good, "lat": "16.5443"},
+        "receivers": {**good, "receivers": True},
+        "sos": {"address": BAND, "t": now.isoformat(), "sos": 1},
+        "zone_version": {**good, "match": {"status": "inside", "zone_version": True}},
+    }
+    kinds = {"alert": "alert", "sos": "reading"}
+    async with connect(url(server), additional_headers=site.auth()) as ws:
+        await recv_json(ws)
+        sent = {}
+        for name, body in cases.items():
+            mid, text = frame(kinds.get(name, "position"), body)
+            sent[mid] = name
+            await ws.send(text)
+        mid, text = frame("position", {**good, "lat": 16, "lon": 102})  # integers where floats go: fine
+        await ws.send(text)
+        answers: dict[str, str] = {}
+        while len(answers) < len(sent) + 1:
+            f = await recv_json(ws)
+            if f["type"] == "ack":
+                answers.update({i: "ack" for i in f["ids"]})
+            elif f["type"] == "error":
+                answers[f["id"]] = f["code"]
+    assert answers.pop(mid) == "ack"
+    assert {sent[i]: code for i, code in answers.items()} == dict.fromkeys(cases, "bad_body")
+    with Session(site.world.engine) as s:
+        assert s.exec(select(Alert)).first() is None
+    assert "`\"patient_id\": true`, `\"lat\": \"16.5\"` or `\"sos\": 1` is `bad_body`" in PROTOCOL

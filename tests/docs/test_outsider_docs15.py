@@ -207,3 +207,21 @@ async def test_a_gateway_frame_takes_json_types_only(server: LiveServer, site: S
     with Session(site.world.engine) as s:
         assert s.exec(select(Alert)).first() is None
     assert "`\"patient_id\": true`, `\"lat\": \"16.5\"` or `\"sos\": 1` is `bad_body`" in PROTOCOL
+
+
+def test_a_patients_home_and_active_take_json_types_only(client: TestClient, world: World) -> None:
+    """A `PATCH` with `"home_lat": true` moved the outsider's patient's home to latitude 1 (200), and
+    `"active": 1` or `"active": "true"` were taken as true; the document's types (numbers, a boolean) now hold."""
+    url = f"/api/v1/patients/{world.own_patient}"
+    admin = world.auth("admin")
+    for body in ({"home_lat": True, "home_lon": 102.1}, {"home_lat": "16.5", "home_lon": 102.1}, {"active": 1},
+                 {"active": "true"}):
+        r = client.patch(url, headers=admin, json=body)
+        assert r.status_code == 422, (body, r.text)
+    r = client.patch(url, headers=admin, json={"home_lat": 16, "home_lon": 102.1, "active": True})
+    assert r.status_code == 200 and r.json()["home_lat"] == 16.0, r.text
+    r = client.post("/api/v1/patients", headers=admin, json={"name_th": "ทดสอบ", "home_lat": True, "home_lon": 102.1})
+    assert r.status_code == 422, r.text
+    mobile = " ".join((ROOT / "docs" / "mobile-api.md").read_text(encoding="utf-8").split())
+    assert "as is a `home_lat` / `home_lon` that is not a JSON number or an `active` that is not `true` / `false`" \
+           in mobile

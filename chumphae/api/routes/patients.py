@@ -66,8 +66,8 @@ class PatientIn(BaseModel):
     village: Line64 | None = None
     home_parcel_code: Line32 | None = None
     home_building_code: Line40 | None = None
-    home_lat: float | None = Field(default=None, ge=-90, le=90)
-    home_lon: float | None = Field(default=None, ge=-180, le=180)
+    home_lat: float | None = Field(default=None, ge=-90, le=90, strict=True)  # `true` is no latitude 1
+    home_lon: float | None = Field(default=None, ge=-180, le=180, strict=True)
     notes: PatientNotes | None = None
 
 
@@ -82,10 +82,10 @@ class PatientPatch(BaseModel):
     nhso_group: NhsoGroup | None = None
     home_parcel_code: Line32 | None = None
     home_building_code: Line40 | None = None
-    home_lat: float | None = Field(default=None, ge=-90, le=90)
-    home_lon: float | None = Field(default=None, ge=-180, le=180)
+    home_lat: float | None = Field(default=None, ge=-90, le=90, strict=True)  # `true` is no latitude 1
+    home_lon: float | None = Field(default=None, ge=-180, le=180, strict=True)
     notes: PatientNotes | None = None
-    active: bool = omittable(description="Only care managers and admins (a patient who left the programme).")
+    active: bool = omittable(strict=True, description="Only care managers and admins (a patient who left the programme).")
 
 
 # Who may change which field of a patient they can see (PATCH); the route × role table tests it.

@@ -105,7 +105,9 @@ def _iso_utc(value: datetime) -> str:
 # -- reusable field types -------------------------------------------------------------------
 # Output: the one way an answer writes a time (never pydantic's `Z`; docs/mobile-api.md "Times").
 UtcTime = Annotated[datetime, PlainSerializer(_iso_utc, return_type=str, when_used="json")]
-Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+# Integers in bodies and feed messages are JSON integers: `true`, `"1"` or `1.0` are refused, not read as 1 (a
+# boolean had picked record 1: docs15, issue 13)
+Id = Annotated[int, Field(ge=1, le=MAX_ID, strict=True)]
 When = Annotated[datetime, BeforeValidator(_iso_text), AfterValidator(_in_window)]
 Day = Annotated[date, AfterValidator(_day_in_window)]
 Finite = Annotated[float, AfterValidator(_finite)]
@@ -119,7 +121,9 @@ Name = Annotated[str, StringConstraints(min_length=1, max_length=200), OneLine]
 Note = Annotated[str, StringConstraints(max_length=NOTE_MAX), NoControl]
 PatientNotes = Annotated[str, StringConstraints(max_length=PATIENT_NOTES_MAX), NoControl]
 VisitNotes = Annotated[str, StringConstraints(max_length=4000), NoControl]
-Cursor = Annotated[int, Field(ge=0, le=MAX_CURSOR)]
+Cursor = Annotated[int, Field(ge=0, le=MAX_CURSOR, strict=True)]
+AdlScore = Annotated[int, Field(ge=0, le=20, strict=True)]
+NhsoGroup = Annotated[int, Field(ge=0, le=4, strict=True)]
 
 # -- path and query parameters --------------------------------------------------------------
 PatientId = Annotated[int, Path(ge=1, le=MAX_ID, description="A patient's id.")]

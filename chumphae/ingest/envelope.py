@@ -56,8 +56,10 @@ def _in_window(v: datetime, info: ValidationInfo) -> datetime:
 
 
 class _Body(BaseModel):
-    # Gateways may add fields; floats must be finite (1e999 and NaN are refused).
-    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
+    # Gateways may add fields; floats must be finite (1e999 and NaN are refused). Strict: a number is a JSON
+    # number and a flag a JSON boolean (`true` is no patient id 1, `"16.5"` no latitude, `1` no `sos`), as the
+    # fast path's msgspec structs take them; only times (ISO 8601 text) and the alert type are read from text.
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False, strict=True)
 
 
 class PlaceBody(_Body):
@@ -87,7 +89,7 @@ class HelloBody(_Body):
 class PositionBody(_Body):
     address: str = Field(min_length=1, max_length=17)
     patient_id: Id32 | None = None
-    t: datetime
+    t: datetime = Field(strict=False)
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
     uncertainty_m: float = Field(ge=0, le=100_000)
@@ -100,11 +102,11 @@ class PositionBody(_Body):
 
 
 class AlertBody(_Body):
-    type: AlertType
+    type: AlertType = Field(strict=False)
     severity: str | None = Field(default=None, max_length=16)  # informative: the server's table decides
     address: str | None = Field(default=None, min_length=1, max_length=17)
     patient_id: Id32 | None = None
-    t: datetime
+    t: datetime = Field(strict=False)
     confidence: float = Field(default=1.0, ge=0, le=1)
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)
@@ -119,7 +121,7 @@ class ReadingBody(_Body):
     address: str = Field(min_length=1, max_length=17)
     patient_id: Id32 | None = None
     kind: str | None = Field(default=None, max_length=32)
-    t: datetime
+    t: datetime = Field(strict=False)
     rssi: int | None = Field(default=None, ge=-127, le=20)
     receiver: str | None = Field(default=None, max_length=64)
     seq: int | None = Field(default=None, ge=0, le=INT32)  # informative, need not increase
@@ -136,7 +138,7 @@ class ReadingBody(_Body):
 
 
 class HeartbeatBody(_Body):
-    model_config = ConfigDict(extra="allow", allow_inf_nan=False)  # kept whole as the gateway's health
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False, strict=True)  # kept whole as the gateway's health
     uptime_s: float | None = Field(default=None, ge=0)
     queue_depth: Count | None = None
     rejected: Count | None = None

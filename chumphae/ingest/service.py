@@ -446,14 +446,18 @@ def _map_places(session: Session, items: list[tuple[Message, BandInfo]]) -> dict
     stored position then gets its parcel and building codes, and the feed its words, from the backend's
     map, named per `Matcher.PLACE_CELL_M` cell in one vectorised pass for the batch (as `match_many` names
     them for a gateway that has the map). Nothing without a stored map."""
-    need = [i for i, (m, _) in enumerate(items) if not _names_a_place(m.body.match.place if m.body.match else None)]
+    def sent(i: int) -> Any:
+        match = items[i][0].body.match
+        return match.place if match else None
+
+    need = [i for i in range(len(items)) if not _names_a_place(sent(i)) or _lacks_codes(sent(i))]
     if not need:
         return {}
     found = matcher(session)  # the map's cache key: at most once per `RECHECK_S`
     if found is None:
         return {}
     places = found.places([items[i][0].body.lon for i in need], [items[i][0].body.lat for i in need])
-    return dict(zip(need, places, strict=True))
+    return {i: _place_from(sent(i), p) for i, p in zip(need, places, strict=True)}
 
 
 def _feed_payload(row: tuple[Any, ...], place: Any, *, text_times: bool = False) -> dict[str, object]:
@@ -675,6 +679,33 @@ def _names_a_place(place: Any) -> bool:
                 and (place.parcel_code or place.building_code or place.landmark))
 
 
+def _lacks_codes(place: Any) -> bool:
+    """Whether a gateway's place names where by a landmark only: words, but no parcel or building code."""
+    return _names_a_place(place) and not (place.parcel_code or place.building_code)
+
+
+@dataclass(frozen=True, slots=True)
+class _CodedPlace:
+    """A gateway's place (its words and landmark) with the parcel and building codes of the backend's map."""
+
+    parcel_code: str | None
+    building_code: str | None
+    landmark: str | None
+    description_th: str | None
+    description_en: str | None
+
+
+def _place_from(sent: Any, mapped: Any) -> Any:
+    """The place to store: the map's where the gateway named none; the gateway's words with the map's codes
+    where it named only a landmark (issue 13: an alert's `last_seen.parcel_code` was null on a parcel)."""
+    if mapped is None:
+        return sent
+    if not _lacks_codes(sent):
+        return mapped
+    return _CodedPlace(mapped.parcel_code, mapped.building_code, sent.landmark, sent.description_th,
+                       sent.description_en)
+
+
 def position_dict(row: PositionRecord, *, description_th: str | None = None,
                   description_en: str | None = None) -> dict[str, Any]:
     """A position as the feed shows it (also used for the snapshot)."""
@@ -706,11 +737,12 @@ def _alert_input(session: Session, gateway_id: int, site: str | None, b: AlertBo
     if patient_id is None:
         raise Refused("band is not given to a patient")
     place: Any = b.match.place if b.match else None
-    if not _names_a_place(place) and b.lat is not None and b.lon is not None:
+    if (not _names_a_place(place) or _lacks_codes(place)) and b.lat is not None and b.lon is not None:
         # A gateway without the tax map words only the zone ("outside the safe zone"): an alert must say
-        # where, so the backend names the place (landmark, distance, direction) from its own map.
+        # where, so the backend names the place (landmark, distance, direction) from its own map; one that
+        # names only a landmark keeps its words and gets the parcel and building codes of the map.
         found = matcher(session)
-        place = (found.place(b.lon, b.lat) if found is not None else None) or place
+        place = _place_from(place, found.place(b.lon, b.lat) if found is not None else None)
     details = dict(b.details)
     if b.severity:
         details["gateway_severity"] = b.severity

@@ -96,6 +96,40 @@ def routine_walk(site: SiteConfig, patient_id: int | None, home: LatLon, rng: ra
     return there + there[-2::-1] + [home]
 
 
+def route_inside(site: SiteConfig, patient_id: int | None, home: LatLon, route: list[LatLon], *,
+                 night: bool = False, margin_m: float = 5.0) -> list[LatLon]:
+    """The part of `route` a patient walks back and forth without leaving the zone in force (the night zone
+    with `night`, when the patient has one): from the point nearest home towards the end that keeps the
+    longer walk, up to where it would come within `margin_m` of the zone's edge. The route as it is without a
+    zone; empty when no part of it is inside (the patient then stays home)."""
+    frame = frame_for(site)
+    zone = (zone_of(site, frame, patient_id, night=True) if night else None) or zone_of(site, frame, patient_id)
+    if zone is None or len(route) < 2:
+        return route
+    line = LineString([frame.xy(p) for p in route])
+    if line.length <= 1.0:
+        return route
+    inner = zone.buffer(-margin_m)
+    d0 = line.project(Point(*frame.xy(home)))
+    best: list[tuple[float, float]] = []
+    for end in (0.0, line.length):
+        leg = _coords(substring(line, min(d0, end), max(d0, end)))
+        if end < d0:
+            leg.reverse()
+        inside: list[tuple[float, float]] = []
+        for x, y in leg:
+            if not inner.contains(Point(x, y)):
+                break
+            inside.append((x, y))
+        if _walked(inside) > _walked(best):
+            best = inside
+    return [frame.latlon(x, y) for x, y in best] if len(best) > 1 else []
+
+
+def _walked(pts: list[tuple[float, float]]) -> float:
+    return sum(math.dist(a, b) for a, b in zip(pts, pts[1:], strict=False))
+
+
 def walk_out(site: SiteConfig, patient_id: int | None, home: LatLon, *, beyond_m: float = 120.0,
              min_inside_m: float = 40.0) -> list[LatLon]:
     """Home → along one of the patient's routes toward one of its ends → on in the same direction

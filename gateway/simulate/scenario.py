@@ -17,7 +17,8 @@
     patients:
       - band: "C0:FF:EE:00:00:01"   # or an index into the site's bands
         at: home | [lat, lon]        # start (default: home, else the first route point)
-        route: [[lat, lon], ...]     # walked back and forth; default: the site's route for the patient
+        route: [[lat, lon], ...]     # walked back and forth; default: the part of the site's route for the
+                                     # patient inside the zone in force at the start (night zone at night)
         speed_mps: 0.8
         battery_pct: 80
         drain_pct_per_h: 1.5

@@ -179,11 +179,13 @@ class SimSource:
                 raise ValueError(f"scenario band {p.band} is not in the site config")
             b = found
         route = list(p.route)
+        home = next((q.get("home") for q in self.site.patients if q.get("id") == b.patient_id and q.get("home")), None)
         if not route:
             for r in self.site.routes:
                 if r.get("patient_id") == b.patient_id and r.get("geometry", {}).get("type") == "LineString":
                     route = [(lat, lon) for lon, lat in r["geometry"]["coordinates"]]
-        home = next((q.get("home") for q in self.site.patients if q.get("id") == b.patient_id and q.get("home")), None)
+            if route and home:  # the site's route: walked inside the zone in force, raising nothing unpromised
+                route = self._inside(b.patient_id, (float(home["lat"]), float(home["lon"])), route)
         if isinstance(p.at, tuple):
             start = p.at
         elif home:
@@ -194,6 +196,15 @@ class SimSource:
             raise ValueError(f"scenario patient on band {b.address}: no start (at / home / route)")
         seq0 = int(self.start.timestamp()) & 0x7FFFFFFF  # bands keep counting across runs
         return _Sim(p, b, start, list(route), route, p.speed_mps, p.battery_pct, seq0)
+
+    def _inside(self, patient_id: int | None, home: Point, route: list[Point]) -> list[Point]:
+        """The part of a site's route the patient walks back and forth inside the zone in force at the start
+        (the night zone at night, by the gateway's own rule): a routine walk, not an excursion."""
+        from gateway.simulate.district import night_rule
+        from gateway.simulate.paths import route_inside
+
+        night = night_rule(self.site, patient_id)(self.start)
+        return route_inside(self.site, patient_id, home, route, night=night)
 
     # -- one simulated second ---------------------------------------------------
     def inject(self, band: int, event: Event) -> None:

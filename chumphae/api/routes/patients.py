@@ -14,11 +14,13 @@ from chumphae import audit
 from chumphae.api.deps import CurrentUser, SessionDep, deny, patient_for, require_roles
 from chumphae.api.problems import Problem
 from chumphae.api.schemas import (
+    AdlScore,
     Line32,
     Line40,
     Line64,
     Line200,
     Name,
+    NhsoGroup,
     Offset,
     PatientId,
     PatientNotes,
@@ -55,8 +57,8 @@ class PatientIn(BaseModel):
     cid: Annotated[str | None, AfterValidator(_checked_cid)] = Field(default=None, pattern=r"^\d{13}$")
     sex: str | None = Field(default=None, pattern=r"^[12]$")
     birth_date: date | None = Field(default=None, ge=date(1880, 1, 1), le=date(2200, 1, 1))
-    adl_score: int | None = Field(default=None, ge=0, le=20)
-    nhso_group: int | None = Field(default=None, ge=0, le=4)
+    adl_score: AdlScore | None = None
+    nhso_group: NhsoGroup | None = None
     hospcode: str | None = Field(default=None, pattern=r"^\d{5}$")
     pid: str | None = Field(default=None, pattern=r"^[0-9A-Za-z]{1,15}$")
     hn: str | None = Field(default=None, pattern=r"^[0-9A-Za-z/\-]{1,15}$",
@@ -64,8 +66,8 @@ class PatientIn(BaseModel):
     village: Line64 | None = None
     home_parcel_code: Line32 | None = None
     home_building_code: Line40 | None = None
-    home_lat: float | None = Field(default=None, ge=-90, le=90)
-    home_lon: float | None = Field(default=None, ge=-180, le=180)
+    home_lat: float | None = Field(default=None, ge=-90, le=90, strict=True)  # `true` is no latitude 1
+    home_lon: float | None = Field(default=None, ge=-180, le=180, strict=True)
     notes: PatientNotes | None = None
 
 
@@ -76,14 +78,14 @@ class PatientPatch(BaseModel):
 
     name_th: Name = omittable()
     name_en: Line200 | None = None
-    adl_score: int | None = Field(default=None, ge=0, le=20)
-    nhso_group: int | None = Field(default=None, ge=0, le=4)
+    adl_score: AdlScore | None = None
+    nhso_group: NhsoGroup | None = None
     home_parcel_code: Line32 | None = None
     home_building_code: Line40 | None = None
-    home_lat: float | None = Field(default=None, ge=-90, le=90)
-    home_lon: float | None = Field(default=None, ge=-180, le=180)
+    home_lat: float | None = Field(default=None, ge=-90, le=90, strict=True)  # `true` is no latitude 1
+    home_lon: float | None = Field(default=None, ge=-180, le=180, strict=True)
     notes: PatientNotes | None = None
-    active: bool = omittable(description="Only care managers and admins (a patient who left the programme).")
+    active: bool = omittable(strict=True, description="Only care managers and admins (a patient who left the programme).")
 
 
 # Who may change which field of a patient they can see (PATCH); the route × role table tests it.

@@ -11,7 +11,7 @@ from chumphae.alert.render import iso
 from chumphae.api.deps import CurrentUser, SessionDep, patient_for, require_roles
 from chumphae.api.problems import Problem, invalid
 from chumphae.api.routes.mobile import page
-from chumphae.api.schemas import Offset, PatientId, Since, Until, VisitNotes, When
+from chumphae.api.schemas import AdlScore, Offset, PatientId, Since, Until, VisitNotes, When
 from chumphae.models import Role, User, Visit, adl_group
 from chumphae.patients.visits import list_visits, log_visit
 from chumphae.timeutil import iso_bangkok, utcnow
@@ -24,7 +24,7 @@ Visitor = Annotated[User, Depends(require_roles(Role.VOLUNTEER, Role.CARE_MANAGE
 class VisitIn(BaseModel):
     t: When | None = Field(default=None, description="When the visit took place (default: now). ISO 8601 "
                                                          "with offset; an app that was offline sends the real time.")
-    adl_score: int | None = Field(default=None, ge=0, le=20, description="Barthel ADL re-assessed, 0–20.")
+    adl_score: AdlScore | None = Field(default=None, description="Barthel ADL re-assessed, 0–20.")
     notes: VisitNotes | None = None
 
     model_config = {"json_schema_extra": {"examples": [

@@ -29,6 +29,7 @@ class WanderState:
     back_since: datetime | None = None  # after a left-coverage alert: first fix of the band heard again
     supported_at: datetime | None = None  # the excursion's last fix that said the patient was still outside
     held_since: datetime | None = None  # first fix of the current unbroken run held outside (wander.held_out)
+    leaned_at: datetime | None = None  # the last fix leaning outside (wander.LEAN_GAP_S: a dip this short keeps the run)
 
 
 @dataclass(frozen=True, slots=True)

@@ -69,6 +69,7 @@ REDATE_S = 45.0  # a started, not yet alerted dwell after this long with no supp
 HOLD_S = 20.0  # an unbroken run of fixes held outside (`held_out`) this long confirms an excursion
 SMOOTHED_LEAD_S = 60.0  # the smoothed past dates an excursion at most this long before its leaning run (wander-15)
 PASSAGE_MATCH_S = 5.0  # …read at the locate step's snapshot within this of the run's start
+LEAN_GAP_S = 0.0  # wander-17 (off: 0): a run leaning outside survives dips (fixes not leaning out) this short
 
 
 def smoothed_start(m: Match, run_start: datetime | None) -> datetime | None:
@@ -236,7 +237,7 @@ def step(state: PatientState, event: Event, th: Thresholds, now: datetime) -> tu
     if m.status == ZoneStatus.INSIDE:
         return replace(state, wander=WanderState()), []
     w = _rearm_left(w, m, th)
-    w = replace(w, centre_out_since=(w.centre_out_since or t) if leaning_out(m, th) else None,
+    w = replace(w, centre_out_since=_lean_run(w, m, th, t), leaned_at=t if leaning_out(m, th) else w.leaned_at,
                 held_since=(w.held_since or t) if held_out(m, th) else None)
     out: list[Detection] = []
     held = w.held_since is not None and seconds(w.held_since, t) >= HOLD_S  # confirms, as a clearing region does
@@ -264,6 +265,19 @@ def step(state: PatientState, event: Event, th: Thresholds, now: datetime) -> tu
             out.append(_wander(state, m, since, t, th))
             w = replace(w, alerted=True)
     return replace(state, wander=w), out
+
+
+def _lean_run(w: WanderState, m: Match, th: Thresholds, t: datetime) -> datetime | None:
+    """The start of the run of fixes leaning outside (`leaning_out`), as of fix `m`: kept through a dip of
+    fixes not leaning out no longer than `LEAN_GAP_S` since the last one that did (wander-17). Off the road a
+    slow walker's region hovers about `OUT_SHARE` for a minute or more (the far-out cloud keeps weight on the
+    road); a dip of a fix or two used to restart the run, and the excursion was dated 50–100 s late."""
+    if leaning_out(m, th):
+        return w.centre_out_since or t
+    if (LEAN_GAP_S > 0 and w.centre_out_since is not None and w.leaned_at is not None
+            and seconds(w.leaned_at, t) <= LEAN_GAP_S):
+        return w.centre_out_since
+    return None
 
 
 def tick(state: PatientState, th: Thresholds, now: datetime) -> tuple[PatientState, list[Detection]]:

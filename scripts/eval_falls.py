@@ -68,6 +68,7 @@ from chumphae.detect.fall_data import (  # noqa: E402
     RECIPE_BAGS,
     RECIPE_DROP_KS,
     RECIPE_SUBJECT_POWER,
+    RECIPE_SUBJECT_POWERS,
     RECIPE_SUBJECT_WEIGHT,
     RECIPES,
     SetFeatures,
@@ -239,14 +240,19 @@ def b2b_alarms(model: FallModel, b: B2B, subjects: set[str] | None = None) -> tu
 
 # --- training runs that never see the test data ----------------------------------------
 def fit(S: SetFeatures, keep: NDArray[np.bool_], meta: dict[str, object], folds: int = 4, bags: int = 0,
-        drop_ks: tuple[int, ...] = (), subject_weight: bool = False, subject_power: float = 1.0) -> FallModel:
+        drop_ks: tuple[int, ...] = (), subject_weight: bool = False, subject_power: float = 1.0,
+        subject_powers: tuple[float, ...] = ()) -> FallModel:
     """A model fitted on the trials in `keep` only (`bags`: fall_train.fit_model's bagging over subjects;
-    `drop_ks`: its leaving out of subject-identifying features, falls-15)."""
+    `drop_ks`: its leaving out of subject-identifying features, falls-15; `subject_powers`: its choice of the
+    subject-balance power inside the training set, falls-17)."""
     rows, trial_of, fall, groups = _kept(S, keep)
     acts = [S.trials[k].activity for k in np.flatnonzero(keep)]
     model, _ = fall_train.fit_model(S.X[rows], trial_of, fall, groups, meta, folds=folds, bags=bags,
                                     activities=acts, drop_ks=drop_ks, subject_weight=subject_weight,
-                                    subject_power=subject_power)
+                                    subject_power=subject_power, subject_powers=subject_powers)
+    if subject_powers:
+        say(f"    subject power chosen: {model.meta['subject_power']}; p → (sens at spec 0.95, spec at sens 0.96) "
+            f"out of fold: {model.meta['power_choice']}")
     if drop_ks:
         say(f"    left out: {', '.join(model.meta['dropped_features']) or 'none'}; k → (sens at spec 0.95, spec at "
             f"sens 0.96) out of fold: {model.meta['drop_choice']}")
@@ -264,7 +270,8 @@ def _kept(S: SetFeatures, keep: NDArray[np.bool_]) -> tuple[NDArray[np.bool_], N
 
 
 def loso(S: SetFeatures, T: SetFeatures, b: B2B, bags: int = 0, drop_ks: tuple[int, ...] = (),
-         subject_weight: bool = False, subject_power: float = 1.0) -> tuple[Figures, list[float], Array]:
+         subject_weight: bool = False, subject_power: float = 1.0, subject_powers: tuple[float, ...] = ()
+         ) -> tuple[Figures, list[float], Array]:
     """S: the set as recorded (scored); T: the same set as trained on (with its clipped and other-watch copies).
     Returns the figures, the per-fold thresholds and every trial's score by the model that held it out."""
     subjects = sorted({t.subject for t in S.trials})
@@ -278,7 +285,7 @@ def loso(S: SetFeatures, T: SetFeatures, b: B2B, bags: int = 0, drop_ks: tuple[i
     for i, s in enumerate(subjects):
         held = subj_of == s
         model = fit(T, subj_T != s, {}, folds=3, bags=bags, drop_ks=drop_ks, subject_weight=subject_weight,
-                    subject_power=subject_power)
+                    subject_power=subject_power, subject_powers=subject_powers)
         thresholds.append(model.threshold)
         scores[held] = test_scores(model, S)[held]
         d, dl = model_on_set(model, S, held)
@@ -563,11 +570,15 @@ def real(a: argparse.Namespace) -> None:
                     T = train[r][a_name]
                     m = fit(T, np.ones(len(T.trials), dtype=bool), {}, bags=RECIPE_BAGS.get(r, 0),
                             drop_ks=RECIPE_DROP_KS.get(r, ()), subject_weight=r in RECIPE_SUBJECT_WEIGHT,
-                            subject_power=RECIPE_SUBJECT_POWER.get(r, 1.0))
+                            subject_power=RECIPE_SUBJECT_POWER.get(r, 1.0),
+                            subject_powers=RECIPE_SUBJECT_POWERS.get(r, ()))
                     det, delay = model_on_set(m, B)
                     fa, h = b2b_alarms(m, b2b[b_name])
                     fg = figures(B.trials, det, delay, fa, h)
                     print(f"  {a_name:>9} → {b_name:<9}{tag} threshold {m.threshold:.2f}  {fg.line()}")
+                    if "subject_power" in m.meta:
+                        print(f"  {'':21} subject power (chosen on {a_name} alone): {m.meta['subject_power']}; "
+                              f"out of fold {m.meta['power_choice']}")
                     if "dropped_features" in m.meta:
                         print(f"  {'':21} left out (chosen on {a_name} alone): "
                               f"{', '.join(m.meta['dropped_features']) or 'none'}")
@@ -587,7 +598,8 @@ def real(a: argparse.Namespace) -> None:
                 tag = f" [{r}]" if len(recipes) > 1 else ""
                 say(f"  {name}{tag}: leave-subjects-out, {len({t.subject for t in S.trials})} subjects …")
                 fg, ths, sc = loso(S, train[r][name], b2b[name], RECIPE_BAGS.get(r, 0), RECIPE_DROP_KS.get(r, ()),
-                                   r in RECIPE_SUBJECT_WEIGHT, RECIPE_SUBJECT_POWER.get(r, 1.0))
+                                   r in RECIPE_SUBJECT_WEIGHT, RECIPE_SUBJECT_POWER.get(r, 1.0),
+                                   RECIPE_SUBJECT_POWERS.get(r, ()))
                 print(f"  {name:10}{tag} {fg.line()}  thresholds {min(ths):.2f}–{max(ths):.2f}")
                 print(f"  {'':10} worst ADL kinds: {worst(fg)}")
                 print(f"  {'':10} {ranking_line(sc, np.array([t.fall for t in S.trials]))} (pooled over the folds)")
@@ -676,7 +688,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-loso", action="store_true", help="skip leave-subjects-out (the slow part)")
     ap.add_argument("--summary-only", action="store_true", help="only the per-second summary model and its baselines")
     ap.add_argument("--recipes", default="shipped",
-                    help="training recipes side by side, comma-separated (fall_data.RECIPES: shipped, ownpad, wearer, bag5, subjinv, subjw, subjhalf)")
+                    help="training recipes side by side, comma-separated (fall_data.RECIPES: shipped, ownpad, wearer, bag5, subjinv, subjw, subjhalf, subjauto)")
     ap.add_argument("--no-cross", action="store_true", help="skip the cross-set part")
     ap.add_argument("--loso-sets", default="", help="leave-subjects-out on these sets only (comma-separated)")
     ap.add_argument("--no-summary", action="store_true", help="skip the per-second summary model's part")

@@ -330,7 +330,8 @@ WEARER_RECIPE: tuple[Copy, ...] = TRAINING_COPIES + tuple(Copy(f"wearer{k}", wea
                                                           for k in range(1, WEARER_COPIES + 1))
 RECIPES: dict[str, tuple[Copy, ...]] = {"shipped": TRAINING_COPIES, "ownpad": OWN_PAD_COPIES, "wearer": WEARER_RECIPE,
                                         "bag5": TRAINING_COPIES, "subjinv": TRAINING_COPIES,
-                                        "subjw": TRAINING_COPIES, "subjhalf": TRAINING_COPIES}
+                                        "subjw": TRAINING_COPIES, "subjhalf": TRAINING_COPIES,
+                                        "subjauto": TRAINING_COPIES}
 # falls-14's other variant (not shipped unless docs/fall-detection.md says so): the shipped copies, this many
 # tree models on bootstraps of the subjects, log-odds averaged (fall_train.fit_model's `bags`).
 RECIPE_BAGS: dict[str, int] = {"bag5": 5}
@@ -344,6 +345,9 @@ RECIPE_SUBJECT_WEIGHT: frozenset[str] = frozenset({"subjw", "subjhalf"})
 # falls-16's variant (not shipped unless docs/fall-detection.md says so): subjw's weights raised to this power
 # (fall_train.fit_model's `subject_power`; a subject with n rows in a class weighs n ** 0.5 in total); others 1.
 RECIPE_SUBJECT_POWER: dict[str, float] = {"subjhalf": 0.5}
+# falls-17's variant (not shipped unless docs/fall-detection.md says so): the subject-balance power chosen among
+# these inside the training set by its subject-grouped out-of-fold scores (fall_train.fit_model's `subject_powers`).
+RECIPE_SUBJECT_POWERS: dict[str, tuple[float, ...]] = {"subjauto": (0.0, 0.5, 1.0)}
 
 
 def training_parts(name: str, folder: Path, cache_dir: Path | None = None, limit: list[str] | None = None,

@@ -165,7 +165,7 @@ def fit_model(X: NDArray[np.float64], trial_of: NDArray[np.int64], fall: NDArray
               groups: Sequence[str], meta: dict[str, Any], folds: int = 4, features: tuple[str, ...] = FEATURES,
               score: NDArray[np.float64] | None = None, bags: int = 0, activities: Sequence[str] | None = None,
               drop_ks: Sequence[int] = (), subject_weight: bool = False,
-              subject_power: float = 1.0) -> tuple[FallModel, dict[str, Any]]:
+              subject_power: float = 1.0, subject_powers: Sequence[float] = ()) -> tuple[FallModel, dict[str, Any]]:
     """Fit on all rows; the threshold from grouped out-of-fold trial scores. Returns (model, json dict).
 
     `features` / `score`: another model's columns and its ranking of a fall trial's candidates (training_rows).
@@ -176,7 +176,10 @@ def fit_model(X: NDArray[np.float64], trial_of: NDArray[np.int64], fall: NDArray
     the grouped out-of-fold scores (`choose_drop`); the threshold then comes from the chosen k's scores.
     `subject_weight` (falls-15's second variant): every subject's rows weigh the same in total within each class
     (`subject_weights`), in every fit; `subject_power` (falls-16's "subjhalf": 0.5) raises these weights to that
-    power, so a subject with n rows in a class weighs n ** (1 - power) in total (0: the shipped weights)."""
+    power, so a subject with n rows in a class weighs n ** (1 - power) in total (0: the shipped weights).
+    `subject_powers` (falls-17's "subjauto"): the power chosen among these inside the training set by the goal's
+    ranking of the grouped out-of-fold scores (`choose_power`); the final fit uses it and the threshold comes
+    from its out-of-fold scores (overrides `subject_weight` / `subject_power`)."""
     rows, y = training_rows(fall, X, trial_of, score)
     g = np.asarray(groups)
     k, fold_of = subject_folds(list(groups), folds)
@@ -188,6 +191,11 @@ def fit_model(X: NDArray[np.float64], trial_of: NDArray[np.int64], fall: NDArray
         drop, oof, table = choose_drop(X, rows, y, trial_of, fall, g, np.asarray(activities), cand_fold, k, drop_ks)
         meta = dict(meta, dropped_features=[features[j] for j in drop],
                     drop_choice={str(n): [round(a, 4), round(b, 4)] for n, (a, b) in table.items()})
+    elif subject_powers and k >= 2:
+        subject_power, oof, ptable = choose_power(X, rows, y, trial_of, fall, g, cand_fold, k, subject_powers)
+        subject_weight = subject_power != 0
+        meta = dict(meta, subject_power=subject_power,
+                    power_choice={str(p): [round(a, 4), round(b, 4)] for p, (a, b) in ptable.items()})
     elif k >= 2:
         oof = _oof(X, rows, y, g[trial_of], cand_fold, k, bags, lambda f: [], subject_weight, subject_power)
     Xd = blank(X, drop)
@@ -228,6 +236,30 @@ def subject_weights(subjects: NDArray[np.str_], y: NDArray[np.int64], power: flo
     _, inv, counts = np.unique(key, return_inverse=True, return_counts=True)
     out: NDArray[np.float64] = counts[inv].astype(np.float64) ** -float(power)
     return out
+
+
+# --- falls-17: the subject-balance power chosen inside the training set ------------------------------------
+SUBJECT_POWERS = (0.0, 0.5, 1.0)  # the powers `choose_power` tries (0: shipped, 0.5: subjhalf, 1: subjw)
+
+
+def choose_power(X: NDArray[np.float64], rows: NDArray[np.int64], y: NDArray[np.int64], trial_of: NDArray[np.int64],
+                 fall: NDArray[np.bool_], groups: NDArray[np.str_], cand_fold: NDArray[np.int64], k: int,
+                 powers: Sequence[float]) -> tuple[float, NDArray[np.float64], dict[float, tuple[float, float]]]:
+    """(chosen power, its out-of-fold probabilities, each power's ranking of its own out-of-fold scores).
+
+    For each power p, every one of the k subject-grouped folds is fitted with `subject_weights(..., p)` (p = 0:
+    no weights, the shipped fit) and scores its held-out subjects; p is the one whose pooled out-of-fold trial
+    scores have the highest sensitivity at specificity 0.95 plus specificity at sensitivity 0.96 (ties: the
+    smaller p, `powers` being tried in increasing order). Only the training set's subjects are used."""
+    cg = groups[trial_of]
+    table: dict[float, tuple[float, float]] = {}
+    best, best_oof, best_val = float(sorted(powers)[0]), np.zeros(len(X)), -np.inf
+    for p in sorted(float(v) for v in powers):
+        oof = _oof(X, rows, y, cg, cand_fold, k, 0, lambda f: [], p != 0, p)
+        table[p] = goal_ranking(trial_scores(oof, trial_of, len(fall)), fall)
+        if sum(table[p]) > best_val + 1e-12:
+            best, best_oof, best_val = p, oof, sum(table[p])
+    return best, best_oof, table
 
 
 # --- falls-15: features that identify the wearer -----------------------------------------------------------

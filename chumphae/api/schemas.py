@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from typing import Annotated, Any, Literal
 
 from fastapi import Path, Query
@@ -68,6 +68,20 @@ def _iso_text(value: Any) -> Any:
     return value
 
 
+def _clock_text(value: Any) -> Any:
+    """A time of day is text (`"20:00"`); a number (`72000`) is not read as seconds after midnight."""
+    if isinstance(value, time) or (isinstance(value, str) and re.match(r"^\d{2}:\d{2}", value)):
+        return value
+    raise ValueError("a time of day must be text, e.g. 20:00")
+
+
+def _date_text(value: Any) -> Any:
+    """A date is ISO 8601 text (`"1941-03-09"`); a number (`0`) is not read as seconds since 1970."""
+    if isinstance(value, date) or (isinstance(value, str) and _ISO_DATE.match(value)):
+        return value
+    raise ValueError("a date must be ISO 8601 text, e.g. 1941-03-09")
+
+
 def _query_time_text(value: Any) -> Any:
     """A query string's time: as `_iso_text`, with a `+` the URL decoding turned into a space put back."""
     value = _iso_text(value)
@@ -110,6 +124,10 @@ UtcTime = Annotated[datetime, PlainSerializer(_iso_utc, return_type=str, when_us
 Id = Annotated[int, Field(ge=1, le=MAX_ID, strict=True)]
 When = Annotated[datetime, BeforeValidator(_iso_text), AfterValidator(_in_window)]
 Day = Annotated[date, AfterValidator(_day_in_window)]
+# Body dates and times of day are text, as times are: `"birth_date": 0` had been 1970-01-01 and a night `start`
+# of 72000 20:00 (docs16, issue 13)
+DateText = Annotated[date, BeforeValidator(_date_text)]
+ClockText = Annotated[time, BeforeValidator(_clock_text)]
 Finite = Annotated[float, AfterValidator(_finite)]
 NoControl = AfterValidator(_no_control)
 OneLine = AfterValidator(_no_control_line)
@@ -152,7 +170,9 @@ class ResolveIn(BaseModel):
     note: Note | None = None
 
 
-Req = Annotated[str, StringConstraints(max_length=64)] | Annotated[int, Field(ge=-MAX_CURSOR, le=MAX_CURSOR)] | None
+# A feed message's own tag: text or a JSON integer (`true` had come back as 1 and `7.0` as 7: docs16)
+Req = Annotated[str, StringConstraints(max_length=64)] | Annotated[int, Field(ge=-MAX_CURSOR, le=MAX_CURSOR,
+                                                                                strict=True)] | None
 
 
 class FeedAuth(BaseModel):

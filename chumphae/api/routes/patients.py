@@ -15,6 +15,7 @@ from chumphae.api.deps import CurrentUser, SessionDep, deny, patient_for, requir
 from chumphae.api.problems import Problem
 from chumphae.api.schemas import (
     AdlScore,
+    DateText,
     Line32,
     Line40,
     Line64,
@@ -56,7 +57,7 @@ class PatientIn(BaseModel):
     name_en: Line200 | None = None
     cid: Annotated[str | None, AfterValidator(_checked_cid)] = Field(default=None, pattern=r"^\d{13}$")
     sex: str | None = Field(default=None, pattern=r"^[12]$")
-    birth_date: date | None = Field(default=None, ge=date(1880, 1, 1), le=date(2200, 1, 1))
+    birth_date: DateText | None = Field(default=None, ge=date(1880, 1, 1), le=date(2200, 1, 1))  # text, not 0
     adl_score: AdlScore | None = None
     nhso_group: NhsoGroup | None = None
     hospcode: str | None = Field(default=None, pattern=r"^\d{5}$")

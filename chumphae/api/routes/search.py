@@ -27,11 +27,13 @@ Searcher = Annotated[User, Depends(require_roles(Role.CAREGIVER, Role.VOLUNTEER,
 
 class SightingIn(BaseModel):
     t: When = Field(description="When the phone heard the band (ISO 8601 with offset).")
-    lat: float = Field(ge=-90, le=90, description="The phone's own GPS fix.")
-    lon: float = Field(ge=-180, le=180)
-    accuracy_m: float = Field(gt=0, le=500, description="The phone's GPS accuracy (68 %), metres.")
-    rssi: int = Field(ge=-120, le=0, description="dBm at which the phone heard the band.")
-    tx_power: int | None = Field(default=None, ge=-100, le=20, description="The band's RSSI at 1 m, if its frame says.")
+    # JSON numbers and integers only: "16.5", `true` or an `rssi` of -70.0 had been taken (docs16)
+    lat: float = Field(ge=-90, le=90, strict=True, description="The phone's own GPS fix.")
+    lon: float = Field(ge=-180, le=180, strict=True)
+    accuracy_m: float = Field(gt=0, le=500, strict=True, description="The phone's GPS accuracy (68 %), metres.")
+    rssi: int = Field(ge=-120, le=0, strict=True, description="dBm at which the phone heard the band.")
+    tx_power: int | None = Field(default=None, ge=-100, le=20, strict=True,
+                                 description="The band's RSSI at 1 m, if its frame says.")
 
 
 class SightingsIn(BaseModel):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -11,7 +10,7 @@ from pydantic import BaseModel, Field
 from chumphae.api.deps import CurrentUser, SessionDep, patient_for, require_roles
 from chumphae.api.problems import Problem
 from chumphae.api.routes.maplayers import NOT_MODIFIED, cached_json
-from chumphae.api.schemas import Line32, PatientId
+from chumphae.api.schemas import ClockText, Line32, PatientId
 from chumphae.models import Role, User
 from chumphae.patients.safezones import ZoneBuildError, assign_zone, zone_geojson
 
@@ -21,8 +20,8 @@ Planner = Annotated[User, Depends(require_roles(Role.VOLUNTEER, Role.CARE_MANAGE
 
 
 class NightIn(BaseModel):
-    start: time = Field(description="Asia/Bangkok, e.g. 20:00")
-    end: time = Field(description="Asia/Bangkok, e.g. 06:00 (may wrap midnight)")
+    start: ClockText = Field(description="Asia/Bangkok, e.g. 20:00")  # text: 72000 is no 20:00
+    end: ClockText = Field(description="Asia/Bangkok, e.g. 06:00 (may wrap midnight)")
 
 
 class ZoneIn(BaseModel):
@@ -30,9 +29,10 @@ class ZoneIn(BaseModel):
 
     route_codes: list[Line32] | None = Field(default=None, max_length=200, description="Walking routes (tax-map `routes` codes).")
     place_codes: list[Line32] | None = Field(default=None, max_length=200, description="Safe places: landmark or parcel codes.")
-    margin_m: float | None = Field(default=None, ge=0, le=200, description="Around the home parcel.")
-    tolerance_m: float | None = Field(default=None, gt=0, le=200, description="Either side of a route.")
-    place_radius_m: float | None = Field(default=None, gt=0, le=500)
+    # JSON numbers (an integer is fine): `true` had saved a 1 m margin and "30" one of 30 m
+    margin_m: float | None = Field(default=None, ge=0, le=200, strict=True, description="Around the home parcel.")
+    tolerance_m: float | None = Field(default=None, gt=0, le=200, strict=True, description="Either side of a route.")
+    place_radius_m: float | None = Field(default=None, gt=0, le=500, strict=True)
     night: NightIn | None = Field(default=None, description="Home only between these hours; null: no night rule.")
 
     model_config = {"json_schema_extra": {"examples": [

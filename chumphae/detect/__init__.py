@@ -15,7 +15,6 @@ this order: the order a caregiver would want them read.
     3. wander.py        outside the safe zone for a dwell; left coverage
     4. band.py          band removed; band silent at home
     5. battery.py       low battery, with hours left
-  per gateway: gateway_health.py (gateway offline)
   offline / GATT streams: fall_detector.py (the model; `chumphae falls detect`, and the
   gateway's raw-stream path in gateway/gatt.py, whose fall alert replaces this rule's)
 """

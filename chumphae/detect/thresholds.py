@@ -52,8 +52,6 @@ class Thresholds:
     fall_min_confidence: float = 0.5
     # sos
     sos_debounce_s: float = 60.0  # one press repeated in many adverts is one SOS
-    # gateway
-    gateway_offline_s: float = 90.0
 
 
 _BY_GROUP: dict[str, dict[str, object]] = {

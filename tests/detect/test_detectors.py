@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from chumphae.detect import PatientState, detect, severity, thresholds_for, tick
-from chumphae.detect import gateway_health as gw
 from chumphae.detect.thresholds import Thresholds, dependency_group
 from chumphae.values import AlertType, Motion, Severity
 from tests.detect.builders import NIGHT, at, reading, still, walking
@@ -126,20 +125,6 @@ def test_battery_realerts_only_after_a_further_drop_and_resets_on_charge() -> No
     state, _ = feed(rs)
     state, found = feed([reading(at(20000), battery_pct=90, charging=True)], state=state)
     assert found == [] and state.battery.alerted_level is None
-
-
-# --- gateway offline ---------------------------------------------------------------------
-def test_gateway_offline_once_per_outage() -> None:
-    s = gw.GatewayHealth("gw-town-01")
-    s, _ = gw.step(s, at(0))
-    s, f1 = gw.tick(s, TH, at(60))
-    s, f2 = gw.tick(s, TH, at(95))
-    s, f3 = gw.tick(s, TH, at(200))
-    assert (f1, f3) == ([], []) and [d.type for d in f2] == [AlertType.GATEWAY_OFFLINE]
-    assert f2[0].details["gateway_id"] == "gw-town-01"
-    s, _ = gw.step(s, at(300))
-    _, f4 = gw.tick(s, TH, at(400))
-    assert len(f4) == 1
 
 
 # --- thresholds ----------------------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,7 @@ import pytest
 
 from chumphae.detect import fall_train
 from chumphae.detect.fall_data import RECIPE_SUBJECT_POWERS, RECIPE_SUBJECT_WEIGHT, RECIPES, TRAINING_COPIES
+from tests.detect.test_fall_subjhalf import eval_fit_kwargs
 from tests.detect.test_fall_subjinv import _table
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,27 +80,5 @@ def test_the_choice_is_the_best_of_each_powers_own_out_of_fold_ranking() -> None
 def test_the_recipe_is_the_shipped_copies_and_eval_falls_passes_the_powers(monkeypatch: pytest.MonkeyPatch) -> None:
     assert RECIPES["subjauto"] == TRAINING_COPIES
     assert RECIPE_SUBJECT_POWERS == {"subjauto": POWERS} and "subjauto" not in RECIPE_SUBJECT_WEIGHT
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        import eval_falls as ev
-    finally:
-        sys.path.remove(str(ROOT / "scripts"))
-    got: dict[str, Any] = {}
-
-    def fake_fit_model(*args: Any, **kw: Any) -> tuple[Any, dict[str, Any]]:
-        got.update(kw)
-        raise StopIteration
-
-    monkeypatch.setattr(fall_train, "fit_model", fake_fit_model)
-    X, of, fall, groups, acts = _table(seed=5)
-
-    class S:  # the fields eval_falls.fit reads from a SetFeatures
-        trials = [type("T", (), {"fall": bool(f), "subject": g, "activity": a})()
-                  for f, g, a in zip(fall.tolist(), groups, acts, strict=True)]
-        trial_of = of
-
-    S.X = X  # type: ignore[attr-defined]
-    with pytest.raises(StopIteration):
-        ev.fit(S, np.ones(len(fall), dtype=bool), {},  # type: ignore[arg-type]
-               subject_powers=RECIPE_SUBJECT_POWERS["subjauto"])
+    got = eval_fit_kwargs(monkeypatch, subject_powers=RECIPE_SUBJECT_POWERS["subjauto"])
     assert got["subject_powers"] == POWERS

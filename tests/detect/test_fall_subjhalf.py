@@ -72,6 +72,13 @@ def test_the_recipe_is_the_shipped_copies_with_power_half_and_eval_falls_passes_
         monkeypatch: pytest.MonkeyPatch) -> None:
     assert RECIPES["subjhalf"] == TRAINING_COPIES
     assert "subjhalf" in RECIPE_SUBJECT_WEIGHT and RECIPE_SUBJECT_POWER == {"subjhalf": 0.5}
+    got = eval_fit_kwargs(monkeypatch, subject_weight=True, subject_power=RECIPE_SUBJECT_POWER["subjhalf"])
+    assert got["subject_weight"] is True and got["subject_power"] == 0.5
+
+
+def eval_fit_kwargs(monkeypatch: pytest.MonkeyPatch, **kw: Any) -> dict[str, Any]:
+    """The keywords `scripts/eval_falls.py`'s `fit` hands to `fall_train.fit_model` when called with `kw`
+    (on a small table; the fit itself is stopped at its start)."""
     sys.path.insert(0, str(ROOT / "scripts"))
     try:
         import eval_falls as ev
@@ -93,6 +100,5 @@ def test_the_recipe_is_the_shipped_copies_with_power_half_and_eval_falls_passes_
 
     S.X = X  # type: ignore[attr-defined]
     with pytest.raises(StopIteration):
-        ev.fit(S, np.ones(len(fall), dtype=bool), {}, subject_weight=True,  # type: ignore[arg-type]
-               subject_power=RECIPE_SUBJECT_POWER["subjhalf"])
-    assert got["subject_weight"] is True and got["subject_power"] == 0.5
+        ev.fit(S, np.ones(len(fall), dtype=bool), {}, **kw)  # type: ignore[arg-type]
+    return got

@@ -18,13 +18,10 @@ from websockets.asyncio.client import connect
 from chumphae.models import Alert, Gateway, PositionRecord
 from chumphae.seed import rotate_gateway_tokens, seed_demo
 from gateway import siteconfig
-from gateway.pipeline import Pipeline
-from gateway.queue import Outbox
-from gateway.service import default_steps
 from gateway.simulate import scenario as scenarios
-from gateway.simulate.source import SimSource
 from tests.conftest import World
 from tests.feed.liveserver import LiveServer, recv_json
+from tests.gateway.test_simulate import run_on
 from tests.ingest.conftest import BAND, Site, server, site  # noqa: F401  (the fixtures)
 from tests.ingest.test_gateway_socket import frame, position, url
 
@@ -81,18 +78,7 @@ def test_the_fall_scenario_raises_only_what_its_header_promises(start: str, clie
     assert r.status_code == 200, r.text
     site_ = siteconfig.parse(r.json())
     scen = replace(scenarios.load("fall"), start=scenarios.parse_start(start))
-    src = SimSource(scen, site_, speed=0)
-    matcher, detector = default_steps(site_)
-    ob = Outbox(tmp_path / "fall.db")
-    pipe = Pipeline(site_, ob, matcher, detector)
-    for a in src.frames():
-        if a is None:
-            pipe.tick(src.clock(), src.wall())
-        else:
-            pipe.handle(a)
-    pipe.flush()
-    alerts = [json.loads(q.text)["body"] for q in ob.pending(10_000) if q.type == "alert"]
-    ob.close()
+    _, alerts = run_on(scen, site_, tmp_path / "fall.db")
     assert sorted(a["type"] for a in alerts) == sorted(scen.promises), alerts
 
 

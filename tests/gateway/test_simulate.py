@@ -17,16 +17,23 @@ from gateway.service import default_steps
 from gateway.simulate import motion, paths
 from gateway.simulate import scenario as scenarios
 from gateway.simulate.radio import distance_m
+from gateway.simulate.scenario import Scenario
 from gateway.simulate.source import SimSource
+from gateway.siteconfig import SiteConfig
 
 
 def run(name: str, tmp_path: Path) -> tuple[SimSource, list[dict[str, object]]]:
     scen = scenarios.load(name)
     assert scen.site is not None
-    src = SimSource(scen, scen.site, speed=0)
-    matcher, detector = default_steps(scen.site)
-    ob = Outbox(tmp_path / f"{name}.db")
-    pipe = Pipeline(scen.site, ob, matcher, detector)
+    return run_on(scen, scen.site, tmp_path / f"{name}.db")
+
+
+def run_on(scen: Scenario, site: SiteConfig, db: Path) -> tuple[SimSource, list[dict[str, object]]]:
+    """Play a scenario on a site through the real pipeline at full speed; the alerts its outbox holds."""
+    src = SimSource(scen, site, speed=0)
+    matcher, detector = default_steps(site)
+    ob = Outbox(db)
+    pipe = Pipeline(site, ob, matcher, detector)
     for a in src.frames():
         if a is None:
             pipe.tick(src.clock(), src.wall())

@@ -1,7 +1,8 @@
 """fix17 (issue 13): every shipped scenario raises exactly the alert types its header promises (promised ⊆ raised
 and raised ⊆ promised), by day and at night, on the seeded town site (as `chumphae demo --scenario` and a gateway
-with the demo backend run it) and on its own site (stand-alone). `everything` had also raised a left_coverage on
-the town site: its band with the low battery went flat and silent near the zone's edge."""
+with the demo backend run it) and on its own site (stand-alone). `everything` had also raised a left_coverage its header
+did not promise (on both sites, day and night): its band with the low battery goes flat and silent near the zone's
+edge; the header now promises it."""
 
 from __future__ import annotations
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
@@ -26,6 +28,12 @@ WS_MAX_BYTES = 1024 * 1024
 # deflate and inflate were ~17 % of the event loop's samples under the ingest bench (docs/performance.md,
 # "Ingest (branch ingest10)"); a gateway's frame is ~0.6 KiB, so a band sends ~10 B/s either way.
 WS_COMPRESSION = False
+
+
+# How long uvicorn's parent waits for a worker to answer its health check before it kills and replaces it
+# ("Child process [N] died"); uvicorn's default is 5 s, which a worker still starting on a loaded machine
+# could miss (fix17, issue 13: `_lean_workers`).
+WORKER_HEALTHCHECK_S = 20
 
 
 def server_options(ws_compression: bool | None = None) -> dict[str, Any]:
@@ -104,8 +112,10 @@ def serve(
         if workers == 1:
             uvicorn.run(create_app(settings), host=host, port=port, log_config=None, **server_options(ws_compression))
         else:  # each worker imports the app factory; they share the database (and Redis) only
-            uvicorn.run("chumphae.api.app:worker_app", factory=True, workers=workers, host=host, port=port,
-                        log_config=None, **server_options(ws_compression))
+            with _lean_workers():
+                uvicorn.run("chumphae.api.app:worker_app", factory=True, workers=workers, host=host, port=port,
+                            log_config=None, timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
+                            **server_options(ws_compression))
     finally:
         if alerts is not None:
             alerts.terminate()
@@ -113,6 +123,29 @@ def serve(
                 alerts.wait(SHUTDOWN_GRACE_S + 5)
             except subprocess.TimeoutExpired:
                 alerts.kill()
+
+
+@contextmanager
+def _lean_workers() -> Iterator[None]:
+    """uvicorn's workers are `spawn`ed: before a worker runs uvicorn's code, and so before the thread that
+    answers the parent's health checks exists, multiprocessing imports the parent's main module in it (here
+    the whole `chumphae` command: 1.2 s of CPU, 3 s on a loaded two-core machine). The parent pings each
+    worker from 0.5 s after starting it and kills one that has not answered within the health-check time: a
+    worker died at start-up under load (fix17, issue 13). A worker needs nothing from the main module (it
+    loads `worker_app` by name), so while the workers run the main module is named as a package's
+    `__main__`, which multiprocessing does not import in its children."""
+    from importlib.machinery import ModuleSpec
+
+    main = sys.modules.get("__main__")
+    if main is None:
+        yield
+        return
+    spec = getattr(main, "__spec__", None)
+    main.__spec__ = ModuleSpec("chumphae.__main__", None)
+    try:
+        yield
+    finally:
+        main.__spec__ = spec
 
 
 def _die_with_parent() -> None:

@@ -51,6 +51,9 @@ Authenticate with `Authorization: Bearer <token>` (tokens come from
 (`application/problem+json`); send
 `Accept-Language: en` for English, Thai is the default. Times are UTC in
 ISO 8601 unless a field says otherwise; the page shows them in Asia/Bangkok.
+Send times with an offset (`2025-01-15T10:30:00+07:00`); a time a person
+gives without one (`since`, `until`, a visit's `t`) is read as Asia/Bangkok
+time, a sighting's `t` without one is refused.
 """
 
 

@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from chumphae.models import Outcome
-from chumphae.timeutil import as_utc
+from chumphae.timeutil import BANGKOK, as_utc
 
 MAX_ID = 2**31 - 1  # row ids: INTEGER primary keys (PostgreSQL int4)
 MAX_CURSOR = 2**63 - 1  # feed cursors: the feed log's BIGINT id
@@ -88,6 +88,12 @@ def _query_time_text(value: Any) -> Any:
     return _PLUS_AS_SPACE.sub(r"\1+\2", value) if isinstance(value, str) else value
 
 
+def _naive_is_bangkok(value: datetime) -> datetime:
+    """A time a person gave without an offset is Asia/Bangkok time, the time everything is shown in: `10:30`
+    typed in Chumphae means 10:30 there (it had been read as UTC, 17:30 in Chumphae: fix17, issue 13)."""
+    return value.replace(tzinfo=BANGKOK) if value.tzinfo is None else value
+
+
 def _in_window(value: datetime) -> datetime:
     aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
     try:
@@ -122,7 +128,11 @@ UtcTime = Annotated[datetime, PlainSerializer(_iso_utc, return_type=str, when_us
 # Integers in bodies and feed messages are JSON integers: `true`, `"1"` or `1.0` are refused, not read as 1 (a
 # boolean had picked record 1: docs15, issue 13)
 Id = Annotated[int, Field(ge=1, le=MAX_ID, strict=True)]
+# A time a machine stamped (a phone's sighting): without an offset it stays naive and the route refuses it.
 When = Annotated[datetime, BeforeValidator(_iso_text), AfterValidator(_in_window)]
+# A time a person gives (a visit's `t`): without an offset it is Asia/Bangkok time (fix17, issue 13).
+LocalWhen = Annotated[datetime, BeforeValidator(_iso_text), AfterValidator(_naive_is_bangkok),
+                      AfterValidator(_in_window)]
 Day = Annotated[date, AfterValidator(_day_in_window)]
 # Body dates and times of day are text, as times are: `"birth_date": 0` had been 1970-01-01 and a night `start`
 # of 72000 20:00 (docs16, issue 13)
@@ -150,9 +160,15 @@ UserId = Annotated[int, Path(ge=1, le=MAX_ID, description="A user's id.")]
 GatewayId = Annotated[int, Path(ge=1, le=MAX_ID, description="A gateway's id.")]
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip.")]
 OptionalPatientQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
-QueryWhen = Annotated[datetime, BeforeValidator(_query_time_text), AfterValidator(_in_window)]
-Since = Annotated[QueryWhen | None, Query(description="At or after (ISO 8601 with offset; naive = UTC).")]
-Until = Annotated[QueryWhen | None, Query(description="Before (ISO 8601 with offset; naive = UTC).")]
+# A user id in a query (the district overview's `volunteer`): bounded as every id (it had taken any integer: fix17)
+OptionalUserQuery = Annotated[int | None, Query(ge=1, le=MAX_ID, description="A user's id.")]
+_QUERY_TIME = ("ISO 8601, e.g. 2025-01-15T10:30:00+07:00 (`+` written %2B in a URL); without an offset, "
+               "Asia/Bangkok time (2025-01-15T10:30:00 is 10:30 in Chumphae).")
+# Query times are typed by people (a filter): without an offset they are Asia/Bangkok time (fix17, issue 13).
+QueryWhen = Annotated[datetime, BeforeValidator(_query_time_text), AfterValidator(_naive_is_bangkok),
+                      AfterValidator(_in_window)]
+Since = Annotated[QueryWhen | None, Query(description=f"At or after: {_QUERY_TIME}")]
+Until = Annotated[QueryWhen | None, Query(description=f"Before: {_QUERY_TIME}")]
 
 
 def omittable(**constraints: Any) -> Any:

@@ -6,6 +6,7 @@
     start: "22:00+07:00"         # optional; default: now. A time of day (HH:MM with an offset, Bangkok
                                  # without one) is its latest occurrence before now, so a night scenario
                                  # runs at night yet within the backend's time window; or a full ISO time
+                                 # (Asia/Bangkok without an offset)
     description: "one line for --list-scenarios"
     promises: [wander, fall]     # alert types it raises (tests check each against a seeded backend)
     prefer_backend_site: false   # true: use the backend's site config when there is one and keep
@@ -111,11 +112,14 @@ class Scenario:
 
 def parse_start(text: str, now: datetime | None = None) -> datetime:
     """A scenario's `start`: a full ISO 8601 time, or a time of day (`22:00`, `22:00+07:00`) meaning its
-    latest occurrence at or before `now` (Asia/Bangkok when no offset is given)."""
+    latest occurrence at or before `now`; either without an offset is Asia/Bangkok time (a person wrote it; a
+    full time had stayed naive, then read in the machine's own zone: fix17, issue 13)."""
     try:
-        return datetime.fromisoformat(text)
+        at = datetime.fromisoformat(text)
     except ValueError:
         pass
+    else:
+        return at.replace(tzinfo=BANGKOK) if at.tzinfo is None else at
     try:
         of_day = time.fromisoformat(text)
     except ValueError:

@@ -19,7 +19,7 @@ def test_every_validation_problem_says_where_in_errors(client: TestClient, world
     assert "`validation` (with `errors`: where and what" in MOBILE
     own = world.own_patient
     cases = [
-        (client.post(f"/api/v1/patients/{own}/visits", json={"t": "2025-01-15T10:30:00", "adl_score": 3},
+        (client.post(f"/api/v1/patients/{own}/visits", json={"t": "2025-13-15T10:30:00", "adl_score": 3},
                      headers=world.auth("volunteer")), ["body", "t"]),
         (client.put(f"/api/v1/patients/{own}/bands", json={"address": "C0:CA:FE:00:01:2B", "key_hex": "zz"},
                     headers=world.auth("volunteer")), ["body"]),

@@ -34,10 +34,11 @@ def _visit_at_1030_bangkok(client: TestClient, world: World) -> None:
     assert r.status_code == 201, r.text
 
 
-def test_a_filter_time_without_an_offset_is_utc_and_a_bare_plus_is_read_back(client: TestClient, world: World) -> None:
+def test_a_filter_time_without_an_offset_is_bangkok_and_a_bare_plus_is_read_back(client: TestClient,
+                                                                                  world: World) -> None:
     """The outsider wrote `since=2025-01-15T10:30:00+07:00` into a URL as the document prints times: 422 (the `+`
     arrives as a space; now read back as `+` in a query); without the offset the filter was read as UTC and answered
-    nothing in the afternoon."""
+    nothing in the afternoon (now Asia/Bangkok time: fix17)."""
     _visit_at_1030_bangkok(client, world)  # 03:30 UTC
     url = f"/api/v1/patients/{world.own_patient}/visits"
     h = world.auth("volunteer")
@@ -48,7 +49,8 @@ def test_a_filter_time_without_an_offset_is_utc_and_a_bare_plus_is_read_back(cli
 
     assert count("2025-01-15T10:00:00%2B07:00") == 1  # 03:00 UTC: the visit is after it
     assert count("2025-01-15T03:00:00Z") == 1
-    assert count("2025-01-15T10:00:00") == 0  # naive: 10:00 UTC, 17:00 in Chumphae, after the visit
+    assert count("2025-01-15T10:00:00") == 1  # naive: 10:00 in Chumphae (fix17; it had been 10:00 UTC, 17:00 there)
+    assert count("2025-01-15T10:31:00") == 0  # naive: 10:31 in Chumphae, after the visit
     # a bare `+` arrives as a space; only a `+` can have become that space, so it is read back as one
     assert count("2025-01-15T10:00:00+07:00") == 1
     assert count("2025-01-15T11:00:00+07:00") == 0  # 04:00 UTC: after the visit, so the offset was applied
@@ -59,7 +61,7 @@ def test_a_filter_time_without_an_offset_is_utc_and_a_bare_plus_is_read_back(cli
     r = client.post(url, headers=h, json=visit)
     assert r.status_code == 422 and r.json()["code"] == "validation"
     assert "write the `+` as `%2B`" in MOBILE and "reads such a space before the offset (`10:30:00 07:00`) back as `+`" in MOBILE
-    assert "A filter without an offset is read as **UTC**, not Bangkok time" in MOBILE
+    assert "A time without an offset is read as **Asia/Bangkok** time" in MOBILE
 
 
 def test_the_app_table_names_every_query_parameter_of_the_list_routes(client: TestClient) -> None:

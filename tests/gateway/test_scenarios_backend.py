@@ -1,6 +1,6 @@
 """Each shipped scenario against a seeded backend: the real backend (uvicorn on loopback), the seeded
 demo district, the real gateway (site config fetched with its token, decode → locate → match → detect →
-outbox → uplink), flat-out speed. The alerts each scenario's header promises must be stored."""
+outbox → uplink), flat-out speed. The alerts each scenario's header promises must be stored, and no other type."""
 
 from __future__ import annotations
 
@@ -49,6 +49,8 @@ def test_shipped_scenario_raises_what_it_promises_on_the_seeded_backend(name: st
         assert {a.patient_id for a in alerts} <= patients
         assert s.exec(select(Position).where(col(Position.patient_id).in_(patients))).first() is not None
     assert set(scen.promises) <= stored, f"{name}: promised {scen.promises}, stored {sorted(stored)}"
+    # and nothing it does not promise (`everything` had also stored a left_coverage here: fix17, issue 13)
+    assert stored <= set(scen.promises), f"{name}: stored {sorted(stored - set(scen.promises))}, not promised"
     if "wander" in scen.promises:
         _walk_ends_outside(app_engine, next(a for a in alerts if a.type == "wander"))
 

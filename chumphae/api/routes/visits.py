@@ -9,9 +9,9 @@ from pydantic import BaseModel, Field
 
 from chumphae.alert.render import iso
 from chumphae.api.deps import CurrentUser, SessionDep, patient_for, require_roles
-from chumphae.api.problems import Problem, invalid
+from chumphae.api.problems import Problem
 from chumphae.api.routes.mobile import page
-from chumphae.api.schemas import AdlScore, Offset, PatientId, Since, Until, VisitNotes, When
+from chumphae.api.schemas import AdlScore, LocalWhen, Offset, PatientId, Since, Until, VisitNotes
 from chumphae.models import Role, User, Visit, adl_group
 from chumphae.patients.visits import list_visits, log_visit
 from chumphae.timeutil import iso_bangkok, utcnow
@@ -22,8 +22,9 @@ Visitor = Annotated[User, Depends(require_roles(Role.VOLUNTEER, Role.CARE_MANAGE
 
 
 class VisitIn(BaseModel):
-    t: When | None = Field(default=None, description="When the visit took place (default: now). ISO 8601 "
-                                                         "with offset; an app that was offline sends the real time.")
+    t: LocalWhen | None = Field(default=None, description="When the visit took place (default: now). ISO 8601, "
+                                "e.g. 2025-01-15T10:30:00+07:00; without an offset, Asia/Bangkok time. An app that "
+                                "was offline sends the real time.")
     adl_score: AdlScore | None = Field(default=None, description="Barthel ADL re-assessed, 0–20.")
     notes: VisitNotes | None = None
 
@@ -73,8 +74,6 @@ def get_visits(
 def post_visit(patient_id: PatientId, body: VisitIn, request: Request, session: SessionDep, user: Visitor) -> dict[str, Any]:
     """Log a home visit; a score updates the patient's ADL unless a later visit already scored them."""
     patient = patient_for(session, user, request, patient_id, action="update")
-    if body.t is not None and body.t.tzinfo is None:
-        raise invalid("t needs a UTC offset, e.g. 2025-01-15T10:30:00+07:00", "body", "t")
     if body.t is not None and (body.t - utcnow()).total_seconds() > 300:
         raise Problem(422, "visit_in_future")
     visit = log_visit(session, user=user, patient=patient, t=body.t, adl_score=body.adl_score, notes=body.notes,

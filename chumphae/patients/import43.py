@@ -50,7 +50,8 @@ FILE_NAME = re.compile(r"^(PERSON|HOME|FUNCTIONAL|DISABILITY)(?:[_\-.].*)?$", re
 USED: dict[str, frozenset[str]] = {
     "PERSON": frozenset({"HOSPCODE", "CID", "PID", "HID", "PRENAME", "NAME", "LNAME", "HN", "SEX", "BIRTH",
                          "DISCHARGE", "TYPEAREA"}),
-    "HOME": frozenset({"HOSPCODE", "HID", "HOUSE", "VILLAGE", "TAMBON", "LATITUDE", "LONGITUDE"}),
+    "HOME": frozenset({"HOSPCODE", "HID", "HOUSE", "VILLAGE", "TAMBON", "AMPUR", "CHANGWAT", "LATITUDE",
+                       "LONGITUDE"}),
     "FUNCTIONAL": frozenset({"HOSPCODE", "PID", "DATE_SERV", "FUNCTIONAL_TEST", "TESTRESULT", "DEPENDENT"}),
     "DISABILITY": frozenset({"HOSPCODE", "PID", "DISABTYPE", "DATE_DETECT", "DATE_DISAB"}),
 }
@@ -71,10 +72,20 @@ DISABILITY_TYPES = {  # DISABTYPE, Ministry of Social Development's seven types
     "5": ("สติปัญญา", "intellectual"), "6": ("การเรียนรู้", "learning"), "7": ("ออทิสติก", "autism"),
 }
 DISABILITY_NOTE = "[43 DISABILITY]"
+# HOME.TAMBON within Chumphae (CHANGWAT 40 Khon Kaen, AMPUR 05 Chumphae): geocodes 400501–400512 of the Department
+# of Provincial Administration, as listed by the `geothai` package 3.2.1 (data CC BY 4.0, GeoThai/data).
+CHUMPHAE = ("40", "05")
+CHUMPHAE_TAMBONS = {
+    "01": ("ชุมแพ", "Chum Phae"), "02": ("โนนหัน", "Non Han"), "03": ("นาหนองทุ่ม", "Na Nong Thum"),
+    "04": ("โนนอุดม", "Non Udom"), "05": ("ขัวเรียง", "Khua Riang"), "06": ("หนองไผ่", "Nong Phai"),
+    "07": ("ไชยสอ", "Chai So"), "08": ("วังหินลาด", "Wang Hin Lat"), "09": ("นาเพียง", "Na Phiang"),
+    "10": ("หนองเขียด", "Nong Khiat"), "11": ("หนองเสาเล้า", "Nong Sao Lao"), "12": ("โนนสะอาด", "Non Sa-at"),
+}
 
 
 class ImportRefused(Exception):
     """The export cannot be read as a whole (bad zip, missing file or column): nothing was imported."""
+FIELD_COUNT = "\0fields"  # in a row whose field count is not the header's: that count
 THAILAND = (5.5, 20.5, 97.3, 105.7)  # lat min/max, lon min/max
 VILLAGE_RADIUS_M = 2_000.0  # a home this close to a tax-map landmark takes that landmark's village name
 
@@ -118,7 +129,8 @@ class ImportReport:
 
 
 def read_table(raw: bytes) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
-    """Header (upper-case names) and rows as (line number, {name: value}); `|` or `,`; UTF-8 or cp874."""
+    """Header (upper-case names) and rows as (line number, {name: value}); `|` or `,`; UTF-8 or cp874.
+    A row with more or fewer fields than the header has its count under `FIELD_COUNT` (refused by `_load`)."""
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -131,7 +143,10 @@ def read_table(raw: bytes) -> tuple[list[str], list[tuple[int, dict[str, str]]]]
     for lineno, values in enumerate(reader, start=2):
         if not any(v.strip() for v in values):
             continue
-        rows.append((lineno, {h: (values[i].strip() if i < len(values) else "") for i, h in enumerate(header)}))
+        row = {h: (values[i].strip() if i < len(values) else "") for i, h in enumerate(header)}
+        if len(values) != len(header):
+            row[FIELD_COUNT] = str(len(values))
+        rows.append((lineno, row))
     return header, rows
 
 
@@ -211,7 +226,13 @@ def _load(report: ImportReport, table: str, src: Source | None) -> list[tuple[in
     lacking = REQUIRED[table] - set(header)
     if lacking:
         raise ImportRefused(f"{src.name}: missing column(s) {', '.join(sorted(lacking))}; nothing was imported")
-    return rows
+    kept = []
+    for line, r in rows:
+        if FIELD_COUNT in r:
+            report.refused.append((src.name, line, f"{r[FIELD_COUNT]} fields where the header has {len(header)}"))
+        else:
+            kept.append((line, r))
+    return kept
 
 
 def _homes(report: ImportReport, src: Source | None) -> dict[tuple[str, str], dict[str, object]]:
@@ -219,7 +240,8 @@ def _homes(report: ImportReport, src: Source | None) -> dict[tuple[str, str], di
     for _line, r in _load(report, "HOME", src):
         lat, lon = _float(r.get("LATITUDE", "")), _float(r.get("LONGITUDE", ""))
         home: dict[str, object] = {"house_no": r.get("HOUSE") or None,
-                                   "village": moo_name(r.get("VILLAGE", ""), r.get("TAMBON", ""))}
+                                   "village": moo_name(r.get("VILLAGE", ""), r.get("TAMBON", ""),
+                                                       r.get("AMPUR", ""), r.get("CHANGWAT", ""))}
         if lat is not None and lon is not None and THAILAND[0] <= lat <= THAILAND[1] and THAILAND[2] <= lon <= THAILAND[3]:
             home["home_lat"], home["home_lon"] = lat, lon
         elif r.get("LATITUDE") or r.get("LONGITUDE"):
@@ -228,13 +250,19 @@ def _homes(report: ImportReport, src: Source | None) -> dict[tuple[str, str], di
     return homes
 
 
-def moo_name(village: str, tambon: str = "") -> str | None:
-    """HOME.VILLAGE `01` (and TAMBON `02`) as people write it: `หมู่ที่ 1 ต.02`; None when there is none."""
+def moo_name(village: str, tambon: str = "", ampur: str = "", changwat: str = "") -> str | None:
+    """HOME.VILLAGE `07` of TAMBON `10` as people read it, Thai and English: `หมู่ที่ 7 ต.หนองเขียด / Moo 7,
+    Nong Khiat` (the tambon named when AMPUR and CHANGWAT are Chumphae's or left empty, else its code:
+    `หมู่ที่ 7 ต.10 / Moo 7, tambon 10`); None when there is no village number."""
     v = village.strip()
     if not v:
         return None
-    moo = f"หมู่ที่ {int(v)}" if v.isdigit() else f"หมู่ที่ {v}"
-    return f"{moo} ต.{tambon.strip()}" if tambon.strip() else moo
+    n = str(int(v)) if v.isdigit() else v
+    code = tambon.strip()
+    here = all(got.strip().zfill(2) in ("00", want) for got, want in zip((changwat, ampur), CHUMPHAE, strict=True))
+    name = CHUMPHAE_TAMBONS.get(code.zfill(2)) if here and code.isdigit() else None
+    th, en = (f" ต.{name[0]}", f", {name[1]}") if name else (f" ต.{code}", f", tambon {code}") if code else ("", "")
+    return f"หมู่ที่ {n}{th} / Moo {n}{en}"[:64]
 
 
 def _name_villages(session: Session, report: ImportReport, homes: dict[tuple[str, str], dict[str, object]]) -> None:
@@ -250,7 +278,7 @@ def _name_villages(session: Session, report: ImportReport, homes: dict[tuple[str
     except ValueError:  # no map at all
         layers = None
     if layers is None or not len(layers.landmarks):
-        report.notes["no tax map loaded: villages kept as หมู่ที่ N"] += 1
+        report.notes["no tax map loaded: villages named หมู่ที่ N ต.<tambon> / Moo N, <tambon>"] += 1
         return
     x, y = layers.metric.xy([lon for _h, _lat, lon in placed], [lat for _h, lat, _lon in placed])
     nearest, dist = layers.landmarks.nearest(x, y)
@@ -259,7 +287,7 @@ def _name_villages(session: Session, report: ImportReport, homes: dict[tuple[str
         if name:
             home["village"] = str(name)[:64]
         else:
-            report.notes["HOME position far from every tax-map landmark (village kept as หมู่ที่ N)"] += 1
+            report.notes["HOME position far from every tax-map landmark (village named หมู่ที่ N ต.<tambon>)"] += 1
 
 
 def _adl(report: ImportReport, src: Source | None) -> dict[tuple[str, str], int]:

@@ -87,11 +87,16 @@ def remove_cmd(
     dataset: Annotated[str, typer.Option(help="Data set to delete.")],
     layer: Annotated[str | None, typer.Option(help="Only this layer.")] = None,
 ) -> None:
-    """Delete an imported data set (or one layer of it)."""
+    """Delete an imported data set (or one layer of it); a name that is not loaded is an error naming those that are."""
     from chumphae.db import session_scope
-    from chumphae.map.store import remove_dataset
+    from chumphae.map.store import map_info, remove_dataset
 
     with session_scope(_engine()) as session:
+        loaded = {(r["dataset"], r["layer"]) for r in map_info(session)}
+        if not any(d == dataset and (layer is None or lay == layer) for d, lay in loaded):
+            have = ", ".join(f"{d} ({lay})" for d, lay in sorted(loaded)) or "none"
+            raise MapImportError(f"no data set {dataset!r}{f' with layer {layer!r}' if layer else ''} is loaded; "
+                                 f"loaded: {have} (`chumphae map info`); nothing removed")
         n = remove_dataset(session, dataset, layer)
     typer.echo(f"removed {n} features")
 
@@ -107,7 +112,10 @@ def where_cmd(
     from chumphae.map.store import load_layers
 
     with session_scope(_engine()) as session:
-        layers = load_layers(session)
+        try:
+            layers = load_layers(session)
+        except ValueError:  # no features at all: one line, not a traceback
+            raise MapImportError("no map loaded: run `chumphae map load-default` or `chumphae map import`") from None
     place = Matcher(layers).place(lon, lat)
     typer.echo(f"parcel {place.parcel_code or '-'}  building {place.building_code or '-'}  "
                f"landmark {place.landmark or '-'}")

@@ -131,3 +131,86 @@ def test_import43_readme_says_what_a_village_is_called() -> None:
     readme = _readme()
     assert "`หมู่ที่ 7 ต.หนองเขียด / Moo 7, Nong Khiat`" in readme
     assert "a row whose number of fields differs from its header's is refused" in readme
+
+
+# --- map import: a municipality's own layers in a Thai CRS (README's `chumphae map …` rows)
+
+def municipality_layers(into: Path) -> dict[str, Path]:
+    """An LTAX-like export in Indian 1975 / UTM 48N (EPSG:24048), written with geopandas as QGIS would:
+    parcels (MultiPolygons, the 10-character Shapefile name `parcel_cod`), buildings, a route, a landmark."""
+    import geopandas as gpd
+    from pyproj import Transformer
+    from shapely.geometry import LineString, MultiPolygon, Point, Polygon
+
+    x0, y0 = Transformer.from_crs(4326, 24048, always_xy=True).transform(102.1040, 16.5480)
+
+    def square(dx: float, dy: float, side: float) -> Polygon:
+        return Polygon([(x0 + dx, y0 + dy), (x0 + dx + side, y0 + dy), (x0 + dx + side, y0 + dy + side),
+                        (x0 + dx, y0 + dy + side)])
+
+    parcels = gpd.GeoDataFrame({
+        "zone": ["03"] * 3, "block": ["I"] * 3, "lot": ["001", "002", "003"], "parcel_cod": ["03I001", "03I002", "03I003"],
+        "Mapsheet": ["5838III1414"] * 3, "land_type": ["โฉนดที่ดิน", "ส.ป.ก. 4-01", "โฉนดที่ดิน"]},
+        geometry=[MultiPolygon([square(50 * k, 0, 40)]) for k in range(3)], crs=24048)
+    out = {"gpkg": into / "parcels.gpkg", "geojson": into / "parcels.geojson", "shp": into / "parcels.shp"}
+    parcels.to_file(out["gpkg"], layer="parcel", driver="GPKG")
+    parcels.to_file(out["geojson"], driver="GeoJSON")
+    parcels.to_file(out["shp"], encoding="cp874")
+    (into / "parcels.cpg").unlink()  # an old Shapefile: cp874 text and no word on it
+    parcels.set_crs(None, allow_override=True).to_file(into / "nocrs.shp")
+    gpd.GeoDataFrame({"building_c": ["03I001-B001"], "use": ["ร้านค้า"]}, geometry=[square(5, 5, 10)],
+                     crs=24048).to_file(into / "buildings.gpkg", layer="building", driver="GPKG")
+    gpd.GeoDataFrame({"route_id": ["RT01"], "name_th": ["ทางเดินหลังตลาด"], "name_en": ["Path behind the market"],
+                      "type": ["footpath"]}, geometry=[LineString([(x0 - 10, y0 - 5), (x0 + 150, y0 - 5)])],
+                     crs=24048).to_file(into / "routes.gpkg", layer="routes", driver="GPKG")
+    gpd.GeoDataFrame({"code": ["LMX1"], "name": ["ศาลาหมู่บ้าน"], "name_en": ["Village sala"], "kind": ["village_hall"]},
+                     geometry=[Point(x0 + 20, y0 - 20)], crs=24048).to_file(into / "landmarks.gpkg", driver="GPKG")
+    return out
+
+
+def test_map_import_a_municipalitys_layers(app_engine: Engine, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Import (GeoPackage, GeoJSON with its `crs` member, an old cp874 Shapefile), refusal without a CRS, `info`,
+    `where`, `remove`. Mismatches: `map remove --dataset` with a name not loaded said `removed 0 features` and
+    exited 0 (a typo went unnoticed); `map where` on an empty map ended in a traceback."""
+    monkeypatch.setenv("CHUMPHAE_DATABASE_URL", str(app_engine.url))
+    files = municipality_layers(tmp_path)
+    run = CliRunner().invoke
+
+    empty = run(cli, ["map", "where", "16.5481", "102.1041"])
+    assert empty.exit_code != 0 and "no map loaded" in str(empty.exception), empty.output
+    refused = run(cli, ["map", "import", str(tmp_path / "nocrs.shp"), "--layer", "parcels"])
+    assert refused.exit_code != 0 and "states no coordinate system; pass --epsg N" in str(refused.exception)
+    assert "24048 (Indian 1975 / UTM 48N)" in str(refused.exception)
+    for name in ("gpkg", "geojson"):
+        r = run(cli, ["map", "import", str(files[name]), "--layer", "parcels", "--dataset", f"muni-{name}"])
+        assert r.exit_code == 0 and "CRS: EPSG:24048" in r.output, r.output
+        assert "stored 3 features in layer parcels of data set muni-" + name in r.output
+    r = run(cli, ["map", "import", str(files["shp"]), "--layer", "parcels", "--encoding", "cp874", "--dataset", "muni"])
+    assert r.exit_code == 0 and "CRS: EPSG:24048" in r.output, r.output
+    for layer in ("buildings", "routes", "landmarks"):
+        r = run(cli, ["map", "import", str(tmp_path / f"{layer}.gpkg"), "--layer", layer, "--dataset", "muni"])
+        assert r.exit_code == 0 and f"stored 1 features in layer {layer} of data set muni" in r.output, r.output
+    for name in ("muni-gpkg", "muni-geojson"):
+        assert run(cli, ["map", "remove", "--dataset", name]).output == "removed 3 features\n"
+
+    info = run(cli, ["map", "info"]).output.splitlines()
+    assert [line.split()[:3] for line in info] == [["muni", "buildings", "1"], ["muni", "landmarks", "1"],
+                                                    ["muni", "parcels", "3"], ["muni", "routes", "1"]], info
+    assert all("+07:00" in line for line in info)  # imported at, Bangkok time
+    with Session(app_engine) as s:
+        from chumphae.map.store import load_layers
+        layers = load_layers(s)
+    assert sorted(layers.parcels.kinds.tolist()) == sorted(["โฉนดที่ดิน", "ส.ป.ก. 4-01", "โฉนดที่ดิน"])  # cp874 read
+
+    where = run(cli, ["map", "where", "16.54812", "102.10410"])
+    assert where.exit_code == 0, where.output
+    assert where.output.splitlines() == ["parcel 03I001  building 03I001-B001  landmark LMX1",
+                                         "ห่างจากศาลาหมู่บ้าน 30 ม. ทางทิศเหนือ", "30 m north of Village sala"]
+    typo = run(cli, ["map", "remove", "--dataset", "mun"])
+    assert typo.exit_code != 0 and "no data set 'mun' is loaded; loaded: muni (buildings)" in str(typo.exception)
+    assert run(cli, ["map", "remove", "--dataset", "muni", "--layer", "routes"]).output == "removed 1 features\n"
+    wrong_layer = run(cli, ["map", "remove", "--dataset", "muni", "--layer", "routes"])
+    assert wrong_layer.exit_code != 0 and "with layer 'routes'" in str(wrong_layer.exception)
+    assert run(cli, ["map", "remove", "--dataset", "muni"]).output == "removed 5 features\n"
+    assert run(cli, ["map", "info"]).output.startswith("no map loaded")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -214,3 +215,135 @@ def test_map_import_a_municipalitys_layers(app_engine: Engine, tmp_path: Path,
     assert wrong_layer.exit_code != 0 and "with layer 'routes'" in str(wrong_layer.exception)
     assert run(cli, ["map", "remove", "--dataset", "muni"]).output == "removed 5 features\n"
     assert run(cli, ["map", "info"]).output.startswith("no map loaded")
+
+
+# --- delivery: `chumphae channels …` and the LINE webhook, against providers on loopback (docs/delivery.md)
+
+def _env(monkeypatch: pytest.MonkeyPatch, engine: Engine, **values: str) -> None:
+    from chumphae.config import reset_settings
+
+    monkeypatch.setenv("CHUMPHAE_DATABASE_URL", str(engine.url))
+    for key, value in values.items():
+        monkeypatch.setenv(f"CHUMPHAE_{key.upper()}", value)
+    reset_settings()
+
+
+def test_channels_set_show_link_code_and_test(app_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/delivery.md's command line, run as written: contact points, a severity's channels, quiet hours, a
+    link code, a test message on each channel reaching fake LINE / SMS / webhook servers on 127.0.0.1; the
+    webhook's `X-Chumphae-Signature` is the HMAC of the raw body. Mismatch: the documents did not say what
+    `--line ID` takes (a LINE user id, `U` and 32 hex digits; anything else is refused)."""
+    import hashlib
+    import hmac
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from tests.deliver.fakes import LINE_TOKEN, SMS_PASSWORD, SMS_USER, Fake, line_server, sms_server
+
+    seen: list[tuple[dict[str, str], bytes]] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            seen.append((dict(self.headers), self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    hook = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    try:
+        with line_server(Fake("line")) as line, sms_server(Fake("sms")) as sms:
+            _env(monkeypatch, app_engine, line_api_url=line.url, line_channel_access_token=LINE_TOKEN,
+                 sms_url=sms.url + "/send", sms_username=SMS_USER, sms_password=SMS_PASSWORD,
+                 webhook_secret="outsider-secret")
+            run = CliRunner().invoke
+            made = run(cli, ["users", "create", "--role", "caregiver", "--name", "ป้าแดง"])
+            assert made.exit_code == 0, made.output
+            bad = run(cli, ["channels", "set", "ป้าแดง", "--line", "somchai"])
+            assert bad.exit_code != 0 and "U followed by 32 hex digits" in str(bad.exception)
+            url = f"http://127.0.0.1:{hook.server_address[1]}/hook"
+            r = run(cli, ["channels", "set", "ป้าแดง", "--line", "U" + "ab" * 16, "--sms", "0812345678",
+                          "--webhook", url, "--severity", "high=line,sms", "--quiet", "22:00-06:00"])
+            assert r.exit_code == 0, r.output
+            shown = run(cli, ["channels", "show", "ป้าแดง"]).output
+            assert shown == r.output and "high: line,sms (+ feed: always)" in shown
+            assert "0812345678" not in shown and "ab" * 16 not in shown and url not in shown  # masked
+            assert "quiet: 22:00-06:00" in shown
+            code = run(cli, ["channels", "link-code", "ป้าแดง"]).output.split()[0]
+            assert len(code) == 9 and code[4] == "-", code
+            test = run(cli, ["channels", "test", "ป้าแดง", "--wait", "10"])
+            assert test.exit_code == 0, test.output
+            for channel in ("line", "sms", "webhook"):
+                assert f"{channel}: sent after 1 attempt(s)" in test.output, test.output
+            assert len(line.hits) == 1 and len(sms.hits) == 1
+    finally:
+        hook.shutdown()
+        hook.server_close()
+    (headers, raw), = seen
+    assert headers["X-Chumphae-Signature"] == "sha256=" + hmac.new(b"outsider-secret", raw, hashlib.sha256).hexdigest()
+    import json
+    body = json.loads(raw)
+    assert set(body) == {"notice", "event", "channel", "text"} and body["event"] == "test", body
+    assert headers["Idempotency-Key"] == body["notice"]
+    assert "`--line ID` (a LINE user id: `U` and 32 hex digits" in " ".join(
+        (ROOT / "docs" / "delivery.md").read_text(encoding="utf-8").split())
+
+
+def test_the_line_webhook_links_replies_and_acknowledges(app_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`POST /api/v1/line/webhook` signed as LINE signs it: a bad signature 401; a link code as a text message
+    links the LINE id; a `follow` re-activates it; `postback ack=<id>` acknowledges the alert (audited with route
+    `LINE postback`); each event with a reply token is answered once at the LINE API on loopback."""
+    import json
+
+    from fastapi.testclient import TestClient
+
+    from chumphae.api.app import create_app
+    from chumphae.models import Alert, AuditLog
+    from tests.conftest import build_world
+    from tests.deliver.conftest import raise_sos
+
+    world = build_world(app_engine)
+    from tests.deliver.fakes import LINE_SECRET, LINE_TOKEN, Fake, line_server, line_signature
+
+    with Session(world.engine) as s:
+        from chumphae.deliver.linehook import new_link_code
+        code = new_link_code(s, user_id=world.users["caregiver"])
+        s.commit()
+    alert_id = raise_sos(world.engine, world.own_patient).alert_id
+    uid = "U" + "0123456789abcdef" * 2
+
+    def event(kind: str, token: str, **extra: Any) -> dict[str, Any]:
+        return {"type": kind, "replyToken": token, "timestamp": 1735700000000, "mode": "active",
+                "webhookEventId": token, "deliveryContext": {"isRedelivery": False},
+                "source": {"type": "user", "userId": uid}, **extra}
+
+    with line_server(Fake("line")) as line:
+        _env(monkeypatch, world.engine, line_api_url=line.url, line_channel_access_token=LINE_TOKEN,
+             line_channel_secret=LINE_SECRET)
+        with TestClient(create_app(manage_engine=False)) as client:
+
+            def post(events: list[dict[str, Any]], signature: str | None = None) -> Any:
+                raw = json.dumps({"destination": "U" + "f" * 32, "events": events}).encode()
+                return client.post("/api/v1/line/webhook", content=raw, headers={
+                    "Content-Type": "application/json", "X-Line-Signature": signature or line_signature(raw)})
+
+            assert post([], signature=line_signature(b"{}")).status_code == 401
+            r = post([event("message", "t1", message={"type": "text", "id": "1", "text": code.lower()})])
+            assert r.status_code == 200 and r.json() == {"linked": 1, "acknowledged": 0, "ignored": 0}, r.text
+            r = post([event("follow", "t2"), event("postback", "t3", postback={"data": f"ack={alert_id}"})])
+            assert r.status_code == 200 and r.json()["acknowledged"] == 1, r.text
+            import time
+            deadline = time.monotonic() + 5
+            while len(line.replies) < 3 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert [x["replyToken"] for x in line.replies] == ["t1", "t2", "t3"], line.replies
+            assert f"#{alert_id}" in line.replies[2]["messages"][0]["text"] and code not in json.dumps(line.replies)
+    with Session(world.engine) as s:
+        alert = s.get(Alert, alert_id)
+        assert alert is not None and alert.status == "acknowledged"
+        assert alert.acknowledged_by == world.users["caregiver"]
+        routes = [a.route for a in s.exec(select(AuditLog).where(AuditLog.user_id == world.users["caregiver"]))]
+        assert "LINE postback" in routes, routes

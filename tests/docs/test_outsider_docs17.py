@@ -347,3 +347,145 @@ def test_the_line_webhook_links_replies_and_acknowledges(app_engine: Engine, mon
         assert alert.acknowledged_by == world.users["caregiver"]
         routes = [a.route for a in s.exec(select(AuditLog).where(AuditLog.user_id == world.users["caregiver"]))]
         assert "LINE postback" in routes, routes
+
+
+# --- the app's REST routes not yet exercised from the documents (docs/mobile-api.md)
+
+def _audit(engine: Engine, since: int = 0) -> list[tuple[int | None, str, str, str | None, str | None]]:
+    from chumphae.models import AuditLog
+
+    with Session(engine) as s:
+        rows = s.exec(select(AuditLog).where(AuditLog.id > since).order_by(AuditLog.id)).all()  # type: ignore[operator]
+        return [(a.user_id, a.action, a.entity, None if a.entity_id is None else str(a.entity_id), a.route)
+                for a in rows]
+
+
+def _last_audit_id(engine: Engine) -> int:
+    from chumphae.models import AuditLog
+
+    with Session(engine) as s:
+        return max([a.id or 0 for a in s.exec(select(AuditLog)).all()] or [0])
+
+
+def test_zone_put_routes_and_places_then_get_with_validators(client: Any, mapped: Any) -> None:
+    """`PUT …/zone` with routes and places, `GET …/zone` with `If-None-Match` / `If-Modified-Since`.
+    Mismatches: (1) a second version saved within the second of the first had the same `Last-Modified`, so
+    `If-Modified-Since` answered 304 to a phone holding the old zone (the document: 304 only when nothing
+    changed); (2) a first zone sent without `night` got a 20:00–06:00 night rule the document did not mention."""
+    p, v = mapped.own_patient, mapped.auth("volunteer")
+    url = f"/api/v1/patients/{p}/zone"
+    empty = client.get(url, headers=v)
+    assert empty.status_code == 200 and empty.json()["version"] is None and empty.json()["features"] == []
+    r = client.put(url, headers=v, json={"route_codes": ["R1"], "place_codes": ["LM1", "01A002"]})
+    assert r.status_code == 200 and r.json()["version"] == 1, r.text
+    assert r.json()["spec"]["schedules"]["night"] == {"start": "20:00", "end": "06:00", "only": "home"}
+    first = client.get(url, headers=v)
+    assert first.headers["content-type"].startswith("application/geo+json")
+    kinds = [f["properties"]["kind"] for f in first.json()["features"]]
+    assert kinds == ["zone_day", "zone_night", "route"], kinds
+    route = first.json()["features"][2]
+    assert (route["id"], route["properties"]["code"], route["properties"]["name_en"]) == ("R1", "R1", "Footpath")
+    etag, modified = first.headers["etag"], first.headers["last-modified"]
+    assert client.get(url, headers={**v, "If-None-Match": etag}).status_code == 304
+    assert client.get(url, headers={**v, "If-Modified-Since": modified}).status_code == 304
+    r = client.put(url, headers=v, json={"route_codes": [], "night": None})  # at once: within the same second
+    assert r.status_code == 200 and r.json()["version"] == 2 and r.json()["spec"]["place_codes"] == ["LM1", "01A002"]
+    by_tag = client.get(url, headers={**v, "If-None-Match": etag})
+    by_time = client.get(url, headers={**v, "If-Modified-Since": modified})
+    assert by_tag.status_code == 200 and by_tag.json()["version"] == 2
+    assert by_time.status_code == 200 and by_time.json()["version"] == 2, by_time.status_code
+    assert [f["properties"]["kind"] for f in by_time.json()["features"]] == ["zone_day"]  # no routes, no night
+    assert by_time.headers["last-modified"] != modified and by_time.headers["etag"] != etag
+    again = client.get(url, headers={**v, "If-Modified-Since": by_time.headers["last-modified"]})
+    assert again.status_code == 304
+    bad = client.put(url, headers=v, json={"place_codes": ["LM99"]})
+    assert bad.status_code == 422 and bad.json()["code"] == "zone_build" and "LM99" in bad.json()["detail"]
+    assert client.get(url, headers=v).json()["version"] == 2  # nothing saved
+    mobile = " ".join((ROOT / "docs" / "mobile-api.md").read_text(encoding="utf-8").split())
+    assert "a patient's first zone sent without it gets 20:00–06:00" in mobile
+    assert "so `If-Modified-Since` never hides a newer version" in mobile
+
+
+def test_visits_bands_search_users_and_erase_as_documented(client: Any, mapped: Any) -> None:
+    """A volunteer's day from the document: log a visit with an ADL re-assessment, replace the band, post a
+    search sighting; an admin creates a user, assigns, rotates and revokes the token, erases the patient. Every
+    read of the patient is in the audit log under the caller (no mismatch found here)."""
+    from tests.mobile.conftest import lonlat
+
+    p, v, a = mapped.own_patient, mapped.auth("volunteer"), mapped.auth("admin")
+    base = f"/api/v1/patients/{p}"
+    mark = _last_audit_id(mapped.engine)
+    r = client.post(base + "/visits", headers=v, json={"t": "2025-01-15T10:30:00+07:00", "adl_score": 8,
+                                                       "notes": "เดินได้เองในบ้าน"})
+    assert r.status_code == 201, r.text
+    assert (r.json()["t"], r.json()["t_local"], r.json()["adl_score"]) == (
+        "2025-01-15T03:30:00+00:00", "2025-01-15T10:30:00+07:00", 8)
+    assert client.post(base + "/visits", headers=v, json={"t": "2025-01-15T10:30:00"}).status_code == 422
+    assert client.post(base + "/visits", headers=mapped.auth("caregiver"), json={}).status_code == 403
+    assert client.get(base, headers=v).json()["adl_score"] == 8
+    r = client.post(base + "/visits", headers=v, json={"t": "2025-01-14T09:00:00+07:00", "adl_score": 15})
+    assert r.status_code == 201 and client.get(base, headers=v).json()["adl_score"] == 8  # an older visit
+    visits = client.get(base + "/visits?limit=1", headers=v).json()
+    assert (visits["total"], visits["next_offset"], visits["items"][0]["adl_score"]) == (2, 1, 8)
+
+    r = client.put(base + "/bands", headers=v, json={"address": "C0:CA:FE:00:01:2A",
+                                                     "key_hex": "00112233445566778899aabbccddeeff",
+                                                     "site": "gw-chumphae-town"})
+    assert r.status_code == 200, r.text
+    assert (r.json()["band"]["address"], r.json()["band"]["site"], r.json()["band"]["has_key"]) == (
+        "C0:CA:FE:00:01:2A", "gw-chumphae-town", True)
+    assert [b["address"] for b in r.json()["replaced"]] == ["C0:CA:FE:00:00:01"]
+    assert "key_hex" not in r.text and "00112233" not in r.text
+    taken = client.put(f"/api/v1/patients/{mapped.other_patient}/bands", headers=a,
+                       json={"address": "C0:CA:FE:00:01:2A"})
+    assert taken.status_code == 409 and taken.json()["code"] == "band_in_use"
+
+    lon, lat = lonlat(20, 120)
+    sighting = {"t": "2025-01-15T21:40:05+07:00", "lat": lat, "lon": lon, "accuracy_m": 6, "rssi": -78}
+    r = client.post(base + "/search/sightings", headers=v, json={"address": "C0:CA:FE:00:01:2A",
+                                                                  "sightings": [sighting]})
+    assert r.status_code == 201, r.text
+    pos, = r.json()["positions"]
+    assert (pos["source"], pos["t_local"]) == ("search", "2025-01-15T21:40:05+07:00")
+    assert pos["description_en"].endswith("Wat Thotsop")
+    wrong = client.post(base + "/search/sightings", headers=v, json={"address": "C0:CA:FE:00:00:01",
+                                                                      "sightings": [sighting]})
+    assert wrong.status_code == 409 and wrong.json()["code"] == "band_mismatch"
+
+    for path in ("", "/status", "/positions", "/visits", "/bands", "/zone"):
+        assert client.get(base + path, headers=v).status_code == 200, path
+    reads = {(who, route) for who, action, entity, eid, route in _audit(mapped.engine, mark)
+             if action == "read" and entity == "patient" and eid == str(p)}
+    for path in ("", "/status", "/positions", "/visits", "/bands", "/zone"):
+        assert (mapped.users["volunteer"], f"GET {base}{path}") in reads, (path, reads)
+
+    made = client.post("/api/v1/users", headers=a, json={"name": "อสม. วันดี", "role": "volunteer", "lang": "th"})
+    assert made.status_code == 201, made.text
+    uid, token = made.json()["id"], made.json()["token"]
+    mine = {"Authorization": f"Bearer {token}"}
+    assert client.get("/api/v1/me", headers=mine).json() == {"id": uid, "name": "อสม. วันดี", "role": "volunteer",
+                                                            "lang": "th"}
+    assert client.get(base, headers=mine).json()["code"] == "patient_forbidden"
+    r = client.post(f"/api/v1/users/{uid}/patients", headers=a, json={"patient_id": p, "relation": "volunteer"})
+    assert r.status_code == 204 and r.content == b""
+    assert client.get(base, headers=mine).status_code == 200
+    rotated = client.post(f"/api/v1/users/{uid}/rotate", headers=a)
+    assert rotated.status_code == 200 and rotated.json()["token"] != token
+    assert client.get("/api/v1/me", headers=mine).status_code == 401
+    assert client.post(f"/api/v1/users/{uid}/revoke", headers=a).status_code == 200
+    assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {rotated.json()['token']}"}).status_code == 401
+    assert token not in str(_audit(mapped.engine))
+
+    erased = client.post(base + "/erase", headers=a)
+    assert erased.status_code == 200, erased.text
+    assert set(erased.json()) == {"patient_id", "positions", "alerts", "feed_frames", "visits", "zones", "bands",
+                                  "assignments"}
+    assert (erased.json()["visits"], erased.json()["zones"], erased.json()["bands"]) == (2, 0, 2)
+    after = client.get(base, headers=a).json()
+    assert (after["name_th"], after["cid"], after["birth_date"], after["active"], after["adl_score"]) == (
+        "-", None, None, False, 8)
+    assert client.get(base + "/bands", headers=a).json()["items"] == []
+    zone = client.get(base + "/zone", headers=a).json()
+    assert (zone["type"], zone["version"], zone["features"]) == ("FeatureCollection", None, [])
+    notes = [x["notes"] for x in client.get(base + "/visits", headers=a).json()["items"]]
+    assert notes == [None, None]

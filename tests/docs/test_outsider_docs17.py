@@ -279,6 +279,13 @@ def test_channels_set_show_link_code_and_test(app_engine: Engine, monkeypatch: p
             for channel in ("line", "sms", "webhook"):
                 assert f"{channel}: sent after 1 attempt(s)" in test.output, test.output
             assert len(line.hits) == 1 and len(sms.hits) == 1
+            assert sms.hits[0].body["message"].startswith("ข้อความทดสอบ")
+            english = run(cli, ["users", "create", "--role", "volunteer", "--name", "Nok", "--lang", "en"])
+            assert english.exit_code == 0, english.output
+            assert run(cli, ["channels", "set", "Nok", "--sms", "+66812345678"]).exit_code == 0
+            assert run(cli, ["channels", "test", "Nok", "--wait", "10"]).exit_code == 0
+            assert sms.hits[1].body["msisdn"] == "+66812345678"
+            assert sms.hits[1].body["message"] == "Smart Chumphae test message for Nok on sms: this channel works."
     finally:
         hook.shutdown()
         hook.server_close()
@@ -288,8 +295,9 @@ def test_channels_set_show_link_code_and_test(app_engine: Engine, monkeypatch: p
     body = json.loads(raw)
     assert set(body) == {"notice", "event", "channel", "text"} and body["event"] == "test", body
     assert headers["Idempotency-Key"] == body["notice"]
-    assert "`--line ID` (a LINE user id: `U` and 32 hex digits" in " ".join(
-        (ROOT / "docs" / "delivery.md").read_text(encoding="utf-8").split())
+    delivery = " ".join((ROOT / "docs" / "delivery.md").read_text(encoding="utf-8").split())
+    assert "`--line ID` (a LINE user id: `U` and 32 hex digits" in delivery
+    assert "Thai, or English only when it is `en` (the LINE buttons and a `channels test` message too)" in delivery
 
 
 def test_the_line_webhook_links_replies_and_acknowledges(app_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:

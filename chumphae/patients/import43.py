@@ -109,6 +109,7 @@ class ImportReport:
     unused_columns: dict[str, list[str]] = field(default_factory=dict)
     notes: Counter[str] = field(default_factory=Counter)  # things used only in part
     missing: list[str] = field(default_factory=list)
+    still_active: list[int] = field(default_factory=list)  # patient ids the export says left (DISCHARGE, TYPEAREA)
 
     def lines(self) -> list[str]:
         """The report as text lines: counts, reasons, file:line references; no CID, no names."""
@@ -120,6 +121,10 @@ class ImportReport:
         for reason, n in sorted(Counter(r for _, _, r in self.refused).items()):
             where = [f"{f}:{line}" for f, line, r in self.refused if r == reason][:10]
             out.append(f"  refused {n} × {reason}: {', '.join(where)}{' …' if n > 10 else ''}")
+        if self.still_active:
+            ids = ", ".join(str(i) for i in self.still_active[:20]) + (" …" if len(self.still_active) > 20 else "")
+            out.append(f"still on the programme though the export says they left (died, moved, missing or living "
+                       f"elsewhere): patient {ids}; take them off with PATCH active=false if so")
         for table, cols in self.unused_columns.items():
             if cols:
                 out.append(f"columns not used in {table}: {', '.join(cols)}")
@@ -386,6 +391,10 @@ def import_export(session: Session, path: Path) -> ImportReport:
         reason = _refusal(r, seen)
         if reason:
             report.refused.append((person.name, line, reason))
+            if reason.startswith(("discharged", AWAY.get(r.get("TYPEAREA", "").strip(), "\0"))):
+                known = _existing(session, hospcode, pid, cid)
+                if known is not None and known.active:  # the export says they left: tell, do not decide
+                    report.still_active.append(known.id or 0)
             continue
         seen.add((hospcode, pid))
         values: dict[str, object] = {
@@ -419,10 +428,16 @@ def import_export(session: Session, path: Path) -> ImportReport:
     return report
 
 
+def _existing(session: Session, hospcode: str, pid: str, cid: str) -> Patient | None:
+    """The patient a PERSON row stands for: by HOSPCODE + PID, else by CID."""
+    found = session.exec(select(Patient).where(Patient.hospcode == hospcode[:5], Patient.pid == pid[:15])).first()
+    if found is None and cid:
+        found = session.exec(select(Patient).where(Patient.cid == cid).order_by(col(Patient.id))).first()
+    return found
+
+
 def _upsert(session: Session, report: ImportReport, values: dict[str, object], *, disability: str | None) -> None:
-    patient = session.exec(select(Patient).where(Patient.hospcode == values["hospcode"], Patient.pid == values["pid"])
-                           ).first() or session.exec(select(Patient).where(Patient.cid == values["cid"])
-                                                     .order_by(col(Patient.id))).first()
+    patient = _existing(session, str(values["hospcode"]), str(values["pid"]), str(values["cid"]))
     if patient is None:
         session.add(Patient(**values, notes=_with_disability(None, disability)))  # type: ignore[arg-type]
         report.created += 1

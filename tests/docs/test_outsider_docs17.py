@@ -497,3 +497,27 @@ def test_visits_bands_search_users_and_erase_as_documented(client: Any, mapped: 
     assert (zone["type"], zone["version"], zone["features"]) == ("FeatureCollection", None, [])
     notes = [x["notes"] for x in client.get(base + "/visits", headers=a).json()["items"]]
     assert notes == [None, None]
+
+
+def test_import43_says_who_is_still_on_the_programme_after_leaving(app_engine: Engine, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Mismatch (what a care manager needs): a patient imported last month whom this month's export marks as
+    died (DISCHARGE 1) was only 'refused' (the row not read), and stayed active, raising alerts, with nothing
+    said. The import now names the patient by id (no personal data) and leaves the decision to a person."""
+    monkeypatch.setenv("CHUMPHAE_DATABASE_URL", str(app_engine.url))
+    earlier = hospital_export(tmp_path / "january")
+    person = earlier / "PERSON.txt"
+    text = person.read_bytes().decode("utf-8-sig").split("\r\n")
+    text[3] = text[3].replace("|1||1|1|||1|", "|9||1|1|||1|")  # 000203 not yet discharged in January
+    person.write_bytes("\r\n".join(text).encode("utf-8-sig"))
+    first = CliRunner().invoke(cli, ["patients", "import-43", str(earlier)])
+    assert "patients taken (new): 3;" in first.output, first.output
+    with Session(app_engine) as s:
+        gone = s.exec(select(Patient).where(Patient.pid == "000203")).one()
+    hospital_export(tmp_path / "february")
+    r = CliRunner().invoke(cli, ["patients", "import-43", str(tmp_path / "february" / "F43_10707_20250110093000.zip")])
+    assert "refused 1 × discharged: died (DISCHARGE 1): PERSON.txt:4" in r.output, r.output
+    assert (f"still on the programme though the export says they left (died, moved, missing or living elsewhere): "
+            f"patient {gone.id}; take them off with PATCH active=false if so") in r.output, r.output
+    assert "มาลี" not in r.output and _cid("350010000003") not in r.output
+    assert "names by id the patients already registered whom the export says left" in _readme()

@@ -521,3 +521,29 @@ def test_import43_says_who_is_still_on_the_programme_after_leaving(app_engine: E
             f"patient {gone.id}; take them off with PATCH active=false if so") in r.output, r.output
     assert "มาลี" not in r.output and _cid("350010000003") not in r.output
     assert "names by id the patients already registered whom the export says left" in _readme()
+
+
+def test_map_import_beside_the_shipped_map_warns(app_engine: Engine, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Mismatch: mapdata/README.md said a municipality *replaces* the shipped `chumphae-demo` map with
+    `chumphae map import`; an import adds a data set beside it, silently, and both were matched against (a
+    patient placed on demo parcels next to the real ones). Now the import warns, naming the other data set, and
+    the documents give the order: import, then remove the demo."""
+    monkeypatch.setenv("CHUMPHAE_DATABASE_URL", str(app_engine.url))
+    municipality_layers(tmp_path)
+    run = CliRunner().invoke
+    assert run(cli, ["map", "load-default"]).exit_code == 0
+    r = run(cli, ["map", "import", str(tmp_path / "parcels.gpkg"), "--layer", "parcels", "--dataset", "muni"])
+    assert r.exit_code == 0, r.output
+    warning = ("warning: layer parcels of data set chumphae-demo covers the same ground: both will be used "
+               "(`chumphae map remove --dataset chumphae-demo` if this one replaces it)")
+    assert warning in r.output, r.output
+    far = run(cli, ["map", "import", str(tmp_path / "landmarks.gpkg"), "--layer", "landmarks", "--dataset", "muni",
+                    "--dry-run"])
+    assert "warning: layer landmarks of data set chumphae-demo" in far.output  # the town's landmarks around it
+    assert run(cli, ["map", "remove", "--dataset", "chumphae-demo"]).exit_code == 0
+    again = run(cli, ["map", "import", str(tmp_path / "parcels.gpkg"), "--layer", "parcels", "--dataset", "muni"])
+    assert "warning" not in again.output, again.output
+    mapdata = " ".join((ROOT / "mapdata" / "README.md").read_text(encoding="utf-8").split())
+    assert "then `chumphae map remove --dataset chumphae-demo` (in that order" in mapdata
+    assert "An import never replaces another data set" in _readme()

@@ -547,3 +547,23 @@ def test_map_import_beside_the_shipped_map_warns(app_engine: Engine, tmp_path: P
     mapdata = " ".join((ROOT / "mapdata" / "README.md").read_text(encoding="utf-8").split())
     assert "then `chumphae map remove --dataset chumphae-demo` (in that order" in mapdata
     assert "An import never replaces another data set" in _readme()
+
+
+def test_a_list_of_patients_names_them_in_the_audit_log(client: Any, world: Any) -> None:
+    """README: every read of a patient's record is written to the audit log. `GET /api/v1/patients` answers
+    whole records (CID for the hospital and admin roles) but its audit row said only how many: whose records were
+    read could not be told. Now it names them, as `/mobile/patients`, `/alerts` and the overview already did."""
+    from chumphae.models import AuditLog
+
+    for who, url in (("hospital", "/api/v1/patients"), ("caregiver", "/api/v1/patients"),
+                     ("caregiver", "/api/v1/mobile/patients"), ("caregiver", "/api/v1/alerts")):
+        assert client.get(url, headers=world.auth(who)).status_code == 200, (who, url)
+    with Session(world.engine) as s:
+        rows = s.exec(select(AuditLog).where(AuditLog.action == "read").order_by(AuditLog.id)).all()  # type: ignore[arg-type]
+    seen = [(r.user_id, r.entity, (r.detail or {}).get("patients")) for r in rows]
+    assert seen == [(world.users["hospital"], "patient_list", [world.own_patient, world.other_patient]),
+                    (world.users["caregiver"], "patient_list", [world.own_patient]),
+                    (world.users["caregiver"], "patient_status_list", [world.own_patient]),
+                    (world.users["caregiver"], "alert_list", [])], seen
+    mobile = " ".join((ROOT / "docs" / "mobile-api.md").read_text(encoding="utf-8").split())
+    assert "one row naming the patients it showed (`detail.patients`, their ids)" in mobile

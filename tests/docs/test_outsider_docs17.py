@@ -269,7 +269,7 @@ def test_channels_set_show_link_code_and_test(app_engine: Engine, monkeypatch: p
                           "--webhook", url, "--severity", "high=line,sms", "--quiet", "22:00-06:00"])
             assert r.exit_code == 0, r.output
             shown = run(cli, ["channels", "show", "ป้าแดง"]).output
-            assert shown == r.output and "high: line,sms (+ feed: always)" in shown
+            assert shown == r.output and "\nhigh: line,sms (+ feed: always)\n" in shown, shown
             assert "0812345678" not in shown and "ab" * 16 not in shown and url not in shown  # masked
             assert "quiet: 22:00-06:00" in shown
             code = run(cli, ["channels", "link-code", "ป้าแดง"]).output.split()[0]
@@ -284,6 +284,12 @@ def test_channels_set_show_link_code_and_test(app_engine: Engine, monkeypatch: p
             assert english.exit_code == 0, english.output
             assert run(cli, ["channels", "set", "Nok", "--sms", "+66812345678"]).exit_code == 0
             assert run(cli, ["channels", "test", "Nok", "--wait", "10"]).exit_code == 0
+            # Mismatch: `show` listed `critical: line,sms,webhook,feed` for a user on SMS only, as if LINE and the
+            # webhook would be used; they are skipped (no contact point), and nothing said which lines were defaults
+            nok = run(cli, ["channels", "show", "Nok"]).output.splitlines()
+            assert nok[1:3] == ["critical: line,sms,webhook,feed (default); not sent, no contact point: line,webhook",
+                                "high: line,webhook,feed (default); not sent, no contact point: line,webhook"], nok
+            assert nok[4] == "low: feed (default)"
             assert sms.hits[1].body["msisdn"] == "+66812345678"
             assert sms.hits[1].body["message"] == "Smart Chumphae test message for Nok on sms: this channel works."
     finally:
@@ -298,6 +304,7 @@ def test_channels_set_show_link_code_and_test(app_engine: Engine, monkeypatch: p
     delivery = " ".join((ROOT / "docs" / "delivery.md").read_text(encoding="utf-8").split())
     assert "`--line ID` (a LINE user id: `U` and 32 hex digits" in delivery
     assert "Thai, or English only when it is `en` (the LINE buttons and a `channels test` message too)" in delivery
+    assert "`; not sent, no contact point: line` names the channels chosen that the user has no active" in delivery
 
 
 def test_the_line_webhook_links_replies_and_acknowledges(app_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:

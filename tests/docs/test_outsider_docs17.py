@@ -574,3 +574,49 @@ def test_a_list_of_patients_names_them_in_the_audit_log(client: Any, world: Any)
                     (world.users["caregiver"], "alert_list", [])], seen
     mobile = " ".join((ROOT / "docs" / "mobile-api.md").read_text(encoding="utf-8").split())
     assert "one row naming the patients it showed (`detail.patients`, their ids)" in mobile
+
+
+def test_channels_worker_alone_sends_what_a_backend_queued(app_engine: Engine, tmp_path: Path) -> None:
+    """`chumphae channels worker` as its own process (docs/delivery.md: any number may run beside the backends):
+    an SOS's notices (the caregiver's, level 0) queued in the database reach fake LINE and SMS servers on loopback, the LINE push with the
+    confirm template's `ack=<id>` postback and the page link; then it is stopped (by its own pid)."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from chumphae.models.delivery import OutboxNotice as Notice
+    from tests.conftest import build_world
+    from tests.deliver.conftest import contacts, raise_sos
+    from tests.deliver.fakes import LINE_TOKEN, SMS_PASSWORD, SMS_USER, Fake, line_server, sms_server
+
+    world = build_world(app_engine)
+    contacts(world)
+    alert_id = raise_sos(app_engine, world.own_patient).alert_id
+    with line_server(Fake("line")) as line, sms_server(Fake("sms")) as sms:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CHUMPHAE_")}
+        env.update(CHUMPHAE_DATABASE_URL=str(app_engine.url), CHUMPHAE_DATA_DIR=str(tmp_path / "data"),
+                   CHUMPHAE_LINE_API_URL=line.url, CHUMPHAE_LINE_CHANNEL_ACCESS_TOKEN=LINE_TOKEN,
+                   CHUMPHAE_SMS_URL=sms.url + "/send", CHUMPHAE_SMS_USERNAME=SMS_USER,
+                   CHUMPHAE_SMS_PASSWORD=SMS_PASSWORD, CHUMPHAE_PUBLIC_URL="https://chumphae.example")
+        worker = subprocess.Popen([sys.executable, "-m", "chumphae.cli", "channels", "worker"], env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT)
+        try:
+            deadline = time.monotonic() + 30
+            while (len(line.hits) < 1 or len(sms.hits) < 1) and time.monotonic() < deadline:
+                time.sleep(0.1)
+        finally:
+            os.kill(worker.pid, signal.SIGTERM)
+            out = worker.communicate(timeout=20)[0].decode()
+    assert len(line.hits) == 1 and len(sms.hits) == 1, (len(line.hits), len(sms.hits), out[-2000:])  # level 0
+    push = next(h.body for h in line.hits if h.body["to"] == "U" + "c" * 32)
+    text, template = push["messages"]
+    assert f"https://chumphae.example/#alert={alert_id}" in text["text"]
+    assert template["template"]["actions"][0]["data"] == f"ack={alert_id}"
+    with Session(app_engine) as s:
+        statuses = sorted((n.channel, n.status) for n in s.exec(select(Notice).where(Notice.alert_id == alert_id)))
+    assert statuses == [("feed", "sent"), ("line", "sent"), ("sms", "sent")], statuses
+    assert "1409900000011" not in out and "ผู้ป่วยหนึ่ง" not in out and "0812345678" not in out, out
+    assert json.dumps(push, ensure_ascii=False).count("1409900000011") == 0

@@ -410,6 +410,8 @@ def import_export(session: Session, path: Path) -> ImportReport:
         if home is not None:
             values.update(home)
             used_homes += 1
+        elif "HOME" in files:  # no home: no safe zone can be built until one is set (PATCH home_…)
+            report.notes["PERSON HID not in HOME (patient kept without a home; set one before a safe zone)"] += 1
         if (hospcode, pid) in adl:
             values["adl_score"] = adl[(hospcode, pid)]
             used_adl += 1

@@ -108,6 +108,7 @@ def test_import43_a_hand_built_hospital_export(encoding: str, app_engine: Engine
                    "refused 1 × living outside the area (TYPEAREA 4): PERSON.txt:5",
                    "refused 1 × CID not 13 digits with a valid check digit: PERSON.txt:7"):
         assert reason in r.output, r.output
+    assert "note: 1 × HOME rows matching no imported person" in r.output  # H3: its people were refused
     for secret in ("สมศรี", "ใจดี", "ทอง", _cid("350010000001"), _cid("350010000005")):
         assert secret not in r.output + dry.output
     got = people()
@@ -620,3 +621,15 @@ def test_channels_worker_alone_sends_what_a_backend_queued(app_engine: Engine, t
     assert statuses == [("feed", "sent"), ("line", "sent"), ("sms", "sent")], statuses
     assert "1409900000011" not in out and "ผู้ป่วยหนึ่ง" not in out and "0812345678" not in out, out
     assert json.dumps(push, ensure_ascii=False).count("1409900000011") == 0
+
+
+def test_import43_says_who_has_no_home(app_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Mismatch (nothing lost, as README asks): a PERSON whose HID is not in HOME was imported without a home and
+    nothing said so; such a patient cannot get a safe zone (mobile-api.md: `a zone needs a home`)."""
+    monkeypatch.setenv("CHUMPHAE_DATABASE_URL", str(app_engine.url))
+    folder = hospital_export(tmp_path)
+    home = folder / "HOME.txt"
+    home.write_bytes(b"\r\n".join(x for x in home.read_bytes().split(b"\r\n") if b"|H2|" not in x))
+    r = CliRunner().invoke(cli, ["patients", "import-43", str(folder)])
+    assert r.exit_code == 0, r.output
+    assert "note: 1 × PERSON HID not in HOME (patient kept without a home; set one before a safe zone)" in r.output

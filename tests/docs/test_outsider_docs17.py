@@ -596,6 +596,10 @@ def test_channels_worker_alone_sends_what_a_backend_queued(app_engine: Engine, t
     world = build_world(app_engine)
     contacts(world)
     alert_id = raise_sos(app_engine, world.own_patient).alert_id
+
+    def statuses() -> list[tuple[str, str]]:
+        with Session(app_engine) as s:
+            return sorted((n.channel, n.status) for n in s.exec(select(Notice).where(Notice.alert_id == alert_id)))
     with line_server(Fake("line")) as line, sms_server(Fake("sms")) as sms:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CHUMPHAE_")}
         env.update(CHUMPHAE_DATABASE_URL=str(app_engine.url), CHUMPHAE_DATA_DIR=str(tmp_path / "data"),
@@ -605,9 +609,9 @@ def test_channels_worker_alone_sends_what_a_backend_queued(app_engine: Engine, t
         worker = subprocess.Popen([sys.executable, "-m", "chumphae.cli", "channels", "worker"], env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT)
         try:
-            deadline = time.monotonic() + 30
-            while (len(line.hits) < 1 or len(sms.hits) < 1) and time.monotonic() < deadline:
-                time.sleep(0.1)
+            deadline = time.monotonic() + 60
+            while statuses() != [("feed", "sent"), ("line", "sent"), ("sms", "sent")] and time.monotonic() < deadline:
+                time.sleep(0.2)  # until the worker has recorded them (a hit comes before its `sent`)
         finally:
             os.kill(worker.pid, signal.SIGTERM)
             out = worker.communicate(timeout=20)[0].decode()
@@ -616,9 +620,7 @@ def test_channels_worker_alone_sends_what_a_backend_queued(app_engine: Engine, t
     text, template = push["messages"]
     assert f"https://chumphae.example/#alert={alert_id}" in text["text"]
     assert template["template"]["actions"][0]["data"] == f"ack={alert_id}"
-    with Session(app_engine) as s:
-        statuses = sorted((n.channel, n.status) for n in s.exec(select(Notice).where(Notice.alert_id == alert_id)))
-    assert statuses == [("feed", "sent"), ("line", "sent"), ("sms", "sent")], statuses
+    assert statuses() == [("feed", "sent"), ("line", "sent"), ("sms", "sent")], (statuses(), out[-2000:])
     assert "1409900000011" not in out and "ผู้ป่วยหนึ่ง" not in out and "0812345678" not in out, out
     assert json.dumps(push, ensure_ascii=False).count("1409900000011") == 0
 

@@ -120,13 +120,20 @@ def _show(session, uid: int) -> None:  # type: ignore[no-untyped-def]
     from chumphae.deliver.plan import DEFAULTS, wanted
     from chumphae.models import ContactPoint, DeliveryPreference
 
+    reachable = set()
     for cp in session.exec(select(ContactPoint).where(ContactPoint.user_id == uid).order_by(ContactPoint.channel)):
         typer.echo(f"{cp.channel}: {_mask(cp.address)}{'' if cp.active else ' (inactive: unfollowed)'}")
+        if cp.active:
+            reachable.add(cp.channel)
     pref = session.get(DeliveryPreference, uid)
     for sev in DEFAULTS:
         chosen = wanted(sev, pref.channels if pref else None)
-        # the live feed goes whatever is chosen (deliver/plan.py): say so rather than let a list without it mislead
-        typer.echo(f"{sev}: {','.join(chosen)}{'' if 'feed' in chosen else ' (+ feed: always)'}")
+        # the live feed goes whatever is chosen (deliver/plan.py): say so rather than let a list without it mislead;
+        # and a channel without a contact point is not used (plan.channels_for): say that too
+        unreachable = [c for c in chosen if c != "feed" and c not in reachable]
+        typer.echo(f"{sev}: {','.join(chosen)}{'' if 'feed' in chosen else ' (+ feed: always)'}"
+                   f"{'' if pref and sev in (pref.channels or {}) else ' (default)'}"
+                   f"{'; not sent, no contact point: ' + ','.join(unreachable) if unreachable else ''}")
     if pref and pref.quiet_start:
         typer.echo(f"quiet: {pref.quiet_start}-{pref.quiet_end} (critical alerts still go out)")
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from chumphae.config import get_settings
+from chumphae.errors import ConfigError
 from chumphae.map.importer import LAYERS, MapImportError, parse_field_map, read_layer
 
 app = typer.Typer(help="The tax-map layer (parcels, buildings, walking routes, landmarks).",
@@ -39,15 +41,34 @@ def import_cmd(
                         source_layer=source_layer, dataset=dataset)
     for line in result.summary.lines():
         typer.echo(line)
+    from chumphae.db import session_scope
+    from chumphae.map.store import map_info, save_records
+
     if dry_run:
+        try:  # a dry run checks the file; the database only if it answers
+            with session_scope(_engine()) as session:
+                _warn_overlaps(map_info(session), layer, result.summary.dataset, result.summary.bbox)
+        except (SQLAlchemyError, ConfigError):
+            pass
         typer.echo("dry run: nothing stored")
         return
-    from chumphae.db import session_scope
-    from chumphae.map.store import save_records
-
     with session_scope(_engine()) as session:
+        _warn_overlaps(map_info(session), layer, result.summary.dataset, result.summary.bbox)
         n = save_records(session, result.records, result.summary.dataset)
     typer.echo(f"stored {n} features in layer {layer} of data set {result.summary.dataset}")
+
+
+def _warn_overlaps(loaded: list[dict[str, Any]], layer: str, dataset: str,
+                   bbox: tuple[float, float, float, float] | None) -> None:
+    """Other data sets whose same layer's bounding box meets this one's: an import does not replace them (the
+    shipped map, `chumphae-demo`, is loaded by `serve` on an empty map), so both would be matched against."""
+    if bbox is None:
+        return
+    x0, y0, x1, y1 = bbox
+    for other in sorted({r["dataset"] for r in loaded if r["layer"] == layer and r["dataset"] != dataset and r["bbox"]
+                         and r["bbox"][0] <= x1 and x0 <= r["bbox"][2] and r["bbox"][1] <= y1 and y0 <= r["bbox"][3]}):
+        typer.echo(f"  warning: layer {layer} of data set {other} covers the same ground: both will be used "
+                   f"(`chumphae map remove --dataset {other}` if this one replaces it)")
 
 
 @app.command("load-default")
@@ -87,11 +108,16 @@ def remove_cmd(
     dataset: Annotated[str, typer.Option(help="Data set to delete.")],
     layer: Annotated[str | None, typer.Option(help="Only this layer.")] = None,
 ) -> None:
-    """Delete an imported data set (or one layer of it)."""
+    """Delete an imported data set (or one layer of it); a name that is not loaded is an error naming those that are."""
     from chumphae.db import session_scope
-    from chumphae.map.store import remove_dataset
+    from chumphae.map.store import map_info, remove_dataset
 
     with session_scope(_engine()) as session:
+        loaded = {(r["dataset"], r["layer"]) for r in map_info(session)}
+        if not any(d == dataset and (layer is None or lay == layer) for d, lay in loaded):
+            have = ", ".join(f"{d} ({lay})" for d, lay in sorted(loaded)) or "none"
+            raise MapImportError(f"no data set {dataset!r}{f' with layer {layer!r}' if layer else ''} is loaded; "
+                                 f"loaded: {have} (`chumphae map info`); nothing removed")
         n = remove_dataset(session, dataset, layer)
     typer.echo(f"removed {n} features")
 
@@ -107,7 +133,10 @@ def where_cmd(
     from chumphae.map.store import load_layers
 
     with session_scope(_engine()) as session:
-        layers = load_layers(session)
+        try:
+            layers = load_layers(session)
+        except ValueError:  # no features at all: one line, not a traceback
+            raise MapImportError("no map loaded: run `chumphae map load-default` or `chumphae map import`") from None
     place = Matcher(layers).place(lon, lat)
     typer.echo(f"parcel {place.parcel_code or '-'}  building {place.building_code or '-'}  "
                f"landmark {place.landmark or '-'}")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import shapely
@@ -88,4 +88,18 @@ def zone_geojson(session: Session, *, patient_id: int) -> tuple[dict[str, Any], 
     doc = {"type": "FeatureCollection", "patient_id": patient_id,
            "version": row.version if row else None, "spec": spec_out, "features": features}
     digest = hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str).encode())
-    return doc, f'"z{digest.hexdigest()[:24]}"', row.created_at if row else None
+    return doc, f'"z{digest.hexdigest()[:24]}"', last_modified(session, row) if row else None
+
+
+def last_modified(session: Session, row: SafeZone) -> datetime:
+    """The zone version's `Last-Modified`, whole seconds (as HTTP has it), later than every earlier version's:
+    two versions saved within one second had the same one, so `If-Modified-Since` with the first's answered
+    304 to a client holding the old zone. A version saved in the second of the one before it takes the next."""
+    times = session.exec(select(SafeZone.created_at).where(SafeZone.patient_id == row.patient_id,
+                                                           SafeZone.version <= row.version)
+                         .order_by(col(SafeZone.version))).all()
+    stamp: datetime | None = None
+    for t in times:
+        whole = t.replace(microsecond=0)
+        stamp = whole if stamp is None or whole > stamp else stamp + timedelta(seconds=1)
+    return stamp or row.created_at.replace(microsecond=0)

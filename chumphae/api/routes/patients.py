@@ -149,8 +149,9 @@ def list_patients(
         select(Patient).where(visible_patients_clause(user)).order_by(col(Patient.id))
         .offset(offset).limit(limit)
     ).all()
-    audit.record(session, user=user, action="read", entity="patient_list",
-                 route=f"{request.method} {request.url.path}", detail={"count": len(rows)})
+    audit.record(session, user=user, action="read", entity="patient_list",  # which records, as the other lists
+                 route=f"{request.method} {request.url.path}",
+                 detail={"count": len(rows), "patients": [p.id for p in rows]})
     return [to_out(p, user) for p in rows]
 
 

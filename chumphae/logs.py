@@ -6,7 +6,10 @@ never logs them; two filters guard what libraries log:
   and uvicorn log every frame, request line and header at DEBUG: feed
   frames carry patients' names, headers carry `Authorization: Bearer …`);
 - `RedactSecrets` blanks tokens wherever they still appear (`?token=` in an
-  access-log line, a `chu_…`/`chg_…` token or a bearer credential in text).
+  access-log line, a `chu_…`/`chg_…` token or a bearer credential in text),
+  and the query string and user-info of the provider URLs the HTTP client
+  logs at INFO (`HTTP Request: POST https://sms…/send?key=…`: an SMS
+  gateway's or a webhook's key may sit there).
 `setup()` puts both on the handler (every record that propagates) and the
 wire filter on the libraries' own loggers too, so a handler added later
 (a test's, a log shipper's) gets the same protection.
@@ -41,6 +44,10 @@ class BangkokFormatter(logging.Formatter):
 
 SECRET = re.compile(r"((?:token|access_token)=)[^&\s\"']+", re.IGNORECASE)
 TOKEN = re.compile(r"\bch[ug]_[A-Za-z0-9_\-]{6,}")
+# A URL's user-info (`user:pass@`) and query string, blanked in what the HTTP client logs about outbound calls.
+URL_QUERY = re.compile(r"(https?://[^\s?#\"']*)\?[^\s#\"']*", re.IGNORECASE)
+URL_USERINFO = re.compile(r"(https?://)[^/\s@\"']*@", re.IGNORECASE)
+HTTP_CLIENT_LOGGERS = ("httpx", "httpcore")
 BEARER = re.compile(r"((?:authorization|bearer)[\"']?\s*[:=]?\s*[\"']?(?:bearer\s+)?)[^\s\"',;]+", re.IGNORECASE)
 
 # Loggers through which the WebSocket libraries dump frames and headers.
@@ -65,6 +72,8 @@ class RedactSecrets(logging.Filter):
             record.msg, record.args = str(record.msg), None
             message = record.msg
         cleaned = redact(message)
+        if record.name.startswith(HTTP_CLIENT_LOGGERS):
+            cleaned = URL_USERINFO.sub(r"\1<redacted>@", URL_QUERY.sub(r"\1?<redacted>", cleaned))
         if cleaned != message:
             record.msg, record.args = cleaned, None
         return True

@@ -36,3 +36,34 @@ def test_wire_dumps_and_bearer_tokens_never_reach_a_handler() -> None:
         root.handlers[:], root.level = saved
     assert "chg_secret" not in text and "สมศรี" not in text and "1409900000011" not in text
     assert "chu_abcdefghijklmnop" not in text and "<redacted>" in text and "kept" in text
+
+
+def test_provider_url_secrets_the_http_client_logs_are_redacted() -> None:
+    """httpx logs every outbound request at INFO with its URL: an SMS gateway's key in the query string or a
+    webhook's user:password must not reach the log (the path and the answer stay, for the operator)."""
+    import io
+
+    import httpx
+
+    from chumphae import logs
+
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    out = io.StringIO()
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"ok": True})
+
+    try:
+        logs.setup("INFO", stream=out)
+        with httpx.Client(transport=httpx.MockTransport(answer)) as client:
+            client.post("https://sms.example.test/send?api_key=k3y5ecret&sender=CHP", data={"to": "0812345678"})
+            client.post("https://hook:pa55word@hooks.example.test/chumphae")
+        logging.getLogger("chumphae.x").info("see https://example.test/page?q=kept")
+    finally:
+        text = out.getvalue()
+        root.handlers[:], root.level = saved
+    assert "HTTP Request: POST https://sms.example.test/send?<redacted>" in text, text
+    assert "https://<redacted>@hooks.example.test/chumphae" in text, text
+    assert "k3y5ecret" not in text and "pa55word" not in text and "CHP" not in text
+    assert "page?q=kept" in text  # only the HTTP client's own lines lose their query strings

@@ -60,7 +60,7 @@ MAX_RANGE_M = 300.0  # no BLE band is heard further than this (heard: at least h
 # A faint receiver (fewer than half the packets) may have caught one stray packet from much further: while
 # another receiver hears the band (and bounds it), a faint one's reach is where a packet must be this many
 # per-packet σ above its expected RSSI to reach the sensitivity (wander-19); heard only faintly, MAX_RANGE_M
-FAINT_REACH_Z = 4.0  # 0: MAX_RANGE_M always, as before wander-19
+FAINT_REACH_Z = 0.0  # 0 (the default): MAX_RANGE_M always; 4.0: wander-19's rule (tried, not shipped)
 RECEIVER_ALIVE_S = 600.0  # a receiver that heard any band this recently counts when it hears nothing
 
 _rssi = itemgetter(1)  # of a (monotonic time, rssi) sample

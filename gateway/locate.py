@@ -278,7 +278,8 @@ class Locator:
             x, y = self._xy[rid]
             if 2 * len(vals) < n_sent:
                 rows.append((i, 1, 0.0, sigma, MAX_RANGE_M))
-                faint_reach.append(self._faint_reach(r))
+                if FAINT_REACH_Z > 0.0:
+                    faint_reach.append(self._faint_reach(r))
                 faint_box.append((x, y, MAX_RANGE_M))
                 continue
             med = vals[(n_sent - 1) // 2]  # the median of all n_sent packets (the unheard were weaker)

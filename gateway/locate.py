@@ -56,7 +56,11 @@ SIGMA_FAST_DB = 4.0  # per-packet RSSI scatter (multipath, the body): a median o
 SIGMA_SLOW_DB = 3.5  # what a 15 s median keeps: shadowing, receiver calibration, path-loss model error
 SENSITIVITY_DBM = -100.0  # weakest packet a receiver reports (ESP32 / BlueZ adapters: −95 … −100)
 REGION_MASS = 0.95  # share of the likelihood the region holds
-MAX_RANGE_M = 300.0  # no BLE band is heard further than this
+MAX_RANGE_M = 300.0  # no BLE band is heard further than this (heard: at least half its packets)
+# A faint receiver (fewer than half the packets) may have caught one stray packet from much further: while
+# another receiver hears the band (and bounds it), a faint one's reach is where a packet must be this many
+# per-packet σ above its expected RSSI to reach the sensitivity (wander-19); heard only faintly, MAX_RANGE_M
+FAINT_REACH_Z = 0.0  # 0 (the default): MAX_RANGE_M always; 4.0: wander-19's rule (tried, not shipped)
 RECEIVER_ALIVE_S = 600.0  # a receiver that heard any band this recently counts when it hears nothing
 
 _rssi = itemgetter(1)  # of a (monotonic time, rssi) sample
@@ -258,6 +262,7 @@ class Locator:
         rows: list[tuple[int, int, float, float, float]] = []  # receiver index, kind, median, σ, reach
         box: list[tuple[float, float, float]] = []  # x, y, reach of each receiver that heard it
         faint_box: list[tuple[float, float, float]] = []
+        faint_reach: list[float] = []  # each faint row's reach when some receiver heard the band (wander-19)
         anchor, loudest = None, -math.inf
         for rid, heard in counts.items():
             i = self._rx_index[rid]
@@ -273,12 +278,17 @@ class Locator:
             x, y = self._xy[rid]
             if 2 * len(vals) < n_sent:
                 rows.append((i, 1, 0.0, sigma, MAX_RANGE_M))
+                if FAINT_REACH_Z > 0.0:
+                    faint_reach.append(self._faint_reach(r))
                 faint_box.append((x, y, MAX_RANGE_M))
                 continue
             med = vals[(n_sent - 1) // 2]  # the median of all n_sent packets (the unheard were weaker)
             reach = min(MAX_RANGE_M, rssi_to_distance(med - 3.0 * sigma, r.p1m_dbm, r.path_loss_n))
             rows.append((i, 0, med, sigma, max(5.0, reach)))
             box.append((x, y, max(5.0, reach)))
+        if box and faint_reach and FAINT_REACH_Z > 0.0:  # a receiver heard it: its own reach bounds the band, not a faint one's
+            reach_of = iter(faint_reach)
+            rows = [(i, k, m, s, next(reach_of)) if k == 1 else (i, k, m, s, rc) for i, k, m, s, rc in rows]
         quiet_sigma = math.hypot(SIGMA_SLOW_DB, SIGMA_FAST_DB)
         for rid, i in self._rx_index.items():
             if rid not in counts and now - self._rx_alive.get(rid, -math.inf) <= RECEIVER_ALIVE_S:
@@ -292,6 +302,17 @@ class Locator:
         b.anchor = anchor
         rows.sort(key=lambda r: r[1])  # heard, faint, quiet (`track.stack` wants them so)
         return rows, (x0, x1, y0, y1)
+
+    def _faint_reach(self, r: Receiver) -> float:
+        """How far a receiver that heard the band only faintly may be from it while another receiver hears
+        the band (wander-19): a single stray packet (−99 dBm from 360 m: 3 per-packet σ above its expected
+        RSSI) happens every few minutes among a site's receivers, and MAX_RANGE_M's soft wall made it drag
+        the whole cloud across the road. A band heard only faintly keeps MAX_RANGE_M: those walls are all
+        that bounds it."""
+        if FAINT_REACH_Z <= 0.0:
+            return MAX_RANGE_M
+        at = self.sensitivity_dbm - FAINT_REACH_Z * math.hypot(SIGMA_SLOW_DB, SIGMA_FAST_DB)
+        return max(MAX_RANGE_M, rssi_to_distance(at, r.p1m_dbm, r.path_loss_n))
 
     def _stack(self, rows: list[tuple[int, int, float, float, float]], sizes: list[int],
                boxes: list[tuple[float, float, float, float]]) -> track.Stack:

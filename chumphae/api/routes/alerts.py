@@ -24,6 +24,7 @@ from chumphae.api.schemas import (
     AlertId,
     Offset,
     OptionalPatientQuery,
+    QueryInt,
     ResolveIn,
     Since,
     Until,
@@ -143,7 +144,7 @@ def list_alerts(
     severity: Annotated[list[Severity] | None, Query()] = None,
     since: Since = None,
     until: Until = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    limit: Annotated[QueryInt, Query(ge=1, le=500)] = 50,
     offset: Offset = 0,
 ) -> dict[str, Any]:
     """Alerts of the caller's patients (district roles: all, and the gateways' own), newest first,

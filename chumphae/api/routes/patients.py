@@ -25,6 +25,7 @@ from chumphae.api.schemas import (
     Offset,
     PatientId,
     PatientNotes,
+    QueryInt,
     UtcTime,
     omittable,
 )
@@ -141,7 +142,7 @@ def to_out(p: Patient, user: User) -> PatientOut:
 @router.get("", response_model=list[PatientOut])
 def list_patients(
     request: Request, session: SessionDep, user: CurrentUser,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    limit: Annotated[QueryInt, Query(ge=1, le=500)] = 100,
     offset: Offset = 0,
 ) -> list[PatientOut]:
     """The patients the caller cares for (district roles: all)."""

@@ -180,17 +180,18 @@ AdlScore = Annotated[int, Field(ge=0, le=20, strict=True)]
 NhsoGroup = Annotated[int, Field(ge=0, le=4, strict=True)]
 
 # -- path and query parameters --------------------------------------------------------------
-# Every integer a path or a query string carries is a QueryInt (bounds stay with its Path / Query):
-# tests/mobile/test_strict_query_ints_fix18.py checks that every route's integer parameter is one.
-QueryInt = Annotated[int, BeforeValidator(_int_text)]
-PatientId = Annotated[QueryInt, Path(ge=1, le=MAX_ID, description="A patient's id.")]
-AlertId = Annotated[QueryInt, Path(ge=1, le=MAX_ID, description="An alert's id.")]
-UserId = Annotated[QueryInt, Path(ge=1, le=MAX_ID, description="A user's id.")]
-GatewayId = Annotated[QueryInt, Path(ge=1, le=MAX_ID, description="A gateway's id.")]
-Offset = Annotated[QueryInt, Query(ge=0, le=MAX_OFFSET, description="Items to skip.")]
-OptionalPatientQuery = Annotated[QueryInt | None, Query(ge=1, le=MAX_ID)]
+# Every integer a path or a query string carries ends its Annotated with AsciiInt, AFTER its Path / Query:
+# a validator placed before the bounds would turn them into `ge` / `le` in the OpenAPI schema instead of
+# `minimum` / `maximum`. tests/mobile/test_strict_query_ints_fix18.py checks that every route's integer has it.
+AsciiInt = BeforeValidator(_int_text)
+PatientId = Annotated[int, Path(ge=1, le=MAX_ID, description="A patient's id."), AsciiInt]
+AlertId = Annotated[int, Path(ge=1, le=MAX_ID, description="An alert's id."), AsciiInt]
+UserId = Annotated[int, Path(ge=1, le=MAX_ID, description="A user's id."), AsciiInt]
+GatewayId = Annotated[int, Path(ge=1, le=MAX_ID, description="A gateway's id."), AsciiInt]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip."), AsciiInt]
+OptionalPatientQuery = Annotated[int | None, Query(ge=1, le=MAX_ID), AsciiInt]
 # A user id in a query (the district overview's `volunteer`): bounded as every id (it had taken any integer: fix17)
-OptionalUserQuery = Annotated[QueryInt | None, Query(ge=1, le=MAX_ID, description="A user's id.")]
+OptionalUserQuery = Annotated[int | None, Query(ge=1, le=MAX_ID, description="A user's id."), AsciiInt]
 _QUERY_TIME = ("ISO 8601, e.g. 2025-01-15T10:30:00+07:00 (`+` written %2B in a URL); without an offset, "
                "Asia/Bangkok time (2025-01-15T10:30:00 is 10:30 in Chumphae).")
 # Query times are typed by people (a filter): without an offset they are Asia/Bangkok time (fix17, issue 13).

@@ -54,8 +54,8 @@ _INT_TEXT_MAX = 20  # characters: more than any integer we take (2⁶³−1 has 
 def _int_text(value: Any) -> Any:
     """An integer in a path or a query string: an optional `-` and ASCII digits, nothing else.
 
-    `int()` (and a lax pydantic int) had read `1_0` as 10, `+1`, ` 1` and `1.0` as 1, and digits of other
-    scripts (`１`, `٣`) as theirs: `/patients/1_0` answered for patient 10 (fix18, issue 13).
+    A lax pydantic int had read `1_0` as 10, `+1`, ` 1`, `1 ` and `1.0` as 1: `/patients/1_0` answered for
+    patient 10 (fix18, issue 13); `int()` itself also takes other scripts' digits (`１`, `٣`).
     """
     if not isinstance(value, str):
         return value  # a route's own default

@@ -47,6 +47,32 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # keeps \t \n \r (no
 _CONTROL_LINE = re.compile(r"[\x00-\x1f\x7f]")  # one-line fields: no tab or newline either
 
 
+_ASCII_INT = re.compile(r"-?[0-9]+")  # fullmatch: `$` would let a trailing newline through
+_INT_TEXT_MAX = 20  # characters: more than any integer we take (2⁶³−1 has 19 digits)
+
+
+def _int_text(value: Any) -> Any:
+    """An integer in a path or a query string: an optional `-` and ASCII digits, nothing else.
+
+    A lax pydantic int had read `1_0` as 10, `+1`, ` 1`, `1 ` and `1.0` as 1: `/patients/1_0` answered for
+    patient 10 (fix18, issue 13); `int()` itself also takes other scripts' digits (`１`, `٣`).
+    """
+    if not isinstance(value, str):
+        return value  # a route's own default
+    if not _ASCII_INT.fullmatch(value):
+        raise ValueError("an integer is ASCII digits 0-9 with an optional leading '-', nothing else")
+    if len(value) > _INT_TEXT_MAX:
+        raise ValueError("integer out of range")
+    return int(value)
+
+
+def ascii_int(value: str | None) -> int | None:
+    """The same rule for a parameter read by hand (the feed socket's `?cursor=`): None if not one."""
+    if value is None or len(value) > _INT_TEXT_MAX or not _ASCII_INT.fullmatch(value):
+        return None
+    return int(value)
+
+
 def _no_control(text: str) -> str:
     if _CONTROL.search(text):
         raise ValueError("control characters are not allowed")
@@ -154,14 +180,18 @@ AdlScore = Annotated[int, Field(ge=0, le=20, strict=True)]
 NhsoGroup = Annotated[int, Field(ge=0, le=4, strict=True)]
 
 # -- path and query parameters --------------------------------------------------------------
-PatientId = Annotated[int, Path(ge=1, le=MAX_ID, description="A patient's id.")]
-AlertId = Annotated[int, Path(ge=1, le=MAX_ID, description="An alert's id.")]
-UserId = Annotated[int, Path(ge=1, le=MAX_ID, description="A user's id.")]
-GatewayId = Annotated[int, Path(ge=1, le=MAX_ID, description="A gateway's id.")]
-Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip.")]
-OptionalPatientQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
+# Every integer a path or a query string carries ends its Annotated with AsciiInt, AFTER its Path / Query:
+# a validator placed before the bounds would turn them into `ge` / `le` in the OpenAPI schema instead of
+# `minimum` / `maximum`. tests/mobile/test_strict_query_ints_fix18.py checks that every route's integer has it.
+AsciiInt = BeforeValidator(_int_text)
+PatientId = Annotated[int, Path(ge=1, le=MAX_ID, description="A patient's id."), AsciiInt]
+AlertId = Annotated[int, Path(ge=1, le=MAX_ID, description="An alert's id."), AsciiInt]
+UserId = Annotated[int, Path(ge=1, le=MAX_ID, description="A user's id."), AsciiInt]
+GatewayId = Annotated[int, Path(ge=1, le=MAX_ID, description="A gateway's id."), AsciiInt]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip."), AsciiInt]
+OptionalPatientQuery = Annotated[int | None, Query(ge=1, le=MAX_ID), AsciiInt]
 # A user id in a query (the district overview's `volunteer`): bounded as every id (it had taken any integer: fix17)
-OptionalUserQuery = Annotated[int | None, Query(ge=1, le=MAX_ID, description="A user's id.")]
+OptionalUserQuery = Annotated[int | None, Query(ge=1, le=MAX_ID, description="A user's id."), AsciiInt]
 _QUERY_TIME = ("ISO 8601, e.g. 2025-01-15T10:30:00+07:00 (`+` written %2B in a URL); without an offset, "
                "Asia/Bangkok time (2025-01-15T10:30:00 is 10:30 in Chumphae).")
 # Query times are typed by people (a filter): without an offset they are Asia/Bangkok time (fix17, issue 13).

@@ -21,7 +21,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from chumphae.api.deps import bearer_token, client_address, limiter, refuse_socket_if_locked_out
 from chumphae.api.http import dumps
-from chumphae.api.schemas import FEED_MESSAGE_MAX, MAX_CURSOR, TOKEN_MAX, FeedAuth
+from chumphae.api.schemas import FEED_MESSAGE_MAX, MAX_CURSOR, TOKEN_MAX, FeedAuth, ascii_int
 from chumphae.auth.tokens import hash_token
 from chumphae.db import get_engine
 from chumphae.feed.socket import (
@@ -35,12 +35,14 @@ from chumphae.feed.socket import (
 router = APIRouter(tags=["feed"])
 
 
-def _cursor(value: Any) -> int | None:
-    """A cursor from the query string; anything that is not one we could have issued counts as none."""
-    if not isinstance(value, str) or not value.isdigit() or len(value) > 19:
-        return None
-    cursor = int(value)
-    return cursor if cursor <= MAX_CURSOR else None
+def _cursor(value: str | None) -> int | None:
+    """A cursor from the query string; anything that is not one we could have issued counts as none.
+
+    ASCII digits only, as every query integer (`schemas.ascii_int`): `isdigit()` had taken `٣` as 3 and `²`
+    (a digit to `isdigit`, not to `int`) had ended the upgrade in a ValueError (fix18).
+    """
+    cursor = ascii_int(value)
+    return cursor if cursor is not None and 0 <= cursor <= MAX_CURSOR else None
 
 
 async def _close(ws: WebSocket, code: int, reason: str, frame: dict[str, Any] | None = None) -> None:

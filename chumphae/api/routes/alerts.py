@@ -22,6 +22,7 @@ from chumphae.api.routes.mobile import page
 from chumphae.api.schemas import (
     AckIn,
     AlertId,
+    AsciiInt,
     Offset,
     OptionalPatientQuery,
     ResolveIn,
@@ -143,7 +144,7 @@ def list_alerts(
     severity: Annotated[list[Severity] | None, Query()] = None,
     since: Since = None,
     until: Until = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    limit: Annotated[int, Query(ge=1, le=500), AsciiInt] = 50,
     offset: Offset = 0,
 ) -> dict[str, Any]:
     """Alerts of the caller's patients (district roles: all, and the gateways' own), newest first,

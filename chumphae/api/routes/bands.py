@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from chumphae.api.deps import CurrentUser, SessionDep, patient_for, require_roles
 from chumphae.api.problems import Problem, invalid
 from chumphae.api.routes.mobile import BandOut, band_out, page
-from chumphae.api.schemas import Offset, PatientId
+from chumphae.api.schemas import AsciiInt, Offset, PatientId
 from chumphae.models import Role, User
 from chumphae.patients.bands import BandConflict, bands_of, register_band
 
@@ -50,7 +50,7 @@ class BandRegistered(BaseModel):
 
 @router.get("", response_model=BandPage)
 def get_bands(patient_id: PatientId, request: Request, session: SessionDep, user: CurrentUser,
-              limit: Annotated[int, Query(ge=1, le=500)] = 50,
+              limit: Annotated[int, Query(ge=1, le=500), AsciiInt] = 50,
               offset: Offset = 0) -> dict[str, Any]:
     """Every band the patient has had, the active one first (keys are never shown), as
     `{items, total, limit, offset, next_offset}`."""

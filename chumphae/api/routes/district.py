@@ -18,7 +18,7 @@ from sqlmodel import Session, col, select
 
 from chumphae import audit
 from chumphae.api.deps import SessionDep, require_roles
-from chumphae.api.schemas import OptionalUserQuery
+from chumphae.api.schemas import AsciiInt, OptionalUserQuery
 from chumphae.models import CareAssignment, Patient, Role, User
 from chumphae.patients.status import LABELS, REASON_LABELS, PatientStatus, Status, statuses
 from chumphae.timeutil import utcnow
@@ -107,7 +107,7 @@ def overview(
     status: Annotated[list[Status] | None, Query(description="Only these statuses (repeat for several).")] = None,
     volunteer: Annotated[OptionalUserQuery, Query(description="Only patients assigned to this volunteer (a user id, "
                                                     "1 … 2³¹−1; another value is a 422 `validation` problem).")] = None,
-    limit: Annotated[int, Query(ge=1, le=2000)] = 500,
+    limit: Annotated[int, Query(ge=1, le=2000), AsciiInt] = 500,
 ) -> dict[str, Any]:
     """Villages with counts (whole district) and the filtered patient list, most urgent first."""
     patients = list(session.exec(select(Patient).where(col(Patient.active)).order_by(col(Patient.id))).all())

@@ -18,7 +18,7 @@ from sqlmodel import col, func, select
 from chumphae import audit
 from chumphae.alert.render import iso
 from chumphae.api.deps import CurrentUser, SessionDep, patient_for
-from chumphae.api.schemas import Offset, PatientId, Since, Until
+from chumphae.api.schemas import AsciiInt, Offset, PatientId, Since, Until
 from chumphae.auth.access import visible_patients_clause
 from chumphae.ingest.service import position_dict
 from chumphae.map.shared import current_matcher
@@ -170,7 +170,7 @@ def status_out(s: PatientStatus, places: dict[int, Place]) -> dict[str, Any]:
 def my_patients(
     request: Request, session: SessionDep, user: CurrentUser,
     status: Annotated[list[Status] | None, Query(description="Only these statuses (repeat for several).")] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    limit: Annotated[int, Query(ge=1, le=200), AsciiInt] = 50,
     offset: Offset = 0,
 ) -> dict[str, Any]:
     """The caller's patients (district roles: all), most urgent first, each with status and last position."""
@@ -205,7 +205,7 @@ def patient_positions(
     since: Since = None,
     until: Until = None,
     source: Annotated[str | None, Query(pattern="^(ble|gps|search)$")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    limit: Annotated[int, Query(ge=1, le=1000), AsciiInt] = 200,
     offset: Offset = 0,
 ) -> dict[str, Any]:
     """Where the patient was, newest first, filtered by time (and source); landmark words on this page."""

@@ -15,6 +15,7 @@ from chumphae.api.deps import CurrentUser, SessionDep, deny, patient_for, requir
 from chumphae.api.problems import Problem
 from chumphae.api.schemas import (
     AdlScore,
+    AsciiInt,
     DateText,
     Line32,
     Line40,
@@ -141,7 +142,7 @@ def to_out(p: Patient, user: User) -> PatientOut:
 @router.get("", response_model=list[PatientOut])
 def list_patients(
     request: Request, session: SessionDep, user: CurrentUser,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    limit: Annotated[int, Query(ge=1, le=500), AsciiInt] = 100,
     offset: Offset = 0,
 ) -> list[PatientOut]:
     """The patients the caller cares for (district roles: all)."""

@@ -11,7 +11,7 @@ from chumphae.alert.render import iso
 from chumphae.api.deps import CurrentUser, SessionDep, patient_for, require_roles
 from chumphae.api.problems import Problem
 from chumphae.api.routes.mobile import page
-from chumphae.api.schemas import AdlScore, LocalWhen, Offset, PatientId, Since, Until, VisitNotes
+from chumphae.api.schemas import AdlScore, AsciiInt, LocalWhen, Offset, PatientId, Since, Until, VisitNotes
 from chumphae.models import Role, User, Visit, adl_group
 from chumphae.patients.visits import list_visits, log_visit
 from chumphae.timeutil import iso_bangkok, utcnow
@@ -61,7 +61,7 @@ def get_visits(
     patient_id: PatientId, request: Request, session: SessionDep, user: CurrentUser,
     since: Since = None,
     until: Until = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    limit: Annotated[int, Query(ge=1, le=200), AsciiInt] = 50,
     offset: Offset = 0,
 ) -> dict[str, Any]:
     """The patient's home visits, newest first."""

@@ -61,6 +61,10 @@ MAX_RANGE_M = 300.0  # no BLE band is heard further than this (heard: at least h
 # another receiver hears the band (and bounds it), a faint one's reach is where a packet must be this many
 # per-packet σ above its expected RSSI to reach the sensitivity (wander-19); heard only faintly, MAX_RANGE_M
 FAINT_REACH_Z = 0.0  # 0 (the default): MAX_RANGE_M always; 4.0: wander-19's rule (tried, not shipped)
+# wander-21, narrower: only a row of ONE packet in the window (heard or faint), from a receiver farther from every
+# receiver that hears the band well (>= half its packets, >= 2 packets) than that receiver's reach, becomes a
+# faint row with this many per-packet σ of reach (no 300 m wall, out of the search box); everything else as main
+STRAY_REACH_Z = 4.0  # 0: off (main's rows)
 RECEIVER_ALIVE_S = 600.0  # a receiver that heard any band this recently counts when it hears nothing
 
 _rssi = itemgetter(1)  # of a (monotonic time, rssi) sample
@@ -263,6 +267,8 @@ class Locator:
         box: list[tuple[float, float, float]] = []  # x, y, reach of each receiver that heard it
         faint_box: list[tuple[float, float, float]] = []
         faint_reach: list[float] = []  # each faint row's reach when some receiver heard the band (wander-19)
+        single: list[tuple[int, int, str, float, float, float]] = []  # one-packet rows: row, box index, receiver, x, y, σ
+        well: list[tuple[float, float, float]] = []  # x, y, reach of each receiver that heard >= 2 and >= half
         anchor, loudest = None, -math.inf
         for rid, heard in counts.items():
             i = self._rx_index[rid]
@@ -276,6 +282,8 @@ class Locator:
             n_sent = max(len(vals), min(b.full, full))
             sigma = math.sqrt(SIGMA_SLOW_DB**2 + SIGMA_FAST_DB**2 / n_sent)
             x, y = self._xy[rid]
+            if STRAY_REACH_Z > 0.0 and m == 1:
+                single.append((len(rows), len(box), rid, x, y, sigma))
             if 2 * len(vals) < n_sent:
                 rows.append((i, 1, 0.0, sigma, MAX_RANGE_M))
                 if FAINT_REACH_Z > 0.0:
@@ -286,9 +294,13 @@ class Locator:
             reach = min(MAX_RANGE_M, rssi_to_distance(med - 3.0 * sigma, r.p1m_dbm, r.path_loss_n))
             rows.append((i, 0, med, sigma, max(5.0, reach)))
             box.append((x, y, max(5.0, reach)))
+            if STRAY_REACH_Z > 0.0 and m >= 2:
+                well.append((x, y, max(5.0, reach)))
         if box and faint_reach and FAINT_REACH_Z > 0.0:  # a receiver heard it: its own reach bounds the band, not a faint one's
             reach_of = iter(faint_reach)
             rows = [(i, k, m, s, next(reach_of)) if k == 1 else (i, k, m, s, rc) for i, k, m, s, rc in rows]
+        if single and well:  # wander-21: a far receiver's lone packet while others hear the band well
+            box = self._strays(rows, box, single, well)
         quiet_sigma = math.hypot(SIGMA_SLOW_DB, SIGMA_FAST_DB)
         for rid, i in self._rx_index.items():
             if rid not in counts and now - self._rx_alive.get(rid, -math.inf) <= RECEIVER_ALIVE_S:
@@ -302,6 +314,24 @@ class Locator:
         b.anchor = anchor
         rows.sort(key=lambda r: r[1])  # heard, faint, quiet (`track.stack` wants them so)
         return rows, (x0, x1, y0, y1)
+
+    def _strays(self, rows: list[tuple[int, int, float, float, float]], box: list[tuple[float, float, float]],
+                single: list[tuple[int, int, str, float, float, float]],
+                well: list[tuple[float, float, float]]) -> list[tuple[float, float, float]]:
+        """wander-21: each row of `single` (one packet in the window) whose receiver lies beyond the reach of
+        every receiver in `well` becomes, in place in `rows`, a faint row whose reach is where a packet must be
+        `STRAY_REACH_Z` per-packet σ above its expected RSSI to reach the sensitivity (no `MAX_RANGE_M`
+        wall); a heard one leaves the search box. Returns the search box's entries."""
+        at = self.sensitivity_dbm - STRAY_REACH_Z * math.hypot(SIGMA_SLOW_DB, SIGMA_FAST_DB)
+        dropped: set[int] = set()
+        for k, j, rid, x, y, sigma in single:
+            if all(math.hypot(x - wx, y - wy) > wr for wx, wy, wr in well):
+                i, kind = rows[k][0], rows[k][1]
+                r = self.receivers[rid]
+                rows[k] = (i, 1, 0.0, sigma, max(MAX_RANGE_M, rssi_to_distance(at, r.p1m_dbm, r.path_loss_n)))
+                if kind == 0:
+                    dropped.add(j)
+        return [e for j, e in enumerate(box) if j not in dropped] if dropped else box
 
     def _faint_reach(self, r: Receiver) -> float:
         """How far a receiver that heard the band only faintly may be from it while another receiver hears

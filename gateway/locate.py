@@ -64,7 +64,7 @@ FAINT_REACH_Z = 0.0  # 0 (the default): MAX_RANGE_M always; 4.0: wander-19's rul
 # wander-21, narrower: only a row of ONE packet in the window (heard or faint), from a receiver farther from every
 # receiver that hears the band well (>= half its packets, >= 2 packets) than that receiver's reach, becomes a
 # faint row with this many per-packet σ of reach (no 300 m wall, out of the search box); everything else as main
-STRAY_REACH_Z = 4.0  # 0: off (main's rows)
+STRAY_REACH_Z = 0.0  # 0 (the default): off, main's rows; 4.0: wander-21's rule (met its check, lost on the report seeds)
 RECEIVER_ALIVE_S = 600.0  # a receiver that heard any band this recently counts when it hears nothing
 
 _rssi = itemgetter(1)  # of a (monotonic time, rssi) sample

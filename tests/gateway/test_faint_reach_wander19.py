@@ -72,7 +72,7 @@ def test_with_the_old_reach_the_same_packet_drags_the_centre_out(monkeypatch: py
     """The test above can fail: with a faint receiver bounded at MAX_RANGE_M (the default) the same packet pulls
     the cloud across the road, out of the corridor, in most seeds."""
     assert locate.FAINT_REACH_Z == 0.0  # off by default (tried, not shipped)
-    monkeypatch.setattr(locate, "STRAY_REACH_Z", 0.0)  # wander-21's narrower rule (on by default) also removes it
+    monkeypatch.setattr(locate, "STRAY_REACH_Z", 0.0)  # wander-21's narrower rule (off by default) would also remove it
     swings = [_swing(s) for s in SEEDS]
     assert sum(s > 20.0 for s in swings) >= len(swings) // 2, swings
 

@@ -14,16 +14,13 @@ bounds it). Real locator, real particle filter, the radio model of test_locate_t
 from __future__ import annotations
 
 import math
-import random
-from datetime import timedelta
 
 import pytest
 
 from gateway import locate
 from gateway.locate import Locator
-from tests.gateway.builders import T0
-from tests.gateway.test_locate_region import RECEIVERS, rx, xy
-from tests.gateway.test_locate_track import heard
+from tests.gateway.test_locate_region import RECEIVERS, rx
+from tests.gateway.test_stray_single_wander21 import _walk as walk
 
 ON = 4.0  # wander-19's FAINT_REACH_Z (off by default)
 ADDR = "AA:00:00:00:00:19"
@@ -34,24 +31,9 @@ STRAY_AT = 40  # the second the far receiver catches one packet of the band, at 
 
 
 def _walk(seed: int) -> list[tuple[float, float, float]]:
-    """(second, centre's x, centre's y) while the band walks along the road 8 m off its centreline."""
-    rnd, shadow, other = random.Random(seed), {}, {}
-    loc = Locator(SITE, seed=seed)
-    out = []
-    for i in range(90):
-        t = T0 + timedelta(seconds=i)
-        for rid, v in heard([FAR], rnd, other, 240.0, 370.0):  # the neighbour, at home by the far receiver:
-            loc.observe(NEIGHBOUR, rid, v, t, float(i))  # the gateway locates it too, so the far receiver's
-        loc.estimate(NEIGHBOUR, float(i))  # packets per window are learnt (a stray packet of ours is then faint)
-        x = 150.0 + 0.8 * i  # walking along the road, between receivers 100 m apart
-        for rid, v in heard(RECEIVERS, rnd, shadow, x, 8.0):
-            loc.observe(ADDR, rid, v, t, float(i))
-        if i == STRAY_AT:
-            loc.observe(ADDR, FAR.id, -99.0, t, float(i))
-        p = loc.estimate(ADDR, float(i))
-        if p is not None:
-            out.append((float(i), *xy(p.lat, p.lon)))
-    return out
+    """(second, centre's x, centre's y) while the band walks along the road 8 m off its centreline; the far
+    receiver hears a neighbour's band at home, so our stray packet there is a faint row (wander-21's walk)."""
+    return walk(seed, full_far=True, addr=ADDR, neighbour=NEIGHBOUR)
 
 
 def _swing(seed: int) -> float:

@@ -33,10 +33,11 @@ STRAY_AT = 40  # the second the far receiver catches one packet of the band, at 
 SEEDS = range(6)
 
 
-def _walk(seed: int, *, full_far: bool) -> list[tuple[float, float, float]]:
+def _walk(seed: int, *, full_far: bool, addr: str = ADDR, neighbour: str = NEIGHBOUR) -> list[tuple[float, float, float]]:
     """(second, centre's x, centre's y) while the band walks along the road 8 m off its centreline. With
     `full_far` the far receiver hears a neighbour's every packet (its stray packet of ours is then a faint row);
-    without, it never heard more than that one packet in a window (a heard row, wander-19's 268 p9 / 267 p7)."""
+    without, it never heard more than that one packet in a window (a heard row, wander-19's 268 p9 / 267 p7).
+    wander-19's test walks the same walk (`full_far`, its own band addresses)."""
     rnd, shadow, other = random.Random(seed), {}, {}
     loc = Locator(SITE, seed=seed)
     out = []
@@ -44,14 +45,14 @@ def _walk(seed: int, *, full_far: bool) -> list[tuple[float, float, float]]:
         t = T0 + timedelta(seconds=i)
         if full_far:
             for rid, v in heard([FAR], rnd, other, 240.0, 370.0):
-                loc.observe(NEIGHBOUR, rid, v, t, float(i))
-            loc.estimate(NEIGHBOUR, float(i))
+                loc.observe(neighbour, rid, v, t, float(i))
+            loc.estimate(neighbour, float(i))
         x = 150.0 + 0.8 * i
         for rid, v in heard(RECEIVERS, rnd, shadow, x, 8.0):
-            loc.observe(ADDR, rid, v, t, float(i))
+            loc.observe(addr, rid, v, t, float(i))
         if i == STRAY_AT:
-            loc.observe(ADDR, FAR.id, -99.0, t, float(i))
-        p = loc.estimate(ADDR, float(i))
+            loc.observe(addr, FAR.id, -99.0, t, float(i))
+        p = loc.estimate(addr, float(i))
         if p is not None:
             out.append((float(i), *xy(p.lat, p.lon)))
     return out

@@ -20,18 +20,23 @@ from gateway.simulate import scenario as scenarios
 from tests.gateway.test_simulate import run_on
 
 
-@pytest.mark.parametrize("start", ["10:00+07:00", "23:00+07:00"])
-@pytest.mark.parametrize("name", scenarios.shipped())
-def test_shipped_scenario_raises_exactly_what_it_promises_on_the_town_site(
-        name: str, start: str, client: TestClient, app_engine: Engine, tmp_path: Path) -> None:
-    with Session(app_engine) as s:
+def seeded_town_site(client: TestClient, engine: Engine) -> siteconfig.SiteConfig:
+    """The demo district seeded, and the town gateway's configuration as it fetches it (with its token)."""
+    with Session(engine) as s:
         seed_demo(s)
         token = rotate_gateway_tokens(s)["gw-chumphae-town"]
         s.commit()
     r = client.get("/api/v1/gateway/config", headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 200, r.text
+    return siteconfig.parse(r.json())
+
+
+@pytest.mark.parametrize("start", ["10:00+07:00", "23:00+07:00"])
+@pytest.mark.parametrize("name", scenarios.shipped())
+def test_shipped_scenario_raises_exactly_what_it_promises_on_the_town_site(
+        name: str, start: str, client: TestClient, app_engine: Engine, tmp_path: Path) -> None:
     scen = replace(scenarios.load(name), start=scenarios.parse_start(start))
-    _, alerts = run_on(scen, siteconfig.parse(r.json()), tmp_path / f"{name}.db")
+    _, alerts = run_on(scen, seeded_town_site(client, app_engine), tmp_path / f"{name}.db")
     raised = {str(a["type"]) for a in alerts}
     promised = set(scen.promises)
     assert promised <= raised, f"{name} at {start}: promised {sorted(promised)}, raised {sorted(raised)}"

@@ -322,26 +322,25 @@ class Locator:
         every receiver in `well` becomes, in place in `rows`, a faint row whose reach is where a packet must be
         `STRAY_REACH_Z` per-packet σ above its expected RSSI to reach the sensitivity (no `MAX_RANGE_M`
         wall); a heard one leaves the search box. Returns the search box's entries."""
-        at = self.sensitivity_dbm - STRAY_REACH_Z * math.hypot(SIGMA_SLOW_DB, SIGMA_FAST_DB)
         dropped: set[int] = set()
         for k, j, rid, x, y, sigma in single:
             if all(math.hypot(x - wx, y - wy) > wr for wx, wy, wr in well):
                 i, kind = rows[k][0], rows[k][1]
-                r = self.receivers[rid]
-                rows[k] = (i, 1, 0.0, sigma, max(MAX_RANGE_M, rssi_to_distance(at, r.p1m_dbm, r.path_loss_n)))
+                rows[k] = (i, 1, 0.0, sigma, self._faint_reach(self.receivers[rid], STRAY_REACH_Z))
                 if kind == 0:
                     dropped.add(j)
         return [e for j, e in enumerate(box) if j not in dropped] if dropped else box
 
-    def _faint_reach(self, r: Receiver) -> float:
+    def _faint_reach(self, r: Receiver, z: float | None = None) -> float:
         """How far a receiver that heard the band only faintly may be from it while another receiver hears
         the band (wander-19): a single stray packet (−99 dBm from 360 m: 3 per-packet σ above its expected
         RSSI) happens every few minutes among a site's receivers, and MAX_RANGE_M's soft wall made it drag
         the whole cloud across the road. A band heard only faintly keeps MAX_RANGE_M: those walls are all
-        that bounds it."""
-        if FAINT_REACH_Z <= 0.0:
+        that bounds it. `z` (default `FAINT_REACH_Z`): the σ of luck; wander-21's lone packets use `STRAY_REACH_Z`."""
+        z = FAINT_REACH_Z if z is None else z
+        if z <= 0.0:
             return MAX_RANGE_M
-        at = self.sensitivity_dbm - FAINT_REACH_Z * math.hypot(SIGMA_SLOW_DB, SIGMA_FAST_DB)
+        at = self.sensitivity_dbm - z * math.hypot(SIGMA_SLOW_DB, SIGMA_FAST_DB)
         return max(MAX_RANGE_M, rssi_to_distance(at, r.p1m_dbm, r.path_loss_n))
 
     def _stack(self, rows: list[tuple[int, int, float, float, float]], sizes: list[int],

@@ -86,6 +86,7 @@ def serve(
 
     from chumphae import logs
     from chumphae.api.app import ALERT_PORT_ENV, create_app, prepare_database
+    from chumphae.supervise import die_with_parent
 
     settings = get_settings()
     logs.setup(settings.log_level)
@@ -105,7 +106,7 @@ def serve(
         alerts = subprocess.Popen([sys.executable, "-m", "chumphae.cli", "serve", "--host", host,
                                    "--port", str(alert_port), "--workers", str(alert_workers),
                                    "--ws-compression" if ws_compression else "--no-ws-compression"],
-                                  preexec_fn=_die_with_parent)
+                                  preexec_fn=die_with_parent)
         if bulk_nice:  # after the alert processes started: they keep this process's priority, its workers not
             os.nice(bulk_nice)
     try:
@@ -146,19 +147,6 @@ def _lean_workers() -> Iterator[None]:
         yield
     finally:
         main.__spec__ = spec
-
-
-def _die_with_parent() -> None:
-    """In a child process before exec (Linux): SIGTERM when the parent dies, even by SIGKILL, so a killed
-    `serve` leaves no alert processes holding their port. Elsewhere nothing: `serve`'s `finally` stops them."""
-    import ctypes
-    import signal
-
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 @db_app.command("upgrade")

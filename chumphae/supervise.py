@@ -17,9 +17,13 @@ a national ID, no bearer tokens).
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
+import multiprocessing
+import os
 import random
 import re
+import signal
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -123,3 +127,20 @@ class Supervisor:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def die_with_parent() -> None:
+    """In a child process (Linux): SIGTERM when the parent dies, even by SIGKILL, so a killed `chumphae serve`
+    leaves no process holding its ports: its alert processes (called before exec) and its `--workers`
+    (uvicorn's, from `worker_app`; docs18 found them serving on after `kill -9` of their parent, and the next
+    `serve` failing with `Address already in use`). A worker whose parent died before this call ends at once.
+    Elsewhere nothing: `serve`'s `finally` stops what it started. (Imports at the top: this runs between fork
+    and exec, where importing is not safe.)"""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    parent = multiprocessing.parent_process()
+    if parent is not None and parent.pid != os.getppid():
+        os.kill(os.getpid(), signal.SIGTERM)  # the parent is already gone: no signal would come

@@ -71,7 +71,9 @@ def prepare_database(engine: Engine) -> None:
 def worker_app() -> FastAPI:
     """The app factory for `chumphae serve --workers N`: each worker process sets up its own logging."""
     from chumphae import logs
+    from chumphae.supervise import die_with_parent
 
+    die_with_parent()  # a `serve` killed by SIGKILL takes its workers with it
     settings = get_settings()
     logs.setup(settings.log_level)
     return create_app(settings)

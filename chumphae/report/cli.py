@@ -19,7 +19,8 @@ def export_daily(
     day: Annotated[str | None, typer.Option("--date", help="Asia/Bangkok day YYYY-MM-DD (default: yesterday).")] = None,
     fmt: Annotated[str, typer.Option("--format", help="csv | xlsx | json")] = "csv",
     out: Annotated[Path | None, typer.Option(help="File to write (default: daily-DATE.FORMAT in the export dir).")] = None,
-    with_cid: Annotated[bool, typer.Option("--with-cid", help="Include the national ID (CID) column.")] = False,
+    with_cid: Annotated[bool, typer.Option("--with-cid", help="Include the national ID (CID) column (needs --out: "
+                                           "the export folder's files carry no CID).")] = False,
 ) -> None:
     """Write one day's summary, one row per patient."""
     from chumphae.db import init_engine
@@ -34,6 +35,9 @@ def export_daily(
         when = date.fromisoformat(day) if day else utcnow().astimezone(BANGKOK).date() - timedelta(days=1)
     except ValueError:
         raise ConfigError(f"--date must be YYYY-MM-DD, not {day!r}") from None
+    if with_cid and out is None:
+        raise ConfigError("--with-cid needs --out PATH: the export folder holds the nightly files, which carry no "
+                          "CID (docs/daily-summary.md)")
     settings = get_settings()
     from sqlmodel import Session
 

@@ -59,15 +59,25 @@ def last_complete_day(now: datetime) -> date:
     return today - timedelta(days=1) if local.time() >= RUN_AT else today - timedelta(days=2)
 
 
+def day_end(day: date) -> datetime:
+    """The end of a Bangkok calendar day (the next day's 00:00+07:00)."""
+    return datetime.combine(day + timedelta(days=1), time(0), tzinfo=BANGKOK)
+
+
 def written_days(folder: Path, formats: Sequence[str] = NIGHTLY_FORMATS) -> set[date]:
-    """Days whose files exist in every nightly format."""
+    """Days whose files exist in every nightly format, each written after the day was over: a file written
+    while its day was running (`chumphae export daily --date TODAY` by hand) holds part of the day only, so
+    that day is still due (docs18: the hand-made file had stood for the night's)."""
     if not folder.is_dir():
         return set()
     found: dict[date, set[str]] = {}
     for p in folder.iterdir():
         m = NAME.match(p.name)
         if m:
-            found.setdefault(date.fromisoformat(m.group(1)), set()).add(m.group(2))
+            day = date.fromisoformat(m.group(1))
+            with suppress(OSError):  # a file gone meanwhile: not written
+                if p.stat().st_mtime >= day_end(day).timestamp():
+                    found.setdefault(day, set()).add(m.group(2))
     return {d for d, fmts in found.items() if set(formats) <= fmts}
 
 

@@ -8,15 +8,21 @@ Each test names the mismatch it found; it failed before the fix beside it."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta
+from datetime import time as dtime
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 
 from tests.conftest import World
 from tests.feed.test_fanout import pg_world, schema_url  # noqa: F401  (fixture)
@@ -91,3 +97,63 @@ def test_a_killed_serve_takes_its_workers_with_it(pg_world: World, tmp_path: Pat
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+
+
+# --- docs/daily-summary.md: `chumphae export daily`, the nightly files, `export catch-up`
+
+def _cli(*args: str) -> Any:
+    from typer.testing import CliRunner
+
+    from chumphae.cli import app
+
+    return CliRunner().invoke(app, list(args))
+
+
+def test_a_days_file_written_by_hand_while_it_ran_does_not_stand_for_the_nights(
+        world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Mismatch: `chumphae export daily --date TODAY` (an operator looking at the day so far) wrote
+    `daily-TODAY.csv` into the export folder, and `--format xlsx` its twin: the nightly job then took the day as
+    written and never wrote it, so the hospital's file for that day stopped at the hour it was looked at. Now a
+    day's files count as written only if written after the day was over; `export catch-up` (and the night)
+    writes the whole day."""
+    from chumphae.report.nightly import catch_up
+    from chumphae.timeutil import BANGKOK, utcnow
+
+    monkeypatch.setenv("CHUMPHAE_DATABASE_URL", str(world.engine.url))
+    folder = tmp_path / "data" / "exports"
+    today = utcnow().astimezone(BANGKOK).date()
+    for fmt in ("csv", "xlsx"):
+        r = _cli("export", "daily", "--date", today.isoformat(), "--format", fmt)
+        assert r.exit_code == 0 and f"daily-{today.isoformat()}.{fmt}" in r.output, r.output
+    after_midnight = datetime.combine(today + timedelta(days=1), dtime(0, 20), tzinfo=BANGKOK)
+    written = catch_up(world.engine, folder=folder, hospcode="10707", now=after_midnight)
+    assert sorted(p.name for p in written) == [f"daily-{today.isoformat()}.csv", f"daily-{today.isoformat()}.xlsx"]
+    assert "were written after the day was over" in _doc("docs/daily-summary.md")
+
+
+def test_with_cid_never_writes_into_the_export_folder(world: World, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Mismatch: docs/daily-summary.md says the nightly files carry no CID ("a file at rest gets copied
+    around"), but `chumphae export daily --with-cid` without `--out` wrote the CID column into the export folder
+    under the nightly file's own name, replacing yesterday's file with one holding every national ID. Now
+    `--with-cid` needs `--out`; with it the column comes, after `pid` as documented."""
+    from chumphae.report.nightly import last_complete_day
+    from chumphae.timeutil import utcnow
+
+    monkeypatch.setenv("CHUMPHAE_DATABASE_URL", str(world.engine.url))
+    day = last_complete_day(utcnow()).isoformat()
+    refused = _cli("export", "daily", "--date", day, "--with-cid")
+    assert refused.exit_code != 0 and "--with-cid needs --out PATH" in str(refused.exception), refused.output
+    assert not (tmp_path / "data" / "exports").exists()
+    out = tmp_path / "for-the-hospital.csv"
+    r = _cli("export", "daily", "--date", day, "--with-cid", "--out", str(out))
+    assert r.exit_code == 0, r.output
+    header = out.read_text(encoding="utf-8-sig").splitlines()[0].split(",")
+    assert header[:5] == ["date", "hospcode", "pid", "cid", "hn"]
+    assert "1409900000011" in out.read_text(encoding="utf-8-sig")  # the world's own patient's CID
+    plain = _cli("export", "daily", "--date", day, "--format", "json")
+    assert plain.exit_code == 0
+    doc = json.loads((tmp_path / "data" / "exports" / f"daily-{day}.json").read_text(encoding="utf-8"))
+    assert "cid" not in doc["columns"] and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+07:00", doc["generated_at"])
+    assert "`--with-cid` needs `--out`" in _doc("docs/daily-summary.md")
+    assert "[--out PATH [--with-cid]]" in _doc("README.md")

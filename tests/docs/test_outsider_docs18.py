@@ -8,15 +8,17 @@ Each test names the mismatch it found; it failed before the fix beside it."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from datetime import time as dtime
 from pathlib import Path
 from typing import Any
@@ -24,8 +26,11 @@ from typing import Any
 import httpx
 import pytest
 
+from chumphae.timeutil import as_utc
 from tests.conftest import World
+from tests.feed.liveserver import LiveServer
 from tests.feed.test_fanout import pg_world, schema_url  # noqa: F401  (fixture)
+from tests.ingest.conftest import BAND, Site, server, site  # noqa: F401  (the fixtures)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -157,3 +162,87 @@ def test_with_cid_never_writes_into_the_export_folder(world: World, tmp_path: Pa
     assert "cid" not in doc["columns"] and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+07:00", doc["generated_at"])
     assert "`--with-cid` needs `--out`" in _doc("docs/daily-summary.md")
     assert "[--out PATH [--with-cid]]" in _doc("README.md")
+
+
+# --- docs/band-frame.md: a band's advertisement from the document alone, replayed (gateway-protocol §6)
+
+def _band_payload(address: str, key_hex: str, counter: int, *, sos: bool = False, fall: bool = False,
+                  worn: bool = True, charging: bool = False, low: bool = False, battery: int = 64,
+                  max_g: float = 1.06, min_g: float = 0.94, mean_g: float = 1.0, pitch: int = 5, roll_deg: int = 10,
+                  steps: int = 0) -> bytes:
+    """The 22-byte payload after the company id, as the document's tables give it (no gateway code)."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESCCM
+
+    flags = sos | fall << 1 | worn << 2 | charging << 3 | low << 4
+    body = struct.pack("<BBBBBbbH", flags, battery, round(max_g * 16), round(min_g * 16), round(mean_g * 16), pitch,
+                       roll_deg // 2, steps & 0xFFFF)
+    nonce = bytes.fromhex(address.replace(":", "")) + struct.pack("<H", 0xFFFF) + b"\xc1" + struct.pack("<I", counter)
+    return b"\xc1" + struct.pack("<I", counter) + AESCCM(bytes.fromhex(key_hex), tag_length=8).encrypt(nonce, body, None)
+
+
+def test_the_documents_golden_vector_from_its_tables() -> None:
+    body = "05 40 38 04 10 ba 14 f0 05"  # SOS, worn, 64 %, 3.5 g, 0.25 g, 1.0 g, −70°, 40°, 1520 steps
+    assert body in _doc("docs/band-frame.md")
+    p = _band_payload("C0:FF:EE:00:00:01", "00112233445566778899aabbccddeeff", 1000, sos=True, battery=64, max_g=3.5,
+                      min_g=0.25, mean_g=1.0, pitch=-70, roll_deg=40, steps=1520)
+    assert "02 01 06 19 ff ff ff " + p.hex() in _doc("docs/band-frame.md")
+
+
+async def test_a_hand_written_recording_of_document_built_frames_replayed_against_a_backend(
+        server: LiveServer, site: Site, tmp_path: Path) -> None:  # noqa: F811
+    """A band's 90 s written from docs/band-frame.md (SOS pressed, a fall: free fall, impact, lying still with the
+    band's fall flag; then its battery-low bit at 40 %, then 9 %), in a recording written from gateway-protocol §6,
+    replayed with `chumphae-gateway --replay` against the backend: SOS and fall alerts with the summaries'
+    figures, the battery and steps decoded. Mismatch: docs/band-frame.md gave flag bit 4, "battery low (band's own
+    threshold)", as if it raised something; the gateway reads it and uses it for nothing: `battery_low` comes from
+    the percent against the patient's threshold (20 % by default), so a band flagging low at 40 % raises none.
+    The document now says so."""
+    from sqlmodel import Session, select
+
+    from chumphae.models import Alert, Wristband
+
+    assert "the gateway decodes it and raises nothing on it" in _doc("docs/band-frame.md")
+    key = "00112233445566778899aabbccddeeff"
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=120)
+    lines = [{"format": "chumphae-adverts", "version": 1, "started": t0.isoformat(), "source": "radio"}]
+    for s in range(90):
+        kw: dict[str, Any] = {"steps": 1520 + s}
+        if 10 <= s < 14:
+            kw["sos"] = True
+        if s == 30:
+            kw.update(max_g=1.2, min_g=0.25, mean_g=0.6)  # free fall
+        if s == 31:
+            kw.update(max_g=3.5, min_g=0.5, mean_g=1.4, fall=True)  # impact
+        if 32 <= s < 60:
+            kw.update(max_g=1.03, min_g=0.97, pitch=-70, roll_deg=40, fall=s < 50)  # lying still, turned
+        if 60 <= s < 75:
+            kw.update(battery=40, low=True)
+        if s >= 75:
+            kw.update(battery=9)
+        hexed = _band_payload(BAND, key, 5000 + s, **kw).hex()
+        for k in range(2):  # the site's one receiver hears each frame twice in its second
+            lines.append({"t": (t0 + timedelta(seconds=s, milliseconds=100 + 300 * k)).isoformat(), "receiver": "rx-rph",
+                          "address": BAND.lower(), "rssi": -62, "manufacturer_data": {"0xFFFF": hexed}})
+    lines.append({"end": (t0 + timedelta(seconds=95)).isoformat()})
+    rec = tmp_path / "field.jsonl"
+    rec.write_text("\n".join(json.dumps(o) for o in lines) + "\n", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "CHUMPHAE_"))}
+    env |= {"GATEWAY_TOKEN": site.token, "GATEWAY_BACKEND_URL": server.http, "GATEWAY_ALERT_URL": "off",
+            "GATEWAY_QUEUE_PATH": str(tmp_path / "q.sqlite3"), "GATEWAY_CONFIG_CACHE": str(tmp_path / "c.json")}
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "gateway.cli", "--replay", str(rec), "--speed",
+                                                "0", env=env, cwd=tmp_path, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert "adverts 180 readings 180 " in out.decode() and "bad lines skipped 0" in out.decode(), out.decode()
+    with Session(site.world.engine) as s:
+        alerts = {str(a.type): a for a in s.exec(select(Alert).where(Alert.patient_id == site.world.own_patient))}
+        band = s.exec(select(Wristband).where(Wristband.address == BAND)).one()
+    assert set(alerts) == {"sos", "fall", "battery_low"}, alerts
+    assert alerts["sos"].details["authenticated"] is True and alerts["sos"].details["receiver"] == "rx-rph"
+    fall = alerts["fall"].details
+    assert (fall["peak_g"], fall["free_fall"], fall["band_flag"]) == (3.5, True, True), fall
+    assert fall["turn_deg"] > 60  # upright (5°, 10°) → lying (−70°, 40°)
+    assert as_utc(alerts["battery_low"].opened_at) >= t0 + timedelta(seconds=75)  # the 9 %, not the 40 % flag
+    # readings go on change (§3.4): the last one is the second the battery fell to 9 %, counter 5000 + 75
+    assert (band.battery_pct, band.worn, band.charging, band.last_seq) == (9.0, True, False, 5075)

@@ -83,10 +83,15 @@ def make_engine(url: str, *, check: bool = True, schema: str | None = None) -> E
     if check:
         try:
             with engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
+                found = conn.execute(text("SELECT 1" if engine.dialect.name == "sqlite" else "SELECT current_schema()"))
+                schema_found = found.scalar() is not None
         except OperationalError as exc:
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
             raise ConfigError(f"cannot reach database {safe_url(url)}: {reason}") from None
+        if not schema_found:  # a search_path naming no existing schema: every CREATE would fail with a traceback
+            engine.dispose()
+            raise ConfigError(f"database {safe_url(url)}: its search_path names no schema that exists; create it "
+                              "first (CREATE SCHEMA name;), docs/postgresql.md §2")
     return engine
 
 

@@ -246,3 +246,21 @@ async def test_a_hand_written_recording_of_document_built_frames_replayed_agains
     assert as_utc(alerts["battery_low"].opened_at) >= t0 + timedelta(seconds=75)  # the 9 %, not the 40 % flag
     # readings go on change (§3.4): the last one is the second the battery fell to 9 %, counter 5000 + 75
     assert (band.battery_pct, band.worn, band.charging, band.last_seq) == (9.0, True, False, 5075)
+
+
+def test_a_search_path_naming_no_schema_stops_with_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Mismatch: docs/postgresql.md §2 puts an installation in its own schema (`?options=-csearch_path%3D…`,
+    "the schema must exist"), and README promises that a bad database setting stops the command with one line;
+    a schema not created yet made `chumphae db upgrade` (and `serve`) end in a 121-line traceback
+    (`InvalidSchemaName: no schema has been selected to create in`). Now one line names the URL (password
+    hidden) and says to create the schema."""
+    from chumphae.errors import ConfigError
+    from tests.conftest import PG_URL, _pg_admin_engine
+
+    _pg_admin_engine().dispose()  # skips, saying why, when no server answers
+    schema = f"docs18_missing_{os.getpid()}"
+    monkeypatch.setenv("CHUMPHAE_DATABASE_URL", f"{PG_URL}?options=-csearch_path%3D{schema}")
+    r = _cli("db", "upgrade")
+    assert isinstance(r.exception, ConfigError), r.exception
+    assert "its search_path names no schema that exists; create it first" in str(r.exception)
+    assert "`CREATE SCHEMA my_schema;` first, else the start stops with one line" in _doc("docs/postgresql.md")

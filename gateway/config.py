@@ -22,19 +22,21 @@ class GatewaySettings(BaseSettings):
     receiver_id: str = Field(default="local", description="Receiver id of this machine's adapter.")
     adapter: str | None = Field(default=None, description='BlueZ adapter name, e.g. "hci0"; unset: the default adapter.')
     scan_mode: Literal["active", "passive"] = "active"
-    watchdog_s: float = Field(default=90.0, description="Restart a scanner silent for this long.")
-    scan_queue_size: int = Field(default=4096, description="Adverts buffered between radio and pipeline.")
+    watchdog_s: float = Field(default=90.0, gt=0, description="Restart a scanner silent for this long.")
+    scan_queue_size: int = Field(default=4096, ge=1, description="Adverts buffered between radio and pipeline.")
     queue_path: Path = Field(default=Path("data/gateway-outbox.sqlite3"), description="Durable outbox.")
     config_cache: Path = Field(default=Path("data/gateway-config.json"), description="Last site config.")
-    heartbeat_s: float = 15.0
-    ack_timeout_s: float = 30.0
-    max_in_flight: int = 256
+    # Each of these above 0 (docs18): GATEWAY_HEARTBEAT_S=0 sent heartbeats back to back, one backend write each
+    # (355 in 10 s against 10), where README promises that a bad setting stops the command with one line.
+    heartbeat_s: float = Field(default=15.0, gt=0)
+    ack_timeout_s: float = Field(default=30.0, gt=0)
+    max_in_flight: int = Field(default=256, ge=1)
     alert_url: str = Field(
         default="", description='The alert socket beside the main one (docs/gateway-protocol.md §3.3): "" = the one the '
         'backend names in its welcome (if any); "off" = none; or a ws(s):// URL. Alerts still go on the main socket too.',
     )
-    backoff_min_s: float = 0.5
-    backoff_max_s: float = Field(default=30.0, description="Reconnect / task-restart backoff cap, seconds.")
+    backoff_min_s: float = Field(default=0.5, gt=0)
+    backoff_max_s: float = Field(default=30.0, gt=0, description="Reconnect / task-restart backoff cap, seconds.")
     memory_queue_max: int = Field(
         default=10_000, ge=100,
         description="While the outbox disk is full: positions/readings held in memory at most (alerts always kept).",
@@ -44,13 +46,13 @@ class GatewaySettings(BaseSettings):
         description="Sessions closed abnormally (1011 …) with the same message at the head and no ack "
         "before that message is moved behind the others.",
     )
-    config_poll_s: float = Field(default=600.0, description="Refetch the site config (If-None-Match) this often; 0 = never.")
+    config_poll_s: float = Field(default=600.0, ge=0, description="Refetch the site config (If-None-Match) this often; 0 = never.")
     replay_margin: int = Field(
-        default=5, description="After a restart, band counters up to this far above the stored one are refused too."
+        default=5, ge=0, description="After a restart, band counters up to this far above the stored one are refused too."
     )
-    position_every_s: float = Field(default=60.0, description="Send a position at least this often per band.")
-    locate_window_s: float = Field(default=15.0, description="RSSI history per receiver, seconds.")
-    coverage_timeout_s: float = Field(default=60.0, description="Unheard this long = out of coverage.")
+    position_every_s: float = Field(default=60.0, gt=0, description="Send a position at least this often per band.")
+    locate_window_s: float = Field(default=15.0, gt=0, description="RSSI history per receiver, seconds.")
+    coverage_timeout_s: float = Field(default=60.0, gt=0, description="Unheard this long = out of coverage.")
     gatt_enabled: bool = Field(
         default=True, description="Read a band's raw accelerometer stream over GATT when its advert shows "
         "its fall flag or a high-motion second, and judge it with the fall model.",

@@ -264,3 +264,34 @@ def test_a_search_path_naming_no_schema_stops_with_one_line(monkeypatch: pytest.
     assert isinstance(r.exception, ConfigError), r.exception
     assert "its search_path names no schema that exists; create it first" in str(r.exception)
     assert "`CREATE SCHEMA my_schema;` first, else the start stops with one line" in _doc("docs/postgresql.md")
+
+
+# --- README's settings tables
+
+ABOVE_ZERO = ("WATCHDOG_S", "SCAN_QUEUE_SIZE", "HEARTBEAT_S", "ACK_TIMEOUT_S", "MAX_IN_FLIGHT", "BACKOFF_MIN_S",
+              "BACKOFF_MAX_S", "POSITION_EVERY_S", "LOCATE_WINDOW_S", "COVERAGE_TIMEOUT_S")
+
+
+def test_a_gateway_period_of_zero_is_a_bad_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Mismatch: README says a bad setting stops the command at start with one line, but `GATEWAY_HEARTBEAT_S=0`
+    (read as "off", as `GATEWAY_CONFIG_POLL_S=0` is) was taken: the gateway then sent heartbeats back to back,
+    each a write of the backend's gateway row (355 in 10 s against 10 with the default), and a 0 or negative
+    ack timeout, window, backoff or queue size was taken as well. Now each must be above 0."""
+    from pydantic import ValidationError
+
+    from gateway.config import GatewaySettings
+
+    for name in ABOVE_ZERO:
+        monkeypatch.setenv(f"GATEWAY_{name}", "0")
+        with pytest.raises(ValidationError):
+            GatewaySettings()
+        monkeypatch.delenv(f"GATEWAY_{name}")
+    monkeypatch.setenv("GATEWAY_CONFIG_POLL_S", "0")  # documented: 0 = never
+    monkeypatch.setenv("GATEWAY_REPLAY_MARGIN", "0")
+    assert (GatewaySettings().config_poll_s, GatewaySettings().replay_margin) == (0, 0)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")} | {"GATEWAY_HEARTBEAT_S": "0"}
+    r = subprocess.run([sys.executable, "-m", "gateway.cli", "--replay", str(tmp_path / "none.jsonl")], env=env,
+                       cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        "chumphae-gateway: error: bad setting GATEWAY_HEARTBEAT_S: Input should be greater than 0"], r.stderr
+    assert "`GATEWAY_HEARTBEAT_S=0` is refused" in _doc("README.md")

@@ -295,3 +295,18 @@ def test_a_gateway_period_of_zero_is_a_bad_setting(tmp_path: Path, monkeypatch: 
     assert r.returncode == 2 and r.stderr.strip().splitlines() == [
         "chumphae-gateway: error: bad setting GATEWAY_HEARTBEAT_S: Input should be greater than 0"], r.stderr
     assert "`GATEWAY_HEARTBEAT_S=0` is refused" in _doc("README.md")
+
+
+def test_every_retention_setting_says_what_0_means(monkeypatch: pytest.MonkeyPatch) -> None:
+    """README gave "0 keeps them for ever" for positions and audit rows only; the hourly job reads 0 the same
+    way for gateway message ids and feed rows (an operator setting 0 to mean "keep nothing" keeps everything)."""
+    from chumphae.config import Settings
+    from chumphae.retention import cutoffs
+    from chumphae.timeutil import utcnow
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for kind in ("POSITIONS", "MESSAGES", "FEED", "AUDIT"):
+        row = next(line for line in readme.splitlines() if line.startswith(f"| `CHUMPHAE_RETENTION_{kind}_DAYS`"))
+        assert "0: for ever" in row or "0 keeps them for ever" in row, row
+        monkeypatch.setenv(f"CHUMPHAE_RETENTION_{kind}_DAYS", "0")
+    assert cutoffs(Settings(), utcnow()) == {}

@@ -310,3 +310,16 @@ def test_every_retention_setting_says_what_0_means(monkeypatch: pytest.MonkeyPat
         assert "0: for ever" in row or "0 keeps them for ever" in row, row
         monkeypatch.setenv(f"CHUMPHAE_RETENTION_{kind}_DAYS", "0")
     assert cutoffs(Settings(), utcnow()) == {}
+
+
+def test_every_chumphae_variable_read_from_the_environment_is_in_the_readme() -> None:
+    """README lists the settings and, apart, the variables that are not settings; the tests' Redis URL (which
+    docs/postgresql.md §5 names), their Chromium and the fuzzing's example count were read but in no list."""
+    read = set()
+    for folder in ("chumphae", "gateway", "scripts", "tests"):
+        for path in (ROOT / folder).rglob("*.py"):
+            text = path.read_text(encoding="utf-8")
+            read |= set(re.findall(r"environ(?:\.get\(|\[)\"(CHUMPHAE_[A-Z_]+)\"", text))
+            read |= set(re.findall(r"getenv\(\"(CHUMPHAE_[A-Z_]+)\"", text))
+    assert {"CHUMPHAE_TEST_PG_URL", "CHUMPHAE_TEST_REDIS_URL"} <= read
+    assert sorted(n for n in read if f"`{n}`" not in (ROOT / "README.md").read_text(encoding="utf-8")) == []

@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 import pytest
+from websockets.asyncio.client import connect
 
 from chumphae.timeutil import as_utc
 from tests.conftest import World
@@ -323,3 +324,38 @@ def test_every_chumphae_variable_read_from_the_environment_is_in_the_readme() ->
             read |= set(re.findall(r"getenv\(\"(CHUMPHAE_[A-Z_]+)\"", text))
     assert {"CHUMPHAE_TEST_PG_URL", "CHUMPHAE_TEST_REDIS_URL"} <= read
     assert sorted(n for n in read if f"`{n}`" not in (ROOT / "README.md").read_text(encoding="utf-8")) == []
+
+
+# --- docs/postgresql.md §3: Redis fan-out that does not answer
+
+async def test_a_redis_that_does_not_answer_does_not_hold_an_sos(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """Mismatch: docs/postgresql.md says a lost fan-out message delays a frame by at most the 2 s poll and never
+    loses one; it did not say, and the code did not keep, that it delays nothing else. The publish ran in the
+    committing thread before the ack, so with `CHUMPHAE_REDIS_URL` naming a Redis that accepts connections and
+    never answers (hung, or a path that drops packets), every SOS was acknowledged, and shown on this
+    process's own feed, 2,013-2,042 ms late (the client's timeout). Now a thread of its own publishes: the ack
+    and the local feed do not wait for Redis."""
+    from chumphae.alert.escalate import ClockOptions
+    from chumphae.config import reset_settings
+    from chumphae.ingest.connection import IngestOptions
+    from tests.feed.liveserver import live_server, recv_json
+    from tests.ingest.test_gateway_socket import frame, url
+
+    assert "Publishing never holds a commit" in _doc("docs/postgresql.md")
+    with socket.socket() as hung:  # listens (the kernel completes the handshake), never reads nor answers
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(16)
+        monkeypatch.setenv("CHUMPHAE_REDIS_URL", f"redis://127.0.0.1:{hung.getsockname()[1]}/0")
+        reset_settings()
+        with live_server(ingest_options=IngestOptions(config_check_s=5), clock_options=ClockOptions(tick_s=0)) as srv:
+            async with connect(url(srv), additional_headers=site.auth()) as ws:
+                await recv_json(ws)
+                took = []
+                for kind in ("sos", "fall", "band_removed"):
+                    mid, text = frame("alert", {"type": kind, "address": BAND, "t": datetime.now(UTC).isoformat()})
+                    t0 = time.monotonic()
+                    await ws.send(text)
+                    while mid not in (await recv_json(ws, 10)).get("ids", []):
+                        pass
+                    took.append(time.monotonic() - t0)
+    assert max(took) < 1.0, took

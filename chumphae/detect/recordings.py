@@ -99,6 +99,22 @@ def header_columns(header: list[str], first_row: list[str] | None = None) -> lis
     return [t_col, *(int(i) for i in axes if i is not None)]
 
 
+def _header_problem(header: list[str], first: list[str] | None) -> str:
+    """What a header that `header_columns` cannot use lacks, in one line: a time column that is not numbers
+    (dates), or the columns not found."""
+    names = [_norm(h) for h in header]
+    shown = ", ".join(h.strip().strip('"') for h in header)
+    axes = [a for a in "xyz" if not any(_is_axis(n, a) for n in names)]
+    times = [i for a in TIME_ALIASES for i, n in enumerate(names) if n == a]
+    if times and not axes and first is not None:
+        i = times[0]
+        cell = first[i] if i < len(first) else ""
+        return (f"the time column {header[i].strip()!r} holds {cell!r}, not a number; give a column t in seconds "
+                f"(or an ms/µs/ns clock) (has: {shown})")
+    missing = (["t (seconds)"] if not times else []) + [f"a{a}" for a in axes]
+    return f"header lacks column(s) {', '.join(missing)} (has: {shown}); name them t (seconds), ax, ay, az"
+
+
 def _numbers(row: list[str]) -> bool:
     try:
         [float(v) for v in row]
@@ -127,10 +143,7 @@ def read_recording(path: str | Path, units: str = "g") -> Recording:
         if _numbers(header):
             raise RecordingError(f"{p}: no header row (the first row is numbers); add one naming the columns "
                                  "t (seconds), ax, ay, az")
-        names = [h.strip().strip('"').lower() for h in header]
-        missing = [c for c in COLUMNS if c not in names]
-        raise RecordingError(f"{p}: header lacks column(s) {', '.join(missing)} (has: {', '.join(names)}); "
-                             "name them t (seconds), ax, ay, az")
+        raise RecordingError(f"{p}: {_header_problem(header, first)}")
     cols = found
     need = max(cols)
     values: list[tuple[float, float, float, float]] = []
@@ -149,7 +162,10 @@ def read_recording(path: str | Path, units: str = "g") -> Recording:
             continue
         values.append((t, ax, ay, az))
     if not values:
-        raise RecordingError(f"{p}: no numeric rows")
+        comma = any(re.fullmatch(r"-?\d+,\d+", v.strip()) for ln in lines[1:20]
+                    for v in next(csv.reader([ln], delimiter=_dialect(text[:4096])), []))
+        raise RecordingError(f"{p}: no numeric rows" + ("; the numbers have decimal commas: write them with '.'"
+                                                        if comma else ""))
     arr = np.asarray(values, dtype=np.float64)
     xyz = arr[:, 1:4] / (STANDARD_GRAVITY if units == "ms2" else 1.0)
     med = float(np.median(np.linalg.norm(xyz, axis=1)))
@@ -177,7 +193,12 @@ def gravity_problem(rec: Recording, hz: float, units: str) -> tuple[bool, str] |
     the other way, milli-g, and linear acceleration (a 1 s mean under `LINEAR_MAX_G`). Anything else out of
     range (a sensor reading 0.3 g or 3 g at rest: some of UMAFall's trials read 0.2–0.4 g) is judged, with
     a warning."""
-    g = gravity_level(rec.xyz, hz)
+    return level_problem(gravity_level(rec.xyz, hz), units)
+
+
+def level_problem(g: float, units: str) -> tuple[bool, str] | None:
+    """`gravity_problem` for a gravity level `g` (in g, as read with `units`) measured already: the level of
+    one file, or the median level of a set's files (scripts/eval_falls.py, fall_data.check_units)."""
     lo, hi = GRAVITY_OK_G
     if not np.isfinite(g) or lo <= g <= hi:
         return None

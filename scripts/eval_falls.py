@@ -589,6 +589,8 @@ def real(a: argparse.Namespace) -> None:
         print(f"  (no {fingerprints_path(model_path).name} beside the model: its training trials are known by "
               f"set name only: {', '.join(trained_names) or 'none'})")
     for name, S in feats.items():
+        if seen is not None:
+            say(f"{name}: comparing {len(S.trials)} trials with the model's training trials …")
         keep, note = held_out(name, S.trials, seen, trained_names)
         if note:
             print(f"  {name:10} {note}")
@@ -719,6 +721,7 @@ def load_sets(data: Path, units: str) -> dict[str, Path]:
           "otherwise):")
     for name, folder in sets.items():
         trials = read_labels(name, folder, units)
+        say(f"{name}: reading and checking {len(trials)} trials …")
         for w in check_units(name, trials):
             say(w)
         falls = sum(t.fall for t in trials)

@@ -1,6 +1,6 @@
 """Train the shipped wrist fall model on labelled sets of real recordings.
 
-    .venv/bin/python scripts/train_falls.py --data ../shared/data/falls [--out PATH] [--cache DIR]
+    .venv/bin/python scripts/train_falls.py --data ../shared/data/falls [--units g|ms2] [--out PATH] [--cache DIR]
         [--subset N] [--summary]
 
 --data is one set (a folder with labels.csv) or a folder of sets; the model

@@ -157,14 +157,21 @@ def _stamps_hz(path: str, mtime_ns: int, units: str) -> float:
     if len(d) == 0:
         return 0.0
     med = float(np.median(d))
-    for scale in (1.0, 1e3, 1e6, 1e9):  # seconds, else an ms/µs/ns clock
+    for scale in (1.0, 1e3, 1e6, 1e9):  # seconds, else an ms/µs/ns clock (told by the median step)
         if HZ_RANGE[0] <= scale / med <= HZ_RANGE[1]:
-            return scale / med
+            ts = t / scale
+            gaps = np.flatnonzero(np.diff(ts) > 1.0)  # a logger's pause is not part of the rate
+            edges = np.r_[0, gaps + 1, len(ts)]
+            span = sum(float(ts[b - 1] - ts[a]) for a, b in zip(edges[:-1], edges[1:], strict=True))
+            n = len(ts) - (len(edges) - 1)  # samples minus segments: the steps inside the segments
+            # the mean step, not the median: jittery loggers (UMAFall) write short and long steps around it
+            return n / span if span > 0 else scale / med
     return 0.0
 
 
 def estimate_hz(path: Path, units: str = "g") -> float:
-    """A trial's rate from its own stamps (the median step, in s or an ms/µs/ns clock), for labels without `hz`.
+    """A trial's rate from its own stamps (the mean step between pauses of over 1 s; the median step tells s from
+    an ms/µs/ns clock), for labels without `hz`.
     Raises LabelsError when the stamps give no rate in `HZ_RANGE`."""
     try:
         hz = _stamps_hz(str(path), path.stat().st_mtime_ns, units)

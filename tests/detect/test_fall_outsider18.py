@@ -254,3 +254,21 @@ def test_detect_says_what_is_wrong_with_dates_and_decimal_commas(tmp_path: Path)
     a, b = (json.loads(x)["error"] for x in res.stdout.strip().splitlines())
     assert "the time column 'time' holds '2026-12-03T01:00:" in a and "not a number" in a
     assert "decimal commas" in b
+
+
+def test_a_missing_hz_is_the_trials_own_mean_rate(tmp_path: Path) -> None:
+    """UMAFall's jittery stamps: the median step says 20–28 Hz where these trials hold 14–20 samples a second (the
+    labelled rate); the estimate is the mean step between pauses."""
+    from chumphae.detect.fall_data import read_labels
+
+    names = ["Subject_04_Fall_forwardFall_2", "Subject_06_Fall_forwardFall_2", "Subject_09_ADL_Bending_1",
+             "Subject_02_ADL_Walking_1"]
+    labelled = {t.name: t.hz for t in read_labels("umafall", DATA / "umafall") if t.name in names}
+    data = tmp_path / "nohz"
+    data.mkdir()
+    (data / "labels.csv").write_text("name,kind,activity,subject,age,hz\n" + "".join(
+        f"{n},{'fall' if '_Fall_' in n else 'adl'},x,S1,,\n" for n in names))
+    for n in names:
+        shutil.copy(DATA / "umafall" / f"{n}.csv", data / f"{n}.csv")
+    for t in read_labels("nohz", data):
+        assert t.hz == pytest.approx(labelled[t.name], rel=0.02), t.name

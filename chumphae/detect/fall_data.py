@@ -41,7 +41,16 @@ from numpy.typing import NDArray
 
 from chumphae.detect import fall_features as ff
 from chumphae.detect.fall_stream import STANDARD_RANGES_G, _clock_scale
-from chumphae.detect.recordings import STANDARD_GRAVITY, RecordingError, gravity_level, level_problem, read_recording
+from chumphae.detect.recordings import (
+    STAMPS_HZ_RANGE,
+    STANDARD_GRAVITY,
+    RecordingError,
+    gravity_level,
+    level_problem,
+    rate_problem,
+    read_recording,
+    stamps_hz,
+)
 
 PAD_S = 15.0
 CLIP_AUGMENT_G = (2.0,)
@@ -94,7 +103,7 @@ def find_sets(root: Path) -> dict[str, Path]:
 LABEL_COLUMNS = ("name", "kind", "activity", "subject")  # required; `age`, `hz`, `units` optional
 KINDS = {"fall": True, "adl": False}
 UNIT_NAMES = {"g": "g", "ms2": "ms2", "m/s2": "ms2", "m/s^2": "ms2", "m/s²": "ms2"}
-HZ_RANGE = (5.0, 1000.0)  # a rate estimated from stamps outside this is not believed
+HZ_RANGE = STAMPS_HZ_RANGE
 
 
 def read_labels(name: str, folder: Path, units: str = "g") -> list[Trial]:
@@ -151,27 +160,12 @@ def read_labels(name: str, folder: Path, units: str = "g") -> list[Trial]:
 
 @lru_cache(maxsize=8192)
 def _stamps_hz(path: str, mtime_ns: int, units: str) -> float:
-    t = np.sort(read_recording(path, units).t)
-    d = np.diff(t)
-    d = d[d > 0]
-    if len(d) == 0:
-        return 0.0
-    med = float(np.median(d))
-    for scale in (1.0, 1e3, 1e6, 1e9):  # seconds, else an ms/µs/ns clock (told by the median step)
-        if HZ_RANGE[0] <= scale / med <= HZ_RANGE[1]:
-            ts = t / scale
-            gaps = np.flatnonzero(np.diff(ts) > 1.0)  # a logger's pause is not part of the rate
-            edges = np.r_[0, gaps + 1, len(ts)]
-            span = sum(float(ts[b - 1] - ts[a]) for a, b in zip(edges[:-1], edges[1:], strict=True))
-            n = len(ts) - (len(edges) - 1)  # samples minus segments: the steps inside the segments
-            # the mean step, not the median: jittery loggers (UMAFall) write short and long steps around it
-            return n / span if span > 0 else scale / med
-    return 0.0
+    return stamps_hz(read_recording(path, units).t)
 
 
 def estimate_hz(path: Path, units: str = "g") -> float:
-    """A trial's rate from its own stamps (the mean step between pauses of over 1 s; the median step tells s from
-    an ms/µs/ns clock), for labels without `hz`.
+    """A trial's rate from its own stamps (`recordings.stamps_hz`: the mean step between pauses of over 1 s; the
+    median step tells s from an ms/µs/ns clock), for labels without `hz`.
     Raises LabelsError when the stamps give no rate in `HZ_RANGE`."""
     try:
         hz = _stamps_hz(str(path), path.stat().st_mtime_ns, units)
@@ -198,9 +192,11 @@ def check_units(name: str, trials: list[Trial]) -> list[str]:
     LabelsError (one line: the level, the fix) when the set is not an accelerometer's reading with gravity in
     its units (m/s² read as g, g as m/s², milli-g, linear acceleration). A set that passes may still hold
     trials that would not on their own (some UMAFall trials read 0.2–0.4 g at rest): they are judged, and
-    counted in the one warning line returned (none when every trial is at about 1 g)."""
+    counted in the one warning line returned (none when every trial is at about 1 g); so are trials whose
+    stamps show a rate more than 1.3× away from their `hz` (`recordings.rate_problem`)."""
     levels: list[float] = []
     odd: list[tuple[Trial, str]] = []
+    off_rate: list[tuple[Trial, str]] = []
     for tr in trials:
         try:
             rec = read_recording(tr.path, tr.units)
@@ -211,16 +207,24 @@ def check_units(name: str, trials: list[Trial]) -> list[str]:
         problem = level_problem(g, tr.units)
         if problem is not None:
             odd.append((tr, f"{g * STANDARD_GRAVITY:.3g} m/s²" if tr.units == "ms2" else f"{g:.3g} g"))
+        rate = rate_problem(rec.t, tr.hz)
+        if rate is not None:
+            off_rate.append((tr, rate.split(";")[0].replace("--hz", "its hz")))
     units = Counter(tr.units for tr in trials).most_common(1)[0][0]
     problem = level_problem(float(np.nanmedian(levels)), units) if levels else None
     if problem is not None and problem[0]:
         raise LabelsError(f"{name} ({len(trials)} trials, median over them): {problem[1]} "
                           "(here: --units g|ms2, or a units column in labels.csv)")
+    out = []
     if odd:
         tr, why = odd[0]
-        return [f"{name}: {len(odd)} of {len(trials)} trials judged though their gravity level is away from 1 g "
-                f"(the set's is not), first {tr.path.name} at {why}"]
-    return []
+        out.append(f"{name}: {len(odd)} of {len(trials)} trials judged though their gravity level is away from 1 g "
+                   f"(the set's is not), first {tr.path.name} at {why}")
+    if off_rate:
+        tr, why = off_rate[0]
+        out.append(f"{name}: {len(off_rate)} of {len(trials)} trials judged with a labelled hz more than 1.3× away "
+                   f"from what their stamps show, first {tr.path.name}: {why}")
+    return out
 
 
 def trial_fingerprint(tr: Trial) -> str:

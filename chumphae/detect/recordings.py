@@ -173,6 +173,36 @@ def read_recording(path: str | Path, units: str = "g") -> Recording:
     return Recording(str(path), arr[:, 0], xyz, skipped, suspect)
 
 
+STAMPS_HZ_RANGE = (5.0, 1000.0)  # a rate from the stamps outside this is not believed
+
+
+def stamps_hz(t: NDArray[np.float64]) -> float:
+    """The rate the stamps `t` show, Hz (0 when they show none in `STAMPS_HZ_RANGE`): the median step tells
+    seconds from an ms/µs/ns clock, the rate is the mean step between pauses of over 1 s (jittery loggers such
+    as UMAFall's write short and long steps around it, so the median step would read them fast)."""
+    t = np.sort(np.asarray(t, dtype=np.float64))
+    d = np.diff(t)
+    d = d[d > 0]
+    if len(d) == 0:
+        return 0.0
+    med = float(np.median(d))
+    for scale in (1.0, 1e3, 1e6, 1e9):
+        if STAMPS_HZ_RANGE[0] <= scale / med <= STAMPS_HZ_RANGE[1]:
+            ts = t / scale
+            edges = np.r_[0, np.flatnonzero(np.diff(ts) > 1.0) + 1, len(ts)]
+            span = sum(float(ts[b - 1] - ts[a]) for a, b in zip(edges[:-1], edges[1:], strict=True))
+            return (len(ts) - (len(edges) - 1)) / span if span > 0 else scale / med
+    return 0.0
+
+
+def rate_problem(t: NDArray[np.float64], hz: float, tolerance: float = 1.3) -> str | None:
+    """A warning when the stamps show a rate more than `tolerance`× away from the stated `hz`, else None."""
+    found = stamps_hz(t)
+    if found and not 1.0 / tolerance <= found / hz <= tolerance:
+        return f"its stamps show about {found:.3g} Hz, not --hz {hz:g}; judged with --hz {hz:g} (give --hz {found:.0f})"
+    return None
+
+
 def gravity_level(xyz: NDArray[np.float64], hz: float) -> float:
     """The median magnitude of the acceleration's 1 s mean (moving, `hz` samples): the gravity the sensor sees."""
     n = max(1, int(round(hz)))

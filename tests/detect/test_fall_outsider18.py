@@ -272,3 +272,14 @@ def test_a_missing_hz_is_the_trials_own_mean_rate(tmp_path: Path) -> None:
         shutil.copy(DATA / "umafall" / f"{n}.csv", data / f"{n}.csv")
     for t in read_labels("nohz", data):
         assert t.hz == pytest.approx(labelled[t.name], rel=0.02), t.name
+
+
+def test_detect_warns_when_the_stamps_disagree_with_hz(tmp_path: Path) -> None:
+    """A 20 Hz export judged with --hz 50 (the default a judge might leave): judged, and stderr names 20 Hz."""
+    p = tmp_path / "w20.csv"
+    write_watch(p, *as_watch("Subject_02_Fall_forwardFall_1", 20.0))
+    res = CliRunner().invoke(app, ["falls", "detect", str(p), "--hz", "50", "--units", "ms2"])
+    assert res.exit_code == 0 and "error" not in json.loads(res.stdout)
+    assert "its stamps show about 20 Hz, not --hz 50" in res.stderr and "give --hz 20" in res.stderr
+    res = CliRunner().invoke(app, ["falls", "detect", str(p), "--hz", "20", "--units", "ms2"])
+    assert res.exit_code == 0 and "stamps show" not in res.stderr

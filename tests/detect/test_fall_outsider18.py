@@ -283,3 +283,16 @@ def test_detect_warns_when_the_stamps_disagree_with_hz(tmp_path: Path) -> None:
     assert "its stamps show about 20 Hz, not --hz 50" in res.stderr and "give --hz 20" in res.stderr
     res = CliRunner().invoke(app, ["falls", "detect", str(p), "--hz", "20", "--units", "ms2"])
     assert res.exit_code == 0 and "stamps show" not in res.stderr
+
+
+def test_two_sets_in_other_units_side_by_side_by_a_units_column(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    a = watch_set(tmp_path / "sets" / "phone", hz=50.0, units="ms2")
+    rows = (a / "labels.csv").read_text().splitlines()
+    (a / "labels.csv").write_text("\n".join([rows[0] + ",Units"] + [r + ",m/s^2" for r in rows[1:]]) + "\n")
+    watch_set(tmp_path / "sets" / "band", hz=25.0, units="g")
+    code, out, err = run_eval(["--data", str(tmp_path / "sets"), "--no-loso"], capsys)
+    assert code == 0, err
+    assert "phone      12 trials (6 falls, 6 daily activities), 3 subjects, 50–50 Hz" in out
+    assert "band       12 trials (6 falls, 6 daily activities), 3 subjects, 25–25 Hz" in out
+    assert "band → phone" in out and "phone → band" in out and "not run" not in out

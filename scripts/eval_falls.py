@@ -59,7 +59,9 @@ the padded trials, threshold chosen on the training data only; its rows are
 printed beside the summary rule's and the peak threshold's of the same run,
 and the cross-set models are also played through the live step
 (fall_summary.step) as a check that the live path says what the offline
-features say. --summary-only runs that part alone (a few minutes).
+features say. The shipped summary model is scored too, on the trials it
+was not trained on (the same sets as the raw model: its fingerprints).
+--summary-only runs that part alone (a few minutes).
 
 --synthetic keeps the synthetic set of scripts/synth_falls.py as a
 regression check for recording defects (rates, jitter, repeated stamps,
@@ -75,6 +77,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -451,6 +454,17 @@ def summary_section(sets: dict[str, Path], cache: Path | None, b2b: dict[str, B2
         rec[name] = fall_summary_data.set_features(name, folder, cache, units=units)
         train[name] = fall_summary_data.training_set(name, folder, cache, units=units)
         sb[name] = summary_b2b(b2b[name])
+    shipped_summary = fall_summary_model.shipped()
+    if shipped_summary is not None:
+        raw = shipped()
+        same = shipped_summary.meta.get("trained_on") == raw.meta.get("trained_on")
+        seen = read_fingerprints(fingerprints_path(Path(str(resources.files("chumphae.detect").joinpath(MODEL_FILE)))))
+        print("\n== shipped summary model on trials it was not trained on"
+              + (" (the raw model's training sets: its fall_model.trials.txt) ==" if same and seen is not None
+                 else " (known by set name) =="))
+        for name, fg in score_unseen(shipped_summary, rec, sb, seen if same else None, model_set_names(shipped_summary),
+                                     lambda trs: summary_b2b(back_to_back(trs))).items():
+            rows[name]["shipped summary model"] = fg
     if len(rec) == 1:
         print("\n== summary model, cross-set: not run: it needs two sets ==")
     if len(rec) > 1:
@@ -588,22 +602,7 @@ def real(a: argparse.Namespace) -> None:
     if seen is None:
         print(f"  (no {fingerprints_path(model_path).name} beside the model: its training trials are known by "
               f"set name only: {', '.join(trained_names) or 'none'})")
-    for name, S in feats.items():
-        if seen is not None:
-            say(f"{name}: comparing {len(S.trials)} trials with the model's training trials …")
-        keep, note = held_out(name, S.trials, seen, trained_names)
-        if note:
-            print(f"  {name:10} {note}")
-        if not keep.any():
-            continue
-        det, delay = model_on_set(model, S, keep)
-        if keep.all():
-            fa, h = b2b_alarms(model, b2b[name])
-        else:
-            fa, h = b2b_alarms(model, back_to_back([t for t, k in zip(S.trials, keep.tolist(), strict=True) if k]))
-        fg = figures([t for t, k in zip(S.trials, keep.tolist(), strict=True) if k], det[keep], delay, fa, h)
-        print(f"  {name:10} {fg.line()}")
-        print(f"  {'':10} worst ADL kinds: {worst(fg)}")
+    score_unseen(model, feats, b2b, seen, trained_names, back_to_back)
 
     if len(feats) == 1 and not a.no_cross:
         print(f"\n== cross-set: not run: it needs two sets and {a.data} holds one ({next(iter(feats))}); "
@@ -711,6 +710,28 @@ def held_out(name: str, trials: list[Trial], seen: set[str] | None, trained_name
         return ~known, (f"named like a set the model was trained on, but none of its {n} trials is one of its "
                         "training trials (by content): scored")
     return ~known, ""
+
+
+def score_unseen(model: FallModel, feats: dict[str, SetFeatures], b2b: dict[str, B2B], seen: set[str] | None,
+                 trained_names: list[str], as_b2b: Callable[[list[Trial]], B2B]) -> dict[str, Figures]:
+    """`model` on each set's trials it was not trained on (`held_out`), printed; `as_b2b` makes the back-to-back
+    daily activity of a part of a set (for a set only partly unseen)."""
+    out: dict[str, Figures] = {}
+    for name, S in feats.items():
+        if seen is not None:
+            say(f"{name}: comparing {len(S.trials)} trials with the model's training trials …")
+        keep, note = held_out(name, S.trials, seen, trained_names)
+        if note:
+            print(f"  {name:10} {note}")
+        if not keep.any():
+            continue
+        kept = [t for t, k in zip(S.trials, keep.tolist(), strict=True) if k]
+        det, delay = model_on_set(model, S, keep)
+        fa, h = b2b_alarms(model, b2b[name] if keep.all() else as_b2b(kept))
+        out[name] = fg = figures(kept, det[keep], delay, fa, h)
+        print(f"  {name:10} {fg.line()}")
+        print(f"  {'':10} worst ADL kinds: {worst(fg)}")
+    return out
 
 
 def load_sets(data: Path, units: str) -> dict[str, Path]:

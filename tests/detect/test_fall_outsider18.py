@@ -296,3 +296,15 @@ def test_two_sets_in_other_units_side_by_side_by_a_units_column(tmp_path: Path,
     assert "phone      12 trials (6 falls, 6 daily activities), 3 subjects, 50–50 Hz" in out
     assert "band       12 trials (6 falls, 6 daily activities), 3 subjects, 25–25 Hz" in out
     assert "band → phone" in out and "phone → band" in out and "not run" not in out
+
+
+def test_summary_only_scores_the_shipped_summary_model_on_a_foreign_set(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    data = watch_set(tmp_path / "mywatch", hz=32.0, units="ms2")
+    code = script("eval_falls").main(["--data", str(data), "--units", "ms2", "--summary-only", "--no-loso"])
+    out = capsys.readouterr().out
+    assert code == 0
+    part = out.split("== shipped summary model on trials it was not trained on")[1].split("==")[1]
+    assert "mywatch    sens" in part and "(6 falls, 6 ADL)" in part
+    assert "summary model, cross-set: not run: it needs two sets" in out
+    assert "mywatch    shipped summary model" in out  # beside the rule and the peak threshold

@@ -1,11 +1,26 @@
 """Evaluate the wrist fall detector on labelled recordings: cross-set, leave-subjects-out, baselines.
 
-    .venv/bin/python scripts/eval_falls.py --data ../shared/data/falls [--cache DIR] [--no-loso] [--summary-only]
+    .venv/bin/python scripts/eval_falls.py --data ../shared/data/falls [--units g|ms2] [--cache DIR] [--no-loso]
+        [--summary-only]
     .venv/bin/python scripts/eval_falls.py --synthetic [--per-kind 30] [--daily-hours 4] [--seed 1]
 
 --data is one set (a folder with `labels.csv`: name, kind fall|adl,
 activity, subject, age, hz; one CSV per trial, `t,ax,ay,az` in g) or a
-folder of such sets. Every trial is followed by 15 s of stillness at its
+folder of such sets. Other shapes are read as `chumphae falls detect` reads
+a file (other loggers' headers such as `timestamp,x,y,z`, `,` `;` or tab, an
+ms/µs/ns clock) and as fall_data.read_labels reads labels: kind fall|adl in
+any case, age optional, hz optional or empty (then the trial's own stamps
+give it), `--units g|ms2` for every trial or a `units` column (g|ms2) per
+trial. Every set is read and checked before any long work; it prints what
+it found (trials, falls, subjects, rates) and refuses with one line, exit
+status 2, a set it cannot read (a missing column or file, a kind other than
+fall|adl) or whose values are not in the stated units (the median over its
+trials of the gravity check `chumphae falls detect` applies to a file).
+
+With one set, the cross-set parts say they are not run (they need two);
+the shipped model's figures and leave-subjects-out are printed (the latter
+needs three subjects, and falls and daily activities left without each).
+Every trial is followed by 15 s of stillness at its
 last orientation (a band keeps streaming; the trials stop). A fall trial is
 detected when the detector reports a fall anywhere in it; a daily-activity
 trial is a false positive when it reports one anywhere. Per set it prints
@@ -19,8 +34,15 @@ Never on data a model was fitted to:
     recorded and clipped at ±2 g;
   - leave-subjects-out: within a set, each subject is scored by a model
     fitted on the other subjects only (threshold chosen inside the fold);
-  - the shipped model is scored only on sets it was not trained on (its
-    file names them).
+  - the shipped model (or --model's) is scored only on trials it was not
+    trained on: the trials' contents are compared with the fingerprints of
+    its training trials (fall_model.trials.txt beside fall_model.json,
+    written by scripts/train_falls.py), so a folder named like a training set
+    but holding other recordings is scored and the training trials under
+    any other name are not (a set with some of them is scored on the rest,
+    and says so). A converted copy (another rate or units) of a training
+    trial is not recognised. A model file without fingerprints falls back on
+    its set names.
 Measured in the same run, on the same padded trials: the previous
 rule-only detector (fall_stream.detect_falls_rules) and a peak threshold
 (a fall when |a| ≥ 3 g anywhere), which were not fitted to these sets
@@ -37,7 +59,9 @@ the padded trials, threshold chosen on the training data only; its rows are
 printed beside the summary rule's and the peak threshold's of the same run,
 and the cross-set models are also played through the live step
 (fall_summary.step) as a check that the live path says what the offline
-features say. --summary-only runs that part alone (a few minutes).
+features say. The shipped summary model is scored too, on the trials it
+was not trained on (the same sets as the raw model: its fingerprints).
+--summary-only runs that part alone (a few minutes).
 
 --synthetic keeps the synthetic set of scripts/synth_falls.py as a
 regression check for recording defects (rates, jitter, repeated stamps,
@@ -53,7 +77,9 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -71,18 +97,25 @@ from chumphae.detect.fall_data import (  # noqa: E402
     RECIPE_SUBJECT_POWERS,
     RECIPE_SUBJECT_WEIGHT,
     RECIPES,
+    LabelsError,
     SetFeatures,
     Trial,
+    check_units,
     find_sets,
+    fingerprints_path,
     pad_still,
+    read_fingerprints,
+    read_labels,
     set_features,
     training_set,
+    trial_fingerprint,
+    trial_recording,
     trial_seed,
 )
 from chumphae.detect.fall_detector import LiveFallDetector, detect_falls  # noqa: E402
-from chumphae.detect.fall_model import FallModel, load, shipped  # noqa: E402
+from chumphae.detect.fall_model import MODEL_FILE, FallModel, load, shipped  # noqa: E402
 from chumphae.detect.fall_stream import detect_falls_rules, prepare  # noqa: E402
-from chumphae.detect.recordings import read_recording  # noqa: E402
+from chumphae.detect.recordings import RecordingError, read_recording  # noqa: E402
 
 Array = NDArray[np.float64]
 PEAK_G = 3.0
@@ -196,9 +229,9 @@ def back_to_back(trials: list[Trial]) -> B2B:
         clock = 0.0
         hz = trs[0].hz
         for tr in trs:
-            rec = read_recording(tr.path, "g")
-            order = np.argsort(rec.t, kind="stable")
-            t, xyz = rec.t[order] - rec.t.min(), rec.xyz[order]
+            rt, rx = trial_recording(tr)
+            order = np.argsort(rt, kind="stable")
+            t, xyz = rt[order] - rt.min(), rx[order]
             if xx:  # 1 s blend from the last sample to the next trial's first, |a| kept sensible
                 n = int(hz)
                 w = (np.arange(1, n + 1) / (n + 1))[:, None]
@@ -300,8 +333,7 @@ def loso(S: SetFeatures, T: SetFeatures, b: B2B, bags: int = 0, drop_ks: tuple[i
 
 # --- baselines on the same padded trials ------------------------------------------------
 def padded(tr: Trial) -> tuple[Array, Array]:
-    rec = read_recording(tr.path, "g")
-    return pad_still(rec.t, rec.xyz, tr.hz, seed=trial_seed(tr.name))
+    return pad_still(*trial_recording(tr), tr.hz, seed=trial_seed(tr.name))
 
 
 def peak_times(t: Array, xyz: Array, hz: float) -> list[float]:
@@ -412,16 +444,29 @@ def live_summary(trials: list[Trial], model: FallModel) -> Figures:
 
 
 def summary_section(sets: dict[str, Path], cache: Path | None, b2b: dict[str, B2B], no_loso: bool,
-                    rows: dict[str, dict[str, Figures]]) -> None:
+                    rows: dict[str, dict[str, Figures]], units: str = "g") -> None:
     """Cross-set and leave-one-subject-out figures of the summary model; fills rows[set][label]."""
     rec: dict[str, SetFeatures] = {}
     train: dict[str, SetFeatures] = {}
     sb: dict[str, B2B] = {}
     for name, folder in sets.items():
         say(f"{name}: per-second summaries …")
-        rec[name] = fall_summary_data.set_features(name, folder, cache)
-        train[name] = fall_summary_data.training_set(name, folder, cache)
+        rec[name] = fall_summary_data.set_features(name, folder, cache, units=units)
+        train[name] = fall_summary_data.training_set(name, folder, cache, units=units)
         sb[name] = summary_b2b(b2b[name])
+    shipped_summary = fall_summary_model.shipped()
+    if shipped_summary is not None:
+        raw = shipped()
+        same = shipped_summary.meta.get("trained_on") == raw.meta.get("trained_on")
+        seen = read_fingerprints(fingerprints_path(Path(str(resources.files("chumphae.detect").joinpath(MODEL_FILE)))))
+        print("\n== shipped summary model on trials it was not trained on"
+              + (" (the raw model's training sets: its fall_model.trials.txt) ==" if same and seen is not None
+                 else " (known by set name) =="))
+        for name, fg in score_unseen(shipped_summary, rec, sb, seen if same else None, model_set_names(shipped_summary),
+                                     lambda trs: summary_b2b(back_to_back(trs))).items():
+            rows[name]["shipped summary model"] = fg
+    if len(rec) == 1:
+        print("\n== summary model, cross-set: not run: it needs two sets ==")
     if len(rec) > 1:
         print("\n== summary model, cross-set: trained on one set's summaries, tested on another's ==")
         for a_name in rec:
@@ -444,6 +489,10 @@ def summary_section(sets: dict[str, Path], cache: Path | None, b2b: dict[str, B2
     if not no_loso:
         print("\n== summary model, leave-one-subject-out within each set ==")
         for name, S in rec.items():
+            why = loso_problem(S.trials)
+            if why:
+                print(f"  {name:10} not run: {why}")
+                continue
             T = train[name]
             subjects = sorted({t.subject for t in S.trials})
             k, fold_of = fall_train.subject_folds(subjects, len(subjects))
@@ -471,11 +520,11 @@ def summary_section(sets: dict[str, Path], cache: Path | None, b2b: dict[str, B2
 
 def summary_only(a: argparse.Namespace) -> None:
     t_start = time.perf_counter()
-    sets = find_sets(a.data)
-    trials = {name: set_features(name, folder, a.cache).trials for name, folder in sets.items()}
+    sets = load_sets(a.data, a.units)
+    trials = {name: set_features(name, folder, a.cache, units=a.units).trials for name, folder in sets.items()}
     b2b = {name: back_to_back(trs) for name, trs in trials.items()}
     rows: dict[str, dict[str, Figures]] = {name: {} for name in sets}
-    summary_section(sets, a.cache, b2b, a.no_loso, rows)
+    summary_section(sets, a.cache, b2b, a.no_loso, rows, a.units)
     print("\n== summary level, per set: the model's held-out rows beside the rule and the peak threshold ==")
     for name, trs in trials.items():
         say(f"  {name}: baselines …")
@@ -527,7 +576,7 @@ def summary_speed(b: B2B) -> tuple[float, float]:
 # --- main -----------------------------------------------------------------------------
 def real(a: argparse.Namespace) -> None:
     t_start = time.perf_counter()
-    sets = find_sets(a.data)
+    sets = load_sets(a.data, a.units)
     recipes = a.recipes.split(",")
     for r in recipes:
         if r not in RECIPES:
@@ -538,26 +587,26 @@ def real(a: argparse.Namespace) -> None:
     b2b: dict[str, B2B] = {}
     for name, folder in sets.items():
         say(f"{name}: candidates and features (cached in {a.cache}) …" if a.cache else f"{name}: features …")
-        feats[name] = set_features(name, folder, a.cache)
+        feats[name] = set_features(name, folder, a.cache, units=a.units)
         for r in recipes:
-            train[r][name] = training_set(name, folder, a.cache, copies=RECIPES[r])
-        clipped[name] = set_features(name, folder, a.cache, clip_g=2.0)
+            train[r][name] = training_set(name, folder, a.cache, copies=RECIPES[r], units=a.units)
+        clipped[name] = set_features(name, folder, a.cache, clip_g=2.0, units=a.units)
         say(f"{name}: daily activities back to back …")
         b2b[name] = back_to_back(feats[name].trials)
     model = load(a.model) if a.model else shipped()
-    trained_on = " ".join(str(x) for x in model.meta.get("trained_on", []))
+    model_path = a.model or Path(str(resources.files("chumphae.detect").joinpath(MODEL_FILE)))
+    seen = read_fingerprints(fingerprints_path(model_path))
+    trained_names = model_set_names(model)
 
-    print("\n== shipped model on sets it was not trained on ==")
-    for name, S in feats.items():
-        if name in trained_on.split() or f"{name} (" in trained_on:
-            print(f"  {name:10} not reported: the model was trained on it (see the tables below)")
-            continue
-        det, delay = model_on_set(model, S)
-        fa, h = b2b_alarms(model, b2b[name])
-        fg = figures(S.trials, det, delay, fa, h)
-        print(f"  {name:10} {fg.line()}")
-        print(f"  {'':10} worst ADL kinds: {worst(fg)}")
+    print(f"\n== {'the model in ' + str(a.model) if a.model else 'shipped model'} on trials it was not trained on ==")
+    if seen is None:
+        print(f"  (no {fingerprints_path(model_path).name} beside the model: its training trials are known by "
+              f"set name only: {', '.join(trained_names) or 'none'})")
+    score_unseen(model, feats, b2b, seen, trained_names, back_to_back)
 
+    if len(feats) == 1 and not a.no_cross:
+        print(f"\n== cross-set: not run: it needs two sets and {a.data} holds one ({next(iter(feats))}); "
+              "give a folder of set folders to train on each and test on the others ==")
     if len(feats) > 1 and not a.no_cross:
         print("\n== cross-set: trained on one set, tested on another ==")
         for a_name in feats:
@@ -594,6 +643,10 @@ def real(a: argparse.Namespace) -> None:
         for name, S in feats.items():
             if a.loso_sets and name not in a.loso_sets.split(","):
                 continue
+            why = loso_problem(S.trials)
+            if why:
+                print(f"  {name:10} not run: {why}")
+                continue
             for r in recipes:
                 tag = f" [{r}]" if len(recipes) > 1 else ""
                 say(f"  {name}{tag}: leave-subjects-out, {len({t.subject for t in S.trials})} subjects …")
@@ -606,7 +659,7 @@ def real(a: argparse.Namespace) -> None:
 
     rows: dict[str, dict[str, Figures]] = {name: {} for name in feats}
     if not a.no_summary:
-        summary_section(sets, a.cache, b2b, a.no_loso, rows)
+        summary_section(sets, a.cache, b2b, a.no_loso, rows, a.units)
     if a.no_baselines:
         print(f"\nevaluation took {time.perf_counter() - t_start:.0f} s")
         return
@@ -620,14 +673,95 @@ def real(a: argparse.Namespace) -> None:
 
     name0 = next(iter(b2b))
     off, live = speed(model, b2b[name0])
-    from importlib import resources
-
     size = len(resources.files("chumphae.detect").joinpath("fall_model.json").read_bytes()) if not a.model \
         else Path(a.model).stat().st_size
     print(f"\nspeed ({name0} daily activities back to back, one core, CPU time, median of 3): "
           f"offline {off:,.0f}× real time, live in 1 s batches {live:,.0f}× real time; "
           f"model file {size / 1024:.0f} KiB, {len(model.trees)} trees")
     print(f"evaluation took {time.perf_counter() - t_start:.0f} s")
+
+
+def model_set_names(model: FallModel) -> list[str]:
+    """The set names in a model's `trained_on` ("umafall (208 falls, 538 daily activities)" → "umafall")."""
+    return [str(x).split(" (")[0] for x in model.meta.get("trained_on", [])]
+
+
+def held_out(name: str, trials: list[Trial], seen: set[str] | None, trained_names: list[str]
+             ) -> tuple[NDArray[np.bool_], str]:
+    """Which trials of a set the model may be scored on, and a note saying what was decided and why.
+
+    With the fingerprints of the model's training trials (`seen`, fall_data.write_fingerprints) the trials are
+    compared by content: a folder named like a training set but holding other recordings is scored, the
+    training trials under any folder or file name are not. Without them, only by set name."""
+    n = len(trials)
+    if seen is None:
+        if name in trained_names:
+            return np.zeros(n, dtype=bool), ("not reported: the model was trained on a set of this name "
+                                             "(no fingerprints to compare contents)")
+        return np.ones(n, dtype=bool), ""
+    known = np.array([trial_fingerprint(t) in seen for t in trials], dtype=bool)
+    k = int(known.sum())
+    if k == n:
+        return ~known, f"not reported: all {n} trials are ones the model was trained on (same content)"
+    if k:
+        return ~known, (f"{k} of {n} trials are ones the model was trained on (same content): "
+                        f"scored on the other {n - k}")
+    if name in trained_names:
+        return ~known, (f"named like a set the model was trained on, but none of its {n} trials is one of its "
+                        "training trials (by content): scored")
+    return ~known, ""
+
+
+def score_unseen(model: FallModel, feats: dict[str, SetFeatures], b2b: dict[str, B2B], seen: set[str] | None,
+                 trained_names: list[str], as_b2b: Callable[[list[Trial]], B2B]) -> dict[str, Figures]:
+    """`model` on each set's trials it was not trained on (`held_out`), printed; `as_b2b` makes the back-to-back
+    daily activity of a part of a set (for a set only partly unseen)."""
+    out: dict[str, Figures] = {}
+    for name, S in feats.items():
+        if seen is not None:
+            say(f"{name}: comparing {len(S.trials)} trials with the model's training trials …")
+        keep, note = held_out(name, S.trials, seen, trained_names)
+        if note:
+            print(f"  {name:10} {note}")
+        if not keep.any():
+            continue
+        kept = [t for t, k in zip(S.trials, keep.tolist(), strict=True) if k]
+        det, delay = model_on_set(model, S, keep)
+        fa, h = b2b_alarms(model, b2b[name] if keep.all() else as_b2b(kept))
+        out[name] = fg = figures(kept, det[keep], delay, fa, h)
+        print(f"  {name:10} {fg.line()}")
+        print(f"  {'':10} worst ADL kinds: {worst(fg)}")
+    return out
+
+
+def load_sets(data: Path, units: str) -> dict[str, Path]:
+    """The sets under `data`, each read and checked (labels, files, units) before any long work; one line per set
+    on stdout saying what was found (and on stderr any trials judged with an odd gravity level)."""
+    sets = find_sets(data)
+    print(f"{len(sets)} set{'s' if len(sets) > 1 else ''} in {data} (files in {units} unless a units column says "
+          "otherwise):")
+    for name, folder in sets.items():
+        trials = read_labels(name, folder, units)
+        say(f"{name}: reading and checking {len(trials)} trials …")
+        for w in check_units(name, trials):
+            say(w)
+        falls = sum(t.fall for t in trials)
+        hz = sorted({t.hz for t in trials})
+        print(f"  {name:10} {len(trials)} trials ({falls} falls, {len(trials) - falls} daily activities), "
+              f"{len({t.subject for t in trials})} subjects, {hz[0]:g}–{hz[-1]:g} Hz")
+    return sets
+
+
+def loso_problem(trials: list[Trial]) -> str | None:
+    """Why leave-subjects-out cannot run on a set (each fold trains on the other subjects), or None."""
+    subjects = sorted({t.subject for t in trials})
+    if len(subjects) < 3:
+        return f"needs at least 3 subjects (has {len(subjects)})"
+    for s in subjects:
+        rest = [t.fall for t in trials if t.subject != s]
+        if all(rest) or not any(rest):
+            return f"without subject {s.split(':', 1)[1]} no {'daily activities' if all(rest) else 'falls'} are left to train on"
+    return None
 
 
 def worst(fg: Figures) -> str:
@@ -684,6 +818,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path)
     ap.add_argument("--cache", type=Path, default=None, help="folder for cached features")
+    ap.add_argument("--units", choices=("g", "ms2"), default="g",
+                    help="units of the trials' ax/ay/az (a units column in labels.csv overrides it per trial)")
     ap.add_argument("--model", type=Path, default=None, help="score this model file instead of the shipped one")
     ap.add_argument("--no-loso", action="store_true", help="skip leave-subjects-out (the slow part)")
     ap.add_argument("--summary-only", action="store_true", help="only the per-second summary model and its baselines")
@@ -708,7 +844,7 @@ def main(argv: list[str] | None = None) -> int:
             summary_only(a)
         else:
             real(a)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, LabelsError, RecordingError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

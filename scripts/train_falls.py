@@ -1,6 +1,6 @@
 """Train the shipped wrist fall model on labelled sets of real recordings.
 
-    .venv/bin/python scripts/train_falls.py --data ../shared/data/falls [--out PATH] [--cache DIR]
+    .venv/bin/python scripts/train_falls.py --data ../shared/data/falls [--units g|ms2] [--out PATH] [--cache DIR]
         [--subset N] [--summary]
 
 --data is one set (a folder with labels.csv) or a folder of sets; the model
@@ -15,6 +15,15 @@ thread, trials in label order, so the same data gives the same bytes.
 --summary trains the per-second summary model instead (the same copies,
 each made into the summaries a band advertises; fall_summary_features),
 writing chumphae/detect/fall_summary_model.json by default.
+
+The sets are read as scripts/eval_falls.py reads them (fall_data.read_labels:
+kind fall|adl in any case, hz optional, `--units g|ms2` or a units column,
+other loggers' headers and ms clocks) and checked before any work: a set in
+other units than stated, or with no falls or no daily activities, is refused
+with one line and nothing is written. Beside the raw model it writes the
+fingerprints of the trials it was trained on (`fall_model.trials.txt` beside
+`fall_model.json`; fall_data.write_fingerprints), by which eval_falls.py
+leaves them out of the model's own figures.
 """
 
 from __future__ import annotations
@@ -28,16 +37,29 @@ from pathlib import Path
 import numpy as np
 
 from chumphae.detect import fall_summary_data, fall_summary_features, fall_summary_model, fall_train
-from chumphae.detect.fall_data import CLIP_AUGMENT_G, DEVICE_HZ, WATCH_COPIES, find_sets, read_labels, training_set
+from chumphae.detect.fall_data import (
+    CLIP_AUGMENT_G,
+    DEVICE_HZ,
+    WATCH_COPIES,
+    LabelsError,
+    Trial,
+    check_units,
+    find_sets,
+    fingerprints_path,
+    read_labels,
+    training_set,
+    write_fingerprints,
+)
 from chumphae.detect.fall_model import MODEL_FILE
+from chumphae.detect.recordings import RecordingError
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "chumphae" / "detect" / MODEL_FILE
 SUMMARY_OUT = ROOT / "chumphae" / "detect" / fall_summary_model.MODEL_FILE
 
 
-def subset_names(name: str, folder: Path, n: int) -> list[str]:
-    trials = read_labels(name, folder)
+def subset_names(name: str, folder: Path, n: int, units: str = "g") -> list[str]:
+    trials = read_labels(name, folder, units)
     falls = [t.name for t in trials if t.fall][:n]
     adls = [t.name for t in trials if not t.fall][:n]
     return falls + adls
@@ -49,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None, help=f"default {DEFAULT_OUT} ({SUMMARY_OUT} with --summary)")
     ap.add_argument("--cache", type=Path, default=None, help="folder for cached features (optional)")
     ap.add_argument("--subset", type=int, default=None)
+    ap.add_argument("--units", choices=("g", "ms2"), default="g",
+                    help="units of the trials' ax/ay/az (a units column in labels.csv overrides it per trial)")
     ap.add_argument("--summary", action="store_true", help="train the per-second summary model")
     a = ap.parse_args(argv)
     if a.out is None:
@@ -56,16 +80,31 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     try:
         sets = find_sets(a.data)
-    except FileNotFoundError as e:
+        used: list[Trial] = []
+        for name, folder in sets.items():
+            trials = read_labels(name, folder, a.units)
+            if a.subset:
+                keep = set(subset_names(name, folder, a.subset, a.units))
+                trials = [t for t in trials if t.name in keep]
+            if all(t.fall for t in trials) or not any(t.fall for t in trials):
+                raise LabelsError(f"{name}: no {'daily activities' if any(t.fall for t in trials) else 'falls'} "
+                                  "among its trials (labels.csv kind: fall or adl); the model needs both")
+            for w in check_units(name, trials):
+                print(w, file=sys.stderr)
+            used += trials
+    except (FileNotFoundError, LabelsError, RecordingError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if len({t.subject for t in used}) < 2:
+        print("note: one subject only: no subject-grouped folds to choose the threshold by, so it is 0.5 "
+              "(fall_train.fit_model)", file=sys.stderr)
     Xs, ofs, falls, groups, names = [], [], [], [], []
     offset = 0
     for name, folder in sets.items():
-        limit = subset_names(name, folder, a.subset) if a.subset else None
+        limit = subset_names(name, folder, a.subset, a.units) if a.subset else None
         print(f"{name}: extracting features …", file=sys.stderr, flush=True)
-        S = (fall_summary_data.training_set(name, folder, a.cache, limit=limit) if a.summary
-             else training_set(name, folder, a.cache, limit=limit))
+        S = (fall_summary_data.training_set(name, folder, a.cache, limit=limit, units=a.units) if a.summary
+             else training_set(name, folder, a.cache, limit=limit, units=a.units))
         Xs.append(S.X)
         ofs.append(S.trial_of + offset)
         falls += [t.fall for t in S.trials]
@@ -88,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     text = fall_train.dumps(d)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(text, encoding="utf-8")
+    if not a.summary:
+        n = write_fingerprints(fingerprints_path(a.out), used)
+        print(f"wrote {fingerprints_path(a.out)}: the fingerprints of its {n} training trials", file=sys.stderr)
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
     print(f"wrote {a.out}: {len(text.encode()) / 1024:.0f} KiB, {len(model.trees)} trees, "
           f"threshold {model.threshold:.2f}, sha256 {digest}, {time.perf_counter() - t0:.0f} s")

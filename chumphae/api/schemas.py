@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from chumphae.models import Outcome
+from chumphae.numtext import INT_TEXT, INT_TEXT_MAX, ascii_decimal
 from chumphae.timeutil import BANGKOK, as_utc
 
 MAX_ID = 2**31 - 1  # row ids: INTEGER primary keys (PostgreSQL int4)
@@ -47,8 +48,8 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # keeps \t \n \r (no
 _CONTROL_LINE = re.compile(r"[\x00-\x1f\x7f]")  # one-line fields: no tab or newline either
 
 
-_ASCII_INT = re.compile(r"-?[0-9]+")  # fullmatch: `$` would let a trailing newline through
-_INT_TEXT_MAX = 20  # characters: more than any integer we take (2⁶³−1 has 19 digits)
+_ASCII_INT = INT_TEXT
+_INT_TEXT_MAX = INT_TEXT_MAX
 
 
 def _int_text(value: Any) -> Any:
@@ -64,6 +65,13 @@ def _int_text(value: Any) -> Any:
     if len(value) > _INT_TEXT_MAX:
         raise ValueError("integer out of range")
     return int(value)
+
+
+def _decimal_text(value: Any) -> Any:
+    """A decimal in a query string (`lat`, `lon`, `radius_m`): `numtext.ascii_decimal`'s rule (fix19)."""
+    if not isinstance(value, str):
+        return value  # a route's own default
+    return ascii_decimal(value)
 
 
 def ascii_int(value: str | None) -> int | None:
@@ -184,6 +192,9 @@ NhsoGroup = Annotated[int, Field(ge=0, le=4, strict=True)]
 # a validator placed before the bounds would turn them into `ge` / `le` in the OpenAPI schema instead of
 # `minimum` / `maximum`. tests/mobile/test_strict_query_ints_fix18.py checks that every route's integer has it.
 AsciiInt = BeforeValidator(_int_text)
+# The same for every decimal a query string carries (`lat`, `lon`, `radius_m`): `1_6.5`, `١٦.5`, ` 16.5`
+# had been read as numbers (fix19).
+AsciiDecimal = BeforeValidator(_decimal_text)
 PatientId = Annotated[int, Path(ge=1, le=MAX_ID, description="A patient's id."), AsciiInt]
 AlertId = Annotated[int, Path(ge=1, le=MAX_ID, description="An alert's id."), AsciiInt]
 UserId = Annotated[int, Path(ge=1, le=MAX_ID, description="A user's id."), AsciiInt]

@@ -13,7 +13,10 @@ detector cannot judge): its "error" says which and how to fix it, rather
 than the file being judged wrongly and reported without falls. `--hz` is the recording's nominal rate (20–240 Hz all
 work; the timestamps are repaired and the stream brought to 20 Hz);
 `confidence` is the model's probability; `--model PATH` tries another model
-file written by scripts/train_falls.py.
+file written by scripts/train_falls.py. A file whose stamps show a rate
+more than 1.3× away from `--hz` is judged with `--hz` and a warning on
+stderr names the rate its stamps show (falls-18: the rate changes what is
+found on some files).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import typer
 
 from chumphae.detect.fall_detector import detect_falls
 from chumphae.detect.fall_model import ModelError, load, shipped
-from chumphae.detect.recordings import UNITS, RecordingError, gravity_problem, read_recording
+from chumphae.detect.recordings import UNITS, RecordingError, gravity_problem, rate_problem, read_recording
 
 app = typer.Typer(help="Falls from wrist accelerometer recordings (offline evaluation).",
                   no_args_is_help=True)
@@ -66,6 +69,9 @@ def detect(
             continue
         if problem is not None:
             typer.echo(f"{name}: {problem[1]}", err=True)
+        rate = rate_problem(rec.t, hz)
+        if rate is not None:
+            typer.echo(f"{name}: {rate}", err=True)
         falls = []
         for f in detect_falls(rec.t, rec.xyz, hz, fall_model):
             item: dict[str, object] = {"t": round(f.t, 3), "decided_at": round(f.decided_at, 3),

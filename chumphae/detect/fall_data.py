@@ -3,6 +3,15 @@
 A set is a folder of CSV recordings (`t,ax,ay,az`, g) with a `labels.csv`
 (`name, kind (fall|adl), activity, subject, age, hz`), the shape of
 `../shared/data/falls/*/`. A folder of such folders is several sets.
+Other sets' shapes are read as `chumphae falls detect` reads a file
+(`recordings.read_recording`: other loggers' headers, `,` `;` or tab, an
+ms/µs/ns clock made seconds), with
+these rules for `labels.csv` (`read_labels`): column names in any case;
+`kind` fall or adl in any case (anything else is refused); `name` with or
+without `.csv`; `age` optional; `hz` optional or empty (then estimated from
+the trial's own stamps, `estimate_hz`); an optional `units` column (g or
+ms2) overrides the tools' `--units` per trial. `check_units` refuses a set
+whose values are not in the stated units (`recordings.gravity_problem`).
 
 Each trial is followed by `PAD_S` = 15 s of stillness at its last
 orientation (a band keeps streaming after a fall; the trials stop), with a
@@ -21,7 +30,9 @@ import csv
 import hashlib
 import sys
 import zlib
+from collections import Counter
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
 
@@ -29,8 +40,17 @@ import numpy as np
 from numpy.typing import NDArray
 
 from chumphae.detect import fall_features as ff
-from chumphae.detect.fall_stream import STANDARD_RANGES_G
-from chumphae.detect.recordings import read_recording
+from chumphae.detect.fall_stream import STANDARD_RANGES_G, _clock_scale
+from chumphae.detect.recordings import (
+    STAMPS_HZ_RANGE,
+    STANDARD_GRAVITY,
+    RecordingError,
+    gravity_level,
+    level_problem,
+    rate_problem,
+    read_recording,
+    stamps_hz,
+)
 
 PAD_S = 15.0
 CLIP_AUGMENT_G = (2.0,)
@@ -52,6 +72,11 @@ class Trial:
     activity: str
     subject: str
     hz: float
+    units: str = "g"  # of the file's ax/ay/az: g or ms2 (read_recording converts to g)
+
+
+class LabelsError(ValueError):
+    """A set that cannot be read as labelled trials (says which set and why, in one line)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,13 +100,163 @@ def find_sets(root: Path) -> dict[str, Path]:
     return found
 
 
-def read_labels(name: str, folder: Path) -> list[Trial]:
-    out = []
-    with (folder / "labels.csv").open(newline="", encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            out.append(Trial(name, row["name"], folder / f"{row['name']}.csv", row["kind"] == "fall",
-                             row["activity"], f"{name}:{row['subject']}", float(row["hz"] or 50)))
+LABEL_COLUMNS = ("name", "kind", "activity", "subject")  # required; `age`, `hz`, `units` optional
+KINDS = {"fall": True, "adl": False}
+UNIT_NAMES = {"g": "g", "ms2": "ms2", "m/s2": "ms2", "m/s^2": "ms2", "m/s²": "ms2"}
+HZ_RANGE = STAMPS_HZ_RANGE
+
+
+def read_labels(name: str, folder: Path, units: str = "g") -> list[Trial]:
+    """The trials of one set (see the module doc for what `labels.csv` may look like); `units`: the files' units
+    where the labels have no `units` value. Raises LabelsError naming the set, the row and what is wrong."""
+    where = folder / "labels.csv"
+    try:
+        text = where.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as e:
+        raise LabelsError(f"{where}: cannot be read ({e})") from None
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    if not lines:
+        raise LabelsError(f"{where}: empty")
+    delim = max((",", ";", "\t"), key=lambda d: lines[0].count(d))
+    reader = csv.reader(lines, delimiter=delim)
+    header = [h.strip().lower() for h in next(reader)]
+    missing = [c for c in LABEL_COLUMNS if c not in header]
+    if missing:
+        raise LabelsError(f"{where}: lacks column(s) {', '.join(missing)} (has: {', '.join(header)}); "
+                          f"needs {', '.join(LABEL_COLUMNS)} (age, hz, units optional)")
+    col = {h: i for i, h in enumerate(header)}
+    out: list[Trial] = []
+    for n, row in enumerate(reader, start=2):
+        def cell(c: str, row: list[str] = row) -> str:
+            i = col.get(c)
+            return row[i].strip() if i is not None and i < len(row) else ""
+
+        trial, kind, subject = cell("name"), cell("kind").lower(), cell("subject")
+        if trial.lower().endswith(".csv"):
+            trial = trial[:-4]
+        if not trial or not subject:
+            raise LabelsError(f"{where}, row {n}: no {'name' if not trial else 'subject'}")
+        if kind not in KINDS:
+            raise LabelsError(f"{where}, row {n}: kind {cell('kind')!r} is neither fall nor adl")
+        u = UNIT_NAMES.get(cell("units").lower() or units)
+        if u is None:
+            raise LabelsError(f"{where}, row {n}: units {cell('units') or units!r} is neither g nor ms2")
+        path = folder / f"{trial}.csv"
+        if not path.is_file():
+            raise LabelsError(f"{where}, row {n}: no file {path.name} beside it")
+        try:
+            hz = float(cell("hz")) if cell("hz") else 0.0
+        except ValueError:
+            raise LabelsError(f"{where}, row {n}: hz {cell('hz')!r} is not a number") from None
+        if not hz:
+            hz = estimate_hz(path, u)
+        elif not 0 < hz <= HZ_RANGE[1]:
+            raise LabelsError(f"{where}, row {n}: hz {hz:g} is not a sampling rate")
+        out.append(Trial(name, trial, path, KINDS[kind], cell("activity") or kind, f"{name}:{subject}", hz, u))
+    if not out:
+        raise LabelsError(f"{where}: no trials")
     return out
+
+
+@lru_cache(maxsize=8192)
+def _stamps_hz(path: str, mtime_ns: int, units: str) -> float:
+    return stamps_hz(read_recording(path, units).t)
+
+
+def estimate_hz(path: Path, units: str = "g") -> float:
+    """A trial's rate from its own stamps (`recordings.stamps_hz`: the mean step between pauses of over 1 s; the
+    median step tells s from an ms/µs/ns clock), for labels without `hz`.
+    Raises LabelsError when the stamps give no rate in `HZ_RANGE`."""
+    try:
+        hz = _stamps_hz(str(path), path.stat().st_mtime_ns, units)
+    except RecordingError as e:
+        raise LabelsError(str(e)) from None
+    if not hz:
+        raise LabelsError(f"{path}: no hz in labels.csv and its stamps give no sampling rate of "
+                          f"{HZ_RANGE[0]:g}–{HZ_RANGE[1]:g} Hz; give the hz column")
+    return round(hz, 1)
+
+
+def trial_recording(tr: Trial) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """(t in seconds, xyz in g) of one trial, as `chumphae falls detect` reads it: the file's units (`tr.units`)
+    and its clock (an ms/µs/ns clock, epoch stamps included, divided into seconds; a clock in seconds is kept
+    to the bit, so the sets here give the features they always gave)."""
+    rec = read_recording(tr.path, tr.units)
+    scale = _clock_scale(np.sort(rec.t), tr.hz) if len(rec.t) else 1.0
+    return (rec.t / scale if scale != 1.0 else rec.t), rec.xyz
+
+
+def check_units(name: str, trials: list[Trial]) -> list[str]:
+    """Every trial read in its units before any long work, and the set judged by the median of its trials'
+    gravity levels (`recordings.level_problem`, what `chumphae falls detect` applies to one file): raises
+    LabelsError (one line: the level, the fix) when the set is not an accelerometer's reading with gravity in
+    its units (m/s² read as g, g as m/s², milli-g, linear acceleration). A set that passes may still hold
+    trials that would not on their own (some UMAFall trials read 0.2–0.4 g at rest): they are judged, and
+    counted in the one warning line returned (none when every trial is at about 1 g); so are trials whose
+    stamps show a rate more than 1.3× away from their `hz` (`recordings.rate_problem`)."""
+    levels: list[float] = []
+    odd: list[tuple[Trial, str]] = []
+    off_rate: list[tuple[Trial, str]] = []
+    for tr in trials:
+        try:
+            rec = read_recording(tr.path, tr.units)
+        except RecordingError as e:
+            raise LabelsError(f"{name}: {e}") from None
+        g = gravity_level(rec.xyz, tr.hz)
+        levels.append(g)
+        problem = level_problem(g, tr.units)
+        if problem is not None:
+            odd.append((tr, f"{g * STANDARD_GRAVITY:.3g} m/s²" if tr.units == "ms2" else f"{g:.3g} g"))
+        rate = rate_problem(rec.t, tr.hz)
+        if rate is not None:
+            off_rate.append((tr, rate.split(";")[0].replace("--hz", "its hz")))
+    units = Counter(tr.units for tr in trials).most_common(1)[0][0]
+    problem = level_problem(float(np.nanmedian(levels)), units) if levels else None
+    if problem is not None and problem[0]:
+        raise LabelsError(f"{name} ({len(trials)} trials, median over them): {problem[1]} "
+                          "(here: --units g|ms2, or a units column in labels.csv)")
+    out = []
+    if odd:
+        tr, why = odd[0]
+        out.append(f"{name}: {len(odd)} of {len(trials)} trials judged though their gravity level is away from 1 g "
+                   f"(the set's is not), first {tr.path.name} at {why}")
+    if off_rate:
+        tr, why = off_rate[0]
+        out.append(f"{name}: {len(off_rate)} of {len(trials)} trials judged with a labelled hz more than 1.3× away "
+                   f"from what their stamps show, first {tr.path.name}: {why}")
+    return out
+
+
+def trial_fingerprint(tr: Trial) -> str:
+    """The content of a trial, whatever its file's name, folder, header or delimiter: the first 12 hex digits
+    of the sha256 of its accelerations in g rounded to 1e-4 (what scripts/train_falls.py lists beside a model,
+    so scripts/eval_falls.py can leave a model's own training trials out of its figures)."""
+    _, xyz = trial_recording(tr)
+    q = np.round(xyz * 1e4).astype("<i8")
+    return hashlib.sha256(q.tobytes()).hexdigest()[:12]
+
+
+FINGERPRINTS_SUFFIX = ".trials.txt"  # beside a model file: its training trials' `trial_fingerprint`s
+
+
+def fingerprints_path(model_path: Path) -> Path:
+    """Where the fingerprints of a model file's training trials are: `fall_model.json` → `fall_model.trials.txt`."""
+    return model_path.with_suffix(FINGERPRINTS_SUFFIX)
+
+
+def write_fingerprints(path: Path, trials: list[Trial]) -> int:
+    """The sorted, distinct `trial_fingerprint`s of `trials`, one a line after a comment line; returns how many."""
+    fps = sorted({trial_fingerprint(tr) for tr in trials})
+    path.write_text("# trial_fingerprint of every trial the model beside this file was trained on "
+                    "(chumphae/detect/fall_data.py)\n" + "".join(f"{fp}\n" for fp in fps), encoding="utf-8")
+    return len(fps)
+
+
+def read_fingerprints(path: Path) -> set[str] | None:
+    """The fingerprints written by `write_fingerprints`, or None when there is no such file."""
+    if not path.is_file():
+        return None
+    return {ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip() and not ln.startswith("#")}
 
 
 def pad_still(t: NDArray[np.float64], xyz: NDArray[np.float64], hz: float, seconds: float = PAD_S,
@@ -221,8 +396,8 @@ def trial_signal(tr: Trial, pad: bool = True, clip_g: float | None = None, other
     """(t, xyz, nominal hz) of one trial as a copy sees it: clipped at ±`clip_g`, re-recorded by `as_other_watch`
     with the k-th seed, moved by `as_other_wearer` with the k-th seed (`wearer`), then padded (see
     trial_candidates; `own_pad`: by `pad_own`, the copy's own rest)."""
-    rec = read_recording(tr.path, "g")
-    t, xyz, hz, noise = rec.t, rec.xyz, tr.hz, 0.004
+    t, xyz = trial_recording(tr)
+    hz, noise = tr.hz, 0.004
     if wearer:
         t, xyz, hz = as_other_wearer(t, xyz, hz, trial_seed(tr.name) ^ (0xA6E5 * wearer))
     if clip_g is not None:
@@ -250,19 +425,21 @@ def _cache_key(trials: list[Trial]) -> str:
     for tr in trials:
         st = tr.path.stat()
         h.update(f"{tr.name}:{tr.fall}:{st.st_size}:{st.st_mtime_ns}".encode())
+        if tr.units != "g":  # (in g the key stays what it was, so existing caches still serve)
+            h.update(f":{tr.units}".encode())
     return h.hexdigest()[:16]
 
 
 def set_features(name: str, folder: Path, cache_dir: Path | None = None, limit: list[str] | None = None,
                  progress: bool = True, clip_g: float | None = None, other_watch: int = 0,
-                 own_pad: bool = False, wearer: int = 0) -> SetFeatures:
-    """Features of every candidate in a set (cached in `cache_dir` when given).
+                 own_pad: bool = False, wearer: int = 0, units: str = "g") -> SetFeatures:
+    """Features of every candidate in a set (cached in `cache_dir` when given); `units`: read_labels's.
 
     `clip_g`: as if recorded by a watch whose axes clip at ±clip_g (training augmentation).
     `own_pad`: padded by `pad_own` (the copy's own rest) instead of the evaluation's `pad_still`.
     `wearer` k > 0: first moved by `as_other_wearer` with the k-th seed (training augmentation, falls-14).
     """
-    trials = read_labels(name, folder)
+    trials = read_labels(name, folder, units)
     if limit is not None:
         keep = set(limit)
         trials = [t for t in trials if t.name in keep]
@@ -351,15 +528,16 @@ RECIPE_SUBJECT_POWERS: dict[str, tuple[float, ...]] = {"subjauto": (0.0, 0.5, 1.
 
 
 def training_parts(name: str, folder: Path, cache_dir: Path | None = None, limit: list[str] | None = None,
-                   progress: bool = True, copies: tuple[Copy, ...] = TRAINING_COPIES) -> list[tuple[Copy, SetFeatures]]:
+                   progress: bool = True, copies: tuple[Copy, ...] = TRAINING_COPIES, units: str = "g"
+                   ) -> list[tuple[Copy, SetFeatures]]:
     """Each of `copies` (default `TRAINING_COPIES`) of a set with its features, in order (the first: the
     trials as recorded)."""
     return [(c, set_features(name, folder, cache_dir, limit, progress, clip_g=c.clip_g, other_watch=c.other_watch,
-                             own_pad=c.own_pad, wearer=c.wearer))
+                             own_pad=c.own_pad, wearer=c.wearer, units=units))
             for c in copies]
 
 
 def training_set(name: str, folder: Path, cache_dir: Path | None = None, limit: list[str] | None = None,
-                 progress: bool = True, copies: tuple[Copy, ...] = TRAINING_COPIES) -> SetFeatures:
+                 progress: bool = True, copies: tuple[Copy, ...] = TRAINING_COPIES, units: str = "g") -> SetFeatures:
     """A set as the model is trained on it: its `copies` (default `TRAINING_COPIES`) as one."""
-    return combine([S for _, S in training_parts(name, folder, cache_dir, limit, progress, copies)])
+    return combine([S for _, S in training_parts(name, folder, cache_dir, limit, progress, copies, units)])

@@ -32,16 +32,16 @@ def trial_features(tr: Trial, copy: Copy = AS_RECORDED) -> tuple[NDArray[np.floa
 
 
 def set_features(name: str, folder: Path, cache_dir: Path | None = None, limit: list[str] | None = None,
-                 progress: bool = True, copy: Copy = AS_RECORDED) -> SetFeatures:
+                 progress: bool = True, copy: Copy = AS_RECORDED, units: str = "g") -> SetFeatures:
     """Every summary candidate of every trial of a set, as `copy` sees it (cached in `cache_dir` when given)."""
-    trials = read_labels(name, folder)
+    trials = read_labels(name, folder, units)
     if limit is not None:
         keep = set(limit)
         trials = [t for t in trials if t.name in keep]
     h = hashlib.sha256(f"{SUMMARY_VERSION}:{fall_data.FEATURE_VERSION}:{sf.FEATURES}:{copy}".encode())
     for tr in trials:
         st = tr.path.stat()
-        h.update(f"{tr.name}:{tr.fall}:{st.st_size}:{st.st_mtime_ns}".encode())
+        h.update(f"{tr.name}:{tr.fall}:{st.st_size}:{st.st_mtime_ns}".encode() + (b":" + tr.units.encode() if tr.units != "g" else b""))
     cache = cache_dir / f"summary-{name}-{copy.name}-{h.hexdigest()[:16]}.npz" if cache_dir else None
     if cache is not None and cache.is_file():
         z = np.load(cache)
@@ -68,9 +68,9 @@ def set_features(name: str, folder: Path, cache_dir: Path | None = None, limit: 
 
 
 def training_set(name: str, folder: Path, cache_dir: Path | None = None, limit: list[str] | None = None,
-                 progress: bool = True) -> SetFeatures:
+                 progress: bool = True, units: str = "g") -> SetFeatures:
     """A set as the summary model is trained on it: each of fall_data.TRAINING_COPIES, summarised, as one."""
-    return fall_data.combine([set_features(name, folder, cache_dir, limit, progress, c)
+    return fall_data.combine([set_features(name, folder, cache_dir, limit, progress, c, units)
                               for c in fall_data.TRAINING_COPIES])
 
 

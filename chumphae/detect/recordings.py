@@ -99,6 +99,22 @@ def header_columns(header: list[str], first_row: list[str] | None = None) -> lis
     return [t_col, *(int(i) for i in axes if i is not None)]
 
 
+def _header_problem(header: list[str], first: list[str] | None) -> str:
+    """What a header that `header_columns` cannot use lacks, in one line: a time column that is not numbers
+    (dates), or the columns not found."""
+    names = [_norm(h) for h in header]
+    shown = ", ".join(h.strip().strip('"') for h in header)
+    axes = [a for a in "xyz" if not any(_is_axis(n, a) for n in names)]
+    times = [i for a in TIME_ALIASES for i, n in enumerate(names) if n == a]
+    if times and not axes and first is not None:
+        i = times[0]
+        cell = first[i] if i < len(first) else ""
+        return (f"the time column {header[i].strip()!r} holds {cell!r}, not a number; give a column t in seconds "
+                f"(or an ms/µs/ns clock) (has: {shown})")
+    missing = (["t (seconds)"] if not times else []) + [f"a{a}" for a in axes]
+    return f"header lacks column(s) {', '.join(missing)} (has: {shown}); name them t (seconds), ax, ay, az"
+
+
 def _numbers(row: list[str]) -> bool:
     try:
         [float(v) for v in row]
@@ -127,10 +143,7 @@ def read_recording(path: str | Path, units: str = "g") -> Recording:
         if _numbers(header):
             raise RecordingError(f"{p}: no header row (the first row is numbers); add one naming the columns "
                                  "t (seconds), ax, ay, az")
-        names = [h.strip().strip('"').lower() for h in header]
-        missing = [c for c in COLUMNS if c not in names]
-        raise RecordingError(f"{p}: header lacks column(s) {', '.join(missing)} (has: {', '.join(names)}); "
-                             "name them t (seconds), ax, ay, az")
+        raise RecordingError(f"{p}: {_header_problem(header, first)}")
     cols = found
     need = max(cols)
     values: list[tuple[float, float, float, float]] = []
@@ -149,12 +162,45 @@ def read_recording(path: str | Path, units: str = "g") -> Recording:
             continue
         values.append((t, ax, ay, az))
     if not values:
-        raise RecordingError(f"{p}: no numeric rows")
+        comma = any(re.fullmatch(r"-?\d+,\d+", v.strip()) for ln in lines[1:20]
+                    for v in next(csv.reader([ln], delimiter=_dialect(text[:4096])), []))
+        raise RecordingError(f"{p}: no numeric rows" + ("; the numbers have decimal commas: write them with '.'"
+                                                        if comma else ""))
     arr = np.asarray(values, dtype=np.float64)
     xyz = arr[:, 1:4] / (STANDARD_GRAVITY if units == "ms2" else 1.0)
     med = float(np.median(np.linalg.norm(xyz, axis=1)))
     suspect = med > 4.0 or med < 1.0 / 4.0
     return Recording(str(path), arr[:, 0], xyz, skipped, suspect)
+
+
+STAMPS_HZ_RANGE = (5.0, 1000.0)  # a rate from the stamps outside this is not believed
+
+
+def stamps_hz(t: NDArray[np.float64]) -> float:
+    """The rate the stamps `t` show, Hz (0 when they show none in `STAMPS_HZ_RANGE`): the median step tells
+    seconds from an ms/µs/ns clock, the rate is the mean step between pauses of over 1 s (jittery loggers such
+    as UMAFall's write short and long steps around it, so the median step would read them fast)."""
+    t = np.sort(np.asarray(t, dtype=np.float64))
+    d = np.diff(t)
+    d = d[d > 0]
+    if len(d) == 0:
+        return 0.0
+    med = float(np.median(d))
+    for scale in (1.0, 1e3, 1e6, 1e9):
+        if STAMPS_HZ_RANGE[0] <= scale / med <= STAMPS_HZ_RANGE[1]:
+            ts = t / scale
+            edges = np.r_[0, np.flatnonzero(np.diff(ts) > 1.0) + 1, len(ts)]
+            span = sum(float(ts[b - 1] - ts[a]) for a, b in zip(edges[:-1], edges[1:], strict=True))
+            return (len(ts) - (len(edges) - 1)) / span if span > 0 else scale / med
+    return 0.0
+
+
+def rate_problem(t: NDArray[np.float64], hz: float, tolerance: float = 1.3) -> str | None:
+    """A warning when the stamps show a rate more than `tolerance`× away from the stated `hz`, else None."""
+    found = stamps_hz(t)
+    if found and not 1.0 / tolerance <= found / hz <= tolerance:
+        return f"its stamps show about {found:.3g} Hz, not --hz {hz:g}; judged with --hz {hz:g} (give --hz {found:.0f})"
+    return None
 
 
 def gravity_level(xyz: NDArray[np.float64], hz: float) -> float:
@@ -177,7 +223,12 @@ def gravity_problem(rec: Recording, hz: float, units: str) -> tuple[bool, str] |
     the other way, milli-g, and linear acceleration (a 1 s mean under `LINEAR_MAX_G`). Anything else out of
     range (a sensor reading 0.3 g or 3 g at rest: some of UMAFall's trials read 0.2–0.4 g) is judged, with
     a warning."""
-    g = gravity_level(rec.xyz, hz)
+    return level_problem(gravity_level(rec.xyz, hz), units)
+
+
+def level_problem(g: float, units: str) -> tuple[bool, str] | None:
+    """`gravity_problem` for a gravity level `g` (in g, as read with `units`) measured already: the level of
+    one file, or the median level of a set's files (scripts/eval_falls.py, fall_data.check_units)."""
     lo, hi = GRAVITY_OK_G
     if not np.isfinite(g) or lo <= g <= hi:
         return None

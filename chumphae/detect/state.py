@@ -30,6 +30,9 @@ class WanderState:
     supported_at: datetime | None = None  # the excursion's last fix that said the patient was still outside
     held_since: datetime | None = None  # first fix of the current unbroken run held outside (wander.held_out)
     leaned_at: datetime | None = None  # the last fix leaning outside (wander.LEAN_GAP_S: a dip this short keeps the run)
+    # wander-22 (wander.HOLD_W_S > 0 only): the last HOLD_W_S s of fixes (t, outside_p, centre outside), oldest first
+    recent: tuple[tuple[datetime, float, bool], ...] = ()
+    date_floor: datetime | None = None  # wander.HOLD_W_DATE: an excursion the window alone started dates no earlier
 
 
 @dataclass(frozen=True, slots=True)

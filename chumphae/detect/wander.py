@@ -70,6 +70,10 @@ HOLD_S = 20.0  # an unbroken run of fixes held outside (`held_out`) this long co
 SMOOTHED_LEAD_S = 60.0  # the smoothed past dates an excursion at most this long before its leaning run (wander-15)
 PASSAGE_MATCH_S = 5.0  # …read at the locate step's snapshot within this of the run's start
 LEAN_GAP_S = 0.0  # wander-17 (off: 0): a run leaning outside survives dips (fixes not leaning out) this short
+HOLD_W_S = 0.0  # wander-22 (off: 0; tried at 45): the fixes of the last HOLD_W_S s held outside on the whole…
+HOLD_W_P = 0.9  # …their `outside_p` averaging at least this…
+HOLD_W_F = 0.8  # …and this share of them with the centre outside: confirms an excursion, as `HOLD_S` does
+HOLD_W_DATE = False  # wander-22's second variant: an excursion the window alone started dates from the window
 
 
 def smoothed_start(m: Match, run_start: datetime | None) -> datetime | None:
@@ -117,6 +121,34 @@ def held_out(m: Match, th: Thresholds) -> bool:
     d, q = m.distance_to_boundary_m, m.outside_p
     return (m.status != ZoneStatus.INSIDE and q is not None and q >= P_OUT and d is not None
             and d >= CENTRE_OUT_M + th.wander_margin_m)
+
+
+def _window(recent: tuple[tuple[datetime, float, bool], ...], m: Match, th: Thresholds,
+            t: datetime) -> tuple[tuple[datetime, float, bool], ...]:
+    """The fixes of the last `HOLD_W_S` (time, `outside_p`, centre outside), as of fix `m` (wander-22). A fix
+    without `outside_p` (no cloud weights: a GPS fix, the gateway's fallback) empties it."""
+    if HOLD_W_S <= 0:
+        return ()
+    if m.outside_p is None:
+        return ()
+    d = m.distance_to_boundary_m
+    out = d is not None and d >= CENTRE_OUT_M + th.wander_margin_m
+    return tuple(r for r in recent if seconds(r[0], t) <= HOLD_W_S) + ((t, m.outside_p, out),)
+
+
+def window_held(recent: tuple[tuple[datetime, float, bool], ...], t: datetime) -> bool:
+    """Held outside on the whole over the last `HOLD_W_S` (wander-22): the fixes span the window (the oldest
+    at least 0.9 of it back, at least one fix per two seconds), their `outside_p` averages `HOLD_W_P` or more
+    and `HOLD_W_F` of them have the centre outside. Near the edge a lingering patient's centre hovers a few
+    metres out with 0.7–0.95 of the weight outside; single fixes dipping under `P_OUT` break `HOLD_S`'s
+    unbroken run every few seconds, and the excursion waited minutes for a faint fix or a clearing region."""
+    if HOLD_W_S <= 0 or not recent:
+        return False
+    if seconds(recent[0][0], t) < 0.9 * HOLD_W_S or len(recent) < HOLD_W_S / 2:
+        return False
+    n = len(recent)
+    return (sum(r[1] for r in recent) / n >= HOLD_W_P
+            and sum(1 for r in recent if r[2]) >= HOLD_W_F * n)
 
 
 def still_outside(m: Match, th: Thresholds) -> bool:
@@ -238,28 +270,38 @@ def step(state: PatientState, event: Event, th: Thresholds, now: datetime) -> tu
         return replace(state, wander=WanderState()), []
     w = _rearm_left(w, m, th)
     w = replace(w, centre_out_since=_lean_run(w, m, th, t), leaned_at=t if leaning_out(m, th) else w.leaned_at,
-                held_since=(w.held_since or t) if held_out(m, th) else None)
+                held_since=(w.held_since or t) if held_out(m, th) else None, recent=_window(w.recent, m, th, t))
     out: list[Detection] = []
-    held = w.held_since is not None and seconds(w.held_since, t) >= HOLD_S  # confirms, as a clearing region does
+    main_held = w.held_since is not None and seconds(w.held_since, t) >= HOLD_S  # confirms, as a clearing region does
+    win = window_held(w.recent, t)
+    held = main_held or win
     supported = confirmed_outside(m, th) or held or (w.outside_since is not None and still_outside(m, th))
     if (not supported and w.outside_since is not None and not w.alerted and w.supported_at is not None
             and seconds(w.supported_at, t) > LAPSE_S):
         # nothing has said "outside" for a while (the centre back in, the region mostly in): a blip that
         # confirmed it once must not run a dwell through minutes of fixes that lean inside
-        w = replace(w, outside_since=None, supported_at=None)
+        w = replace(w, outside_since=None, supported_at=None, date_floor=None)
     if (supported and w.outside_since is not None and not w.alerted and w.supported_at is not None
             and seconds(w.supported_at, t) > REDATE_S):
         # support comes back after a gap (under LAPSE_S) of fixes that said nothing: the dwell restarts
         # from the run of fixes leaning outside that led to this one, not from before the gap (a
         # consistent but wrong fix near the edge, then a minute of nothing, must not make a due dwell)
-        w = replace(w, outside_since=None)
+        w = replace(w, outside_since=None, date_floor=None)
     if supported:
         # the excursion began when the patient most likely left (the run of fixes leaning outside
         # that led to this confirmed one), not when the whole region first cleared the zone
         since = w.outside_since or min(w.centre_out_since or t, t)
+        if w.date_floor is not None and (main_held or confirmed_outside(m, th)):
+            # an excursion the window alone started, now confirmed as main confirms: dated as main dates it
+            since = min(w.centre_out_since or t, t)
+            w = replace(w, date_floor=None)
+        elif HOLD_W_DATE and w.outside_since is None and win and not confirmed_outside(m, th) and not main_held:
+            w = replace(w, date_floor=w.recent[0][0])  # started by the window alone: dated from its start at most
         early = None if w.alerted else smoothed_start(m, w.centre_out_since)  # wander-15: the smoothed past
         if early is not None and early < since:
             since = early
+        if w.date_floor is not None and since < w.date_floor:
+            since = w.date_floor
         w = replace(w, outside_since=since, supported_at=t)
         if not w.alerted and seconds(since, t) >= dwell_s(m, th, t):
             out.append(_wander(state, m, since, t, th))
@@ -294,7 +336,7 @@ def tick(state: PatientState, th: Thresholds, now: datetime) -> tuple[PatientSta
     elif w.left_alerted and w.back_since is not None and silent >= th.left_coverage_s:
         w = replace(w, back_since=None)  # silent again before it had been back long enough
     elif (w.outside_since is not None and not w.alerted and silent < th.left_coverage_s
-          and still_outside(m, th)):
+          and (still_outside(m, th) or window_held(w.recent, m.position.t))):
         due = w.outside_since + timedelta(seconds=dwell_s(m, th, now))
         if now >= due:
             out.append(_wander(state, m, w.outside_since, due, th))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
+import shapely
 import typer
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -12,6 +14,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from chumphae.config import get_settings
 from chumphae.errors import ConfigError
 from chumphae.map.importer import LAYERS, MapImportError, parse_field_map, read_layer
+
+if TYPE_CHECKING:
+    from chumphae.map.layers import MapLayers
 
 app = typer.Typer(help="The tax-map layer (parcels, buildings, walking routes, landmarks).",
                   no_args_is_help=True)
@@ -142,3 +147,17 @@ def where_cmd(
                f"landmark {place.landmark or '-'}")
     typer.echo(place.description_th)
     typer.echo(place.description_en)
+    outside = _off_map(layers, lat, lon)
+    if outside is not None:  # "344.0 km south-west of a school" alone read as if the map reached that far
+        typer.echo(f"จุดนี้อยู่นอกแผนที่ที่โหลดไว้ ห่างจากขอบ {outside:.1f} กม.")
+        typer.echo(f"this point is outside the loaded map, {outside:.1f} km beyond its edge")
+
+
+def _off_map(layers: MapLayers, lat: float, lon: float) -> float | None:
+    """How far (km) the point lies beyond the loaded features' bounding box, when more than 1 km; else None."""
+    every = [g for layer in (layers.parcels, layers.buildings, layers.routes, layers.landmarks) for g in layer.geoms]
+    minx, miny, maxx, maxy = shapely.total_bounds(every)
+    xs, ys = layers.metric.xy([lon], [lat])
+    x, y = float(xs[0]), float(ys[0])
+    beyond_m = math.hypot(max(minx - x, 0.0, x - maxx), max(miny - y, 0.0, y - maxy))
+    return beyond_m / 1000.0 if beyond_m > 1000.0 else None

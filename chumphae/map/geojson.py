@@ -19,6 +19,7 @@ from sqlmodel import Session
 from chumphae.map.importer import LAYERS
 from chumphae.map.layers import MapLayers
 from chumphae.models import MapFeature
+from chumphae.numtext import ascii_decimal
 
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 5000
@@ -32,7 +33,8 @@ class BBoxError(ValueError):
 def parse_bbox(text: str | tuple[float, float, float, float] | list[float]) -> tuple[float, float, float, float]:
     """"minlon,minlat,maxlon,maxlat" (or a 4-sequence) → a checked WGS 84 bbox."""
     try:
-        parts = [float(v) for v in (text.split(",") if isinstance(text, str) else text)]
+        parts = [ascii_decimal(v) if isinstance(v, str) else float(v)
+                 for v in (text.split(",") if isinstance(text, str) else text)]
     except ValueError:
         raise BBoxError("bbox must be four numbers: minlon,minlat,maxlon,maxlat") from None
     if len(parts) != 4 or not all(np.isfinite(parts)):

@@ -110,6 +110,7 @@ class ImportReport:
     notes: Counter[str] = field(default_factory=Counter)  # things used only in part
     missing: list[str] = field(default_factory=list)
     still_active: list[int] = field(default_factory=list)  # patient ids the export says left (DISCHARGE, TYPEAREA)
+    trailing_bar: bool | None = None  # the export ends rows with a `|` its headers lack (None: each file decides)
 
     def lines(self) -> list[str]:
         """The report as text lines: counts, reasons, file:line references; no CID, no names."""
@@ -133,9 +134,8 @@ class ImportReport:
         return out
 
 
-def read_table(raw: bytes) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
-    """Header (upper-case names) and rows as (line number, {name: value}); `|` or `,`; UTF-8 or cp874.
-    A row with more or fewer fields than the header has its count under `FIELD_COUNT` (refused by `_load`)."""
+def _split(raw: bytes) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """Header (upper-case names) and the non-blank rows' fields with their line numbers; `|` or `,`; UTF-8 or cp874."""
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -144,15 +144,44 @@ def read_table(raw: bytes) -> tuple[list[str], list[tuple[int, dict[str, str]]]]
     delimiter = "|" if first.count("|") >= first.count(",") else ","
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
     header = [h.strip().upper() for h in next(reader, [])]
+    if len(header) > 1 and not header[-1]:
+        header.pop()  # a header ending with the delimiter: its rows, with or without one, read as below
+    return header, [(lineno, values) for lineno, values in enumerate(reader, start=2) if any(v.strip() for v in values)]
+
+
+def read_table(raw: bytes, trailing: bool | None = None) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """Header (upper-case names) and rows as (line number, {name: value}); `|` or `,`; UTF-8 or cp874.
+    A row with more or fewer fields than the header has its count under `FIELD_COUNT` (refused by `_load`).
+    `trailing`: the export ends its rows with a delimiter its headers lack (None: this file's rows decide,
+    `_trailing_delimiter`); then a row's empty last field beyond the header is dropped (fix19)."""
+    header, lines = _split(raw)
+    if trailing is None:
+        trailing = _trailing_delimiter(header, [values for _, values in lines])
+    if trailing:
+        lines = [(lineno, values[:-1] if len(values) > len(header) and not values[-1].strip() else values)
+                 for lineno, values in lines]
     rows = []
-    for lineno, values in enumerate(reader, start=2):
-        if not any(v.strip() for v in values):
-            continue
+    for lineno, values in lines:
         row = {h: (values[i].strip() if i < len(values) else "") for i, h in enumerate(header)}
         if len(values) != len(header):
             row[FIELD_COUNT] = str(len(values))
         rows.append((lineno, row))
     return header, rows
+
+
+def _trailing_delimiter(header: list[str], rows: list[list[str]]) -> bool:
+    """Rows that end with a `|` their header does not: every row's last field empty, and more than half of at
+    least two rows exactly one field longer than the header. Then that field is the delimiter's, not data (a
+    `|` inside a name still leaves one field too many, and is refused); a lone row with one empty field too
+    many stays refused: it may be a shifted one."""
+    extra = sum(len(r) == len(header) + 1 for r in rows)
+    return extra >= 2 and 2 * extra > len(rows) and all(len(r) > len(header) and not r[-1].strip() for r in rows)
+
+
+def _ends_rows_with_delimiter(raw: bytes) -> bool:
+    """This file shows the export's habit of a delimiter after each row's last field (`_trailing_delimiter`)."""
+    header, lines = _split(raw)
+    return _trailing_delimiter(header, [values for _, values in lines])
 
 
 def _birth(text: str) -> date | None:
@@ -225,7 +254,7 @@ def open_export(path: Path) -> dict[str, Source]:
 def _load(report: ImportReport, table: str, src: Source | None) -> list[tuple[int, dict[str, str]]]:
     if src is None:
         return []
-    header, rows = read_table(src.raw)
+    header, rows = read_table(src.raw, report.trailing_bar)
     report.files[table], report.rows[table] = src.name, len(rows)
     report.unused_columns[table] = [h for h in header if h and h not in USED[table]]
     lacking = REQUIRED[table] - set(header)
@@ -378,6 +407,7 @@ def import_export(session: Session, path: Path) -> ImportReport:
     files = open_export(path)
     report = ImportReport()
     report.missing = [t for t in TABLES if t not in files]
+    report.trailing_bar = any(_ends_rows_with_delimiter(src.raw) for src in files.values())
     homes = _homes(report, files.get("HOME"))
     _name_villages(session, report, homes)
     adl = _adl(report, files.get("FUNCTIONAL"))

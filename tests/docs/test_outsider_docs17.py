@@ -636,3 +636,34 @@ def test_import43_says_who_has_no_home(app_engine: Engine, tmp_path: Path, monke
     r = CliRunner().invoke(cli, ["patients", "import-43", str(folder)])
     assert r.exit_code == 0, r.output
     assert "note: 1 × PERSON HID not in HOME (patient kept without a home; set one before a safe zone)" in r.output
+
+
+def test_import43_rows_ending_with_a_trailing_bar_are_read_not_refused(app_engine: Engine, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """fix19: some exporters end every data row with `|` (its header without): each row had one field more than
+    its header and the whole file was refused (`35 fields where the header has 34` on every row). Now a trailing
+    bar on every row (two or more) is read as the delimiter's; a `|` inside a name on such a file is still one
+    field too many, and refused."""
+    monkeypatch.setenv("CHUMPHAE_DATABASE_URL", str(app_engine.url))
+    folder = hospital_export(tmp_path / "x")
+    for name in ("PERSON.txt", "HOME.txt", "FUNCTIONAL.txt", "DISABILITY.txt"):
+        lines = (folder / name).read_bytes().decode("utf-8-sig").split("\r\n")
+        head, rows = lines[0], [ln for ln in lines[1:] if ln]
+        (folder / name).write_bytes(("\r\n".join([head, *(r + "|" for r in rows)]) + "\r\n").encode("utf-8-sig"))
+    r = CliRunner().invoke(cli, ["patients", "import-43", str(folder)])
+    assert r.exit_code == 0, r.output
+    assert "patients taken (new): 2; updated: 0; unchanged: 0; refused: 4" in r.output, r.output
+    assert "DISABILITY.txt" not in r.output.split("patients taken")[1]  # its lone row read: the export's habit
+    assert "refused 1 × 35 fields where the header has 34: PERSON.txt:6" in r.output, r.output
+    with Session(app_engine) as s:
+        got = {p.pid: p for p in s.exec(select(Patient)).all()}
+    assert set(got) == {"000201", "000202"} and got["000201"].adl_score == 9  # FUNCTIONAL read too
+    assert got["000201"].notes is not None and "moving or physical" in got["000201"].notes  # DISABILITY too
+    from chumphae.patients.import43 import FIELD_COUNT, read_table
+
+    lone = read_table(b"A|B|C\r\n1|2|3|\r\n")[1]  # one row with an empty field too many: maybe a shifted one
+    assert lone[0][1][FIELD_COUNT] == "4"
+    assert read_table(b"A|B|C\r\n1|2|3|\r\n", trailing=True)[1][0][1] == {"A": "1", "B": "2", "C": "3"}
+    for raw in (b"A|B|C\r\n1|2|3|\r\n4|5|6|\r\n", b"A|B|C|\r\n1|2|3|\r\n4|5|6|\r\n", b"A|B|C|\r\n1|2|3\r\n4|5|6\r\n"):
+        two = read_table(raw)[1]
+        assert [row for _, row in two] == [{"A": "1", "B": "2", "C": "3"}, {"A": "4", "B": "5", "C": "6"}], raw

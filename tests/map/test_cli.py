@@ -37,6 +37,20 @@ def test_import_then_info_then_where(tmp_path: Path) -> None:
     assert info.exit_code == 0 and "tessaban_parcels" in info.output and "+07:00" in info.output
     where = runner.invoke(app, ["map", "where", "16.541", "102.09"])
     assert where.exit_code == 0, where.output
+    assert "outside the loaded map" not in where.output
+
+
+def test_where_says_when_a_point_is_off_the_loaded_map(tmp_path: Path) -> None:
+    """A point 300 km away was described only as "300 km south-west of <a landmark>", as if the map reached it."""
+    path = parcels_file(tmp_path / "tessaban_parcels.shp")
+    assert runner.invoke(app, ["map", "import", str(path), "--layer", "parcels",
+                               "--field", "parcel_code=PCODE"]).exit_code == 0
+    far = runner.invoke(app, ["map", "where", "13.75", "100.5"])  # Bangkok
+    assert far.exit_code == 0, far.output
+    lines = far.output.splitlines()
+    assert lines[-1].startswith("this point is outside the loaded map, ") and lines[-1].endswith(" km beyond its edge")
+    assert 300 < float(lines[-1].split(", ")[1].split(" km")[0]) < 500
+    assert lines[-2].startswith("จุดนี้อยู่นอกแผนที่ที่โหลดไว้")
 
 
 def test_import_without_crs_is_refused(tmp_path: Path) -> None:

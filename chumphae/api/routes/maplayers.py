@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 
 from chumphae.api.deps import CurrentUser, SessionDep
 from chumphae.api.problems import Problem, invalid
-from chumphae.api.schemas import AsciiInt
+from chumphae.api.schemas import AsciiDecimal, AsciiInt
 from chumphae.map.geojson import BBoxError, features_geojson, parse_bbox
 from chumphae.map.importer import LAYERS
 from chumphae.map.shared import fingerprint
@@ -80,9 +80,9 @@ def bbox_around(lat: float, lon: float, radius_m: float) -> tuple[float, float, 
 def map_layer(
     layer: str, request: Request, session: SessionDep, user: CurrentUser,
     bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat (WGS 84)")] = None,
-    lat: Annotated[float | None, Query(ge=-90, le=90, description="Centre, with lon and radius_m")] = None,
-    lon: Annotated[float | None, Query(ge=-180, le=180)] = None,
-    radius_m: Annotated[float, Query(gt=0, le=MAX_RADIUS_M)] = 300.0,
+    lat: Annotated[float | None, Query(ge=-90, le=90, description="Centre, with lon and radius_m"), AsciiDecimal] = None,
+    lon: Annotated[float | None, Query(ge=-180, le=180), AsciiDecimal] = None,
+    radius_m: Annotated[float, Query(gt=0, le=MAX_RADIUS_M), AsciiDecimal] = 300.0,
     limit: Annotated[int, Query(ge=1, le=5000), AsciiInt] = 1000,
 ) -> Response:
     """One layer (parcels, buildings, routes, landmarks) in `bbox`, or within `radius_m` of lat/lon; clipped, capped."""

@@ -145,12 +145,17 @@ def fmt(value: float, unit: str = "") -> str:
     return text + unit
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", nargs="*", default=None, help="run only benchmarks whose name contains one of these")
+    ap.add_argument("--only", nargs="*", action="extend", default=None,
+                    help="run only benchmarks whose name contains one of these (repeatable: --only a --only b)")
     ap.add_argument("--pg-url", default=PG_URL)
     ap.add_argument("--skip-pg", action="store_true", help="leave out the PostgreSQL benchmarks")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    unknown = [o for o in args.only or () if not any(o in b.name for b in BENCHES)]
+    if unknown:  # a typo ran nothing and said `benchmarks=0`, exit 0
+        ap.error(f"--only {', '.join(unknown)}: no benchmark's name contains it; names: "
+                 + "; ".join(b.name for b in BENCHES))
     chosen = [b for b in BENCHES if (not args.only or any(o in b.name for o in args.only))
               and not (b.needs_pg and args.skip_pg)]
     rows: list[tuple[str, str, str, str, str]] = []

@@ -33,6 +33,11 @@ class WanderState:
     # wander-22 (wander.HOLD_W_S > 0 only): the last HOLD_W_S s of fixes (t, outside_p, centre outside), oldest first
     recent: tuple[tuple[datetime, float, bool], ...] = ()
     date_floor: datetime | None = None  # wander.HOLD_W_DATE: an excursion the window alone started dates no earlier
+    # wander-23 (wander.LONG_S > 0 only): the current run of fixes leaning outside with no gap over LONG_GAP_S,
+    # its first fix, and the sum of its fixes' outside_p and their number
+    long_since: datetime | None = None
+    long_p: float = 0.0
+    long_n: int = 0
 
 
 @dataclass(frozen=True, slots=True)

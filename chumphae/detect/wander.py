@@ -74,6 +74,10 @@ HOLD_W_S = 0.0  # wander-22 (off: 0; tried at 45): the fixes of the last HOLD_W_
 HOLD_W_P = 0.9  # …their `outside_p` averaging at least this…
 HOLD_W_F = 0.8  # …and this share of them with the centre outside: confirms an excursion, as `HOLD_S` does
 HOLD_W_DATE = False  # wander-22's second variant: an excursion the window alone started dates from the window
+LONG_S = 0.0  # wander-23 (off: 0; 360 met its rule, left off): a lean run this long confirms an excursion…
+LONG_MIN_FIXES = 30  # …with at least this many fixes…
+LONG_GAP_S = 90.0  # …none further than this from the previous leaning one (a longer gap restarts the run)…
+LONG_P = 0.5  # …and their `outside_p` averaging at least this
 
 
 def smoothed_start(m: Match, run_start: datetime | None) -> datetime | None:
@@ -149,6 +153,27 @@ def window_held(recent: tuple[tuple[datetime, float, bool], ...], t: datetime) -
     n = len(recent)
     return (sum(r[1] for r in recent) / n >= HOLD_W_P
             and sum(1 for r in recent if r[2]) >= HOLD_W_F * n)
+
+
+def _long_run(w: WanderState, m: Match, th: Thresholds, t: datetime) -> tuple[datetime | None, float, int]:
+    """wander-23: the run of fixes leaning outside (`leaning_out`) as (first fix, sum of `outside_p`, fixes), as of
+    fix `m`: restarted by a fix not leaning out or by a gap over `LONG_GAP_S` since the last one that did."""
+    if LONG_S <= 0 or not leaning_out(m, th):
+        return None, 0.0, 0
+    q = m.outside_p if m.outside_p is not None else 0.0
+    if w.long_since is None or w.leaned_at is None or seconds(w.leaned_at, t) > LONG_GAP_S:
+        return t, q, 1
+    return w.long_since, w.long_p + q, w.long_n + 1
+
+
+def long_held(w: WanderState, t: datetime) -> bool:
+    """Leaning outside for `LONG_S` (wander-23): the run of `_long_run` that long, with `LONG_MIN_FIXES` fixes and
+    their `outside_p` averaging `LONG_P`. With receivers along one road a band off it is heard faintly on both
+    sides of the road, or it stands just past the corridor's edge: the cloud's centre sits on the road, its
+    weight outside 0.55–0.9 for minutes and never the `P_OUT` that `HOLD_S` needs; such an excursion ran
+    7–8 min unconfirmed. Runs leaning out that were not excursions lasted at most 258 s (seeds 280–289)."""
+    return (LONG_S > 0 and w.long_since is not None and seconds(w.long_since, t) >= LONG_S
+            and w.long_n >= LONG_MIN_FIXES and w.long_p >= LONG_P * w.long_n)
 
 
 def still_outside(m: Match, th: Thresholds) -> bool:
@@ -269,12 +294,15 @@ def step(state: PatientState, event: Event, th: Thresholds, now: datetime) -> tu
     if m.status == ZoneStatus.INSIDE:
         return replace(state, wander=WanderState()), []
     w = _rearm_left(w, m, th)
+    if LONG_S > 0:
+        long_since, long_p, long_n = _long_run(w, m, th, t)
+        w = replace(w, long_since=long_since, long_p=long_p, long_n=long_n)
     w = replace(w, centre_out_since=_lean_run(w, m, th, t), leaned_at=t if leaning_out(m, th) else w.leaned_at,
                 held_since=(w.held_since or t) if held_out(m, th) else None, recent=_window(w.recent, m, th, t))
     out: list[Detection] = []
     main_held = w.held_since is not None and seconds(w.held_since, t) >= HOLD_S  # confirms, as a clearing region does
     win = window_held(w.recent, t)
-    held = main_held or win
+    held = main_held or win or long_held(w, t)
     supported = confirmed_outside(m, th) or held or (w.outside_since is not None and still_outside(m, th))
     if (not supported and w.outside_since is not None and not w.alerted and w.supported_at is not None
             and seconds(w.supported_at, t) > LAPSE_S):

@@ -259,6 +259,7 @@ class Gateway:
             "deferred": self.uplink.stats.deferred if self.uplink else 0,
             "alert_socket": self.uplink.lane_health() if self.uplink else None,
             "disk_full": self.outbox.disk_full,
+            "clock_offset_s": self.uplink.stats.clock_offset_s if self.uplink else None,
             "memory_queue": self.outbox.memory_queue(),
             "memory_dropped": self.outbox.memory_dropped,
             **tasks,

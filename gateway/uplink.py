@@ -40,6 +40,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -47,6 +48,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from chumphae.supervise import short_error, wait_up_to
+from chumphae.timeutil import utcnow
 from gateway.queue import Outbox, envelope
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,7 @@ log = logging.getLogger(__name__)
 # Abnormal closes that may be caused by the message at the head of the send order.
 POISON_CLOSE_CODES = frozenset({1002, 1003, 1007, 1008, 1009, 1011})
 TRY_AGAIN_LATER = 1013  # the backend cannot store right now: back off, re-send, blame no message
+CLOCK_WARN_S = 300.0  # our clock this far off the backend's (its welcome's server_time): logged at ERROR
 
 
 @dataclass(slots=True)
@@ -71,6 +74,7 @@ class UplinkStats:
     alert_sent: int = 0  # alerts sent on the alert socket (each also goes on the main socket)
     alert_acked: int = 0  # alerts whose first ack came on the alert socket
     alert_last_error: str | None = None
+    clock_offset_s: float | None = None  # the backend's clock minus ours, from the last welcome's server_time
 
 
 class Uplink:
@@ -248,10 +252,26 @@ class Uplink:
                     in_flight.pop(mid, None)
             elif kind == "welcome":
                 self._learn_alert_socket(frame.get("alert_socket"))
+                self._learn_clock(frame.get("server_time"))
             elif kind == "config_changed" and self.on_config_changed is not None:
                 task = asyncio.ensure_future(self.on_config_changed())
                 self._tasks.add(task)
                 task.add_done_callback(self._config_done)
+
+    def _learn_clock(self, server_time: object) -> None:
+        """The welcome's `server_time` against our wall clock: kept for the heartbeat (`clock_offset_s`), and
+        an ERROR once when ours is off by more than CLOCK_WARN_S (the backend refuses positions and readings
+        more than 10 min ahead of its clock, and older than 30 days)."""
+        try:
+            theirs = datetime.fromisoformat(str(server_time))
+            offset = (theirs if theirs.tzinfo else theirs.replace(tzinfo=UTC)) - utcnow()
+        except (TypeError, ValueError, OverflowError):
+            return
+        was, self.stats.clock_offset_s = self.stats.clock_offset_s, round(offset.total_seconds(), 1)
+        if abs(self.stats.clock_offset_s) > CLOCK_WARN_S and (was is None or abs(was) <= CLOCK_WARN_S):
+            log.error("this gateway's clock is %+.0f s off the backend's: the backend refuses positions and "
+                      "readings more than 10 min ahead (alerts it stores at its own time); set the clock (NTP)",
+                      -self.stats.clock_offset_s)
 
     # -- the alert socket (§3.3) --------------------------------------------------------
     def _learn_alert_socket(self, where: object) -> None:

@@ -1,0 +1,80 @@
+"""faults18: a field engineer's fault pass (docs/gateway-protocol.md), each defect it found pinned here.
+
+Real components on loopback: the backend app served by uvicorn on a real port with a real SQLite
+database (`tests.gateway.realbackend.district`), the gateway's own `Outbox` (SQLite) and `Uplink`
+(WebSocket client).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session, select
+
+from chumphae.db import set_engine
+from chumphae.models import Alert, DeadLetter
+from gateway.queue import ACKED, REJECTED, Outbox
+from gateway.uplink import Uplink
+from tests.feed.liveserver import live_server
+from tests.gateway.fake_backend import wait_for
+from tests.gateway.realbackend import BAND, district
+
+
+def states(ob: Outbox) -> dict[str, int]:
+    return {i: st for i, _t, st in ob.all_ids()}
+
+
+def sos(patient: int, t: datetime) -> dict[str, object]:
+    return {"type": "sos", "severity": "critical", "address": BAND, "patient_id": patient, "t": t.isoformat(),
+            "lat": 16.5461, "lon": 102.1030, "uncertainty_m": 25.0}
+
+
+async def test_clock_an_hour_ahead_still_raises_the_sos(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Fault 4: the gateway's clock jumped an hour ahead. The backend refused every message as `bad_body`
+    (outside +10 min) and the gateway dropped them: the SOS pressed meanwhile was never raised. Now the
+    alert is stored at the backend's time (the gateway's kept in details.gateway_t), positions are still
+    refused (§3.5), and the gateway logs its clock's offset at ERROR and reports it (`clock_offset_s`)."""
+    engine, patient, token = district(tmp_path / "backend.db")
+    set_engine(engine)
+    ob = Outbox(tmp_path / "o.db")
+    ahead = datetime.now(UTC) + timedelta(hours=1)
+    alert = ob.put("alert", sos(patient, ahead))
+    pos = ob.put("position", {"address": BAND, "t": ahead.isoformat(), "lat": 16.5461, "lon": 102.1030,
+                              "uncertainty_m": 20.0})
+    import chumphae.timeutil
+    import gateway.uplink as uplink_mod
+    real = chumphae.timeutil.utcnow
+    try:
+        with live_server() as server:
+            # the gateway's clock (only the uplink's: the backend in this process keeps the true one)
+            uplink_mod.utcnow = lambda: real() + timedelta(hours=1)  # type: ignore[attr-defined]
+            up = Uplink(f"{server.ws}/api/v1/gateway/ws", token, ob, heartbeat_s=60, backoff_min_s=0.05,
+                        backoff_max_s=0.2)
+            stop = asyncio.Event()
+            task = asyncio.create_task(up.run(stop))
+            try:
+                with caplog.at_level(logging.ERROR, logger="gateway.uplink"):
+                    await wait_for(lambda: states(ob)[alert.id] != 0 and states(ob)[pos.id] != 0, timeout=30)
+                    await wait_for(lambda: up.stats.clock_offset_s is not None, timeout=10)
+            finally:
+                stop.set()
+                await asyncio.wait_for(task, 30)
+        assert states(ob)[alert.id] == ACKED  # was REJECTED (bad_body: outside the window)
+        assert states(ob)[pos.id] == REJECTED  # a position from a broken clock is still refused, as documented
+        with Session(engine) as s:
+            alerts = s.exec(select(Alert).where(Alert.type == "sos")).all()
+            dead = s.exec(select(DeadLetter)).all()
+        assert len(alerts) == 1 and alerts[0].patient_id == patient
+        assert abs((alerts[0].opened_at.replace(tzinfo=UTC) - datetime.now(UTC)).total_seconds()) < 120
+        assert [d.code for d in dead] == ["bad_body"]
+        assert up.stats.clock_offset_s is not None and -3700 < up.stats.clock_offset_s < -3500
+        assert any("clock is +3600 s off" in r.getMessage() for r in caplog.records)
+    finally:
+        uplink_mod.utcnow = real  # type: ignore[attr-defined]
+        ob.close()
+        set_engine(None)
+        engine.dispose()

@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 # Abnormal closes that may be caused by the message at the head of the send order.
 POISON_CLOSE_CODES = frozenset({1002, 1003, 1007, 1008, 1009, 1011})
 TRY_AGAIN_LATER = 1013  # the backend cannot store right now: back off, re-send, blame no message
+TOKEN_REVOKED = 4001  # the backend closed the socket: this gateway's token was revoked or rotated
 CLOCK_WARN_S = 300.0  # our clock this far off the backend's (its welcome's server_time): logged at ERROR
 
 
@@ -120,6 +121,7 @@ class Uplink:
         self._head: str | None = None  # first outbox message sent in this session
         self._progress = False  # an outbox message was acked in this session
         self._strikes: tuple[str | None, int] = (None, 0)
+        self._refused = False  # the backend refuses our token (4001 / HTTP 401): said once at ERROR per episode
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Future[None]] = set()
 
@@ -155,6 +157,7 @@ class Uplink:
             if stop.is_set():
                 break
             code = self.stats.last_close
+            self._say_refused(code)
             if code == TRY_AGAIN_LATER:
                 self.stats.last_error = "backend storage unavailable (1013)"
             elif time.monotonic() - started > 10.0:
@@ -164,6 +167,19 @@ class Uplink:
             log.warning("uplink down (%s); retrying in %.1f s", self.stats.last_error, delay)
             await wait_up_to(stop.wait(), delay)
             backoff = min(self.backoff_max_s, backoff * 2.0)
+
+    def _say_refused(self, code: int | None) -> None:
+        """A revoked (4001) or unknown (HTTP 401) token does not heal by itself: say so once, at ERROR, in words
+        a field engineer greps for; the outbox is kept and the gateway keeps retrying (docs/gateway-protocol.md §1)."""
+        refused = code == TOKEN_REVOKED or self.stats.last_error == "refused: HTTP 401"
+        if refused and not self._refused:
+            depth, alerts = self.outbox.depth()
+            log.error("backend refuses this gateway's token (%s): nothing can be sent; %d messages (%d alerts) are "
+                      "kept in the outbox and sent once a valid token is set (GATEWAY_TOKEN from `chumphae gateways "
+                      "rotate`, then restart the gateway); retrying meanwhile",
+                      "4001 token revoked" if code == TOKEN_REVOKED else "HTTP 401", depth, alerts)
+        # an address that failed to authenticate too often is refused with 429 for a while: the same episode
+        self._refused = refused or (self._refused and self.stats.last_error == "refused: HTTP 429")
 
     def _judge_head(self, code: int | None) -> None:
         """Count sessions closed abnormally, without an ack, with the same message at the head."""

@@ -78,3 +78,58 @@ async def test_clock_an_hour_ahead_still_raises_the_sos(tmp_path: Path, caplog: 
         ob.close()
         set_engine(None)
         engine.dispose()
+
+
+async def test_revoked_token_is_said_at_error_once_and_the_outbox_waits_for_the_new_one(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Fault 5: the token is revoked while the gateway runs. The backend closes with 4001; the gateway used to
+    log only websockets' words at WARNING, then `refused: HTTP 401` every retry: nothing said that it cannot
+    heal without a new token. Now one ERROR line says so (and how many messages wait); the SOS queued after
+    the revocation stays in the outbox and is stored once when the gateway runs with the rotated token."""
+    from chumphae.auth.service import revoke_gateway, rotate_gateway_token
+    from chumphae.models import Gateway, IngestedMessage
+
+    engine, patient, token = district(tmp_path / "backend.db")
+    set_engine(engine)
+    ob = Outbox(tmp_path / "o.db")
+    now = datetime.now(UTC)
+    first = ob.put("alert", {**sos(patient, now - timedelta(seconds=5)), "type": "battery_low", "severity": "low"})
+    try:
+        with live_server(access_check_s=0.2) as server:
+            url = f"{server.ws}/api/v1/gateway/ws"
+            up = Uplink(url, token, ob, heartbeat_s=60, backoff_min_s=0.05, backoff_max_s=0.2)
+            stop = asyncio.Event()
+            with caplog.at_level(logging.WARNING, logger="gateway.uplink"):
+                task = asyncio.create_task(up.run(stop))
+                try:
+                    await wait_for(lambda: states(ob)[first.id] == ACKED, timeout=30)
+                    with Session(engine) as s:
+                        revoke_gateway(s, gateway=s.exec(select(Gateway)).one())
+                        s.commit()
+                    await wait_for(lambda: up.stats.last_error == "refused: HTTP 401", timeout=30)
+                    alert = ob.put("alert", sos(patient, datetime.now(UTC)))
+                    await wait_for(lambda: sum("refused: HTTP 401" in r.getMessage() for r in caplog.records) >= 3)
+                finally:
+                    stop.set()
+                    await asyncio.wait_for(task, 30)
+            errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+            assert len(errors) == 1 and "4001 token revoked" in errors[0] and "kept in the outbox" in errors[0]
+            assert states(ob)[alert.id] == 0  # kept, not sent, not dropped
+            with Session(engine) as s:
+                new = rotate_gateway_token(s, gateway=s.exec(select(Gateway)).one())
+                s.commit()
+            up = Uplink(url, new, ob, heartbeat_s=60, backoff_min_s=0.05, backoff_max_s=0.2)
+            stop = asyncio.Event()
+            task = asyncio.create_task(up.run(stop))
+            try:
+                await wait_for(lambda: states(ob)[alert.id] == ACKED, timeout=30)
+            finally:
+                stop.set()
+                await asyncio.wait_for(task, 30)
+        with Session(engine) as s:
+            assert len(s.exec(select(IngestedMessage).where(IngestedMessage.msg_id == alert.id)).all()) == 1
+            assert [a.type for a in s.exec(select(Alert).where(Alert.type == "sos")).all()] == ["sos"]
+    finally:
+        ob.close()
+        set_engine(None)
+        engine.dispose()

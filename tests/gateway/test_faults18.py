@@ -133,3 +133,46 @@ async def test_revoked_token_is_said_at_error_once_and_the_outbox_waits_for_the_
         ob.close()
         set_engine(None)
         engine.dispose()
+
+
+def test_a_gateway_started_on_a_full_disk_runs_from_memory_and_opens_its_outbox_when_space_returns(
+        tmp_path: Path) -> None:
+    """Fault 1: the gateway (re)started while its disk is full (a 2 MiB tmpfs filled to the last byte). It
+    died at start: `save_cache` raised ENOSPC, and `Outbox()` raised `disk I/O error` (WAL cannot create its
+    -shm file). Now the cache write is logged and skipped, the outbox runs from memory (`disk_full`), and when
+    space returns it opens the real outbox: the message left pending before the restart and the SOS held in
+    memory are both there, with unique, increasing seqs."""
+    from types import SimpleNamespace
+
+    from gateway import siteconfig
+    from tests.gateway.sources import SITE
+    from tests.gateway.test_disk_full import Tmpfs
+
+    disk = Tmpfs(tmp_path / "disk", size="2m")
+    path = disk.where / "outbox.sqlite3"
+    try:
+        ob = Outbox(path)
+        before = ob.put("position", {"n": 1})
+        ob.close()
+        disk.fill(SimpleNamespace(path=path))  # type: ignore[arg-type]
+        siteconfig.save_cache(disk.where / "config.json", siteconfig.parse(SITE))  # raised OSError (ENOSPC)
+        assert not (disk.where / "config.json.tmp").exists()
+        ob = Outbox(path, retry_s=0.0)  # raised sqlite3.OperationalError: disk I/O error
+        try:
+            assert ob.disk_full and ob.last_disk_error
+            held = ob.put("alert", {"type": "sos"})
+            assert [q.id for q in ob.pending(10)] == [held.id] and ob.memory_queue() == 1
+            assert not ob.recover()  # still full
+            disk.filler.unlink()
+            assert ob.recover() and not ob.disk_full and ob.memory_queue() == 0
+            assert [q.id for q in ob.pending(10)] == [held.id, before.id]  # the SOS first
+            rows = {i: st for i, _t, st in ob.all_ids()}
+            assert rows == {before.id: 0, held.id: 0}
+            assert ob.next_seq() > max(q.seq for q in ob.pending(10))
+        finally:
+            ob.close()
+        again = Outbox(path)
+        assert {i for i, _t, _s in again.all_ids()} == {before.id, held.id}  # durable
+        again.close()
+    finally:
+        disk.unmount()

@@ -49,7 +49,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from chumphae.supervise import short_error, wait_up_to
 from chumphae.timeutil import utcnow
-from gateway.queue import Outbox, envelope
+from gateway.queue import Outbox, Queued, envelope
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,7 @@ log = logging.getLogger(__name__)
 POISON_CLOSE_CODES = frozenset({1002, 1003, 1007, 1008, 1009, 1011})
 TRY_AGAIN_LATER = 1013  # the backend cannot store right now: back off, re-send, blame no message
 TOKEN_REVOKED = 4001  # the backend closed the socket: this gateway's token was revoked or rotated
+MAX_SEND_BYTES = 1 << 20  # the backend closes the socket (1009, or drops it) on a longer frame (protocol §3.3)
 CLOCK_WARN_S = 300.0  # our clock this far off the backend's (its welcome's server_time): logged at ERROR
 
 
@@ -181,6 +182,31 @@ class Uplink:
         # an address that failed to authenticate too often is refused with 429 for a while: the same episode
         self._refused = refused or (self._refused and self.stats.last_error == "refused: HTTP 429")
 
+    def _unsendable(self, q: Queued) -> bool:
+        """A frame the backend could never take nor name (faults18): longer than MAX_SEND_BYTES (it killed every
+        session: the backend drops the socket, so no ack ever came back, not even for the alerts it had stored),
+        or not a JSON object carrying its own id (a damaged row: the backend's `error` had a null id, so the
+        message stayed in flight and the session timed out every 30 s). Rejected here as the backend would have
+        (state rejected, counted in `rejected`, the row kept in the outbox), logged at ERROR; never sent."""
+        why = None
+        if len(q.text) > MAX_SEND_BYTES // 4 and len(q.text.encode("utf-8", "replace")) > MAX_SEND_BYTES:
+            why = f"{len(q.text.encode('utf-8', 'replace'))} bytes, more than the backend takes ({MAX_SEND_BYTES})"
+        else:
+            try:
+                doc = json.loads(q.text)
+            except ValueError:
+                doc = None
+            if not isinstance(doc, dict) or doc.get("id") != q.id:
+                why = "not a JSON object with its own id (a damaged outbox row)"
+        if why is None:
+            return False
+        if self.outbox.reject([q.id]):
+            self.stats.rejected += 1
+            self._progress, self._strikes = True, (None, 0)
+        log.error("outbox message %s (%s) cannot be sent: %s; kept in the outbox as rejected, not sent",
+                  q.id, q.type, why)
+        return True
+
     def _judge_head(self, code: int | None) -> None:
         """Count sessions closed abnormally, without an ack, with the same message at the head."""
         if self._progress or code not in POISON_CLOSE_CODES or self._head is None:
@@ -228,6 +254,8 @@ class Uplink:
                     break  # a suspected poison message goes alone: nothing else shares its fate (a batch)
                 if len(in_flight) >= (cap if q.type == "alert" else self.max_in_flight):
                     break  # the window is full: only alerts go beyond it (they come first)
+                if self._unsendable(q):
+                    continue
                 if self._head is None:
                     self._head = q.id
                 await ws.send(q.text)
@@ -376,6 +404,8 @@ class Uplink:
             for q in self.outbox.pending(room, skip=in_flight.keys()) if room > 0 else []:
                 if q.type != "alert" or q.deferred:
                     break  # alerts come first in the sending order
+                if self._unsendable(q):
+                    continue
                 await ws.send(q.text)
                 in_flight[q.id] = time.monotonic()
                 self.stats.alert_sent += 1

@@ -176,3 +176,64 @@ def test_a_gateway_started_on_a_full_disk_runs_from_memory_and_opens_its_outbox_
         again.close()
     finally:
         disk.unmount()
+
+
+async def test_a_frame_too_big_or_a_damaged_row_is_rejected_at_the_gateway_and_the_rest_flows(tmp_path: Path) -> None:
+    """Fault 2: poison rows in the outbox, against the backend with `chumphae serve`'s own uvicorn options
+    (frames up to 1 MiB). A 2 MiB frame made the backend drop the socket ("no close frame": not a close code the
+    poison rule counts), every session, before any ack came back: nothing was acknowledged again, not even the
+    SOS the backend had stored (34 connects in 65 s, measured). A damaged row (not JSON, its id unreadable) got
+    an `error` with a null id, stayed in flight and ended the session every 30 s. Now both are rejected at the
+    gateway (counted in `rejected`, kept in the outbox as rejected, never sent) and everything else is acked on
+    the first connection."""
+    import sqlite3
+    import threading
+
+    import uvicorn
+
+    from chumphae.api.app import create_app
+    from chumphae.cli import server_options
+    from tests.feed.liveserver import LiveServer
+
+    engine, patient, token = district(tmp_path / "backend.db")
+    set_engine(engine)
+    ob = Outbox(tmp_path / "o.db")
+    now = datetime.now(UTC)
+
+    def pos(i: int, **kw: object) -> tuple[str, dict[str, object], None]:
+        return ("position", {"address": BAND, "t": (now - timedelta(seconds=60 - i)).isoformat(), "lat": 16.5461,
+                             "lon": 102.1030, "uncertainty_m": 20.0, **kw}, None)
+
+    huge = ob.put(*pos(0, pad="x" * (2 << 20)))
+    damaged = ob.put(*pos(1))
+    db = sqlite3.connect(tmp_path / "o.db")
+    db.execute("UPDATE outbox SET msg=? WHERE id=?", (damaged.text[:40] + "\x00\x17garbage", damaged.id))
+    db.commit()
+    db.close()
+    rest = [q.id for q in ob.put_many([pos(2 + i) for i in range(20)])]
+    alert = ob.put("alert", sos(patient, now))
+    app = create_app(manage_engine=False)
+    server = LiveServer(app)
+    server.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on",
+                                                  **server_options()))
+    server.thread = threading.Thread(target=server.server.run, daemon=True)
+    server.start()
+    try:
+        up = Uplink(f"{server.ws}/api/v1/gateway/ws", token, ob, heartbeat_s=60, backoff_min_s=0.05,
+                    backoff_max_s=0.2)
+        stop = asyncio.Event()
+        task = asyncio.create_task(up.run(stop))
+        try:
+            await wait_for(lambda: all(states(ob)[i] == ACKED for i in [*rest, alert.id]), timeout=20)
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 30)
+        assert states(ob)[huge.id] == REJECTED and states(ob)[damaged.id] == REJECTED
+        assert up.stats.rejected == 2 and up.stats.connects == 1
+        with Session(engine) as s:
+            assert [a.type for a in s.exec(select(Alert)).all()] == ["sos"]
+    finally:
+        server.stop()
+        ob.close()
+        set_engine(None)
+        engine.dispose()

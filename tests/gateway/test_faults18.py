@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlmodel import Session, select
@@ -237,3 +240,59 @@ async def test_a_frame_too_big_or_a_damaged_row_is_rejected_at_the_gateway_and_t
         ob.close()
         set_engine(None)
         engine.dispose()
+
+
+@pytest.fixture
+def bluez() -> Iterator[Any]:
+    """BlueZ as python-dbusmock plays it on a private system bus (tests/gateway/test_scan_dbus.py)."""
+    import os
+    import shutil
+
+    pytest.importorskip("dbusmock", reason="python-dbusmock not installed")
+    pytest.importorskip("dbus", reason="dbus-python not installed")
+    if shutil.which("dbus-daemon") is None:
+        pytest.skip("dbus-daemon missing (Debian package dbus)")
+    from tests.gateway.test_scan_dbus import BlueZ
+
+    old = os.environ.get("DBUS_SYSTEM_BUS_ADDRESS")
+    b = BlueZ()
+    try:
+        yield b
+    finally:
+        b.close()
+        if old is None:
+            os.environ.pop("DBUS_SYSTEM_BUS_ADDRESS", None)
+        else:
+            os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = old
+
+
+async def test_bluez_not_answering_a_stop_is_given_up_and_the_heartbeat_says_so(
+        bluez: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """Fault 4: the radio fails. BlueZ raising from StartDiscovery/StopDiscovery was handled (retried, state
+    `failed`/`retrying`, back to `scanning` 0.1 s after the adapter answered again: measured). BlueZ not
+    answering at all (a wedged bluetoothd; here StopDiscovery takes 4 s) held the watchdog's restart in
+    `stop()` for as long, with no bound, while the heartbeat's `scanner_state` still said `scanning`. Now each
+    start/stop is given up after `call_timeout_s`, said at WARNING, and the state says what is going on."""
+    from gateway.scan import Scanner
+    from tests.gateway.test_scan_dbus import ADDR
+
+    scanner = Scanner("hci0", "local", watchdog_s=0.5, retry_delay_s=0.05, start_retries=3, call_timeout_s=0.5)
+    stop = asyncio.Event()
+    task = asyncio.create_task(scanner.run(stop, check_every_s=0.1))
+    try:
+        await wait_for(lambda: scanner.state == "scanning", timeout=5)
+        bluez.adapter_mock().AddMethod("org.bluez.Adapter1", "StopDiscovery", "", "", "import time\ntime.sleep(4)\n")
+        await wait_for(lambda: scanner.restarts == 1, timeout=5)  # the watchdog (no advert for 0.5 s)
+        await asyncio.sleep(1.5)
+        assert scanner.state in ("stopped", "retrying", "failed")  # was "scanning", stuck in stop() for 4 s
+        assert any("scanner stop did not return" in m for m in caplog.messages)
+        await asyncio.to_thread(time.sleep, 3)  # BlueZ answers again
+        await wait_for(lambda: scanner.state == "scanning", timeout=15)
+        bluez.adapter_mock().AddMethod("org.bluez.Adapter1", "StopDiscovery", "", "",
+                                       "self.props['org.bluez.Adapter1']['Discovering'] = False\n")
+        await asyncio.to_thread(bluez.advertise, ADDR, -65, {0xFFFF: bytes(22)})
+        adv = await asyncio.wait_for(scanner.queue.get(), 5)
+        assert adv.rssi == -65
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)

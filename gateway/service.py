@@ -43,7 +43,7 @@ from gateway.replay import ReplaySource
 from gateway.simulate.scenario import Scenario
 from gateway.simulate.source import SimSource
 from gateway.siteconfig import SiteConfig
-from gateway.uplink import Uplink
+from gateway.uplink import BackendClock, Uplink
 
 if TYPE_CHECKING:
     from gateway.gatt import ClientFactory, RawPath, RawStreams, Verdict
@@ -391,6 +391,7 @@ async def run_gateway(
     if config is None:
         config = await load_config(settings)
     scanner_health = None
+    backend_clock = None
     if scenario is not None:
         config = simulated_site(scenario, config)
         sim = SimSource(scenario, config, speed=speed)
@@ -403,8 +404,9 @@ async def run_gateway(
     if source is None:
         from gateway.scan import RadioSource, Scanner
 
+        backend_clock = BackendClock()  # the uplink sets it from the welcome's server_time (a broken clock)
         scanner = Scanner(settings.adapter, settings.receiver_id, scan_mode=settings.scan_mode,
-                          watchdog_s=settings.watchdog_s, queue_size=settings.scan_queue_size)
+                          watchdog_s=settings.watchdog_s, queue_size=settings.scan_queue_size, wall=backend_clock)
         source = RadioSource(scanner, supervisor=supervisor)
         scanner_health = scanner.health
         if gatt is None and settings.gatt_enabled:
@@ -418,6 +420,8 @@ async def run_gateway(
                  persist_counters=False if replaying is not None else None, gatt=gatt)
     gw.replaying = replaying
     gw.recorder = recorder
+    if backend_clock is not None and gw.uplink is not None:
+        gw.uplink.clock = backend_clock
     runner = asyncio.create_task(gw.run(stop))
     try:
         if exit_when_done:

@@ -40,7 +40,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -59,6 +59,28 @@ TRY_AGAIN_LATER = 1013  # the backend cannot store right now: back off, re-send,
 TOKEN_REVOKED = 4001  # the backend closed the socket: this gateway's token was revoked or rotated
 MAX_SEND_BYTES = 1 << 20  # the backend closes the socket (1009, or drops it) on a longer frame (protocol §3.3)
 CLOCK_WARN_S = 300.0  # our clock this far off the backend's (its welcome's server_time): logged at ERROR
+
+
+class BackendClock:
+    """The wall clock the radio stamps adverts (and so every message) with: ours, except while the backend's
+    last `welcome` showed ours more than CLOCK_WARN_S off (faults18: a Pi without a real-time clock, booted
+    before NTP, had every message filed an hour old, and the backend's late rule filed a new SOS as history);
+    then the backend's `server_time` at that welcome carried forward on the monotonic clock, which a jump of
+    ours (NTP catching up, a hand set) does not move. Re-set at every connect."""
+
+    def __init__(self, now: Callable[[], datetime] | None = None, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._now = now or (lambda: utcnow())
+        self._monotonic = monotonic
+        self._anchor: tuple[datetime, float] | None = None
+
+    def learn(self, theirs: datetime, offset_s: float) -> None:
+        self._anchor = (theirs, self._monotonic()) if abs(offset_s) > CLOCK_WARN_S else None
+
+    def __call__(self) -> datetime:
+        if self._anchor is None:
+            return self._now()
+        t, m = self._anchor
+        return t + timedelta(seconds=self._monotonic() - m)
 
 
 @dataclass(slots=True)
@@ -97,6 +119,7 @@ class Uplink:
         backoff_max_s: float = 30.0,
         poison_after: int = 3,
         alert_url: str = "",
+        clock: BackendClock | None = None,
     ) -> None:
         self.url = url
         self._token = token
@@ -118,6 +141,7 @@ class Uplink:
         self._lane_known = asyncio.Event()  # an alert socket URL is known
         if alert_url and alert_url != "off":
             self._lane_known.set()
+        self.clock = clock  # the radio's wall clock, set from each welcome's server_time
         self.stats = UplinkStats()
         self._head: str | None = None  # first outbox message sent in this session
         self._progress = False  # an outbox message was acked in this session
@@ -312,10 +336,14 @@ class Uplink:
         except (TypeError, ValueError, OverflowError):
             return
         was, self.stats.clock_offset_s = self.stats.clock_offset_s, round(offset.total_seconds(), 1)
+        if self.clock is not None:
+            self.clock.learn(theirs if theirs.tzinfo else theirs.replace(tzinfo=UTC), offset.total_seconds())
         if abs(self.stats.clock_offset_s) > CLOCK_WARN_S and (was is None or abs(was) <= CLOCK_WARN_S):
-            log.error("this gateway's clock is %+.0f s off the backend's: the backend refuses positions and "
-                      "readings more than 10 min ahead (alerts it stores at its own time); set the clock (NTP)",
-                      -self.stats.clock_offset_s)
+            log.error("this gateway's clock is %+.0f s off the backend's: %s; set the clock (NTP)",
+                      -self.stats.clock_offset_s,
+                      "the radio stamps messages with the backend's time meanwhile" if self.clock is not None else
+                      "the backend refuses positions and readings more than 10 min ahead (alerts it stores at "
+                      "its own time)")
 
     # -- the alert socket (§3.3) --------------------------------------------------------
     def _learn_alert_socket(self, where: object) -> None:

@@ -296,3 +296,51 @@ async def test_bluez_not_answering_a_stop_is_given_up_and_the_heartbeat_says_so(
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
+
+
+async def test_clock_an_hour_behind_does_not_file_a_new_sos_as_history(tmp_path: Path) -> None:
+    """Fault 4: the gateway's clock an hour behind (a Pi without a real-time clock, booted before NTP). Its
+    messages were stored an hour old; the backend's late rule then filed a new SOS, pressed minutes after the
+    patient's last SOS was resolved, as history of that resolved alert: nobody was told. Now the radio's wall
+    clock is the backend's (the welcome's `server_time` carried forward on the monotonic clock) while the
+    gateway's own is more than 300 s off, so the SOS carries the true time and opens an alert."""
+    from chumphae.models import AlertStatus
+    from gateway.uplink import BackendClock
+
+    engine, patient, token = district(tmp_path / "backend.db")
+    set_engine(engine)
+    now = datetime.now(UTC)
+    with Session(engine) as s:
+        s.add(Alert(patient_id=patient, type="sos", severity="critical", status=AlertStatus.RESOLVED,
+                    opened_at=now - timedelta(minutes=20), last_triggered_at=now - timedelta(minutes=20),
+                    resolved_at=now - timedelta(minutes=10)))
+        s.commit()
+    ob = Outbox(tmp_path / "o.db")
+    import chumphae.timeutil
+    import gateway.uplink as uplink_mod
+    real = chumphae.timeutil.utcnow
+    behind = lambda: real() - timedelta(hours=1)  # noqa: E731 - the gateway's clock
+    try:
+        with live_server() as server:
+            uplink_mod.utcnow = behind  # type: ignore[attr-defined]
+            clock = BackendClock(now=behind)
+            up = Uplink(f"{server.ws}/api/v1/gateway/ws", token, ob, heartbeat_s=60, backoff_min_s=0.05,
+                        backoff_max_s=0.2, clock=clock)
+            stop = asyncio.Event()
+            task = asyncio.create_task(up.run(stop))
+            try:
+                await wait_for(lambda: up.stats.clock_offset_s is not None, timeout=10)
+                alert = ob.put("alert", sos(patient, clock()))  # stamped as the pipeline stamps it: source.wall()
+                await wait_for(lambda: states(ob)[alert.id] == ACKED, timeout=30)
+            finally:
+                stop.set()
+                await asyncio.wait_for(task, 30)
+        assert abs((clock() - datetime.now(UTC)).total_seconds()) < 5
+        with Session(engine) as s:
+            open_ = s.exec(select(Alert).where(Alert.type == "sos", Alert.status == AlertStatus.OPEN)).all()
+        assert len(open_) == 1 and not open_[0].late
+    finally:
+        uplink_mod.utcnow = real  # type: ignore[attr-defined]
+        ob.close()
+        set_engine(None)
+        engine.dispose()

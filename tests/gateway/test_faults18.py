@@ -344,3 +344,28 @@ async def test_clock_an_hour_behind_does_not_file_a_new_sos_as_history(tmp_path:
         ob.close()
         set_engine(None)
         engine.dispose()
+
+
+async def test_a_gateway_gone_before_its_welcome_leaves_no_traceback_and_no_claim(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Fault 2 (backend side): a gateway whose connection dies right after the upgrade (here: dropped at once;
+    in the field, a frame over 1 MiB sent before the welcome came) made the backend's welcome send raise outside
+    the session's handling: "Exception in ASGI application" with a traceback at ERROR, and the socket left
+    claimed for the gateway. Now that is a plain disconnect."""
+    from websockets.asyncio.client import connect
+
+    engine, _patient, token = district(tmp_path / "backend.db")
+    set_engine(engine)
+    try:
+        with live_server() as server, caplog.at_level(logging.ERROR):
+            for _ in range(10):
+                ws = await connect(f"{server.ws}/api/v1/gateway/ws",
+                                   additional_headers={"Authorization": f"Bearer {token}"})
+                ws.transport.abort()
+            await asyncio.sleep(1.0)
+            sockets = getattr(server.app.state, "gateway_sockets", None)
+            assert sockets is not None and sockets.by_gateway == {}
+        assert not [r for r in caplog.records if "Exception in ASGI application" in r.getMessage()]
+    finally:
+        set_engine(None)
+        engine.dispose()

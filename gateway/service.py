@@ -393,6 +393,8 @@ async def run_gateway(
     scanner_health = None
     backend_clock = None
     if scenario is not None:
+        if config is None and settings.token:  # its own site's bands under a real gateway's token: all refused
+            raise RuntimeError("no site config: backend unreachable and no cached copy")
         config = simulated_site(scenario, config)
         sim = SimSource(scenario, config, speed=speed)
         source = sim  # its bands stream over simulated GATT (below)

@@ -369,3 +369,23 @@ async def test_a_gateway_gone_before_its_welcome_leaves_no_traceback_and_no_clai
     finally:
         set_engine(None)
         engine.dispose()
+
+
+async def test_a_simulation_with_a_token_and_no_site_config_stops_as_the_radio_does(tmp_path: Path) -> None:
+    """Found on the way (fault 3, the backend away when the gateway started): `--simulate` with a token, the
+    backend unreachable and no cached config, ran the scenario's own built-in site and sent its bands under the
+    real gateway's token: every message was refused (`bad_body`, not a band of the site: 24 dead letters in
+    one run). Now it stops as the radio gateway and a replay do (§6): no site config, exit status 1."""
+    import socket
+
+    from gateway.config import GatewaySettings
+    from gateway.service import run_gateway
+    from gateway.simulate import scenario as scenarios
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens there once closed
+    settings = GatewaySettings(token="gw-test-token-0123456789", backend_url=f"http://127.0.0.1:{port}",
+                               queue_path=tmp_path / "o.db", config_cache=tmp_path / "none.json")
+    with pytest.raises(RuntimeError, match="no site config"):
+        await asyncio.wait_for(run_gateway(settings, scenario=scenarios.load("everything"), speed=50), 10)

@@ -58,6 +58,7 @@ POISON_CLOSE_CODES = frozenset({1002, 1003, 1007, 1008, 1009, 1011})
 TRY_AGAIN_LATER = 1013  # the backend cannot store right now: back off, re-send, blame no message
 TOKEN_REVOKED = 4001  # the backend closed the socket: this gateway's token was revoked or rotated
 MAX_SEND_BYTES = 1 << 20  # the backend closes the socket (1009, or drops it) on a longer frame (protocol §3.3)
+CLOCK_JUMP_S = 60.0  # our wall clock moved this far against the monotonic one: measure it again (reconnect)
 CLOCK_WARN_S = 300.0  # our clock this far off the backend's (its welcome's server_time): logged at ERROR
 
 
@@ -146,6 +147,7 @@ class Uplink:
         self._head: str | None = None  # first outbox message sent in this session
         self._progress = False  # an outbox message was acked in this session
         self._strikes: tuple[str | None, int] = (None, 0)
+        self._skew: float | None = None  # our wall clock minus the monotonic one at the last welcome
         self._refused = False  # the backend refuses our token (4001 / HTTP 401): said once at ERROR per episode
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Future[None]] = set()
@@ -175,7 +177,7 @@ class Uplink:
                     self.stats.connects += 1
                     log.info("uplink connected to %s", self.url)
                     await self._session(ws, stop)
-            except (InvalidStatus, OSError, InvalidHandshake, ConnectionClosed, TimeoutError) as e:
+            except (InvalidStatus, OSError, InvalidHandshake, ConnectionClosed, TimeoutError, ClockJumped) as e:
                 self.stats.last_error = _why(e)
             finally:
                 self.stats.connected = False
@@ -255,6 +257,7 @@ class Uplink:
             asyncio.create_task(self._reader(ws, in_flight)),
             asyncio.create_task(self._sender(ws, in_flight)),
             asyncio.create_task(self._heartbeat(ws)),
+            asyncio.create_task(self._watch_clock()),
             asyncio.create_task(stop.wait()),
         ]
         try:
@@ -326,6 +329,21 @@ class Uplink:
                 self._tasks.add(task)
                 task.add_done_callback(self._config_done)
 
+    async def _watch_clock(self, every_s: float = 1.0) -> None:
+        """Our wall clock against the monotonic one: a jump of more than CLOCK_JUMP_S since the welcome (NTP
+        catching up, a hand set: faults18) ends the session, so that the next welcome measures the clock again
+        (and sets the radio's clock, BackendClock). Nothing is blamed: a reconnect, as after a lost network."""
+        while True:
+            await asyncio.sleep(every_s)
+            if self._skew is None:
+                continue
+            jump = _skew() - self._skew
+            if abs(jump) > CLOCK_JUMP_S:
+                log.warning("this gateway's clock jumped by %+.0f s: reconnecting to measure it against the backend's",
+                            jump)
+                self._skew = None
+                raise ClockJumped(f"clock jumped by {jump:+.0f} s")
+
     def _learn_clock(self, server_time: object) -> None:
         """The welcome's `server_time` against our wall clock: kept for the heartbeat (`clock_offset_s`), and
         an ERROR once when ours is off by more than CLOCK_WARN_S (the backend refuses positions and readings
@@ -336,6 +354,7 @@ class Uplink:
         except (TypeError, ValueError, OverflowError):
             return
         was, self.stats.clock_offset_s = self.stats.clock_offset_s, round(offset.total_seconds(), 1)
+        self._skew = _skew()
         if self.clock is not None:
             self.clock.learn(theirs if theirs.tzinfo else theirs.replace(tzinfo=UTC), offset.total_seconds())
         if abs(self.stats.clock_offset_s) > CLOCK_WARN_S and (was is None or abs(was) <= CLOCK_WARN_S):
@@ -481,6 +500,14 @@ class Uplink:
                 body = {"health_error": short_error(e)}
             await ws.send(envelope(_uuid(), "heartbeat", self.outbox.next_seq(), body))
             await asyncio.sleep(self.heartbeat_s)
+
+
+class ClockJumped(Exception):
+    """Our wall clock jumped during a session (see `Uplink._watch_clock`)."""
+
+
+def _skew() -> float:
+    return utcnow().timestamp() - time.monotonic()
 
 
 def _uuid() -> str:

@@ -389,3 +389,46 @@ async def test_a_simulation_with_a_token_and_no_site_config_stops_as_the_radio_d
                                queue_path=tmp_path / "o.db", config_cache=tmp_path / "none.json")
     with pytest.raises(RuntimeError, match="no site config"):
         await asyncio.wait_for(run_gateway(settings, scenario=scenarios.load("everything"), speed=50), 10)
+
+
+async def test_a_clock_jump_while_connected_is_measured_again(tmp_path: Path) -> None:
+    """Fault 4, the jump itself: the clock was right at the connect, then jumped an hour back while the
+    session lasted. Only a welcome measured it, so the radio went on stamping messages an hour old until some
+    later reconnect (hours, days). Now a jump of more than 60 s against the monotonic clock ends the session
+    (nothing blamed); the next welcome measures it and the radio's clock follows the backend's again."""
+    from gateway.uplink import BackendClock
+
+    engine, _patient, token = district(tmp_path / "backend.db")
+    set_engine(engine)
+    ob = Outbox(tmp_path / "o.db")
+    import chumphae.timeutil
+    import gateway.uplink as uplink_mod
+    real = chumphae.timeutil.utcnow
+    jump = [timedelta(0)]
+
+    def local() -> datetime:
+        return real() + jump[0]
+
+    try:
+        with live_server() as server:
+            uplink_mod.utcnow = local  # type: ignore[attr-defined]
+            clock = BackendClock(now=local)
+            up = Uplink(f"{server.ws}/api/v1/gateway/ws", token, ob, heartbeat_s=60, backoff_min_s=0.05,
+                        backoff_max_s=0.2, clock=clock)
+            stop = asyncio.Event()
+            task = asyncio.create_task(up.run(stop))
+            try:
+                await wait_for(lambda: up.stats.clock_offset_s is not None, timeout=10)
+                assert up.stats.connects == 1 and abs(up.stats.clock_offset_s or 0) < 5
+                jump[0] = timedelta(hours=-1)
+                await wait_for(lambda: (up.stats.clock_offset_s or 0) > 3500, timeout=10)
+            finally:
+                stop.set()
+                await asyncio.wait_for(task, 30)
+        assert up.stats.connects == 2 and up.stats.deferred == 0
+        assert abs((clock() - real()).total_seconds()) < 5  # the radio's clock: the backend's, not ours
+    finally:
+        uplink_mod.utcnow = real  # type: ignore[attr-defined]
+        ob.close()
+        set_engine(None)
+        engine.dispose()

@@ -80,6 +80,29 @@ def disk_refused(exc: BaseException) -> bool:
     return "disk is full" in text or "disk i/o error" in text
 
 
+def _open(path: Path) -> sqlite3.Connection:
+    """The outbox database (created if new), or OperationalError (closed again) if the disk refuses."""
+    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.executescript(SCHEMA)
+        cols = {r[1] for r in db.execute("PRAGMA table_info(outbox)")}
+        if "rank" not in cols:  # an outbox written by an older gateway
+            db.execute("ALTER TABLE outbox ADD COLUMN rank INTEGER NOT NULL DEFAULT 0")
+        db.execute(INDEX)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def _top_seq(db: sqlite3.Connection) -> int:
+    row = db.execute("SELECT v FROM meta WHERE k='seq'").fetchone()
+    top = db.execute("SELECT COALESCE(MAX(seq), 0) FROM outbox").fetchone()[0]
+    return max(int(row[0]) if row else 0, int(top))
+
+
 @dataclass(slots=True)
 class _Held:
     """A message held in memory while the disk refuses writes."""
@@ -138,17 +161,37 @@ class Outbox:
         self._counters_later: dict[str, int] = {}
         self._retry_at = 0.0
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(SCHEMA)
-        cols = {r[1] for r in self._db.execute("PRAGMA table_info(outbox)")}
-        if "rank" not in cols:  # an outbox written by an older gateway
-            self._db.execute("ALTER TABLE outbox ADD COLUMN rank INTEGER NOT NULL DEFAULT 0")
-        self._db.execute(INDEX)
-        row = self._db.execute("SELECT v FROM meta WHERE k='seq'").fetchone()
-        top = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM outbox").fetchone()[0]
-        self._seq = max(int(row[0]) if row else 0, int(top))
+        self._on_disk = True
+        try:
+            self._db = _open(path)
+        except sqlite3.OperationalError as e:
+            if not disk_refused(e):
+                raise
+            # Started on a full (or failing) disk: SQLite cannot even open the outbox (WAL needs its -shm file).
+            # Run from memory (an empty scratch outbox) and open the real one when the disk has room (faults18);
+            # what the outbox held from before waits for that.
+            self._db, self._on_disk = _open(Path(":memory:")), False
+            self._refused(e)
+        self._seq = _top_seq(self._db)
+
+    def _reopen(self) -> bool:
+        """Started on a full disk: open the real outbox now, if the disk lets us. Lock held."""
+        try:
+            db = _open(self.path)
+        except sqlite3.OperationalError as e:
+            if not disk_refused(e):
+                raise
+            self._refused(e)
+            return False
+        top = _top_seq(db)
+        for h in sorted(self._held.values(), key=lambda h: h.seq):
+            if h.seq <= top:  # numbered from 0 in memory: the outbox's seq column must stay unique and
+                top += 1      # increasing (the sent text keeps its seq: informative, protocol §3.1)
+                h.seq = top
+        self._seq = max(self._seq, top)
+        self._db.close()
+        self._db, self._on_disk = db, True
+        return True
 
     def close(self) -> None:
         with self._lock:
@@ -185,6 +228,8 @@ class Outbox:
 
     def _try_disk(self) -> bool:
         """Write what memory holds (messages, acks, counters) in one transaction. Lock held."""
+        if not self._on_disk and not self._reopen():
+            return False
         held = sorted(self._held.values(), key=lambda h: h.seq)
         try:
             self._db.execute("BEGIN IMMEDIATE")

@@ -14,7 +14,6 @@ The clock is injectable so tests need no waiting.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -57,6 +56,7 @@ class Scanner:
         queue_size: int = 4096,
         start_retries: int = 5,
         retry_delay_s: float = 1.0,
+        call_timeout_s: float = 20.0,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], datetime] = utcnow,
     ) -> None:
@@ -67,6 +67,9 @@ class Scanner:
         self.watchdog_s = watchdog_s
         self.start_retries = start_retries
         self.retry_delay_s = retry_delay_s
+        # BlueZ that does not answer a start/stop (wedged bluetoothd) must not hang the watchdog loop for ever
+        # while the heartbeat still says "scanning" (faults18): each call is given up after this long.
+        self.call_timeout_s = call_timeout_s
         self.clock = clock
         self.wall = wall
         self.queue: asyncio.Queue[Advert] = asyncio.Queue(maxsize=queue_size)
@@ -119,7 +122,8 @@ class Scanner:
         for attempt in range(1, self.start_retries + 1):
             try:
                 self._scanner = self._make()
-                await self._scanner.start()
+                async with asyncio.timeout(self.call_timeout_s):
+                    await self._scanner.start()
                 self.state = "scanning"
                 self.last_heard = self.clock()
                 log.info("scanner started on %s (%s)", self.adapter or "default adapter", self.scan_mode)
@@ -142,8 +146,15 @@ class Scanner:
     async def _stop_locked(self) -> None:
         s, self._scanner = self._scanner, None
         if s is not None:
-            with contextlib.suppress(Exception):  # a dead adapter cannot be stopped cleanly
-                await s.stop()
+            self.state = "stopping"
+            try:
+                async with asyncio.timeout(self.call_timeout_s):
+                    await s.stop()
+            except TimeoutError:
+                log.warning("scanner stop did not return within %.0f s (BlueZ not answering): given up",
+                            self.call_timeout_s)
+            except Exception:  # noqa: BLE001, S110 - a dead adapter cannot be stopped cleanly
+                pass
         self.state = "stopped"
 
     async def restart(self, reason: str) -> None:

@@ -43,7 +43,7 @@ from gateway.replay import ReplaySource
 from gateway.simulate.scenario import Scenario
 from gateway.simulate.source import SimSource
 from gateway.siteconfig import SiteConfig
-from gateway.uplink import Uplink
+from gateway.uplink import BackendClock, Uplink
 
 if TYPE_CHECKING:
     from gateway.gatt import ClientFactory, RawPath, RawStreams, Verdict
@@ -259,6 +259,7 @@ class Gateway:
             "deferred": self.uplink.stats.deferred if self.uplink else 0,
             "alert_socket": self.uplink.lane_health() if self.uplink else None,
             "disk_full": self.outbox.disk_full,
+            "clock_offset_s": self.uplink.stats.clock_offset_s if self.uplink else None,
             "memory_queue": self.outbox.memory_queue(),
             "memory_dropped": self.outbox.memory_dropped,
             **tasks,
@@ -390,7 +391,10 @@ async def run_gateway(
     if config is None:
         config = await load_config(settings)
     scanner_health = None
+    backend_clock = None
     if scenario is not None:
+        if config is None and settings.token:  # its own site's bands under a real gateway's token: all refused
+            raise RuntimeError("no site config: backend unreachable and no cached copy")
         config = simulated_site(scenario, config)
         sim = SimSource(scenario, config, speed=speed)
         source = sim  # its bands stream over simulated GATT (below)
@@ -402,8 +406,9 @@ async def run_gateway(
     if source is None:
         from gateway.scan import RadioSource, Scanner
 
+        backend_clock = BackendClock()  # the uplink sets it from the welcome's server_time (a broken clock)
         scanner = Scanner(settings.adapter, settings.receiver_id, scan_mode=settings.scan_mode,
-                          watchdog_s=settings.watchdog_s, queue_size=settings.scan_queue_size)
+                          watchdog_s=settings.watchdog_s, queue_size=settings.scan_queue_size, wall=backend_clock)
         source = RadioSource(scanner, supervisor=supervisor)
         scanner_health = scanner.health
         if gatt is None and settings.gatt_enabled:
@@ -417,6 +422,8 @@ async def run_gateway(
                  persist_counters=False if replaying is not None else None, gatt=gatt)
     gw.replaying = replaying
     gw.recorder = recorder
+    if backend_clock is not None and gw.uplink is not None:
+        gw.uplink.clock = backend_clock
     runner = asyncio.create_task(gw.run(stop))
     try:
         if exit_when_done:

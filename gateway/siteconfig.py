@@ -9,6 +9,7 @@ The format is in docs/gateway-protocol.md §2.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -113,12 +114,19 @@ def to_doc(cfg: SiteConfig) -> dict[str, Any]:
 
 
 def save_cache(path: Path, cfg: SiteConfig) -> None:
-    """Atomic write: a power cut mid-write must not leave half a config."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Atomic write: a power cut mid-write must not leave half a config. A disk that refuses the write (full,
+    failing) is logged and the gateway goes on with the config it holds (faults18: it died at start)."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps({"etag": cfg.etag, "config": to_doc(cfg)}), encoding="utf-8")
-    os.chmod(tmp, 0o600)  # holds band keys
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps({"etag": cfg.etag, "config": to_doc(cfg)}), encoding="utf-8")
+        os.chmod(tmp, 0o600)  # holds band keys
+        os.replace(tmp, path)
+    except OSError as e:
+        log.error("config cache %s not written (%s: %s): the gateway goes on with the config it fetched; "
+                  "the cache is written at the next change", path, type(e).__name__, e.strerror or e)
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 def load_cache(path: Path) -> SiteConfig | None:

@@ -40,6 +40,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -47,13 +48,40 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from chumphae.supervise import short_error, wait_up_to
-from gateway.queue import Outbox, envelope
+from chumphae.timeutil import utcnow
+from gateway.queue import Outbox, Queued, envelope
 
 log = logging.getLogger(__name__)
 
 # Abnormal closes that may be caused by the message at the head of the send order.
 POISON_CLOSE_CODES = frozenset({1002, 1003, 1007, 1008, 1009, 1011})
 TRY_AGAIN_LATER = 1013  # the backend cannot store right now: back off, re-send, blame no message
+TOKEN_REVOKED = 4001  # the backend closed the socket: this gateway's token was revoked or rotated
+MAX_SEND_BYTES = 1 << 20  # the backend closes the socket (1009, or drops it) on a longer frame (protocol §3.3)
+CLOCK_JUMP_S = 60.0  # our wall clock moved this far against the monotonic one: measure it again (reconnect)
+CLOCK_WARN_S = 300.0  # our clock this far off the backend's (its welcome's server_time): logged at ERROR
+
+
+class BackendClock:
+    """The wall clock the radio stamps adverts (and so every message) with: ours, except while the backend's
+    last `welcome` showed ours more than CLOCK_WARN_S off (faults18: a Pi without a real-time clock, booted
+    before NTP, had every message filed an hour old, and the backend's late rule filed a new SOS as history);
+    then the backend's `server_time` at that welcome carried forward on the monotonic clock, which a jump of
+    ours (NTP catching up, a hand set) does not move. Re-set at every connect."""
+
+    def __init__(self, now: Callable[[], datetime] | None = None, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._now = now or (lambda: utcnow())
+        self._monotonic = monotonic
+        self._anchor: tuple[datetime, float] | None = None
+
+    def learn(self, theirs: datetime, offset_s: float) -> None:
+        self._anchor = (theirs, self._monotonic()) if abs(offset_s) > CLOCK_WARN_S else None
+
+    def __call__(self) -> datetime:
+        if self._anchor is None:
+            return self._now()
+        t, m = self._anchor
+        return t + timedelta(seconds=self._monotonic() - m)
 
 
 @dataclass(slots=True)
@@ -71,6 +99,7 @@ class UplinkStats:
     alert_sent: int = 0  # alerts sent on the alert socket (each also goes on the main socket)
     alert_acked: int = 0  # alerts whose first ack came on the alert socket
     alert_last_error: str | None = None
+    clock_offset_s: float | None = None  # the backend's clock minus ours, from the last welcome's server_time
 
 
 class Uplink:
@@ -91,6 +120,7 @@ class Uplink:
         backoff_max_s: float = 30.0,
         poison_after: int = 3,
         alert_url: str = "",
+        clock: BackendClock | None = None,
     ) -> None:
         self.url = url
         self._token = token
@@ -112,10 +142,13 @@ class Uplink:
         self._lane_known = asyncio.Event()  # an alert socket URL is known
         if alert_url and alert_url != "off":
             self._lane_known.set()
+        self.clock = clock  # the radio's wall clock, set from each welcome's server_time
         self.stats = UplinkStats()
         self._head: str | None = None  # first outbox message sent in this session
         self._progress = False  # an outbox message was acked in this session
         self._strikes: tuple[str | None, int] = (None, 0)
+        self._skew: float | None = None  # our wall clock minus the monotonic one at the last welcome
+        self._refused = False  # the backend refuses our token (4001 / HTTP 401): said once at ERROR per episode
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Future[None]] = set()
 
@@ -144,13 +177,14 @@ class Uplink:
                     self.stats.connects += 1
                     log.info("uplink connected to %s", self.url)
                     await self._session(ws, stop)
-            except (InvalidStatus, OSError, InvalidHandshake, ConnectionClosed, TimeoutError) as e:
+            except (InvalidStatus, OSError, InvalidHandshake, ConnectionClosed, TimeoutError, ClockJumped) as e:
                 self.stats.last_error = _why(e)
             finally:
                 self.stats.connected = False
             if stop.is_set():
                 break
             code = self.stats.last_close
+            self._say_refused(code)
             if code == TRY_AGAIN_LATER:
                 self.stats.last_error = "backend storage unavailable (1013)"
             elif time.monotonic() - started > 10.0:
@@ -160,6 +194,44 @@ class Uplink:
             log.warning("uplink down (%s); retrying in %.1f s", self.stats.last_error, delay)
             await wait_up_to(stop.wait(), delay)
             backoff = min(self.backoff_max_s, backoff * 2.0)
+
+    def _say_refused(self, code: int | None) -> None:
+        """A revoked (4001) or unknown (HTTP 401) token does not heal by itself: say so once, at ERROR, in words
+        a field engineer greps for; the outbox is kept and the gateway keeps retrying (docs/gateway-protocol.md §1)."""
+        refused = code == TOKEN_REVOKED or self.stats.last_error == "refused: HTTP 401"
+        if refused and not self._refused:
+            depth, alerts = self.outbox.depth()
+            log.error("backend refuses this gateway's token (%s): nothing can be sent; %d messages (%d alerts) are "
+                      "kept in the outbox and sent once a valid token is set (GATEWAY_TOKEN from `chumphae gateways "
+                      "rotate`, then restart the gateway); retrying meanwhile",
+                      "4001 token revoked" if code == TOKEN_REVOKED else "HTTP 401", depth, alerts)
+        # an address that failed to authenticate too often is refused with 429 for a while: the same episode
+        self._refused = refused or (self._refused and self.stats.last_error == "refused: HTTP 429")
+
+    def _unsendable(self, q: Queued) -> bool:
+        """A frame the backend could never take nor name (faults18): longer than MAX_SEND_BYTES (it killed every
+        session: the backend drops the socket, so no ack ever came back, not even for the alerts it had stored),
+        or not a JSON object carrying its own id (a damaged row: the backend's `error` had a null id, so the
+        message stayed in flight and the session timed out every 30 s). Rejected here as the backend would have
+        (state rejected, counted in `rejected`, the row kept in the outbox), logged at ERROR; never sent."""
+        why = None
+        if len(q.text) > MAX_SEND_BYTES // 4 and len(q.text.encode("utf-8", "replace")) > MAX_SEND_BYTES:
+            why = f"{len(q.text.encode('utf-8', 'replace'))} bytes, more than the backend takes ({MAX_SEND_BYTES})"
+        else:
+            try:
+                doc = json.loads(q.text)
+            except ValueError:
+                doc = None
+            if not isinstance(doc, dict) or doc.get("id") != q.id:
+                why = "not a JSON object with its own id (a damaged outbox row)"
+        if why is None:
+            return False
+        if self.outbox.reject([q.id]):
+            self.stats.rejected += 1
+            self._progress, self._strikes = True, (None, 0)
+        log.error("outbox message %s (%s) cannot be sent: %s; kept in the outbox as rejected, not sent",
+                  q.id, q.type, why)
+        return True
 
     def _judge_head(self, code: int | None) -> None:
         """Count sessions closed abnormally, without an ack, with the same message at the head."""
@@ -185,6 +257,7 @@ class Uplink:
             asyncio.create_task(self._reader(ws, in_flight)),
             asyncio.create_task(self._sender(ws, in_flight)),
             asyncio.create_task(self._heartbeat(ws)),
+            asyncio.create_task(self._watch_clock()),
             asyncio.create_task(stop.wait()),
         ]
         try:
@@ -208,6 +281,8 @@ class Uplink:
                     break  # a suspected poison message goes alone: nothing else shares its fate (a batch)
                 if len(in_flight) >= (cap if q.type == "alert" else self.max_in_flight):
                     break  # the window is full: only alerts go beyond it (they come first)
+                if self._unsendable(q):
+                    continue
                 if self._head is None:
                     self._head = q.id
                 await ws.send(q.text)
@@ -248,10 +323,46 @@ class Uplink:
                     in_flight.pop(mid, None)
             elif kind == "welcome":
                 self._learn_alert_socket(frame.get("alert_socket"))
+                self._learn_clock(frame.get("server_time"))
             elif kind == "config_changed" and self.on_config_changed is not None:
                 task = asyncio.ensure_future(self.on_config_changed())
                 self._tasks.add(task)
                 task.add_done_callback(self._config_done)
+
+    async def _watch_clock(self, every_s: float = 1.0) -> None:
+        """Our wall clock against the monotonic one: a jump of more than CLOCK_JUMP_S since the welcome (NTP
+        catching up, a hand set: faults18) ends the session, so that the next welcome measures the clock again
+        (and sets the radio's clock, BackendClock). Nothing is blamed: a reconnect, as after a lost network."""
+        while True:
+            await asyncio.sleep(every_s)
+            if self._skew is None:
+                continue
+            jump = _skew() - self._skew
+            if abs(jump) > CLOCK_JUMP_S:
+                log.warning("this gateway's clock jumped by %+.0f s: reconnecting to measure it against the backend's",
+                            jump)
+                self._skew = None
+                raise ClockJumped(f"clock jumped by {jump:+.0f} s")
+
+    def _learn_clock(self, server_time: object) -> None:
+        """The welcome's `server_time` against our wall clock: kept for the heartbeat (`clock_offset_s`), and
+        an ERROR once when ours is off by more than CLOCK_WARN_S (the backend refuses positions and readings
+        more than 10 min ahead of its clock, and older than 30 days)."""
+        try:
+            theirs = datetime.fromisoformat(str(server_time))
+            offset = (theirs if theirs.tzinfo else theirs.replace(tzinfo=UTC)) - utcnow()
+        except (TypeError, ValueError, OverflowError):
+            return
+        was, self.stats.clock_offset_s = self.stats.clock_offset_s, round(offset.total_seconds(), 1)
+        self._skew = _skew()
+        if self.clock is not None:
+            self.clock.learn(theirs if theirs.tzinfo else theirs.replace(tzinfo=UTC), offset.total_seconds())
+        if abs(self.stats.clock_offset_s) > CLOCK_WARN_S and (was is None or abs(was) <= CLOCK_WARN_S):
+            log.error("this gateway's clock is %+.0f s off the backend's: %s; set the clock (NTP)",
+                      -self.stats.clock_offset_s,
+                      "the radio stamps messages with the backend's time meanwhile" if self.clock is not None else
+                      "the backend refuses positions and readings more than 10 min ahead (alerts it stores at "
+                      "its own time)")
 
     # -- the alert socket (§3.3) --------------------------------------------------------
     def _learn_alert_socket(self, where: object) -> None:
@@ -340,6 +451,8 @@ class Uplink:
             for q in self.outbox.pending(room, skip=in_flight.keys()) if room > 0 else []:
                 if q.type != "alert" or q.deferred:
                     break  # alerts come first in the sending order
+                if self._unsendable(q):
+                    continue
                 await ws.send(q.text)
                 in_flight[q.id] = time.monotonic()
                 self.stats.alert_sent += 1
@@ -387,6 +500,14 @@ class Uplink:
                 body = {"health_error": short_error(e)}
             await ws.send(envelope(_uuid(), "heartbeat", self.outbox.next_seq(), body))
             await asyncio.sleep(self.heartbeat_s)
+
+
+class ClockJumped(Exception):
+    """Our wall clock jumped during a session (see `Uplink._watch_clock`)."""
+
+
+def _skew() -> float:
+    return utcnow().timestamp() - time.monotonic()
 
 
 def _uuid() -> str:

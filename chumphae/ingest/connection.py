@@ -397,7 +397,12 @@ async def serve(ws: WebSocket, *, engine: Engine, gateway_id: int, slug: str, si
         welcome["alert_socket"] = alert_socket
     else:
         welcome["lane"] = lane
-    await _send(ws, welcome)
+    try:
+        await _send(ws, welcome)
+    except WebSocketDisconnect:  # gone at once (faults18: a traceback at ERROR, and the socket left claimed)
+        sockets.release(gateway_id, ws, lane)
+        _locks.pop(id(ws), None)
+        return
     warm = asyncio.create_task(asyncio.to_thread(_warm_map, engine))
     _background.add(warm)
     warm.add_done_callback(_background.discard)

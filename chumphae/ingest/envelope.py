@@ -24,7 +24,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from chumphae.timeutil import utcnow
 from chumphae.values import AlertType
@@ -53,6 +53,22 @@ def _in_window(v: datetime, info: ValidationInfo) -> datetime:
     if not now - PAST <= t <= now + FUTURE:
         raise ValueError("time outside the accepted window (-30 days … +10 minutes around now)")
     return t
+
+
+def _alert_window(v: datetime, info: ValidationInfo) -> datetime:
+    """An alert's time: as `_in_window`, but a time further ahead than FUTURE is let through, for
+    `AlertBody._clock_ahead` to take as now (a gateway whose clock jumped ahead still has a patient pressing SOS)."""
+    try:
+        return _in_window(v, info)
+    except ValueError:
+        try:
+            t = v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
+        except (OverflowError, ValueError):
+            raise ValueError("time out of range") from None
+        now = (info.context or {}).get("now") or utcnow()
+        if t > now + FUTURE:
+            return t
+        raise
 
 
 class _Body(BaseModel):
@@ -114,7 +130,17 @@ class AlertBody(_Body):
     match: MatchBody | None = None
     details: dict[str, Any] = Field(default_factory=dict)
 
-    _t = field_validator("t")(_in_window)
+    _t = field_validator("t")(_alert_window)
+
+    @model_validator(mode="after")
+    def _clock_ahead(self, info: ValidationInfo) -> AlertBody:
+        """A time more than FUTURE ahead is the gateway's clock, not the patient: the alert is stored at the
+        backend's time, the gateway's kept in `details.gateway_t` (positions and readings are still refused)."""
+        now = (info.context or {}).get("now") or utcnow()
+        if self.t > now + FUTURE:
+            self.details = {**self.details, "gateway_t": self.t.isoformat()}
+            self.t = now
+        return self
 
 
 class ReadingBody(_Body):

@@ -34,6 +34,7 @@ from chumphae.auth.service import gateway_by_token
 from chumphae.auth.tokens import hash_token
 from chumphae.db import get_engine
 from chumphae.ingest import connection, siteconfig
+from chumphae.ingest.service import is_unavailable
 from chumphae.models import Gateway
 
 router = APIRouter(prefix="/api/v1/gateway", tags=["gateway"])
@@ -113,7 +114,15 @@ async def _guard(ws: WebSocket, access: GatewayAccess, gateway_id: int, token_ha
     """Close the socket with 4001 (docs/gateway-protocol.md) once the gateway's token is revoked or rotated."""
     while True:
         await asyncio.sleep(access.every_s / 2)
-        if not await access.allowed(gateway_id, token_hash):
+        try:
+            allowed = await access.allowed(gateway_id, token_hash)
+        except Exception as exc:  # noqa: BLE001  (the database away: ask again next time; a dead guard would
+            # leave this socket open after a later revocation: faults18 saw 15 tracebacks in a 30 s cut)
+            if not is_unavailable(exc):
+                raise
+            log.warning("gateway %d: token check failed (%s), trying again", gateway_id, type(exc).__name__)
+            continue
+        if not allowed:
             log.info("gateway %d: token revoked or rotated, closing its socket", gateway_id)
             with contextlib.suppress(RuntimeError, OSError):
                 await ws.close(code=4001, reason="token revoked")
@@ -157,8 +166,16 @@ async def _gateway_socket(ws: WebSocket, lane: str) -> None:
     address, limits = client_address(ws), limiter(ws)
     if await refuse_socket_if_locked_out(ws):
         return
-    with Session(engine) as session:
-        gateway = gateway_by_token(session, token) if token and len(token) <= TOKEN_MAX else None
+    try:
+        with Session(engine) as session:
+            gateway = gateway_by_token(session, token) if token and len(token) <= TOKEN_MAX else None
+    except Exception as exc:  # noqa: BLE001  (the database away: 503 with Retry-After, not a 500)
+        if not is_unavailable(exc):
+            raise
+        log.warning("gateway socket refused: database unavailable (%s)", type(exc).__name__)
+        await ws.send_denial_response(JSONResponse({"code": "unavailable", "status": 503}, status_code=503,
+                                                   headers={"Retry-After": "5"}))
+        return
     if gateway is None or gateway.id is None or token is None:
         limits.failed(address)
         await ws.send_denial_response(JSONResponse({"code": "unauthorized", "status": 401}, status_code=401,

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import pytest
 
-from chumphae.detect import PatientState, detect, thresholds_for, tick, wander
-from chumphae.values import AlertType, Match, ZoneStatus
+from chumphae.detect import wander
+from chumphae.values import Match, ZoneStatus
 from tests.detect.builders import at, match
-
-TH = thresholds_for(nhso_group=2)  # a wanderer: 120 s by day
-S0 = PatientState(patient_id=7)
+from tests.detect.test_wander22_hold import _run  # a wanderer (120 s by day), its state and the detect/tick loop
 
 
 @pytest.fixture
@@ -31,17 +29,6 @@ def _fix(s: float, d: float = -10.0, share: float = 0.7, p: float = 0.7) -> Matc
     """The two-sided cloud: the centre 10 m inside, most of the region and the weight outside (leaning out,
     never held out), uncertain, not faint."""
     return match(at(s), ZoneStatus.UNCERTAIN, d, unc=120.0, share=share, p=p)
-
-
-def _run(fixes: list[Match]) -> tuple[PatientState, list[tuple[float, float]]]:
-    """The state after the fixes and each wander as (when raised, its outside_for_s), seconds."""
-    state, alerts = S0, []
-    for m in fixes:
-        state, found = detect(state, m, TH, m.position.t)
-        state, more = tick(state, TH, m.position.t)
-        alerts += [((d.t - at(0)).total_seconds(), float(d.details["outside_for_s"]))  # type: ignore[arg-type]
-                   for d in found + more if d.type == AlertType.WANDER]
-    return state, alerts
 
 
 def test_main_never_confirms_the_two_sided_cloud(monkeypatch: pytest.MonkeyPatch) -> None:

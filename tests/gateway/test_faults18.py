@@ -298,6 +298,17 @@ async def test_bluez_not_answering_a_stop_is_given_up_and_the_heartbeat_says_so(
         await asyncio.wait_for(task, 30)
 
 
+def _uplink_on_clock(ws: str, token: str, ob: Outbox, now: Any) -> tuple[Uplink, Any]:
+    """An uplink whose wall clock (and the radio's `BackendClock`) is `now` (the caller restores `utcnow`)."""
+    import gateway.uplink as uplink_mod
+    from gateway.uplink import BackendClock
+
+    uplink_mod.utcnow = now  # type: ignore[attr-defined]
+    clock = BackendClock(now=now)
+    return Uplink(f"{ws}/api/v1/gateway/ws", token, ob, heartbeat_s=60, backoff_min_s=0.05, backoff_max_s=0.2,
+                  clock=clock), clock
+
+
 async def test_clock_an_hour_behind_does_not_file_a_new_sos_as_history(tmp_path: Path) -> None:
     """Fault 4: the gateway's clock an hour behind (a Pi without a real-time clock, booted before NTP). Its
     messages were stored an hour old; the backend's late rule then filed a new SOS, pressed minutes after the
@@ -305,7 +316,6 @@ async def test_clock_an_hour_behind_does_not_file_a_new_sos_as_history(tmp_path:
     clock is the backend's (the welcome's `server_time` carried forward on the monotonic clock) while the
     gateway's own is more than 300 s off, so the SOS carries the true time and opens an alert."""
     from chumphae.models import AlertStatus
-    from gateway.uplink import BackendClock
 
     engine, patient, token = district(tmp_path / "backend.db")
     set_engine(engine)
@@ -322,10 +332,7 @@ async def test_clock_an_hour_behind_does_not_file_a_new_sos_as_history(tmp_path:
     behind = lambda: real() - timedelta(hours=1)  # noqa: E731 - the gateway's clock
     try:
         with live_server() as server:
-            uplink_mod.utcnow = behind  # type: ignore[attr-defined]
-            clock = BackendClock(now=behind)
-            up = Uplink(f"{server.ws}/api/v1/gateway/ws", token, ob, heartbeat_s=60, backoff_min_s=0.05,
-                        backoff_max_s=0.2, clock=clock)
+            up, clock = _uplink_on_clock(server.ws, token, ob, behind)
             stop = asyncio.Event()
             task = asyncio.create_task(up.run(stop))
             try:
@@ -396,7 +403,6 @@ async def test_a_clock_jump_while_connected_is_measured_again(tmp_path: Path) ->
     session lasted. Only a welcome measured it, so the radio went on stamping messages an hour old until some
     later reconnect (hours, days). Now a jump of more than 60 s against the monotonic clock ends the session
     (nothing blamed); the next welcome measures it and the radio's clock follows the backend's again."""
-    from gateway.uplink import BackendClock
 
     engine, _patient, token = district(tmp_path / "backend.db")
     set_engine(engine)
@@ -411,10 +417,7 @@ async def test_a_clock_jump_while_connected_is_measured_again(tmp_path: Path) ->
 
     try:
         with live_server() as server:
-            uplink_mod.utcnow = local  # type: ignore[attr-defined]
-            clock = BackendClock(now=local)
-            up = Uplink(f"{server.ws}/api/v1/gateway/ws", token, ob, heartbeat_s=60, backoff_min_s=0.05,
-                        backoff_max_s=0.2, clock=clock)
+            up, clock = _uplink_on_clock(server.ws, token, ob, local)
             stop = asyncio.Event()
             task = asyncio.create_task(up.run(stop))
             try:

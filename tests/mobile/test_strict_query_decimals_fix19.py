@@ -12,11 +12,10 @@ import typing
 from urllib.parse import quote
 
 import pytest
-from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from tests.conftest import World
-from tests.mobile.test_strict_query_ints_fix18 import _api_routes, _union_member_is
+from tests.mobile.test_strict_query_ints_fix18 import params_without
 
 GOOD = {"lat": "16.5446", "lon": "102.0991", "radius_m": "300"}
 BAD = ["1_6.5446", "+16.5446", " 16.5446", "16.5446 ", "١٦.5", "１６.5", "16.5\n", "16,5", "0x10", "1e", "--1",
@@ -58,22 +57,5 @@ def test_every_decimal_path_or_query_parameter_takes_ascii_digits_only(client: T
     """A route added later with a plain `float` parameter fails here."""
     from chumphae.api.schemas import AsciiDecimal  # before fix19 it did not exist (this test fails, not the file)
 
-    app = typing.cast(typing.Any, client.app)
-    checked, plain = 0, []
-    routes: typing.Iterator[APIRoute] = _api_routes(app.routes)
-    for route in routes:
-        stack = [route.dependant]
-        while stack:
-            dep = stack.pop()
-            stack.extend(dep.dependencies)
-            for field in [*dep.path_params, *dep.query_params]:
-                members = [a for a in typing.get_args(field.field_info.annotation) if a is not type(None)] \
-                    or [field.field_info.annotation]
-                inner = [typing.get_args(a)[0] if hasattr(a, "__metadata__") else a for a in members]
-                if float not in inner:
-                    continue
-                checked += 1
-                if AsciiDecimal not in field.field_info.metadata and \
-                        not _union_member_is(AsciiDecimal, field.field_info.annotation):
-                    plain.append(f"{route.path} {field.name}")
+    checked, plain = params_without(typing.cast(typing.Any, client.app), float, AsciiDecimal)
     assert checked >= 3 and not plain, (checked, plain)

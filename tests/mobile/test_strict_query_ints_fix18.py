@@ -86,23 +86,7 @@ def test_every_integer_path_or_query_parameter_takes_ascii_digits_only(client: T
     """A route added later with a plain `int` parameter fails here (the rule lives at one place)."""
     from chumphae.api.schemas import AsciiInt  # here: before fix18 it did not exist (this test fails, not the file)
 
-    ours = AsciiInt
-    app = typing.cast(typing.Any, client.app)
-    checked, plain = 0, []
-    for route in _api_routes(app.routes):
-        stack = [route.dependant]
-        while stack:
-            dep = stack.pop()
-            stack.extend(dep.dependencies)
-            for field in [*dep.path_params, *dep.query_params]:
-                members = [a for a in typing.get_args(field.field_info.annotation) if a is not type(None)] \
-                    or [field.field_info.annotation]
-                inner = [typing.get_args(a)[0] if hasattr(a, "__metadata__") else a for a in members]
-                if int not in inner:
-                    continue
-                checked += 1
-                if ours not in field.field_info.metadata and not _union_member_is(ours, field.field_info.annotation):
-                    plain.append(f"{route.path} {field.name}")
+    checked, plain = params_without(typing.cast(typing.Any, client.app), int, AsciiInt)
     assert checked >= 35 and not plain, (checked, plain)  # 37 at fix18
 
 
@@ -114,6 +98,26 @@ def test_the_openapi_bounds_are_still_minimum_and_maximum(client: TestClient) ->
     params = {p["name"]: p["schema"] for p in spec["paths"]["/api/v1/alerts"]["get"]["parameters"]}
     assert (params["limit"]["minimum"], params["limit"]["maximum"]) == (1, 500)
     assert params["offset"]["maximum"] == 1_000_000 and params["patient_id"]["anyOf"][0]["maximum"] == 2**31 - 1
+
+
+def params_without(app: typing.Any, kind: type, ours: object) -> tuple[int, list[str]]:
+    """How many path / query parameters of every route are of `kind`, and those whose Annotated lacks `ours`."""
+    checked, plain = 0, []
+    for route in _api_routes(app.routes):
+        stack = [route.dependant]
+        while stack:
+            dep = stack.pop()
+            stack.extend(dep.dependencies)
+            for field in [*dep.path_params, *dep.query_params]:
+                members = [a for a in typing.get_args(field.field_info.annotation) if a is not type(None)] \
+                    or [field.field_info.annotation]
+                inner = [typing.get_args(a)[0] if hasattr(a, "__metadata__") else a for a in members]
+                if kind not in inner:
+                    continue
+                checked += 1
+                if ours not in field.field_info.metadata and not _union_member_is(ours, field.field_info.annotation):
+                    plain.append(f"{route.path} {field.name}")
+    return checked, plain
 
 
 def _api_routes(routes: list[typing.Any]) -> typing.Iterator[APIRoute]:

@@ -36,6 +36,8 @@ export interface Alert {
   escalation_level?: number;
   patient?: FeedPatient | null;
   last_seen?: LastSeen | null;
+  /** The detector's facts (chumphae/alert/render.py): a wander's `outside_since`, `outside_for_s`… */
+  details?: Record<string, unknown> | null;
 }
 
 /** A patient as the feed names them (only the user's own patients reach them). */

@@ -100,11 +100,18 @@ function SeenLine({ seen, testid }: { seen: Seen | null; testid: string }) {
   </span>`;
 }
 
-/** "Outside for 12 min (since 13:53)": from the alert's opening while the newest position is not back inside. */
+/** When the patient left: the detector's `details.outside_since` (the alert opens only after the care plan's
+ * dwell, 5 min by default, so its opening would say "outside for" that much too little), else the opening. */
+export function outsideSince(a: Alert): string {
+  const s = a.details?.outside_since;
+  return typeof s === "string" && !Number.isNaN(Date.parse(s)) ? s : a.opened_at;
+}
+
+/** "Outside for 12 min (since 13:53)": since the patient left, while the newest position is not back inside. */
 function outsideText(a: Alert, seen: Seen | null): string | null {
   if (!OUTSIDE_TYPES.has(a.type) || a.status === "resolved") return null;
   if (seen?.zone === "inside") return t("backInside");
-  const since = a.opened_at;
+  const since = outsideSince(a);
   return `${t("outsideFor")} ${formatDuration(Date.now() - Date.parse(since))} (${t("since")} ${formatTime(since)})`;
 }
 

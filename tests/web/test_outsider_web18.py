@@ -1,0 +1,73 @@
+"""The caregiver page as an outsider reads README's "The caregiver page": what it found wrong (web18).
+
+Real backend on 127.0.0.1 (tests/web/stack.py, no gateway), real headless Debian chromium; alerts are
+raised by the backend's own alert service from another process, as ingest does, and reach the page
+through the real feed. Screenshots: tests/web/conftest.py SCREENSHOTS (prefix `o18-`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlmodel import Session
+
+from chumphae.alert.service import AlertInput, raise_alert
+from chumphae.db import make_engine
+from chumphae.timeutil import utcnow
+from tests.web.conftest import PHONE, Stack, cards, open_page, shot, start_stack
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    s = start_stack(tmp_path, gateway=False)
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+def test_outside_for_counts_from_when_the_patient_left_not_from_the_alert(browser: Any, stack: Stack) -> None:
+    """README: each card says "how long they have been outside". A wander alert opens only after the
+    care plan's dwell (300 s by default), and the detector writes when the patient left
+    (`details.outside_since`); the page counted from the alert's opening, 5 minutes short by default.
+    Here the patient left 12 minutes before the alert opened: the card must say 12 minutes, not under one."""
+    pid = int(stack.info["patient_id"])
+    with stack.client("caregiver1") as c:
+        patient = c.get(f"/api/v1/patients/{pid}").raise_for_status().json()
+    page = open_page(browser, stack, "caregiver1", PHONE)
+    page.wait_for_selector("[data-testid=no-alerts]")
+
+    now = utcnow()
+    left = now - timedelta(minutes=12)
+    engine = make_engine(f"sqlite:///{stack.data_dir / 'chumphae.db'}")
+    try:
+        with Session(engine, expire_on_commit=False) as session:
+            change = raise_alert(session, alert=AlertInput(
+                type="wander", t=now, patient_id=pid, lat=patient["home_lat"] + 0.0002,
+                lon=patient["home_lon"] + 0.0014, uncertainty_m=25.0,
+                description_th="ห่างจากบ้าน 150 ม. ทางทิศตะวันออก", description_en="150 m east of home",
+                details={"outside_for_s": 720, "outside_since": left.isoformat(), "night": False}))
+            session.commit()
+            alert_id = change.alert_id
+    finally:
+        engine.dispose()
+
+    card = cards(page, alert_id=alert_id)
+    card.wait_for(timeout=15_000)
+    outside = card.locator("[data-testid=alert-outside]").inner_text()
+    shot(page, "o18-01-outside-for-since-left-phone")
+    assert "ไม่ถึง 1 นาที" not in outside, outside
+    m = re.search(r"(\d+) นาที", outside)
+    assert m and int(m.group(1)) in (12, 13), outside
+    # "since" names the Bangkok clock time the patient left, not the alert's opening.
+    bangkok = (left + timedelta(hours=7)).strftime("%H:%M")
+    assert bangkok in outside, (bangkok, outside)
+    assert page.errors == [], page.errors  # type: ignore[attr-defined]
+    page.context.close()

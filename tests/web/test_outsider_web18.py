@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 from sqlmodel import Session
 
 from chumphae.alert.service import AlertInput, raise_alert
@@ -69,5 +70,25 @@ def test_outside_for_counts_from_when_the_patient_left_not_from_the_alert(browse
     # "since" names the Bangkok clock time the patient left, not the alert's opening.
     bangkok = (left + timedelta(hours=7)).strftime("%H:%M")
     assert bangkok in outside, (bangkok, outside)
+    assert page.errors == [], page.errors  # type: ignore[attr-defined]
+    page.context.close()
+
+
+def test_villages_tab_names_a_volunteer_once(browser: Any, stack: Stack) -> None:
+    """README: care managers get a "หมู่บ้าน / Villages" tab with a list filtered by volunteer. Each
+    patient's line said the volunteer's title twice, "อสม. อสม. มาลี": the seed's (and Thai habit's)
+    names carry the title already. In English the label stays ("Volunteer อสม. มาลี")."""
+    page = open_page(browser, stack, "care_manager", PHONE)
+    page.locator("[data-testid=tab-district]").click()
+    rows = page.locator("[data-testid=district-patient]")
+    rows.first.wait_for(timeout=15_000)
+    text = "\n".join(rows.all_inner_texts())
+    shot(page, "o18-02-villages-volunteer-once-phone")
+    assert "อสม." in text, text[:500]  # the seed's patients have volunteers
+    assert "อสม. อสม." not in text, text[:500]
+    page.locator("[data-testid=lang]").click()
+    expect(page.locator("#district-title")).to_have_text("District at a glance")
+    text_en = "\n".join(rows.all_inner_texts())
+    assert "Volunteer อสม." in text_en, text_en[:500]
     assert page.errors == [], page.errors  # type: ignore[attr-defined]
     page.context.close()

@@ -425,6 +425,12 @@ function PatientPanel({ ctx, id }: { ctx: Ctx; id: number }) {
   `;
 }
 
+/** "อสม. มาลี": a volunteer's name often carries the title already; the label is not said twice ("อสม. อสม. มาลี"). */
+export function volunteerNames(names: string[]): string {
+  const label = t("volunteer");
+  return names.map((n) => (n.startsWith(label) ? n : `${label} ${n}`)).join(", ");
+}
+
 /** The care manager's district: totals, villages with counts, and a filtered patient list. */
 function DistrictView({ ctx }: { ctx: Ctx }) {
   const { store } = ctx;
@@ -495,7 +501,7 @@ function DistrictView({ ctx }: { ctx: Ctx }) {
           }}>
             <span class="st st-${p.status}">${lang() === "en" ? p.status_en : p.status_th}</span>
             <strong>${lang() === "en" ? p.name_en || p.name_th : p.name_th}</strong>
-            <span class="muted">${vname(p.village)}${p.volunteers.length ? ` · ${t("volunteer")} ${p.volunteers.map((v) => v.name).join(", ")}` : ""}</span>
+            <span class="muted">${vname(p.village)}${p.volunteers.length ? ` · ${volunteerNames(p.volunteers.map((v) => v.name))}` : ""}</span>
           </button></li>`)}
       </ul>
     </section>`;

@@ -92,3 +92,36 @@ def test_villages_tab_names_a_volunteer_once(browser: Any, stack: Stack) -> None
     assert "Volunteer อสม." in text_en, text_en[:500]
     assert page.errors == [], page.errors  # type: ignore[attr-defined]
     page.context.close()
+
+
+def test_told_line_says_delivered_not_unseen(browser: Any, stack: Stack) -> None:
+    """Each card's "Told" line read "ผู้ดูแล … (feed) · ยังไม่เห็น" ("not seen yet") for every notice, even
+    delivered ones and after the caregiver acknowledged: the backend's deliveries say whether a notice was
+    delivered (`status`, `delivered`), never whether it was read, and `feed` is a code, not words."""
+    pid = int(stack.info["patient_id"])
+    with stack.client("caregiver1") as c:
+        patient = c.get(f"/api/v1/patients/{pid}").raise_for_status().json()
+    page = open_page(browser, stack, "caregiver1", PHONE)
+    page.wait_for_selector("[data-testid=no-alerts]")
+    engine = make_engine(f"sqlite:///{stack.data_dir / 'chumphae.db'}")
+    try:
+        with Session(engine, expire_on_commit=False) as session:
+            alert_id = raise_alert(session, alert=AlertInput(
+                type="sos", t=utcnow(), patient_id=pid, lat=patient["home_lat"], lon=patient["home_lon"],
+                uncertainty_m=25.0)).alert_id
+            session.commit()
+    finally:
+        engine.dispose()
+    with stack.client("caregiver1") as c:
+        told = c.get(f"/api/v1/alerts/{alert_id}/deliveries").raise_for_status().json()["deliveries"]
+    assert told and all(d["delivered"] for d in told if d["channel"] == "feed"), told
+    line = cards(page, alert_id=alert_id).locator("[data-testid=alert-told]")
+    expect(line).to_contain_text("ส่งถึงแล้ว", timeout=15_000)
+    text = line.inner_text()
+    shot(page, "o18-03-told-delivered-phone")
+    assert "ยังไม่เห็น" not in text and "(feed)" not in text, text
+    assert "หน้าแจ้งเตือน" in text, text
+    page.locator("[data-testid=lang]").click()
+    expect(line).to_contain_text("(alert page) · ✓ delivered")
+    assert page.errors == [], page.errors  # type: ignore[attr-defined]
+    page.context.close()

@@ -190,6 +190,7 @@ export interface Delivery {
   recipient?: string | null;
   name?: string | null;
   status?: string;
+  delivered?: boolean;
   seen_at?: string | null;
   read_at?: string | null;
   delivered_at?: string | null;

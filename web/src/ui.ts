@@ -7,7 +7,7 @@ import type { Store } from "./store";
 import type { MapView } from "./mapview";
 import { sortAlerts } from "./alerts";
 import {
-  OUTCOMES, aboutMetres, alertIcon, alertTypeLabel, formatAgo, formatDuration, formatTime, lang, outcomeLabel, roleLabel,
+  OUTCOMES, aboutMetres, alertIcon, alertTypeLabel, channelLabel, formatAgo, formatDuration, formatTime, lang, outcomeLabel, roleLabel,
   severityLabel, statusLabel, STATUS_CODES, t,
 } from "./i18n";
 import { OVERVIEW_ROLES, type Delivery, type PendingAction } from "./model";
@@ -183,6 +183,17 @@ function Outbox({ store }: { store: Store }) {
   </section>`;
 }
 
+/** What became of one notice: the backend says whether it was delivered (`status`, `delivered`), never
+ * whether a person read it; "seen" only when it does say so. */
+export function deliveryState(d: Delivery): string {
+  if (d.seen_at || d.read_at) return `✓ ${t("seen")}`;
+  if (d.delivered || d.status === "sent") return `· ✓ ${t("delivered")}`;
+  if (d.status === "queued" || d.status === "sending") return `· ⏳ ${t("sending")}`;
+  if (d.status === "cancelled") return `· ${t("cancelled")}`;
+  if (d.status) return `· ✗ ${t("notDelivered")}`;
+  return "";
+}
+
 /** Who was told, once the backend has per-alert deliveries (another branch); nothing when it has not. */
 let deliveriesMissing = false;
 function Deliveries({ ctx, a }: { ctx: Ctx; a: Alert }) {
@@ -199,7 +210,7 @@ function Deliveries({ ctx, a }: { ctx: Ctx; a: Alert }) {
   if (!list || list.length === 0) return null;
   const who = (d: Delivery) => d.user_name ?? d.name ?? d.recipient ?? d.channel ?? "?";
   return html`<dt>📣</dt><dd data-testid="alert-told">${t("told")}: ${list.map((d, i) => html`${i ? ", " : ""}${who(d)}${
-    d.channel ? ` (${d.channel})` : ""} ${d.seen_at || d.read_at ? `✓ ${t("seen")}` : `· ${t("notSeen")}`}`)}</dd>`;
+    d.channel ? ` (${channelLabel(d.channel)})` : ""} ${deliveryState(d)}`)}</dd>`;
 }
 
 function AlertCard({ a, ctx, onResolve }: { a: Alert; ctx: Ctx; onResolve: (a: Alert) => void }) {

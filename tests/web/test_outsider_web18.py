@@ -125,3 +125,38 @@ def test_told_line_says_delivered_not_unseen(browser: Any, stack: Stack) -> None
     expect(line).to_contain_text("(alert page) · ✓ delivered")
     assert page.errors == [], page.errors  # type: ignore[attr-defined]
     page.context.close()
+
+
+def test_left_coverage_says_outside_only_when_the_detector_does(browser: Any, stack: Stack) -> None:
+    """A left-coverage card said "ออกนอกเขตมาแล้ว N นาที" (outside the zone for N min, since the alert)
+    for every band gone quiet, even one last heard inside its zone (`details.last_status: inside`,
+    `outside_for_s: null`). It now says it only when the detector knows (`outside_for_s`), counted from
+    when the patient left."""
+    with stack.client("caregiver1") as c:
+        mine = c.get("/api/v1/patients").raise_for_status().json()
+    (a, b) = [p for p in mine if p.get("home_lat") is not None][:2]
+    page = open_page(browser, stack, "caregiver1", PHONE)
+    page.wait_for_selector("[data-testid=no-alerts]")
+    now = utcnow()
+    engine = make_engine(f"sqlite:///{stack.data_dir / 'chumphae.db'}")
+    try:
+        with Session(engine, expire_on_commit=False) as session:
+            inside = raise_alert(session, alert=AlertInput(
+                type="left_coverage", t=now, patient_id=a["id"], lat=a["home_lat"], lon=a["home_lon"],
+                uncertainty_m=25.0, details={"silent_for_s": 90, "last_status": "inside", "outside_for_s": None})).alert_id
+            outside = raise_alert(session, alert=AlertInput(
+                type="left_coverage", t=now, patient_id=b["id"], lat=b["home_lat"] + 0.002, lon=b["home_lon"],
+                uncertainty_m=25.0, details={"silent_for_s": 90, "last_status": "outside", "outside_for_s": 600})).alert_id
+            session.commit()
+    finally:
+        engine.dispose()
+    cards(page, alert_id=inside).wait_for(timeout=15_000)
+    cards(page, alert_id=outside).wait_for(timeout=15_000)
+    shot(page, "o18-04-left-coverage-outside-only-when-known-phone")
+    assert cards(page, alert_id=inside).locator("[data-testid=alert-outside]").count() == 0, \
+        cards(page, alert_id=inside).inner_text()
+    text = cards(page, alert_id=outside).locator("[data-testid=alert-outside]").inner_text()
+    m = re.search(r"(\d+) นาที", text)
+    assert m and int(m.group(1)) in (10, 11), text
+    assert page.errors == [], page.errors  # type: ignore[attr-defined]
+    page.context.close()

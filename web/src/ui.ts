@@ -91,6 +91,7 @@ export function lastSeen(store: Store, patientId: number | null, a: Alert | null
 }
 
 const OUTSIDE_TYPES = new Set(["wander", "left_zone", "night_wander", "left_coverage", "coverage"]);
+const COVERAGE_TYPES = new Set(["left_coverage", "coverage"]);
 
 function SeenLine({ seen, testid }: { seen: Seen | null; testid: string }) {
   if (!seen) return html`<span data-testid=${testid}>${t("unknownPlace")}</span>`;
@@ -102,9 +103,18 @@ function SeenLine({ seen, testid }: { seen: Seen | null; testid: string }) {
 
 /** When the patient left: the detector's `details.outside_since` (the alert opens only after the care plan's
  * dwell, 5 min by default, so its opening would say "outside for" that much too little), else the opening. */
-export function outsideSince(a: Alert): string {
-  const s = a.details?.outside_since;
-  return typeof s === "string" && !Number.isNaN(Date.parse(s)) ? s : a.opened_at;
+export function outsideSince(a: Alert): string | null {
+  const d = a.details ?? {};
+  const s = d.outside_since;
+  if (typeof s === "string" && !Number.isNaN(Date.parse(s))) return s;
+  if (COVERAGE_TYPES.has(a.type)) {
+    // Left coverage: outside the zone only when the detector says for how long (`outside_for_s`, up to
+    // the alert's time); a band unheard while inside its zone is not "outside for" anything.
+    const forS = d.outside_for_s;
+    if (typeof forS !== "number" || d.last_status === "inside") return null;
+    return new Date(Date.parse(a.last_triggered_at || a.opened_at) - forS * 1000).toISOString();
+  }
+  return a.opened_at;
 }
 
 /** "Outside for 12 min (since 13:53)": since the patient left, while the newest position is not back inside. */
@@ -112,6 +122,7 @@ function outsideText(a: Alert, seen: Seen | null): string | null {
   if (!OUTSIDE_TYPES.has(a.type) || a.status === "resolved") return null;
   if (seen?.zone === "inside") return t("backInside");
   const since = outsideSince(a);
+  if (since == null) return null;
   return `${t("outsideFor")} ${formatDuration(Date.now() - Date.parse(since))} (${t("since")} ${formatTime(since)})`;
 }
 

@@ -42,6 +42,10 @@ const TEXT = {
   told: { th: "แจ้งไปยัง", en: "Told" },
   seen: { th: "เห็นแล้ว", en: "seen" },
   notSeen: { th: "ยังไม่เห็น", en: "not seen yet" },
+  delivered: { th: "ส่งถึงแล้ว", en: "delivered" },
+  sending: { th: "กำลังส่ง", en: "sending" },
+  notDelivered: { th: "ส่งไม่สำเร็จ", en: "not delivered" },
+  cancelled: { th: "ยกเลิกแล้ว", en: "cancelled" },
   legendTitle: { th: "สัญลักษณ์บนแผนที่", en: "Map key" },
   legendPatient: { th: "ผู้ป่วย (สีแดง: มีการแจ้งเตือน)", en: "Patient (red: has an alert)" },
   legendCircle: { th: "วงกลมสีฟ้า: ผู้ป่วยอยู่ที่ไหนสักแห่งในวงนี้", en: "Blue circle: the patient is somewhere inside it" },
@@ -229,6 +233,18 @@ export function severityRank(severity: string): number {
 export function severityLabel(severity: string): string {
   const known = SEVERITY[severity];
   return known ? known[current] : severity;
+}
+
+const CHANNELS: Record<string, { th: string; en: string }> = {
+  feed: { th: "หน้าแจ้งเตือน", en: "alert page" },
+  line: { th: "LINE", en: "LINE" },
+  sms: { th: "SMS", en: "SMS" },
+  webhook: { th: "ระบบเชื่อมต่อ", en: "webhook" },
+};
+
+/** A delivery channel in the page's language (`feed` is this page and the volunteers' app). */
+export function channelLabel(channel: string): string {
+  return CHANNELS[channel]?.[current] ?? channel;
 }
 
 export function outcomeLabel(value: string): string {

@@ -36,6 +36,8 @@ export interface Alert {
   escalation_level?: number;
   patient?: FeedPatient | null;
   last_seen?: LastSeen | null;
+  /** The detector's facts (chumphae/alert/render.py): a wander's `outside_since`, `outside_for_s`… */
+  details?: Record<string, unknown> | null;
 }
 
 /** A patient as the feed names them (only the user's own patients reach them). */
@@ -188,6 +190,7 @@ export interface Delivery {
   recipient?: string | null;
   name?: string | null;
   status?: string;
+  delivered?: boolean;
   seen_at?: string | null;
   read_at?: string | null;
   delivered_at?: string | null;

@@ -7,7 +7,7 @@ import type { Store } from "./store";
 import type { MapView } from "./mapview";
 import { sortAlerts } from "./alerts";
 import {
-  OUTCOMES, aboutMetres, alertIcon, alertTypeLabel, formatAgo, formatDuration, formatTime, lang, outcomeLabel, roleLabel,
+  OUTCOMES, aboutMetres, alertIcon, alertTypeLabel, channelLabel, formatAgo, formatDuration, formatTime, lang, outcomeLabel, roleLabel,
   severityLabel, statusLabel, STATUS_CODES, t,
 } from "./i18n";
 import { OVERVIEW_ROLES, type Delivery, type PendingAction } from "./model";
@@ -91,6 +91,7 @@ export function lastSeen(store: Store, patientId: number | null, a: Alert | null
 }
 
 const OUTSIDE_TYPES = new Set(["wander", "left_zone", "night_wander", "left_coverage", "coverage"]);
+const COVERAGE_TYPES = new Set(["left_coverage", "coverage"]);
 
 function SeenLine({ seen, testid }: { seen: Seen | null; testid: string }) {
   if (!seen) return html`<span data-testid=${testid}>${t("unknownPlace")}</span>`;
@@ -100,11 +101,28 @@ function SeenLine({ seen, testid }: { seen: Seen | null; testid: string }) {
   </span>`;
 }
 
-/** "Outside for 12 min (since 13:53)": from the alert's opening while the newest position is not back inside. */
+/** When the patient left: the detector's `details.outside_since` (the alert opens only after the care plan's
+ * dwell, 5 min by default, so its opening would say "outside for" that much too little), else the opening. */
+export function outsideSince(a: Alert): string | null {
+  const d = a.details ?? {};
+  const s = d.outside_since;
+  if (typeof s === "string" && !Number.isNaN(Date.parse(s))) return s;
+  if (COVERAGE_TYPES.has(a.type)) {
+    // Left coverage: outside the zone only when the detector says for how long (`outside_for_s`, up to
+    // the alert's time); a band unheard while inside its zone is not "outside for" anything.
+    const forS = d.outside_for_s;
+    if (typeof forS !== "number" || d.last_status === "inside") return null;
+    return new Date(Date.parse(a.last_triggered_at || a.opened_at) - forS * 1000).toISOString();
+  }
+  return a.opened_at;
+}
+
+/** "Outside for 12 min (since 13:53)": since the patient left, while the newest position is not back inside. */
 function outsideText(a: Alert, seen: Seen | null): string | null {
   if (!OUTSIDE_TYPES.has(a.type) || a.status === "resolved") return null;
   if (seen?.zone === "inside") return t("backInside");
-  const since = a.opened_at;
+  const since = outsideSince(a);
+  if (since == null) return null;
   return `${t("outsideFor")} ${formatDuration(Date.now() - Date.parse(since))} (${t("since")} ${formatTime(since)})`;
 }
 
@@ -176,6 +194,17 @@ function Outbox({ store }: { store: Store }) {
   </section>`;
 }
 
+/** What became of one notice: the backend says whether it was delivered (`status`, `delivered`), never
+ * whether a person read it; "seen" only when it does say so. */
+export function deliveryState(d: Delivery): string {
+  if (d.seen_at || d.read_at) return `✓ ${t("seen")}`;
+  if (d.delivered || d.status === "sent") return `· ✓ ${t("delivered")}`;
+  if (d.status === "queued" || d.status === "sending") return `· ⏳ ${t("sending")}`;
+  if (d.status === "cancelled") return `· ${t("cancelled")}`;
+  if (d.status) return `· ✗ ${t("notDelivered")}`;
+  return "";
+}
+
 /** Who was told, once the backend has per-alert deliveries (another branch); nothing when it has not. */
 let deliveriesMissing = false;
 function Deliveries({ ctx, a }: { ctx: Ctx; a: Alert }) {
@@ -192,7 +221,7 @@ function Deliveries({ ctx, a }: { ctx: Ctx; a: Alert }) {
   if (!list || list.length === 0) return null;
   const who = (d: Delivery) => d.user_name ?? d.name ?? d.recipient ?? d.channel ?? "?";
   return html`<dt>📣</dt><dd data-testid="alert-told">${t("told")}: ${list.map((d, i) => html`${i ? ", " : ""}${who(d)}${
-    d.channel ? ` (${d.channel})` : ""} ${d.seen_at || d.read_at ? `✓ ${t("seen")}` : `· ${t("notSeen")}`}`)}</dd>`;
+    d.channel ? ` (${channelLabel(d.channel)})` : ""} ${deliveryState(d)}`)}</dd>`;
 }
 
 function AlertCard({ a, ctx, onResolve }: { a: Alert; ctx: Ctx; onResolve: (a: Alert) => void }) {
@@ -418,6 +447,12 @@ function PatientPanel({ ctx, id }: { ctx: Ctx; id: number }) {
   `;
 }
 
+/** "อสม. มาลี": a volunteer's name often carries the title already; the label is not said twice ("อสม. อสม. มาลี"). */
+export function volunteerNames(names: string[]): string {
+  const label = t("volunteer");
+  return names.map((n) => (n.startsWith(label) ? n : `${label} ${n}`)).join(", ");
+}
+
 /** The care manager's district: totals, villages with counts, and a filtered patient list. */
 function DistrictView({ ctx }: { ctx: Ctx }) {
   const { store } = ctx;
@@ -488,7 +523,7 @@ function DistrictView({ ctx }: { ctx: Ctx }) {
           }}>
             <span class="st st-${p.status}">${lang() === "en" ? p.status_en : p.status_th}</span>
             <strong>${lang() === "en" ? p.name_en || p.name_th : p.name_th}</strong>
-            <span class="muted">${vname(p.village)}${p.volunteers.length ? ` · ${t("volunteer")} ${p.volunteers.map((v) => v.name).join(", ")}` : ""}</span>
+            <span class="muted">${vname(p.village)}${p.volunteers.length ? ` · ${volunteerNames(p.volunteers.map((v) => v.name))}` : ""}</span>
           </button></li>`)}
       </ul>
     </section>`;

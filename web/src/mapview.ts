@@ -57,6 +57,8 @@ export class MapView {
   private moveTimer: number | undefined;
   private fitted = false;
   private notice: HTMLElement;
+  private patientMarkers = new Map<number, L.CircleMarker>();
+  private peek: number | null = null; // the patient whose name is shown while hovered, even if crowded
 
   constructor(el: HTMLElement, private store: Store, private api: Api, private district = false) {
     this.map = L.map(el, { preferCanvas: true, attributionControl: false, minZoom: district ? 9 : 11, maxZoom: 20, zoomSnap: 0.5 })
@@ -82,6 +84,7 @@ export class MapView {
     this.map.on("zoomend", () => {
       this.zoomClasses();
       this.spreadVillages();
+      this.declutterLabels();
     });
     this.zoomClasses();
     store.subscribe(() => this.render());
@@ -265,6 +268,7 @@ export class MapView {
     this.relabel();
     this.positions.clearLayers();
     this.alertPins.clearLayers();
+    this.patientMarkers.clear();
     const pts: L.LatLngTuple[] = [];
     for (const p of this.store.patients.values()) {
       const pos = this.lastPosition(p.id);
@@ -281,8 +285,11 @@ export class MapView {
           // To the right: the alert pin stands above the spot, the name must not cover it.
           .bindTooltip(esc(this.store.patientName(p.id)),
             { permanent: true, direction: "right", offset: [12, 0], className: "patient-label" })
-          .on("click", () => this.select(p.id));
+          .on("click", () => this.select(p.id))
+          .on("mouseover", () => this.peekAt(p.id))
+          .on("mouseout", () => this.peekAt(null));
         marker.addTo(this.positions);
+        this.patientMarkers.set(p.id, marker);
       } else if (p.home_lat != null && p.home_lon != null) {
         pts.push([p.home_lat, p.home_lon]);
       }
@@ -298,6 +305,7 @@ export class MapView {
       pts.push([a.last_seen.lat, a.last_seen.lon]);
     }
     this.drawVillages();
+    this.declutterLabels();
     const visible = this.map.getContainer().clientWidth > 0; // a hidden map (phone, alerts tab) cannot fit
     if (!visible) return;
     const f = this.store.focus;
@@ -372,6 +380,34 @@ export class MapView {
       s.style.marginTop = `${dy}px`;
       placed.push(new DOMRect(r.left, r.top + dy, r.width, r.height));
     }
+  }
+
+  /** Patient names must not lie on one another: a name that would cover one already shown is hidden
+   * (the hovered, then the selected, then patients with an open alert come first); hovering or tapping
+   * its dot shows it. */
+  declutterLabels(): void {
+    const rank = (id: number) => id === this.peek ? 0 : id === this.store.selected ? 1
+      : [...this.store.alerts.values()].some((a) => a.patient_id === id && a.status === "open") ? 2 : 3;
+    const order = [...this.patientMarkers.entries()].sort((a, b) => rank(a[0]) - rank(b[0]));
+    const placed: DOMRect[] = [];
+    for (const [id, marker] of order) {
+      const el = marker.getTooltip()?.getElement();
+      if (!el) continue;
+      el.dataset.patientId = String(id);
+      el.classList.remove("crowded");
+      const r = el.getBoundingClientRect();
+      if (!r.width) continue; // not drawn (hidden map, or zoomed out: names are off)
+      if (placed.some((p) => r.left < p.right + 2 && r.right > p.left - 2 && r.top < p.bottom + 2 && r.bottom > p.top - 2)) {
+        el.classList.add("crowded");
+        continue;
+      }
+      placed.push(r);
+    }
+  }
+
+  private peekAt(id: number | null): void {
+    this.peek = id;
+    this.declutterLabels();
   }
 
   openVillage(v: Village): void {

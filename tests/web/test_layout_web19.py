@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 from chumphae.db import make_engine
 from chumphae.models import PositionRecord, Wristband
 from chumphae.timeutil import utcnow
-from tests.web.conftest import Stack, settle_map, shot, start_stack
+from tests.web.conftest import DESKTOP, Stack, settle_map, shot, start_stack
 from tests.web.test_page_views import axe, new_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -122,5 +122,30 @@ def test_phone_map_patient_names_do_not_lie_on_one_another(browser: Any, stack: 
         page.locator("[data-testid=panel-close]").click()
         page.locator("[data-testid=tab-map]").click()
         settle_map(page)
+    assert page.errors == [], page.errors  # type: ignore[attr-defined]
+    page.context.close()
+
+
+def test_desktop_villages_map_key_covers_no_village_name(browser: Any, stack: Stack) -> None:
+    """web18: on a desktop the care manager's Villages map opened with its key (open there) over one village's
+    name. At the district's first view every village name must be clear of the key."""
+    page = new_page(browser, stack, DESKTOP, who="care_manager")
+    page.locator("[data-testid=tab-district]").click()
+    page.wait_for_selector(".village-label span", timeout=15_000)
+    settle_map(page)
+    page.wait_for_timeout(500)
+    key = page.locator("[data-testid=map-legend]")
+    assert key.evaluate("d => d.open") is True  # open on a wide screen: that is when it covers names
+    k = key.bounding_box()
+    villages = shown_boxes(page, ".village-label span")
+    shot(page, "l19-03-desktop-villages-map-key")
+    assert len(villages) >= 5, villages
+    under = [v["text"] for v in villages if overlaps(v, k)]
+    assert under == [], f"village names under the map key: {under}"
+    m = page.locator("[data-testid=map]").bounding_box()
+    assert m
+    for v in villages:  # and still on the map
+        assert v["x"] >= m["x"] and v["x"] + v["width"] <= m["x"] + m["width"] + 0.5, v
+    axe(page, "desktop villages map")
     assert page.errors == [], page.errors  # type: ignore[attr-defined]
     page.context.close()

@@ -332,8 +332,11 @@ export class MapView {
       // Names are centred on their village and about 240 px wide: leave that room at the edges.
       const size = this.map.getSize();
       const side = Math.min(130, size.x * 0.38), top = Math.min(60, size.y * 0.1);
+      // An open key (wide screens) takes the top right corner: keep the names left of it.
+      const key = this.legendEl?.open ? this.legendEl.offsetWidth + 10 : 0;
       this.map.fitBounds(L.latLngBounds(vs.map((x) => [x.lat!, x.lon!] as L.LatLngTuple)),
-        { maxZoom: MIN_LAYER_ZOOM - 0.5, animate: false, paddingTopLeft: [side, top + 40], paddingBottomRight: [side, top + 120] });
+        { maxZoom: MIN_LAYER_ZOOM - 0.5, animate: false, paddingTopLeft: [side, top + 40], paddingBottomRight: [side + key, top + 120] });
+      this.clearOfLegend();
     } else if (!this.fitted && pts.length) {
       this.fitted = true;
       this.map.fitBounds(L.latLngBounds(pts).pad(0.15), { maxZoom: 18, animate: false });
@@ -380,6 +383,23 @@ export class MapView {
       s.style.marginTop = `${dy}px`;
       placed.push(new DOMRect(r.left, r.top + dy, r.width, r.height));
     }
+  }
+
+  /** A village name still under the open key (a long name with its counts): move the map left, if the
+   * names on the left have room for it. */
+  private clearOfLegend(): void {
+    const key = this.legendEl;
+    if (!key?.open) return;
+    const k = key.getBoundingClientRect();
+    const box = this.map.getContainer().getBoundingClientRect();
+    let dx = 0, room = Infinity;
+    this.villages.eachLayer((l) => {
+      const r = (l as L.Marker).getElement()?.firstElementChild?.getBoundingClientRect();
+      if (!r?.width) return;
+      room = Math.min(room, r.left - box.left - 4);
+      if (r.bottom > k.top - 4 && r.top < k.bottom + 4) dx = Math.max(dx, r.right - k.left + 8);
+    });
+    if (dx > 0 && dx <= room) this.map.panBy([dx, 0], { animate: false });
   }
 
   /** Patient names must not lie on one another: a name that would cover one already shown is hidden

@@ -18,8 +18,9 @@ import pytest
 from playwright.sync_api import expect
 from sqlmodel import Session, col, select
 
+from chumphae.auth.service import create_user
 from chumphae.db import make_engine
-from chumphae.models import PositionRecord, Wristband
+from chumphae.models import PositionRecord, Role, Wristband
 from chumphae.timeutil import utcnow
 from tests.web.conftest import DESKTOP, Stack, settle_map, shot, start_stack
 from tests.web.test_page_views import axe, new_page
@@ -149,3 +150,46 @@ def test_desktop_villages_map_key_covers_no_village_name(browser: Any, stack: St
     axe(page, "desktop villages map")
     assert page.errors == [], page.errors  # type: ignore[attr-defined]
     page.context.close()
+
+
+def test_header_says_the_role_once(browser: Any, stack: Stack) -> None:
+    """web18: the desktop header read "ผู้จัดการการดูแล (demo CM) · ผู้จัดการการดูแล". Names here may carry the
+    role already (the demo's, and Thai habit: "อสม. มาลี"); the header does not repeat what the name says,
+    and still says the role when the name does not (in English: "Care manager"). On a phone, where only the
+    role fits, the role stays."""
+    desktop = new_page(browser, stack, DESKTOP, who="care_manager")
+    who = desktop.locator("[data-testid=who]")
+    text = who.inner_text()
+    shot(desktop, "l19-04-desktop-header-role-once")
+    assert "demo CM" in text, text  # the name is shown
+    assert text.count("ผู้จัดการการดูแล") == 1, text
+    axe(desktop, "desktop header")
+    desktop.locator("[data-testid=lang]").click()
+    expect(who).to_contain_text("Care manager")  # the Thai name does not say it in English
+    assert who.inner_text().count("Care manager") == 1, who.inner_text()
+    desktop.locator("[data-testid=lang]").click()  # back to Thai (saved for the next start)
+    expect(who).not_to_contain_text("Care manager")
+
+    # A volunteer: "อสม. มาลี (demo volunteer 1)", not "… · อสม.".
+    vol = new_page(browser, stack, DESKTOP, who="volunteer1")
+    vtext = vol.locator("[data-testid=who]").inner_text()
+    assert "มาลี" in vtext and vtext.count("อสม.") == 1, vtext
+    # A care manager whose name is only a name (as a real user's is) sees the role after it.
+    engine = make_engine(f"sqlite:///{stack.data_dir / 'chumphae.db'}")
+    try:
+        with Session(engine) as s:
+            _user, stack.tokens["somsri"] = create_user(s, name="สมศรี ใจดี", role=Role.CARE_MANAGER)
+            s.commit()
+    finally:
+        engine.dispose()
+    cg = new_page(browser, stack, DESKTOP, who="somsri")
+    ctext = cg.locator("[data-testid=who]").inner_text()
+    assert "สมศรี ใจดี" in ctext and ctext.count("ผู้จัดการการดูแล") == 1, ctext
+
+    phone = new_page(browser, stack, PHONE, who="care_manager")
+    expect(phone.locator("[data-testid=role]")).to_be_visible()
+    assert phone.locator("[data-testid=who]").inner_text().strip() == "ผู้จัดการการดูแล"
+    axe(phone, "phone header")
+    for page in (desktop, vol, cg, phone):
+        assert page.errors == [], page.errors  # type: ignore[attr-defined]
+        page.context.close()

@@ -453,6 +453,12 @@ export function volunteerNames(names: string[]): string {
   return names.map((n) => (n.startsWith(label) ? n : `${label} ${n}`)).join(", ");
 }
 
+/** Does the user's name already say their role ("อสม. มาลี", "ผู้จัดการการดูแล (demo CM)")? Then the header
+ * does not say it again after the name (a phone, which shows only the role, still does). */
+export function roleInName(name: string, role: string): boolean {
+  return role !== "" && name.toLocaleLowerCase().includes(role.toLocaleLowerCase());
+}
+
 /** The care manager's district: totals, villages with counts, and a filtered patient list. */
 function DistrictView({ ctx }: { ctx: Ctx }) {
   const { store } = ctx;
@@ -543,6 +549,7 @@ export function Main({ ctx }: { ctx: Ctx }) {
   const [, force] = useState(0);
   const openCount = [...store.alerts.values()].filter((a) => a.status === "open").length;
   const manager = OVERVIEW_ROLES.includes(store.me?.role ?? "");
+  const role = roleLabel(store.me?.role ?? "");
   useEffect(() => {
     if (store.tab === "map") window.setTimeout(() => ctx.mapView()?.resize(), 0);
   }, [store.tab]);
@@ -562,7 +569,7 @@ export function Main({ ctx }: { ctx: Ctx }) {
     <div class="shell tab-${store.tab} side-${side}">
       <header class="top">
         <h1><span class="brand">${t("title")}</span></h1>
-        <span class="who" data-testid="who"><span class="who-name">👤 ${store.me?.name ?? ""} · </span><span data-testid="role">${roleLabel(store.me?.role ?? "")}</span></span>
+        <span class=${`who${roleInName(store.me?.name ?? "", role) ? " role-in-name" : ""}`} data-testid="who"><span class="who-name">👤 ${store.me?.name ?? ""}<span class="who-sep"> · </span></span><span class="who-role" data-testid="role">${role}</span></span>
         <${FeedPill} store=${store} />
         <button class="btn small" data-testid="lang" lang=${lang() === "th" ? "en" : "th"} onClick=${ctx.switchLang}>${lang() === "th" ? "EN" : "ไทย"}</button>
         <button class="btn small" data-testid="sign-out" onClick=${ctx.signOut} title=${t("signOut")}>${t("signOutShort")}</button>

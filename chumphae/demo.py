@@ -16,7 +16,7 @@ import contextlib
 import itertools
 import logging
 import webbrowser
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -36,6 +36,7 @@ from chumphae.seed import print_tokens, rotate_gateway_tokens, seed_demo
 
 if TYPE_CHECKING:
     from gateway.config import GatewaySettings
+    from gateway.simulate.district import DistrictSource
 from chumphae.timeutil import BANGKOK
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,9 @@ log = logging.getLogger(__name__)
 DEMO_SITE = "gw-chumphae-town"
 FIRST_EXCURSION_S = 20.0  # simulated seconds after start: the first walk out begins within a minute
 LEAD_S = 15.0  # announced this long before it starts
+# --speed above 1: the simulated clock runs ahead of the wall clock, no further than this, then at real time
+# (the backend refuses positions stamped more than 10 minutes ahead: chumphae/ingest/envelope.py FUTURE)
+MAX_AHEAD_S = 480.0
 
 
 OUTSIDE_GATEWAY = (
@@ -152,7 +156,6 @@ async def _district(settings: Settings, url: str, tokens: dict[str, str], who: d
                     every: float, stop: asyncio.Event) -> set[asyncio.Task[object]]:
     """One simulated gateway per seeded site, all patients on their routine, and the excursion clock."""
     from gateway.service import load_config, run_gateway
-    from gateway.simulate.district import DistrictSource
 
     sources: dict[str, DistrictSource] = {}
     tasks: set[asyncio.Task[object]] = set()
@@ -163,7 +166,7 @@ async def _district(settings: Settings, url: str, tokens: dict[str, str], who: d
         config = await load_config(gw)
         if config is None or not config.bands:
             continue
-        source = DistrictSource(config, speed=speed, seed=sum(map(ord, slug)))
+        source = district_source(config, slug, speed)
         sources[slug] = source
         tasks.add(asyncio.create_task(run_gateway(gw, source=source, config=config, stop=stop),
                                       name=f"gateway {slug}"))
@@ -171,6 +174,18 @@ async def _district(settings: Settings, url: str, tokens: dict[str, str], who: d
                f"/ จำลอง {len(sources)} เกตเวย์ {sum(len(s.sims) for s in sources.values())} สายรัดข้อมือ")
     tasks.add(asyncio.create_task(_excursions(sources, who, speed, every, stop, coverage_s), name="demo excursions"))
     return tasks
+
+
+def district_source(config: object, slug: str, speed: float) -> DistrictSource:
+    """One seeded site's living district as the demo runs it: at `speed`, but never more than `MAX_AHEAD_S`
+    ahead of the wall clock (after that, real time: the speed-up lasts MAX_AHEAD_S / (speed - 1) seconds)."""
+    from gateway.simulate.district import DistrictSource
+    from gateway.siteconfig import SiteConfig
+
+    assert isinstance(config, SiteConfig)
+    source = DistrictSource(config, speed=speed, seed=sum(map(ord, slug)))
+    source.max_ahead_s = MAX_AHEAD_S
+    return source
 
 
 def plan(sites: dict[str, int], walk_bands: Mapping[str, int] | None = None) -> Iterator[tuple[str, str, int]]:
@@ -250,6 +265,14 @@ def dwell_in_force(src: object, patient_id: int | None, sim_s: float) -> float:
     return th.wander_dwell_night_s if is_night(src.start + timedelta(seconds=sim_s), th) else th.wander_dwell_s
 
 
+def _labels() -> tuple[Callable[[str], str], Callable[[str], str]]:
+    """The alert's name as the page and the messages give it (Thai, English): the announcement names the
+    alert the viewer will see, not a paraphrase of it."""
+    from chumphae.alert.render import TYPE_LABELS
+
+    return (lambda t: TYPE_LABELS[t][0]), (lambda t: TYPE_LABELS[t][1])
+
+
 def announce(ex: object, src: object, site: str, who: dict[int, Who], speed: float,
              coverage_s: float = 60.0) -> str:
     """What is about to happen and when, in Thai and English (code and invented first name, never a CID).
@@ -261,29 +284,34 @@ def announce(ex: object, src: object, site: str, who: dict[int, Who], speed: flo
     th = _thresholds(src, ex.patient_id)
 
     def at(sim_s: float) -> str:
-        real = max(0.0, (sim_s - src.clock()) / speed) if speed > 0 else 0.0
+        real = src.real_s_until(sim_s, speed)
         local = (src.start + timedelta(seconds=sim_s)).astimezone(BANGKOK).strftime("%H:%M:%S")
         return f"{local} (+{real:.0f} s)"
 
     name = f"{person.code} {person.first_name}".strip()
+    label_th, label_en = _labels()
     if ex.kind == "walk_out":
         # the zone and the dwell in force when the walk gets out (at night: home only, the night dwell)
         leaves = ex.leaves_zone_at if ex.leaves_zone_at is not None else ex.at
         dwell = dwell_in_force(src, ex.patient_id, leaves)
         th_text = (f"เดินออกนอกเขตปลอดภัยตามเส้นทางเดิน ออกนอกเขตราว {at(leaves)} "
-                   f"แจ้งเตือน 'ออกนอกพื้นที่' ราว {at(leaves + dwell)} หยุดห่างเขต {ex.end_outside_m or 0:.0f} ม.")
+                   f"แจ้งเตือน '{label_th('wander')}' ราว {at(leaves + dwell)} (อยู่นอกเขต {dwell:.0f} วินาที) "
+                   f"หยุดห่างเขต {ex.end_outside_m or 0:.0f} ม. แล้วพากลับบ้านภายหลัง")
         en_text = (f"walks out of the safe zone along a walking route: leaves it about {at(leaves)}, wander alert "
-                   f"expected about {at(leaves + dwell)} (after {dwell:.0f} s outside), "
+                   f"'{label_en('wander')}' expected about {at(leaves + dwell)} (after {dwell:.0f} s outside), "
                    f"stops {ex.end_outside_m or 0:.0f} m outside; brought home later")
     elif ex.kind == "fall":
-        th_text, en_text = f"หกล้มที่บ้าน {at(ex.at)}", f"falls at {at(ex.at)}; fall alert expected within a minute"
+        th_text = f"หกล้ม {at(ex.at)} แจ้งเตือน '{label_th('fall')}' ภายในราวหนึ่งนาที"
+        en_text = f"falls at {at(ex.at)}; '{label_en('fall')}' alert expected within a minute"
     elif ex.kind == "sos":
-        th_text, en_text = f"กดปุ่มขอความช่วยเหลือ {at(ex.at)}", f"presses SOS at {at(ex.at)}; SOS alert at once"
+        th_text = f"กดปุ่มขอความช่วยเหลือ {at(ex.at)} แจ้งเตือน '{label_th('sos')}' ทันที"
+        en_text = f"presses SOS at {at(ex.at)}; '{label_en('sos')}' alert at once"
     elif ex.kind == "remove_band":
         # the band's worn flag goes off at once: the alert comes after `removed_worn_off_s`
-        th_text = (f"ถอดสายรัดข้อมือวางไว้ {at(ex.at)} แจ้งเตือน 'ถอดสายรัดข้อมือ' ราว "
-                   f"{at(ex.at + th.removed_worn_off_s)}")
-        en_text = (f"takes the band off at {at(ex.at)}; band-removed alert expected about "
+        th_text = (f"ถอดสายรัดข้อมือวางไว้ {at(ex.at)} แจ้งเตือน '{label_th('band_removed')}' ราว "
+                   f"{at(ex.at + th.removed_worn_off_s)} (เซ็นเซอร์การสวมใส่ดับ {th.removed_worn_off_s:.0f} วินาที) "
+                   f"แล้วใส่กลับภายหลัง")
+        en_text = (f"takes the band off at {at(ex.at)}; '{label_en('band_removed')}' alert expected about "
                    f"{at(ex.at + th.removed_worn_off_s)} (worn sensor off {th.removed_worn_off_s:.0f} s); "
                    f"puts it back on later")
     else:
@@ -291,12 +319,12 @@ def announce(ex: object, src: object, site: str, who: dict[int, Who], speed: flo
         # it) is left coverage, as soon as the gateway calls the band out of coverage or after
         # `left_coverage_s`, whichever is first; well inside the zone it is a band silent at home
         left = min(th.left_coverage_s, coverage_s)
-        th_text = (f"สายรัดข้อมือเงียบ (ไม่ส่งสัญญาณ) ตั้งแต่ {at(ex.at)} แจ้งเตือน 'ออกนอกระยะสัญญาณ' ราว "
-                   f"{at(ex.at + left)} ถ้าตำแหน่งล่าสุดอยู่ใกล้ขอบเขตปลอดภัย "
-                   f"มิฉะนั้น 'สายรัดข้อมือเงียบที่บ้าน' ราว {at(ex.at + th.silent_s)}")
-        en_text = (f"band goes quiet at {at(ex.at)}; left-coverage alert expected about "
+        th_text = (f"สายรัดข้อมือเงียบ (ไม่ส่งสัญญาณ) ตั้งแต่ {at(ex.at)} แจ้งเตือน '{label_th('left_coverage')}' ราว "
+                   f"{at(ex.at + left)} ถ้าตำแหน่งล่าสุดอยู่ห่างขอบเขตปลอดภัยไม่เกิน {th.edge_m:.0f} ม. "
+                   f"มิฉะนั้น '{label_th('band_silent')}' ราว {at(ex.at + th.silent_s)}")
+        en_text = (f"band goes quiet at {at(ex.at)}; '{label_en('left_coverage')}' alert expected about "
                    f"{at(ex.at + left)} if its last fix was within {th.edge_m:.0f} m of the "
-                   f"zone's edge, else band-silent about {at(ex.at + th.silent_s)}")
+                   f"zone's edge, else '{label_en('band_silent')}' about {at(ex.at + th.silent_s)}")
     return f"\n>>> {site} {name}: {th_text}\n    {site} {name}: {en_text}"
 
 

@@ -155,6 +155,10 @@ class SimSource:
         r = scenario.radio
         self._reach_m = 10 ** ((r.p1m_dbm - r.sensitivity_dbm + 20.0) / (10 * r.path_loss_n))
         self.gatt: SimGatt | None = None  # the bands' raw streams, once a GATT client was asked for
+        # Faster than real time, the simulated clock runs ahead of this computer's; a backend refuses positions
+        # stamped more than 10 minutes ahead (chumphae/ingest/envelope.py FUTURE). Set, the source runs at
+        # `speed` until its clock is this far ahead of the wall clock, then at real time (`chumphae demo`).
+        self.max_ahead_s: float | None = None
 
     def gatt_clients(self) -> Callable[[str], SimGattClient]:
         """The simulated bands' GATT side switched on (from now, each band keeps its last seconds
@@ -169,6 +173,18 @@ class SimSource:
 
     def wall(self) -> datetime:
         return self.start + timedelta(seconds=self._now)
+
+    def real_s_until(self, sim_s: float, speed: float | None = None) -> float:
+        """Real seconds until the simulated clock reads `sim_s`, at `speed` (default: the source's) and within
+        `max_ahead_s`."""
+        d, speed = max(0.0, sim_s - self._now), self.speed if speed is None else speed
+        if speed <= 0:
+            return 0.0
+        if self.max_ahead_s is None or speed <= 1.0:
+            return d / speed
+        room = max(0.0, self.max_ahead_s - (self.wall() - utcnow()).total_seconds())  # lead still to gain
+        fast = room / (speed - 1.0)  # real seconds at full speed before the clock is held
+        return d / speed if d <= speed * fast else fast + (d - speed * fast)
 
     def _make(self, p: PatientPlan) -> _Sim:
         if isinstance(p.band, int):
@@ -368,6 +384,9 @@ class SimSource:
             adverts = self.second()
             if self.speed > 0:
                 delay = t0 + (self._now + 1.0) / self.speed - time.monotonic()
+                if self.max_ahead_s is not None:  # no further ahead of the wall clock than that
+                    ahead = (self.wall() + timedelta(seconds=1.0) - utcnow()).total_seconds()
+                    delay = max(delay, ahead - self.max_ahead_s)
                 if delay > 0:
                     await asyncio.sleep(delay)
             else:

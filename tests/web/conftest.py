@@ -152,3 +152,13 @@ def settle_map(page: Any) -> None:
 def cards(page: Any, **attrs: Any) -> Any:
     sel = CARD + "".join(f"[data-{k.replace('_', '-')}='{v}']" for k, v in attrs.items())
     return page.locator(sel)
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    """The page's backend on its own (no simulated gateway); a test file with a gateway defines its own."""
+    s = start_stack(tmp_path, gateway=False)
+    try:
+        yield s
+    finally:
+        s.stop()

@@ -9,8 +9,6 @@ through the real feed: feed_event row → the server's feed socket (it polls the
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,17 +18,9 @@ from sqlmodel import Session
 from chumphae.alert.service import AlertInput, raise_alert
 from chumphae.db import make_engine
 from chumphae.timeutil import utcnow
-from tests.web.conftest import CARD, DESKTOP, PHONE, Stack, cards, open_page, settle_map, shot, start_stack
+from tests.web.conftest import CARD, DESKTOP, PHONE, Stack, cards, open_page, settle_map, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
-    s = start_stack(tmp_path, gateway=False)
-    try:
-        yield s
-    finally:
-        s.stop()
 
 
 def raise_in_backend(stack: Stack, *, patient_id: int, type: str, lat: float, lon: float) -> int:

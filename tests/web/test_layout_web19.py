@@ -9,9 +9,7 @@ Screenshots: tests/web/conftest.py SCREENSHOTS (prefix `l19-`).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,21 +20,11 @@ from chumphae.auth.service import create_user
 from chumphae.db import make_engine
 from chumphae.models import PositionRecord, Role, Wristband
 from chumphae.timeutil import utcnow
-from tests.web.conftest import DESKTOP, Stack, settle_map, shot, start_stack
-from tests.web.test_page_views import axe, new_page
+from tests.web.conftest import DESKTOP, Stack, settle_map, shot
+from tests.web.test_page_views import PHONE, axe, new_page  # 360x740, web18's phone
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-PHONE = {"width": 360, "height": 740}  # web18's phone
-
-
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
-    s = start_stack(tmp_path, gateway=False)
-    try:
-        yield s
-    finally:
-        s.stop()
 
 
 def heard_at(stack: Stack, patient_id: int, *, lat: float, lon: float) -> None:

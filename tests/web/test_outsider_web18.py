@@ -8,9 +8,7 @@ through the real feed. Screenshots: tests/web/conftest.py SCREENSHOTS (prefix `o
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,18 +18,9 @@ from sqlmodel import Session
 from chumphae.alert.service import AlertInput, raise_alert
 from chumphae.db import make_engine
 from chumphae.timeutil import utcnow
-from tests.web.conftest import PHONE, Stack, cards, open_page, shot, start_stack
+from tests.web.conftest import PHONE, Stack, cards, open_page, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
-    s = start_stack(tmp_path, gateway=False)
-    try:
-        yield s
-    finally:
-        s.stop()
 
 
 def test_outside_for_counts_from_when_the_patient_left_not_from_the_alert(browser: Any, stack: Stack) -> None:

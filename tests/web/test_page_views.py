@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,7 +25,7 @@ from chumphae.alert.service import AlertInput, raise_alert
 from chumphae.db import make_engine
 from chumphae.models import PositionRecord, Wristband
 from chumphae.timeutil import utcnow
-from tests.web.conftest import CARD, REPO, Stack, cards, settle_map, shot, start_stack
+from tests.web.conftest import CARD, REPO, Stack, cards, settle_map, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -47,15 +45,6 @@ new MutationObserver(() => {
     window.__safeTooEarly.push('text-without-marker');
 }).observe(document, {subtree: true, childList: true, attributes: true, characterData: true});
 """
-
-
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
-    s = start_stack(tmp_path, gateway=False)
-    try:
-        yield s
-    finally:
-        s.stop()
 
 
 def new_page(browser: Any, stack: Stack, viewport: dict[str, int], *, who: str | None = None) -> Any:

@@ -40,7 +40,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -48,7 +48,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from chumphae.supervise import short_error, wait_up_to
-from chumphae.timeutil import utcnow
+from chumphae.timeutil import as_utc, utcnow
 from gateway.queue import Outbox, Queued, envelope
 
 log = logging.getLogger(__name__)
@@ -349,14 +349,14 @@ class Uplink:
         an ERROR once when ours is off by more than CLOCK_WARN_S (the backend refuses positions and readings
         more than 10 min ahead of its clock, and older than 30 days)."""
         try:
-            theirs = datetime.fromisoformat(str(server_time))
-            offset = (theirs if theirs.tzinfo else theirs.replace(tzinfo=UTC)) - utcnow()
+            theirs = as_utc(datetime.fromisoformat(str(server_time)))
+            offset = theirs - utcnow()
         except (TypeError, ValueError, OverflowError):
             return
         was, self.stats.clock_offset_s = self.stats.clock_offset_s, round(offset.total_seconds(), 1)
         self._skew = _skew()
         if self.clock is not None:
-            self.clock.learn(theirs if theirs.tzinfo else theirs.replace(tzinfo=UTC), offset.total_seconds())
+            self.clock.learn(theirs, offset.total_seconds())
         if abs(self.stats.clock_offset_s) > CLOCK_WARN_S and (was is None or abs(was) <= CLOCK_WARN_S):
             log.error("this gateway's clock is %+.0f s off the backend's: %s; set the clock (NTP)",
                       -self.stats.clock_offset_s,

@@ -4,39 +4,23 @@ says as much as the English one: when the alert is expected (a time for every ti
 
 from __future__ import annotations
 
-import json
 import re
-from datetime import datetime
 
 import pytest
-from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
 
 from chumphae.alert.render import TYPE_LABELS
-from chumphae.ingest.siteconfig import build
-from chumphae.models import Gateway
-from chumphae.seed import seed_demo
-from gateway import siteconfig
 from gateway.simulate.district import DistrictSource
 from gateway.siteconfig import SiteConfig
+from tests.gateway.test_district import MORNING, town  # noqa: F401  (fixture: the seeded town site)
 
-MORNING = datetime.fromisoformat("2025-06-02T09:00:00+07:00")
 # the alert(s) each excursion raises (test_district.py plays them through the pipeline)
 RAISES = {"walk_out": ["wander"], "fall": ["fall"], "sos": ["sos"], "remove_band": ["band_removed"],
           "quiet": ["left_coverage", "band_silent"]}
 
 
-@pytest.fixture
-def town(app_engine: Engine) -> SiteConfig:
-    with Session(app_engine) as s:
-        seed_demo(s)
-        s.commit()
-        gw = s.exec(select(Gateway).where(Gateway.slug == "gw-chumphae-town")).one()
-        return siteconfig.parse(json.loads(json.dumps(build(s, gw))))
-
-
 @pytest.mark.parametrize("kind", list(RAISES))
-def test_the_announcement_names_the_alert_the_page_shows_in_both_languages(kind: str, town: SiteConfig) -> None:
+def test_the_announcement_names_the_alert_the_page_shows_in_both_languages(
+        kind: str, town: SiteConfig) -> None:  # noqa: F811
     from chumphae.demo import announce
 
     src = DistrictSource(town, speed=0, start=MORNING, first_walk_s=(3000.0, 3600.0))
@@ -60,7 +44,7 @@ def test_the_announcement_names_the_alert_the_page_shows_in_both_languages(kind:
         assert "ทันที" in thai  # at once
 
 
-def test_a_sped_up_demo_stays_within_the_backends_clock_window(town: SiteConfig,
+def test_a_sped_up_demo_stays_within_the_backends_clock_window(town: SiteConfig,  # noqa: F811
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """`chumphae demo --speed 8`: the simulated clock ran ahead of the wall clock by 7 s a second, and after about
     90 s every position was refused (bad_body, `time outside the accepted window (… +10 minutes)`; seen on

@@ -36,7 +36,9 @@ from chumphae.seed import print_tokens, rotate_gateway_tokens, seed_demo
 
 if TYPE_CHECKING:
     from gateway.config import GatewaySettings
+    from gateway.service import Gateway
     from gateway.simulate.district import DistrictSource
+    from gateway.simulate.scenario import Scenario
 from chumphae.timeutil import BANGKOK
 
 log = logging.getLogger(__name__)
@@ -112,6 +114,15 @@ def _gateway_settings(settings: Settings, url: str, slug: str, token: str) -> Ga
 
 async def run_demo(settings: Settings, *, scenario: str | None = None, speed: float = 1.0, every: float = 180.0,
                    open_browser: bool = False) -> None:
+    plot = None
+    if scenario is not None:  # a wrong name or a broken file is said before anything starts
+        from gateway.simulate.scenario import load as load_scenario
+
+        try:
+            plot = load_scenario(scenario)
+        except (OSError, ValueError) as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(2) from None
     engine = init_engine(settings.effective_database_url)
     with session_scope(engine) as session:
         result = seed_demo(session)
@@ -127,9 +138,8 @@ async def run_demo(settings: Settings, *, scenario: str | None = None, speed: fl
     stop = asyncio.Event()
     tasks: set[asyncio.Task[object]] = {serving}
     try:
-        if scenario is not None:
-            tasks.add(asyncio.create_task(_scenario(settings, url, gateway_tokens[DEMO_SITE], scenario, speed,
-                                                    stop)))
+        if plot is not None:
+            tasks.add(asyncio.create_task(_scenario(settings, url, gateway_tokens[DEMO_SITE], plot, speed, stop)))
         else:
             tasks |= await _district(settings, url, gateway_tokens, _who(engine), speed, every, stop)
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -144,12 +154,14 @@ async def run_demo(settings: Settings, *, scenario: str | None = None, speed: fl
             await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)
 
 
-async def _scenario(settings: Settings, url: str, token: str, name: str, speed: float, stop: asyncio.Event) -> None:
+async def _scenario(settings: Settings, url: str, token: str, scenario: Scenario, speed: float,
+                    stop: asyncio.Event) -> Gateway:
+    """One scenario on the demo site's gateway, at `speed` but, as the living district, never more than
+    `MAX_AHEAD_S` ahead of the wall clock (the backend refuses positions 10 minutes ahead of its clock)."""
     from gateway.service import run_gateway
-    from gateway.simulate.scenario import load as load_scenario
 
     gw = _gateway_settings(settings, url, DEMO_SITE, token)
-    await run_gateway(gw, scenario=load_scenario(name), speed=speed, stop=stop)
+    return await run_gateway(gw, scenario=scenario, speed=speed, stop=stop, max_ahead_s=MAX_AHEAD_S)
 
 
 async def _district(settings: Settings, url: str, tokens: dict[str, str], who: dict[int, Who], speed: float,

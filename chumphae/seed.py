@@ -54,12 +54,28 @@ def fake_cid(rng: random.Random) -> str:
 
 
 def demo_people(n: int, rng: random.Random) -> list[Patient]:
-    """Elderly patients with a realistic spread of dependency (most homebound, some wanderers)."""
+    """Elderly patients with a realistic spread of dependency (most homebound, some wanderers).
+
+    Names: a given name drawn for an earlier patient of the same sex is replaced by the first of that sex's
+    names not yet given, while there is one, and after that by the first that makes no full name twice (the
+    demo console names patients by code and given name: four men of the district were Kammee, two women
+    Somsri Chumphae). The draws themselves are unchanged, so every other seeded value stays what it was."""
     patients = []
+    given_out: set[str] = set()
+    full_out: set[tuple[str, str]] = set()
     for i in range(n):
         female = rng.random() < 0.62
-        given = rng.choice(GIVEN_F if female else GIVEN_M)
+        names = GIVEN_F if female else GIVEN_M
+        given = rng.choice(names)
         family = rng.choice(FAMILY)
+        if given[1] in given_out:
+            unused = [g for g in names if g[1] not in given_out]
+            if unused:
+                given = unused[0]
+            elif (given[1], family[1]) in full_out:
+                given = next((g for g in names if (g[1], family[1]) not in full_out), given)
+        given_out.add(given[1])
+        full_out.add((given[1], family[1]))
         adl = rng.choice([2, 3, 4, 6, 7, 8, 9, 10, 11, 11, 12, 13])
         nhso = 2 if adl >= 5 and rng.random() < 0.55 else (3 if adl < 5 else 1)
         patients.append(Patient(

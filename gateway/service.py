@@ -376,12 +376,14 @@ async def run_gateway(
     replay: Path | None = None,
     shift_to_now: bool = False,
     gatt: ClientFactory | None = None,
+    max_ahead_s: float | None = None,
 ) -> Gateway:
     """Run a gateway until `stop` is set (or, with `exit_when_done`, the source ends and the outbox
     is empty). Give a `scenario` to simulate, a `replay` recording to play back (ends when the file
     does), a `source` for anything else; with none of them, the real radio is used. `record` writes
     every advert the source hands over to that file (gateway/record.py). A recording that cannot be
-    read or written raises ValueError before anything starts."""
+    read or written raises ValueError before anything starts. `max_ahead_s`: the scenario's clock runs
+    at `speed` until it is that far ahead of the wall clock, then at real time (`SimSource.max_ahead_s`)."""
     stop = stop or asyncio.Event()
     supervisor = Supervisor(backoff_min_s=settings.backoff_min_s, backoff_max_s=settings.backoff_max_s)
     replaying: ReplaySource | None = None
@@ -397,6 +399,7 @@ async def run_gateway(
             raise RuntimeError("no site config: backend unreachable and no cached copy")
         config = simulated_site(scenario, config)
         sim = SimSource(scenario, config, speed=speed)
+        sim.max_ahead_s = max_ahead_s
         source = sim  # its bands stream over simulated GATT (below)
     if gatt is None and settings.gatt_enabled and isinstance(source, SimSource):
         gatt = source.gatt_clients()  # a simulation handed over whole (the district demo): its GATT too

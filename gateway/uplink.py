@@ -44,6 +44,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
@@ -218,9 +219,9 @@ class Uplink:
         if len(q.text) > MAX_SEND_BYTES // 4 and len(q.text.encode("utf-8", "replace")) > MAX_SEND_BYTES:
             why = f"{len(q.text.encode('utf-8', 'replace'))} bytes, more than the backend takes ({MAX_SEND_BYTES})"
         else:
-            try:
-                doc = json.loads(q.text)
-            except ValueError:
+            try:  # orjson: what the backend parses with; 4 µs a position row against json's 10 (scripts/bench_uplink.py)
+                doc = orjson.loads(q.text)
+            except orjson.JSONDecodeError:
                 doc = None
             if not isinstance(doc, dict) or doc.get("id") != q.id:
                 why = "not a JSON object with its own id (a damaged outbox row)"

@@ -30,7 +30,7 @@ import csv
 import hashlib
 import sys
 import zlib
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -40,10 +40,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from chumphae.detect import fall_features as ff
-from chumphae.detect.fall_stream import STANDARD_RANGES_G, _clock_scale
+from chumphae.detect.fall_stream import STANDARD_RANGES_G, clock_scale
 from chumphae.detect.recordings import (
     STAMPS_HZ_RANGE,
     STANDARD_GRAVITY,
+    Recording,
     RecordingError,
     gravity_level,
     level_problem,
@@ -177,12 +178,51 @@ def estimate_hz(path: Path, units: str = "g") -> float:
     return round(hz, 1)
 
 
+READS_KEPT_BYTES = 256 * 2**20  # recordings kept read (`_reads`); the shipped sets' arrays take 88 MB
+
+
+class _ReadCache:
+    """Each trial file read once: `check_units` reads every trial before any long work, then the features read it
+    again for each training copy and `trial_fingerprint` once more (five reads of ~14 s for the shipped sets).
+    Recordings are kept by file (path, size, modification time, units) up to `limit` bytes of arrays, the least
+    recently used dropped first; their arrays are read-only, so no reader can change what another is handed."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.size = limit, 0
+        self.kept: OrderedDict[tuple[str, int, int, str], Recording] = OrderedDict()
+
+    def read(self, path: Path, units: str) -> Recording:
+        try:
+            st = path.stat()
+        except OSError:
+            return read_recording(path, units)  # says why in its RecordingError
+        key = (str(path), st.st_size, st.st_mtime_ns, units)
+        rec = self.kept.get(key)
+        if rec is not None:
+            self.kept.move_to_end(key)
+            return rec
+        rec = read_recording(path, units)
+        rec.t.setflags(write=False)
+        rec.xyz.setflags(write=False)
+        n = rec.t.nbytes + rec.xyz.nbytes
+        if n <= self.limit:
+            self.kept[key] = rec
+            self.size += n
+            while self.size > self.limit:
+                _, old = self.kept.popitem(last=False)
+                self.size -= old.t.nbytes + old.xyz.nbytes
+        return rec
+
+
+_reads = _ReadCache(READS_KEPT_BYTES)
+
+
 def trial_recording(tr: Trial) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """(t in seconds, xyz in g) of one trial, as `chumphae falls detect` reads it: the file's units (`tr.units`)
     and its clock (an ms/µs/ns clock, epoch stamps included, divided into seconds; a clock in seconds is kept
     to the bit, so the sets here give the features they always gave)."""
-    rec = read_recording(tr.path, tr.units)
-    scale = _clock_scale(np.sort(rec.t), tr.hz) if len(rec.t) else 1.0
+    rec = _reads.read(tr.path, tr.units)
+    scale = clock_scale(np.sort(rec.t), tr.hz) if len(rec.t) else 1.0
     return (rec.t / scale if scale != 1.0 else rec.t), rec.xyz
 
 
@@ -199,7 +239,7 @@ def check_units(name: str, trials: list[Trial]) -> list[str]:
     off_rate: list[tuple[Trial, str]] = []
     for tr in trials:
         try:
-            rec = read_recording(tr.path, tr.units)
+            rec = _reads.read(tr.path, tr.units)  # kept: the features and the fingerprints read it again
         except RecordingError as e:
             raise LabelsError(f"{name}: {e}") from None
         g = gravity_level(rec.xyz, tr.hz)

@@ -114,8 +114,9 @@ def _spread_repeats(t: Array, dt: float) -> tuple[Array, int]:
     return t + rank * np.repeat(step, counts), int(len(t) - len(uniq))
 
 
-def _clock_scale(t: Array, hz: float) -> float:
-    """1 for seconds; 1e3/1e6/1e9 when the steps only make sense as ms/µs/ns."""
+def clock_scale(t: Array, hz: float) -> float:
+    """What a clock's stamps `t` (sorted) are divided by to be seconds at about `hz`: 1 for seconds; 1e3/1e6/1e9
+    when the steps only make sense as ms/µs/ns (`prepare`, `fall_data.trial_recording`)."""
     d = np.diff(t)
     d = d[d > 0]
     if len(d) == 0:
@@ -165,7 +166,7 @@ def prepare(t: Array, xyz: Array, hz: float, gap_s: float = 1.0) -> Timeline:
     rails = detect_rails(xyz)
     if len(t) < 2:
         return Timeline((), 0.0, 1.0, 0, rails)
-    scale = _clock_scale(np.sort(t), hz)
+    scale = clock_scale(np.sort(t), hz)
     t = t / scale
     if len(np.unique(t)) < 0.1 * len(t):  # no usable clock at all: trust the stated rate
         t = np.arange(len(t)) / hz

@@ -26,7 +26,7 @@ import msgspec
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from chumphae.timeutil import utcnow
+from chumphae.timeutil import as_utc, utcnow
 from chumphae.values import AlertType
 
 MAX_FRAME_CHARS = 65_536  # a position is ~600 characters
@@ -43,12 +43,17 @@ Count = Annotated[int, Field(ge=0, le=INT64)]
 Metres = Annotated[float, Field(ge=-1_000_000, le=1_000_000)]
 
 
-def _in_window(v: datetime, info: ValidationInfo) -> datetime:
-    """Aware UTC, within PAST…FUTURE of now (the parser's `now`, from the validation context)."""
+def _utc(v: datetime) -> datetime:
+    """`as_utc` (naive is UTC), a time that has no UTC instant refused as a validation error."""
     try:
-        t = v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
+        return as_utc(v)
     except (OverflowError, ValueError):  # year 1 with a positive offset, year 9999 with a negative one
         raise ValueError("time out of range") from None
+
+
+def _in_window(v: datetime, info: ValidationInfo) -> datetime:
+    """Aware UTC, within PAST…FUTURE of now (the parser's `now`, from the validation context)."""
+    t = _utc(v)
     now = (info.context or {}).get("now") or utcnow()
     if not now - PAST <= t <= now + FUTURE:
         raise ValueError("time outside the accepted window (-30 days … +10 minutes around now)")
@@ -61,10 +66,7 @@ def _alert_window(v: datetime, info: ValidationInfo) -> datetime:
     try:
         return _in_window(v, info)
     except ValueError:
-        try:
-            t = v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
-        except (OverflowError, ValueError):
-            raise ValueError("time out of range") from None
+        t = _utc(v)
         now = (info.context or {}).get("now") or utcnow()
         if t > now + FUTURE:
             return t

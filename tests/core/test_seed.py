@@ -48,3 +48,26 @@ def test_fake_cids_have_valid_check_digits_and_are_never_real() -> None:
         digits = [int(c) for c in cid]
         assert len(cid) == 13 and digits[0] == 0
         assert (11 - sum(d * (13 - i) for i, d in enumerate(digits[:12])) % 11) % 10 == digits[12]
+
+
+def test_demo_patients_have_distinct_names_while_the_lists_last_and_the_same_draws() -> None:
+    """debt19: four men of the demo district were Kammee (the demo console names patients by code and given
+    name) and two women Somsri Chumphae. Now each sex's given names are all used before one comes twice, no
+    full name comes twice, and the random draws are as before (CIDs, birth dates, scores unchanged)."""
+    import random
+    from collections import Counter
+
+    from chumphae.seed import GIVEN_F, GIVEN_M, RNG_SEED, demo_people
+
+    people = demo_people(30, random.Random(RNG_SEED))
+    assert max(Counter(p.name_en for p in people).values()) == 1
+    assert max(Counter(p.name_th for p in people).values()) == 1
+    for sex, names in (("1", GIVEN_M), ("2", GIVEN_F)):
+        given = [p.name_en.split(" ")[0] for p in people if p.sex == sex]
+        first = given[:len(names)]
+        assert len(set(first)) == len(first), given  # no repeat before every name was given
+    assert sum(p.name_en.startswith("Kammee ") for p in people) == 1
+    # the draws: the seeded district's first and last patients as they were seeded before
+    assert (people[0].name_en, people[0].cid) == ("Kammee Phukhiao", "0240991252401")
+    assert (people[-1].name_en, people[-1].cid, people[-1].birth_date.isoformat(), people[-1].adl_score) == (
+        "Buaphan Thongkham", "0582467789191", "1940-03-25", 13)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from chumphae.models import Alert, DeadLetter
 from gateway.queue import ACKED, REJECTED, Outbox
 from gateway.uplink import Uplink
 from tests.feed.liveserver import live_server
+from tests.gateway.bluez import BlueZ
 from tests.gateway.fake_backend import wait_for
 from tests.gateway.realbackend import BAND, district
 
@@ -242,32 +242,8 @@ async def test_a_frame_too_big_or_a_damaged_row_is_rejected_at_the_gateway_and_t
         engine.dispose()
 
 
-@pytest.fixture
-def bluez() -> Iterator[Any]:
-    """BlueZ as python-dbusmock plays it on a private system bus (tests/gateway/test_scan_dbus.py)."""
-    import os
-    import shutil
-
-    pytest.importorskip("dbusmock", reason="python-dbusmock not installed")
-    pytest.importorskip("dbus", reason="dbus-python not installed")
-    if shutil.which("dbus-daemon") is None:
-        pytest.skip("dbus-daemon missing (Debian package dbus)")
-    from tests.gateway.test_scan_dbus import BlueZ
-
-    old = os.environ.get("DBUS_SYSTEM_BUS_ADDRESS")
-    b = BlueZ()
-    try:
-        yield b
-    finally:
-        b.close()
-        if old is None:
-            os.environ.pop("DBUS_SYSTEM_BUS_ADDRESS", None)
-        else:
-            os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = old
-
-
 async def test_bluez_not_answering_a_stop_is_given_up_and_the_heartbeat_says_so(
-        bluez: Any, caplog: pytest.LogCaptureFixture) -> None:
+        bluez: BlueZ, caplog: pytest.LogCaptureFixture) -> None:
     """Fault 4: the radio fails. BlueZ raising from StartDiscovery/StopDiscovery was handled (retried, state
     `failed`/`retrying`, back to `scanning` 0.1 s after the adapter answered again: measured). BlueZ not
     answering at all (a wedged bluetoothd; here StopDiscovery takes 4 s) held the watchdog's restart in

@@ -22,7 +22,8 @@ import pytest
 from chumphae.timeutil import utcnow
 from gateway.decode import rawstream
 from gateway.gatt import RawStreams, Verdict, bleak_factory
-from tests.gateway.test_scan_dbus import ADAPTER, ADDR, DEV_IFACE, BlueZ, bluez  # noqa: F401 - the fixture
+from tests.gateway.bluez import ADAPTER, DEV_IFACE, BlueZ
+from tests.gateway.test_scan_dbus import ADDR
 
 dbus = pytest.importorskip("dbus")
 dbusmock = pytest.importorskip("dbusmock")
@@ -81,7 +82,7 @@ def prop(b: BlueZ, path: str, iface: str, name: str) -> Any:
 
 
 @pytest.mark.skipif(not (DATA / "umafall" / "labels.csv").is_file(), reason=f"real fall recordings not found at {DATA}")
-async def test_a_real_fall_over_bleak_and_bluez_gatt_notifications(bluez: BlueZ) -> None:  # noqa: F811
+async def test_a_real_fall_over_bleak_and_bluez_gatt_notifications(bluez: BlueZ) -> None:
     from chumphae.detect.fall_data import pad_still, trial_seed
     from chumphae.detect.recordings import read_recording
 
@@ -127,7 +128,7 @@ async def test_a_real_fall_over_bleak_and_bluez_gatt_notifications(bluez: BlueZ)
     assert not bool(prop(bluez, DEV, DEV_IFACE, "Connected"))  # disconnected after the verdict
 
 
-async def test_a_band_that_refuses_the_connection_ends_its_session_only(bluez: BlueZ) -> None:  # noqa: F811
+async def test_a_band_that_refuses_the_connection_ends_its_session_only(bluez: BlueZ) -> None:
     await asyncio.to_thread(add_band_with_gatt, bluez)
     dev = dbus.Interface(bluez.bus.get_object("org.bluez", DEV), dbusmock.MOCK_IFACE)
     dev.AddMethod(DEV_IFACE, "Connect", "", "",

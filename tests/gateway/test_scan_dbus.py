@@ -12,10 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import shutil
-import subprocess
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -26,19 +22,12 @@ from gateway.pipeline import Pipeline
 from gateway.scan import RadioSource, Scanner
 from gateway.service import default_steps
 from gateway.siteconfig import parse
+from tests.gateway.bluez import BlueZ
 
-dbusmock = pytest.importorskip("dbusmock", reason="python-dbusmock not installed (pip install -e '.[test]')")
-dbus = pytest.importorskip("dbus", reason="dbus-python not installed (needs Debian libdbus-1-dev libglib2.0-dev)")
+pytestmark = pytest.mark.dbus  # each test takes the `bluez` fixture (conftest), which skips when D-Bus is missing
 
-pytestmark = [
-    pytest.mark.dbus,
-    pytest.mark.skipif(shutil.which("dbus-daemon") is None, reason="dbus-daemon missing (Debian package dbus)"),
-]
-
-ADAPTER = "/org/bluez/hci0"
 ADDR = "C0:FF:EE:00:00:01"
 KEY = bytes.fromhex("00112233445566778899aabbccddeeff")
-DEV_IFACE = "org.bluez.Device1"
 FAIL_TWICE_THEN_START = (
     "n = getattr(self, '_fails', 0)\n"
     "if n < 2:\n"
@@ -46,66 +35,6 @@ FAIL_TWICE_THEN_START = (
     "    raise dbus.exceptions.DBusException('Operation already in progress', name='org.bluez.Error.InProgress')\n"
     "self.props['org.bluez.Adapter1']['Discovering'] = True\n"
 )
-
-
-class BlueZ:
-    """A private system bus with the bluez5 template and adapter hci0."""
-
-    def __init__(self) -> None:
-        dbusmock.DBusTestCase.start_system_bus()  # a private dbus-daemon; sets DBUS_SYSTEM_BUS_ADDRESS
-        self.proc, self.obj = dbusmock.DBusTestCase.spawn_server_template("bluez5", {}, subprocess.DEVNULL)
-        self.mock = dbus.Interface(self.obj, "org.bluez.Mock")
-        self.mock.AddAdapter("hci0", "rph-gateway")
-        self.bus = dbusmock.DBusTestCase.get_dbus(system_bus=True)
-        self.known: set[str] = set()
-
-    def adapter_mock(self) -> Any:
-        return dbus.Interface(self.bus.get_object("org.bluez", ADAPTER), dbusmock.MOCK_IFACE)
-
-    def advertise(self, address: str, rssi: int, mfr: dict[int, bytes] | None = None, svc: dict[str, bytes] | None = None) -> None:
-        path = f"{ADAPTER}/dev_{address.replace(':', '_')}"
-        mfr_v = dbus.Dictionary({dbus.UInt16(k): dbus.Array([dbus.Byte(b) for b in v], signature="y") for k, v in (mfr or {}).items()}, signature="qv")
-        svc_v = dbus.Dictionary({k: dbus.Array([dbus.Byte(b) for b in v], signature="y") for k, v in (svc or {}).items()}, signature="sv")
-        props = {"RSSI": dbus.Int16(rssi), "ManufacturerData": mfr_v, "ServiceData": svc_v}
-        if path not in self.known:
-            self.known.add(path)
-            base = {
-                "Address": dbus.String(address), "AddressType": dbus.String("random"), "Alias": dbus.String("band"),
-                "Adapter": dbus.ObjectPath(ADAPTER), "Paired": False, "Bonded": False, "Connected": False,
-                "Trusted": False, "Blocked": False, "LegacyPairing": False, "ServicesResolved": False,
-                "UUIDs": dbus.Array([], signature="s"),
-            }
-            all_props = dbus.Dictionary({**base, **props}, signature="sv")
-            self.mock_root().AddObject(path, DEV_IFACE, all_props, [])
-            self.mock_root().EmitSignal(
-                "org.freedesktop.DBus.ObjectManager", "InterfacesAdded", "oa{sa{sv}}",
-                [dbus.ObjectPath(path), dbus.Dictionary({DEV_IFACE: all_props}, signature="sa{sv}")],
-            )
-            return
-        dev = dbus.Interface(self.bus.get_object("org.bluez", path), dbusmock.MOCK_IFACE)
-        dev.UpdateProperties(DEV_IFACE, props)  # emits PropertiesChanged, as a repeated advert does
-
-    def mock_root(self) -> Any:
-        return dbus.Interface(self.bus.get_object("org.bluez", "/"), dbusmock.MOCK_IFACE)
-
-    def close(self) -> None:
-        self.proc.terminate()
-        self.proc.wait()
-        dbusmock.DBusTestCase.tearDownClass()  # stops the private bus
-
-
-@pytest.fixture
-def bluez() -> Iterator[BlueZ]:
-    old = os.environ.get("DBUS_SYSTEM_BUS_ADDRESS")
-    b = BlueZ()
-    try:
-        yield b
-    finally:
-        b.close()
-        if old is None:
-            os.environ.pop("DBUS_SYSTEM_BUS_ADDRESS", None)
-        else:
-            os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = old
 
 
 def site() -> Any:

@@ -75,6 +75,7 @@ export class MapView {
     this.alertPins.addTo(this.map);
     this.villages.addTo(this.map);
     this.addLegend();
+    this.addPatientList();
     this.notice = L.DomUtil.create("div", "map-notice", el);
     this.notice.hidden = true;
     this.map.on("moveend", () => {
@@ -107,6 +108,62 @@ export class MapView {
 
   private legendEl: HTMLDetailsElement | null = null;
   private legendLang = "";
+  private dotList: HTMLUListElement | null = null;
+  private dotButtons = new Map<number, HTMLButtonElement>();
+
+  /** The patients drawn as dots (on the canvas, which a keyboard cannot reach), as buttons: one per dot, in a
+   * list shown while one of them has the focus (Tab from the zoom buttons). Focus shows the dot's name on the
+   * map; Enter opens the patient's details and centres the map on them, as a tap on the dot does. */
+  private addPatientList(): void {
+    const ctl = new L.Control({ position: "topleft" });
+    ctl.onAdd = () => {
+      const nav = L.DomUtil.create("nav", "map-patients");
+      nav.setAttribute("data-testid", "map-patients");
+      L.DomEvent.disableClickPropagation(nav);
+      L.DomEvent.disableScrollPropagation(nav);
+      this.dotList = L.DomUtil.create("ul", "", nav) as HTMLUListElement;
+      return nav;
+    };
+    ctl.addTo(this.map);
+  }
+
+  /** Keep the list to the dots drawn, changing only what changed (a button keeps its focus across renders). */
+  private fillPatientList(dots: { id: number; alert: boolean }[]): void {
+    const list = this.dotList;
+    if (!list) return;
+    list.parentElement?.setAttribute("aria-label", t("mapPatients"));
+    const keep = new Set(dots.map((d) => d.id));
+    for (const [id, b] of this.dotButtons) {
+      if (!keep.has(id)) {
+        b.parentElement?.remove();
+        this.dotButtons.delete(id);
+      }
+    }
+    dots.forEach(({ id, alert }, i) => {
+      let b = this.dotButtons.get(id);
+      if (!b) {
+        const li = L.DomUtil.create("li", "");
+        b = L.DomUtil.create("button", "map-patient", li) as HTMLButtonElement;
+        b.type = "button";
+        b.dataset.patientId = String(id);
+        b.dataset.testid = "map-patient";
+        b.addEventListener("click", () => {
+          this.select(id);
+          this.centreOn(id);
+        });
+        b.addEventListener("focus", () => this.peekAt(id));
+        b.addEventListener("blur", () => this.peekAt(null));
+        this.dotButtons.set(id, b);
+        list.insertBefore(li, list.children[i] ?? null);
+      }
+      const name = this.store.patientName(id);
+      const text = alert ? `${name} ⚠` : name;
+      const label = `${name}${alert ? ` (${t("mapPatientAlert")})` : ""}: ${t("mapPatientShow")}`;
+      if (b.textContent !== text) b.textContent = text;
+      if (b.getAttribute("aria-label") !== label) b.setAttribute("aria-label", label);
+      b.dataset.alert = alert ? "open" : "none";
+    });
+  }
 
   private fillLegend(): void {
     if (!this.legendEl || this.legendLang === lang()) return;
@@ -270,6 +327,7 @@ export class MapView {
     this.alertPins.clearLayers();
     this.patientMarkers.clear();
     const pts: L.LatLngTuple[] = [];
+    const dots: { id: number; alert: boolean }[] = [];
     for (const p of this.store.patients.values()) {
       const pos = this.lastPosition(p.id);
       const hasAlert = [...this.store.alerts.values()].some((a) => a.patient_id === p.id && a.status === "open");
@@ -290,6 +348,7 @@ export class MapView {
           .on("mouseout", () => this.peekAt(null));
         marker.addTo(this.positions);
         this.patientMarkers.set(p.id, marker);
+        dots.push({ id: p.id, alert: hasAlert });
       } else if (p.home_lat != null && p.home_lon != null) {
         pts.push([p.home_lat, p.home_lon]);
       }
@@ -304,6 +363,7 @@ export class MapView {
       m.addTo(this.alertPins);
       pts.push([a.last_seen.lat, a.last_seen.lon]);
     }
+    this.fillPatientList(dots);
     this.drawVillages();
     this.declutterLabels();
     const visible = this.map.getContainer().clientWidth > 0; // a hidden map (phone, alerts tab) cannot fit

@@ -6,9 +6,11 @@ import json
 import math
 from typing import Any
 
+import fastapi.routing
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chumphae.api.problems import MEDIA_TYPE, problem_schema
@@ -89,6 +91,30 @@ PROBLEMS = {
 }
 
 
+def _api_routes(app: FastAPI) -> list[Any]:
+    """The app's API routes, each with its full `path_format`, `methods` and `responses`: FastAPI 0.165 keeps an
+    included router as one entry of `app.routes` (`fastapi.routing.iter_route_contexts` walks it); older ones
+    list the routes themselves."""
+    contexts = getattr(fastapi.routing, "iter_route_contexts", None)
+    if contexts is None:
+        return [r for r in app.routes if isinstance(r, APIRoute)]
+    return [c for c in contexts(app.routes) if isinstance(c.original_route, APIRoute)]
+
+
+def keep_example_nulls(app: FastAPI, schema: dict[str, Any]) -> None:
+    """Put the routes' response examples back as written: FastAPI drops every `null` from the document
+    (`exclude_none`), so an example's `"next_offset": null` or `"building_code": null` had vanished and the
+    published example lacked fields its own schema requires (api19)."""
+    for route in _api_routes(app):
+        for method in route.methods or ():
+            op = schema.get("paths", {}).get(route.path_format, {}).get(method.lower())
+            for status, response in route.responses.items():
+                for media, content in response.get("content", {}).items():
+                    if op is not None and "example" in content:
+                        target = op["responses"][str(status)]["content"][media]
+                        target["example"] = json.loads(dumps(content["example"]))
+
+
 def install_openapi(app: FastAPI) -> None:
     """Every operation documents every problem status it can answer, as application/problem+json."""
 
@@ -97,6 +123,7 @@ def install_openapi(app: FastAPI) -> None:
             return app.openapi_schema
         schema = get_openapi(title=app.title, version=app.version, description=app.description,
                              routes=app.routes)
+        keep_example_nulls(app, schema)
         components = schema.setdefault("components", {})
         components.setdefault("schemas", {})["Problem"] = problem_schema()
         components.setdefault("securitySchemes", {})["bearer"] = {"type": "http", "scheme": "bearer"}

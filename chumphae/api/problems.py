@@ -45,7 +45,7 @@ def problem_response(request: Request, status: int, code: str, detail: str | Non
         "type": f"/problems/{code}",
         "title": t(code, lang),
         "status": status,
-        "instance": request.url.path,
+        "instance": instance(request),
         "code": code,
     }
     if detail:
@@ -88,6 +88,13 @@ def install(app: FastAPI) -> None:
         log.error("unhandled %s on %s %s\n%s", type(exc).__name__, request.method, _route(request),
                   "".join(traceback.format_tb(exc.__traceback__)))
         return problem_response(request, 500, "server_error")
+
+
+def instance(request: Request) -> str:
+    """The path as the client sent it, percent-encoded (RFC 9457: a URI reference). `request.url.path` had
+    decoded it and dropped a tab, CR or LF typed into it, so `instance` was not the path asked for (api19)."""
+    raw = request.scope.get("raw_path")
+    return raw.decode("ascii", "replace") if isinstance(raw, bytes) and raw else request.url.path
 
 
 def _route(request: Request) -> str:

@@ -40,6 +40,18 @@ TOKEN_MAX = 200  # our tokens are 47 characters
 EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
+# What the validators refuse, said in the OpenAPI document too (as `pattern`), so a client generated from it
+# and a fuzzer reading it know the rule (api19: the schema had said any text of the length was fine).
+NO_CONTROL_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+ONE_LINE_PATTERN = r"^[^\x00-\x1f\x7f]*$"
+# Years 1900-2199 at the start of a date or time: the window above (a time is also checked in UTC, so its offset
+# may still move the first hours of 1900 or the last of 2199 outside it).
+YEAR_PATTERN = r"^(19|20|21)\d\d-"
+_WINDOW_NOTE = "Between 1900 and 2200 (UTC)."
+NoControlDoc = Field(json_schema_extra={"pattern": NO_CONTROL_PATTERN})
+OneLineDoc = Field(json_schema_extra={"pattern": ONE_LINE_PATTERN})
+YearDoc = Field(json_schema_extra={"pattern": YEAR_PATTERN})
+
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 # `2025-01-15T10:30:00+07:00` written into a URL unencoded: the `+` arrives as a space. Only a `+` can
 # have become that space (a `-` offset survives), so the time is read as the sender wrote it.
@@ -163,11 +175,11 @@ UtcTime = Annotated[datetime, PlainSerializer(_iso_utc, return_type=str, when_us
 # boolean had picked record 1: docs15, issue 13)
 Id = Annotated[int, Field(ge=1, le=MAX_ID, strict=True)]
 # A time a machine stamped (a phone's sighting): without an offset it stays naive and the route refuses it.
-When = Annotated[datetime, BeforeValidator(_iso_text), AfterValidator(_in_window)]
+When = Annotated[datetime, BeforeValidator(_iso_text), AfterValidator(_in_window), YearDoc]
 # A time a person gives (a visit's `t`): without an offset it is Asia/Bangkok time (fix17, issue 13).
 LocalWhen = Annotated[datetime, BeforeValidator(_iso_text), AfterValidator(_naive_is_bangkok),
-                      AfterValidator(_in_window)]
-Day = Annotated[date, AfterValidator(_day_in_window)]
+                      AfterValidator(_in_window), YearDoc]
+Day = Annotated[date, AfterValidator(_day_in_window), YearDoc]
 # Body dates and times of day are text, as times are: `"birth_date": 0` had been 1970-01-01 and a night `start`
 # of 72000 20:00 (docs16, issue 13)
 DateText = Annotated[date, BeforeValidator(_date_text)]
@@ -175,14 +187,14 @@ ClockText = Annotated[time, BeforeValidator(_clock_text)]
 Finite = Annotated[float, AfterValidator(_finite)]
 NoControl = AfterValidator(_no_control)
 OneLine = AfterValidator(_no_control_line)
-Line32 = Annotated[str, StringConstraints(max_length=32), OneLine]
-Line40 = Annotated[str, StringConstraints(max_length=40), OneLine]
-Line64 = Annotated[str, StringConstraints(max_length=64), OneLine]
-Line200 = Annotated[str, StringConstraints(max_length=200), OneLine]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=200), OneLine]
-Note = Annotated[str, StringConstraints(max_length=NOTE_MAX), NoControl]
-PatientNotes = Annotated[str, StringConstraints(max_length=PATIENT_NOTES_MAX), NoControl]
-VisitNotes = Annotated[str, StringConstraints(max_length=4000), NoControl]
+Line32 = Annotated[str, StringConstraints(max_length=32), OneLine, OneLineDoc]
+Line40 = Annotated[str, StringConstraints(max_length=40), OneLine, OneLineDoc]
+Line64 = Annotated[str, StringConstraints(max_length=64), OneLine, OneLineDoc]
+Line200 = Annotated[str, StringConstraints(max_length=200), OneLine, OneLineDoc]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200), OneLine, OneLineDoc]
+Note = Annotated[str, StringConstraints(max_length=NOTE_MAX), NoControl, NoControlDoc]
+PatientNotes = Annotated[str, StringConstraints(max_length=PATIENT_NOTES_MAX), NoControl, NoControlDoc]
+VisitNotes = Annotated[str, StringConstraints(max_length=4000), NoControl, NoControlDoc]
 Cursor = Annotated[int, Field(ge=0, le=MAX_CURSOR, strict=True)]
 AdlScore = Annotated[int, Field(ge=0, le=20, strict=True)]
 NhsoGroup = Annotated[int, Field(ge=0, le=4, strict=True)]
@@ -208,8 +220,10 @@ _QUERY_TIME = ("ISO 8601, e.g. 2025-01-15T10:30:00+07:00 (`+` written %2B in a U
 # Query times are typed by people (a filter): without an offset they are Asia/Bangkok time (fix17, issue 13).
 QueryWhen = Annotated[datetime, BeforeValidator(_query_time_text), AfterValidator(_naive_is_bangkok),
                       AfterValidator(_in_window)]
-Since = Annotated[QueryWhen | None, Query(description=f"At or after: {_QUERY_TIME}")]
-Until = Annotated[QueryWhen | None, Query(description=f"Before: {_QUERY_TIME}")]
+Since = Annotated[QueryWhen | None, Query(description=f"At or after: {_QUERY_TIME} {_WINDOW_NOTE}",
+                                          json_schema_extra={"pattern": YEAR_PATTERN})]
+Until = Annotated[QueryWhen | None, Query(description=f"Before: {_QUERY_TIME} {_WINDOW_NOTE}",
+                                          json_schema_extra={"pattern": YEAR_PATTERN})]
 
 
 def omittable(**constraints: Any) -> Any:

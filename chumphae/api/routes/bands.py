@@ -10,23 +10,30 @@ from pydantic import BaseModel, Field
 from chumphae.api.deps import CurrentUser, SessionDep, patient_for, require_roles
 from chumphae.api.problems import Problem, invalid
 from chumphae.api.routes.mobile import BandOut, band_out, page
-from chumphae.api.schemas import AsciiInt, Offset, PatientId
+from chumphae.api.schemas import AsciiInt, Line32, Line64, Offset, PatientId
 from chumphae.models import Role, User
 from chumphae.patients.bands import BandConflict, bands_of, register_band
 
 router = APIRouter(prefix="/api/v1/patients/{patient_id}/bands", tags=["mobile app"])
 
+# The forms the schema promises (any case; `:`, `-` or nothing between the bytes): the route also takes other
+# separators (it keeps the hex digits), but the document says what is sure to be taken (api19: it said any text).
+ADDRESS_PATTERN = r"^[0-9A-Fa-f]{2}([:-]?[0-9A-Fa-f]{2}){5}$"
+
 Fitter = Annotated[User, Depends(require_roles(Role.VOLUNTEER, Role.CARE_MANAGER, Role.ADMIN))]
 
 
 class BandIn(BaseModel):
-    address: str = Field(max_length=32, description="The band's BLE address; separators and case do not matter.")
-    model: str = Field(default="chumphae-v1", max_length=32, description="Decoder / frame format.")
-    key_hex: str | None = Field(default=None, max_length=64, description="The band's 16-byte key (32 hex digits), from its label.")
-    site: str | None = Field(default=None, max_length=64, description="Site whose gateways hear it (default: "
-                                                                       "the replaced band's site; a first band "
-                                                                       "without one gets `chumphae`, which no "
-                                                                       "gateway may serve: give it).")
+    address: str = Field(max_length=32, description="The band's BLE address, six hex bytes; separators and case do "
+                                                    "not matter.",
+                         json_schema_extra={"pattern": ADDRESS_PATTERN})
+    # One line, as every code and docs/mobile-api.md say (a site or model with a NUL or a newline had been stored: api19)
+    model: Line32 = Field(default="chumphae-v1", description="Decoder / frame format.")
+    key_hex: str | None = Field(default=None, max_length=64, description="The band's 16-byte key (32 hex digits), from its label.",
+                                json_schema_extra={"pattern": "^[0-9A-Fa-f]{32}$"})
+    site: Line64 | None = Field(default=None, description="Site whose gateways hear it (default: the replaced "
+                                                          "band's site; a first band without one gets `chumphae`, "
+                                                          "which no gateway may serve: give it).")
 
     model_config = {"json_schema_extra": {"examples": [
         {"address": "c0:ca:fe:00:01:2a", "model": "chumphae-v1", "key_hex": "00112233445566778899aabbccddeeff",
@@ -34,7 +41,8 @@ class BandIn(BaseModel):
 
 
 class BandPage(BaseModel):
-    """Every band of the patient (never more than a handful, so one page: `next_offset` is null)."""
+    """Every band of the patient, the active one first: a page as every list (`next_offset` is null once the
+    page reaches the last band; a patient has a handful, so the default `limit` takes them all)."""
 
     items: list[BandOut]
     total: int

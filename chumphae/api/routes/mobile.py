@@ -118,7 +118,7 @@ STATUS_EXAMPLE = {
     "open_alerts": ["wander"],
     "band": {"id": 3, "address": "C0:CA:FE:00:00:03", "model": "chumphae-v1", "active": True, "battery_pct": 64.0,
              "worn": True, "charging": False, "last_seen_at": "2025-01-15T02:10:00+00:00",
-             "last_seen_at_local": "2025-01-15T09:10:00+07:00"},
+             "last_seen_at_local": "2025-01-15T09:10:00+07:00", "site": "gw-chumphae-town", "has_key": True},
     "last_position": {"patient_id": 7, "t": "2025-01-15T02:10:00+00:00", "t_local": "2025-01-15T09:10:00+07:00",
                       "lat": 16.5431, "lon": 102.1012, "uncertainty_m": 25.0, "source": "ble", "in_coverage": True,
                       "zone_status": "outside", "zone_version": 2, "parcel_code": "03I002", "building_code": None,

@@ -11,6 +11,7 @@ from sqlmodel import col, select
 from chumphae import audit
 from chumphae.api.deps import SessionDep, patient_for, require_roles
 from chumphae.api.problems import Problem, invalid
+from chumphae.api.routes.bands import ADDRESS_PATTERN
 from chumphae.api.routes.mobile import PositionOut
 from chumphae.api.schemas import PatientId, When
 from chumphae.ingest.service import position_dict
@@ -37,7 +38,8 @@ class SightingIn(BaseModel):
 
 
 class SightingsIn(BaseModel):
-    address: str | None = Field(default=None, max_length=32, description="The band heard; default: the patient's active band.")
+    address: str | None = Field(default=None, max_length=32, description="The band heard; default: the patient's active band.",
+                                json_schema_extra={"pattern": ADDRESS_PATTERN})
     sightings: list[SightingIn] = Field(min_length=1, max_length=500)
 
     # No `address`: the patient's active band, so "Try it out" runs for any patient with a band (on the demo

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from chumphae.api.deps import CurrentUser, SessionDep, patient_for, require_roles
 from chumphae.api.problems import Problem
 from chumphae.api.routes.maplayers import NOT_MODIFIED, cached_json
-from chumphae.api.schemas import ClockText, Line32, PatientId
+from chumphae.api.schemas import ClockText, Line32, PatientId, omittable
 from chumphae.models import Role, User
 from chumphae.patients.safezones import ZoneBuildError, assign_zone, zone_geojson
 
@@ -29,10 +29,11 @@ class ZoneIn(BaseModel):
 
     route_codes: list[Line32] | None = Field(default=None, max_length=200, description="Walking routes (tax-map `routes` codes).")
     place_codes: list[Line32] | None = Field(default=None, max_length=200, description="Safe places: landmark or parcel codes.")
-    # JSON numbers (an integer is fine): `true` had saved a 1 m margin and "30" one of 30 m
-    margin_m: float | None = Field(default=None, ge=0, le=200, strict=True, description="Around the home parcel.")
-    tolerance_m: float | None = Field(default=None, gt=0, le=200, strict=True, description="Either side of a route.")
-    place_radius_m: float | None = Field(default=None, gt=0, le=500, strict=True)
+    # JSON numbers (an integer is fine): `true` had saved a 1 m margin and "30" one of 30 m. Left out: kept; never
+    # null (a `null` margin had answered 500: api19).
+    margin_m: float = omittable(ge=0, le=200, strict=True, description="Around the home parcel.")
+    tolerance_m: float = omittable(gt=0, le=200, strict=True, description="Either side of a route.")
+    place_radius_m: float = omittable(gt=0, le=500, strict=True)
     night: NightIn | None = Field(default=None, description="Home only between these hours; null: no night rule.")
 
     model_config = {"json_schema_extra": {"examples": [

@@ -8,16 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import logging
 import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from gateway import siteconfig
 from gateway.config import GatewaySettings
 from gateway.queue import ACKED, Outbox
-from gateway.service import Gateway
+from gateway.service import Gateway, load_config
 from tests.gateway.fake_backend import FakeBackend, wait_for
 from tests.gateway.sources import SITE, PushSource
 
@@ -138,3 +143,31 @@ def test_a_damaged_page_loses_only_its_own_rows(tmp_path: Path) -> None:
         assert again.replaced == 0 and {q.id for q in again.pending(2)} == {sos.id, later.id}
     finally:
         again.close()
+
+
+async def test_a_config_answer_that_is_not_a_site_config_is_refused_and_the_one_in_use_kept(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Fault 3: the config URL answers 200 with JSON that is not a site config (a proxy's or a broken backend's
+    `{}`, `[]`, `null`). `{}` was taken as a site with no bands and no receivers: from the next poll the gateway
+    knew no band, sent no position or alert, and its heartbeats went on as if nothing happened. `[]` raised
+    AttributeError: at start the gateway died although a good copy was cached on disk. Now both are refused
+    at ERROR and the config in use (or the cached one) is kept."""
+    backend = FakeBackend(TOKEN, config={**SITE, "version": 4})
+    await backend.start()
+    try:
+        s = GatewaySettings(backend_url=backend.url, token=TOKEN, config_cache=tmp_path / "c.json",
+                            queue_path=tmp_path / "q.sqlite3")
+        first = await load_config(s)  # cached on disk too
+        assert first is not None and len(first.bands) == 1
+        garbage: list[Any] = [{}, [], None, "maintenance", {"receivers": [], "bands": "none"}]
+        for answer in garbage:
+            backend.config = answer
+            caplog.clear()
+            with caplog.at_level(logging.ERROR, logger="gateway.siteconfig"):
+                polled = await load_config(s, first)  # the poll: was {} → a config with no band
+                started = await load_config(s)  # a start with the cached copy: was AttributeError for [] and "…"
+            assert polled is first, json.dumps(answer)
+            assert started is not None and started.version == 4 and len(started.bands) == 1, json.dumps(answer)
+            assert sum("config from backend rejected" in r.getMessage() for r in caplog.records) == 2
+    finally:
+        await backend.stop()

@@ -89,6 +89,9 @@ class IngestOptions:
     # The whole document is built this often even if the version did not move: a change the triggers
     # (migration 0006) do not see still reaches the gateways.
     config_rebuild_s: float = 600.0
+    # A batch not stored after this long is said at WARNING (and again when it is): faults19, PostgreSQL's alert
+    # table locked 45 s by another session, or SQLite write-locked: the batch waited, and nothing was logged.
+    slow_batch_s: float = 10.0
 
 
 @dataclass
@@ -280,8 +283,8 @@ class _Session:
     """The queues and tasks of one connection."""
 
     def __init__(self, ws: WebSocket, engine: Engine, gateway_id: int, counters: IngestCounters,
-                 options: IngestOptions) -> None:
-        self.ws, self.engine, self.gateway_id = ws, engine, gateway_id
+                 options: IngestOptions, slug: str = "") -> None:
+        self.ws, self.engine, self.gateway_id, self.slug = ws, engine, gateway_id, slug
         self.counters, self.options = counters, options
         self.states = {URGENT: IngestState(gateway_id), BULK: IngestState(gateway_id)}  # one per processor
         self.alerts: asyncio.Queue[Message | None] = asyncio.Queue(options.inbox_max)
@@ -338,7 +341,7 @@ class _Session:
                 engine = self.engine
                 fut = self.workers.submit(priority, functools.partial(
                     _parse_and_store, engine, self.states[priority], self.gateway_id, items, priority == URGENT))
-                refused, result = await asyncio.wrap_future(fut)
+                refused, result = await self._stored(asyncio.wrap_future(fut), len(items), priority)
                 for rejection in refused:
                     await self.reject(rejection)
                 self.counters.stored += result.stored
@@ -353,6 +356,21 @@ class _Session:
                     self.workers.submit(BULK, functools.partial(_dispatch, engine, result))
             if closed:
                 return
+
+    async def _stored(self, fut: asyncio.Future[T], n: int, priority: int) -> T:
+        """The batch's result; a batch not stored after `slow_batch_s` is said at WARNING, and again when it is."""
+        done, _ = await asyncio.wait({fut}, timeout=self.options.slow_batch_s)
+        if done:
+            return fut.result()
+        kind = "alerts" if priority == URGENT else "messages"
+        log.warning("gateway %s: a batch of %d %s not stored after %.0f s: the database is slow or locked; waiting "
+                    "for it (nothing is acked meanwhile)", self.slug, n, kind, self.options.slow_batch_s)
+        started = asyncio.get_running_loop().time() - self.options.slow_batch_s
+        try:
+            return await fut
+        finally:
+            log.warning("gateway %s: that batch of %d %s ended after %.1f s", self.slug, n, kind,
+                        asyncio.get_running_loop().time() - started)
 
     def _take(self, inbox: asyncio.Queue[Any], items: list[Any]) -> None:
         """Add every frame waiting, up to `batch_max`."""
@@ -384,7 +402,7 @@ async def serve(ws: WebSocket, *, engine: Engine, gateway_id: int, slug: str, si
     backend takes alert sockets (announced in the main socket's `welcome`), or None."""
     await ws.accept()
     await sockets.claim(gateway_id, ws, lane)
-    session = _Session(ws, engine, gateway_id, sockets.counters, options)
+    session = _Session(ws, engine, gateway_id, sockets.counters, options, slug)
     try:
         known = await asyncio.to_thread(_etag, engine, gateway_id)
     except Exception as exc:

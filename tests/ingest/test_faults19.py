@@ -63,3 +63,51 @@ async def test_a_database_locked_by_another_program_is_said_in_the_log_and_the_s
     finally:
         locker.close()
         event.remove(app_engine, "connect", short_busy)
+
+
+async def test_a_batch_held_by_a_locked_table_is_said_while_it_waits_and_the_sos_is_stored_once(
+        both_site: Site, caplog: pytest.LogCaptureFixture) -> None:
+    """Fault 8: another session holds a lock the SOS's batch needs, shorter than any timeout: PostgreSQL's alert
+    table locked (`LOCK TABLE alert IN ACCESS EXCLUSIVE MODE`, as a migration or `VACUUM FULL` would; measured
+    45 s) or SQLite's file write-locked (under its 30 s busy timeout). The batch waited, which is right (the SOS
+    was stored 0.2 s after the lock went), but the backend's log said nothing for the whole wait while the
+    gateway timed out. Now the wait is said at WARNING after `slow_batch_s` (10 s; 0.3 s here), and its end."""
+    from chumphae.alert.escalate import ClockOptions
+    from chumphae.ingest.connection import IngestOptions
+    from tests.feed.liveserver import live_server
+
+    engine = both_site.world.engine
+    body = {"type": "sos", "severity": "critical", "address": BAND, "patient_id": 1,
+            "t": datetime.now(UTC).isoformat(), "lat": 16.5443, "lon": 102.1001, "uncertainty_m": 20.0}
+    options = IngestOptions(config_check_s=5, slow_batch_s=0.3)
+    with live_server(ingest_options=options, clock_options=ClockOptions(tick_s=0)) as server, \
+            caplog.at_level(logging.WARNING, logger="chumphae.ingest.connection"):
+        async with connect(url(server), additional_headers=both_site.auth()) as ws:
+            await recv_json(ws)  # welcome
+            locker = engine.connect()
+            try:
+                if engine.dialect.name == "sqlite":
+                    locker.exec_driver_sql("BEGIN EXCLUSIVE")
+                else:
+                    locker.exec_driver_sql("LOCK TABLE alert IN ACCESS EXCLUSIVE MODE")
+                mid, text = frame("alert", body)
+                await ws.send(text)
+                for _ in range(250):
+                    if any("not stored after" in r.getMessage() for r in caplog.records):
+                        break
+                    await asyncio.sleep(0.02)
+            finally:
+                locker.rollback()
+                locker.close()
+            ack = await asyncio.wait_for(recv_json(ws), 30)
+            for _ in range(100):
+                if any("ended after" in r.getMessage() for r in caplog.records):
+                    break
+                await asyncio.sleep(0.02)
+    assert ack["type"] == "ack" and ack["ids"] == [mid]
+    said = [r.getMessage() for r in caplog.records if r.name == "chumphae.ingest.connection"]
+    assert any("a batch of 1 alerts not stored after 0 s: the database is slow or locked" in m for m in said), said
+    assert any("that batch of 1 alerts ended after" in m for m in said), said
+    with Session(engine) as s:
+        assert len(s.exec(select(IngestedMessage).where(IngestedMessage.msg_id == mid)).all()) == 1
+        assert [a.type for a in s.exec(select(Alert)).all()] == ["sos"]

@@ -40,6 +40,7 @@ import queue
 import random
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -66,6 +67,8 @@ URGENT, BULK = 0, 1  # worker priorities: alerts first
 # alert's database round trips ends with its thread waiting for the lock while the event loop and the bulk
 # threads compute; at 5 ms per hand-over a dozen round trips cost hundreds of milliseconds under load.
 SWITCH_INTERVAL_S = 0.0005
+CLOCK_JUMP_S = 60.0  # this process's wall clock moved this far against its monotonic one: gateways measure again
+CLOCK_CHECK_S = 2.0
 LINGER_STEP_S = 0.001  # how often a lingering bulk batch looks for more frames
 # The cyclic garbage collector's first threshold (Python's default: 700 container objects allocated net). Under
 # ingest load a batch's frames, messages and rows live across a few awaits, so at 700 they survive two young
@@ -434,6 +437,7 @@ async def serve(ws: WebSocket, *, engine: Engine, gateway_id: int, slug: str, si
     reader = asyncio.create_task(session.read())
     watcher = asyncio.create_task(_watch_config(ws, engine, gateway_id, known, options) if lane == BULK_LANE
                                   else _forever())
+    clock = asyncio.create_task(_watch_clock(ws, slug))
     workers = [asyncio.create_task(session.process(session.alerts, URGENT)),
                asyncio.create_task(session.process(session.bulk, BULK))]
     try:
@@ -451,11 +455,35 @@ async def serve(ws: WebSocket, *, engine: Engine, gateway_id: int, slug: str, si
         with contextlib.suppress(Exception):
             await ws.close(code=1011)
     finally:
-        for task in (reader, watcher, *workers):
+        for task in (reader, watcher, clock, *workers):
             task.cancel()
-        await asyncio.gather(reader, watcher, *workers, return_exceptions=True)
+        await asyncio.gather(reader, watcher, clock, *workers, return_exceptions=True)
         sockets.release(gateway_id, ws, lane)
         _locks.pop(id(ws), None)
+
+
+def _skew() -> float:
+    return utcnow().timestamp() - time.monotonic()
+
+
+async def _watch_clock(ws: WebSocket, slug: str) -> None:
+    """This backend's wall clock against its monotonic one (faults19). A gateway measures its clock against the
+    backend's only at its `welcome` (`server_time`; faults18: while they differ by more than 300 s the radio
+    stamps messages with the backend's time), so a jump of the backend's clock (NTP stepping it, a resumed VM)
+    left every connected gateway's messages an hour early or late to the backend until it happened to
+    reconnect: positions refused as from the future, or alerts taken as late. A jump of more than CLOCK_JUMP_S
+    closes the socket with 1012 (service restart): the gateway reconnects at once and its new welcome carries
+    the clock as it is now. Nothing is lost: what was not acked is sent again."""
+    base = _skew()
+    while True:
+        await asyncio.sleep(CLOCK_CHECK_S)
+        jump = _skew() - base
+        if abs(jump) > CLOCK_JUMP_S:
+            log.warning("gateway %s: this backend's clock jumped by %+.0f s; closing with 1012 so that the gateway "
+                        "reconnects and its welcome carries the clock as it is now", slug, jump)
+            with contextlib.suppress(Exception):
+                await ws.close(code=1012, reason="server clock changed")
+            return
 
 
 async def _forever() -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -111,3 +112,41 @@ async def test_a_batch_held_by_a_locked_table_is_said_while_it_waits_and_the_sos
     with Session(engine) as s:
         assert len(s.exec(select(IngestedMessage).where(IngestedMessage.msg_id == mid)).all()) == 1
         assert [a.type for a in s.exec(select(Alert)).all()] == ["sos"]
+
+
+async def test_a_jump_of_the_backends_clock_makes_connected_gateways_measure_it_again(
+        server: LiveServer, site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fault 9: the backend's wall clock jumps an hour ahead while gateways are connected (NTP stepping it, a
+    resumed VM). A gateway measures the backend's clock only in the `welcome` (faults18), so it went on with
+    the old offset until it happened to reconnect: to the backend its messages were an hour old (an SOS taken
+    as late), or, for a jump back, an hour in the future (positions refused and dropped). Now the backend
+    closes each gateway socket with 1012 within seconds of the jump; the gateway reconnects at once and its
+    new welcome shows the clock as it is (`clock_offset_s` about +3600); an SOS after it is acked."""
+    import chumphae.ingest.connection as connection
+    from gateway.queue import ACKED, Outbox
+    from gateway.uplink import Uplink
+    from tests.gateway.fake_backend import wait_for
+
+    real = connection.utcnow
+    shift = [timedelta(0)]
+    monkeypatch.setattr(connection, "utcnow", lambda: real() + shift[0])  # the backend's wall clock only
+    monkeypatch.setattr(connection, "CLOCK_CHECK_S", 0.1, raising=False)
+    ob = Outbox(tmp_path / "o.db")
+    up = Uplink(url(server), site.token, ob, heartbeat_s=60, backoff_min_s=0.05, backoff_max_s=0.2)
+    stop = asyncio.Event()
+    task = asyncio.create_task(up.run(stop))
+    try:
+        await wait_for(lambda: up.stats.clock_offset_s is not None, timeout=20)
+        assert abs(up.stats.clock_offset_s or 0) < 60 and up.stats.connects == 1
+        shift[0] = timedelta(hours=1)
+        await wait_for(lambda: up.stats.connects == 2, timeout=20)  # was: never (the same session went on)
+        await wait_for(lambda: 3500 < (up.stats.clock_offset_s or 0) < 3700, timeout=20)
+        body = {"type": "sos", "severity": "critical", "address": BAND, "patient_id": 1,
+                "t": datetime.now(UTC).isoformat(), "lat": 16.5443, "lon": 102.1001, "uncertainty_m": 20.0}
+        alert = ob.put("alert", body)
+        up.notify()
+        await wait_for(lambda: {i: st for i, _t, st in ob.all_ids()}[alert.id] == ACKED, timeout=20)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+        ob.close()

@@ -77,22 +77,25 @@ CREATE TABLE IF NOT EXISTS band_counter (address TEXT PRIMARY KEY, seq INTEGER N
 """
 INDEX = "CREATE INDEX IF NOT EXISTS outbox_send ON outbox(state, rank, priority, seq)"
 
-# SQLite result codes meaning "the disk refuses writes" (primary codes; extended ones are & 0xff).
-SQLITE_IOERR, SQLITE_FULL = 10, 13
+# SQLite result codes meaning "the disk refuses writes" (primary codes; extended ones are & 0xff): full, failing,
+# and (faults19) a file that cannot be made or written there (its folder removed, a read-only file system).
+SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN = 8, 10, 13, 14
+REFUSALS = (SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN)
 # ... and "the outbox file is not a sound database" (damaged, or not ours).
 SQLITE_CORRUPT, SQLITE_NOTADB = 11, 26
 SALVAGE_CHUNK = 256  # rows read at a time (by rowid) from a damaged file whose whole read fails
 
 
 def disk_refused(exc: BaseException) -> bool:
-    """True for SQLITE_FULL / SQLITE_IOERR (disk full or failing), not for a bug in our SQL."""
+    """True for SQLITE_FULL / SQLITE_IOERR (disk full or failing) and SQLITE_CANTOPEN / SQLITE_READONLY (no file
+    can be made or written there), not for a bug in our SQL."""
     if not isinstance(exc, sqlite3.OperationalError):
         return False
     code = getattr(exc, "sqlite_errorcode", None)
     if isinstance(code, int):
-        return (code & 0xFF) in (SQLITE_FULL, SQLITE_IOERR)
+        return (code & 0xFF) in REFUSALS
     text = str(exc).lower()
-    return "disk is full" in text or "disk i/o error" in text
+    return any(w in text for w in ("disk is full", "disk i/o error", "unable to open database", "readonly database"))
 
 
 def damaged(exc: BaseException) -> bool:
@@ -110,7 +113,7 @@ def _ident(path: Path) -> tuple[int, int] | None:
     """Which file is at `path` (device, inode), or None: none is."""
     try:
         st = os.stat(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
     return st.st_dev, st.st_ino
 
@@ -246,8 +249,13 @@ class Outbox:
             self._ident = _ident(path)
 
     def _reopen(self) -> bool:
-        """Started on a full disk: open the real outbox now, if the disk lets us. Lock held."""
+        """Started on a full disk (or the outbox was made again): open the real outbox now, if the disk lets us.
+        Its folder is made again if it was removed (faults19). Lock held."""
         try:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError:
+                pass  # then SQLite cannot open the file either: SQLITE_CANTOPEN, a refusal like a full disk
             db = _open(self.path)
         except sqlite3.OperationalError as e:
             if not disk_refused(e):

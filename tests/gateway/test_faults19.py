@@ -171,3 +171,38 @@ async def test_a_config_answer_that_is_not_a_site_config_is_refused_and_the_one_
             assert sum("config from backend rejected" in r.getMessage() for r in caplog.records) == 2
     finally:
         await backend.stop()
+
+
+def test_an_outbox_whose_folder_is_removed_or_cannot_be_made_keeps_its_messages(tmp_path: Path) -> None:
+    """Fault 2 again, the folder itself removed (`rm -rf data/` by a clean-up script) while the gateway runs: the
+    outbox is made again with its folder. And where no file can be made (the folder replaced by a file here;
+    a read-only file system alike: SQLITE_CANTOPEN / SQLITE_READONLY), messages are held in memory as on a
+    full disk (`disk_full`, one ERROR line) and written when a file can be made again: an SOS put meanwhile
+    is not lost. (The first version of this pass raised `unable to open database file` from every `put`.)"""
+    import shutil
+
+    folder = tmp_path / "data"
+    queue = folder / "outbox.sqlite3"
+    ob = Outbox(queue, retry_s=0.0)
+    try:
+        first = ob.put("alert", {"type": "sos"})
+        shutil.rmtree(folder)
+        assert not ob.check_file()  # made again, with its folder
+        assert {i for i, _t, _s in ob.all_ids()} == {first.id} and queue.exists()
+        shutil.rmtree(folder)
+        folder.write_text("not a folder")
+        assert not ob.check_file()  # cannot be made: held in memory
+        assert ob.disk_full and "unable to open" in (ob.last_disk_error or "")
+        second = ob.put("alert", {"type": "sos"})
+        assert {q.id for q in ob.pending(10)} == {first.id, second.id}
+        assert not ob.recover()
+        folder.unlink()
+        assert ob.recover() and not ob.disk_full
+        assert {i: st for i, _t, st in ob.all_ids()} == {first.id: 0, second.id: 0}
+    finally:
+        ob.close()
+    again = Outbox(queue)
+    try:
+        assert {q.id for q in again.pending(10)} == {first.id, second.id}
+    finally:
+        again.close()

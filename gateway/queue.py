@@ -24,21 +24,33 @@ could hold it.
 
 The same database keeps the band replay guard's newest counters
 (`band_counter`), so a restart does not reopen recorded frames.
+
+When the outbox file itself is damaged (SQLITE_CORRUPT / SQLITE_NOTADB: an SD
+card after a power cut), deleted or replaced by another file while the gateway
+runs, the outbox is rebuilt (faults19): the pending messages and counters
+that can still be read are kept (with their ids), the damaged file is moved
+aside as `NAME.damaged-<UTC time>` for a person to look at, a new outbox is
+made at the same path, and it says so at ERROR (`replaced`, `last_damage`).
+A gateway whose outbox was damaged at start used to exit with a traceback at
+every start (a supervisor's crash loop: no SOS ever left); one whose outbox
+was deleted ran on an unlinked file and lost every pending message at the
+next restart, saying nothing.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from chumphae.timeutil import utcnow
 
@@ -65,19 +77,67 @@ CREATE TABLE IF NOT EXISTS band_counter (address TEXT PRIMARY KEY, seq INTEGER N
 """
 INDEX = "CREATE INDEX IF NOT EXISTS outbox_send ON outbox(state, rank, priority, seq)"
 
-# SQLite result codes meaning "the disk refuses writes" (primary codes; extended ones are & 0xff).
-SQLITE_IOERR, SQLITE_FULL = 10, 13
+# SQLite result codes meaning "the disk refuses writes" (primary codes; extended ones are & 0xff): full, failing,
+# and (faults19) a file that cannot be made or written there (its folder removed, a read-only file system).
+SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN = 8, 10, 13, 14
+REFUSALS = (SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN)
+# ... and "the outbox file is not a sound database" (damaged, or not ours).
+SQLITE_CORRUPT, SQLITE_NOTADB = 11, 26
+SALVAGE_CHUNK = 256  # rows read at a time (by rowid) from a damaged file whose whole read fails
 
 
 def disk_refused(exc: BaseException) -> bool:
-    """True for SQLITE_FULL / SQLITE_IOERR (disk full or failing), not for a bug in our SQL."""
+    """True for SQLITE_FULL / SQLITE_IOERR (disk full or failing) and SQLITE_CANTOPEN / SQLITE_READONLY (no file
+    can be made or written there), not for a bug in our SQL."""
     if not isinstance(exc, sqlite3.OperationalError):
         return False
     code = getattr(exc, "sqlite_errorcode", None)
     if isinstance(code, int):
-        return (code & 0xFF) in (SQLITE_FULL, SQLITE_IOERR)
+        return (code & 0xFF) in REFUSALS
     text = str(exc).lower()
-    return "disk is full" in text or "disk i/o error" in text
+    return any(w in text for w in ("disk is full", "disk i/o error", "unable to open database", "readonly database"))
+
+
+def damaged(exc: BaseException) -> bool:
+    """True when SQLite says the file is damaged or not a database (SQLITE_CORRUPT, SQLITE_NOTADB)."""
+    if not isinstance(exc, sqlite3.DatabaseError):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return (code & 0xFF) in (SQLITE_CORRUPT, SQLITE_NOTADB)
+    text = str(exc).lower()
+    return "malformed" in text or "not a database" in text
+
+
+def _ident(path: Path) -> tuple[int, int] | None:
+    """Which file is at `path` (device, inode), or None: none is."""
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return st.st_dev, st.st_ino
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _heals(method: Callable[Concatenate[Outbox, _P], _R]) -> Callable[Concatenate[Outbox, _P], _R]:
+    """A call that finds the outbox file damaged rebuilds the outbox (what can be read is kept) and is
+    made again, once, on the new file (faults19)."""
+
+    def call(self: Outbox, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as e:
+            if not damaged(e):
+                raise
+            with self._lock:
+                self._rebuild(f"damaged ({e})")
+        return method(self, *args, **kwargs)
+
+    call.__name__, call.__doc__ = method.__name__, method.__doc__
+    return call
 
 
 def _open(path: Path) -> sqlite3.Connection:
@@ -162,8 +222,20 @@ class Outbox:
         self._retry_at = 0.0
         self._lock = threading.Lock()
         self._on_disk = True
+        self._seq = 0
+        self.replaced = 0  # times the outbox file was found damaged, deleted or replaced, and rebuilt
+        self.last_damage: str | None = None
+        self._ident: tuple[int, int] | None = None
         try:
-            self._db = _open(path)
+            try:
+                self._db = _open(path)
+            except sqlite3.DatabaseError as e:
+                if not damaged(e):
+                    raise
+                # Damaged before we started (an SD card after a power cut): nothing in it can be read. It used to
+                # end the gateway at every start (faults19); now it is moved aside and a new outbox made.
+                self._db = _open(Path(":memory:"))
+                self._rebuild(f"damaged ({e})", salvage=False)
         except sqlite3.OperationalError as e:
             if not disk_refused(e):
                 raise
@@ -172,11 +244,18 @@ class Outbox:
             # what the outbox held from before waits for that.
             self._db, self._on_disk = _open(Path(":memory:")), False
             self._refused(e)
-        self._seq = _top_seq(self._db)
+        self._seq = max(self._seq, _top_seq(self._db))
+        if self._on_disk:
+            self._ident = _ident(path)
 
     def _reopen(self) -> bool:
-        """Started on a full disk: open the real outbox now, if the disk lets us. Lock held."""
+        """Started on a full disk (or the outbox was made again): open the real outbox now, if the disk lets us.
+        Its folder is made again if it was removed (faults19). Lock held."""
         try:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError:
+                pass  # then SQLite cannot open the file either: SQLITE_CANTOPEN, a refusal like a full disk
             db = _open(self.path)
         except sqlite3.OperationalError as e:
             if not disk_refused(e):
@@ -191,16 +270,93 @@ class Outbox:
         self._seq = max(self._seq, top)
         self._db.close()
         self._db, self._on_disk = db, True
+        self._ident = _ident(self.path)
         return True
 
     def close(self) -> None:
         with self._lock:
             if self._held or self._done_later or self._counters_later:
-                self._try_disk()  # a last chance for what only memory holds
+                try:
+                    self._try_disk()  # a last chance for what only memory holds
+                except sqlite3.DatabaseError as e:
+                    if not damaged(e):
+                        raise
+                    self._rebuild(f"damaged ({e})")
             if self._held:
                 log.error("outbox closed with %d messages only in memory (disk full): they are lost",
                           len(self._held))
             self._db.close()
+
+    # -- a damaged, deleted or replaced outbox file (faults19) -----------------
+    def check_file(self) -> bool:
+        """Is the file at `path` still the one we write? (Called each second by the gateway's housekeeping.)
+        Deleted (an operator freeing space, a clean-up script) or replaced by another file: the outbox is
+        rebuilt at `path` from the open database, so a restart loses nothing. False when it was rebuilt."""
+        with self._lock:
+            if not self._on_disk:
+                return True
+            now = _ident(self.path)
+            if now == self._ident:
+                return True
+            self._rebuild("deleted" if now is None else "replaced by another file")
+            return False
+
+    def _salvage(self) -> None:
+        """Everything still readable in the open database that is not acknowledged goes to memory (same ids,
+        seqs and ranks), as its band counters do; a damaged page loses only the rows on it. Lock held."""
+        cols = "id, seq, priority, type, created, msg, rank"
+        rows: list[tuple[Any, ...]] = []
+        try:
+            rows = self._db.execute(f"SELECT {cols} FROM outbox WHERE state=0").fetchall()
+        except sqlite3.DatabaseError:
+            for lo in range(0, self._seq + 1, SALVAGE_CHUNK):  # rowids never pass the seq counter
+                try:
+                    rows += self._db.execute(f"SELECT {cols} FROM outbox WHERE state=0 AND rowid BETWEEN ? AND ?",
+                                             (lo, lo + SALVAGE_CHUNK - 1)).fetchall()
+                except sqlite3.DatabaseError:
+                    continue
+        for r in rows:
+            try:
+                h = _Held(str(r[0]), int(r[1]), int(r[2]), str(r[3]), str(r[4]), str(r[5]), int(r[6]))
+            except (TypeError, ValueError):
+                continue
+            self._held.setdefault(h.id, h)
+        try:
+            for a, q in self._db.execute("SELECT address, seq FROM band_counter"):
+                self._counters_later[str(a)] = max(int(q), self._counters_later.get(str(a), int(q)))
+        except (sqlite3.DatabaseError, TypeError, ValueError):
+            pass
+
+    def _move_aside(self) -> Path | None:
+        """The file at `path` (and its -wal / -shm: a stale log must not meet a new database) renamed to
+        `NAME.damaged-<UTC time>`; None when there was none."""
+        aside = self.path.with_name(f"{self.path.name}.damaged-{utcnow().strftime('%Y%m%dT%H%M%S.%fZ')}")
+        moved = None
+        for suffix in ("", "-wal", "-shm"):
+            src = Path(f"{self.path}{suffix}")
+            if src.exists():
+                os.replace(src, f"{aside}{suffix}")
+                moved = moved or aside
+        return moved
+
+    def _rebuild(self, why: str, *, salvage: bool = True) -> None:
+        """The outbox file is damaged, deleted or replaced: keep what can be read (in memory), close it, move
+        the file aside, open a new outbox at `path` and write it there (`_try_disk`: the disk-full rules if it
+        refuses). Said at ERROR; counted in `replaced`. Lock held."""
+        if salvage:
+            self._salvage()
+        try:
+            self._db.close()  # before anything new exists at path: closing removes its -wal / -shm by name
+        except sqlite3.Error:
+            pass
+        moved = self._move_aside()
+        self.replaced += 1
+        self.last_damage = f"outbox file {why}" + (f"; moved aside to {moved.name}" if moved else "")
+        self._db, self._on_disk = _open(Path(":memory:")), False
+        alerts = sum(1 for h in self._held.values() if h.type == "alert")
+        log.error("%s: a new outbox is made at %s with the %d pending messages (%d alerts) that could be read",
+                  self.last_damage, self.path, len(self._held), alerts)
+        self._try_disk()
 
     # -- disk refusals -------------------------------------------------------
     def _rollback(self) -> None:
@@ -251,6 +407,7 @@ class Outbox:
         self._recovered()
         return True
 
+    @_heals
     def recover(self) -> bool:
         """During a disk-full episode, try the disk again (at most every `retry_s`). True = on disk."""
         with self._lock:
@@ -268,6 +425,7 @@ class Outbox:
             self.memory_dropped += extra
 
     # -- writing -------------------------------------------------------------
+    @_heals
     def next_seq(self) -> int:
         """A fresh sequence number (persisted: it never goes back across restarts; while the disk
         refuses writes it is kept in memory and written with the next successful write)."""
@@ -285,6 +443,7 @@ class Outbox:
     def put(self, type_: str, body: dict[str, Any], t: datetime | None = None) -> Queued:
         return self.put_many([(type_, body, t)])[0]
 
+    @_heals
     def put_many(self, items: Iterable[tuple[str, dict[str, Any], datetime | None]]) -> list[Queued]:
         """Store messages in one transaction; they are durable when this returns, unless the disk
         refuses writes: then they are held in memory (see the module doc) and written later."""
@@ -326,6 +485,7 @@ class Outbox:
             self.dropped += cur.rowcount
 
     # -- sending -------------------------------------------------------------
+    @_heals
     def pending(self, limit: int, skip: Iterable[str] = ()) -> list[Queued]:
         """Unacked messages in sending order (not deferred first, alerts first, then seq), not in
         `skip`; those held in memory during a disk-full episode included."""
@@ -342,6 +502,7 @@ class Outbox:
         both = sorted([r for r in rows if r[3] not in skip_set] + [h for h in held if h[3] not in skip_set])
         return [Queued(r[3], r[2], r[4], r[5], r[0] > 0) for r in both[:limit]]
 
+    @_heals
     def defer(self, msg_id: str) -> bool:
         """Move one pending message behind all others (it is not dropped). False if unknown."""
         with self._lock:
@@ -394,9 +555,11 @@ class Outbox:
                 [(st, now, i) for i, st in self._done_later.items()],
             )
 
+    @_heals
     def ack(self, ids: Iterable[str]) -> int:
         return self._finish(ids, ACKED)
 
+    @_heals
     def reject(self, ids: Iterable[str]) -> int:
         """The backend called these malformed: re-sending would fail forever."""
         return self._finish(ids, REJECTED)
@@ -411,6 +574,7 @@ class Outbox:
                 [(a, int(q), now) for a, q in seqs.items()],
             )
 
+    @_heals
     def save_counters(self, seqs: Mapping[str, int]) -> None:
         """Store the replay guard's newest band counters (one transaction; never lowers one). While
         the disk refuses writes they wait in memory and go with the next successful write."""
@@ -423,11 +587,13 @@ class Outbox:
                 return
             self._try_disk()
 
+    @_heals
     def load_counters(self) -> dict[str, int]:
         with self._lock:
             return {a: int(q) for a, q in self._db.execute("SELECT address, seq FROM band_counter")}
 
     # -- state -----------------------------------------------------------------
+    @_heals
     def depth(self) -> tuple[int, int]:
         """(pending messages, of which alerts), memory included."""
         with self._lock:
@@ -445,6 +611,7 @@ class Outbox:
         """Messages held only in memory (disk full)."""
         return len(self._held)
 
+    @_heals
     def prune(self) -> int:
         cutoff = (utcnow() - timedelta(seconds=self.keep_acked_s)).isoformat()
         with self._lock:
@@ -456,6 +623,7 @@ class Outbox:
                     raise
                 return 0
 
+    @_heals
     def all_ids(self) -> list[tuple[str, str, int]]:
         """(id, type, state) of every row on disk, in seq order (audit and tests)."""
         with self._lock:

@@ -245,6 +245,8 @@ class Gateway:
         tasks = self.supervisor.health()
         if tasks["last_error"] is None and self.outbox.disk_full:
             tasks["last_error"] = f"outbox: {self.outbox.last_disk_error}"[:130]
+        elif tasks["last_error"] is None and self.outbox.last_damage:
+            tasks["last_error"] = f"outbox: {self.outbox.last_damage}"[:130]
         return {
             "uptime_s": round(now - self.started, 1),
             "adverts_total": n,
@@ -262,6 +264,7 @@ class Gateway:
             "clock_offset_s": self.uplink.stats.clock_offset_s if self.uplink else None,
             "memory_queue": self.outbox.memory_queue(),
             "memory_dropped": self.outbox.memory_dropped,
+            "outbox_replaced": self.outbox.replaced,
             **tasks,
             **(self.raw.health() if self.raw is not None else {}),
             "scanner_restarts": scan.get("restarts", 0),
@@ -326,11 +329,13 @@ class Gateway:
             self.outbox.close()
 
     async def _housekeeping(self, stop: asyncio.Event, every_s: float = 1.0) -> None:
-        """Each second: try the disk again during a disk-full episode (then wake the uplink: what was
-        held in memory is on disk now) and store the band counters accepted since the last time."""
+        """Each second: check that the outbox file is still there (deleted or replaced: rebuilt, faults19), try
+        the disk again during a disk-full episode (then wake the uplink: what was held in memory is on disk
+        now) and store the band counters accepted since the last time."""
         while True:
             if await wait_up_to(stop.wait(), every_s):
                 return
+            self.outbox.check_file()
             if self.outbox.disk_full and self.outbox.recover() and self.uplink is not None:
                 self.uplink.notify()
             self.save_counters()

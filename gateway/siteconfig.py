@@ -141,7 +141,7 @@ def load_cache(path: Path) -> SiteConfig | None:
         return parse(data["config"], data.get("etag"))
     except FileNotFoundError:
         return None
-    except (ValueError, KeyError, TypeError) as e:
+    except (ValueError, KeyError, TypeError, AttributeError) as e:  # AttributeError: `"config": []`
         log.warning("ignoring unreadable config cache %s: %s: %s", path, type(e).__name__, e)
         return None
 
@@ -164,7 +164,16 @@ async def fetch(
         log.warning("config fetch: HTTP %s; keeping last copy", resp.status_code)
         return None
     try:
-        return parse(resp.json(), resp.headers.get("etag"))
+        doc = resp.json()
+        # The backend always sends these lists (§2). An answer without them is not a site config (a proxy's or a
+        # broken backend's `{}`, `[]`, `null`): faults19: `{}` was applied, the gateway knew no band and sent
+        # nothing from then on, saying nothing; `[]` raised AttributeError, and at start ended the gateway even
+        # with a good cached copy on disk.
+        if not isinstance(doc, dict) or not isinstance(doc.get("receivers"), list) \
+                or not isinstance(doc.get("bands"), list):
+            raise ValueError(f"not a site config (a JSON object with receivers and bands lists): "
+                             f"{type(doc).__name__} with {sorted(doc)[:8] if isinstance(doc, dict) else 'no keys'}")
+        return parse(doc, resp.headers.get("etag"))
     except ValueError as e:
-        log.error("config from backend rejected: %s", e)
+        log.error("config from backend rejected: %s; keeping the config in use", e)
         return None

@@ -40,6 +40,7 @@ import queue
 import random
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -66,6 +67,8 @@ URGENT, BULK = 0, 1  # worker priorities: alerts first
 # alert's database round trips ends with its thread waiting for the lock while the event loop and the bulk
 # threads compute; at 5 ms per hand-over a dozen round trips cost hundreds of milliseconds under load.
 SWITCH_INTERVAL_S = 0.0005
+CLOCK_JUMP_S = 60.0  # this process's wall clock moved this far against its monotonic one: gateways measure again
+CLOCK_CHECK_S = 2.0
 LINGER_STEP_S = 0.001  # how often a lingering bulk batch looks for more frames
 # The cyclic garbage collector's first threshold (Python's default: 700 container objects allocated net). Under
 # ingest load a batch's frames, messages and rows live across a few awaits, so at 700 they survive two young
@@ -89,6 +92,9 @@ class IngestOptions:
     # The whole document is built this often even if the version did not move: a change the triggers
     # (migration 0006) do not see still reaches the gateways.
     config_rebuild_s: float = 600.0
+    # A batch not stored after this long is said at WARNING (and again when it is): faults19, PostgreSQL's alert
+    # table locked 45 s by another session, or SQLite write-locked: the batch waited, and nothing was logged.
+    slow_batch_s: float = 10.0
 
 
 @dataclass
@@ -280,8 +286,8 @@ class _Session:
     """The queues and tasks of one connection."""
 
     def __init__(self, ws: WebSocket, engine: Engine, gateway_id: int, counters: IngestCounters,
-                 options: IngestOptions) -> None:
-        self.ws, self.engine, self.gateway_id = ws, engine, gateway_id
+                 options: IngestOptions, slug: str = "") -> None:
+        self.ws, self.engine, self.gateway_id, self.slug = ws, engine, gateway_id, slug
         self.counters, self.options = counters, options
         self.states = {URGENT: IngestState(gateway_id), BULK: IngestState(gateway_id)}  # one per processor
         self.alerts: asyncio.Queue[Message | None] = asyncio.Queue(options.inbox_max)
@@ -338,7 +344,7 @@ class _Session:
                 engine = self.engine
                 fut = self.workers.submit(priority, functools.partial(
                     _parse_and_store, engine, self.states[priority], self.gateway_id, items, priority == URGENT))
-                refused, result = await asyncio.wrap_future(fut)
+                refused, result = await self._stored(asyncio.wrap_future(fut), len(items), priority)
                 for rejection in refused:
                     await self.reject(rejection)
                 self.counters.stored += result.stored
@@ -353,6 +359,28 @@ class _Session:
                     self.workers.submit(BULK, functools.partial(_dispatch, engine, result))
             if closed:
                 return
+
+    async def _stored(self, fut: asyncio.Future[T], n: int, priority: int) -> T:
+        """The batch's result; a batch not stored after `slow_batch_s` is said at WARNING, and again when it is
+        (a timer beside the await: +33, +24 and -18 µs a batch against a bare await in three runs of a loop of
+        thread round trips at load 7-9, within that noise; docs/performance.md, faults19)."""
+        loop = asyncio.get_running_loop()
+        kind = "alerts" if priority == URGENT else "messages"
+        started, slow = loop.time(), [False]
+
+        def say() -> None:
+            slow[0] = True
+            log.warning("gateway %s: a batch of %d %s not stored after %.0f s: the database is slow or locked; "
+                        "waiting for it (nothing is acked meanwhile)", self.slug, n, kind, self.options.slow_batch_s)
+
+        timer = loop.call_later(self.options.slow_batch_s, say)
+        try:
+            return await fut
+        finally:
+            timer.cancel()
+            if slow[0]:
+                log.warning("gateway %s: that batch of %d %s ended after %.1f s", self.slug, n, kind,
+                            loop.time() - started)
 
     def _take(self, inbox: asyncio.Queue[Any], items: list[Any]) -> None:
         """Add every frame waiting, up to `batch_max`."""
@@ -384,7 +412,7 @@ async def serve(ws: WebSocket, *, engine: Engine, gateway_id: int, slug: str, si
     backend takes alert sockets (announced in the main socket's `welcome`), or None."""
     await ws.accept()
     await sockets.claim(gateway_id, ws, lane)
-    session = _Session(ws, engine, gateway_id, sockets.counters, options)
+    session = _Session(ws, engine, gateway_id, sockets.counters, options, slug)
     try:
         known = await asyncio.to_thread(_etag, engine, gateway_id)
     except Exception as exc:
@@ -409,6 +437,7 @@ async def serve(ws: WebSocket, *, engine: Engine, gateway_id: int, slug: str, si
     reader = asyncio.create_task(session.read())
     watcher = asyncio.create_task(_watch_config(ws, engine, gateway_id, known, options) if lane == BULK_LANE
                                   else _forever())
+    clock = asyncio.create_task(_watch_clock(ws, slug))
     workers = [asyncio.create_task(session.process(session.alerts, URGENT)),
                asyncio.create_task(session.process(session.bulk, BULK))]
     try:
@@ -426,11 +455,35 @@ async def serve(ws: WebSocket, *, engine: Engine, gateway_id: int, slug: str, si
         with contextlib.suppress(Exception):
             await ws.close(code=1011)
     finally:
-        for task in (reader, watcher, *workers):
+        for task in (reader, watcher, clock, *workers):
             task.cancel()
-        await asyncio.gather(reader, watcher, *workers, return_exceptions=True)
+        await asyncio.gather(reader, watcher, clock, *workers, return_exceptions=True)
         sockets.release(gateway_id, ws, lane)
         _locks.pop(id(ws), None)
+
+
+def _skew() -> float:
+    return utcnow().timestamp() - time.monotonic()
+
+
+async def _watch_clock(ws: WebSocket, slug: str) -> None:
+    """This backend's wall clock against its monotonic one (faults19). A gateway measures its clock against the
+    backend's only at its `welcome` (`server_time`; faults18: while they differ by more than 300 s the radio
+    stamps messages with the backend's time), so a jump of the backend's clock (NTP stepping it, a resumed VM)
+    left every connected gateway's messages an hour early or late to the backend until it happened to
+    reconnect: positions refused as from the future, or alerts taken as late. A jump of more than CLOCK_JUMP_S
+    closes the socket with 1012 (service restart): the gateway reconnects at once and its new welcome carries
+    the clock as it is now. Nothing is lost: what was not acked is sent again."""
+    base = _skew()
+    while True:
+        await asyncio.sleep(CLOCK_CHECK_S)
+        jump = _skew() - base
+        if abs(jump) > CLOCK_JUMP_S:
+            log.warning("gateway %s: this backend's clock jumped by %+.0f s; closing with 1012 so that the gateway "
+                        "reconnects and its welcome carries the clock as it is now", slug, jump)
+            with contextlib.suppress(Exception):
+                await ws.close(code=1012, reason="server clock changed")
+            return
 
 
 async def _forever() -> None:

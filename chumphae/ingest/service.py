@@ -46,6 +46,7 @@ nothing is acknowledged and nothing is called poison.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import weakref
@@ -240,6 +241,21 @@ def _store_or_split(engine: Engine, gateway_id: int, messages: list[Message], de
 
 
 RETRIES_S = (0.05, 0.25, 1.0)  # a busy or briefly lost database is retried before the gateway is told to go
+SAY_WAITING_EVERY_S = 10.0  # a database that keeps failing batches is said at WARNING at most this often
+
+log = logging.getLogger(__name__)
+_said_waiting = [-SAY_WAITING_EVERY_S]  # monotonic time of the last such WARNING (all connections)
+
+
+def _say_waiting(exc: BaseException, pause: float) -> None:
+    """A batch failed on the database and will be tried again (faults19: SQLite write-locked by another program
+    for 40 s, each try waiting out its 30 s busy timeout: the backend said nothing until it gave up, minutes on,
+    while the gateway timed out and reconnected). At most every SAY_WAITING_EVERY_S, whoever sees it."""
+    now = time.monotonic()
+    if now - _said_waiting[0] >= SAY_WAITING_EVERY_S:
+        _said_waiting[0] = now
+        log.warning("database busy or away (%s): a batch is tried again in %.2f s; gateways wait for its ack "
+                    "(said at most every %.0f s)", _reason(exc), pause, SAY_WAITING_EVERY_S)
 
 
 def _attempt(engine: Engine, gateway_id: int, messages: list[Message], dead: list[Rejection],
@@ -267,6 +283,7 @@ def _attempt(engine: Engine, gateway_id: int, messages: list[Message], dead: lis
                 raise
             if pause is None:
                 raise Unavailable(_reason(exc)) from exc
+            _say_waiting(exc, pause)
             time.sleep(pause)
     raise AssertionError("unreachable")
 

@@ -26,7 +26,7 @@ MAIN_PATH, ALERT_PATH = "/api/v1/gateway/ws", "/api/v1/gateway/alerts"
 class FakeBackend:
     def __init__(self, token: str, config: dict[str, Any] | None = None, port: int = 0) -> None:
         self.token = token
-        self.config = config or {}
+        self.config = config or {"receivers": [], "bands": []}  # a site with none (a site config has both lists)
         self.port = port
         self.stored: dict[str, dict[str, Any]] = {}  # id → message (the "database")
         self.deliveries: Counter[str] = Counter()  # id → times received

@@ -24,7 +24,8 @@ The simulated world:
     offset of up to ±12 m from the centreline: the zone edge is 20 m from it, so some walks
     run close to the edge under RSSI noise; these must NOT alert), some true wander
     episodes (day: along a route then off it 120–350 m, out 6–20 min; night: out of the
-    house along the road and off it, 5–15 min), falls (the simulator's wrist fall trace,
+    house along the road and off it, 5–15 min; each really leaves, `leaves`: 40 m from the zone
+    within 80 m of path after the exit, never back in before the return), falls (the simulator's wrist fall trace,
     lying 4–10 min after) and hard negatives (the simulator's table-slap trace).
 
 Time: no sleeping. The driver calls the source's `second()` and the pipeline's `tick()`

@@ -24,7 +24,8 @@ The simulated world:
     offset of up to ±12 m from the centreline: the zone edge is 20 m from it, so some walks
     run close to the edge under RSSI noise; these must NOT alert), some true wander
     episodes (day: along a route then off it 120–350 m, out 6–20 min; night: out of the
-    house along the road and off it, 5–15 min), falls (the simulator's wrist fall trace,
+    house along the road and off it, 5–15 min; each really leaves, `leaves`: 40 m from the zone
+    within 80 m of path after the exit, never back in before the return), falls (the simulator's wrist fall trace,
     lying 4–10 min after) and hard negatives (the simulator's table-slap trace).
 
 Time: no sleeping. The driver calls the source's `second()` and the pipeline's `tick()`
@@ -106,10 +107,13 @@ GRACE_S = 120.0
 WALK_OFFSET_M = 12.0  # lateral offset of a walk from the route centreline (tolerance is 20 m)
 WINDOW_S = 300  # one sampled quiet window
 WALK_REACH_M = 300.0  # a walk turns back at most this far along a route
+LEAVE_M = 40.0  # a wander excursion goes at least this far from the zone (wander-24's rule, `leaves`) ...
+LEAVE_WITHIN_M = 80.0  # ... within this much of its path after it left, and stays that far to its end
 RADIO = Radio(p1m_dbm=-59.0, path_loss_n=2.2, noise_db=4.0, shadowing_db=3.0, drop_rate=0.15,
               sensitivity_dbm=-100.0, repeats=1)
 
 LatLon = tuple[float, float]
+XYPath = list[tuple[float, float]]  # metric
 
 
 # -- the site ------------------------------------------------------------------------------
@@ -214,29 +218,80 @@ def normal_walk(site: Site, rng: random.Random) -> list[tuple[float, float]]:
     return [site.home_xy, (e.x, e.y), site.home_xy]
 
 
+def leaves(zone_geom: Any, path: XYPath, far_m: float = LEAVE_M, within_m: float = LEAVE_WITHIN_M) -> bool:
+    """Whether an outbound wander path really leaves `zone_geom` (the zone in force for the episode), by the
+    truth geometry, the path densified every 2 m: it starts inside and ends outside; from its first point
+    outside (more than a millimetre from the zone) it never comes back in; within `within_m` of path after
+    that point it is `far_m` from the zone; and from where it first is, it stays at least that far to its end
+    (where the wearer lingers).
+    An excursion 0.7 m outside a corridor for 14 min (wander-23's 284 p1) is not one a caregiver would call
+    wandering, and no locator can tell it from a walk on the road's verge."""
+    if len(path) < 2:
+        return False
+    xy = shapely.get_coordinates(shapely.segmentize(LineString(path), 2.0))
+    d = shapely.distance(zone_geom, shapely.points(xy))
+    s = np.concatenate(([0.0], np.cumsum(np.hypot(*np.diff(xy, axis=0).T))))
+    out = d > 1e-3
+    if out[0] or not out[-1]:
+        return False
+    k0 = int(np.argmax(out))
+    if not out[k0:].all():
+        return False
+    far = np.nonzero(d[k0:] >= far_m)[0]
+    if far.size == 0:
+        return False
+    k1 = k0 + int(far[0])
+    return bool(s[k1] - s[k0] <= within_m and (d[k1:] >= far_m).all())
+
+
 def wander_path(site: Site, rng: random.Random, night: bool) -> list[tuple[float, float]] | None:
     """Out along a route, then off it away from the zone; returns the outbound path (inside → far outside),
     or None when 40 tries found no way out (that day then has no wander episode, as when no slot is free)."""
+    return wander_search(site, rng, night)[0]
+
+
+def wander_search(site: Site, rng: random.Random, night: bool) -> tuple[XYPath | None, bool]:
+    """`wander_path` and whether its path was re-drawn: a path the generator drew before wander-24 (which
+    checked only that the path is outside, not by how much) that fails `leaves`. The search then goes on with a
+    copy of `rng`, so `rng` ends where the old generator left it and the rest of the patient's plan draws the
+    same numbers (only the slot times that depend on the episode's length can move)."""
     zone = site.zone.night if night and site.zone.night is not None else site.zone.day
+    src = rng
     for _ in range(40):
-        base = outbound(site, rng, 0.0)
-        if base is None or not _inside(site.zone.day, base):
-            continue
-        if night:
-            base = base[: max(2, len(base) // 2)]
-        (ax, ay), (bx, by) = base[-2], base[-1]
-        dx, dy = bx - ax, by - ay
-        norm = math.hypot(dx, dy) or 1.0
-        dist = rng.uniform(120, 350)
-        signs = [1, -1]
-        rng.shuffle(signs)
-        for sgn in signs:
-            nx, ny = -dy / norm * sgn, dx / norm * sgn
-            off = [(bx + nx * d, by + ny * d) for d in np.arange(5.0, dist + 1, 5.0)]
-            far = [p for p in off if math.dist(p, (bx, by)) >= 30.0]
-            if far and not any(zone.intersects(Point(p)) for p in far[::2]):
-                return base + off
-    return None
+        path, old = _wander_try(site, src, night, zone)
+        if path is not None:
+            return path, src is not rng or path is not old
+        if old is not None and src is rng:  # the old generator returned here: search on without moving `rng`
+            src = random.Random()
+            src.setstate(rng.getstate())
+    return None, src is not rng
+
+
+def _wander_try(site: Site, rng: random.Random, night: bool, zone: Any) -> tuple[XYPath | None, XYPath | None]:
+    """One try, with the old generator's draws: the path (the first side that meets `leaves`, or None) and the
+    old generator's path for this try (the first side whose far points are all outside the zone, or None)."""
+    base = outbound(site, rng, 0.0)
+    if base is None or not _inside(site.zone.day, base):
+        return None, None
+    if night:
+        base = base[: max(2, len(base) // 2)]
+    (ax, ay), (bx, by) = base[-2], base[-1]
+    dx, dy = bx - ax, by - ay
+    norm = math.hypot(dx, dy) or 1.0
+    dist = rng.uniform(120, 350)
+    signs = [1, -1]
+    rng.shuffle(signs)
+    old: XYPath | None = None
+    for sgn in signs:
+        nx, ny = -dy / norm * sgn, dx / norm * sgn
+        off = [(bx + nx * d, by + ny * d) for d in np.arange(5.0, dist + 1, 5.0)]
+        far = [p for p in off if math.dist(p, (bx, by)) >= 30.0]
+        if far and not any(zone.intersects(Point(p)) for p in far[::2]):
+            path = base + off
+            old = path if old is None else old
+            if leaves(zone, path):
+                return path, old
+    return None, old
 
 
 def local_xy(site: Site) -> Any:
@@ -354,6 +409,7 @@ class Action:
     kind: str  # walk | wander | return | fall | get_up | slap
     path: list[LatLon] = field(default_factory=list)
     speed: float = 0.8
+    redrawn: bool = False  # a wander path re-drawn by wander-24's rule (`leaves`)
 
 
 @dataclass
@@ -375,6 +431,7 @@ class PatientRun:
     quiet_simulated_s: float
     quiet_total_s: float
     adverts: int
+    redrawn: int = 0  # wander paths re-drawn by `leaves` (the old generator's path did not really leave)
 
 
 def _free(busy: list[tuple[float, float]], a: float, b: float) -> bool:
@@ -399,7 +456,7 @@ def plan_days(site: Site, rng: random.Random, days: int, p_wander: float, p_fall
         base = d * DAY
         if rng.random() < p_wander:  # a true wander episode
             night = rng.random() < 0.3
-            wpath = wander_path(site, rng, night)
+            wpath, redrawn = wander_search(site, rng, night)
             speed = rng.uniform(0.6, 1.0)
             out_s = math.ceil(_length(wpath) / speed) if wpath is not None else 0
             linger = rng.uniform(300, 600) if night else rng.uniform(360, 720)
@@ -408,7 +465,7 @@ def plan_days(site: Site, rng: random.Random, days: int, p_wander: float, p_fall
             if wpath is not None and t is not None and t + dur < days * DAY - 600:
                 path = wpath
                 ll = site.to_latlon(path)
-                acts += [Action(t, "wander", ll, speed), Action(t + out_s + linger, "return", ll[::-1], speed)]
+                acts += [Action(t, "wander", ll, speed, redrawn), Action(t + out_s + linger, "return", ll[::-1], speed)]
                 busy.append((t - 120, t + dur + 300))
                 episodes += 1
         for _ in range(rng.choice((2, 3))):  # normal walks along the assigned routes
@@ -542,7 +599,8 @@ def run_patient(site: Site, days: int, seed: int, start: datetime, *, p_wander: 
     quiet_total = days * DAY - sum(min(b, days * DAY) - a for a, b in _merge(active))
     return PatientRun(site.pid, site.group, site.th.wander_dwell_s, site.th.wander_dwell_night_s, days,
                       cap.raised, cap.positions, excursions, episodes, falls, slap_at, walks, _merge(active),
-                      simulated, quiet_sim, quiet_total, pipe.stats.adverts)
+                      simulated, quiet_sim, quiet_total, pipe.stats.adverts,
+                      sum(a.redrawn for a in acts if a.kind == "wander"))
 
 
 def _merge(iv: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -738,7 +796,8 @@ def lines(rep: Report) -> list[str]:
         f"patient-days {rep.patient_days} ({len(rep.runs)} patients; {sim_h:.0f} h simulated second by second, "
         f"{adverts:,} adverts through decode → locate → match → detect; {rep.cpu_s:.0f} s CPU)",
         f"walks along assigned routes {walks}; true wander episodes {w.episodes} "
-        f"(planned {sum(r.planned_episodes for r in rep.runs)}; unplanned excursions {rep.unplanned}); "
+        f"(planned {sum(r.planned_episodes for r in rep.runs)}, of which re-drawn to really leave "
+        f"{sum(r.redrawn for r in rep.runs)}; unplanned excursions {rep.unplanned}); "
         f"quiet time sampled 1/{rep.quiet_scale:.0f} (quiet false alerts scaled ×{rep.quiet_scale:.0f})",
         "wander (alerts raised / true episodes; delay = alert − true exit, includes the dwell):",
         row("wander alert (chumphae.detect)", w),
@@ -880,6 +939,7 @@ def pooled_line(reps: list[tuple[int, Report]]) -> str:
             f"beyond_dwell_max_s={max(beyond, default=float('nan')):.0f} "
             f"false_wander={sum(r.wander.false_active + r.wander.false_quiet for _s, r in reps)} "
             f"false_left={sum(r.left.false_active + r.left.false_quiet for _s, r in reps)} "
+            f"wander_paths_redrawn={sum(x.redrawn for _s, r in reps for x in r.runs)} "
             f"cpu_s={sum(r.cpu_s for _s, r in reps):.0f}")
 
 

@@ -15,8 +15,14 @@ alert as before (the backend stores an id once), so an alert never waits
 for the alert socket, whether it is down, connecting or slow.
 Anything that goes wrong (refused, closed, no ack for `ack_timeout_s`)
 ends the session; we reconnect with exponential backoff and jitter and
-re-send everything still unacked. The outbox, not this object, is the
-memory: killing the process loses nothing that was `put`.
+re-send everything still unacked. The backoff starts small again only
+after a session that lived (`lived_s`) and in which the backend answered
+(its `welcome`, or any frame: an older backend sends no welcome but acks
+the hello); an opening handshake given up after `open_timeout_s` (a
+frozen backend whose listen queue still takes the TCP connection) is a
+failed connect like a refused one, so the delay grows to its cap (it
+was reset: a retry every ~10.5 s for ever). The outbox, not this object,
+is the memory: killing the process loses nothing that was `put`.
 
 Poison messages: an `error` frame naming a message id drops that message
 (counted as `rejected`). A message the backend chokes on without saying so
@@ -152,6 +158,10 @@ class Uplink:
         self._refused = False  # the backend refuses our token (4001 / HTTP 401): said once at ERROR per episode
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Future[None]] = set()
+        self.open_timeout_s = 10.0  # the opening handshake (TCP, TLS, HTTP upgrade) given up after this
+        self.lived_s = 10.0  # a session this long, in which the backend answered, starts the backoff small again
+        self._answered = False  # the backend sent a frame (welcome, ack, ...) in this session
+        self._lane_answered = False  # the same on the alert socket
 
     def notify(self) -> None:
         """New messages are in the outbox: send them now rather than at the next poll."""
@@ -171,7 +181,7 @@ class Uplink:
         backoff = self.backoff_min_s
         while not stop.is_set():
             started = time.monotonic()
-            self._head, self._progress, self.stats.last_close = None, False, None
+            self._head, self._progress, self.stats.last_close, self._answered = None, False, None, False
             try:
                 async with self._dial(self.url) as ws:
                     self.stats.connected = True
@@ -188,7 +198,7 @@ class Uplink:
             self._say_refused(code)
             if code == TRY_AGAIN_LATER:
                 self.stats.last_error = "backend storage unavailable (1013)"
-            elif time.monotonic() - started > 10.0:
+            elif self._answered and time.monotonic() - started > self.lived_s:
                 backoff = self.backoff_min_s  # the session lived: start small again
             self._judge_head(code)
             delay = backoff * random.uniform(0.8, 1.2)
@@ -299,6 +309,7 @@ class Uplink:
 
     async def _reader(self, ws: ClientConnection, in_flight: dict[str, float]) -> None:
         async for raw in ws:
+            self._answered = True
             try:
                 frame = json.loads(raw)
                 kind = frame.get("type")
@@ -404,7 +415,7 @@ class Uplink:
     def _dial(self, url: str) -> connect:
         """Either socket, opened the same way: the gateway's token, the same timeouts and pings."""
         return connect(url, additional_headers={"Authorization": f"Bearer {self._token}"},
-                       open_timeout=10, ping_interval=20, ping_timeout=20, close_timeout=2)
+                       open_timeout=self.open_timeout_s, ping_interval=20, ping_timeout=20, close_timeout=2)
 
     async def _alert_lane(self, stop: asyncio.Event) -> None:
         """Keep the alert socket open while one is known; reconnect with the main socket's backoff."""
@@ -415,7 +426,7 @@ class Uplink:
             if url is None:
                 self._lane_known.clear()
                 continue
-            started = time.monotonic()
+            started, self._lane_answered = time.monotonic(), False
             try:
                 async with self._dial(url) as ws:
                     self.stats.alert_connected = True
@@ -428,8 +439,8 @@ class Uplink:
                 self.stats.alert_connected = False
             if stop.is_set():
                 break
-            if time.monotonic() - started > 10.0:
-                backoff = self.backoff_min_s
+            if self._lane_answered and time.monotonic() - started > self.lived_s:
+                backoff = self.backoff_min_s  # as on the main socket: only a session the backend answered
             delay = backoff * random.uniform(0.8, 1.2)
             log.warning("alert socket down (%s); alerts go on the main socket; retrying in %.1f s",
                         self.stats.alert_last_error, delay)
@@ -463,6 +474,7 @@ class Uplink:
 
     async def _lane_reader(self, ws: ClientConnection, in_flight: dict[str, float]) -> None:
         async for raw in ws:
+            self._lane_answered = True
             try:
                 frame = json.loads(raw)
                 kind = frame.get("type")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -332,8 +332,7 @@ def parse(text: str | bytes, *, now: datetime | None = None, doc: Any = _UNDECOD
     t = None
     if isinstance(doc.get("t"), str):
         try:
-            t = datetime.fromisoformat(doc["t"])
-            t = t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+            t = as_utc(datetime.fromisoformat(doc["t"]))
         except (ValueError, OverflowError):
             return _reject(text, "bad_envelope", "t is not an ISO 8601 time within range", mid)
     seq = doc.get("seq")
@@ -501,12 +500,8 @@ def fast_message(text: str, now: datetime, kind: str | None = None) -> Message |
     if type(raw) is not str or not _RFC3339.fullmatch(raw):
         return None
     try:
-        bt = datetime.fromisoformat(raw)
-        bt = bt.replace(tzinfo=UTC) if bt.tzinfo is None else bt.astimezone(UTC)
-        t = None
-        if frame.t is not None:
-            t = datetime.fromisoformat(frame.t)
-            t = t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+        bt = as_utc(datetime.fromisoformat(raw))
+        t = None if frame.t is None else as_utc(datetime.fromisoformat(frame.t))
     except (OverflowError, ValueError):
         return None
     if not now - PAST <= bt <= now + FUTURE:
@@ -528,8 +523,7 @@ def fast_body(kind: str, text: str, now: datetime) -> FastPosition | FastReading
     if type(raw) is not str or not _RFC3339.fullmatch(raw):  # another format: pydantic's parser decides
         return None
     try:
-        t = datetime.fromisoformat(raw)
-        t = t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+        t = as_utc(datetime.fromisoformat(raw))
     except (OverflowError, ValueError):
         return None
     if not now - PAST <= t <= now + FUTURE:

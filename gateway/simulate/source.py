@@ -382,14 +382,13 @@ class SimSource:
         t0 = time.monotonic()
         while self._now < self.scenario.duration_s:
             adverts = self.second()
-            if self.speed > 0:
-                delay = t0 + (self._now + 1.0) / self.speed - time.monotonic()
-                if self.max_ahead_s is not None:  # no further ahead of the wall clock than that
-                    ahead = (self.wall() + timedelta(seconds=1.0) - utcnow()).total_seconds()
-                    delay = max(delay, ahead - self.max_ahead_s)
-                if delay > 0:
-                    await asyncio.sleep(delay)
-            else:
+            delay = t0 + (self._now + 1.0) / self.speed - time.monotonic() if self.speed > 0 else 0.0
+            if self.max_ahead_s is not None:  # no further ahead of the wall clock than that (flat out too)
+                ahead = (self.wall() + timedelta(seconds=1.0) - utcnow()).total_seconds()
+                delay = max(delay, ahead - self.max_ahead_s)
+            if delay > 0:
+                await asyncio.sleep(delay)
+            elif self.speed <= 0:
                 await asyncio.sleep(0)
             for a in adverts:
                 yield a

@@ -44,6 +44,14 @@ def radio_server(site: Site) -> Iterator[LiveServer]:
         yield srv
 
 
+@pytest.fixture
+def both_radio_server(both_site: Site) -> Iterator[LiveServer]:
+    """The same on a migrated SQLite or PostgreSQL database."""
+    with live_server(ingest_options=IngestOptions(config_check_s=5),
+                     clock_options=ClockOptions(tick_s=0.1, radio_dead_after_s=DEAD_AFTER_S)) as srv:
+        yield srv
+
+
 class Adapter:
     """The Bluetooth adapter under BlueZ: unplugged (every scan start refused, as BlueZ refuses it) or back."""
 
@@ -185,38 +193,38 @@ async def test_heartbeats_that_do_not_show_a_dead_radio_raise_nothing(radio_serv
 
 
 async def test_one_alert_per_outage_even_when_resolved_by_hand_while_the_radio_is_still_dead(
-        radio_server: LiveServer, site: Site) -> None:
+        both_radio_server: LiveServer, both_site: Site) -> None:
     """A care manager resolves the alert while the adapter is still gone: not raised again for the same
     outage (the same run of deaf heartbeats); the radio back and dead again is a new outage: a new alert."""
-    async with connect(url(radio_server), additional_headers=site.auth()) as ws:
+    async with connect(url(both_radio_server), additional_headers=both_site.auth()) as ws:
         await recv_json(ws)  # welcome
 
         async def deaf_until(count: int) -> None:
             for _ in range(200):
                 await beat(ws, {"scanner_state": "failed", "adverts_per_s": 0.0, "scanner_restarts": 0})
-                if len(radio_alerts(site)) >= count:
+                if len(radio_alerts(both_site)) >= count:
                     return
                 await asyncio.sleep(0.05)
             raise AssertionError("no gateway_radio alert")
 
         await deaf_until(1)
-        first = radio_alerts(site)[0]
-        with Session(site.world.engine) as s:
+        first = radio_alerts(both_site)[0]
+        with Session(both_site.world.engine) as s:
             from chumphae.alert import service
             from chumphae.models import User
 
-            cm = s.exec(select(User).where(User.id == site.world.users["care_manager"])).one()
+            cm = s.exec(select(User).where(User.id == both_site.world.users["care_manager"])).one()
             assert first.id is not None
             service.resolve(s, user=cm, alert_id=first.id, outcome="other", note="gone to look")
             s.commit()
         for _ in range(int(DEAD_AFTER_S * 3 / 0.1)):  # still deaf
             await beat(ws, {"scanner_state": "failed", "adverts_per_s": 0.0})
             await asyncio.sleep(0.1)
-        assert len(radio_alerts(site)) == 1
+        assert len(radio_alerts(both_site)) == 1
         await beat(ws, {"scanner_state": "scanning", "adverts_per_s": 3.2})  # hears: the outage ends
         await deaf_until(2)  # dead again: a new outage, a new alert
-    alerts = radio_alerts(site)
+    alerts = radio_alerts(both_site)
     assert [a.status for a in alerts] == ["resolved", "open"]
-    with Session(site.world.engine) as s:
+    with Session(both_site.world.engine) as s:
         kinds = [e.kind for e in s.exec(select(AlertEvent).where(AlertEvent.alert_id == alerts[1].id)).all()]
     assert kinds == ["opened"]

@@ -40,6 +40,8 @@ class Settings(BaseSettings):
                                    "within auth_window_s before 429 (0: no limit).")
     auth_window_s: float = Field(default=60.0, gt=0, description="The window of the failed-authentication limit.")
     public_url: str = Field(default="http://127.0.0.1:8080", description="Base of the page link in messages.")
+    radio_dead_after_s: float = Field(default=180.0, gt=0, description="A gateway whose heartbeats say for this "
+                                      "long that its radio cannot scan gets a gateway_radio alert.")
 
     # Delivery (chumphae/deliver, docs/delivery.md). Secrets are never logged.
     line_channel_access_token: SecretStr | None = Field(default=None, description="LINE Messaging API token.")

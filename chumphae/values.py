@@ -141,6 +141,7 @@ class AlertType(StrEnum):
     BATTERY_LOW = "battery_low"
     GATEWAY_OFFLINE = "gateway_offline"
     BAND_SILENT = "band_silent"
+    GATEWAY_RADIO = "gateway_radio"  # the backend's own: a gateway connected whose radio cannot scan
 
 
 class Severity(StrEnum):

@@ -22,6 +22,7 @@ TYPE_LABELS: dict[str, tuple[str, str]] = {
     "battery_low": ("แบตเตอรี่ใกล้หมด", "Battery low"),
     "gateway_offline": ("เกตเวย์ขาดการติดต่อ", "Gateway offline"),
     "band_silent": ("ไม่ได้รับสัญญาณสายรัด", "Wristband silent"),
+    "gateway_radio": ("วิทยุของเกตเวย์ไม่ทำงาน", "Gateway radio down"),
 }
 
 SEVERITY_LABELS: dict[str, tuple[str, str]] = {

@@ -20,6 +20,7 @@ SEVERITY_BY_TYPE: dict[AlertType, Severity] = {
     AlertType.BAND_REMOVED: Severity.MEDIUM,
     AlertType.BAND_SILENT: Severity.MEDIUM,
     AlertType.GATEWAY_OFFLINE: Severity.MEDIUM,
+    AlertType.GATEWAY_RADIO: Severity.MEDIUM,
     AlertType.BATTERY_LOW: Severity.LOW,
 }
 

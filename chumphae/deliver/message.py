@@ -47,17 +47,24 @@ def render_alert(alert: Alert, *, who: str | None, lang: str, event: str, level:
     link = alert_link(public_url, alert.id)
     rung_th, rung_en = LEVEL_LABELS[LEVELS[min(level, len(LEVELS) - 1)]]
     critical = alert.severity == "critical"
+    gateway = alert.patient_id is None
+    details = alert.details or {}
+    summary_th, summary_en = (str(details[k]) if details.get(k) else None for k in ("summary_th", "summary_en"))
     if en:
-        lines = [f"{'🚨 URGENT: ' if critical else ''}{type_en} ({sev_en})",
-                 f"Who: {who or 'unknown'}",
-                 f"Last seen: {where or 'unknown, see the map'} at {at}"]
+        lines = [f"{'🚨 URGENT: ' if critical else ''}{type_en} ({sev_en})"]
+        if gateway:  # a gateway's alert: the gateway and what is wrong with it, not a patient's whereabouts
+            lines += [f"Gateway: {who or 'unknown'}", f"{summary_en or type_en} ({at})"]
+        else:
+            lines += [f"Who: {who or 'unknown'}", f"Last seen: {where or 'unknown, see the map'} at {at}"]
         if event == "escalated":
             lines.append(f"Nobody has taken this yet: now passed to {rung_en}.")
         lines.append(f"Open: {link}")
     else:
-        lines = [f"{'🚨 ด่วน: ' if critical else ''}{type_th} (ระดับ{sev_th})",
-                 f"ผู้ป่วย: {who or 'ไม่ทราบชื่อ'}",
-                 f"พบล่าสุด: {where or 'ไม่ทราบตำแหน่ง ดูแผนที่'} เวลา {at} น."]
+        lines = [f"{'🚨 ด่วน: ' if critical else ''}{type_th} (ระดับ{sev_th})"]
+        if gateway:
+            lines += [f"เกตเวย์: {who or 'ไม่ทราบ'}", f"{summary_th or type_th} (เวลา {at} น.)"]
+        else:
+            lines += [f"ผู้ป่วย: {who or 'ไม่ทราบชื่อ'}", f"พบล่าสุด: {where or 'ไม่ทราบตำแหน่ง ดูแผนที่'} เวลา {at} น."]
         if event == "escalated":
             lines.append(f"ยังไม่มีผู้รับเรื่อง ส่งต่อถึง{rung_th}แล้ว")
         lines.append(f"เปิดดู: {link}")

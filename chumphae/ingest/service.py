@@ -65,6 +65,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from chumphae.alert import radio
 from chumphae.alert import service as alerts
 from chumphae.alert.service import AlertChange, AlertInput
 from chumphae.feed import log as feed_log
@@ -357,9 +358,12 @@ def ingest_batch(session: Session, *, gateway_id: int, messages: Sequence[Messag
     if touch_gateway and not record_only:
         # Late, and always before the feed writers' lock: the gateway row stays locked only briefly,
         # and every transaction takes the two in the same order (no deadlock).
-        _gateway_spoke(session, gateway_id, health, result.dead_letters, now, result if feed_at_commit else None)
+        heard = _gateway_spoke(session, gateway_id, health, result.dead_letters, now,
+                               result if feed_at_commit else None)
         if state.last_batch_at is None or time.monotonic() - state.last_batch_at > BACK_ONLINE_AFTER_S:
             result.changes.extend(_back_online(session, gateway_id, now))
+        if heard:
+            result.changes.extend(_radio_back(session, gateway_id, now))
     if feed_at_commit:
         result.feed_rows = feed_rows
     else:
@@ -662,24 +666,30 @@ def _dead_letters(session: Session, gateway_id: int, rejections: Sequence[Reject
 
 
 def _gateway_spoke(session: Session, gateway_id: int, health: list[Message], refused: int, now: datetime,
-                   defer: BatchResult | None = None) -> None:
+                   defer: BatchResult | None = None) -> bool:
     """The gateway's last message time (for gateway_offline); its health when it sent some.
 
+    With each heartbeat the run of heartbeats saying the radio cannot scan (`chumphae.alert.radio`) is
+    carried on or ended. Returns whether a heartbeat said the radio hears (a `gateway_radio` to clear).
     `defer` (PostgreSQL): the plain time update goes to its `tail`, sent with the commit."""
     if not health and not refused:
         if defer is not None and session.get_bind().dialect.name == "postgresql":
             defer.tail.append((_GATEWAY_SPOKE_PG_SQL, (now, gateway_id)))
-            return
+            return False
         g = Gateway.__table__  # type: ignore[attr-defined]
         session.connection().execute(update(g).where(g.c.id == gateway_id).values(last_heartbeat_at=now))
-        return
+        return False
     gateway = session.get(Gateway, gateway_id)
     assert gateway is not None
     state = dict(gateway.health or {})
+    heard = False
     for msg in health:
         if isinstance(msg.body, HeartbeatBody):
             keep = {k: v for k, v in state.items() if k in ("backend_rejected", "hello")}
-            state = {**keep, **msg.body.model_dump(exclude_none=True)}
+            beat = {k: v for k, v in msg.body.model_dump(exclude_none=True).items()
+                    if k not in (radio.SINCE, radio.LAST)}  # the backend's own keys, not the gateway's
+            state = {**keep, **beat, **radio.track(state, beat, now)}
+            heard = heard or radio.hears(beat)
         elif isinstance(msg.body, HelloBody):
             state["hello"] = msg.body.model_dump(exclude_none=True)
     if refused:
@@ -688,6 +698,7 @@ def _gateway_spoke(session: Session, gateway_id: int, health: list[Message], ref
     gateway.last_heartbeat_at = now
     session.add(gateway)
     session.flush()
+    return heard
 
 
 def _names_a_place(place: Any) -> bool:
@@ -783,5 +794,19 @@ def _back_online(session: Session, gateway_id: int, now: datetime) -> list[Alert
         assert row.id is not None
         _, change = alerts.resolve(session, user=None, alert_id=row.id, outcome=Outcome.DEVICE_FIXED,
                                    note="เกตเวย์กลับมาออนไลน์ / gateway back online", now=now)
+        changes.append(change)
+    return changes
+
+
+def _radio_back(session: Session, gateway_id: int, now: datetime) -> list[AlertChange]:
+    """A gateway whose radio hears again clears its own `gateway_radio` alert (one indexed read a heartbeat)."""
+    rows = session.exec(select(Alert).where(col(Alert.patient_id).is_(None), Alert.gateway_id == gateway_id,
+                                            Alert.type == AlertType.GATEWAY_RADIO.value,
+                                            Alert.status != AlertStatus.RESOLVED)).all()
+    changes = []
+    for row in rows:
+        assert row.id is not None
+        _, change = alerts.resolve(session, user=None, alert_id=row.id, outcome=Outcome.DEVICE_FIXED,
+                                   note="วิทยุของเกตเวย์กลับมาได้ยินสัญญาณ / gateway radio hears again", now=now)
         changes.append(change)
     return changes

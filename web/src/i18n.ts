@@ -150,6 +150,7 @@ const ALERT_TYPES: Record<string, { th: string; en: string; icon: string }> = {
   offline: { th: "ไม่ได้รับสัญญาณ", en: "No signal", icon: "📵" },
   inactivity: { th: "ไม่เคลื่อนไหวนานผิดปกติ", en: "Unusually still", icon: "⏸" },
   gateway_offline: { th: "เกตเวย์ขาดการติดต่อ", en: "Gateway offline", icon: "📵" },
+  gateway_radio: { th: "วิทยุของเกตเวย์ไม่ทำงาน", en: "Gateway radio down", icon: "🔇" },
 };
 
 const SEVERITY: Record<string, { th: string; en: string; rank: number }> = {

@@ -38,6 +38,8 @@ class WanderState:
     long_since: datetime | None = None
     long_p: float = 0.0
     long_n: int = 0
+    # wander-25 (wander.FAR_M > 0 only): first fix of the current unbroken run held far outside (wander.far_out)
+    far_since: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

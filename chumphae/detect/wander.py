@@ -78,6 +78,8 @@ LONG_S = 0.0  # wander-23 (off: 0; 360 met its rule, left off): a lean run this 
 LONG_MIN_FIXES = 30  # …with at least this many fixes…
 LONG_GAP_S = 90.0  # …none further than this from the previous leaning one (a longer gap restarts the run)…
 LONG_P = 0.5  # …and their `outside_p` averaging at least this
+FAR_M = 0.0  # wander-25 (off: 0; tried at 30): an unbroken run of HOLD_S of fixes with the centre this far out…
+FAR_P = 0.8  # …and at least this probability outside (`far_out`) confirms an excursion, as `HOLD_S` does
 
 
 def smoothed_start(m: Match, run_start: datetime | None) -> datetime | None:
@@ -125,6 +127,17 @@ def held_out(m: Match, th: Thresholds) -> bool:
     d, q = m.distance_to_boundary_m, m.outside_p
     return (m.status != ZoneStatus.INSIDE and q is not None and q >= P_OUT and d is not None
             and d >= CENTRE_OUT_M + th.wander_margin_m)
+
+
+def far_out(m: Match, th: Thresholds) -> bool:
+    """The fix holds the patient *far* outside at lower confidence (wander-25): its centre `FAR_M` or more
+    outside and `FAR_P` of its probability outside. A band well off the road is heard by 2–5 receivers on
+    one side; the cloud's centre sits 36–83 m out for minutes while a tail on the road keeps `outside_p`
+    at 0.78–0.93, under the `P_OUT` that `held_out` needs (wander-24's 9 p3, confirmed a minute late by a
+    faint fix). An unbroken run of `HOLD_S` of such fixes confirms the excursion. Off (False) at `FAR_M` 0."""
+    d, q = m.distance_to_boundary_m, m.outside_p
+    return (FAR_M > 0 and m.status != ZoneStatus.INSIDE and q is not None and q >= FAR_P and d is not None
+            and d >= FAR_M + th.wander_margin_m)
 
 
 def _window(recent: tuple[tuple[datetime, float, bool], ...], m: Match, th: Thresholds,
@@ -299,8 +312,11 @@ def step(state: PatientState, event: Event, th: Thresholds, now: datetime) -> tu
         w = replace(w, long_since=long_since, long_p=long_p, long_n=long_n)
     w = replace(w, centre_out_since=_lean_run(w, m, th, t), leaned_at=t if leaning_out(m, th) else w.leaned_at,
                 held_since=(w.held_since or t) if held_out(m, th) else None, recent=_window(w.recent, m, th, t))
+    if FAR_M > 0:
+        w = replace(w, far_since=(w.far_since or t) if far_out(m, th) else None)
     out: list[Detection] = []
     main_held = w.held_since is not None and seconds(w.held_since, t) >= HOLD_S  # confirms, as a clearing region does
+    main_held = main_held or (w.far_since is not None and seconds(w.far_since, t) >= HOLD_S)  # wander-25
     win = window_held(w.recent, t)
     held = main_held or win or long_held(w, t)
     supported = confirmed_outside(m, th) or held or (w.outside_since is not None and still_outside(m, th))

@@ -10,17 +10,23 @@ alert for a dead radio, and one more `late_event` on the old alert at every cloc
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from sqlmodel import Session, col, select
+from websockets.asyncio.client import connect
 
 from chumphae.alert import escalate, radio
 from chumphae.alert import service as alerts
 from chumphae.alert.escalate import ClockOptions
 from chumphae.alert.service import AlertInput
+from chumphae.ingest.connection import IngestOptions
 from chumphae.models import Alert, AlertEvent, Gateway
 from chumphae.timeutil import utcnow
+from tests.feed.liveserver import live_server, recv_json
 from tests.ingest.conftest import Site
+from tests.ingest.test_gateway_socket import url
+from tests.ingest.test_radio19 import beat
 
 AFTER_S = 180.0
 
@@ -49,3 +55,22 @@ def test_a_dead_radio_met_across_a_lost_link_after_a_hand_resolution_is_raised(b
     assert [r.status for r in rows] == ["resolved", "open"]  # the dead radio told, once
     assert rows[1].count == 1
     assert late == []  # not filed as history of the old one, tick after tick
+
+
+async def test_a_heartbeat_whose_scanner_state_is_not_text_is_stored_not_refused(site: Site) -> None:
+    """`scanner_state` is the gateway's own field, kept whole (the heartbeat allows any extra field): a gateway
+    that says it per adapter (`{"hci0": "failed"}`) or a list had its heartbeat refused as `unstorable`
+    (`TypeError: unhashable type` in the deaf test), so its health was never stored and, at a quiet site
+    sending only heartbeats, it looked silent: `gateway_offline` for a connected gateway. Not called deaf."""
+    with live_server(ingest_options=IngestOptions(config_check_s=5),
+                     clock_options=ClockOptions(tick_s=0.1, radio_dead_after_s=0.3)) as srv:
+        async with connect(url(srv), additional_headers=site.auth()) as ws:
+            await recv_json(ws)  # welcome
+            for state in ({"hci0": "failed"}, ["failed"], {"hci0": "failed"}, ["failed"]):
+                await beat(ws, {"scanner_state": state, "adverts_per_s": 0.0})  # acked, not refused
+                await asyncio.sleep(0.2)
+    with Session(site.world.engine) as s:
+        gw = s.get(Gateway, site.gateway_id)
+        assert gw is not None and gw.health is not None
+        assert gw.health["scanner_state"] == ["failed"] and radio.SINCE not in gw.health
+        assert s.exec(select(Alert).where(Alert.type == "gateway_radio")).all() == []

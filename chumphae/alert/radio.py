@@ -25,8 +25,10 @@ SINCE, LAST = "backend_radio_deaf_since", "backend_radio_deaf_last"  # health ke
 
 
 def deaf(heartbeat: dict[str, Any]) -> bool:
-    """Whether this heartbeat says the radio is not scanning."""
-    return heartbeat.get("scanner_state") in DEAF_STATES
+    """Whether this heartbeat says the radio is not scanning (a `scanner_state` that is not text says nothing:
+    the heartbeat keeps any field whole, and a list or object is not hashable)."""
+    state = heartbeat.get("scanner_state")
+    return isinstance(state, str) and state in DEAF_STATES
 
 
 def hears(heartbeat: dict[str, Any]) -> bool:

@@ -236,6 +236,14 @@ class Outbox:
                 # end the gateway at every start (faults19); now it is moved aside and a new outbox made.
                 self._db = _open(Path(":memory:"))
                 self._rebuild(f"damaged ({e})", salvage=False)
+            else:
+                try:  # its first read: the seq counter in `meta`, written by every transaction (review19gw)
+                    self._seq = _top_seq(self._db)
+                except sqlite3.DatabaseError as e:
+                    if not damaged(e):
+                        self._db.close()
+                        raise
+                    self._rebuild(f"damaged ({e})")  # the rows are read, as when damage is met running
         except sqlite3.OperationalError as e:
             if not disk_refused(e):
                 raise

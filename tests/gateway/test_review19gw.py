@@ -1,0 +1,100 @@
+"""review19gw: defects found reviewing faults19's outbox rebuild (gateway/queue.py), each pinned on a real
+SQLite file damaged on disk as an SD card after a power cut would leave it."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from pathlib import Path
+
+import pytest
+
+from gateway import queue as queue_mod
+from gateway.queue import Outbox
+
+
+def _pages(path: Path, name: str) -> list[tuple[int, str]]:
+    """(page number, page type) of the b-tree `name` (SQLite's dbstat), in key order."""
+    db = sqlite3.connect(path)
+    try:
+        return [(int(p), str(t)) for p, t in db.execute(
+            "SELECT pageno, pagetype FROM dbstat WHERE name=? ORDER BY path", (name,))]
+    finally:
+        db.close()
+
+
+def _damage(path: Path, page: int) -> None:
+    """One 4 KiB page overwritten with 0xff (not a b-tree page any more)."""
+    with open(path, "r+b") as f:
+        f.seek((page - 1) * 4096)
+        f.write(b"\xff" * 4096)
+
+
+def _filled(path: Path, n: int) -> str:
+    """An outbox with one pending SOS and `n` positions, closed (checkpointed); the SOS's id."""
+    ob = Outbox(path)
+    sos = ob.put("alert", {"type": "sos"})
+    for i in range(n):
+        ob.put("position", {"n": i})
+    ob.close()
+    return sos.id
+
+
+def test_a_damaged_meta_page_at_start_is_rebuilt_not_a_crash_loop(tmp_path: Path) -> None:
+    """The `meta` table (the seq counter) is written by every outbox transaction, so it is the page most likely
+    torn by a power cut. `Outbox()` read it outside the damage handling: `database disk image is malformed`
+    ended the gateway at every start (the crash loop faults19 meant to end). Now the outbox is rebuilt and
+    the pending SOS kept."""
+    q = tmp_path / "outbox.sqlite3"
+    sos = _filled(q, 50)
+    [(meta, _kind)] = _pages(q, "meta")
+    _damage(q, meta)
+    ob = Outbox(q)  # raised sqlite3.DatabaseError
+    try:
+        assert ob.replaced == 1 and "malformed" in (ob.last_damage or "")
+        assert ob.depth() == (51, 1) and ob.pending(1)[0].id == sos
+        later = ob.put("position", {"n": -1})
+        assert later.seq > max(q2.seq for q2 in ob.pending(100) if q2.id != later.id)
+    finally:
+        ob.close()
+
+
+def test_a_damaged_index_page_does_not_lose_the_pending_messages(tmp_path: Path) -> None:
+    """A leaf of the sending index (`outbox_send`) damaged: the rows themselves are sound, but the salvage read
+    them through that index, whole and then by rowid chunks (`state=0` chose the index again), so every read
+    failed and the outbox was rebuilt empty: the pending SOS and 3,000 positions gone, said as '0 pending
+    messages (0 alerts) that could be read'. Now the salvage reads the table itself."""
+    q = tmp_path / "outbox.sqlite3"
+    sos = _filled(q, 3000)
+    leaves = [p for p, kind in _pages(q, "outbox_send") if kind == "leaf"]
+    _damage(q, leaves[0])  # the SOS's entry (alerts first in the index)
+    ob = Outbox(q)
+    try:
+        ob.put("position", {"n": -1})  # its transaction counts the pending rows through the index
+        assert ob.replaced == 1
+        assert ob.depth() == (3002, 1) and ob.pending(1)[0].id == sos
+    finally:
+        ob.close()
+
+
+def test_a_put_that_meets_the_damage_mid_transaction_stores_its_alert_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """put_many's transaction had inserted the SOS when the next row met a damaged page (here a leaf of the id
+    index). The salvage then read the failed, still open transaction: the SOS, not committed, was kept under
+    its id, and put_many, made again on the new file, queued it once more under a new id: two SOS messages the
+    backend cannot tell apart (it dedupes on id), two alerts for one press. Now the failed transaction is rolled
+    back before the salvage: the SOS is queued once."""
+    q = tmp_path / "outbox.sqlite3"
+    _filled(q, 3000)
+    leaves = [p for p, kind in _pages(q, "sqlite_autoindex_outbox_1") if kind == "leaf"]
+    _damage(q, leaves[-1])  # ids sort by text: the last leaf holds the highest ids
+    ids = iter([uuid.UUID(int=1), uuid.UUID(int=2**128 - 2)] + [uuid.uuid4() for _ in range(10)])
+    monkeypatch.setattr(queue_mod.uuid, "uuid4", lambda: next(ids))  # the SOS sorts first, the position last
+    ob = Outbox(q)
+    try:
+        ob.put_many([("alert", {"type": "sos", "press": 1}, None), ("position", {"n": -1}, None)])
+        assert ob.replaced == 1
+        presses = [x for x in ob.pending(10_000) if x.type == "alert" and '"press":1' in x.text]
+        assert len(presses) == 1
+    finally:
+        ob.close()

@@ -98,3 +98,31 @@ def test_a_put_that_meets_the_damage_mid_transaction_stores_its_alert_once(
         assert len(presses) == 1
     finally:
         ob.close()
+
+
+async def test_a_config_answer_with_a_version_that_is_not_a_number_is_refused_and_the_cached_one_kept(
+        tmp_path: Path) -> None:
+    """faults19 refused an answer without receivers and bands lists, but `parse` turned only KeyError / TypeError
+    met in the lists into its ValueError: `"version": null` (or a list, an object) raised TypeError out of
+    `fetch`, which catches ValueError, so at start the gateway died although a good copy was cached on disk
+    (and a poll's refresh failed with a traceback). Now it is refused at ERROR like the other junk."""
+    from gateway.config import GatewaySettings
+    from gateway.service import load_config
+    from tests.gateway.fake_backend import FakeBackend
+    from tests.gateway.sources import SITE
+
+    token = "gw-test-token-0123456789"
+    backend = FakeBackend(token, config={**SITE, "version": 4})
+    await backend.start()
+    try:
+        s = GatewaySettings(backend_url=backend.url, token=token, config_cache=tmp_path / "c.json",
+                            queue_path=tmp_path / "q.sqlite3")
+        first = await load_config(s)
+        assert first is not None and first.version == 4
+        for version in (None, [4], {"v": 4}):
+            backend.config = {**SITE, "version": version}
+            assert await load_config(s, first) is first  # the poll
+            started = await load_config(s)  # a start with the cached copy: was TypeError
+            assert started is not None and started.version == 4 and len(started.bands) == 1
+    finally:
+        await backend.stop()

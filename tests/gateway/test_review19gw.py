@@ -9,8 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from chumphae.timeutil import utcnow
 from gateway import queue as queue_mod
 from gateway.queue import Outbox
+from gateway.siteconfig import SiteConfig
+from tests.gateway.test_district import town  # noqa: F401  (fixture: the seeded town site)
 
 
 def _pages(path: Path, name: str) -> list[tuple[int, str]]:
@@ -126,3 +129,17 @@ async def test_a_config_answer_with_a_version_that_is_not_a_number_is_refused_an
             assert started is not None and started.version == 4 and len(started.bands) == 1
     finally:
         await backend.stop()
+
+
+def test_a_flat_out_simulation_held_at_its_cap_counts_real_seconds_ahead(town: SiteConfig) -> None:  # noqa: F811
+    """gwsmall19 held a flat-out simulation (speed 0) at `max_ahead_s` ahead of the wall clock too, but
+    `real_s_until` still answered 0 s for speed 0: `chumphae demo --speed 0` announced every alert as
+    '(+0 s)' although, held at the cap, it came minutes later in real time."""
+    from gateway.simulate.district import DistrictSource
+
+    src = DistrictSource(town, speed=0, seed=1)
+    src.max_ahead_s = 60.0
+    lead = (src.wall() - utcnow()).total_seconds()
+    assert abs(lead) < 5.0  # starts now
+    assert src.real_s_until(src.clock() + 30.0) == 0.0  # within the lead still to gain: at once
+    assert 235.0 <= src.real_s_until(src.clock() + 300.0) <= 245.0  # was 0.0

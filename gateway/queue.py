@@ -236,6 +236,14 @@ class Outbox:
                 # end the gateway at every start (faults19); now it is moved aside and a new outbox made.
                 self._db = _open(Path(":memory:"))
                 self._rebuild(f"damaged ({e})", salvage=False)
+            else:
+                try:  # its first read: the seq counter in `meta`, written by every transaction (review19gw)
+                    self._seq = _top_seq(self._db)
+                except sqlite3.DatabaseError as e:
+                    if not damaged(e):
+                        self._db.close()
+                        raise
+                    self._rebuild(f"damaged ({e})")  # the rows are read, as when damage is met running
         except sqlite3.OperationalError as e:
             if not disk_refused(e):
                 raise
@@ -306,13 +314,20 @@ class Outbox:
         seqs and ranks), as its band counters do; a damaged page loses only the rows on it. Lock held."""
         cols = "id, seq, priority, type, created, msg, rank"
         rows: list[tuple[Any, ...]] = []
+        # NOT INDEXED: the rows are read from the table itself; through `outbox_send` (which `state=0` chooses) one
+        # damaged index page failed every read, and the outbox was rebuilt empty (review19gw)
         try:
-            rows = self._db.execute(f"SELECT {cols} FROM outbox WHERE state=0").fetchall()
+            rows = self._db.execute(f"SELECT {cols} FROM outbox NOT INDEXED WHERE state=0").fetchall()
         except sqlite3.DatabaseError:
-            for lo in range(0, self._seq + 1, SALVAGE_CHUNK):  # rowids never pass the seq counter
+            top = self._seq  # rowids never pass the seq counter (unknown when `meta` was the damaged page)
+            try:
+                top = max(top, int(self._db.execute("SELECT COALESCE(MAX(rowid), 0) FROM outbox").fetchone()[0]))
+            except sqlite3.DatabaseError:
+                pass
+            for lo in range(0, top + 1, SALVAGE_CHUNK):
                 try:
-                    rows += self._db.execute(f"SELECT {cols} FROM outbox WHERE state=0 AND rowid BETWEEN ? AND ?",
-                                             (lo, lo + SALVAGE_CHUNK - 1)).fetchall()
+                    rows += self._db.execute(f"SELECT {cols} FROM outbox NOT INDEXED WHERE state=0 "
+                                             "AND rowid BETWEEN ? AND ?", (lo, lo + SALVAGE_CHUNK - 1)).fetchall()
                 except sqlite3.DatabaseError:
                     continue
         for r in rows:
@@ -321,6 +336,7 @@ class Outbox:
             except (TypeError, ValueError):
                 continue
             self._held.setdefault(h.id, h)
+            self._seq = max(self._seq, h.seq)  # a new message's seq stays unique (the seq column is UNIQUE)
         try:
             for a, q in self._db.execute("SELECT address, seq FROM band_counter"):
                 self._counters_later[str(a)] = max(int(q), self._counters_later.get(str(a), int(q)))
@@ -343,6 +359,9 @@ class Outbox:
         """The outbox file is damaged, deleted or replaced: keep what can be read (in memory), close it, move
         the file aside, open a new outbox at `path` and write it there (`_try_disk`: the disk-full rules if it
         refuses). Said at ERROR; counted in `replaced`. Lock held."""
+        # The write that met the damage left its transaction open: its rows are not stored and are not to be
+        # salvaged (put_many, made again, queues them anew; salvaged too, an SOS went twice under two ids).
+        self._rollback()
         if salvage:
             self._salvage()
         try:

@@ -96,12 +96,13 @@ def parse(doc: dict[str, Any], etag: str | None = None) -> SiteConfig:
             bands.append(
                 Band(str(b["address"]).upper(), key, None if pid is None else int(pid), str(b.get("model", "chumphae-v1")))
             )
+        version = int(doc.get("version", 0))  # in here: `null` is a TypeError, refused as the rest (review19gw)
     except (KeyError, TypeError) as e:
         raise ValueError(f"bad site config: {e!r}") from e
     return SiteConfig(
         site_id=str(doc.get("site_id", "")),
         gateway_id=str(doc.get("gateway_id", "")),
-        version=int(doc.get("version", 0)),
+        version=version,
         receivers=receivers,
         bands=tuple(bands),
         raw={k: v for k, v in doc.items()},

@@ -178,11 +178,11 @@ class SimSource:
         """Real seconds until the simulated clock reads `sim_s`, at `speed` (default: the source's) and within
         `max_ahead_s`."""
         d, speed = max(0.0, sim_s - self._now), self.speed if speed is None else speed
-        if speed <= 0:
-            return 0.0
-        if self.max_ahead_s is None or speed <= 1.0:
-            return d / speed
+        if self.max_ahead_s is None or 0 < speed <= 1.0:
+            return d / speed if speed > 0 else 0.0
         room = max(0.0, self.max_ahead_s - (self.wall() - utcnow()).total_seconds())  # lead still to gain
+        if speed <= 0:  # flat out is held at max_ahead_s too (`__aiter__`): then real time (review19gw)
+            return max(0.0, d - room)
         fast = room / (speed - 1.0)  # real seconds at full speed before the clock is held
         return d / speed if d <= speed * fast else fast + (d - speed * fast)
 

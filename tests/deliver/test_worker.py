@@ -227,8 +227,10 @@ async def test_two_processes_claim_each_notice_once(pg_schema_engine: Engine, fa
         assert len(notices(pg_schema_engine, status="queued")) == 40
         fakes.line.hang_s = fakes.sms.hang_s = 0.05
         clock = Clock(T0 + timedelta(seconds=60))
-        async with worker(pg_schema_engine, fakes, clock, options(batch=40)) as a, \
-                worker(second, fakes, clock, options(batch=40)) as b:
+        # each provider request may take 10 s (not the suite's 0.5 s): this is about claiming, not timeouts
+        # (40 requests at once on a loaded 2-core machine once met a connect timeout and left a notice queued)
+        async with worker(pg_schema_engine, fakes, clock, options(batch=40), delivery_timeout_s=10) as a, \
+                worker(second, fakes, clock, options(batch=40), delivery_timeout_s=10) as b:
             claimed = await asyncio.gather(a.run_once(), b.run_once(), a.run_once(), b.run_once())
         assert sum(claimed) == 40, claimed
         assert {r.status for r in notices(pg_schema_engine) if r.channel != "feed"} == {"sent"}, \

@@ -2,8 +2,9 @@
 
 A band advert built by hand (docs/band-frame.md, checked against its golden vector), a recording of the
 site's receivers hearing it (docs/gateway-protocol.md §6), a real `chumphae serve` on a temporary SQLite
-database seeded as the README says (`chumphae seed-demo`) with our own patient, caregiver, band and zone
-registered over REST (docs/mobile-api.md), our own gateway (`chumphae gateways create`), and the real
+database (the shipped map loaded at start) with an admin from `chumphae users create`, our own gateway and
+its site's receivers from `chumphae gateways create --receiver`, our own patient, caregiver, band and zone
+registered over REST (docs/mobile-api.md), and the real
 `chumphae-gateway --replay FILE`. The SOS is read back over REST (`GET /api/v1/alerts`) and over the
 caregiver's live feed (`/ws/alerts`, docs/feed-protocol.md); the ordinary frames as a position and the
 band's battery; the day's summary (docs/daily-summary.md) has the documented columns.
@@ -49,7 +50,15 @@ BIN = Path(sys.executable).parent
 ADDRESS = "C0:FF:EE:20:20:01"
 KEY_HEX = "2f1e0d3c4b5a69788796a5b4c3d2e1f0"
 HOME = (16.5450, 102.1001)  # near the town's centre on the shipped map (docs/gateway-protocol.md §2 example)
-SITE = "gw-chumphae-town"  # the demo seed's town site (README, `chumphae demo` row)
+SITE = "ban-outside20"  # our own site: its receivers come with our gateway (`gateways create --receiver`)
+# The gateway's own adapter in the house (`local`, GATEWAY_RECEIVER_ID's default) and three on poles
+# about 80-110 m away: ID,LAT,LON[,P1M_DBM[,PATH_LOSS_N]] (README, `chumphae gateways create`).
+RECEIVERS = [
+    "local,16.5451,102.1002",
+    "rx-north,16.5458,102.1001,-61,2.2",
+    "rx-east,16.5449,102.1009,-57,2.2",
+    "rx-south-west,16.5442,102.0994",
+]
 NAME_TH = "นางทดสอบ ยี่สิบคนนอก"
 BATTERY = 77
 SOS_FROM_S = 12
@@ -115,11 +124,11 @@ def backend(tmp_path: Path) -> Iterator[Backend]:
         CHUMPHAE_PUBLIC_URL=f"http://127.0.0.1:{port}",
     )
     chumphae = str(BIN / "chumphae")
-    _run([chumphae, "seed-demo"], env, tmp_path)
     admin = _token(_run([chumphae, "users", "create", "--role", "admin", "--name", "e2e admin"], env, tmp_path))
     gateway = _token(
         _run(
-            [chumphae, "gateways", "create", "--slug", "gw-outside20", "--name", "e2e replay", "--site", SITE],
+            [chumphae, "gateways", "create", "--slug", "gw-outside20", "--name", "e2e replay", "--site", SITE]
+            + [arg for rx in RECEIVERS for arg in ("--receiver", rx)],
             env,
             tmp_path,
         )
@@ -257,7 +266,7 @@ async def test_sos_from_hand_built_recording_reaches_rest_and_feed(backend: Back
         assert config["site_id"] == SITE and config["gateway_id"] == "gw-outside20"
         ours = [b for b in config["bands"] if b["address"] == ADDRESS]
         assert ours == [{"address": ADDRESS, "key_hex": KEY_HEX, "patient_id": patient_id, "model": "chumphae-v1"}]
-        assert len(config["receivers"]) >= 3
+        assert [rx["id"] for rx in config["receivers"]] == [rx.split(",")[0] for rx in RECEIVERS]
         assert all("name" not in p for p in config["patients"])
 
         recording = backend.tmp / "field.jsonl"

@@ -317,7 +317,8 @@ async def test_sos_from_hand_built_recording_reaches_rest_and_feed(backend: Back
             assert int(summary.group(2)) == n_adverts  # every sighting authenticated, none a replay
             assert int(summary.group(3)) >= 1
             assert summary.group(4) == "{'sos': 1}"
-            assert int(summary.group(5)) >= int(summary.group(3)) + 1
+            # reading messages (§3.4): the band's first frame and the one whose SOS flag changed
+            assert int(summary.group(5)) - int(summary.group(3)) - 1 == 2
             assert f"replayed {n_adverts} adverts from {recording}; bad lines skipped 0" in out
 
             # docs/feed-protocol.md §3: the SOS as an `alert` delta that rings this caregiver.

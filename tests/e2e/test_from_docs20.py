@@ -55,7 +55,7 @@ SITE = "ban-outside20"  # our own site: its receivers come with our gateway (`ga
 # about 80-110 m away: ID,LAT,LON[,P1M_DBM[,PATH_LOSS_N]] (README, `chumphae gateways create`).
 RECEIVERS = [
     "local,16.5451,102.1002",
-    "rx-north,16.5458,102.1001,-61,2.2",
+    "rx-north,16.5458,102.1000,-61,2.2",
     "rx-east,16.5449,102.1009,-57,2.2",
     "rx-south-west,16.5442,102.0994",
 ]
@@ -372,6 +372,23 @@ async def test_sos_from_hand_built_recording_reaches_rest_and_feed(backend: Back
         [band] = r.json()["items"]
         assert band["address"] == ADDRESS and band["battery_pct"] == BATTERY and band["worn"] is True
 
+        # docs/feed-protocol.md §1-2: the `?token=` way, resuming from the first snapshot's cursor: the
+        # same SOS replayed (no snapshot), cursors above it.
+        query = f"?token={caregiver_token}&cursor={snapshot['cursor']}"
+        async with connect(f"{backend.ws}/ws/alerts{query}") as feed:
+            welcome = json.loads(await asyncio.wait_for(feed.recv(), 10))
+            assert welcome["type"] == "welcome" and welcome["resumed_from"] == snapshot["cursor"]
+            replayed = None
+            async for frame in _frames(feed, time.monotonic() + 10):
+                assert frame["type"] != "snapshot", frame
+                if "cursor" in frame and frame["type"] in ("alert", "position"):
+                    assert frame["cursor"] > snapshot["cursor"]
+                if frame["type"] == "alert":
+                    replayed = frame
+                    break
+            assert replayed is not None and replayed["alert"]["id"] == feed_alert["id"]
+            assert replayed["cursor"] == alert_frame["cursor"]
+
         # docs/feed-protocol.md §1: the first-message `auth` way, for the admin (a district role):
         # the snapshot holds the open SOS.
         async with connect(f"{backend.ws}/ws/alerts") as feed:
@@ -404,5 +421,7 @@ async def test_sos_from_hand_built_recording_reaches_rest_and_feed(backend: Back
         assert r.json()["columns"] == rows[0]
 
     # README "Configuration": no name in the logs, at any level.
-    assert NAME_TH not in backend.log.read_text(encoding="utf-8", errors="replace")
-    assert NAME_TH not in out + err
+    logs = backend.log.read_text(encoding="utf-8", errors="replace") + out + err
+    assert NAME_TH not in logs and "Outsider Twenty" not in logs
+    assert str(HOME[1]) not in logs  # the map was asked for around the home (lat=&lon=)
+    assert caregiver_token not in logs and backend.gateway not in logs

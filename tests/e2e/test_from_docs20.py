@@ -398,6 +398,9 @@ async def test_sos_from_hand_built_recording_reaches_rest_and_feed(backend: Back
             snapshot = json.loads(await asyncio.wait_for(feed.recv(), 10))
             assert snapshot["type"] == "snapshot"
             assert [a["id"] for a in snapshot["alerts"] if a["patient_id"] == patient_id] == [feed_alert["id"]]
+            [latest] = [p for p in snapshot["positions"] if p["patient_id"] == patient_id]
+            assert latest["source"] == "ble" and "parcel_code" in latest
+            assert latest["description_th"] is None and latest["description_en"] is None  # §3: not in a snapshot
 
         # docs/daily-summary.md: the day's summary over HTTP, its columns as the document lists them.
         day = feed_alert["opened_at_local"][:10]
@@ -419,6 +422,14 @@ async def test_sos_from_hand_built_recording_reaches_rest_and_feed(backend: Back
         r = await http.get("/api/v1/reports/daily", headers=admin, params={"date": day, "format": "json"})
         assert r.status_code == 200, r.text
         assert r.json()["columns"] == rows[0]
+        r = await http.post("/api/v1/users", headers=admin, json={"name": "โรงพยาบาล e2e", "role": "hospital"})
+        assert r.status_code == 201, r.text
+        hospital = {"Authorization": f"Bearer {r.json()['token']}"}
+        r = await http.get("/api/v1/reports/daily", headers=hospital, params={"date": day})
+        assert r.status_code == 200, r.text
+        assert next(csv.reader(io.StringIO(r.content.decode("utf-8-sig")))) == documented  # with `cid`
+        r = await http.get("/api/v1/reports/daily", headers=cg, params={"date": day})
+        assert r.status_code == 403 and r.json()["code"] == "forbidden"
 
     # README "Configuration": no name in the logs, at any level.
     logs = backend.log.read_text(encoding="utf-8", errors="replace") + out + err

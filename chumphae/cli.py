@@ -273,15 +273,55 @@ def gateways_create(
     site: Annotated[str, typer.Option(help="Site whose bands it may speak for.")] = "chumphae",
     lat: Annotated[float | None, typer.Option()] = None,
     lon: Annotated[float | None, typer.Option()] = None,
+    receiver: Annotated[list[str] | None, typer.Option(
+        help="A BLE receiver of the site: ID,LAT,LON[,P1M_DBM[,PATH_LOSS_N]] (repeat for several; "
+             "the gateway's own adapter is one, ID = its GATEWAY_RECEIVER_ID). Without any, the site "
+             "config lists only the receivers of the site's other gateways: nothing can be located.")] = None,
 ) -> None:
     """Register a gateway and print its token."""
+    from sqlmodel import select
+
     from chumphae.auth.service import create_gateway
     from chumphae.db import session_scope
+    from chumphae.models import Gateway
 
+    receivers = [_receiver(text) for text in receiver or []]
     with session_scope(_engine()) as session:
-        gw, token = create_gateway(session, slug=slug, name=name, site=site, lat=lat, lon=lon)
-        typer.echo(f"gateway {gw.id} ({slug}) created")
+        taken = {str(r.get("id")) for g in session.exec(select(Gateway).where(Gateway.site == site)).all()
+                 for r in (g.receivers or [])}
+        seen: set[str] = set()
+        for r in receivers:
+            if r["id"] in taken or r["id"] in seen:
+                raise typer.BadParameter(f"receiver id {r['id']} is already one of site {site}'s receivers",
+                                         param_hint="--receiver")
+            seen.add(str(r["id"]))
+        gw, token = create_gateway(session, slug=slug, name=name, site=site, lat=lat, lon=lon,
+                                   receivers=receivers)
+        typer.echo(f"gateway {gw.id} ({slug}) created" + (f" with {len(receivers)} receivers" if receivers else ""))
     typer.echo(f"token: {token}")
+
+
+def _receiver(text: str) -> dict[str, object]:
+    """`ID,LAT,LON[,P1M_DBM[,PATH_LOSS_N]]` → a site-config receiver (docs/gateway-protocol.md §2)."""
+    import math
+
+    parts = [p.strip() for p in text.split(",")]
+    if not 3 <= len(parts) <= 5 or not 1 <= len(parts[0]) <= 64:
+        raise typer.BadParameter(f"{text!r}: expected ID,LAT,LON[,P1M_DBM[,PATH_LOSS_N]] (ID 1-64 characters)",
+                                 param_hint="--receiver")
+    try:
+        numbers = [float(p) for p in parts[1:]]
+    except ValueError:
+        raise typer.BadParameter(f"{text!r}: LAT, LON, P1M_DBM and PATH_LOSS_N are numbers",
+                                 param_hint="--receiver") from None
+    lat, lon = numbers[0], numbers[1]
+    p1m = numbers[2] if len(numbers) > 2 else -59.0
+    n = numbers[3] if len(numbers) > 3 else 2.7
+    if (not all(math.isfinite(x) for x in numbers) or not -90 <= lat <= 90 or not -180 <= lon <= 180
+            or not -127 <= p1m <= 20 or not 1.0 <= n <= 6.0):
+        raise typer.BadParameter(f"{text!r}: LAT -90..90, LON -180..180, P1M_DBM -127..20, PATH_LOSS_N 1..6",
+                                 param_hint="--receiver")
+    return {"id": parts[0], "lat": lat, "lon": lon, "p1m_dbm": p1m, "path_loss_n": n}
 
 
 @app.command("seed-demo")

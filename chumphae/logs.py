@@ -7,6 +7,7 @@ never logs them; two filters guard what libraries log:
   frames carry patients' names, headers carry `Authorization: Bearer …`);
 - `RedactSecrets` blanks tokens wherever they still appear (`?token=` in an
   access-log line, a `chu_…`/`chg_…` token or a bearer credential in text),
+  a query string's point (`lat=`, `lon=`, `bbox=`: a map asked for around a home),
   and the query string and user-info of the provider URLs the HTTP client
   logs at INFO (`HTTP Request: POST https://sms…/send?key=…`: an SMS
   gateway's or a webhook's key may sit there).
@@ -43,6 +44,9 @@ class BangkokFormatter(logging.Formatter):
 
 
 SECRET = re.compile(r"((?:token|access_token)=)[^&\s\"']+", re.IGNORECASE)
+# A point in a query string (`GET /api/v1/map/routes?lat=…&lon=…`, `?bbox=…`): the app asks for the map
+# around a patient's home, so the access log would carry the home position (outside20).
+POINT = re.compile(r"([?&](?:lat|lon|bbox)=)[^&\s\"']+", re.IGNORECASE)
 TOKEN = re.compile(r"\bch[ug]_[A-Za-z0-9_\-]{6,}")
 # A URL's user-info (`user:pass@`) and query string, blanked in what the HTTP client logs about outbound calls.
 URL_QUERY = re.compile(r"(https?://[^\s?#\"']*)\?[^\s#\"']*", re.IGNORECASE)
@@ -58,6 +62,7 @@ WIRE_PREFIXES = ("< ", "> ")  # websockets: "> TEXT '…' [n bytes]", "< Authori
 
 def redact(text: str) -> str:
     text = SECRET.sub(r"\1<redacted>", text)
+    text = POINT.sub(r"\1<redacted>", text)
     text = BEARER.sub(r"\1<redacted>", text)
     return TOKEN.sub("<redacted>", text)
 

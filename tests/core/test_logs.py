@@ -67,3 +67,22 @@ def test_provider_url_secrets_the_http_client_logs_are_redacted() -> None:
     assert "https://<redacted>@hooks.example.test/chumphae" in text, text
     assert "k3y5ecret" not in text and "pa55word" not in text and "CHP" not in text
     assert "page?q=kept" in text  # only the HTTP client's own lines lose their query strings
+
+
+def test_a_point_in_a_query_string_is_redacted() -> None:
+    """outside20: the app asks for the map around a patient's home (`GET /api/v1/map/routes?lat=&lon=`, as
+    docs/mobile-api.md says); uvicorn's access line carried the home position at INFO."""
+    for query in ("/api/v1/map/routes?lat=16.545&lon=102.1001&radius_m=150",
+                  "/api/v1/map/parcels?bbox=102.09,16.54,102.11,16.56&limit=5",
+                  "/api/v1/map/landmarks?LON=102.1001&LAT=16.545"):
+        record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/1.1" %d',
+                                   ("127.0.0.1:5", "GET", query, 200), None)
+        assert RedactSecrets().filter(record)
+        message = record.getMessage()
+        assert "16.545" not in message and "102.1001" not in message and "102.09" not in message, message
+        assert "/api/v1/map/" in message and "=<redacted>" in message
+    record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/1.1" %d',
+                               ("127.0.0.1:5", "GET", "/api/v1/map/routes?lat=16.545&lon=102.1001&radius_m=150",
+                                200), None)
+    RedactSecrets().filter(record)
+    assert "lat=<redacted>&lon=<redacted>&radius_m=150" in record.getMessage()

@@ -1,0 +1,109 @@
+"""`chumphae gateways create --receiver`: a site's BLE receivers registered from the command line (outside20).
+
+Before it, only `seed-demo` could give a site receivers: a gateway registered as the README says got a site
+config with `receivers: []`, so its own adapter was no receiver and no band it heard could be located
+(SOS and falls only, never a position or a wander)."""
+
+from __future__ import annotations
+
+from sqlmodel import Session, select
+from typer.testing import CliRunner
+
+from chumphae.cli import app
+from chumphae.config import get_settings
+from chumphae.db import make_engine
+from chumphae.ingest import siteconfig
+from chumphae.models import Gateway
+
+runner = CliRunner()
+
+
+def _config(slug: str) -> dict[str, object]:
+    engine = make_engine(get_settings().effective_database_url)
+    try:
+        with Session(engine) as session:
+            gw = session.exec(select(Gateway).where(Gateway.slug == slug)).one()
+            return siteconfig.build(session, gw)
+    finally:
+        engine.dispose()
+
+
+def test_receivers_reach_every_gateway_of_the_site() -> None:
+    done = runner.invoke(
+        app,
+        [
+            "gateways",
+            "create",
+            "--slug",
+            "gw-a",
+            "--name",
+            "a",
+            "--site",
+            "ban-x",
+            "--receiver",
+            "local,16.5450,102.1001",
+            "--receiver",
+            " rx-pole , 16.5455 , 102.1006 , -61 , 2.2 ",
+        ],
+    )
+    assert done.exit_code == 0, done.output
+    assert "with 2 receivers" in done.output and "token: chg_" in done.output
+    done = runner.invoke(
+        app,
+        ["gateways", "create", "--slug", "gw-b", "--name", "b", "--site", "ban-x", "--receiver", "rx-b,16.546,102.101"],
+    )
+    assert done.exit_code == 0, done.output
+    expected = [
+        {"id": "local", "lat": 16.545, "lon": 102.1001, "p1m_dbm": -59.0, "path_loss_n": 2.7},
+        {"id": "rx-pole", "lat": 16.5455, "lon": 102.1006, "p1m_dbm": -61.0, "path_loss_n": 2.2},
+        {"id": "rx-b", "lat": 16.546, "lon": 102.101, "p1m_dbm": -59.0, "path_loss_n": 2.7},
+    ]
+    assert _config("gw-a")["receivers"] == expected
+    assert _config("gw-b")["receivers"] == expected
+    extent = _config("gw-a")["extent"]
+    assert isinstance(extent, dict) and extent["min_lat"] < 16.545 < extent["max_lat"]
+
+
+def test_bad_or_taken_receivers_are_refused_and_nothing_is_created() -> None:
+    assert (
+        runner.invoke(
+            app,
+            [
+                "gateways",
+                "create",
+                "--slug",
+                "gw-a",
+                "--name",
+                "a",
+                "--site",
+                "ban-x",
+                "--receiver",
+                "local,16.545,102.1001",
+            ],
+        ).exit_code
+        == 0
+    )
+    for bad in (
+        ["local,16.6,102.2"],  # the site already has a receiver `local`
+        ["rx,16.6,102.2", "rx,16.7,102.2"],  # twice in one command
+        ["rx,91,102.2"],
+        ["rx,16.5"],
+        ["rx,16.5,102.1,-59,2.7,9"],
+        ["rx,16.5,north"],
+        ["rx,16.5,102.1,-200"],
+        ["rx,16.5,102.1,-59,0"],
+        ["rx,nan,102.1"],
+        [",16.5,102.1"],
+    ):
+        args = ["gateways", "create", "--slug", "gw-bad", "--name", "bad", "--site", "ban-x"]
+        for r in bad:
+            args += ["--receiver", r]
+        done = runner.invoke(app, args)
+        assert done.exit_code == 2, (bad, done.output)
+        assert "--receiver" in done.output, done.output
+    engine = make_engine(get_settings().effective_database_url)
+    try:
+        with Session(engine) as session:
+            assert session.exec(select(Gateway.slug)).all() == ["gw-a"]
+    finally:
+        engine.dispose()

@@ -672,7 +672,8 @@ def _gateway_spoke(session: Session, gateway_id: int, health: list[Message], ref
     """The gateway's last message time (for gateway_offline); its health when it sent some.
 
     With each heartbeat the run of heartbeats saying the radio cannot scan (`chumphae.alert.radio`) is
-    carried on or ended. Returns whether a heartbeat said the radio hears (a `gateway_radio` to clear).
+    carried on or ended. Returns whether the batch's last heartbeat said the radio hears (a `gateway_radio` to
+    clear): one that hears followed by one that is deaf is a radio dead again, its alert left open (debt20).
     `defer` (PostgreSQL): the plain time update goes to its `tail`, sent with the commit."""
     if not health and not refused:
         if defer is not None and session.get_bind().dialect.name == "postgresql":
@@ -691,7 +692,7 @@ def _gateway_spoke(session: Session, gateway_id: int, health: list[Message], ref
             beat = {k: v for k, v in msg.body.model_dump(exclude_none=True).items()
                     if k not in (radio.SINCE, radio.LAST)}  # the backend's own keys, not the gateway's
             state = {**keep, **beat, **radio.track(state, beat, now)}
-            heard = heard or radio.hears(beat)
+            heard = radio.hears(beat)  # the last heartbeat's verdict
         elif isinstance(msg.body, HelloBody):
             state["hello"] = msg.body.model_dump(exclude_none=True)
     if refused:

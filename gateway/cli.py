@@ -21,7 +21,7 @@ from gateway.simulate import scenario as scenarios
 # With a backend (GATEWAY_TOKEN), `--simulate` at `--speed` above 1 (or 0, flat out) runs the scenario's clock
 # ahead of the wall clock no further than this, then at real time: the backend refuses positions and readings
 # stamped more than 10 minutes ahead of its clock (chumphae/ingest/envelope.py FUTURE). `chumphae demo` keeps
-# the same 8 minutes (chumphae/demo.py MAX_AHEAD_S). Stand-alone (no token) nothing is sent: it runs free.
+# the same 8 minutes (chumphae/demo.py imports this one). Stand-alone (no token) nothing is sent: it runs free.
 MAX_AHEAD_S = 480.0
 
 # What the settings without a description in GatewaySettings mean (the epilog lists every one).

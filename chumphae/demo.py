@@ -37,7 +37,7 @@ from chumphae.timeutil import BANGKOK
 
 # --speed above 1: the simulated clock runs ahead of the wall clock no further than MAX_AHEAD_S, then at real
 # time (the backend refuses positions stamped more than 10 minutes ahead: chumphae/ingest/envelope.py FUTURE);
-# one definition, the gateway's: `chumphae-gateway --simulate` with a backend keeps the same cap.
+# one definition, the gateway's: `chumphae-gateway --simulate` / `--replay` with a backend keep the same cap.
 from gateway.cli import MAX_AHEAD_S
 
 if TYPE_CHECKING:

@@ -22,6 +22,14 @@ from tests.ingest.conftest import BAND, Site
 from tests.ingest.test_gateway_socket import frame, url
 
 
+async def logged(caplog: pytest.LogCaptureFixture, text: str, tries: int) -> None:
+    """Wait (`tries` × 20 ms at most) for a log line containing `text`; the caller asserts what was said."""
+    for _ in range(tries):
+        if any(text in r.getMessage() for r in caplog.records):
+            return
+        await asyncio.sleep(0.02)
+
+
 async def test_a_database_locked_by_another_program_is_said_in_the_log_and_the_sos_is_stored_once(
         server: LiveServer, site: Site, app_engine: Engine, caplog: pytest.LogCaptureFixture,
         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -49,10 +57,7 @@ async def test_a_database_locked_by_another_program_is_said_in_the_log_and_the_s
                 locker.execute("BEGIN EXCLUSIVE")
                 mid, text = frame("alert", body)
                 await ws.send(text)
-                for _ in range(100):
-                    if any("database busy or away" in r.getMessage() for r in caplog.records):
-                        break
-                    await asyncio.sleep(0.02)
+                await logged(caplog, "database busy or away", 100)
                 locker.execute("COMMIT")
                 ack = await asyncio.wait_for(recv_json(ws), 30)
         assert ack["type"] == "ack" and ack["ids"] == [mid]
@@ -93,18 +98,12 @@ async def test_a_batch_held_by_a_locked_table_is_said_while_it_waits_and_the_sos
                     locker.exec_driver_sql("LOCK TABLE alert IN ACCESS EXCLUSIVE MODE")
                 mid, text = frame("alert", body)
                 await ws.send(text)
-                for _ in range(250):
-                    if any("not stored after" in r.getMessage() for r in caplog.records):
-                        break
-                    await asyncio.sleep(0.02)
+                await logged(caplog, "not stored after", 250)
             finally:
                 locker.rollback()
                 locker.close()
             ack = await asyncio.wait_for(recv_json(ws), 30)
-            for _ in range(100):
-                if any("ended after" in r.getMessage() for r in caplog.records):
-                    break
-                await asyncio.sleep(0.02)
+            await logged(caplog, "ended after", 100)
     assert ack["type"] == "ack" and ack["ids"] == [mid]
     said = [r.getMessage() for r in caplog.records if r.name == "chumphae.ingest.connection"]
     assert any("a batch of 1 alerts not stored after 0 s: the database is slow or locked" in m for m in said), said

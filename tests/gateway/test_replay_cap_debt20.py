@@ -8,23 +8,18 @@ only the cap is scaled down (3 s for 8 minutes) and the run stopped after 2.5 s.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from chumphae.timeutil import as_utc, utcnow
-from gateway import cli, service
 from gateway.decode import chumphae_band as band
 from gateway.record import FORMAT, VERSION
-from tests.gateway.fake_backend import FakeBackend
+from tests.gateway.conftest import CLI_TOKEN, assert_held_at_cap, run_cli_briefly
 from tests.gateway.sources import ADDR, KEY, SITE
 
-TOKEN = "gw-test-token-0123456789"
 CAP_S = 3.0
 LENGTH_S = 300  # the recording: 5 minutes, a band heard twice a second by two receivers
 
@@ -43,54 +38,21 @@ def recording(path: Path) -> Path:
     return path
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _replay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, token: str, speed: str) -> tuple[float, list[Any]]:
     """`chumphae-gateway --replay FILE --now --speed SPEED` for at most 2.5 s: the replay clock's lead on the wall
     clock at the end (seconds), and the positions the backend stored."""
-    port = _free_port()
-    monkeypatch.setenv("GATEWAY_BACKEND_URL", f"http://127.0.0.1:{port}")
-    monkeypatch.setenv("GATEWAY_TOKEN", token)
-    monkeypatch.setenv("GATEWAY_QUEUE_PATH", str(tmp_path / "outbox.db"))
     cache = tmp_path / "config.json"
     cache.write_text(json.dumps({"etag": None, "config": SITE}), encoding="utf-8")  # stand-alone: the site's bands
-    monkeypatch.setenv("GATEWAY_CONFIG_CACHE", str(cache))
-    monkeypatch.setenv("GATEWAY_HEARTBEAT_S", "1")
-    monkeypatch.setenv("GATEWAY_POSITION_EVERY_S", "1")
-    monkeypatch.setattr(cli, "MAX_AHEAD_S", CAP_S)
-    real = service.run_gateway
-    seen: dict[str, Any] = {}
-
-    async def run_gateway(*args: Any, **kw: Any) -> service.Gateway:
-        backend = FakeBackend(TOKEN, config=SITE, port=port)  # in the gateway's own event loop
-        await backend.start()
-        asyncio.get_running_loop().call_later(2.5, kw["stop"].set)
-        try:
-            gw = await real(*args, **kw)
-        finally:
-            await backend.stop()
-        seen["lead"] = (gw.source.wall() - utcnow()).total_seconds()
-        seen["positions"] = backend.of_type("position")
-        return gw
-
-    monkeypatch.setattr(service, "run_gateway", run_gateway)
-    assert cli.main(["--replay", str(recording(tmp_path / "field.jsonl")), "--now", "--speed", speed]) == 0
-    return seen["lead"], seen["positions"]
+    argv = ["--replay", str(recording(tmp_path / "field.jsonl")), "--now", "--speed", speed]
+    return run_cli_briefly(tmp_path, monkeypatch, token, argv, cap_s=CAP_S, config=SITE)
 
 
 @pytest.mark.parametrize("speed", ["40", "0"])
 def test_with_a_backend_a_fast_replay_re_dated_to_now_stays_within_the_cap(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, speed: str) -> None:
     """Uncapped, `--speed 40` was about 100 s ahead after 2.5 s, `--speed 0` the whole recording (300 s)."""
-    lead, positions = _replay(tmp_path, monkeypatch, TOKEN, speed)
-    assert positions, "nothing reached the backend: the test proves nothing"
-    latest = max(as_utc(datetime.fromisoformat(p["body"]["t"])) for p in positions)
-    assert lead <= CAP_S + 1.5, lead
-    assert (latest - utcnow()).total_seconds() <= CAP_S + 1.5, latest
+    lead, positions = _replay(tmp_path, monkeypatch, CLI_TOKEN, speed)
+    assert_held_at_cap(lead, positions, CAP_S)
 
 
 def test_stand_alone_a_replay_runs_free(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

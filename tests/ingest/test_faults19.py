@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,22 @@ from chumphae.models import Alert, IngestedMessage
 from tests.feed.liveserver import LiveServer, recv_json
 from tests.ingest.conftest import BAND, Site
 from tests.ingest.test_gateway_socket import frame, url
+
+
+@contextlib.contextmanager
+def held(engine: Engine, table: str) -> Iterator[None]:
+    """Another session holds a lock a batch needs until the block ends: PostgreSQL's `table` locked (`LOCK TABLE
+    … IN ACCESS EXCLUSIVE MODE`, as a migration or `VACUUM FULL` would), or SQLite's file write-locked."""
+    locker = engine.connect()
+    try:
+        if engine.dialect.name == "sqlite":
+            locker.exec_driver_sql("BEGIN EXCLUSIVE")
+        else:
+            locker.exec_driver_sql(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+        yield
+    finally:
+        locker.rollback()
+        locker.close()
 
 
 async def logged(caplog: pytest.LogCaptureFixture, text: str, tries: int) -> None:
@@ -90,18 +108,10 @@ async def test_a_batch_held_by_a_locked_table_is_said_while_it_waits_and_the_sos
             caplog.at_level(logging.WARNING, logger="chumphae.ingest.connection"):
         async with connect(url(server), additional_headers=both_site.auth()) as ws:
             await recv_json(ws)  # welcome
-            locker = engine.connect()
-            try:
-                if engine.dialect.name == "sqlite":
-                    locker.exec_driver_sql("BEGIN EXCLUSIVE")
-                else:
-                    locker.exec_driver_sql("LOCK TABLE alert IN ACCESS EXCLUSIVE MODE")
+            with held(engine, "alert"):
                 mid, text = frame("alert", body)
                 await ws.send(text)
                 await logged(caplog, "not stored after", 250)
-            finally:
-                locker.rollback()
-                locker.close()
             ack = await asyncio.wait_for(recv_json(ws), 30)
             await logged(caplog, "ended after", 100)
     assert ack["type"] == "ack" and ack["ids"] == [mid]

@@ -19,6 +19,7 @@ from chumphae.ingest.connection import IngestOptions
 from chumphae.models import Alert
 from tests.feed.liveserver import LiveServer, live_server, recv_json
 from tests.ingest.conftest import Site
+from tests.ingest.test_faults19 import held
 from tests.ingest.test_gateway_socket import frame, url
 from tests.ingest.test_radio19 import DEAD_AFTER_S, beat, radio_alerts
 
@@ -54,13 +55,8 @@ async def radio_dead(ws: ClientConnection, site: Site) -> Alert:
 async def one_batch(ws: ClientConnection, engine: Engine, bodies: list[dict[str, object]]) -> None:
     """The heartbeats `bodies` sent so that they are stored in one batch: the batch before them (one deaf
     heartbeat) is held by a lock while they arrive; both acks checked (the second naming them all)."""
-    locker = engine.connect()
-    try:
-        if engine.dialect.name == "sqlite":
-            locker.exec_driver_sql("BEGIN EXCLUSIVE")
-        else:
-            locker.exec_driver_sql("LOCK TABLE gateway IN ACCESS EXCLUSIVE MODE")
-        held, text = heartbeat(DEAF)
+    with held(engine, "gateway"):
+        first, text = heartbeat(DEAF)
         await ws.send(text)
         await asyncio.sleep(0.2)
         ids = []
@@ -69,10 +65,7 @@ async def one_batch(ws: ClientConnection, engine: Engine, bodies: list[dict[str,
             ids.append(mid)
             await ws.send(text)
         await asyncio.sleep(0.3)
-    finally:
-        locker.rollback()
-        locker.close()
-    assert await asyncio.wait_for(recv_json(ws), 30) == {"type": "ack", "ids": [held]}
+    assert await asyncio.wait_for(recv_json(ws), 30) == {"type": "ack", "ids": [first]}
     assert await asyncio.wait_for(recv_json(ws), 30) == {"type": "ack", "ids": ids}, "not one batch"
 
 

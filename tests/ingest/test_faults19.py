@@ -25,15 +25,16 @@ from tests.ingest.test_gateway_socket import frame, url
 
 
 @contextlib.contextmanager
-def held(engine: Engine, table: str) -> Iterator[None]:
+def held(engine: Engine, table: str, pg_sql: str | None = None) -> Iterator[None]:
     """Another session holds a lock a batch needs until the block ends: PostgreSQL's `table` locked (`LOCK TABLE
-    … IN ACCESS EXCLUSIVE MODE`, as a migration or `VACUUM FULL` would), or SQLite's file write-locked."""
+    … IN ACCESS EXCLUSIVE MODE`, as a migration or `VACUUM FULL` would; or what `pg_sql` locks), or SQLite's
+    file write-locked."""
     locker = engine.connect()
     try:
         if engine.dialect.name == "sqlite":
             locker.exec_driver_sql("BEGIN EXCLUSIVE")
         else:
-            locker.exec_driver_sql(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+            locker.exec_driver_sql(pg_sql or f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
         yield
     finally:
         locker.rollback()

@@ -33,22 +33,24 @@ from chumphae.db import init_engine, session_scope
 from chumphae.detect.thresholds import Thresholds, is_night, thresholds_for
 from chumphae.models import Patient
 from chumphae.seed import print_tokens, rotate_gateway_tokens, seed_demo
+from chumphae.timeutil import BANGKOK
+
+# --speed above 1: the simulated clock runs ahead of the wall clock no further than MAX_AHEAD_S, then at real
+# time (the backend refuses positions stamped more than 10 minutes ahead: chumphae/ingest/envelope.py FUTURE);
+# one definition, the gateway's: `chumphae-gateway --simulate` / `--replay` with a backend keep the same cap.
+from gateway.cli import MAX_AHEAD_S
 
 if TYPE_CHECKING:
     from gateway.config import GatewaySettings
     from gateway.service import Gateway
     from gateway.simulate.district import DistrictSource
     from gateway.simulate.scenario import Scenario
-from chumphae.timeutil import BANGKOK
 
 log = logging.getLogger(__name__)
 
 DEMO_SITE = "gw-chumphae-town"
 FIRST_EXCURSION_S = 20.0  # simulated seconds after start: the first walk out begins within a minute
 LEAD_S = 15.0  # announced this long before it starts
-# --speed above 1: the simulated clock runs ahead of the wall clock, no further than this, then at real time
-# (the backend refuses positions stamped more than 10 minutes ahead: chumphae/ingest/envelope.py FUTURE)
-MAX_AHEAD_S = 480.0
 
 
 OUTSIDE_GATEWAY = (

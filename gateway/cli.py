@@ -18,10 +18,10 @@ from chumphae.logs import BangkokFormatter, protect_logs
 from gateway.config import GatewaySettings
 from gateway.simulate import scenario as scenarios
 
-# With a backend (GATEWAY_TOKEN), `--simulate` at `--speed` above 1 (or 0, flat out) runs the scenario's clock
+# With a backend (GATEWAY_TOKEN), `--simulate` / `--replay` at `--speed` above 1 (or 0, flat out) runs its clock
 # ahead of the wall clock no further than this, then at real time: the backend refuses positions and readings
 # stamped more than 10 minutes ahead of its clock (chumphae/ingest/envelope.py FUTURE). `chumphae demo` keeps
-# the same 8 minutes (chumphae/demo.py MAX_AHEAD_S). Stand-alone (no token) nothing is sent: it runs free.
+# the same 8 minutes (chumphae/demo.py imports this one). Stand-alone (no token) nothing is sent: it runs free.
 MAX_AHEAD_S = 480.0
 
 # What the settings without a description in GatewaySettings mean (the epilog lists every one).
@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--now", action="store_true", help="replay: shift the recording's times so that it starts now")
     p.add_argument("--speed", type=float, default=1.0,
                    help="simulated / recorded seconds per real second (0 = flat out); with GATEWAY_TOKEN a "
-                        f"simulation runs no more than {MAX_AHEAD_S / 60:.0f} minutes ahead of the wall clock, then "
+                        f"simulation or replay runs no more than {MAX_AHEAD_S / 60:.0f} minutes ahead of the wall clock, then "
                         "at real time (the backend refuses positions 10 minutes ahead)")
     p.add_argument("--backend", help="backend URL (overrides GATEWAY_BACKEND_URL)")
     p.add_argument("--queue", type=Path, help="outbox SQLite path (overrides GATEWAY_QUEUE_PATH; without GATEWAY_TOKEN the "
@@ -153,7 +153,7 @@ async def _run(settings: GatewaySettings, scen: scenarios.Scenario | None, args:
     try:
         gw = await run_gateway(settings, scenario=scen, speed=args.speed, stop=stop, exit_when_done=args.exit_when_done,
                                record=args.record, replay=args.replay, shift_to_now=args.now,
-                               max_ahead_s=MAX_AHEAD_S if settings.token and scen is not None else None)
+                               max_ahead_s=MAX_AHEAD_S if settings.token and (scen is not None or args.replay) else None)
     except ValueError as e:  # a recording that cannot be read or written
         print(f"chumphae-gateway: error: {e}", file=sys.stderr)
         return 2

@@ -15,7 +15,10 @@ and skipped, and counted in `bad_lines`; nothing else is lost. A file whose
 first line is not a header of a version this gateway reads is refused at
 start (`BadRecording`). With `shift_to_now`, every time is moved by the
 same amount so that the recording starts now (the backend's window for
-message times then accepts an old recording).
+message times then accepts an old recording). `max_ahead_s` (set by
+`chumphae-gateway` with a backend, as for `--simulate`): the replay runs at
+`speed` until its clock is that far ahead of the wall clock, then at real
+time (the backend refuses positions stamped 10 minutes ahead of its clock).
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ class ReplaySource:
         self._shifted = shift_to_now and started is not None
         self._end: datetime | None = None
         self._now = 0.0
+        self.max_ahead_s: float | None = None
 
     # -- the Source protocol ------------------------------------------------
     def clock(self) -> float:
@@ -166,9 +170,8 @@ class ReplaySource:
         self._file.close()
 
     async def _pace(self, t0: float, at: float) -> None:
-        if self.speed > 0:
-            delay = t0 + at / self.speed - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-                return
-        await asyncio.sleep(0)
+        delay = t0 + at / self.speed - time.monotonic() if self.speed > 0 else 0.0
+        if self.max_ahead_s is not None and self._started is not None:  # flat out too (`SimSource.__aiter__`)
+            ahead = (self._started + self._shift + timedelta(seconds=at) - utcnow()).total_seconds()
+            delay = max(delay, ahead - self.max_ahead_s)
+        await asyncio.sleep(delay if delay > 0 else 0)

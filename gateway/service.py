@@ -387,13 +387,14 @@ async def run_gateway(
     is empty). Give a `scenario` to simulate, a `replay` recording to play back (ends when the file
     does), a `source` for anything else; with none of them, the real radio is used. `record` writes
     every advert the source hands over to that file (gateway/record.py). A recording that cannot be
-    read or written raises ValueError before anything starts. `max_ahead_s`: the scenario's clock runs
-    at `speed` until it is that far ahead of the wall clock, then at real time (`SimSource.max_ahead_s`)."""
+    read or written raises ValueError before anything starts. `max_ahead_s`: the scenario's (or replay's) clock
+    runs at `speed` until it is that far ahead of the wall clock, then at real time (`SimSource.max_ahead_s`)."""
     stop = stop or asyncio.Event()
     supervisor = Supervisor(backoff_min_s=settings.backoff_min_s, backoff_max_s=settings.backoff_max_s)
     replaying: ReplaySource | None = None
     if replay is not None:
         replaying = ReplaySource(replay, speed=speed, shift_to_now=shift_to_now)
+        replaying.max_ahead_s = max_ahead_s
         source, exit_when_done = replaying, True
     if config is None:
         config = await load_config(settings)

@@ -74,6 +74,19 @@ class SiteConfig:
         return list(self.raw.get("routes") or [])
 
 
+def checked(doc: Any) -> dict[str, Any]:
+    """`doc` if it is a site config at all: a JSON object with `receivers` and `bands` lists, which the backend
+    always sends (§2); else ValueError. One rule for a fetched answer and the cached copy. An answer without them
+    (a proxy's or a broken backend's `{}`, `[]`, `null`): faults19: `{}` was applied, the gateway knew no band and
+    sent nothing from then on, saying nothing; `[]` raised AttributeError, and at start ended the gateway even
+    with a good cached copy on disk. A cache written before faults19 may hold such an answer (debt20)."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("receivers"), list) \
+            or not isinstance(doc.get("bands"), list):
+        raise ValueError(f"not a site config (a JSON object with receivers and bands lists): "
+                         f"{type(doc).__name__} with {sorted(doc)[:8] if isinstance(doc, dict) else 'no keys'}")
+    return doc
+
+
 def parse(doc: dict[str, Any], etag: str | None = None) -> SiteConfig:
     """Build a SiteConfig from the JSON document; raises ValueError on a bad one."""
     try:
@@ -132,14 +145,15 @@ def save_cache(path: Path, cfg: SiteConfig) -> None:
 
 def load_cache(path: Path) -> SiteConfig | None:
     """The cached config: the file `save_cache` writes (`{"etag", "config"}`), or a site config saved
-    as `GET /api/v1/gateway/config` answers it (no ETag then), for a replay written by hand."""
+    as `GET /api/v1/gateway/config` answers it (no ETag then), for a replay written by hand. A config that
+    `fetch` would refuse (`checked`) is ignored with a WARNING, as an unreadable file is: the gateway fetches."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         if isinstance(data, dict) and "config" not in data and "receivers" in data:
-            return parse(data)
+            return parse(checked(data))
         if not isinstance(data, dict) or "config" not in data:
             raise ValueError('neither {"etag": …, "config": {…}} nor a site config (no "receivers")')
-        return parse(data["config"], data.get("etag"))
+        return parse(checked(data["config"]), data.get("etag"))  # as `fetch` would take it (debt20)
     except FileNotFoundError:
         return None
     except (ValueError, KeyError, TypeError, AttributeError) as e:  # AttributeError: `"config": []`
@@ -165,16 +179,7 @@ async def fetch(
         log.warning("config fetch: HTTP %s; keeping last copy", resp.status_code)
         return None
     try:
-        doc = resp.json()
-        # The backend always sends these lists (§2). An answer without them is not a site config (a proxy's or a
-        # broken backend's `{}`, `[]`, `null`): faults19: `{}` was applied, the gateway knew no band and sent
-        # nothing from then on, saying nothing; `[]` raised AttributeError, and at start ended the gateway even
-        # with a good cached copy on disk.
-        if not isinstance(doc, dict) or not isinstance(doc.get("receivers"), list) \
-                or not isinstance(doc.get("bands"), list):
-            raise ValueError(f"not a site config (a JSON object with receivers and bands lists): "
-                             f"{type(doc).__name__} with {sorted(doc)[:8] if isinstance(doc, dict) else 'no keys'}")
-        return parse(doc, resp.headers.get("etag"))
+        return parse(checked(resp.json()), resp.headers.get("etag"))
     except ValueError as e:
         log.error("config from backend rejected: %s; keeping the config in use", e)
         return None

@@ -344,7 +344,7 @@ class _Session:
                 engine = self.engine
                 fut = self.workers.submit(priority, functools.partial(
                     _parse_and_store, engine, self.states[priority], self.gateway_id, items, priority == URGENT))
-                refused, result = await self._stored(asyncio.wrap_future(fut), len(items), priority)
+                refused, result = await self._stored(fut, len(items), priority)
                 for rejection in refused:
                     await self.reject(rejection)
                 self.counters.stored += result.stored
@@ -360,13 +360,15 @@ class _Session:
             if closed:
                 return
 
-    async def _stored(self, fut: asyncio.Future[T], n: int, priority: int) -> T:
+    async def _stored(self, fut: Future[T], n: int, priority: int) -> T:
         """The batch's result; a batch not stored after `slow_batch_s` is said at WARNING, and again when it is
         (a timer beside the await: +33, +24 and -18 µs a batch against a bare await in three runs of a loop of
-        thread round trips at load 7-9, within that noise; docs/performance.md, faults19)."""
+        thread round trips at load 7-9, within that noise; docs/performance.md, faults19). When the session ends
+        first (its socket closed: 1012 after a clock jump, the gateway gone), that is said instead, and the
+        batch's real end when it comes: stored but not acked, or not stored (debt20)."""
         loop = asyncio.get_running_loop()
         kind = "alerts" if priority == URGENT else "messages"
-        started, slow = loop.time(), [False]
+        started, slow = time.monotonic(), [False]
 
         def say() -> None:
             slow[0] = True
@@ -375,12 +377,30 @@ class _Session:
 
         timer = loop.call_later(self.options.slow_batch_s, say)
         try:
-            return await fut
+            return await asyncio.wrap_future(fut)
         finally:
             timer.cancel()
-            if slow[0]:
+            if slow[0] and fut.done():
                 log.warning("gateway %s: that batch of %d %s ended after %.1f s", self.slug, n, kind,
-                            loop.time() - started)
+                            time.monotonic() - started)
+            elif slow[0]:  # cancelled with the session: the batch goes on in its worker, and nothing will ack it
+                log.warning("gateway %s: that batch of %d %s still waits for the database after %.1f s; its socket "
+                            "closed, so it will not be acked", self.slug, n, kind, time.monotonic() - started)
+                fut.add_done_callback(functools.partial(self._ended, n=n, kind=kind, started=started))
+
+    def _ended(self, done: Future[Any], *, n: int, kind: str, started: float) -> None:
+        """The real end of a slow batch whose session ended first (on the worker's thread): stored but not acked,
+        or not stored. What the gateway keeps in its outbox it sends again (stored once)."""
+        took = time.monotonic() - started
+        if done.cancelled():
+            log.warning("gateway %s: that batch of %d %s was not stored: dropped before a worker took it",
+                        self.slug, n, kind)
+        elif (exc := done.exception()) is not None:
+            log.warning("gateway %s: that batch of %d %s was not stored after %.1f s (%s)", self.slug, n, kind, took,
+                        type(exc).__name__)
+        else:
+            log.warning("gateway %s: that batch of %d %s was stored after %.1f s, not acked: its socket had closed "
+                        "(what the gateway sends again is stored once)", self.slug, n, kind, took)
 
     def _take(self, inbox: asyncio.Queue[Any], items: list[Any]) -> None:
         """Add every frame waiting, up to `batch_max`."""

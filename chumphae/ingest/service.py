@@ -361,9 +361,11 @@ def ingest_batch(session: Session, *, gateway_id: int, messages: Sequence[Messag
         heard = _gateway_spoke(session, gateway_id, health, result.dead_letters, now,
                                result if feed_at_commit else None)
         if state.last_batch_at is None or time.monotonic() - state.last_batch_at > BACK_ONLINE_AFTER_S:
-            result.changes.extend(_back_online(session, gateway_id, now))
+            result.changes.extend(_resolve_own(session, gateway_id, AlertType.GATEWAY_OFFLINE,
+                                               "เกตเวย์กลับมาออนไลน์ / gateway back online", now))
         if heard:
-            result.changes.extend(_radio_back(session, gateway_id, now))
+            result.changes.extend(_resolve_own(session, gateway_id, AlertType.GATEWAY_RADIO,
+                                               "วิทยุของเกตเวย์กลับมาได้ยินสัญญาณ / gateway radio hears again", now))
     if feed_at_commit:
         result.feed_rows = feed_rows
     else:
@@ -670,7 +672,8 @@ def _gateway_spoke(session: Session, gateway_id: int, health: list[Message], ref
     """The gateway's last message time (for gateway_offline); its health when it sent some.
 
     With each heartbeat the run of heartbeats saying the radio cannot scan (`chumphae.alert.radio`) is
-    carried on or ended. Returns whether a heartbeat said the radio hears (a `gateway_radio` to clear).
+    carried on or ended. Returns whether the batch's last heartbeat said the radio hears (a `gateway_radio` to
+    clear): one that hears followed by one that is deaf is a radio dead again, its alert left open (debt20).
     `defer` (PostgreSQL): the plain time update goes to its `tail`, sent with the commit."""
     if not health and not refused:
         if defer is not None and session.get_bind().dialect.name == "postgresql":
@@ -689,7 +692,7 @@ def _gateway_spoke(session: Session, gateway_id: int, health: list[Message], ref
             beat = {k: v for k, v in msg.body.model_dump(exclude_none=True).items()
                     if k not in (radio.SINCE, radio.LAST)}  # the backend's own keys, not the gateway's
             state = {**keep, **beat, **radio.track(state, beat, now)}
-            heard = heard or radio.hears(beat)
+            heard = radio.hears(beat)  # the last heartbeat's verdict
         elif isinstance(msg.body, HelloBody):
             state["hello"] = msg.body.model_dump(exclude_none=True)
     if refused:
@@ -784,29 +787,17 @@ def _alert_input(session: Session, gateway_id: int, site: str | None, b: AlertBo
     )
 
 
-def _back_online(session: Session, gateway_id: int, now: datetime) -> list[AlertChange]:
-    """A gateway that speaks again clears its own `gateway_offline` alert."""
+def _resolve_own(session: Session, gateway_id: int, alert_type: AlertType, note: str,
+                 now: datetime) -> list[AlertChange]:
+    """A gateway's own open alerts of `alert_type` (no patient) resolved as fixed, with `note`: one speaking again
+    clears its `gateway_offline`, one whose radio hears again its `gateway_radio` (one indexed read)."""
     rows = session.exec(select(Alert).where(col(Alert.patient_id).is_(None), Alert.gateway_id == gateway_id,
-                                            Alert.type == AlertType.GATEWAY_OFFLINE.value,
+                                            Alert.type == alert_type.value,
                                             Alert.status != AlertStatus.RESOLVED)).all()
     changes = []
     for row in rows:
         assert row.id is not None
         _, change = alerts.resolve(session, user=None, alert_id=row.id, outcome=Outcome.DEVICE_FIXED,
-                                   note="เกตเวย์กลับมาออนไลน์ / gateway back online", now=now)
-        changes.append(change)
-    return changes
-
-
-def _radio_back(session: Session, gateway_id: int, now: datetime) -> list[AlertChange]:
-    """A gateway whose radio hears again clears its own `gateway_radio` alert (one indexed read a heartbeat)."""
-    rows = session.exec(select(Alert).where(col(Alert.patient_id).is_(None), Alert.gateway_id == gateway_id,
-                                            Alert.type == AlertType.GATEWAY_RADIO.value,
-                                            Alert.status != AlertStatus.RESOLVED)).all()
-    changes = []
-    for row in rows:
-        assert row.id is not None
-        _, change = alerts.resolve(session, user=None, alert_id=row.id, outcome=Outcome.DEVICE_FIXED,
-                                   note="วิทยุของเกตเวย์กลับมาได้ยินสัญญาณ / gateway radio hears again", now=now)
+                                   note=note, now=now)
         changes.append(change)
     return changes

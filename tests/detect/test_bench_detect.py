@@ -9,31 +9,15 @@ from __future__ import annotations
 import dataclasses
 import random
 import re
-import sys
-from datetime import UTC, datetime
-from pathlib import Path
 
-import pytest
 import shapely
 
 from chumphae.map.demo import demo_homes
 from chumphae.map.layers import MapLayers
-from chumphae.timeutil import BANGKOK
 from chumphae.values import AlertType
+from tests.detect.conftest import START, load_bench
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-try:
-    import bench_detect as bench
-finally:
-    sys.path.remove(str(ROOT / "scripts"))
-
-START = datetime(2025, 6, 2, tzinfo=BANGKOK).astimezone(UTC)
-
-
-@pytest.fixture(scope="module")
-def layers() -> MapLayers:
-    return MapLayers.from_file(bench.MAP)
+bench = load_bench()
 
 
 def _site(layers: MapLayers, k: int = 0, spacing: float = 100.0) -> bench.Site:

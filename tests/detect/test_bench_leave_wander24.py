@@ -10,31 +10,17 @@ Plans only (no simulation): a few seconds.
 from __future__ import annotations
 
 import random
-import sys
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import timedelta
 
 import pytest
 from shapely.geometry import LineString, box
 
 from chumphae.map.demo import demo_homes
 from chumphae.map.layers import MapLayers
-from chumphae.timeutil import BANGKOK
+from tests.detect.conftest import START, load_bench
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-try:
-    import bench_detect as bench
-finally:
-    sys.path.remove(str(ROOT / "scripts"))
-
-START = datetime(2025, 6, 2, tzinfo=BANGKOK).astimezone(UTC)
+bench = load_bench()
 ZONE = box(0.0, -20.0, 400.0, 20.0)  # a 40 m corridor along y = 0, as an assigned route's
-
-
-@pytest.fixture(scope="module")
-def layers() -> MapLayers:
-    return MapLayers.from_file(bench.MAP)
 
 
 def _site(layers: MapLayers, seed: int, patients: int, pid: int) -> bench.Site:

@@ -17,18 +17,16 @@ import errno
 import os
 import sqlite3
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
 import pytest
 
-from gateway import siteconfig
-from gateway.config import GatewaySettings
 from gateway.queue import ACKED, PENDING, Outbox
-from gateway.service import Gateway
+from tests.gateway.conftest import running
 from tests.gateway.fake_backend import FakeBackend, wait_for
-from tests.gateway.sources import SITE, PushSource
+from tests.gateway.sources import PushSource
 
 TOKEN = "gw-test-token-0123456789"
 
@@ -114,22 +112,6 @@ async def _traffic(source: PushSource, stop: asyncio.Event) -> None:
         await asyncio.sleep(0.01)
 
 
-@contextlib.asynccontextmanager
-async def running(tmp_path: Path, where: Path, backend: FakeBackend) -> AsyncIterator[tuple[Gateway, PushSource]]:
-    s = GatewaySettings(backend_url=backend.url, token=TOKEN, queue_path=where / "outbox.sqlite3",
-                        config_cache=tmp_path / "c.json", heartbeat_s=0.2, backoff_min_s=0.05,
-                        backoff_max_s=0.2, config_poll_s=0, position_every_s=5.0)
-    source = PushSource(tick_real_s=0.02)
-    gw = Gateway(s, siteconfig.parse(SITE), source, simulated=False)
-    stop = asyncio.Event()
-    task = asyncio.create_task(gw.run(stop))
-    try:
-        yield gw, source
-    finally:
-        stop.set()
-        await task
-
-
 def sos_ids(backend: FakeBackend) -> list[str]:
     return [i for i, m in backend.stored.items() if m["type"] == "alert" and m["body"]["type"] == "sos"]
 
@@ -142,7 +124,7 @@ async def test_disk_full_keeps_running_delivers_alerts_once_and_recovers(
     backend = FakeBackend(TOKEN)
     await backend.start()
     traffic_stop = asyncio.Event()
-    async with running(tmp_path, where, backend) as (gw, source):
+    async with running(tmp_path, where / "outbox.sqlite3", backend) as (gw, source):
         traffic = asyncio.create_task(_traffic(source, traffic_stop))
         ob = gw.outbox
         await wait_for(lambda: len(backend.of_type("position")) >= 3)

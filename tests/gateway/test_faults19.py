@@ -7,43 +7,25 @@ SQLite outbox, uplink) against a real WebSocket backend (`tests.gateway.fake_bac
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from gateway import siteconfig
 from gateway.config import GatewaySettings
 from gateway.queue import ACKED, Outbox
-from gateway.service import Gateway, load_config
+from gateway.service import load_config
+from tests.gateway.conftest import running
 from tests.gateway.fake_backend import FakeBackend, wait_for
-from tests.gateway.sources import SITE, PushSource
+from tests.gateway.sources import SITE
 
 TOKEN = "gw-test-token-0123456789"
 GATEWAY = Path(sys.executable).with_name("chumphae-gateway")
-
-
-@contextlib.asynccontextmanager
-async def running(tmp_path: Path, queue: Path, backend: FakeBackend) -> AsyncIterator[tuple[Gateway, PushSource]]:
-    s = GatewaySettings(backend_url=backend.url, token=TOKEN, queue_path=queue, config_cache=tmp_path / "c.json",
-                        heartbeat_s=0.2, backoff_min_s=0.05, backoff_max_s=0.2, config_poll_s=0,
-                        position_every_s=5.0)
-    source = PushSource(tick_real_s=0.02)
-    gw = Gateway(s, siteconfig.parse(SITE), source, simulated=False)
-    stop = asyncio.Event()
-    task = asyncio.create_task(gw.run(stop))
-    try:
-        yield gw, source
-    finally:
-        stop.set()
-        await task
 
 
 def delete(queue: Path) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,31 @@ from chumphae.models import Alert, IngestedMessage
 from tests.feed.liveserver import LiveServer, recv_json
 from tests.ingest.conftest import BAND, Site
 from tests.ingest.test_gateway_socket import frame, url
+
+
+@contextlib.contextmanager
+def held(engine: Engine, table: str, pg_sql: str | None = None) -> Iterator[None]:
+    """Another session holds a lock a batch needs until the block ends: PostgreSQL's `table` locked (`LOCK TABLE
+    … IN ACCESS EXCLUSIVE MODE`, as a migration or `VACUUM FULL` would; or what `pg_sql` locks), or SQLite's
+    file write-locked."""
+    locker = engine.connect()
+    try:
+        if engine.dialect.name == "sqlite":
+            locker.exec_driver_sql("BEGIN EXCLUSIVE")
+        else:
+            locker.exec_driver_sql(pg_sql or f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+        yield
+    finally:
+        locker.rollback()
+        locker.close()
+
+
+async def logged(caplog: pytest.LogCaptureFixture, text: str, tries: int) -> None:
+    """Wait (`tries` × 20 ms at most) for a log line containing `text`; the caller asserts what was said."""
+    for _ in range(tries):
+        if any(text in r.getMessage() for r in caplog.records):
+            return
+        await asyncio.sleep(0.02)
 
 
 async def test_a_database_locked_by_another_program_is_said_in_the_log_and_the_sos_is_stored_once(
@@ -49,10 +76,7 @@ async def test_a_database_locked_by_another_program_is_said_in_the_log_and_the_s
                 locker.execute("BEGIN EXCLUSIVE")
                 mid, text = frame("alert", body)
                 await ws.send(text)
-                for _ in range(100):
-                    if any("database busy or away" in r.getMessage() for r in caplog.records):
-                        break
-                    await asyncio.sleep(0.02)
+                await logged(caplog, "database busy or away", 100)
                 locker.execute("COMMIT")
                 ack = await asyncio.wait_for(recv_json(ws), 30)
         assert ack["type"] == "ack" and ack["ids"] == [mid]
@@ -85,26 +109,12 @@ async def test_a_batch_held_by_a_locked_table_is_said_while_it_waits_and_the_sos
             caplog.at_level(logging.WARNING, logger="chumphae.ingest.connection"):
         async with connect(url(server), additional_headers=both_site.auth()) as ws:
             await recv_json(ws)  # welcome
-            locker = engine.connect()
-            try:
-                if engine.dialect.name == "sqlite":
-                    locker.exec_driver_sql("BEGIN EXCLUSIVE")
-                else:
-                    locker.exec_driver_sql("LOCK TABLE alert IN ACCESS EXCLUSIVE MODE")
+            with held(engine, "alert"):
                 mid, text = frame("alert", body)
                 await ws.send(text)
-                for _ in range(250):
-                    if any("not stored after" in r.getMessage() for r in caplog.records):
-                        break
-                    await asyncio.sleep(0.02)
-            finally:
-                locker.rollback()
-                locker.close()
+                await logged(caplog, "not stored after", 250)
             ack = await asyncio.wait_for(recv_json(ws), 30)
-            for _ in range(100):
-                if any("ended after" in r.getMessage() for r in caplog.records):
-                    break
-                await asyncio.sleep(0.02)
+            await logged(caplog, "ended after", 100)
     assert ack["type"] == "ack" and ack["ids"] == [mid]
     said = [r.getMessage() for r in caplog.records if r.name == "chumphae.ingest.connection"]
     assert any("a batch of 1 alerts not stored after 0 s: the database is slow or locked" in m for m in said), said

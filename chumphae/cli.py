@@ -287,41 +287,98 @@ def gateways_create(
 
     receivers = [_receiver(text) for text in receiver or []]
     with session_scope(_engine()) as session:
-        taken = {str(r.get("id")) for g in session.exec(select(Gateway).where(Gateway.site == site)).all()
-                 for r in (g.receivers or [])}
-        seen: set[str] = set()
-        for r in receivers:
-            if r["id"] in taken or r["id"] in seen:
-                raise typer.BadParameter(f"receiver id {r['id']} is already one of site {site}'s receivers",
-                                         param_hint="--receiver")
-            seen.add(str(r["id"]))
+        _refuse_taken(receivers, [r for g in session.exec(select(Gateway).where(Gateway.site == site)).all()
+                                  for r in g.receivers or []], site=site, param_hint="--receiver")
         gw, token = create_gateway(session, slug=slug, name=name, site=site, lat=lat, lon=lon,
                                    receivers=receivers)
         typer.echo(f"gateway {gw.id} ({slug}) created" + (f" with {len(receivers)} receivers" if receivers else ""))
     typer.echo(f"token: {token}")
 
 
-def _receiver(text: str) -> dict[str, object]:
+def _receiver(text: str, param_hint: str = "--receiver") -> dict[str, object]:
     """`ID,LAT,LON[,P1M_DBM[,PATH_LOSS_N]]` → a site-config receiver (docs/gateway-protocol.md §2)."""
     import math
 
     parts = [p.strip() for p in text.split(",")]
     if not 3 <= len(parts) <= 5 or not 1 <= len(parts[0]) <= 64:
         raise typer.BadParameter(f"{text!r}: expected ID,LAT,LON[,P1M_DBM[,PATH_LOSS_N]] (ID 1-64 characters)",
-                                 param_hint="--receiver")
+                                 param_hint=param_hint)
     try:
         numbers = [float(p) for p in parts[1:]]
     except ValueError:
         raise typer.BadParameter(f"{text!r}: LAT, LON, P1M_DBM and PATH_LOSS_N are numbers",
-                                 param_hint="--receiver") from None
+                                 param_hint=param_hint) from None
     lat, lon = numbers[0], numbers[1]
     p1m = numbers[2] if len(numbers) > 2 else -59.0
     n = numbers[3] if len(numbers) > 3 else 2.7
     if (not all(math.isfinite(x) for x in numbers) or not -90 <= lat <= 90 or not -180 <= lon <= 180
             or not -127 <= p1m <= 20 or not 1.0 <= n <= 6.0):
         raise typer.BadParameter(f"{text!r}: LAT -90..90, LON -180..180, P1M_DBM -127..20, PATH_LOSS_N 1..6",
-                                 param_hint="--receiver")
+                                 param_hint=param_hint)
     return {"id": parts[0], "lat": lat, "lon": lon, "p1m_dbm": p1m, "path_loss_n": n}
+
+
+def _refuse_taken(receivers: list[dict[str, object]], others: list[dict[str, object]], *, site: str,
+                  param_hint: str) -> None:
+    """A receiver id names one receiver of its site: one of the site's receivers (`others`, as they will be) or
+    one given twice is refused."""
+    taken = {str(r.get("id")) for r in others}
+    seen: set[str] = set()
+    for r in receivers:
+        if r["id"] in taken or r["id"] in seen:
+            raise typer.BadParameter(f"receiver id {r['id']} is already one of site {site}'s receivers",
+                                     param_hint=param_hint)
+        seen.add(str(r["id"]))
+
+
+@gateways_app.command("receivers")
+def gateways_receivers(
+    gateway: Annotated[str, typer.Argument(help="The gateway's id or slug.")],
+    add: Annotated[list[str] | None, typer.Option(
+        help="Give this gateway a receiver: ID,LAT,LON[,P1M_DBM[,PATH_LOSS_N]] (repeat; as `create --receiver`). "
+             "To move one, --remove ID --add ID,LAT,LON in one command.")] = None,
+    remove: Annotated[list[str] | None, typer.Option(
+        help="Take one of this gateway's receivers away, by id (repeat). Done before --add.")] = None,
+) -> None:
+    """Add, move or remove a gateway's BLE receivers; print the site's receivers after the change.
+
+    Every gateway of the site gets the new list in its site config (a new ETag; connected gateways are sent
+    `config_changed` within about 10 s)."""
+    from sqlmodel import col, select
+
+    from chumphae.db import session_scope
+    from chumphae.models import Gateway
+
+    added = [_receiver(text, "--add") for text in add or []]
+    with session_scope(_engine()) as session:
+        gw = _gateway_or_fail(session, gateway)
+        site_gateways = session.exec(select(Gateway).where(Gateway.site == gw.site).order_by(col(Gateway.id))).all()
+        kept = [dict(r) for r in gw.receivers or []]
+        removed = list(dict.fromkeys(r.strip() for r in remove or []))
+        for rid in removed:
+            if not any(str(r.get("id")) == rid for r in kept):
+                owner = next((g.slug for g in site_gateways if g.id != gw.id
+                              and any(str(r.get("id")) == rid for r in g.receivers or [])), None)
+                raise typer.BadParameter(
+                    f"receiver {rid} is not one of gateway {gw.slug}'s"
+                    + (f": it is gateway {owner}'s" if owner else f" (site {gw.site} has none of that id)"),
+                    param_hint="--remove")
+            kept = [r for r in kept if str(r.get("id")) != rid]
+        _refuse_taken(added, [r for g in site_gateways if g.id != gw.id for r in g.receivers or []] + kept,
+                      site=gw.site, param_hint="--add")
+        if add or remove:
+            gw.receivers = kept + added  # a new list: the JSON column is written (and config_version bumped)
+            session.add(gw)
+            _audit_cli(session, action="receivers", entity="gateway", entity_id=gw.id)
+            session.flush()
+            typer.echo(f"gateway {gw.id} ({gw.slug}): {len(added)} receivers added, "
+                       f"{len(removed)} removed")
+        typer.echo(f"site {gw.site} receivers:")
+        for g in site_gateways:
+            for r in g.receivers or []:
+                typer.echo(f"  {r.get('id')} {r.get('lat')} {r.get('lon')} p1m_dbm {r.get('p1m_dbm', -59.0)} "
+                           f"path_loss_n {r.get('path_loss_n', 2.7)} gateway {g.slug}"
+                           + ("" if g.active else " (revoked: not in the site config)"))
 
 
 @app.command("seed-demo")

@@ -16,7 +16,8 @@ HOME.VILLAGE is the village *number* within the tambon (หมู่ที่, `
 name, and the same number recurs in every tambon. The patient's `village` is
 the name the district uses (the caregiver page and the district overview group
 by it): the `village` of the nearest tax-map landmark within
-`VILLAGE_RADIUS_M` of the home position, as the demo names its villages; a
+`VILLAGE_RADIUS_M` of the home position, as the demo names its villages (an
+empty map gets the shipped one first, as `chumphae serve` does); a
 home without a position, or with no landmark that near, gets `หมู่ที่ N`
 (with ` ต.<TAMBON>` when the file has the tambon code).
 
@@ -305,8 +306,14 @@ def _name_villages(session: Session, report: ImportReport, homes: dict[tuple[str
               if isinstance(lat := h.get("home_lat"), float) and isinstance(lon := h.get("home_lon"), float)]
     if not placed:
         return
-    from chumphae.map.store import load_layers  # the map (shapely, numpy) only when a home has a position
+    from chumphae.map.store import load_default_map, load_layers, map_info  # (shapely, numpy) only when needed
 
+    if not map_info(session):
+        # As `chumphae serve` does at its start: else the names would depend on whether the backend had ever run
+        # before this import (หมู่ที่ N before, the map's village after), and importing the same export again
+        # after the first start would "update" every placed patient.
+        load_default_map(session)
+        report.notes["the map was empty: the shipped tax map loaded first, as `chumphae serve` does"] += 1
     try:
         layers = load_layers(session)
     except ValueError:  # no map at all

@@ -26,8 +26,10 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from datetime import time as clock
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -63,6 +65,7 @@ NAME_TH = "นางทดสอบ ยี่สิบคนนอก"
 BATTERY = 77
 SOS_FROM_S = 12
 SECONDS = 20
+BANGKOK = ZoneInfo("Asia/Bangkok")  # docs/daily-summary.md: a day is a calendar day in Bangkok
 
 
 def test_golden_vector_by_hand() -> None:
@@ -176,6 +179,31 @@ def _near(receivers: list[dict[str, Any]], lat: float, lon: float, n: int) -> li
     return sorted(receivers, key=lambda rx: -_rssi(rx, lat, lon))[:n]
 
 
+def _recording_start(now: datetime) -> datetime:
+    """The recording's first instant: it ends (its end line, SECONDS + 2 s after it) before `now`, and it lies
+    inside one Bangkok day, so the day the SOS falls in holds the band's positions too. Its usual place, ending
+    3 s before `now`, would span midnight Bangkok (17:00 UTC) when run within SECONDS + 5 s after it: then it
+    ends 1 s before that midnight instead."""
+    start = now - timedelta(seconds=SECONDS + 5)
+    end = start + timedelta(seconds=SECONDS + 2)
+    midnight = datetime.combine(end.astimezone(BANGKOK).date(), clock(0), tzinfo=BANGKOK)
+    if start < midnight:
+        start = midnight - timedelta(seconds=SECONDS + 3)
+    return start
+
+
+def test_recording_lies_inside_one_bangkok_day_at_any_time() -> None:
+    """Every second of a day, midnight's minute and the day's edges included, as `now`."""
+    day = datetime(2026, 12, 3, 16, 59, tzinfo=UTC)
+    nows = [day + timedelta(seconds=s) for s in range(-5, 120)]
+    nows += [datetime(2026, 12, 3, tzinfo=UTC) + timedelta(seconds=s) for s in range(0, 86_400, 7)]
+    for now in nows:
+        start = _recording_start(now)
+        end = start + timedelta(seconds=SECONDS + 2)
+        assert end < now and now - start < timedelta(seconds=60), now
+        assert start.astimezone(BANGKOK).date() == end.astimezone(BANGKOK).date(), now
+
+
 def _recording(path: Path, receivers: list[dict[str, Any]], start: datetime) -> int:
     """SECONDS one-second frames of our band, SOS pressed from SOS_FROM_S on, each heard by the 4 nearest."""
     near = _near(receivers, *HOME, 4)
@@ -270,7 +298,7 @@ async def test_sos_from_hand_built_recording_reaches_rest_and_feed(backend: Back
         assert all("name" not in p for p in config["patients"])
 
         recording = backend.tmp / "field.jsonl"
-        start = datetime.now(UTC) - timedelta(seconds=SECONDS + 5)
+        start = _recording_start(datetime.now(UTC))
         n_adverts = _recording(recording, config["receivers"], start)
 
         cg = {"Authorization": f"Bearer {caregiver_token}"}

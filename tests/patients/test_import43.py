@@ -14,7 +14,10 @@ from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 from chumphae.cli import app as cli
+from chumphae.config import get_settings
+from chumphae.db import make_engine
 from chumphae.errors import ConfigError
+from chumphae.map.store import map_info
 from chumphae.models import Patient
 from chumphae.patients.import43 import import_folder, valid_cid
 
@@ -99,8 +102,10 @@ def test_import_takes_updates_and_refuses(session: Session, tmp_path: Path) -> N
     a, b = people["000101"], people["000102"]
     assert (a.cid, a.name_th, a.prename, a.hn, a.sex, a.birth_date) == (GOOD1, "สมศรี ใจดี", "นาง", "HN101", "2",
                                                                          date(1940, 5, 1))  # BE 2483
-    # no tax map loaded: HOME.VILLAGE 01 of TAMBON 01 as people read it (Thai and English), not the bare codes
-    assert (a.house_no, a.village, a.home_lat, a.home_lon, a.adl_score) == ("12/3", "หมู่ที่ 1 ต.ชุมแพ / Moo 1, Chum Phae", 16.5442, 102.0997, 9)
+    # the map was empty: the import loaded the shipped one (as `serve` does), whose town centre this home is at;
+    # a home without a position: HOME.VILLAGE 02 of TAMBON 01 as people read it (Thai and English), not the codes
+    assert (a.house_no, a.village, a.home_lat, a.home_lon, a.adl_score) == ("12/3", "Chumphae town", 16.5442, 102.0997, 9)
+    assert b.village == "หมู่ที่ 2 ต.ชุมแพ / Moo 2, Chum Phae"
     assert a.notes == ("[43 DISABILITY] ความพิการ / disability: 3 การเคลื่อนไหวหรือทางร่างกาย / moving or physical; "
                        "4 จิตใจหรือพฤติกรรม / mental or behavioural")
     assert (b.prename, b.home_lat, b.adl_score, b.birth_date, b.notes) == ("นาย", None, None, date(1938, 2, 14),
@@ -206,3 +211,24 @@ def test_village_names_come_from_the_tax_map(session: Session, tmp_path: Path) -
     assert people["000101"].village == "Chumphae town"  # 16.5442, 102.0997: the town centre of the shipped map
     assert people["000102"].village == "หมู่ที่ 2 ต.ชุมแพ / Moo 2, Chum Phae"
     assert "village named หมู่ที่ N ต.<tambon>" in "\n".join(report.lines())
+
+
+def test_village_names_do_not_depend_on_whether_the_backend_ran_first(tmp_path: Path) -> None:
+    """outside21: on a fresh data directory (before any `chumphae serve`) the map was empty, so a home in town got
+    `หมู่ที่ 1 ต.ชุมแพ`; after `serve` had loaded the shipped map the same export "updated" it to the map's name.
+    Now `import-43` loads the shipped map on an empty one, as `serve` does: the same names either way."""
+    folder = write_export(tmp_path / "43")
+    first = CliRunner().invoke(cli, ["patients", "import-43", str(folder)])
+    assert first.exit_code == 0, first.output
+    assert "the shipped tax map loaded first" in first.output and "no tax map loaded" not in first.output
+    engine = make_engine(get_settings().effective_database_url)
+    try:
+        with Session(engine) as session:
+            villages = {p.pid: p.village for p in session.exec(select(Patient)).all()}
+            assert villages["000101"] == "Chumphae town"
+            assert map_info(session)  # kept: `serve` finds the map loaded and leaves it
+    finally:
+        engine.dispose()
+    again = CliRunner().invoke(cli, ["patients", "import-43", str(folder)])
+    assert again.exit_code == 0, again.output
+    assert "taken (new): 0; updated: 0; unchanged: 2" in again.output and "shipped tax map" not in again.output

@@ -365,7 +365,9 @@ class _Session:
         (a timer beside the await: +33, +24 and -18 µs a batch against a bare await in three runs of a loop of
         thread round trips at load 7-9, within that noise; docs/performance.md, faults19). When the session ends
         first (its socket closed: 1012 after a clock jump, the gateway gone), that is said instead, and the
-        batch's real end when it comes: stored but not acked, or not stored (debt20)."""
+        batch's real end when it comes: stored but not acked, or not stored (debt20). A batch no worker had taken
+        is cancelled with the session (asyncio's wrap_future cancels the worker's future before this `finally`
+        runs): said dropped at once, not "ended" (review20a)."""
         loop = asyncio.get_running_loop()
         kind = "alerts" if priority == URGENT else "messages"
         started, slow = time.monotonic(), [False]
@@ -380,7 +382,9 @@ class _Session:
             return await asyncio.wrap_future(fut)
         finally:
             timer.cancel()
-            if slow[0] and fut.done():
+            if slow[0] and fut.cancelled():  # no worker had taken it: wrap_future cancelled it with the session
+                self._ended(fut, n=n, kind=kind, started=started)
+            elif slow[0] and fut.done():
                 log.warning("gateway %s: that batch of %d %s ended after %.1f s", self.slug, n, kind,
                             time.monotonic() - started)
             elif slow[0]:  # cancelled with the session: the batch goes on in its worker, and nothing will ack it
@@ -389,8 +393,9 @@ class _Session:
                 fut.add_done_callback(functools.partial(self._ended, n=n, kind=kind, started=started))
 
     def _ended(self, done: Future[Any], *, n: int, kind: str, started: float) -> None:
-        """The real end of a slow batch whose session ended first (on the worker's thread): stored but not acked,
-        or not stored. What the gateway keeps in its outbox it sends again (stored once)."""
+        """The real end of a slow batch whose session ended first (on the worker's thread; at once, on the loop's, for
+        one no worker had taken): stored but not acked, or not stored. What the gateway keeps in its outbox it sends
+        again (stored once)."""
         took = time.monotonic() - started
         if done.cancelled():
             log.warning("gateway %s: that batch of %d %s was not stored: dropped before a worker took it",

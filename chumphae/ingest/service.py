@@ -672,8 +672,10 @@ def _gateway_spoke(session: Session, gateway_id: int, health: list[Message], ref
     """The gateway's last message time (for gateway_offline); its health when it sent some.
 
     With each heartbeat the run of heartbeats saying the radio cannot scan (`chumphae.alert.radio`) is
-    carried on or ended. Returns whether the batch's last heartbeat said the radio hears (a `gateway_radio` to
-    clear): one that hears followed by one that is deaf is a radio dead again, its alert left open (debt20).
+    carried on or ended. Returns whether the batch's last heartbeat that hears or is deaf said it hears (a
+    `gateway_radio` to clear): one that hears followed by one that is deaf is a radio dead again, its alert left
+    open (debt20); followed by one that neither hears nor is deaf (`scanning` with 0 adverts: a quiet night), the
+    radio was heard and is not dead, its alert resolved (review20a).
     `defer` (PostgreSQL): the plain time update goes to its `tail`, sent with the commit."""
     if not health and not refused:
         if defer is not None and session.get_bind().dialect.name == "postgresql":
@@ -692,7 +694,11 @@ def _gateway_spoke(session: Session, gateway_id: int, health: list[Message], ref
             beat = {k: v for k, v in msg.body.model_dump(exclude_none=True).items()
                     if k not in (radio.SINCE, radio.LAST)}  # the backend's own keys, not the gateway's
             state = {**keep, **beat, **radio.track(state, beat, now)}
-            heard = radio.hears(beat)  # the last heartbeat's verdict
+            if radio.hears(beat):
+                heard = True
+            elif radio.deaf(beat):  # dead again after it heard: the alert stays open (debt20)
+                heard = False
+            # else (scanning with 0 adverts, simulated, unknown, absent): says nothing; the verdict stands
         elif isinstance(msg.body, HelloBody):
             state["hello"] = msg.body.model_dump(exclude_none=True)
     if refused:

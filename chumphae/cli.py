@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from sqlalchemy.engine import Engine
@@ -17,6 +17,9 @@ from chumphae.errors import ConfigError
 from chumphae.map import cli as map_cli
 from chumphae.patients import cli as patients_cli
 from chumphae.report import cli as report_cli
+
+if TYPE_CHECKING:
+    from chumphae.models import Gateway
 
 # On SIGTERM, open sockets get this long to finish before they are closed: a stalled client cannot hold a
 # stop (or a deploy) for ever, and nothing is lost (gateways resend what was not acked).
@@ -276,7 +279,8 @@ def gateways_create(
     receiver: Annotated[list[str] | None, typer.Option(
         help="A BLE receiver of the site: ID,LAT,LON[,P1M_DBM[,PATH_LOSS_N]] (repeat for several; "
              "the gateway's own adapter is one, ID = its GATEWAY_RECEIVER_ID). Without any, the site "
-             "config lists only the receivers of the site's other gateways: nothing can be located.")] = None,
+             "config lists only the receivers of the site's other active gateways (none: no band can be "
+             "located). A revoked gateway's receiver ids are free.")] = None,
 ) -> None:
     """Register a gateway and print its token."""
     from sqlmodel import select
@@ -287,8 +291,8 @@ def gateways_create(
 
     receivers = [_receiver(text) for text in receiver or []]
     with session_scope(_engine()) as session:
-        _refuse_taken(receivers, [r for g in session.exec(select(Gateway).where(Gateway.site == site)).all()
-                                  for r in g.receivers or []], site=site, param_hint="--receiver")
+        _refuse_taken(receivers, _live_receivers(session.exec(select(Gateway).where(Gateway.site == site)).all()),
+                      site=site, param_hint="--receiver")
         gw, token = create_gateway(session, slug=slug, name=name, site=site, lat=lat, lon=lon,
                                    receivers=receivers)
         typer.echo(f"gateway {gw.id} ({slug}) created" + (f" with {len(receivers)} receivers" if receivers else ""))
@@ -316,6 +320,12 @@ def _receiver(text: str, param_hint: str = "--receiver") -> dict[str, object]:
         raise typer.BadParameter(f"{text!r}: LAT -90..90, LON -180..180, P1M_DBM -127..20, PATH_LOSS_N 1..6",
                                  param_hint=param_hint)
     return {"id": parts[0], "lat": lat, "lon": lon, "p1m_dbm": p1m, "path_loss_n": n}
+
+
+def _live_receivers(gateways: Iterable[Gateway]) -> list[dict[str, object]]:
+    """The receivers a site config lists from these gateways: the active ones' (a revoked gateway's are not in
+    it, so its ids are free for the gateway that replaces it)."""
+    return [r for g in gateways if g.active for r in g.receivers or []]
 
 
 def _refuse_taken(receivers: list[dict[str, object]], others: list[dict[str, object]], *, site: str,
@@ -364,7 +374,7 @@ def gateways_receivers(
                     + (f": it is gateway {owner}'s" if owner else f" (site {gw.site} has none of that id)"),
                     param_hint="--remove")
             kept = [r for r in kept if str(r.get("id")) != rid]
-        _refuse_taken(added, [r for g in site_gateways if g.id != gw.id for r in g.receivers or []] + kept,
+        _refuse_taken(added, _live_receivers(g for g in site_gateways if g.id != gw.id) + kept,
                       site=gw.site, param_hint="--add")
         if add or remove:
             gw.receivers = kept + added  # a new list: the JSON column is written (and config_version bumped)

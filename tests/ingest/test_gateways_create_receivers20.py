@@ -28,6 +28,11 @@ def _config(slug: str) -> dict[str, object]:
         engine.dispose()
 
 
+def _words(output: str) -> str:
+    """The CLI's words without the error box's frame and line breaks (a message wraps inside the box)."""
+    return " ".join(output.replace("│", " ").split())
+
+
 def test_receivers_reach_every_gateway_of_the_site() -> None:
     done = runner.invoke(
         app,
@@ -107,3 +112,28 @@ def test_bad_or_taken_receivers_are_refused_and_nothing_is_created() -> None:
             assert session.exec(select(Gateway.slug)).all() == ["gw-a"]
     finally:
         engine.dispose()
+
+
+def test_a_revoked_gateways_receiver_ids_are_free_for_its_replacement() -> None:
+    """A broken gateway is revoked and a new one takes its place with the same receiver ids: the site config
+    lists only active gateways' receivers, so the ids are free (review20a: refused as "already one of site
+    ban-r's receivers"). An active gateway's ids stay taken, at create and at `gateways receivers --add`."""
+    old = ["gateways", "create", "--slug", "gw-old", "--name", "old", "--site", "ban-r",
+           "--receiver", "local,16.545,102.1001", "--receiver", "rx-pole,16.5455,102.1006"]
+    assert runner.invoke(app, old).exit_code == 0
+    other = ["gateways", "create", "--slug", "gw-other", "--name", "o", "--site", "ban-r",
+             "--receiver", "rx-other,16.546,102.101"]
+    assert runner.invoke(app, other).exit_code == 0
+    taken = runner.invoke(app, ["gateways", "create", "--slug", "gw-x", "--name", "x", "--site", "ban-r",
+                                "--receiver", "local,16.545,102.1001"])
+    assert taken.exit_code == 2 and "already one of site ban-r's" in _words(taken.output)
+    assert runner.invoke(app, ["gateways", "revoke", "gw-old"]).exit_code == 0
+    new = runner.invoke(app, ["gateways", "create", "--slug", "gw-new", "--name", "new", "--site", "ban-r",
+                              "--receiver", "local,16.545,102.1001"])
+    assert new.exit_code == 0, new.output
+    moved = runner.invoke(app, ["gateways", "receivers", "gw-new", "--add", "rx-pole,16.5456,102.1007"])
+    assert moved.exit_code == 0, moved.output
+    still = runner.invoke(app, ["gateways", "receivers", "gw-new", "--add", "rx-other,16.546,102.101"])
+    assert still.exit_code == 2 and "already one of site ban-r's" in _words(still.output)
+    ids = [r["id"] for r in _config("gw-new")["receivers"]]  # type: ignore[index]
+    assert sorted(ids) == ["local", "rx-other", "rx-pole"]

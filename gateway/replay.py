@@ -18,7 +18,8 @@ same amount so that the recording starts now (the backend's window for
 message times then accepts an old recording). `max_ahead_s` (set by
 `chumphae-gateway` with a backend, as for `--simulate`): the replay runs at
 `speed` until its clock is that far ahead of the wall clock, then at real
-time (the backend refuses positions stamped 10 minutes ahead of its clock).
+time (the backend refuses positions stamped 10 minutes ahead of its clock); a recording whose times start
+further ahead than that waits until they are within it, said once at WARNING.
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ from chumphae.values import Advert
 from gateway.record import MAX_LINE, BadLine, parse_advert, parse_header, parse_time
 
 log = logging.getLogger(__name__)
+
+# Held at `max_ahead_s`, the replay waits at most about a second a tick; a longer wait is a recording whose times
+# start (or jump) that far ahead of the wall clock, which is said once at WARNING rather than waited out unsaid.
+HOLD_SAY_S = 2.0
 
 
 class BadRecording(ValueError):
@@ -70,6 +75,7 @@ class ReplaySource:
         self._end: datetime | None = None
         self._now = 0.0
         self.max_ahead_s: float | None = None
+        self._said_ahead = False  # the WARNING of a recording that starts too far ahead, once
 
     # -- the Source protocol ------------------------------------------------
     def clock(self) -> float:
@@ -173,5 +179,12 @@ class ReplaySource:
         delay = t0 + at / self.speed - time.monotonic() if self.speed > 0 else 0.0
         if self.max_ahead_s is not None and self._started is not None:  # flat out too (`SimSource.__aiter__`)
             ahead = (self._started + self._shift + timedelta(seconds=at) - utcnow()).total_seconds()
-            delay = max(delay, ahead - self.max_ahead_s)
+            hold = ahead - self.max_ahead_s
+            if hold > max(delay, HOLD_SAY_S) and not self._said_ahead:  # held at the cap: at most ~1 s a tick
+                self._said_ahead = True
+                log.warning("%s: the recording's times are %.0f s ahead of this computer's clock, further than the "
+                            "%.0f s a backend is sent: the replay waits %.0f s before going on (recorded on a clock "
+                            "that was ahead, or local times written as UTC? --now starts it now)",
+                            self.path, ahead, self.max_ahead_s, hold)
+            delay = max(delay, hold)
         await asyncio.sleep(delay if delay > 0 else 0)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import pytest
 from gateway import siteconfig
 from gateway.config import GatewaySettings
 from gateway.service import load_config
+from tests.gateway.conftest import free_port
 from tests.gateway.fake_backend import FakeBackend
 from tests.gateway.test_siteconfig import DOC, TOKEN
 
@@ -29,18 +29,12 @@ JUNK: list[Any] = [
 ]
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.parametrize("cached", JUNK, ids=["empty", "no-lists", "bands-not-a-list", "saved-without-bands"])
 async def test_a_cached_config_fetch_would_refuse_is_ignored_at_start_with_a_warning(
         tmp_path: Path, caplog: pytest.LogCaptureFixture, cached: Any) -> None:
     cache = tmp_path / "c.json"
     cache.write_text(json.dumps(cached), encoding="utf-8")
-    away = GatewaySettings(backend_url=f"http://127.0.0.1:{_closed_port()}", token=TOKEN, config_cache=cache)
+    away = GatewaySettings(backend_url=f"http://127.0.0.1:{free_port()}", token=TOKEN, config_cache=cache)
     with caplog.at_level(logging.WARNING, logger="gateway.siteconfig"):
         assert siteconfig.load_cache(cache) is None  # was: a SiteConfig with no receivers and no bands
         assert await load_config(away) is None  # the backend away: no config (was: the junk, run with no band)

@@ -258,12 +258,16 @@ def gateways_revoke(gateway: Annotated[str, typer.Argument(help="The gateway's i
 @gateways_app.command("rotate")
 def gateways_rotate(gateway: Annotated[str, typer.Argument(help="The gateway's id or slug.")]) -> None:
     """Give a gateway a new token (printed once); the old one stops working and its socket closes (4001)."""
-    from chumphae.auth.service import rotate_gateway_token
+    from chumphae.auth.service import ReceiverClash, rotate_gateway_token
     from chumphae.db import session_scope
 
     with session_scope(_engine()) as session:
         gw = _gateway_or_fail(session, gateway)
-        token = rotate_gateway_token(session, gateway=gw)
+        try:
+            token = rotate_gateway_token(session, gateway=gw)
+        except ReceiverClash as exc:
+            typer.echo(f"chumphae: error: {exc}", err=True)
+            raise typer.Exit(2) from None
         _audit_cli(session, action="rotate", entity="gateway", entity_id=gw.id)
         typer.echo(f"gateway {gw.id} ({gw.slug}): new token issued, the old one no longer works")
     typer.echo(f"token: {token}")

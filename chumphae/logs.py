@@ -7,7 +7,8 @@ never logs them; two filters guard what libraries log:
   frames carry patients' names, headers carry `Authorization: Bearer …`);
 - `RedactSecrets` blanks tokens wherever they still appear (`?token=` in an
   access-log line, a `chu_…`/`chg_…` token or a bearer credential in text),
-  a query string's point (`lat=`, `lon=`, `bbox=`: a map asked for around a home),
+  a query string's point (`lat=`, `lon=`, `bbox=`: a map asked for around a home; a query name is
+  matched as the server decodes it, so `?la%74=` is `lat=`),
   and the query string and user-info of the provider URLs the HTTP client
   logs at INFO (`HTTP Request: POST https://sms…/send?key=…`: an SMS
   gateway's or a webhook's key may sit there).
@@ -23,6 +24,7 @@ import re
 import sys
 from datetime import datetime
 from typing import TextIO
+from urllib.parse import unquote_plus
 
 from chumphae.timeutil import BANGKOK
 
@@ -46,7 +48,9 @@ class BangkokFormatter(logging.Formatter):
 SECRET = re.compile(r"((?:token|access_token)=)[^&\s\"']+", re.IGNORECASE)
 # A point in a query string (`GET /api/v1/map/routes?lat=…&lon=…`, `?bbox=…`): the app asks for the map
 # around a patient's home, so the access log would carry the home position (outside20).
-POINT = re.compile(r"([?&](?:lat|lon|bbox)=)[^&\s\"']+", re.IGNORECASE)
+# Matched on the name as the server decodes it (starlette unquotes names: `?la%74=` is `lat`, small21).
+QUERY_PAIR = re.compile(r"([?&])([^=&?#\s\"']+)=([^&\s\"']+)")
+QUERY_NAMES = frozenset({"lat", "lon", "bbox", "token", "access_token"})
 TOKEN = re.compile(r"\bch[ug]_[A-Za-z0-9_\-]{6,}")
 # A URL's user-info (`user:pass@`) and query string, blanked in what the HTTP client logs about outbound calls.
 URL_QUERY = re.compile(r"(https?://[^\s?#\"']*)\?[^\s#\"']*", re.IGNORECASE)
@@ -60,9 +64,15 @@ WIRE_LOGGERS = ("uvicorn.error", "websockets", "websockets.server", "websockets.
 WIRE_PREFIXES = ("< ", "> ")  # websockets: "> TEXT '…' [n bytes]", "< Authorization: Bearer …", "< GET /?token=…"
 
 
+def _redact_pair(match: re.Match[str]) -> str:
+    if unquote_plus(match[2]).lower() in QUERY_NAMES:
+        return f"{match[1]}{match[2]}=<redacted>"
+    return match[0]
+
+
 def redact(text: str) -> str:
     text = SECRET.sub(r"\1<redacted>", text)
-    text = POINT.sub(r"\1<redacted>", text)
+    text = QUERY_PAIR.sub(_redact_pair, text)
     text = BEARER.sub(r"\1<redacted>", text)
     return TOKEN.sub("<redacted>", text)
 

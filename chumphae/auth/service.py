@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from chumphae.auth.tokens import hash_token, new_token, token_prefix
 from chumphae.models import CareAssignment, Gateway, Role, User
@@ -53,8 +53,36 @@ def revoke_gateway(session: Session, *, gateway: Gateway) -> None:
     session.flush()
 
 
+class ReceiverClash(ValueError):
+    """Rotating a revoked gateway would put its receivers back into the site config beside another active
+    gateway's receivers of the same ids (its replacement's, registered while it was revoked)."""
+
+    def __init__(self, gateway: Gateway, clashes: dict[str, list[str]]) -> None:
+        self.clashes = clashes  # the holding active gateway's slug → the receiver ids it shares
+        held = "; ".join(f"{', '.join(ids)} held by gateway {slug}" for slug, ids in clashes.items())
+        super().__init__(f"gateway {gateway.slug} not rotated: its receiver ids are now active gateways' of site "
+                         f"{gateway.site} ({held}); remove them from one of the two (`chumphae gateways "
+                         f"receivers … --remove ID`) first")
+
+
+def refuse_receiver_clash(session: Session, *, gateway: Gateway) -> None:
+    """ReceiverClash if any of the gateway's receiver ids is an active gateway's of its site (its replacement's:
+    a revoked gateway's ids are free, `gateways create`); nothing is changed."""
+    own = {str(r.get("id")) for r in gateway.receivers or []}
+    clashes: dict[str, list[str]] = {}
+    for other in session.exec(select(Gateway).where(Gateway.site == gateway.site, Gateway.active == True,  # noqa: E712
+                                                    Gateway.id != gateway.id).order_by(col(Gateway.id))).all():
+        ids = [str(r.get("id")) for r in other.receivers or [] if str(r.get("id")) in own]
+        if ids:
+            clashes[other.slug] = ids
+    if clashes:
+        raise ReceiverClash(gateway, clashes)
+
+
 def rotate_gateway_token(session: Session, *, gateway: Gateway) -> str:
-    """A new token for the gateway (the old one stops working; its socket closes with 4001)."""
+    """A new token for the gateway (the old one stops working; its socket closes with 4001); a revoked one is
+    restored, unless its receiver ids are now another active gateway's (ReceiverClash, nothing changed)."""
+    refuse_receiver_clash(session, gateway=gateway)
     token = new_token("gateway")
     gateway.token_hash, gateway.token_prefix = hash_token(token), token_prefix(token)
     gateway.active = True

@@ -24,7 +24,10 @@ home without a position, or with no landmark that near, gets `หมู่ที
 A PERSON row is taken only with a valid 13-digit CID (check digit), a PID and
 a name; a patient is found again by HOSPCODE + PID, else by CID, so running an
 import twice changes nothing. A bad zip, a missing file or a missing column
-raises `ImportRefused` before anything is written. The report counts and
+raises `ImportRefused` before anything is written. A file that is neither
+UTF-8 nor cp874 (a byte cp874 does not define) is not read at all, never
+with its bytes replaced (a name silently changed): a PERSON file so is an
+`ImportRefused`, any other a refusal naming the file and the byte's line. The report counts and
 names rows by file and line only, never by CID or name (PDPA).
 """
 
@@ -86,6 +89,14 @@ CHUMPHAE_TAMBONS = {
 
 class ImportRefused(Exception):
     """The export cannot be read as a whole (bad zip, missing file or column): nothing was imported."""
+
+
+class Undecodable(ValueError):
+    """A file neither UTF-8 nor cp874: the first byte cp874 does not define, and its line."""
+
+    def __init__(self, byte: int, line: int) -> None:
+        self.byte, self.line = byte, line
+        super().__init__(f"byte 0x{byte:02X} is neither UTF-8 nor cp874")
 FIELD_COUNT = "\0fields"  # in a row whose field count is not the header's: that count
 THAILAND = (5.5, 20.5, 97.3, 105.7)  # lat min/max, lon min/max
 VILLAGE_RADIUS_M = 2_000.0  # a home this close to a tax-map landmark takes that landmark's village name
@@ -135,12 +146,22 @@ class ImportReport:
         return out
 
 
+def _text(raw: bytes) -> str:
+    """UTF-8 (with or without BOM), else cp874; `Undecodable` if neither (no byte is replaced: a name would
+    change and nothing say so)."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return raw.decode("cp874")
+    except UnicodeDecodeError as e:
+        raise Undecodable(raw[e.start], raw.count(b"\n", 0, e.start) + 1) from None
+
+
 def _split(raw: bytes) -> tuple[list[str], list[tuple[int, list[str]]]]:
     """Header (upper-case names) and the non-blank rows' fields with their line numbers; `|` or `,`; UTF-8 or cp874."""
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = raw.decode("cp874", errors="replace")
+    text = _text(raw)
     first = text.split("\n", 1)[0]
     delimiter = "|" if first.count("|") >= first.count(",") else ","
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
@@ -414,6 +435,14 @@ def import_export(session: Session, path: Path) -> ImportReport:
     files = open_export(path)
     report = ImportReport()
     report.missing = [t for t in TABLES if t not in files]
+    for table, src in list(files.items()):  # before any other reading: nothing is read from such a file
+        try:
+            _text(src.raw)
+        except Undecodable as e:
+            if table == "PERSON":
+                raise ImportRefused(f"{src.name}: line {e.line}: {e}; nothing was imported") from None
+            report.refused.append((src.name, e.line, f"{e}: nothing read from the file"))
+            del files[table]
     report.trailing_bar = any(_ends_rows_with_delimiter(src.raw) for src in files.values())
     homes = _homes(report, files.get("HOME"))
     _name_villages(session, report, homes)

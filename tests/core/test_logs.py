@@ -86,3 +86,26 @@ def test_a_point_in_a_query_string_is_redacted() -> None:
                                 200), None)
     RedactSecrets().filter(record)
     assert "lat=<redacted>&lon=<redacted>&radius_m=150" in record.getMessage()
+
+
+def test_a_percent_encoded_query_name_is_redacted_as_the_server_decodes_it() -> None:
+    """small21: starlette decodes a query name (`?la%74=16.5` is `lat`), uvicorn's access line keeps it raw;
+    the redaction matched the raw name only, so `la%74`, `%74oken`, `bbo%78` reached the log."""
+    from starlette.datastructures import QueryParams
+
+    for query, secret in (("la%74=16.545&lon=102.1001", "16.545"), ("lat=16.545&l%6Fn=102.1001", "102.1001"),
+                          ("%74oken=chx-not-a-prefix-secret&lang=en", "chx-not-a-prefix-secret"),
+                          ("%62bo%78=102.09,16.54,102.11,16.56", "102.09"),
+                          ("%41ccess_%54oken=opaque5ecret", "opaque5ecret")):
+        decoded = QueryParams(query)
+        assert {"lat", "lon", "token", "bbox", "access_token"} & {k.lower() for k in decoded}, query
+        record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/1.1" %d',
+                                   ("127.0.0.1:5", "GET", f"/api/v1/map/routes?{query}", 200), None)
+        assert RedactSecrets().filter(record)
+        message = record.getMessage()
+        assert secret not in message and "=<redacted>" in message, message
+    record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/1.1" %d',
+                               ("127.0.0.1:5", "GET", "/api/v1/map/routes?la%74=16.545&radius_m=150&latx=1", 200),
+                               None)
+    RedactSecrets().filter(record)
+    assert "la%74=<redacted>&radius_m=150&latx=1" in record.getMessage()  # other names kept as they were

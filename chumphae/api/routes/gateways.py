@@ -11,7 +11,7 @@ from chumphae import audit
 from chumphae.api.deps import SessionDep, require_roles
 from chumphae.api.problems import Problem
 from chumphae.api.schemas import GatewayId
-from chumphae.auth.service import revoke_gateway, rotate_gateway_token
+from chumphae.auth.service import ReceiverClash, revoke_gateway, rotate_gateway_token
 from chumphae.models import Gateway, Role, User
 
 router = APIRouter(prefix="/api/v1/gateways", tags=["gateways"])
@@ -56,9 +56,13 @@ def revoke(gateway_id: GatewayId, request: Request, session: SessionDep, user: A
 
 @router.post("/{gateway_id}/rotate", response_model=GatewayRotated)
 def rotate(gateway_id: GatewayId, request: Request, session: SessionDep, user: Admin) -> GatewayRotated:
-    """A new token (shown once); the old one stops working and its socket is closed with 4001."""
+    """A new token (shown once); the old one stops working and its socket is closed with 4001. A revoked gateway
+    whose receiver ids are now another active gateway's (its replacement's) is refused: 409, nothing changed."""
     gateway = _target(session, gateway_id)
-    token = rotate_gateway_token(session, gateway=gateway)
+    try:
+        token = rotate_gateway_token(session, gateway=gateway)
+    except ReceiverClash as exc:
+        raise Problem(409, "conflict", str(exc), receivers=exc.clashes) from None
     audit.record(session, user=user, action="rotate", entity="gateway", entity_id=gateway_id,
                  route=f"{request.method} {request.url.path}")
     return GatewayRotated(**_out(gateway).model_dump(), token=token)

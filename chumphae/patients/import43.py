@@ -94,9 +94,10 @@ class ImportRefused(Exception):
 class Undecodable(ValueError):
     """A file neither UTF-8 nor cp874: the first byte cp874 does not define, and its line."""
 
-    def __init__(self, byte: int, line: int) -> None:
+    def __init__(self, byte: int, line: int, *, utf8: bool = False) -> None:
         self.byte, self.line = byte, line
-        super().__init__(f"byte 0x{byte:02X} is neither UTF-8 nor cp874")
+        super().__init__(f"byte 0x{byte:02X} is not UTF-8 (and the file is not cp874)" if utf8
+                         else f"byte 0x{byte:02X} is neither UTF-8 nor cp874")
 FIELD_COUNT = "\0fields"  # in a row whose field count is not the header's: that count
 THAILAND = (5.5, 20.5, 97.3, 105.7)  # lat min/max, lon min/max
 VILLAGE_RADIUS_M = 2_000.0  # a home this close to a tax-map landmark takes that landmark's village name
@@ -151,12 +152,15 @@ def _text(raw: bytes) -> str:
     change and nothing say so)."""
     try:
         return raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        pass
+    except UnicodeDecodeError as e:
+        utf8_at = e.start + (3 if raw.startswith(b"\xef\xbb\xbf") else 0)
     try:
         return raw.decode("cp874")
     except UnicodeDecodeError as e:
-        raise Undecodable(raw[e.start], raw.count(b"\n", 0, e.start) + 1) from None
+        # The bad byte is where the file's own encoding stopped: the one that read further (a UTF-8 file with
+        # one bad byte stops cp874 at its first Thai letter, a cp874 file stops UTF-8 there).
+        at = max(e.start, utf8_at)
+        raise Undecodable(raw[at], raw.count(b"\n", 0, at) + 1, utf8=at > e.start) from None
 
 
 def _split(raw: bytes) -> tuple[list[str], list[tuple[int, list[str]]]]:

@@ -163,9 +163,8 @@ def _text(raw: bytes) -> str:
         raise Undecodable(raw[at], raw.count(b"\n", 0, at) + 1, utf8=at > e.start) from None
 
 
-def _split(raw: bytes) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    """Header (upper-case names) and the non-blank rows' fields with their line numbers; `|` or `,`; UTF-8 or cp874."""
-    text = _text(raw)
+def _split(text: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """Header (upper-case names) and the non-blank rows' fields with their line numbers; `|` or `,`."""
     first = text.split("\n", 1)[0]
     delimiter = "|" if first.count("|") >= first.count(",") else ","
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
@@ -175,12 +174,13 @@ def _split(raw: bytes) -> tuple[list[str], list[tuple[int, list[str]]]]:
     return header, [(lineno, values) for lineno, values in enumerate(reader, start=2) if any(v.strip() for v in values)]
 
 
-def read_table(raw: bytes, trailing: bool | None = None) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
-    """Header (upper-case names) and rows as (line number, {name: value}); `|` or `,`; UTF-8 or cp874.
+def read_table(data: bytes | str, trailing: bool | None = None) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """Header (upper-case names) and rows as (line number, {name: value}); `|` or `,`; bytes UTF-8 or cp874
+    (`Undecodable` if neither), or the text already decoded by `_text`.
     A row with more or fewer fields than the header has its count under `FIELD_COUNT` (refused by `_load`).
     `trailing`: the export ends its rows with a delimiter its headers lack (None: this file's rows decide,
     `_trailing_delimiter`); then a row's empty last field beyond the header is dropped (fix19)."""
-    header, lines = _split(raw)
+    header, lines = _split(_text(data) if isinstance(data, bytes) else data)
     if trailing is None:
         trailing = _trailing_delimiter(header, [values for _, values in lines])
     if trailing:
@@ -204,9 +204,9 @@ def _trailing_delimiter(header: list[str], rows: list[list[str]]) -> bool:
     return extra >= 2 and 2 * extra > len(rows) and all(len(r) > len(header) and not r[-1].strip() for r in rows)
 
 
-def _ends_rows_with_delimiter(raw: bytes) -> bool:
+def _ends_rows_with_delimiter(text: str) -> bool:
     """This file shows the export's habit of a delimiter after each row's last field (`_trailing_delimiter`)."""
-    header, lines = _split(raw)
+    header, lines = _split(text)
     return _trailing_delimiter(header, [values for _, values in lines])
 
 
@@ -235,6 +235,14 @@ class Source:
 
     name: str
     raw: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """One table's file decoded once (`_text`): its name and its text."""
+
+    name: str
+    text: str
 
 
 def find_files(folder: Path) -> dict[str, Source]:
@@ -277,10 +285,10 @@ def open_export(path: Path) -> dict[str, Source]:
     return files
 
 
-def _load(report: ImportReport, table: str, src: Source | None) -> list[tuple[int, dict[str, str]]]:
+def _load(report: ImportReport, table: str, src: Decoded | None) -> list[tuple[int, dict[str, str]]]:
     if src is None:
         return []
-    header, rows = read_table(src.raw, report.trailing_bar)
+    header, rows = read_table(src.text, report.trailing_bar)
     report.files[table], report.rows[table] = src.name, len(rows)
     report.unused_columns[table] = [h for h in header if h and h not in USED[table]]
     lacking = REQUIRED[table] - set(header)
@@ -295,7 +303,7 @@ def _load(report: ImportReport, table: str, src: Source | None) -> list[tuple[in
     return kept
 
 
-def _homes(report: ImportReport, src: Source | None) -> dict[tuple[str, str], dict[str, object]]:
+def _homes(report: ImportReport, src: Decoded | None) -> dict[tuple[str, str], dict[str, object]]:
     homes: dict[tuple[str, str], dict[str, object]] = {}
     for _line, r in _load(report, "HOME", src):
         lat, lon = _float(r.get("LATITUDE", "")), _float(r.get("LONGITUDE", ""))
@@ -356,7 +364,7 @@ def _name_villages(session: Session, report: ImportReport, homes: dict[tuple[str
             report.notes["HOME position far from every tax-map landmark (village named หมู่ที่ N ต.<tambon>)"] += 1
 
 
-def _adl(report: ImportReport, src: Source | None) -> dict[tuple[str, str], int]:
+def _adl(report: ImportReport, src: Decoded | None) -> dict[tuple[str, str], int]:
     """The newest Barthel ADL (test 01) per HOSPCODE + PID; DEPENDENT (1–3) checked against the score."""
     best: dict[tuple[str, str], tuple[str, int]] = {}
     for line, r in _load(report, "FUNCTIONAL", src):
@@ -377,7 +385,7 @@ def _adl(report: ImportReport, src: Source | None) -> dict[tuple[str, str], int]
     return {k: v[1] for k, v in best.items()}
 
 
-def _disabilities(report: ImportReport, src: Source | None) -> dict[tuple[str, str], str]:
+def _disabilities(report: ImportReport, src: Decoded | None) -> dict[tuple[str, str], str]:
     """Per HOSPCODE + PID, the patient's disability types as one Thai/English notes line."""
     types: dict[tuple[str, str], set[str]] = {}
     for line, r in _load(report, "DISABILITY", src):
@@ -436,18 +444,18 @@ def import_folder(session: Session, folder: Path) -> ImportReport:
 def import_export(session: Session, path: Path) -> ImportReport:
     """Create or update patients from an F43 zip or a folder: PERSON (+ HOME, FUNCTIONAL, DISABILITY).
     Raises `ImportRefused` (nothing added to the session) when the export cannot be read whole."""
-    files = open_export(path)
     report = ImportReport()
-    report.missing = [t for t in TABLES if t not in files]
-    for table, src in list(files.items()):  # before any other reading: nothing is read from such a file
-        try:
-            _text(src.raw)
+    files: dict[str, Decoded] = {}
+    sources = open_export(path)
+    report.missing = [t for t in TABLES if t not in sources]
+    for table, src in sources.items():  # each file decoded once, before any other reading: nothing is read
+        try:                            # from a file that does not decode
+            files[table] = Decoded(src.name, _text(src.raw))
         except Undecodable as e:
             if table == "PERSON":
                 raise ImportRefused(f"{src.name}: line {e.line}: {e}; nothing was imported") from None
             report.refused.append((src.name, e.line, f"{e}: nothing read from the file"))
-            del files[table]
-    report.trailing_bar = any(_ends_rows_with_delimiter(src.raw) for src in files.values())
+    report.trailing_bar = any(_ends_rows_with_delimiter(src.text) for src in files.values())
     homes = _homes(report, files.get("HOME"))
     _name_villages(session, report, homes)
     adl = _adl(report, files.get("FUNCTIONAL"))

@@ -8,7 +8,7 @@ never logs them; two filters guard what libraries log:
 - `RedactSecrets` blanks tokens wherever they still appear (`?token=` in an
   access-log line, a `chu_…`/`chg_…` token or a bearer credential in text),
   a query string's point (`lat=`, `lon=`, `bbox=`: a map asked for around a home; a query name is
-  matched as the server decodes it, so `?la%74=` is `lat=`),
+  matched as the server decodes it, so `?la%74=` is `lat=`; pairs split by `&` or `;`),
   and the query string and user-info of the provider URLs the HTTP client
   logs at INFO (`HTTP Request: POST https://sms…/send?key=…`: an SMS
   gateway's or a webhook's key may sit there).
@@ -49,7 +49,9 @@ SECRET = re.compile(r"((?:token|access_token)=)[^&\s\"']+", re.IGNORECASE)
 # A point in a query string (`GET /api/v1/map/routes?lat=…&lon=…`, `?bbox=…`): the app asks for the map
 # around a patient's home, so the access log would carry the home position (outside20).
 # Matched on the name as the server decodes it (starlette unquotes names: `?la%74=` is `lat`, small21).
-QUERY_PAIR = re.compile(r"([?&])([^=&?#\s\"']+)=([^&\s\"']+)")
+# A `;` separates pairs too (`?a=1;lat=16.5`: servers and proxies that split on it read `lat`, debt27): a value
+# ends at a `;` that starts another `name=`; else the `;` stays in the value (`?lat=16.5;102.1` all redacted).
+QUERY_PAIR = re.compile(r"([?&;])([^=&;?#\s\"']+)=((?:[^&;\s\"']|;(?![^=&;?#\s\"']+=))+)")
 QUERY_NAMES = frozenset({"lat", "lon", "bbox", "token", "access_token"})
 TOKEN = re.compile(r"\bch[ug]_[A-Za-z0-9_\-]{6,}")
 # A URL's user-info (`user:pass@`) and query string, blanked in what the HTTP client logs about outbound calls.

@@ -46,7 +46,7 @@ def import_43(
 
     with Session(init_engine(get_settings().effective_database_url)) as session:
         try:
-            report = import_export(session, export)
+            report = import_export(session, export, dry_run=dry_run)
         except ImportRefused as e:
             session.rollback()
             raise ConfigError(str(e)) from None

@@ -17,7 +17,8 @@ name, and the same number recurs in every tambon. The patient's `village` is
 the name the district uses (the caregiver page and the district overview group
 by it): the `village` of the nearest tax-map landmark within
 `VILLAGE_RADIUS_M` of the home position, as the demo names its villages (an
-empty map gets the shipped one first, as `chumphae serve` does); a
+empty map gets the shipped one first, as `chumphae serve` does; a dry run
+names them from that map's file without storing it); a
 home without a position, or with no landmark that near, gets `หมู่ที่ N`
 (with ` ต.<TAMBON>` when the file has the tambon code).
 
@@ -41,12 +42,16 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlmodel import Session, col, select
 
 from chumphae import audit
 from chumphae.models import Patient
 from chumphae.timeutil import utcnow
+
+if TYPE_CHECKING:
+    from chumphae.map.layers import MapLayers
 
 TABLES = ("PERSON", "HOME", "FUNCTIONAL", "DISABILITY")
 IN_ZIP = ("PERSON", "HOME", "FUNCTIONAL")  # a hospital's zip always has these; a zip without one is refused
@@ -163,9 +168,8 @@ def _text(raw: bytes) -> str:
         raise Undecodable(raw[at], raw.count(b"\n", 0, at) + 1, utf8=at > e.start) from None
 
 
-def _split(raw: bytes) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    """Header (upper-case names) and the non-blank rows' fields with their line numbers; `|` or `,`; UTF-8 or cp874."""
-    text = _text(raw)
+def _split(text: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """Header (upper-case names) and the non-blank rows' fields with their line numbers; `|` or `,`."""
     first = text.split("\n", 1)[0]
     delimiter = "|" if first.count("|") >= first.count(",") else ","
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
@@ -175,12 +179,13 @@ def _split(raw: bytes) -> tuple[list[str], list[tuple[int, list[str]]]]:
     return header, [(lineno, values) for lineno, values in enumerate(reader, start=2) if any(v.strip() for v in values)]
 
 
-def read_table(raw: bytes, trailing: bool | None = None) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
-    """Header (upper-case names) and rows as (line number, {name: value}); `|` or `,`; UTF-8 or cp874.
+def read_table(data: bytes | str, trailing: bool | None = None) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """Header (upper-case names) and rows as (line number, {name: value}); `|` or `,`; bytes UTF-8 or cp874
+    (`Undecodable` if neither), or the text already decoded by `_text`.
     A row with more or fewer fields than the header has its count under `FIELD_COUNT` (refused by `_load`).
     `trailing`: the export ends its rows with a delimiter its headers lack (None: this file's rows decide,
     `_trailing_delimiter`); then a row's empty last field beyond the header is dropped (fix19)."""
-    header, lines = _split(raw)
+    header, lines = _split(_text(data) if isinstance(data, bytes) else data)
     if trailing is None:
         trailing = _trailing_delimiter(header, [values for _, values in lines])
     if trailing:
@@ -204,9 +209,9 @@ def _trailing_delimiter(header: list[str], rows: list[list[str]]) -> bool:
     return extra >= 2 and 2 * extra > len(rows) and all(len(r) > len(header) and not r[-1].strip() for r in rows)
 
 
-def _ends_rows_with_delimiter(raw: bytes) -> bool:
+def _ends_rows_with_delimiter(text: str) -> bool:
     """This file shows the export's habit of a delimiter after each row's last field (`_trailing_delimiter`)."""
-    header, lines = _split(raw)
+    header, lines = _split(text)
     return _trailing_delimiter(header, [values for _, values in lines])
 
 
@@ -235,6 +240,14 @@ class Source:
 
     name: str
     raw: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """One table's file decoded once (`_text`): its name and its text."""
+
+    name: str
+    text: str
 
 
 def find_files(folder: Path) -> dict[str, Source]:
@@ -277,10 +290,10 @@ def open_export(path: Path) -> dict[str, Source]:
     return files
 
 
-def _load(report: ImportReport, table: str, src: Source | None) -> list[tuple[int, dict[str, str]]]:
+def _load(report: ImportReport, table: str, src: Decoded | None) -> list[tuple[int, dict[str, str]]]:
     if src is None:
         return []
-    header, rows = read_table(src.raw, report.trailing_bar)
+    header, rows = read_table(src.text, report.trailing_bar)
     report.files[table], report.rows[table] = src.name, len(rows)
     report.unused_columns[table] = [h for h in header if h and h not in USED[table]]
     lacking = REQUIRED[table] - set(header)
@@ -295,7 +308,7 @@ def _load(report: ImportReport, table: str, src: Source | None) -> list[tuple[in
     return kept
 
 
-def _homes(report: ImportReport, src: Source | None) -> dict[tuple[str, str], dict[str, object]]:
+def _homes(report: ImportReport, src: Decoded | None) -> dict[tuple[str, str], dict[str, object]]:
     homes: dict[tuple[str, str], dict[str, object]] = {}
     for _line, r in _load(report, "HOME", src):
         lat, lon = _float(r.get("LATITUDE", "")), _float(r.get("LONGITUDE", ""))
@@ -325,7 +338,8 @@ def moo_name(village: str, tambon: str = "", ampur: str = "", changwat: str = ""
     return f"หมู่ที่ {n}{th} / Moo {n}{en}"[:64]
 
 
-def _name_villages(session: Session, report: ImportReport, homes: dict[tuple[str, str], dict[str, object]]) -> None:
+def _name_villages(session: Session, report: ImportReport, homes: dict[tuple[str, str], dict[str, object]], *,
+                   dry_run: bool = False) -> None:
     """Homes with a position take the village name of the nearest tax-map landmark within VILLAGE_RADIUS_M."""
     placed = [(h, lat, lon) for h in homes.values()
               if isinstance(lat := h.get("home_lat"), float) and isinstance(lon := h.get("home_lon"), float)]
@@ -333,14 +347,19 @@ def _name_villages(session: Session, report: ImportReport, homes: dict[tuple[str
         return
     from chumphae.map.store import load_default_map, load_layers, map_info  # (shapely, numpy) only when needed
 
-    if not map_info(session):
+    empty = not map_info(session)
+    if empty and not dry_run:
         # As `chumphae serve` does at its start: else the names would depend on whether the backend had ever run
         # before this import (หมู่ที่ N before, the map's village after), and importing the same export again
         # after the first start would "update" every placed patient.
         load_default_map(session)
         report.notes["the map was empty: the shipped tax map loaded first, as `chumphae serve` does"] += 1
+    elif empty:  # a dry run: the same names, without storing the map (~6 s) only to roll it back
+        report.notes["the map is empty: villages named from the shipped tax map's file, not loaded (dry run; "
+                     "the import loads it first, as `chumphae serve` does)"] += 1
+    layers: MapLayers | None
     try:
-        layers = load_layers(session)
+        layers = _shipped_landmarks() if empty and dry_run else load_layers(session)
     except ValueError:  # no map at all
         layers = None
     if layers is None or not len(layers.landmarks):
@@ -356,7 +375,27 @@ def _name_villages(session: Session, report: ImportReport, homes: dict[tuple[str
             report.notes["HOME position far from every tax-map landmark (village named หมู่ที่ N ต.<tambon>)"] += 1
 
 
-def _adl(report: ImportReport, src: Source | None) -> dict[tuple[str, str], int]:
+def _shipped_landmarks() -> MapLayers:
+    """The landmarks `load_default_map` would store, read from the same file, in the metric CRS `load_layers`
+    would pick then (the UTM zone of all four layers' extent): the same nearest landmark for every home.
+    ValueError if the file has no feature at all."""
+    import shapely
+
+    from chumphae.config import get_settings
+    from chumphae.map.crs import Metric
+    from chumphae.map.importer import LAYERS, read_layer
+    from chumphae.map.layers import MapLayers
+    from chumphae.map.store import DEFAULT_DATASET, DEFAULT_MAP
+
+    path = get_settings().map_path or DEFAULT_MAP  # as load_default_map
+    records = [r for layer in LAYERS for r in read_layer(path, layer, dataset=DEFAULT_DATASET).records]
+    if not records:
+        raise ValueError(f"no map features in {path.name}")
+    metric = Metric.for_bounds(*shapely.total_bounds([r.geom for r in records]))
+    return MapLayers.from_records([r for r in records if r.layer == "landmarks"], metric)
+
+
+def _adl(report: ImportReport, src: Decoded | None) -> dict[tuple[str, str], int]:
     """The newest Barthel ADL (test 01) per HOSPCODE + PID; DEPENDENT (1–3) checked against the score."""
     best: dict[tuple[str, str], tuple[str, int]] = {}
     for line, r in _load(report, "FUNCTIONAL", src):
@@ -377,7 +416,7 @@ def _adl(report: ImportReport, src: Source | None) -> dict[tuple[str, str], int]
     return {k: v[1] for k, v in best.items()}
 
 
-def _disabilities(report: ImportReport, src: Source | None) -> dict[tuple[str, str], str]:
+def _disabilities(report: ImportReport, src: Decoded | None) -> dict[tuple[str, str], str]:
     """Per HOSPCODE + PID, the patient's disability types as one Thai/English notes line."""
     types: dict[tuple[str, str], set[str]] = {}
     for line, r in _load(report, "DISABILITY", src):
@@ -433,23 +472,24 @@ def import_folder(session: Session, folder: Path) -> ImportReport:
     return import_export(session, folder)
 
 
-def import_export(session: Session, path: Path) -> ImportReport:
+def import_export(session: Session, path: Path, *, dry_run: bool = False) -> ImportReport:
     """Create or update patients from an F43 zip or a folder: PERSON (+ HOME, FUNCTIONAL, DISABILITY).
-    Raises `ImportRefused` (nothing added to the session) when the export cannot be read whole."""
-    files = open_export(path)
+    Raises `ImportRefused` (nothing added to the session) when the export cannot be read whole.
+    `dry_run`: the caller rolls the session back; an empty map is then read from its file, not stored."""
     report = ImportReport()
-    report.missing = [t for t in TABLES if t not in files]
-    for table, src in list(files.items()):  # before any other reading: nothing is read from such a file
-        try:
-            _text(src.raw)
+    files: dict[str, Decoded] = {}
+    sources = open_export(path)
+    report.missing = [t for t in TABLES if t not in sources]
+    for table, src in sources.items():  # each file decoded once, before any other reading: nothing is read
+        try:                            # from a file that does not decode
+            files[table] = Decoded(src.name, _text(src.raw))
         except Undecodable as e:
             if table == "PERSON":
                 raise ImportRefused(f"{src.name}: line {e.line}: {e}; nothing was imported") from None
             report.refused.append((src.name, e.line, f"{e}: nothing read from the file"))
-            del files[table]
-    report.trailing_bar = any(_ends_rows_with_delimiter(src.raw) for src in files.values())
+    report.trailing_bar = any(_ends_rows_with_delimiter(src.text) for src in files.values())
     homes = _homes(report, files.get("HOME"))
-    _name_villages(session, report, homes)
+    _name_villages(session, report, homes, dry_run=dry_run)
     adl = _adl(report, files.get("FUNCTIONAL"))
     disabilities = _disabilities(report, files.get("DISABILITY"))
     person = files["PERSON"]

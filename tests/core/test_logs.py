@@ -109,3 +109,22 @@ def test_a_percent_encoded_query_name_is_redacted_as_the_server_decodes_it() -> 
                                None)
     RedactSecrets().filter(record)
     assert "la%74=<redacted>&radius_m=150&latx=1" in record.getMessage()  # other names kept as they were
+
+
+def test_a_point_after_a_semicolon_in_a_query_is_redacted() -> None:
+    """debt27: a `;` separates query pairs for servers and proxies that split on it (`?a=1;lat=16.545`); the
+    redaction split on `&` only, so `lat` after a `;` was read as part of `a`'s value and reached the log."""
+    for query, secrets in (("?radius_m=150;lat=16.545;lon=102.1001", ("16.545", "102.1001")),
+                           ("?limit=5;bbo%78=102.09,16.54,102.11,16.56", ("102.09", "16.56")),
+                           ("?x;lat=16.545&lon=102.1001", ("16.545", "102.1001")),
+                           ("?lat=16.545;102.1001", ("16.545", "102.1001"))):  # a `;` inside the value: all of it
+        record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/1.1" %d',
+                                   ("127.0.0.1:5", "GET", f"/api/v1/map/routes{query}", 200), None)
+        assert RedactSecrets().filter(record)
+        message = record.getMessage()
+        assert not any(s in message for s in secrets) and "/api/v1/map/routes?" in message, message
+    record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/1.1" %d',
+                               ("127.0.0.1:5", "GET", "/api/v1/map/routes?radius_m=150;lat=16.545&limit=5;q=a;b",
+                                200), None)
+    RedactSecrets().filter(record)
+    assert "?radius_m=150;lat=<redacted>&limit=5;q=a;b " in record.getMessage()  # other pairs kept as they were

@@ -26,6 +26,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     "field_forbidden": {"th": "บทบาทของคุณแก้ไขข้อมูลช่องนี้ไม่ได้", "en": "Your role may not change these fields."},
     "feed_too_large": {"th": "ข้อความยาวเกินไป", "en": "The message is too large."},
     "unavailable": {"th": "ระบบไม่พร้อมชั่วคราว โปรดลองใหม่", "en": "Temporarily unavailable; try again."},
+    "receiver_clash": {"th": "รหัสตัวรับสัญญาณของเกตเวย์นี้เป็นของเกตเวย์อื่นที่ใช้งานอยู่แล้ว",
+                       "en": "This gateway's receiver ids are now another active gateway's."},
     "token_revoked": {"th": "โทเคนนี้ถูกยกเลิกแล้ว", "en": "This token has been revoked."},
 }
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from sqlalchemy.exc import IntegrityError
@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket
 
 from chumphae import audit
+from chumphae.api.http import problems
 from chumphae.api.problems import Problem
 from chumphae.auth.access import can_see_patient
 from chumphae.auth.limits import FailedAuthLimiter
@@ -27,7 +28,23 @@ from chumphae.auth.service import user_by_token
 from chumphae.db import get_engine
 from chumphae.models import Patient, Role, User
 
+F = TypeVar("F", bound=Callable[..., Any])
 
+
+def answers(*statuses: int, bearer: bool = False) -> Callable[[F], F]:
+    """Mark a dependency with the problem statuses it can answer (and, with `bearer`, that it reads the bearer
+    token): the OpenAPI document lists them on exactly the operations that depend on it (`http.install_openapi`
+    walks each route's dependencies)."""
+
+    def mark(call: F) -> F:
+        call.problem_statuses = frozenset(statuses)  # type: ignore[attr-defined]
+        call.bearer = bearer  # type: ignore[attr-defined]
+        return call
+
+    return mark
+
+
+@answers(503)
 def get_session() -> Iterator[Session]:
     """The request's session; committed when the route has returned, before the response goes out."""
     with Session(get_engine(), expire_on_commit=False) as session:
@@ -94,6 +111,7 @@ def authentication_failed(conn: HTTPConnection) -> Problem:
     return Problem(401, "unauthorized")
 
 
+@answers(401, 429, bearer=True)
 def current_user(request: Request, session: SessionDep) -> User:
     check_not_locked_out(request)
     token = bearer_token(request)
@@ -111,6 +129,7 @@ def require_roles(*roles: Role) -> Callable[..., User]:
     """A dependency that lets only `roles` through (denials are audited)."""
     allowed = frozenset(roles)
 
+    @answers(403)
     def check(request: Request, session: SessionDep, user: CurrentUser) -> User:
         if Role(user.role) not in allowed:
             deny(session, user, request, entity="route")
@@ -126,6 +145,10 @@ def deny(session: Session, user: User, request: Request, *, entity: str, entity_
     audit.record(session, user=user, action="denied", entity=entity, entity_id=entity_id,
                  patient_id=patient_id, route=f"{request.method} {request.url.path}")
     session.commit()
+
+
+# What `patient_for` answers: a route that calls it says so with `responses=PATIENT_PROBLEMS`.
+PATIENT_PROBLEMS = problems(403, 404)
 
 
 def patient_for(session: Session, user: User, request: Request, patient_id: int,

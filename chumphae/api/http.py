@@ -77,8 +77,8 @@ class SecurityHeaders:
 
 
 PROBLEMS = {
-    400: "The request could not be taken (`bad_request`): a method the route does not take answers 405 "
-         "with that code; a body that is not JSON is 422 `validation`.",
+    400: "The body could not be read (`bad_request`): bytes that are not UTF-8 text. A body that is text but "
+         "not JSON is 422 `validation`.",
     401: "No valid token (`unauthorized`).",
     403: "The role may not do this, or the patient is not the caller's (`forbidden`, `patient_forbidden`, "
          "`field_forbidden`).",
@@ -89,6 +89,35 @@ PROBLEMS = {
     500: "A bug (`server_error`); never expected.",
     503: "The database is unavailable (`unavailable`); see Retry-After.",
 }
+
+
+def problems(*statuses: int, about: dict[int, str] | None = None) -> dict[int | str, dict[str, Any]]:
+    """A route's `responses=` for the problem statuses its own body raises (a 409 it checks for, the 403 and 404
+    of `deps.patient_for`); `about` words a status for this route. What its dependencies and parameters answer
+    is added without it (`problem_statuses`)."""
+    return {status: {"description": (about or {}).get(status, PROBLEMS[status])} for status in statuses}
+
+
+def problem_statuses(route: Any) -> tuple[set[int], bool]:
+    """The problem statuses an operation can answer, and whether it reads a bearer token: 500 always; what each
+    dependency declares (`deps.answers`: the session 503, a token 401 and 429, a role 403); 422 for any path,
+    query, header or body parameter, 404 for a path parameter (every one names a thing looked up), 400 for a
+    body (undecodable bytes); and the route's own `problems(...)`."""
+    statuses, bearer = {500}, False
+    stack = [route.dependant]
+    while stack:
+        dependant = stack.pop()
+        statuses |= getattr(dependant.call, "problem_statuses", frozenset())
+        bearer = bearer or bool(getattr(dependant.call, "bearer", False))
+        if dependant.path_params:
+            statuses |= {404, 422}
+        if dependant.query_params or dependant.header_params or dependant.cookie_params:
+            statuses.add(422)
+        if dependant.body_params:
+            statuses |= {400, 422}
+        stack.extend(dependant.dependencies)
+    statuses |= {int(status) for status in route.responses if int(status) in PROBLEMS}
+    return statuses, bearer
 
 
 def _api_routes(app: FastAPI) -> list[Any]:
@@ -116,7 +145,8 @@ def keep_example_nulls(app: FastAPI, schema: dict[str, Any]) -> None:
 
 
 def install_openapi(app: FastAPI) -> None:
-    """Every operation documents every problem status it can answer, as application/problem+json."""
+    """Every operation documents the problem statuses it can answer (`problem_statuses`), and only those, as
+    application/problem+json; an operation that reads a bearer token says so (`security`)."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
@@ -128,15 +158,20 @@ def install_openapi(app: FastAPI) -> None:
         components.setdefault("schemas", {})["Problem"] = problem_schema()
         components.setdefault("securitySchemes", {})["bearer"] = {"type": "http", "scheme": "bearer"}
         ref = {"$ref": "#/components/schemas/Problem"}
-        for path, operations in schema.get("paths", {}).items():
-            for op in operations.values():
+        for route in _api_routes(app):
+            statuses, bearer = problem_statuses(route)
+            for method in route.methods or ():
+                op = schema.get("paths", {}).get(route.path_format, {}).get(method.lower())
+                if op is None:
+                    continue
                 responses = op.setdefault("responses", {})
-                for status, description in PROBLEMS.items():
-                    if status in (401, 429) and path == "/healthz":
-                        continue
-                    responses[str(status)] = {"description": description,
+                for status in PROBLEMS:
+                    responses.pop(str(status), None)  # FastAPI's own 422 (HTTPValidationError) included
+                for status in sorted(statuses):
+                    own = route.responses.get(status, route.responses.get(str(status), {}))
+                    responses[str(status)] = {"description": own.get("description") or PROBLEMS[status],
                                               "content": {MEDIA_TYPE: {"schema": ref}}}
-                if path != "/healthz":
+                if bearer:
                     op["security"] = [{"bearer": []}]
         app.openapi_schema = schema
         return schema

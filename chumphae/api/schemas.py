@@ -44,13 +44,21 @@ LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 # and a fuzzer reading it know the rule (api19: the schema had said any text of the length was fine).
 NO_CONTROL_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
 ONE_LINE_PATTERN = r"^[^\x00-\x1f\x7f]*$"
-# Years 1900-2199 at the start of a date or time: the window above (a time is also checked in UTC, so its offset
-# may still move the first hours of 1900 or the last of 2199 outside it).
-YEAR_PATTERN = r"^(19|20|21)\d\d-"
+# The dates a time may be written with: the window above is checked in UTC, so an offset (or, for a time without
+# one, Asia/Bangkok) brings the last hours of 1899-12-31 and the first of 2200-01-01 inside it
+# (`2200-01-01T05:00:00+07:00` is 2199-12-31T22:00Z and is taken: api27; the pattern had said years 1900-2199 only,
+# so a client built from it refused what the server takes). Every time is also checked in UTC, so the offset may
+# still move a time the pattern lets through (the first hours of 1900, the last of 2199) outside the window.
+YEAR_PATTERN = r"^(1899-12-31|19\d\d-|2[01]\d\d-|2200-01-01)"
+# A calendar day (the daily report's `date`): exactly YYYY-MM-DD, 1900-2199, as the server takes it (api27: it had
+# also taken `0` as 1970-01-01 and `2025-01-15T00:00:00Z` as that day).
+DAY_PATTERN = r"^(19|20|21)\d\d-\d\d-\d\d$"
+_DAY_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _WINDOW_NOTE = "Between 1900 and 2200 (UTC)."
 NoControlDoc = Field(json_schema_extra={"pattern": NO_CONTROL_PATTERN})
 OneLineDoc = Field(json_schema_extra={"pattern": ONE_LINE_PATTERN})
 YearDoc = Field(json_schema_extra={"pattern": YEAR_PATTERN})
+DayDoc = Field(json_schema_extra={"pattern": DAY_PATTERN})
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 # `2025-01-15T10:30:00+07:00` written into a URL unencoded: the `+` arrives as a space. Only a `+` can
@@ -121,6 +129,13 @@ def _clock_text(value: Any) -> Any:
     raise ValueError("a time of day must be text, e.g. 20:00")
 
 
+def _day_text(value: Any) -> Any:
+    """A calendar day in a query string is YYYY-MM-DD and nothing else (not `0`, not a time at midnight)."""
+    if isinstance(value, date) or (isinstance(value, str) and _DAY_TEXT.match(value)):
+        return value
+    raise ValueError("a day is YYYY-MM-DD, e.g. 2025-01-15")
+
+
 def _date_text(value: Any) -> Any:
     """A date is ISO 8601 text (`"1941-03-09"`); a number (`0`) is not read as seconds since 1970."""
     if isinstance(value, date) or (isinstance(value, str) and _ISO_DATE.match(value)):
@@ -179,7 +194,7 @@ When = Annotated[datetime, BeforeValidator(_iso_text), AfterValidator(_in_window
 # A time a person gives (a visit's `t`): without an offset it is Asia/Bangkok time (fix17, issue 13).
 LocalWhen = Annotated[datetime, BeforeValidator(_iso_text), AfterValidator(_naive_is_bangkok),
                       AfterValidator(_in_window), YearDoc]
-Day = Annotated[date, AfterValidator(_day_in_window), YearDoc]
+Day = Annotated[date, BeforeValidator(_day_text), AfterValidator(_day_in_window), DayDoc]
 # Body dates and times of day are text, as times are: `"birth_date": 0` had been 1970-01-01 and a night `start`
 # of 72000 20:00 (docs16, issue 13)
 DateText = Annotated[date, BeforeValidator(_date_text)]

@@ -74,7 +74,7 @@ def test_rest_rotate_of_a_revoked_gateway_whose_ids_are_taken_is_a_409(client: T
     assert answer.status_code == 409, answer.text
     body = answer.json()
     assert answer.headers["content-type"].startswith("application/problem+json")
-    assert body["code"] == "conflict" and body["receivers"] == {"gw-new": ["local"]}, body
+    assert body["code"] == "receiver_clash" and body["receivers"] == {"gw-new": ["local"]}, body
     assert "local held by gateway gw-new" in body["detail"] and "token" not in body
     with Session(world.engine) as s:
         again = s.get(Gateway, old_id)

@@ -16,7 +16,8 @@ from sqlmodel import col, func, select
 from chumphae import audit
 from chumphae.alert import service
 from chumphae.alert.render import alert_dict
-from chumphae.api.deps import CurrentUser, SessionDep, deny, patient_for
+from chumphae.api.deps import PATIENT_PROBLEMS, CurrentUser, SessionDep, deny, patient_for
+from chumphae.api.http import problems
 from chumphae.api.problems import Problem
 from chumphae.api.routes.mobile import page
 from chumphae.api.schemas import (
@@ -38,6 +39,8 @@ from chumphae.models import Alert, AlertEvent, AlertStatus, Patient, User
 from chumphae.values import AlertType, Severity
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
+# Acknowledge and resolve: `_alert`'s 403, and a resolved alert's 409.
+ALERT_ACTION = problems(403, 409, about={409: "The alert is already resolved (`alert_conflict`)."})
 
 
 class LastSeen(BaseModel):
@@ -135,7 +138,7 @@ def _alert(session: SessionDep, user: User, request: Request, alert_id: int) -> 
         raise Problem(403, "patient_forbidden") from None
 
 
-@router.get("", response_model=AlertPage)
+@router.get("", response_model=AlertPage, responses=PATIENT_PROBLEMS)  # `patient_id=`
 def list_alerts(
     request: Request, session: SessionDep, user: CurrentUser,
     status: Annotated[list[AlertStatus] | None, Query(description="Repeat for several.")] = None,
@@ -173,7 +176,7 @@ def list_alerts(
     return page(_out(session, rows), total, limit, offset)
 
 
-@router.get("/{alert_id}", response_model=AlertDetail)
+@router.get("/{alert_id}", response_model=AlertDetail, responses=problems(403))
 def get_alert(alert_id: AlertId, request: Request, session: SessionDep, user: CurrentUser) -> dict[str, Any]:
     """One alert with its history (opened, re-triggered, acknowledged, escalated, resolved)."""
     row = _alert(session, user, request, alert_id)
@@ -185,7 +188,7 @@ def get_alert(alert_id: AlertId, request: Request, session: SessionDep, user: Cu
             "events": [{"t": e.t, "kind": e.kind, "user_id": e.user_id, "details": e.details} for e in events]}
 
 
-@router.post("/{alert_id}/acknowledge", response_model=AlertOut)
+@router.post("/{alert_id}/acknowledge", response_model=AlertOut, responses=ALERT_ACTION)
 def acknowledge_alert(alert_id: AlertId, request: Request, session: SessionDep, user: CurrentUser,
                       body: AckIn | None = None) -> dict[str, Any]:
     """I am on it: stops escalation. Acknowledging again changes nothing."""
@@ -201,7 +204,7 @@ def acknowledge_alert(alert_id: AlertId, request: Request, session: SessionDep, 
     return out
 
 
-@router.post("/{alert_id}/resolve", response_model=AlertOut)
+@router.post("/{alert_id}/resolve", response_model=AlertOut, responses=ALERT_ACTION)
 def resolve_alert(alert_id: AlertId, body: ResolveIn, request: Request, session: SessionDep,
                   user: CurrentUser) -> dict[str, Any]:
     """Close the alert with what happened (false alarm, patient safe, found, taken to hospital, ...)."""

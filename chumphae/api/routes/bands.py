@@ -7,7 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
-from chumphae.api.deps import CurrentUser, SessionDep, patient_for, require_roles
+from chumphae.api.deps import PATIENT_PROBLEMS, CurrentUser, SessionDep, patient_for, require_roles
+from chumphae.api.http import problems
 from chumphae.api.problems import Problem, invalid
 from chumphae.api.routes.mobile import BandOut, band_out, page
 from chumphae.api.schemas import AsciiInt, Line32, Line64, Offset, PatientId
@@ -56,7 +57,7 @@ class BandRegistered(BaseModel):
     replaced: list[BandOut]
 
 
-@router.get("", response_model=BandPage)
+@router.get("", response_model=BandPage, responses=PATIENT_PROBLEMS)
 def get_bands(patient_id: PatientId, request: Request, session: SessionDep, user: CurrentUser,
               limit: Annotated[int, Query(ge=1, le=500), AsciiInt] = 50,
               offset: Offset = 0) -> dict[str, Any]:
@@ -67,7 +68,8 @@ def get_bands(patient_id: PatientId, request: Request, session: SessionDep, user
     return page(bands[offset:offset + limit], len(bands), limit, offset)
 
 
-@router.put("", response_model=BandRegistered)
+@router.put("", response_model=BandRegistered, responses={
+    **PATIENT_PROBLEMS, **problems(409, about={409: "The band is active on another patient (`band_in_use`)."})})
 def put_band(patient_id: PatientId, body: BandIn, request: Request, session: SessionDep, user: Fitter) -> dict[str, Any]:
     """Register a band to the patient, retiring the one they wore; 409 if another patient wears it."""
     patient = patient_for(session, user, request, patient_id, action="update")

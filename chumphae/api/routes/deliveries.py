@@ -15,6 +15,7 @@ from chumphae import audit
 from chumphae.alert import service
 from chumphae.alert.render import deliveries_summary
 from chumphae.api.deps import CurrentUser, SessionDep, deny
+from chumphae.api.http import problems
 from chumphae.api.problems import Problem
 from chumphae.api.schemas import AlertId
 from chumphae.deliver.outbox import deliveries
@@ -56,7 +57,7 @@ class DeliveriesOut(BaseModel):
     deliveries: list[DeliveryOut]
 
 
-@router.get("/{alert_id}/deliveries", response_model=DeliveriesOut)
+@router.get("/{alert_id}/deliveries", response_model=DeliveriesOut, responses=problems(403))
 def alert_deliveries(alert_id: AlertId, request: Request, session: SessionDep, user: CurrentUser) -> dict[str, Any]:
     """Every notice of the alert, oldest first, with a summary by channel."""
     try:

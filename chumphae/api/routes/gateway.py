@@ -22,6 +22,7 @@ from sqlmodel import Session, col, select
 
 from chumphae.api.deps import (
     SessionDep,
+    answers,
     authentication_failed,
     bearer_token,
     check_not_locked_out,
@@ -41,6 +42,7 @@ router = APIRouter(prefix="/api/v1/gateway", tags=["gateway"])
 log = logging.getLogger(__name__)
 
 
+@answers(401, 429, bearer=True)
 def current_gateway(request: Request, session: SessionDep) -> Gateway:
     check_not_locked_out(request)
     token = bearer_token(request)

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from chumphae import audit
 from chumphae.api.deps import SessionDep, require_roles
+from chumphae.api.http import problems
 from chumphae.api.problems import Problem
 from chumphae.api.schemas import GatewayId
 from chumphae.auth.service import ReceiverClash, revoke_gateway, rotate_gateway_token
@@ -54,7 +55,9 @@ def revoke(gateway_id: GatewayId, request: Request, session: SessionDep, user: A
     return _out(gateway)
 
 
-@router.post("/{gateway_id}/rotate", response_model=GatewayRotated)
+@router.post("/{gateway_id}/rotate", response_model=GatewayRotated, responses=problems(409, about={
+    409: "A revoked gateway's receiver ids are now another active gateway's (`receiver_clash`, with `receivers`: "
+         "that gateway's slug → the ids): nothing changed."}))
 def rotate(gateway_id: GatewayId, request: Request, session: SessionDep, user: Admin) -> GatewayRotated:
     """A new token (shown once); the old one stops working and its socket is closed with 4001. A revoked gateway
     whose receiver ids are now another active gateway's (its replacement's) is refused: 409, nothing changed."""
@@ -62,7 +65,7 @@ def rotate(gateway_id: GatewayId, request: Request, session: SessionDep, user: A
     try:
         token = rotate_gateway_token(session, gateway=gateway)
     except ReceiverClash as exc:
-        raise Problem(409, "conflict", str(exc), receivers=exc.clashes) from None
+        raise Problem(409, "receiver_clash", str(exc), receivers=exc.clashes) from None
     audit.record(session, user=user, action="rotate", entity="gateway", entity_id=gateway_id,
                  route=f"{request.method} {request.url.path}")
     return GatewayRotated(**_out(gateway).model_dump(), token=token)

@@ -18,6 +18,7 @@ import httpx
 from fastapi import APIRouter, BackgroundTasks, Request
 from sqlmodel import Session
 
+from chumphae.api.http import problems
 from chumphae.api.problems import Problem
 from chumphae.config import Settings
 from chumphae.db import get_engine
@@ -54,7 +55,8 @@ def _apply(body: dict[str, Any]) -> linehook.HookResult:
     return result
 
 
-@router.post("/webhook")
+@router.post("/webhook", responses=problems(400, 401, 503, about={
+    400: "The body is not a JSON object (`bad_request`).", 401: "X-Line-Signature missing or wrong (`unauthorized`)."}))
 async def line_webhook(request: Request, tasks: BackgroundTasks) -> dict[str, int]:
     """Follow/unfollow, a text message with a link code, postbacks `ack=<alert id>` / `link=<code>`;
     each event with a reply token is answered in LINE (Thai and English) after the response."""

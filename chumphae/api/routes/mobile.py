@@ -17,7 +17,7 @@ from sqlmodel import col, func, select
 
 from chumphae import audit
 from chumphae.alert.render import iso
-from chumphae.api.deps import CurrentUser, SessionDep, patient_for
+from chumphae.api.deps import PATIENT_PROBLEMS, CurrentUser, SessionDep, patient_for
 from chumphae.api.schemas import AsciiInt, Offset, PatientId, Since, Until
 from chumphae.auth.access import visible_patients_clause
 from chumphae.ingest.service import position_dict
@@ -190,7 +190,7 @@ def my_patients(
 
 
 @router.get("/patients/{patient_id}/status", response_model=StatusOut,
-            responses={200: {"content": {"application/json": {"example": STATUS_EXAMPLE}}}})
+            responses={**PATIENT_PROBLEMS, 200: {"content": {"application/json": {"example": STATUS_EXAMPLE}}}})
 def patient_status(patient_id: PatientId, request: Request, session: SessionDep, user: CurrentUser) -> dict[str, Any]:
     """One patient's status, band and last known position with its uncertainty and landmark description."""
     patient = patient_for(session, user, request, patient_id)
@@ -199,7 +199,7 @@ def patient_status(patient_id: PatientId, request: Request, session: SessionDep,
     return status_out(s, words)
 
 
-@router.get("/patients/{patient_id}/positions", response_model=PositionPage)
+@router.get("/patients/{patient_id}/positions", response_model=PositionPage, responses=PATIENT_PROBLEMS)
 def patient_positions(
     patient_id: PatientId, request: Request, session: SessionDep, user: CurrentUser,
     since: Since = None,

@@ -11,7 +11,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sqlmodel import col, select
 
 from chumphae import audit
-from chumphae.api.deps import CurrentUser, SessionDep, deny, patient_for, require_roles
+from chumphae.api.deps import PATIENT_PROBLEMS, CurrentUser, SessionDep, deny, patient_for, require_roles
 from chumphae.api.problems import Problem
 from chumphae.api.schemas import (
     AdlScore,
@@ -156,7 +156,7 @@ def list_patients(
     return [to_out(p, user) for p in rows]
 
 
-@router.get("/{patient_id}", response_model=PatientOut)
+@router.get("/{patient_id}", response_model=PatientOut, responses=PATIENT_PROBLEMS)
 def get_patient(patient_id: PatientId, request: Request, session: SessionDep, user: CurrentUser) -> PatientOut:
     return to_out(patient_for(session, user, request, patient_id), user)
 
@@ -182,7 +182,7 @@ class ErasedOut(BaseModel):
     assignments: int = Field(description="Care assignments removed.")
 
 
-@router.post("/{patient_id}/erase", response_model=ErasedOut)
+@router.post("/{patient_id}/erase", response_model=ErasedOut, responses=PATIENT_PROBLEMS)
 def erase_patient_data(patient_id: PatientId, request: Request, session: SessionDep, user: Admin) -> ErasedOut:
     """PDPA erasure: the patient's personal data and positions go; anonymous counts stay (docs: README)."""
     patient = patient_for(session, user, request, patient_id, action="erase")
@@ -190,7 +190,7 @@ def erase_patient_data(patient_id: PatientId, request: Request, session: Session
     return ErasedOut(**asdict(done))
 
 
-@router.patch("/{patient_id}", response_model=PatientOut)
+@router.patch("/{patient_id}", response_model=PatientOut, responses=PATIENT_PROBLEMS)
 def update_patient(patient_id: PatientId, body: PatientPatch, request: Request, session: SessionDep,
                    user: CurrentUser) -> PatientOut:
     """Caregivers may change notes; volunteers also the ADL score and home; the hospital notes, ADL and

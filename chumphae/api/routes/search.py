@@ -9,7 +9,8 @@ from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
 from chumphae import audit
-from chumphae.api.deps import SessionDep, patient_for, require_roles
+from chumphae.api.deps import PATIENT_PROBLEMS, SessionDep, patient_for, require_roles
+from chumphae.api.http import problems
 from chumphae.api.problems import Problem, invalid
 from chumphae.api.routes.bands import ADDRESS_PATTERN
 from chumphae.api.routes.mobile import PositionOut
@@ -55,7 +56,8 @@ class SearchOut(BaseModel):
     positions: list[PositionOut] = Field(description="One per window of sightings (60 s), oldest first.")
 
 
-@router.post("/sightings", response_model=SearchOut, status_code=201)
+@router.post("/sightings", response_model=SearchOut, status_code=201, responses={**PATIENT_PROBLEMS, **problems(
+    409, about={409: "The patient has no band (`no_band`), or the band heard is not theirs (`band_mismatch`)."})})
 def post_sightings(patient_id: PatientId, body: SightingsIn, request: Request, session: SessionDep,
                    user: Searcher) -> dict[str, Any]:
     """Turn the phone's sightings into positions through locate → match; they join the live feed."""

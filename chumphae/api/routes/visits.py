@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from chumphae.alert.render import iso
-from chumphae.api.deps import CurrentUser, SessionDep, patient_for, require_roles
+from chumphae.api.deps import PATIENT_PROBLEMS, CurrentUser, SessionDep, patient_for, require_roles
 from chumphae.api.problems import Problem
 from chumphae.api.routes.mobile import page
 from chumphae.api.schemas import AdlScore, AsciiInt, LocalWhen, Offset, PatientId, Since, Until, VisitNotes
@@ -56,7 +56,7 @@ def visit_out(v: Visit) -> dict[str, Any]:
             "adl_score": v.adl_score, "adl_group": adl_group(v.adl_score), "notes": v.notes}
 
 
-@router.get("", response_model=VisitPage)
+@router.get("", response_model=VisitPage, responses=PATIENT_PROBLEMS)
 def get_visits(
     patient_id: PatientId, request: Request, session: SessionDep, user: CurrentUser,
     since: Since = None,
@@ -70,7 +70,7 @@ def get_visits(
     return page([visit_out(v) for v in rows], total, limit, offset)
 
 
-@router.post("", response_model=VisitOut, status_code=201)
+@router.post("", response_model=VisitOut, status_code=201, responses=PATIENT_PROBLEMS)
 def post_visit(patient_id: PatientId, body: VisitIn, request: Request, session: SessionDep, user: Visitor) -> dict[str, Any]:
     """Log a home visit; a score updates the patient's ADL unless a later visit already scored them."""
     patient = patient_for(session, user, request, patient_id, action="update")

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 
-from chumphae.api.deps import CurrentUser, SessionDep, patient_for, require_roles
+from chumphae.api.deps import PATIENT_PROBLEMS, CurrentUser, SessionDep, patient_for, require_roles
 from chumphae.api.problems import Problem
 from chumphae.api.routes.maplayers import NOT_MODIFIED, cached_json
 from chumphae.api.schemas import ClockText, Line32, PatientId, omittable
@@ -47,7 +47,7 @@ class ZoneSaved(BaseModel):
     spec: dict[str, Any]
 
 
-@router.get("", responses={**NOT_MODIFIED, 200: {"content": {"application/geo+json": {"example": {
+@router.get("", responses={**NOT_MODIFIED, **PATIENT_PROBLEMS, 200: {"content": {"application/geo+json": {"example": {
     "type": "FeatureCollection", "patient_id": 7, "version": 3, "spec": {"route_codes": ["R00468"]},
     "features": [{"type": "Feature", "properties": {"kind": "zone_day", "version": 3},
                   "geometry": {"type": "Polygon", "coordinates": [[[102.1, 16.54], [102.101, 16.54],
@@ -59,7 +59,7 @@ def get_zone(patient_id: PatientId, request: Request, session: SessionDep, user:
     return cached_json(request, doc, etag, made)
 
 
-@router.put("", response_model=ZoneSaved)
+@router.put("", response_model=ZoneSaved, responses=PATIENT_PROBLEMS)
 def put_zone(patient_id: PatientId, body: ZoneIn, request: Request, session: SessionDep, user: Planner) -> dict[str, Any]:
     """Assign routes and safe places: the zone is rebuilt from the tax map and stored as a new version."""
     patient = patient_for(session, user, request, patient_id, action="update")

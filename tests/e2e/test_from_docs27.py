@@ -382,6 +382,13 @@ async def _volunteer_day(backend: Backend, tmp_path: Path) -> None:  # noqa: PLR
         assert alert["patient_id"] == patient_id and alert["patient"]["name_th"] == "นางบัวผัน ใจดี"
         assert alert["type_th"] == "ออกนอกเขตปลอดภัย" and alert["type_en"] == "Left the safe zone"
         assert alert["severity"] == "high" and alert["status"] == "open"
+        # She is the patient's only carer: the caregiver rung (0) is empty, so the alert opens there and her
+        # phone is not asked to ring until it climbs to her rung, 300 s later for a wander (docs/mobile-api.md
+        # "What the answers hold"; feed-protocol.md `attention`; outside27 finding, left as it is).
+        assert (alert["escalation_level"], alert["escalated_to"], opened["attention"]) == (0, "caregiver", False)
+        assert datetime.fromisoformat(alert["next_escalation_at"]) - datetime.fromisoformat(
+            alert["received_at"]
+        ) == timedelta(seconds=300)
         assert alert["opened_at_local"] == _bangkok(alert["opened_at"]).isoformat()
         details = alert["details"]
         assert details["night"] is True
@@ -454,7 +461,7 @@ async def _volunteer_day(backend: Backend, tmp_path: Path) -> None:  # noqa: PLR
     r = await vol.get(f"/alerts/{alert_id}/deliveries")
     assert r.status_code == 200, r.text
     assert r.json()["alert_id"] == alert_id
-    assert r.json()["summary"]["total"] == len(r.json()["deliveries"])
+    assert r.json()["summary"]["total"] == len(r.json()["deliveries"]) == 0  # nobody at rung 0 was told
 
     # Where she was: positions with the place in words, the newest outside.
     r = await vol.get(f"/patients/{patient_id}/positions", params={"limit": 5})

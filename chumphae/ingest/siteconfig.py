@@ -37,6 +37,16 @@ _site_lock = threading.Lock()
 _site_cache: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
 
 
+def _with_night(own: dict[str, Any] | None, night: object) -> dict[str, Any]:
+    """The patient's own threshold overrides, with the hours of the zone's night rule (`PUT …/zone` `night`,
+    Asia/Bangkok) as `night_start` / `night_end`: the gateway judges night by these (matcher and dwell alike),
+    so the hours a volunteer sets are the hours it keeps. Without a night rule the overrides go as they are."""
+    out = dict(own or {})
+    if isinstance(night, dict) and isinstance(night.get("start"), str) and isinstance(night.get("end"), str):
+        out["night_start"], out["night_end"] = night["start"], night["end"]
+    return out
+
+
 def _site_part(session: Session, site: str) -> dict[str, Any]:
     """What every gateway of `site` gets alike: receivers, bands, patients, zones, routes."""
     bands = session.exec(select(Wristband).where(Wristband.site == site, Wristband.active)
@@ -49,6 +59,8 @@ def _site_part(session: Session, site: str) -> dict[str, Any]:
     gateways = session.exec(select(Gateway).where(Gateway.site == site, Gateway.active)
                             .order_by(col(Gateway.id))).all()
     receivers = [dict(r) for g in gateways for r in (g.receivers or [])]
+    nights: dict[int | None, object] = {
+        z.patient_id: cast(dict[str, Any], (z.spec or {}).get("schedules") or {}).get("night") for z in zones}
     route_codes: dict[str, list[int]] = {}  # a route walked by two patients is each one's route
     for z in zones:
         for code in cast(list[str], (z.spec or {}).get("route_codes") or []):
@@ -71,7 +83,7 @@ def _site_part(session: Session, site: str) -> dict[str, Any]:
                   for b in bands if b.key_hex],
         # Detection thresholds: group defaults from ADL / NHSO group, then the patient's own overrides.
         "patients": [{"id": p.id, "code": f"P-{p.id:03d}", "ltc_group": p.nhso_group, "adl_score": p.adl_score,
-                      "thresholds": dict(p.thresholds or {}),
+                      "thresholds": _with_night(p.thresholds, nights.get(p.id)),
                       "home": {"lat": p.home_lat, "lon": p.home_lon} if p.home_lat is not None else None}
                      for p in patients],
         "zones": [{"patient_id": z.patient_id, "version": z.version,

@@ -110,7 +110,7 @@ VILLAGE_RADIUS_M = 2_000.0  # a home this close to a tax-map landmark takes that
 
 def valid_cid(cid: str) -> bool:
     """13 digits whose last is the check digit: (11 − Σ d_i × (13 − i) mod 11) mod 10."""
-    if not re.fullmatch(r"\d{13}", cid):
+    if not re.fullmatch(r"[0-9]{13}", cid):  # ASCII: `\d` takes Thai digits (๑๒…), int() reads them
         return False
     total = sum(int(cid[i]) * (13 - i) for i in range(12))
     return (11 - total % 11) % 10 == int(cid[12])
@@ -216,7 +216,7 @@ def _ends_rows_with_delimiter(text: str) -> bool:
 
 
 def _birth(text: str) -> date | None:
-    if not re.fullmatch(r"\d{8}", text):
+    if not re.fullmatch(r"[0-9]{8}", text):
         return None
     year, month, day = int(text[:4]), int(text[4:6]), int(text[6:])
     if year > 2400:  # Buddhist era

@@ -56,12 +56,12 @@ class PatientIn(BaseModel):
     prename: Line32 | None = None
     name_th: Name
     name_en: Line200 | None = None
-    cid: Annotated[str | None, AfterValidator(_checked_cid)] = Field(default=None, pattern=r"^\d{13}$")
+    cid: Annotated[str | None, AfterValidator(_checked_cid)] = Field(default=None, pattern=r"^[0-9]{13}$")
     sex: str | None = Field(default=None, pattern=r"^[12]$")
     birth_date: DateText | None = Field(default=None, ge=date(1880, 1, 1), le=date(2200, 1, 1))  # text, not 0
     adl_score: AdlScore | None = None
     nhso_group: NhsoGroup | None = None
-    hospcode: str | None = Field(default=None, pattern=r"^\d{5}$")
+    hospcode: str | None = Field(default=None, pattern=r"^[0-9]{5}$")
     pid: str | None = Field(default=None, pattern=r"^[0-9A-Za-z]{1,15}$")
     hn: str | None = Field(default=None, pattern=r"^[0-9A-Za-z/\-]{1,15}$",
                            description="Hospital number: letters, digits, / and -; at most 15.")

@@ -58,7 +58,8 @@ class PatientIn(BaseModel):
     name_en: Line200 | None = None
     cid: Annotated[str | None, AfterValidator(_checked_cid)] = Field(default=None, pattern=r"^[0-9]{13}$")
     sex: str | None = Field(default=None, pattern=r"^[12]$")
-    birth_date: DateText | None = Field(default=None, ge=date(1880, 1, 1), le=date(2200, 1, 1))  # text, not 0
+    birth_date: DateText | None = Field(default=None, ge=date(1880, 1, 1), le=date(2200, 1, 1),  # text, not 0
+                                      description="A day, YYYY-MM-DD, from 1880-01-01 to 2200-01-01.")
     adl_score: AdlScore | None = None
     nhso_group: NhsoGroup | None = None
     hospcode: str | None = Field(default=None, pattern=r"^[0-9]{5}$")

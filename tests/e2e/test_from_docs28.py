@@ -146,7 +146,7 @@ def _env(data: Path, port: int, **extra: str) -> dict[str, str]:
 def _run(args: list[str], env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
     if check:
-        assert done.returncode == 0, (args, done.stdout, done.stderr)
+        assert done.returncode == 0, (args[1:3], done.stderr[-2000:])  # stdout may hold tokens: not shown
     return done
 
 
@@ -196,9 +196,9 @@ def test_signed_webhook_retries_deliveries_and_daily_summary(tmp_path: Path, rec
     seeded = _run([chumphae, "seed-demo"], env).stdout
     hospital_token = re.search(r"^\s*hospital\s+(\S+)", seeded, re.M)
     town_token = re.search(r"gateway gw-chumphae-town\s+(\S+)", seeded)
-    assert hospital_token and town_token, seeded
+    assert hospital_token and town_token, "seed-demo printed no hospital or gw-chumphae-town token"
     patients = re.search(r"seeded: (\d+) patients", seeded)
-    assert patients, seeded
+    assert patients, "seed-demo did not say how many patients"
 
     # Our system is a user caring for every demo patient (README: `users create --patient ID`... repeated).
     args = [chumphae, "users", "create", "--role", "caregiver", "--name", HOOK_USER_NAME, "--lang", "th"]
@@ -206,7 +206,7 @@ def test_signed_webhook_retries_deliveries_and_daily_summary(tmp_path: Path, rec
         args += ["--patient", str(pid)]
     created = _run(args, env).stdout
     user = re.search(r"^user (\d+) ", created, re.I | re.M)
-    assert user, created
+    assert user, "users create did not name the new user's id"
     user_id = user.group(1)
 
     # docs/delivery.md, "Command line": a webhook contact point and the channels per severity.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
@@ -9,23 +10,32 @@ import httpx
 
 from chumphae.deliver.notify import Result
 
+# A longer wait is read as this one (RFC 9111 §1.2.2 does so for a delta-seconds too large to hold): it still
+# "reaches past" any give-up time, and adding it to now stays inside what a datetime holds (a larger value, such
+# as `99999999999999` or `inf`, overflowed there and left the notice `sending`, re-sent at every lease, never
+# given up nor escalated).
+RETRY_AFTER_MAX_S = 2.0**31
+
 
 def retry_after_s(value: str | None, *, now: datetime | None = None) -> float | None:
-    """`Retry-After` as seconds: delta-seconds or an HTTP date; None when absent or unreadable."""
+    """`Retry-After` as seconds: delta-seconds or an HTTP date, at most RETRY_AFTER_MAX_S; None when absent or
+    unreadable."""
     if not value:
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return None if math.isnan(seconds) else min(RETRY_AFTER_MAX_S, max(0.0, seconds))
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+    return min(RETRY_AFTER_MAX_S, max(0.0, (when - (now or datetime.now(UTC))).total_seconds()))
 
 
 def classify(response: httpx.Response, *, provider_id: str | None = None) -> Result:

@@ -3,11 +3,13 @@
 What happened, who (the patient's name as the caregiver knows it; never the
 national ID), where last seen in words (the alert's landmark, distance and
 direction) with the Bangkok time, and a link that opens the page on the alert.
-Pure: the caller loads the alert and the patient.
+Pure: the caller loads the alert and the patient. `freeze` is the message
+as a notice keeps it from its first try; every try sends what `thaw` gives back.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,3 +88,15 @@ def patient_label(prename: str | None, name_th: str | None, name_en: str | None,
         return name_en
     title = prename if prename and not prename.isdigit() else ""  # a 43-file code is no title to read
     return f"{title}{name_th}"
+
+
+def freeze(r: Rendered, lang: str) -> str:
+    """The rendered message as stored on its notice (JSON): text, link, the language it is in, the payload."""
+    return json.dumps({"text": r.text, "link": r.link, "lang": lang, "payload": r.payload}, ensure_ascii=False)
+
+
+def thaw(body: str) -> tuple[Rendered, str]:
+    """What `freeze` stored: the message and its language. The first try reads it back too, so every try
+    builds its request from the same values (a JSON round trip would otherwise change, e.g., integer keys)."""
+    d = json.loads(body)
+    return Rendered(str(d["text"]), d.get("link"), dict(d.get("payload") or {})), str(d.get("lang") or "th")

@@ -2,7 +2,8 @@
 
 `POST <the user's webhook URL>` with a JSON body (the notice key, event, rung,
 page link and the alert as the API shows it), `Idempotency-Key: <notice key>`
-(the same on every retry) and `X-Chumphae-Signature: sha256=<hex HMAC-SHA256
+(the same on every retry, as is the body: the worker renders it at the
+first try) and `X-Chumphae-Signature: sha256=<hex HMAC-SHA256
 of the raw body with CHUMPHAE_WEBHOOK_SECRET>`. 2xx or 409 is delivered;
 408/429/5xx and time-outs are retried; other 4xx are refused.
 """

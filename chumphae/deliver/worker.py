@@ -7,9 +7,10 @@ Claim → send → record, each claim and record its own short transaction:
   compare-and-set update (status, lease, attempts + 1), so across several
   processes (or several workers on SQLite's single writer) a notice is held by
   one worker at a time;
-- send: one provider request with the notice's idempotency key, the same on
-  every try; a re-send after a crash repeats an accepted key and the provider
-  answers 409, which counts as delivered;
+- send: one provider request with the notice's idempotency key and body, the
+  same on every try (the message is rendered at the first try and kept on the
+  row until the notice is done); a re-send after a crash repeats an accepted
+  key and the provider answers 409, which counts as delivered;
 - record: only if the row is still ours (status `sending`, same attempt
   number); `sent`, or `queued` again after backoff with jitter (never before
   the provider's `Retry-After`), or `failed` (refused for good) / `gave_up`
@@ -39,7 +40,17 @@ from chumphae.alert.service import AlertChange, escalate_undelivered
 from chumphae.config import Settings
 from chumphae.deliver import message, notify, outbox
 from chumphae.deliver.notify import Channel, Outbound, Result
-from chumphae.models import Alert, AlertStatus, ChannelName, ContactPoint, NoticeStatus, OutboxNotice, Patient, User
+from chumphae.models import (
+    Alert,
+    AlertStatus,
+    ChannelName,
+    ContactPoint,
+    NoticeStatus,
+    OutboxNotice,
+    Patient,
+    User,
+)
+from chumphae.models.delivery import DONE
 from chumphae.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -105,28 +116,36 @@ def claim(engine: Engine, *, now: datetime, options: WorkerOptions, public_url: 
 
 
 def _render(session: Session, row: OutboxNotice, public_url: str) -> Claimed:
+    """The notice's message: rendered at its first try and stored on the row (`body`), read back on every
+    try, the first included, so each retry sends the same bytes (same webhook body and signature, same text)."""
     assert row.id is not None
     user = session.get(User, row.user_id)
     contact = session.exec(select(ContactPoint).where(ContactPoint.user_id == row.user_id,
                                                       ContactPoint.channel == row.channel)).first()
     if user is None or contact is None or not contact.active:
         return Claimed(row.id, row.attempts, None, "no active contact point")
-    lang = user.lang if user.lang in ("th", "en") else "th"
-    if row.alert_id is None:
-        r = message.render_test(name=user.name, lang=lang, channel=row.channel, notice_key=row.key)
-    else:
+    alert = None
+    if row.alert_id is not None:
         alert = session.get(Alert, row.alert_id)
         if alert is None:
             return Claimed(row.id, row.attempts, None, "alert gone")
         if alert.status == AlertStatus.RESOLVED:
             return Claimed(row.id, row.attempts, None, "alert resolved before delivery", cancel=True)
-        if alert.patient_id is not None:
-            p = session.get(Patient, alert.patient_id)
-            who = message.patient_label(p.prename, p.name_th, p.name_en, lang) if p else None
+    if row.body is None:
+        lang = user.lang if user.lang in ("th", "en") else "th"
+        if alert is None:
+            r = message.render_test(name=user.name, lang=lang, channel=row.channel, notice_key=row.key)
         else:
-            who = str((alert.details or {}).get("gateway") or f"gateway {alert.gateway_id}")
-        r = message.render_alert(alert, who=who, lang=lang, event=row.event, level=row.level,
-                                 public_url=public_url, notice_key=row.key)
+            if alert.patient_id is not None:
+                p = session.get(Patient, alert.patient_id)
+                who = message.patient_label(p.prename, p.name_th, p.name_en, lang) if p else None
+            else:
+                who = str((alert.details or {}).get("gateway") or f"gateway {alert.gateway_id}")
+            r = message.render_alert(alert, who=who, lang=lang, event=row.event, level=row.level,
+                                     public_url=public_url, notice_key=row.key)
+        row.body = message.freeze(r, lang)  # committed with the claim, before anything is sent
+        session.add(row)
+    r, lang = message.thaw(row.body)
     out = Outbound(key=row.key, channel=row.channel, address=contact.address, lang=lang, text=r.text,
                    alert_id=row.alert_id, link=r.link, ack=row.alert_id is not None, payload=r.payload)
     return Claimed(row.id, row.attempts, out)
@@ -162,6 +181,8 @@ def record(engine: Engine, c: Claimed, result: Result, *, now: datetime, options
             else:
                 row.status = NoticeStatus.QUEUED
                 row.next_try_at = min(now + timedelta(seconds=wait), deadline)
+        if row.status in DONE:
+            row.body = None  # no try follows: what was sent is not kept
         session.add(row)
         session.flush()
         if row.status in (NoticeStatus.FAILED, NoticeStatus.GAVE_UP) and row.alert_id is not None \

@@ -2,7 +2,11 @@
 per-severity preferences with quiet hours, and one-time codes that link a LINE user to ours.
 
 A notice row is written in the transaction that raised or escalated its alert
-and carries no personal data: the message is rendered when it is sent.
+and carries no personal data then. Its message is rendered at its first try
+and kept in `body` (what goes to the provider: the patient's name and where
+they were last seen, never the CID) so every retry sends the same bytes; it
+is blanked when the notice is done (sent, failed, gave up, cancelled) and by
+a PDPA erase.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, Index, UniqueConstraint
+from sqlalchemy import JSON, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from chumphae.models.types import BigIntPK, UTCDateTime
@@ -58,6 +62,9 @@ class OutboxNotice(SQLModel, table=True):
     lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
     first_try_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     done_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # The message as rendered at the first try (JSON: text, link, lang, payload), sent as is by every retry;
+    # None before the first try and again once the notice is done or its patient erased.
+    body: str | None = Field(default=None, sa_type=Text, repr=False)
 
 
 class ContactPoint(SQLModel, table=True):

@@ -3,8 +3,9 @@
 What goes: name, prename, CID, PID, HN, birth date, sex, house, village, home
 parcel/building/point, notes, thresholds; every stored position; safe zones
 (they draw the home); visit notes; the feed frames that rendered them;
-where each alert was seen, its details and resolution note; care
-assignments; the link to their bands (the bands are retired).
+where each alert was seen, its details and resolution note; the message its
+notices keep for their retries (`notice.body`); care assignments; the link
+to their bands (the bands are retired).
 What stays, anonymous: the patient row's id (so counts and foreign keys
 hold), ADL score and NHSO group, HOSPCODE; alerts with their type,
 severity, times, status and outcome; visits with their time and ADL score;
@@ -25,6 +26,7 @@ from chumphae.models import (
     AlertStatus,
     CareAssignment,
     FeedEvent,
+    OutboxNotice,
     Patient,
     PositionRecord,
     SafeZone,
@@ -67,6 +69,10 @@ def erase_patient(session: Session, *, patient: Patient, user: User | None, rout
                  .values(status=AlertStatus.RESOLVED, outcome="other", resolved_at=now, next_escalation_at=None))
     if alert_ids:
         session.exec(update(AlertEvent).where(col(AlertEvent.alert_id).in_(alert_ids)).values(details={}))
+        # every notice of them, not only those with a body: a worker's claim rendering one right now holds its
+        # row and this waits for it, then blanks what it kept (with `body IS NOT NULL`, PostgreSQL would judge
+        # that row by its committed, still NULL, body and skip it)
+        session.exec(update(OutboxNotice).where(col(OutboxNotice.alert_id).in_(alert_ids)).values(body=None))
     feed = _count(session.exec(delete(FeedEvent).where(col(FeedEvent.patient_id) == pid)))
     visits = _count(session.exec(update(Visit).where(col(Visit.patient_id) == pid).values(notes=None)))
     zones = _count(session.exec(delete(SafeZone).where(col(SafeZone.patient_id) == pid)))

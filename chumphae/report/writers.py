@@ -35,6 +35,9 @@ SUMMARY_LABELS: tuple[tuple[str, str, str], ...] = (
     ("falls", "การหกล้ม (ไม่นับแจ้งเตือนผิด)", "Falls (false alarms excluded)"),
     ("unacknowledged", "การแจ้งเตือนที่ยังไม่มีผู้รับ", "Alerts not acknowledged"),
     ("ack_max_s", "เวลารับแจ้งนานที่สุด (วินาที)", "Longest time to acknowledge (s)"),
+    ("notices", "ข้อความแจ้งเตือนถึงผู้ดูแล (LINE, SMS, webhook)", "Alert messages to people (LINE, SMS, webhooks)"),
+    ("notices_delivered", "ข้อความที่ผู้ให้บริการรับแล้ว", "Messages accepted by the provider"),
+    ("notices_failed", "ข้อความที่ส่งไม่สำเร็จหรือเลิกส่ง", "Messages failed or given up"),
     ("visits", "การเยี่ยมบ้าน", "Home visits"),
     ("no_data", "ผู้ป่วยที่ไม่มีข้อมูลทั้งวัน", "Patients with no data all day"),
 )
@@ -45,7 +48,8 @@ def totals(summary: DailySummary) -> dict[str, Any]:
     out: dict[str, Any] = {"patients": len(rows)}
     for key in ("heard_h", "worn_h", "outside_zone_min"):
         out[key] = round(sum(r[key] for r in rows), 2)
-    for key in ("alerts_total", *(f"alerts_{t}" for t in ALERT_TYPES), "falls", "unacknowledged", "visits"):
+    for key in ("alerts_total", *(f"alerts_{t}" for t in ALERT_TYPES), "falls", "unacknowledged", "visits",
+                "notices", "notices_delivered", "notices_failed"):
         out[key] = sum(r[key] for r in rows)
     maxes = [r["ack_max_s"] for r in rows if r["ack_max_s"] is not None]
     out["ack_max_s"] = max(maxes) if maxes else None

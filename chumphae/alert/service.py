@@ -22,7 +22,7 @@ from sqlmodel import Session, col, select
 from chumphae import audit
 from chumphae.alert import late
 from chumphae.alert.render import alert_dict
-from chumphae.alert.severity import MAX_LEVEL, next_escalation_at, severity_for
+from chumphae.alert.severity import MAX_LEVEL, next_escalation_at, past_empty, severity_for
 from chumphae.auth.access import can_see_patient, sees_all
 from chumphae.deliver import notify, outbox
 from chumphae.errors import Forbidden, NotFound
@@ -163,7 +163,8 @@ def raise_alert(session: Session, *, alert: AlertInput, now: datetime | None = N
     if verdict.belongs_to_resolved:
         return _late_history(session, alert)
     if existing is None:
-        row = _new(alert, severity=severity, late_=verdict.late, now=now)
+        level, skipped = _first_rung(session, alert.patient_id)
+        row = _new(alert, severity=severity, late_=verdict.late, now=now, level=level)
         try:
             with session.begin_nested():
                 session.add(row)
@@ -174,16 +175,31 @@ def raise_alert(session: Session, *, alert: AlertInput, now: datetime | None = N
                 raise
         else:
             return _record(session, row, event="opened", ring=verdict.ring,
-                           details={"late": verdict.late, "confidence": alert.confidence}, now=now)
+                           details=_opened_details(verdict.late, alert.confidence, skipped), now=now)
     return _retrigger(session, existing, alert, ring=verdict.ring, late_=verdict.late, now=now)
 
 
-def _new(a: AlertInput, *, severity: str, late_: bool, now: datetime) -> Alert:
+def _first_rung(session: Session, patient_id: int | None) -> tuple[int, list[int]]:
+    """A new alert's rung: a patient's, the lowest with someone (the rungs of nobody below it); a gateway's, 0."""
+    if patient_id is None:
+        return 0, []
+    return past_empty(0, notify.rungs_with_people(session, patient_id))
+
+
+def _opened_details(late_: bool, confidence: float, skipped: list[int]) -> dict[str, object]:
+    """The `opened` history row's details: `skipped` only when it opened above a rung of nobody."""
+    details: dict[str, object] = {"late": late_, "confidence": confidence}
+    if skipped:
+        details["skipped"] = skipped
+    return details
+
+
+def _new(a: AlertInput, *, severity: str, late_: bool, now: datetime, level: int = 0) -> Alert:
     return Alert(
         patient_id=a.patient_id, gateway_id=a.gateway_id, band_id=a.band_id, type=a.type,
         severity=severity, status=AlertStatus.OPEN, opened_at=a.t, received_at=now,
-        last_triggered_at=a.t, count=1, late=late_, escalation_level=0,
-        next_escalation_at=next_escalation_at(severity, 0, now), lat=a.lat, lon=a.lon,
+        last_triggered_at=a.t, count=1, late=late_, escalation_level=level,
+        next_escalation_at=next_escalation_at(severity, level, now), lat=a.lat, lon=a.lon,
         uncertainty_m=a.uncertainty_m, parcel_code=a.parcel_code, building_code=a.building_code,
         description_th=a.description_th, description_en=a.description_en, zone_version=a.zone_version,
         details={**a.details, "confidence": a.confidence},
@@ -297,15 +313,28 @@ def escalate_due(session: Session, *, now: datetime | None = None, limit: int = 
     for row in rows:
         before = row.escalation_level
         due = row.next_escalation_at
+        filled = _filled(session, row)
+        skipped: list[int] = []
         while due is not None and due <= now:  # a server that was down catches up in one step
-            row.escalation_level += 1
+            # a rung of nobody is passed over at once: the next delay counts from the rung reached, at `due`
+            row.escalation_level, passed = past_empty(row.escalation_level + 1, filled)
+            skipped += passed
             due = next_escalation_at(row.severity, row.escalation_level, due)
         row.next_escalation_at = due
         session.add(row)
         session.flush()
-        changes.append(_record(session, row, event="escalated", ring=True,
-                               details={"from": before, "to": row.escalation_level}, now=now))
+        details: dict[str, object] = {"from": before, "to": row.escalation_level}
+        if skipped:
+            details["skipped"] = skipped
+        changes.append(_record(session, row, event="escalated", ring=True, details=details, now=now))
     return changes
+
+
+def _filled(session: Session, row: Alert) -> set[int]:
+    """The rungs with someone on a patient alert's ladder; a gateway's alert: every rung (none is passed over)."""
+    if row.patient_id is None:
+        return set(range(MAX_LEVEL + 1))
+    return notify.rungs_with_people(session, row.patient_id)
 
 
 def escalate_undelivered(session: Session, *, alert_id: int, level: int, now: datetime | None = None,
@@ -320,12 +349,14 @@ def escalate_undelivered(session: Session, *, alert_id: int, level: int, now: da
     row = session.exec(select(Alert).where(Alert.id == alert_id).with_for_update()).first()
     if row is None or row.status != AlertStatus.OPEN or row.escalation_level != level or level >= MAX_LEVEL:
         return None
-    row.escalation_level = level + 1
+    row.escalation_level, skipped = past_empty(level + 1, _filled(session, row))
     row.next_escalation_at = next_escalation_at(row.severity, row.escalation_level, now)
     session.add(row)
     session.flush()
-    return _record(session, row, event="escalated", ring=True,
-                   details={"from": level, "to": row.escalation_level, "reason": "undelivered"}, now=now)
+    details: dict[str, object] = {"from": level, "to": row.escalation_level, "reason": "undelivered"}
+    if skipped:
+        details["skipped"] = skipped
+    return _record(session, row, event="escalated", ring=True, details=details, now=now)
 
 
 # ---- PostgreSQL: raise or re-trigger in two round trips ----------------------------------------------------------
@@ -390,9 +421,11 @@ def _raise_pg(session: Session, a: AlertInput, now: datetime) -> AlertChange:
     details: dict[str, object]
     if existing is None:
         assert id_row is not None
-        row = _new(a, severity=severity, late_=verdict.late, now=now)
+        # the lowest rung with someone, from the rungs' people already read (no round trip more)
+        level, skipped = past_empty(0, {r[1] for r in told_rows}) if a.patient_id is not None else (0, [])
+        row = _new(a, severity=severity, late_=verdict.late, now=now, level=level)
         row.id = int(id_row[0])
-        event, details = "opened", {"late": verdict.late, "confidence": a.confidence}  # as `raise_alert`'s
+        event, details = "opened", _opened_details(verdict.late, a.confidence, skipped)  # as `raise_alert`'s
         write = _INSERT_ALERT_PG_SQL, tuple(_param(c, getattr(row, c)) for c in _COLUMNS)
     else:
         row = existing

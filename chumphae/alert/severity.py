@@ -4,6 +4,10 @@ Escalation levels: 0 the patient's caregivers, 1 their village health volunteer
 (อสม.), 2 the care managers, 3 the district hospital. The delays are the time
 spent at each level before the next one is told; an SOS nobody answers in two
 minutes reaches the volunteer, a low battery never climbs at all.
+
+A rung of nobody never holds a patient's alert (`past_empty`): it opens at
+the lowest rung with someone, and a climb that reaches an empty rung goes on
+at once to the next rung with someone (rung27).
 """
 
 from __future__ import annotations
@@ -59,3 +63,18 @@ def next_escalation_at(severity: str, level: int, since: datetime) -> datetime |
     """When an alert that reached `level` at `since` climbs again, or None."""
     delay = delay_at(severity, level)
     return None if delay is None else since + timedelta(seconds=delay)
+
+
+def past_empty(level: int, filled: set[int] | frozenset[int]) -> tuple[int, list[int]]:
+    """The rung an alert reaching `level` stays at, and the rungs of nobody it passed over.
+
+    `filled`: the rungs with at least one active person. From `level` up, the first rung in `filled`;
+    when no rung from `level` up has anyone, `level` itself (nobody anywhere above: it climbs by the clock).
+    """
+    if not any(lv >= level for lv in filled):
+        return level, []
+    skipped = []
+    while level not in filled:
+        skipped.append(level)
+        level += 1
+    return level, skipped

@@ -3,7 +3,8 @@
 Who is told follows the escalation ladder: level 0 the patient's caregivers,
 1 their volunteer (อสม.), 2 every care manager, 3 the hospital. A new or
 re-triggered alert that rings tells everyone up to its current level; an
-escalation tells the level just reached.
+escalation tells the level just reached. A patient's alert never waits at a
+rung of nobody (`rungs_with_people`, `chumphae.alert.severity.past_empty`).
 
 Two kinds of receivers:
 - `Channel` (LINE push, SMS, webhook, live feed): sends one rendered
@@ -22,13 +23,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from sqlalchemy import Select, literal
+from sqlalchemy import Select, literal, union_all
 from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from chumphae.aftercommit import Hooks
 from chumphae.alert.render import TYPE_LABELS
+from chumphae.alert.severity import LEVELS
 from chumphae.models import CareAssignment, Role, User
 
 if TYPE_CHECKING:
@@ -158,6 +160,13 @@ def users_at_level(session: Session, patient_id: int | None, level: int) -> list
     if query is None:
         return []
     return sorted(uid for uid, _ in session.connection().execute(query))
+
+
+def rungs_with_people(session: Session, patient_id: int) -> set[int]:
+    """The rungs of a patient's ladder with at least one active person, in one query (rung27)."""
+    selects = [q for lv in range(len(LEVELS)) if (q := level_select(patient_id, lv)) is not None]
+    rungs = union_all(*selects).subquery("rungs")
+    return {lv for (lv,) in session.connection().execute(sa_select(rungs.c.level).distinct())}
 
 
 def levels_told(change: AlertChange) -> list[int]:

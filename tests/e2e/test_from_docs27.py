@@ -382,13 +382,13 @@ async def _volunteer_day(backend: Backend, tmp_path: Path) -> None:  # noqa: PLR
         assert alert["patient_id"] == patient_id and alert["patient"]["name_th"] == "นางบัวผัน ใจดี"
         assert alert["type_th"] == "ออกนอกเขตปลอดภัย" and alert["type_en"] == "Left the safe zone"
         assert alert["severity"] == "high" and alert["status"] == "open"
-        # She is the patient's only carer: the caregiver rung (0) is empty, so the alert opens there and her
-        # phone is not asked to ring until it climbs to her rung, 300 s later for a wander (docs/mobile-api.md
-        # "What the answers hold"; feed-protocol.md `attention`; outside27 finding, left as it is).
-        assert (alert["escalation_level"], alert["escalated_to"], opened["attention"]) == (0, "caregiver", False)
+        # She is the patient's only carer: the caregiver rung (0) is empty, so the alert opens at her rung and
+        # her phone is asked to ring at once; it climbs after her rung's 900 s for a wander (docs/mobile-api.md
+        # "What the answers hold"; docs/delivery.md "A rung of nobody"; outside27 finding, fixed by rung27).
+        assert (alert["escalation_level"], alert["escalated_to"], opened["attention"]) == (1, "volunteer", True)
         assert datetime.fromisoformat(alert["next_escalation_at"]) - datetime.fromisoformat(
             alert["received_at"]
-        ) == timedelta(seconds=300)
+        ) == timedelta(seconds=900)
         assert alert["opened_at_local"] == _bangkok(alert["opened_at"]).isoformat()
         details = alert["details"]
         assert details["night"] is True
@@ -461,7 +461,10 @@ async def _volunteer_day(backend: Backend, tmp_path: Path) -> None:  # noqa: PLR
     r = await vol.get(f"/alerts/{alert_id}/deliveries")
     assert r.status_code == 200, r.text
     assert r.json()["alert_id"] == alert_id
-    assert r.json()["summary"]["total"] == len(r.json()["deliveries"]) == 0  # nobody at rung 0 was told
+    told = r.json()["deliveries"]
+    assert r.json()["summary"]["total"] == len(told) >= 1  # she was told at her rung (rung27)
+    assert {(d["user_id"], d["level"]) for d in told} == {(volunteer_id, 1)}, told
+    assert ("opened", "feed") in {(d["event"], d["channel"]) for d in told}, told
 
     # Where she was: positions with the place in words, the newest outside.
     r = await vol.get(f"/patients/{patient_id}/positions", params={"limit": 5})

@@ -204,11 +204,23 @@ def _recording(
     return len(heard)
 
 
-def test_volunteer_day_from_the_documents(backend: Backend, tmp_path: Path) -> None:
-    asyncio.run(_volunteer_day(backend, tmp_path))
+@pytest.fixture
+def children() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Processes the story starts; any still running when it ends (an assert failed midway) are stopped."""
+    procs: list[subprocess.Popen[bytes]] = []
+    yield procs
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=20)
 
 
-async def _volunteer_day(backend: Backend, tmp_path: Path) -> None:  # noqa: PLR0915 - one story
+def test_volunteer_day_from_the_documents(backend: Backend, tmp_path: Path,
+                                          children: list[subprocess.Popen[bytes]]) -> None:
+    asyncio.run(_volunteer_day(backend, tmp_path, children))
+
+
+async def _volunteer_day(backend: Backend, tmp_path: Path, children: list[subprocess.Popen[bytes]]) -> None:  # noqa: PLR0915 - one story
     api = f"{backend.url}/api/v1"
     # README: the first admin comes from the CLI, `token: …` printed once.
     admin_token = backend.token_of("users", "create", "--role", "admin", "--name", "ผู้ดูแลระบบ")
@@ -364,6 +376,7 @@ async def _volunteer_day(backend: Backend, tmp_path: Path) -> None:  # noqa: PLR
             [str(BIN / "chumphae-gateway"), "--replay", str(recording), "--now", "--speed", "1"],
             env=gw_env, stdout=gw_log, stderr=subprocess.STDOUT,
         )
+        children.append(replay)
         try:
             opened = await feed.next_matching(
                 lambda f: f["type"] == "alert" and f["event"] == "opened" and f["alert"]["type"] == "wander", 150

@@ -296,10 +296,10 @@ def traced(spans: list[tuple[float, float]]) -> Iterator[Recorder]:
 
 
 def trace(seed: int, patient: int, *, days: int = 5, patients: int = 20, spacing_m: float = 100.0,
-          spans: list[tuple[float, float]] | None = None) -> tuple[Any, Recorder]:
+          spans: list[tuple[float, float]] | None = None, place_rx: bool = True) -> tuple[Any, Recorder]:
     """The bench's report for this one patient (jobs=1) and what was recorded."""
     with traced(spans or []) as rec:
-        rep = bench.run(days, patients, seed, spacing_m=spacing_m, only=[patient])
+        rep = bench.run(days, patients, seed, spacing_m=spacing_m, only=[patient], place_rx=place_rx)
     return rep, rec
 
 
@@ -325,6 +325,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--days", type=int, default=5)
     ap.add_argument("--patients", type=int, default=20)
     ap.add_argument("--rx-spacing", type=float, default=100.0)
+    ap.add_argument("--no-place-rx", action="store_true", help="as bench_detect.py's: no safe-place receiver")
     ap.add_argument("--around", action="append", default=[], help="T0[,T1]: wall seconds (as the bench prints "
                     "them); may be repeated")
     ap.add_argument("--window", type=float, default=60.0, help="seconds before T0 and after T1")
@@ -333,7 +334,8 @@ def main(argv: list[str] | None = None) -> None:
     for span in a.around:
         t = [float(v) for v in span.split(",")]
         spans.append((t[0] - a.window, t[-1] + a.window))
-    rep, rec = trace(a.seed, a.patient, days=a.days, patients=a.patients, spacing_m=a.rx_spacing, spans=spans)
+    rep, rec = trace(a.seed, a.patient, days=a.days, patients=a.patients, spacing_m=a.rx_spacing, spans=spans,
+                     place_rx=not a.no_place_rx)
     last = None
     for s in sorted(rec.rows):
         if last is not None and s > last + 1:

@@ -167,7 +167,7 @@ def build_site(layers: MapLayers, home: DemoHome, pid: int, rng: random.Random, 
 def place_receivers(layers: MapLayers, spec: Any, pid: int, spacing_m: float,
                     rx_xy: list[tuple[str, float, float]]) -> list[dict[str, Any]]:
     """One receiver at each safe place of the zone (`spec.place_codes`: the place's grounds, as the zone has
-    them), skipped within spacing / 3 of a receiver already placed. Without it the place (~10,000–16,000 m² of the
+    them), skipped within spacing / 3 of a receiver already placed. Without it the place (~8,000–16,000 m² of the
     zone, 100+ m from every route receiver) is a part of the zone no receiver hears: a wearer 100–150 m off the
     road is as likely there as where they are, and `outside_p` stays 0.6–0.8 (trace27). Calibrated like the
     others (±1.5 dB), from the patient's own stream, so the shared site stream (other sites, band keys) is as before."""

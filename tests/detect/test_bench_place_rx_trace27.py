@@ -1,7 +1,7 @@
 """scripts/bench_detect.py's sites (trace27): no part of a patient's zone is blind to every receiver.
 
 The zone is the home, two routes and the nearest safe place (up to 1.2 km away); the bench used to put receivers
-in the house and along the routes only, so the safe place (10,000–16,000 m² of the zone, 100 m to 1 km from every
+in the house and along the routes only, so the safe place (8,000–16,000 m² of the zone, 100 m to 1 km from every
 receiver) was a part of the zone no receiver hears. A band 100–150 m off the road was then as likely there as where
 it was (the locator's evidence differs by < 0.5 log units), and the wander alert waited minutes (report seed 9 p3 at
 50 m, traced with scripts/trace_wander.py).

@@ -17,8 +17,9 @@ The simulated world:
   - patients on residential parcels of the Chumphae map (chumphae.map.demo.demo_homes);
     half NHSO group 2 "wanderers" (dwell 120 s by day, 30 s at night), half homebound
     ADL 5–11 (300 s / 120 s);
-  - per site a receiver in the house and receivers along the patient's two assigned routes
-    every `--rx-spacing` metres (≈ 100 m: a village deployment, a few per street);
+  - per site a receiver in the house, receivers along the patient's two assigned routes
+    every `--rx-spacing` metres (≈ 100 m: a village deployment, a few per street) and one at
+    the zone's safe place (`place_receivers`; `--no-place-rx`: none, the bench before trace27);
   - a day: night in bed (20:00–06:00 the zone is the home only), time at home by day,
     2–3 normal walks along the assigned routes (out and back, on the road at a lateral
     offset of up to ±12 m from the centreline: the zone edge is 20 m from it, so some walks
@@ -90,7 +91,7 @@ from chumphae.detect.runner import Detectors  # noqa: E402
 from chumphae.detect.thresholds import Thresholds, thresholds_for  # noqa: E402
 from chumphae.map.demo import DemoHome, demo_homes  # noqa: E402
 from chumphae.map.layers import MapLayers  # noqa: E402
-from chumphae.map.zones import Zone, build_zone  # noqa: E402
+from chumphae.map.zones import Zone, build_zone, place_geometry  # noqa: E402
 from chumphae.timeutil import BANGKOK  # noqa: E402
 from chumphae.values import AlertType, Detection, Match, Motion, Position, Reading  # noqa: E402
 from gateway.pipeline import Pipeline  # noqa: E402
@@ -135,7 +136,8 @@ class Site:
         return [(float(a), float(b)) for a, b in zip(lat, lon, strict=True)]
 
 
-def build_site(layers: MapLayers, home: DemoHome, pid: int, rng: random.Random, spacing_m: float) -> Site:
+def build_site(layers: MapLayers, home: DemoHome, pid: int, rng: random.Random, spacing_m: float,
+               place_rx: bool = True) -> Site:
     spec = home.zone_spec()
     zone = build_zone(layers, spec, patient_id=pid, version=1)
     routes = [layers.routes.geoms[layers.routes.by_code[c]] for c in spec.route_codes]
@@ -151,6 +153,8 @@ def build_site(layers: MapLayers, home: DemoHome, pid: int, rng: random.Random, 
     receivers = [{"id": i, "lat": float(la), "lon": float(lo), "p1m_dbm": RADIO.p1m_dbm + rng.gauss(0, 1.5),
                   "path_loss_n": RADIO.path_loss_n}  # each receiver calibrated, to ±1.5 dB
                  for (i, _x, _y), la, lo in zip(rx_xy, lat, lon, strict=True)]
+    if place_rx:  # trace27: a receiver at each safe place of the zone (else that part of the zone is blind)
+        receivers += place_receivers(layers, spec, pid, spacing_m, rx_xy)
     wanderer = pid % 2 == 1
     th = thresholds_for(8, 2 if wanderer else None)
     cfg = parse({"site_id": f"bench-{pid}", "gateway_id": f"gw-{pid}", "receivers": receivers,
@@ -158,6 +162,25 @@ def build_site(layers: MapLayers, home: DemoHome, pid: int, rng: random.Random, 
                             "key_hex": rng.randbytes(16).hex(), "patient_id": pid}],
                  "patients": [{"id": pid, "home": {"lat": home.lat, "lon": home.lon}}]})
     return Site(pid, home, zone, cfg, th, th.group, routes, (float(hx), float(hy)), layers)
+
+
+def place_receivers(layers: MapLayers, spec: Any, pid: int, spacing_m: float,
+                    rx_xy: list[tuple[str, float, float]]) -> list[dict[str, Any]]:
+    """One receiver at each safe place of the zone (`spec.place_codes`: the place's grounds, as the zone has
+    them), skipped within spacing / 3 of a receiver already placed. Without it the place (~8,000–16,000 m² of the
+    zone, 100+ m from every route receiver) is a part of the zone no receiver hears: a wearer 100–150 m off the
+    road is as likely there as where they are, and `outside_p` stays 0.6–0.8 (trace27). Calibrated like the
+    others (±1.5 dB), from the patient's own stream, so the shared site stream (other sites, band keys) is as before."""
+    prng = random.Random(pid + 1_000_003)
+    out: list[dict[str, Any]] = []
+    for k, code in enumerate(spec.place_codes):
+        g = place_geometry(layers, code, spec.place_radius_m, spec.margin_m)
+        c = g.centroid if g.contains(g.centroid) else g.representative_point()
+        if all(math.hypot(c.x - x, c.y - y) > spacing_m / 3 for _i, x, y in rx_xy):
+            lon, lat = layers.metric.lonlat([c.x], [c.y])
+            out.append({"id": f"rx-place-{k}", "lat": float(lat[0]), "lon": float(lon[0]),
+                        "p1m_dbm": RADIO.p1m_dbm + prng.gauss(0, 1.5), "path_loss_n": RADIO.path_loss_n})
+    return out
 
 
 # -- paths (metric) --------------------------------------------------------------------------
@@ -840,7 +863,7 @@ def lines(rep: Report) -> list[str]:
 
 def run(days: int, patients: int, seed: int, *, quiet_share: float = 0.01, spacing_m: float = 100.0,
         p_wander: float = 0.6, p_fall: float = 0.4, slaps: int = 3, progress: bool = False,
-        jobs: int = 1, only: list[int] | None = None) -> Report:
+        jobs: int = 1, only: list[int] | None = None, place_rx: bool = True) -> Report:
     t0 = time.process_time()
     child0 = resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime
     logging.getLogger("gateway.pipeline").setLevel(logging.ERROR)  # alerts are counted, not logged
@@ -848,7 +871,7 @@ def run(days: int, patients: int, seed: int, *, quiet_share: float = 0.01, spaci
     homes = demo_homes(layers, patients, seed=seed)
     rng = random.Random(seed)
     start = datetime(2025, 6, 2, tzinfo=BANGKOK).astimezone(UTC)  # a local midnight
-    sites = [build_site(layers, h, i + 1, rng, spacing_m) for i, h in enumerate(homes)]
+    sites = [build_site(layers, h, i + 1, rng, spacing_m, place_rx) for i, h in enumerate(homes)]
     args = [(site, days, seed * 1000 + i, start, p_wander, p_fall, slaps, quiet_share)
             for i, site in enumerate(sites) if only is None or site.pid in only]
     runs: list[PatientRun] = []
@@ -889,6 +912,8 @@ def main(argv: list[str] | None = None) -> None:
                     "wander alert (seed, patient, exit, dwell, beyond the dwell): the tail is a few episodes")
     ap.add_argument("--quiet-share", type=float, default=0.01, help="share of the day sampled as quiet windows")
     ap.add_argument("--rx-spacing", type=float, default=100.0, help="metres between receivers along routes")
+    ap.add_argument("--no-place-rx", action="store_true", help="no receiver at the zone's safe place (the bench "
+                    "before trace27: that part of the zone heard by no receiver)")
     ap.add_argument("--quiet", action="store_true", help="no progress on stderr")
     ap.add_argument("--jobs", type=int, default=1, help="worker processes (patients run independently; "
                     "the figures do not depend on it)")
@@ -897,7 +922,8 @@ def main(argv: list[str] | None = None) -> None:
     reps: list[tuple[int, Report]] = []
     for seed in seeds:
         rep = run(a.days, a.patients, seed, quiet_share=a.quiet_share, spacing_m=a.rx_spacing,
-                  progress=not a.quiet, jobs=a.jobs, only=parse_seeds(a.only) if a.only else None)
+                  progress=not a.quiet, jobs=a.jobs, only=parse_seeds(a.only) if a.only else None,
+                  place_rx=not a.no_place_rx)
         reps.append((seed, rep))
         if len(seeds) > 1:
             print(f"== seed {seed}")

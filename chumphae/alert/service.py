@@ -186,12 +186,14 @@ def _first_rung(session: Session, patient_id: int | None) -> tuple[int, list[int
     return past_empty(0, notify.rungs_with_people(session, patient_id))
 
 
+def _with_skipped(details: dict[str, object], skipped: list[int]) -> dict[str, object]:
+    """A history row's details with `skipped` (the rungs of nobody passed over) only when there were any."""
+    return {**details, "skipped": skipped} if skipped else details
+
+
 def _opened_details(late_: bool, confidence: float, skipped: list[int]) -> dict[str, object]:
     """The `opened` history row's details: `skipped` only when it opened above a rung of nobody."""
-    details: dict[str, object] = {"late": late_, "confidence": confidence}
-    if skipped:
-        details["skipped"] = skipped
-    return details
+    return _with_skipped({"late": late_, "confidence": confidence}, skipped)
 
 
 def _new(a: AlertInput, *, severity: str, late_: bool, now: datetime, level: int = 0) -> Alert:
@@ -323,9 +325,7 @@ def escalate_due(session: Session, *, now: datetime | None = None, limit: int = 
         row.next_escalation_at = due
         session.add(row)
         session.flush()
-        details: dict[str, object] = {"from": before, "to": row.escalation_level}
-        if skipped:
-            details["skipped"] = skipped
+        details = _with_skipped({"from": before, "to": row.escalation_level}, skipped)
         changes.append(_record(session, row, event="escalated", ring=True, details=details, now=now))
     return changes
 
@@ -353,9 +353,7 @@ def escalate_undelivered(session: Session, *, alert_id: int, level: int, now: da
     row.next_escalation_at = next_escalation_at(row.severity, row.escalation_level, now)
     session.add(row)
     session.flush()
-    details: dict[str, object] = {"from": level, "to": row.escalation_level, "reason": "undelivered"}
-    if skipped:
-        details["skipped"] = skipped
+    details = _with_skipped({"from": level, "to": row.escalation_level, "reason": "undelivered"}, skipped)
     return _record(session, row, event="escalated", ring=True, details=details, now=now)
 
 

@@ -438,6 +438,6 @@ def test_the_length_limits_are_the_models(client: TestClient) -> None:
                                                                          "maxLength") == 40
     assert rule("PatientIn", "village", "maxLength") == rule("BandIn", "site", "maxLength") == 64
     assert rule("PatientIn", "pid", "pattern") == "^[0-9A-Za-z]{1,15}$"
-    assert rule("PatientIn", "hospcode", "pattern") == r"^\d{5}$"
+    assert rule("PatientIn", "hospcode", "pattern") == "^[0-9]{5}$"  # ASCII digits (Thai digits refused: test_ascii_digits28)
     assert "codes ≤ 32 (but `home_building_code` ≤ 40), `village` and a band's `site` ≤ 64" in MOBILE
     assert "`pid` letters and digits, at most 15; `hospcode` 5 digits." in MOBILE

@@ -220,6 +220,7 @@ def test_field_engineer_fault_drill(backend: Backend, tmp_path: Path) -> None:
     at(t0, 15)
     assert g.poll() is None, "the gateway must keep running while the backend is away"
     b.start()
+    back = datetime.now(UTC)  # the backend answers /healthz again
     assert g.wait(60) == 0, (tmp_path / "gw1.log").read_text()[-3000:]
     alerts = sos_alerts(b, admin, patients[0])
     assert len(alerts) == 1, alerts
@@ -227,6 +228,8 @@ def test_field_engineer_fault_drill(backend: Backend, tmp_path: Path) -> None:
     assert abs((parse(alerts[0]["opened_at"]) - sos_t).total_seconds()) < 1.5, (alerts[0]["opened_at"], sos_t)
     # stored after the restart, so received later than it happened
     assert (parse(alerts[0]["received_at"]) - sos_t).total_seconds() > 4
+    print(f"outside29 figure: drill 1 SOS stored {(parse(alerts[0]['received_at']) - back).total_seconds():.1f} s "
+          "after the backend answered /healthz again")
     assert gw_token not in (tmp_path / "gw1.log").read_text()
 
     # 2. The token revoked while the gateway runs; an SOS meanwhile; rotate, restart: sent once.
@@ -262,11 +265,14 @@ def test_field_engineer_fault_drill(backend: Backend, tmp_path: Path) -> None:
     start = datetime.now(UTC)
     rec3 = tmp_path / "drill2b.jsonl"
     write_recording(rec3, start, frames(BAND_B, start, 3, set()), start + timedelta(seconds=3))
+    restarted = datetime.now(UTC)
     g = gateway(tmp_path, b, new_token, rec3, tmp_path / "gw3.log")
     assert g.wait(40) == 0, (tmp_path / "gw3.log").read_text()[-3000:]
     alerts = sos_alerts(b, admin, patients[1])
     assert len(alerts) == 1, alerts
     assert abs((parse(alerts[0]["opened_at"]) - sos_t).total_seconds()) < 1.5, (alerts[0]["opened_at"], sos_t)
+    print(f"outside29 figure: drill 2 SOS stored {(parse(alerts[0]['received_at']) - restarted).total_seconds():.1f} s "
+          "after the gateway was started with the rotated token")
 
     # 3. The outbox damaged between runs (§7): moved aside, one ERROR line, the gateway runs.
     outbox = tmp_path / "gw" / "gateway-outbox.sqlite3"

@@ -42,7 +42,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import sqlite3
+import tempfile
 import threading
 import time
 import uuid
@@ -157,6 +159,31 @@ def _open(path: Path) -> sqlite3.Connection:
     return db
 
 
+SQLITE_MAGIC = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite file
+
+
+def _header_mended(path: Path, scratch: Path) -> sqlite3.Connection | None:
+    """A file SQLite calls not a database may have only its first bytes damaged (the header string; an SD card's
+    first sector): a copy in `scratch` (with its -wal) with that string written back, open, or None when SQLite
+    still cannot read it. Only the copy is changed: the file itself is moved aside as it is (outside29)."""
+    try:
+        copy = scratch / "outbox.sqlite3"
+        shutil.copyfile(path, copy)
+        if Path(f"{path}-wal").exists():
+            shutil.copyfile(f"{path}-wal", f"{copy}-wal")
+        with copy.open("r+b") as f:
+            f.write(SQLITE_MAGIC)
+        db = _open(copy)
+    except (OSError, sqlite3.Error):
+        return None
+    try:
+        _top_seq(db)
+    except sqlite3.Error:
+        db.close()
+        return None
+    return db
+
+
 def _top_seq(db: sqlite3.Connection) -> int:
     row = db.execute("SELECT v FROM meta WHERE k='seq'").fetchone()
     top = db.execute("SELECT COALESCE(MAX(seq), 0) FROM outbox").fetchone()[0]
@@ -232,10 +259,13 @@ class Outbox:
             except sqlite3.DatabaseError as e:
                 if not damaged(e):
                     raise
-                # Damaged before we started (an SD card after a power cut): nothing in it can be read. It used to
-                # end the gateway at every start (faults19); now it is moved aside and a new outbox made.
-                self._db = _open(Path(":memory:"))
-                self._rebuild(f"damaged ({e})", salvage=False)
+                # Damaged before we started (an SD card after a power cut). It used to end the gateway at every
+                # start (faults19); now it is moved aside and a new outbox made, with the rows a copy whose header
+                # string is written back can read (only those bytes damaged: every row was lost; outside29).
+                with tempfile.TemporaryDirectory(prefix="outbox-salvage-") as scratch:
+                    mended = _header_mended(path, Path(scratch))
+                    self._db = mended or _open(Path(":memory:"))
+                    self._rebuild(f"damaged ({e})", salvage=mended is not None)
             else:
                 try:  # its first read: the seq counter in `meta`, written by every transaction (review19gw)
                     self._seq = _top_seq(self._db)

@@ -133,14 +133,18 @@ def simulated_site(scenario: Scenario, backend: SiteConfig | None) -> SiteConfig
     return backend
 
 
-async def load_config(settings: GatewaySettings, current: SiteConfig | None = None) -> SiteConfig | None:
+async def load_config(
+    settings: GatewaySettings, current: SiteConfig | None = None, why: list[str] | None = None
+) -> SiteConfig | None:
     """The backend's config if reachable (and cache it), else the last good copy: `current` (the
-    one in use, whose ETag is sent as If-None-Match) or, without one, the disk cache."""
+    one in use, whose ETag is sent as If-None-Match) or, without one, the disk cache. `why`: as `siteconfig.fetch`."""
     cached = current or siteconfig.load_cache(settings.config_cache)
     if not settings.token:
+        if cached is None and why is not None:
+            why.append("no GATEWAY_TOKEN to fetch one with")
         return cached
     async with httpx.AsyncClient() as client:
-        fresh = await siteconfig.fetch(client, settings.config_url, settings.token, cached)
+        fresh = await siteconfig.fetch(client, settings.config_url, settings.token, cached, why)
     if fresh is not None and fresh is not cached:
         siteconfig.save_cache(settings.config_cache, fresh)
     return fresh or cached
@@ -396,13 +400,15 @@ async def run_gateway(
         replaying = ReplaySource(replay, speed=speed, shift_to_now=shift_to_now)
         replaying.max_ahead_s = max_ahead_s
         source, exit_when_done = replaying, True
+    why: list[str] = []  # why the backend gave no config: said in the line the gateway stops with
     if config is None:
-        config = await load_config(settings)
+        config = await load_config(settings, why=why)
+    no_config = f"no site config: {why[-1] if why else 'backend unreachable'} and no cached copy"
     scanner_health = None
     backend_clock = None
     if scenario is not None:
         if config is None and settings.token:  # its own site's bands under a real gateway's token: all refused
-            raise RuntimeError("no site config: backend unreachable and no cached copy")
+            raise RuntimeError(no_config)
         config = simulated_site(scenario, config)
         sim = SimSource(scenario, config, speed=speed)
         sim.max_ahead_s = max_ahead_s
@@ -410,7 +416,7 @@ async def run_gateway(
     if gatt is None and settings.gatt_enabled and isinstance(source, SimSource):
         gatt = source.gatt_clients()  # a simulation handed over whole (the district demo): its GATT too
     if config is None:
-        raise RuntimeError("no site config: backend unreachable and no cached copy")
+        raise RuntimeError(no_config)
     kind = "simulated" if scenario is not None else "replay" if replaying is not None else "source"
     if source is None:
         from gateway.scan import RadioSource, Scanner

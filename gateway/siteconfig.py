@@ -162,9 +162,11 @@ def load_cache(path: Path) -> SiteConfig | None:
 
 
 async def fetch(
-    client: httpx.AsyncClient, url: str, token: str, current: SiteConfig | None
+    client: httpx.AsyncClient, url: str, token: str, current: SiteConfig | None, why: list[str] | None = None
 ) -> SiteConfig | None:
-    """The new config, `current` if unchanged (304), or None if the backend could not give one."""
+    """The new config, `current` if unchanged (304), or None if the backend could not give one; then, when
+    `why` is given, why not is appended to it in words for the one line a gateway without a config stops with
+    (`backend unreachable`, `the backend refuses this gateway's token (HTTP 401)`, …; outside29)."""
     headers = {"Authorization": f"Bearer {token}"}
     if current is not None and current.etag:
         headers["If-None-Match"] = current.etag
@@ -172,14 +174,21 @@ async def fetch(
         resp = await client.get(url, headers=headers, timeout=10.0)
     except httpx.HTTPError as e:
         log.warning("config fetch failed (%s); keeping last copy", type(e).__name__)
+        if why is not None:
+            why.append("backend unreachable")
         return None
     if resp.status_code == 304 and current is not None:
         return current
     if resp.status_code != 200:
         log.warning("config fetch: HTTP %s; keeping last copy", resp.status_code)
+        if why is not None:
+            why.append(f"the backend refuses this gateway's token (HTTP {resp.status_code})"
+                       if resp.status_code in (401, 403) else f"the backend answered HTTP {resp.status_code}")
         return None
     try:
         return parse(checked(resp.json()), resp.headers.get("etag"))
     except ValueError as e:
         log.error("config from backend rejected: %s; keeping the config in use", e)
+        if why is not None:
+            why.append("the backend's answer was not a site config")
         return None

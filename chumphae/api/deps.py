@@ -50,6 +50,9 @@ def get_session() -> Iterator[Session]:
     with Session(get_engine(), expire_on_commit=False) as session:
         try:
             yield session
+        except IntegrityError:  # the route's own flush lost a race (PostgreSQL waits, then fails there): as below
+            session.rollback()
+            raise Problem(409, "conflict") from None
         except BaseException:
             session.rollback()
             raise

@@ -77,8 +77,9 @@ class SecurityHeaders:
 
 
 PROBLEMS = {
-    400: "The body could not be read (`bad_request`): bytes that are not UTF-8 text. A body that is text but "
-         "not JSON is 422 `validation`.",
+    400: "The body could not be read (`bad_request`): bytes that are not UTF-8 text (nor UTF-16 or UTF-32, "
+         "which are read too when the body's first bytes show them). A body that is text but not JSON is 422 "
+         "`validation`.",
     401: "No valid token (`unauthorized`).",
     403: "The role may not do this, or the patient is not the caller's (`forbidden`, `patient_forbidden`, "
          "`field_forbidden`).",

@@ -69,7 +69,8 @@ def get_bands(patient_id: PatientId, request: Request, session: SessionDep, user
 
 
 @router.put("", response_model=BandRegistered, responses={
-    **PATIENT_PROBLEMS, **problems(409, about={409: "The band is active on another patient (`band_in_use`)."})})
+    **PATIENT_PROBLEMS, **problems(409, about={409: "The band is active on another patient (`band_in_use`), or "
+                                                 "another request fitted it at the same moment (`conflict`)."})})
 def put_band(patient_id: PatientId, body: BandIn, request: Request, session: SessionDep, user: Fitter) -> dict[str, Any]:
     """Register a band to the patient, retiring the one they wore; 409 if another patient wears it."""
     patient = patient_for(session, user, request, patient_id, action="update")

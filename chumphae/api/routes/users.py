@@ -10,6 +10,7 @@ from sqlmodel import col, select
 
 from chumphae import audit
 from chumphae.api.deps import SessionDep, require_roles
+from chumphae.api.http import problems
 from chumphae.api.problems import Problem
 from chumphae.api.schemas import Id, Name, UserId
 from chumphae.auth.service import assign, create_user, restore_user, revoke_user
@@ -93,7 +94,8 @@ def rotate(user_id: UserId, request: Request, session: SessionDep, user: Admin) 
     return UserCreated(**_out(target).model_dump(), token=token)
 
 
-@router.post("/{user_id}/patients", status_code=204)
+@router.post("/{user_id}/patients", status_code=204, responses=problems(409, about={
+    409: "Another request assigned the same patient to the user at the same moment (`conflict`)."}))
 def assign_patient(user_id: UserId, body: AssignmentIn, request: Request, session: SessionDep,
                    user: Manager) -> None:
     if session.get(User, user_id) is None or session.get(Patient, body.patient_id) is None:

@@ -35,7 +35,7 @@ SUMMARY_LABELS: tuple[tuple[str, str, str], ...] = (
     ("falls", "การหกล้ม (ไม่นับแจ้งเตือนผิด)", "Falls (false alarms excluded)"),
     ("unacknowledged", "การแจ้งเตือนที่ยังไม่มีผู้รับ", "Alerts not acknowledged"),
     ("ack_max_s", "เวลารับแจ้งนานที่สุด (วินาที)", "Longest time to acknowledge (s)"),
-    ("notices", "ข้อความแจ้งเตือนถึงผู้ดูแล (LINE, SMS, webhook)", "Alert messages to people (LINE, SMS, webhooks)"),
+    ("notices", "ข้อความแจ้งเตือนถึงผู้รับ (LINE, SMS, webhook)", "Alert messages to people (LINE, SMS, webhooks)"),
     ("notices_delivered", "ข้อความที่ผู้ให้บริการรับแล้ว", "Messages accepted by the provider"),
     ("notices_failed", "ข้อความที่ส่งไม่สำเร็จหรือเลิกส่ง", "Messages failed or given up"),
     ("visits", "การเยี่ยมบ้าน", "Home visits"),

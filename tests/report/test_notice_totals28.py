@@ -19,7 +19,7 @@ from tests.factories import make_patient
 from tests.report.test_daily import DAY, bkk
 
 SUMS = ("notices", "notices_delivered", "notices_failed")
-LABELS = {"notices": ("ข้อความแจ้งเตือนถึงผู้ดูแล (LINE, SMS, webhook)", "Alert messages to people (LINE, SMS, webhooks)"),
+LABELS = {"notices": ("ข้อความแจ้งเตือนถึงผู้รับ (LINE, SMS, webhook)", "Alert messages to people (LINE, SMS, webhooks)"),
           "notices_delivered": ("ข้อความที่ผู้ให้บริการรับแล้ว", "Messages accepted by the provider"),
           "notices_failed": ("ข้อความที่ส่งไม่สำเร็จหรือเลิกส่ง", "Messages failed or given up")}
 

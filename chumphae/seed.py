@@ -174,9 +174,27 @@ def _route_poles(homes: list[DemoHome], layers: MapLayers) -> list[tuple[float, 
     return kept
 
 
+def _place_points(homes: list[DemoHome], layers: MapLayers, placed: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """(x, y) in metres of a receiver at each safe place of the homes' zones (`place_point`), none within
+    POLE_MIN_GAP_M of a receiver in `placed` or one placed before: a safe place no receiver hears cannot be told
+    from outside it (docs/wander-detection.md, wander-27)."""
+    from chumphae.map.zones import place_point
+
+    kept, out, seen = list(placed), [], set()
+    for spec in (h.zone_spec() for h in homes):
+        for code in (c for c in spec.place_codes if c not in seen):
+            seen.add(code)
+            p = place_point(layers, code, spec.place_radius_m, spec.margin_m)
+            if all(((p.x - x) ** 2 + (p.y - y) ** 2) ** 0.5 >= POLE_MIN_GAP_M for x, y in kept):
+                kept.append((p.x, p.y))
+                out.append((p.x, p.y))
+    return out
+
+
 def _receivers(homes: list[DemoHome], rng: random.Random, layers: MapLayers | None = None) -> list[dict[str, object]]:
-    """A receiver in each patient's house, one at the village centre and pole receivers along the patients'
-    walking routes (so the demo's walks stay heard), each with its own calibration."""
+    """A receiver in each patient's house, one at the village centre, pole receivers along the patients'
+    walking routes (so the demo's walks stay heard) and one at each safe place of their zones (every part of a
+    zone heard), each with its own calibration."""
     rx: list[dict[str, object]] = []
     lat_c = sum(h.lat for h in homes) / len(homes)
     lon_c = sum(h.lon for h in homes) / len(homes)
@@ -186,10 +204,14 @@ def _receivers(homes: list[DemoHome], rng: random.Random, layers: MapLayers | No
         rx.append({"id": f"rx-home-{k + 1}", "lat": round(h.lat, 6), "lon": round(h.lon, 6),
                    "p1m_dbm": -59 + rng.choice([-2, -1, 0, 1, 2]), "path_loss_n": PATH_LOSS_N})
     if layers is not None:
-        for k, (x, y) in enumerate(_route_poles(homes, layers)):
-            lon, lat = layers.metric.lonlat(x, y)
-            rx.append({"id": f"rx-pole-{k + 1}", "lat": round(float(lat), 6), "lon": round(float(lon), 6),
-                       "p1m_dbm": -59, "path_loss_n": PATH_LOSS_N})
+        poles = _route_poles(homes, layers)
+        placed = [layers.metric.xy(float(r["lon"]), float(r["lat"])) for r in rx]  # type: ignore[arg-type]
+        places = _place_points(homes, layers, [(float(x), float(y)) for x, y in placed] + poles)
+        for name, points in (("pole", poles), ("place", places)):
+            for k, (x, y) in enumerate(points):
+                lon, lat = layers.metric.lonlat(x, y)
+                rx.append({"id": f"rx-{name}-{k + 1}", "lat": round(float(lat), 6), "lon": round(float(lon), 6),
+                           "p1m_dbm": -59, "path_loss_n": PATH_LOSS_N})
     return rx
 
 

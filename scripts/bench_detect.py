@@ -91,7 +91,7 @@ from chumphae.detect.runner import Detectors  # noqa: E402
 from chumphae.detect.thresholds import Thresholds, thresholds_for  # noqa: E402
 from chumphae.map.demo import DemoHome, demo_homes  # noqa: E402
 from chumphae.map.layers import MapLayers  # noqa: E402
-from chumphae.map.zones import Zone, build_zone, place_geometry  # noqa: E402
+from chumphae.map.zones import Zone, build_zone, place_point  # noqa: E402
 from chumphae.timeutil import BANGKOK  # noqa: E402
 from chumphae.values import AlertType, Detection, Match, Motion, Position, Reading  # noqa: E402
 from gateway.pipeline import Pipeline  # noqa: E402
@@ -174,8 +174,7 @@ def place_receivers(layers: MapLayers, spec: Any, pid: int, spacing_m: float,
     prng = random.Random(pid + 1_000_003)
     out: list[dict[str, Any]] = []
     for k, code in enumerate(spec.place_codes):
-        g = place_geometry(layers, code, spec.place_radius_m, spec.margin_m)
-        c = g.centroid if g.contains(g.centroid) else g.representative_point()
+        c = place_point(layers, code, spec.place_radius_m, spec.margin_m)
         if all(math.hypot(c.x - x, c.y - y) > spacing_m / 3 for _i, x, y in rx_xy):
             lon, lat = layers.metric.lonlat([c.x], [c.y])
             out.append({"id": f"rx-place-{k}", "lat": float(lat[0]), "lon": float(lon[0]),

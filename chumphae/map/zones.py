@@ -159,6 +159,13 @@ def place_geometry(layers: MapLayers, code: str, radius_m: float, margin_m: floa
     raise ZoneBuildError(f"no landmark or parcel {code} on the map")
 
 
+def place_point(layers: MapLayers, code: str, radius_m: float, margin_m: float) -> shapely.Point:
+    """Where a receiver for a safe place stands: its grounds' (`place_geometry`) centroid, or a point inside
+    them when the centroid falls outside (trace27: a safe place no receiver hears is a blind part of the zone)."""
+    g = place_geometry(layers, code, radius_m, margin_m)
+    return g.centroid if g.contains(g.centroid) else g.representative_point()
+
+
 def build_zone(layers: MapLayers, spec: ZoneSpec, *, patient_id: int | None = None,
                version: int | None = None) -> Zone:
     """Day zone = home + routes + places; night zone = home only (when the spec has a night rule)."""
@@ -181,4 +188,5 @@ def build_zone(layers: MapLayers, spec: ZoneSpec, *, patient_id: int | None = No
                 patient_id=patient_id, version=version, warnings=tuple(warnings))
 
 
-__all__ = ["NightRule", "Zone", "ZoneBuildError", "ZoneSpec", "build_zone", "home_geometry", "place_geometry"]
+__all__ = ["NightRule", "Zone", "ZoneBuildError", "ZoneSpec", "build_zone", "home_geometry", "place_geometry",
+           "place_point"]

@@ -71,3 +71,32 @@ def test_demo_patients_have_distinct_names_while_the_lists_last_and_the_same_dra
     assert (people[0].name_en, people[0].cid) == ("Kammee Phukhiao", "0240991252401")
     assert (people[-1].name_en, people[-1].cid, people[-1].birth_date.isoformat(), people[-1].adl_score) == (
         "Buaphan Thongkham", "0582467789191", "1940-03-25", 13)
+
+
+def test_every_safe_place_of_a_demo_zone_has_a_receiver(app_engine: Engine) -> None:
+    """demo28: a safe place no receiver hears cannot be told from outside it (wander-27), so each safe place of
+    each demo patient's zone has a receiver of that patient's site within POLE_MIN_GAP_M of its point."""
+    from chumphae.map.demo import demo_homes
+    from chumphae.map.store import load_layers
+    from chumphae.map.zones import place_point
+    from chumphae.seed import POLE_MIN_GAP_M, RNG_SEED, _slug
+
+    with Session(app_engine, expire_on_commit=False) as s:
+        seed_demo(s)
+        s.commit()
+        layers = load_layers(s)
+        homes = demo_homes(layers, 30, seed=RNG_SEED)
+        checked = 0
+        for home in homes:
+            gw = s.exec(select(Gateway).where(Gateway.slug == _slug(home.area))).one()
+            rx = [shapely.Point(*map(float, layers.metric.xy(float(r["lon"]), float(r["lat"]))))  # type: ignore[arg-type]
+                  for r in gw.receivers]
+            spec = home.zone_spec()
+            for code in spec.place_codes:
+                p = place_point(layers, code, spec.place_radius_m, spec.margin_m)
+                assert min(p.distance(q) for q in rx) < POLE_MIN_GAP_M + 1e-6, (home.area, code)
+                checked += 1
+        assert checked > 0  # the demo zones do have safe places
+        for g in s.exec(select(Gateway)).all():  # a receiver id is one receiver of its site
+            ids = [str(r["id"]) for r in g.receivers]
+            assert len(ids) == len(set(ids))

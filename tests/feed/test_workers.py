@@ -154,8 +154,12 @@ async def test_two_workers_several_gateways_timers_once(pg_world: World, workers
         # The clock: gateway 0 silent for long, and one SOS due for escalation now. Both workers tick
         # every 5 s; after several ticks of each, each timer has fired exactly once.
         long_ago = datetime.now(UTC) - timedelta(minutes=10)
+        # Due 30 s ago: one climb, whose next deadline (the rung reached's delay from then: 300 s or more) lies
+        # well past this test; 10 min ago made it due again at once when the climb passed over the empty
+        # volunteer rung straight to the care managers (600 s: rung27), a second, rightful climb.
+        just_due = datetime.now(UTC) - timedelta(seconds=30)
         s.exec(update(Gateway).where(col(Gateway.slug) == "gw-0").values(last_heartbeat_at=long_ago))  # type: ignore[call-overload]
-        s.exec(update(Alert).where(col(Alert.id) == due).values(next_escalation_at=long_ago))  # type: ignore[call-overload]
+        s.exec(update(Alert).where(col(Alert.id) == due).values(next_escalation_at=just_due))  # type: ignore[call-overload]
         s.commit()
     await asyncio.sleep(16)
     with Session(pg_world.engine) as s:

@@ -9,6 +9,7 @@ becomes the error response instead of a success the database never saw.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any, TypeVar
 
@@ -44,23 +45,53 @@ def answers(*statuses: int, bearer: bool = False) -> Callable[[F], F]:
     return mark
 
 
+def integrity_conflict(conn: HTTPConnection, exc: IntegrityError, *, at: str) -> Problem:
+    """The 409 `conflict` for a constraint the request broke, after ONE warning line that names the operation
+    (method and route template) and what was broken (SQLSTATE, constraint, table, from PostgreSQL's
+    diagnostics; SQLite's message is only its kind and `table.column`). A NOT NULL or foreign-key bug answers
+    409 as a lost race does: the line tells them apart. Never the values: the statement's parameters and
+    PostgreSQL's DETAIL (`Key (cid)=(…)`) can carry CIDs, names and positions (PDPA)."""
+    route = conn.scope.get("route")
+    method = conn.scope.get("method", "WS")
+    log.warning("%s %s: integrity error at %s (%s): answering 409 conflict", method,
+                getattr(route, "path", "?"), at, broken_constraint(exc))
+    return Problem(409, "conflict")
+
+
+def broken_constraint(exc: IntegrityError) -> str:
+    """What an IntegrityError broke, without any value: `23505 UniqueViolation constraint=… table=…`."""
+    orig = exc.orig
+    diag = getattr(orig, "diag", None)
+    if diag is not None:  # psycopg: the server's fields, one by one (never message_detail: it holds values)
+        parts = [getattr(orig, "sqlstate", None) or "?", type(orig).__name__]
+        parts += [f"{name}={value}" for name, value in (("constraint", diag.constraint_name),
+                                                        ("table", diag.table_name), ("column", diag.column_name))
+                  if value]
+        return " ".join(parts)
+    text = str(orig).splitlines()[0] if orig is not None else ""
+    # sqlite3: "UNIQUE constraint failed: bands.address", "NOT NULL constraint failed: t.c",
+    # "FOREIGN KEY constraint failed": names only; anything else is not echoed
+    known = re.fullmatch(r"(?:UNIQUE|NOT NULL|CHECK|FOREIGN KEY|PRIMARY KEY) constraint failed(?:: [\w., ]+)?", text)
+    return known.group(0) if known else type(orig).__name__
+
+
 @answers(503)
-def get_session() -> Iterator[Session]:
+def get_session(conn: HTTPConnection) -> Iterator[Session]:
     """The request's session; committed when the route has returned, before the response goes out."""
     with Session(get_engine(), expire_on_commit=False) as session:
         try:
             yield session
-        except IntegrityError:  # the route's own flush lost a race (PostgreSQL waits, then fails there): as below
+        except IntegrityError as exc:  # the route's own flush lost a race (PostgreSQL waits, then fails there)
             session.rollback()
-            raise Problem(409, "conflict") from None
+            raise integrity_conflict(conn, exc, at="flush") from None
         except BaseException:
             session.rollback()
             raise
         try:
             session.commit()
-        except IntegrityError:
+        except IntegrityError as exc:
             session.rollback()
-            raise Problem(409, "conflict") from None
+            raise integrity_conflict(conn, exc, at="commit") from None
         except Exception as exc:  # noqa: BLE001  (the answer must not claim what was not stored)
             session.rollback()
             log.error("commit failed (%s): answering 503", type(exc).__name__)

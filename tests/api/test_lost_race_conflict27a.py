@@ -8,6 +8,7 @@ Here the winner is a transaction holding the same band address uncommitted while
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -47,8 +48,7 @@ def _someone_waits_on_a_lock(engine: Engine, other_than: int) -> None:
     raise AssertionError("the request never waited for the other transaction")
 
 
-@pytest.mark.postgres
-def test_one_band_fitted_twice_at_once_answers_409_conflict(pg_world: World) -> None:
+def _band_fitted_twice_at_once(pg_world: World) -> httpx.Response:
     engine = pg_world.engine
     answers: list[httpx.Response] = []
     with TestClient(create_app(manage_engine=False), raise_server_exceptions=False) as client, \
@@ -70,9 +70,36 @@ def test_one_band_fitted_twice_at_once_answers_409_conflict(pg_world: World) -> 
         loser.join(timeout=30)
         assert not loser.is_alive()
     (answer,) = answers
+    return answer
+
+
+@pytest.mark.postgres
+def test_one_band_fitted_twice_at_once_answers_409_conflict(pg_world: World) -> None:
+    answer = _band_fitted_twice_at_once(pg_world)
     assert answer.status_code == 409, answer.text
     assert answer.headers["content-type"].startswith("application/problem+json")
     assert answer.json()["code"] == "conflict"
+
+
+@pytest.mark.postgres
+def test_a_lost_race_logs_one_warning_naming_the_route_and_constraint_but_no_value(
+        pg_world: World, caplog: pytest.LogCaptureFixture) -> None:
+    """debt30: a 409 `conflict` used to leave no trace, so a NOT NULL or foreign-key bug looked like a lost race.
+    Now one WARNING names the operation and what was broken (from PostgreSQL's diagnostics), never a value: the
+    band address (and PostgreSQL's DETAIL `Key (address)=(…)`) stays out."""
+    with caplog.at_level(logging.WARNING, logger="chumphae"):
+        answer = _band_fitted_twice_at_once(pg_world)
+    assert answer.status_code == 409, answer.text
+    lines = [r for r in caplog.records if r.name == "chumphae.api.deps"]
+    assert len(lines) == 1, [r.getMessage() for r in caplog.records]
+    (line,) = lines
+    message = line.getMessage()
+    assert line.levelno == logging.WARNING
+    assert message.startswith("PUT /api/v1/patients/{patient_id}/bands: "), message
+    assert "23505 UniqueViolation" in message and "table=wristband" in message and "constraint=" in message, message
+    for value in (ADDRESS, ADDRESS.lower(), ADDRESS.replace(":", ""), "Key (", f"/patients/{pg_world.own_patient}/"):
+        assert value not in message, (value, message)
+    assert line.exc_info is None  # no traceback either: its text repeats the statement's parameters
 
 
 @pytest.mark.postgres

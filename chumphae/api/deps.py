@@ -181,7 +181,8 @@ def deny(session: Session, user: User, request: Request, *, entity: str, entity_
     session.commit()
 
 
-# What `patient_for` answers: a route that calls it says so with `responses=PATIENT_PROBLEMS`.
+# What `patient_for` answers: a route that calls it says so with `responses=PATIENT_PROBLEMS` (a `patient_id`
+# path or query parameter declares both even without it: `http.problem_statuses`).
 PATIENT_PROBLEMS = problems(403, 404)
 
 

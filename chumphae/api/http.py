@@ -99,17 +99,25 @@ def problems(*statuses: int, about: dict[int, str] | None = None) -> dict[int | 
     return {status: {"description": (about or {}).get(status, PROBLEMS[status])} for status in statuses}
 
 
+# A path or query parameter of this name is a patient looked up and checked (`deps.patient_for`).
+PATIENT_PARAMETER = "patient_id"
+
+
 def problem_statuses(route: Any) -> tuple[set[int], bool]:
     """The problem statuses an operation can answer, and whether it reads a bearer token: 500 always; what each
     dependency declares (`deps.answers`: the session 503, a token 401 and 429, a role 403); 422 for any path,
-    query, header or body parameter, 404 for a path parameter (every one names a thing looked up), 400 for a
-    body (undecodable bytes); and the route's own `problems(...)`."""
+    query, header or body parameter, 404 for a path parameter (every one names a thing looked up), 403 and 404
+    for a path or query parameter named `patient_id` (`deps.patient_for`'s `patient_forbidden` and `not_found`:
+    declared even when the route forgets `PATIENT_PROBLEMS`, debt30), 400 for a body (undecodable bytes); and
+    the route's own `problems(...)`."""
     statuses, bearer = {500}, False
     stack = [route.dependant]
     while stack:
         dependant = stack.pop()
         statuses |= getattr(dependant.call, "problem_statuses", frozenset())
         bearer = bearer or bool(getattr(dependant.call, "bearer", False))
+        if any(p.name == PATIENT_PARAMETER for p in [*dependant.path_params, *dependant.query_params]):
+            statuses |= {403, 404}
         if dependant.path_params:
             statuses |= {404, 422}
         if dependant.query_params or dependant.header_params or dependant.cookie_params:

@@ -7,7 +7,8 @@ from typing import Any
 
 from sqlmodel import Session
 
-from chumphae.models import Patient, Wristband
+from chumphae.auth.service import create_gateway, revoke_gateway
+from chumphae.models import Gateway, Patient, Wristband
 
 
 def make_patient(session: Session, **overrides: Any) -> Patient:
@@ -30,3 +31,16 @@ def make_band(session: Session, *, patient_id: int | None, address: str = "C0:CA
     session.add(band)
     session.flush()
     return band
+
+
+def make_rotate_clash(session: Session) -> Gateway:
+    """A revoked gateway `gw-old` of site `ban-r` whose receiver id `local` its replacement `gw-new` now holds:
+    rotating it is refused (409 `receiver_clash`, small21). Flushed, not committed; the revoked one is returned."""
+    old, _ = create_gateway(session, slug="gw-old", name="old", site="ban-r",
+                            receivers=[{"id": "local", "lat": 16.545, "lon": 102.1001}])
+    revoke_gateway(session, gateway=old)
+    create_gateway(session, slug="gw-new", name="new", site="ban-r",
+                   receivers=[{"id": "local", "lat": 16.5451, "lon": 102.1002}])
+    session.flush()
+    assert old.id is not None
+    return old

@@ -24,11 +24,11 @@ from sqlmodel import Session
 
 from chumphae.api.app import create_app
 from chumphae.auth.limits import FailedAuthLimiter
-from chumphae.auth.service import create_gateway, revoke_gateway
 from chumphae.config import Settings
 from chumphae.deliver.linehook import signature
 from chumphae.i18n import t
 from tests.conftest import World
+from tests.factories import make_rotate_clash
 
 PROBLEM = "application/problem+json"
 SECRET = "api27-line-secret"
@@ -60,11 +60,7 @@ def app_client(world: World) -> Iterator[TestClient]:
 def clash(world: World) -> int:
     """A revoked gateway whose receiver id `local` its replacement now holds: rotating it is refused."""
     with Session(world.engine, expire_on_commit=False) as s:
-        old, _ = create_gateway(s, slug="gw-old", name="old", site="ban-r",
-                                receivers=[{"id": "local", "lat": 16.545, "lon": 102.1001}])
-        revoke_gateway(s, gateway=old)
-        create_gateway(s, slug="gw-new", name="new", site="ban-r",
-                       receivers=[{"id": "local", "lat": 16.5451, "lon": 102.1002}])
+        old = make_rotate_clash(s)
         s.commit()
         assert old.id is not None
         return old.id

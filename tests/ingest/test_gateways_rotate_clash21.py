@@ -10,13 +10,14 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 from typer.testing import CliRunner, Result
 
-from chumphae.auth.service import create_gateway, revoke_gateway
+from chumphae.auth.service import create_gateway
 from chumphae.cli import app
 from chumphae.config import get_settings
 from chumphae.db import make_engine
 from chumphae.ingest import siteconfig
 from chumphae.models import AuditLog, Gateway
 from tests.conftest import World
+from tests.factories import make_rotate_clash
 
 runner = CliRunner()
 
@@ -61,11 +62,7 @@ def test_cli_rotate_of_a_revoked_gateway_whose_ids_are_taken_is_refused() -> Non
 
 def test_rest_rotate_of_a_revoked_gateway_whose_ids_are_taken_is_a_409(client: TestClient, world: World) -> None:
     with Session(world.engine, expire_on_commit=False) as s:
-        old, _ = create_gateway(s, slug="gw-old", name="old", site="ban-r",
-                                receivers=[{"id": "local", "lat": 16.545, "lon": 102.1001}])
-        revoke_gateway(s, gateway=old)
-        create_gateway(s, slug="gw-new", name="new", site="ban-r",
-                       receivers=[{"id": "local", "lat": 16.5451, "lon": 102.1002}])
+        old = make_rotate_clash(s)
         create_gateway(s, slug="gw-far", name="far", site="ban-other",
                        receivers=[{"id": "local", "lat": 16.6, "lon": 102.2}])
         s.commit()

@@ -628,6 +628,9 @@ _POSITION_BATCH_PG_SQL = (
     "WHERE f.m IN (SELECT msg_id FROM new) ORDER BY f.n) "
     "SELECT msg_id FROM new")
 
+# The health key the backend writes with each heartbeat: when it stored it (ISO 8601 UTC). `last_heartbeat_at`
+# moves with every message; this says how old the health is (`GET /api/v1/gateways/{id}`, debt30).
+HEARTBEAT_AT = "backend_heartbeat_at"
 _GATEWAY_SPOKE_PG_SQL = "UPDATE gateway SET last_heartbeat_at = %s WHERE id = %s"
 
 
@@ -692,8 +695,8 @@ def _gateway_spoke(session: Session, gateway_id: int, health: list[Message], ref
         if isinstance(msg.body, HeartbeatBody):
             keep = {k: v for k, v in state.items() if k in ("backend_rejected", "hello")}
             beat = {k: v for k, v in msg.body.model_dump(exclude_none=True).items()
-                    if k not in (radio.SINCE, radio.LAST)}  # the backend's own keys, not the gateway's
-            state = {**keep, **beat, **radio.track(state, beat, now)}
+                    if k not in (radio.SINCE, radio.LAST, HEARTBEAT_AT)}  # the backend's own keys, not the gateway's
+            state = {**keep, **beat, **radio.track(state, beat, now), HEARTBEAT_AT: now.isoformat()}
             if radio.hears(beat):
                 heard = True
             elif radio.deaf(beat):  # dead again after it heard: the alert stays open (debt20)

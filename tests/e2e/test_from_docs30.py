@@ -61,6 +61,8 @@ STRANGER_LINE = "U" + "c3" * 16
 E_LINE = "U" + "e4" * 16
 V_LINE = "U" + "d5" * 16
 NEW_LINE = "U" + "f6" * 16
+M_TH_LINE = "U" + "07" * 16
+M_EN_LINE = "U" + "08" * 16
 RETRY_AFTER_S = 1
 V_RETRY_AFTER_S = 10
 THAI = re.compile(r"[\u0e00-\u0e7f]")
@@ -301,6 +303,10 @@ def test_line_and_sms_from_the_integrators_docs(tmp_path: Path, fakes: Fakes) ->
     v_id, _ = create("อสม. วี ทดสอบ", "th", role="volunteer", assigned=False)
     _run([chumphae, "channels", "set", e_id, "--line", E_LINE], env)
     _run([chumphae, "channels", "set", v_id, "--line", V_LINE], env)
+    m_th_id, m_th_token = create("ผู้จัดการดูแล ทดสอบ", "th", role="care_manager", assigned=False)
+    m_en_id, _ = create("Care Manager Tester", "en", role="care_manager", assigned=False)
+    _run([chumphae, "channels", "set", m_th_id, "--line", M_TH_LINE], env)
+    _run([chumphae, "channels", "set", m_en_id, "--line", M_EN_LINE], env)
 
     # docs: `--sms PHONE` (9–15 digits, `+` allowed); `--severity SEV=CH,CH`; prints "one line per severity
     # (`high: line,sms (+ feed: always)` ...; `; not sent, no contact point: line` names the channels chosen that
@@ -603,6 +609,9 @@ def test_line_and_sms_from_the_integrators_docs(tmp_path: Path, fakes: Fakes) ->
         # one request)
         assert cancelled["delivered"] is False and cancelled["attempts"] == 2, cancelled
         assert len(pushes_for(fall["id"], V_LINE)) == 1
+        # The gateway goes quiet: "90 s after its last message the backend raises `gateway_offline` for it
+        # (severity medium: the care managers are told)" (docs/gateway-protocol.md §6); checked further down.
+        _stop(gateway)
 
         # --- A refused push escalates ---------------------------------------------------------------------------
         # "other 4xx (bad token, blocked, bad number) → `failed`, not retried"; "a notice that `failed` or
@@ -712,6 +721,36 @@ def test_line_and_sms_from_the_integrators_docs(tmp_path: Path, fakes: Fakes) ->
         new = _wait(lambda: _replies_to(fakes, "rt-new"), 15, "the welcome to a new follower")
         assert _texts(fol[0]) == _texts(_replies_to(fakes, "rt-link")[0])
         assert _texts(new[0]) != _texts(fol[0]) and _thai_then_english("\n".join(_texts(new[0])))
+
+        # --- A gateway's alert on LINE ----------------------------------------------------------------------
+        # docs: "A gateway's alert (`gateway_offline`, `gateway_radio`: no patient, told to the care managers)
+        # names the gateway and says its summary (docs/feed-protocol.md §3) instead of a patient and where last
+        # seen" — "วิทยุของเกตเวย์ไม่ทำงาน (ระดับปานกลาง) / เกตเวย์: gw-ban-nong-phai / <summary> (เวลา 21:43 น.) /
+        # เปิดดู: …" "(in English `Gateway: …` and the English summary)".
+        headers_m = {"Authorization": f"Bearer {m_th_token}"}
+
+        def offline() -> list[dict[str, Any]]:
+            got = httpx.get(f"{base}/api/v1/alerts", params={"type": "gateway_offline"}, headers=headers_m, timeout=10)
+            assert got.status_code == 200, got.text
+            return [a for a in got.json()["items"] if a["details"].get("gateway") == "gw-chumphae-town"]
+
+        gw_alert = _wait(offline, 150, "gateway_offline for gw-chumphae-town")[0]
+        m_push = _wait(lambda: accepted(pushes_for(gw_alert["id"], M_TH_LINE)), 30, "the care manager's push")
+        gw_lines = _texts(m_push[0])[0].splitlines()
+        gw_link = f"{PUBLIC_URL}/#alert={gw_alert['id']}"
+        assert gw_lines[0] == f"{gw_alert['type_th']} (ระดับ{gw_alert['severity_th']})", gw_lines
+        assert gw_lines[1] == "เกตเวย์: gw-chumphae-town", gw_lines
+        summary_th = gw_alert["details"]["summary_th"]
+        gw_hhmm = datetime.fromisoformat(gw_alert["last_triggered_at_local"]).strftime("%H:%M")
+        assert gw_lines[2] == f"{summary_th} (เวลา {gw_hhmm} น.)", gw_lines
+        assert gw_lines[3:] == [f"เปิดดู: {gw_link}"], gw_lines
+        m_en_push = _wait(lambda: accepted(pushes_for(gw_alert["id"], M_EN_LINE)), 30, "the English push")
+        en_text = _texts(m_en_push[0])[0]
+        assert "Gateway: gw-chumphae-town" in en_text.splitlines(), en_text
+        assert gw_alert["details"]["summary_en"] in en_text and gw_link in en_text, en_text
+        assert not THAI.search(en_text), en_text
+        # the gateway's alert went to no caregiver: "a gateway's alert tells the care managers"
+        assert not pushes_for(gw_alert["id"], A_LINE) and not pushes_for(gw_alert["id"], B_LINE)
 
         # --- Other settings: no channel secret, a JSON SMS gateway -------------------------------------------
         for proc in (gateway, backend):

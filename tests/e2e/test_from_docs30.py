@@ -44,6 +44,8 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
+from tests.e2e.docs20_frames import FLAG_SOS, FLAG_WORN, Body, Heard, payload, write_recording
+
 pytestmark = pytest.mark.slow
 
 BIN = Path(sys.executable).parent
@@ -63,6 +65,8 @@ V_LINE = "U" + "d5" * 16
 NEW_LINE = "U" + "f6" * 16
 M_TH_LINE = "U" + "07" * 16
 M_EN_LINE = "U" + "08" * 16
+BAND_ADDRESS = "C0:CA:FE:00:30:01"
+BAND_KEY = "30313233343536373839616263646566"
 RETRY_AFTER_S = 1
 V_RETRY_AFTER_S = 10
 THAI = re.compile(r"[\u0e00-\u0e7f]")
@@ -354,6 +358,29 @@ def test_line_and_sms_from_the_integrators_docs(tmp_path: Path, fakes: Fakes) ->
                 timeout=10,
             )
             assert made.status_code == 204, made.text
+        # A patient of our own with a band whose key we know (docs/mobile-api.md: `POST /api/v1/patients`,
+        # `PUT …/bands` `{address, key_hex, site, model}`, `POST /api/v1/users/{id}/patients`), for a re-trigger.
+        admin = {"Authorization": f"Bearer {admin_token.group(1)}"}
+        made = httpx.post(
+            f"{base}/api/v1/patients", json={"name_th": "นางกดซ้ำ ทดสอบ", "name_en": "Repress Test"}, headers=admin
+        )
+        assert made.status_code == 201, made.text
+        own_pid = made.json()["id"]
+        made = httpx.put(
+            f"{base}/api/v1/patients/{own_pid}/bands",
+            json={"address": BAND_ADDRESS, "key_hex": BAND_KEY, "site": "gw-chumphae-town"},
+            headers=admin,
+        )
+        assert made.status_code == 200, made.text
+        made = httpx.post(f"{base}/api/v1/users/{a_id}/patients", json={"patient_id": own_pid}, headers=admin)
+        assert made.status_code == 204, made.text
+        gw_out = _run(
+            [chumphae, "gateways", "create", "--slug", "gw-o30", "--name", "outside30 replay", "--site"]
+            + ["gw-chumphae-town", "--receiver", "rx-o30,16.5461,102.1030"],
+            env,
+        ).stdout
+        o30_token = re.search(r"token: (\S+)", gw_out)
+        assert o30_token, "gateways create printed no token"
 
         # --- The LINE webhook: signature first --------------------------------------------------------------
         # docs: "compared in constant time, before the body is parsed: otherwise **401**"
@@ -612,6 +639,42 @@ def test_line_and_sms_from_the_integrators_docs(tmp_path: Path, fakes: Fakes) ->
         # The gateway goes quiet: "90 s after its last message the backend raises `gateway_offline` for it
         # (severity medium: the care managers are told)" (docs/gateway-protocol.md §6); checked further down.
         _stop(gateway)
+        # Meanwhile our replay: SOS pressed at 0 s and again at 70 s (gateway-protocol §7: a second `sos` message
+        # comes only after 60 s), played in real time. docs/delivery.md: "Re-triggers of an alert still open (...
+        # SOS pressed again) always reach the feed, but push to a person on a channel at most once per 15 minutes
+        # (60 s for critical alerts)": 70 s apart, so A is pushed again.
+        start = datetime.now(BANGKOK)
+        heard: list[Heard] = []
+        for i in range(76):
+            pressed = i < 3 or 70 <= i < 73
+            body = Body(FLAG_WORN | (FLAG_SOS if pressed else 0), 80, 1.1, 0.9, 1.0, 0, 0, i)
+            heard.append(
+                Heard(
+                    start + timedelta(seconds=i),
+                    "rx-o30",
+                    BAND_ADDRESS,
+                    -60,
+                    payload(BAND_ADDRESS, BAND_KEY, 5000 + i, body),
+                )
+            )
+        recording = tmp_path / "repress.jsonl"
+        write_recording(recording, start, heard, start + timedelta(seconds=76))
+        replay = subprocess.Popen(
+            [str(BIN / "chumphae-gateway"), "--replay", str(recording), "--now", "--speed", "1"],
+            env=_env(
+                data,
+                port,
+                fakes,
+                GATEWAY_TOKEN=o30_token.group(1),
+                GATEWAY_BACKEND_URL=base,
+                GATEWAY_RECEIVER_ID="rx-o30",
+                GATEWAY_QUEUE_PATH=str(tmp_path / "o30-outbox.sqlite3"),
+                GATEWAY_CONFIG_CACHE=str(tmp_path / "o30-config.json"),
+            ),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        gateway = replay
 
         # --- A refused push escalates ---------------------------------------------------------------------------
         # "other 4xx (bad token, blocked, bad number) → `failed`, not retried"; "a notice that `failed` or
@@ -751,6 +814,31 @@ def test_line_and_sms_from_the_integrators_docs(tmp_path: Path, fakes: Fakes) ->
         assert not THAI.search(en_text), en_text
         # the gateway's alert went to no caregiver: "a gateway's alert tells the care managers"
         assert not pushes_for(gw_alert["id"], A_LINE) and not pushes_for(gw_alert["id"], B_LINE)
+
+        # --- The re-trigger of our own patient's SOS ----------------------------------------------------------
+        def own_sos() -> dict[str, Any] | None:
+            got = httpx.get(
+                f"{base}/api/v1/alerts", params={"type": "sos", "patient_id": own_pid}, headers=headers_a, timeout=10
+            ).json()["items"]
+            return got[0] if got and got[0]["count"] >= 2 else None
+
+        repressed = _wait(own_sos, 60, "our patient's SOS pressed again (count 2)")
+        rsid = repressed["id"]
+
+        def own_rows() -> list[dict[str, Any]] | None:
+            got = httpx.get(f"{base}/api/v1/alerts/{rsid}/deliveries", headers=headers_a, timeout=10).json()
+            rows = [d for d in got["deliveries"] if str(d["user_id"]) == a_id and d["channel"] != "feed"]
+            return rows if len(rows) == 4 and all(d["status"] == "sent" for d in rows) else None
+
+        own = _wait(own_rows, 30, "A's opened and re-triggered LINE and SMS notices, sent")
+        assert sorted((d["event"], d["channel"]) for d in own) == [
+            ("opened", "line"),
+            ("opened", "sms"),
+            ("retriggered", "line"),
+            ("retriggered", "sms"),
+        ]
+        assert len({h.headers.get("x-line-retry-key") for h in pushes_for(rsid, A_LINE)}) == 2
+        _stop(replay)
 
         # --- Other settings: no channel secret, a JSON SMS gateway -------------------------------------------
         for proc in (gateway, backend):

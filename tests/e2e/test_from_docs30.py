@@ -322,6 +322,23 @@ def test_line_and_sms_from_the_integrators_docs(tmp_path: Path, fakes: Fakes) ->
     bad = _run([chumphae, "channels", "set", a_id, "--severity", "low=fax"], env, check=False)
     assert bad.returncode != 0 and len((bad.stdout + bad.stderr).strip().splitlines()) == 1
     assert _run([chumphae, "channels", "show", a_id], env).stdout == shown
+    for bad_args in (
+        ["--line", "U123"],  # "`U` and 32 hex digits"
+        ["--line", "u" + "a1" * 16],
+        ["--sms", "08123456"],  # "9–15 digits, `+` allowed"
+        ["--sms", "+6681234567890123"],
+        ["--webhook", "ftp://example.org/x"],  # "an `http(s)` URL"
+        ["--quiet", "25:00-06:00"],
+        ["--severity", "urgent=line"],
+    ):
+        bad = _run([chumphae, "channels", "set", a_id, *bad_args], env, check=False)
+        said = (bad.stdout + bad.stderr).strip().splitlines()
+        assert bad.returncode != 0 and len(said) == 1, (bad_args, said)
+    assert _run([chumphae, "channels", "show", a_id], env).stdout == shown  # "nothing changed"
+    # "`default` forgets one"; "`(default)` where the user chose nothing"
+    assert re.search(r"^critical: .*\(default\)", shown, re.M), shown
+    forgot = _run([chumphae, "channels", "set", a_id, "--severity", "medium=sms", "--severity", "medium=default"], env)
+    assert forgot.stdout == shown, forgot.stdout
 
     # Quiet hours "(per person, Asia/Bangkok, e.g. 22:00–06:00)" covering now, for B.
     now_bkk = datetime.now(BANGKOK)
@@ -424,6 +441,9 @@ def test_line_and_sms_from_the_integrators_docs(tmp_path: Path, fakes: Fakes) ->
             assert r.headers.get("authorization") == f"Bearer {LINE_TOKEN}"
             text = "\n".join(_texts(r))
             assert _thai_then_english(text), text
+            # doc (outside30): "one text message, the Thai line, a newline, the English line"
+            assert len(json.loads(r.raw)["messages"]) == 1 and len(text.splitlines()) == 2, text
+            assert THAI.search(text.splitlines()[0]) and not THAI.search(text.splitlines()[1]), text
             assert code not in text.upper() and code.replace("-", "") not in text.upper().replace("-", "")
         assert "\n".join(_texts(_replies_to(fakes, "rt-wrong")[0])) != "\n".join(
             _texts(_replies_to(fakes, "rt-link")[0])
@@ -436,7 +456,8 @@ def test_line_and_sms_from_the_integrators_docs(tmp_path: Path, fakes: Fakes) ->
         # --- `channels test` --------------------------------------------------------------------------------
         # docs: "prints `CHANNEL: STATUS after N attempt(s) [id=…|(error)]`, exit 1 if any was not sent"
         tested = _run([chumphae, "channels", "test", a_id, "--wait", "30"], env)
-        assert re.search(r"^line: sent after 1 attempt\(s\)( id=\S+)?$", tested.stdout, re.M), tested.stdout
+        line_line = re.search(r"^line: sent after 1 attempt\(s\) id=(\S+)$", tested.stdout, re.M)
+        assert line_line, tested.stdout
         # the SMS id: "the first value under CHUMPHAE_SMS_ID_FIELD anywhere in the JSON answer"
         sms_line = re.search(r"^sms: sent after 1 attempt\(s\) id=(\S+)$", tested.stdout, re.M)
         assert sms_line, tested.stdout
@@ -449,6 +470,10 @@ def test_line_and_sms_from_the_integrators_docs(tmp_path: Path, fakes: Fakes) ->
         # "In one language, the user's ...: Thai, or English only when it is `en` (the LINE buttons and a
         # `channels test` message too)"
         assert all(THAI.search(t) for t in _texts(test_push[0])), _texts(test_push[0])
+        # doc (outside30): "a `chumphae channels test` message: `"messages": [text]` alone, no buttons"; "a LINE
+        # push's id is the answer's first `sentMessages[].id`"
+        assert [m["type"] for m in json.loads(test_push[0].raw)["messages"]] == ["text"]
+        assert line_line.group(1) == f"line-{test_push[0].headers['x-line-retry-key'][:8]}"
         tested_b = _run([chumphae, "channels", "test", b_id, "--wait", "30"], env)
         assert re.search(r"^line: sent after 1 attempt\(s\)", tested_b.stdout, re.M), tested_b.stdout
         b_test = [h for h in fakes.of("/v2/bot/message/push") if json.loads(h.raw)["to"] == B_LINE]
@@ -698,6 +723,8 @@ def test_line_and_sms_from_the_integrators_docs(tmp_path: Path, fakes: Fakes) ->
             "the volunteer told on escalation",
         )
         v_text = _texts(v_push[0])[0]
+        v_tries = pushes_for(removed["id"], V_LINE)  # "never before the provider's `Retry-After`"
+        assert [h.answered for h in v_tries] == [429, 200] and v_tries[1].at - v_tries[0].at >= V_RETRY_AFTER_S - 0.05
         assert "ยังไม่มีผู้รับเรื่อง ส่งต่อถึง" in v_text and f"#alert={removed['id']}" in v_text, v_text
         v_row = row_of(removed["id"], v_id, "line")
         assert v_row and v_row["level"] == 1 and v_row["event"] == "escalated", v_row
@@ -772,14 +799,16 @@ def test_line_and_sms_from_the_integrators_docs(tmp_path: Path, fakes: Fakes) ->
         # "`follow` → re-activates a linked LINE id; `unfollow` (blocked) → deactivates it"; `channels show`:
         # "`; not sent, no contact point: line` names the channels chosen that the user has no active contact point on"
         shown_b = _run([chumphae, "channels", "show", b_id], env).stdout
-        assert _signed(base, [_event("unfollow", B_LINE)]).status_code == 200
+        # "`follow` and `unfollow` events are counted in none of the three, linked or not"
+        zero = {"linked": 0, "acknowledged": 0, "ignored": 0}
+        assert _signed(base, [_event("unfollow", B_LINE)]).json() == zero
         blocked = _run([chumphae, "channels", "show", b_id], env).stdout
         assert re.search(r"^high: .*not sent, no contact point: line", blocked, re.M), blocked
-        assert _signed(base, [_event("follow", B_LINE, "rt-fol")]).status_code == 200
+        assert _signed(base, [_event("follow", B_LINE, "rt-fol")]).json() == zero
         assert _run([chumphae, "channels", "show", b_id], env).stdout == shown_b
         # replies: "linked" (... "follow by someone linked"), "a welcome asking for the link code (follow by
         # someone not linked)"
-        assert _signed(base, [_event("follow", NEW_LINE, "rt-new")]).status_code == 200
+        assert _signed(base, [_event("follow", NEW_LINE, "rt-new")]).json() == zero
         fol = _wait(lambda: _replies_to(fakes, "rt-fol"), 15, "the reply to a linked follow")
         new = _wait(lambda: _replies_to(fakes, "rt-new"), 15, "the welcome to a new follower")
         assert _texts(fol[0]) == _texts(_replies_to(fakes, "rt-link")[0])

@@ -5,8 +5,8 @@ docs/feed-protocol.md alone (and the commands' --help).
 Real processes (`chumphae seed-demo`, `chumphae serve` on SQLite in a temp dir, `chumphae-gateway --simulate
 everything`), a fake LINE Messaging API and a fake SMS gateway of our own on 127.0.0.1 (stdlib http.server), pointed
 at by `CHUMPHAE_LINE_API_URL` and `CHUMPHAE_SMS_URL`. Loopback only. Every expectation quotes the docs in a comment;
-the guesses where the docs are silent are in /work/notes/outside30_guesses.md (and listed at the end of this file's
-checks as "GUESS").
+the guesses where the docs were silent are in docs/delivery.md's last section, "For the LINE and SMS integrator
+(outside30)", now that the system was seen to do them.
 
 Two users care for every demo patient:
 - ``A`` (Thai), linked to LINE by a link code sent in a signed webhook event, with an SMS number and

@@ -25,6 +25,9 @@ Why this shape (DOMAIN.md, Wandering; Traccar fires on the first outside fix):
     matcher says, else the patient's night hours in Asia/Bangkok). `tick`
     fires the dwell even when no new fix arrives;
   - one detection per excursion; a fix inside (status INSIDE) ends it;
+  - an excursion the zone switch creates (20:00: the night zone is the home only, so a wearer on a route
+    is outside from then on) is dated no earlier than the first fix under the new schedule: the smoothed
+    past must not reach into the other schedule (night30). One already running keeps its date;
   - left coverage is its own alert: the band stops being heard (for
     `left_coverage_s`, or the locate step marks the position out of
     coverage) while the last fix was outside or within `edge_m` of the edge.
@@ -302,10 +305,15 @@ def step(state: PatientState, event: Event, th: Thresholds, now: datetime) -> tu
             return replace(state, wander=replace(w, left_alerted=True, back_since=None)), [
                 _left(state, m, t, silent, w.outside_since)]
         return (replace(state, wander=replace(w, back_since=None)) if w.back_since else state), []
+    night = night_for(m, th, t)
+    if w.night is not None and night != w.night:  # the zone in force switched (20:00 / 06:00): night30
+        w = replace(w, night=night, switched_at=t)
+    elif w.night is None:
+        w = replace(w, night=night)
     if m.status == ZoneStatus.NO_ZONE:
         return replace(state, wander=_rearm_left(w, m, th)), []
     if m.status == ZoneStatus.INSIDE:
-        return replace(state, wander=WanderState()), []
+        return replace(state, wander=WanderState(night=w.night, switched_at=w.switched_at)), []
     w = _rearm_left(w, m, th)
     if LONG_S > 0:
         long_since, long_p, long_n = _long_run(w, m, th, t)
@@ -346,6 +354,11 @@ def step(state: PatientState, event: Event, th: Thresholds, now: datetime) -> tu
             since = early
         if w.date_floor is not None and since < w.date_floor:
             since = w.date_floor
+        if (w.switched_at is not None and since < w.switched_at
+                and (w.outside_since is None or w.outside_since >= w.switched_at)):
+            # an excursion the zone switch created (outside only under the geometry now in force) began no
+            # earlier than the switch: the smoothed past may reach into the other schedule (night30)
+            since = w.switched_at
         w = replace(w, outside_since=since, supported_at=t)
         if not w.alerted and seconds(since, t) >= dwell_s(m, th, t):
             out.append(_wander(state, m, since, t, th))

@@ -18,7 +18,8 @@ The simulated world:
     half NHSO group 2 "wanderers" (dwell 120 s by day, 30 s at night), half homebound
     ADL 5–11 (300 s / 120 s);
   - per site a receiver in the house, receivers along the patient's two assigned routes
-    every `--rx-spacing` metres (≈ 100 m: a village deployment, a few per street) and one at
+    every `--rx-spacing` metres (default 50 m: the deployment README states; 100 m, the default until
+    wander-31, is a cheaper one that misses the alarm goals, docs/wander-detection.md) and one at
     the zone's safe place (`place_receivers`; `--no-place-rx`: none, the bench before trace27);
   - a day: night in bed (20:00–06:00 the zone is the home only), time at home by day,
     2–3 normal walks along the assigned routes (out and back, on the road at a lateral
@@ -110,6 +111,7 @@ WINDOW_S = 300  # one sampled quiet window
 WALK_REACH_M = 300.0  # a walk turns back at most this far along a route
 LEAVE_M = 40.0  # a wander excursion goes at least this far from the zone (wander-24's rule, `leaves`) ...
 LEAVE_WITHIN_M = 80.0  # ... within this much of its path after it left, and stays that far to its end
+RX_SPACING_M = 50.0  # receivers along the routes this far apart: the deployment README states (wander-31; was 100)
 RADIO = Radio(p1m_dbm=-59.0, path_loss_n=2.2, noise_db=4.0, shadowing_db=3.0, drop_rate=0.15,
               sensitivity_dbm=-100.0, repeats=1)
 
@@ -860,7 +862,7 @@ def lines(rep: Report) -> list[str]:
     return out
 
 
-def run(days: int, patients: int, seed: int, *, quiet_share: float = 0.01, spacing_m: float = 100.0,
+def run(days: int, patients: int, seed: int, *, quiet_share: float = 0.01, spacing_m: float = RX_SPACING_M,
         p_wander: float = 0.6, p_fall: float = 0.4, slaps: int = 3, progress: bool = False,
         jobs: int = 1, only: list[int] | None = None, place_rx: bool = True) -> Report:
     t0 = time.process_time()
@@ -910,7 +912,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--episodes", action="store_true", help="one line per true wander episode and per false "
                     "wander alert (seed, patient, exit, dwell, beyond the dwell): the tail is a few episodes")
     ap.add_argument("--quiet-share", type=float, default=0.01, help="share of the day sampled as quiet windows")
-    ap.add_argument("--rx-spacing", type=float, default=100.0, help="metres between receivers along routes")
+    ap.add_argument("--rx-spacing", type=float, default=RX_SPACING_M,
+                    help="metres between receivers along routes (default 50: the documented deployment)")
     ap.add_argument("--no-place-rx", action="store_true", help="no receiver at the zone's safe place (the bench "
                     "before trace27: that part of the zone heard by no receiver)")
     ap.add_argument("--quiet", action="store_true", help="no progress on stderr")

@@ -295,7 +295,7 @@ def traced(spans: list[tuple[float, float]]) -> Iterator[Recorder]:
             setattr(bench, n, v)
 
 
-def trace(seed: int, patient: int, *, days: int = 5, patients: int = 20, spacing_m: float = 100.0,
+def trace(seed: int, patient: int, *, days: int = 5, patients: int = 20, spacing_m: float = bench.RX_SPACING_M,
           spans: list[tuple[float, float]] | None = None, place_rx: bool = True) -> tuple[Any, Recorder]:
     """The bench's report for this one patient (jobs=1) and what was recorded."""
     with traced(spans or []) as rec:
@@ -324,7 +324,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--patient", type=int, required=True)
     ap.add_argument("--days", type=int, default=5)
     ap.add_argument("--patients", type=int, default=20)
-    ap.add_argument("--rx-spacing", type=float, default=100.0)
+    ap.add_argument("--rx-spacing", type=float, default=bench.RX_SPACING_M)
     ap.add_argument("--no-place-rx", action="store_true", help="as bench_detect.py's: no safe-place receiver")
     ap.add_argument("--around", action="append", default=[], help="T0[,T1]: wall seconds (as the bench prints "
                     "them); may be repeated")

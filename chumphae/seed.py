@@ -7,6 +7,7 @@ same district. Names are invented; CIDs are valid-looking but fictitious
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
 from datetime import date
@@ -145,14 +146,17 @@ def _slug(area: str) -> str:
     return "gw-" + "".join(c if c.isalnum() else "-" for c in area.lower()).strip("-")
 
 
-POLE_EVERY_M = 100.0  # a receiver on a street pole this often along each patient's walking routes
+POLE_EVERY_M = 50.0  # a receiver on a street pole at least this often along each patient's walking routes
 POLE_BEYOND_M = (60.0, 130.0)  # and on past each end of a route, where the road goes on
-POLE_MIN_GAP_M = 50.0
+POLE_MIN_GAP_M = 50.0  # no safe place's receiver this close to another receiver
+POLE_MERGE_M = POLE_EVERY_M / 3  # poles of routes sharing a road this close are one (as scripts/bench_detect.py)
 PATH_LOSS_N = 2.2  # outdoors, village lanes, receivers on poles: about 70 m of reach at −100 dBm
 
 
 def _route_poles(homes: list[DemoHome], layers: MapLayers) -> list[tuple[float, float]]:
-    """(x, y) in metres of the pole receivers covering every zone route and a little past its ends."""
+    """(x, y) in metres of the pole receivers covering every zone route and a little past its ends: along each
+    route evenly spaced, ends included, at most POLE_EVERY_M apart (the deployment rule, docs/gateway-protocol.md
+    §2); one within POLE_MERGE_M of a pole already kept (routes sharing a road or a corner) is not added."""
     import shapely
 
     points: list[tuple[float, float]] = []
@@ -160,7 +164,7 @@ def _route_poles(homes: list[DemoHome], layers: MapLayers) -> list[tuple[float, 
         line = layers.routes.geom(code)
         if line is None or line.is_empty or line.length == 0:
             continue
-        n = max(1, int(line.length // POLE_EVERY_M))
+        n = max(1, math.ceil(line.length / POLE_EVERY_M))
         points += [(p.x, p.y) for p in (line.interpolate(k * line.length / n) for k in range(n + 1))]
         if line.geom_type == "LineString":
             coords = list(line.coords)
@@ -169,7 +173,7 @@ def _route_poles(homes: list[DemoHome], layers: MapLayers) -> list[tuple[float, 
                 points += [(bx + (bx - ax) / d * m, by + (by - ay) / d * m) for m in POLE_BEYOND_M]
     kept: list[tuple[float, float]] = []
     for x, y in points:
-        if all(shapely.Point(x, y).distance(shapely.Point(kx, ky)) >= POLE_MIN_GAP_M for kx, ky in kept):
+        if all(shapely.Point(x, y).distance(shapely.Point(kx, ky)) >= POLE_MERGE_M for kx, ky in kept):
             kept.append((x, y))
     return kept
 

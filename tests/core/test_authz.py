@@ -71,6 +71,8 @@ CASES = [
     Case("GET", "/api/v1/users", "/api/v1/users", expect(403, care_manager=200, admin=200)),
     Case("POST", "/api/v1/users/{user_id}/revoke", "/api/v1/users/{user}/revoke", expect(403, admin=200)),
     Case("POST", "/api/v1/users/{user_id}/rotate", "/api/v1/users/{user}/rotate", expect(403, admin=200)),
+    Case("GET", "/api/v1/gateways/{gateway_id}", "/api/v1/gateways/987654", expect(403, admin=404),
+         note="no such gateway (tests/ingest/test_gateway_read_debt30.py reads a real one)"),
     Case("POST", "/api/v1/gateways/{gateway_id}/revoke", "/api/v1/gateways/987654/revoke", expect(403, admin=404),
          note="no such gateway (tests/security/test_revoke.py revokes real ones)"),
     Case("POST", "/api/v1/gateways/{gateway_id}/rotate", "/api/v1/gateways/987654/rotate", expect(403, admin=404),

@@ -1,0 +1,62 @@
+"""review31: the zone-switch floor (night30) applies only to an excursion the switch creates.
+
+night30 floors a new excursion's date at the first fix after the zone in force switched (`switched_at`). It also
+floored, wrongly:
+- a run of fixes leaning outside the DAY zone that began before 20:00 and was confirmed after it: the wearer was
+  outside the zone then in force (and the night zone is the home only, inside the day zone), so the switch did
+  not create that excursion; it was dated from 20:00 and raised late (the test: 10 s);
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from chumphae.detect import PatientState, detect, thresholds_for, tick
+from chumphae.values import AlertType, Match, ZoneStatus
+from tests.detect.builders import match
+
+TH = thresholds_for(adl_score=15, nhso_group=2)  # a wanderer: 120 s by day, 30 s at night
+DUSK = datetime(2025, 6, 1, 13, 0, 0, tzinfo=UTC)  # 20:00 in Bangkok: the night zone (home only) takes over
+DAWN = datetime(2025, 6, 1, 23, 0, 0, tzinfo=UTC)  # 06:00 in Bangkok: the day zone (home, routes, places) again
+# the smoothed path passed each fix's place 100 s before the centre got there
+PASSAGES = tuple((float(a), float(a) + 100.0) for a in range(0, 90))
+
+
+def _fixes(switch: datetime, out_from_s: float, *, smoothed: bool) -> list[Match]:
+    """Fixes every 5 s from 2 min before `switch`: inside the zone in force until `out_from_s` (seconds from the
+    switch), then held 30 m outside it (centre out, `outside_p` 0.97), each under the schedule in force."""
+    before, after = ("day", "night") if switch == DUSK else ("night", "day")
+    fixes = []
+    for s in range(-120, 240, 5):
+        t = switch + timedelta(seconds=s)
+        sched = after if s >= 0 else before
+        if s < out_from_s:
+            fixes.append(match(t, ZoneStatus.INSIDE, -15.0, unc=10.0, schedule=sched))
+            continue
+        m = match(t, ZoneStatus.UNCERTAIN, 30.0, unc=50.0, schedule=sched, share=0.9, p=0.97)
+        fixes.append(replace(m, position=replace(m.position, passages=PASSAGES)) if smoothed else m)
+    return fixes
+
+
+def _wander(switch: datetime, fixes: list[Match]) -> tuple[float, float]:
+    """(when the wander was raised, seconds from the switch; its outside_for_s)."""
+    state = PatientState(patient_id=3)
+    for m in fixes:
+        state, found = detect(state, m, TH, m.position.t)
+        state, more = tick(state, TH, m.position.t)
+        for d in found + more:
+            if d.type == AlertType.WANDER:
+                return (d.t - switch).total_seconds(), float(d.details["outside_for_s"])  # type: ignore[arg-type]
+    raise AssertionError("no wander")
+
+
+def test_a_run_leaning_outside_the_day_zone_before_20_keeps_its_start() -> None:
+    # leaning (held) outside the day zone from 19:59:50, confirmed at 20:00:10 (HOLD_S 20 s): dated 19:59:50, so
+    # the 30 s night dwell is due at 20:00:20 (night30's floor dated it 20:00:00: raised at 20:00:30, 'outside 30 s')
+    assert _wander(DUSK, _fixes(DUSK, out_from_s=-10.0, smoothed=False)) == (20.0, 30.0)
+
+
+def test_an_excursion_the_20_switch_creates_is_still_dated_from_the_switch() -> None:
+    # night30's case, unchanged: inside the day zone until 20:00, outside only under the night zone
+    assert _wander(DUSK, _fixes(DUSK, out_from_s=0.0, smoothed=True)) == (30.0, 30.0)

@@ -40,8 +40,9 @@ class WanderState:
     long_n: int = 0
     # wander-25 (wander.FAR_M > 0 only): first fix of the current unbroken run held far outside (wander.far_out)
     far_since: datetime | None = None
-    # night30: the schedule (day / night geometry) of the last fix, and the first fix after it last switched; kept
-    # across excursions (a fix inside resets the rest): an excursion the switch creates dates no earlier
+    # night30: the schedule (day / night geometry) of the last fix, and the first fix after it last switched to
+    # night (None since it switched to day: review31); kept across excursions (a fix inside resets the rest): an
+    # excursion the switch creates dates no earlier
     night: bool | None = None
     switched_at: datetime | None = None
 

@@ -308,7 +308,8 @@ def step(state: PatientState, event: Event, th: Thresholds, now: datetime) -> tu
         return (replace(state, wander=replace(w, back_since=None)) if w.back_since else state), []
     night = night_for(m, th, t)
     if w.night is not None and night != w.night:  # the zone in force switched (20:00 / 06:00): night30
-        w = replace(w, night=night, switched_at=t)
+        # only the switch to the night zone (the home only) creates excursions; 06:00 widens the zone (review31)
+        w = replace(w, night=night, switched_at=t if night else None)
     elif w.night is None:
         w = replace(w, night=night)
     if m.status == ZoneStatus.NO_ZONE:

@@ -1,10 +1,12 @@
 """review31: the zone-switch floor (night30) applies only to an excursion the switch creates.
 
-night30 floors a new excursion's date at the first fix after the zone in force switched (`switched_at`). It also
-floored, wrongly:
+night30 floors a new excursion's date at the first fix after the zone in force switched (`switched_at`). Two
+cases it also floored, wrongly:
 - a run of fixes leaning outside the DAY zone that began before 20:00 and was confirmed after it: the wearer was
   outside the zone then in force (and the night zone is the home only, inside the day zone), so the switch did
   not create that excursion; it was dated from 20:00 and raised late (the test: 10 s);
+- the 06:00 switch to the day zone, which only widens the zone and so creates no excursion: a new excursion's
+  smoothed past (wander-15) was cut at 06:00, as at no other time of the day.
 """
 
 from __future__ import annotations
@@ -55,6 +57,12 @@ def test_a_run_leaning_outside_the_day_zone_before_20_keeps_its_start() -> None:
     # leaning (held) outside the day zone from 19:59:50, confirmed at 20:00:10 (HOLD_S 20 s): dated 19:59:50, so
     # the 30 s night dwell is due at 20:00:20 (night30's floor dated it 20:00:00: raised at 20:00:30, 'outside 30 s')
     assert _wander(DUSK, _fixes(DUSK, out_from_s=-10.0, smoothed=False)) == (20.0, 30.0)
+
+
+def test_the_0600_switch_to_the_wider_day_zone_does_not_cut_the_smoothed_past() -> None:
+    # outside the day zone from 06:00:00, confirmed 06:00:20; the smoothed past dates it 60 s earlier (05:59:00,
+    # outside the home-only night zone too): the 120 s day dwell is due at 06:01:00 (the floor made it 06:02:00)
+    assert _wander(DAWN, _fixes(DAWN, out_from_s=0.0, smoothed=True)) == (60.0, 120.0)
 
 
 def test_an_excursion_the_20_switch_creates_is_still_dated_from_the_switch() -> None:

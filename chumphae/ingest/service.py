@@ -694,8 +694,8 @@ def _gateway_spoke(session: Session, gateway_id: int, health: list[Message], ref
     for msg in health:
         if isinstance(msg.body, HeartbeatBody):
             keep = {k: v for k, v in state.items() if k in ("backend_rejected", "hello")}
-            beat = {k: v for k, v in msg.body.model_dump(exclude_none=True).items()
-                    if k not in (radio.SINCE, radio.LAST, HEARTBEAT_AT)}  # the backend's own keys, not the gateway's
+            beat = {k: v for k, v in msg.body.model_dump(exclude_none=True).items()  # the backend's own keys,
+                    if k not in (radio.SINCE, radio.LAST, HEARTBEAT_AT, "hello", "backend_rejected")}  # not its
             state = {**keep, **beat, **radio.track(state, beat, now), HEARTBEAT_AT: now.isoformat()}
             if radio.hears(beat):
                 heard = True
@@ -705,7 +705,8 @@ def _gateway_spoke(session: Session, gateway_id: int, health: list[Message], ref
         elif isinstance(msg.body, HelloBody):
             state["hello"] = msg.body.model_dump(exclude_none=True)
     if refused:
-        state["backend_rejected"] = int(state.get("backend_rejected", 0) or 0) + refused  # type: ignore[call-overload]
+        before = state.get("backend_rejected")  # a count the backend wrote (a heartbeat's own was kept before review31)
+        state["backend_rejected"] = (before if isinstance(before, int) and not isinstance(before, bool) else 0) + refused
     gateway.health = state
     gateway.last_heartbeat_at = now
     session.add(gateway)

@@ -27,8 +27,8 @@ Why this shape (DOMAIN.md, Wandering; Traccar fires on the first outside fix):
   - one detection per excursion; a fix inside (status INSIDE) ends it;
   - an excursion the zone switch creates (20:00: the night zone is the home only, so a wearer on a route
     is outside from then on) is dated no earlier than the first fix under the new schedule: the smoothed
-    past must not reach into the other schedule (night30). One already running keeps its date, as does
-    a run of fixes leaning outside the old zone before the switch (review31);
+    past must not reach into the other schedule (night30). One already running keeps its date; one whose
+    run of fixes leaning outside began before the switch dates from that run (review31);
   - left coverage is its own alert: the band stops being heard (for
     `left_coverage_s`, or the locate step marks the position out of
     coverage) while the last fix was outside or within `edge_m` of the edge.
@@ -356,13 +356,13 @@ def step(state: PatientState, event: Event, th: Thresholds, now: datetime) -> tu
             since = early
         if w.date_floor is not None and since < w.date_floor:
             since = w.date_floor
-        if (w.switched_at is not None and since < w.switched_at
-                and (w.outside_since is None or w.outside_since >= w.switched_at)
-                and (w.centre_out_since is None or w.centre_out_since >= w.switched_at)):
+        floor = None if w.switched_at is None else min(w.switched_at, w.centre_out_since or w.switched_at)
+        if floor is not None and (w.outside_since is None or w.outside_since >= floor):
             # an excursion the zone switch created (outside only under the geometry now in force) began no
-            # earlier than the switch: the smoothed past may reach into the other schedule (night30); a run
-            # leaning outside the old zone before the switch was not created by it and keeps its start (review31)
-            since = w.switched_at
+            # earlier than the switch: the smoothed past may reach into the other schedule (night30); one whose
+            # run leaning outside the old zone began before the switch dates from that run's first fix, the
+            # smoothed past not before the switch (review31); one dated earlier still was running: kept
+            since = max(since, floor)
         w = replace(w, outside_since=since, supported_at=t)
         if not w.alerted and seconds(since, t) >= dwell_s(m, th, t):
             out.append(_wander(state, m, since, t, th))

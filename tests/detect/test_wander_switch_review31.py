@@ -57,6 +57,9 @@ def test_a_run_leaning_outside_the_day_zone_before_20_keeps_its_start() -> None:
     # leaning (held) outside the day zone from 19:59:50, confirmed at 20:00:10 (HOLD_S 20 s): dated 19:59:50, so
     # the 30 s night dwell is due at 20:00:20 (night30's floor dated it 20:00:00: raised at 20:00:30, 'outside 30 s')
     assert _wander(DUSK, _fixes(DUSK, out_from_s=-10.0, smoothed=False)) == (20.0, 30.0)
+    # the same with a smoothed past 100 s back: dated from the run's first fix still, not by the smoothed past
+    # into the day schedule (which would make it 19:58:50: raised at 20:00:10, 'outside 80 s')
+    assert _wander(DUSK, _fixes(DUSK, out_from_s=-10.0, smoothed=True)) == (20.0, 30.0)
 
 
 def test_the_0600_switch_to_the_wider_day_zone_does_not_cut_the_smoothed_past() -> None:

@@ -12,7 +12,7 @@ built by hand (tests/e2e/docs20_frames.py, itself from docs/band-frame.md).
    new token: the SOS is sent once, with its true time (§4, "The token is revoked").
 3. The outbox file is damaged between runs (§7): the gateway starts anyway, moves it aside as
    `NAME.damaged-<UTC time>`, logs one ERROR line and runs.
-4. The heartbeat, kept in the `gateway` table's `health` column (§3.4: no route shows it), says
+4. The heartbeat, kept in the `gateway` table's `health` column (§3.4; read here from the table as §9 first said; `GET /api/v1/gateways/{id}` shows it since debt30), says
    `outbox_replaced: 1` after that, with `last_error` `outbox: outbox file …`.
 """
 

@@ -631,6 +631,9 @@ _POSITION_BATCH_PG_SQL = (
 # The health key the backend writes with each heartbeat: when it stored it (ISO 8601 UTC). `last_heartbeat_at`
 # moves with every message; this says how old the health is (`GET /api/v1/gateways/{id}`, debt30).
 HEARTBEAT_AT = "backend_heartbeat_at"
+# The health keys the backend writes beside the heartbeat's own: the gateway's hello and the refusal count. A new
+# heartbeat keeps them; a heartbeat's own fields of these names are dropped (review31).
+BACKEND_KEYS = ("backend_rejected", "hello")
 _GATEWAY_SPOKE_PG_SQL = "UPDATE gateway SET last_heartbeat_at = %s WHERE id = %s"
 
 
@@ -693,9 +696,9 @@ def _gateway_spoke(session: Session, gateway_id: int, health: list[Message], ref
     heard = False
     for msg in health:
         if isinstance(msg.body, HeartbeatBody):
-            keep = {k: v for k, v in state.items() if k in ("backend_rejected", "hello")}
+            keep = {k: v for k, v in state.items() if k in BACKEND_KEYS}
             beat = {k: v for k, v in msg.body.model_dump(exclude_none=True).items()  # the backend's own keys,
-                    if k not in (radio.SINCE, radio.LAST, HEARTBEAT_AT, "hello", "backend_rejected")}  # not its
+                    if k not in (radio.SINCE, radio.LAST, HEARTBEAT_AT, *BACKEND_KEYS)}  # not its
             state = {**keep, **beat, **radio.track(state, beat, now), HEARTBEAT_AT: now.isoformat()}
             if radio.hears(beat):
                 heard = True

@@ -15,7 +15,7 @@ from chumphae.api.http import problems
 from chumphae.api.problems import Problem
 from chumphae.api.schemas import GatewayId
 from chumphae.auth.service import ReceiverClash, revoke_gateway, rotate_gateway_token
-from chumphae.ingest.service import HEARTBEAT_AT
+from chumphae.ingest.service import BACKEND_KEYS, HEARTBEAT_AT
 from chumphae.models import Gateway, Role, User
 from chumphae.timeutil import iso_bangkok
 
@@ -79,7 +79,7 @@ def _typed(value: object, kind: type) -> Any:
 
 def _heartbeat(g: Gateway) -> HeartbeatOut | None:
     health = g.health if isinstance(g.health, dict) else {}
-    beat = {k: v for k, v in health.items() if k not in ("hello", "backend_rejected")}
+    beat = {k: v for k, v in health.items() if k not in BACKEND_KEYS}
     if not beat:
         return None
     at = health.get(HEARTBEAT_AT)

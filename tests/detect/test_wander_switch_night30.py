@@ -39,15 +39,15 @@ def _route_then_night(out_from_s: float) -> list[Match]:
     return fixes
 
 
-def _wander(fixes: list[Match]) -> tuple[float, float]:
-    """(when the wander was raised, seconds from 20:00; its outside_for_s)."""
+def _wander(fixes: list[Match], switch: datetime = SWITCH) -> tuple[float, float]:
+    """(when the wander was raised, seconds from the switch (20:00 by default); its outside_for_s)."""
     state = PatientState(patient_id=3)
     for m in fixes:
         state, found = detect(state, m, TH, m.position.t)
         state, more = tick(state, TH, m.position.t)
         for d in found + more:
             if d.type == AlertType.WANDER:
-                return (d.t - SWITCH).total_seconds(), float(d.details["outside_for_s"])  # type: ignore[arg-type]
+                return (d.t - switch).total_seconds(), float(d.details["outside_for_s"])  # type: ignore[arg-type]
     raise AssertionError("no wander")
 
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from chumphae.detect import PatientState, detect, thresholds_for, tick
-from chumphae.values import AlertType, Match, ZoneStatus
+from chumphae.detect import thresholds_for
+from chumphae.values import Match, ZoneStatus
+from tests.detect import test_wander_switch_night30 as night30
 from tests.detect.builders import match
 
 TH = thresholds_for(adl_score=15, nhso_group=2)  # a wanderer: 120 s by day, 30 s at night
@@ -42,15 +43,8 @@ def _fixes(switch: datetime, out_from_s: float, *, smoothed: bool) -> list[Match
 
 
 def _wander(switch: datetime, fixes: list[Match]) -> tuple[float, float]:
-    """(when the wander was raised, seconds from the switch; its outside_for_s)."""
-    state = PatientState(patient_id=3)
-    for m in fixes:
-        state, found = detect(state, m, TH, m.position.t)
-        state, more = tick(state, TH, m.position.t)
-        for d in found + more:
-            if d.type == AlertType.WANDER:
-                return (d.t - switch).total_seconds(), float(d.details["outside_for_s"])  # type: ignore[arg-type]
-    raise AssertionError("no wander")
+    """(when the wander was raised, seconds from the switch; its outside_for_s): night30's runner."""
+    return night30._wander(fixes, switch)
 
 
 def test_a_run_leaning_outside_the_day_zone_before_20_keeps_its_start() -> None:

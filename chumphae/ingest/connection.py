@@ -20,7 +20,9 @@ written).
 
 A database that cannot be reached or used acks nothing and closes the socket
 with 1013 (try again later): the gateway keeps its outbox and re-sends after
-its back-off. A second connection of the same gateway closes the older one
+its back-off. A message that breaks our validating or storing code is not the
+database: it alone is answered `unstorable` and kept as a dead letter, and the
+rest of its batch is stored and acked. A second connection of the same gateway closes the older one
 (4008). The site configuration's version (`siteconfig.version`, one row the
 database bumps on every change the configuration reads) is read every
 `config_check_s` (each connection at its own random phase); only when it moved
@@ -45,6 +47,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TypeVar
 
 import msgspec
@@ -56,13 +59,14 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from chumphae.deliver.notify import dispatch
 from chumphae.ingest import envelope, siteconfig
 from chumphae.ingest.envelope import Message, Rejection
-from chumphae.ingest.service import BatchResult, IngestState, Unavailable, matcher, store
+from chumphae.ingest.service import BatchResult, IngestState, Unavailable, matcher, say_unstorable, store
 from chumphae.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 URGENT, BULK = 0, 1  # worker priorities: alerts first
+UNSTORABLE = "unstorable"  # the error code of a message that broke our validating or storing code, or the database
 # The interpreter lock is handed to a waiting thread after this long (Python's default: 5 ms). Each of an
 # alert's database round trips ends with its thread waiting for the lock while the event loop and the bulk
 # threads compute; at 5 ms per hand-over a dozen round trips cost hundreds of milliseconds under load.
@@ -221,6 +225,22 @@ class _Raw(msgspec.Struct, frozen=True, gc=False):
     kind: str | None = None  # the type its head names (`envelope.route`), when the reader routed it so
 
 
+def _parse(gateway_id: int, text: str, doc: Any, *, now: datetime | None = None, kind: str | None = None
+           ) -> Message | Rejection:
+    """`envelope.parse`; a frame that breaks it (a bug of ours) is refused alone as `unstorable` and kept as a
+    dead letter, as a message that breaks the storing code is (debt33: it ended the session with 1011, the whole
+    batch unacked, and the gateway sent it again, forever unless it happened to head its send order)."""
+    try:
+        return envelope.parse(text, now=now, doc=doc, kind=kind)
+    except Exception as exc:
+        try:
+            mid = envelope.scan_id(text)
+        except Exception:
+            mid = None
+        say_unstorable(gateway_id, mid, exc, "validated")
+        return Rejection(mid, UNSTORABLE, f"cannot be validated ({type(exc).__name__})", text)
+
+
 def _parse_and_store(engine: Engine, state: IngestState, gateway_id: int, items: list[Message | Rejection | _Raw],
                      urgent: bool) -> tuple[list[Rejection], BatchResult]:
     """Validate the frames read (in order) and store the batch; the refused ones are kept as dead letters."""
@@ -229,7 +249,7 @@ def _parse_and_store(engine: Engine, state: IngestState, gateway_id: int, items:
     refused: list[Rejection] = []  # refused here: answered by the caller
     now = utcnow()
     for item in items:
-        parsed = envelope.parse(item.text, now=now, doc=item.doc, kind=item.kind) if isinstance(item, _Raw) else item
+        parsed = _parse(gateway_id, item.text, item.doc, now=now, kind=item.kind) if isinstance(item, _Raw) else item
         if isinstance(parsed, Rejection):
             dead.append(parsed)
             if isinstance(item, _Raw):
@@ -313,7 +333,7 @@ class _Session:
                 if kind != "alert":  # validated on the ingest workers: the socket is drained at once
                     await self._queue_bulk(_Raw(text, doc))
                     continue
-                parsed = envelope.parse(text, doc=doc)
+                parsed = _parse(self.gateway_id, text, doc)
                 if isinstance(parsed, Rejection):
                     await self.reject(parsed)
                     await self.bulk.put(parsed)  # recorded as a dead letter with the next batch
@@ -425,7 +445,8 @@ class _Session:
 
     async def reject(self, r: Rejection) -> None:
         self.counters.rejected[r.code] += 1
-        log.warning("gateway message %s rejected: %s (%s)", r.id, r.code, r.message)  # never the frame itself
+        if r.code != UNSTORABLE:  # that one was said where it failed (`say_unstorable`): its reason may quote it
+            log.warning("gateway message %s rejected: %s (%s)", r.id, r.code, r.message)  # never the frame itself
         await _send(self.ws, {"type": "error", "id": r.id, "code": r.code, "message": r.message})
 
 
@@ -475,8 +496,9 @@ async def serve(ws: WebSocket, *, engine: Engine, gateway_id: int, slug: str, si
         pass
     except Unavailable as exc:
         await _unavailable(ws, slug, sockets.counters, exc)
-    except Exception:
-        log.exception("gateway %s: storing failed; closing so it re-sends", slug)
+    except Exception:  # not a message (those are refused one by one), not the database (1013): our session's bug
+        log.exception("gateway %s: storing failed, neither on one message nor on the database (a bug of ours); "
+                      "closing with 1011, it sends again what was not acked", slug)
         with contextlib.suppress(Exception):
             await ws.close(code=1011)
     finally:

@@ -41,14 +41,23 @@ A batch that fails is retried in halves down to single messages
 (`store`), so a message that can never be stored is isolated, answered with
 `unstorable` and kept as a dead letter, while the rest is stored. A
 database that cannot be reached or used raises `Unavailable` instead: then
-nothing is acknowledged and nothing is called poison.
+nothing is acknowledged and nothing is called poison. Which is which
+(`is_unavailable`): the connection (refused, lost, invalidated, the pool's
+timeout), the server's own trouble (disk, locks, a read-only or corrupt
+database) and a missing table or schema are the database; anything else,
+our own code's bugs included, is blamed on the message it fails on, found by
+the halving (debt33: a value the driver could not bind, or a trigger's
+`RAISE`, once closed every session with 1013 and the gateway re-sent the same
+batch forever).
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
+import traceback
 import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -187,20 +196,58 @@ def _bands(session: Session, where: Any) -> list[BandInfo]:
 
 
 def is_unavailable(exc: BaseException) -> bool:
-    """The database is away or broken (connection, schema, closed engine) rather than this message bad."""
+    """The database is away or broken (connection, server, schema, pool) rather than this message bad.
+
+    Not the database (debt33): a value the driver itself could not bind or adapt, and a PL/pgSQL `RAISE` (a
+    trigger refusing a row): both programming errors to the drivers, and both caused by one message's content,
+    so the halving isolates the message instead of the gateway being closed with 1013 again and again. Nor a
+    closed result or connection object (SQLAlchemy's `ResourceClosedError`): our code's misuse; a connection
+    lost under it comes as a `DBAPIError` with `connection_invalidated`."""
     if isinstance(exc, Unavailable | ConnectionError | TimeoutError):
         return True
     if isinstance(exc, sa_exc.DBAPIError):
         if exc.connection_invalidated:
             return True
+        if _blames_the_data(exc.orig):
+            return False
         # Operational (refused, lost, locked, disk), interface, programming (missing table or schema),
         # internal: ours or the server's trouble, never the message's.
         return isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.ProgrammingError
                           | sa_exc.InternalError)
     if isinstance(exc, psycopg.Error):  # raised by the driver itself (the statements of a commit's pipeline)
-        return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError | psycopg.ProgrammingError
-                          | psycopg.InternalError)
-    return isinstance(exc, sa_exc.DisconnectionError | sa_exc.TimeoutError | sa_exc.ResourceClosedError)
+        return not _blames_the_data(exc) and isinstance(
+            exc, psycopg.OperationalError | psycopg.InterfaceError | psycopg.ProgrammingError | psycopg.InternalError)
+    return isinstance(exc, sa_exc.DisconnectionError | sa_exc.TimeoutError)
+
+
+def _blames_the_data(orig: BaseException | None) -> bool:
+    """A driver's programming error about what was sent, not about the database: psycopg's own (no SQLSTATE:
+    `cannot adapt type`, a wrong parameter count) or a PL/pgSQL `RAISE` (SQLSTATE class P0); sqlite3's
+    `Error binding parameter`. A missing table or schema (SQLSTATE class 42) stays the database's."""
+    if isinstance(orig, psycopg.ProgrammingError):
+        return orig.sqlstate is None or orig.sqlstate.startswith("P0")
+    if isinstance(orig, sqlite3.ProgrammingError | sqlite3.InterfaceError):
+        return str(orig).startswith("Error binding parameter")
+    return False
+
+
+def _where(exc: BaseException) -> str:
+    """An exception's type and where our code raised it (the innermost frame in chumphae, else the innermost),
+    never its text: that may quote the message (names, CID, positions)."""
+    orig = exc.orig if isinstance(exc, sa_exc.StatementError) and exc.orig is not None else exc
+    frames = traceback.extract_tb(exc.__traceback__)
+    ours = [f for f in frames if "/chumphae/" in f.filename] or frames
+    if not ours:
+        return type(orig).__name__
+    f = ours[-1]
+    return f"{type(orig).__name__} in {f.name}, {f.filename[f.filename.rfind('/chumphae/') + 1:]}:{f.lineno}"
+
+
+def say_unstorable(gateway_id: int, mid: str | None, exc: BaseException, step: str = "stored") -> None:
+    """The one line said of a message refused as `unstorable` (its `error` and dead letter say more): its id, the
+    exception's type and where it was raised, never the frame or the exception's text (PDPA)."""
+    log.warning("gateway %d: message %s could not be %s (%s); answered unstorable and kept as a dead letter, the "
+                "rest of its batch goes on", gateway_id, mid, step, _where(exc))
 
 
 def _reason(exc: BaseException) -> str:
@@ -234,6 +281,7 @@ def _store_or_split(engine: Engine, gateway_id: int, messages: list[Message], de
             m = messages[0]
             poison = Rejection(m.id, "unstorable", f"cannot be stored ({_reason(exc)})"[:200], m.raw)
             result = _attempt(engine, gateway_id, [], [*dead, poison], state, now, record_only=True)
+            say_unstorable(gateway_id, m.id, exc)
             result.rejected.append(poison)
             return result
     half = len(messages) // 2

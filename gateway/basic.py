@@ -48,8 +48,12 @@ class ZoneMatcher:
     """Position × the patient's safe zone → Match, with the position's uncertainty respected.
 
     `night(patient_id, t)` decides night (default: `NIGHT_HOURS` in Bangkok); at night the zone's
-    night geometry applies when it has one, and the Match's `schedule` says "night" either way, so
-    the detectors use the night rule exactly when the matcher does."""
+    night geometry applies when it has one, and the Match's `schedule` says which geometry applied:
+    "night" only then, as `chumphae.map.match` and `gateway.steps` say it. A zone without a night
+    shape is "day" at night too: the wander detector takes a move to "night" for a switch of the zone
+    in force and floors an excursion's smoothed past there (night30), which at 20:00 changed no
+    geometry and cut a real excursion's past (debt33). So such a zone has the day dwell at night, as
+    it does under the tax-map matcher."""
 
     def __init__(self, config: SiteConfig, night: NightRule | None = None) -> None:
         self._night = night or default_night
@@ -69,8 +73,8 @@ class ZoneMatcher:
         z = self._zones.get(patient_id) if patient_id is not None else None
         if z is None or patient_id is None:
             return Match(position, ZoneStatus.NO_ZONE, None, None, None, _place(ZoneStatus.NO_ZONE))
-        night = self._night(patient_id, position.t)
-        geom = z.night if (night and z.night is not None) else z.day
+        in_force = z.night if z.night is not None and self._night(patient_id, position.t) else None
+        geom = z.day if in_force is None else in_force
         p = Point(position.lon, position.lat)
         m_per_deg_lon = M_PER_DEG * math.cos(math.radians(position.lat))
         # degrees → metres: good enough at village scale, in the fallback only
@@ -91,7 +95,7 @@ class ZoneMatcher:
             if status == ZoneStatus.OUTSIDE:
                 clearance = d_m - position.uncertainty_m
         return Match(position, status, z.version, round(signed, 1), None, _place(status),
-                     schedule="night" if night else "day", clearance_m=clearance, outside_share=share,
+                     schedule="day" if in_force is None else "night", clearance_m=clearance, outside_share=share,
                      outside_p=prob)
 
 

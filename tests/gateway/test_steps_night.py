@@ -51,12 +51,29 @@ def test_matcher_follows_the_patients_own_night_hours() -> None:
     assert m is not None and (m.status, m.schedule) == (ZoneStatus.INSIDE, "day")
 
 
-def test_schedule_is_night_at_night_even_without_a_night_zone() -> None:
-    matcher, _ = default_steps(site(night_zone=False))
-    m = matcher(at(23), 1)
-    assert m is not None and (m.status, m.schedule) == (ZoneStatus.INSIDE, "night")
-    m = matcher(at(10), 1)
-    assert m is not None and m.schedule == "day"
+def test_schedule_is_night_only_when_a_night_shape_is_in_force() -> None:
+    """As the tax-map matcher says it (`gateway.steps`, `chumphae.map.match`): "night" is the night geometry
+    applied. A zone without one was "night" at 23:00 though the day geometry applied (debt33)."""
+    for matcher in (default_steps(site(night_zone=False))[0], ZoneMatcher(site(night_zone=False))):
+        m = matcher(at(23), 1)
+        assert m is not None and (m.status, m.schedule) == (ZoneStatus.INSIDE, "day")
+        m = matcher(at(10), 1)
+        assert m is not None and m.schedule == "day"
+    m = default_steps(site())[0](at(23), 1)  # with a night shape: the night zone, and said so
+    assert m is not None and (m.status, m.schedule) == (ZoneStatus.OUTSIDE, "night")
+
+
+def test_no_zone_switch_at_20_without_a_night_shape() -> None:
+    """The wander detector takes a move to "night" for a switch of the zone in force and floors an excursion's
+    smoothed past there (night30): without a night shape nothing switches at 20:00, so it records no switch."""
+    for night_zone, switched in ((False, None), (True, at(20, 0))):
+        matcher, detectors = default_steps(site(night_zone=night_zone))
+        for t in (at(19, 59), at(20, 0), at(20, 1)):
+            p = Position("C0:FF:EE:00:00:01", t.t, LAT, 102.09955, 1.0)  # inside the day and the night zone
+            m = matcher(p, 1)
+            assert m is not None and m.status == ZoneStatus.INSIDE
+            detectors.on_position(p, m, 1)
+        assert detectors.states[1].wander.switched_at == (switched.t if switched else None)  # type: ignore[attr-defined]
 
 
 def test_fallback_matcher_sets_the_schedule_too() -> None:

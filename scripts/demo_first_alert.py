@@ -12,6 +12,7 @@ an error, Ctrl-C or SIGTERM, unless `--keep` is given (then its path is printed)
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -79,7 +80,8 @@ def stop(proc: subprocess.Popen[str]) -> None:
     except ProcessLookupError:
         return
     except (subprocess.TimeoutExpired, KeyboardInterrupt):  # a second Ctrl-C does not leave it running
-        os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # the group may have left meanwhile
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
 
 

@@ -157,8 +157,6 @@ def _route_poles(homes: list[DemoHome], layers: MapLayers) -> list[tuple[float, 
     """(x, y) in metres of the pole receivers covering every zone route and a little past its ends: along each
     route evenly spaced, ends included, at most POLE_EVERY_M apart (the deployment rule, docs/gateway-protocol.md
     §2); one within POLE_MERGE_M of a pole already kept (routes sharing a road or a corner) is not added."""
-    import shapely
-
     points: list[tuple[float, float]] = []
     for code in sorted({c for h in homes for c in h.zone_spec().route_codes}):
         line = layers.routes.geom(code)
@@ -173,7 +171,7 @@ def _route_poles(homes: list[DemoHome], layers: MapLayers) -> list[tuple[float, 
                 points += [(bx + (bx - ax) / d * m, by + (by - ay) / d * m) for m in POLE_BEYOND_M]
     kept: list[tuple[float, float]] = []
     for x, y in points:
-        if all(shapely.Point(x, y).distance(shapely.Point(kx, ky)) >= POLE_MERGE_M for kx, ky in kept):
+        if all(math.dist((x, y), k) >= POLE_MERGE_M for k in kept):
             kept.append((x, y))
     return kept
 

@@ -52,8 +52,8 @@ class ZoneMatcher:
     "night" only then, as `chumphae.map.match` and `gateway.steps` say it. A zone without a night
     shape is "day" at night too: the wander detector takes a move to "night" for a switch of the zone
     in force and floors an excursion's smoothed past there (night30), which at 20:00 changed no
-    geometry and cut a real excursion's past (debt33). So such a zone has the day dwell at night, as
-    it does under the tax-map matcher."""
+    geometry and cut a real excursion's past (debt33). The wearer's night dwell does not depend on it: the
+    detectors apply it in the patient's night hours either way (`chumphae.detect.wander.night_for`)."""
 
     def __init__(self, config: SiteConfig, night: NightRule | None = None) -> None:
         self._night = night or default_night

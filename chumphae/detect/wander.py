@@ -21,8 +21,9 @@ Why this shape (DOMAIN.md, Wandering; Traccar fires on the first outside fix):
     leaning inside), and when such a fix comes back after more than
     `REDATE_S` without one, its dwell restarts from the current leaning run;
   - it needs a dwell: outside for `wander_dwell_s` by day, or the
-    stricter `wander_dwell_night_s` at night (the Match's `schedule` when the
-    matcher says, else the patient's night hours in Asia/Bangkok). `tick`
+    stricter `wander_dwell_night_s` at night (the Match's `schedule` "night", or
+    the patient's night hours in Asia/Bangkok: a zone without a night shape keeps
+    the night dwell, `night_for`). `tick`
     fires the dwell even when no new fix arrives;
   - one detection per excursion; a fix inside (status INSIDE) ends it;
   - an excursion the zone switch creates (20:00: the night zone is the home only, so a wearer on a route
@@ -220,9 +221,16 @@ def near_edge_or_outside(m: Match, th: Thresholds) -> bool:
     return d is not None and d + m.position.uncertainty_m >= -th.edge_m
 
 
-def night_for(m: Match, th: Thresholds, t: datetime) -> bool:
-    """Night: the Match's schedule when the matcher set one, else the patient's night hours."""
+def zone_night(m: Match, th: Thresholds, t: datetime) -> bool:
+    """The night zone in force: the Match's schedule (which geometry applied) when the matcher set one, else the
+    patient's night hours. What the zone switch follows (night30): a zone without a night shape never switches."""
     return m.schedule == "night" if m.schedule else is_night(t, th)
+
+
+def night_for(m: Match, th: Thresholds, t: datetime) -> bool:
+    """Night for the dwell and the alert: the night zone in force, or the patient's night hours. A zone without
+    a night shape keeps its day geometry at night, but its wearer still has the stricter night dwell (debt33)."""
+    return zone_night(m, th, t) or is_night(t, th)
 
 
 def dwell_s(m: Match, th: Thresholds, t: datetime) -> float:
@@ -306,7 +314,7 @@ def step(state: PatientState, event: Event, th: Thresholds, now: datetime) -> tu
             return replace(state, wander=replace(w, left_alerted=True, back_since=None)), [
                 _left(state, m, t, silent, w.outside_since)]
         return (replace(state, wander=replace(w, back_since=None)) if w.back_since else state), []
-    night = night_for(m, th, t)
+    night = zone_night(m, th, t)
     if w.night is not None and night != w.night:  # the zone in force switched (20:00 / 06:00): night30
         # only the switch to the night zone (the home only) creates excursions; 06:00 widens the zone (review31)
         w = replace(w, night=night, switched_at=t if night else None)

@@ -30,7 +30,7 @@ from chumphae.models import DeadLetter, IngestedMessage, PositionRecord
 from tests.feed.liveserver import LiveServer, recv_json
 from tests.ingest.conftest import BAND, Site
 from tests.ingest.test_gateway_socket import frame, position, url
-from tests.ingest.test_poison import NOW
+from tests.ingest.test_poison import NOW, _acks_until
 
 SECRET = "3100500123456"  # a CID-like string the broken code quotes in its exception: it must reach no log line
 BAD_LAT = 16.5447
@@ -95,18 +95,6 @@ BREAKS: dict[str, Callable[[pytest.MonkeyPatch, str, Engine], None]] = {
 }
 
 
-async def _frames_until_quiet(ws: Any, wanted: set[str]) -> tuple[set[str], list[dict[str, Any]]]:
-    acked: set[str] = set()
-    errors: list[dict[str, Any]] = []
-    while wanted - acked - {e["id"] for e in errors}:
-        f = await recv_json(ws, 10)
-        if f["type"] == "ack":
-            acked |= set(f["ids"])
-        elif f["type"] == "error":
-            errors.append(f)
-    return acked, errors
-
-
 async def _isolated(server: LiveServer, site: Site, msgs: list[tuple[str, str]], bad: str,
                     caplog: pytest.LogCaptureFixture) -> None:
     """The batch sent back to back: `bad` alone refused, the rest acked and stored, the socket still useful."""
@@ -114,7 +102,7 @@ async def _isolated(server: LiveServer, site: Site, msgs: list[tuple[str, str]],
         async with connect(url(server), additional_headers=site.auth()) as ws:
             assert (await recv_json(ws))["type"] == "welcome"
             await asyncio.gather(*(ws.send(t) for _, t in msgs))
-            acked, errors = await _frames_until_quiet(ws, {m for m, _ in msgs})
+            acked, errors = await _acks_until(ws, {m for m, _ in msgs})
             after, pos = frame("position", position(NOW, lat=16.5460))
             await ws.send(pos)  # not closed: the next message is stored and acked
             assert await recv_json(ws) == {"type": "ack", "ids": [after]}

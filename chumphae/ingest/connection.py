@@ -43,6 +43,7 @@ import random
 import sys
 import threading
 import time
+import traceback
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -496,9 +497,11 @@ async def serve(ws: WebSocket, *, engine: Engine, gateway_id: int, slug: str, si
         pass
     except Unavailable as exc:
         await _unavailable(ws, slug, sockets.counters, exc)
-    except Exception:  # not a message (those are refused one by one), not the database (1013): our session's bug
-        log.exception("gateway %s: storing failed, neither on one message nor on the database (a bug of ours); "
-                      "closing with 1011, it sends again what was not acked", slug)
+    except Exception as exc:  # not a message (those are refused one by one), not the database (1013): our bug
+        # where it failed, never the exception's text: it may quote a message (a position, a name; PDPA)
+        log.error("gateway %s: storing failed, neither on one message nor on the database (a bug of ours: %s); "
+                  "closing with 1011, it sends again what was not acked\n%s", slug, type(exc).__name__,
+                  "".join(traceback.format_tb(exc.__traceback__)).rstrip())
         with contextlib.suppress(Exception):
             await ws.close(code=1011)
     finally:

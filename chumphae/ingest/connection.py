@@ -60,14 +60,13 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from chumphae.deliver.notify import dispatch
 from chumphae.ingest import envelope, siteconfig
 from chumphae.ingest.envelope import Message, Rejection
-from chumphae.ingest.service import BatchResult, IngestState, Unavailable, matcher, say_unstorable, store
+from chumphae.ingest.service import UNSTORABLE, BatchResult, IngestState, Unavailable, matcher, say_unstorable, store
 from chumphae.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 URGENT, BULK = 0, 1  # worker priorities: alerts first
-UNSTORABLE = "unstorable"  # the error code of a message that broke our validating or storing code, or the database
 # The interpreter lock is handed to a waiting thread after this long (Python's default: 5 ms). Each of an
 # alert's database round trips ends with its thread waiting for the lock while the event loop and the bulk
 # threads compute; at 5 ms per hand-over a dozen round trips cost hundreds of milliseconds under load.

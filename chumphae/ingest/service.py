@@ -195,6 +195,9 @@ def _bands(session: Session, where: Any) -> list[BandInfo]:
     return [BandInfo(*r) for r in rows]
 
 
+UNSTORABLE = "unstorable"  # the error code of a message the database refused or that broke our validating or storing code
+
+
 def is_unavailable(exc: BaseException) -> bool:
     """The database is away or broken (connection, server, schema, pool) rather than this message bad.
 
@@ -279,7 +282,7 @@ def _store_or_split(engine: Engine, gateway_id: int, messages: list[Message], de
             raise Unavailable(_reason(exc)) from exc
         if len(messages) == 1:
             m = messages[0]
-            poison = Rejection(m.id, "unstorable", f"cannot be stored ({_reason(exc)})"[:200], m.raw)
+            poison = Rejection(m.id, UNSTORABLE, f"cannot be stored ({_reason(exc)})"[:200], m.raw)
             result = _attempt(engine, gateway_id, [], [*dead, poison], state, now, record_only=True)
             say_unstorable(gateway_id, m.id, exc)
             result.rejected.append(poison)

@@ -230,7 +230,7 @@ def zone_night(m: Match, th: Thresholds, t: datetime) -> bool:
 def night_for(m: Match, th: Thresholds, t: datetime) -> bool:
     """Night for the dwell and the alert: the night zone in force, or the patient's night hours. A zone without
     a night shape keeps its day geometry at night, but its wearer still has the stricter night dwell (debt33)."""
-    return zone_night(m, th, t) or is_night(t, th)
+    return m.schedule == "night" or is_night(t, th)  # `zone_night` or the hours, with the hours read once
 
 
 def dwell_s(m: Match, th: Thresholds, t: datetime) -> float:
